@@ -1,0 +1,88 @@
+"""hamkit: leakage-free deduplication, classification and segmentation of dermoscopic images.
+
+Public names are imported lazily, so ``import hamkit`` (and ``hamkit --help``) stays fast and
+does not import torch until a name that needs it is used.
+
+Example:
+    >>> import hamkit
+    >>> hamkit.CLASS_CODES
+    ('mel', 'nv', 'bcc', 'akiec', 'bkl', 'df', 'vasc')
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from hamkit._version import __version__
+from hamkit.classes import CLASS_CODES, CLASS_NAMES, ISIC_COLUMNS, NUM_CLASSES, class_index
+from hamkit.errors import (
+    BackboneNotFoundError,
+    DataError,
+    HamkitError,
+    PluginError,
+    WeightsError,
+)
+
+# public name -> module that defines it (imported on first attribute access)
+_LAZY: dict[str, str] = {
+    "BackboneSpec": "hamkit.registry",
+    "PluginInfo": "hamkit.registry",
+    "register_backbone": "hamkit.registry",
+    "create_backbone": "hamkit.registry",
+    "get_backbone": "hamkit.registry",
+    "list_backbones": "hamkit.registry",
+    "list_plugins": "hamkit.registry",
+    "ImageRecord": "hamkit.data.metadata",
+    "read_metadata": "hamkit.data.metadata",
+    "read_isic_groundtruth": "hamkit.data.metadata",
+    "SkinDataset": "hamkit.data.dataset",
+    "DecodeCache": "hamkit.data.cache",
+    "split_dataset": "hamkit.data.splits",
+    "make_synthetic": "hamkit.datasets.synthetic",
+}
+
+__all__ = [
+    "__version__",
+    "CLASS_CODES",
+    "CLASS_NAMES",
+    "ISIC_COLUMNS",
+    "NUM_CLASSES",
+    "class_index",
+    "HamkitError",
+    "DataError",
+    "BackboneNotFoundError",
+    "PluginError",
+    "WeightsError",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hamkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from hamkit.data.cache import DecodeCache
+    from hamkit.data.dataset import SkinDataset
+    from hamkit.data.metadata import ImageRecord, read_isic_groundtruth, read_metadata
+    from hamkit.data.splits import split_dataset
+    from hamkit.datasets.synthetic import make_synthetic
+    from hamkit.registry import (
+        BackboneSpec,
+        PluginInfo,
+        create_backbone,
+        get_backbone,
+        list_backbones,
+        list_plugins,
+        register_backbone,
+    )

@@ -1,0 +1,65 @@
+"""Entry point of the ``hamkit`` command (also ``python -m hamkit``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from hamkit._version import __version__
+from hamkit.errors import HamkitError
+
+#: Subcommand modules under ``hamkit.cli``, in the order ``hamkit --help`` lists them.
+COMMAND_MODULES: tuple[str, ...] = ("synth", "split", "backbones", "plugins")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the full argument parser (cheap: imports no torch).
+
+    Returns:
+        The ``hamkit`` parser with one subparser per command.
+    """
+    parser = argparse.ArgumentParser(
+        prog="hamkit",
+        description=(
+            "Leakage-free deduplication, classification and segmentation of dermoscopic "
+            "skin-lesion images (HAM10000 / ISIC 2018)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"hamkit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"hamkit.cli.{name}")
+        sub = module.add_parser(subparsers)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``hamkit`` command.
+
+    Args:
+        argv: Arguments without the program name; ``None`` reads ``sys.argv``.
+
+    Returns:
+        The process exit status: 0 on success, 1 for an input error hamkit explained,
+        2 for a usage error.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except HamkitError as err:
+        print(f"hamkit {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"hamkit {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
