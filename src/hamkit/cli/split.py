@@ -1,0 +1,65 @@
+"""``hamkit split``: a lesion-grouped, class-stratified train / val / test split CSV."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``split`` subcommand."""
+    parser = subparsers.add_parser(
+        "split",
+        help="write a leakage-free train/val/test split CSV",
+        description=(
+            "Split images into train/val/test so that no lesion is in two splits (grouped by "
+            "lesion_id, plus any extra grouping column) and every class keeps its share "
+            "(stratified by dx). Writes image_id,lesion_id,dx,split,group."
+        ),
+    )
+    parser.add_argument("labels", help="HAM10000_metadata.csv or an ISIC 2018 Task 3 ground-truth CSV")
+    parser.add_argument("--out", required=True, help="output split CSV")
+    parser.add_argument(
+        "--fractions", nargs=3, type=float, default=(0.75, 0.125, 0.125),
+        metavar=("TRAIN", "VAL", "TEST"), help="split fractions (default: 0.75 0.125 0.125)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument(
+        "--group-csv", action="append", default=[], metavar="CSV",
+        help="extra grouping: a CSV with columns image_id,group (e.g. duplicate groups); "
+        "images sharing a group stay in one split. May be repeated.",
+    )
+    parser.add_argument("--pie", metavar="PNG", help="also draw the class-balance pie chart")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``hamkit split``."""
+    import csv
+    from pathlib import Path
+
+    from hamkit.data.metadata import read_labels
+    from hamkit.data.splits import split_dataset
+    from hamkit.errors import DataError
+
+    records = read_labels(args.labels)
+    extra = []
+    for group_csv in args.group_csv:
+        path = Path(group_csv)
+        if not path.is_file():
+            raise DataError(f"{path}: grouping CSV not found")
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            if not {"image_id", "group"} <= set(reader.fieldnames or []):
+                raise DataError(f"{path}: needs columns image_id,group; found {reader.fieldnames}")
+            mapping = {row["image_id"]: row["group"] for row in reader}
+        extra.append([mapping.get(r.image_id) for r in records])
+    split = split_dataset(records, args.fractions, seed=args.seed, extra_groups=extra)
+    split.save(args.out)
+    print(split.format_table())
+    print(f"wrote {args.out}: {len(records)} images, no lesion in two splits (seed {args.seed})")
+    if args.pie:
+        from hamkit.data.plots import plot_class_balance
+
+        plot_class_balance(split.labels, args.pie)
+        print(f"wrote {args.pie}")
+    return 0

@@ -1,0 +1,212 @@
+"""The decode cache: images (and masks) decoded and resized once, kept on disk as ``uint8``
+memory-mapped ``.npy`` arrays and reused across epochs and runs.
+
+Re-decoding 600x450 JPEGs every epoch is what limits training speed on a CPU; reading a
+``(S, S, 3)`` row from a memory map is cheap. A cache entry is keyed by the working size and the
+identity (resolved path, size in bytes, modification time) of every source file, so changing,
+adding or removing any file gives a new key and the stale entry is simply not used. Building
+writes to temporary files and renames them at the end: an interrupted build leaves nothing that
+a later run could mistake for a complete cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hamkit._io import atomic_path, atomic_write_text
+from hamkit.data.images import load_image_array, read_mask
+from hamkit.errors import DataError
+
+__all__ = ["DecodeCache", "CacheEntry", "file_identity"]
+
+_FORMAT_VERSION = 1
+
+
+def file_identity(path: str | os.PathLike[str]) -> tuple[str, int, int]:
+    """Return ``(resolved path, size in bytes, mtime in ns)``: what makes a cached decode valid.
+
+    Raises:
+        DataError: The file does not exist.
+    """
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """The files of one complete cache entry.
+
+    Attributes:
+        images: ``.npy`` file of shape ``(N, S, S, 3)``, ``uint8``.
+        masks: ``.npy`` file of shape ``(N, S, S)``, ``uint8`` 0/1, or ``None``.
+        key: The entry's key.
+    """
+
+    images: Path
+    masks: Path | None
+    key: str
+
+    def open(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Memory-map the arrays read-only."""
+        images = np.load(self.images, mmap_mode="r")
+        masks = np.load(self.masks, mmap_mode="r") if self.masks is not None else None
+        return images, masks
+
+
+class _DecodeJob:
+    """Picklable decode of item ``i`` for the DataLoader workers of a cache build."""
+
+    def __init__(self, paths: Sequence[Path], masks: Sequence[Path] | None, size: int,
+                 mask_threshold: int | None) -> None:
+        self.paths = list(paths)
+        self.masks = list(masks) if masks is not None else None
+        self.size = size
+        self.mask_threshold = mask_threshold
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, np.ndarray, np.ndarray | None]:
+        from PIL import Image
+
+        from hamkit.data.images import image_size_of
+
+        image = load_image_array(self.paths[index], self.size)
+        mask = None
+        if self.masks is not None:
+            expected = image_size_of(self.paths[index])
+            binary = read_mask(self.masks[index], expected, self.mask_threshold)
+            resized = Image.fromarray(binary.astype(np.uint8) * 255).resize(
+                (self.size, self.size), Image.Resampling.NEAREST
+            )
+            mask = (np.asarray(resized) > 127).astype(np.uint8)
+        return index, image, mask
+
+
+def _collate(batch: list) -> list:
+    return batch
+
+
+class DecodeCache:
+    """A folder of decoded, resized images shared by every dataset that points to it.
+
+    Args:
+        directory: Where cache entries live (created on demand).
+        num_workers: DataLoader worker processes used to decode while building an entry.
+        progress: Show a tqdm progress bar while building.
+
+    Example:
+        >>> cache = DecodeCache("~/.cache/hamkit/decoded")  # doctest: +SKIP
+        >>> images, masks = cache.load(paths, image_size=224)  # doctest: +SKIP
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, num_workers: int = 0,
+                 progress: bool = False) -> None:
+        self.directory = Path(directory).expanduser()
+        self.num_workers = num_workers
+        self.progress = progress
+
+    def key(self, paths: Sequence[str | os.PathLike[str]], image_size: int,
+            mask_paths: Sequence[str | os.PathLike[str]] | None = None,
+            mask_threshold: int | None = None) -> str:
+        """The key of the entry for these files at this size (changes when any file changes)."""
+        digest = hashlib.sha256()
+        digest.update(json.dumps([_FORMAT_VERSION, image_size, mask_threshold]).encode())
+        for path in paths:
+            digest.update(repr(file_identity(path)).encode())
+        digest.update(b"|masks|")
+        for path in mask_paths or ():
+            digest.update(repr(file_identity(path)).encode())
+        return digest.hexdigest()[:32]
+
+    def entry(self, key: str, with_masks: bool) -> CacheEntry:
+        """The file names of entry ``key`` (whether or not it exists yet)."""
+        return CacheEntry(
+            images=self.directory / f"{key}.images.npy",
+            masks=self.directory / f"{key}.masks.npy" if with_masks else None,
+            key=key,
+        )
+
+    def _is_complete(self, entry: CacheEntry) -> bool:
+        marker = self.directory / f"{entry.key}.json"
+        return marker.is_file() and entry.images.is_file() and (
+            entry.masks is None or entry.masks.is_file()
+        )
+
+    def load(self, paths: Sequence[str | os.PathLike[str]], image_size: int,
+             mask_paths: Sequence[str | os.PathLike[str]] | None = None,
+             mask_threshold: int | None = None) -> CacheEntry:
+        """Return the complete entry for these files, building it first when needed.
+
+        Args:
+            paths: Image files, in dataset order.
+            image_size: Side of the square working size.
+            mask_paths: Mask files aligned with ``paths``, or ``None``.
+            mask_threshold: Passed to :func:`~hamkit.data.images.read_mask`.
+
+        Returns:
+            The :class:`CacheEntry`; ``entry.open()`` memory-maps its arrays.
+
+        Raises:
+            DataError: A file is missing, corrupt or (for masks) of the wrong size or not binary.
+        """
+        if mask_paths is not None and len(mask_paths) != len(paths):
+            raise DataError(f"{len(mask_paths)} mask paths for {len(paths)} images")
+        key = self.key(paths, image_size, mask_paths, mask_threshold)
+        entry = self.entry(key, mask_paths is not None)
+        if not self._is_complete(entry):
+            self._build(entry, [Path(p) for p in paths],
+                        [Path(p) for p in mask_paths] if mask_paths is not None else None,
+                        image_size, mask_threshold)
+        return entry
+
+    def _build(self, entry: CacheEntry, paths: list[Path], masks: list[Path] | None,
+               size: int, mask_threshold: int | None) -> None:
+        import torch
+        from tqdm.auto import tqdm
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        n = len(paths)
+        job = _DecodeJob(paths, masks, size, mask_threshold)
+        loader = torch.utils.data.DataLoader(
+            job, batch_size=16, num_workers=self.num_workers, collate_fn=_collate
+        )
+        with contextlib.ExitStack() as stack:
+            images = np.lib.format.open_memmap(
+                stack.enter_context(atomic_path(entry.images)), mode="w+", dtype=np.uint8,
+                shape=(n, size, size, 3),
+            )
+            mask_array = None
+            if entry.masks is not None:
+                mask_array = np.lib.format.open_memmap(
+                    stack.enter_context(atomic_path(entry.masks)), mode="w+", dtype=np.uint8,
+                    shape=(n, size, size),
+                )
+            with tqdm(total=n, desc="decode cache", unit="img", disable=not self.progress) as bar:
+                for batch in loader:
+                    for index, image, mask in batch:
+                        images[index] = image
+                        if mask_array is not None:
+                            mask_array[index] = mask
+                    bar.update(len(batch))
+            for array in (images, mask_array):
+                if array is not None:
+                    array.flush()
+            del images, mask_array
+        atomic_write_text(
+            self.directory / f"{entry.key}.json",
+            json.dumps({"version": _FORMAT_VERSION, "count": n, "image_size": size,
+                        "masks": masks is not None, "first": str(paths[0]) if paths else None}),
+        )

@@ -1,0 +1,394 @@
+"""``SkinDataset``: a torch ``Dataset`` of dermoscopic images with labels and optional masks.
+
+Items are dictionaries (``image``, ``label``, ``image_id`` and, with masks, ``mask``), which the
+default ``DataLoader`` collate stacks into batches. Preprocessing comes from a backbone spec
+(input size, normalisation mean/std) or from explicit arguments. Augmentation is off by default
+(colour matters in dermoscopy); ``augment=True`` adds random flips and 90-degree rotations,
+applied identically to image and mask, and never changes colour.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from hamkit.classes import NUM_CLASSES
+from hamkit.data.cache import DecodeCache
+from hamkit.data.images import find_images, find_masks, image_size_of, load_image_array, read_mask
+from hamkit.data.metadata import ImageRecord, read_labels
+from hamkit.errors import DataError
+
+__all__ = ["Sample", "SkinDataset", "IMAGENET_MEAN", "IMAGENET_STD", "find_label_file", "find_mask_dir"]
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+LABEL_FILE_NAMES: tuple[str, ...] = (
+    "HAM10000_metadata.csv",
+    "ISIC2018_Task3_Training_GroundTruth.csv",
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One item of a :class:`SkinDataset`.
+
+    Attributes:
+        image_id: The image's id.
+        path: The image file.
+        label: Class index 0..6, or -1 when unknown (prediction-only data).
+        group: The grouping key for splits (lesion id, or image id).
+        mask_path: The lesion mask, or ``None``.
+    """
+
+    image_id: str
+    path: Path
+    label: int = -1
+    group: str = ""
+    mask_path: Path | None = None
+
+
+def find_label_file(root: Path) -> Path | None:
+    """Return the HAM10000 metadata CSV (or ISIC training ground truth) directly under ``root``."""
+    for name in LABEL_FILE_NAMES:
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def find_mask_dir(root: Path) -> Path | None:
+    """Return the first folder under ``root`` holding ``*_segmentation.png`` files, if any."""
+    for candidate in sorted(p for p in root.iterdir() if p.is_dir()):
+        if next(candidate.rglob("*_segmentation.png"), None) is not None:
+            return candidate
+    return None
+
+
+class SkinDataset(Dataset):
+    """A dataset of skin-lesion images, optionally with masks.
+
+    Build one from a HAM10000-layout folder with :meth:`from_folder`, from files with
+    :meth:`from_paths`, or from :class:`Sample` objects directly.
+
+    Args:
+        samples: The items, in order.
+        image_size: Side of the square the images are resized to.
+        mean: Per-channel normalisation mean (0..1 scale).
+        std: Per-channel normalisation standard deviation.
+        with_masks: Return masks. Default: when every sample has a mask path.
+        augment: Random flips and 90-degree rotations (training only).
+        cache: A :class:`~hamkit.data.cache.DecodeCache` (or its folder) to decode through.
+        mask_threshold: Threshold for non-binary masks (see :func:`~hamkit.data.images.read_mask`).
+
+    Raises:
+        DataError: ``samples`` is empty, or masks are asked for but some samples lack one.
+
+    Example:
+        >>> from hamkit.datasets import make_synthetic  # doctest: +SKIP
+        >>> ds = SkinDataset.from_folder(make_synthetic("demo").root, image_size=64)  # doctest: +SKIP
+        >>> ds[0]["image"].shape  # doctest: +SKIP
+        torch.Size([3, 64, 64])
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        *,
+        image_size: int = 224,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        with_masks: bool | None = None,
+        augment: bool = False,
+        cache: DecodeCache | str | os.PathLike[str] | None = None,
+        mask_threshold: int | None = None,
+    ) -> None:
+        self.samples: list[Sample] = list(samples)
+        if not self.samples:
+            raise DataError("the dataset is empty: no images were given or found")
+        if image_size < 8:
+            raise DataError(f"image_size must be at least 8 pixels, got {image_size}")
+        self.image_size = int(image_size)
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        lacking = [s.image_id for s in self.samples if s.mask_path is None]
+        if with_masks is None:
+            with_masks = not lacking
+        if with_masks and lacking:
+            raise DataError(
+                f"{len(lacking)} image(s) have no mask: {', '.join(lacking[:10])}"
+                + (" ..." if len(lacking) > 10 else "")
+            )
+        self.with_masks = bool(with_masks)
+        self.augment = augment
+        self.mask_threshold = mask_threshold
+        self.cache = DecodeCache(cache) if isinstance(cache, (str, os.PathLike)) else cache
+        self._mean = torch.tensor(self.mean).view(3, 1, 1)
+        self._std = torch.tensor(self.std).view(3, 1, 1)
+        self._arrays: tuple[np.ndarray, np.ndarray | None] | None = None
+        self._entry = None
+        if self.cache is not None:
+            self._entry = self.cache.load(
+                [s.path for s in self.samples], self.image_size,
+                [s.mask_path for s in self.samples] if self.with_masks else None,  # type: ignore[misc]
+                mask_threshold,
+            )
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_folder(
+        cls,
+        root: str | os.PathLike[str],
+        *,
+        labels: str | os.PathLike[str] | None = None,
+        masks: str | os.PathLike[str] | bool | None = None,
+        split_csv: str | os.PathLike[str] | None = None,
+        split: str | None = None,
+        backbone: str | None = None,
+        image_size: int | None = None,
+        on_missing: str = "error",
+        **kwargs: Any,
+    ) -> SkinDataset:
+        """Build a dataset from a HAM10000-layout folder.
+
+        Images are found recursively under ``root``; labels come from ``labels`` or from the
+        ``HAM10000_metadata.csv`` (or ISIC training ground truth) directly under ``root``.
+
+        Args:
+            root: The data folder.
+            labels: A metadata or ISIC ground-truth CSV (default: found under ``root``).
+            masks: A masks folder; ``True`` finds one under ``root``; ``None``/``False`` no masks.
+            split_csv: A split CSV (``image_id,...,split``) to select rows from.
+            split: Which split to keep (``train``, ``val`` or ``test``); requires ``split_csv``.
+            backbone: A registry name: its input size and normalisation are used.
+            image_size: Overrides the backbone's input size (default 224 without a backbone).
+            on_missing: ``"error"`` (default) when a labelled image has no file or mask, or
+                ``"skip"`` to leave such images out (they are listed in :attr:`skipped`).
+            **kwargs: Passed to the constructor (``augment``, ``cache``, ...).
+
+        Returns:
+            The dataset.
+
+        Raises:
+            DataError: No label file, images listed in the labels but missing on disk, a
+                missing mask, an unknown split name, or nothing left. (Image files that the
+                labels do not list are not an error: they are listed in :attr:`unlabelled`.)
+        """
+        root = Path(root)
+        images = find_images(root)
+        label_file = Path(labels) if labels is not None else find_label_file(root)
+        if label_file is None:
+            raise DataError(
+                f"{root}: no label file; expected one of {', '.join(LABEL_FILE_NAMES)} there, "
+                "or pass labels=PATH"
+            )
+        records = read_labels(label_file)
+        if split_csv is not None:
+            records = _select_split(records, Path(split_csv), split)
+        elif split is not None:
+            raise DataError("split= needs split_csv= (a CSV written by hamkit split)")
+        if on_missing not in ("error", "skip"):
+            raise DataError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
+        skipped: dict[str, str] = {}
+        no_file = [r.image_id for r in records if r.image_id not in images]
+        if no_file and on_missing == "error":
+            raise DataError(
+                f"{len(no_file)} image(s) listed in {label_file} are not under {root}: "
+                f"{', '.join(no_file[:10])}{' ...' if len(no_file) > 10 else ''}; "
+                "pass on_missing='skip' to leave them out"
+            )
+        skipped.update({i: "image file not found" for i in no_file})
+        records = [r for r in records if r.image_id in images]
+        mask_paths: dict[str, Path] = {}
+        if masks is True:
+            mask_dir = find_mask_dir(root)
+            if mask_dir is None:
+                raise DataError(f"{root}: no folder of *_segmentation.png masks found; pass masks=PATH")
+            masks = mask_dir
+        if masks:
+            match = find_masks(Path(masks), [r.image_id for r in records])
+            if match.missing and on_missing == "error":
+                raise DataError(f"{masks}: {match.describe()}; pass on_missing='skip' to leave them out")
+            skipped.update({i: "mask not found" for i in match.missing})
+            records = [r for r in records if r.image_id in match.masks]
+            mask_paths = match.masks
+        if backbone is not None:
+            from hamkit.registry import get_backbone
+
+            spec = get_backbone(backbone)
+            kwargs.setdefault("mean", spec.mean)
+            kwargs.setdefault("std", spec.std)
+            image_size = image_size or spec.input_size
+        samples = [
+            Sample(r.image_id, images[r.image_id], r.label, r.group, mask_paths.get(r.image_id))
+            for r in records
+        ]
+        if not samples:
+            raise DataError(f"{root}: no labelled images left" + (f" in split {split!r}" if split else ""))
+        dataset = cls(samples, image_size=image_size or 224, with_masks=bool(masks) or None, **kwargs)
+        dataset.skipped = skipped
+        labelled = {r.image_id for r in records} | set(no_file)
+        dataset.unlabelled = sorted(set(images) - labelled - set(skipped))
+        dataset.label_file = label_file
+        return dataset
+
+    @classmethod
+    def from_paths(
+        cls,
+        paths: Sequence[str | os.PathLike[str]],
+        labels: Sequence[int] | None = None,
+        masks: Sequence[str | os.PathLike[str]] | None = None,
+        **kwargs: Any,
+    ) -> SkinDataset:
+        """Build a dataset from image files (labels and masks optional, aligned with ``paths``).
+
+        Raises:
+            DataError: Lengths differ or a label is out of range.
+        """
+        paths = [Path(p) for p in paths]
+        for name, other in (("labels", labels), ("masks", masks)):
+            if other is not None and len(other) != len(paths):
+                raise DataError(f"{len(other)} {name} for {len(paths)} images")
+        if labels is not None:
+            bad = [int(x) for x in labels if not -1 <= int(x) < NUM_CLASSES]
+            if bad:
+                raise DataError(f"labels must be class indices 0..{NUM_CLASSES - 1}, got {bad[:5]}")
+        samples = [
+            Sample(p.stem, p, int(labels[i]) if labels is not None else -1, p.stem,
+                   Path(masks[i]) if masks is not None else None)
+            for i, p in enumerate(paths)
+        ]
+        return cls(samples, **kwargs)
+
+    # ------------------------------------------------------------------ views
+    skipped: dict[str, str] = {}
+    """Image ids left out by ``from_folder(on_missing="skip")``, with the reason."""
+    unlabelled: list[str] = []
+    """Image files under the root that the label file does not list (ignored)."""
+    label_file: Path | None = None
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Class index of every item (``int64``; -1 where unknown)."""
+        return np.array([s.label for s in self.samples], dtype=np.int64)
+
+    @property
+    def image_ids(self) -> list[str]:
+        """Image id of every item."""
+        return [s.image_id for s in self.samples]
+
+    @property
+    def paths(self) -> list[Path]:
+        """Image file of every item."""
+        return [s.path for s in self.samples]
+
+    def class_counts(self) -> np.ndarray:
+        """Number of items per class (length 7, canonical order), unlabelled items left out."""
+        labels = self.labels
+        return np.bincount(labels[labels >= 0], minlength=NUM_CLASSES)
+
+    def subset(self, indices: Sequence[int]) -> SkinDataset:
+        """A new dataset of the items at ``indices`` with the same settings (shares the cache)."""
+        chosen = [self.samples[i] for i in indices]
+        return type(self)(
+            chosen, image_size=self.image_size, mean=self.mean, std=self.std,
+            with_masks=self.with_masks, augment=self.augment, cache=self.cache,
+            mask_threshold=self.mask_threshold,
+        )
+
+    def with_options(self, **changes: Any) -> SkinDataset:
+        """A copy with some constructor arguments changed, e.g. ``augment=True``."""
+        options = dict(image_size=self.image_size, mean=self.mean, std=self.std,
+                       with_masks=self.with_masks, augment=self.augment, cache=self.cache,
+                       mask_threshold=self.mask_threshold)
+        options.update(changes)
+        return type(self)(self.samples, **options)
+
+    # ------------------------------------------------------------------ torch protocol
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_arrays"] = None  # memory maps are reopened in each worker, never pickled
+        return state
+
+    def _decoded(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        if self._entry is not None:
+            if self._arrays is None:
+                self._arrays = self._entry.open()
+            images, masks = self._arrays
+            return np.array(images[index]), (np.array(masks[index]) if masks is not None else None)
+        sample = self.samples[index]
+        image = load_image_array(sample.path, self.image_size)
+        mask = None
+        if self.with_masks:
+            assert sample.mask_path is not None
+            binary = read_mask(sample.mask_path, image_size_of(sample.path), self.mask_threshold)
+            resized = Image.fromarray(binary.astype(np.uint8) * 255).resize(
+                (self.image_size, self.image_size), Image.Resampling.NEAREST
+            )
+            mask = (np.asarray(resized) > 127).astype(np.uint8)
+        return image, mask
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = self.samples[index]
+        image_u8, mask_u8 = self._decoded(index)
+        image = torch.from_numpy(image_u8).permute(2, 0, 1).float().div_(255.0)
+        image = (image - self._mean) / self._std
+        mask = torch.from_numpy(mask_u8).unsqueeze(0).float() if mask_u8 is not None else None
+        if self.augment:
+            image, mask = _augment(image, mask)
+        item: dict[str, Any] = {
+            "image": image.contiguous(),
+            "label": torch.tensor(sample.label, dtype=torch.long),
+            "image_id": sample.image_id,
+        }
+        if mask is not None:
+            item["mask"] = mask.contiguous()
+        return item
+
+    def __repr__(self) -> str:
+        return (
+            f"SkinDataset({len(self)} images, image_size={self.image_size}, "
+            f"masks={self.with_masks}, augment={self.augment}, cached={self.cache is not None})"
+        )
+
+
+def _augment(image: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Random horizontal/vertical flips and 90-degree rotation, the same for image and mask."""
+    flips = torch.randint(0, 2, (2,)).tolist()
+    turns = int(torch.randint(0, 4, (1,)))
+    dims = [d for d, flip in zip((2, 1), flips, strict=True) if flip]
+    tensors = [image] if mask is None else [image, mask]
+    if dims:
+        tensors = [t.flip(dims) for t in tensors]
+    if turns:
+        tensors = [t.rot90(turns, (1, 2)) for t in tensors]
+    return tensors[0], (tensors[1] if mask is not None else None)
+
+
+def _select_split(records: list[ImageRecord], split_csv: Path, split: str | None) -> list[ImageRecord]:
+    from hamkit.data.splits import SPLIT_NAMES, read_split_csv
+
+    assignment = read_split_csv(split_csv)
+    if split is None:
+        raise DataError("split_csv= needs split= ('train', 'val' or 'test')")
+    if split not in SPLIT_NAMES:
+        raise DataError(f"unknown split {split!r}; expected one of {', '.join(SPLIT_NAMES)}")
+    listed = {r.image_id for r in records}
+    not_labelled = [i for i in assignment if i not in listed]
+    if not_labelled:
+        raise DataError(
+            f"{split_csv}: {len(not_labelled)} image(s) are not in the label file: "
+            f"{', '.join(not_labelled[:10])}"
+        )
+    return [r for r in records if assignment.get(r.image_id) == split]
+

@@ -1,0 +1,74 @@
+"""Shared fixtures: the real HAM10000 sample in ../shared (skipped when absent) and small
+images made on the fly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_SAMPLE = REPO.parent / "shared" / "data" / "ham10000-sample"
+
+
+@pytest.fixture(scope="session")
+def shared_sample() -> Path:
+    """The real HAM10000 sample (75 images, masks, full metadata); skips where it is absent."""
+    if not (SHARED_SAMPLE / "HAM10000_metadata.csv").is_file():
+        pytest.skip("../shared/data/ham10000-sample is not present")
+    return SHARED_SAMPLE
+
+
+def write_image(path: Path, size: tuple[int, int] = (60, 45), seed: int = 0, mode: str = "RGB",
+                fmt: str | None = None) -> Path:
+    """Write a random smooth image of ``size`` (width, height) in ``mode`` to ``path``."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    base = rng.integers(0, 256, (height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
+    image = Image.fromarray(base).resize((width, height), Image.Resampling.BILINEAR)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.convert(mode).save(path, format=fmt)
+    return path
+
+
+def write_mask(path: Path, size: tuple[int, int] = (60, 45), palette_inverted: bool = False) -> np.ndarray:
+    """Write an ellipse mask (0/255); with ``palette_inverted`` as a palette image whose index 0
+    is white, like some official HAM10000 masks. Returns the boolean lesion array."""
+    width, height = size
+    yy, xx = np.mgrid[0:height, 0:width]
+    lesion = ((xx - width / 2) / (width / 3)) ** 2 + ((yy - height / 2) / (height / 3)) ** 2 <= 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if palette_inverted:
+        image = Image.fromarray(np.where(lesion, 0, 1).astype(np.uint8), mode="P")
+        image.putpalette([255, 255, 255, 0, 0, 0] + [0] * (256 * 3 - 6))
+        image.save(path)
+    else:
+        Image.fromarray(lesion.astype(np.uint8) * 255).save(path)
+    return lesion
+
+
+def write_metadata(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    """Write a HAM10000 metadata CSV from (lesion_id, image_id, dx) rows."""
+    lines = ["lesion_id,image_id,dx,dx_type,age,sex,localization"]
+    lines += [f"{lesion},{image},{dx},histo,50.0,male,back" for lesion, image, dx in rows]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture()
+def tiny_folder(tmp_path: Path) -> Path:
+    """A HAM10000-layout folder: 14 images in two part folders, masks (two palette ones), metadata."""
+    root = tmp_path / "data"
+    rows = []
+    codes = ["mel", "nv", "bcc", "akiec", "bkl", "df", "vasc"]
+    for i in range(14):
+        image_id = f"ISIC_{i:07d}"
+        part = 1 if i < 7 else 2
+        write_image(root / f"HAM10000_images_part_{part}" / f"{image_id}.jpg", seed=i)
+        write_mask(root / "masks" / f"{image_id}_segmentation.png", palette_inverted=i in (3, 9))
+        rows.append((f"HAM_{i // 2:07d}", image_id, codes[i % 7]))
+    write_metadata(root / "HAM10000_metadata.csv", rows)
+    return root
