@@ -21,6 +21,7 @@ from hamkit.errors import (
     DataError,
     HamkitError,
     PluginError,
+    TrainingError,
     WeightsError,
 )
 
@@ -40,6 +41,10 @@ _LAZY: dict[str, str] = {
     "DecodeCache": "hamkit.data.cache",
     "split_dataset": "hamkit.data.splits",
     "make_synthetic": "hamkit.datasets.synthetic",
+    "SyntheticDataset": "hamkit.datasets.synthetic",
+    "LesionClassifier": "hamkit.classify",
+    "ClassificationReport": "hamkit.metrics",
+    "classification_report": "hamkit.metrics",
 }
 
 __all__ = [
@@ -54,6 +59,7 @@ __all__ = [
     "BackboneNotFoundError",
     "PluginError",
     "WeightsError",
+    "TrainingError",
     *_LAZY,
 ]
 
@@ -76,7 +82,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hamkit.data.dataset import SkinDataset
     from hamkit.data.metadata import ImageRecord, read_isic_groundtruth, read_metadata
     from hamkit.data.splits import split_dataset
-    from hamkit.datasets.synthetic import make_synthetic
+    from hamkit.classify import LesionClassifier
+    from hamkit.datasets.synthetic import SyntheticDataset, make_synthetic
+    from hamkit.metrics import ClassificationReport, classification_report
     from hamkit.registry import (
         BackboneSpec,
         PluginInfo,

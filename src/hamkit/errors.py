@@ -13,6 +13,7 @@ __all__ = [
     "BackboneNotFoundError",
     "PluginError",
     "WeightsError",
+    "TrainingError",
 ]
 
 
@@ -51,3 +52,10 @@ class PluginError(HamkitError, ImportError):
 
 class WeightsError(HamkitError, RuntimeError):
     """Pretrained weights could not be downloaded, or a weights file does not fit the model."""
+
+
+class TrainingError(HamkitError, RuntimeError):
+    """Training cannot go on: the loss became NaN or infinite, or the data cannot be trained on.
+
+    The message says where the last good checkpoint is and what to change.
+    """

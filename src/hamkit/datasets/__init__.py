@@ -1,0 +1,42 @@
+"""Ready-made datasets.
+
+* :func:`make_synthetic` writes a small synthetic dataset in exactly the HAM10000 layout (images,
+  masks, metadata, ISIC 2018 ground truth, and a list of planted duplicates), for tests, demos and
+  tutorials. It needs only numpy and Pillow.
+
+Importing this package is cheap: the modules load on first use.
+
+Example:
+    >>> from hamkit.datasets import make_synthetic  # doctest: +SKIP
+    >>> make_synthetic("synthetic-ham", n_lesions=150, seed=0).n_images  # doctest: +SKIP
+    236
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["make_synthetic", "SyntheticDataset"]
+
+_LAZY: dict[str, str] = {
+    "make_synthetic": "hamkit.datasets.synthetic",
+    "SyntheticDataset": "hamkit.datasets.synthetic",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hamkit.datasets' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from hamkit.datasets.synthetic import SyntheticDataset, make_synthetic
