@@ -1,0 +1,364 @@
+"""The epoch loop shared by every hamkit estimator."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from hamkit._io import atomic_write_text
+from hamkit.engine.checkpoint import STATE_NAME, load_training_state, save_model_files, save_training_state
+from hamkit.engine.device import amp_dtype, autocast, resolve_device
+from hamkit.engine.distributed import DistributedContext, ShardedSampler
+from hamkit.errors import HamkitError, TrainingError
+
+__all__ = ["TrainConfig", "TrainingTask", "TrainResult", "Trainer", "seed_everything", "default_num_workers"]
+
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": lambda params, lr, weight_decay: torch.optim.SGD(
+        params, lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True
+    ),
+}
+SCHEDULERS = ("cosine", "step", "none")
+
+
+def default_num_workers() -> int:
+    """DataLoader workers used when none are given: up to 4, leaving one core free."""
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (the keyword arguments of the estimators' ``fit``).
+
+    Attributes:
+        epochs: Number of epochs.
+        batch_size: Images per batch (per process under torchrun).
+        lr: Learning rate.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (momentum 0.9, Nesterov).
+        weight_decay: Weight decay.
+        scheduler: ``"cosine"`` (to zero over the run), ``"step"`` (x0.1 at 1/3 and 2/3) or ``"none"``.
+        grad_clip: Clip the gradient norm to this value, or ``None``.
+        monitor: Validation metric that picks the best checkpoint (e.g. ``"balanced_accuracy"``,
+            ``"loss"``); without validation data the last epoch is kept.
+        early_stopping: Stop after this many epochs without improvement, or ``None``.
+        num_workers: DataLoader workers (``None``: up to 4, leaving a core free).
+        seed: Seed of everything random (data order, augmentation, head initialisation).
+        amp: Mixed precision: ``"auto"`` (on CUDA only), ``True`` or ``False``.
+        channels_last: Use the channels-last memory format (``"auto"``: on CUDA).
+        progress: Show tqdm progress bars.
+        out_dir: Where to write ``last/``, ``best/``, ``history.csv`` and ``history.json``
+            (``None``: keep everything in memory).
+        resume: Continue from ``out_dir/last`` when it exists.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``...
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-4
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    scheduler: str = "cosine"
+    grad_clip: float | None = None
+    monitor: str = "balanced_accuracy"
+    early_stopping: int | None = None
+    num_workers: int | None = None
+    seed: int = 0
+    amp: bool | str = "auto"
+    channels_last: bool | str = "auto"
+    progress: bool = True
+    out_dir: str | os.PathLike[str] | None = None
+    resume: bool = False
+    device: str = "auto"
+
+    def validate(self) -> None:
+        """Check the settings, raising :class:`~hamkit.errors.HamkitError` with the fix."""
+        if self.epochs < 1:
+            raise HamkitError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise HamkitError(f"batch_size must be at least 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise HamkitError(f"lr must be positive, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise HamkitError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.scheduler not in SCHEDULERS:
+            raise HamkitError(f"unknown scheduler {self.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+        if self.resume and self.out_dir is None:
+            raise HamkitError("resume=True needs out_dir= (the folder of the interrupted run)")
+
+    @property
+    def monitor_mode(self) -> str:
+        """``"min"`` for losses, ``"max"`` for every other metric."""
+        return "min" if self.monitor.endswith("loss") else "max"
+
+
+class TrainingTask(Protocol):
+    """What an estimator tells the :class:`Trainer` about its job."""
+
+    def loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
+        """Forward a training batch; return the mean loss (float32) and the batch size."""
+        ...
+
+    def validate(self, model: torch.nn.Module, loader: DataLoader, device: torch.device,
+                 dtype: torch.dtype | None) -> dict[str, float]:
+        """Score a validation set; return metrics by name (including ``"loss"``)."""
+        ...
+
+    def checkpoint_config(self) -> dict[str, Any]:
+        """The JSON config saved next to every checkpoint (to rebuild the model)."""
+        ...
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced.
+
+    Attributes:
+        history: One dict per epoch: ``epoch``, ``train_loss``, ``val_<metric>``..., ``lr``, ``time``.
+        best_epoch: The epoch (1-based) whose weights the model holds now.
+        best_score: Its monitored score (NaN without validation data).
+        stopped_early: Whether early stopping ended the run.
+        out_dir: Where checkpoints and history were written, or ``None``.
+    """
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float = math.nan
+    stopped_early: bool = False
+    out_dir: Path | None = None
+
+
+def _history_csv(history: Sequence[dict[str, float]]) -> str:
+    columns: list[str] = []
+    for row in history:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return buffer.getvalue()
+
+
+class Trainer:
+    """Runs the epochs of a :class:`TrainingTask` on a model.
+
+    Handles device placement, mixed precision (loss kept in float32), channels-last, the
+    epoch-seeded (optionally class-weighted) sampler, progress bars, NaN/inf detection, the
+    learning-rate schedule, gradient clipping, validation and the best checkpoint, early
+    stopping, history files, resuming, and torchrun (DDP; rank 0 validates and writes).
+
+    Args:
+        config: The run's settings.
+    """
+
+    def __init__(self, config: TrainConfig) -> None:
+        config.validate()
+        self.config = config
+
+    # -------------------------------------------------------------- building blocks
+    def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        params = [p for p in model.parameters() if p.requires_grad]
+        return OPTIMIZERS[self.config.optimizer](params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+
+    def _scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
+        epochs = self.config.epochs
+        if self.config.scheduler == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        if self.config.scheduler == "step":
+            return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, math.ceil(epochs / 3)), gamma=0.1)
+        return None
+
+    def _is_better(self, score: float, best: float) -> bool:
+        if math.isnan(score):
+            return False
+        if math.isnan(best):
+            return True
+        return score > best if self.config.monitor_mode == "max" else score < best
+
+    # -------------------------------------------------------------- the loop
+    def fit(self, model: torch.nn.Module, task: TrainingTask, train: Dataset, val: Dataset | None = None,
+            sample_weights: Sequence[float] | np.ndarray | None = None) -> TrainResult:
+        """Train ``model`` in place; on return it holds the best weights.
+
+        Args:
+            model: The network (moved to the device here).
+            task: The estimator's loss and validation.
+            train: Training data.
+            val: Validation data, or ``None``.
+            sample_weights: Per-sample sampling weights (class balancing), or ``None``.
+
+        Returns:
+            The :class:`TrainResult`.
+
+        Raises:
+            TrainingError: The loss became NaN/inf, or the training data is empty.
+            HamkitError: Bad settings or an unusable resume folder.
+        """
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        if len(train) == 0:  # type: ignore[arg-type]
+            raise TrainingError("the training data is empty")
+        device = resolve_device(cfg.device)
+        ctx = DistributedContext.from_env(device)
+        try:
+            device = ctx.device_for(device)
+            dtype = amp_dtype(device, cfg.amp)
+            channels_last = device.type == "cuda" if cfg.channels_last == "auto" else bool(cfg.channels_last)
+            seed_everything(cfg.seed)
+            model.to(device)
+            if channels_last:
+                model.to(memory_format=torch.channels_last)
+            optimizer = self._optimizer(model)
+            scheduler = self._scheduler(optimizer)
+            scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+            out_dir = Path(cfg.out_dir) if cfg.out_dir is not None else None
+            result = TrainResult(out_dir=out_dir)
+            best_state: dict[str, torch.Tensor] | None = None
+            start_epoch, bad_epochs = 0, 0
+
+            if cfg.resume and out_dir is not None and (out_dir / "last" / STATE_NAME).is_file():
+                weights, _, state = load_training_state(out_dir / "last")
+                model.load_state_dict(weights)
+                optimizer.load_state_dict(state["optimizer"])
+                if scheduler is not None and state.get("scheduler"):
+                    scheduler.load_state_dict(state["scheduler"])
+                scaler.load_state_dict(state.get("scaler") or scaler.state_dict())
+                start_epoch = int(state["epoch"])
+                bad_epochs = int(state.get("bad_epochs", 0))
+                result.history = list(state["history"])
+                result.best_epoch = int(state["best_epoch"])
+                result.best_score = float(state["best_score"])
+                if (out_dir / "best").is_dir():
+                    from hamkit.engine.checkpoint import load_model_files
+
+                    best_state = load_model_files(out_dir / "best")[0]
+                if start_epoch >= cfg.epochs or (cfg.early_stopping and bad_epochs >= cfg.early_stopping):
+                    start_epoch = cfg.epochs  # the interrupted run had finished: nothing to do
+
+            network = model
+            if ctx.enabled:
+                network = torch.nn.parallel.DistributedDataParallel(
+                    model, device_ids=[device.index] if device.type == "cuda" else None
+                )
+            workers = default_num_workers() if cfg.num_workers is None else cfg.num_workers
+            sampler = ShardedSampler(len(train), sample_weights, seed=cfg.seed, rank=ctx.rank,  # type: ignore[arg-type]
+                                     world_size=ctx.world_size)
+            loader = DataLoader(train, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
+                                pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+            val_loader = None
+            if val is not None and ctx.is_main:
+                val_loader = DataLoader(val, batch_size=cfg.batch_size, shuffle=False, num_workers=workers,
+                                        pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+
+            show = cfg.progress and ctx.is_main
+            epochs_bar = tqdm(range(start_epoch, cfg.epochs), desc="epochs", unit="epoch", disable=not show,
+                              initial=start_epoch, total=cfg.epochs)
+            for epoch in epochs_bar:
+                started = time.perf_counter()
+                sampler.set_epoch(epoch)
+                seed_everything(cfg.seed * 1_000_003 + epoch)  # augmentation etc.: same on resume
+                model.train()
+                total = torch.zeros((), dtype=torch.float64, device=device)
+                seen = 0
+                bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False,
+                           disable=not show)
+                for step, batch in enumerate(bar):
+                    with autocast(device, dtype):
+                        loss, size = task.loss(network, batch, device)
+                    value = float(loss.detach())
+                    if not math.isfinite(value):
+                        where = f" The last good checkpoint is {out_dir / 'last'}." if out_dir and epoch else ""
+                        raise TrainingError(
+                            f"the training loss became {value} at epoch {epoch + 1}, batch {step + 1}."
+                            f"{where} Lower the learning rate (now {cfg.lr:g}) or set grad_clip."
+                        )
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    if cfg.grad_clip is not None:
+                        scaler.unscale_(optimizer)
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    total += loss.detach().double() * size
+                    seen += size
+                    bar.set_postfix(loss=f"{value:.4f}")
+                lr = optimizer.param_groups[0]["lr"]
+                if scheduler is not None:
+                    scheduler.step()
+                row: dict[str, float] = {"epoch": epoch + 1, "train_loss": ctx.mean(float(total) / max(seen, 1))}
+                metrics: dict[str, float] = {}
+                if val_loader is not None:
+                    model.eval()
+                    metrics = task.validate(model, val_loader, device, dtype)
+                metrics = ctx.broadcast(metrics)
+                row.update({f"val_{k}": float(v) for k, v in metrics.items()})
+                row["lr"] = lr
+                row["time"] = time.perf_counter() - started
+                result.history.append(row)
+
+                score = float(metrics.get(cfg.monitor, math.nan)) if val is not None else math.nan
+                if val is not None and cfg.monitor not in metrics:
+                    raise HamkitError(f"monitor={cfg.monitor!r} is not a validation metric; "
+                                      f"choose one of {', '.join(sorted(metrics))}")
+                improved = val is None or self._is_better(score, result.best_score)
+                if improved:
+                    result.best_epoch, result.best_score, bad_epochs = epoch + 1, score, 0
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                else:
+                    bad_epochs += 1
+                stop = cfg.early_stopping is not None and bad_epochs >= cfg.early_stopping
+                if out_dir is not None and ctx.is_main:
+                    config = task.checkpoint_config()
+                    if improved:
+                        save_model_files(out_dir / "best", best_state, config)  # type: ignore[arg-type]
+                    save_training_state(out_dir / "last", model, config, {
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                        "scaler": scaler.state_dict(),
+                        "epoch": epoch + 1,
+                        "bad_epochs": bad_epochs,
+                        "history": result.history,
+                        "best_epoch": result.best_epoch,
+                        "best_score": result.best_score,
+                    })
+                    self.write_history(out_dir, result.history)
+                ctx.barrier()
+                epochs_bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.startswith("val_")} or
+                                       {"loss": f"{row['train_loss']:.4f}"})
+                if stop:
+                    result.stopped_early = True
+                    break
+            if best_state is not None:
+                model.load_state_dict(best_state)
+            return result
+        finally:
+            ctx.close()
+
+    @staticmethod
+    def write_history(out_dir: Path, history: Sequence[dict[str, float]]) -> None:
+        """Write ``history.csv`` and ``history.json`` into ``out_dir`` (atomically)."""
+        atomic_write_text(out_dir / "history.json", json.dumps(list(history), indent=1) + "\n")
+        atomic_write_text(out_dir / "history.csv", _history_csv(history))
+
