@@ -225,7 +225,8 @@ class SkinDataset(Dataset):
             spec = get_backbone(backbone)
             kwargs.setdefault("mean", spec.mean)
             kwargs.setdefault("std", spec.std)
-            image_size = image_size or spec.input_size
+            size = spec.input_size
+            image_size = image_size or (size if isinstance(size, int) else max(size))
         samples = [
             Sample(r.image_id, images[r.image_id], r.label, r.group, mask_paths.get(r.image_id))
             for r in records

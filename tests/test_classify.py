@@ -1,0 +1,102 @@
+"""LesionClassifier on the synthetic data: it learns, round-trips, and refuses bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hamkit import BackboneNotFoundError, DataError, HamkitError, LesionClassifier, SkinDataset
+from hamkit.classify import balance_weights
+from hamkit.engine.checkpoint import save_model_files
+
+FIT = dict(epochs=5, batch_size=32, lr=2e-3, num_workers=0, progress=False, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(synthetic, tmp_path_factory):
+    out = tmp_path_factory.mktemp("clf_run")
+    clf = LesionClassifier("resnet18", image_size=48, pretrained=False, device="cpu")
+    clf.fit(synthetic.root, split_csv=synthetic.root / "split.csv", out_dir=out,
+            cache=out / "cache", **FIT)
+    return clf, out
+
+
+def test_learns_clearly_above_chance(fitted, synthetic):
+    clf, out = fitted
+    report = clf.evaluate(synthetic.root, split_csv=synthetic.root / "split.csv", split="test")
+    assert report.balanced_accuracy > 0.4  # chance is 1/7
+    assert report.accuracy > 0.6
+    assert len(set(clf.predict(SkinDataset.from_folder(synthetic.root)).tolist())) >= 3  # not one class
+    assert len(clf.history_) == 5 and (out / "best" / "model.safetensors").is_file()
+    assert clf.best_epoch_ == max(range(5), key=lambda e: clf.history_[e]["val_balanced_accuracy"]) + 1
+
+
+def test_save_load_predicts_exactly_the_same(fitted, synthetic, tmp_path):
+    clf, _ = fitted
+    paths = sorted(synthetic.root.rglob("ISIC_*.jpg"))[:10]
+    before = clf.predict_proba(paths)
+    clf.save(tmp_path / "model")
+    loaded = LesionClassifier.load(tmp_path / "model", device="cpu")
+    assert np.array_equal(loaded.predict_proba(paths), before)
+    assert loaded.classes_ == clf.classes_ and loaded.image_size == 48
+
+
+def test_wrong_checkpoints_are_refused(fitted, tmp_path):
+    clf, _ = fitted
+    clf.save(tmp_path / "m")
+    with pytest.raises(HamkitError, match="backbone='resnet18', not 'resnet50'"):
+        LesionClassifier.load(tmp_path / "m", backbone="resnet50")
+    with pytest.raises(HamkitError, match="num_classes=7, not 3"):
+        LesionClassifier.load(tmp_path / "m", num_classes=3)
+    save_model_files(tmp_path / "seg", {"w": torch.zeros(1)}, {"kind": "LesionSegmenter"})
+    with pytest.raises(HamkitError, match="a LesionSegmenter checkpoint, not a LesionClassifier"):
+        LesionClassifier.load(tmp_path / "seg")
+    other = LesionClassifier("mobilenet_v3_small", image_size=48, pretrained=False)
+    other.network_ = other._build(pretrained=False, weights=None)
+    other.save(tmp_path / "other")
+    config = (tmp_path / "other" / "config.json").read_text().replace("mobilenet_v3_small", "resnet18")
+    (tmp_path / "other" / "config.json").write_text(config)
+    with pytest.raises(HamkitError, match="weights do not fit a resnet18 classifier"):
+        LesionClassifier.load(tmp_path / "other")
+
+
+def test_every_input_kind_gives_the_same_probabilities(fitted, synthetic):
+    clf, _ = fitted
+    paths = sorted(synthetic.root.rglob("ISIC_*.jpg"))[:4]
+    from_paths = clf.predict_proba([str(p) for p in paths])
+    assert from_paths.shape == (4, 7) and np.allclose(from_paths.sum(1), 1, atol=1e-5)
+    pil = [Image.open(p).convert("RGB") for p in paths]
+    assert np.allclose(clf.predict_proba(pil), from_paths, atol=2e-2)  # same pixels, no JPEG draft
+    assert np.allclose(clf.predict_proba([np.asarray(p) for p in pil]), clf.predict_proba(pil), atol=1e-6)
+    dataset = SkinDataset.from_paths(paths, image_size=48)
+    tensor = torch.stack([dataset[i]["image"] for i in range(4)])
+    assert np.allclose(clf.predict_proba(tensor), from_paths, atol=1e-5)
+    assert clf.predict_proba(paths[0]).shape == (1, 7)
+    tta = clf.predict_proba(paths, tta=True)
+    assert tta.shape == (4, 7) and np.allclose(tta.sum(1), 1, atol=1e-5)
+
+
+def test_class_balance_modes_and_weights(synthetic):
+    per_sample, per_class = balance_weights(np.array([1, 1, 1, 0]), 3)
+    assert per_sample.tolist() == [1 / 3, 1 / 3, 1 / 3, 1.0]
+    assert per_class.tolist() == [2.0, 4 / 6, 0.0]
+    clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
+    with pytest.raises(HamkitError, match="class_balance"):
+        clf.fit(synthetic.root, split_csv=synthetic.root / "split.csv", class_balance="oversample")
+    clf.fit(synthetic.root, split_csv=synthetic.root / "split.csv", class_balance="loss",
+            **{**FIT, "epochs": 1})
+    assert len(clf.history_) == 1
+
+
+def test_bad_input_is_refused(synthetic):
+    clf = LesionClassifier("resnet18", num_classes=3, image_size=32, pretrained=False, device="cpu")
+    with pytest.raises(DataError, match="num_classes=3"):
+        clf.fit(synthetic.root, split_csv=synthetic.root / "split.csv", **FIT)
+    with pytest.raises(DataError, match="needs split_csv"):
+        clf.fit(synthetic.root)
+    with pytest.raises(HamkitError, match="not fitted"):
+        clf.predict(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(BackboneNotFoundError, match="resnet"):
+        LesionClassifier("resnet5", pretrained=False).fit(synthetic.root, split_csv=synthetic.root / "split.csv", **FIT)
