@@ -213,12 +213,13 @@ class LesionClassifier:
 
         return get_backbone(self.backbone)
 
-    def _normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The input normalisation ``(mean, std)`` of the backbone (from its registry spec)."""
         spec = self._spec()
         return tuple(spec.mean), tuple(spec.std)
 
     def _config(self) -> dict[str, Any]:
-        mean, std = self._normalisation()
+        mean, std = self.normalisation()
         return {"kind": _KIND, "hamkit_version": __version__, "backbone": self.backbone,
                 "num_classes": self.num_classes, "classes": self.classes_, "image_size": self.image_size,
                 "mean": list(mean), "std": list(std), "dropout": self.dropout}
@@ -240,7 +241,7 @@ class LesionClassifier:
         return network
 
     def _as_dataset(self, data: Any, *, split: str, split_csv: Any, augment: bool, cache: Any) -> Dataset:
-        mean, std = self._normalisation()
+        mean, std = self.normalisation()
         if isinstance(data, SkinDataset):
             return data.with_options(image_size=self.image_size, mean=mean, std=std, augment=augment,
                                      with_masks=False, **({"cache": cache} if cache is not None else {}))
@@ -361,7 +362,7 @@ class LesionClassifier:
     def _logits(self, images: Any, *, batch_size: int, tta: bool, num_workers: int,
                 with_labels: bool = False) -> tuple[torch.Tensor, np.ndarray]:
         network = self._check_fitted()
-        mean, std = self._normalisation()
+        mean, std = self.normalisation()
         inputs = prepare_inputs(images, image_size=self.image_size, mean=mean, std=std)
         device = resolve_device(self.device)
         network.to(device).eval()

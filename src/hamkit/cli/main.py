@@ -11,7 +11,9 @@ from hamkit._version import __version__
 from hamkit.errors import HamkitError
 
 #: Subcommand modules under ``hamkit.cli``, in the order ``hamkit --help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("synth", "split", "backbones", "plugins")
+COMMAND_MODULES: tuple[str, ...] = (
+    "synth", "split", "train", "predict", "evaluate", "backbones", "plugins",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,45 @@
+"""``hamkit predict MODEL IMAGES...``: class probabilities of images, as a table or a CSV."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``predict`` subcommand."""
+    parser = subparsers.add_parser("predict", help="classify images with a saved classifier",
+                                   description="Predict the diagnosis of images (files or folders). Writes "
+                                   "image_id,prediction,<one probability column per class>.")
+    parser.add_argument("model", help="a folder written by LesionClassifier.save (e.g. RUN_DIR/model)")
+    parser.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
+    parser.add_argument("--out", help="CSV file to write (default: print to the terminal)")
+    parser.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="auto")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``hamkit predict``."""
+    import csv
+    import io
+
+    from hamkit._io import atomic_write_text
+    from hamkit.classify import LesionClassifier
+    from hamkit.engine.inputs import prepare_inputs
+
+    model = LesionClassifier.load(args.model, device=args.device)
+    mean, std = model.normalisation()
+    inputs = prepare_inputs(args.images, image_size=model.image_size, mean=mean, std=std)
+    proba = model.predict_proba(inputs.dataset, batch_size=args.batch_size, tta=args.tta)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["image_id", "prediction", *model.classes_])
+    for image_id, row in zip(inputs.image_ids, proba, strict=True):
+        writer.writerow([image_id, model.classes_[int(row.argmax())], *(f"{p:.6f}" for p in row)])
+    if args.out:
+        atomic_write_text(args.out, buffer.getvalue())
+        print(f"wrote {len(inputs.image_ids)} predictions to {args.out}")
+    else:
+        print(buffer.getvalue(), end="")
+    return 0
