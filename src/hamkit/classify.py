@@ -10,14 +10,14 @@ Task 3 metric.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from hamkit._version import __version__
 from hamkit.classes import CLASS_CODES
@@ -130,7 +130,7 @@ class _ClassificationTask:
 
 
 @torch.inference_mode()
-def _collect_logits(model: nn.Module, loader: DataLoader, device: torch.device, dtype: torch.dtype | None,
+def _collect_logits(model: nn.Module, loader: Iterable[Any], device: torch.device, dtype: torch.dtype | None,
                     channels_last: bool, *, with_labels: bool = False, tta: bool = False
                     ) -> tuple[torch.Tensor, np.ndarray]:
     """Float32 CPU logits (and labels) of every item, in loader order."""
@@ -366,8 +366,13 @@ class LesionClassifier:
         inputs = prepare_inputs(images, image_size=self.image_size, mean=mean, std=std)
         device = resolve_device(self.device)
         network.to(device).eval()
-        loader = DataLoader(inputs.dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                            pin_memory=device.type == "cuda")
+        loader: Any
+        if isinstance(inputs.dataset, TensorDataset):  # already in memory: slice, do not re-stack
+            images = inputs.dataset.tensors[0]
+            loader = [{"image": images[i:i + batch_size]} for i in range(0, len(images), batch_size)]
+        else:
+            loader = DataLoader(inputs.dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                                pin_memory=device.type == "cuda")
         return _collect_logits(network, loader, device, amp_dtype(device), channels_last=True,
                                with_labels=with_labels, tta=tta)
 
