@@ -1,0 +1,19 @@
+"""Backbone implementations behind :mod:`hamkit.registry`.
+
+Modules:
+
+* :mod:`~hamkit.backbones.spec`: :class:`BackboneSpec` and :class:`PluginInfo` (no torch).
+* :mod:`~hamkit.backbones.torchvision_specs`: the built-in torchvision backbones.
+* :mod:`~hamkit.backbones.timm_specs`: ``timm:<model>`` pass-through names.
+* :mod:`~hamkit.backbones.smp_specs`: ``smp:<Arch>:<encoder>`` pass-through names.
+* :mod:`~hamkit.backbones.plugins`: entry-point plugins (group ``hamkit.backbones``).
+* :mod:`~hamkit.backbones.wrappers`: modules giving upstream models hamkit's contract.
+* :mod:`~hamkit.backbones.weights`: download errors and local weights files.
+
+Use the registry (``hamkit.create_backbone``, ``hamkit.list_backbones``, ...) rather than these
+modules directly. Importing this package imports no torch.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

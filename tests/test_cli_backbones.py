@@ -1,0 +1,95 @@
+"""Tests of the ``hamkit backbones`` and ``hamkit plugins`` commands (in-process, via main())."""
+
+from __future__ import annotations
+
+import pytest
+
+from hamkit import registry as reg
+from hamkit.backbones.torchvision_specs import BUILTIN_SPECS
+from hamkit.cli.backbones import format_table
+from hamkit.cli.main import main
+
+
+@pytest.fixture
+def fresh(monkeypatch: pytest.MonkeyPatch) -> reg._Registry:
+    """A registry with the built-ins only and no plugin discovery."""
+    monkeypatch.setenv("HAMKIT_DISABLE_PLUGINS", "1")
+    registry = reg._Registry(BUILTIN_SPECS)
+    monkeypatch.setattr(reg, "_REGISTRY", registry)
+    return registry
+
+
+def _rows(text: str) -> list[list[str]]:
+    return [line.split() for line in text.splitlines() if line.strip()]
+
+
+def test_format_table_aligns_columns() -> None:
+    assert format_table(("A", "BB"), [(1, "x"), ("long", "y")]).splitlines() == [
+        "A     BB", "1     x", "long  y"
+    ]
+
+
+def test_backbones_lists_all_builtins(fresh: reg._Registry, capsys: pytest.CaptureFixture[str]
+                                      ) -> None:
+    assert main(["backbones"]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert rows[0] == ["NAME", "TASKS", "FEATURE_DIM", "INPUT", "PRETRAINED", "SOURCE"]
+    table = {row[0]: row for row in rows[1:] if len(row) == 6}
+    assert set(table) == set(BUILTIN_SPECS)
+    assert table["resnet50"] == ["resnet50", "classification", "2048", "224x224",
+                                 "IMAGENET1K_V2,IMAGENET1K_V1", "hamkit"]
+    assert table["deeplabv3_resnet101"][1:4] == ["segmentation", "2048", "256x256"]
+
+
+def test_backbones_pattern_and_task(fresh: reg._Registry, capsys: pytest.CaptureFixture[str]
+                                    ) -> None:
+    assert main(["backbones", "*mobilenet*", "--task", "segmentation"]) == 0
+    names = [row[0] for row in _rows(capsys.readouterr().out)[1:] if len(row) == 6]
+    assert names == ["deeplabv3_mobilenet_v3_large"]
+
+
+def test_backbones_no_match(fresh: reg._Registry, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["backbones", "vgg*"]) == 1
+    assert "no backbone matches 'vgg*'" in capsys.readouterr().out
+
+
+def test_backbones_describes_a_pass_through_name(
+    fresh: reg._Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["backbones", "smp:unet:resnet18"]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert rows[1] == ["smp:Unet:resnet18", "segmentation", "512", "256x256",
+                       "imagenet,ssl,swsl", "segmentation-models-pytorch"]
+    assert main(["backbones", "smp:unet:resnet18", "--task", "classification"]) == 1
+
+
+def test_backbones_unknown_pass_through_name_is_an_error(
+    fresh: reg._Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["backbones", "timm:resnt18"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("hamkit backbones: error: unknown timm model 'resnt18'")
+    assert "timm:resnet18" in err and "Traceback" not in err
+
+
+def test_backbones_rejects_unknown_task(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["backbones", "--task", "detection"])
+    assert info.value.code == 2
+    assert "invalid choice: 'detection'" in capsys.readouterr().err
+
+
+def test_plugins_when_disabled(fresh: reg._Registry, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins", "--load"]) == 0
+    assert "plugin discovery is off (HAMKIT_DISABLE_PLUGINS is set)" in capsys.readouterr().out
+
+
+def test_plugins_when_none_installed(
+    fresh: reg._Registry, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("HAMKIT_DISABLE_PLUGINS")
+    monkeypatch.setattr(reg._plugins, "discover", lambda: [])
+    assert main(["plugins"]) == 0
+    assert "no backbone plugins installed (entry point group 'hamkit.backbones')" in (
+        capsys.readouterr().out
+    )
