@@ -100,3 +100,19 @@ def test_bad_input_is_refused(synthetic):
         clf.predict(np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(BackboneNotFoundError, match="resnet"):
         LesionClassifier("resnet5", pretrained=False).fit(synthetic.root, split_csv=synthetic.root / "split.csv", **FIT)
+
+
+def test_corrupt_training_image_is_named_even_from_a_worker(synthetic, tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(synthetic.root, root)
+    from hamkit.data.splits import read_split_csv
+
+    first_train = next(i for i, name in read_split_csv(root / "split.csv").items() if name == "train")
+    victim = next(root.rglob(f"{first_train}.jpg"))
+    victim.write_bytes(b"\xff\xd8 truncated")
+    clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
+    with pytest.raises(DataError) as info:
+        clf.fit(root, split_csv=root / "split.csv", **{**FIT, "epochs": 1, "num_workers": 2})
+    assert victim.name in str(info.value) and "Traceback" not in str(info.value)

@@ -3,7 +3,7 @@
 Public names are imported lazily, so ``import hamkit`` (and ``hamkit --help``) stays fast and
 does not import torch until a name that needs it is used.
 
-Example:
+Examples:
     >>> import hamkit
     >>> hamkit.CLASS_CODES
     ('mel', 'nv', 'bcc', 'akiec', 'bkl', 'df', 'vasc')

@@ -54,7 +54,7 @@ def class_index(code: str) -> int:
     Raises:
         KeyError: ``code`` is not one of the seven diagnoses.
 
-    Example:
+    Examples:
         >>> class_index("nv"), class_index("VASC")
         (1, 6)
     """

@@ -82,7 +82,7 @@ def balance_weights(labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, n
         every class is drawn equally often) and loss weight per class (``n / (K * count)``,
         mean 1 over the ``K`` classes present; 0 for absent classes).
 
-    Example:
+    Examples:
         >>> per_sample, per_class = balance_weights(np.array([0, 0, 0, 1]), 2)
         >>> per_sample.tolist(), per_class.tolist()
         ([0.3333333333333333, 0.3333333333333333, 0.3333333333333333, 1.0], [0.6666666666666666, 2.0])
@@ -175,7 +175,7 @@ class LesionClassifier:
         history_: Per-epoch history of the last ``fit``.
         best_epoch_: The epoch whose weights were kept.
 
-    Example:
+    Examples:
         >>> clf = LesionClassifier("mobilenet_v3_small", image_size=64, pretrained=False)
         >>> clf.get_params()["backbone"]
         'mobilenet_v3_small'

@@ -20,7 +20,7 @@ __all__ = [
 class HamkitError(Exception):
     """Base class of every error hamkit raises on purpose.
 
-    Example:
+    Examples:
         >>> try:
         ...     raise DataError("metadata.csv: column 'dx' is missing")
         ... except HamkitError as err:

@@ -170,7 +170,7 @@ def classification_report(
     Raises:
         DataError: Empty or misaligned inputs, or indices outside the classes.
 
-    Example:
+    Examples:
         >>> r = classification_report([0, 1, 1, 2], [0, 1, 2, 2], classes=["a", "b", "c"])
         >>> round(r.balanced_accuracy, 3), r.confusion_matrix[1]
         (0.833, [0, 1, 1])

@@ -222,7 +222,7 @@ def get_backbone(name: str) -> BackboneSpec:
         BackboneNotFoundError: Unknown name; the message suggests close matches.
         PluginError: The name belongs to a plugin that failed to load (chained to its error).
 
-    Example:
+    Examples:
         >>> get_backbone("deeplabv3_resnet50").feature_dim
         2048
     """
@@ -248,7 +248,7 @@ def list_backbones(filter: str = "", task: str | None = None) -> list[str]:  # n
     Raises:
         HamkitError: ``task`` is not a known task.
 
-    Example:
+    Examples:
         >>> list_backbones("resnet*")
         ['resnet101', 'resnet18', 'resnet34', 'resnet50']
         >>> list_backbones("deeplab*mobilenet*", task="segmentation")
@@ -268,7 +268,7 @@ def list_plugins(load: bool = False) -> list[PluginInfo]:
         One :class:`PluginInfo` per entry point (shadowed ones included), sorted by name;
         empty when ``HAMKIT_DISABLE_PLUGINS=1``.
 
-    Example:
+    Examples:
         >>> for info in list_plugins(load=True):  # doctest: +SKIP
         ...     print(info.name, info.package, info.version, info.status)
         tinynet hamkit-tinynet 0.1.0 loaded
@@ -339,7 +339,7 @@ def register_backbone(
         HamkitError: The name exists and ``override`` is false, the name starts with a
             reserved prefix (``timm:``, ``smp:``), or a field is invalid.
 
-    Example:
+    Examples:
         >>> import torch
         >>> @register_backbone("flat_rgb", feature_dim=3, description="mean colour")
         ... def flat_rgb(*, task, pretrained, **kwargs):
@@ -440,7 +440,7 @@ def create_backbone(
         WeightsError: The download failed (one line, saying how to use a local file), the
             backbone has no such pretrained weights, or the weights file does not fit.
 
-    Example:
+    Examples:
         >>> import torch
         >>> model = create_backbone("resnet18").eval()
         >>> model(torch.zeros(2, 3, 64, 64)).shape

@@ -58,7 +58,7 @@ def plugins_disabled() -> bool:
     Returns:
         ``True`` when the variable is ``1``, ``true``, ``yes`` or ``on`` (any case).
 
-    Example:
+    Examples:
         >>> import os
         >>> os.environ["HAMKIT_DISABLE_PLUGINS"] = "1"
         >>> plugins_disabled()
@@ -169,7 +169,7 @@ def spec_from_object(obj: Any, name: str, package: str) -> BackboneSpec:
     Raises:
         TypeError: ``obj`` is none of the accepted kinds.
 
-    Example:
+    Examples:
         >>> make = lambda: BackboneSpec("x", ("classification",), dict, 8)
         >>> spec = spec_from_object(make, "y", "pkg")
         >>> spec.name, spec.source

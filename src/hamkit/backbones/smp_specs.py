@@ -39,7 +39,7 @@ def architectures() -> dict[str, type]:
     Returns:
         ``{"unet": smp.Unet, "deeplabv3plus": smp.DeepLabV3Plus, ...}``.
 
-    Example:
+    Examples:
         >>> architectures()["deeplabv3plus"].__name__
         'DeepLabV3Plus'
     """
@@ -80,7 +80,7 @@ def build_smp(
     Raises:
         HamkitError: ``aux_params`` was passed (use ``return_features=True`` and a head instead).
 
-    Example:
+    Examples:
         >>> model = build_smp("Unet", "resnet18", task="segmentation", pretrained=False)
         >>> model.feature_dim
         512
@@ -169,7 +169,7 @@ def smp_spec(arch_and_encoder: str) -> BackboneSpec:
         BackboneNotFoundError: Malformed name, or an unknown architecture or encoder; the
             message lists the valid or close names.
 
-    Example:
+    Examples:
         >>> spec = smp_spec("unet:resnet18")
         >>> spec.name, spec.feature_dim, spec.pretrained_weights
         ('smp:Unet:resnet18', 512, ('imagenet', 'ssl', 'swsl'))

@@ -68,7 +68,7 @@ class BackboneSpec:
     Raises:
         HamkitError: A field is invalid (unknown task, non-positive feature dimension, ...).
 
-    Example:
+    Examples:
         >>> from hamkit.registry import get_backbone
         >>> spec = get_backbone("resnet18")
         >>> spec.tasks, spec.feature_dim, spec.source
@@ -145,7 +145,7 @@ class PluginInfo:
             built-in, a reserved prefix or an earlier plugin; it is ignored).
         error: Why it failed or is shadowed; ``None`` otherwise.
 
-    Example:
+    Examples:
         >>> info = PluginInfo("tinynet", "hamkit-tinynet", "0.1.0", "hamkit_tinynet:tinynet",
         ...                   "loaded")
         >>> info.status, info.error

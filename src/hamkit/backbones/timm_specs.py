@@ -56,7 +56,7 @@ def build_timm(model_name: str, *, task: str, pretrained: bool | str, **kwargs: 
     Returns:
         The model (N, 3, H, W) -> (N, feature_dim), with a ``feature_dim`` attribute.
 
-    Example:
+    Examples:
         >>> build_timm("test_resnet", task="classification", pretrained=False).feature_dim
         96
     """
@@ -96,7 +96,7 @@ def timm_spec(model_name: str) -> BackboneSpec:
     Raises:
         BackboneNotFoundError: timm does not know the model; the message lists close matches.
 
-    Example:
+    Examples:
         >>> spec = timm_spec("test_resnet")
         >>> spec.name, spec.feature_dim, spec.input_size
         ('timm:test_resnet', 96, (160, 160))

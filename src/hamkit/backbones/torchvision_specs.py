@@ -57,7 +57,7 @@ def build_classifier(
     Returns:
         The model, mapping (N, 3, H, W) to (N, feature_dim), with a ``feature_dim`` attribute.
 
-    Example:
+    Examples:
         >>> model = build_classifier("resnet18", "fc", task="classification", pretrained=False)
         >>> model.feature_dim
         512

@@ -91,7 +91,7 @@ def is_download_failure(err: BaseException) -> bool:
     Returns:
         ``True`` for a download failure.
 
-    Example:
+    Examples:
         >>> is_download_failure(URLError("no route to host")), is_download_failure(KeyError("x"))
         (True, False)
     """
@@ -120,7 +120,7 @@ def download_guard(name: str) -> Iterator[None]:
     Raises:
         WeightsError: The block failed to download weights; the cause is chained.
 
-    Example:
+    Examples:
         >>> with download_guard("resnet18"):
         ...     raise URLError("offline")
         Traceback (most recent call last):
@@ -172,7 +172,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         WeightsError: The file is missing, has another extension, cannot be read, holds
             pickled objects that ``weights_only=True`` refuses, or holds no state dict.
 
-    Example:
+    Examples:
         >>> read_state_dict("missing.pt")
         Traceback (most recent call last):
         ...

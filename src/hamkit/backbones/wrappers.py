@@ -33,7 +33,7 @@ def first_layer(module: nn.Module, kind: type[_M]) -> _M:
     Raises:
         LookupError: ``module`` contains no layer of that type.
 
-    Example:
+    Examples:
         >>> first_layer(nn.Sequential(nn.ReLU(), nn.Linear(4, 2)), nn.Linear).in_features
         4
     """
@@ -59,7 +59,7 @@ class TorchvisionSegmentation(nn.Module):
         backbone: torchvision's ``IntermediateLayerGetter``; only its ``"out"`` feature is kept.
         classifier: The DeepLab head mapping the ``"out"`` features to mask logits.
 
-    Example:
+    Examples:
         >>> from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large as build
         >>> tv = build(weights=None, weights_backbone=None, num_classes=1, aux_loss=False)
         >>> model = TorchvisionSegmentation(tv.backbone, tv.classifier).eval()
@@ -104,7 +104,7 @@ class SmpSegmentation(nn.Module):
     Args:
         model: An smp ``SegmentationModel`` (``Unet``, ``DeepLabV3Plus``, ...).
 
-    Example:
+    Examples:
         >>> import segmentation_models_pytorch as smp
         >>> model = SmpSegmentation(smp.Unet("resnet18", encoder_weights=None)).eval()
         >>> logits, features = model(torch.zeros(1, 3, 64, 64), return_features=True)

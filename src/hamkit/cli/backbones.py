@@ -29,7 +29,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     Returns:
         The table, one line per row after the header line, without a trailing newline.
 
-    Example:
+    Examples:
         >>> print(format_table(("A", "BB"), [(1, "x"), ("long", "y")]))
         A     BB
         1     x

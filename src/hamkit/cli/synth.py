@@ -15,7 +15,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     Returns:
         The ``synth`` parser.
 
-    Example:
+    Examples:
         >>> parser = argparse.ArgumentParser()
         >>> sub = add_parser(parser.add_subparsers(dest="command"))
         >>> parser.parse_args(["synth", "out", "--n-lesions", "30"]).n_lesions

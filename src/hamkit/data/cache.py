@@ -107,7 +107,7 @@ class DecodeCache:
         num_workers: DataLoader worker processes used to decode while building an entry.
         progress: Show a tqdm progress bar while building.
 
-    Example:
+    Examples:
         >>> cache = DecodeCache("~/.cache/hamkit/decoded")  # doctest: +SKIP
         >>> images, masks = cache.load(paths, image_size=224)  # doctest: +SKIP
     """

@@ -91,7 +91,7 @@ class SkinDataset(Dataset):
     Raises:
         DataError: ``samples`` is empty, or masks are asked for but some samples lack one.
 
-    Example:
+    Examples:
         >>> from hamkit.datasets import make_synthetic  # doctest: +SKIP
         >>> ds = SkinDataset.from_folder(make_synthetic("demo").root, image_size=64)  # doctest: +SKIP
         >>> ds[0]["image"].shape  # doctest: +SKIP

@@ -55,7 +55,7 @@ class ImageRecord:
         sex: ``male``, ``female`` or ``unknown``.
         localization: Body site.
 
-    Example:
+    Examples:
         >>> ImageRecord("ISIC_0024306", "nv", "HAM_0000550").label
         1
     """
@@ -142,7 +142,7 @@ def read_metadata(path: str | os.PathLike[str]) -> list[ImageRecord]:
         DataError: The file is missing or unreadable, a required column is missing, a row has an
             empty id, an unknown ``dx`` code or a non-numeric age, or an ``image_id`` repeats.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "meta.csv"
         >>> _ = p.write_text("lesion_id,image_id,dx,dx_type,age,sex,localization\\n"
@@ -255,7 +255,7 @@ def read_labels(path: str | os.PathLike[str]) -> list[ImageRecord]:
 def labels_of(records: Sequence[ImageRecord]) -> list[int]:
     """Return the class index of every record.
 
-    Example:
+    Examples:
         >>> labels_of([ImageRecord("a", "vasc"), ImageRecord("b", "mel")])
         [6, 0]
     """

@@ -59,7 +59,7 @@ def merge_groups(*keys: Sequence[Hashable | None]) -> np.ndarray:
     Raises:
         DataError: The sequences differ in length or none is given.
 
-    Example:
+    Examples:
         >>> merge_groups(["L1", "L1", "L2", "L3"], [None, "d1", "d1", None]).tolist()
         [0, 0, 0, 1]
     """
@@ -267,7 +267,7 @@ def split_dataset(
     Raises:
         DataError: Bad fractions, or too few groups for the requested split.
 
-    Example:
+    Examples:
         >>> recs = [ImageRecord(f"I{i}", "nv" if i % 3 else "mel", f"L{i // 2}") for i in range(80)]
         >>> split = split_dataset(recs, seed=0)
         >>> split.crossing_groups([r.lesion_id for r in recs])

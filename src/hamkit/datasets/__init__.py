@@ -6,7 +6,7 @@
 
 Importing this package is cheap: the modules load on first use.
 
-Example:
+Examples:
     >>> from hamkit.datasets import make_synthetic  # doctest: +SKIP
     >>> make_synthetic("synthetic-ham", n_lesions=150, seed=0).n_images  # doctest: +SKIP
     236

@@ -37,7 +37,7 @@ def encode_jpeg(image: Image.Image | np.ndarray, quality: int = JPEG_QUALITY) ->
     Returns:
         The JPEG file's bytes.
 
-    Example:
+    Examples:
         >>> encode_jpeg(np.zeros((4, 4, 3), np.uint8))[:2]
         b'\xff\xd8'
     """
@@ -68,7 +68,7 @@ def encode_mask(mask: np.ndarray, palette: str | None = None) -> bytes:
     Raises:
         ValueError: Unknown ``palette``.
 
-    Example:
+    Examples:
         >>> m = np.zeros((3, 3), bool); m[1, 1] = True
         >>> data = encode_mask(m, palette="binary")
         >>> image = Image.open(io.BytesIO(data))
@@ -115,7 +115,7 @@ def make_duplicate(
     Raises:
         ValueError: Unknown ``kind``.
 
-    Example:
+    Examples:
         >>> img = np.full((48, 64, 3), 120, np.uint8)
         >>> m = np.zeros((48, 64), bool); m[10:30, 20:40] = True
         >>> data, mask_data = make_duplicate("cropped", encode_jpeg(img), m, encode_mask(m),

@@ -34,7 +34,7 @@ def noise_field(rng: np.random.Generator, grid: int, sigma: float) -> np.ndarray
     Returns:
         A ``(FIELD_GRID, FIELD_GRID)`` float32 array with mean 0 and standard deviation 1.
 
-    Example:
+    Examples:
         >>> f = noise_field(np.random.default_rng(0), 32, 2.0)
         >>> f.shape, round(float(f.std()), 3)
         ((192, 192), 1.0)
@@ -60,7 +60,7 @@ def sample_fields(fields: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarra
         The ``C`` fields at every pixel, shape ``(C, H, W)``, float32. Points outside the covered
         square take the value at its edge.
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(0)
         >>> x, y = np.meshgrid(np.linspace(-1, 1, 8), np.linspace(-1, 1, 6))
         >>> sample_fields(np.stack([noise_field(rng, 16, 1.0)]), x, y).shape

@@ -192,7 +192,7 @@ def sample_lesion(rng: np.random.Generator, dx: str) -> Lesion:
     Raises:
         KeyError: ``dx`` is not a diagnosis code.
 
-    Example:
+    Examples:
         >>> lesion = sample_lesion(np.random.default_rng(0), "df")
         >>> lesion.dx, lesion.max_extent < 0.5
         ('df', True)
@@ -341,7 +341,7 @@ def lesion_colour(
     Returns:
         RGB in about 0..1, shape ``(H, W, 3)``, float32.
 
-    Example:
+    Examples:
         >>> lesion = sample_lesion(np.random.default_rng(0), "nv")
         >>> z = np.zeros((2, 3), np.float32)
         >>> lesion_colour(lesion, z, z, z, z).shape

@@ -113,7 +113,7 @@ def lesion_counts(n_lesions: int, minimum: int = MIN_LESIONS_PER_CLASS) -> dict[
         Lesions per ``dx`` code, in :data:`~hamkit.classes.CLASS_CODES` order, summing to
         ``n_lesions``.
 
-    Example:
+    Examples:
         >>> lesion_counts(150)
         {'mel': 16, 'nv': 98, 'bcc': 7, 'akiec': 5, 'bkl': 16, 'df': 4, 'vasc': 4}
     """
@@ -146,7 +146,7 @@ def photo_counts(rng: np.random.Generator, n_lesions: int, low: int, high: int) 
     Returns:
         An int array of shape ``(n_lesions,)``.
 
-    Example:
+    Examples:
         >>> photo_counts(np.random.default_rng(0), 5, 1, 3).tolist()
         [2, 1, 1, 1, 2]
     """
@@ -174,7 +174,7 @@ def sample_patients(rng: np.random.Generator, dxs: list[str]) -> list[Patient]:
     Returns:
         One :class:`Patient` per lesion, in the same order.
 
-    Example:
+    Examples:
         >>> patients = sample_patients(np.random.default_rng(0), ["mel", "nv"])
         >>> [p.dx for p in patients], all(p.age == "" or p.age.endswith(".0") for p in patients)
         (['mel', 'nv'], True)
@@ -211,7 +211,7 @@ def unique_ids(rng: np.random.Generator, n: int, prefix: str, first: int, span: 
     Returns:
         The ids, e.g. ``"ISIC_0024306"``.
 
-    Example:
+    Examples:
         >>> ids = unique_ids(np.random.default_rng(0), 3, "ISIC_", 24306, 10015)
         >>> len(set(ids)), all(len(i) == 12 for i in ids)
         (3, True)

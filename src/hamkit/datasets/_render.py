@@ -55,7 +55,7 @@ def sample_view(rng: np.random.Generator, lesion: Lesion, first: bool) -> View:
     Returns:
         The view.
 
-    Example:
+    Examples:
         >>> from hamkit.datasets._lesions import sample_lesion
         >>> rng = np.random.default_rng(0)
         >>> sample_view(rng, sample_lesion(rng, "nv"), first=True).gain
@@ -105,7 +105,7 @@ def render(
         True exactly inside the drawn lesion border (where its coverage reaches one half
         of its opacity or more).
 
-    Example:
+    Examples:
         >>> from hamkit.datasets._lesions import sample_lesion
         >>> rng = np.random.default_rng(0)
         >>> lesion = sample_lesion(rng, "mel")

@@ -91,7 +91,7 @@ class SyntheticDataset:
         n_duplicates: Planted duplicates.
         duplicate_kinds: Planted duplicates per kind.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> ds = make_synthetic(tempfile.mkdtemp(), n_lesions=7, seed=0, image_size=(64, 48))
         >>> ds.n_lesions, sum(ds.class_counts.values()) == ds.n_images
@@ -247,7 +247,7 @@ def make_synthetic(
         DataError: A bad argument, or ``root`` is a non-empty folder and ``overwrite`` is False,
             or ``root`` is a file.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> ds = make_synthetic(tempfile.mkdtemp(), n_lesions=20, seed=1, image_size=(64, 48))
         >>> ds.metadata_csv.read_text().splitlines()[0]

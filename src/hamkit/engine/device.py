@@ -24,7 +24,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     Raises:
         HamkitError: A CUDA or MPS device was asked for but is not available.
 
-    Example:
+    Examples:
         >>> resolve_device("cpu")
         device(type='cpu')
     """

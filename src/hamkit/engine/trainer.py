@@ -22,7 +22,7 @@ from hamkit._io import atomic_write_text
 from hamkit.engine.checkpoint import STATE_NAME, load_training_state, save_model_files, save_training_state
 from hamkit.engine.device import amp_dtype, autocast, resolve_device
 from hamkit.engine.distributed import DistributedContext, ShardedSampler
-from hamkit.errors import HamkitError, TrainingError
+from hamkit.errors import DataError, HamkitError, TrainingError
 
 __all__ = ["TrainConfig", "TrainingTask", "TrainResult", "Trainer", "seed_everything", "default_num_workers"]
 
@@ -147,6 +147,24 @@ class TrainResult:
     best_score: float = math.nan
     stopped_early: bool = False
     out_dir: Path | None = None
+
+
+def _readable_errors(batches: Any) -> Any:
+    """Iterate ``batches``, turning a DataError re-raised from a DataLoader worker (whose message
+    carries the worker's whole traceback) back into its one-line message."""
+    iterator = iter(batches)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except DataError as err:
+            text = str(err)
+            if "Original Traceback" not in text:
+                raise
+            last = [line for line in text.strip().splitlines() if line.strip()][-1]
+            raise DataError(last.split("DataError: ", 1)[-1]) from None
+        yield batch
 
 
 def _history_csv(history: Sequence[dict[str, float]]) -> str:
@@ -284,7 +302,7 @@ class Trainer:
                 seen = 0
                 bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False,
                            disable=not show)
-                for step, batch in enumerate(bar):
+                for step, batch in enumerate(_readable_errors(bar)):
                     with autocast(device, dtype):
                         loss, size = task.loss(network, batch, device)
                     value = float(loss.detach())
