@@ -43,6 +43,8 @@ _LAZY: dict[str, str] = {
     "make_synthetic": "hamkit.datasets.synthetic",
     "SyntheticDataset": "hamkit.datasets.synthetic",
     "LesionClassifier": "hamkit.classify",
+    "Deduplicator": "hamkit.dedup.deduplicator",
+    "DedupResult": "hamkit.dedup.result",
     "ClassificationReport": "hamkit.metrics",
     "classification_report": "hamkit.metrics",
 }
@@ -84,6 +86,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hamkit.data.splits import split_dataset
     from hamkit.classify import LesionClassifier
     from hamkit.datasets.synthetic import SyntheticDataset, make_synthetic
+    from hamkit.dedup.deduplicator import Deduplicator
+    from hamkit.dedup.result import DedupResult
     from hamkit.metrics import ClassificationReport, classification_report
     from hamkit.registry import (
         BackboneSpec,

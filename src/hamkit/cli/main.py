@@ -12,7 +12,7 @@ from hamkit.errors import HamkitError
 
 #: Subcommand modules under ``hamkit.cli``, in the order ``hamkit --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "synth", "split", "train", "predict", "evaluate", "backbones", "plugins",
+    "synth", "split", "dedup", "audit", "train", "predict", "evaluate", "backbones", "plugins",
 )
 
 

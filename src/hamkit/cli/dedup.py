@@ -1,0 +1,71 @@
+"""``hamkit dedup``: find exact and near-duplicate images; ``hamkit audit``: leakage across splits."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _method_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--method", default="cnn", choices=("cnn", "phash", "dhash", "exact"),
+                        help="cnn (default), phash, dhash or exact")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="cnn: min cosine similarity (default 0.93); phash/dhash: max Hamming distance "
+                        "(default 8)")
+    parser.add_argument("--backbone", default="mobilenet_v2", help="CNN backbone (default: mobilenet_v2)")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--no-pretrained", action="store_true", help="random CNN weights (finds near-exact copies only)")
+    parser.add_argument("--weights", help="local backbone weights file instead of a download")
+    parser.add_argument("--workers", type=int, default=None, help="decoding workers (default: automatic)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--cache", default=None, help="embedding cache folder (default: ~/.cache/hamkit)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``dedup`` subcommand."""
+    parser = subparsers.add_parser(
+        "dedup", help="find exact and near-duplicate images",
+        description="Find duplicate images in a folder (recursively) or a text file of paths. Writes kept.txt, "
+        "removed.txt, pairs.csv, groups.json, groups.csv, summary.json, skipped.txt and a review sheet into OUT.")
+    parser.add_argument("images", help="a folder of images, or a text file with one image path per line")
+    parser.add_argument("--out", required=True, help="output folder")
+    _method_options(parser)
+    parser.add_argument("--keep", default="first", choices=("first", "largest"),
+                        help="which image of a group to keep: first by path (default) or largest")
+    parser.add_argument("--strict-groups", action="store_true",
+                        help="every group member must match the group's representative (guards against chaining)")
+    parser.add_argument("--no-review", action="store_true", help="do not write review.png / review.html")
+    return parser
+
+
+def dedup_from_args(args: argparse.Namespace, **extra: object):
+    """A Deduplicator configured from the shared command-line options."""
+    from hamkit.dedup.deduplicator import Deduplicator
+
+    threshold = args.threshold
+    if threshold is not None and args.method in ("phash", "dhash") and float(threshold).is_integer():
+        threshold = int(threshold)
+    return Deduplicator(method=args.method, backbone=args.backbone, threshold=threshold, image_size=args.image_size,
+                        batch_size=args.batch_size, device=args.device, pretrained=not args.no_pretrained,
+                        weights=args.weights, num_workers=args.workers, cache_dir=args.cache,
+                        progress=not args.quiet, **extra)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``hamkit dedup``."""
+    from pathlib import Path
+
+    dedup = dedup_from_args(args, keep=args.keep, group_mode="representative" if args.strict_groups else "connected")
+    result = dedup.find(args.images)
+    if result is None:  # a torchrun rank other than 0
+        return 0
+    out = result.save(args.out)
+    if not args.no_review:
+        from hamkit.dedup.review import contact_sheet, review_html
+
+        contact_sheet(result, Path(out) / "review.png")
+        review_html(result, Path(out) / "review.html")
+    print(result.summary())
+    print(f"results in {out}")
+    return 0

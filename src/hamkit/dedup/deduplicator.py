@@ -1,0 +1,410 @@
+"""``Deduplicator``: exact, perceptual-hash and CNN near-duplicate detection that scales.
+
+Methods and thresholds:
+
+============  ==========================================  =========================  =======
+method        signature                                   threshold (valid range)    default
+============  ==========================================  =========================  =======
+``"cnn"``     L2-normalised pooled CNN features (the      min cosine similarity,     0.93
+              seed's approach; any registry backbone)     ``(0, 1]``
+``"phash"``   64-bit DCT perceptual hash                  max Hamming distance,      8
+                                                          ``0..64``
+``"dhash"``   64-bit difference hash                      max Hamming distance,      8
+                                                          ``0..64``
+``"exact"``   SHA-256 of the decoded pixels (byte-        none (identical pixels)    --
+              identical files found first, cheaply)
+============  ==========================================  =========================  =======
+
+The search never builds an N x N matrix (:mod:`hamkit.dedup.search`); groups are connected
+components with their weakest link reported, or, with ``group_mode="representative"``, groups
+whose every member matches the representative (:mod:`hamkit.dedup.groups`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hamkit.data.images import image_size_of
+from hamkit.data.splits import SPLIT_NAMES, read_split_csv
+from hamkit.dedup.groups import choose_kept, duplicate_groups, keep_priority
+from hamkit.dedup.hashing import HASH_SIZES, dhash, phash
+from hamkit.dedup.inputs import DecodeJob, decode_all, resolve_images
+from hamkit.dedup.result import AuditResult, CrossResult, DedupResult
+from hamkit.dedup.search import Pairs, cosine_cross_pairs, cosine_pairs, hamming_cross_pairs, hamming_pairs
+from hamkit.errors import DataError, HamkitError
+
+__all__ = ["Deduplicator", "METHODS", "DEFAULT_THRESHOLDS", "default_cache_dir"]
+
+METHODS: tuple[str, ...] = ("cnn", "phash", "dhash", "exact")
+DEFAULT_THRESHOLDS: dict[str, float | int | None] = {"cnn": 0.93, "phash": 8, "dhash": 8, "exact": None}
+KEEP_POLICIES = ("first", "largest", "prefer")
+
+
+def default_cache_dir() -> Path:
+    """``$HAMKIT_CACHE`` or ``~/.cache/hamkit``: where embeddings are cached by default."""
+    return Path(os.environ.get("HAMKIT_CACHE", Path.home() / ".cache" / "hamkit")).expanduser()
+
+
+class Deduplicator:
+    """Find exact and near-duplicate images so that no lesion leaks between splits.
+
+    Args:
+        method: ``"cnn"``, ``"phash"``, ``"dhash"`` or ``"exact"`` (see the module docstring).
+        backbone: Registry name of the CNN (``"cnn"`` only); plugins and ``timm:`` names work.
+        threshold: Minimum cosine similarity (cnn) or maximum Hamming distance (hashes);
+            ``None`` = the method's default. Not used by ``"exact"``.
+        image_size: CNN input size.
+        batch_size: Images per batch.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        pretrained: Use the backbone's upstream pretrained weights (recommended: random weights
+            find exact and near-exact copies only).
+        weights: Local weights file for the backbone instead.
+        num_workers: Decoding workers (``None``: up to 4, leaving a core free).
+        cache_dir: Embedding cache folder (``None``: :func:`default_cache_dir`; ``False``: no cache).
+        group_mode: ``"connected"`` or ``"representative"`` (every member must match the
+            representative directly: guards against chaining).
+        keep: Which member of a group to keep: ``"first"`` (by sorted path), ``"largest"``
+            (resolution, then file size) or ``"prefer"`` (members listed in ``prefer`` first).
+        prefer: Image ids or paths to keep first with ``keep="prefer"`` (e.g. the train split).
+        search_backend: ``"auto"``, ``"numpy"``, ``"faiss"`` or ``"faiss-hnsw"``.
+        progress: Show progress bars.
+
+    Raises:
+        HamkitError: An unknown method, keep policy, or a threshold out of range.
+
+    Examples:
+        >>> Deduplicator(method="phash").threshold_
+        8
+        >>> Deduplicator(method="cnn", threshold=1.5)
+        Traceback (most recent call last):
+        ...
+        hamkit.errors.HamkitError: threshold for method 'cnn' is a cosine similarity in (0, 1], got 1.5
+    """
+
+    def __init__(self, method: str = "cnn", backbone: str = "mobilenet_v2", threshold: float | None = None,
+                 image_size: int = 224, batch_size: int = 64, device: str = "auto", pretrained: bool = True,
+                 weights: str | os.PathLike[str] | None = None, *, num_workers: int | None = None,
+                 cache_dir: str | os.PathLike[str] | bool | None = None, group_mode: str = "connected",
+                 keep: str = "first", prefer: Collection[str | os.PathLike[str]] | None = None,
+                 search_backend: str = "auto", progress: bool = True) -> None:
+        self.method = method
+        self.backbone = backbone
+        self.threshold = threshold
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.device = device
+        self.pretrained = pretrained
+        self.weights = weights
+        self.num_workers = num_workers
+        self.cache_dir = cache_dir
+        self.group_mode = group_mode
+        self.keep = keep
+        self.prefer = prefer
+        self.search_backend = search_backend
+        self.progress = progress
+        self.threshold_ = self._validated_threshold()
+        self._model: Any = None
+
+    # ------------------------------------------------------------------ settings
+    def _validated_threshold(self) -> float | int | None:
+        if self.method not in METHODS:
+            raise HamkitError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.keep not in KEEP_POLICIES:
+            raise HamkitError(f"unknown keep policy {self.keep!r}; choose one of {', '.join(KEEP_POLICIES)}")
+        if self.keep == "prefer" and not self.prefer:
+            raise HamkitError("keep='prefer' needs prefer= (image ids or paths to keep first)")
+        if self.group_mode not in ("connected", "representative"):
+            raise HamkitError(f"group_mode must be 'connected' or 'representative', got {self.group_mode!r}")
+        if self.batch_size < 1:
+            raise HamkitError(f"batch_size must be at least 1, got {self.batch_size}")
+        threshold = DEFAULT_THRESHOLDS[self.method] if self.threshold is None else self.threshold
+        if self.method == "cnn":
+            if not 0 < float(threshold) <= 1:  # type: ignore[arg-type]
+                raise HamkitError(f"threshold for method 'cnn' is a cosine similarity in (0, 1], got {threshold}")
+            return float(threshold)  # type: ignore[arg-type]
+        if self.method in ("phash", "dhash"):
+            if isinstance(threshold, bool) or not float(threshold).is_integer() or not 0 <= threshold <= 64:  # type: ignore[operator,arg-type]
+                raise HamkitError(f"threshold for method {self.method!r} is a Hamming distance, an integer in 0..64, "
+                                  f"got {threshold}")
+            return int(threshold)  # type: ignore[arg-type]
+        if self.threshold is not None:
+            raise HamkitError("method 'exact' takes no threshold (it matches identical pixels)")
+        return None
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments (scikit-learn convention)."""
+        names = ("method", "backbone", "threshold", "image_size", "batch_size", "device", "pretrained", "weights",
+                 "num_workers", "cache_dir", "group_mode", "keep", "prefer", "search_backend", "progress")
+        return {name: getattr(self, name) for name in names}
+
+    def _workers(self) -> int:
+        from hamkit.engine.trainer import default_num_workers
+
+        return default_num_workers() if self.num_workers is None else self.num_workers
+
+    # ------------------------------------------------------------------ signatures
+    def _network(self) -> tuple[Any, Any]:
+        from hamkit.registry import create_backbone, get_backbone
+
+        spec = get_backbone(self.backbone)
+        if self._model is None:
+            import torch
+
+            with torch.random.fork_rng():  # random weights (pretrained=False) are the same in every process
+                torch.manual_seed(0)
+                self._model = create_backbone(self.backbone, task="classification", pretrained=self.pretrained,
+                                              weights=self.weights)
+        return self._model, spec
+
+    def embed(self, images: Any) -> np.ndarray:
+        """CNN embeddings of images (the seed's ``.npy``): ``(N, D)`` float32, L2-normalised.
+
+        Rows of unreadable images are zero (see :meth:`find` for the list of skipped files).
+        Embeddings are cached on disk by file identity and backbone, so a second or resumed run
+        does not recompute them.
+
+        Args:
+            images: A folder, a text file of paths, a list of paths, or a SkinDataset.
+
+        Returns:
+            The embeddings, in input order.
+        """
+        paths = resolve_images(images)
+        return self._embeddings(paths)[0]
+
+    def _embeddings(self, paths: list[Path]) -> tuple[np.ndarray, dict[int, str]]:
+        from hamkit.dedup.embeddings import EmbeddingCache, embed_paths
+
+        model, spec = self._network()
+        cache = None
+        if self.cache_dir is not False:
+            weights_id = (str(Path(self.weights).resolve()), os.path.getmtime(self.weights)) if self.weights else None
+            setting = {"backbone": self.backbone, "pretrained": self.pretrained, "weights": weights_id,
+                       "image_size": self.image_size, "mean": spec.mean, "std": spec.std}
+            root = default_cache_dir() / "embeddings" if self.cache_dir in (None, True) else Path(self.cache_dir)  # type: ignore[arg-type]
+            cache = EmbeddingCache(root, setting)
+        return embed_paths(paths, model, image_size=self.image_size, mean=spec.mean, std=spec.std,
+                           batch_size=self.batch_size, num_workers=self._workers(), device=self.device,
+                           cache=cache, progress=self.progress)
+
+    def _hashes(self, paths: list[Path]) -> tuple[np.ndarray, dict[int, str]]:
+        size = HASH_SIZES[self.method]
+        out = np.zeros(len(paths), dtype=np.uint64)
+        skipped: dict[int, str] = {}
+        function = phash if self.method == "phash" else dhash
+        job = DecodeJob(paths, "gray", size)
+        for indices, values, bad in decode_all(job, batch_size=max(self.batch_size, 256), num_workers=self._workers(),
+                                               progress=self.progress, desc=self.method):
+            skipped.update(bad)
+            if values:
+                out[indices] = function(np.stack(values))
+        return out, skipped
+
+    def _pixel_hashes(self, paths: list[Path]) -> tuple[np.ndarray, dict[int, str]]:
+        """Pixel digests; byte-identical files are decoded once."""
+        skipped: dict[int, str] = {}
+        byte_digest = np.empty(len(paths), dtype=object)
+        for indices, values, bad in decode_all(DecodeJob(paths, "bytes"), batch_size=256,
+                                               num_workers=self._workers(), progress=self.progress, desc="bytes"):
+            skipped.update(bad)
+            byte_digest[indices] = values
+        readable = np.array([i for i in range(len(paths)) if i not in skipped], dtype=np.int64)
+        _, first, inverse = np.unique(byte_digest[readable].astype(str), return_index=True, return_inverse=True)
+        unique = readable[first]
+        pixel_of_unique = np.empty(len(unique), dtype=object)
+        for indices, values, bad in decode_all(DecodeJob([paths[i] for i in unique], "pixels"), batch_size=64,
+                                               num_workers=self._workers(), progress=self.progress, desc="pixels"):
+            skipped.update({int(unique[i]): reason for i, reason in bad.items()})
+            pixel_of_unique[indices] = values
+        representative = unique[inverse]  # byte-identical copies share their representative's fate
+        for index, rep in zip(readable.tolist(), representative.tolist(), strict=True):
+            if rep in skipped:
+                skipped[index] = skipped[rep]
+        digest = np.full(len(paths), "", dtype=object)
+        digest[readable] = pixel_of_unique[inverse]
+        for i in skipped:
+            digest[i] = ""
+        return digest, skipped
+
+    def _signatures(self, paths: list[Path]) -> tuple[np.ndarray, dict[int, str]]:
+        if self.method == "cnn":
+            return self._embeddings(paths)
+        if self.method == "exact":
+            return self._pixel_hashes(paths)
+        return self._hashes(paths)
+
+    # ------------------------------------------------------------------ search
+    def _self_pairs(self, signatures: np.ndarray, valid: np.ndarray) -> Pairs:
+        if len(valid) < 2:
+            return Pairs.empty("hamming" if self.method in ("phash", "dhash") else "cosine")
+        sub = signatures[valid]
+        if self.method == "cnn":
+            pairs = cosine_pairs(sub, float(self.threshold_), backend=self.search_backend)  # type: ignore[arg-type]
+        elif self.method == "exact":
+            pairs = _equal_pairs(sub, sub, self_search=True)
+        else:
+            pairs = hamming_pairs(sub, int(self.threshold_))  # type: ignore[arg-type]
+        return Pairs(valid[pairs.i], valid[pairs.j], pairs.score, pairs.metric, pairs.exact)
+
+    def _cross_pairs(self, sig_a: np.ndarray, sig_b: np.ndarray) -> Pairs:
+        if len(sig_a) == 0 or len(sig_b) == 0:
+            return Pairs.empty("hamming" if self.method in ("phash", "dhash") else "cosine")
+        if self.method == "cnn":
+            return cosine_cross_pairs(sig_a, sig_b, float(self.threshold_), backend=self.search_backend)  # type: ignore[arg-type]
+        if self.method == "exact":
+            return _equal_pairs(sig_a, sig_b, self_search=False)
+        return hamming_cross_pairs(sig_a, sig_b, int(self.threshold_))  # type: ignore[arg-type]
+
+    def find(self, images: Any) -> DedupResult | None:
+        """Find the duplicates among images.
+
+        Args:
+            images: A folder (recursive), a text file of paths, a list of paths, or a SkinDataset.
+
+        Returns:
+            The :class:`~hamkit.dedup.result.DedupResult` (``None`` on ranks other than 0 under
+            torchrun, which only help with the embeddings).
+
+        Raises:
+            DataError: No images, or none readable.
+        """
+        self._validated_threshold()
+        started = time.perf_counter()
+        paths = resolve_images(images)
+        signatures, skipped = self._signatures(paths)
+        if int(os.environ.get("RANK", "0")) != 0:
+            return None
+        valid = np.array([i for i in range(len(paths)) if i not in skipped], dtype=np.int64)
+        if len(valid) == 0:
+            raise DataError(f"none of the {len(paths)} image(s) could be read; first reason: "
+                            f"{paths[0]}: {skipped.get(0, '?')}")
+        pairs = self._self_pairs(signatures, valid)
+        rank = self._keep_priority(paths, pairs)
+        groups = duplicate_groups(len(paths), pairs, mode=self.group_mode, priority=rank)  # type: ignore[arg-type]
+        kept, removed = choose_kept(groups, n=len(paths), policy="first", paths=[f"{r:012d}" for r in rank])
+        kept = np.setdiff1d(kept, np.fromiter(skipped, dtype=np.int64, count=len(skipped)))
+        return DedupResult(paths=paths, pairs=pairs, groups=groups, kept=kept, removed=removed, skipped=skipped,
+                           method=self.method, threshold=self.threshold_, settings=_jsonable(self.get_params()),
+                           seconds=time.perf_counter() - started)
+
+    def _keep_priority(self, paths: list[Path], pairs: Pairs) -> np.ndarray:
+        n = len(paths)
+        if self.keep == "first":
+            return keep_priority(n, policy="first", paths=paths)
+        if self.keep == "prefer":
+            wanted = {str(p) for p in self.prefer or ()} | {Path(p).stem for p in self.prefer or ()}
+            preferred = np.array([str(p) in wanted or p.stem in wanted for p in paths], dtype=bool)
+            return keep_priority(n, policy="prefer", paths=paths, preferred=preferred)
+        members = np.unique(np.concatenate([pairs.i, pairs.j])) if len(pairs) else np.zeros(0, np.int64)
+        resolutions = np.zeros((n, 2), dtype=np.int64)
+        sizes = np.zeros(n, dtype=np.int64)
+        for m in members.tolist():  # only group members need their size read (header only)
+            resolutions[m] = image_size_of(paths[m])
+            sizes[m] = paths[m].stat().st_size
+        return keep_priority(n, policy="largest", paths=paths, resolutions=resolutions, file_sizes=sizes)
+
+    def find_cross(self, a: Any, b: Any) -> CrossResult | None:
+        """Only the duplicate pairs that cross two sets (e.g. train vs test).
+
+        Args:
+            a: The first set (folder, list of paths, list file, SkinDataset).
+            b: The second set.
+
+        Returns:
+            The :class:`~hamkit.dedup.result.CrossResult` (``None`` on non-zero torchrun ranks).
+        """
+        self._validated_threshold()
+        paths_a, paths_b = resolve_images(a), resolve_images(b)
+        signatures, skipped = self._signatures(paths_a + paths_b)
+        if int(os.environ.get("RANK", "0")) != 0:
+            return None
+        return self._cross(paths_a, paths_b, signatures[: len(paths_a)], signatures[len(paths_a):], skipped)
+
+    def _cross(self, paths_a: list[Path], paths_b: list[Path], sig_a: np.ndarray, sig_b: np.ndarray,
+               skipped: dict[int, str]) -> CrossResult:
+        ok_a = np.array([i for i in range(len(paths_a)) if i not in skipped], dtype=np.int64)
+        ok_b = np.array([j for j in range(len(paths_b)) if j + len(paths_a) not in skipped], dtype=np.int64)
+        pairs = self._cross_pairs(sig_a[ok_a], sig_b[ok_b])
+        pairs = Pairs(ok_a[pairs.i], ok_b[pairs.j], pairs.score, pairs.metric, pairs.exact)
+        everything = paths_a + paths_b
+        return CrossResult(paths_a, paths_b, pairs, {everything[i]: r for i, r in skipped.items()})
+
+    def audit(self, split_csv: str | os.PathLike[str], root: str | os.PathLike[str]) -> AuditResult:
+        """Near-duplicate pairs across the splits of a split CSV.
+
+        Args:
+            split_csv: A CSV with ``image_id`` and ``split`` columns (``hamkit split`` writes one).
+            root: Folder holding the images (searched recursively).
+
+        Returns:
+            The :class:`~hamkit.dedup.result.AuditResult`; ``result.leaks`` is 0 for a clean split.
+
+        Raises:
+            DataError: Unreadable split CSV, or none of its images under ``root``.
+        """
+        from hamkit.data.images import find_images
+
+        self._validated_threshold()
+        assignment = read_split_csv(split_csv)
+        found = find_images(root)
+        missing = sorted(i for i in assignment if i not in found)
+        by_split = {name: [found[i] for i, s in assignment.items() if s == name and i in found] for name in SPLIT_NAMES}
+        every = [p for name in SPLIT_NAMES for p in by_split[name]]
+        if not every:
+            raise DataError(f"{root}: none of the images of {split_csv} were found there")
+        signatures, skipped = self._signatures(every)
+        offsets = np.cumsum([0] + [len(by_split[n]) for n in SPLIT_NAMES])
+        crossings: dict[str, CrossResult] = {}
+        for x, name_a in enumerate(SPLIT_NAMES):
+            for y in range(x + 1, len(SPLIT_NAMES)):
+                name_b = SPLIT_NAMES[y]
+                sa, sb = slice(offsets[x], offsets[x + 1]), slice(offsets[y], offsets[y + 1])
+                local_skip = {i - offsets[x]: r for i, r in skipped.items() if offsets[x] <= i < offsets[x + 1]}
+                local_skip.update({i - offsets[y] + len(by_split[name_a]): r for i, r in skipped.items()
+                                   if offsets[y] <= i < offsets[y + 1]})
+                crossings[f"{name_a}-{name_b}"] = self._cross(by_split[name_a], by_split[name_b], signatures[sa],
+                                                              signatures[sb], local_skip)
+        return AuditResult(crossings, missing)
+
+    def __repr__(self) -> str:
+        return f"Deduplicator(method={self.method!r}, backbone={self.backbone!r}, threshold={self.threshold_!r})"
+
+
+def _equal_pairs(a: np.ndarray, b: np.ndarray, *, self_search: bool) -> Pairs:
+    """Pairs of equal digests (score 1.0), all pairs within each set of equal values."""
+    values = np.concatenate([a, b]) if not self_search else a
+    codes = np.unique(values.astype(str), return_inverse=True)[1]
+    code_a = codes[: len(a)]
+    code_b = codes[len(a):] if not self_search else code_a
+    order_b = np.argsort(code_b, kind="stable")
+    sorted_b = code_b[order_b]
+    left = np.searchsorted(sorted_b, code_a, side="left")
+    right = np.searchsorted(sorted_b, code_a, side="right")
+    counts = right - left
+    i = np.repeat(np.arange(len(a)), counts)
+    starts = np.repeat(left - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    j = order_b[np.arange(counts.sum()) + starts]
+    if self_search:
+        keep = i < j
+        i, j = i[keep], j[keep]
+    order = np.lexsort((j, i))
+    return Pairs(i[order], j[order], np.ones(len(order), dtype=np.float32), "cosine", True)
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            out[key] = value
+        elif isinstance(value, (list, tuple, set, frozenset)) and not isinstance(value, str):
+            out[key] = sorted(map(str, value)) if isinstance(value, (set, frozenset)) else [str(v) for v in value]
+        else:
+            out[key] = str(value)
+    return out
+

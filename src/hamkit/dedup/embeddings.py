@@ -1,0 +1,171 @@
+"""CNN embeddings for near-duplicate search, with a resumable disk cache.
+
+The seed's approach: a classification backbone without its head (MobileNetV2 by default)
+embeds every image; the features are averaged over the spatial axes and L2-normalised, so
+cosine similarity is a dot product. Batched, ``torch.inference_mode``, channels-last and mixed
+precision on a GPU; images decoded in DataLoader workers, JPEGs at reduced size.
+
+The cache stores embeddings per image, keyed by the file's identity (resolved path, size,
+modification time) inside a folder per embedding setting (backbone, weights, input size). It is
+written in shards as the work goes on, so an interrupted run resumes where it stopped and a
+second run computes nothing.
+
+Under ``torchrun`` each rank embeds its own shard of the images and every rank receives all
+embeddings (``all_gather``); the Deduplicator then searches on rank 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hamkit._io import atomic_path
+from hamkit.data.cache import file_identity
+from hamkit.dedup.inputs import DecodeJob, decode_all
+from hamkit.engine.device import amp_dtype, autocast, resolve_device
+from hamkit.engine.distributed import DistributedContext
+
+__all__ = ["EmbeddingCache", "embed_paths"]
+
+
+class EmbeddingCache:
+    """Embeddings on disk, one folder per setting, rows keyed by file identity.
+
+    Args:
+        directory: Root folder of the cache.
+        setting: Anything that changes the embedding (backbone, weights, size); hashed into
+            the folder name.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], setting: dict[str, object]) -> None:
+        text = json.dumps(setting, sort_keys=True, default=str)
+        self.folder = Path(directory).expanduser() / hashlib.sha256(text.encode()).hexdigest()[:16]
+        self.setting = setting
+        self._rows: dict[str, np.ndarray] | None = None
+
+    @staticmethod
+    def key(path: Path) -> str:
+        """The identity key of a file."""
+        return "|".join(map(str, file_identity(path)))
+
+    def load(self) -> dict[str, np.ndarray]:
+        """All cached rows of this setting (read once)."""
+        if self._rows is None:
+            self._rows = {}
+            for shard in sorted(self.folder.glob("shard-*.npz")):
+                with np.load(shard, allow_pickle=False) as data:
+                    for key, row in zip(data["keys"].tolist(), data["embeddings"], strict=True):
+                        self._rows[key] = row
+        return self._rows
+
+    def add(self, keys: Sequence[str], embeddings: np.ndarray) -> None:
+        """Append a shard (written atomically) and remember its rows."""
+        if not keys:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "setting.json").write_text(json.dumps(self.setting, sort_keys=True, default=str))
+        name = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:20]
+        with atomic_path(self.folder / f"shard-{name}.npz") as tmp:
+            with tmp.open("wb") as handle:
+                np.savez(handle, keys=np.array(list(keys)), embeddings=embeddings)
+        rows = self.load()
+        rows.update(zip(keys, embeddings, strict=True))
+
+
+def embed_paths(
+    paths: Sequence[Path],
+    model: torch.nn.Module,
+    *,
+    image_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: str = "auto",
+    cache: EmbeddingCache | None = None,
+    progress: bool = False,
+    flush_every: int = 2048,
+) -> tuple[np.ndarray, dict[int, str]]:
+    """Embed images with ``model`` (pooled features), L2-normalised float32.
+
+    Args:
+        paths: Image files.
+        model: A classification backbone (``(N, 3, H, W) -> (N, D)``).
+        image_size: Square input size.
+        mean: Normalisation mean.
+        std: Normalisation std.
+        batch_size: Images per forward pass.
+        num_workers: Decoding workers.
+        device: Where to run the model.
+        cache: An :class:`EmbeddingCache`, or ``None``.
+        progress: Show a progress bar.
+        flush_every: Write the cache every this many new embeddings.
+
+    Returns:
+        ``(embeddings, skipped)``: an ``(N, D)`` array (rows of skipped images are zero) and
+        ``{index: reason}`` of the images that could not be decoded.
+    """
+    torch_device = resolve_device(device)
+    ctx = DistributedContext.from_env(torch_device)
+    try:
+        torch_device = ctx.device_for(torch_device)
+        dtype = amp_dtype(torch_device)
+        model = model.to(torch_device).eval()
+        channels_last = torch_device.type == "cuda"
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        keys = [EmbeddingCache.key(p) if p.exists() else "" for p in paths]
+        known = cache.load() if cache is not None else {}
+        todo = [i for i, k in enumerate(keys) if k not in known]
+        mine = todo[ctx.rank::ctx.world_size]
+        results: dict[int, np.ndarray] = {}
+        skipped: dict[int, str] = {}
+        pending_keys: list[str] = []
+        pending_rows: list[np.ndarray] = []
+        job = DecodeJob([paths[i] for i in mine], "rgb", (image_size, image_size), mean, std)
+        for local, values, bad in decode_all(job, batch_size=batch_size, num_workers=num_workers,
+                                             progress=progress and ctx.is_main, desc="embed"):
+            skipped.update({mine[i]: reason for i, reason in bad.items()})
+            if not values:
+                continue
+            batch = torch.from_numpy(np.stack(values)).to(torch_device, non_blocking=True)
+            if channels_last:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode(), autocast(torch_device, dtype):
+                features = model(batch).float()
+            features = torch.nn.functional.normalize(features.flatten(1), dim=1).cpu().numpy()
+            for i, row in zip(local, features, strict=True):
+                results[mine[i]] = row
+                pending_keys.append(keys[mine[i]])
+                pending_rows.append(row)
+            if cache is not None and len(pending_keys) >= flush_every and ctx.world_size == 1:
+                cache.add(pending_keys, np.stack(pending_rows))
+                pending_keys, pending_rows = [], []
+        if ctx.enabled:  # every rank gets every rank's results
+            gathered: list[tuple[dict[int, np.ndarray], dict[int, str]] | None] = [None] * ctx.world_size
+            torch.distributed.all_gather_object(gathered, (results, skipped))
+            for part in gathered:
+                assert part is not None
+                results.update(part[0])
+                skipped.update(part[1])
+            pending_keys = [keys[i] for i in sorted(results)]
+            pending_rows = [results[i] for i in sorted(results)]
+        if cache is not None and pending_keys and ctx.is_main:
+            cache.add(pending_keys, np.stack(pending_rows))
+        dim = next(iter(results.values())).shape[0] if results else (
+            next(iter(known.values())).shape[0] if known else 0)
+        out = np.zeros((len(paths), dim), dtype=np.float32)
+        for i, key in enumerate(keys):
+            if i in results:
+                out[i] = results[i]
+            elif key in known:
+                out[i] = known[key]
+        return out, skipped
+    finally:
+        ctx.close()

@@ -1,0 +1,203 @@
+"""Results of a duplicate scan, a cross-set search and a split audit, and how they are saved."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hamkit._io import atomic_write_text
+from hamkit.dedup.groups import DuplicateGroup
+from hamkit.dedup.search import Pairs
+
+__all__ = ["DedupResult", "CrossResult", "AuditResult"]
+
+
+def _pairs_csv(rows: list[tuple[str, str, float | int]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["path_a", "path_b", "score"])
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _score(value: Any) -> float | int:
+    return round(float(value), 6) if isinstance(value, (float, np.floating)) else int(value)
+
+
+@dataclass
+class DedupResult:
+    """What :meth:`hamkit.Deduplicator.find` found.
+
+    Attributes:
+        paths: Every image given, in order (indices below refer to it).
+        pairs: Duplicate pairs (``pairs.i``, ``pairs.j`` index :attr:`paths`; ``pairs.score``
+            is a cosine similarity, a Hamming distance, or 1.0 for exact duplicates).
+        groups: Duplicate groups (two or more images each), with their weakest link.
+        kept: Indices of the images to keep (one per group, plus every unique image).
+        removed: Indices of the duplicates to remove.
+        skipped: ``{index: reason}`` of the images that could not be read.
+        method: ``"cnn"``, ``"phash"``, ``"dhash"`` or ``"exact"``.
+        threshold: The threshold used (``None`` for exact).
+        settings: The Deduplicator's settings.
+        seconds: Wall time of the scan.
+    """
+
+    paths: list[Path]
+    pairs: Pairs
+    groups: list[DuplicateGroup]
+    kept: np.ndarray
+    removed: np.ndarray
+    skipped: dict[int, str] = field(default_factory=dict)
+    method: str = "cnn"
+    threshold: float | int | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def kept_paths(self) -> list[Path]:
+        """Paths of the kept images."""
+        return [self.paths[i] for i in self.kept]
+
+    @property
+    def removed_paths(self) -> list[Path]:
+        """Paths of the removed duplicates."""
+        return [self.paths[i] for i in self.removed]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Numbers of images, readable images, pairs, groups, kept, removed and skipped."""
+        return {"images": len(self.paths), "readable": len(self.paths) - len(self.skipped),
+                "pairs": len(self.pairs), "groups": len(self.groups), "in_groups": sum(g.size for g in self.groups),
+                "kept": len(self.kept), "removed": len(self.removed), "skipped": len(self.skipped)}
+
+    def group_labels(self) -> list[str | None]:
+        """Per image, the id of its duplicate group (``"dup00001"``...) or ``None``.
+
+        Pass it as an extra grouping key to :func:`hamkit.data.splits.split_dataset` so that no
+        duplicate pair crosses splits.
+        """
+        labels: list[str | None] = [None] * len(self.paths)
+        for number, group in enumerate(self.groups):
+            for member in group.members:
+                labels[member] = f"dup{number:05d}"
+        return labels
+
+    def summary(self) -> str:
+        """A one-paragraph summary."""
+        c = self.counts
+        chained = [g for g in self.groups if g.size > 2]
+        text = (f"{c['images']} images ({c['skipped']} unreadable, skipped): {c['pairs']} duplicate pair(s) in "
+                f"{c['groups']} group(s) by {self.method}"
+                + (f" at threshold {self.threshold}" if self.threshold is not None else "")
+                + f"; keep {c['kept']}, remove {c['removed']}.")
+        if chained:
+            worst = min(chained, key=lambda g: g.weakest_link) if self.pairs.higher_is_better else \
+                max(chained, key=lambda g: g.weakest_link)
+            text += (f" {len(chained)} group(s) have more than two images; the weakest link of any is "
+                     f"{_score(worst.weakest_link)} (look at it if it is far from the threshold: chaining).")
+        return text
+
+    def save(self, out_dir: str | os.PathLike[str]) -> Path:
+        """Write ``kept.txt``, ``removed.txt``, ``pairs.csv``, ``groups.json``, ``summary.json``,
+        ``skipped.txt`` and ``groups.csv`` (``image_id,group`` for ``hamkit split --group-csv``)
+        into ``out_dir``, each atomically.
+
+        Returns:
+            The folder.
+        """
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "kept.txt", "".join(f"{p}\n" for p in self.kept_paths))
+        atomic_write_text(out / "removed.txt", "".join(f"{p}\n" for p in self.removed_paths))
+        rows = [(str(self.paths[i]), str(self.paths[j]), _score(s))
+                for i, j, s in zip(self.pairs.i, self.pairs.j, self.pairs.score, strict=True)]
+        atomic_write_text(out / "pairs.csv", _pairs_csv(rows))
+        groups = [{"members": [str(self.paths[m]) for m in g.members],
+                   "representative": str(self.paths[g.representative]),
+                   "weakest_link": _score(g.weakest_link)} for g in self.groups]
+        atomic_write_text(out / "groups.json", json.dumps(groups, indent=1) + "\n")
+        atomic_write_text(out / "skipped.txt", "".join(f"{self.paths[i]}\t{r}\n" for i, r in sorted(self.skipped.items())))
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["image_id", "group"])
+        for path, label in zip(self.paths, self.group_labels(), strict=True):
+            if label is not None:
+                writer.writerow([path.stem, label])
+        atomic_write_text(out / "groups.csv", buffer.getvalue())
+        summary = {"method": self.method, "threshold": self.threshold, "counts": self.counts,
+                   "seconds": round(self.seconds, 3), "settings": self.settings, "text": self.summary()}
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
+        return out
+
+
+@dataclass
+class CrossResult:
+    """Pairs that cross two sets (e.g. train vs test).
+
+    Attributes:
+        paths_a: The first set.
+        paths_b: The second set.
+        pairs: ``pairs.i`` indexes ``paths_a``, ``pairs.j`` indexes ``paths_b``.
+        skipped: ``{path: reason}`` of unreadable images of either set.
+    """
+
+    paths_a: list[Path]
+    paths_b: list[Path]
+    pairs: Pairs
+    skipped: dict[Path, str] = field(default_factory=dict)
+
+    def rows(self) -> list[tuple[str, str, float | int]]:
+        """``(path_a, path_b, score)`` per pair."""
+        return [(str(self.paths_a[i]), str(self.paths_b[j]), _score(s))
+                for i, j, s in zip(self.pairs.i, self.pairs.j, self.pairs.score, strict=True)]
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the pairs as a CSV (``path_a,path_b,score``) atomically."""
+        return atomic_write_text(path, _pairs_csv(self.rows()))
+
+
+@dataclass
+class AuditResult:
+    """Near-duplicate pairs across the splits of a split CSV.
+
+    Attributes:
+        crossings: ``{"train-test": CrossResult, ...}`` for every pair of splits.
+        missing: Image ids of the split CSV without a file under the root.
+    """
+
+    crossings: dict[str, CrossResult]
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def leaks(self) -> int:
+        """Total number of duplicate pairs across splits (0 for a clean split)."""
+        return sum(len(c.pairs) for c in self.crossings.values())
+
+    def summary(self) -> str:
+        """One line per pair of splits."""
+        lines = [f"{name}: {len(c.pairs)} near-duplicate pair(s) across the split" for name, c in self.crossings.items()]
+        lines.append(f"total: {self.leaks}" + (" (clean)" if self.leaks == 0 else " (LEAKAGE)"))
+        return "\n".join(lines)
+
+    def save(self, out_dir: str | os.PathLike[str]) -> Path:
+        """Write ``audit.csv`` (``split_a,split_b,path_a,path_b,score``) and ``audit.json``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["split_a", "split_b", "path_a", "path_b", "score"])
+        for name, cross in self.crossings.items():
+            a, b = name.split("-")
+            writer.writerows((a, b, *row) for row in cross.rows())
+        atomic_write_text(out / "audit.csv", buffer.getvalue())
+        atomic_write_text(out / "audit.json", json.dumps(
+            {"leaks": self.leaks, "by_split_pair": {k: len(v.pairs) for k, v in self.crossings.items()},
+             "missing": self.missing}, indent=1) + "\n")
+        return out

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import json
+
+from hamkit.cli.main import main
+from hamkit.data.metadata import read_metadata
+from hamkit.data.splits import split_dataset
+
+
+def test_dedup_then_split_with_groups_then_clean_audit(synthetic, tmp_path, capsys):
+    out = tmp_path / "dedup"
+    assert main(["dedup", str(synthetic.root), "--out", str(out), "--method", "exact", "--quiet", "--workers", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "duplicate pair(s)" in text and (out / "review.png").is_file() and (out / "review.html").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["pairs"] >= 1
+    split = tmp_path / "split.csv"
+    assert main(["split", str(synthetic.metadata_csv), "--out", str(split), "--group-csv", str(out / "groups.csv")]) == 0
+    capsys.readouterr()
+    assert main(["audit", str(split), "--root", str(synthetic.root), "--method", "exact", "--quiet",
+                 "--workers", "0", "--out", str(tmp_path / "audit")]) == 0
+    assert "total: 0 (clean)" in capsys.readouterr().out
+
+
+def test_audit_exit_status_flags_leakage(synthetic, tmp_path, capsys):
+    records = read_metadata(synthetic.metadata_csv)
+    for seed in range(20):  # a lesion-only split that lets a planted exact copy cross
+        split_dataset(records, seed=seed).save(tmp_path / "s.csv")
+        code = main(["audit", str(tmp_path / "s.csv"), "--root", str(synthetic.root), "--method", "exact",
+                     "--quiet", "--workers", "0"])
+        if code == 3:
+            assert "(LEAKAGE)" in capsys.readouterr().out
+            break
+    else:
+        raise AssertionError("no seed let a planted duplicate cross; the audit could not be checked")
+
+
+def test_dedup_errors(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["dedup", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--method", "phash"]) == 1
+    assert "no images found" in capsys.readouterr().err
+    assert main(["dedup", str(tmp_path), "--out", str(tmp_path / "o"), "--method", "cnn", "--threshold", "2"]) == 1
+    assert "cosine similarity in (0, 1]" in capsys.readouterr().err

@@ -1,0 +1,194 @@
+"""Deduplicator on the synthetic data (planted duplicates) and on bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import write_image
+from hamkit import DataError, Deduplicator, HamkitError
+from hamkit.data.metadata import read_metadata
+from hamkit.data.splits import split_dataset
+from hamkit.dedup import embeddings as embeddings_module
+
+FAST = dict(pretrained=False, num_workers=0, progress=False)
+
+
+def planted(data) -> dict[str, set[frozenset[str]]]:
+    kinds: dict[str, set[frozenset[str]]] = {}
+    for row in csv.DictReader(open(data.duplicates_csv)):
+        kinds.setdefault(row["kind"], set()).add(frozenset((row["image_id"], row["duplicate_of"])))
+    return kinds
+
+
+def found(result) -> set[frozenset[str]]:
+    return {frozenset((result.paths[i].stem, result.paths[j].stem)) for i, j in zip(result.pairs.i, result.pairs.j)}
+
+
+def test_exact_finds_exactly_the_planted_copies(synthetic, tmp_path):
+    result = Deduplicator("exact", **FAST).find(synthetic.root)
+    assert found(result) == planted(synthetic)["exact"]
+    assert result.counts["removed"] == len(planted(synthetic)["exact"])
+    out = result.save(tmp_path / "out")
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["groups.csv", "groups.json", "kept.txt", "pairs.csv", "removed.txt", "skipped.txt", "summary.json"]
+    kept = (out / "kept.txt").read_text().splitlines()
+    removed = (out / "removed.txt").read_text().splitlines()
+    assert len(kept) + len(removed) == synthetic.n_images and not set(kept) & set(removed)
+    assert json.loads((out / "summary.json").read_text())["counts"]["pairs"] == len(result.pairs)
+
+
+def test_phash_finds_the_near_duplicates(synthetic):
+    result = Deduplicator("phash", threshold=8, **FAST).find(synthetic.root)
+    truth = set().union(*planted(synthetic).values())
+    assert len(found(result) & truth) / len(truth) >= 0.8  # re-encoded, resized, cropped, brightened copies
+    with pytest.raises(HamkitError, match="Hamming distance, an integer in 0..64"):
+        Deduplicator("dhash", threshold=65)
+    with pytest.raises(HamkitError, match="cosine similarity in \\(0, 1\\]"):
+        Deduplicator("cnn", threshold=0)
+    with pytest.raises(HamkitError, match="takes no threshold"):
+        Deduplicator("exact", threshold=1)
+    with pytest.raises(HamkitError, match="unknown method"):
+        Deduplicator("ssim")
+
+
+def test_cnn_embeddings_are_cached_and_resumable(synthetic, tmp_path, monkeypatch):
+    dedup = Deduplicator("cnn", backbone="mobilenet_v3_small", image_size=64, threshold=0.99999,
+                         cache_dir=tmp_path / "cache", batch_size=32, **FAST)
+    paths = sorted(synthetic.root.rglob("ISIC_*.jpg"))[:40]
+    emb = dedup.embed(paths)
+    assert emb.shape == (40, 576) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    decoded: list[int] = []
+    real_job = embeddings_module.DecodeJob
+    monkeypatch.setattr(embeddings_module, "DecodeJob", lambda p, *a, **k: decoded.append(len(p)) or real_job(p, *a, **k))
+    again = Deduplicator("cnn", backbone="mobilenet_v3_small", image_size=64, cache_dir=tmp_path / "cache",
+                         batch_size=32, **FAST).embed(paths + paths[:0])
+    assert decoded == [0] and np.array_equal(again, emb)  # nothing recomputed
+    more = dedup.embed(sorted(synthetic.root.rglob("ISIC_*.jpg"))[:50])
+    assert decoded[-1] == 10 and np.array_equal(more[:40], emb)  # only the 10 new images
+
+
+def test_interrupted_embedding_resumes(synthetic, tmp_path):
+    from hamkit.registry import create_backbone
+
+    paths = sorted(synthetic.root.rglob("ISIC_*.jpg"))[:24]
+    model = create_backbone("mobilenet_v3_small")
+    calls = {"n": 0}
+
+    def forward(x, _orig=model.forward):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return _orig(x)
+
+    cache = embeddings_module.EmbeddingCache(tmp_path, {"k": 1})
+    model.forward = forward
+    with pytest.raises(KeyboardInterrupt):
+        embeddings_module.embed_paths(paths, model, image_size=64, mean=(0.5,) * 3, std=(0.5,) * 3,
+                                      batch_size=4, cache=cache, flush_every=4)
+    assert len(embeddings_module.EmbeddingCache(tmp_path, {"k": 1}).load()) == 8  # two flushed batches
+    model.forward = lambda x, _orig=type(model).forward: _orig(model, x)
+    emb, skipped = embeddings_module.embed_paths(paths, model, image_size=64, mean=(0.5,) * 3, std=(0.5,) * 3,
+                                                 batch_size=4, cache=embeddings_module.EmbeddingCache(tmp_path, {"k": 1}))
+    assert emb.shape[0] == 24 and not skipped and np.all(np.linalg.norm(emb, axis=1) > 0.99)
+
+
+def test_bad_files_are_skipped_with_reasons(tmp_path):
+    folder = tmp_path / "imgs"
+    for i, mode in enumerate(["RGB", "L", "RGBA", "CMYK"]):
+        write_image(folder / f"ok_{mode}.{'jpg' if mode in ('RGB', 'L', 'CMYK') else 'png'}", seed=i, mode=mode)
+    Image.fromarray((np.arange(60 * 45, dtype=np.uint16).reshape(45, 60) * 20)).save(folder / "ok_16bit.png")
+    rotated = Image.open(folder / "ok_RGB.jpg")
+    exif = rotated.getexif()
+    exif[0x0112] = 6
+    rotated.save(folder / "ok_rotated.jpg", exif=exif.tobytes())
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.png").write_bytes(b"hello")
+    good = (folder / "ok_RGB.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    for method in ("phash", "exact", "cnn"):
+        result = Deduplicator(method, **FAST, image_size=32, backbone="mobilenet_v3_small",
+                              cache_dir=False).find(folder)
+        reasons = {result.paths[i].name: r for i, r in result.skipped.items()}
+        assert set(reasons) == {"empty.jpg", "text.png", "truncated.jpg"}, method
+        assert "empty" in reasons["empty.jpg"] and "not an image" in reasons["text.png"]
+        assert len(result.kept) == 6  # every readable image kept or grouped, none lost
+    (tmp_path / "empty_dir").mkdir()
+    with pytest.raises(DataError, match="no images found"):
+        Deduplicator("phash", **FAST).find(tmp_path / "empty_dir")
+
+
+def test_keep_policies_and_strict_groups(tmp_path):
+    base = write_image(tmp_path / "a" / "img_a.png", size=(120, 90), seed=3)
+    big = Image.open(base).resize((240, 180))
+    big.save(tmp_path / "a" / "img_b_big.png")
+    shutil.copyfile(base, tmp_path / "a" / "img_c.png")
+    first = Deduplicator("phash", threshold=4, **FAST).find(tmp_path / "a")
+    assert [p.name for p in first.kept_paths] == ["img_a.png"]
+    largest = Deduplicator("phash", threshold=4, keep="largest", **FAST).find(tmp_path / "a")
+    assert [p.name for p in largest.kept_paths] == ["img_b_big.png"]
+    preferred = Deduplicator("phash", threshold=4, keep="prefer", prefer={"img_c"}, **FAST).find(tmp_path / "a")
+    assert [p.name for p in preferred.kept_paths] == ["img_c.png"]
+    with pytest.raises(HamkitError, match="needs prefer"):
+        Deduplicator("phash", keep="prefer")
+
+
+def test_cross_search_audit_and_leak_free_split(synthetic, tmp_path):
+    dedup = Deduplicator("exact", **FAST)
+    records = read_metadata(synthetic.metadata_csv)
+    plain = split_dataset(records, seed=0)
+    plain.save(tmp_path / "plain.csv")
+    audit = dedup.audit(tmp_path / "plain.csv", synthetic.root)
+    # the planted exact copies have their own lesion ids, so a lesion-only split may leak them
+    result = dedup.find(synthetic.root)
+    by_id = dict(zip([p.stem for p in result.paths], result.group_labels(), strict=True))
+    crossing = plain.crossing_groups([by_id[r.image_id] for r in records])
+    assert audit.leaks == crossing
+    clean = split_dataset(records, seed=0, extra_groups=[[by_id[r.image_id] for r in records]])
+    clean.save(tmp_path / "clean.csv")
+    assert dedup.audit(tmp_path / "clean.csv", synthetic.root).leaks == 0
+    audit.save(tmp_path / "audit")
+    assert (tmp_path / "audit" / "audit.csv").read_text().startswith("split_a,split_b,path_a,path_b,score")
+    paths = sorted(synthetic.root.rglob("ISIC_*.jpg"))
+    pair = next(iter(planted(synthetic)["exact"]))
+    a = [p for p in paths if p.stem in pair][:1]
+    b = [p for p in paths if p.stem in pair][1:] + paths[:5]
+    cross = dedup.find_cross(a, b)
+    assert len(cross.pairs) == 1 and cross.pairs.i.tolist() == [0] and cross.pairs.j.tolist() == [0]
+
+
+DDP = textwrap.dedent("""
+    import json, sys
+    from hamkit import Deduplicator
+    d = Deduplicator("cnn", backbone="mobilenet_v3_small", image_size=48, pretrained=False, num_workers=0,
+                     progress=False, cache_dir=False, threshold=0.99999)
+    emb = d.embed(sys.argv[1])
+    import os
+    with open(os.path.join(sys.argv[2], f"emb{os.environ['RANK']}.json"), "w") as f:
+        json.dump(emb.tolist(), f)
+""")
+
+
+def test_embedding_under_torchrun_two_cpu_processes(synthetic, tmp_path):
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for p in sorted(synthetic.root.rglob("ISIC_*.jpg"))[:10]:
+        shutil.copyfile(p, folder / p.name)
+    (tmp_path / "ddp.py").write_text(DDP)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          str(tmp_path / "ddp.py"), str(folder), str(tmp_path)], capture_output=True, text=True,
+                         env=env, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ranks = [np.array(json.loads((tmp_path / f"emb{r}.json").read_text())) for r in (0, 1)]
+    single = Deduplicator("cnn", backbone="mobilenet_v3_small", image_size=48, cache_dir=False, **FAST).embed(folder)
+    assert np.allclose(ranks[0], single, atol=1e-5) and np.allclose(ranks[1], single, atol=1e-5)
