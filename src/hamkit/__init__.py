@@ -42,6 +42,9 @@ _LAZY: dict[str, str] = {
     "split_dataset": "hamkit.data.splits",
     "make_synthetic": "hamkit.datasets.synthetic",
     "SyntheticDataset": "hamkit.datasets.synthetic",
+    "download_ham10000": "hamkit.datasets.download",
+    "run_pipeline": "hamkit.pipeline.run",
+    "PipelineResult": "hamkit.pipeline.run",
     "LesionClassifier": "hamkit.classify",
     "Deduplicator": "hamkit.dedup.deduplicator",
     "DedupResult": "hamkit.dedup.result",
@@ -85,7 +88,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hamkit.data.metadata import ImageRecord, read_isic_groundtruth, read_metadata
     from hamkit.data.splits import split_dataset
     from hamkit.classify import LesionClassifier
+    from hamkit.datasets.download import download_ham10000
     from hamkit.datasets.synthetic import SyntheticDataset, make_synthetic
+    from hamkit.pipeline.run import PipelineResult, run_pipeline
     from hamkit.dedup.deduplicator import Deduplicator
     from hamkit.dedup.result import DedupResult
     from hamkit.metrics import ClassificationReport, classification_report

@@ -15,7 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--split", required=True, help="split CSV written by `hamkit split`")
     parser.add_argument("--subset", default="test", choices=("train", "val", "test"), help="default: test")
     parser.add_argument("--out", help="folder for report.json and the figures")
-    parser.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    parser.add_argument("--tta", action="store_true", help="flip test-time augmentation (classifier)")
+    parser.add_argument("--masks", help="masks folder (segmenter; default: found under --data)")
     parser.add_argument("--device", default="auto")
     return parser
 
@@ -51,5 +52,21 @@ def run(args: argparse.Namespace) -> int:
             report.save(out / "report.json")
             report.plot_confusion_matrix(out / "confusion_matrix.png")
             print(f"wrote {out / 'report.json'} and {out / 'confusion_matrix.png'}")
+        return 0
+    if kind == "LesionSegmenter":
+        from hamkit.segment import LesionSegmenter
+
+        model = LesionSegmenter.load(args.model, device=args.device)
+        report = model.evaluate(args.data, masks=args.masks, split_csv=args.split, split=args.subset)
+        print(report.format_table())
+        if args.out:
+            out = Path(args.out)
+            report.save(out / "report.json")
+            report.save_csv(out / "per_image.csv")
+            if report.classification is not None:
+                report.classification.plot_confusion_matrix(out / "confusion_matrix.png")
+            model.plot_examples(args.data, out / "examples.png", masks=args.masks, split_csv=args.split,
+                                split=args.subset)
+            print(f"wrote {out / 'report.json'}, per_image.csv and the figures")
         return 0
     raise HamkitError(f"{args.model}: cannot evaluate a model of kind {kind!r}")

@@ -12,7 +12,8 @@ from hamkit.errors import HamkitError
 
 #: Subcommand modules under ``hamkit.cli``, in the order ``hamkit --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "synth", "split", "dedup", "audit", "train", "predict", "evaluate", "backbones", "plugins",
+    "run", "synth", "download", "split", "dedup", "audit", "train", "predict", "evaluate", "segment",
+    "backbones", "plugins",
 )
 
 

@@ -40,6 +40,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     _common(clf, backbone="resnet50", image_size=384, epochs=10, batch_size=32, lr=1e-4)
     clf.add_argument("--monitor", default="balanced_accuracy",
                      help="validation metric choosing the best epoch (default: balanced_accuracy)")
+    seg = kinds.add_parser("segmenter", help="lesion masks, optionally with a diagnosis head (LesionSegmenter)")
+    _common(seg, backbone="deeplabv3_resnet50", image_size=256, epochs=10, batch_size=8, lr=1e-4)
+    seg.add_argument("--masks", help="masks folder (default: the *_segmentation.png folder under --data)")
+    seg.add_argument("--classify", action="store_true", help="add the classification head (multi-task)")
+    seg.add_argument("--loss", default="bce+dice", choices=("bce+dice", "bce", "dice"))
+    seg.add_argument("--monitor", default=None,
+                     help="validation metric choosing the best epoch (default: dice; joint_score with --classify)")
+    seg.add_argument("--mask-threshold", type=int, default=None,
+                     help="grey level above which a pixel of a non-binary mask is lesion")
+    seg.add_argument("--skip-missing", action="store_true",
+                     help="leave out images without a mask (listed) instead of stopping")
     return parser
 
 
@@ -60,8 +71,16 @@ def run(args: argparse.Namespace) -> int:
         model = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=not args.no_pretrained,
                                  weights=args.weights, device=args.device)
         model.fit(args.data, monitor=args.monitor, **fit_args)
-    else:  # pragma: no cover - argparse only offers the kinds above
-        raise AssertionError(args.kind)
+    else:
+        from hamkit.segment import LesionSegmenter
+
+        model = LesionSegmenter(args.backbone, image_size=args.image_size, pretrained=not args.no_pretrained,
+                                weights=args.weights, classify=args.classify, device=args.device)
+        model.fit(args.data, masks=args.masks, monitor=args.monitor, loss=args.loss,
+                  mask_threshold=args.mask_threshold, on_missing="skip" if args.skip_missing else "error",
+                  **fit_args)
+        for image_id, reason in sorted(getattr(model, "skipped_", {}).items()):
+            print(f"skipped {image_id}: {reason}")
     model.save(out / "model")
     best = model.history_[model.best_epoch_ - 1] if model.history_ else {}
     scores = ", ".join(f"{k[4:]} {v:.3f}" for k, v in best.items() if k.startswith("val_"))

@@ -3,6 +3,8 @@
 * :func:`make_synthetic` writes a small synthetic dataset in exactly the HAM10000 layout (images,
   masks, metadata, ISIC 2018 ground truth, and a list of planted duplicates), for tests, demos and
   tutorials. It needs only numpy and Pillow.
+* :func:`download_ham10000` fetches HAM10000 (images, metadata, lesion masks) from its official
+  Harvard Dataverse record, verifying checksums and resuming partial downloads.
 
 Importing this package is cheap: the modules load on first use.
 
@@ -17,11 +19,16 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["make_synthetic", "SyntheticDataset"]
+__all__ = ["make_synthetic", "SyntheticDataset", "download_ham10000", "DownloadError", "layout_summary",
+           "HAM10000_FILES"]
 
 _LAZY: dict[str, str] = {
     "make_synthetic": "hamkit.datasets.synthetic",
     "SyntheticDataset": "hamkit.datasets.synthetic",
+    "download_ham10000": "hamkit.datasets.download",
+    "DownloadError": "hamkit.datasets.download",
+    "layout_summary": "hamkit.datasets.download",
+    "HAM10000_FILES": "hamkit.datasets.download",
 }
 
 
@@ -39,4 +46,5 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from hamkit.datasets.download import HAM10000_FILES, DownloadError, download_ham10000, layout_summary
     from hamkit.datasets.synthetic import SyntheticDataset, make_synthetic

@@ -1,0 +1,51 @@
+"""``hamkit run``: the whole job end to end, as ``hamkit.pipeline.run_pipeline``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``run`` subcommand."""
+    parser = subparsers.add_parser(
+        "run", help="the whole job: dedup, leakage-free split, classifier, segmenter, report",
+        description="Run dedup -> leakage-free split -> leakage audit -> classifier -> segmenter -> report. Without "
+        "--data the built-in synthetic dataset is generated. Rerunning the same command skips the steps whose "
+        "inputs and settings have not changed and continues an interrupted training.")
+    parser.add_argument("--data", help="HAM10000-layout folder (default: synthetic data)")
+    parser.add_argument("--config", help="TOML settings file (see --print-config)")
+    parser.add_argument("--preset", default="demo", choices=("demo", "seed", "gpu"),
+                        help="defaults: demo (CPU, minutes), seed (the seed report), gpu (recommended real run)")
+    parser.add_argument("--out", help="run folder (required unless --print-config)")
+    parser.add_argument("--print-config", action="store_true", help="print the effective settings as TOML and exit")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``hamkit run``."""
+    from hamkit.errors import HamkitError
+    from hamkit.pipeline.config import load_config, to_toml
+
+    settings = load_config(args.config, args.preset)
+    if args.print_config:
+        print(to_toml(settings), end="")
+        return 0
+    if not args.out:
+        raise HamkitError("--out is required (the run folder)")
+    from hamkit.pipeline.run import run_pipeline
+
+    result = run_pipeline(args.out, data=args.data, config=settings, progress=not args.quiet)
+    for step, status in result.steps.items():
+        seconds = result.seconds.get(step)
+        print(f"{step:<11}{status:<9}" + (f"{seconds:7.1f} s" if seconds is not None else ""))
+    clf = result.summary.get("classifier")
+    if clf:
+        print(f"classifier: balanced accuracy {clf['balanced_accuracy']:.3f}, macro F1 {clf['macro']['f1']:.3f} "
+              f"on {clf['n_samples']} test images")
+    seg = result.summary.get("segmenter")
+    if seg:
+        print(f"segmenter: mean Dice {seg['summary']['mean_dice']:.3f}, ISIC thresholded Jaccard "
+              f"{seg['summary']['thresholded_jaccard']:.3f}")
+    print(f"report: {result.report}")
+    return 0

@@ -1,0 +1,169 @@
+"""The settings of ``hamkit run``: one TOML file, with presets.
+
+Every setting has a default; a TOML file (read with :mod:`tomllib`) overrides any of them, and
+``--preset`` picks a set of defaults:
+
+* ``demo`` (the default): CPU-sized, finishes the whole pipeline on the synthetic data in a few
+  minutes on 2 cores: small backbones, small images, few epochs, no downloads.
+* ``seed``: the seed report's settings (MobileNetV2 dedup at cosine 0.93; ResNet-50 classifier at
+  384 px, Adam lr 5e-5, 3 epochs, batch 32; DeepLabV3-ResNet50 segmenter, lr 1e-4, 10 epochs,
+  batch 4), with pretrained weights.
+* ``gpu``: the recommended real run on a GPU: pretrained backbones, larger images, more epochs.
+
+``hamkit run --print-config`` prints the effective settings as TOML.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from hamkit.errors import HamkitError
+
+__all__ = ["DEFAULTS", "PRESETS", "load_config", "to_toml"]
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "data": {
+        "root": "",  # empty: generate the synthetic dataset into OUT/data
+        "labels": "",  # empty: HAM10000_metadata.csv (or ISIC ground truth) under root
+        "masks": "",  # empty: the folder of *_segmentation.png under root, if any
+        "synthetic_lesions": 150,
+        "synthetic_image_size": [256, 192],
+        "seed": 0,
+    },
+    "dedup": {
+        "methods": ["exact", "phash"],  # any of exact, phash, dhash, cnn; their groups are merged
+        "cnn_backbone": "mobilenet_v2",
+        "cnn_threshold": 0.93,
+        "hash_threshold": 6,
+        "pretrained": False,
+    },
+    "split": {"fractions": [0.75, 0.125, 0.125], "seed": 0},
+    "classifier": {
+        "enabled": True,
+        "backbone": "resnet18",
+        "image_size": 64,
+        "epochs": 6,
+        "batch_size": 32,
+        "lr": 1e-3,
+        "class_balance": "sampler",
+        "pretrained": False,
+    },
+    "segmenter": {
+        "enabled": True,
+        "backbone": "smp:Unet:resnet18",
+        "image_size": 64,
+        "epochs": 4,
+        "batch_size": 16,
+        "lr": 1e-3,
+        "classify": True,
+        "pretrained": False,
+    },
+    "run": {"device": "auto", "num_workers": -1, "progress": True},  # -1: automatic
+}
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "demo": {},
+    "seed": {
+        "dedup": {"methods": ["exact", "cnn"], "cnn_backbone": "mobilenet_v2", "cnn_threshold": 0.93,
+                  "pretrained": True},
+        "classifier": {"backbone": "resnet50", "image_size": 384, "epochs": 3, "batch_size": 32, "lr": 5e-5,
+                       "pretrained": True},
+        "segmenter": {"backbone": "deeplabv3_resnet50", "image_size": 256, "epochs": 10, "batch_size": 4,
+                      "lr": 1e-4, "pretrained": True},
+    },
+    "gpu": {
+        "dedup": {"methods": ["exact", "phash", "cnn"], "cnn_backbone": "mobilenet_v2", "pretrained": True},
+        "classifier": {"backbone": "timm:efficientnet_b0", "image_size": 384, "epochs": 30, "batch_size": 64,
+                       "lr": 3e-4, "pretrained": True},
+        "segmenter": {"backbone": "smp:DeepLabV3Plus:resnet34", "image_size": 384, "epochs": 30, "batch_size": 16,
+                      "lr": 3e-4, "pretrained": True},
+    },
+}
+
+
+def _merge(base: dict[str, dict[str, Any]], override: dict[str, Any], source: str) -> None:
+    for section, values in override.items():
+        if section not in base:
+            raise HamkitError(f"{source}: unknown section [{section}]; sections are {', '.join(base)}")
+        if not isinstance(values, dict):
+            raise HamkitError(f"{source}: [{section}] must be a table of settings")
+        for key, value in values.items():
+            if key not in base[section]:
+                raise HamkitError(f"{source}: unknown setting {section}.{key}; "
+                                  f"[{section}] has {', '.join(base[section])}")
+            expected = type(base[section][key])
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+                raise HamkitError(f"{source}: {section}.{key} must be a {expected.__name__}, got {value!r}")
+            base[section][key] = value
+
+
+def load_config(path: str | os.PathLike[str] | None = None, preset: str = "demo",
+                overrides: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """The effective settings: defaults, then the preset, then the TOML file, then ``overrides``.
+
+    Args:
+        path: A TOML file, or ``None``.
+        preset: ``"demo"``, ``"seed"`` or ``"gpu"``.
+        overrides: More settings (same shape as the TOML), e.g. from the command line.
+
+    Returns:
+        ``{section: {setting: value}}``.
+
+    Raises:
+        HamkitError: An unknown preset, section or setting, a value of the wrong type, or a
+            TOML syntax error (with the line).
+
+    Examples:
+        >>> load_config(preset="seed")["classifier"]["lr"]
+        5e-05
+    """
+    if preset not in PRESETS:
+        raise HamkitError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    config = copy.deepcopy(DEFAULTS)
+    _merge(config, PRESETS[preset], f"preset {preset!r}")
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise HamkitError(f"{file}: config file not found; `hamkit run --print-config > run.toml` writes one")
+        try:
+            data = tomllib.loads(file.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise HamkitError(f"{file}: not valid TOML ({err})") from err
+        _merge(config, data, str(file))
+    if overrides:
+        _merge(config, overrides, "command line")
+    return config
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise HamkitError(f"cannot write {value!r} as TOML")
+
+
+def to_toml(config: dict[str, dict[str, Any]]) -> str:
+    """Write settings as TOML text that :func:`load_config` reads back to the same values.
+
+    Examples:
+        >>> text = to_toml(load_config())
+        >>> tomllib.loads(text) == load_config()
+        True
+    """
+    lines = ["# hamkit run settings (hamkit run --config this-file.toml)"]
+    for section, values in config.items():
+        lines.append("")
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,130 @@
+"""``run_pipeline``: data -> dedup -> leakage-free split -> audit -> classifier -> segmenter -> report.
+
+Each step records a fingerprint of its inputs and settings under ``OUT/.hamkit/steps``; running
+the same command again skips the steps whose fingerprint has not changed, and an interrupted
+training continues from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hamkit._io import atomic_write_text
+from hamkit.data.dataset import find_label_file, find_mask_dir
+from hamkit.data.images import find_images
+from hamkit.data.metadata import read_labels
+from hamkit.errors import DataError
+from hamkit.pipeline.config import load_config, to_toml
+from hamkit.pipeline.steps import StepState, files_fingerprint, fingerprint
+
+__all__ = ["PipelineResult", "run_pipeline"]
+
+
+@dataclass
+class PipelineResult:
+    """What :func:`run_pipeline` produced.
+
+    Attributes:
+        out_dir: The run folder.
+        report: The self-contained HTML report.
+        steps: ``{step: "ran" | "skipped" | "resumed" | "disabled"}``.
+        seconds: ``{step: wall seconds}``.
+        summary: The numbers shown in the report.
+    """
+
+    out_dir: Path
+    report: Path
+    steps: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _data_step(out: Path, config: dict[str, Any], data: str | os.PathLike[str] | None,
+               result: PipelineResult) -> tuple[Path, Path, Path | None]:
+    section = config["data"]
+    root_text = str(data) if data is not None else section["root"]
+    if root_text:
+        root = Path(root_text)
+        if not root.is_dir():
+            raise DataError(f"{root}: data folder not found")
+        result.steps["data"] = "given"
+    else:
+        from hamkit.datasets import make_synthetic
+
+        root = out / "data"
+        state = StepState(out, "data", fingerprint(section))
+        if state.done(root / "HAM10000_metadata.csv"):
+            result.steps["data"] = "skipped"
+        else:
+            state.start(root)
+            width, height = section["synthetic_image_size"]
+            make_synthetic(root, n_lesions=section["synthetic_lesions"], seed=section["seed"],
+                           image_size=(width, height), overwrite=True)
+            state.finish()
+            result.steps["data"] = "ran"
+    labels = Path(section["labels"]) if section["labels"] else find_label_file(root)
+    if labels is None:
+        raise DataError(f"{root}: no HAM10000_metadata.csv (or ISIC ground truth) found; set data.labels")
+    masks = Path(section["masks"]) if section["masks"] else find_mask_dir(root)
+    return root, labels, masks
+
+
+def run_pipeline(out_dir: str | os.PathLike[str], *, data: str | os.PathLike[str] | None = None,
+                 config: dict[str, Any] | str | os.PathLike[str] | None = None, preset: str = "demo",
+                 progress: bool | None = None) -> PipelineResult:
+    """Run the whole job and write its report.
+
+    Args:
+        out_dir: The run folder (created; rerunning with the same folder resumes).
+        data: A HAM10000-layout folder; ``None`` = ``config["data"]["root"]``, and when that is
+            empty too, the synthetic dataset generated into ``OUT/data``.
+        config: Settings (a dict as from :func:`~hamkit.pipeline.config.load_config`, or a TOML
+            path); ``None`` = the preset's defaults.
+        preset: ``"demo"``, ``"seed"`` or ``"gpu"`` (used when ``config`` is not a dict).
+        progress: Override ``run.progress``.
+
+    Returns:
+        The :class:`PipelineResult`.
+
+    Raises:
+        DataError: Unusable data.
+        HamkitError: Leakage found by the audit (some duplicate pair crosses splits), or bad settings.
+    """
+    settings = config if isinstance(config, dict) else load_config(config, preset)
+    if progress is not None:
+        settings["run"]["progress"] = progress
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.toml", to_toml(settings))
+    result = PipelineResult(out_dir=out, report=out / "report.html")
+    clock = time.perf_counter()
+    root, labels_csv, masks = _data_step(out, settings, data, result)
+    result.seconds["data"] = time.perf_counter() - clock
+
+    present = find_images(root)
+    records_all = read_labels(labels_csv)
+    records = [r for r in records_all if r.image_id in present]
+    if not records:
+        raise DataError(f"none of the {len(records_all)} images of {labels_csv} are under {root}")
+    data_key = fingerprint(files_fingerprint([present[r.image_id] for r in records]), files_fingerprint([labels_csv]))
+    result.summary["data"] = {"root": str(root), "labels": str(labels_csv), "masks": str(masks) if masks else None,
+                              "images": len(records), "lesions": len({r.group for r in records}),
+                              "listed_but_missing": len(records_all) - len(records),
+                              "unlabelled_images": len(set(present) - {r.image_id for r in records_all})}
+    from hamkit.pipeline.stages import STAGES, RunContext
+
+    context = RunContext(out=out, settings=settings, root=root, masks=masks, records=records, present=present,
+                         data_key=data_key, result=result)
+    for name, stage in STAGES:
+        clock = time.perf_counter()
+        stage(context)
+        result.seconds[name] = time.perf_counter() - clock
+    atomic_write_text(out / "summary.json", json.dumps({"steps": result.steps, "seconds": result.seconds,
+                                                         "summary": result.summary}, indent=1, default=str) + "\n")
+    return result
+

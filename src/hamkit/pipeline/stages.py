@@ -1,0 +1,232 @@
+"""The steps of ``hamkit run`` after the data step; each skips itself when nothing changed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hamkit._io import atomic_write_text
+from hamkit.data.metadata import ImageRecord
+from hamkit.errors import HamkitError
+from hamkit.pipeline.steps import StepState, files_fingerprint, fingerprint
+
+__all__ = ["RunContext", "STAGES"]
+
+
+@dataclass
+class RunContext:
+    """What the stages share: settings, data, and what earlier stages produced."""
+
+    out: Path
+    settings: dict[str, Any]
+    root: Path
+    masks: Path | None
+    records: list[ImageRecord]
+    present: dict[str, Path]
+    data_key: str
+    result: Any  # PipelineResult
+
+    @property
+    def split_csv(self) -> Path:
+        return self.out / "split.csv"
+
+    @property
+    def progress(self) -> bool:
+        return bool(self.settings["run"]["progress"])
+
+    @property
+    def workers(self) -> int | None:
+        value = self.settings["run"]["num_workers"]
+        return None if value < 0 else int(value)
+
+    def key(self, *parts: Any) -> str:
+        return fingerprint(self.data_key, *parts)
+
+    def mark(self, step: str, status: str) -> None:
+        self.result.steps[step] = status
+
+
+def _deduplicators(ctx: RunContext) -> list[Any]:
+    from hamkit.dedup.deduplicator import Deduplicator
+
+    section = ctx.settings["dedup"]
+    common = dict(num_workers=ctx.workers, progress=ctx.progress, device=ctx.settings["run"]["device"],
+                  cache_dir=ctx.out / "cache" / "embeddings")
+    made = []
+    for method in section["methods"]:
+        if method == "cnn":
+            made.append(Deduplicator("cnn", backbone=section["cnn_backbone"], threshold=section["cnn_threshold"],
+                                     pretrained=section["pretrained"], **common))
+        elif method in ("phash", "dhash"):
+            made.append(Deduplicator(method, threshold=section["hash_threshold"], **common))
+        elif method == "exact":
+            made.append(Deduplicator("exact", **common))
+        else:
+            raise HamkitError(f"dedup.methods: unknown method {method!r}; use exact, phash, dhash or cnn")
+    return made
+
+
+def dedup_stage(ctx: RunContext) -> None:
+    """Exact and near duplicates over all images; each method's groups are saved and merged."""
+    from hamkit.dedup.review import contact_sheet, review_html
+
+    folder = ctx.out / "dedup"
+    state = StepState(ctx.out, "dedup", ctx.key(ctx.settings["dedup"]))
+    labels_file = folder / "merged_groups.json"
+    if state.done(labels_file):
+        ctx.mark("dedup", "skipped")
+    else:
+        state.start(folder)
+        paths = [ctx.present[r.image_id] for r in ctx.records]
+        merged: dict[str, dict[str, str | None]] = {}
+        counts = {}
+        for dedup in _deduplicators(ctx):
+            found = dedup.find(paths)
+            found.save(folder / dedup.method)
+            contact_sheet(found, folder / dedup.method / "review.png", max_pairs=12, thumb=128)
+            review_html(found, folder / dedup.method / "review.html")
+            merged[dedup.method] = {p.stem: label for p, label in zip(found.paths, found.group_labels(), strict=True)}
+            counts[dedup.method] = {**found.counts, "threshold": found.threshold, "summary": found.summary()}
+        atomic_write_text(labels_file, json.dumps(merged))
+        state.finish(counts=counts)
+        ctx.mark("dedup", "ran")
+    ctx.result.summary["dedup"] = state.info().get("counts", {})
+
+
+def _dedup_labels(ctx: RunContext) -> list[list[str | None]]:
+    merged = json.loads((ctx.out / "dedup" / "merged_groups.json").read_text())
+    return [[labels.get(r.image_id) for r in ctx.records] for labels in merged.values()]
+
+
+def split_stage(ctx: RunContext) -> None:
+    """Train/val/test grouped by lesion AND duplicate group, stratified by class."""
+    from hamkit.data.splits import split_dataset
+
+    section = ctx.settings["split"]
+    dedup_key = files_fingerprint([ctx.out / "dedup" / "merged_groups.json"])
+    state = StepState(ctx.out, "split", ctx.key(section, dedup_key))
+    split = split_dataset(ctx.records, section["fractions"], seed=section["seed"], extra_groups=_dedup_labels(ctx))
+    if state.done(ctx.split_csv):
+        ctx.mark("split", "skipped")
+    else:
+        state.start(ctx.split_csv)
+        split.save(ctx.split_csv)
+        state.finish()
+        ctx.mark("split", "ran")
+    ctx.result.summary["split"] = split.summary()
+    ctx.result.summary["split_table"] = split.format_table()
+
+
+def audit_stage(ctx: RunContext) -> None:
+    """Search every pair of splits again for duplicates; any crossing pair stops the run."""
+    state = StepState(ctx.out, "audit", ctx.key(ctx.settings["dedup"], files_fingerprint([ctx.split_csv])))
+    if state.done(ctx.out / "audit"):
+        ctx.mark("audit", "skipped")
+    else:
+        state.start(ctx.out / "audit")
+        leaks = {}
+        for dedup in _deduplicators(ctx):
+            audit = dedup.audit(ctx.split_csv, ctx.root)
+            audit.save(ctx.out / "audit" / dedup.method)
+            leaks[dedup.method] = {k: len(v.pairs) for k, v in audit.crossings.items()}
+            if audit.leaks:
+                raise HamkitError(
+                    f"leakage: {audit.leaks} {dedup.method} duplicate pair(s) cross the splits of {ctx.split_csv} "
+                    f"({audit.summary().splitlines()[-1]}); see {ctx.out / 'audit' / dedup.method / 'audit.csv'}"
+                )
+        state.finish(leaks=leaks)
+        ctx.mark("audit", "ran")
+    ctx.result.summary["audit"] = state.info().get("leaks", {})
+
+
+def _train_state(ctx: RunContext, name: str, section: dict[str, Any]) -> tuple[StepState, Path, bool]:
+    folder = ctx.out / name
+    state = StepState(ctx.out, name, ctx.key(section, files_fingerprint([ctx.split_csv])))
+    resume = state.started_with_same_key() and (folder / "last").is_dir()
+    if not resume and folder.exists() and not state.done(folder / "model"):
+        shutil.rmtree(folder)  # a run with other settings: start over
+    return state, folder, resume
+
+
+def classifier_stage(ctx: RunContext) -> None:
+    """Train the classifier (resuming an interrupted run) and evaluate it on the test split."""
+    from hamkit.classify import LesionClassifier
+    from hamkit.report.curves import plot_history
+
+    section = ctx.settings["classifier"]
+    if not section["enabled"]:
+        ctx.mark("classifier", "disabled")
+        return
+    state, folder, resume = _train_state(ctx, "classifier", section)
+    if state.done(folder / "model", folder / "test_report.json"):
+        ctx.mark("classifier", "skipped")
+    else:
+        state.start()
+        model = LesionClassifier(section["backbone"], image_size=section["image_size"],
+                                 pretrained=section["pretrained"], device=ctx.settings["run"]["device"])
+        model.fit(ctx.root, split_csv=ctx.split_csv, epochs=section["epochs"], batch_size=section["batch_size"],
+                  lr=section["lr"], class_balance=section["class_balance"] or None, num_workers=ctx.workers,
+                  cache=ctx.out / "cache" / "decoded", out_dir=folder, resume=resume, progress=ctx.progress)
+        model.save(folder / "model")
+        report = model.evaluate(ctx.root, split_csv=ctx.split_csv, split="test")
+        report.save(folder / "test_report.json")
+        report.plot_confusion_matrix(folder / "confusion_matrix.png")
+        plot_history(model.history_, folder / "training_curves.png", title=f"Classifier ({section['backbone']})")
+        state.finish(best_epoch=model.best_epoch_)
+        ctx.mark("classifier", "resumed" if resume else "ran")
+    ctx.result.summary["classifier"] = json.loads((folder / "test_report.json").read_text())
+
+
+def segmenter_stage(ctx: RunContext) -> None:
+    """Train the segmenter (multi-task when configured) and evaluate it on the test split."""
+    from hamkit.report.curves import plot_history
+    from hamkit.segment import LesionSegmenter
+
+    section = ctx.settings["segmenter"]
+    if not section["enabled"] or ctx.masks is None:
+        ctx.mark("segmenter", "disabled" if not section["enabled"] else "no masks")
+        return
+    state, folder, resume = _train_state(ctx, "segmenter", section)
+    if state.done(folder / "model", folder / "test_report.json"):
+        ctx.mark("segmenter", "skipped")
+    else:
+        state.start()
+        model = LesionSegmenter(section["backbone"], image_size=section["image_size"], pretrained=section["pretrained"],
+                                classify=section["classify"], device=ctx.settings["run"]["device"])
+        model.fit(ctx.root, masks=ctx.masks, split_csv=ctx.split_csv, epochs=section["epochs"],
+                  batch_size=section["batch_size"], lr=section["lr"], num_workers=ctx.workers,
+                  cache=ctx.out / "cache" / "decoded", out_dir=folder, resume=resume, progress=ctx.progress)
+        model.save(folder / "model")
+        report = model.evaluate(ctx.root, masks=ctx.masks, split_csv=ctx.split_csv, split="test")
+        report.save(folder / "test_report.json")
+        report.save_csv(folder / "per_image.csv")
+        model.plot_examples(ctx.root, folder / "examples.png", masks=ctx.masks, split_csv=ctx.split_csv, n=4)
+        plot_history(model.history_, folder / "training_curves.png", title=f"Segmenter ({section['backbone']})")
+        if report.classification is not None:
+            report.classification.plot_confusion_matrix(folder / "confusion_matrix.png",
+                                                        title="Segmenter head: confusion matrix")
+        state.finish(best_epoch=model.best_epoch_)
+        ctx.mark("segmenter", "resumed" if resume else "ran")
+    ctx.result.summary["segmenter"] = json.loads((folder / "test_report.json").read_text())
+
+
+def report_stage(ctx: RunContext) -> None:
+    """The self-contained HTML report and its PNGs."""
+    from hamkit.report.html import write_report
+
+    write_report(ctx)
+    ctx.mark("report", "ran")
+
+
+STAGES: list[tuple[str, Callable[[RunContext], None]]] = [
+    ("dedup", dedup_stage),
+    ("split", split_stage),
+    ("audit", audit_stage),
+    ("classifier", classifier_stage),
+    ("segmenter", segmenter_stage),
+    ("report", report_stage),
+]
