@@ -283,8 +283,11 @@ class Trainer:
             workers = default_num_workers() if cfg.num_workers is None else cfg.num_workers
             sampler = ShardedSampler(len(train), sample_weights, seed=cfg.seed, rank=ctx.rank,  # type: ignore[arg-type]
                                      world_size=ctx.world_size)
+            # a last batch of one image breaks BatchNorm in training: drop the incomplete last batch
+            # (the next epoch draws another order, so no image is always left out)
             loader = DataLoader(train, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
-                                pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+                                pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+                                drop_last=len(sampler) > cfg.batch_size)
             val_loader = None
             if val is not None and ctx.is_main:
                 val_loader = DataLoader(val, batch_size=cfg.batch_size, shuffle=False, num_workers=workers,

@@ -1,0 +1,104 @@
+"""hamkit run end to end with the smallest settings, rerun skipping, and the real sample."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hamkit import HamkitError
+from hamkit.cli.main import main
+from hamkit.pipeline.config import load_config, to_toml
+from hamkit.pipeline.run import run_pipeline
+
+TINY = {
+    "data": {"synthetic_lesions": 40, "synthetic_image_size": [128, 96]},
+    "classifier": {"image_size": 32, "epochs": 1, "batch_size": 16},
+    "segmenter": {"image_size": 32, "epochs": 1, "batch_size": 8},
+    "run": {"num_workers": 0, "progress": False, "device": "cpu"},
+}
+
+
+def tiny_config(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(to_toml(load_config(overrides=TINY)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pipeline")
+    config = tiny_config(tmp)
+    out = tmp / "run"
+    assert main(["run", "--config", str(config), "--out", str(out), "--quiet"]) == 0
+    return out, config
+
+
+def test_every_output_is_written(demo_run):
+    out, _ = demo_run
+    for name in ("report.html", "config.toml", "summary.json", "split.csv", "figures/class_balance.png",
+                 "dedup/exact/kept.txt", "dedup/phash/pairs.csv", "audit/exact/audit.json",
+                 "classifier/model/model.safetensors", "classifier/test_report.json",
+                 "classifier/confusion_matrix.png", "classifier/training_curves.png", "segmenter/model/config.json",
+                 "segmenter/test_report.json", "segmenter/per_image.csv", "segmenter/examples.png"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["summary"]["audit"]["exact"] == {"train-val": 0, "train-test": 0, "val-test": 0}
+    assert set(summary["steps"]) == {"data", "dedup", "split", "audit", "classifier", "segmenter", "report"}
+    page = (out / "report.html").read_text()
+    for heading in ("Dataset", "Duplicates", "Split", "Classifier", "Segmenter", "Config and versions"):
+        assert f"<h2>{heading}</h2>" in page
+    assert page.count("data:image/png;base64,") >= 7 and "0 duplicate pairs cross the splits" in page
+    assert "torch" in page and "[classifier]" in page
+
+
+def test_rerun_skips_unchanged_steps_and_redoes_changed_ones(demo_run, tmp_path):
+    out, config = demo_run
+    result = run_pipeline(out, config=load_config(config))
+    assert {k: v for k, v in result.steps.items() if k != "report"} == {
+        "data": "skipped", "dedup": "skipped", "split": "skipped", "audit": "skipped",
+        "classifier": "skipped", "segmenter": "skipped"}
+    changed = load_config(config, overrides={"classifier": {"epochs": 2}})
+    result = run_pipeline(out, config=changed)
+    assert result.steps["classifier"] == "ran" and result.steps["segmenter"] == "skipped"
+    assert len(json.loads((out / "classifier" / "history.json").read_text())) == 2
+
+
+def test_report_renders_in_a_real_browser(demo_run):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium installed")
+    out, _ = demo_run
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={out / '.chromium'}", "--virtual-time-budget=5000", "--dump-dom",
+         (out / "report.html").resolve().as_uri()],
+        capture_output=True, text=True, timeout=120,
+    ).stdout
+    marker = dom.split('data-figures-loaded="', 1)[1].split('"', 1)[0]
+    loaded, total = map(int, marker.split("/"))
+    assert total >= 7 and loaded == total
+
+
+def test_print_config_and_bad_config(tmp_path, capsys):
+    assert main(["run", "--print-config", "--preset", "seed"]) == 0
+    printed = capsys.readouterr().out
+    assert 'backbone = "resnet50"' in printed and "lr = 5e-05" in printed and "cnn_threshold = 0.93" in printed
+    (tmp_path / "bad.toml").write_text("[classifier]\nepochz = 3\n")
+    assert main(["run", "--config", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "o")]) == 1
+    assert "unknown setting classifier.epochz" in capsys.readouterr().err
+    with pytest.raises(HamkitError, match="must be a int"):
+        load_config(overrides={"classifier": {"epochs": "three"}})
+
+
+def test_real_sample(shared_sample, tmp_path):
+    config = load_config(overrides={**TINY, "segmenter": {"image_size": 32, "epochs": 1, "batch_size": 8,
+                                                          "classify": False}})
+    result = run_pipeline(tmp_path / "real", data=shared_sample, config=config)
+    assert result.summary["data"]["images"] == 75
+    assert result.summary["data"]["listed_but_missing"] == 10015 - 75
+    assert result.steps["segmenter"] == "ran" and (tmp_path / "real" / "report.html").is_file()
