@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from hamkit._io import atomic_path, atomic_write_text
+from hamkit._io import atomic_write_text
+from hamkit._mpl import pyplot, save_png
 from hamkit.classes import CLASS_CODES
 from hamkit.errors import DataError
 
@@ -117,36 +118,25 @@ class ClassificationReport:
         Returns:
             The written path.
         """
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
         counts = np.asarray(self.confusion_matrix, dtype=float)
         shown = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
-        figure, axes = plt.subplots(figsize=(6.5, 5.5), dpi=100)
-        try:
-            image = axes.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
-            figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
-            ticks = range(len(self.classes))
-            axes.set_xticks(ticks, self.classes)
-            axes.set_yticks(ticks, self.classes)
-            axes.set_xlabel("predicted")
-            axes.set_ylabel("true")
-            axes.set_title(f"{title} (balanced accuracy {self.balanced_accuracy:.3f})")
-            limit = shown.max() / 2 if shown.size else 0
-            for r in ticks:
-                for c in ticks:
-                    text = f"{shown[r, c]:.2f}\n({int(counts[r, c])})" if normalize else f"{int(counts[r, c])}"
-                    axes.text(c, r, text, ha="center", va="center", fontsize=7,
-                              color="white" if shown[r, c] > limit else "black")
-            figure.tight_layout()
-            target = Path(path)
-            with atomic_path(target) as tmp:
-                figure.savefig(tmp, format="png")
-        finally:
-            plt.close(figure)
-        return target
+        figure, axes = pyplot().subplots(figsize=(6.5, 5.5), dpi=100)
+        image = axes.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+        figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+        ticks = range(len(self.classes))
+        axes.set_xticks(ticks, self.classes)
+        axes.set_yticks(ticks, self.classes)
+        axes.set_xlabel("predicted")
+        axes.set_ylabel("true")
+        axes.set_title(f"{title} (balanced accuracy {self.balanced_accuracy:.3f})")
+        limit = shown.max() / 2 if shown.size else 0
+        for r in ticks:
+            for c in ticks:
+                text = f"{shown[r, c]:.2f}\n({int(counts[r, c])})" if normalize else f"{int(counts[r, c])}"
+                axes.text(c, r, text, ha="center", va="center", fontsize=7,
+                          color="white" if shown[r, c] > limit else "black")
+        figure.tight_layout()
+        return save_png(figure, path)
 
 
 def classification_report(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hamkit._io import atomic_path
+from hamkit._mpl import pyplot, save_png
 from hamkit.classes import CLASS_CODES, CLASS_NAMES, NUM_CLASSES
 from hamkit.errors import DataError
 
@@ -34,11 +34,6 @@ def plot_class_balance(
     Raises:
         DataError: ``labels`` is empty or holds an index outside 0..6.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     array = np.asarray(labels, dtype=np.int64)
     if array.size == 0:
         raise DataError("no labels to plot")
@@ -46,27 +41,21 @@ def plot_class_balance(
         raise DataError(f"labels must be class indices 0..{NUM_CLASSES - 1}")
     counts = np.bincount(array, minlength=NUM_CLASSES)
     present = counts > 0
-    figure, axes = plt.subplots(figsize=(7, 5), dpi=100)
-    try:
-        wedges, _, _ = axes.pie(
-            counts[present],
-            labels=[c for c, p in zip(CLASS_CODES, present, strict=True) if p],
-            autopct=lambda pct: f"{pct:.1f}%" if pct >= 2 else "",
-            startangle=90,
-            counterclock=False,
-        )
-        axes.legend(
-            wedges,
-            [f"{name} ({count})" for name, count, p in zip(CLASS_NAMES, counts, present, strict=True) if p],
-            loc="center left",
-            bbox_to_anchor=(1.0, 0.5),
-            fontsize=8,
-        )
-        axes.set_title(f"{title} ({array.size} images)")
-        axes.axis("equal")
-        target = Path(path)
-        with atomic_path(target) as tmp:
-            figure.savefig(tmp, format="png", bbox_inches="tight")
-    finally:
-        plt.close(figure)
-    return target
+    figure, axes = pyplot().subplots(figsize=(7, 5), dpi=100)
+    wedges, _, _ = axes.pie(
+        counts[present],
+        labels=[c for c, p in zip(CLASS_CODES, present, strict=True) if p],
+        autopct=lambda pct: f"{pct:.1f}%" if pct >= 2 else "",
+        startangle=90,
+        counterclock=False,
+    )
+    axes.legend(
+        wedges,
+        [f"{name} ({count})" for name, count, p in zip(CLASS_NAMES, counts, present, strict=True) if p],
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        fontsize=8,
+    )
+    axes.set_title(f"{title} ({array.size} images)")
+    axes.axis("equal")
+    return save_png(figure, path, bbox_inches="tight")

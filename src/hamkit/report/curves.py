@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from hamkit._io import atomic_path
+from hamkit._mpl import pyplot, save_png
 from hamkit.errors import HamkitError
 
 __all__ = ["plot_history"]
@@ -29,35 +29,24 @@ def plot_history(history: Sequence[dict[str, float]], path: str | os.PathLike[st
     Raises:
         HamkitError: An empty history.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     if not history:
         raise HamkitError("no training history to plot")
     epochs = [row["epoch"] for row in history]
     keys = [k for k in history[0] if k.startswith("val_") and not k.endswith("loss")] if metrics is None else \
         [f"val_{m}" for m in metrics]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=100)
-    try:
-        for key in [k for k in history[0] if k.endswith("loss")]:
-            left.plot(epochs, [row.get(key, float("nan")) for row in history], marker="o", label=key)
-        left.set_xlabel("epoch")
-        left.set_title("loss")
-        left.legend(fontsize=8)
-        for key in keys:
-            right.plot(epochs, [row.get(key, float("nan")) for row in history], marker="o", label=key[4:])
-        right.set_xlabel("epoch")
-        right.set_title("validation")
-        right.set_ylim(0, 1.02)
-        if keys:
-            right.legend(fontsize=8)
-        figure.suptitle(title)
-        figure.tight_layout()
-        target = Path(path)
-        with atomic_path(target) as tmp:
-            figure.savefig(tmp, format="png")
-    finally:
-        plt.close(figure)
-    return target
+    figure, (left, right) = pyplot().subplots(1, 2, figsize=(10, 3.8), dpi=100)
+    for key in [k for k in history[0] if k.endswith("loss")]:
+        left.plot(epochs, [row.get(key, float("nan")) for row in history], marker="o", label=key)
+    left.set_xlabel("epoch")
+    left.set_title("loss")
+    left.legend(fontsize=8)
+    for key in keys:
+        right.plot(epochs, [row.get(key, float("nan")) for row in history], marker="o", label=key[4:])
+    right.set_xlabel("epoch")
+    right.set_title("validation")
+    right.set_ylim(0, 1.02)
+    if keys:
+        right.legend(fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return save_png(figure, path)
