@@ -46,6 +46,10 @@ _LAZY: dict[str, str] = {
     "run_pipeline": "hamkit.pipeline.run",
     "PipelineResult": "hamkit.pipeline.run",
     "LesionClassifier": "hamkit.classify",
+    "LesionSegmenter": "hamkit.segment",
+    "SegmentationPrediction": "hamkit.segment",
+    "SegmentationReport": "hamkit.seg_metrics",
+    "segmentation_report": "hamkit.seg_metrics",
     "Deduplicator": "hamkit.dedup.deduplicator",
     "DedupResult": "hamkit.dedup.result",
     "ClassificationReport": "hamkit.metrics",
@@ -94,6 +98,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hamkit.dedup.deduplicator import Deduplicator
     from hamkit.dedup.result import DedupResult
     from hamkit.metrics import ClassificationReport, classification_report
+    from hamkit.seg_metrics import SegmentationReport, segmentation_report
+    from hamkit.segment import LesionSegmenter, SegmentationPrediction
     from hamkit.registry import (
         BackboneSpec,
         PluginInfo,

@@ -1,0 +1,938 @@
+"""``LesionSegmenter``: binary lesion masks (ISIC 2018 Task 1), optionally with a diagnosis head.
+
+The constructor only stores settings; :meth:`LesionSegmenter.fit` builds the network (any
+segmentation backbone of the registry: the torchvision DeepLabV3 built-ins or any
+``smp:<Arch>:<encoder>``) and trains it with the shared engine. With ``classify=True`` a linear
+head on the globally pooled deepest encoder features predicts the diagnosis from the same
+forward pass (multi-task learning: loss = segmentation loss + ``cls_weight`` x cross-entropy).
+
+Resolutions. The network works on square ``image_size`` inputs (default 256, a multiple of 32
+that every registry architecture accepts, and the registry's input size for segmentation;
+HAM10000's 600x450 photos are shrunk about 2.3 times). Predicted lesion probabilities are
+resized bilinearly to each image's **original** size before thresholding, so masks come back at
+the size of their image. :meth:`LesionSegmenter.evaluate` scores at the original resolution
+against the original mask files (the honest ISIC protocol); the per-epoch validation that picks
+the best checkpoint scores at the working resolution (cheaper, and only used for ranking epochs).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from hamkit._io import atomic_path
+from hamkit._version import __version__
+from hamkit.classes import CLASS_CODES
+from hamkit.classify import CLASS_BALANCE_MODES, balance_weights, dataset_labels
+from hamkit.data.dataset import SkinDataset
+from hamkit.data.images import image_size_of, read_mask
+from hamkit.engine.checkpoint import load_model_files, save_model_files
+from hamkit.engine.device import amp_dtype, autocast, resolve_device
+from hamkit.engine.inputs import prepare_inputs, unpack_batch
+from hamkit.engine.trainer import TrainConfig, Trainer, TrainResult
+from hamkit.errors import DataError, HamkitError
+from hamkit.metrics import classification_report
+from hamkit.postprocess import POSTPROCESS_MODES, postprocess_masks
+from hamkit.seg_metrics import (
+    ISIC_JACCARD_THRESHOLD,
+    SegmentationReport,
+    confusion_counts_list,
+    report_from_counts,
+    scores_from_counts,
+)
+
+__all__ = [
+    "LesionSegmenter",
+    "SegmentationNetwork",
+    "SegmentationLoss",
+    "SegmentationPrediction",
+    "SEG_LOSSES",
+    "save_mask",
+]
+
+SEG_LOSSES = ("bce+dice", "bce", "dice")
+"""Segmentation losses: binary cross-entropy plus soft Dice (default), either alone."""
+_KIND = "LesionSegmenter"
+_SEG_METRICS = ("loss", "seg_loss", "dice", "iou", "jaccard_isic", "pixel_accuracy")
+_CLS_METRICS = ("cls_loss", "accuracy", "balanced_accuracy", "macro_f1", "melanoma_sensitivity", "joint_score")
+
+
+class SegmentationNetwork(nn.Module):
+    """A registry segmentation backbone plus, optionally, a classification head.
+
+    The head is global average pooling of the deepest encoder features, dropout and a linear
+    layer; it shares the one forward pass of the segmentation model.
+
+    Args:
+        backbone: A module following the segmentation contract of
+            :func:`hamkit.create_backbone` (``forward(x, return_features=False)``).
+        num_classes: Classes of the head, or ``None`` for no head.
+        dropout: Dropout before the head's linear layer.
+
+    Examples:
+        >>> from hamkit.registry import create_backbone
+        >>> body = create_backbone("smp:Unet:resnet18", encoder_depth=3, decoder_channels=(16, 8, 8))
+        >>> net = SegmentationNetwork(body, num_classes=7).eval()
+        >>> masks, classes = net(torch.zeros(2, 3, 32, 32))
+        >>> tuple(masks.shape), tuple(classes.shape)
+        ((2, 1, 32, 32), (2, 7))
+    """
+
+    def __init__(self, backbone: nn.Module, num_classes: int | None = None, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.feature_dim = int(backbone.feature_dim)
+        self.head: nn.Module | None = None
+        if num_classes:
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
+                                      nn.Linear(self.feature_dim, num_classes))
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Mask logits ``(N, 1, H, W)`` and class logits ``(N, num_classes)`` (``None`` without a head)."""
+        if self.head is None:
+            return self.backbone(images), None
+        mask_logits, features = self.backbone(images, return_features=True)
+        return mask_logits, self.head(features)
+
+
+class SegmentationLoss(nn.Module):
+    """The joint loss: segmentation loss + ``cls_weight`` x cross-entropy of the class head.
+
+    The segmentation part is ``"bce+dice"`` (binary cross-entropy plus
+    ``segmentation_models_pytorch.losses.DiceLoss(mode="binary")``, the soft Dice of the
+    batch), ``"bce"`` or ``"dice"``. Inputs are cast to float32 first, so the loss is computed in
+    full precision under mixed precision.
+
+    Args:
+        kind: One of :data:`SEG_LOSSES`.
+        cls_weight: Weight of the cross-entropy term.
+        class_weights: Per-class weights of the cross-entropy (class balancing), or ``None``.
+
+    Raises:
+        HamkitError: Unknown ``kind`` or a negative ``cls_weight``.
+    """
+
+    def __init__(self, kind: str = "bce+dice", cls_weight: float = 1.0,
+                 class_weights: torch.Tensor | None = None) -> None:
+        super().__init__()
+        if kind not in SEG_LOSSES:
+            raise HamkitError(f"unknown segmentation loss {kind!r}; choose one of {', '.join(SEG_LOSSES)}")
+        if not cls_weight >= 0:
+            raise HamkitError(f"cls_weight must be zero or positive, got {cls_weight}")
+        from segmentation_models_pytorch.losses import DiceLoss
+
+        self.kind = kind
+        self.cls_weight = float(cls_weight)
+        self.dice = DiceLoss(mode="binary", from_logits=True) if "dice" in kind else None
+        self.cross_entropy = nn.CrossEntropyLoss(weight=class_weights)
+
+    def forward(self, mask_logits: torch.Tensor, masks: torch.Tensor, class_logits: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Return ``(total, segmentation part, classification part or None)``, float32 scalars."""
+        logits, target = mask_logits.float(), masks.float()
+        seg = logits.new_zeros(())
+        if "bce" in self.kind:
+            seg = seg + F.binary_cross_entropy_with_logits(logits, target)
+        if self.dice is not None:
+            seg = seg + self.dice(logits, target)
+        if class_logits is None or labels is None:
+            return seg, seg, None
+        cls = self.cross_entropy(class_logits.float(), labels)
+        return seg + self.cls_weight * cls, seg, cls
+
+
+def _counts(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Per-image ``tp, fp, fn, tn`` of boolean ``(N, ...)`` tensors, as an ``(N, 4)`` int64 tensor."""
+    p, t = pred.flatten(1), truth.flatten(1)
+    tp = (p & t).sum(1)
+    fp = p.sum(1) - tp
+    fn = t.sum(1) - tp
+    return torch.stack([tp, fp, fn, p.shape[1] - tp - fp - fn], 1).long()
+
+
+class _SegmentationTask:
+    """The segmenter's loss and validation for the :class:`~hamkit.engine.trainer.Trainer`."""
+
+    def __init__(self, criterion: SegmentationLoss, classes: Sequence[str], config: dict[str, Any],
+                 classify: bool) -> None:
+        self.criterion = criterion
+        self.classes = list(classes)
+        self.config = config
+        self.classify = classify
+
+    def _forward(self, model: nn.Module, batch: dict[str, Any], device: torch.device
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        if "mask" not in batch:
+            raise DataError("the data has no masks; build the SkinDataset with masks= (or pass a data root "
+                            "holding *_segmentation.png masks)")
+        images = batch["image"].to(device, non_blocking=True)
+        if device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        masks = batch["mask"].to(device, non_blocking=True)
+        if masks.dim() == 3:
+            masks = masks.unsqueeze(1)
+        labels = batch["label"].to(device, non_blocking=True) if self.classify else None
+        mask_logits, class_logits = model(images)
+        return mask_logits, class_logits, masks, labels
+
+    def loss(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
+        mask_logits, class_logits, masks, labels = self._forward(model, unpack_batch(batch), device)
+        total, _, _ = self.criterion(mask_logits, masks, class_logits, labels)
+        return total, int(masks.shape[0])
+
+    @torch.inference_mode()
+    def validate(self, model: nn.Module, loader: DataLoader, device: torch.device,
+                 dtype: torch.dtype | None) -> dict[str, float]:
+        sums = torch.zeros(3, dtype=torch.float64)
+        seen = 0
+        counts, truths, preds = [], [], []
+        for raw in loader:
+            batch = unpack_batch(raw)
+            with autocast(device, dtype):
+                mask_logits, class_logits, masks, labels = self._forward(model, batch, device)
+            total, seg, cls = self.criterion(mask_logits, masks, class_logits, labels)
+            size = int(masks.shape[0])
+            sums += torch.tensor([float(total), float(seg), float(cls) if cls is not None else 0.0],
+                                 dtype=torch.float64) * size
+            seen += size
+            counts.append(_counts(mask_logits.float() > 0, masks > 0.5).cpu())
+            if class_logits is not None and labels is not None:
+                truths.append(labels.cpu())
+                preds.append(class_logits.float().argmax(1).cpu())
+        scores = scores_from_counts(torch.cat(counts).numpy())
+        iou = scores["iou"]
+        metrics = {"loss": float(sums[0]) / seen, "seg_loss": float(sums[1]) / seen,
+                   "dice": float(scores["dice"].mean()), "iou": float(iou.mean()),
+                   "jaccard_isic": float(np.where(iou >= ISIC_JACCARD_THRESHOLD, iou, 0).mean()),
+                   "pixel_accuracy": float(scores["pixel_accuracy"].mean())}
+        if self.classify:
+            report = classification_report(torch.cat(truths).numpy(), torch.cat(preds).numpy(), classes=self.classes)
+            metrics.update({"cls_loss": float(sums[2]) / seen, "accuracy": report.accuracy,
+                            "balanced_accuracy": report.balanced_accuracy, "macro_f1": report.macro["f1"],
+                            "melanoma_sensitivity": report.melanoma_sensitivity,
+                            "joint_score": (metrics["dice"] + report.balanced_accuracy) / 2})
+        return metrics
+
+    def checkpoint_config(self) -> dict[str, Any]:
+        return self.config
+
+
+@dataclass
+class SegmentationPrediction:
+    """What :meth:`LesionSegmenter.segment` returns: masks and class probabilities from one pass.
+
+    Attributes:
+        image_ids: One id per image (file stem, or the position as text).
+        masks: Boolean lesion masks, each at its image's original size ``(H, W)``.
+        probabilities: Lesion probability maps (float32, same sizes), or ``None`` when not asked.
+        class_proba: Class probabilities ``(N, num_classes)``, or ``None`` without a head.
+        classes: The class names of ``class_proba``'s columns.
+    """
+
+    image_ids: list[str]
+    masks: list[np.ndarray]
+    probabilities: list[np.ndarray] | None
+    class_proba: np.ndarray | None
+    classes: list[str]
+
+    @property
+    def class_predictions(self) -> np.ndarray | None:
+        """The predicted class index per image (argmax of ``class_proba``), or ``None``."""
+        return None if self.class_proba is None else self.class_proba.argmax(1)
+
+
+def save_mask(mask: np.ndarray, path: str | os.PathLike[str]) -> Path:
+    """Write a boolean mask as an 8-bit PNG, 0 = skin and 255 = lesion (atomically).
+
+    Args:
+        mask: A ``(H, W)`` mask (non-zero = lesion).
+        path: The PNG to write.
+
+    Returns:
+        The written path.
+
+    Raises:
+        DataError: ``mask`` is not 2-D.
+
+    Examples:
+        >>> import tempfile
+        >>> p = save_mask(np.eye(3, dtype=bool), Path(tempfile.mkdtemp()) / "x_segmentation.png")
+        >>> from PIL import Image; np.asarray(Image.open(p)).max()
+        np.uint8(255)
+    """
+    from PIL import Image
+
+    array = np.asarray(mask)
+    if array.ndim != 2:
+        raise DataError(f"{path}: a mask must be a 2-D (H, W) array, got shape {array.shape}")
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        Image.fromarray(array.astype(bool).astype(np.uint8) * 255, mode="L").save(tmp, format="PNG")
+    return target
+
+
+class _OriginalMasks(Dataset):
+    """A mask-less SkinDataset's items plus each image's original-size ground-truth mask."""
+
+    def __init__(self, dataset: SkinDataset, mask_threshold: int | None) -> None:
+        self.dataset = dataset
+        self.mask_threshold = mask_threshold
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.dataset[index]
+        sample = self.dataset.samples[index]
+        assert sample.mask_path is not None
+        item["truth"] = read_mask(sample.mask_path, image_size_of(sample.path), self.mask_threshold)
+        return item
+
+    @staticmethod
+    def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"image": torch.stack([i["image"] for i in items]), "label": torch.stack([i["label"] for i in items]),
+                "image_id": [i["image_id"] for i in items], "truth": [i["truth"] for i in items]}
+
+
+def _resize_groups(maps: torch.Tensor, sizes: Sequence[tuple[int, int]] | None) -> list[torch.Tensor]:
+    """Resize ``(N, 1, h, w)`` maps bilinearly to each ``(width, height)``; one call per distinct size."""
+    if sizes is None:
+        return list(maps[:, 0])
+    out: list[torch.Tensor] = [maps[0, 0]] * maps.shape[0]
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, size in enumerate(sizes):
+        groups.setdefault((int(size[0]), int(size[1])), []).append(index)
+    for (width, height), indices in groups.items():
+        chosen = maps[indices]
+        if chosen.shape[-2:] != (height, width):
+            chosen = F.interpolate(chosen, size=(height, width), mode="bilinear", align_corners=False)
+        for position, index in enumerate(indices):
+            out[index] = chosen[position, 0]
+    return out
+
+
+class LesionSegmenter:
+    """Skin-lesion segmentation (binary masks), optionally multi-task with diagnosis.
+
+    Args:
+        backbone: A registry segmentation backbone: ``deeplabv3_resnet50`` (default),
+            ``deeplabv3_resnet101``, ``deeplabv3_mobilenet_v3_large``, any
+            ``smp:<Arch>:<encoder>`` (e.g. ``smp:DeepLabV3Plus:resnet34``), or a plugin's.
+        image_size: Square input size in pixels (default 256; smp models need a multiple of
+            their output stride, 32 for most).
+        pretrained: Start from the backbone's upstream pretrained weights (needs network
+            access once; see :func:`hamkit.create_backbone`).
+        weights: A local weights file for the segmentation backbone instead.
+        classify: Add the diagnosis head on the pooled deepest encoder features.
+        num_classes: Classes of that head (7 for HAM10000).
+        dropout: Dropout before the head.
+        classes: Class names (default: the HAM10000 codes when ``num_classes`` is 7).
+        backbone_kwargs: Extra builder arguments, e.g. ``{"encoder_depth": 3,
+            "decoder_channels": [32, 16, 8]}`` for a smaller smp model; saved with the model.
+        device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``...
+
+    Attributes:
+        network_: The fitted :class:`SegmentationNetwork` (after ``fit`` or ``load``).
+        history_: Per-epoch history of the last ``fit``.
+        best_epoch_: The epoch whose weights were kept.
+        skipped_: Training/validation images left out by ``on_missing="skip"``, with the reason.
+
+    Examples:
+        >>> seg = LesionSegmenter("deeplabv3_mobilenet_v3_large", image_size=128, pretrained=False,
+        ...                       classify=True)
+        >>> seg.get_params()["classify"]
+        True
+    """
+
+    def __init__(self, backbone: str = "deeplabv3_resnet50", image_size: int = 256, pretrained: bool = True,
+                 weights: str | os.PathLike[str] | None = None, *, classify: bool = False, num_classes: int = 7,
+                 dropout: float = 0.2, classes: Sequence[str] | None = None,
+                 backbone_kwargs: dict[str, Any] | None = None, device: str = "auto") -> None:
+        self.backbone = backbone
+        self.image_size = image_size
+        self.pretrained = pretrained
+        self.weights = weights
+        self.classify = classify
+        self.num_classes = num_classes
+        self.dropout = dropout
+        self.classes = classes
+        self.backbone_kwargs = backbone_kwargs
+        self.device = device
+
+    # ------------------------------------------------------------------ helpers
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments (scikit-learn convention)."""
+        return {name: getattr(self, name) for name in
+                ("backbone", "image_size", "pretrained", "weights", "classify", "num_classes", "dropout",
+                 "classes", "backbone_kwargs", "device")}
+
+    @property
+    def classes_(self) -> list[str]:
+        """The class names of the head, in index order."""
+        if self.classes is not None:
+            return list(self.classes)
+        if self.num_classes == len(CLASS_CODES):
+            return list(CLASS_CODES)
+        return [f"class_{i}" for i in range(self.num_classes)]
+
+    def _normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        from hamkit.registry import get_backbone
+
+        spec = get_backbone(self.backbone)
+        return tuple(spec.mean), tuple(spec.std)
+
+    def _config(self) -> dict[str, Any]:
+        mean, std = self._normalisation()
+        return {"kind": _KIND, "hamkit_version": __version__, "backbone": self.backbone,
+                "backbone_kwargs": dict(self.backbone_kwargs or {}), "image_size": self.image_size,
+                "mean": list(mean), "std": list(std), "classify": self.classify, "num_classes": self.num_classes,
+                "classes": self.classes_, "dropout": self.dropout}
+
+    def _build(self, *, pretrained: bool | str, weights: Any) -> SegmentationNetwork:
+        from hamkit.registry import create_backbone
+
+        if self.classify:
+            if self.num_classes < 2:
+                raise HamkitError(f"num_classes must be at least 2, got {self.num_classes}")
+            if len(self.classes_) != self.num_classes:
+                raise HamkitError(f"{len(self.classes_)} class names for num_classes={self.num_classes}")
+        if self.image_size < 8:
+            raise HamkitError(f"image_size must be at least 8 pixels, got {self.image_size}")
+        body = create_backbone(self.backbone, task="segmentation", pretrained=pretrained, weights=weights,
+                               out_channels=1, **(self.backbone_kwargs or {}))
+        upstream = getattr(body, "upstream", None)
+        stride = getattr(getattr(upstream, "encoder", None), "output_stride", None)
+        if getattr(upstream, "requires_divisible_input_shape", False) and isinstance(stride, int) \
+                and self.image_size % stride:
+            fitting = (self.image_size // stride + 1) * stride
+            raise HamkitError(f"backbone {self.backbone!r} needs an image_size divisible by {stride}; "
+                              f"got {self.image_size}, use e.g. {fitting}")
+        return SegmentationNetwork(body, self.num_classes if self.classify else None, self.dropout)
+
+    def _check_fitted(self) -> SegmentationNetwork:
+        network = getattr(self, "network_", None)
+        if network is None:
+            raise HamkitError("this LesionSegmenter is not fitted yet: call fit() or LesionSegmenter.load()")
+        return network
+
+    def _as_dataset(self, data: Any, *, split: str, split_csv: Any, masks: Any, on_missing: str,
+                    mask_threshold: int | None, augment: bool, cache: Any) -> Dataset:
+        """Turn ``data`` into a dataset with masks at the working size (SkinDataset when possible)."""
+        if on_missing not in ("error", "skip"):
+            raise DataError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
+        mean, std = self._normalisation()
+        options: dict[str, Any] = {"image_size": self.image_size, "mean": mean, "std": std, "augment": augment}
+        if cache is not None:
+            options["cache"] = cache
+        if isinstance(data, SkinDataset):
+            lacking = [s.image_id for s in data.samples if s.mask_path is None]
+            skipped = dict(data.skipped)
+            if lacking and on_missing == "error":
+                raise DataError(f"{len(lacking)} image(s) have no mask: {', '.join(lacking[:10])}"
+                                f"{' ...' if len(lacking) > 10 else ''}; pass on_missing='skip' to leave them out")
+            if lacking:
+                keep = [i for i, s in enumerate(data.samples) if s.mask_path is not None]
+                if not keep:
+                    raise DataError("no image of the dataset has a mask")
+                skipped.update({i: "mask not found" for i in lacking})
+                data = data.subset(keep)
+            threshold = mask_threshold if mask_threshold is not None else data.mask_threshold
+            dataset = data.with_options(with_masks=True, mask_threshold=threshold, **options)
+            dataset.skipped = skipped
+            return dataset
+        if isinstance(data, (str, os.PathLike)):
+            if split_csv is None:
+                raise DataError(f"{data}: a data root needs split_csv= (from `hamkit split`) to know the {split} "
+                                "images; or pass a SkinDataset")
+            return SkinDataset.from_folder(data, masks=masks if masks is not None else True, split_csv=split_csv,
+                                           split=split, on_missing=on_missing, mask_threshold=mask_threshold,
+                                           **options)
+        if isinstance(data, Dataset):
+            return data
+        raise DataError(f"cannot use a {type(data).__name__} as segmentation data; pass a SkinDataset with masks, "
+                        "a data root with split_csv=, or a torch Dataset yielding (image, label, mask)")
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, train: Any, val: Any = None, *, masks: str | os.PathLike[str] | None = None,
+            split_csv: str | os.PathLike[str] | None = None, on_missing: str = "error",
+            mask_threshold: int | None = None, epochs: int = 10, batch_size: int = 8, lr: float = 1e-4,
+            loss: str = "bce+dice", cls_weight: float = 1.0, optimizer: str = "adam", weight_decay: float = 0.0,
+            class_balance: str | None = "sampler", scheduler: str = "cosine", monitor: str | None = None,
+            early_stopping: int | None = None, grad_clip: float | None = None, augment: bool = True,
+            num_workers: int | None = None, cache: Any = None, out_dir: str | os.PathLike[str] | None = None,
+            resume: bool = False, seed: int = 0, progress: bool = True, amp: bool | str = "auto"
+            ) -> LesionSegmenter:
+        """Train the segmenter; on return it holds the weights of the best validation epoch.
+
+        Args:
+            train: A ``SkinDataset`` with masks, a data root (with ``split_csv``; its ``train``
+                rows are used), or a torch ``Dataset`` yielding ``(image, label, mask)`` tuples
+                or dicts with ``image``, ``label`` and ``mask`` (float ``(1, H, W)``, 0/1).
+            val: Validation data of the same kinds; with a root and ``split_csv`` and no ``val``,
+                the ``val`` rows are used.
+            masks: The masks folder of a data root (default: found under the root).
+            split_csv: A split CSV written by ``hamkit split``.
+            on_missing: ``"error"`` (default) when an image has no mask (or no file), or
+                ``"skip"`` to leave it out (listed in :attr:`skipped_`).
+            mask_threshold: Grey level above which a pixel of a non-binary mask is lesion; a
+                non-binary mask without it is an error.
+            epochs: Number of epochs.
+            batch_size: Batch size.
+            lr: Learning rate.
+            loss: Segmentation loss, ``"bce+dice"`` (default), ``"bce"`` or ``"dice"``.
+            cls_weight: Weight of the head's cross-entropy in the joint loss (``classify=True``).
+            optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
+            weight_decay: Weight decay.
+            class_balance: Class balancing of the head (``classify=True`` only, as for
+                :class:`~hamkit.classify.LesionClassifier`): ``"sampler"`` (default; images of
+                every class drawn equally often, with replacement), ``"loss"`` (class-weighted
+                cross-entropy) or ``None``. Without the head images are drawn uniformly.
+            scheduler: ``"cosine"``, ``"step"`` or ``"none"``.
+            monitor: Validation metric picking the best epoch. Default ``"dice"`` (mean
+                per-image Dice at the working resolution); with ``classify=True``
+                ``"joint_score"``, the mean of Dice and the head's balanced accuracy, so both
+                tasks count equally. Also ``iou``, ``jaccard_isic``, ``pixel_accuracy``,
+                ``loss``, ``seg_loss`` and, with the head, ``balanced_accuracy``, ``accuracy``,
+                ``macro_f1``, ``melanoma_sensitivity``, ``cls_loss``.
+            early_stopping: Patience in epochs, or ``None``.
+            grad_clip: Gradient-norm clipping, or ``None``.
+            augment: Random flips and 90-degree rotations, the same for image and mask
+                (SkinDataset only).
+            num_workers: DataLoader workers (``None``: automatic).
+            cache: A decode cache (or folder) for ``SkinDataset`` inputs.
+            out_dir: Folder for checkpoints (``best/``, ``last/``) and history; ``None`` keeps
+                them in memory.
+            resume: Continue an interrupted run from ``out_dir/last``.
+            seed: Seed of the run.
+            progress: Show progress bars.
+            amp: Mixed precision (``"auto"``: on CUDA); the losses and metrics stay float32.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            DataError: Unusable data (no masks, a mask of another size than its image, a
+                non-binary mask without ``mask_threshold``, labels outside ``num_classes``...).
+            TrainingError: The loss became NaN/inf.
+            HamkitError: Bad settings or an unknown backbone.
+        """
+        if class_balance not in CLASS_BALANCE_MODES:
+            raise HamkitError(f"class_balance must be 'sampler', 'loss' or None, got {class_balance!r}")
+        monitor = monitor or ("joint_score" if self.classify else "dice")
+        known = _SEG_METRICS + (_CLS_METRICS if self.classify else ())
+        if monitor not in known:
+            raise HamkitError(f"monitor={monitor!r} is not a validation metric of this model; choose one of "
+                              f"{', '.join(known)}")
+        common = {"split_csv": split_csv, "masks": masks, "on_missing": on_missing, "mask_threshold": mask_threshold,
+                  "cache": cache}
+        train_data = self._as_dataset(train, split="train", augment=augment, **common)
+        if val is None and isinstance(train, (str, os.PathLike)) and split_csv is not None:
+            val = train
+        val_data = self._as_dataset(val, split="val", augment=False, **common) if val is not None else None
+        per_sample: np.ndarray | None = None
+        class_weights = None
+        if self.classify:
+            labels = dataset_labels(train_data)
+            if labels.size == 0:
+                raise DataError("the training split is empty")
+            if labels.min() < 0 or labels.max() >= self.num_classes:
+                raise DataError(f"the training data has labels {sorted(set(labels.tolist()))[:10]} but the head has "
+                                f"num_classes={self.num_classes}; every image needs a class 0..{self.num_classes - 1} "
+                                "(or use classify=False)")
+            if val_data is not None:
+                val_labels = dataset_labels(val_data)
+                if val_labels.size and (val_labels.min() < 0 or val_labels.max() >= self.num_classes):
+                    raise DataError(f"the validation data has labels {sorted(set(val_labels.tolist()))[:10]}; "
+                                    f"the head needs a class 0..{self.num_classes - 1} for every image")
+            per_sample, per_class = balance_weights(labels, self.num_classes)
+            if class_balance == "loss":
+                class_weights = torch.tensor(per_class, dtype=torch.float32)
+        criterion = SegmentationLoss(loss, cls_weight, class_weights)
+        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                             weight_decay=weight_decay, scheduler=scheduler, grad_clip=grad_clip, monitor=monitor,
+                             early_stopping=early_stopping, num_workers=num_workers, seed=seed, amp=amp,
+                             progress=progress, out_dir=out_dir, resume=resume, device=self.device)
+        trainer = Trainer(config)
+        torch.manual_seed(seed)  # the head's initialisation is part of the seeded run
+        network = self._build(pretrained=self.pretrained, weights=self.weights)
+        criterion.to(resolve_device(self.device))
+        task = _SegmentationTask(criterion, self.classes_, self._config(), self.classify)
+        sampling = per_sample if self.classify and class_balance == "sampler" else None
+        result: TrainResult = trainer.fit(network, task, train_data, val_data, sample_weights=sampling)
+        self.network_ = network.eval()
+        self.history_ = result.history
+        self.best_epoch_ = result.best_epoch
+        self.stopped_early_ = result.stopped_early
+        self.skipped_ = {**getattr(train_data, "skipped", {}), **getattr(val_data, "skipped", {})}
+        return self
+
+    # ------------------------------------------------------------------ inference core
+    def _forward(self, loader: DataLoader) -> Iterator[tuple[dict[str, Any], torch.Tensor, torch.Tensor | None]]:
+        """Per batch: the batch dict, lesion probabilities ``(N, 1, h, w)`` on the device, CPU class logits."""
+        network = self._check_fitted()
+        device = resolve_device(self.device)
+        first = next(network.parameters(), None)
+        if first is not None and (first.device.type != device.type or
+                                  (device.index is not None and first.device.index != device.index)):
+            network.to(device)  # moved once, not on every call: .to() walks every parameter
+        if network.training:
+            network.eval()
+        dtype = amp_dtype(device)
+        for raw in loader:
+            batch = unpack_batch(raw)
+            x = batch["image"].to(device, non_blocking=True)
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode(), autocast(device, dtype):
+                mask_logits, class_logits = network(x)
+                probabilities = mask_logits.float().sigmoid()
+            yield batch, probabilities, (class_logits.float().cpu() if class_logits is not None else None)
+
+    def _batches(self, images: Any, *, batch_size: int, num_workers: int
+                 ) -> Iterator[tuple[list[str], list[tuple[int, int]] | None, torch.Tensor, torch.Tensor | None]]:
+        """Yield ``(ids, original sizes, lesion probabilities (N, 1, h, w) on the device, class logits)``."""
+        self._check_fitted()
+        mean, std = self._normalisation()
+        inputs = prepare_inputs(images, image_size=self.image_size, mean=mean, std=std)
+        loader = DataLoader(inputs.dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                            pin_memory=resolve_device(self.device).type == "cuda")
+        start = 0
+        for _, probabilities, class_logits in self._forward(loader):
+            n = int(probabilities.shape[0])
+            sizes = inputs.original_sizes[start:start + n] if inputs.original_sizes is not None else None
+            yield inputs.image_ids[start:start + n], sizes, probabilities, class_logits
+            start += n
+
+    @staticmethod
+    def _check_options(threshold: float, postprocess: str | None) -> None:
+        if not 0.0 <= threshold <= 1.0:
+            raise HamkitError(f"threshold must be a probability within 0..1, got {threshold}")
+        if postprocess not in POSTPROCESS_MODES:
+            raise HamkitError(f"unknown postprocess {postprocess!r}; choose one of None, 'largest', 'fill', "
+                              "'largest+fill'")
+
+    def _iter_predictions(self, images: Any, *, threshold: float, postprocess: str | None, keep_proba: bool,
+                          batch_size: int, num_workers: int
+                          ) -> Iterator[tuple[list[str], list[np.ndarray], list[np.ndarray] | None,
+                                              torch.Tensor | None]]:
+        """Per batch: ids, masks at the original size, probability maps (if kept), class logits."""
+        for ids, sizes, probabilities, class_logits in self._batches(images, batch_size=batch_size,
+                                                                    num_workers=num_workers):
+            resized = _resize_groups(probabilities, sizes)
+            masks = [(p > threshold).cpu().numpy() for p in resized]
+            if postprocess is not None:
+                masks = postprocess_masks(masks, postprocess)  # type: ignore[assignment]
+            maps = [p.cpu().numpy() for p in resized] if keep_proba else None
+            yield ids, masks, maps, class_logits
+
+    # ------------------------------------------------------------------ inference API
+    def segment(self, images: Any, *, threshold: float = 0.5, postprocess: str | None = None,
+                return_proba: bool = False, batch_size: int = 16, num_workers: int = 0) -> SegmentationPrediction:
+        """Masks, optionally lesion probabilities, and class probabilities, from one forward pass.
+
+        Args:
+            images: Paths, a folder, PIL images, uint8 arrays, a preprocessed float tensor, or a
+                dataset (see :mod:`hamkit.engine.inputs`).
+            threshold: Lesion probability above which a pixel is lesion.
+            postprocess: ``None``, ``"largest"`` (largest connected component), ``"fill"`` (fill
+                holes) or ``"largest+fill"``; see :mod:`hamkit.postprocess`.
+            return_proba: Also return the lesion probability maps.
+            batch_size: Inference batch size.
+            num_workers: DataLoader workers for decoding.
+
+        Returns:
+            A :class:`SegmentationPrediction`; ``class_proba`` is set when ``classify=True``.
+
+        Raises:
+            DataError: No images, or unreadable ones.
+            HamkitError: Not fitted, or a bad ``threshold``/``postprocess``.
+        """
+        self._check_options(threshold, postprocess)
+        ids: list[str] = []
+        masks: list[np.ndarray] = []
+        maps: list[np.ndarray] = []
+        logits: list[torch.Tensor] = []
+        for batch_ids, batch_masks, batch_maps, class_logits in self._iter_predictions(
+                images, threshold=threshold, postprocess=postprocess, keep_proba=return_proba,
+                batch_size=batch_size, num_workers=num_workers):
+            ids += batch_ids
+            masks += batch_masks
+            maps += batch_maps or []
+            if class_logits is not None:
+                logits.append(class_logits)
+        class_proba = torch.cat(logits).softmax(1).numpy() if logits else None
+        return SegmentationPrediction(ids, masks, maps if return_proba else None, class_proba, self.classes_)
+
+    def predict(self, images: Any, *, threshold: float = 0.5, postprocess: str | None = None,
+                return_proba: bool = False, batch_size: int = 16, num_workers: int = 0
+                ) -> list[np.ndarray] | tuple[list[np.ndarray], list[np.ndarray]]:
+        """Boolean lesion masks, each at its image's original size.
+
+        The lesion probabilities are resized bilinearly from the working size to each image's
+        ``(H, W)`` and then thresholded (``mask == probability > threshold`` exactly). Inputs
+        without a known original size (a generic ``Dataset``) give masks at the working size;
+        a preprocessed tensor gives masks at the tensor's size.
+
+        Args:
+            images: Paths, a folder, PIL images, uint8 arrays, a preprocessed float tensor, or a
+                dataset (see :mod:`hamkit.engine.inputs`).
+            threshold: Lesion probability above which a pixel is lesion.
+            postprocess: ``None``, ``"largest"``, ``"fill"`` or ``"largest+fill"``.
+            return_proba: Return ``(masks, probability_maps)``; the maps are float32 in 0..1, the
+                same sizes, before thresholding and post-processing.
+            batch_size: Inference batch size.
+            num_workers: DataLoader workers for decoding.
+
+        Returns:
+            A list of ``(H, W)`` boolean arrays in input order, or ``(masks, maps)``.
+
+        Raises:
+            DataError: No images, or unreadable ones.
+            HamkitError: Not fitted, or a bad ``threshold``/``postprocess``.
+        """
+        result = self.segment(images, threshold=threshold, postprocess=postprocess, return_proba=return_proba,
+                              batch_size=batch_size, num_workers=num_workers)
+        if return_proba:
+            assert result.probabilities is not None
+            return result.masks, result.probabilities
+        return result.masks
+
+    def predict_proba(self, images: Any, *, batch_size: int = 16, num_workers: int = 0) -> list[np.ndarray]:
+        """Lesion probability maps (float32, 0..1), each at its image's original size."""
+        return self.predict(images, return_proba=True, batch_size=batch_size, num_workers=num_workers)[1]
+
+    def predict_class_proba(self, images: Any, *, batch_size: int = 16, num_workers: int = 0) -> np.ndarray:
+        """Class probabilities ``(N, num_classes)`` of the head (``classify=True`` only).
+
+        Raises:
+            HamkitError: The model has no classification head.
+        """
+        if not self.classify:
+            raise HamkitError("this LesionSegmenter has no classification head; train it with classify=True")
+        proba = self.segment(images, batch_size=batch_size, num_workers=num_workers).class_proba
+        assert proba is not None
+        return proba
+
+    def predict_classes(self, images: Any, **kwargs: Any) -> np.ndarray:
+        """Predicted class indices of the head (argmax of :meth:`predict_class_proba`)."""
+        return self.predict_class_proba(images, **kwargs).argmax(1)
+
+    def write_masks(self, images: Any, out_dir: str | os.PathLike[str], *, threshold: float = 0.5,
+                    postprocess: str | None = None, batch_size: int = 16, num_workers: int = 0) -> list[Path]:
+        """Predict and write ``<image_id>_segmentation.png`` (0/255, original size) per image.
+
+        Masks are written batch by batch as they are predicted (memory stays flat), each file
+        atomically, in the HAM10000/ISIC naming that :func:`~hamkit.data.images.find_masks` reads.
+
+        Args:
+            images: As for :meth:`predict` (paths or a folder give the file stems as ids).
+            out_dir: The folder to write to (created).
+            threshold: Lesion probability threshold.
+            postprocess: As for :meth:`predict`.
+            batch_size: Inference batch size.
+            num_workers: DataLoader workers for decoding.
+
+        Returns:
+            The written files, in input order.
+
+        Raises:
+            DataError: No images, or two images with the same id (they would overwrite each other).
+        """
+        self._check_options(threshold, postprocess)
+        mean, std = self._normalisation()
+        ids = prepare_inputs(images, image_size=self.image_size, mean=mean, std=std).image_ids
+        duplicates = sorted(i for i, count in Counter(ids).items() if count > 1)
+        if duplicates:
+            raise DataError(f"{len(duplicates)} image id(s) occur twice: {', '.join(duplicates[:10])}; their masks "
+                            "would overwrite each other; rename the files or predict them separately")
+        folder = Path(out_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        for batch_ids, masks, _, _ in self._iter_predictions(images, threshold=threshold, postprocess=postprocess,
+                                                             keep_proba=False, batch_size=batch_size,
+                                                             num_workers=num_workers):
+            written += [save_mask(m, folder / f"{i}_segmentation.png") for i, m in zip(batch_ids, masks, strict=True)]
+        return written
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, data: Any, *, masks: str | os.PathLike[str] | None = None,
+                 split_csv: str | os.PathLike[str] | None = None, split: str = "test", on_missing: str = "error",
+                 mask_threshold: int | None = None, threshold: float = 0.5, postprocess: str | None = None,
+                 batch_size: int = 16, num_workers: int = 0) -> SegmentationReport:
+        """Score the segmenter (and its head) on data with masks.
+
+        Predictions are resized to each image's original size and compared with the original
+        mask files (read through their palette, size-checked), as ISIC 2018 Task 1 scores. A
+        generic torch ``Dataset`` yielding masks is scored at the working size instead
+        (``report.resolution == "working"``). Dice and IoU are per image, then averaged; an image
+        whose truth and prediction are both empty scores 1.0, one where only one of them is empty
+        scores 0.0 (see :mod:`hamkit.seg_metrics`).
+
+        Args:
+            data: A ``SkinDataset`` with masks, a data root with ``split_csv`` (``split`` rows),
+                or a torch ``Dataset`` yielding ``(image, label, mask)``.
+            masks: The masks folder of a data root (default: found under the root).
+            split_csv: Split CSV for a data root.
+            split: Which split of ``split_csv`` to use.
+            on_missing: ``"error"`` or ``"skip"`` images without a mask (listed in
+                ``report.skipped``).
+            mask_threshold: Grey level above which a pixel of a non-binary mask is lesion.
+            threshold: Lesion probability threshold.
+            postprocess: As for :meth:`predict`.
+            batch_size: Inference batch size.
+            num_workers: DataLoader workers (decoding and mask reading).
+
+        Returns:
+            The :class:`~hamkit.seg_metrics.SegmentationReport`; with ``classify=True`` it holds
+            the head's :class:`~hamkit.metrics.ClassificationReport` (over the images with a
+            known label) and the per-image class predictions.
+
+        Raises:
+            DataError: No masks, a mask of another size than its image, a non-binary mask
+                without ``mask_threshold``, or no images.
+        """
+        self._check_options(threshold, postprocess)
+        dataset = self._as_dataset(data, split=split, split_csv=split_csv, masks=masks, on_missing=on_missing,
+                                   mask_threshold=mask_threshold, augment=False, cache=None)
+        self._check_fitted()
+        pin = resolve_device(self.device).type == "cuda"
+        skipped = dict(getattr(dataset, "skipped", {}))
+        original = isinstance(dataset, SkinDataset)
+        if isinstance(dataset, SkinDataset):
+            wrapped: Dataset = _OriginalMasks(dataset.with_options(with_masks=False), dataset.mask_threshold)
+            loader = DataLoader(wrapped, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                                collate_fn=_OriginalMasks.collate, pin_memory=pin)
+        else:
+            loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin)
+        ids: list[str] = []
+        counts: list[np.ndarray] = []
+        labels: list[torch.Tensor] = []
+        logits: list[torch.Tensor] = []
+        for batch, probabilities, class_logits in self._forward(loader):
+            n = int(probabilities.shape[0])
+            if original:
+                truths = [np.asarray(t, dtype=bool) for t in batch["truth"]]
+                sizes: list[tuple[int, int]] | None = [(t.shape[1], t.shape[0]) for t in truths]
+            else:
+                if "mask" not in batch:
+                    raise DataError("the data yields no masks to evaluate against")
+                truths = list((batch["mask"].reshape(n, *batch["mask"].shape[-2:]) > 0.5).numpy())
+                sizes = None
+            predictions = [(p > threshold).cpu().numpy() for p in _resize_groups(probabilities, sizes)]
+            if postprocess is not None:
+                predictions = postprocess_masks(predictions, postprocess)  # type: ignore[assignment]
+            batch_ids = [str(i) for i in batch["image_id"]] if "image_id" in batch else \
+                [str(len(ids) + i) for i in range(n)]
+            counts.append(confusion_counts_list(predictions, truths, batch_ids))
+            ids += batch_ids
+            if class_logits is not None:
+                logits.append(class_logits)
+                labels.append(torch.as_tensor(batch.get("label", torch.full((n,), -1))).reshape(-1).cpu())
+        if not ids:
+            raise DataError("no images to evaluate")
+        report = report_from_counts(ids, np.concatenate(counts), threshold=threshold, postprocess=postprocess,
+                                    resolution="original" if original else "working", classes=self.classes_,
+                                    skipped=skipped)
+        if logits:
+            proba = torch.cat(logits).softmax(1).numpy()
+            report = report.with_classification(ids, proba.argmax(1), proba=proba, labels=torch.cat(labels).numpy(),
+                                                classes=self.classes_)
+        return report
+
+    def plot_examples(self, data: Any, path: str | os.PathLike[str], *, n: int = 6, masks: Any = None,
+                      split_csv: Any = None, split: str = "test", threshold: float = 0.5,
+                      postprocess: str | None = None) -> Path:
+        """Draw input / ground truth / prediction / contour-overlay panels for the first ``n`` images.
+
+        Args:
+            data: A ``SkinDataset`` with masks, or a data root with ``split_csv``.
+            path: The PNG to write (atomically).
+            n: Number of images (rows).
+            masks: The masks folder of a data root.
+            split_csv: Split CSV for a data root.
+            split: Which split to draw from.
+            threshold: Lesion probability threshold.
+            postprocess: As for :meth:`predict`.
+
+        Returns:
+            The written path.
+
+        Raises:
+            DataError: The data is not a SkinDataset (or root) with masks.
+        """
+        from hamkit.data.images import open_image
+        from hamkit.report.figures import segmentation_panels
+
+        dataset = self._as_dataset(data, split=split, split_csv=split_csv, masks=masks, on_missing="error",
+                                   mask_threshold=None, augment=False, cache=None)
+        if not isinstance(dataset, SkinDataset):
+            raise DataError("plot_examples needs a SkinDataset with masks (or a data root), to read the originals")
+        chosen = dataset.subset(range(min(n, len(dataset))))
+        predicted = self.predict(chosen.with_options(with_masks=False), threshold=threshold, postprocess=postprocess)
+        assert isinstance(predicted, list)
+        originals = [np.asarray(open_image(s.path)) for s in chosen.samples]
+        truths = [read_mask(s.mask_path, image_size_of(s.path), chosen.mask_threshold)  # type: ignore[arg-type]
+                  for s in chosen.samples]
+        return segmentation_panels(originals, truths, predicted, path, image_ids=chosen.image_ids)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the fitted model as ``path/model.safetensors`` + ``path/config.json``.
+
+        Returns:
+            The folder.
+        """
+        return save_model_files(path, self._check_fitted(), self._config())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, device: str = "auto", backbone: str | None = None
+             ) -> LesionSegmenter:
+        """Load a segmenter written by :meth:`save` (or a run's ``best/`` folder).
+
+        Args:
+            path: The folder.
+            device: Where to run it.
+            backbone: If given, the checkpoint must be of this backbone.
+
+        Returns:
+            A fitted segmenter that predicts exactly what the saved one did.
+
+        Raises:
+            HamkitError: Not a segmenter checkpoint (e.g. a ``LesionClassifier``'s), another
+                backbone than asked, or weights that do not fit the configured network.
+        """
+        state, config = load_model_files(path)
+        if config.get("kind") != _KIND:
+            raise HamkitError(f"{path}: a {config.get('kind', 'unknown')} checkpoint, not a {_KIND}; "
+                              f"load it with {config.get('kind', 'the class that saved it')}.load()")
+        if backbone is not None and config["backbone"] != backbone:
+            raise HamkitError(f"{path}: checkpoint has backbone={config['backbone']!r}, not {backbone!r}")
+        model = cls(config["backbone"], config["image_size"], pretrained=False, classify=config["classify"],
+                    num_classes=config["num_classes"], dropout=config.get("dropout", 0.0), classes=config["classes"],
+                    backbone_kwargs=config.get("backbone_kwargs") or None, device=device)
+        network = model._build(pretrained=False, weights=None)
+        try:
+            network.load_state_dict(state)
+        except RuntimeError as err:
+            first = str(err).splitlines()[0]
+            head = f"with a {config['num_classes']}-class head" if config["classify"] else "without a head"
+            raise HamkitError(f"{path}: weights do not fit a {config['backbone']} segmenter {head} ({first}); "
+                              "the checkpoint is of another model") from err
+        model.network_ = network.eval()
+        model.history_ = []
+        return model
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v is not None)
+        return f"LesionSegmenter({args})"
+
