@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,10 +19,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from hamkit._version import __version__
-from hamkit.classes import CLASS_CODES
 from hamkit.data.dataset import SkinDataset
-from hamkit.engine.checkpoint import load_model_files, save_model_files
 from hamkit.engine.device import amp_dtype, autocast, resolve_device
+from hamkit.engine.estimator import Estimator
 from hamkit.engine.inputs import prepare_inputs, unpack_batch
 from hamkit.engine.trainer import TrainConfig, Trainer, TrainResult
 from hamkit.errors import DataError, HamkitError
@@ -155,7 +153,7 @@ def _collect_logits(model: nn.Module, loader: Iterable[Any], device: torch.devic
     return torch.cat(outputs), label_array
 
 
-class LesionClassifier:
+class LesionClassifier(Estimator):
     """Skin-lesion diagnosis by transfer learning (scikit-learn style estimator).
 
     Args:
@@ -181,6 +179,9 @@ class LesionClassifier:
         'mobilenet_v3_small'
     """
 
+    _KIND = _KIND
+    _PARAMS = ("backbone", "num_classes", "image_size", "pretrained", "weights", "dropout", "classes", "device")
+
     def __init__(self, backbone: str = "resnet50", num_classes: int = 7, image_size: int = 384,
                  pretrained: bool = True, weights: str | os.PathLike[str] | None = None, *,
                  dropout: float = 0.2, classes: Sequence[str] | None = None, device: str = "auto") -> None:
@@ -194,30 +195,6 @@ class LesionClassifier:
         self.device = device
 
     # ------------------------------------------------------------------ helpers
-    def get_params(self) -> dict[str, Any]:
-        """The constructor arguments (scikit-learn convention)."""
-        return {name: getattr(self, name) for name in
-                ("backbone", "num_classes", "image_size", "pretrained", "weights", "dropout", "classes", "device")}
-
-    @property
-    def classes_(self) -> list[str]:
-        """The class names, in index order."""
-        if self.classes is not None:
-            return list(self.classes)
-        if self.num_classes == len(CLASS_CODES):
-            return list(CLASS_CODES)
-        return [f"class_{i}" for i in range(self.num_classes)]
-
-    def _spec(self) -> Any:
-        from hamkit.registry import get_backbone
-
-        return get_backbone(self.backbone)
-
-    def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """The input normalisation ``(mean, std)`` of the backbone (from its registry spec)."""
-        spec = self._spec()
-        return tuple(spec.mean), tuple(spec.std)
-
     def _config(self) -> dict[str, Any]:
         mean, std = self.normalisation()
         return {"kind": _KIND, "hamkit_version": __version__, "backbone": self.backbone,
@@ -233,12 +210,6 @@ class LesionClassifier:
             raise HamkitError(f"{len(self.classes_)} class names for num_classes={self.num_classes}")
         body = create_backbone(self.backbone, task="classification", pretrained=pretrained, weights=weights)
         return ClassifierNetwork(body, int(body.feature_dim), self.num_classes, self.dropout)
-
-    def _check_fitted(self) -> ClassifierNetwork:
-        network = getattr(self, "network_", None)
-        if network is None:
-            raise HamkitError("this LesionClassifier is not fitted yet: call fit() or LesionClassifier.load()")
-        return network
 
     def _as_dataset(self, data: Any, *, split: str, split_csv: Any, augment: bool, cache: Any) -> Dataset:
         mean, std = self.normalisation()
@@ -402,14 +373,6 @@ class LesionClassifier:
         return classification_report(labels, proba.argmax(1), proba, classes=self.classes_)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the fitted model as ``path/model.safetensors`` + ``path/config.json``.
-
-        Returns:
-            The folder.
-        """
-        return save_model_files(path, self._check_fitted(), self._config())
-
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str = "auto", backbone: str | None = None,
              num_classes: int | None = None) -> LesionClassifier:
@@ -428,27 +391,7 @@ class LesionClassifier:
             HamkitError: Not a classifier checkpoint, another backbone or class count than asked,
                 or weights that do not fit the configured network.
         """
-        state, config = load_model_files(path)
-        if config.get("kind") != _KIND:
-            raise HamkitError(f"{path}: a {config.get('kind', 'unknown')} checkpoint, not a {_KIND}; "
-                              f"load it with {config.get('kind', 'the class that saved it')}.load()")
-        for name, wanted in (("backbone", backbone), ("num_classes", num_classes)):
-            if wanted is not None and config[name] != wanted:
-                raise HamkitError(f"{path}: checkpoint has {name}={config[name]!r}, not {wanted!r}")
+        state, config = cls._read_checkpoint(path, backbone=backbone, num_classes=num_classes)
         model = cls(config["backbone"], config["num_classes"], config["image_size"], pretrained=False,
                     dropout=config.get("dropout", 0.0), classes=config["classes"], device=device)
-        network = model._build(pretrained=False, weights=None)
-        try:
-            network.load_state_dict(state)
-        except RuntimeError as err:
-            first = str(err).splitlines()[0]
-            raise HamkitError(f"{path}: weights do not fit a {config['backbone']} classifier with "
-                              f"{config['num_classes']} classes ({first}); the checkpoint is of another model"
-                              ) from err
-        model.network_ = network.eval()
-        model.history_ = []
-        return model
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v is not None)
-        return f"LesionClassifier({args})"
+        return model._restore(path, state, f"{config['backbone']} classifier with {config['num_classes']} classes")

@@ -32,11 +32,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from hamkit._io import atomic_path
 from hamkit._version import __version__
-from hamkit.classes import CLASS_CODES
 from hamkit.classify import CLASS_BALANCE_MODES, balance_weights, dataset_labels
 from hamkit.data.dataset import SkinDataset
 from hamkit.data.images import image_size_of, read_mask
-from hamkit.engine.checkpoint import load_model_files, save_model_files
+from hamkit.engine.estimator import Estimator
 from hamkit.engine.device import amp_dtype, autocast, resolve_device
 from hamkit.engine.inputs import prepare_inputs, unpack_batch
 from hamkit.engine.trainer import TrainConfig, Trainer, TrainResult
@@ -321,7 +320,7 @@ def _resize_groups(maps: torch.Tensor, sizes: Sequence[tuple[int, int]] | None) 
     return out
 
 
-class LesionSegmenter:
+class LesionSegmenter(Estimator):
     """Skin-lesion segmentation (binary masks), optionally multi-task with diagnosis.
 
     Args:
@@ -354,6 +353,10 @@ class LesionSegmenter:
         True
     """
 
+    _KIND = _KIND
+    _PARAMS = ("backbone", "image_size", "pretrained", "weights", "classify", "num_classes", "dropout", "classes",
+               "backbone_kwargs", "device")
+
     def __init__(self, backbone: str = "deeplabv3_resnet50", image_size: int = 256, pretrained: bool = True,
                  weights: str | os.PathLike[str] | None = None, *, classify: bool = False, num_classes: int = 7,
                  dropout: float = 0.2, classes: Sequence[str] | None = None,
@@ -370,29 +373,8 @@ class LesionSegmenter:
         self.device = device
 
     # ------------------------------------------------------------------ helpers
-    def get_params(self) -> dict[str, Any]:
-        """The constructor arguments (scikit-learn convention)."""
-        return {name: getattr(self, name) for name in
-                ("backbone", "image_size", "pretrained", "weights", "classify", "num_classes", "dropout",
-                 "classes", "backbone_kwargs", "device")}
-
-    @property
-    def classes_(self) -> list[str]:
-        """The class names of the head, in index order."""
-        if self.classes is not None:
-            return list(self.classes)
-        if self.num_classes == len(CLASS_CODES):
-            return list(CLASS_CODES)
-        return [f"class_{i}" for i in range(self.num_classes)]
-
-    def _normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        from hamkit.registry import get_backbone
-
-        spec = get_backbone(self.backbone)
-        return tuple(spec.mean), tuple(spec.std)
-
     def _config(self) -> dict[str, Any]:
-        mean, std = self._normalisation()
+        mean, std = self.normalisation()
         return {"kind": _KIND, "hamkit_version": __version__, "backbone": self.backbone,
                 "backbone_kwargs": dict(self.backbone_kwargs or {}), "image_size": self.image_size,
                 "mean": list(mean), "std": list(std), "classify": self.classify, "num_classes": self.num_classes,
@@ -419,18 +401,12 @@ class LesionSegmenter:
                               f"got {self.image_size}, use e.g. {fitting}")
         return SegmentationNetwork(body, self.num_classes if self.classify else None, self.dropout)
 
-    def _check_fitted(self) -> SegmentationNetwork:
-        network = getattr(self, "network_", None)
-        if network is None:
-            raise HamkitError("this LesionSegmenter is not fitted yet: call fit() or LesionSegmenter.load()")
-        return network
-
     def _as_dataset(self, data: Any, *, split: str, split_csv: Any, masks: Any, on_missing: str,
                     mask_threshold: int | None, augment: bool, cache: Any) -> Dataset:
         """Turn ``data`` into a dataset with masks at the working size (SkinDataset when possible)."""
         if on_missing not in ("error", "skip"):
             raise DataError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
-        mean, std = self._normalisation()
+        mean, std = self.normalisation()
         options: dict[str, Any] = {"image_size": self.image_size, "mean": mean, "std": std, "augment": augment}
         if cache is not None:
             options["cache"] = cache
@@ -602,7 +578,7 @@ class LesionSegmenter:
                  ) -> Iterator[tuple[list[str], list[tuple[int, int]] | None, torch.Tensor, torch.Tensor | None]]:
         """Yield ``(ids, original sizes, lesion probabilities (N, 1, h, w) on the device, class logits)``."""
         self._check_fitted()
-        mean, std = self._normalisation()
+        mean, std = self.normalisation()
         inputs = prepare_inputs(images, image_size=self.image_size, mean=mean, std=std)
         loader = DataLoader(inputs.dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                             pin_memory=resolve_device(self.device).type == "cuda")
@@ -749,7 +725,7 @@ class LesionSegmenter:
             DataError: No images, or two images with the same id (they would overwrite each other).
         """
         self._check_options(threshold, postprocess)
-        mean, std = self._normalisation()
+        mean, std = self.normalisation()
         ids = prepare_inputs(images, image_size=self.image_size, mean=mean, std=std).image_ids
         duplicates = sorted(i for i, count in Counter(ids).items() if count > 1)
         if duplicates:
@@ -886,14 +862,6 @@ class LesionSegmenter:
         return segmentation_panels(originals, truths, predicted, path, image_ids=chosen.image_ids)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the fitted model as ``path/model.safetensors`` + ``path/config.json``.
-
-        Returns:
-            The folder.
-        """
-        return save_model_files(path, self._check_fitted(), self._config())
-
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str = "auto", backbone: str | None = None
              ) -> LesionSegmenter:
@@ -911,28 +879,9 @@ class LesionSegmenter:
             HamkitError: Not a segmenter checkpoint (e.g. a ``LesionClassifier``'s), another
                 backbone than asked, or weights that do not fit the configured network.
         """
-        state, config = load_model_files(path)
-        if config.get("kind") != _KIND:
-            raise HamkitError(f"{path}: a {config.get('kind', 'unknown')} checkpoint, not a {_KIND}; "
-                              f"load it with {config.get('kind', 'the class that saved it')}.load()")
-        if backbone is not None and config["backbone"] != backbone:
-            raise HamkitError(f"{path}: checkpoint has backbone={config['backbone']!r}, not {backbone!r}")
+        state, config = cls._read_checkpoint(path, backbone=backbone)
         model = cls(config["backbone"], config["image_size"], pretrained=False, classify=config["classify"],
                     num_classes=config["num_classes"], dropout=config.get("dropout", 0.0), classes=config["classes"],
                     backbone_kwargs=config.get("backbone_kwargs") or None, device=device)
-        network = model._build(pretrained=False, weights=None)
-        try:
-            network.load_state_dict(state)
-        except RuntimeError as err:
-            first = str(err).splitlines()[0]
-            head = f"with a {config['num_classes']}-class head" if config["classify"] else "without a head"
-            raise HamkitError(f"{path}: weights do not fit a {config['backbone']} segmenter {head} ({first}); "
-                              "the checkpoint is of another model") from err
-        model.network_ = network.eval()
-        model.history_ = []
-        return model
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v is not None)
-        return f"LesionSegmenter({args})"
-
+        head = f" with a {config['num_classes']}-class head" if config["classify"] else ""
+        return model._restore(path, state, f"{config['backbone']} segmenter{head}")

@@ -29,7 +29,7 @@ from pathlib import Path
 from hamkit._io import atomic_path, atomic_write_text
 from hamkit.datasets._archive import EXTRACT_PREFIX, extract_zip
 from hamkit.datasets._dataverse import RemoteFile, list_record_files, select_files
-from hamkit.datasets._http import Checksum, DownloadError, Log, download_file, verify_file
+from hamkit.datasets._http import DownloadError, Log, download_file, verify_file
 
 __all__ = [
     "DownloadError",

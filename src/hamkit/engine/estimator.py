@@ -1,0 +1,100 @@
+"""What the estimators share: scikit-learn-style parameters, class names, the backbone's
+normalisation, the fitted check, and checkpoint saving and checked loading."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from torch import nn
+
+from hamkit.classes import CLASS_CODES
+from hamkit.engine.checkpoint import load_model_files, save_model_files
+from hamkit.errors import HamkitError
+
+__all__ = ["Estimator"]
+
+
+class Estimator:
+    """Base of :class:`~hamkit.LesionClassifier` and :class:`~hamkit.LesionSegmenter`.
+
+    Subclasses set ``_KIND`` (written into checkpoints), ``_PARAMS`` (constructor argument
+    names) and implement ``_config()`` and ``_build(pretrained=..., weights=...)``.
+    """
+
+    _KIND: ClassVar[str] = ""
+    _PARAMS: ClassVar[tuple[str, ...]] = ()
+    backbone: str
+    num_classes: int
+    classes: Any
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments (scikit-learn convention)."""
+        return {name: getattr(self, name) for name in self._PARAMS}
+
+    @property
+    def classes_(self) -> list[str]:
+        """The class names, in index order."""
+        if self.classes is not None:
+            return list(self.classes)
+        if self.num_classes == len(CLASS_CODES):
+            return list(CLASS_CODES)
+        return [f"class_{i}" for i in range(self.num_classes)]
+
+    def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The input normalisation ``(mean, std)`` of the backbone (from its registry spec)."""
+        from hamkit.registry import get_backbone
+
+        spec = get_backbone(self.backbone)
+        return tuple(spec.mean), tuple(spec.std)
+
+    def _config(self) -> dict[str, Any]:  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError
+
+    def _build(self, *, pretrained: bool | str, weights: Any) -> nn.Module:  # pragma: no cover
+        raise NotImplementedError
+
+    def _check_fitted(self) -> Any:
+        network = getattr(self, "network_", None)
+        if network is None:
+            name = type(self).__name__
+            raise HamkitError(f"this {name} is not fitted yet: call fit() or {name}.load()")
+        return network
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the fitted model as ``path/model.safetensors`` + ``path/config.json``.
+
+        Returns:
+            The folder.
+        """
+        return save_model_files(path, self._check_fitted(), self._config())
+
+    @classmethod
+    def _read_checkpoint(cls, path: str | os.PathLike[str], **expected: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Read a checkpoint folder, checking its kind and any ``expected`` config values."""
+        state, config = load_model_files(path)
+        kind = config.get("kind", "unknown")
+        if kind != cls._KIND:
+            raise HamkitError(f"{path}: a {kind} checkpoint, not a {cls._KIND}; load it with {kind}.load()")
+        for name, wanted in expected.items():
+            if wanted is not None and config.get(name) != wanted:
+                raise HamkitError(f"{path}: checkpoint has {name}={config.get(name)!r}, not {wanted!r}")
+        return state, config
+
+    def _restore(self, path: str | os.PathLike[str], state: dict[str, Any], description: str) -> Any:
+        """Build the network without downloads and load ``state`` into it, or say why it does not fit."""
+        network = self._build(pretrained=False, weights=None)
+        try:
+            network.load_state_dict(state)
+        except RuntimeError as err:
+            first = str(err).splitlines()[0]
+            raise HamkitError(f"{path}: weights do not fit a {description} ({first}); the checkpoint is of "
+                              "another model") from err
+        self.network_ = network.eval()
+        self.history_: list[dict[str, float]] = []
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v is not None)
+        return f"{type(self).__name__}({args})"
