@@ -46,7 +46,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "enabled": True,
         "backbone": "resnet18",
         "image_size": 64,
-        "epochs": 6,
+        "epochs": 10,
         "batch_size": 32,
         "lr": 1e-3,
         "class_balance": "sampler",

@@ -152,6 +152,12 @@ def _train_state(ctx: RunContext, name: str, section: dict[str, Any]) -> tuple[S
     return state, folder, resume
 
 
+def _prune_checkpoints(folder: Path) -> None:
+    """A finished step needs neither ``last/`` (for resuming) nor ``best/`` (``model/`` holds the same weights)."""
+    for name in ("last", "best"):
+        shutil.rmtree(folder / name, ignore_errors=True)
+
+
 def classifier_stage(ctx: RunContext) -> None:
     """Train the classifier (resuming an interrupted run) and evaluate it on the test split."""
     from hamkit.classify import LesionClassifier
@@ -176,6 +182,7 @@ def classifier_stage(ctx: RunContext) -> None:
         report.save(folder / "test_report.json")
         report.plot_confusion_matrix(folder / "confusion_matrix.png")
         plot_history(model.history_, folder / "training_curves.png", title=f"Classifier ({section['backbone']})")
+        _prune_checkpoints(folder)
         state.finish(best_epoch=model.best_epoch_)
         ctx.mark("classifier", "resumed" if resume else "ran")
     ctx.result.summary["classifier"] = json.loads((folder / "test_report.json").read_text())
@@ -209,6 +216,7 @@ def segmenter_stage(ctx: RunContext) -> None:
         if report.classification is not None:
             report.classification.plot_confusion_matrix(folder / "confusion_matrix.png",
                                                         title="Segmenter head: confusion matrix")
+        _prune_checkpoints(folder)
         state.finish(best_epoch=model.best_epoch_)
         ctx.mark("segmenter", "resumed" if resume else "ran")
     ctx.result.summary["segmenter"] = json.loads((folder / "test_report.json").read_text())
