@@ -14,7 +14,7 @@
 member of each group and every item that is in no group. Pass the same ranking as
 ``priority`` to :func:`duplicate_groups` to make each representative the member that is kept.
 
-Example:
+Examples:
     >>> from hamkit.dedup.search import Pairs
     >>> pairs = Pairs(np.array([0, 1]), np.array([1, 2]), np.array([0.99, 0.95]))  # 0~1, 1~2
     >>> [(g.members, round(g.weakest_link, 2)) for g in duplicate_groups(4, pairs)]
@@ -66,7 +66,7 @@ class DuplicateGroup:
             (lowest similarity / largest Hamming distance), the threshold at which the group
             splits. ``"representative"``: the worst score between the representative and a member.
 
-    Example:
+    Examples:
         >>> DuplicateGroup((3, 7), 3, 0.97).size
         2
     """
@@ -222,7 +222,7 @@ def duplicate_groups(
         DataError: On an index outside ``0..n-1``, a pair of an item with itself, a bad
             ``priority`` or an unknown ``mode``.
 
-    Example:
+    Examples:
         >>> from hamkit.dedup.search import Pairs
         >>> chain = Pairs(np.array([0, 1]), np.array([1, 2]), np.array([2, 3]), metric="hamming")
         >>> [g.members for g in duplicate_groups(3, chain)]
@@ -284,7 +284,7 @@ def keep_priority(
         DataError: On an unknown policy, a missing input the policy needs, or an input whose
             length is not ``n``.
 
-    Example:
+    Examples:
         >>> keep_priority(3, policy="largest", resolutions=[(10, 10), (20, 20), (20, 20)],
         ...               file_sizes=[5, 1, 2]).tolist()
         [2, 1, 0]
@@ -355,7 +355,7 @@ def choose_kept(
         DataError: When ``n`` is unknown, a member is outside ``0..n-1`` or in two groups, or
             as :func:`keep_priority`.
 
-    Example:
+    Examples:
         >>> groups = [DuplicateGroup((0, 2), 0, 1.0)]
         >>> kept, removed = choose_kept(groups, policy="prefer", preferred=[False, False, True])
         >>> kept.tolist(), removed.tolist()

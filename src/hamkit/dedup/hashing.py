@@ -19,7 +19,7 @@ differ in about 32 bits on average (rarely fewer than ~20), so
   smooth, low-texture images such as dermoscopy;
 * ``> 16``: little evidence of a duplicate.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> ramp = np.tile(np.arange(9, dtype=np.uint8), (1, 8, 1))  # (1, 8, 9), brighter to the right
     >>> hash_to_hex(dhash(ramp))
@@ -101,7 +101,7 @@ def phash(gray: np.ndarray) -> np.ndarray:
     Raises:
         DataError: If ``gray`` is not ``(N, 32, 32)`` or holds NaN / infinite values.
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(0)
         >>> images = rng.integers(0, 256, (2, 32, 32), dtype=np.uint8)
         >>> h = phash(images)
@@ -134,7 +134,7 @@ def dhash(gray: np.ndarray) -> np.ndarray:
     Raises:
         DataError: If ``gray`` is not ``(N, 8, 9)`` or holds NaN / infinite values.
 
-    Example:
+    Examples:
         >>> ramp = np.tile(np.arange(9), (1, 8, 1))
         >>> hash_to_hex(dhash(ramp)), hash_to_hex(dhash(ramp[:, :, ::-1]))
         (['ffffffffffffffff'], ['0000000000000000'])
@@ -160,7 +160,7 @@ def popcount64(values: np.ndarray) -> np.ndarray:
     Returns:
         uint8 array of the same shape, values in 0..64.
 
-    Example:
+    Examples:
         >>> popcount64(np.array([0, 1, 2**64 - 1], dtype=np.uint64)).tolist()
         [0, 1, 64]
     """
@@ -198,7 +198,7 @@ def hamming(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
     Raises:
         DataError: If an input is not an integer hash array.
 
-    Example:
+    Examples:
         >>> hamming(np.uint64(0b1011), np.array([0, 1, 0b1011], dtype=np.uint64)).tolist()
         [3, 2, 0]
     """
@@ -225,7 +225,7 @@ def hash_to_hex(hashes: np.ndarray | int | np.integer) -> str | list[str]:
     Raises:
         DataError: If the input is not an integer hash (array) or is more than 1-D.
 
-    Example:
+    Examples:
         >>> hash_to_hex(np.array([1, 2**64 - 1], dtype=np.uint64))
         ['0000000000000001', 'ffffffffffffffff']
     """
@@ -249,7 +249,7 @@ def hex_to_hash(strings: str | list[str] | tuple[str, ...] | np.ndarray) -> np.n
     Raises:
         DataError: Naming the first string that is not 16 hex digits.
 
-    Example:
+    Examples:
         >>> hex_to_hash(["00000000000000ff", "8000000000000000"]).tolist()
         [255, 9223372036854775808]
     """

@@ -11,9 +11,9 @@ then popcount (``np.bitwise_count``), tiles spread over a thread pool (numpy rel
 
 Backends of :func:`cosine_pairs` / :func:`cosine_cross_pairs`:
 
-* ``"numpy"``: exact blockwise search (above). Measured on 2 CPU cores, 576-d float32:
-  10k embeddings ~0.5 s, 50k ~12 s, 100k ~50 s (time grows as N**2; see
-  ``docs/benchmarks_dedup_search.md``).
+* ``"numpy"``: exact blockwise search (above). Measured on 2 shared CPU cores, 576-d float32:
+  10k embeddings 0.5 to 1 s, 50k 18 to 21 s (254 MiB peak RSS), 100k 85 to 94 s (474 MiB); time
+  grows as N**2 (``docs/benchmarks_dedup_search.md``).
 * ``"faiss"`` (needs ``pip install hamkit[faiss]``): exact ``IndexFlatIP.range_search`` while
   the indexed set has fewer than :data:`FAISS_HNSW_MIN_N` vectors, an HNSW index from then on.
   faiss's flat search computes the full matrix (both triangles), so it is not faster than
@@ -22,12 +22,14 @@ Backends of :func:`cosine_pairs` / :func:`cosine_cross_pairs`:
   each query asks for its ``k`` nearest neighbours (:class:`HnswConfig`) and keeps those at or
   above the threshold. Recall is **approximate**: a pair is lost when the graph search misses it,
   or when an item has more than ``k - 1`` neighbours above the threshold. The scores of the pairs
-  it finds are exact. Pairs from it have ``exact=False``.
+  it finds are exact. Pairs from it have ``exact=False``. It only pays off at large N: on random
+  576-d vectors (the worst case for graph indexes) it was 5 to 12x slower than ``"numpy"`` up to
+  100k on 2 cores (with full recall); real CNN embeddings are easier.
 * ``"auto"``: ``"numpy"``, unless faiss is importable and the indexed set has at least
   :data:`FAISS_HNSW_MIN_N` vectors (then ``"faiss-hnsw"``). Below that size (which covers
   HAM10000 and the whole ISIC archive) ``"auto"`` is exact.
 
-Example:
+Examples:
     >>> rng = np.random.default_rng(0)
     >>> emb = rng.standard_normal((5, 16)).astype(np.float32)
     >>> emb[3] = emb[1] + 0.01  # a near duplicate of item 1
@@ -71,7 +73,8 @@ Backend = Literal["auto", "numpy", "faiss", "faiss-hnsw"]
 FAISS_HNSW_MIN_N: int = 1_000_000
 """Indexed-set size from which ``"auto"`` and ``"faiss"`` switch to the approximate HNSW index.
 
-Exact search over 1M 576-d vectors takes over an hour on 2 cores (it grows as N**2)."""
+Exact search over 1M 576-d vectors would take about 2.6 h on 2 cores (N**2 from 94 s at 100k),
+HNSW about 1.7 h even on random vectors (N log N from 515 s at 100k); both extrapolated."""
 
 NORM_TOLERANCE: float = 1e-3
 """How far from 1 an embedding's L2 norm may be before it counts as not normalised."""
@@ -96,7 +99,7 @@ class Pairs:
         metric: ``"cosine"`` or ``"hamming"``.
         exact: False when an approximate index (HNSW) may have missed pairs.
 
-    Example:
+    Examples:
         >>> pairs = Pairs(np.array([0]), np.array([2]), np.array([0.97], dtype=np.float32))
         >>> len(pairs), pairs.higher_is_better
         (1, True)
@@ -142,7 +145,7 @@ class Pairs:
         Returns:
             A :class:`Pairs` of length 0.
 
-        Example:
+        Examples:
             >>> len(Pairs.empty("hamming"))
             0
         """
@@ -162,7 +165,7 @@ class HnswConfig:
         ef_construction: Candidate list size while building (faiss ``efConstruction``).
         ef_search: Candidate list size while searching (faiss ``efSearch``, at least ``k``).
 
-    Example:
+    Examples:
         >>> HnswConfig(k=64).ef_search
         128
     """
@@ -216,7 +219,7 @@ def faiss_available() -> bool:
     Returns:
         True if ``import faiss`` works.
 
-    Example:
+    Examples:
         >>> isinstance(faiss_available(), bool)
         True
     """
@@ -499,7 +502,7 @@ def cosine_pairs(
             threshold outside ``(0, 1]``, an unknown backend, a missing faiss, or more than
             ``max_pairs`` pairs.
 
-    Example:
+    Examples:
         >>> emb = np.array([[1, 0], [0.6, 0.8], [0, 1]], dtype=np.float32)
         >>> pairs = cosine_pairs(emb, 0.6)
         >>> pairs.i.tolist(), pairs.j.tolist(), [round(float(s), 2) for s in pairs.score]
@@ -545,7 +548,7 @@ def cosine_cross_pairs(
     Raises:
         DataError: As :func:`cosine_pairs`, and when the two sets differ in dimension.
 
-    Example:
+    Examples:
         >>> a = np.array([[1, 0]], dtype=np.float32)
         >>> b = np.array([[0, 1], [0.8, 0.6]], dtype=np.float32)
         >>> cosine_cross_pairs(a, b, 0.7).j.tolist()
@@ -639,7 +642,7 @@ def hamming_pairs(
         DataError: On hashes that are not 1-D uint64, ``max_distance`` outside ``0..64``, or more
             than ``max_pairs`` pairs.
 
-    Example:
+    Examples:
         >>> h = np.array([0b0000, 0b0111, 0b0001], dtype=np.uint64)
         >>> pairs = hamming_pairs(h, 2)
         >>> list(zip(pairs.i.tolist(), pairs.j.tolist(), pairs.score.tolist()))
@@ -681,7 +684,7 @@ def hamming_cross_pairs(
     Raises:
         DataError: As :func:`hamming_pairs`.
 
-    Example:
+    Examples:
         >>> a = np.array([0b1111], dtype=np.uint64)
         >>> b = np.array([0b1110, 0b0000, 0b1111], dtype=np.uint64)
         >>> hamming_cross_pairs(a, b, 1).j.tolist()
