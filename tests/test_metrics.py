@@ -49,6 +49,7 @@ def test_majority_class_predictor_is_exposed():
 def test_missing_classes_give_nan_auc_and_json_null(tmp_path):
     y = np.array([0, 0, 1, 1])
     r = classification_report(y, y, np.eye(7)[y])
+    assert r.macro["f1"] == 1.0 == metrics.f1_score(y, y, average="macro")  # absent classes do not count
     assert math.isnan(r.roc_auc[3]) and r.roc_auc[0] == 1.0
     saved = json.loads(r.save(tmp_path / "r.json").read_text())
     assert saved["roc_auc"][3] is None and saved["accuracy"] == 1.0

@@ -41,7 +41,8 @@ class ClassificationReport:
         recall: Per-class recall (sensitivity).
         f1: Per-class F1.
         support: Per-class number of true samples.
-        macro: Macro averages ``{"precision", "recall", "f1"}``.
+        macro: Macro averages ``{"precision", "recall", "f1"}`` over the classes that occur in
+            the true labels or the predictions (scikit-learn's default).
         weighted: Support-weighted averages ``{"precision", "recall", "f1"}``.
         confusion_matrix: Rows = true class, columns = predicted class.
         roc_auc: Per-class one-vs-rest ROC AUC (NaN where a class has no positive or no
@@ -182,9 +183,10 @@ def classification_report(
         truth, pred, labels=labels, zero_division=0
     )
     averages = {}
+    present = np.union1d(truth, pred)  # as scikit-learn: classes absent from both do not count
     for average in ("macro", "weighted"):
         p, r, f, _ = metrics.precision_recall_fscore_support(
-            truth, pred, labels=labels, average=average, zero_division=0
+            truth, pred, labels=present, average=average, zero_division=0
         )
         averages[average] = {"precision": float(p), "recall": float(r), "f1": float(f)}
     roc_auc: list[float] = []
