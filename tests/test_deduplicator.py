@@ -77,28 +77,32 @@ def test_cnn_embeddings_are_cached_and_resumable(synthetic, tmp_path, monkeypatc
     assert decoded[-1] == 10 and np.array_equal(more[:40], emb)  # only the 10 new images
 
 
-def test_interrupted_embedding_resumes(synthetic, tmp_path):
+def test_interrupted_embedding_resumes(synthetic, tmp_path, monkeypatch):
     from hamkit.registry import create_backbone
 
     paths = sorted(synthetic.root.rglob("ISIC_*.jpg"))[:24]
     model = create_backbone("mobilenet_v3_small")
-    calls = {"n": 0}
+    real_decode_all = embeddings_module.decode_all
 
-    def forward(x, _orig=model.forward):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return _orig(x)
+    def interrupted(*args, **kwargs):  # Ctrl-C while the third batch is being decoded
+        for number, batch in enumerate(real_decode_all(*args, **kwargs)):
+            if number == 2:
+                raise KeyboardInterrupt
+            yield batch
 
-    cache = embeddings_module.EmbeddingCache(tmp_path, {"k": 1})
-    model.forward = forward
+    monkeypatch.setattr(embeddings_module, "decode_all", interrupted)
     with pytest.raises(KeyboardInterrupt):
         embeddings_module.embed_paths(paths, model, image_size=64, mean=(0.5,) * 3, std=(0.5,) * 3,
-                                      batch_size=4, cache=cache, flush_every=4)
+                                      batch_size=4, cache=embeddings_module.EmbeddingCache(tmp_path, {"k": 1}),
+                                      flush_every=4)
     assert len(embeddings_module.EmbeddingCache(tmp_path, {"k": 1}).load()) == 8  # two flushed batches
-    model.forward = lambda x, _orig=type(model).forward: _orig(model, x)
+    monkeypatch.setattr(embeddings_module, "decode_all", real_decode_all)
+    decoded: list[int] = []
+    real_job = embeddings_module.DecodeJob
+    monkeypatch.setattr(embeddings_module, "DecodeJob", lambda p, *a, **k: decoded.append(len(p)) or real_job(p, *a, **k))
     emb, skipped = embeddings_module.embed_paths(paths, model, image_size=64, mean=(0.5,) * 3, std=(0.5,) * 3,
                                                  batch_size=4, cache=embeddings_module.EmbeddingCache(tmp_path, {"k": 1}))
+    assert decoded == [16]  # only what the interrupted run had not finished
     assert emb.shape[0] == 24 and not skipped and np.all(np.linalg.norm(emb, axis=1) > 0.99)
 
 

@@ -9,8 +9,8 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="cnn", choices=("cnn", "phash", "dhash", "exact"),
                         help="cnn (default), phash, dhash or exact")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="cnn: min cosine similarity (default 0.93); phash/dhash: max Hamming distance "
-                        "(default 8)")
+                        help="cnn: min cosine similarity (default 0.93); phash: max Hamming distance (default 8); "
+                        "dhash: max Hamming distance (default 4)")
     parser.add_argument("--backbone", default="mobilenet_v2", help="CNN backbone (default: mobilenet_v2)")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=64)

@@ -9,7 +9,7 @@ method        signature                                   threshold (valid range
               seed's approach; any registry backbone)     ``(0, 1]``
 ``"phash"``   64-bit DCT perceptual hash                  max Hamming distance,      8
                                                           ``0..64``
-``"dhash"``   64-bit difference hash                      max Hamming distance,      8
+``"dhash"``   64-bit difference hash                      max Hamming distance,      4
                                                           ``0..64``
 ``"exact"``   SHA-256 of the decoded pixels (byte-        none (identical pixels)    --
               identical files found first, cheaply)
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from hamkit.errors import DataError, HamkitError
 __all__ = ["Deduplicator", "METHODS", "DEFAULT_THRESHOLDS", "default_cache_dir"]
 
 METHODS: tuple[str, ...] = ("cnn", "phash", "dhash", "exact")
-DEFAULT_THRESHOLDS: dict[str, float | int | None] = {"cnn": 0.93, "phash": 8, "dhash": 8, "exact": None}
+DEFAULT_THRESHOLDS: dict[str, float | int | None] = {"cnn": 0.93, "phash": 8, "dhash": 4, "exact": None}
 KEEP_POLICIES = ("first", "largest", "prefer")
 
 
@@ -62,8 +63,9 @@ class Deduplicator:
         image_size: CNN input size.
         batch_size: Images per batch.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
-        pretrained: Use the backbone's upstream pretrained weights (recommended: random weights
-            find exact and near-exact copies only).
+        pretrained: Use the backbone's upstream pretrained weights. Needed for ``"cnn"``: with
+            random weights unrelated images have cosine similarities above 0.999, so any useful
+            threshold groups everything (a warning says so).
         weights: Local weights file for the backbone instead.
         num_workers: Decoding workers (``None``: up to 4, leaving a core free).
         cache_dir: Embedding cache folder (``None``: :func:`default_cache_dir`; ``False``: no cache).
@@ -154,6 +156,12 @@ class Deduplicator:
 
         spec = get_backbone(self.backbone)
         if self._model is None:
+            if not self.pretrained and self.weights is None:
+                warnings.warn(
+                    f"Deduplicator('cnn', backbone={self.backbone!r}) has random weights (pretrained=False, no "
+                    "weights file): unrelated images then look alike (cosine > 0.999) and the threshold cannot "
+                    "separate them. Use pretrained=True, weights='file', or a hash method.", UserWarning,
+                    stacklevel=3)
             import torch
 
             with torch.random.fork_rng():  # random weights (pretrained=False) are the same in every process

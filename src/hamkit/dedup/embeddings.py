@@ -2,8 +2,10 @@
 
 The seed's approach: a classification backbone without its head (MobileNetV2 by default)
 embeds every image; the features are averaged over the spatial axes and L2-normalised, so
-cosine similarity is a dot product. Batched, ``torch.inference_mode``, channels-last and mixed
-precision on a GPU; images decoded in DataLoader workers, JPEGs at reduced size.
+cosine similarity is a dot product. Batched, ``torch.inference_mode``, channels-last, batch norm
+folded into the convolutions on a CPU, mixed precision on a GPU; images decoded in DataLoader
+workers, JPEGs at reduced size, handed over as one uint8 shared-memory tensor per batch and
+normalised in the main process.
 
 The cache stores embeddings per image, keyed by the file's identity (resolved path, size,
 modification time) inside a folder per embedding setting (backbone, weights, input size). It is
@@ -78,6 +80,19 @@ class EmbeddingCache:
         rows.update(zip(keys, embeddings, strict=True))
 
 
+def _fused(model: torch.nn.Module) -> torch.nn.Module:
+    """Fold batch norm into the convolutions for CPU inference (about 2x faster for MobileNets);
+    the model unchanged where torch.fx cannot trace it."""
+    try:
+        from torch.fx.experimental.optimization import fuse
+
+        fused = fuse(model)
+        fused.feature_dim = getattr(model, "feature_dim", None)
+        return fused
+    except Exception:  # noqa: BLE001 - any tracing failure: keep the original, slower model
+        return model
+
+
 def embed_paths(
     paths: Sequence[Path],
     model: torch.nn.Module,
@@ -116,10 +131,11 @@ def embed_paths(
     try:
         torch_device = ctx.device_for(torch_device)
         dtype = amp_dtype(torch_device)
-        model = model.to(torch_device).eval()
-        channels_last = torch_device.type == "cuda"
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        model = model.to(torch_device).eval().to(memory_format=torch.channels_last)
+        if torch_device.type == "cpu":
+            model = _fused(model)
+        mean_t = torch.tensor(mean, dtype=torch.float32, device=torch_device).view(1, 3, 1, 1) * 255.0
+        std_t = torch.tensor(std, dtype=torch.float32, device=torch_device).view(1, 3, 1, 1) * 255.0
         keys = [EmbeddingCache.key(p) if p.exists() else "" for p in paths]
         known = cache.load() if cache is not None else {}
         todo = [i for i, k in enumerate(keys) if k not in known]
@@ -128,15 +144,14 @@ def embed_paths(
         skipped: dict[int, str] = {}
         pending_keys: list[str] = []
         pending_rows: list[np.ndarray] = []
-        job = DecodeJob([paths[i] for i in mine], "rgb", (image_size, image_size), mean, std)
+        job = DecodeJob([paths[i] for i in mine], "rgb", (image_size, image_size))
         for local, values, bad in decode_all(job, batch_size=batch_size, num_workers=num_workers,
                                              progress=progress and ctx.is_main, desc="embed"):
             skipped.update({mine[i]: reason for i, reason in bad.items()})
-            if not values:
+            if len(values) == 0:
                 continue
-            batch = torch.from_numpy(np.stack(values)).to(torch_device, non_blocking=True)
-            if channels_last:
-                batch = batch.contiguous(memory_format=torch.channels_last)
+            batch = values.to(torch_device, non_blocking=True).float().sub_(mean_t).div_(std_t)
+            batch = batch.contiguous(memory_format=torch.channels_last)
             with torch.inference_mode(), autocast(torch_device, dtype):
                 features = model(batch).float()
             features = torch.nn.functional.normalize(features.flatten(1), dim=1).cpu().numpy()
