@@ -61,6 +61,13 @@ def test_phash_finds_the_near_duplicates(synthetic):
         Deduplicator("ssim")
 
 
+def test_random_weight_cnn_warns(synthetic):
+    dedup = Deduplicator("cnn", backbone="mobilenet_v3_small", image_size=32, cache_dir=False, **FAST)
+    with pytest.warns(UserWarning, match="random weights"):
+        dedup.embed(sorted(synthetic.root.rglob("ISIC_*.jpg"))[:2])
+
+
+@pytest.mark.filterwarnings("ignore:Deduplicator.*random weights")
 def test_cnn_embeddings_are_cached_and_resumable(synthetic, tmp_path, monkeypatch):
     dedup = Deduplicator("cnn", backbone="mobilenet_v3_small", image_size=64, threshold=0.99999,
                          cache_dir=tmp_path / "cache", batch_size=32, **FAST)
@@ -106,6 +113,7 @@ def test_interrupted_embedding_resumes(synthetic, tmp_path, monkeypatch):
     assert emb.shape[0] == 24 and not skipped and np.all(np.linalg.norm(emb, axis=1) > 0.99)
 
 
+@pytest.mark.filterwarnings("ignore:Deduplicator.*random weights")
 def test_bad_files_are_skipped_with_reasons(tmp_path):
     folder = tmp_path / "imgs"
     for i, mode in enumerate(["RGB", "L", "RGBA", "CMYK"]):
@@ -182,6 +190,7 @@ DDP = textwrap.dedent("""
 """)
 
 
+@pytest.mark.filterwarnings("ignore:Deduplicator.*random weights")
 def test_embedding_under_torchrun_two_cpu_processes(synthetic, tmp_path):
     folder = tmp_path / "few"
     folder.mkdir()
