@@ -44,7 +44,6 @@ for CNN encoding, the CPU count for hashing). torch uses ``--threads`` threads o
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import platform
@@ -53,12 +52,13 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _shared import random_torchvision_mobilenet
 
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ham10000-sample" / "images"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -89,23 +89,6 @@ def prepare_folder(source: Path, n: int, dest: Path) -> list[Path]:
         shutil.copyfile(original, target)
         written.append(target)
     return written
-
-
-@contextlib.contextmanager
-def random_torchvision_mobilenet() -> Iterator[None]:
-    """While active, ``torchvision.models.mobilenet_v3_small`` ignores ``weights=`` (random init)."""
-    import torchvision.models
-
-    original = torchvision.models.mobilenet_v3_small
-
-    def build(*args: Any, weights: Any = None, **kwargs: Any) -> Any:
-        return original(*args, weights=None, **kwargs)
-
-    torchvision.models.mobilenet_v3_small = build
-    try:
-        yield
-    finally:
-        torchvision.models.mobilenet_v3_small = original
 
 
 def imagededup_cnn() -> Any:

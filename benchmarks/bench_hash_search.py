@@ -25,11 +25,10 @@ import json
 import os
 import platform
 import resource
-import subprocess
-import sys
 import time
 
 import numpy as np
+from _shared import run_child
 
 MAX_DISTANCE = 10
 
@@ -102,22 +101,6 @@ def worker(method: str, n: int) -> dict:
     return result
 
 
-def run_child(method: str, n: int, timeout: float) -> dict:
-    command = [sys.executable, os.path.abspath(__file__), "--worker", method, str(n)]
-    load = os.getloadavg()[0]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return {"method": method, "n": n, "skipped": f"over {timeout:.0f} s"}
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr or "").strip().splitlines()[-1:] or ["no output"]
-        return {"method": method, "n": n, "skipped": f"failed (rc {done.returncode}): {tail[0]}"}
-    result = json.loads(lines[-1])
-    result["load_before"] = load
-    return result
-
-
 def fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -137,18 +120,18 @@ def main() -> None:
           f"max distance {MAX_DISTANCE}")
     print(f"# {platform.platform()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
           f"numpy {np.__version__}")
-    agreement = run_child("agreement", 500, 300)
+    agreement = run_child(__file__, "agreement", 500, 300)
     if "skipped" not in agreement:
         print(f"# hash agreement with imagededup on 500 arrays: phash {agreement['phash_equal']}/500, "
               f"dhash {agreement['dhash_equal']}/500 identical")
 
     measured: dict[int, dict] = {}
     for n in sorted(args.imagededup_sizes):
-        measured[n] = run_child("imagededup", n, args.timeout)
+        measured[n] = run_child(__file__, "imagededup", n, args.timeout)
         if "skipped" in measured[n]:
             break
     finished = [n for n, row in measured.items() if "time_s" in row]
-    ours: dict[int, dict] = {n: run_child("hamkit", n, 600) for n in sorted(set(args.sizes) | set(finished))}
+    ours: dict[int, dict] = {n: run_child(__file__, "hamkit", n, 600) for n in sorted(set(args.sizes) | set(finished))}
 
     print()
     print("| N | hamkit time (s) | hamkit peak RSS (MiB) | hamkit pairs | hamkit recall | "

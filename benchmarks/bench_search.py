@@ -31,11 +31,10 @@ import json
 import os
 import platform
 import resource
-import subprocess
-import sys
 import time
 
 import numpy as np
+from _shared import run_child
 
 DIM = 576
 THRESHOLD = 0.93
@@ -119,22 +118,6 @@ def worker(method: str, n: int) -> dict:
     return result
 
 
-def run_child(method: str, n: int, timeout: float) -> dict:
-    command = [sys.executable, os.path.abspath(__file__), "--worker", method, str(n)]
-    load = os.getloadavg()[0]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return {"method": method, "n": n, "skipped": f"over {timeout:.0f} s"}
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr or "").strip().splitlines()[-1:] or ["no output"]
-        return {"method": method, "n": n, "skipped": f"failed (rc {done.returncode}): {tail[0]}"}
-    result = json.loads(lines[-1])
-    result["load_before"] = load
-    return result
-
-
 def mem_available_bytes() -> int:
     with open("/proc/meminfo") as meminfo:
         for line in meminfo:
@@ -171,13 +154,13 @@ def main() -> None:
           f"numpy {np.__version__}, faiss {'yes' if have_faiss else 'no'}")
     rows = []
     for n in args.sizes:
-        ours = run_child("hamkit", n, args.timeout)
+        ours = run_child(__file__, "hamkit", n, args.timeout)
         rows.append(ours)
         estimate = 6 * n * n + 1.5 * 2**30
         if args.skip_imagededup:
             theirs = {"method": "imagededup", "n": n, "skipped": "--skip-imagededup"}
         elif estimate < 0.8 * mem_available_bytes():
-            theirs = run_child("imagededup", n, args.timeout)
+            theirs = run_child(__file__, "imagededup", n, args.timeout)
         else:
             theirs = {"method": "imagededup", "n": n,
                       "skipped": f"N x N matrix: needs ~{estimate / 2**30:.0f} GiB in one process"}
@@ -186,8 +169,8 @@ def main() -> None:
             ours["speedup"] = theirs["time_s"] / ours["time_s"]
             ours["mem_ratio"] = theirs["peak_mib"] / ours["peak_mib"]
         if have_faiss and n in args.faiss_sizes:
-            rows.append(run_child("faiss-flat", n, args.timeout))
-            rows.append(run_child("faiss-hnsw", n, args.timeout))
+            rows.append(run_child(__file__, "faiss-flat", n, args.timeout))
+            rows.append(run_child(__file__, "faiss-hnsw", n, args.timeout))
 
     print()
     print("| method | N | search time (s) | peak RSS (MiB) | workers' peak RSS (MiB) | pairs | "

@@ -48,12 +48,12 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from _shared import random_torchvision_mobilenet
 from PIL import Image, ImageEnhance
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ham10000-sample"
@@ -341,23 +341,6 @@ def separation(ts: TestSet, matrix: np.ndarray, higher_is_closer: bool) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- imagededup
-@contextlib.contextmanager
-def random_torchvision_mobilenet() -> Iterator[None]:
-    """While active, ``torchvision.models.mobilenet_v3_small`` ignores ``weights=`` (random init)."""
-    import torchvision.models
-
-    original = torchvision.models.mobilenet_v3_small
-
-    def build(*args: Any, weights: Any = None, **kwargs: Any) -> Any:
-        return original(*args, weights=None, **kwargs)
-
-    torchvision.models.mobilenet_v3_small = build
-    try:
-        yield
-    finally:
-        torchvision.models.mobilenet_v3_small = original
-
-
 def imagededup_scores(ts: TestSet, with_cnn: bool, pretrained: bool) -> list[Score]:
     """imagededup's PHash, DHash (max distance 10) and CNN (min similarity 0.9) at their defaults."""
     import torch
