@@ -18,10 +18,16 @@ process, 14.8 GiB in the worker, i.e. about ``6 * N**2`` bytes for the larger on
 object is built with an identity model so no weights are downloaded (the model is unused when
 encodings are given).
 
-    python benchmarks/bench_search.py [--sizes 10000 50000 100000] [--faiss-sizes 10000]
+    python benchmarks/bench_search.py [--sizes 10000 50000 100000] [--faiss-sizes 10000] [--ivf-sizes 100000]
 
-faiss rows (when faiss is importable): the exact flat range search and the approximate HNSW
-index; HNSW recall is measured against the exact search for 2,000 random query rows.
+faiss rows (when faiss is importable): the exact flat range search, the approximate IVF index
+(``--ivf-sizes``, which may go beyond ``--sizes``: 1M runs IVF alone) and the approximate HNSW
+index. For the approximate rows, recall is measured against the exact numpy search for 2,000
+random query rows, and that subset's time, scaled to the N**2 / 2 products of a self search,
+estimates what the exact search would take at that N (the last-but-one column).
+
+    python benchmarks/bench_search.py --sizes 100000 --faiss-sizes --ivf-sizes 100000 1000000 \
+        --skip-imagededup --timeout 1500
 """
 
 from __future__ import annotations
@@ -94,18 +100,22 @@ def worker(method: str, n: int) -> dict:
         found = {(min(int(a), int(b)), max(int(a), int(b)))
                  for a, names in duplicates.items() for b in names}
         result["pairs"] = len(found)
-    elif method in ("faiss-flat", "faiss-hnsw"):
-        from hamkit.dedup.search import HnswConfig, cosine_cross_pairs, cosine_pairs
+    elif method in ("faiss-flat", "faiss-ivf", "faiss-hnsw"):
+        from hamkit.dedup.search import HnswConfig, IvfConfig, cosine_cross_pairs, cosine_pairs
 
-        backend = "faiss" if method == "faiss-flat" else "faiss-hnsw"
+        backend = "faiss" if method == "faiss-flat" else method
         start = time.perf_counter()
-        pairs = cosine_pairs(emb, THRESHOLD, backend=backend, hnsw=HnswConfig())
+        pairs = cosine_pairs(emb, THRESHOLD, backend=backend, ivf=IvfConfig(), hnsw=HnswConfig())
         result["time_s"] = time.perf_counter() - start
         found = set(zip(pairs.i.tolist(), pairs.j.tolist()))
         result["pairs"] = len(pairs)
-        if method == "faiss-hnsw":  # recall against the exact search, on a subset of query rows
+        if method != "faiss-flat":  # recall against the exact search, on a subset of query rows
             queries = np.random.default_rng(1).choice(n, min(QUERY_SUBSET, n), replace=False)
-            exact = cosine_cross_pairs(emb[queries], emb, THRESHOLD)
+            start = time.perf_counter()
+            exact = cosine_cross_pairs(emb[queries], emb, THRESHOLD, backend="numpy")
+            subset_s = time.perf_counter() - start
+            # the exact self search computes half of the N x N products these queries sample
+            result["exact_estimate_s"] = subset_s * n / len(queries) / 2
             rows, cols = queries[exact.i], exact.j
             keep = rows != cols
             truth = {(min(a, b), max(a, b)) for a, b in zip(rows[keep].tolist(), cols[keep].tolist())}
@@ -135,7 +145,9 @@ def main() -> None:
     parser.add_argument("--worker", nargs=2, metavar=("METHOD", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 100_000])
     parser.add_argument("--faiss-sizes", type=int, nargs="*", default=[10_000],
-                        help="sizes for the faiss rows (none: skip faiss)")
+                        help="sizes for the faiss flat and HNSW rows (none: skip them)")
+    parser.add_argument("--ivf-sizes", type=int, nargs="*", default=[100_000],
+                        help="sizes for the faiss IVF rows (none: skip them); may exceed --sizes")
     parser.add_argument("--skip-imagededup", action="store_true", help="hamkit (and faiss) rows only")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per measurement")
     args = parser.parse_args()
@@ -153,7 +165,10 @@ def main() -> None:
     print(f"# {platform.platform()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
           f"numpy {np.__version__}, faiss {'yes' if have_faiss else 'no'}")
     rows = []
-    for n in args.sizes:
+    for n in sorted(set(args.sizes) | set(args.ivf_sizes if have_faiss else [])):
+        if n not in args.sizes:  # an IVF-only size (1M: the exact rows would take hours)
+            rows.append(run_child(__file__, "faiss-ivf", n, args.timeout))
+            continue
         ours = run_child(__file__, "hamkit", n, args.timeout)
         rows.append(ours)
         estimate = 6 * n * n + 1.5 * 2**30
@@ -170,24 +185,30 @@ def main() -> None:
             ours["mem_ratio"] = theirs["peak_mib"] / ours["peak_mib"]
         if have_faiss and n in args.faiss_sizes:
             rows.append(run_child(__file__, "faiss-flat", n, args.timeout))
+        if have_faiss and n in args.ivf_sizes:
+            rows.append(run_child(__file__, "faiss-ivf", n, args.timeout))
+        if have_faiss and n in args.faiss_sizes:
             rows.append(run_child(__file__, "faiss-hnsw", n, args.timeout))
 
     print()
     print("| method | N | search time (s) | peak RSS (MiB) | workers' peak RSS (MiB) | pairs | "
-          "planted recall | imagededup time / hamkit | imagededup RSS / hamkit | load avg before |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "planted recall | imagededup time / hamkit | imagededup RSS / hamkit | "
+          "exact time estimate / this | load avg before |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         name = row["method"]
-        if name == "faiss-hnsw" and "recall_vs_exact" in row:
+        if "recall_vs_exact" in row:
             name += f" (recall vs exact on {QUERY_SUBSET} queries: {row['recall_vs_exact']:.4f})"
         if "skipped" in row:
-            print(f"| {name} | {row['n']:,} | skipped: {row['skipped']} | | | | | | | |")
+            print(f"| {name} | {row['n']:,} | skipped: {row['skipped']} | | | | | | | | |")
             continue
         children = row.get("children_peak_mib") or None
+        estimate = row.get("exact_estimate_s")
+        versus = f"{estimate:.0f} s / {estimate / row['time_s']:.1f}x" if estimate else "-"
         print(f"| {name} | {row['n']:,} | {row['time_s']:.2f} | {row['peak_mib']:.0f} | "
               f"{fmt(children, '.0f')} | {row['pairs']:,} | {row['recall']:.4f} | "
               f"{fmt(row.get('speedup'), '.1f')} | {fmt(row.get('mem_ratio'), '.1f')} | "
-              f"{row['load_before']:.1f} |")
+              f"{versus} | {row['load_before']:.1f} |")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from hamkit.dedup import search
 from hamkit.dedup.hashing import hamming
 from hamkit.dedup.search import (
     HnswConfig,
+    IvfConfig,
     Pairs,
     cosine_cross_pairs,
     cosine_pairs,
@@ -242,7 +243,7 @@ def test_missing_faiss_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not faiss_available()
     with pytest.raises(DataError, match=r"pip install"):
         cosine_pairs(np.eye(3, dtype=np.float32), 0.9, backend="faiss")
-    monkeypatch.setattr(search, "FAISS_HNSW_MIN_N", 2)
+    monkeypatch.setattr(search, "FAISS_APPROX_MIN_N", 2)
     assert cosine_pairs(np.eye(3, dtype=np.float32), 0.9, backend="auto").exact  # falls back to numpy
 
 
@@ -272,13 +273,49 @@ def test_faiss_hnsw_finds_planted_duplicates_and_is_marked_approximate(
     assert found <= truth  # never a false pair, scores exact
     assert len(found & truth) >= 0.95 * len(truth)
     assert (pairs.i < pairs.j).all() and len(set(zip(pairs.i.tolist(), pairs.j.tolist()))) == len(pairs)
-    monkeypatch.setattr(search, "FAISS_HNSW_MIN_N", 500)  # 'auto' switches to HNSW from that size
-    assert not cosine_pairs(emb, 0.95, backend="auto").exact
-    assert cosine_pairs(emb[:400], 0.95, backend="auto").exact
     cross = cosine_cross_pairs(emb[:400], emb[400:], 0.95, backend="faiss-hnsw")
     assert set(zip(cross.i.tolist(), cross.j.tolist())) <= set(
         zip(*brute_cosine(emb[:400], emb[400:], 0.95, False)[:2])
     )
+
+
+@needs_faiss
+def test_faiss_ivf_finds_planted_duplicates_from_either_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    emb = embeddings(3000, d=16, planted=60, seed=10, noise=0.2)
+    truth = set(zip(*brute_cosine(emb, emb, 0.95, True)[:2]))
+    assert len(truth) >= 50
+    full = cosine_pairs(emb, 0.95, backend="faiss-ivf", ivf=IvfConfig(nlist=32, nprobe=32))
+    assert set(zip(full.i.tolist(), full.j.tolist())) == truth  # probing every cell is exact
+    assert not full.exact
+    one = cosine_pairs(emb, 0.95, backend="faiss-ivf", ivf=IvfConfig(nlist=32, nprobe=1))
+    found = set(zip(one.i.tolist(), one.j.tolist()))
+    assert found <= truth and len(found) >= 0.8 * len(truth)
+    assert (one.i < one.j).all() and len(found) == len(one)  # found from both ends, kept once
+    brute = emb[one.i] @ emb[one.j].T
+    np.testing.assert_allclose(one.score, np.diag(brute), rtol=1e-5)  # scores are exact
+    again = cosine_pairs(emb, 0.95, backend="faiss-ivf", ivf=IvfConfig(nlist=32, nprobe=1))
+    np.testing.assert_array_equal(again.i, one.i)  # seeded: the same index every time
+    cross = cosine_cross_pairs(emb[:2000], emb[2000:], 0.95, backend="faiss-ivf",
+                               ivf=IvfConfig(nlist=8, nprobe=8))
+    assert_same(cross, brute_cosine(emb[:2000], emb[2000:], 0.95, False))
+    monkeypatch.setattr(search, "FAISS_APPROX_MIN_N", 1000)  # 'auto' and 'faiss' switch to IVF from there
+    assert not cosine_pairs(emb, 0.95, backend="auto").exact
+    assert not cosine_pairs(emb, 0.95, backend="faiss").exact
+    assert cosine_pairs(emb[:999], 0.95, backend="auto").exact
+    assert cosine_pairs(emb[:999], 0.95, backend="faiss").exact
+
+
+def test_ivf_config_default_cells_and_validation() -> None:
+    assert IvfConfig().nlist_for(1_000_000) == 4096
+    assert IvfConfig().nlist_for(100_000) == 1024
+    assert IvfConfig().nlist_for(50) == 1  # too few points to train more cells
+    assert IvfConfig(nlist=64).nlist_for(10) == 10
+    with pytest.raises(DataError, match="nprobe must be"):
+        IvfConfig(nprobe=0)
+    with pytest.raises(DataError, match="nlist must be"):
+        IvfConfig(nlist=True)
+    with pytest.raises(DataError, match="seed must be"):
+        IvfConfig(seed=-1)
 
 
 def test_hnsw_config_validation() -> None:

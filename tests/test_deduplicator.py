@@ -84,6 +84,19 @@ def test_cnn_embeddings_are_cached_and_resumable(synthetic, tmp_path, monkeypatc
     assert decoded[-1] == 10 and np.array_equal(more[:40], emb)  # only the 10 new images
 
 
+@pytest.mark.filterwarnings("ignore:Deduplicator.*random weights")
+def test_approximate_search_backend_is_reported(synthetic, tmp_path):
+    pytest.importorskip("faiss")
+    paths = sorted(synthetic.root.rglob("ISIC_*.jpg"))[:40]
+    settings = dict(backbone="mobilenet_v3_small", image_size=32, threshold=0.999,
+                    cache_dir=tmp_path / "cache", **FAST)
+    exact = Deduplicator("cnn", **settings).find(paths)
+    approx = Deduplicator("cnn", search_backend="faiss-ivf", **settings).find(paths)
+    assert exact.pairs.exact and not approx.pairs.exact
+    assert len(exact.pairs) > 0 and found(approx) == found(exact)  # 40 images: one IVF cell, all probed
+    assert "approximate" in approx.summary() and "approximate" not in exact.summary()
+
+
 def test_interrupted_embedding_resumes(synthetic, tmp_path, monkeypatch):
     from hamkit.registry import create_backbone
 

@@ -74,7 +74,10 @@ class Deduplicator:
         keep: Which member of a group to keep: ``"first"`` (by sorted path), ``"largest"``
             (resolution, then file size) or ``"prefer"`` (members listed in ``prefer`` first).
         prefer: Image ids or paths to keep first with ``keep="prefer"`` (e.g. the train split).
-        search_backend: ``"auto"``, ``"numpy"``, ``"faiss"`` or ``"faiss-hnsw"``.
+        search_backend: ``"auto"`` (exact below
+            :data:`~hamkit.dedup.search.FAISS_APPROX_MIN_N` embeddings), ``"numpy"`` (always
+            exact), ``"faiss"``, ``"faiss-ivf"`` or ``"faiss-hnsw"`` (approximate: see
+            :mod:`hamkit.dedup.search`). Only the ``"cnn"`` method uses it.
         progress: Show progress bars.
 
     Raises:

@@ -20,7 +20,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from hamkit.data.images import IMAGE_EXTENSIONS, find_images, open_image
-from hamkit.errors import DataError, HamkitError
+from hamkit.errors import DataError
 
 __all__ = ["resolve_images", "DecodeJob", "decode_all"]
 

@@ -102,6 +102,9 @@ class DedupResult:
                 max(chained, key=lambda g: g.weakest_link)
             text += (f" {len(chained)} group(s) have more than two images; the weakest link of any is "
                      f"{_score(worst.weakest_link)} (look at it if it is far from the threshold: chaining).")
+        if not self.pairs.exact:
+            text += (" The search was approximate (a faiss IVF/HNSW index): it may have missed pairs; "
+                     "use search_backend='numpy' for an exact search.")
         return text
 
     def save(self, out_dir: str | os.PathLike[str]) -> Path:

@@ -15,19 +15,23 @@ Backends of :func:`cosine_pairs` / :func:`cosine_cross_pairs`:
   10k embeddings 0.5 to 1 s, 50k 18 to 21 s (254 MiB peak RSS), 100k 85 to 94 s (474 MiB); time
   grows as N**2 (``docs/benchmarks_dedup_search.md``).
 * ``"faiss"`` (needs ``pip install hamkit[faiss]``): exact ``IndexFlatIP.range_search`` while
-  the indexed set has fewer than :data:`FAISS_HNSW_MIN_N` vectors, an HNSW index from then on.
+  the indexed set has fewer than :data:`FAISS_APPROX_MIN_N` vectors, the IVF index from then on.
   faiss's flat search computes the full matrix (both triangles), so it is not faster than
   ``"numpy"`` for a self-search.
-* ``"faiss-hnsw"``: an ``IndexHNSWFlat`` (inner product). faiss has no range search on HNSW, so
-  each query asks for its ``k`` nearest neighbours (:class:`HnswConfig`) and keeps those at or
-  above the threshold. Recall is **approximate**: a pair is lost when the graph search misses it,
-  or when an item has more than ``k - 1`` neighbours above the threshold. The scores of the pairs
-  it finds are exact. Pairs from it have ``exact=False``. It only pays off at large N: on random
-  576-d vectors (the worst case for graph indexes) it was 5 to 12x slower than ``"numpy"`` up to
-  100k on 2 cores (with full recall); real CNN embeddings are easier.
+* ``"faiss-ivf"``: an ``IndexIVFFlat`` (:class:`IvfConfig`): each query is compared only with
+  the vectors of its ``nprobe`` nearest k-means cells. Recall is **approximate** (a pair is lost
+  when neither item's probed cells hold the other), the scores of the pairs it finds are exact,
+  and its pairs have ``exact=False``. 1M random 576-d vectors: about 6 min on 2 cores with the
+  defaults, against an extrapolated 1 to 2.5 h for the exact search.
+* ``"faiss-hnsw"``: an ``IndexHNSWFlat`` (:class:`HnswConfig`); each query asks for its ``k``
+  nearest neighbours and keeps those at or above the threshold (approximate, exact scores). On
+  random vectors it was slower than both the exact search (up to 100k) and IVF.
 * ``"auto"``: ``"numpy"``, unless faiss is importable and the indexed set has at least
-  :data:`FAISS_HNSW_MIN_N` vectors (then ``"faiss-hnsw"``). Below that size (which covers
-  HAM10000 and the whole ISIC archive) ``"auto"`` is exact.
+  :data:`FAISS_APPROX_MIN_N` vectors (then ``"faiss-ivf"``). Below that size (which covers
+  HAM10000 and the ISIC challenge sets) ``"auto"`` is exact.
+
+The faiss backends live in :mod:`hamkit.dedup.faiss_search`; :class:`Pairs` in
+:mod:`hamkit.dedup.pairs`. Both are re-exported here.
 
 Examples:
     >>> rng = np.random.default_rng(0)
@@ -41,23 +45,31 @@ Examples:
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
+from hamkit.dedup.faiss_search import (
+    HnswConfig,
+    IvfConfig,
+    cosine_faiss_flat,
+    cosine_faiss_hnsw,
+    cosine_faiss_ivf,
+    faiss_available,
+)
 from hamkit.dedup.hashing import HASH_BITS, popcount64
+from hamkit.dedup.pairs import PairCollector, Pairs
 from hamkit.errors import DataError
 
 __all__ = [
     "Pairs",
     "HnswConfig",
+    "IvfConfig",
     "Backend",
-    "FAISS_HNSW_MIN_N",
+    "FAISS_APPROX_MIN_N",
     "NORM_TOLERANCE",
     "DEFAULT_MAX_PAIRS",
     "faiss_available",
@@ -67,14 +79,15 @@ __all__ = [
     "hamming_cross_pairs",
 ]
 
-Backend = Literal["auto", "numpy", "faiss", "faiss-hnsw"]
+Backend = Literal["auto", "numpy", "faiss", "faiss-ivf", "faiss-hnsw"]
 """Search backends of :func:`cosine_pairs` and :func:`cosine_cross_pairs`."""
 
-FAISS_HNSW_MIN_N: int = 1_000_000
-"""Indexed-set size from which ``"auto"`` and ``"faiss"`` switch to the approximate HNSW index.
+FAISS_APPROX_MIN_N: int = 250_000
+"""Indexed-set size from which ``"auto"`` and ``"faiss"`` switch to the approximate IVF index.
 
-Exact search over 1M 576-d vectors would take about 2.6 h on 2 cores (N**2 from 94 s at 100k),
-HNSW about 1.7 h even on random vectors (N log N from 515 s at 100k); both extrapolated."""
+On 2 CPU cores the exact search took about 1 min at 100k 576-d vectors and grows as N**2
+(about 6 min at 250k, 1 to 2.5 h at 1M); IVF took 15 s at 100k and about 6 min at 1M
+(``docs/benchmarks_dedup_search.md``). Below this size exactness costs minutes at most."""
 
 NORM_TOLERANCE: float = 1e-3
 """How far from 1 an embedding's L2 norm may be before it counts as not normalised."""
@@ -82,152 +95,8 @@ NORM_TOLERANCE: float = 1e-3
 DEFAULT_MAX_PAIRS: int = 50_000_000
 """Default cap on the number of pairs a search may return (about 1 GB of pairs)."""
 
-_BACKENDS: tuple[str, ...] = ("auto", "numpy", "faiss", "faiss-hnsw")
-_FAISS_QUERY_ROWS = 16_384  # faiss queries per call, to bound the result buffers
-
-
-@dataclass(frozen=True, eq=False)
-class Pairs:
-    """Pairs of items found by a search, sorted by ``i`` then ``j``.
-
-    Attributes:
-        i: int64 indices of the first items (into the embeddings / hashes; in a cross search
-            into the first set). ``i < j`` in a self search.
-        j: int64 indices of the second items (in a cross search into the second set).
-        score: float32 cosine similarities (``metric="cosine"``, higher = more alike) or int32
-            Hamming distances (``metric="hamming"``, lower = more alike).
-        metric: ``"cosine"`` or ``"hamming"``.
-        exact: False when an approximate index (HNSW) may have missed pairs.
-
-    Examples:
-        >>> pairs = Pairs(np.array([0]), np.array([2]), np.array([0.97], dtype=np.float32))
-        >>> len(pairs), pairs.higher_is_better
-        (1, True)
-    """
-
-    i: np.ndarray
-    j: np.ndarray
-    score: np.ndarray
-    metric: Literal["cosine", "hamming"] = "cosine"
-    exact: bool = True
-
-    def __post_init__(self) -> None:
-        i = np.asarray(self.i, dtype=np.int64).reshape(-1)
-        j = np.asarray(self.j, dtype=np.int64).reshape(-1)
-        dtype = np.float32 if self.metric == "cosine" else np.int32
-        score = np.asarray(self.score, dtype=dtype).reshape(-1)
-        if self.metric not in ("cosine", "hamming"):
-            raise DataError(f"Pairs: metric must be 'cosine' or 'hamming', got {self.metric!r}")
-        if not len(i) == len(j) == len(score):
-            raise DataError(
-                f"Pairs: i, j and score must have the same length, got {len(i)}, {len(j)}, {len(score)}"
-            )
-        object.__setattr__(self, "i", i)
-        object.__setattr__(self, "j", j)
-        object.__setattr__(self, "score", score)
-
-    def __len__(self) -> int:
-        return len(self.i)
-
-    @property
-    def higher_is_better(self) -> bool:
-        """True for similarities (cosine), False for distances (Hamming)."""
-        return self.metric == "cosine"
-
-    @classmethod
-    def empty(cls, metric: Literal["cosine", "hamming"] = "cosine", exact: bool = True) -> Pairs:
-        """No pairs.
-
-        Args:
-            metric: ``"cosine"`` or ``"hamming"``.
-            exact: Whether the (empty) result is exact.
-
-        Returns:
-            A :class:`Pairs` of length 0.
-
-        Examples:
-            >>> len(Pairs.empty("hamming"))
-            0
-        """
-        dtype = np.float32 if metric == "cosine" else np.int32
-        empty = np.zeros(0, dtype=np.int64)
-        return cls(empty, empty, np.zeros(0, dtype=dtype), metric=metric, exact=exact)
-
-
-@dataclass(frozen=True)
-class HnswConfig:
-    """Settings of the approximate faiss HNSW search.
-
-    Attributes:
-        k: Neighbours asked for per query (the query itself included in a self search): an item
-            with more than ``k - 1`` duplicates above the threshold loses some of them.
-        m: HNSW graph degree (faiss ``M``); higher = better recall, more memory, slower build.
-        ef_construction: Candidate list size while building (faiss ``efConstruction``).
-        ef_search: Candidate list size while searching (faiss ``efSearch``, at least ``k``).
-
-    Examples:
-        >>> HnswConfig(k=64).ef_search
-        128
-    """
-
-    k: int = 32
-    m: int = 32
-    ef_construction: int = 80
-    ef_search: int = 128
-
-    def __post_init__(self) -> None:
-        for name in ("k", "m", "ef_construction", "ef_search"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise DataError(f"HnswConfig: {name} must be a positive integer, got {value!r}")
-
-
-@dataclass
-class _Collector:
-    """Gathers per-tile results and enforces the ``max_pairs`` cap."""
-
-    max_pairs: int | None
-    what: str
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
-    count: int = 0
-
-    def add(self, part: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-        if len(part[0]) == 0:
-            return
-        self.count += len(part[0])
-        if self.max_pairs is not None and self.count > self.max_pairs:
-            raise DataError(
-                f"{self.what} found more than max_pairs={self.max_pairs:,} pairs; the threshold "
-                "is too loose for duplicate search: make it stricter, or pass a larger "
-                "max_pairs (None for no limit) if you have the memory"
-            )
-        self.parts.append(part)
-
-    def result(self, metric: Literal["cosine", "hamming"], exact: bool = True) -> Pairs:
-        if not self.parts:
-            return Pairs.empty(metric, exact)
-        i = np.concatenate([p[0] for p in self.parts]).astype(np.int64, copy=False)
-        j = np.concatenate([p[1] for p in self.parts]).astype(np.int64, copy=False)
-        score = np.concatenate([p[2] for p in self.parts])
-        order = np.lexsort((j, i))
-        return Pairs(i[order], j[order], score[order], metric=metric, exact=exact)
-
-
-def faiss_available() -> bool:
-    """Whether the optional ``faiss`` package (``pip install hamkit[faiss]``) imports.
-
-    Returns:
-        True if ``import faiss`` works.
-
-    Examples:
-        >>> isinstance(faiss_available(), bool)
-        True
-    """
-    try:
-        importlib.import_module("faiss")
-    except ImportError:
-        return False
-    return True
+_BACKENDS: tuple[str, ...] = ("auto", "numpy", "faiss", "faiss-ivf", "faiss-hnsw")
+_APPROXIMATE: tuple[str, ...] = ("faiss-ivf", "faiss-hnsw")
 
 
 # --------------------------------------------------------------------------- validation
@@ -374,7 +243,7 @@ def _cosine_row_block(
 
 def _cosine_numpy(
     a: np.ndarray, b: np.ndarray, threshold: np.float32, block: int, self_search: bool,
-    collector: _Collector,
+    collector: PairCollector,
 ) -> None:
     buffer = np.empty((min(block, len(a)), min(block, len(b))), dtype=np.float32)
     for a0 in _row_blocks(len(a), block):
@@ -382,91 +251,37 @@ def _cosine_numpy(
             collector.add(part)
 
 
-def _import_faiss() -> Any:
-    try:
-        return importlib.import_module("faiss")
-    except ImportError as err:
-        raise DataError(
-            "backend='faiss' / 'faiss-hnsw' needs the faiss package: pip install 'hamkit[faiss]' "
-            "(or faiss-cpu), or use backend='numpy'"
-        ) from err
-
-
-def _cosine_faiss_flat(
-    a: np.ndarray, b: np.ndarray, threshold: np.float32, self_search: bool, collector: _Collector,
-) -> None:
-    faiss = _import_faiss()
-    index = faiss.IndexFlatIP(b.shape[1])
-    index.add(b)
-    # faiss keeps inner products strictly above the radius: step just below the threshold
-    radius = float(np.nextafter(threshold, np.float32(-np.inf)))
-    for a0 in range(0, len(a), _FAISS_QUERY_ROWS):
-        queries = a[a0:a0 + _FAISS_QUERY_ROWS]
-        limits, scores, ids = index.range_search(queries, radius)
-        rows = np.repeat(np.arange(len(queries), dtype=np.int64), np.diff(limits).astype(np.int64)) + a0
-        ids = ids.astype(np.int64, copy=False)
-        keep = scores >= threshold
-        if self_search:
-            keep &= ids > rows
-        collector.add((rows[keep], ids[keep], scores[keep].astype(np.float32, copy=False)))
-
-
-def _cosine_faiss_hnsw(
-    a: np.ndarray, b: np.ndarray, threshold: np.float32, self_search: bool, config: HnswConfig,
-    collector: _Collector,
-) -> None:
-    faiss = _import_faiss()
-    index = faiss.IndexHNSWFlat(b.shape[1], int(config.m), faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = int(config.ef_construction)
-    index.add(b)
-    index.hnsw.efSearch = max(int(config.ef_search), int(config.k))
-    k = min(int(config.k), len(b))
-    found_i, found_j, found_s = [], [], []
-    for a0 in range(0, len(a), _FAISS_QUERY_ROWS):
-        queries = a[a0:a0 + _FAISS_QUERY_ROWS]
-        scores, ids = index.search(queries, k)
-        rows = np.broadcast_to(np.arange(a0, a0 + len(queries), dtype=np.int64)[:, None], ids.shape)
-        keep = (ids >= 0) & (scores >= threshold)
-        if self_search:
-            keep &= ids != rows
-        found_i.append(rows[keep])
-        found_j.append(ids[keep].astype(np.int64))
-        found_s.append(scores[keep].astype(np.float32))
-    i, j, s = np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_s)
-    if self_search:  # a pair may be found from both ends: keep it once, as (min, max)
-        i, j = np.minimum(i, j), np.maximum(i, j)
-        _, first = np.unique(i * len(b) + j, return_index=True)
-        i, j, s = i[first], j[first], s[first]
-    collector.add((i, j, s))
-
-
 def _resolve_backend(backend: str, n_indexed: int) -> str:
     if backend not in _BACKENDS:
         raise DataError(f"backend must be one of {', '.join(map(repr, _BACKENDS))}, got {backend!r}")
     if backend == "auto":
-        if n_indexed >= FAISS_HNSW_MIN_N and faiss_available():
-            return "faiss-hnsw"
+        if n_indexed >= FAISS_APPROX_MIN_N and faiss_available():
+            return "faiss-ivf"
         return "numpy"
     if backend == "faiss":
-        return "faiss-hnsw" if n_indexed >= FAISS_HNSW_MIN_N else "faiss-flat"
+        return "faiss-ivf" if n_indexed >= FAISS_APPROX_MIN_N else "faiss-flat"
     return backend
 
 
 def _cosine_search(
     a: np.ndarray, b: np.ndarray, threshold: np.float32, *, block: int, backend: str,
-    self_search: bool, max_pairs: int | None, hnsw: HnswConfig | None, what: str,
+    self_search: bool, max_pairs: int | None, ivf: IvfConfig | None, hnsw: HnswConfig | None,
+    what: str,
 ) -> Pairs:
     chosen = _resolve_backend(backend, len(b))
-    collector = _Collector(max_pairs, what)
+    exact = chosen not in _APPROXIMATE
+    collector = PairCollector(max_pairs, what)
     if len(a) == 0 or len(b) == 0 or (self_search and len(a) < 2):
-        return Pairs.empty("cosine", exact=chosen != "faiss-hnsw")
+        return Pairs.empty("cosine", exact=exact)
     if chosen == "numpy":
         _cosine_numpy(a, b, threshold, block, self_search, collector)
     elif chosen == "faiss-flat":
-        _cosine_faiss_flat(a, b, threshold, self_search, collector)
+        cosine_faiss_flat(a, b, threshold, self_search, collector)
+    elif chosen == "faiss-ivf":
+        cosine_faiss_ivf(a, b, threshold, self_search, ivf or IvfConfig(), collector)
     else:
-        _cosine_faiss_hnsw(a, b, threshold, self_search, hnsw or HnswConfig(), collector)
-    return collector.result("cosine", exact=chosen != "faiss-hnsw")
+        cosine_faiss_hnsw(a, b, threshold, self_search, hnsw or HnswConfig(), collector)
+    return collector.result("cosine", exact=exact)
 
 
 def cosine_pairs(
@@ -477,6 +292,7 @@ def cosine_pairs(
     backend: Backend = "auto",
     normalize: bool = False,
     max_pairs: int | None = DEFAULT_MAX_PAIRS,
+    ivf: IvfConfig | None = None,
     hnsw: HnswConfig | None = None,
 ) -> Pairs:
     """Every pair ``i < j`` of embeddings with cosine similarity ``>= threshold``.
@@ -489,9 +305,11 @@ def cosine_pairs(
             :data:`NORM_TOLERANCE`) unless ``normalize`` is True.
         threshold: Minimum cosine similarity, in ``(0, 1]``.
         block_size: Tile edge of the exact search (memory ``4 * block_size**2`` bytes).
-        backend: ``"auto"``, ``"numpy"``, ``"faiss"`` or ``"faiss-hnsw"`` (see the module doc).
+        backend: ``"auto"``, ``"numpy"``, ``"faiss"``, ``"faiss-ivf"`` or ``"faiss-hnsw"`` (see
+            the module doc).
         normalize: Divide each row by its L2 norm (a copy) instead of requiring unit rows.
         max_pairs: Stop with an error once more pairs than this are found (``None``: no cap).
+        ivf: Settings of the IVF backend (default :class:`IvfConfig`).
         hnsw: Settings of the HNSW backend (default :class:`HnswConfig`).
 
     Returns:
@@ -513,7 +331,7 @@ def cosine_pairs(
     thr = _check_threshold(threshold)
     emb = _check_embeddings(emb, "cosine_pairs", normalize)
     return _cosine_search(emb, emb, thr, block=block, backend=backend, self_search=True,
-                          max_pairs=cap, hnsw=hnsw, what="cosine_pairs")
+                          max_pairs=cap, ivf=ivf, hnsw=hnsw, what="cosine_pairs")
 
 
 def cosine_cross_pairs(
@@ -525,6 +343,7 @@ def cosine_cross_pairs(
     backend: Backend = "auto",
     normalize: bool = False,
     max_pairs: int | None = DEFAULT_MAX_PAIRS,
+    ivf: IvfConfig | None = None,
     hnsw: HnswConfig | None = None,
 ) -> Pairs:
     """Every pair ``(i, j)``, ``i`` indexing ``a`` and ``j`` indexing ``b``, with similarity ``>= threshold``.
@@ -537,9 +356,11 @@ def cosine_cross_pairs(
         b: ``(Nb, d)`` embeddings of the same model.
         threshold: Minimum cosine similarity, in ``(0, 1]``.
         block_size: Tile edge of the exact search.
-        backend: ``"auto"``, ``"numpy"``, ``"faiss"`` or ``"faiss-hnsw"``; sizes refer to ``b``.
+        backend: ``"auto"``, ``"numpy"``, ``"faiss"``, ``"faiss-ivf"`` or ``"faiss-hnsw"``;
+            sizes refer to ``b``.
         normalize: Normalise the rows of both sets instead of requiring unit rows.
         max_pairs: Cap on the number of pairs (``None``: no cap).
+        ivf: Settings of the IVF backend.
         hnsw: Settings of the HNSW backend.
 
     Returns:
@@ -560,7 +381,7 @@ def cosine_cross_pairs(
     a = _check_embeddings(a, "cosine_cross_pairs (a)", normalize)
     b = _check_embeddings(b, "cosine_cross_pairs (b)", normalize, dim=a.shape[1])
     return _cosine_search(a, b, thr, block=block, backend=backend, self_search=False,
-                          max_pairs=cap, hnsw=hnsw, what="cosine_cross_pairs")
+                          max_pairs=cap, ivf=ivf, hnsw=hnsw, what="cosine_cross_pairs")
 
 
 # --------------------------------------------------------------------------- Hamming
@@ -589,7 +410,7 @@ def _hamming_search(
     a: np.ndarray, b: np.ndarray, max_distance: int, *, block: int, n_jobs: int,
     self_search: bool, max_pairs: int | None, what: str,
 ) -> Pairs:
-    collector = _Collector(max_pairs, what)
+    collector = PairCollector(max_pairs, what)
     if len(a) == 0 or len(b) == 0:
         return Pairs.empty("hamming")
 

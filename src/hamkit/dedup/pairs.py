@@ -1,0 +1,178 @@
+"""The result type of every duplicate search: :class:`Pairs`, and the collector that builds it.
+
+Examples:
+    >>> pairs = Pairs(np.array([0, 1]), np.array([3, 2]), np.array([0.97, 0.94], dtype=np.float32))
+    >>> len(pairs), pairs.metric, pairs.exact
+    (2, 'cosine', True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from hamkit.errors import DataError
+
+__all__ = ["Pairs", "PairCollector", "unique_upper_pairs"]
+
+
+@dataclass(frozen=True, eq=False)
+class Pairs:
+    """Pairs of items found by a search, sorted by ``i`` then ``j``.
+
+    Attributes:
+        i: int64 indices of the first items (into the embeddings / hashes; in a cross search
+            into the first set). ``i < j`` in a self search.
+        j: int64 indices of the second items (in a cross search into the second set).
+        score: float32 cosine similarities (``metric="cosine"``, higher = more alike) or int32
+            Hamming distances (``metric="hamming"``, lower = more alike).
+        metric: ``"cosine"`` or ``"hamming"``.
+        exact: False when an approximate index (IVF, HNSW) may have missed pairs.
+
+    Examples:
+        >>> pairs = Pairs(np.array([0]), np.array([2]), np.array([0.97], dtype=np.float32))
+        >>> len(pairs), pairs.higher_is_better
+        (1, True)
+    """
+
+    i: np.ndarray
+    j: np.ndarray
+    score: np.ndarray
+    metric: Literal["cosine", "hamming"] = "cosine"
+    exact: bool = True
+
+    def __post_init__(self) -> None:
+        i = np.asarray(self.i, dtype=np.int64).reshape(-1)
+        j = np.asarray(self.j, dtype=np.int64).reshape(-1)
+        dtype = np.float32 if self.metric == "cosine" else np.int32
+        score = np.asarray(self.score, dtype=dtype).reshape(-1)
+        if self.metric not in ("cosine", "hamming"):
+            raise DataError(f"Pairs: metric must be 'cosine' or 'hamming', got {self.metric!r}")
+        if not len(i) == len(j) == len(score):
+            raise DataError(
+                f"Pairs: i, j and score must have the same length, got {len(i)}, {len(j)}, {len(score)}"
+            )
+        object.__setattr__(self, "i", i)
+        object.__setattr__(self, "j", j)
+        object.__setattr__(self, "score", score)
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+    @property
+    def higher_is_better(self) -> bool:
+        """True for similarities (cosine), False for distances (Hamming)."""
+        return self.metric == "cosine"
+
+    @classmethod
+    def empty(cls, metric: Literal["cosine", "hamming"] = "cosine", exact: bool = True) -> Pairs:
+        """No pairs.
+
+        Args:
+            metric: ``"cosine"`` or ``"hamming"``.
+            exact: Whether the (empty) result is exact.
+
+        Returns:
+            A :class:`Pairs` of length 0.
+
+        Examples:
+            >>> len(Pairs.empty("hamming"))
+            0
+        """
+        dtype = np.float32 if metric == "cosine" else np.int32
+        empty = np.zeros(0, dtype=np.int64)
+        return cls(empty, empty, np.zeros(0, dtype=dtype), metric=metric, exact=exact)
+
+
+@dataclass
+class PairCollector:
+    """Gathers the pairs of a search part by part and enforces the ``max_pairs`` cap.
+
+    Every backend of :mod:`hamkit.dedup.search` feeds its per-tile or per-query-batch results
+    here, so the cap and the final sort are the same for all of them.
+
+    Attributes:
+        max_pairs: Raise once more pairs than this have been added (``None``: no cap).
+        what: The caller's name, for the error message.
+        parts: The ``(i, j, score)`` parts added so far.
+        count: Pairs added so far.
+
+    Examples:
+        >>> collector = PairCollector(max_pairs=None, what="demo")
+        >>> collector.add((np.array([2]), np.array([5]), np.array([0.95], dtype=np.float32)))
+        >>> collector.add((np.array([0]), np.array([1]), np.array([0.99], dtype=np.float32)))
+        >>> collector.result("cosine").i.tolist()
+        [0, 2]
+    """
+
+    max_pairs: int | None
+    what: str
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, part: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        """Add one ``(i, j, score)`` part.
+
+        Args:
+            part: Equal-length arrays of first indices, second indices and scores.
+
+        Raises:
+            DataError: When the total passes ``max_pairs``.
+        """
+        if len(part[0]) == 0:
+            return
+        self.count += len(part[0])
+        if self.max_pairs is not None and self.count > self.max_pairs:
+            raise DataError(
+                f"{self.what} found more than max_pairs={self.max_pairs:,} pairs; the threshold "
+                "is too loose for duplicate search: make it stricter, or pass a larger "
+                "max_pairs (None for no limit) if you have the memory"
+            )
+        self.parts.append(part)
+
+    def result(self, metric: Literal["cosine", "hamming"], exact: bool = True) -> Pairs:
+        """All pairs added, as one :class:`Pairs` sorted by ``(i, j)``.
+
+        Args:
+            metric: ``"cosine"`` or ``"hamming"``.
+            exact: False when the backend was approximate.
+
+        Returns:
+            The pairs.
+        """
+        if not self.parts:
+            return Pairs.empty(metric, exact)
+        i = np.concatenate([p[0] for p in self.parts]).astype(np.int64, copy=False)
+        j = np.concatenate([p[1] for p in self.parts]).astype(np.int64, copy=False)
+        score = np.concatenate([p[2] for p in self.parts])
+        order = np.lexsort((j, i))
+        return Pairs(i[order], j[order], score[order], metric=metric, exact=exact)
+
+
+def unique_upper_pairs(
+    i: np.ndarray, j: np.ndarray, score: np.ndarray, n: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Orient self-search pairs as ``(min, max)`` and keep each pair once.
+
+    An index searched with every item as a query finds a pair from both of its ends; the
+    approximate backends use this to report it once.
+
+    Args:
+        i: First indices.
+        j: Second indices (``i != j``).
+        score: The pairs' scores (equal for both orientations).
+        n: Number of items (indices are below it).
+
+    Returns:
+        ``(i, j, score)`` with ``i < j``, each pair once, sorted by ``(i, j)``.
+
+    Examples:
+        >>> i, j, s = unique_upper_pairs(np.array([3, 1]), np.array([1, 3]), np.array([0.9, 0.9]), 4)
+        >>> i.tolist(), j.tolist()
+        ([1], [3])
+    """
+    lo, hi = np.minimum(i, j).astype(np.int64), np.maximum(i, j).astype(np.int64)
+    _, first = np.unique(lo * n + hi, return_index=True)
+    return lo[first], hi[first], score[first]
