@@ -12,8 +12,8 @@ then popcount (``np.bitwise_count``), tiles spread over a thread pool (numpy rel
 Backends of :func:`cosine_pairs` / :func:`cosine_cross_pairs`:
 
 * ``"numpy"``: exact blockwise search (above). Measured on 2 shared CPU cores, 576-d float32:
-  10k embeddings 0.5 to 1 s, 50k 18 to 21 s (254 MiB peak RSS), 100k 85 to 94 s (474 MiB); time
-  grows as N**2 (``docs/benchmarks_dedup_search.md``).
+  10k embeddings 0.5 to 1 s, 50k 18 to 21 s (254 MiB peak RSS), 100k 35 s quiet / 85 to 94 s
+  shared (474 MiB); time grows as N**2 (``docs/benchmarks_dedup_search.md``).
 * ``"faiss"`` (needs ``pip install hamkit[faiss]``): exact ``IndexFlatIP.range_search`` while
   the indexed set has fewer than :data:`FAISS_APPROX_MIN_N` vectors, the IVF index from then on.
   faiss's flat search computes the full matrix (both triangles), so it is not faster than
@@ -21,8 +21,8 @@ Backends of :func:`cosine_pairs` / :func:`cosine_cross_pairs`:
 * ``"faiss-ivf"``: an ``IndexIVFFlat`` (:class:`IvfConfig`): each query is compared only with
   the vectors of its ``nprobe`` nearest k-means cells. Recall is **approximate** (a pair is lost
   when neither item's probed cells hold the other), the scores of the pairs it finds are exact,
-  and its pairs have ``exact=False``. 1M random 576-d vectors: about 6 min on 2 cores with the
-  defaults, against an extrapolated 1 to 2.5 h for the exact search.
+  and its pairs have ``exact=False``. 1M random 576-d vectors, 2 cores, defaults: 6.1 min,
+  9,999 of 10,000 planted pairs found, against an estimated 54 min for the exact search.
 * ``"faiss-hnsw"``: an ``IndexHNSWFlat`` (:class:`HnswConfig`); each query asks for its ``k``
   nearest neighbours and keeps those at or above the threshold (approximate, exact scores). On
   random vectors it was slower than both the exact search (up to 100k) and IVF.
@@ -85,8 +85,8 @@ Backend = Literal["auto", "numpy", "faiss", "faiss-ivf", "faiss-hnsw"]
 FAISS_APPROX_MIN_N: int = 250_000
 """Indexed-set size from which ``"auto"`` and ``"faiss"`` switch to the approximate IVF index.
 
-On 2 CPU cores the exact search took about 1 min at 100k 576-d vectors and grows as N**2
-(about 6 min at 250k, 1 to 2.5 h at 1M); IVF took 15 s at 100k and about 6 min at 1M
+On 2 CPU cores the exact search took 35 s at 100k 576-d vectors and grows as N**2 (about 4 min
+at 250k, an estimated 54 min at 1M); IVF took 18 s at 100k and 6.1 min at 1M
 (``docs/benchmarks_dedup_search.md``). Below this size exactness costs minutes at most."""
 
 NORM_TOLERANCE: float = 1e-3
