@@ -41,3 +41,15 @@ def test_dedup_errors(tmp_path, capsys):
     assert "no images found" in capsys.readouterr().err
     assert main(["dedup", str(tmp_path), "--out", str(tmp_path / "o"), "--method", "cnn", "--threshold", "2"]) == 1
     assert "cosine similarity in (0, 1]" in capsys.readouterr().err
+
+
+def test_search_backend_option_reaches_the_deduplicator():
+    from hamkit.cli.dedup import dedup_from_args
+    from hamkit.cli.main import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["dedup", "imgs", "--out", "o", "--search-backend", "faiss-ivf"])
+    assert dedup_from_args(args).search_backend == "faiss-ivf"
+    audit = parser.parse_args(["audit", "s.csv", "--root", "r", "--search-backend", "numpy"])
+    assert dedup_from_args(audit).search_backend == "numpy"
+    assert dedup_from_args(parser.parse_args(["dedup", "imgs", "--out", "o"])).search_backend == "auto"

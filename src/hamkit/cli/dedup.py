@@ -19,6 +19,10 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="decoding workers (default: automatic)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cache", default=None, help="embedding cache folder (default: ~/.cache/hamkit)")
+    parser.add_argument("--search-backend", default="auto",
+                        choices=("auto", "numpy", "faiss", "faiss-ivf", "faiss-hnsw"),
+                        help="cnn pair search: auto (exact below 250,000 images, then faiss IVF if installed), "
+                        "numpy (always exact), faiss, faiss-ivf or faiss-hnsw (approximate)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -49,7 +53,7 @@ def dedup_from_args(args: argparse.Namespace, **extra: object):
     return Deduplicator(method=args.method, backbone=args.backbone, threshold=threshold, image_size=args.image_size,
                         batch_size=args.batch_size, device=args.device, pretrained=not args.no_pretrained,
                         weights=args.weights, num_workers=args.workers, cache_dir=args.cache,
-                        progress=not args.quiet, **extra)
+                        search_backend=args.search_backend, progress=not args.quiet, **extra)
 
 
 def run(args: argparse.Namespace) -> int:
