@@ -95,6 +95,18 @@ def test_approximate_search_backend_is_reported(synthetic, tmp_path):
     assert exact.pairs.exact and not approx.pairs.exact
     assert len(exact.pairs) > 0 and found(approx) == found(exact)  # 40 images: one IVF cell, all probed
     assert "approximate" in approx.summary() and "approximate" not in exact.summary()
+    approx.save(tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["exact_search"] is False
+    folder = tmp_path / "split"
+    folder.mkdir()
+    for k, path in enumerate(paths[:12]):
+        shutil.copyfile(path, folder / path.name)
+    rows = [f"{p.stem},{'train' if k % 2 else 'test'}" for k, p in enumerate(paths[:12])]
+    (tmp_path / "split.csv").write_text("image_id,split\n" + "\n".join(rows) + "\n")
+    audit = Deduplicator("cnn", search_backend="faiss-ivf", **settings).audit(tmp_path / "split.csv", folder)
+    assert "approximate" in audit.summary()
+    audit.save(tmp_path / "audit")
+    assert json.loads((tmp_path / "audit" / "audit.json").read_text())["exact"] is False
 
 
 def test_interrupted_embedding_resumes(synthetic, tmp_path, monkeypatch):

@@ -134,8 +134,8 @@ class DedupResult:
             if label is not None:
                 writer.writerow([path.stem, label])
         atomic_write_text(out / "groups.csv", buffer.getvalue())
-        summary = {"method": self.method, "threshold": self.threshold, "counts": self.counts,
-                   "seconds": round(self.seconds, 3), "settings": self.settings, "text": self.summary()}
+        summary = {"method": self.method, "threshold": self.threshold, "exact_search": self.pairs.exact,
+                   "counts": self.counts, "seconds": round(self.seconds, 3), "settings": self.settings, "text": self.summary()}
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
         return out
 
@@ -187,6 +187,9 @@ class AuditResult:
         """One line per pair of splits."""
         lines = [f"{name}: {len(c.pairs)} near-duplicate pair(s) across the split" for name, c in self.crossings.items()]
         lines.append(f"total: {self.leaks}" + (" (clean)" if self.leaks == 0 else " (LEAKAGE)"))
+        if not all(c.pairs.exact for c in self.crossings.values()):
+            lines.append("the search was approximate (a faiss IVF/HNSW index) and may have missed pairs: "
+                         "use search_backend='numpy' for an exact audit")
         return "\n".join(lines)
 
     def save(self, out_dir: str | os.PathLike[str]) -> Path:
@@ -202,5 +205,6 @@ class AuditResult:
         atomic_write_text(out / "audit.csv", buffer.getvalue())
         atomic_write_text(out / "audit.json", json.dumps(
             {"leaks": self.leaks, "by_split_pair": {k: len(v.pairs) for k, v in self.crossings.items()},
-             "missing": self.missing}, indent=1) + "\n")
+             "exact": all(c.pairs.exact for c in self.crossings.values()), "missing": self.missing},
+            indent=1) + "\n")
         return out
