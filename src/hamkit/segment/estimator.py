@@ -1,323 +1,44 @@
-"""``LesionSegmenter``: binary lesion masks (ISIC 2018 Task 1), optionally with a diagnosis head.
-
-The constructor only stores settings; :meth:`LesionSegmenter.fit` builds the network (any
-segmentation backbone of the registry: the torchvision DeepLabV3 built-ins or any
-``smp:<Arch>:<encoder>``) and trains it with the shared engine. With ``classify=True`` a linear
-head on the globally pooled deepest encoder features predicts the diagnosis from the same
-forward pass (multi-task learning: loss = segmentation loss + ``cls_weight`` x cross-entropy).
-
-Resolutions. The network works on square ``image_size`` inputs (default 256, a multiple of 32
-that every registry architecture accepts, and the registry's input size for segmentation;
-HAM10000's 600x450 photos are shrunk about 2.3 times). Predicted lesion probabilities are
-resized bilinearly to each image's **original** size before thresholding, so masks come back at
-the size of their image. :meth:`LesionSegmenter.evaluate` scores at the original resolution
-against the original mask files (the honest ISIC protocol); the per-epoch validation that picks
-the best checkpoint scores at the working resolution (cheaper, and only used for ranking epochs).
-"""
+"""The :class:`LesionSegmenter` estimator (fit, segment, predict, evaluate, save / load)."""
 
 from __future__ import annotations
 
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from hamkit._io import atomic_path
 from hamkit._version import __version__
 from hamkit.classify import CLASS_BALANCE_MODES, balance_weights, dataset_labels
 from hamkit.data.dataset import SkinDataset
 from hamkit.data.images import image_size_of, read_mask
-from hamkit.engine.estimator import Estimator
 from hamkit.engine.device import amp_dtype, autocast, resolve_device
+from hamkit.engine.estimator import Estimator
 from hamkit.engine.inputs import prepare_inputs, unpack_batch
 from hamkit.engine.trainer import TrainConfig, Trainer, TrainResult
 from hamkit.errors import DataError, HamkitError
-from hamkit.metrics import classification_report
 from hamkit.postprocess import POSTPROCESS_MODES, postprocess_masks
 from hamkit.seg_metrics import (
-    ISIC_JACCARD_THRESHOLD,
     SegmentationReport,
     confusion_counts_list,
     report_from_counts,
-    scores_from_counts,
 )
+from hamkit.segment.network import SegmentationLoss, SegmentationNetwork
+from hamkit.segment.outputs import (
+    SegmentationPrediction,
+    OriginalSizeMasks,
+    resize_to_sizes,
+    save_mask,
+)
+from hamkit.segment.task import CLS_METRICS, SEG_METRICS, SegmentationTask
 
-__all__ = [
-    "LesionSegmenter",
-    "SegmentationNetwork",
-    "SegmentationLoss",
-    "SegmentationPrediction",
-    "SEG_LOSSES",
-    "save_mask",
-]
+__all__ = ["LesionSegmenter"]
 
-SEG_LOSSES = ("bce+dice", "bce", "dice")
-"""Segmentation losses: binary cross-entropy plus soft Dice (default), either alone."""
 _KIND = "LesionSegmenter"
-_SEG_METRICS = ("loss", "seg_loss", "dice", "iou", "jaccard_isic", "pixel_accuracy")
-_CLS_METRICS = ("cls_loss", "accuracy", "balanced_accuracy", "macro_f1", "melanoma_sensitivity", "joint_score")
-
-
-class SegmentationNetwork(nn.Module):
-    """A registry segmentation backbone plus, optionally, a classification head.
-
-    The head is global average pooling of the deepest encoder features, dropout and a linear
-    layer; it shares the one forward pass of the segmentation model.
-
-    Args:
-        backbone: A module following the segmentation contract of
-            :func:`hamkit.create_backbone` (``forward(x, return_features=False)``).
-        num_classes: Classes of the head, or ``None`` for no head.
-        dropout: Dropout before the head's linear layer.
-
-    Examples:
-        >>> from hamkit.registry import create_backbone
-        >>> body = create_backbone("smp:Unet:resnet18", encoder_depth=3, decoder_channels=(16, 8, 8))
-        >>> net = SegmentationNetwork(body, num_classes=7).eval()
-        >>> masks, classes = net(torch.zeros(2, 3, 32, 32))
-        >>> tuple(masks.shape), tuple(classes.shape)
-        ((2, 1, 32, 32), (2, 7))
-    """
-
-    def __init__(self, backbone: nn.Module, num_classes: int | None = None, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.feature_dim = int(backbone.feature_dim)
-        self.head: nn.Module | None = None
-        if num_classes:
-            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
-                                      nn.Linear(self.feature_dim, num_classes))
-
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Mask logits ``(N, 1, H, W)`` and class logits ``(N, num_classes)`` (``None`` without a head)."""
-        if self.head is None:
-            return self.backbone(images), None
-        mask_logits, features = self.backbone(images, return_features=True)
-        return mask_logits, self.head(features)
-
-
-class SegmentationLoss(nn.Module):
-    """The joint loss: segmentation loss + ``cls_weight`` x cross-entropy of the class head.
-
-    The segmentation part is ``"bce+dice"`` (binary cross-entropy plus
-    ``segmentation_models_pytorch.losses.DiceLoss(mode="binary")``, the soft Dice of the
-    batch), ``"bce"`` or ``"dice"``. Inputs are cast to float32 first, so the loss is computed in
-    full precision under mixed precision.
-
-    Args:
-        kind: One of :data:`SEG_LOSSES`.
-        cls_weight: Weight of the cross-entropy term.
-        class_weights: Per-class weights of the cross-entropy (class balancing), or ``None``.
-
-    Raises:
-        HamkitError: Unknown ``kind`` or a negative ``cls_weight``.
-    """
-
-    def __init__(self, kind: str = "bce+dice", cls_weight: float = 1.0,
-                 class_weights: torch.Tensor | None = None) -> None:
-        super().__init__()
-        if kind not in SEG_LOSSES:
-            raise HamkitError(f"unknown segmentation loss {kind!r}; choose one of {', '.join(SEG_LOSSES)}")
-        if not cls_weight >= 0:
-            raise HamkitError(f"cls_weight must be zero or positive, got {cls_weight}")
-        from segmentation_models_pytorch.losses import DiceLoss
-
-        self.kind = kind
-        self.cls_weight = float(cls_weight)
-        self.dice = DiceLoss(mode="binary", from_logits=True) if "dice" in kind else None
-        self.cross_entropy = nn.CrossEntropyLoss(weight=class_weights)
-
-    def forward(self, mask_logits: torch.Tensor, masks: torch.Tensor, class_logits: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Return ``(total, segmentation part, classification part or None)``, float32 scalars."""
-        logits, target = mask_logits.float(), masks.float()
-        seg = logits.new_zeros(())
-        if "bce" in self.kind:
-            seg = seg + F.binary_cross_entropy_with_logits(logits, target)
-        if self.dice is not None:
-            seg = seg + self.dice(logits, target)
-        if class_logits is None or labels is None:
-            return seg, seg, None
-        cls = self.cross_entropy(class_logits.float(), labels)
-        return seg + self.cls_weight * cls, seg, cls
-
-
-def _counts(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """Per-image ``tp, fp, fn, tn`` of boolean ``(N, ...)`` tensors, as an ``(N, 4)`` int64 tensor."""
-    p, t = pred.flatten(1), truth.flatten(1)
-    tp = (p & t).sum(1)
-    fp = p.sum(1) - tp
-    fn = t.sum(1) - tp
-    return torch.stack([tp, fp, fn, p.shape[1] - tp - fp - fn], 1).long()
-
-
-class _SegmentationTask:
-    """The segmenter's loss and validation for the :class:`~hamkit.engine.trainer.Trainer`."""
-
-    def __init__(self, criterion: SegmentationLoss, classes: Sequence[str], config: dict[str, Any],
-                 classify: bool) -> None:
-        self.criterion = criterion
-        self.classes = list(classes)
-        self.config = config
-        self.classify = classify
-
-    def _forward(self, model: nn.Module, batch: dict[str, Any], device: torch.device
-                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
-        if "mask" not in batch:
-            raise DataError("the data has no masks; build the SkinDataset with masks= (or pass a data root "
-                            "holding *_segmentation.png masks)")
-        images = batch["image"].to(device, non_blocking=True)
-        if device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
-        masks = batch["mask"].to(device, non_blocking=True)
-        if masks.dim() == 3:
-            masks = masks.unsqueeze(1)
-        labels = batch["label"].to(device, non_blocking=True) if self.classify else None
-        mask_logits, class_logits = model(images)
-        return mask_logits, class_logits, masks, labels
-
-    def loss(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
-        mask_logits, class_logits, masks, labels = self._forward(model, unpack_batch(batch), device)
-        total, _, _ = self.criterion(mask_logits, masks, class_logits, labels)
-        return total, int(masks.shape[0])
-
-    @torch.inference_mode()
-    def validate(self, model: nn.Module, loader: DataLoader, device: torch.device,
-                 dtype: torch.dtype | None) -> dict[str, float]:
-        sums = torch.zeros(3, dtype=torch.float64)
-        seen = 0
-        counts, truths, preds = [], [], []
-        for raw in loader:
-            batch = unpack_batch(raw)
-            with autocast(device, dtype):
-                mask_logits, class_logits, masks, labels = self._forward(model, batch, device)
-            total, seg, cls = self.criterion(mask_logits, masks, class_logits, labels)
-            size = int(masks.shape[0])
-            sums += torch.tensor([float(total), float(seg), float(cls) if cls is not None else 0.0],
-                                 dtype=torch.float64) * size
-            seen += size
-            counts.append(_counts(mask_logits.float() > 0, masks > 0.5).cpu())
-            if class_logits is not None and labels is not None:
-                truths.append(labels.cpu())
-                preds.append(class_logits.float().argmax(1).cpu())
-        scores = scores_from_counts(torch.cat(counts).numpy())
-        iou = scores["iou"]
-        metrics = {"loss": float(sums[0]) / seen, "seg_loss": float(sums[1]) / seen,
-                   "dice": float(scores["dice"].mean()), "iou": float(iou.mean()),
-                   "jaccard_isic": float(np.where(iou >= ISIC_JACCARD_THRESHOLD, iou, 0).mean()),
-                   "pixel_accuracy": float(scores["pixel_accuracy"].mean())}
-        if self.classify:
-            report = classification_report(torch.cat(truths).numpy(), torch.cat(preds).numpy(), classes=self.classes)
-            metrics.update({"cls_loss": float(sums[2]) / seen, "accuracy": report.accuracy,
-                            "balanced_accuracy": report.balanced_accuracy, "macro_f1": report.macro["f1"],
-                            "melanoma_sensitivity": report.melanoma_sensitivity,
-                            "joint_score": (metrics["dice"] + report.balanced_accuracy) / 2})
-        return metrics
-
-    def checkpoint_config(self) -> dict[str, Any]:
-        return self.config
-
-
-@dataclass
-class SegmentationPrediction:
-    """What :meth:`LesionSegmenter.segment` returns: masks and class probabilities from one pass.
-
-    Attributes:
-        image_ids: One id per image (file stem, or the position as text).
-        masks: Boolean lesion masks, each at its image's original size ``(H, W)``.
-        probabilities: Lesion probability maps (float32, same sizes), or ``None`` when not asked.
-        class_proba: Class probabilities ``(N, num_classes)``, or ``None`` without a head.
-        classes: The class names of ``class_proba``'s columns.
-    """
-
-    image_ids: list[str]
-    masks: list[np.ndarray]
-    probabilities: list[np.ndarray] | None
-    class_proba: np.ndarray | None
-    classes: list[str]
-
-    @property
-    def class_predictions(self) -> np.ndarray | None:
-        """The predicted class index per image (argmax of ``class_proba``), or ``None``."""
-        return None if self.class_proba is None else self.class_proba.argmax(1)
-
-
-def save_mask(mask: np.ndarray, path: str | os.PathLike[str]) -> Path:
-    """Write a boolean mask as an 8-bit PNG, 0 = skin and 255 = lesion (atomically).
-
-    Args:
-        mask: A ``(H, W)`` mask (non-zero = lesion).
-        path: The PNG to write.
-
-    Returns:
-        The written path.
-
-    Raises:
-        DataError: ``mask`` is not 2-D.
-
-    Examples:
-        >>> import tempfile
-        >>> p = save_mask(np.eye(3, dtype=bool), Path(tempfile.mkdtemp()) / "x_segmentation.png")
-        >>> from PIL import Image; np.asarray(Image.open(p)).max()
-        np.uint8(255)
-    """
-    from PIL import Image
-
-    array = np.asarray(mask)
-    if array.ndim != 2:
-        raise DataError(f"{path}: a mask must be a 2-D (H, W) array, got shape {array.shape}")
-    target = Path(path)
-    with atomic_path(target) as tmp:
-        Image.fromarray(array.astype(bool).astype(np.uint8) * 255, mode="L").save(tmp, format="PNG")
-    return target
-
-
-class _OriginalMasks(Dataset):
-    """A mask-less SkinDataset's items plus each image's original-size ground-truth mask."""
-
-    def __init__(self, dataset: SkinDataset, mask_threshold: int | None) -> None:
-        self.dataset = dataset
-        self.mask_threshold = mask_threshold
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item = self.dataset[index]
-        sample = self.dataset.samples[index]
-        assert sample.mask_path is not None
-        item["truth"] = read_mask(sample.mask_path, image_size_of(sample.path), self.mask_threshold)
-        return item
-
-    @staticmethod
-    def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"image": torch.stack([i["image"] for i in items]), "label": torch.stack([i["label"] for i in items]),
-                "image_id": [i["image_id"] for i in items], "truth": [i["truth"] for i in items]}
-
-
-def _resize_groups(maps: torch.Tensor, sizes: Sequence[tuple[int, int]] | None) -> list[torch.Tensor]:
-    """Resize ``(N, 1, h, w)`` maps bilinearly to each ``(width, height)``; one call per distinct size."""
-    if sizes is None:
-        return list(maps[:, 0])
-    out: list[torch.Tensor] = [maps[0, 0]] * maps.shape[0]
-    groups: dict[tuple[int, int], list[int]] = {}
-    for index, size in enumerate(sizes):
-        groups.setdefault((int(size[0]), int(size[1])), []).append(index)
-    for (width, height), indices in groups.items():
-        chosen = maps[indices]
-        if chosen.shape[-2:] != (height, width):
-            chosen = F.interpolate(chosen, size=(height, width), mode="bilinear", align_corners=False)
-        for position, index in enumerate(indices):
-            out[index] = chosen[position, 0]
-    return out
 
 
 class LesionSegmenter(Estimator):
@@ -505,7 +226,7 @@ class LesionSegmenter(Estimator):
         if class_balance not in CLASS_BALANCE_MODES:
             raise HamkitError(f"class_balance must be 'sampler', 'loss' or None, got {class_balance!r}")
         monitor = monitor or ("joint_score" if self.classify else "dice")
-        known = _SEG_METRICS + (_CLS_METRICS if self.classify else ())
+        known = SEG_METRICS + (CLS_METRICS if self.classify else ())
         if monitor not in known:
             raise HamkitError(f"monitor={monitor!r} is not a validation metric of this model; choose one of "
                               f"{', '.join(known)}")
@@ -542,7 +263,7 @@ class LesionSegmenter(Estimator):
         torch.manual_seed(seed)  # the head's initialisation is part of the seeded run
         network = self._build(pretrained=self.pretrained, weights=self.weights)
         criterion.to(resolve_device(self.device))
-        task = _SegmentationTask(criterion, self.classes_, self._config(), self.classify)
+        task = SegmentationTask(criterion, self.classes_, self._config(), self.classify)
         sampling = per_sample if self.classify and class_balance == "sampler" else None
         result: TrainResult = trainer.fit(network, task, train_data, val_data, sample_weights=sampling)
         self.network_ = network.eval()
@@ -604,7 +325,7 @@ class LesionSegmenter(Estimator):
         """Per batch: ids, masks at the original size, probability maps (if kept), class logits."""
         for ids, sizes, probabilities, class_logits in self._batches(images, batch_size=batch_size,
                                                                     num_workers=num_workers):
-            resized = _resize_groups(probabilities, sizes)
+            resized = resize_to_sizes(probabilities, sizes)
             masks = [(p > threshold).cpu().numpy() for p in resized]
             if postprocess is not None:
                 masks = postprocess_masks(masks, postprocess)  # type: ignore[assignment]
@@ -785,9 +506,9 @@ class LesionSegmenter(Estimator):
         skipped = dict(getattr(dataset, "skipped", {}))
         original = isinstance(dataset, SkinDataset)
         if isinstance(dataset, SkinDataset):
-            wrapped: Dataset = _OriginalMasks(dataset.with_options(with_masks=False), dataset.mask_threshold)
+            wrapped: Dataset = OriginalSizeMasks(dataset.with_options(with_masks=False), dataset.mask_threshold)
             loader = DataLoader(wrapped, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                                collate_fn=_OriginalMasks.collate, pin_memory=pin)
+                                collate_fn=OriginalSizeMasks.collate, pin_memory=pin)
         else:
             loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin)
         ids: list[str] = []
@@ -804,7 +525,7 @@ class LesionSegmenter(Estimator):
                     raise DataError("the data yields no masks to evaluate against")
                 truths = list((batch["mask"].reshape(n, *batch["mask"].shape[-2:]) > 0.5).numpy())
                 sizes = None
-            predictions = [(p > threshold).cpu().numpy() for p in _resize_groups(probabilities, sizes)]
+            predictions = [(p > threshold).cpu().numpy() for p in resize_to_sizes(probabilities, sizes)]
             if postprocess is not None:
                 predictions = postprocess_masks(predictions, postprocess)  # type: ignore[assignment]
             batch_ids = [str(i) for i in batch["image_id"]] if "image_id" in batch else \
