@@ -38,7 +38,7 @@ for CNN encoding, the CPU count for hashing). torch uses ``--threads`` threads o
 
     python benchmarks/bench_dedup_encode.py [--n 450] [--rounds 3] [--data FOLDER]
                                             [--workers 2] [--threads 2] [--skip-defaults]
-                                            [--what-if]
+                                            [--what-if] [--only cnn phash dhash]
 """
 
 from __future__ import annotations
@@ -253,6 +253,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: CPU count)")
     parser.add_argument("--skip-defaults", action="store_true", help="skip the 'library defaults' table")
     parser.add_argument("--what-if", action="store_true", help="add the fused-model what-if row")
+    parser.add_argument("--only", nargs="+", choices=("cnn", "phash", "dhash"), default=None,
+                        help="measure only these methods (default: all)")
     args = parser.parse_args()
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: no such folder (the HAM10000 sample is missing); pass --data FOLDER")
@@ -283,8 +285,9 @@ def main() -> None:
             configs.append(("library defaults", None))
         for title, workers in configs:
             full = workers is not None
-            rows = (cnn_rows(folder, args.n, workers, what_if=args.what_if and full)
-                    + hash_rows(folder, workers, full=full))
+            wanted = set(args.only or ("cnn", "phash", "dhash"))
+            rows = cnn_rows(folder, args.n, workers, what_if=args.what_if and full) if "cnn" in wanted else []
+            rows += [row for row in hash_rows(folder, workers, full=full) if row.name.split()[0] in wanted]
             run_rows(rows, args.n, args.rounds)
             print(f"\n## {title}\n")
             print(table(rows, args.n), flush=True)
