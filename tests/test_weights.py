@@ -199,3 +199,35 @@ def test_download_guard_passes_other_errors_through() -> None:
     with pytest.raises(WeightsError, match="for resnet18 \\(timed out\\)"):
         with download_guard("resnet18"):
             raise TimeoutError("timed out")
+
+
+@pytest.mark.parametrize(
+    ("name", "upstream", "encoder_of"),
+    [
+        ("smp:Unet:resnet18", lambda: tvm.resnet18(weights=None), lambda b: b.model.encoder),
+        ("smp:Unet:tu-resnet18", None, lambda b: b.model.encoder.model),
+        ("deeplabv3_mobilenet_v3_large", lambda: tvm.mobilenet_v3_large(weights=None), lambda b: b.backbone),
+    ],
+)
+def test_encoder_only_file_loads_into_the_encoder(tmp_path: Path, name, upstream, encoder_of) -> None:
+    if upstream is None:  # a timm checkpoint for smp's timm-universal encoder
+        import timm
+
+        upstream = lambda: timm.create_model("resnet18", pretrained=False)  # noqa: E731
+    source = upstream()
+    path = tmp_path / "encoder.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
+    with pytest.warns(UserWarning, match="only the encoder.*decoder, heads"):
+        loaded = create_backbone(name, task="segmentation", weights=path)
+    encoder = encoder_of(loaded)
+    state = source.state_dict()
+    for key, value in encoder.state_dict().items():  # every encoder tensor comes from the file
+        match = [k for k in state if k == key or k.endswith("." + key)]
+        assert match and torch.equal(value, state[match[0]]), key
+
+
+def test_encoder_file_of_another_architecture_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "resnet18.safetensors"
+    save_file(tvm.resnet18(weights=None).state_dict(), str(path))
+    with pytest.raises(WeightsError, match=r"nor does its encoder alone.*another architecture"):
+        create_backbone("smp:Unet:resnet34", task="segmentation", weights=path)

@@ -16,7 +16,10 @@ e.g. ``"backbone."``):
 
 * keys the model does not have (a dropped classifier head) are ignored;
 * tensors whose shape differs (a replaced head) are skipped with a warning;
-* tensors the file lacks mean it is for another architecture: :class:`WeightsError`.
+* a file that holds only a segmentation model's **encoder** (e.g. torchvision's
+  ``resnet34`` ImageNet file for ``smp:Unet:resnet34``, or smp's own encoder file) is loaded
+  into the encoder, with a warning that the rest (decoder, heads) starts from random weights;
+* tensors the file lacks otherwise mean it is for another architecture: :class:`WeightsError`.
 """
 
 from __future__ import annotations
@@ -239,6 +242,30 @@ def _few(keys: list[str], n: int = 5) -> str:
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
 
 
+def _fit(state: dict[str, torch.Tensor], target: nn.Module) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """``state`` re-keyed for ``target`` (found under a prefix if need be) and the keys it lacks."""
+    expected = target.state_dict()
+    prefix = _nested_under(state, expected) if not expected.keys() <= state.keys() else None
+    if prefix:  # e.g. a whole classifier whose backbone is its "backbone." submodule
+        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    return state, missing
+
+
+def _encoders(module: nn.Module) -> list[nn.Module]:
+    """A segmentation model's encoder (smp ``encoder``, torchvision ``backbone``), and the timm
+    model inside a timm-universal encoder."""
+    found = []
+    for name, child in module.named_modules():
+        if name.rsplit(".", 1)[-1] in ("encoder", "backbone"):
+            found.append(child)
+            inner = getattr(child, "model", None)
+            if isinstance(inner, nn.Module):
+                found.append(inner)
+            break
+    return found
+
+
 def load_weights(module: nn.Module, path: str | os.PathLike[str], *, name: str) -> nn.Module:
     """Load a weights file into a built backbone, tolerating a dropped or replaced head.
 
@@ -256,21 +283,29 @@ def load_weights(module: nn.Module, path: str | os.PathLike[str], *, name: str) 
             tensors the model needs (it is for another architecture).
 
     Warns:
-        UserWarning: Tensors whose shape differs from the model's were skipped.
+        UserWarning: Tensors whose shape differs from the model's were skipped, or the file
+            held only the encoder of a segmentation model.
     """
-    state = read_state_dict(path)
-    target = _pick_target(module, set(state))
-    expected = target.state_dict()
-    prefix = _nested_under(state, expected) if not expected.keys() <= state.keys() else None
-    if prefix:  # e.g. a whole classifier whose backbone is its "backbone." submodule
-        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    missing = [
-        k for k in expected if k not in state and not k.endswith("num_batches_tracked")
-    ]
+    raw = read_state_dict(path)
+    target = _pick_target(module, set(raw))
+    state, missing = _fit(raw, target)
     if missing:
+        for encoder in _encoders(target):
+            encoder_state, encoder_missing = _fit(raw, encoder)
+            if not encoder_missing:
+                warnings.warn(
+                    f"weights file {path} holds only the encoder of backbone {name!r}: loaded it "
+                    "into the encoder; the rest (decoder, heads) starts from random weights",
+                    stacklevel=3,
+                )
+                target, state, missing = encoder, encoder_state, []
+                break
+    expected = target.state_dict()
+    if missing:
+        encoder_too = " (nor does its encoder alone)" if _encoders(target) else ""
         raise WeightsError(
-            f"weights file {path} does not fit backbone {name!r}: it lacks {len(missing)} of the "
-            f"model's {len(expected)} tensors ({_few(missing)}); it is probably for another "
+            f"weights file {path} does not fit backbone {name!r}{encoder_too}: it lacks {len(missing)} "
+            f"of the model's {len(expected)} tensors ({_few(missing)}); it is probably for another "
             "architecture"
         )
     skipped = [k for k in expected if k in state and state[k].shape != expected[k].shape]
@@ -287,4 +322,3 @@ def load_weights(module: nn.Module, path: str | os.PathLike[str], *, name: str) 
     keep = {k: v for k, v in state.items() if k in expected and k not in dropped}
     target.load_state_dict(keep, strict=False)
     return module
-
