@@ -165,7 +165,17 @@ DDP_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, sys.argv[2])
     from test_engine import ToyTask, config, model, toy_data
     from hamkit.engine.trainer import Trainer
-    net = model()
+
+    class WithUnusedLayer(torch.nn.Module):  # like an smp encoder built with a reduced encoder_depth
+        def __init__(self):
+            super().__init__()
+            self.body = model()
+            self.unused = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.body(x)
+
+    net = WithUnusedLayer()
     result = Trainer(config(out_dir=sys.argv[1], epochs=3)).fit(net, ToyTask(), toy_data(), toy_data(seed=1))
     flat = torch.cat([p.detach().flatten() for p in net.parameters()])
     with open(os.path.join(sys.argv[1], f"rank{os.environ['RANK']}.json"), "w") as f:
@@ -184,7 +194,7 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     ranks = [json.loads((tmp_path / "run" / f"rank{r}.json").read_text()) for r in (0, 1)]
-    assert ranks[0]["params"] == ranks[1]["params"]  # DDP kept the replicas identical
+    assert ranks[0]["params"] == ranks[1]["params"]  # DDP kept the replicas identical (unused layer too)
     assert ranks[0]["epochs"] == ranks[1]["epochs"] == 3
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert len(history) == 3 and "val_accuracy" in history[0]  # rank 0 validated and wrote

@@ -284,8 +284,11 @@ class Trainer:
 
             network = model
             if ctx.enabled:
+                # static_graph: every step runs the same layers, so DDP learns once which
+                # parameters never get a gradient (e.g. the deeper stages of an smp encoder
+                # built with a reduced encoder_depth) instead of failing on them
                 network = torch.nn.parallel.DistributedDataParallel(
-                    model, device_ids=[device.index] if device.type == "cuda" else None
+                    model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True
                 )
             workers = default_num_workers(train) if cfg.num_workers is None else cfg.num_workers
             sampler = ShardedSampler(len(train), sample_weights, seed=cfg.seed, rank=ctx.rank,  # type: ignore[arg-type]
