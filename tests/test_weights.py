@@ -231,3 +231,49 @@ def test_encoder_file_of_another_architecture_is_refused(tmp_path: Path) -> None
     save_file(tvm.resnet18(weights=None).state_dict(), str(path))
     with pytest.raises(WeightsError, match=r"nor does its encoder alone.*another architecture"):
         create_backbone("smp:Unet:resnet34", task="segmentation", weights=path)
+
+
+@pytest.fixture
+def no_dns(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Names do not resolve and sockets do not connect, but the HF client is NOT set offline."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+
+
+def test_unreachable_hub_fails_at_once_in_offline_mode(no_dns: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants as hf_constants
+
+    seen: list[bool] = []
+    import timm.models._builder as timm_builder
+
+    real = timm_builder.load_pretrained
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(hf_constants.HF_HUB_OFFLINE)  # the client's mode while timm downloads
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(timm_builder, "load_pretrained", spy)
+    with pytest.raises(WeightsError, match="Hugging Face Hub cannot be reached.*not in its local cache"):
+        create_backbone("timm:test_resnet", pretrained=True)
+    assert seen == [True]  # offline mode: no retries with back-off
+    assert hf_constants.HF_HUB_OFFLINE is False  # restored afterwards
+
+
+def test_hub_offline_mode_is_left_alone_behind_a_proxy(no_dns: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hamkit.backbones.weights import hub_offline_when_unreachable
+
+    with hub_offline_when_unreachable() as forced:
+        assert forced
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")  # the proxy may resolve names
+    with hub_offline_when_unreachable() as forced:
+        assert not forced

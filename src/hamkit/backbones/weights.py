@@ -28,11 +28,13 @@ import contextlib
 import os
 import pickle
 import re
+import socket
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.error import URLError
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -43,6 +45,7 @@ __all__ = [
     "WEIGHT_SUFFIXES",
     "is_download_failure",
     "download_guard",
+    "hub_offline_when_unreachable",
     "read_state_dict",
     "load_weights",
 ]
@@ -50,6 +53,7 @@ __all__ = [
 WEIGHT_SUFFIXES: tuple[str, ...] = (".safetensors", ".pt", ".pth")
 """The weights file extensions :func:`read_state_dict` accepts."""
 
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 _HUB_MODULES = ("torch.hub", "huggingface_hub", "timm.models._hub", "urllib", "http.client")
 _WRAPPER_KEYS = ("state_dict", "model")
 _PREFIXES = ("module.", "_orig_mod.")
@@ -72,11 +76,11 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _raised_in_hub(err: BaseException) -> bool:
+def _raised_in_hub(err: BaseException, modules: tuple[str, ...] = _HUB_MODULES) -> bool:
     tb = err.__traceback__
     while tb is not None:
         module = str(tb.tb_frame.f_globals.get("__name__", ""))
-        if module.startswith(_HUB_MODULES):
+        if module.startswith(modules):
             return True
         tb = tb.tb_next
     return False
@@ -111,8 +115,50 @@ def _reason(err: BaseException) -> str:
 
 
 @contextlib.contextmanager
+def hub_offline_when_unreachable() -> Iterator[bool]:
+    """Put the Hugging Face client in offline mode for the block when its host does not resolve.
+
+    timm and smp fetch weights through ``huggingface_hub``, which retries with back-off: on a
+    machine without network that is about 50 s of waiting before the error. When the hub's host
+    name does not resolve (and no proxy is configured, which may resolve it instead), the
+    client is switched to its offline mode for the block: it answers from its cache at once, or
+    fails at once.
+
+    Yields:
+        True when offline mode was switched on for the block.
+
+    Examples:
+        >>> with hub_offline_when_unreachable() as forced:
+        ...     isinstance(forced, bool)
+        True
+    """
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        yield False
+        return
+    forced = False
+    if not constants.HF_HUB_OFFLINE and not any(os.environ.get(v) for v in _PROXY_VARIABLES):
+        try:
+            socket.getaddrinfo(urlparse(constants.ENDPOINT).hostname or "huggingface.co", 443)
+        except OSError:
+            forced = True
+    if not forced:
+        yield False
+        return
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield True
+    finally:
+        constants.HF_HUB_OFFLINE = False
+
+
+@contextlib.contextmanager
 def download_guard(name: str) -> Iterator[None]:
     """Turn a failed download inside the block into a one-line :class:`WeightsError`.
+
+    The block also runs under :func:`hub_offline_when_unreachable`, so an offline machine gets
+    the error at once instead of after the Hugging Face client's retries.
 
     Args:
         name: The backbone being built (named in the message).
@@ -130,16 +176,20 @@ def download_guard(name: str) -> Iterator[None]:
         ...
         hamkit.errors.WeightsError: could not download pretrained weights for resnet18 (...); ...
     """
-    try:
-        yield
-    except Exception as err:
-        if not is_download_failure(err):
-            raise
-        raise WeightsError(
-            f"could not download pretrained weights for {name} ({_reason(err)}); "
-            f'to use a local file pass weights="path/to/file.safetensors" (or .pt/.pth), '
-            "or pass pretrained=False"
-        ) from err
+    with hub_offline_when_unreachable() as offline:
+        try:
+            yield
+        except Exception as err:
+            if not is_download_failure(err):
+                raise
+            from_hf = offline and _raised_in_hub(err, ("huggingface_hub",))
+            where = (" (the Hugging Face Hub cannot be reached from this machine and the weights are not "
+                     "in its local cache)" if from_hf else f" ({_reason(err)})")
+            raise WeightsError(
+                f"could not download pretrained weights for {name}{where}; "
+                f'to use a local file pass weights="path/to/file.safetensors" (or .pt/.pth), '
+                "or pass pretrained=False"
+            ) from err
 
 
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
