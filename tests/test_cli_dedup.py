@@ -53,3 +53,13 @@ def test_search_backend_option_reaches_the_deduplicator():
     audit = parser.parse_args(["audit", "s.csv", "--root", "r", "--search-backend", "numpy"])
     assert dedup_from_args(audit).search_backend == "numpy"
     assert dedup_from_args(parser.parse_args(["dedup", "imgs", "--out", "o"])).search_backend == "auto"
+
+
+def test_warnings_are_printed_as_one_line(tiny_folder, tmp_path, capsys):
+    code = main(["dedup", str(tiny_folder), "--out", str(tmp_path / "o"), "--method", "cnn", "--no-pretrained",
+                 "--backbone", "mobilenet_v3_small", "--image-size", "32", "--workers", "0", "--quiet",
+                 "--cache", str(tmp_path / "cache")])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "hamkit dedup: warning: Deduplicator('cnn', backbone='mobilenet_v3_small') has random weights" in err
+    assert ".py:" not in err and "UserWarning" not in err  # no file, line or source code

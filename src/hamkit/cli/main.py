@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 from hamkit._version import __version__
 from hamkit.errors import HamkitError
@@ -39,6 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _one_line_warnings(command: str) -> Iterator[None]:
+    """Print warnings as ``hamkit COMMAND: warning: message`` (no file, line or source code)."""
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ARG001
+        text = " ".join(str(message).split())
+        print(f"hamkit {command}: warning: {text}", file=file or sys.stderr)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``hamkit`` command.
 
@@ -55,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args._run(args) or 0)
+        with _one_line_warnings(args.command):
+            return int(args._run(args) or 0)
     except HamkitError as err:
         print(f"hamkit {args.command}: error: {err}", file=sys.stderr)
         return 1
