@@ -18,6 +18,18 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_SAMPLE = REPO.parent / "shared" / "data" / "ham10000-sample"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_hamkit_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Embedding and hash caches of the tests go to a temporary folder, not ~/.cache/hamkit."""
+    previous = os.environ.get("HAMKIT_CACHE")
+    os.environ["HAMKIT_CACHE"] = str(tmp_path_factory.mktemp("hamkit-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("HAMKIT_CACHE", None)
+    else:
+        os.environ["HAMKIT_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def shared_sample() -> Path:
     """The real HAM10000 sample (75 images, masks, full metadata); skips where it is absent."""

@@ -109,6 +109,34 @@ def test_approximate_search_backend_is_reported(synthetic, tmp_path):
     assert json.loads((tmp_path / "audit" / "audit.json").read_text())["exact"] is False
 
 
+def test_hashes_are_cached_by_file_identity(synthetic, tmp_path, monkeypatch):
+    from hamkit.dedup import deduplicator as deduplicator_module
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for path in sorted(synthetic.root.rglob("ISIC_*.jpg"))[:30]:
+        shutil.copyfile(path, folder / path.name)
+    decoded: list[int] = []
+    real_job = deduplicator_module.DecodeJob
+    monkeypatch.setattr(deduplicator_module, "DecodeJob",
+                        lambda p, *a, **k: decoded.append(len(p)) or real_job(p, *a, **k))
+    dedup = Deduplicator("phash", cache_dir=tmp_path / "cache", **FAST)
+    first = dedup.find(folder)
+    again = Deduplicator("phash", cache_dir=tmp_path / "cache", **FAST).find(folder)
+    assert decoded == [30]  # the second run decoded nothing
+    assert found(again) == found(first) and np.array_equal(again.pairs.score, first.pairs.score)
+    changed = sorted(folder.iterdir())[0]
+    Image.open(sorted(folder.iterdir())[1]).save(changed)  # new content, size and mtime
+    os.utime(changed, (1, 1))
+    third = Deduplicator("phash", cache_dir=tmp_path / "cache", **FAST).find(folder)
+    assert decoded == [30, 1]  # only the changed file
+    assert frozenset((changed.stem, sorted(folder.iterdir())[1].stem)) in found(third)
+    Deduplicator("dhash", cache_dir=tmp_path / "cache", **FAST).find(folder)
+    assert decoded[-1] == 30  # another hash is another cache entry
+    Deduplicator("phash", cache_dir=False, **FAST).find(folder)
+    assert decoded[-1] == 30  # no cache: everything decoded
+
+
 def test_interrupted_embedding_resumes(synthetic, tmp_path, monkeypatch):
     from hamkit.registry import create_backbone
 

@@ -18,7 +18,7 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="local backbone weights file instead of a download")
     parser.add_argument("--workers", type=int, default=None, help="decoding workers (default: automatic)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--cache", default=None, help="embedding cache folder (default: ~/.cache/hamkit)")
+    parser.add_argument("--cache", default=None, help="cache folder for CNN embeddings and hashes (default: $HAMKIT_CACHE or ~/.cache/hamkit)")
     parser.add_argument("--search-backend", default="auto",
                         choices=("auto", "numpy", "faiss", "faiss-ivf", "faiss-hnsw"),
                         help="cnn pair search: auto (exact below 250,000 images, then faiss IVF if installed), "

@@ -47,8 +47,11 @@ DEFAULT_THRESHOLDS: dict[str, float | int | None] = {"cnn": 0.93, "phash": 8, "d
 KEEP_POLICIES = ("first", "largest", "prefer")
 
 
+_HASH_CACHE_VERSION = 1  # bump when the hashes of the same file change (decoding or hashing code)
+
+
 def default_cache_dir() -> Path:
-    """``$HAMKIT_CACHE`` or ``~/.cache/hamkit``: where embeddings are cached by default."""
+    """``$HAMKIT_CACHE`` or ``~/.cache/hamkit``: where embeddings and hashes are cached by default."""
     return Path(os.environ.get("HAMKIT_CACHE", Path.home() / ".cache" / "hamkit")).expanduser()
 
 
@@ -68,7 +71,9 @@ class Deduplicator:
             threshold groups everything (a warning says so).
         weights: Local weights file for the backbone instead.
         num_workers: Decoding workers (``None``: up to 4, leaving a core free).
-        cache_dir: Embedding cache folder (``None``: :func:`default_cache_dir`; ``False``: no cache).
+        cache_dir: Cache folder for CNN embeddings and perceptual hashes (``None``:
+            :func:`default_cache_dir`; ``False``: no cache). Entries are keyed by file identity
+            (path, size, modification time) and setting, so a changed file is recomputed.
         group_mode: ``"connected"`` or ``"representative"`` (every member must match the
             representative directly: guards against chaining).
         keep: Which member of a group to keep: ``"first"`` (by sorted path), ``"largest"``
@@ -189,32 +194,59 @@ class Deduplicator:
         paths = resolve_images(images)
         return self._embeddings(paths)[0]
 
+    def _cache_root(self) -> Path | None:
+        if self.cache_dir is False:
+            return None
+        if self.cache_dir in (None, True):
+            return default_cache_dir() / "embeddings"
+        return Path(self.cache_dir)  # type: ignore[arg-type]
+
     def _embeddings(self, paths: list[Path]) -> tuple[np.ndarray, dict[int, str]]:
         from hamkit.dedup.embeddings import EmbeddingCache, embed_paths
 
         model, spec = self._network()
         cache = None
-        if self.cache_dir is not False:
+        root = self._cache_root()
+        if root is not None:
             weights_id = (str(Path(self.weights).resolve()), os.path.getmtime(self.weights)) if self.weights else None
             setting = {"backbone": self.backbone, "pretrained": self.pretrained, "weights": weights_id,
                        "image_size": self.image_size, "mean": spec.mean, "std": spec.std}
-            root = default_cache_dir() / "embeddings" if self.cache_dir in (None, True) else Path(self.cache_dir)  # type: ignore[arg-type]
             cache = EmbeddingCache(root, setting)
         return embed_paths(paths, model, image_size=self.image_size, mean=spec.mean, std=spec.std,
                            batch_size=self.batch_size, num_workers=self._workers(), device=self.device,
                            cache=cache, progress=self.progress)
 
     def _hashes(self, paths: list[Path]) -> tuple[np.ndarray, dict[int, str]]:
+        """Perceptual hashes; those of unchanged files come from the disk cache (like embeddings)."""
+        from hamkit.dedup.embeddings import EmbeddingCache
+
         size = HASH_SIZES[self.method]
+        root = self._cache_root()
+        cache = None if root is None else EmbeddingCache(
+            root, {"hash": self.method, "size": size, "cache_version": _HASH_CACHE_VERSION})
+        keys = [EmbeddingCache.key(p) if p.exists() else "" for p in paths]
+        known = cache.load() if cache is not None else {}
         out = np.zeros(len(paths), dtype=np.uint64)
+        for index, key in enumerate(keys):
+            if key in known:
+                out[index] = known[key]
+        todo = [i for i, key in enumerate(keys) if key not in known]
         skipped: dict[int, str] = {}
         function = phash if self.method == "phash" else dhash
-        job = DecodeJob(paths, "gray", size)
-        for indices, values, bad in decode_all(job, batch_size=max(self.batch_size, 256), num_workers=self._workers(),
-                                               progress=self.progress, desc=self.method):
-            skipped.update(bad)
+        new_keys: list[str] = []
+        new_hashes: list[np.ndarray] = []
+        batches = decode_all(DecodeJob([paths[i] for i in todo], "gray", size), batch_size=max(self.batch_size, 256),
+                             num_workers=self._workers(), progress=self.progress, desc=self.method) if todo else ()
+        for local, values, bad in batches:
+            skipped.update({todo[i]: reason for i, reason in bad.items()})
             if values:
-                out[indices] = function(np.stack(values))
+                indices = [todo[i] for i in local]
+                hashes = function(np.stack(values))
+                out[indices] = hashes
+                new_keys += [keys[i] for i in indices]
+                new_hashes.append(hashes)
+        if cache is not None and new_keys:
+            cache.add(new_keys, np.concatenate(new_hashes))
         return out, skipped
 
     def _pixel_hashes(self, paths: list[Path]) -> tuple[np.ndarray, dict[int, str]]:
