@@ -23,7 +23,7 @@ Rows:
   ``torch.fx.experimental.optimization.fuse(model)`` (batch norm folded into the convolutions)
   in ``channels_last`` memory format. This is NOT what hamkit does today; it measures a change
   proposed to it (only with ``--what-if``).
-* ``<hash> encode``: hamkit ``Deduplicator(<hash>).find(folder)`` (decode + hash + pair search +
+* ``<hash> encode``: hamkit ``Deduplicator(<hash>, cache_dir=False).find(folder)`` (decode + hash + pair search +
   groups: strictly more work) vs imagededup ``<Hash>().encode_images(folder)`` (decode + hash).
 * ``phash find``: hamkit ``find(folder)`` vs imagededup ``find_duplicates(image_dir=folder)``
   (both decode, hash and search, each at its default threshold).
@@ -178,7 +178,7 @@ def hash_rows(folder: Path, workers: int | None, full: bool) -> list[Row]:
     rows = []
     hashers = (("phash", PHash(verbose=False)), ("dhash", DHash(verbose=False)))
     for method, hasher in hashers if full else hashers[:1]:
-        dedup = Deduplicator(method, progress=False, **hk_workers)
+        dedup = Deduplicator(method, progress=False, cache_dir=False, **hk_workers)
 
         def hamkit_find(dedup: Deduplicator = dedup) -> int:
             result = dedup.find(folder)
@@ -233,7 +233,7 @@ def hash_agreement(folder: Path) -> str:
     paths = resolve_images(folder)
     parts = []
     for method, hasher_class in (("phash", PHash), ("dhash", DHash)):
-        ours, _ = Deduplicator(method, progress=False)._signatures(paths)  # private: the raw hashes
+        ours, _ = Deduplicator(method, progress=False, cache_dir=False)._signatures(paths)  # private: the raw hashes
         theirs_map = hasher_class(verbose=False).encode_images(folder)
         theirs = hex_to_hash([theirs_map[p.name] for p in paths])
         distance = hamming(ours, theirs)
