@@ -305,6 +305,23 @@ def test_faiss_ivf_finds_planted_duplicates_from_either_end(monkeypatch: pytest.
     assert cosine_pairs(emb[:999], 0.95, backend="faiss").exact
 
 
+@needs_faiss
+@pytest.mark.parametrize("backend", ["faiss", "faiss-ivf", "faiss-hnsw"])
+def test_faiss_backends_stop_a_too_loose_search_early(monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
+    from hamkit.dedup import faiss_search
+    from hamkit.dedup.pairs import PairCollector
+
+    monkeypatch.setattr(faiss_search, "QUERY_ROWS", 10)  # 10 query batches
+    checked: list[int] = []
+    real = PairCollector.check
+    monkeypatch.setattr(PairCollector, "check", lambda self, count, copies=1: checked.append(count)
+                        or real(self, count, copies))
+    emb = embeddings(100, d=3, planted=0, seed=7)
+    with pytest.raises(DataError, match="max_pairs=50"):
+        cosine_pairs(emb, 0.1, backend=backend, max_pairs=50)
+    assert len(checked) < 10  # stopped after the first batches, not after all raw results
+
+
 def test_ivf_config_default_cells_and_validation() -> None:
     assert IvfConfig().nlist_for(1_000_000) == 4096
     assert IvfConfig().nlist_for(100_000) == 1024

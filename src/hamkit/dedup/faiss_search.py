@@ -164,11 +164,13 @@ class HnswConfig:
 
 def _range_search(
     index: Any, a: np.ndarray, threshold: np.float32, self_search: bool, both_ends: bool,
+    collector: PairCollector,
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Range-search ``index`` with every row of ``a``; pairs at or above ``threshold``.
 
     ``both_ends``: in a self search, keep a pair seen from either end (an approximate index may
-    find it from one end only); otherwise keep ``i < j`` (an exact index sees both).
+    find it from one end only); otherwise keep ``i < j`` (an exact index sees both). The raw
+    count is checked against the collector's cap as it grows.
     """
     # faiss keeps inner products strictly above the radius: step just below the threshold
     radius = float(np.nextafter(threshold, np.float32(-np.inf)))
@@ -182,6 +184,7 @@ def _range_search(
         if self_search:
             keep &= (ids != rows) if both_ends else (ids > rows)
         parts.append((rows[keep], ids[keep], scores[keep].astype(np.float32, copy=False)))
+        collector.check(sum(len(p[0]) for p in parts), copies=2 if both_ends else 1)
     return parts
 
 
@@ -209,7 +212,7 @@ def cosine_faiss_flat(
     faiss = import_faiss()
     index = faiss.IndexFlatIP(b.shape[1])
     index.add(b)
-    for part in _range_search(index, a, threshold, self_search, both_ends=False):
+    for part in _range_search(index, a, threshold, self_search, both_ends=False, collector=collector):
         collector.add(part)
 
 
@@ -238,7 +241,7 @@ def cosine_faiss_ivf(
     index.train(sample)
     index.add(b)
     index.nprobe = min(int(config.nprobe), nlist)
-    parts = _range_search(index, a, threshold, self_search, both_ends=self_search)
+    parts = _range_search(index, a, threshold, self_search, both_ends=self_search, collector=collector)
     _add_parts(parts, len(b), self_search, collector)
 
 
@@ -271,4 +274,5 @@ def cosine_faiss_hnsw(
         if self_search:
             keep &= ids != rows
         parts.append((rows[keep], ids[keep].astype(np.int64), scores[keep].astype(np.float32)))
+        collector.check(sum(len(p[0]) for p in parts), copies=2 if self_search else 1)
     _add_parts(parts, len(b), self_search, collector)

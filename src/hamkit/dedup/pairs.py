@@ -124,13 +124,29 @@ class PairCollector:
         if len(part[0]) == 0:
             return
         self.count += len(part[0])
-        if self.max_pairs is not None and self.count > self.max_pairs:
+        self.check(self.count)
+        self.parts.append(part)
+
+    def check(self, count: int, copies: int = 1) -> None:
+        """Raise once ``count`` pairs, each possibly held ``copies`` times, pass ``max_pairs``.
+
+        A backend that gathers raw results before :meth:`add` (an approximate index sees a pair
+        from both ends: ``copies=2``) calls this as it goes, so that a too-loose threshold fails
+        before the raw results fill the memory.
+
+        Args:
+            count: Pairs (or raw results) gathered so far.
+            copies: How many times one pair may be among them.
+
+        Raises:
+            DataError: When ``count > copies * max_pairs``.
+        """
+        if self.max_pairs is not None and count > copies * self.max_pairs:
             raise DataError(
                 f"{self.what} found more than max_pairs={self.max_pairs:,} pairs; the threshold "
                 "is too loose for duplicate search: make it stricter, or pass a larger "
                 "max_pairs (None for no limit) if you have the memory"
             )
-        self.parts.append(part)
 
     def result(self, metric: Literal["cosine", "hamming"], exact: bool = True) -> Pairs:
         """All pairs added, as one :class:`Pairs` sorted by ``(i, j)``.
