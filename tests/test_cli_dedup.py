@@ -48,11 +48,13 @@ def test_search_backend_option_reaches_the_deduplicator():
     from hamkit.cli.main import build_parser
 
     parser = build_parser()
-    args = parser.parse_args(["dedup", "imgs", "--out", "o", "--search-backend", "faiss-ivf"])
-    assert dedup_from_args(args).search_backend == "faiss-ivf"
+    args = parser.parse_args(["dedup", "imgs", "--out", "o", "--search-backend", "faiss-ivf", "--ivf-nprobe", "32"])
+    dedup = dedup_from_args(args)
+    assert dedup.search_backend == "faiss-ivf" and dedup.ivf.nprobe == 32
     audit = parser.parse_args(["audit", "s.csv", "--root", "r", "--search-backend", "numpy"])
     assert dedup_from_args(audit).search_backend == "numpy"
-    assert dedup_from_args(parser.parse_args(["dedup", "imgs", "--out", "o"])).search_backend == "auto"
+    default = dedup_from_args(parser.parse_args(["dedup", "imgs", "--out", "o"]))
+    assert default.search_backend == "auto" and default.ivf is None
 
 
 def test_warnings_are_printed_as_one_line(tiny_folder, tmp_path, capsys):

@@ -91,10 +91,14 @@ def test_approximate_search_backend_is_reported(synthetic, tmp_path):
     settings = dict(backbone="mobilenet_v3_small", image_size=32, threshold=0.999,
                     cache_dir=tmp_path / "cache", **FAST)
     exact = Deduplicator("cnn", **settings).find(paths)
-    approx = Deduplicator("cnn", search_backend="faiss-ivf", **settings).find(paths)
+    from hamkit.dedup.search import IvfConfig
+
+    approx = Deduplicator("cnn", search_backend="faiss-ivf", ivf=IvfConfig(nprobe=4), **settings).find(paths)
     assert exact.pairs.exact and not approx.pairs.exact
     assert len(exact.pairs) > 0 and found(approx) == found(exact)  # 40 images: one IVF cell, all probed
     assert "approximate" in approx.summary() and "approximate" not in exact.summary()
+    with pytest.raises(HamkitError, match="ivf must be"):
+        Deduplicator("cnn", ivf={"nprobe": 4})
     approx.save(tmp_path / "out")
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["exact_search"] is False
     folder = tmp_path / "split"

@@ -23,6 +23,8 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
                         choices=("auto", "numpy", "faiss", "faiss-ivf", "faiss-hnsw"),
                         help="cnn pair search: auto (exact below 250,000 images, then faiss IVF if installed), "
                         "numpy (always exact), faiss, faiss-ivf or faiss-hnsw (approximate)")
+    parser.add_argument("--ivf-nprobe", type=int, default=None, metavar="N",
+                        help="cells the faiss IVF search probes per image (default 16; more finds more, slower)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -47,13 +49,17 @@ def dedup_from_args(args: argparse.Namespace, **extra: object):
     """A Deduplicator configured from the shared command-line options."""
     from hamkit.dedup.deduplicator import Deduplicator
 
+    from hamkit.dedup.search import IvfConfig
+
     threshold = args.threshold
     if threshold is not None and args.method in ("phash", "dhash") and float(threshold).is_integer():
         threshold = int(threshold)
     return Deduplicator(method=args.method, backbone=args.backbone, threshold=threshold, image_size=args.image_size,
                         batch_size=args.batch_size, device=args.device, pretrained=not args.no_pretrained,
                         weights=args.weights, num_workers=args.workers, cache_dir=args.cache,
-                        search_backend=args.search_backend, progress=not args.quiet, **extra)
+                        search_backend=args.search_backend,
+                        ivf=None if args.ivf_nprobe is None else IvfConfig(nprobe=args.ivf_nprobe),
+                        progress=not args.quiet, **extra)
 
 
 def run(args: argparse.Namespace) -> int:
