@@ -338,3 +338,35 @@ def test_ivf_config_default_cells_and_validation() -> None:
 def test_hnsw_config_validation() -> None:
     with pytest.raises(DataError, match="k must be"):
         HnswConfig(k=0)
+
+
+def test_progress_bars_count_the_work(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from hamkit.dedup.pairs import PairCollector
+
+    totals: dict[str, tuple[int, int]] = {}
+    real_start, real_advance = PairCollector.start, PairCollector.advance
+
+    def start(self, total, unit):
+        totals[self.what] = (total, 0)
+        real_start(self, total, unit)
+
+    def advance(self, done=1):
+        total, seen = totals[self.what]
+        totals[self.what] = (total, seen + done)
+        real_advance(self, done)
+
+    monkeypatch.setattr(PairCollector, "start", start)
+    monkeypatch.setattr(PairCollector, "advance", advance)
+    emb = embeddings(50, planted=5, seed=3)
+    assert_same(cosine_pairs(emb, 0.9, block_size=8, progress=True), brute_cosine(emb, emb, 0.9, True))
+    assert totals["cosine_pairs"] == (28, 28)  # 7 row blocks: 7 + 6 + ... + 1 tiles of the upper triangle
+    cosine_cross_pairs(emb[:20], emb[20:], 0.9, block_size=8, progress=True)
+    assert totals["cosine_cross_pairs"] == (12, 12)  # 3 x 4 tiles
+    hamming_pairs(hashes_with_near_duplicates(100, 5), 4, block_size=16, progress=True)
+    assert totals["hamming_pairs"] == (7, 7)
+    assert "cosine_pairs" in capsys.readouterr().err  # a tqdm bar was drawn on stderr
+    cosine_pairs(emb, 0.9, block_size=8)
+    assert capsys.readouterr().err == ""  # no bar by default
+    if faiss_available():
+        cosine_pairs(emb, 0.9, backend="faiss-ivf", progress=True)
+        assert totals["cosine_pairs"] == (1, 1)  # one query batch

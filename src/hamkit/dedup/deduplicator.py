@@ -314,11 +314,11 @@ class Deduplicator:
         sub = signatures[valid]
         if self.method == "cnn":
             pairs = cosine_pairs(sub, float(self.threshold_), backend=self.search_backend,  # type: ignore[arg-type]
-                                 ivf=self.ivf)
+                                 ivf=self.ivf, progress=self.progress)
         elif self.method == "exact":
             pairs = _equal_pairs(sub, sub, self_search=True)
         else:
-            pairs = hamming_pairs(sub, int(self.threshold_))  # type: ignore[arg-type]
+            pairs = hamming_pairs(sub, int(self.threshold_), progress=self.progress)  # type: ignore[arg-type]
         return Pairs(valid[pairs.i], valid[pairs.j], pairs.score, pairs.metric, pairs.exact)
 
     def _cross_pairs(self, sig_a: np.ndarray, sig_b: np.ndarray) -> Pairs:
@@ -326,10 +326,10 @@ class Deduplicator:
             return Pairs.empty("hamming" if self.method in ("phash", "dhash") else "cosine")
         if self.method == "cnn":
             return cosine_cross_pairs(sig_a, sig_b, float(self.threshold_),  # type: ignore[arg-type]
-                                      backend=self.search_backend, ivf=self.ivf)
+                                      backend=self.search_backend, ivf=self.ivf, progress=self.progress)
         if self.method == "exact":
             return _equal_pairs(sig_a, sig_b, self_search=False)
-        return hamming_cross_pairs(sig_a, sig_b, int(self.threshold_))  # type: ignore[arg-type]
+        return hamming_cross_pairs(sig_a, sig_b, int(self.threshold_), progress=self.progress)  # type: ignore[arg-type]
 
     def find(self, images: Any) -> DedupResult | None:
         """Find the duplicates among images.

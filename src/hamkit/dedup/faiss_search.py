@@ -175,6 +175,7 @@ def _range_search(
     # faiss keeps inner products strictly above the radius: step just below the threshold
     radius = float(np.nextafter(threshold, np.float32(-np.inf)))
     parts = []
+    collector.start(-(-len(a) // QUERY_ROWS), "batch")
     for a0 in range(0, len(a), QUERY_ROWS):
         queries = a[a0:a0 + QUERY_ROWS]
         limits, scores, ids = index.range_search(queries, radius)
@@ -185,6 +186,7 @@ def _range_search(
             keep &= (ids != rows) if both_ends else (ids > rows)
         parts.append((rows[keep], ids[keep], scores[keep].astype(np.float32, copy=False)))
         collector.check(sum(len(p[0]) for p in parts), copies=2 if both_ends else 1)
+        collector.advance()
     return parts
 
 
@@ -266,6 +268,7 @@ def cosine_faiss_hnsw(
     index.hnsw.efSearch = max(int(config.ef_search), int(config.k))
     k = min(int(config.k), len(b))
     parts = []
+    collector.start(-(-len(a) // QUERY_ROWS), "batch")
     for a0 in range(0, len(a), QUERY_ROWS):
         queries = a[a0:a0 + QUERY_ROWS]
         scores, ids = index.search(queries, k)
@@ -275,4 +278,5 @@ def cosine_faiss_hnsw(
             keep &= ids != rows
         parts.append((rows[keep], ids[keep].astype(np.int64), scores[keep].astype(np.float32)))
         collector.check(sum(len(p[0]) for p in parts), copies=2 if self_search else 1)
+        collector.advance()
     _add_parts(parts, len(b), self_search, collector)

@@ -9,7 +9,7 @@ Examples:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -91,11 +91,12 @@ class PairCollector:
     """Gathers the pairs of a search part by part and enforces the ``max_pairs`` cap.
 
     Every backend of :mod:`hamkit.dedup.search` feeds its per-tile or per-query-batch results
-    here, so the cap and the final sort are the same for all of them.
+    here, so the cap, the progress bar and the final sort are the same for all of them.
 
     Attributes:
         max_pairs: Raise once more pairs than this have been added (``None``: no cap).
-        what: The caller's name, for the error message.
+        what: The caller's name, for the error message and the progress bar.
+        progress: Show a tqdm progress bar between :meth:`start` and :meth:`close`.
         parts: The ``(i, j, score)`` parts added so far.
         count: Pairs added so far.
 
@@ -109,8 +110,37 @@ class PairCollector:
 
     max_pairs: int | None
     what: str
+    progress: bool = False
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
     count: int = 0
+    _bar: Any = field(default=None, repr=False)
+
+    def start(self, total: int, unit: str) -> None:
+        """Open the progress bar (when :attr:`progress` is set) for ``total`` units of work.
+
+        Args:
+            total: Units of work of the whole search (tiles, query batches).
+            unit: Their name, for the bar.
+        """
+        if self.progress and self._bar is None:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, desc=self.what, unit=unit, leave=False)
+
+    def advance(self, done: int = 1) -> None:
+        """Move the progress bar on by ``done`` units (no-op without a bar).
+
+        Args:
+            done: Units of work just finished.
+        """
+        if self._bar is not None:
+            self._bar.update(done)
+
+    def close(self) -> None:
+        """Close the progress bar, if any (also after an error)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def add(self, part: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         """Add one ``(i, j, score)`` part.

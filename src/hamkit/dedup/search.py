@@ -246,9 +246,14 @@ def _cosine_numpy(
     collector: PairCollector,
 ) -> None:
     buffer = np.empty((min(block, len(a)), min(block, len(b))), dtype=np.float32)
-    for a0 in _row_blocks(len(a), block):
+    starts = _row_blocks(len(a), block)
+    columns = len(_row_blocks(len(b), block))
+    tiles = [columns - k if self_search else columns for k in range(len(starts))]
+    collector.start(sum(tiles), "tile")
+    for a0, row_tiles in zip(starts, tiles, strict=True):
         for part in _cosine_row_block(a, b, a0, block, threshold, self_search, buffer):
             collector.add(part)
+        collector.advance(row_tiles)
 
 
 def _resolve_backend(backend: str, n_indexed: int) -> str:
@@ -266,21 +271,24 @@ def _resolve_backend(backend: str, n_indexed: int) -> str:
 def _cosine_search(
     a: np.ndarray, b: np.ndarray, threshold: np.float32, *, block: int, backend: str,
     self_search: bool, max_pairs: int | None, ivf: IvfConfig | None, hnsw: HnswConfig | None,
-    what: str,
+    what: str, progress: bool,
 ) -> Pairs:
     chosen = _resolve_backend(backend, len(b))
     exact = chosen not in _APPROXIMATE
-    collector = PairCollector(max_pairs, what)
+    collector = PairCollector(max_pairs, what, progress=progress)
     if len(a) == 0 or len(b) == 0 or (self_search and len(a) < 2):
         return Pairs.empty("cosine", exact=exact)
-    if chosen == "numpy":
-        _cosine_numpy(a, b, threshold, block, self_search, collector)
-    elif chosen == "faiss-flat":
-        cosine_faiss_flat(a, b, threshold, self_search, collector)
-    elif chosen == "faiss-ivf":
-        cosine_faiss_ivf(a, b, threshold, self_search, ivf or IvfConfig(), collector)
-    else:
-        cosine_faiss_hnsw(a, b, threshold, self_search, hnsw or HnswConfig(), collector)
+    try:
+        if chosen == "numpy":
+            _cosine_numpy(a, b, threshold, block, self_search, collector)
+        elif chosen == "faiss-flat":
+            cosine_faiss_flat(a, b, threshold, self_search, collector)
+        elif chosen == "faiss-ivf":
+            cosine_faiss_ivf(a, b, threshold, self_search, ivf or IvfConfig(), collector)
+        else:
+            cosine_faiss_hnsw(a, b, threshold, self_search, hnsw or HnswConfig(), collector)
+    finally:
+        collector.close()
     return collector.result("cosine", exact=exact)
 
 
@@ -294,6 +302,7 @@ def cosine_pairs(
     max_pairs: int | None = DEFAULT_MAX_PAIRS,
     ivf: IvfConfig | None = None,
     hnsw: HnswConfig | None = None,
+    progress: bool = False,
 ) -> Pairs:
     """Every pair ``i < j`` of embeddings with cosine similarity ``>= threshold``.
 
@@ -311,6 +320,7 @@ def cosine_pairs(
         max_pairs: Stop with an error once more pairs than this are found (``None``: no cap).
         ivf: Settings of the IVF backend (default :class:`IvfConfig`).
         hnsw: Settings of the HNSW backend (default :class:`HnswConfig`).
+        progress: Show a progress bar (tiles of the exact search, query batches of faiss).
 
     Returns:
         :class:`Pairs` with ``i < j``, sorted by ``(i, j)``, ``score`` the similarity.
@@ -331,7 +341,7 @@ def cosine_pairs(
     thr = _check_threshold(threshold)
     emb = _check_embeddings(emb, "cosine_pairs", normalize)
     return _cosine_search(emb, emb, thr, block=block, backend=backend, self_search=True,
-                          max_pairs=cap, ivf=ivf, hnsw=hnsw, what="cosine_pairs")
+                          max_pairs=cap, ivf=ivf, hnsw=hnsw, what="cosine_pairs", progress=progress)
 
 
 def cosine_cross_pairs(
@@ -345,6 +355,7 @@ def cosine_cross_pairs(
     max_pairs: int | None = DEFAULT_MAX_PAIRS,
     ivf: IvfConfig | None = None,
     hnsw: HnswConfig | None = None,
+    progress: bool = False,
 ) -> Pairs:
     """Every pair ``(i, j)``, ``i`` indexing ``a`` and ``j`` indexing ``b``, with similarity ``>= threshold``.
 
@@ -362,6 +373,7 @@ def cosine_cross_pairs(
         max_pairs: Cap on the number of pairs (``None``: no cap).
         ivf: Settings of the IVF backend.
         hnsw: Settings of the HNSW backend.
+        progress: Show a progress bar.
 
     Returns:
         :class:`Pairs` sorted by ``(i, j)``.
@@ -381,7 +393,8 @@ def cosine_cross_pairs(
     a = _check_embeddings(a, "cosine_cross_pairs (a)", normalize)
     b = _check_embeddings(b, "cosine_cross_pairs (b)", normalize, dim=a.shape[1])
     return _cosine_search(a, b, thr, block=block, backend=backend, self_search=False,
-                          max_pairs=cap, ivf=ivf, hnsw=hnsw, what="cosine_cross_pairs")
+                          max_pairs=cap, ivf=ivf, hnsw=hnsw, what="cosine_cross_pairs",
+                          progress=progress)
 
 
 # --------------------------------------------------------------------------- Hamming
@@ -408,9 +421,9 @@ def _hamming_row_block(
 
 def _hamming_search(
     a: np.ndarray, b: np.ndarray, max_distance: int, *, block: int, n_jobs: int,
-    self_search: bool, max_pairs: int | None, what: str,
+    self_search: bool, max_pairs: int | None, what: str, progress: bool,
 ) -> Pairs:
-    collector = PairCollector(max_pairs, what)
+    collector = PairCollector(max_pairs, what, progress=progress)
     if len(a) == 0 or len(b) == 0:
         return Pairs.empty("hamming")
 
@@ -418,19 +431,25 @@ def _hamming_search(
         return _hamming_row_block(a, b, a0, block, max_distance, self_search)
 
     starts = _row_blocks(len(a), block)
-    if n_jobs == 1 or len(starts) == 1:
-        for a0 in starts:
-            for part in task(a0):
-                collector.add(part)
-    else:
-        with ThreadPoolExecutor(max_workers=min(n_jobs, len(starts))) as pool:
-            try:
-                for parts in pool.map(task, starts):
-                    for part in parts:
-                        collector.add(part)
-            except DataError:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+    collector.start(len(starts), "block")
+    try:
+        if n_jobs == 1 or len(starts) == 1:
+            for a0 in starts:
+                for part in task(a0):
+                    collector.add(part)
+                collector.advance()
+        else:
+            with ThreadPoolExecutor(max_workers=min(n_jobs, len(starts))) as pool:
+                try:
+                    for parts in pool.map(task, starts):
+                        for part in parts:
+                            collector.add(part)
+                        collector.advance()
+                except DataError:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+    finally:
+        collector.close()
     return collector.result("hamming")
 
 
@@ -441,6 +460,7 @@ def hamming_pairs(
     block_size: int = 512,
     n_jobs: int | None = None,
     max_pairs: int | None = DEFAULT_MAX_PAIRS,
+    progress: bool = False,
 ) -> Pairs:
     """Every pair ``i < j`` of 64-bit hashes within ``max_distance`` differing bits.
 
@@ -454,6 +474,7 @@ def hamming_pairs(
         block_size: Tile edge.
         n_jobs: Threads; ``None`` = the CPUs this process may use.
         max_pairs: Cap on the number of pairs (``None``: no cap).
+        progress: Show a progress bar (row blocks).
 
     Returns:
         :class:`Pairs` with ``metric="hamming"``, ``i < j``, sorted by ``(i, j)``, ``score`` the
@@ -477,7 +498,7 @@ def hamming_pairs(
     if len(hashes) < 2:
         return Pairs.empty("hamming")
     return _hamming_search(hashes, hashes, distance, block=block, n_jobs=jobs, self_search=True,
-                           max_pairs=cap, what="hamming_pairs")
+                           max_pairs=cap, what="hamming_pairs", progress=progress)
 
 
 def hamming_cross_pairs(
@@ -488,6 +509,7 @@ def hamming_cross_pairs(
     block_size: int = 512,
     n_jobs: int | None = None,
     max_pairs: int | None = DEFAULT_MAX_PAIRS,
+    progress: bool = False,
 ) -> Pairs:
     """Every pair ``(i, j)``, ``i`` indexing ``a`` and ``j`` indexing ``b``, within ``max_distance`` bits.
 
@@ -498,6 +520,7 @@ def hamming_cross_pairs(
         block_size: Tile edge.
         n_jobs: Threads; ``None`` = the CPUs this process may use.
         max_pairs: Cap on the number of pairs (``None``: no cap).
+        progress: Show a progress bar (row blocks).
 
     Returns:
         :class:`Pairs` with ``metric="hamming"``, sorted by ``(i, j)``.
@@ -518,4 +541,4 @@ def hamming_cross_pairs(
     a = _check_hashes(a, "hamming_cross_pairs (a)")
     b = _check_hashes(b, "hamming_cross_pairs (b)")
     return _hamming_search(a, b, distance, block=block, n_jobs=jobs, self_search=False,
-                           max_pairs=cap, what="hamming_cross_pairs")
+                           max_pairs=cap, what="hamming_cross_pairs", progress=progress)
