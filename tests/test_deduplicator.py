@@ -262,3 +262,15 @@ def test_embedding_under_torchrun_two_cpu_processes(synthetic, tmp_path):
     ranks = [np.array(json.loads((tmp_path / f"emb{r}.json").read_text())) for r in (0, 1)]
     single = Deduplicator("cnn", backbone="mobilenet_v3_small", image_size=48, cache_dir=False, **FAST).embed(folder)
     assert np.allclose(ranks[0], single, atol=1e-5) and np.allclose(ranks[1], single, atol=1e-5)
+
+
+def test_default_decoding_processes_per_method(monkeypatch):
+    from hamkit.engine.trainer import default_num_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(3)), raising=False)
+    assert Deduplicator("phash")._workers() == 3  # hashing: one decoding process per CPU
+    assert Deduplicator("exact")._workers() == 3
+    assert Deduplicator("cnn")._workers() == default_num_workers()  # the model keeps a core
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert Deduplicator("dhash")._workers() == 8  # capped
+    assert Deduplicator("phash", num_workers=0)._workers() == 0  # an explicit choice wins
