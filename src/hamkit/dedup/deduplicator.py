@@ -219,11 +219,12 @@ class Deduplicator:
         paths = resolve_images(images)
         return self._embeddings(paths)[0]
 
-    def _cache_root(self) -> Path | None:
+    def _cache_root(self, kind: str) -> Path | None:
+        """The cache folder of ``kind`` ("embeddings" or "hashes"), or None without a cache."""
         if self.cache_dir is False:
             return None
         if self.cache_dir in (None, True):
-            return default_cache_dir() / "embeddings"
+            return default_cache_dir() / kind
         return Path(self.cache_dir)  # type: ignore[arg-type]
 
     def _embeddings(self, paths: list[Path]) -> tuple[np.ndarray, dict[int, str]]:
@@ -231,7 +232,7 @@ class Deduplicator:
 
         model, spec = self._network()
         cache = None
-        root = self._cache_root()
+        root = self._cache_root("embeddings")
         if root is not None:
             weights_id = (str(Path(self.weights).resolve()), os.path.getmtime(self.weights)) if self.weights else None
             setting = {"backbone": self.backbone, "pretrained": self.pretrained, "weights": weights_id,
@@ -246,7 +247,7 @@ class Deduplicator:
         from hamkit.dedup.embeddings import EmbeddingCache
 
         size = HASH_SIZES[self.method]
-        root = self._cache_root()
+        root = self._cache_root("hashes")
         cache = None if root is None else EmbeddingCache(
             root, {"hash": self.method, "size": size, "cache_version": _HASH_CACHE_VERSION})
         keys = [EmbeddingCache.key(p) if p.exists() else "" for p in paths]
