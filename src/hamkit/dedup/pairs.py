@@ -95,7 +95,7 @@ class PairCollector:
 
     Attributes:
         max_pairs: Raise once more pairs than this have been added (``None``: no cap).
-        what: The caller's name, for the error message and the progress bar.
+        what: The caller's name, for the error message.
         progress: Show a tqdm progress bar between :meth:`start` and :meth:`close`.
         parts: The ``(i, j, score)`` parts added so far.
         count: Pairs added so far.
@@ -125,7 +125,7 @@ class PairCollector:
         if self.progress and self._bar is None:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=total, desc=self.what, unit=unit, leave=False)
+            self._bar = tqdm(total=total, desc="search", unit=unit, leave=False)
 
     def advance(self, done: int = 1) -> None:
         """Move the progress bar on by ``done`` units (no-op without a bar).
