@@ -25,12 +25,12 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
-@pytest.fixture
-def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Block every socket, point the weight caches at empty folders, put the HF hub offline."""
+def _block_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, hub_offline: bool) -> None:
+    """Block every socket and name lookup, point the weight caches at empty folders, and set the
+    HF client's offline mode to ``hub_offline``."""
 
     def refuse(*args: object, **kwargs: object) -> None:
-        raise OSError("network access is disabled in the hamkit tests")
+        raise OSError("network access is disabled in the hamkit tests (Name or service not known)")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
@@ -38,8 +38,14 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     import huggingface_hub.constants as hf_constants
 
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)  # no retries with back-off
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", hub_offline)
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No network, and the HF hub already in offline mode (no retries with back-off)."""
+    _block_network(monkeypatch, tmp_path, hub_offline=True)
 
 
 def _features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -235,19 +241,10 @@ def test_encoder_file_of_another_architecture_is_refused(tmp_path: Path) -> None
 
 @pytest.fixture
 def no_dns(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Names do not resolve and sockets do not connect, but the HF client is NOT set offline."""
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise OSError("Name or service not known")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    """No network and no proxy, but the HF client NOT in offline mode (hamkit must switch it)."""
+    _block_network(monkeypatch, tmp_path, hub_offline=False)
     for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(variable, raising=False)
-    import huggingface_hub.constants as hf_constants
-
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
 
 
 def test_unreachable_hub_fails_at_once_in_offline_mode(no_dns: None, monkeypatch: pytest.MonkeyPatch) -> None:
