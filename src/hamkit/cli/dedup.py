@@ -6,11 +6,15 @@ import argparse
 
 
 def _method_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", default="cnn", choices=("cnn", "phash", "dhash", "exact"),
-                        help="cnn (default), phash, dhash or exact")
+    parser.add_argument("--method", default="verified", choices=("verified", "cnn", "phash", "dhash", "exact"),
+                        help="verified (default: candidates confirmed by aligning the two images; offline), "
+                        "cnn, phash, dhash or exact")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="cnn: min cosine similarity (default 0.93); phash: max Hamming distance (default 8); "
-                        "dhash: max Hamming distance (default 4)")
+                        help="verified: min aligned-content score (default 0.5); cnn: min cosine similarity "
+                        "(default 0.93); phash: max Hamming distance (default 8); dhash: max Hamming distance "
+                        "(default 4)")
+    parser.add_argument("--candidates", type=int, default=10, metavar="K",
+                        help="verified: candidate partners checked per image (default 10)")
     parser.add_argument("--backbone", default="mobilenet_v2", help="CNN backbone (default: mobilenet_v2)")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -59,7 +63,7 @@ def dedup_from_args(args: argparse.Namespace, **extra: object):
                         weights=args.weights, num_workers=args.workers, cache_dir=args.cache,
                         search_backend=args.search_backend,
                         ivf=None if args.ivf_nprobe is None else IvfConfig(nprobe=args.ivf_nprobe),
-                        progress=not args.quiet, **extra)
+                        progress=not args.quiet, candidates=args.candidates, **extra)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,11 @@ Methods and thresholds:
 ============  ==========================================  =========================  =======
 method        signature                                   threshold (valid range)    default
 ============  ==========================================  =========================  =======
+``"verified"`` candidates by kNN over window thumbnails    min aligned-content        0.5
+              in 8 orientations, each confirmed by ORB    score, ``[-1, 1]``
+              keypoints + RANSAC and a tile-wise
+              comparison of the aligned images (the
+              default: offline, and right on real data)
 ``"cnn"``     L2-normalised pooled CNN features (the      min cosine similarity,     0.93
               seed's approach; any registry backbone)     ``(0, 1]``
 ``"phash"``   64-bit DCT perceptual hash                  max Hamming distance,      8
@@ -14,6 +19,11 @@ method        signature                                   threshold (valid range
 ``"exact"``   SHA-256 of the decoded pixels (byte-        none (identical pixels)    --
               identical files found first, cheaply)
 ============  ==========================================  =========================  =======
+
+``"verified"`` is the default because on the real HAM10000 images the hashes and the CNN pair
+thousands of *different* lesions (a dark blob on smooth skin looks alike to any global
+signature) and miss cropped, shifted or rotated copies; verification by alignment separates
+them (``docs/benchmarks_dedup.md``). Its search is in :mod:`hamkit.dedup.scenes`.
 
 The search never builds an N x N matrix (:mod:`hamkit.dedup.search`); groups are connected
 components with their weakest link reported, or, with ``group_mode="representative"``, groups
@@ -25,7 +35,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +46,9 @@ from hamkit.data.splits import SPLIT_NAMES, read_split_csv
 from hamkit.dedup.groups import choose_kept, duplicate_groups, keep_priority
 from hamkit.dedup.hashing import HASH_SIZES, dhash, phash
 from hamkit.dedup.inputs import DecodeJob, decode_all, resolve_images
+from hamkit.dedup.pairs import Metric
 from hamkit.dedup.result import AuditResult, CrossResult, DedupResult
+from hamkit.dedup.scenes import VerifiedCandidates, verified_pairs
 from hamkit.dedup.search import (
     IvfConfig,
     Pairs,
@@ -49,8 +61,9 @@ from hamkit.errors import DataError, HamkitError
 
 __all__ = ["Deduplicator", "METHODS", "DEFAULT_THRESHOLDS", "default_cache_dir"]
 
-METHODS: tuple[str, ...] = ("cnn", "phash", "dhash", "exact")
-DEFAULT_THRESHOLDS: dict[str, float | int | None] = {"cnn": 0.93, "phash": 8, "dhash": 4, "exact": None}
+METHODS: tuple[str, ...] = ("verified", "cnn", "phash", "dhash", "exact")
+DEFAULT_THRESHOLDS: dict[str, float | int | None] = {"verified": 0.5, "cnn": 0.93, "phash": 8, "dhash": 4,
+                                                     "exact": None}
 KEEP_POLICIES = ("first", "largest", "prefer")
 
 
@@ -66,10 +79,12 @@ class Deduplicator:
     """Find exact and near-duplicate images so that no lesion leaks between splits.
 
     Args:
-        method: ``"cnn"``, ``"phash"``, ``"dhash"`` or ``"exact"`` (see the module docstring).
+        method: ``"verified"`` (the default), ``"cnn"``, ``"phash"``, ``"dhash"`` or ``"exact"``
+            (see the module docstring).
         backbone: Registry name of the CNN (``"cnn"`` only); plugins and ``timm:`` names work.
-        threshold: Minimum cosine similarity (cnn) or maximum Hamming distance (hashes);
-            ``None`` = the method's default. Not used by ``"exact"``.
+        threshold: Minimum aligned-content score (verified), minimum cosine similarity (cnn)
+            or maximum Hamming distance (hashes); ``None`` = the method's default. Not used by
+            ``"exact"``. :meth:`calibrate` suggests one from lesion ids.
         image_size: CNN input size.
         batch_size: Images per batch.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
@@ -97,11 +112,17 @@ class Deduplicator:
             (:class:`~hamkit.dedup.faiss_search.IvfConfig`; ``None``: its defaults, 16 probes).
             ``IvfConfig(nprobe=32)`` misses fewer pairs and takes about twice as long.
         progress: Show progress bars.
+        candidates: ``"verified"`` only: candidate partners proposed per image before
+            verification (more finds more heavily altered copies, and costs verification time).
+        min_inliers: ``"verified"`` only: RANSAC inliers an alignment needs before its content
+            is compared.
 
     Raises:
         HamkitError: An unknown method, keep policy, or a threshold out of range.
 
     Examples:
+        >>> Deduplicator().method, Deduplicator().threshold_
+        ('verified', 0.5)
         >>> Deduplicator(method="phash").threshold_
         8
         >>> Deduplicator(method="cnn", threshold=1.5)
@@ -110,12 +131,13 @@ class Deduplicator:
         hamkit.errors.HamkitError: threshold for method 'cnn' is a cosine similarity in (0, 1], got 1.5
     """
 
-    def __init__(self, method: str = "cnn", backbone: str = "mobilenet_v2", threshold: float | None = None,
+    def __init__(self, method: str = "verified", backbone: str = "mobilenet_v2", threshold: float | None = None,
                  image_size: int = 224, batch_size: int = 64, device: str = "auto", pretrained: bool = True,
                  weights: str | os.PathLike[str] | None = None, *, num_workers: int | None = None,
                  cache_dir: str | os.PathLike[str] | bool | None = None, group_mode: str = "connected",
                  keep: str = "first", prefer: Collection[str | os.PathLike[str]] | None = None,
-                 search_backend: str = "auto", ivf: IvfConfig | None = None, progress: bool = True) -> None:
+                 search_backend: str = "auto", ivf: IvfConfig | None = None, progress: bool = True,
+                 candidates: int = 10, min_inliers: int = 15) -> None:
         self.method = method
         self.backbone = backbone
         self.threshold = threshold
@@ -132,6 +154,8 @@ class Deduplicator:
         self.search_backend = search_backend
         self.ivf = ivf
         self.progress = progress
+        self.candidates = candidates
+        self.min_inliers = min_inliers
         self.threshold_ = self._validated_threshold()
         self._model: Any = None
 
@@ -149,7 +173,16 @@ class Deduplicator:
             raise HamkitError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.ivf is not None and not isinstance(self.ivf, IvfConfig):
             raise HamkitError(f"ivf must be a hamkit.dedup.search.IvfConfig or None, got {type(self.ivf).__name__}")
+        if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) or self.candidates < 1:
+            raise HamkitError(f"candidates must be a positive integer, got {self.candidates!r}")
+        if isinstance(self.min_inliers, bool) or not isinstance(self.min_inliers, int) or self.min_inliers < 4:
+            raise HamkitError(f"min_inliers must be an integer of at least 4, got {self.min_inliers!r}")
         threshold = DEFAULT_THRESHOLDS[self.method] if self.threshold is None else self.threshold
+        if self.method == "verified":
+            if isinstance(threshold, bool) or not -1 <= float(threshold) <= 1:  # type: ignore[arg-type]
+                raise HamkitError(f"threshold for method 'verified' is an aligned-content score in [-1, 1], "
+                                  f"got {threshold}")
+            return float(threshold)  # type: ignore[arg-type]
         if self.method == "cnn":
             if not 0 < float(threshold) <= 1:  # type: ignore[arg-type]
                 raise HamkitError(f"threshold for method 'cnn' is a cosine similarity in (0, 1], got {threshold}")
@@ -166,7 +199,8 @@ class Deduplicator:
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments (scikit-learn convention)."""
         names = ("method", "backbone", "threshold", "image_size", "batch_size", "device", "pretrained", "weights",
-                 "num_workers", "cache_dir", "group_mode", "keep", "prefer", "search_backend", "ivf", "progress")
+                 "num_workers", "cache_dir", "group_mode", "keep", "prefer", "search_backend", "ivf", "progress",
+                 "candidates", "min_inliers")
         return {name: getattr(self, name) for name in names}
 
     def _workers(self) -> int:
@@ -176,12 +210,8 @@ class Deduplicator:
             from hamkit.engine.trainer import default_num_workers
 
             return default_num_workers()
-        # hashing: decoding is all the work, and this process only collects the results
-        try:
-            cpus = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - not Linux
-            cpus = os.cpu_count() or 1
-        return max(1, min(8, cpus))
+        # hashing and scenes: decoding is all the work, and this process only collects the results
+        return max(1, min(8, _cpus()))
 
     # ------------------------------------------------------------------ signatures
     def _network(self) -> tuple[Any, Any]:
@@ -301,7 +331,24 @@ class Deduplicator:
             digest[i] = ""
         return digest, skipped
 
+    def _scenes(self, paths: list[Path]) -> tuple[np.ndarray, dict[int, str]]:
+        """A :class:`~hamkit.dedup.scenes.Scene` per readable image (``None`` for the others)."""
+        scenes = np.empty(len(paths), dtype=object)
+        skipped: dict[int, str] = {}
+        for indices, values, bad in decode_all(DecodeJob(paths, "scene"), batch_size=32,
+                                               num_workers=self._workers(), progress=self.progress, desc="decode"):
+            skipped.update(bad)
+            for index, scene in zip(indices, values, strict=True):
+                scenes[index] = scene
+        return scenes, skipped
+
+    def _verified(self, scenes: Sequence[Any], cross: int | None = None) -> VerifiedCandidates:
+        return verified_pairs(list(scenes), k=self.candidates, min_inliers=self.min_inliers,
+                              workers=max(1, min(8, _cpus())), progress=self.progress, cross=cross)
+
     def _signatures(self, paths: list[Path]) -> tuple[np.ndarray, dict[int, str]]:
+        if self.method == "verified":
+            return self._scenes(paths)
         if self.method == "cnn":
             return self._embeddings(paths)
         if self.method == "exact":
@@ -309,10 +356,20 @@ class Deduplicator:
         return self._hashes(paths)
 
     # ------------------------------------------------------------------ search
-    def _self_pairs(self, signatures: np.ndarray, valid: np.ndarray) -> Pairs:
+    def _metric(self) -> Metric:
+        if self.method == "verified":
+            return "aligned"
+        return "hamming" if self.method in ("phash", "dhash") else "cosine"
+
+    def _self_pairs(self, signatures: np.ndarray, valid: np.ndarray) -> tuple[Pairs, VerifiedCandidates | None]:
         if len(valid) < 2:
-            return Pairs.empty("hamming" if self.method in ("phash", "dhash") else "cosine")
+            return Pairs.empty(self._metric()), None
         sub = signatures[valid]
+        if self.method == "verified":
+            found = self._verified(sub)
+            found = VerifiedCandidates(valid[found.i], valid[found.j], found.score, found.inliers, found.similarity)
+            keep = found.score >= float(self.threshold_)  # type: ignore[arg-type]
+            return Pairs(found.i[keep], found.j[keep], found.score[keep], "aligned", True), found
         if self.method == "cnn":
             pairs = cosine_pairs(sub, float(self.threshold_), backend=self.search_backend,  # type: ignore[arg-type]
                                  ivf=self.ivf, progress=self.progress)
@@ -320,11 +377,15 @@ class Deduplicator:
             pairs = _equal_pairs(sub, sub, self_search=True)
         else:
             pairs = hamming_pairs(sub, int(self.threshold_), progress=self.progress)  # type: ignore[arg-type]
-        return Pairs(valid[pairs.i], valid[pairs.j], pairs.score, pairs.metric, pairs.exact)
+        return Pairs(valid[pairs.i], valid[pairs.j], pairs.score, pairs.metric, pairs.exact), None
 
     def _cross_pairs(self, sig_a: np.ndarray, sig_b: np.ndarray) -> Pairs:
         if len(sig_a) == 0 or len(sig_b) == 0:
-            return Pairs.empty("hamming" if self.method in ("phash", "dhash") else "cosine")
+            return Pairs.empty(self._metric())
+        if self.method == "verified":
+            found = self._verified(list(sig_a) + list(sig_b), cross=len(sig_a))
+            keep = found.score >= float(self.threshold_)  # type: ignore[arg-type]
+            return Pairs(found.i[keep], found.j[keep], found.score[keep], "aligned", True)
         if self.method == "cnn":
             return cosine_cross_pairs(sig_a, sig_b, float(self.threshold_),  # type: ignore[arg-type]
                                       backend=self.search_backend, ivf=self.ivf, progress=self.progress)
@@ -355,14 +416,14 @@ class Deduplicator:
         if len(valid) == 0:
             raise DataError(f"none of the {len(paths)} image(s) could be read; first reason: "
                             f"{paths[0]}: {skipped.get(0, '?')}")
-        pairs = self._self_pairs(signatures, valid)
+        pairs, candidates = self._self_pairs(signatures, valid)
         rank = self._keep_priority(paths, pairs)
         groups = duplicate_groups(len(paths), pairs, mode=self.group_mode, priority=rank)  # type: ignore[arg-type]
         kept, removed = choose_kept(groups, n=len(paths), policy="first", paths=[f"{r:012d}" for r in rank])
         kept = np.setdiff1d(kept, np.fromiter(skipped, dtype=np.int64, count=len(skipped)))
         return DedupResult(paths=paths, pairs=pairs, groups=groups, kept=kept, removed=removed, skipped=skipped,
                            method=self.method, threshold=self.threshold_, settings=_jsonable(self.get_params()),
-                           seconds=time.perf_counter() - started)
+                           seconds=time.perf_counter() - started, candidates=candidates)
 
     def _keep_priority(self, paths: list[Path], pairs: Pairs) -> np.ndarray:
         n = len(paths)
@@ -445,6 +506,13 @@ class Deduplicator:
 
     def __repr__(self) -> str:
         return f"Deduplicator(method={self.method!r}, backbone={self.backbone!r}, threshold={self.threshold_!r})"
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def _equal_pairs(a: np.ndarray, b: np.ndarray, *, self_search: bool) -> Pairs:

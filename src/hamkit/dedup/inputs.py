@@ -65,7 +65,8 @@ class DecodeJob(Dataset):
     Args:
         paths: The image files.
         mode: ``"rgb"`` (uint8 CHW tensor for a CNN, stacked per batch), ``"gray"`` (uint8 greyscale of
-            ``size``), ``"pixels"`` (SHA-256 of the decoded RGB pixels and shape) or ``"bytes"``
+            ``size``), ``"scene"`` (a :class:`~hamkit.dedup.scenes.Scene`: what the ``"verified"``
+            method needs of an image), ``"pixels"`` (SHA-256 of the decoded RGB pixels and shape) or ``"bytes"``
             (SHA-256 of the file bytes).
         size: ``(height, width)`` to resize to (``rgb``, ``gray``).
     """
@@ -87,6 +88,10 @@ class DecodeJob(Dataset):
                     for chunk in iter(lambda: handle.read(1 << 20), b""):
                         digest.update(chunk)
                 return index, digest.hexdigest(), None
+            if self.mode == "scene":
+                from hamkit.dedup.scenes import Scene
+
+                return index, Scene.from_path(path), None
             height, width = self.size
             image = open_image(path, None if self.mode == "pixels" else (width, height))
             if self.mode == "pixels":

@@ -15,7 +15,11 @@ import numpy as np
 
 from hamkit.errors import DataError
 
-__all__ = ["Pairs", "PairCollector", "unique_upper_pairs"]
+__all__ = ["Pairs", "PairCollector", "unique_upper_pairs", "Metric"]
+
+Metric = Literal["cosine", "hamming", "aligned"]
+"""What a :class:`Pairs` score is: a cosine similarity, a Hamming distance, or a verified pair's
+aligned-content score."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -26,9 +30,11 @@ class Pairs:
         i: int64 indices of the first items (into the embeddings / hashes; in a cross search
             into the first set). ``i < j`` in a self search.
         j: int64 indices of the second items (in a cross search into the second set).
-        score: float32 cosine similarities (``metric="cosine"``, higher = more alike) or int32
-            Hamming distances (``metric="hamming"``, lower = more alike).
-        metric: ``"cosine"`` or ``"hamming"``.
+        score: float32 cosine similarities (``metric="cosine"``, higher = more alike), int32
+            Hamming distances (``metric="hamming"``, lower = more alike) or float32 aligned-content
+            scores of verified pairs (``metric="aligned"``, higher = more alike, see
+            :mod:`hamkit.dedup.verify`).
+        metric: ``"cosine"``, ``"hamming"`` or ``"aligned"``.
         exact: False when an approximate index (IVF, HNSW) may have missed pairs.
 
     Examples:
@@ -40,16 +46,16 @@ class Pairs:
     i: np.ndarray
     j: np.ndarray
     score: np.ndarray
-    metric: Literal["cosine", "hamming"] = "cosine"
+    metric: Metric = "cosine"
     exact: bool = True
 
     def __post_init__(self) -> None:
         i = np.asarray(self.i, dtype=np.int64).reshape(-1)
         j = np.asarray(self.j, dtype=np.int64).reshape(-1)
-        dtype = np.float32 if self.metric == "cosine" else np.int32
+        if self.metric not in ("cosine", "hamming", "aligned"):
+            raise DataError(f"Pairs: metric must be 'cosine', 'hamming' or 'aligned', got {self.metric!r}")
+        dtype = np.int32 if self.metric == "hamming" else np.float32
         score = np.asarray(self.score, dtype=dtype).reshape(-1)
-        if self.metric not in ("cosine", "hamming"):
-            raise DataError(f"Pairs: metric must be 'cosine' or 'hamming', got {self.metric!r}")
         if not len(i) == len(j) == len(score):
             raise DataError(
                 f"Pairs: i, j and score must have the same length, got {len(i)}, {len(j)}, {len(score)}"
@@ -63,15 +69,15 @@ class Pairs:
 
     @property
     def higher_is_better(self) -> bool:
-        """True for similarities (cosine), False for distances (Hamming)."""
-        return self.metric == "cosine"
+        """True for similarities (cosine, aligned), False for distances (Hamming)."""
+        return self.metric != "hamming"
 
     @classmethod
-    def empty(cls, metric: Literal["cosine", "hamming"] = "cosine", exact: bool = True) -> Pairs:
+    def empty(cls, metric: Metric = "cosine", exact: bool = True) -> Pairs:
         """No pairs.
 
         Args:
-            metric: ``"cosine"`` or ``"hamming"``.
+            metric: ``"cosine"``, ``"hamming"`` or ``"aligned"``.
             exact: Whether the (empty) result is exact.
 
         Returns:
@@ -81,7 +87,7 @@ class Pairs:
             >>> len(Pairs.empty("hamming"))
             0
         """
-        dtype = np.float32 if metric == "cosine" else np.int32
+        dtype = np.int32 if metric == "hamming" else np.float32
         empty = np.zeros(0, dtype=np.int64)
         return cls(empty, empty, np.zeros(0, dtype=dtype), metric=metric, exact=exact)
 

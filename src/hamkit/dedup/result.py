@@ -14,6 +14,7 @@ import numpy as np
 
 from hamkit._io import atomic_write_text
 from hamkit.dedup.groups import DuplicateGroup
+from hamkit.dedup.scenes import VerifiedCandidates
 from hamkit.dedup.search import Pairs
 
 __all__ = ["DedupResult", "CrossResult", "AuditResult"]
@@ -47,6 +48,9 @@ class DedupResult:
         threshold: The threshold used (``None`` for exact).
         settings: The Deduplicator's settings.
         seconds: Wall time of the scan.
+        candidates: ``method="verified"`` only: every candidate pair with its verification
+            score, the ones below the threshold included (for :meth:`Deduplicator.calibrate
+            <hamkit.Deduplicator.calibrate>` and the review of borderline pairs).
     """
 
     paths: list[Path]
@@ -59,6 +63,7 @@ class DedupResult:
     threshold: float | int | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    candidates: VerifiedCandidates | None = None
 
     @property
     def kept_paths(self) -> list[Path]:

@@ -1,0 +1,189 @@
+"""Candidate duplicate pairs for the ``"verified"`` method: k nearest neighbours of window thumbnails.
+
+Every image is shrunk to a square greyscale thumbnail (:data:`THUMB`) and described by small,
+mean-and-contrast-normalised windows (8 x 8 values each, so brightness and contrast changes do
+not matter):
+
+* the **index** holds, per image, 18 windows: 9 of 84 % of the side on a 3 x 3 grid of shifts
+  (+-8 %), and 9 of 70 % on a grid of +-6 %; a shifted or cropped copy's centre lines up with
+  one of them;
+* each image **queries** with its central 84 % window in the 8 orientations of the square
+  (4 quarter turns, each mirrored or not), so flips and 90-degree turns of a copy are found.
+
+The search is a k-nearest-neighbour search in faiss (exact below :data:`IVF_MIN_WINDOWS` index
+rows, an IVF index above), never an N x N matrix. It is tuned for recall: it proposes about k
+partners per image and leaves precision to :mod:`hamkit.dedup.verify`. The comparison of the
+descriptors tried on the real HAM10000 images is in ``docs/benchmarks_dedup.md``.
+
+Examples:
+    >>> rng = np.random.default_rng(0)
+    >>> thumbs = rng.random((30, THUMB, THUMB)).astype(np.float32)
+    >>> thumbs[7] = np.rot90(thumbs[3])  # a quarter turn of image 3
+    >>> pairs = candidate_pairs(thumbs, k=2)
+    >>> bool(((pairs.i == 3) & (pairs.j == 7)).any())
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["THUMB", "Candidates", "index_windows", "query_windows", "candidate_pairs", "IVF_MIN_WINDOWS"]
+
+THUMB = 64
+"""Side of the square greyscale thumbnail the windows are cut from."""
+
+CELLS = 8
+"""Each window is averaged down to CELLS x CELLS values."""
+
+_INDEX_WINDOWS: tuple[tuple[float, float, float], ...] = tuple(
+    [(0.84, dx, dy) for dx in (-0.08, 0.0, 0.08) for dy in (-0.08, 0.0, 0.08)]
+    + [(0.70, dx, dy) for dx in (-0.06, 0.0, 0.06) for dy in (-0.06, 0.0, 0.06)])
+_QUERY_WINDOW = (0.84, 0.0, 0.0)
+
+IVF_MIN_WINDOWS = 60_000
+"""Index rows from which the search uses a faiss IVF index instead of an exact flat one."""
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Candidate pairs, each once with ``i < j``.
+
+    Attributes:
+        i: First image indices (int64).
+        j: Second image indices (int64).
+        similarity: Cosine similarity of the best-matching windows (float32).
+        mirrored: True where the best match needed a mirror image (an odd number of flips);
+            the verifier then mirrors one image before it matches keypoints.
+    """
+
+    i: np.ndarray
+    j: np.ndarray
+    similarity: np.ndarray
+    mirrored: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+
+def _windows(thumbs: np.ndarray, windows: tuple[tuple[float, float, float], ...]) -> np.ndarray:
+    """``(N, len(windows), CELLS*CELLS)`` normalised window descriptors of ``(N, S, S)`` thumbnails."""
+    n, side = thumbs.shape[0], thumbs.shape[1]
+    out = np.empty((n, len(windows), CELLS * CELLS), dtype=np.float32)
+    for w, (frac, dx, dy) in enumerate(windows):
+        size = int(round(side * frac))
+        x0 = int(round((side - size) / 2 + dx * side))
+        y0 = int(round((side - size) / 2 + dy * side))
+        crop = thumbs[:, y0:y0 + size, x0:x0 + size]
+        # average pooling onto a CELLS x CELLS grid (cell edges at rounded positions)
+        edges = np.linspace(0, size, CELLS + 1).round().astype(int)
+        rows = np.add.reduceat(crop, edges[:-1], axis=1) / np.diff(edges)[None, :, None]
+        cells = np.add.reduceat(rows, edges[:-1], axis=2) / np.diff(edges)[None, None, :]
+        out[:, w] = cells.reshape(n, -1)
+    out -= out.mean(axis=2, keepdims=True)
+    out /= np.linalg.norm(out, axis=2, keepdims=True) + 1e-6
+    return out
+
+
+def index_windows(thumbs: np.ndarray) -> np.ndarray:
+    """The 18 indexed windows of each thumbnail.
+
+    Args:
+        thumbs: ``(N, THUMB, THUMB)`` greyscale thumbnails (any float or integer type).
+
+    Returns:
+        ``(N, 18, 64)`` float32, each row zero-mean with unit norm.
+    """
+    return _windows(np.asarray(thumbs, dtype=np.float32), _INDEX_WINDOWS)
+
+
+def query_windows(thumbs: np.ndarray) -> np.ndarray:
+    """The central window of each thumbnail in the 8 orientations of the square.
+
+    Args:
+        thumbs: ``(N, THUMB, THUMB)`` greyscale thumbnails.
+
+    Returns:
+        ``(N, 8, 64)`` float32; orientation ``o`` is ``o // 2`` quarter turns, mirrored when
+        ``o`` is odd.
+    """
+    thumbs = np.asarray(thumbs, dtype=np.float32)
+    views = []
+    for turns in range(4):
+        turned = np.rot90(thumbs, turns, axes=(1, 2))
+        views += [turned, turned[:, :, ::-1]]
+    return np.stack([_windows(np.ascontiguousarray(v), (_QUERY_WINDOW,))[:, 0] for v in views], axis=1)
+
+
+def _search(base: np.ndarray, queries: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+    import faiss
+
+    dim = base.shape[1]
+    if len(base) < IVF_MIN_WINDOWS:
+        index = faiss.IndexFlatIP(dim)
+    else:
+        nlist = int(2 ** round(np.log2(4 * np.sqrt(len(base)))))
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(0)
+        sample = base[rng.choice(len(base), min(len(base), nlist * 64), replace=False)]
+        index.cp.seed = 0
+        index.train(sample)
+        index.nprobe = nprobe
+    index.add(base)
+    return index.search(queries, k)
+
+
+def candidate_pairs(thumbs: np.ndarray, *, k: int = 10, nprobe: int = 24) -> Candidates:
+    """Propose about ``k`` likely duplicates for every image.
+
+    Args:
+        thumbs: ``(N, THUMB, THUMB)`` greyscale thumbnails.
+        k: Nearest other images kept per image (over its 8 orientations); a pair found from
+            either end is kept once.
+        nprobe: Cells the IVF index visits per query (large collections only).
+
+    Returns:
+        The :class:`Candidates`, sorted by ``(i, j)``.
+    """
+    n = len(thumbs)
+    if n < 2:
+        empty = np.zeros(0, dtype=np.int64)
+        return Candidates(empty, empty, np.zeros(0, np.float32), np.zeros(0, bool))
+    base = index_windows(thumbs)
+    windows_per_image = base.shape[1]
+    base = np.ascontiguousarray(base.reshape(-1, base.shape[2]))
+    queries = query_windows(thumbs)
+    orientations = queries.shape[1]
+    queries = np.ascontiguousarray(queries.reshape(-1, queries.shape[2]))
+    per_query = min(len(base), 3 * (k + 1))
+    sims, hits = _search(base, queries, per_query, nprobe)
+    query_image = np.repeat(np.arange(n), orientations * per_query)
+    mirrored = np.repeat(np.tile(np.arange(orientations) % 2 == 1, n), per_query)
+    owner = hits.reshape(-1) // windows_per_image
+    sims = sims.reshape(-1)
+    ok = (hits.reshape(-1) >= 0) & (owner != query_image)
+    query_image, owner, sims, mirrored = query_image[ok], owner[ok], sims[ok], mirrored[ok]
+    # per (query image, other image): the best match; per query image: its k best others
+    order = np.lexsort((-sims, owner, query_image))
+    query_image, owner, sims, mirrored = query_image[order], owner[order], sims[order], mirrored[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (query_image[1:] != query_image[:-1]) | (owner[1:] != owner[:-1])
+    query_image, owner, sims, mirrored = query_image[first], owner[first], sims[first], mirrored[first]
+    order = np.lexsort((-sims, query_image))
+    query_image, owner, sims, mirrored = query_image[order], owner[order], sims[order], mirrored[order]
+    starts = np.searchsorted(query_image, np.arange(n))
+    rank = np.arange(len(query_image)) - starts[query_image]
+    keep = rank < k
+    lo = np.minimum(query_image[keep], owner[keep])
+    hi = np.maximum(query_image[keep], owner[keep])
+    sims, mirrored = sims[keep], mirrored[keep]
+    # a pair found from both ends: keep the end that matched best
+    order = np.lexsort((-sims, hi, lo))
+    lo, hi, sims, mirrored = lo[order], hi[order], sims[order], mirrored[order]
+    first = np.ones(len(lo), dtype=bool)
+    first[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+    return Candidates(lo[first].astype(np.int64), hi[first].astype(np.int64), sims[first].astype(np.float32),
+                      mirrored[first])
