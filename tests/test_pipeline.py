@@ -40,13 +40,13 @@ def demo_run(tmp_path_factory):
 def test_every_output_is_written(demo_run):
     out, _ = demo_run
     for name in ("report.html", "config.toml", "summary.json", "split.csv", "figures/class_balance.png",
-                 "dedup/exact/kept.txt", "dedup/phash/pairs.csv", "audit/exact/audit.json",
+                 "dedup/verified/kept.txt", "dedup/verified/pairs.csv", "audit/verified/audit.json",
                  "classifier/model/model.safetensors", "classifier/test_report.json",
                  "classifier/confusion_matrix.png", "classifier/training_curves.png", "segmenter/model/config.json",
                  "segmenter/test_report.json", "segmenter/per_image.csv", "segmenter/examples.png"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["summary"]["audit"]["exact"] == {"train-val": 0, "train-test": 0, "val-test": 0}
+    assert summary["summary"]["audit"]["verified"] == {"train-val": 0, "train-test": 0, "val-test": 0}
     assert set(summary["steps"]) == {"data", "dedup", "split", "audit", "classifier", "segmenter", "report"}
     page = (out / "report.html").read_text()
     for heading in ("Dataset", "Duplicates", "Split", "Classifier", "Segmenter", "Config and versions"):

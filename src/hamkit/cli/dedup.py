@@ -46,6 +46,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--strict-groups", action="store_true",
                         help="every group member must match the group's representative (guards against chaining)")
     parser.add_argument("--no-review", action="store_true", help="do not write review.png / review.html")
+    parser.add_argument("--labels", metavar="METADATA_CSV",
+                        help="HAM10000-style metadata (image_id, lesion_id, dx): writes calibration.csv / .png "
+                        "(pairs within and across lesions per threshold, with a suggested threshold) and "
+                        "conflicts.csv (duplicates whose diagnoses differ)")
+    parser.add_argument("--against", metavar="OLD",
+                        help="only pairs between IMAGES and this folder or list (e.g. new data against a "
+                        "training set): writes pairs.csv")
     return parser
 
 
@@ -71,6 +78,18 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     dedup = dedup_from_args(args, keep=args.keep, group_mode="representative" if args.strict_groups else "connected")
+    records = _read_labels(args.labels) if args.labels else None
+    if args.against:
+        cross = dedup.find_cross(args.images, args.against)
+        if cross is None:  # a torchrun rank other than 0
+            return 0
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        cross.save(out / "pairs.csv")
+        print(f"{len(cross.paths_a)} image(s) against {len(cross.paths_b)}: {len(cross.pairs)} duplicate pair(s) "
+              f"across the two sets ({len(cross.skipped)} unreadable, skipped)")
+        print(f"results in {out}")
+        return 0
     result = dedup.find(args.images)
     if result is None:  # a torchrun rank other than 0
         return 0
@@ -81,5 +100,22 @@ def run(args: argparse.Namespace) -> int:
         contact_sheet(result, Path(out) / "review.png")
         review_html(result, Path(out) / "review.html")
     print(result.summary())
+    if records is not None:
+        diagnoses = {r.image_id: r.dx for r in records}
+        conflicts = result.conflicts(diagnoses)
+        result.save_conflicts(Path(out) / "conflicts.csv", diagnoses)
+        print(f"{len(conflicts)} duplicate pair(s) carry different diagnoses (label conflicts): conflicts.csv")
+        if any(r.lesion_id for r in records):
+            calibration = dedup.calibrate(result, {r.image_id: r.lesion_id for r in records})
+            calibration.to_csv(Path(out) / "calibration.csv")
+            calibration.plot(Path(out) / "calibration.png")
+            print(calibration.summary())
     print(f"results in {out}")
     return 0
+
+
+def _read_labels(path: str):
+    """The metadata records, read before the scan so that a bad file fails at once."""
+    from hamkit.data.metadata import read_labels
+
+    return read_labels(path)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ import numpy as np
 
 from hamkit.data.images import image_size_of
 from hamkit.data.splits import SPLIT_NAMES, read_split_csv
+from hamkit.dedup.calibration import Calibration, calibrate_scores
 from hamkit.dedup.groups import choose_kept, duplicate_groups, keep_priority
 from hamkit.dedup.hashing import HASH_SIZES, dhash, phash
 from hamkit.dedup.inputs import DecodeJob, decode_all, resolve_images
@@ -425,6 +426,50 @@ class Deduplicator:
                            method=self.method, threshold=self.threshold_, settings=_jsonable(self.get_params()),
                            seconds=time.perf_counter() - started, candidates=candidates)
 
+    def calibrate(self, images: Any, labels: str | os.PathLike[str] | Mapping[str, str | None],
+                  thresholds: Sequence[float] | None = None) -> Calibration:
+        """Pairs within and across lesions per threshold, and the threshold that lesion ids suggest.
+
+        Args:
+            images: What :meth:`find` takes, or a :class:`~hamkit.dedup.result.DedupResult`
+                already found (with ``method="verified"`` it holds every candidate and its
+                score, so thresholds below the one in use are tabulated too).
+            labels: A metadata CSV with ``image_id`` and ``lesion_id`` columns (HAM10000's),
+                or ``{image_id: lesion_id}``. Images are matched by file stem.
+            thresholds: Thresholds to tabulate (default: 0.05 steps; whole numbers for hashes).
+
+        Returns:
+            The :class:`~hamkit.dedup.calibration.Calibration`: ``summary()``, ``plot(path)``,
+            ``to_csv(path)``.
+
+        Raises:
+            DataError: No lesion ids in ``labels`` for any image of a pair.
+        """
+        result = images if isinstance(images, DedupResult) else self.find(images)
+        if result is None:  # pragma: no cover - torchrun ranks other than 0
+            raise HamkitError("calibrate runs on rank 0 only")
+        lesions = _lesion_ids(labels)
+        if result.candidates is not None:
+            i, j, scores = result.candidates.i, result.candidates.j, result.candidates.score
+        else:
+            i, j, scores = result.pairs.i, result.pairs.j, result.pairs.score
+        stems = [p.stem for p in result.paths]
+        lesion_i = np.array([lesions.get(stems[a]) for a in i.tolist()], dtype=object)
+        lesion_j = np.array([lesions.get(stems[b]) for b in j.tolist()], dtype=object)
+        known = np.array([a is not None and b is not None for a, b in zip(lesion_i, lesion_j, strict=True)], bool)
+        if len(i) and not known.any():
+            raise DataError("calibrate: none of the images of the pairs has a lesion id in the labels "
+                            "(images are matched to image_id by file name without extension)")
+        if thresholds is None and not result.pairs.higher_is_better:
+            thresholds = list(range(0, int(result.threshold or 0) + 1))
+        if thresholds is None and result.method == "verified":
+            thresholds = np.round(np.arange(0.1, 1.0001, 0.05), 2).tolist()
+        calibration = calibrate_scores(scores[known], lesion_i[known] == lesion_j[known], thresholds=thresholds,
+                                       higher_is_better=result.pairs.higher_is_better,
+                                       current=None if result.threshold is None else float(result.threshold))
+        calibration.unlabelled = int((~known).sum())
+        return calibration
+
     def _keep_priority(self, paths: list[Path], pairs: Pairs) -> np.ndarray:
         n = len(paths)
         if self.keep == "first":
@@ -506,6 +551,14 @@ class Deduplicator:
 
     def __repr__(self) -> str:
         return f"Deduplicator(method={self.method!r}, backbone={self.backbone!r}, threshold={self.threshold_!r})"
+
+
+def _lesion_ids(labels: str | os.PathLike[str] | Mapping[str, str | None]) -> dict[str, str | None]:
+    if isinstance(labels, Mapping):
+        return dict(labels)
+    from hamkit.data.metadata import read_metadata
+
+    return {r.image_id: r.lesion_id for r in read_metadata(labels)}
 
 
 def _cpus() -> int:

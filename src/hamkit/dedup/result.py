@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,10 @@ from hamkit.dedup.search import Pairs
 __all__ = ["DedupResult", "CrossResult", "AuditResult"]
 
 
-def _pairs_csv(rows: list[tuple[str, str, float | int]]) -> str:
+def _pairs_csv(rows: list[tuple[Any, ...]], extra: list[str] | None = None) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path_a", "path_b", "score"])
+    writer.writerow(["path_a", "path_b", "score", *(extra or [])])
     writer.writerows(rows)
     return buffer.getvalue()
 
@@ -94,6 +95,29 @@ class DedupResult:
                 labels[member] = f"dup{number:05d}"
         return labels
 
+    def conflicts(self, diagnoses: Mapping[str, str]) -> list[tuple[int, int, str, str]]:
+        """Duplicate pairs whose images carry different diagnoses: one of the two labels is wrong.
+
+        Args:
+            diagnoses: ``{image_id: dx}`` (e.g. from :func:`hamkit.data.metadata.read_metadata`).
+
+        Returns:
+            ``(i, j, dx_i, dx_j)`` per conflicting pair.
+        """
+        from hamkit.dedup.calibration import label_conflicts
+
+        return label_conflicts(self.paths, self.pairs.i, self.pairs.j, diagnoses)
+
+    def save_conflicts(self, path: str | os.PathLike[str], diagnoses: Mapping[str, str]) -> Path:
+        """Write :meth:`conflicts` as ``path_a,path_b,score,dx_a,dx_b`` atomically."""
+        score_of = {(int(a), int(b)): s for a, b, s in zip(self.pairs.i, self.pairs.j, self.pairs.score, strict=True)}
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["path_a", "path_b", "score", "dx_a", "dx_b"])
+        for a, b, da, db in self.conflicts(diagnoses):
+            writer.writerow([str(self.paths[a]), str(self.paths[b]), _score(score_of[(a, b)]), da, db])
+        return atomic_write_text(path, buffer.getvalue())
+
     def summary(self) -> str:
         """A one-paragraph summary."""
         c = self.counts
@@ -126,7 +150,15 @@ class DedupResult:
         atomic_write_text(out / "removed.txt", "".join(f"{p}\n" for p in self.removed_paths))
         rows = [(str(self.paths[i]), str(self.paths[j]), _score(s))
                 for i, j, s in zip(self.pairs.i, self.pairs.j, self.pairs.score, strict=True)]
-        atomic_write_text(out / "pairs.csv", _pairs_csv(rows))
+        if self.candidates is not None:  # verified pairs: the alignment's inliers next to the score
+            inliers = {(int(a), int(b)): int(n) for a, b, n in zip(self.candidates.i, self.candidates.j,
+                                                                   self.candidates.inliers, strict=True)}
+            text = _pairs_csv([(*row, inliers.get((int(i), int(j)), -1))
+                               for row, i, j in zip(rows, self.pairs.i, self.pairs.j, strict=True)],
+                              extra=["inliers"])
+        else:
+            text = _pairs_csv(rows)
+        atomic_write_text(out / "pairs.csv", text)
         groups = [{"members": [str(self.paths[m]) for m in g.members],
                    "representative": str(self.paths[g.representative]),
                    "weakest_link": _score(g.weakest_link)} for g in self.groups]

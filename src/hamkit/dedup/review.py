@@ -20,15 +20,25 @@ from hamkit.errors import DataError
 __all__ = ["review_pairs", "contact_sheet", "review_html"]
 
 
-def review_pairs(result: DedupResult, max_pairs: int = 24, order: str = "best") -> list[tuple[int, int, float]]:
-    """The pairs to show: ``order="best"`` (most alike first) or ``"borderline"`` (closest to the
-    threshold first, where mistakes hide)."""
+def review_pairs(result: DedupResult, max_pairs: int = 24, order: str = "borderline") -> list[tuple[int, int, float]]:
+    """The pairs to show: ``order="borderline"`` (the default: closest to the threshold first,
+    where mistakes hide; for ``method="verified"`` the candidates just *below* the threshold
+    are among them, so that a missed duplicate can be seen too) or ``"best"`` (most alike first)."""
     if order not in ("best", "borderline"):
         raise DataError(f"order must be 'best' or 'borderline', got {order!r}")
-    scores = result.pairs.score.astype(np.float64)
-    key = -scores if result.pairs.higher_is_better else scores
-    ranking = np.argsort(key if order == "best" else -key, kind="stable")[:max_pairs]
-    return [(int(result.pairs.i[k]), int(result.pairs.j[k]), float(scores[k])) for k in ranking]
+    i, j, scores = result.pairs.i, result.pairs.j, result.pairs.score.astype(np.float64)
+    if order == "borderline" and result.candidates is not None and result.threshold is not None:
+        aligned = result.candidates.score > 0  # the candidates that aligned at all
+        i, j = result.candidates.i[aligned], result.candidates.j[aligned]
+        scores = result.candidates.score[aligned].astype(np.float64)
+    if order == "borderline" and result.threshold is not None:
+        key = np.abs(scores - float(result.threshold))
+    else:
+        key = -scores if result.pairs.higher_is_better else scores
+        if order == "borderline":
+            key = -key
+    ranking = np.argsort(key, kind="stable")[:max_pairs]
+    return [(int(i[k]), int(j[k]), float(scores[k])) for k in ranking]
 
 
 def _thumb(path: Path, size: int) -> Image.Image:
@@ -42,13 +52,16 @@ def _thumb(path: Path, size: int) -> Image.Image:
 def _score_text(result: DedupResult, score: float) -> str:
     if result.method == "exact":
         return "identical pixels"
+    if result.pairs.metric == "aligned":
+        side = "" if result.threshold is None else (" (kept)" if score >= float(result.threshold) else " (below)")
+        return f"aligned {score:.2f}{side}"
     if result.pairs.higher_is_better:
         return f"cosine {score:.3f}"
     return f"Hamming {int(score)}"
 
 
 def contact_sheet(result: DedupResult, path: str | os.PathLike[str], *, max_pairs: int = 24, thumb: int = 160,
-                  order: str = "best", columns: int = 2) -> Path:
+                  order: str = "borderline", columns: int = 2) -> Path:
     """Save a PNG grid of duplicate pairs (two thumbnails and the score per cell).
 
     Args:
@@ -89,7 +102,7 @@ def _data_uri(path: Path, size: int) -> str:
 
 
 def review_html(result: DedupResult, path: str | os.PathLike[str], *, max_pairs: int = 100, thumb: int = 200,
-                order: str = "best") -> Path:
+                order: str = "borderline") -> Path:
     """Save a self-contained HTML page (images embedded) of duplicate pairs with their scores.
 
     Returns:

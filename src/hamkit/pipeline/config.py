@@ -35,7 +35,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "seed": 0,
     },
     "dedup": {
-        "methods": ["exact", "phash"],  # any of exact, phash, dhash, cnn; their groups are merged
+        "methods": ["verified"],  # any of verified, exact, phash, dhash, cnn; their groups are merged
+        "verified_threshold": 0.5,
         "cnn_backbone": "mobilenet_v2",
         "cnn_threshold": 0.93,
         "hash_threshold": 6,
@@ -76,7 +77,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                       "lr": 1e-4, "pretrained": True},
     },
     "gpu": {
-        "dedup": {"methods": ["exact", "phash", "cnn"], "cnn_backbone": "mobilenet_v2", "pretrained": True},
+        "dedup": {"methods": ["verified"]},
         "classifier": {"backbone": "timm:efficientnet_b0", "image_size": 384, "epochs": 30, "batch_size": 64,
                        "lr": 3e-4, "pretrained": True},
         "segmenter": {"backbone": "smp:DeepLabV3Plus:resnet34", "image_size": 384, "epochs": 30, "batch_size": 16,

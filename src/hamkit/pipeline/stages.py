@@ -58,7 +58,9 @@ def _deduplicators(ctx: RunContext) -> list[Any]:
                   cache_dir=ctx.out / "cache" / "embeddings")
     made = []
     for method in section["methods"]:
-        if method == "cnn":
+        if method == "verified":
+            made.append(Deduplicator("verified", threshold=section["verified_threshold"], **common))
+        elif method == "cnn":
             made.append(Deduplicator("cnn", backbone=section["cnn_backbone"], threshold=section["cnn_threshold"],
                                      pretrained=section["pretrained"], **common))
         elif method in ("phash", "dhash"):
@@ -66,7 +68,7 @@ def _deduplicators(ctx: RunContext) -> list[Any]:
         elif method == "exact":
             made.append(Deduplicator("exact", **common))
         else:
-            raise HamkitError(f"dedup.methods: unknown method {method!r}; use exact, phash, dhash or cnn")
+            raise HamkitError(f"dedup.methods: unknown method {method!r}; use verified, exact, phash, dhash or cnn")
     return made
 
 

@@ -1,0 +1,193 @@
+"""Choosing a duplicate threshold from lesion ids, and pairs whose labels disagree.
+
+HAM10000's ``lesion_id`` is free ground truth: two images of the same lesion may well be
+duplicates, and two images of *different* lesions are (almost always) not. A threshold is good
+when raising it further loses many within-lesion pairs but few across lesions are left to lose.
+:func:`calibrate_scores` counts, for every candidate threshold, the pairs at or above it within
+and across lesions and suggests the lowest threshold at which the pairs across lesions stop
+outnumbering a small share of all pairs found there.
+
+The pairs across lesions that remain at a good threshold are worth a look: on HAM10000 most of
+them are the same lesion filed under two ids (the metadata misses them), which is a leak that
+grouping by ``lesion_id`` alone cannot prevent.
+
+Examples:
+    >>> scores = np.array([0.95, 0.9, 0.2, 0.15, 0.1, 0.8])
+    >>> same = np.array([True, True, False, False, False, True])
+    >>> table = calibrate_scores(scores, same, thresholds=[0.1, 0.5])
+    >>> [(row.threshold, row.within, row.across) for row in table.rows]
+    [(0.1, 3, 3), (0.5, 3, 0)]
+    >>> table.suggested
+    0.5
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hamkit._io import atomic_write_text
+
+__all__ = ["CalibrationRow", "Calibration", "calibrate_scores", "label_conflicts", "MAX_ACROSS_SHARE"]
+
+MAX_ACROSS_SHARE = 0.05
+"""The suggested threshold is the lowest at which at most this share of the pairs at or above it
+(and in every score bin above it) is across lesions."""
+
+
+@dataclass(frozen=True)
+class CalibrationRow:
+    """Pair counts at one threshold.
+
+    Attributes:
+        threshold: The threshold.
+        within: Pairs at or above it whose images have the same lesion id.
+        across: Pairs at or above it across different lesion ids.
+    """
+
+    threshold: float
+    within: int
+    across: int
+
+
+@dataclass
+class Calibration:
+    """Pairs within and across lesions per threshold, and the threshold suggested.
+
+    Attributes:
+        rows: One :class:`CalibrationRow` per threshold, ascending.
+        suggested: The suggested threshold (``None`` when no threshold meets the rule).
+        reason: One sentence that says why.
+        current: The threshold in use, if known.
+        unlabelled: Candidate pairs with an image that has no lesion id (not counted).
+    """
+
+    rows: list[CalibrationRow]
+    suggested: float | None
+    reason: str
+    current: float | None = None
+    unlabelled: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def at(self, threshold: float) -> CalibrationRow:
+        """The row of the largest threshold not above ``threshold`` (the first row if none)."""
+        below = [row for row in self.rows if row.threshold <= threshold + 1e-9]
+        return below[-1] if below else self.rows[0]
+
+    def summary(self) -> str:
+        """The suggestion and the counts at the suggested and the current threshold."""
+        text = self.reason
+        if self.current is not None:
+            row = self.at(self.current)
+            text += (f" At the threshold in use ({self.current:g}): {row.within} pair(s) within lesions, "
+                     f"{row.across} across.")
+        return text
+
+    def to_csv(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``threshold,within,across`` rows atomically."""
+        lines = ["threshold,within,across\n"] + [f"{r.threshold:g},{r.within},{r.across}\n" for r in self.rows]
+        return atomic_write_text(path, "".join(lines))
+
+    def plot(self, path: str | os.PathLike[str]) -> Path:
+        """Plot pairs within and across lesions against the threshold (PNG, written atomically)."""
+        from hamkit._mpl import pyplot, save_png
+
+        plt = pyplot()
+        figure, axis = plt.subplots(figsize=(6.4, 3.8))
+        thresholds = [r.threshold for r in self.rows]
+        axis.plot(thresholds, [r.within for r in self.rows], label="pairs within a lesion", color="tab:blue")
+        axis.plot(thresholds, [r.across for r in self.rows], label="pairs across lesions", color="tab:red")
+        if self.suggested is not None:
+            axis.axvline(self.suggested, color="black", linestyle="--", label=f"suggested {self.suggested:g}")
+        if self.current is not None and self.current != self.suggested:
+            axis.axvline(self.current, color="grey", linestyle=":", label=f"in use {self.current:g}")
+        axis.set_yscale("symlog", linthresh=10)
+        axis.set_xlabel("threshold (pairs at or above it)")
+        axis.set_ylabel("pairs")
+        axis.legend(frameon=False)
+        axis.grid(alpha=0.3)
+        return save_png(figure, path, bbox_inches="tight")
+
+
+def calibrate_scores(scores: np.ndarray, same_lesion: np.ndarray, *, thresholds: Sequence[float] | None = None,
+                     higher_is_better: bool = True, current: float | None = None,
+                     max_across_share: float = MAX_ACROSS_SHARE) -> Calibration:
+    """Count pairs within and across lesions per threshold and suggest one.
+
+    Args:
+        scores: Score of every candidate pair (all of them, not only those above a threshold).
+        same_lesion: Per pair, whether both images have the same lesion id.
+        thresholds: Thresholds to tabulate (default: 0.05 steps over the scores' range).
+        higher_is_better: False for distances (a pair counts at a threshold when its score is
+            at or *below* it).
+        current: The threshold in use, to report next to the suggestion.
+        max_across_share: See :data:`MAX_ACROSS_SHARE`.
+
+    Returns:
+        The :class:`Calibration`.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    same = np.asarray(same_lesion, dtype=bool)
+    if thresholds is None:
+        low, high = (float(scores.min()), float(scores.max())) if len(scores) else (0.0, 1.0)
+        thresholds = np.round(np.arange(np.floor(low * 20) / 20, high + 1e-9, 0.05), 4).tolist() or [high]
+    grid = sorted(float(t) for t in thresholds)
+    if not higher_is_better:
+        grid = grid[::-1]  # strictest last, as for similarities
+    rows = []
+    for t in grid:
+        hit = scores >= t if higher_is_better else scores <= t
+        rows.append(CalibrationRow(t, int((hit & same).sum()), int((hit & ~same).sum())))
+    suggested = None
+    # the lowest threshold from which every step up keeps the across share of its bin small
+    for index in range(len(rows)):
+        ok = True
+        for upper in range(index, len(rows)):
+            row = rows[upper]
+            nxt = rows[upper + 1] if upper + 1 < len(rows) else CalibrationRow(np.inf, 0, 0)
+            bin_within, bin_across = row.within - nxt.within, row.across - nxt.across
+            if bin_within + bin_across and bin_across > max_across_share * (bin_within + bin_across):
+                ok = False
+                break
+        if ok and rows[index].within + rows[index].across:
+            suggested = rows[index].threshold
+            break
+    if suggested is None:
+        reason = ("No threshold keeps the pairs across lesions below "
+                  f"{max_across_share:.0%} of the pairs found: the scores do not separate lesions.")
+    else:
+        row = next(r for r in rows if r.threshold == suggested)
+        reason = (f"Suggested threshold {suggested:g}: from there on, every score step holds at most "
+                  f"{max_across_share:.0%} pairs across lesions ({row.within} within, {row.across} across at "
+                  f"{suggested:g}); the pairs across lesions left are worth a look, many are one lesion "
+                  "under two ids.")
+    return Calibration(rows, suggested, reason, current)
+
+
+def label_conflicts(paths: Sequence[Path], i: np.ndarray, j: np.ndarray,
+                    diagnoses: Mapping[str, str]) -> list[tuple[int, int, str, str]]:
+    """Duplicate pairs whose two images carry different diagnoses (one label is wrong).
+
+    Args:
+        paths: The images (``i``/``j`` index them); looked up by file stem.
+        i: First indices of the pairs.
+        j: Second indices.
+        diagnoses: ``{image_id: dx}``.
+
+    Returns:
+        ``(i, j, dx_i, dx_j)`` per conflicting pair.
+
+    Examples:
+        >>> label_conflicts([Path("a.jpg"), Path("b.jpg")], np.array([0]), np.array([1]), {"a": "nv", "b": "mel"})
+        [(0, 1, 'nv', 'mel')]
+    """
+    out = []
+    for a, b in zip(np.asarray(i).tolist(), np.asarray(j).tolist(), strict=True):
+        da, db = diagnoses.get(Path(paths[a]).stem), diagnoses.get(Path(paths[b]).stem)
+        if da is not None and db is not None and da != db:
+            out.append((a, b, da, db))
+    return out
