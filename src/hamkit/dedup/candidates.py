@@ -117,7 +117,8 @@ def query_windows(thumbs: np.ndarray) -> np.ndarray:
     return np.stack([_windows(np.ascontiguousarray(v), (_QUERY_WINDOW,))[:, 0] for v in views], axis=1)
 
 
-def _search(base: np.ndarray, queries: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+def _index(base: np.ndarray, nprobe: int):  # type: ignore[no-untyped-def]
+    """A faiss inner-product index over ``base``: flat (exact) when small, IVF when large."""
     import faiss
 
     dim = base.shape[1]
@@ -125,18 +126,33 @@ def _search(base: np.ndarray, queries: np.ndarray, k: int, nprobe: int) -> tuple
         index = faiss.IndexFlatIP(dim)
     else:
         nlist = int(2 ** round(np.log2(4 * np.sqrt(len(base)))))
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(0)
-        sample = base[rng.choice(len(base), min(len(base), nlist * 64), replace=False)]
         index.cp.seed = 0
-        index.train(sample)
+        index.train(base[rng.choice(len(base), min(len(base), nlist * 64), replace=False)])
         index.nprobe = nprobe
     index.add(base)
-    return index.search(queries, k)
+    return index
 
 
-def candidate_pairs(thumbs: np.ndarray, *, k: int = 10, nprobe: int = 24) -> Candidates:
+def _top_k(query_image: np.ndarray, owner: np.ndarray, sims: np.ndarray, mirrored: np.ndarray,
+           k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per query image, its ``k`` best other images (best window match of each)."""
+    order = np.lexsort((-sims, owner, query_image))
+    query_image, owner, sims, mirrored = query_image[order], owner[order], sims[order], mirrored[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (query_image[1:] != query_image[:-1]) | (owner[1:] != owner[:-1])
+    query_image, owner, sims, mirrored = query_image[first], owner[first], sims[first], mirrored[first]
+    order = np.lexsort((-sims, query_image))
+    query_image, owner, sims, mirrored = query_image[order], owner[order], sims[order], mirrored[order]
+    starts = np.flatnonzero(np.r_[True, query_image[1:] != query_image[:-1]])
+    counts = np.diff(np.r_[starts, len(query_image)])
+    rank = np.arange(len(query_image)) - np.repeat(starts, counts)
+    keep = rank < k
+    return query_image[keep], owner[keep], sims[keep], mirrored[keep]
+
+
+def candidate_pairs(thumbs: np.ndarray, *, k: int = 10, nprobe: int = 24, chunk: int = 2048) -> Candidates:
     """Propose about ``k`` likely duplicates for every image.
 
     Args:
@@ -144,6 +160,7 @@ def candidate_pairs(thumbs: np.ndarray, *, k: int = 10, nprobe: int = 24) -> Can
         k: Nearest other images kept per image (over its 8 orientations); a pair found from
             either end is kept once.
         nprobe: Cells the IVF index visits per query (large collections only).
+        chunk: Images whose windows are built and searched at a time (bounds the memory).
 
     Returns:
         The :class:`Candidates`, sorted by ``(i, j)``.
@@ -152,34 +169,26 @@ def candidate_pairs(thumbs: np.ndarray, *, k: int = 10, nprobe: int = 24) -> Can
     if n < 2:
         empty = np.zeros(0, dtype=np.int64)
         return Candidates(empty, empty, np.zeros(0, np.float32), np.zeros(0, bool))
-    base = index_windows(thumbs)
-    windows_per_image = base.shape[1]
-    base = np.ascontiguousarray(base.reshape(-1, base.shape[2]))
-    queries = query_windows(thumbs)
-    orientations = queries.shape[1]
-    queries = np.ascontiguousarray(queries.reshape(-1, queries.shape[2]))
+    windows_per_image = len(_INDEX_WINDOWS)
+    base = np.concatenate([index_windows(thumbs[s:s + chunk]).reshape(-1, CELLS * CELLS)
+                           for s in range(0, n, chunk)])
+    index = _index(base, nprobe)
     per_query = min(len(base), 3 * (k + 1))
-    sims, hits = _search(base, queries, per_query, nprobe)
-    query_image = np.repeat(np.arange(n), orientations * per_query)
-    mirrored = np.repeat(np.tile(np.arange(orientations) % 2 == 1, n), per_query)
-    owner = hits.reshape(-1) // windows_per_image
-    sims = sims.reshape(-1)
-    ok = (hits.reshape(-1) >= 0) & (owner != query_image)
-    query_image, owner, sims, mirrored = query_image[ok], owner[ok], sims[ok], mirrored[ok]
-    # per (query image, other image): the best match; per query image: its k best others
-    order = np.lexsort((-sims, owner, query_image))
-    query_image, owner, sims, mirrored = query_image[order], owner[order], sims[order], mirrored[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = (query_image[1:] != query_image[:-1]) | (owner[1:] != owner[:-1])
-    query_image, owner, sims, mirrored = query_image[first], owner[first], sims[first], mirrored[first]
-    order = np.lexsort((-sims, query_image))
-    query_image, owner, sims, mirrored = query_image[order], owner[order], sims[order], mirrored[order]
-    starts = np.searchsorted(query_image, np.arange(n))
-    rank = np.arange(len(query_image)) - starts[query_image]
-    keep = rank < k
-    lo = np.minimum(query_image[keep], owner[keep])
-    hi = np.maximum(query_image[keep], owner[keep])
-    sims, mirrored = sims[keep], mirrored[keep]
+    parts = []
+    for start in range(0, n, chunk):
+        queries = query_windows(thumbs[start:start + chunk])
+        count, orientations = queries.shape[0], queries.shape[1]
+        sims, hits = index.search(np.ascontiguousarray(queries.reshape(-1, CELLS * CELLS)), per_query)
+        query_image = np.repeat(np.arange(start, start + count), orientations * per_query)
+        mirrored = np.repeat(np.tile(np.arange(orientations) % 2 == 1, count), per_query)
+        hits = hits.reshape(-1)
+        owner = hits // windows_per_image
+        sims = sims.reshape(-1)
+        ok = (hits >= 0) & (owner != query_image)
+        parts.append(_top_k(query_image[ok], owner[ok], sims[ok], mirrored[ok], k))
+    query_image, owner, sims, mirrored = (np.concatenate([part[f] for part in parts]) for f in range(4))
+    lo = np.minimum(query_image, owner)
+    hi = np.maximum(query_image, owner)
     # a pair found from both ends: keep the end that matched best
     order = np.lexsort((-sims, hi, lo))
     lo, hi, sims, mirrored = lo[order], hi[order], sims[order], mirrored[order]

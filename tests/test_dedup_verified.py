@@ -1,0 +1,226 @@
+"""The ``verified`` duplicate method: candidates, verification, calibration, conflicts, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from hamkit import Deduplicator
+from hamkit.dedup.calibration import calibrate_scores
+from hamkit.dedup.candidates import THUMB, candidate_pairs
+from hamkit.dedup.scenes import Scene
+from hamkit.dedup.verify import aligned_similarity, scene_features, verify_pair
+from hamkit.datasets.planting import KIND_FAMILY, PLANT_KINDS, alter_image, plant_copies
+from hamkit.errors import HamkitError
+
+
+def lesion_photo(seed: int, size: tuple[int, int] = (200, 150)) -> np.ndarray:
+    """A dermoscopy-like RGB image: skin with fine texture, a textured dark lesion, a vignette."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    skin = 190 + cv2.GaussianBlur(rng.normal(0, 30, (height, width)).astype(np.float32), (0, 0), 1.5)
+    cx, cy = rng.uniform(0.35, 0.65) * width, rng.uniform(0.35, 0.65) * height
+    radius = rng.uniform(0.15, 0.3) * height
+    blob = np.clip(1.2 - np.hypot(xx - cx, yy - cy) / radius, 0, 1)
+    texture = cv2.GaussianBlur(rng.normal(0, 60, (height, width)).astype(np.float32), (0, 0), 2.0)
+    gray = skin - blob * (90 + texture)
+    vignette = np.hypot(xx - width / 2, yy - height / 2) > 0.62 * width
+    gray[vignette] = 15
+    rgb = np.stack([gray * 1.0, gray * 0.8, gray * 0.75], axis=-1)
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def planted_folder(tmp_path_factory) -> tuple[Path, list]:
+    """40 distinct lesion photos plus two copies of every kind."""
+    originals = tmp_path_factory.mktemp("originals")
+    paths = []
+    for k in range(40):
+        path = originals / f"ISIC_{k:07d}.jpg"
+        Image.fromarray(lesion_photo(k)).save(path, quality=92)
+        paths.append(path)
+    folder = tmp_path_factory.mktemp("planted")
+    planted = plant_copies(paths, folder, per_kind=2, seed=1)
+    (folder / "planted.csv").unlink()
+    return folder, planted
+
+
+def test_candidates_find_turned_and_mirrored_thumbnails() -> None:
+    rng = np.random.default_rng(0)
+    thumbs = (rng.random((50, THUMB, THUMB)) * 255).astype(np.uint8)
+    thumbs = np.stack([cv2.GaussianBlur(t, (0, 0), 2) for t in thumbs])
+    thumbs[10] = np.rot90(thumbs[2], 3)
+    thumbs[11] = thumbs[3][:, ::-1]
+    thumbs[12] = np.clip(thumbs[4].astype(int) + 40, 0, 255)  # brighter
+    found = candidate_pairs(thumbs, k=3)
+    pairs = set(zip(found.i.tolist(), found.j.tolist(), strict=True))
+    assert {(2, 10), (3, 11), (4, 12)} <= pairs
+    assert np.all(found.i < found.j)
+    assert bool(found.mirrored[(found.i == 3) & (found.j == 11)][0])
+    assert len(pairs) <= 50 * 3  # about k per image, never all pairs
+
+
+def test_verification_accepts_altered_copies_and_refuses_other_lesions() -> None:
+    rng = np.random.default_rng(3)
+    image = Image.fromarray(lesion_photo(5))
+    reference = Scene.from_image(image)
+    for kind in ("rotated", "shifted", "cropped", "flipped", "turned", "resized", "colour"):
+        copy = Scene.from_image(alter_image(image, kind, rng))
+        scores = [verify_pair(reference.gray, reference.features, copy.gray, features, mirrored=mirror)
+                  for mirror, features in ((False, copy.features), (True, copy.mirror_features))]
+        best = max(scores)
+        assert best[0] > 0.6 and best[1] >= 15, (kind, scores)
+    for other in range(6, 12):  # different lesions, same skin, same vignette
+        scene = Scene.from_image(Image.fromarray(lesion_photo(other)))
+        for mirror, features in ((False, scene.features), (True, scene.mirror_features)):
+            score, _ = verify_pair(reference.gray, reference.features, scene.gray, features, mirrored=mirror)
+            assert score < 0.3, (other, mirror, score)
+
+
+def test_aligned_similarity_ignores_a_shared_smooth_background() -> None:
+    # two images that share only a dark vignette and smooth skin: no textured tile agrees
+    a, b = lesion_photo(1)[..., 0], lesion_photo(2)[..., 0]
+    assert aligned_similarity(a, b, np.float32([[1, 0, 0], [0, 1, 0]])) < 0.3
+    assert aligned_similarity(a, a, np.float32([[1, 0, 0], [0, 1, 0]])) > 0.99
+    flat = np.full((150, 200), 128, np.uint8)
+    assert aligned_similarity(flat, flat, np.float32([[1, 0, 0], [0, 1, 0]])) == 0.0  # no texture, no vote
+
+
+def test_textureless_identical_files_still_pair(tmp_path: Path) -> None:
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (120, 90), (200, 150, 140)).save(tmp_path / name)
+    Image.new("RGB", (120, 90), (40, 150, 140)).save(tmp_path / "c.png")
+    result = Deduplicator(progress=False, cache_dir=False).find(tmp_path)
+    assert [(result.paths[i].name, result.paths[j].name) for i, j in zip(result.pairs.i, result.pairs.j)] \
+        == [("a.png", "b.png")]
+
+
+def test_default_finds_every_kind_and_no_distinct_lesion(planted_folder) -> None:
+    folder, planted = planted_folder
+    result = Deduplicator(progress=False, cache_dir=False).find(folder)
+    assert result.method == "verified" and result.pairs.metric == "aligned"
+    names = [p.name for p in result.paths]
+    group = {names[m]: g for g, grp in enumerate(result.groups) for m in grp.members}
+    for copy in planted:
+        assert copy.path.name in group and group[copy.path.name] == group.get(copy.source.name), copy.kind
+    originals_paired = {(names[i], names[j]) for i, j in zip(result.pairs.i, result.pairs.j)
+                        if not names[i].startswith("COPY") and not names[j].startswith("COPY")}
+    assert originals_paired == set()
+    assert max(g.size for g in result.groups) <= 1 + sum(c.source == planted[0].source for c in planted)
+    assert result.candidates is not None and len(result.candidates) > len(result.pairs)
+
+
+def test_pairs_csv_carries_score_and_inliers(planted_folder, tmp_path: Path) -> None:
+    folder, _ = planted_folder
+    result = Deduplicator(progress=False, cache_dir=False).find(folder)
+    result.save(tmp_path)
+    with open(tmp_path / "pairs.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(result.pairs)
+    assert all(float(r["score"]) >= 0.5 for r in rows)
+    assert all(int(r["inliers"]) >= 15 or int(r["inliers"]) == -1 for r in rows)
+
+
+def test_calibrate_suggests_a_threshold_from_lesion_ids(planted_folder, tmp_path: Path) -> None:
+    folder, _ = planted_folder
+    dedup = Deduplicator(progress=False, cache_dir=False)
+    result = dedup.find(folder)
+    # a copy belongs to its source's lesion; every original is its own lesion
+    lesions = {p.stem: (p.stem.split("_", 3)[3] if p.stem.startswith("COPY_") else p.stem) for p in result.paths}
+    calibration = dedup.calibrate(result, lesions)
+    assert calibration.suggested is not None and calibration.suggested <= 0.6
+    row = calibration.at(0.5)
+    assert row.across == 0 and row.within == len(result.pairs)
+    assert "Suggested threshold" in calibration.summary()
+    assert calibration.plot(tmp_path / "calibration.png").stat().st_size > 1000
+    assert calibration.to_csv(tmp_path / "c.csv").read_text().startswith("threshold,within,across\n")
+
+
+def test_calibrate_scores_says_when_nothing_separates() -> None:
+    table = calibrate_scores(np.array([0.9, 0.9, 0.8]), np.array([False, False, True]), thresholds=[0.5, 0.85])
+    assert table.suggested is None and "do not separate" in table.reason
+
+
+def test_label_conflicts_are_listed(planted_folder, tmp_path: Path) -> None:
+    folder, planted = planted_folder
+    result = Deduplicator(progress=False, cache_dir=False).find(folder)
+    diagnoses = {p.stem: "nv" for p in result.paths}
+    victim = planted[0].path.stem
+    diagnoses[victim] = "mel"
+    conflicts = result.conflicts(diagnoses)
+    assert conflicts and all(victim in (result.paths[a].stem, result.paths[b].stem) for a, b, _, _ in conflicts)
+    text = result.save_conflicts(tmp_path / "conflicts.csv", diagnoses).read_text()
+    assert text.splitlines()[0] == "path_a,path_b,score,dx_a,dx_b" and "mel" in text
+
+
+def test_find_cross_keeps_only_pairs_between_the_sets(tmp_path: Path) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(8):
+        Image.fromarray(lesion_photo(100 + k)).save(old / f"o{k}.jpg", quality=92)
+    source = Image.fromarray(lesion_photo(100))
+    alter_image(source, "rotated", rng).save(new / "rotated_o0.jpg", quality=90)
+    alter_image(source, "flipped", rng).save(new / "flipped_o0.jpg", quality=90)  # also a pair within new
+    Image.fromarray(lesion_photo(200)).save(new / "fresh.jpg", quality=92)
+    cross = Deduplicator(progress=False, cache_dir=False).find_cross(new, old)
+    found = sorted((cross.paths_a[i].name, cross.paths_b[j].name) for i, j in zip(cross.pairs.i, cross.pairs.j))
+    assert found == [("flipped_o0.jpg", "o0.jpg"), ("rotated_o0.jpg", "o0.jpg")]
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(HamkitError, match="aligned-content score"):
+        Deduplicator(threshold=2.0)
+    with pytest.raises(HamkitError, match="candidates"):
+        Deduplicator(candidates=0)
+    with pytest.raises(HamkitError, match="min_inliers"):
+        Deduplicator(min_inliers=2)
+
+
+def test_plant_copies_writes_every_kind(tmp_path: Path) -> None:
+    sources = []
+    for k in range(3):
+        sources.append(tmp_path / f"s{k}.jpg")
+        Image.fromarray(lesion_photo(k)).save(sources[-1])
+    planted = plant_copies(sources, tmp_path / "out", per_kind=2, seed=0)
+    assert sorted({c.kind for c in planted}) == sorted(PLANT_KINDS) and len(planted) == 2 * len(PLANT_KINDS)
+    assert set(KIND_FAMILY) == set(PLANT_KINDS)
+    exact = next(c for c in planted if c.kind == "exact")
+    assert exact.path.read_bytes() == exact.source.read_bytes()
+    rows = (tmp_path / "out" / "planted.csv").read_text().splitlines()
+    assert rows[0] == "copy,source,kind" and len(rows) == 1 + len(planted)
+
+
+def test_cli_labels_and_against(planted_folder, tmp_path: Path) -> None:
+    folder, planted = planted_folder
+    metadata = tmp_path / "meta.csv"
+    with open(metadata, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization"])
+        for path in sorted(folder.iterdir()):
+            lesion = path.stem.split("_", 3)[3] if path.stem.startswith("COPY_") else path.stem
+            dx = "mel" if path.stem == planted[0].path.stem else "nv"
+            writer.writerow([f"HAM_{lesion}", path.stem, dx, "histo", "50", "male", "back"])
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "hamkit", "dedup", str(folder), "--out", str(out), "--quiet",
+                           "--labels", str(metadata)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "label conflicts" in done.stdout and "Suggested threshold" in done.stdout
+    for name in ("pairs.csv", "conflicts.csv", "calibration.csv", "calibration.png", "review.png"):
+        assert (out / name).is_file(), name
+    assert len((out / "conflicts.csv").read_text().splitlines()) >= 2
+    against = tmp_path / "against"
+    done = subprocess.run([sys.executable, "-m", "hamkit", "dedup", str(planted[0].path), "--against", str(folder),
+                           "--out", str(against), "--quiet"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    rows = (against / "pairs.csv").read_text().splitlines()
+    assert rows[0] == "path_a,path_b,score" and len(rows) >= 2
