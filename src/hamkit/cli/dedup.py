@@ -101,15 +101,26 @@ def run(args: argparse.Namespace) -> int:
         review_html(result, Path(out) / "review.html")
     print(result.summary())
     if records is not None:
+        import json
+
+        from hamkit._io import atomic_write_text
+
         diagnoses = {r.image_id: r.dx for r in records}
         conflicts = result.conflicts(diagnoses)
         result.save_conflicts(Path(out) / "conflicts.csv", diagnoses)
+        summary = json.loads((Path(out) / "summary.json").read_text())
+        summary["label_conflicts"] = len(conflicts)
         print(f"{len(conflicts)} duplicate pair(s) carry different diagnoses (label conflicts): conflicts.csv")
         if any(r.lesion_id for r in records):
             calibration = dedup.calibrate(result, {r.image_id: r.lesion_id for r in records})
             calibration.to_csv(Path(out) / "calibration.csv")
             calibration.plot(Path(out) / "calibration.png")
+            row = calibration.at(float(result.threshold)) if result.threshold is not None else None
+            summary["calibration"] = {"suggested_threshold": calibration.suggested, "reason": calibration.reason,
+                                      "pairs_within_lesions": None if row is None else row.within,
+                                      "pairs_across_lesions": None if row is None else row.across}
             print(calibration.summary())
+        atomic_write_text(Path(out) / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
     print(f"results in {out}")
     return 0
 

@@ -4,8 +4,8 @@ HAM10000's ``lesion_id`` is free ground truth: two images of the same lesion may
 duplicates, and two images of *different* lesions are (almost always) not. A threshold is good
 when raising it further loses many within-lesion pairs but few across lesions are left to lose.
 :func:`calibrate_scores` counts, for every candidate threshold, the pairs at or above it within
-and across lesions and suggests the lowest threshold at which the pairs across lesions stop
-outnumbering a small share of all pairs found there.
+and across lesions and suggests the lowest threshold at which the pairs across lesions are at
+most a small share (:data:`MAX_ACROSS_SHARE`) of all the pairs it admits.
 
 The pairs across lesions that remain at a good threshold are worth a look: on HAM10000 most of
 them are the same lesion filed under two ids (the metadata misses them), which is a leak that
@@ -13,7 +13,7 @@ grouping by ``lesion_id`` alone cannot prevent.
 
 Examples:
     >>> scores = np.array([0.95, 0.9, 0.2, 0.15, 0.1, 0.8])
-    >>> same = np.array([True, True, False, False, False, True])
+    >>> same = np.array([True, True, False, False, False, True])  # 3 pairs within lesions
     >>> table = calibrate_scores(scores, same, thresholds=[0.1, 0.5])
     >>> [(row.threshold, row.within, row.across) for row in table.rows]
     [(0.1, 3, 3), (0.5, 3, 0)]
@@ -35,8 +35,8 @@ from hamkit._io import atomic_write_text
 __all__ = ["CalibrationRow", "Calibration", "calibrate_scores", "label_conflicts", "MAX_ACROSS_SHARE"]
 
 MAX_ACROSS_SHARE = 0.05
-"""The suggested threshold is the lowest at which at most this share of the pairs at or above it
-(and in every score bin above it) is across lesions."""
+"""The suggested threshold is the lowest at which, and above which, at most this share of the
+pairs at or above the threshold is across lesions."""
 
 
 @dataclass(frozen=True)
@@ -143,17 +143,11 @@ def calibrate_scores(scores: np.ndarray, same_lesion: np.ndarray, *, thresholds:
         hit = scores >= t if higher_is_better else scores <= t
         rows.append(CalibrationRow(t, int((hit & same).sum()), int((hit & ~same).sum())))
     suggested = None
-    # the lowest threshold from which every step up keeps the across share of its bin small
+    # the lowest threshold from which on every stricter one also admits few pairs across lesions
     for index in range(len(rows)):
-        ok = True
-        for upper in range(index, len(rows)):
-            row = rows[upper]
-            nxt = rows[upper + 1] if upper + 1 < len(rows) else CalibrationRow(np.inf, 0, 0)
-            bin_within, bin_across = row.within - nxt.within, row.across - nxt.across
-            if bin_within + bin_across and bin_across > max_across_share * (bin_within + bin_across):
-                ok = False
-                break
-        if ok and rows[index].within + rows[index].across:
+        tail = rows[index:]
+        if rows[index].within + rows[index].across and all(
+                r.across <= max_across_share * (r.within + r.across) for r in tail):
             suggested = rows[index].threshold
             break
     if suggested is None:
@@ -161,10 +155,9 @@ def calibrate_scores(scores: np.ndarray, same_lesion: np.ndarray, *, thresholds:
                   f"{max_across_share:.0%} of the pairs found: the scores do not separate lesions.")
     else:
         row = next(r for r in rows if r.threshold == suggested)
-        reason = (f"Suggested threshold {suggested:g}: from there on, every score step holds at most "
-                  f"{max_across_share:.0%} pairs across lesions ({row.within} within, {row.across} across at "
-                  f"{suggested:g}); the pairs across lesions left are worth a look, many are one lesion "
-                  "under two ids.")
+        reason = (f"Suggested threshold {suggested:g}: the lowest at which at most {max_across_share:.0%} of "
+                  f"the pairs admitted are across lesions ({row.within} within, {row.across} across at "
+                  f"{suggested:g}); look at the pairs across lesions: many are one lesion under two ids.")
     return Calibration(rows, suggested, reason, current)
 
 

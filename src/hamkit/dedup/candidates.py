@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["THUMB", "Candidates", "index_windows", "query_windows", "candidate_pairs", "IVF_MIN_WINDOWS"]
+__all__ = ["THUMB", "PARITY_MARGIN", "Candidates", "index_windows", "query_windows", "candidate_pairs", "IVF_MIN_WINDOWS"]
 
 THUMB = 64
 """Side of the square greyscale thumbnail the windows are cut from."""
@@ -42,6 +42,9 @@ _INDEX_WINDOWS: tuple[tuple[float, float, float], ...] = tuple(
     [(0.84, dx, dy) for dx in (-0.08, 0.0, 0.08) for dy in (-0.08, 0.0, 0.08)]
     + [(0.70, dx, dy) for dx in (-0.06, 0.0, 0.06) for dy in (-0.06, 0.0, 0.06)])
 _QUERY_WINDOW = (0.84, 0.0, 0.0)
+
+PARITY_MARGIN = 0.02
+"""Window similarity by which the other mirror parity may trail and still be verified."""
 
 IVF_MIN_WINDOWS = 60_000
 """Index rows from which the search uses a faiss IVF index instead of an exact flat one."""
@@ -57,12 +60,20 @@ class Candidates:
         similarity: Cosine similarity of the best-matching windows (float32).
         mirrored: True where the best match needed a mirror image (an odd number of flips);
             the verifier then mirrors one image before it matches keypoints.
+        ambiguous: True where the other mirror parity matched almost as well
+            (:data:`PARITY_MARGIN`): a near-symmetric lesion, whose orientation the thumbnails
+            cannot tell, so the verifier tries both.
     """
 
     i: np.ndarray
     j: np.ndarray
     similarity: np.ndarray
     mirrored: np.ndarray
+    ambiguous: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.ambiguous is None:
+            object.__setattr__(self, "ambiguous", np.zeros(len(self.i), dtype=bool))
 
     def __len__(self) -> int:
         return len(self.i)
@@ -136,20 +147,31 @@ def _index(base: np.ndarray, nprobe: int):  # type: ignore[no-untyped-def]
 
 
 def _top_k(query_image: np.ndarray, owner: np.ndarray, sims: np.ndarray, mirrored: np.ndarray,
-           k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per query image, its ``k`` best other images (best window match of each)."""
-    order = np.lexsort((-sims, owner, query_image))
+           k: int) -> tuple[np.ndarray, ...]:
+    """Per query image, its ``k`` best other images (best window match of each), with the best
+    similarity of the other mirror parity (-2 when that parity did not match at all)."""
+    # best match per (query, other, parity)
+    order = np.lexsort((-sims, mirrored, owner, query_image))
     query_image, owner, sims, mirrored = query_image[order], owner[order], sims[order], mirrored[order]
     first = np.ones(len(order), dtype=bool)
-    first[1:] = (query_image[1:] != query_image[:-1]) | (owner[1:] != owner[:-1])
+    first[1:] = (query_image[1:] != query_image[:-1]) | (owner[1:] != owner[:-1]) | (mirrored[1:] != mirrored[:-1])
     query_image, owner, sims, mirrored = query_image[first], owner[first], sims[first], mirrored[first]
+    # the two parities of one (query, other) are now adjacent: pair each with its neighbour's
+    same_next = np.zeros(len(owner), dtype=bool)
+    same_next[:-1] = (query_image[1:] == query_image[:-1]) & (owner[1:] == owner[:-1])
+    same_prev = np.r_[False, same_next[:-1]]
+    other = np.full(len(sims), -2.0, dtype=np.float32)
+    other[same_next] = sims[np.flatnonzero(same_next) + 1]
+    other[same_prev] = sims[np.flatnonzero(same_prev) - 1]
+    best = ~(same_next & (other > sims)) & ~(same_prev & (other >= sims))
+    query_image, owner, sims, mirrored, other = (a[best] for a in (query_image, owner, sims, mirrored, other))
     order = np.lexsort((-sims, query_image))
-    query_image, owner, sims, mirrored = query_image[order], owner[order], sims[order], mirrored[order]
+    query_image, owner, sims, mirrored, other = (a[order] for a in (query_image, owner, sims, mirrored, other))
     starts = np.flatnonzero(np.r_[True, query_image[1:] != query_image[:-1]])
     counts = np.diff(np.r_[starts, len(query_image)])
     rank = np.arange(len(query_image)) - np.repeat(starts, counts)
     keep = rank < k
-    return query_image[keep], owner[keep], sims[keep], mirrored[keep]
+    return query_image[keep], owner[keep], sims[keep], mirrored[keep], other[keep]
 
 
 def candidate_pairs(thumbs: np.ndarray, *, k: int = 10, nprobe: int = 24, chunk: int = 2048) -> Candidates:
@@ -186,13 +208,20 @@ def candidate_pairs(thumbs: np.ndarray, *, k: int = 10, nprobe: int = 24, chunk:
         sims = sims.reshape(-1)
         ok = (hits >= 0) & (owner != query_image)
         parts.append(_top_k(query_image[ok], owner[ok], sims[ok], mirrored[ok], k))
-    query_image, owner, sims, mirrored = (np.concatenate([part[f] for part in parts]) for f in range(4))
+    query_image, owner, sims, mirrored, other = (np.concatenate([part[f] for part in parts]) for f in range(5))
     lo = np.minimum(query_image, owner)
     hi = np.maximum(query_image, owner)
     # a pair found from both ends: keep the end that matched best
     order = np.lexsort((-sims, hi, lo))
-    lo, hi, sims, mirrored = lo[order], hi[order], sims[order], mirrored[order]
+    lo, hi, sims, mirrored, other = (a[order] for a in (lo, hi, sims, mirrored, other))
     first = np.ones(len(lo), dtype=bool)
     first[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+    # both parities are worth a look when the other one matched almost as well, from either end
+    close = other >= sims - PARITY_MARGIN
+    group = np.cumsum(first) - 1
+    ambiguous = np.zeros(int(first.sum()), dtype=bool)
+    np.logical_or.at(ambiguous, group, close)
+    parity_first = mirrored[first][group]
+    np.logical_or.at(ambiguous, group, mirrored != parity_first)
     return Candidates(lo[first].astype(np.int64), hi[first].astype(np.int64), sims[first].astype(np.float32),
-                      mirrored[first])
+                      mirrored[first], ambiguous)

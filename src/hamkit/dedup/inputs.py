@@ -122,13 +122,21 @@ def _collate(batch: list[tuple[int, Any, str | None]]) -> tuple[list[int], Any, 
     return [i for i, _ in ok], values, skipped
 
 
+def _single_threaded_opencv(_worker: int) -> None:
+    """In a decoding worker, before any OpenCV call: no OpenCV thread pool. A pool that the
+    parent process had started does not survive ``fork``, and using it from the child hangs."""
+    import cv2
+
+    cv2.setNumThreads(0)
+
+
 def decode_all(job: DecodeJob, *, batch_size: int, num_workers: int, progress: bool, desc: str):
     """Yield ``(indices, values, skipped)`` per batch: decoded values of the readable items and
     ``{index: reason}`` of the unreadable ones."""
     from tqdm.auto import tqdm
 
     loader = DataLoader(job, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate,
-                        persistent_workers=False)
+                        persistent_workers=False, worker_init_fn=_single_threaded_opencv if job.mode == "scene" else None)
     with tqdm(total=len(job), desc=desc, unit="img", disable=not progress) as bar:
         for indices, values, skipped in loader:
             bar.update(len(indices) + len(skipped))

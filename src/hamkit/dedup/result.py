@@ -131,6 +131,9 @@ class DedupResult:
                 max(chained, key=lambda g: g.weakest_link)
             text += (f" {len(chained)} group(s) have more than two images; the weakest link of any is "
                      f"{_score(worst.weakest_link)} (look at it if it is far from the threshold: chaining).")
+        if self.candidates is not None:
+            text += (f" {len(self.candidates)} candidate pair(s) were checked by aligning the two images; "
+                     f"{len(self.pairs)} reached the threshold.")
         if not self.pairs.exact:
             text += (" The search was approximate (a faiss IVF/HNSW index): it may have missed pairs; "
                      "use search_backend='numpy' for an exact search.")

@@ -33,7 +33,8 @@ class Scene:
 
     Attributes:
         gray: ``(H, W)`` uint8 greyscale, longest side :data:`~hamkit.dedup.verify.WORK_SIDE`.
-        thumb: ``(THUMB, THUMB)`` uint8 square thumbnail (aspect ratio not kept).
+        thumb: ``(THUMB, THUMB)`` uint8 square thumbnail (aspect ratio not kept), a dark
+            vignette at the border filled with the median grey.
         features: ORB keypoints of ``gray``.
         mirror_features: ORB keypoints of ``gray`` mirrored left to right.
         digest: SHA-256 of ``gray`` and its shape (equal for identical files, and for files
@@ -72,9 +73,31 @@ class Scene:
         gray = np.asarray(gray_image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0), dtype=np.uint8)
         import cv2
 
-        thumb = cv2.resize(gray, (THUMB, THUMB), interpolation=cv2.INTER_AREA)
+        thumb = _without_vignette(cv2.resize(gray, (THUMB, THUMB), interpolation=cv2.INTER_AREA))
         digest = hashlib.sha256(np.asarray(gray.shape, np.int64).tobytes() + gray.tobytes()).hexdigest()
         return cls(gray, thumb, scene_features(gray), scene_features(np.ascontiguousarray(gray[:, ::-1])), digest)
+
+
+_VIGNETTE_LEVEL = 40  # grey level below which a region touching the border counts as vignette
+
+
+def _without_vignette(thumb: np.ndarray) -> np.ndarray:
+    """The thumbnail with dark regions that touch its border (a dermatoscope's black vignette)
+    filled with the median grey of the rest, so that crops and shifts, which move the vignette,
+    do not decide which images look alike. A dark lesion inside the image is kept."""
+    import cv2
+
+    dark = (thumb < _VIGNETTE_LEVEL).astype(np.uint8)
+    if not dark.any():
+        return thumb
+    count, labels = cv2.connectedComponents(dark, connectivity=8)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    vignette = np.isin(labels, border[border > 0])
+    if not vignette.any() or vignette.all():
+        return thumb
+    out = thumb.copy()
+    out[vignette] = np.uint8(np.median(thumb[~vignette]))
+    return out
 
 
 @dataclass(frozen=True)
@@ -124,7 +147,7 @@ def verified_pairs(scenes: Sequence[Scene], *, k: int = 10, min_inliers: int = 1
     n = len(scenes)
     thumbs = np.stack([s.thumb for s in scenes]) if n else np.zeros((0, THUMB, THUMB), np.uint8)
     found = candidate_pairs(thumbs, k=k)
-    i, j, similarity, mirrored = found.i, found.j, found.similarity, found.mirrored
+    i, j, similarity, mirrored, ambiguous = found.i, found.j, found.similarity, found.mirrored, found.ambiguous
     # identical pixels: every pair within a set of equal digests
     codes = np.unique(np.array([s.digest for s in scenes], dtype=object).astype(str), return_inverse=True)[1] \
         if n else np.zeros(0, np.int64)
@@ -140,12 +163,13 @@ def verified_pairs(scenes: Sequence[Scene], *, k: int = 10, min_inliers: int = 1
         j = np.concatenate([j, xj])
         similarity = np.concatenate([similarity, np.ones(len(xi), np.float32)])
         mirrored = np.concatenate([mirrored, np.zeros(len(xi), bool)])
+        ambiguous = np.concatenate([ambiguous, np.zeros(len(xi), bool)])
         key = i * n + j
         _, first = np.unique(key, return_index=True)  # an identical pair may also be a candidate
-        i, j, similarity, mirrored = i[first], j[first], similarity[first], mirrored[first]
+        i, j, similarity, mirrored, ambiguous = i[first], j[first], similarity[first], mirrored[first], ambiguous[first]
     if cross is not None:
         keep = (i < cross) & (j >= cross)
-        i, j, similarity, mirrored = i[keep], j[keep], similarity[keep], mirrored[keep]
+        i, j, similarity, mirrored, ambiguous = i[keep], j[keep], similarity[keep], mirrored[keep], ambiguous[keep]
     identical = codes[i] == codes[j] if len(i) else np.zeros(0, bool)
     todo = np.flatnonzero(~identical)
     score = np.ones(len(i), np.float32)
@@ -153,7 +177,8 @@ def verified_pairs(scenes: Sequence[Scene], *, k: int = 10, min_inliers: int = 1
     if len(todo):
         score[todo], inliers[todo] = verify_pairs(
             [s.gray for s in scenes], [s.features for s in scenes], [s.mirror_features for s in scenes],
-            i[todo], j[todo], mirrored[todo], min_inliers=min_inliers, workers=workers, progress=progress)
+            i[todo], j[todo], mirrored[todo], min_inliers=min_inliers, workers=workers, progress=progress,
+            both=ambiguous[todo])
     order = np.lexsort((j, i))
     result = VerifiedCandidates(i[order], j[order], score[order], inliers[order], similarity[order])
     if cross is not None:

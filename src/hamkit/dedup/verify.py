@@ -47,6 +47,7 @@ MIN_INLIERS = 15
 random HAM10000 pairs), planted copies 57 and more."""
 
 _TILES = 4
+_EDGE = 15  # ORB's border and patch size, in pixels
 _COARSE = 200  # keypoints of the first, quick match
 _COARSE_MIN = 8  # inliers among them that send a pair on to the full match
 _MIN_TEXTURE = 1.0  # grey levels of band-pass standard deviation for a tile to count
@@ -71,8 +72,7 @@ def _tools():  # type: ignore[no-untyped-def]
     import cv2
 
     if not hasattr(_local, "orb"):
-        cv2.setNumThreads(1)
-        _local.orb = cv2.ORB_create(nfeatures=500, fastThreshold=10, edgeThreshold=15, patchSize=15)
+        _local.orb = cv2.ORB_create(nfeatures=500, fastThreshold=10, edgeThreshold=_EDGE, patchSize=_EDGE)
         _local.clahe = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(4, 4))
         _local.matcher = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
     return cv2, _local.orb, _local.clahe, _local.matcher
@@ -89,6 +89,8 @@ def scene_features(gray: np.ndarray) -> SceneFeatures:
         The :class:`SceneFeatures`.
     """
     _, orb, clahe, _ = _tools()
+    if min(gray.shape[:2]) < 2 * _EDGE + 1:  # too small for a keypoint patch
+        return SceneFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
     keypoints, descriptors = orb.detectAndCompute(clahe.apply(np.ascontiguousarray(gray)), None)
     if descriptors is None or not keypoints:
         return SceneFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
@@ -186,7 +188,7 @@ def _fit(features_a: SceneFeatures, features_b: SceneFeatures, top: int | None,
 def verify_pairs(grays: Sequence[np.ndarray], features: Sequence[SceneFeatures],
                  mirror_features: Sequence[SceneFeatures], i: np.ndarray, j: np.ndarray,
                  mirrored: np.ndarray, *, min_inliers: int = MIN_INLIERS, workers: int = 1,
-                 progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                 progress: bool = False, both: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`verify_pair` for many pairs, in ``workers`` threads (OpenCV releases the GIL).
 
     Args:
@@ -199,6 +201,7 @@ def verify_pairs(grays: Sequence[np.ndarray], features: Sequence[SceneFeatures],
         min_inliers: See :func:`verify_pair`.
         workers: Threads.
         progress: Show a progress bar.
+        both: Per pair, whether to try the other mirror parity too when the first fails.
 
     Returns:
         ``(score, inliers)``: float32 and int32 arrays, one entry per pair.
@@ -212,10 +215,15 @@ def verify_pairs(grays: Sequence[np.ndarray], features: Sequence[SceneFeatures],
     def work(chunk: np.ndarray) -> int:
         for p in chunk.tolist():
             a, b = int(i[p]), int(j[p])
-            flip = bool(mirrored[p])
-            scores[p], inliers[p] = verify_pair(grays[a], features[a], grays[b],
-                                                mirror_features[b] if flip else features[b],
-                                                mirrored=flip, min_inliers=min_inliers)
+            flips = (bool(mirrored[p]), not mirrored[p]) if both is not None and both[p] else (bool(mirrored[p]),)
+            results = []
+            for flip in flips:
+                results.append(verify_pair(grays[a], features[a], grays[b],
+                                           mirror_features[b] if flip else features[b], mirrored=flip,
+                                           min_inliers=min_inliers))
+                if results[-1][0] > 0:
+                    break
+            scores[p], inliers[p] = max(results, key=lambda result: result[0])  # ties: the first
         return len(chunk)
 
     with tqdm(total=len(i), desc="verify", unit="pair", disable=not progress, leave=False) as bar, \
