@@ -22,7 +22,7 @@ from hamkit.datasets.planting import KIND_FAMILY, plant_copies
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ham10000-200px"
 SLICE = 2000
 PER_KIND = 6
-MAX_ACROSS = 12  # the full set has 33 at the default threshold; this slice had 6 when measured
+MAX_ACROSS = 8  # the 40 of the full set scaled to the slice; 1 when measured (2026-12-01)
 TARGET_RECALL = {"exact": 1.0, "photometric": 0.95, "geometric": 0.80}
 
 pytestmark = pytest.mark.skipif(not (REAL / "HAM10000_metadata.csv").is_file(),
@@ -64,7 +64,7 @@ def test_planted_copies_are_found(slice_result) -> None:
 def test_groups_stay_small(slice_result, tmp_path: Path) -> None:
     result, _, _ = slice_result
     assert max(g.size for g in result.groups) <= 8
-    assert result.counts["removed"] <= 0.12 * len(result.paths)  # not a fifth of the data set
+    assert result.counts["removed"] <= 0.1 * len(result.paths)  # not a fifth of the data set
     result.save(tmp_path)
     with open(tmp_path / "pairs.csv") as handle:
         assert all(float(row["score"]) >= result.threshold for row in csv.DictReader(handle))
