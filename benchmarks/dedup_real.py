@@ -123,7 +123,7 @@ def evaluate(names: list[str], pairs: list[tuple[str, str]], planted: list[dict]
         family = KIND_FAMILY[row["kind"]]
         found.setdefault(family, []).append(group[row["copy"]] == group[row["source"]])
     originals = [(a, b) for a, b in pairs if not a.startswith("COPY_") and not b.startswith("COPY_")]
-    stem = lambda name: name.rsplit(".", 1)[0]  # noqa: E731
+    stem = lambda name: name.rsplit(".", 1)[0]
     across = sum(1 for a, b in originals if lesion.get(stem(a)) != lesion.get(stem(b)))
     return {"recall": {f: float(np.mean(v)) for f, v in found.items()}, "across": across,
             "within": len(originals) - across, "largest": int(sizes.max()) if len(sizes) else 0,

@@ -12,12 +12,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from hamkit import Deduplicator
 from hamkit.data.metadata import read_metadata
-from hamkit.datasets.planting import KIND_FAMILY, plant_copies
+from hamkit.datasets.planting import plant_copies, recall_by_family
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ham10000-200px"
 SLICE = 2000
@@ -50,13 +49,8 @@ def test_pairs_across_lesions_stay_few(slice_result) -> None:
 
 def test_planted_copies_are_found(slice_result) -> None:
     result, planted, _ = slice_result
-    names = [p.name for p in result.paths]
-    group = {names[m]: g for g, grp in enumerate(result.groups) for m in grp.members}
-    found: dict[str, list[bool]] = {}
-    for copy in planted:
-        hit = copy.path.name in group and group[copy.path.name] == group.get(copy.source.name)
-        found.setdefault(KIND_FAMILY[copy.kind], []).append(hit)
-    recall = {family: float(np.mean(hits)) for family, hits in found.items()}
+    group = {result.paths[m].name: g for g, grp in enumerate(result.groups) for m in grp.members}
+    recall = recall_by_family(planted, group)
     for family, target in TARGET_RECALL.items():
         assert recall[family] >= target, recall
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from PIL import Image, ImageEnhance
 from hamkit._io import atomic_write_text
 from hamkit.errors import DataError
 
-__all__ = ["PLANT_KINDS", "KIND_FAMILY", "PlantedCopy", "plant_copies", "alter_image"]
+__all__ = ["KIND_FAMILY", "PLANT_KINDS", "PlantedCopy", "alter_image", "plant_copies", "recall_by_family"]
 
 PLANT_KINDS: tuple[str, ...] = ("exact", "png", "reencoded", "resized", "brightness", "colour", "cropped",
                                 "shifted", "rotated", "flipped", "turned")
@@ -109,9 +109,10 @@ def alter_image(image: Image.Image, kind: str, rng: np.random.Generator) -> Imag
         turns = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
         return image.transpose(turns[int(rng.integers(3))])
     pixels = np.asarray(image)
+    matrix: np.ndarray
     if kind == "shifted":
         dx, dy = rng.choice([-1, 1], 2) * np.array([0.08 * width, 0.08 * height]) * rng.uniform(0.5, 1.0, 2)
-        matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+        matrix = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float32)
     elif kind == "rotated":
         angle = float(rng.choice([-1, 1]) * rng.uniform(3, 12))
         matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
@@ -181,6 +182,30 @@ def plant_copies(images: Sequence[str | os.PathLike[str]], out_dir: str | os.Pat
         lines.append(buffer)
     atomic_write_text(out / "planted.csv", "".join(lines))
     return planted
+
+
+def recall_by_family(planted: Sequence[PlantedCopy], group_of: Mapping[str, object]) -> dict[str, float]:
+    """Share of the planted copies of each family that a detector put in their source's group.
+
+    Args:
+        planted: What :func:`plant_copies` returned.
+        group_of: ``{file name: group id}`` of every image in a duplicate group (e.g. built from
+            ``DedupResult.groups``); images in no group are left out.
+
+    Returns:
+        ``{family: recall}`` for the families of :data:`KIND_FAMILY` that were planted.
+
+    Examples:
+        >>> copy = PlantedCopy(Path("COPY_png_000_a.png"), Path("a.jpg"), "png")
+        >>> recall_by_family([copy], {"COPY_png_000_a.png": 0, "a.jpg": 0})
+        {'exact': 1.0}
+    """
+    found: dict[str, list[bool]] = {}
+    for copy in planted:
+        group = group_of.get(copy.path.name)
+        hit = group is not None and group == group_of.get(copy.source.name)
+        found.setdefault(KIND_FAMILY[copy.kind], []).append(hit)
+    return {family: float(np.mean(hits)) for family, hits in found.items()}
 
 
 def _csv_line(row: list[str]) -> str:

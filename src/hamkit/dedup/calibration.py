@@ -32,7 +32,7 @@ import numpy as np
 
 from hamkit._io import atomic_write_text
 
-__all__ = ["CalibrationRow", "Calibration", "calibrate_scores", "label_conflicts", "MAX_ACROSS_SHARE"]
+__all__ = ["MAX_ACROSS_SHARE", "Calibration", "CalibrationRow", "calibrate_scores", "label_conflicts"]
 
 MAX_ACROSS_SHARE = 0.05
 """The suggested threshold is the lowest at which, and above which, at most this share of the

@@ -27,10 +27,11 @@ Examples:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["THUMB", "PARITY_MARGIN", "Candidates", "index_windows", "query_windows", "candidate_pairs", "IVF_MIN_WINDOWS"]
+__all__ = ["IVF_MIN_WINDOWS", "PARITY_MARGIN", "THUMB", "Candidates", "candidate_pairs", "index_windows", "query_windows"]
 
 THUMB = 64
 """Side of the square greyscale thumbnail the windows are cut from."""
@@ -84,9 +85,9 @@ def _windows(thumbs: np.ndarray, windows: tuple[tuple[float, float, float], ...]
     n, side = thumbs.shape[0], thumbs.shape[1]
     out = np.empty((n, len(windows), CELLS * CELLS), dtype=np.float32)
     for w, (frac, dx, dy) in enumerate(windows):
-        size = int(round(side * frac))
-        x0 = int(round((side - size) / 2 + dx * side))
-        y0 = int(round((side - size) / 2 + dy * side))
+        size = round(side * frac)
+        x0 = round((side - size) / 2 + dx * side)
+        y0 = round((side - size) / 2 + dy * side)
         crop = thumbs[:, y0:y0 + size, x0:x0 + size]
         # average pooling onto a CELLS x CELLS grid (cell edges at rounded positions)
         edges = np.linspace(0, size, CELLS + 1).round().astype(int)
@@ -133,6 +134,7 @@ def _index(base: np.ndarray, nprobe: int):  # type: ignore[no-untyped-def]
     import faiss
 
     dim = base.shape[1]
+    index: Any
     if len(base) < IVF_MIN_WINDOWS:
         index = faiss.IndexFlatIP(dim)
     else:

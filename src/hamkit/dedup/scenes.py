@@ -90,7 +90,7 @@ def _without_vignette(thumb: np.ndarray) -> np.ndarray:
     dark = (thumb < _VIGNETTE_LEVEL).astype(np.uint8)
     if not dark.any():
         return thumb
-    count, labels = cv2.connectedComponents(dark, connectivity=8)
+    _, labels = cv2.connectedComponents(dark, connectivity=8)
     border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     vignette = np.isin(labels, border[border > 0])
     if not vignette.any() or vignette.all():
@@ -147,7 +147,8 @@ def verified_pairs(scenes: Sequence[Scene], *, k: int = 10, min_inliers: int = 1
     n = len(scenes)
     thumbs = np.stack([s.thumb for s in scenes]) if n else np.zeros((0, THUMB, THUMB), np.uint8)
     found = candidate_pairs(thumbs, k=k)
-    i, j, similarity, mirrored, ambiguous = found.i, found.j, found.similarity, found.mirrored, found.ambiguous
+    i, j, similarity, mirrored = found.i, found.j, found.similarity, found.mirrored
+    ambiguous = found.ambiguous if found.ambiguous is not None else np.zeros(len(found), dtype=bool)
     # identical pixels: every pair within a set of equal digests
     codes = np.unique(np.array([s.digest for s in scenes], dtype=object).astype(str), return_inverse=True)[1] \
         if n else np.zeros(0, np.int64)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["WORK_SIDE", "SceneFeatures", "scene_features", "verify_pair", "verify_pairs", "MIN_INLIERS"]
+__all__ = ["MIN_INLIERS", "WORK_SIDE", "SceneFeatures", "scene_features", "verify_pair", "verify_pairs"]
 
 WORK_SIDE = 200
 """Longest side, in pixels, of the greyscale image that verification works on."""
