@@ -262,3 +262,4 @@ print(len(Deduplicator(progress=False, cache_dir=False, num_workers=2).find(r"{t
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "6", done.stderr
+
