@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from hamkit._lazy import lazy_attributes
 
 __all__ = ["make_synthetic", "SyntheticDataset", "download_ham10000", "DownloadError", "layout_summary",
-           "HAM10000_FILES"]
+           "HAM10000_FILES", "plant_copies"]
 
 _LAZY: dict[str, str] = {
     "make_synthetic": "hamkit.datasets.synthetic",
@@ -30,6 +30,7 @@ _LAZY: dict[str, str] = {
     "DownloadError": "hamkit.datasets.download",
     "layout_summary": "hamkit.datasets.download",
     "HAM10000_FILES": "hamkit.datasets.download",
+    "plant_copies": "hamkit.datasets.planting",
 }
 
 
@@ -38,4 +39,5 @@ __getattr__, __dir__ = lazy_attributes("hamkit.datasets", globals(), _LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hamkit.datasets.download import HAM10000_FILES, DownloadError, download_ham10000, layout_summary
+    from hamkit.datasets.planting import plant_copies
     from hamkit.datasets.synthetic import SyntheticDataset, make_synthetic
