@@ -31,3 +31,9 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
         raise RuntimeError("interrupted")
     assert target.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.txt"]
+
+
+def test_names_that_are_not_utf8_are_written_as_their_bytes(tmp_path: Path) -> None:
+    name = os.fsdecode(b"ISIC_\xff.jpg")  # Python holds the invalid byte as a surrogate
+    written = atomic_write_text(tmp_path / "kept.txt", name + "\n")
+    assert written.read_bytes() == b"ISIC_\xff.jpg\n"

@@ -53,9 +53,13 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def atomic_write_text(target: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
-    """Write ``text`` to ``target`` atomically and return the target path."""
+    """Write ``text`` to ``target`` atomically and return the target path.
+
+    File names that are not valid UTF-8 (Python holds their bytes as surrogates) are written
+    as their original bytes, so a list of paths names the very files.
+    """
     with atomic_path(target) as tmp:
-        tmp.write_text(text, encoding=encoding)
+        tmp.write_text(text, encoding=encoding, errors="surrogateescape")
     return Path(target)
 
 

@@ -53,8 +53,10 @@ class EmbeddingCache:
 
     @staticmethod
     def key(path: Path) -> str:
-        """The identity key of a file."""
-        return "|".join(map(str, file_identity(path)))
+        """The identity key of a file (printable UTF-8: a name that is not valid UTF-8 is
+        spelt with ``\\x..`` escapes for its raw bytes)."""
+        text = "|".join(map(str, file_identity(path)))
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
     def load(self) -> dict[str, np.ndarray]:
         """All cached rows of this setting (read once)."""

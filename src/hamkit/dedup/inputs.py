@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,8 @@ class DecodeJob(Dataset):
     def __getitem__(self, index: int) -> tuple[int, Any, str | None]:
         path = self.paths[index]
         try:
+            if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or a device would block or never end
+                return index, None, "not a regular file (a pipe, device or socket): skipped"
             if self.mode == "bytes":
                 digest = hashlib.sha256()
                 with path.open("rb") as handle:
