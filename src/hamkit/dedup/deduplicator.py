@@ -1,29 +1,30 @@
-"""``Deduplicator``: exact, perceptual-hash and CNN near-duplicate detection that scales.
+"""``Deduplicator``: near-duplicate detection that is right on real dermoscopy, and scales.
 
 Methods and thresholds:
 
-============  ==========================================  =========================  =======
-method        signature                                   threshold (valid range)    default
-============  ==========================================  =========================  =======
-``"verified"`` candidates by kNN over window thumbnails    min aligned-content        0.5
-              in 8 orientations, each confirmed by ORB    score, ``[-1, 1]``
-              keypoints + RANSAC and a tile-wise
-              comparison of the aligned images (the
-              default: offline, and right on real data)
-``"cnn"``     L2-normalised pooled CNN features (the      min cosine similarity,     0.93
-              seed's approach; any registry backbone)     ``(0, 1]``
-``"phash"``   64-bit DCT perceptual hash                  max Hamming distance,      8
-                                                          ``0..64``
-``"dhash"``   64-bit difference hash                      max Hamming distance,      4
-                                                          ``0..64``
-``"exact"``   SHA-256 of the decoded pixels (byte-        none (identical pixels)    --
-              identical files found first, cheaply)
-============  ==========================================  =========================  =======
+==============  ==========================================  =========================  =======
+method          signature                                   threshold (valid range)    default
+==============  ==========================================  =========================  =======
+``"verified"``  candidates by kNN over window thumbnails    min aligned-content        0.5
+                in 8 orientations, each confirmed by ORB    score, ``[-1, 1]``
+                keypoints + RANSAC and a tile-wise
+                comparison of the aligned images (the
+                default: offline, and right on real data)
+``"cnn"``       L2-normalised pooled CNN features (the      min cosine similarity,     0.93
+                seed's approach; any registry backbone)     ``(0, 1]``
+``"phash"``     64-bit DCT perceptual hash                  max Hamming distance,      8
+                                                            ``0..64``
+``"dhash"``     64-bit difference hash                      max Hamming distance,      4
+                                                            ``0..64``
+``"exact"``     SHA-256 of the decoded pixels (byte-        none (identical pixels)    --
+                identical files found first, cheaply)
+==============  ==========================================  =========================  =======
 
 ``"verified"`` is the default because on the real HAM10000 images the hashes and the CNN pair
 thousands of *different* lesions (a dark blob on smooth skin looks alike to any global
 signature) and miss cropped, shifted or rotated copies; verification by alignment separates
-them (``docs/benchmarks_dedup.md``). Its search is in :mod:`hamkit.dedup.scenes`.
+them (the measurements are on the Benchmarks page of the documentation). Its search is in
+:mod:`hamkit.dedup.scenes`.
 
 The search never builds an N x N matrix (:mod:`hamkit.dedup.search`); groups are connected
 components with their weakest link reported, or, with ``group_mode="representative"``, groups

@@ -4,7 +4,7 @@ A :class:`Scene` is decoded once per image (in the decoding workers): the greysc
 :data:`~hamkit.dedup.verify.WORK_SIDE` px on its longest side, its square thumbnail for the
 candidate search, ORB keypoints of the image and of its mirror image, and a digest of the
 decoded pixels (identical pixels are a duplicate whatever the verifier says, even on an image
-with no texture at all). About 70 KB per image in memory.
+with no texture at all). Most of its memory is the keypoints: a few tens of KB per image.
 
 :func:`verified_pairs` runs the two stages, :mod:`hamkit.dedup.candidates` for recall and
 :mod:`hamkit.dedup.verify` for precision, and returns every candidate with its score, so that a
