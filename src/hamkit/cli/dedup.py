@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hamkit.cli._types import non_negative_int, positive_int
+
 
 def _method_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="verified", choices=("verified", "cnn", "phash", "dhash", "exact"),
@@ -13,14 +15,14 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
                         help="verified: min aligned-content score (default 0.5); cnn: min cosine similarity "
                         "(default 0.93); phash: max Hamming distance (default 8); dhash: max Hamming distance "
                         "(default 4)")
-    parser.add_argument("--candidates", type=int, default=10, metavar="K",
+    parser.add_argument("--candidates", type=positive_int, default=10, metavar="K",
                         help="verified: candidate partners checked per image (default 10)")
     parser.add_argument("--backbone", default="mobilenet_v2", help="CNN backbone (default: mobilenet_v2)")
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--image-size", type=positive_int, default=224)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--no-pretrained", action="store_true", help="random CNN weights (finds near-exact copies only)")
     parser.add_argument("--weights", help="local backbone weights file instead of a download")
-    parser.add_argument("--workers", type=int, default=None, help="decoding workers (default: automatic)")
+    parser.add_argument("--workers", type=non_negative_int, default=None, help="decoding workers (default: automatic)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cache", default=None, help="cache folder for CNN embeddings and hashes (default: $HAMKIT_CACHE or ~/.cache/hamkit)")
     parser.add_argument("--search-backend", default="auto",

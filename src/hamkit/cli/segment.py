@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hamkit.cli._types import positive_int
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``segment`` subcommand."""
@@ -17,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--threshold", type=float, default=0.5, help="lesion probability threshold (default 0.5)")
     parser.add_argument("--postprocess", choices=("largest", "fill", "largest+fill"), default=None,
                         help="keep the largest connected component and/or fill holes")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--device", default="auto")
     return parser
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hamkit.cli._types import non_negative_int, positive_float, positive_int
+
 
 def _common(parser: argparse.ArgumentParser, *, backbone: str, image_size: int, epochs: int, batch_size: int,
             lr: float) -> None:
@@ -11,20 +13,20 @@ def _common(parser: argparse.ArgumentParser, *, backbone: str, image_size: int, 
     parser.add_argument("--split", required=True, help="split CSV written by `hamkit split`")
     parser.add_argument("--out", required=True, help="run folder: model/, best/, last/, history.csv")
     parser.add_argument("--backbone", default=backbone, help=f"registry name (default: {backbone})")
-    parser.add_argument("--image-size", type=int, default=image_size, help=f"input size (default: {image_size})")
-    parser.add_argument("--epochs", type=int, default=epochs, help=f"epochs (default: {epochs})")
-    parser.add_argument("--batch-size", type=int, default=batch_size, help=f"batch size (default: {batch_size})")
-    parser.add_argument("--lr", type=float, default=lr, help=f"learning rate (default: {lr:g})")
+    parser.add_argument("--image-size", type=positive_int, default=image_size, help=f"input size (default: {image_size})")
+    parser.add_argument("--epochs", type=positive_int, default=epochs, help=f"epochs (default: {epochs})")
+    parser.add_argument("--batch-size", type=positive_int, default=batch_size, help=f"batch size (default: {batch_size})")
+    parser.add_argument("--lr", type=positive_float, default=lr, help=f"learning rate (default: {lr:g})")
     parser.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
     parser.add_argument("--class-balance", default="sampler", choices=("sampler", "loss", "none"),
                         help="class balancing (default: sampler)")
-    parser.add_argument("--early-stopping", type=int, default=None, metavar="EPOCHS", help="patience")
+    parser.add_argument("--early-stopping", type=positive_int, default=None, metavar="EPOCHS", help="patience")
     parser.add_argument("--no-pretrained", action="store_true",
                         help="start from random weights (no download; for offline machines)")
     parser.add_argument("--weights", help="local backbone weights (.safetensors/.pt/.pth) instead of a download")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     parser.add_argument("--cache", help="decode-cache folder (default: OUT/cache)")
-    parser.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: automatic)")
+    parser.add_argument("--workers", type=non_negative_int, default=None, help="DataLoader workers (default: automatic)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default: auto)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
