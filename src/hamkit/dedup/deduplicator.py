@@ -48,7 +48,7 @@ from hamkit.dedup.calibration import Calibration, calibrate_scores
 from hamkit.dedup.groups import choose_kept, duplicate_groups, keep_priority
 from hamkit.dedup.hashing import HASH_SIZES, dhash, phash
 from hamkit.dedup.inputs import DecodeJob, decode_all, resolve_images
-from hamkit.dedup.pairs import Metric
+from hamkit.dedup.pairs import Metric, equal_value_pairs
 from hamkit.dedup.result import AuditResult, CrossResult, DedupResult
 from hamkit.dedup.scenes import VerifiedCandidates, verified_pairs
 from hamkit.dedup.search import (
@@ -376,7 +376,7 @@ class Deduplicator:
             pairs = cosine_pairs(sub, float(self.threshold_), backend=self.search_backend,  # type: ignore[arg-type]
                                  ivf=self.ivf, progress=self.progress)
         elif self.method == "exact":
-            pairs = _equal_pairs(sub, sub, self_search=True)
+            pairs = equal_value_pairs(sub, sub, self_search=True)
         else:
             pairs = hamming_pairs(sub, int(self.threshold_), progress=self.progress)  # type: ignore[arg-type]
         return Pairs(valid[pairs.i], valid[pairs.j], pairs.score, pairs.metric, pairs.exact), None
@@ -392,7 +392,7 @@ class Deduplicator:
             return cosine_cross_pairs(sig_a, sig_b, float(self.threshold_),  # type: ignore[arg-type]
                                       backend=self.search_backend, ivf=self.ivf, progress=self.progress)
         if self.method == "exact":
-            return _equal_pairs(sig_a, sig_b, self_search=False)
+            return equal_value_pairs(sig_a, sig_b, self_search=False)
         return hamming_cross_pairs(sig_a, sig_b, int(self.threshold_), progress=self.progress)  # type: ignore[arg-type]
 
     def find(self, images: Any) -> DedupResult | None:
@@ -567,27 +567,6 @@ def _cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
-
-
-def _equal_pairs(a: np.ndarray, b: np.ndarray, *, self_search: bool) -> Pairs:
-    """Pairs of equal digests (score 1.0), all pairs within each set of equal values."""
-    values = np.concatenate([a, b]) if not self_search else a
-    codes = np.unique(values.astype(str), return_inverse=True)[1]
-    code_a = codes[: len(a)]
-    code_b = codes[len(a):] if not self_search else code_a
-    order_b = np.argsort(code_b, kind="stable")
-    sorted_b = code_b[order_b]
-    left = np.searchsorted(sorted_b, code_a, side="left")
-    right = np.searchsorted(sorted_b, code_a, side="right")
-    counts = right - left
-    i = np.repeat(np.arange(len(a)), counts)
-    starts = np.repeat(left - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-    j = order_b[np.arange(counts.sum()) + starts]
-    if self_search:
-        keep = i < j
-        i, j = i[keep], j[keep]
-    order = np.lexsort((j, i))
-    return Pairs(i[order], j[order], np.ones(len(order), dtype=np.float32), "cosine", True)
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from hamkit.errors import DataError
 
-__all__ = ["Pairs", "PairCollector", "unique_upper_pairs", "Metric"]
+__all__ = ["Pairs", "PairCollector", "unique_upper_pairs", "equal_value_pairs", "Metric"]
 
 Metric = Literal["cosine", "hamming", "aligned"]
 """What a :class:`Pairs` score is: a cosine similarity, a Hamming distance, or a verified pair's
@@ -228,3 +228,39 @@ def unique_upper_pairs(
     lo, hi = np.minimum(i, j).astype(np.int64), np.maximum(i, j).astype(np.int64)
     _, first = np.unique(lo * n + hi, return_index=True)
     return lo[first], hi[first], score[first]
+
+
+def equal_value_pairs(a: np.ndarray, b: np.ndarray, *, self_search: bool) -> Pairs:
+    """Pairs of equal values (digests), score 1.0: all pairs within each set of equal values.
+
+    Args:
+        a: Values of the first set (any type that converts to ``str``).
+        b: Values of the second set (ignored in a self search: pass ``a`` again).
+        self_search: Pairs within ``a`` (each once, ``i < j``) instead of between ``a`` and ``b``.
+
+    Returns:
+        The pairs, sorted by ``(i, j)``.
+
+    Examples:
+        >>> digests = np.array(["x", "y", "x", "x"], dtype=object)
+        >>> pairs = equal_value_pairs(digests, digests, self_search=True)
+        >>> list(zip(pairs.i.tolist(), pairs.j.tolist()))
+        [(0, 2), (0, 3), (2, 3)]
+    """
+    values = np.concatenate([a, b]) if not self_search else a
+    codes = np.unique(values.astype(str), return_inverse=True)[1]
+    code_a = codes[: len(a)]
+    code_b = codes[len(a):] if not self_search else code_a
+    order_b = np.argsort(code_b, kind="stable")
+    sorted_b = code_b[order_b]
+    left = np.searchsorted(sorted_b, code_a, side="left")
+    right = np.searchsorted(sorted_b, code_a, side="right")
+    counts = right - left
+    i = np.repeat(np.arange(len(a)), counts)
+    starts = np.repeat(left - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    j = order_b[np.arange(counts.sum()) + starts]
+    if self_search:
+        keep = i < j
+        i, j = i[keep], j[keep]
+    order = np.lexsort((j, i))
+    return Pairs(i[order], j[order], np.ones(len(order), dtype=np.float32), "cosine", True)

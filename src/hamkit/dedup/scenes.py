@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from hamkit.dedup.candidates import THUMB, candidate_pairs
+from hamkit.dedup.pairs import equal_value_pairs
 from hamkit.dedup.verify import WORK_SIDE, SceneFeatures, scene_features, verify_pairs
 
 __all__ = ["Scene", "VerifiedCandidates", "verified_pairs"]
@@ -121,11 +122,6 @@ class VerifiedCandidates:
     def __len__(self) -> int:
         return len(self.i)
 
-    def select(self, keep: np.ndarray) -> VerifiedCandidates:
-        """The candidates where ``keep`` (a boolean mask or index array) holds."""
-        return VerifiedCandidates(self.i[keep], self.j[keep], self.score[keep], self.inliers[keep],
-                                  self.similarity[keep])
-
 
 def verified_pairs(scenes: Sequence[Scene], *, k: int = 10, min_inliers: int = 15, workers: int = 1,
                    progress: bool = False, cross: int | None = None) -> VerifiedCandidates:
@@ -150,28 +146,20 @@ def verified_pairs(scenes: Sequence[Scene], *, k: int = 10, min_inliers: int = 1
     i, j, similarity, mirrored = found.i, found.j, found.similarity, found.mirrored
     ambiguous = found.ambiguous if found.ambiguous is not None else np.zeros(len(found), dtype=bool)
     # identical pixels: every pair within a set of equal digests
-    codes = np.unique(np.array([s.digest for s in scenes], dtype=object).astype(str), return_inverse=True)[1] \
-        if n else np.zeros(0, np.int64)
-    order = np.argsort(codes, kind="stable")
-    same = [order[a:b] for a, b in _runs(codes[order]) if b - a > 1]
-    ei = [np.repeat(g, len(g)) for g in same]
-    ej = [np.tile(g, len(g)) for g in same]
-    if ei:
-        xi, xj = np.concatenate(ei), np.concatenate(ej)
-        upper = xi < xj
-        xi, xj = xi[upper], xj[upper]
-        i = np.concatenate([i, xi])
-        j = np.concatenate([j, xj])
-        similarity = np.concatenate([similarity, np.ones(len(xi), np.float32)])
-        mirrored = np.concatenate([mirrored, np.zeros(len(xi), bool)])
-        ambiguous = np.concatenate([ambiguous, np.zeros(len(xi), bool)])
-        key = i * n + j
-        _, first = np.unique(key, return_index=True)  # an identical pair may also be a candidate
+    digests = np.array([s.digest for s in scenes], dtype=object)
+    identical_pairs = equal_value_pairs(digests, digests, self_search=True)
+    if len(identical_pairs):
+        i = np.concatenate([i, identical_pairs.i])
+        j = np.concatenate([j, identical_pairs.j])
+        similarity = np.concatenate([similarity, identical_pairs.score])
+        mirrored = np.concatenate([mirrored, np.zeros(len(identical_pairs), bool)])
+        ambiguous = np.concatenate([ambiguous, np.zeros(len(identical_pairs), bool)])
+        _, first = np.unique(i * n + j, return_index=True)  # an identical pair may also be a candidate
         i, j, similarity, mirrored, ambiguous = i[first], j[first], similarity[first], mirrored[first], ambiguous[first]
     if cross is not None:
         keep = (i < cross) & (j >= cross)
         i, j, similarity, mirrored, ambiguous = i[keep], j[keep], similarity[keep], mirrored[keep], ambiguous[keep]
-    identical = codes[i] == codes[j] if len(i) else np.zeros(0, bool)
+    identical = digests[i] == digests[j] if len(i) else np.zeros(0, bool)
     todo = np.flatnonzero(~identical)
     score = np.ones(len(i), np.float32)
     inliers = np.full(len(i), -1, np.int32)
@@ -186,12 +174,3 @@ def verified_pairs(scenes: Sequence[Scene], *, k: int = 10, min_inliers: int = 1
         result = VerifiedCandidates(result.i, result.j - cross, result.score, result.inliers, result.similarity)
     return result
 
-
-def _runs(sorted_codes: np.ndarray) -> list[tuple[int, int]]:
-    """``(start, stop)`` of each run of equal values in a sorted array."""
-    if len(sorted_codes) == 0:
-        return []
-    edges = np.flatnonzero(np.diff(sorted_codes)) + 1
-    starts = np.concatenate([[0], edges])
-    stops = np.concatenate([edges, [len(sorted_codes)]])
-    return list(zip(starts.tolist(), stops.tolist(), strict=True))
