@@ -45,3 +45,20 @@ def test_file_names_that_are_not_utf8_are_scanned_and_written_back_as_bytes(tmp_
     kept = (out / "kept.txt").read_bytes() + (out / "removed.txt").read_bytes()
     assert os.fsencode(str(tmp_path / odd)) in kept  # the very bytes of the name
     assert os.path.exists(os.fsdecode(kept.splitlines()[0]))
+
+
+@pytest.mark.parametrize("method", ["exact", "verified"])
+def test_folder_mode_lists_dangling_links_loops_and_pipes_as_skipped(tmp_path: Path, method: str) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    _images(folder)
+    (folder / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
+    (folder / "loop.jpg").symlink_to(folder / "loop.jpg")
+    os.mkfifo(folder / "pipe.jpg")
+    result = Deduplicator(method=method, progress=False, cache_dir=False, num_workers=0).find(folder)
+    skipped = {result.paths[i].name for i in result.skipped}
+    assert skipped == {"dangling.jpg", "loop.jpg", "pipe.jpg"}
+    assert len(result.paths) == 6  # counted, not vanished
+    result.save(tmp_path / "out")
+    listed = (tmp_path / "out" / "skipped.txt").read_text()
+    assert all(name in listed for name in skipped)

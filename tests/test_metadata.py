@@ -85,3 +85,20 @@ def test_real_metadata_and_groundtruth(shared_sample):
     for name in ("ISIC2018_Task3_Validation_GroundTruth.csv", "ISIC2018_Task3_Test_GroundTruth.csv"):
         gt = read_isic_groundtruth(shared_sample / name)
         assert len(gt) > 100 and {r.dx for r in gt} == set(CLASS_CODES)
+
+
+def test_latin1_tab_and_binary_label_files(tmp_path):
+    """Spreadsheet exports in Latin-1 and Dataverse's tab-separated file read right; binary is refused."""
+    from hamkit.data.metadata import read_labels
+
+    header = "lesion_id,image_id,dx,dx_type,age,sex,localization\n"
+    latin = tmp_path / "latin1.csv"
+    latin.write_bytes((header + "HAM_1,ISIC_1,nv,histo,45,male,pi\xe8d\n").encode("latin-1"))
+    assert read_labels(latin)[0].localization == "pièd"
+    tab = tmp_path / "HAM10000_metadata.tab"
+    tab.write_text(header.replace(",", "\t") + "HAM_1\tISIC_1\tmel\thisto\t45\tmale\tback\n")
+    assert [(r.image_id, r.dx) for r in read_labels(tab)] == [("ISIC_1", "mel")]
+    binary = tmp_path / "garbage.csv"
+    binary.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(DataError, match="binary file, not a CSV"):
+        read_labels(binary)

@@ -43,7 +43,9 @@ def test_every_output_is_written(demo_run):
                  "dedup/verified/kept.txt", "dedup/verified/pairs.csv", "audit/verified/audit.json",
                  "classifier/model/model.safetensors", "classifier/test_report.json",
                  "classifier/confusion_matrix.png", "classifier/training_curves.png", "segmenter/model/config.json",
-                 "segmenter/test_report.json", "segmenter/per_image.csv", "segmenter/examples.png"):
+                 "segmenter/test_report.json", "segmenter/per_image.csv", "segmenter/examples.png",
+                 "classifier/roc_curves.png", "classifier/reliability.png", "classifier/test_predictions.csv",
+                 "segmenter/worst_examples.png", "segmenter/test_evaluation.json"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["summary"]["audit"]["verified"] == {"train-val": 0, "train-test": 0, "val-test": 0}
@@ -53,6 +55,17 @@ def test_every_output_is_written(demo_run):
         assert f"<h2>{heading}</h2>" in page
     assert page.count("data:image/png;base64,") >= 7 and "0 duplicate pairs cross the splits" in page
     assert "torch" in page and "[classifier]" in page
+    # the report a researcher can share: run header, random-weights banner, intervals, calibration
+    for text in ("Trained from random weights", "seconds per step", "95% CI", "expected calibration error",
+                 "decision rule chosen on val", "Fewer than 10 test images", "lowest-Dice"):
+        assert text in page, text
+    clf = summary["summary"]["classifier"]
+    low, high = clf["intervals"]["balanced_accuracy"]
+    assert low <= clf["balanced_accuracy"] <= high
+    assert clf["calibration"]["temperature"] > 0 and "ece_after" in clf["calibration"]
+    assert summary["summary"]["run"]["preset"] == "custom" or summary["summary"]["run"]["preset"]
+    seg = summary["summary"]["segmenter"]
+    assert seg["intervals"]["mean_dice"][0] <= seg["summary"]["mean_dice"] <= seg["intervals"]["mean_dice"][1]
 
 
 def test_rerun_skips_unchanged_steps_and_redoes_changed_ones(demo_run, tmp_path):
@@ -85,7 +98,7 @@ def test_report_renders_in_a_real_browser(demo_run):
 
 
 def test_print_config_and_bad_config(tmp_path, capsys):
-    assert main(["run", "--print-config", "--preset", "seed"]) == 0
+    assert main(["run", "--print-config", "--preset", "report"]) == 0
     printed = capsys.readouterr().out
     assert 'backbone = "resnet50"' in printed and "lr = 5e-05" in printed and "cnn_threshold = 0.93" in printed
     (tmp_path / "bad.toml").write_text("[classifier]\nepochz = 3\n")

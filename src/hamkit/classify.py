@@ -30,6 +30,7 @@ from hamkit.metrics import ClassificationReport, classification_report
 __all__ = ["LesionClassifier", "ClassifierNetwork", "CLASS_BALANCE_MODES", "dataset_labels", "balance_weights"]
 
 CLASS_BALANCE_MODES = ("sampler", "loss", None)
+VALIDATION_METRICS = ("balanced_accuracy", "accuracy", "macro_f1", "melanoma_sensitivity", "loss")
 _KIND = "LesionClassifier"
 
 
@@ -197,9 +198,16 @@ class LesionClassifier(Estimator):
     # ------------------------------------------------------------------ helpers
     def _config(self) -> dict[str, Any]:
         mean, std = self.normalisation()
-        return {"kind": _KIND, "hamkit_version": __version__, "backbone": self.backbone,
-                "num_classes": self.num_classes, "classes": self.classes_, "image_size": self.image_size,
-                "mean": list(mean), "std": list(std), "dropout": self.dropout}
+        config = {"kind": _KIND, "hamkit_version": __version__, "backbone": self.backbone,
+                  "num_classes": self.num_classes, "classes": self.classes_, "image_size": self.image_size,
+                  "mean": list(mean), "std": list(std), "dropout": self.dropout}
+        if hasattr(self, "class_prior_"):
+            config["class_prior"] = [float(x) for x in self.class_prior_]
+        if hasattr(self, "temperature_"):
+            config["temperature"] = float(self.temperature_)
+            config["prior_alpha"] = float(getattr(self, "prior_alpha_", 0.0))
+            config["class_offsets"] = [float(x) for x in self.class_offsets_]
+        return config
 
     def _build(self, *, pretrained: bool, weights: Any) -> ClassifierNetwork:
         from hamkit.registry import create_backbone
@@ -234,7 +242,7 @@ class LesionClassifier(Estimator):
             monitor: str = "balanced_accuracy", early_stopping: int | None = None, grad_clip: float | None = None,
             augment: bool = True, num_workers: int | None = None, cache: Any = None,
             out_dir: str | os.PathLike[str] | None = None, resume: bool = False, seed: int = 0,
-            progress: bool = True, amp: bool | str = "auto") -> LesionClassifier:
+            progress: bool | str = True, amp: bool | str = "auto") -> LesionClassifier:
         """Train the classifier; on return it holds the weights of the best validation epoch.
 
         Args:
@@ -262,7 +270,8 @@ class LesionClassifier(Estimator):
                 them in memory.
             resume: Continue an interrupted run from ``out_dir/last``.
             seed: Seed of the run.
-            progress: Show progress bars.
+            progress: Show progress (bars on a terminal, else a line per epoch; a string names the
+                stage in it).
             amp: Mixed precision (``"auto"``: on CUDA).
 
         Returns:
@@ -273,6 +282,9 @@ class LesionClassifier(Estimator):
             TrainingError: The loss became NaN/inf.
             HamkitError: Bad settings or an unknown backbone.
         """
+        if monitor not in VALIDATION_METRICS:
+            raise HamkitError(f"monitor={monitor!r} is not a validation metric; choose one of "
+                              f"{', '.join(VALIDATION_METRICS)}")
         if class_balance not in CLASS_BALANCE_MODES:
             raise HamkitError(f"class_balance must be 'sampler', 'loss' or None, got {class_balance!r}")
         train_data = self._as_dataset(train, split="train", split_csv=split_csv, augment=augment, cache=cache)
@@ -287,6 +299,9 @@ class LesionClassifier(Estimator):
             raise DataError(f"the training data has labels {sorted(set(labels.tolist()))} but num_classes="
                             f"{self.num_classes}; set num_classes to match the data")
         per_sample, per_class = balance_weights(labels, self.num_classes)
+        for name in ("temperature_", "class_offsets_", "prior_alpha_"):  # a new fit is not calibrated
+            self.__dict__.pop(name, None)
+        self.class_prior_ = np.bincount(labels, minlength=self.num_classes) / labels.size
         criterion = nn.CrossEntropyLoss(
             weight=torch.tensor(per_class, dtype=torch.float32) if class_balance == "loss" else None
         )
@@ -324,11 +339,75 @@ class LesionClassifier(Estimator):
             Probabilities, rows summing to 1, in input order.
         """
         logits, _ = self._logits(images, batch_size=batch_size, tta=tta, num_workers=num_workers)
-        return logits.softmax(1).numpy()
+        return self._proba(logits)
+
+    def _proba(self, logits: torch.Tensor) -> np.ndarray:
+        return (logits / float(getattr(self, "temperature_", 1.0))).softmax(1).numpy()
 
     def predict(self, images: Any, **kwargs: Any) -> np.ndarray:
-        """Predicted class indices (argmax of :meth:`predict_proba`)."""
-        return self.predict_proba(images, **kwargs).argmax(1)
+        """Predicted class indices: :meth:`decide` on :meth:`predict_proba`.
+
+        Before :meth:`calibrate` this is the argmax of the probabilities; after it, the
+        decision rule chosen on validation data.
+        """
+        return self.decide(self.predict_proba(images, **kwargs))
+
+    def decide(self, proba: np.ndarray) -> np.ndarray:
+        """Class decisions from probabilities returned by :meth:`predict_proba`.
+
+        ``argmax(log(proba) + class_offsets_)``; without :meth:`calibrate` the offsets are 0 and
+        this is the plain argmax.
+        """
+        scores = np.log(np.clip(np.asarray(proba, dtype=np.float64), 1e-12, None))
+        offsets = getattr(self, "class_offsets_", None)
+        return (scores + offsets if offsets is not None else scores).argmax(1)
+
+    def calibrate(self, data: Any, *, split_csv: str | os.PathLike[str] | None = None, split: str = "val",
+                  decision: str = "tuned", batch_size: int = 64, num_workers: int = 0) -> LesionClassifier:
+        """Fit temperature scaling and the decision rule on labelled held-out data (validation).
+
+        Temperature scaling divides the logits by one scalar ``T`` (fitted by NLL), so that
+        :meth:`predict_proba` gives calibrated confidences; it never changes the ranking. The
+        decision rule (``decision="tuned"``) adds ``alpha * log(training class frequency)`` to
+        the log-probabilities before the argmax, with ``alpha`` in ``[-1, 1]`` chosen to maximise
+        the mean of balanced accuracy and macro F1 on this data: a balanced sampler lifts the
+        recall of rare classes and pays in their precision, and ``alpha`` buys some of it back.
+        ``decision="argmax"`` keeps the plain argmax.
+
+        Args:
+            data: Labelled data as for :meth:`evaluate` (never the test split).
+            split_csv: Split CSV for a data root.
+            split: Which split of ``split_csv`` (default ``"val"``).
+            decision: ``"tuned"`` or ``"argmax"``.
+            batch_size: Inference batch size.
+            num_workers: DataLoader workers.
+
+        Returns:
+            ``self``, with ``temperature_``, ``prior_alpha_`` and ``class_offsets_`` set; they
+            are saved with the model.
+        """
+        from hamkit.calibration import fit_prior_offsets, fit_temperature
+
+        if decision not in ("tuned", "argmax"):
+            raise HamkitError(f"decision must be 'tuned' or 'argmax', got {decision!r}")
+        dataset = self._as_dataset(data, split=split, split_csv=split_csv, augment=False, cache=None)
+        logits, labels = self._logits(dataset, batch_size=batch_size, tta=False, num_workers=num_workers,
+                                      with_labels=True)
+        self._check_labels(labels)
+        scores = logits.numpy().astype(np.float64)
+        self.temperature_ = fit_temperature(scores, labels)
+        log_proba = np.log(np.clip(self._proba(logits), 1e-12, None))
+        prior = getattr(self, "class_prior_", None)
+        if decision == "tuned" and prior is not None:
+            self.prior_alpha_, self.class_offsets_ = fit_prior_offsets(log_proba, labels, prior)
+        else:
+            self.prior_alpha_, self.class_offsets_ = 0.0, np.zeros(self.num_classes)
+        return self
+
+    def _check_labels(self, labels: np.ndarray) -> None:
+        if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise DataError("needs labelled data with class indices 0.."
+                            f"{self.num_classes - 1}; got labels {sorted(set(labels.tolist()))[:8]}")
 
     def _logits(self, images: Any, *, batch_size: int, tta: bool, num_workers: int,
                 with_labels: bool = False) -> tuple[torch.Tensor, np.ndarray]:
@@ -339,8 +418,11 @@ class LesionClassifier(Estimator):
         network.to(device).eval()
         loader: Any
         if isinstance(inputs.dataset, TensorDataset):  # already in memory: slice, do not re-stack
-            images = inputs.dataset.tensors[0]
-            loader = [{"image": images[i:i + batch_size]} for i in range(0, len(images), batch_size)]
+            tensors = inputs.dataset.tensors
+            images = tensors[0]
+            loader = [{"image": images[i:i + batch_size],
+                       **({"label": tensors[1][i:i + batch_size]} if len(tensors) > 1 else {})}
+                      for i in range(0, len(images), batch_size)]
         else:
             loader = DataLoader(inputs.dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                                 pin_memory=device.type == "cuda")
@@ -366,11 +448,9 @@ class LesionClassifier(Estimator):
         dataset = self._as_dataset(data, split=split, split_csv=split_csv, augment=False, cache=None)
         logits, labels = self._logits(dataset, batch_size=batch_size, tta=tta, num_workers=num_workers,
                                       with_labels=True)
-        if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
-            raise DataError("evaluate() needs labelled data with class indices 0.."
-                            f"{self.num_classes - 1}; got labels {sorted(set(labels.tolist()))[:8]}")
-        proba = logits.softmax(1).numpy()
-        return classification_report(labels, proba.argmax(1), proba, classes=self.classes_)
+        self._check_labels(labels)
+        proba = self._proba(logits)
+        return classification_report(labels, self.decide(proba), proba, classes=self.classes_)
 
     # ------------------------------------------------------------------ persistence
     @classmethod
@@ -394,4 +474,11 @@ class LesionClassifier(Estimator):
         state, config = cls._read_checkpoint(path, backbone=backbone, num_classes=num_classes)
         model = cls(config["backbone"], config["num_classes"], config["image_size"], pretrained=False,
                     dropout=config.get("dropout", 0.0), classes=config["classes"], device=device)
-        return model._restore(path, state, f"{config['backbone']} classifier with {config['num_classes']} classes")
+        restored = model._restore(path, state, f"{config['backbone']} classifier with {config['num_classes']} classes")
+        if "class_prior" in config:
+            restored.class_prior_ = np.asarray(config["class_prior"], dtype=np.float64)
+        if "temperature" in config:
+            restored.temperature_ = float(config["temperature"])
+            restored.prior_alpha_ = float(config.get("prior_alpha", 0.0))
+            restored.class_offsets_ = np.asarray(config.get("class_offsets", [0.0] * model.num_classes))
+        return restored

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+from pathlib import Path
 
-__all__ = ["positive_int", "non_negative_int", "positive_float"]
+__all__ = ["non_negative_int", "output_file", "output_folder", "positive_float", "positive_int"]
 
 
 def _integer(text: str, least: int) -> int:
@@ -57,3 +59,48 @@ def positive_float(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text!r}")
     return value
+
+
+def _writable_ancestor(path: Path) -> None:
+    """Fail unless the nearest existing folder above ``path`` is a folder we may write in."""
+    ancestor = path.absolute().parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise argparse.ArgumentTypeError(f"{ancestor} is a file, so {path} cannot be created under it")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write in {ancestor} (permission denied); pick a folder you own")
+
+
+def output_folder(text: str) -> str:
+    """An output folder: absent (it is created) or an existing folder, somewhere writable.
+
+    Examples:
+        >>> output_folder("runs/new-run")
+        'runs/new-run'
+    """
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder; give a folder name")
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise argparse.ArgumentTypeError(f"cannot write in {text} (permission denied); pick a folder you own")
+        return text
+    _writable_ancestor(path)
+    return text
+
+
+def output_file(text: str) -> str:
+    """An output file: not an existing folder, in a writable place.
+
+    Examples:
+        >>> output_file("split.csv")
+        'split.csv'
+    """
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name, e.g. {path / 'out.csv'}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot overwrite {text} (permission denied)")
+    _writable_ancestor(path)
+    return text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from hamkit.cli._types import output_folder
 from hamkit.cli.dedup import _method_options
 
 
@@ -15,7 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "when any pair crosses (leakage), 0 when the split is clean.")
     parser.add_argument("split_csv", help="split CSV (image_id,...,split), e.g. from `hamkit split`")
     parser.add_argument("--root", required=True, help="folder with the images (searched recursively)")
-    parser.add_argument("--out", help="folder for audit.csv and audit.json")
+    parser.add_argument("--out", type=output_folder, help="folder for audit.csv and audit.json")
     _method_options(parser)
     return parser
 

@@ -13,7 +13,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["add_parser", "run", "format_table"]
+__all__ = ["add_parser", "format_table", "run"]
 
 _TASKS = ("classification", "segmentation")  # hamkit.backbones.spec.TASKS, without importing it
 _HEADERS = ("NAME", "TASKS", "FEATURE_DIM", "INPUT", "PRETRAINED", "SOURCE")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hamkit.cli._types import non_negative_int, positive_int
+from hamkit.cli._types import non_negative_int, output_folder, positive_int
 
 
 def _method_options(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Find duplicate images in a folder (recursively) or a text file of paths. Writes kept.txt, "
         "removed.txt, pairs.csv, groups.json, groups.csv, summary.json, skipped.txt and a review sheet into OUT.")
     parser.add_argument("images", help="a folder of images, or a text file with one image path per line")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", type=output_folder, required=True, help="output folder")
     _method_options(parser)
     parser.add_argument("--keep", default="first", choices=("first", "largest"),
                         help="which image of a group to keep: first by path (default) or largest")
@@ -61,7 +61,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def dedup_from_args(args: argparse.Namespace, **extra: object):
     """A Deduplicator configured from the shared command-line options."""
     from hamkit.dedup.deduplicator import Deduplicator
-
     from hamkit.dedup.search import IvfConfig
 
     threshold = args.threshold

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from hamkit.cli._types import output_folder
+
 DATASETS: tuple[str, ...] = ("ham10000",)
 """Datasets the command can download."""
 
@@ -38,7 +40,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("dataset", choices=DATASETS, metavar="DATASET",
                         help="the dataset to download: ham10000")
-    parser.add_argument("root", metavar="ROOT", help="the dataset folder (created if missing)")
+    parser.add_argument("root", metavar="ROOT", type=output_folder, help="the dataset folder (created if missing)")
     parser.add_argument(
         "--base-url", metavar="URL", default=None,
         help="the Dataverse server (default: https://dataverse.harvard.edu)",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hamkit.cli._types import output_folder
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``evaluate`` subcommand."""
@@ -14,7 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--data", required=True, help="data root")
     parser.add_argument("--split", required=True, help="split CSV written by `hamkit split`")
     parser.add_argument("--subset", default="test", choices=("train", "val", "test"), help="default: test")
-    parser.add_argument("--out", help="folder for report.json and the figures")
+    parser.add_argument("--out", type=output_folder, help="folder for report.json and the figures")
     parser.add_argument("--tta", action="store_true", help="flip test-time augmentation (classifier)")
     parser.add_argument("--masks", help="masks folder (segmenter; default: found under --data)")
     parser.add_argument("--device", default="auto")

@@ -46,7 +46,7 @@ def _one_line_warnings(command: str) -> Iterator[None]:
     """Print warnings as ``hamkit COMMAND: warning: message`` (no file, line or source code)."""
     original = warnings.showwarning
 
-    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ARG001
+    def show(message, category, filename, lineno, file=None, line=None):
         text = " ".join(str(message).split())
         print(f"hamkit {command}: warning: {text}", file=file or sys.stderr)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hamkit.cli._types import positive_int
+from hamkit.cli._types import output_file, positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -14,7 +14,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                                    "image_id,prediction,<one probability column per class>.")
     parser.add_argument("model", help="a folder written by LesionClassifier.save (e.g. RUN_DIR/model)")
     parser.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
-    parser.add_argument("--out", help="CSV file to write (default: print to the terminal)")
+    parser.add_argument("--out", type=output_file, help="CSV file to write (default: print to the terminal)")
     parser.add_argument("--tta", action="store_true", help="flip test-time augmentation")
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--device", default="auto")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hamkit.cli._types import positive_int
+from hamkit.cli._types import output_folder, positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -15,7 +15,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "<image_id>_segmentation.png (0/255) at the image's original size into --out.")
     parser.add_argument("model", help="a folder written by LesionSegmenter.save (e.g. RUN_DIR/model)")
     parser.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
-    parser.add_argument("--out", required=True, help="folder for the masks")
+    parser.add_argument("--out", type=output_folder, required=True, help="folder for the masks")
     parser.add_argument("--threshold", type=float, default=0.5, help="lesion probability threshold (default 0.5)")
     parser.add_argument("--postprocess", choices=("largest", "fill", "largest+fill"), default=None,
                         help="keep the largest connected component and/or fill holes")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hamkit.cli._types import output_file
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``split`` subcommand."""
@@ -17,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         ),
     )
     parser.add_argument("labels", help="HAM10000_metadata.csv or an ISIC 2018 Task 3 ground-truth CSV")
-    parser.add_argument("--out", required=True, help="output split CSV")
+    parser.add_argument("--out", type=output_file, required=True, help="output split CSV")
     parser.add_argument(
         "--fractions", nargs=3, type=float, default=(0.75, 0.125, 0.125),
         metavar=("TRAIN", "VAL", "TEST"), help="split fractions (default: 0.75 0.125 0.125)",

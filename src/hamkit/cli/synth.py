@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from hamkit.cli._types import output_folder
+
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``synth`` command to ``hamkit``'s subparsers.
@@ -33,7 +35,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "out", metavar="OUT", help="output folder (created; must be empty unless --overwrite)"
+        "out", metavar="OUT", type=output_folder, help="output folder (created; must be empty unless --overwrite)"
     )
     parser.add_argument(
         "--n-lesions",

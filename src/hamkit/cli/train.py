@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from hamkit.cli._types import non_negative_int, positive_float, positive_int
+from hamkit.cli._types import (
+    non_negative_int,
+    output_folder,
+    positive_float,
+    positive_int,
+)
 
 
 def _common(parser: argparse.ArgumentParser, *, backbone: str, image_size: int, epochs: int, batch_size: int,
             lr: float) -> None:
     parser.add_argument("--data", required=True, help="data root (HAM10000 layout: images, metadata CSV)")
     parser.add_argument("--split", required=True, help="split CSV written by `hamkit split`")
-    parser.add_argument("--out", required=True, help="run folder: model/, best/, last/, history.csv")
+    parser.add_argument("--out", type=output_folder, required=True, help="run folder: model/, best/, last/, history.csv")
     parser.add_argument("--backbone", default=backbone, help=f"registry name (default: {backbone})")
     parser.add_argument("--image-size", type=positive_int, default=image_size, help=f"input size (default: {image_size})")
     parser.add_argument("--epochs", type=positive_int, default=epochs, help=f"epochs (default: {epochs})")

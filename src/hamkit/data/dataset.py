@@ -33,6 +33,8 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 LABEL_FILE_NAMES: tuple[str, ...] = (
     "HAM10000_metadata.csv",
+    "HAM10000_metadata.tab",  # as Dataverse serves it (tab-separated)
+    "HAM10000_metadata",
     "ISIC2018_Task3_Training_GroundTruth.csv",
 )
 

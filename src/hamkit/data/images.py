@@ -54,7 +54,7 @@ def _is_image_file(path: Path) -> bool:
     )
 
 
-def find_images(root: str | os.PathLike[str]) -> dict[str, Path]:
+def find_images(root: str | os.PathLike[str], *, unusable: list[Path] | None = None) -> dict[str, Path]:
     """Map image ids (file names without extension) to image files under ``root``, recursively.
 
     Hidden files and masks (``*_segmentation.*``) are left out. Two files with the same id in
@@ -62,6 +62,9 @@ def find_images(root: str | os.PathLike[str]) -> dict[str, Path]:
 
     Args:
         root: A folder, searched recursively.
+        unusable: If given, entries with an image name that are not regular files (dangling
+            symlinks, symlink loops, pipes, devices) are appended to it, so that a caller can
+            list them as skipped instead of losing them.
 
     Returns:
         ``{image_id: path}`` sorted by image id.
@@ -74,9 +77,13 @@ def find_images(root: str | os.PathLike[str]) -> dict[str, Path]:
         raise DataError(f"{root}: not a folder")
     found: dict[str, Path] = {}
     for path in sorted(root.rglob("*")):
-        if not _is_image_file(path) or not path.is_file():
+        if not _is_image_file(path):
             continue
         if any(part.startswith(".") for part in path.relative_to(root).parts[:-1]):
+            continue
+        if not path.is_file():
+            if unusable is not None and not path.is_dir():
+                unusable.append(path)
             continue
         previous = found.setdefault(path.stem, path)
         if previous != path:

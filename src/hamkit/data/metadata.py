@@ -9,6 +9,7 @@ naming the file and the line.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -79,32 +80,57 @@ class ImageRecord:
         return self.lesion_id or self.image_id
 
 
-def _open_rows(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield ``(line_number, row)`` of a CSV after checking that its required columns exist."""
+def read_table_text(path: Path) -> tuple[str, str]:
+    """The text of a label table and its delimiter.
+
+    UTF-8 (with or without BOM) is read as such; other bytes are read as Latin-1 / Windows-1252,
+    the encoding spreadsheet programs often save. The delimiter is a comma, a tab (Dataverse
+    serves ``HAM10000_metadata.tab``) or a semicolon, whichever the header line uses.
+
+    Raises:
+        DataError: Missing, unreadable or binary file.
+    """
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        handle = path.open(newline="", encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as err:
         raise DataError(f"{path}: cannot be read ({err.strerror or err})") from err
-    with handle:
-        reader = csv.DictReader(handle)
+    if b"\x00" in data[:65536]:
+        raise DataError(f"{path}: a binary file, not a CSV table of labels; pass the metadata CSV")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
         try:
-            header = [name.strip() for name in (reader.fieldnames or [])]
-        except (UnicodeDecodeError, csv.Error) as err:
-            raise DataError(f"{path}: not a readable CSV file ({err})") from err
-        reader.fieldnames = header
-        missing = [name for name in required if name not in header]
-        if missing:
-            raise DataError(
-                f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(header) or 'none'}; "
-                f"expected at least {', '.join(required)}"
-            )
-        try:
-            for line, row in enumerate(reader, start=2):
-                yield line, {k: (v or "").strip() for k, v in row.items() if k is not None}
-        except (UnicodeDecodeError, csv.Error) as err:
-            raise DataError(f"{path}: not a readable CSV file ({err})") from err
+            text = data.decode("cp1252")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+    first = text.split("\n", 1)[0]
+    counts = {d: first.count(d) for d in (",", "\t", ";")}
+    delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+    return text, delimiter
+
+
+def _open_rows(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield ``(line_number, row)`` of a CSV after checking that its required columns exist."""
+    text, delimiter = read_table_text(path)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [name.strip() for name in (reader.fieldnames or [])]
+    except csv.Error as err:
+        raise DataError(f"{path}: not a readable CSV file ({err})") from err
+    reader.fieldnames = header
+    missing = [name for name in required if name not in header]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(header) or 'none'}; "
+            f"expected at least {', '.join(required)}"
+        )
+    try:
+        for line, row in enumerate(reader, start=2):
+            yield line, {k: (v or "").strip() for k, v in row.items() if k is not None}
+    except csv.Error as err:
+        raise DataError(f"{path}: not a readable CSV file ({err})") from err
 
 
 def _check_unique(path: Path, records: list[ImageRecord], lines: list[int]) -> None:
@@ -238,10 +264,8 @@ def read_labels(path: str | os.PathLike[str]) -> list[ImageRecord]:
         DataError: As those functions do, or when the header fits neither format.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        header = {name.strip() for name in next(csv.reader(handle), [])}
+    text, delimiter = read_table_text(path)
+    header = {name.strip() for name in next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])}
     if "dx" in header or "lesion_id" in header:
         return read_metadata(path)
     if "image" in header and set(ISIC_COLUMNS) & header:

@@ -42,16 +42,19 @@ def plot_class_balance(
     counts = np.bincount(array, minlength=NUM_CLASSES)
     present = counts > 0
     figure, axes = pyplot().subplots(figsize=(7, 5), dpi=100)
+    # small slices get no text on the pie (their labels would overlap): the legend names every class
     wedges, _, _ = axes.pie(
         counts[present],
-        labels=[c for c, p in zip(CLASS_CODES, present, strict=True) if p],
-        autopct=lambda pct: f"{pct:.1f}%" if pct >= 2 else "",
+        autopct=lambda pct: f"{pct:.1f}%" if pct >= 5 else "",
+        pctdistance=0.75,
         startangle=90,
         counterclock=False,
     )
+    total = counts.sum()
     axes.legend(
         wedges,
-        [f"{name} ({count})" for name, count, p in zip(CLASS_NAMES, counts, present, strict=True) if p],
+        [f"{code}: {name} ({count}, {100 * count / total:.1f}%)"
+         for code, name, count, p in zip(CLASS_CODES, CLASS_NAMES, counts, present, strict=True) if p],
         loc="center left",
         bbox_to_anchor=(1.0, 0.5),
         fontsize=8,

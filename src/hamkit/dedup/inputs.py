@@ -39,10 +39,12 @@ def resolve_images(images: Any) -> list[Path]:
     elif isinstance(images, (str, os.PathLike)):
         path = Path(images)
         if path.is_dir():
-            paths = list(find_images(path).values())
+            unusable: list[Path] = []
+            paths = list(find_images(path, unusable=unusable).values())
             if not paths:
                 raise DataError(f"{path}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, "
                                 "recursively)")
+            paths += unusable  # decoding skips them with the reason, so they are listed in skipped.txt
         elif path.is_file() and path.suffix.lower() in {".txt", ".lst", ".list"}:
             lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
             paths = [Path(line) if Path(line).is_absolute() else path.parent / line for line in lines]

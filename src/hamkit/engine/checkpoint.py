@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +127,16 @@ def load_training_state(directory: str | os.PathLike[str]) -> tuple[dict[str, to
     if not path.is_file():
         raise HamkitError(f"{path}: missing; the checkpoint cannot be resumed")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about the protocol of files it then refuses
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means the same thing here
-        raise HamkitError(f"{path}: cannot be loaded safely ({type(err).__name__}: {err})") from err
+        if "Weights only load failed" in str(err) or isinstance(err, pickle.UnpicklingError):
+            refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+            what = f" ({refused.group(1)})" if refused else ""
+            raise HamkitError(f"{path}: refused: it holds Python objects{what}, not only tensors and numbers, and "
+                              "hamkit never runs code from a file; delete it to start the training over") from err
+        first = " ".join(str(err).split())[:160]
+        raise HamkitError(f"{path}: not a readable training state ({type(err).__name__}: {first}); delete it to "
+                          "start the training over") from err
     return weights, config, state

@@ -24,6 +24,7 @@ class Estimator:
     """
 
     _KIND: ClassVar[str] = ""
+    _REQUIRED_CONFIG: ClassVar[tuple[str, ...]] = ("backbone", "image_size", "num_classes", "classes")
     _PARAMS: ClassVar[tuple[str, ...]] = ()
     backbone: str
     num_classes: int
@@ -77,6 +78,10 @@ class Estimator:
         kind = config.get("kind", "unknown")
         if kind != cls._KIND:
             raise HamkitError(f"{path}: a {kind} checkpoint, not a {cls._KIND}; load it with {kind}.load()")
+        lacking = [key for key in cls._REQUIRED_CONFIG if key not in config]
+        if lacking:
+            raise HamkitError(f"{path}: config.json lacks {', '.join(lacking)}; the folder is damaged or was not "
+                              f"written by {cls._KIND}.save(); save the model again")
         for name, wanted in expected.items():
             if wanted is not None and config.get(name) != wanted:
                 raise HamkitError(f"{path}: checkpoint has {name}={config.get(name)!r}, not {wanted!r}")

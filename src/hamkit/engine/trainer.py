@@ -8,6 +8,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _check_resumable(out_dir: Path, saved: dict[str, Any], current: dict[str, Any]) -> None:
+    """Refuse to resume a run of another kind of model or another backbone, in one line."""
+    for key, what in (("kind", "model"), ("backbone", "backbone"), ("num_classes", "class count"),
+                      ("image_size", "image size"), ("classify", "diagnosis head")):
+        if key in saved and key in current and saved[key] != current[key]:
+            raise HamkitError(f"{out_dir}: this folder holds an interrupted run of another {what} "
+                              f"({key} {saved[key]!r}, not {current[key]!r}); resume it with the same settings, "
+                              "or use another output folder")
+
+
+def _use_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
+    """``channels_last="auto"``: always on CUDA; on CPU only for depthwise-convolution networks
+    (MobileNets, EfficientNets), which it speeds up, while plain ResNets gain nothing."""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    return any(isinstance(m, torch.nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels for m in model.modules())
+
+
 @dataclass
 class TrainConfig:
     """Settings of one training run (the keyword arguments of the estimators' ``fit``).
@@ -73,8 +94,11 @@ class TrainConfig:
         num_workers: DataLoader workers (``None``: up to 4, leaving a core free).
         seed: Seed of everything random (data order, augmentation, head initialisation).
         amp: Mixed precision: ``"auto"`` (on CUDA only), ``True`` or ``False``.
-        channels_last: Use the channels-last memory format (``"auto"``: on CUDA).
-        progress: Show tqdm progress bars.
+        channels_last: Use the channels-last memory format (``"auto"``: on CUDA, and on CPU for
+            networks with depthwise convolutions, where it trains faster; see
+            ``benchmarks/cpu_preset.py``).
+        progress: Show progress: tqdm bars when stderr is a terminal, otherwise one line per
+            epoch. A string also names the stage in it (e.g. ``"[4/6] classifier"``).
         out_dir: Where to write ``last/``, ``best/``, ``history.csv`` and ``history.json``
             (``None``: keep everything in memory).
         resume: Continue from ``out_dir/last`` when it exists.
@@ -94,7 +118,7 @@ class TrainConfig:
     seed: int = 0
     amp: bool | str = "auto"
     channels_last: bool | str = "auto"
-    progress: bool = True
+    progress: bool | str = True
     out_dir: str | os.PathLike[str] | None = None
     resume: bool = False
     device: str = "auto"
@@ -250,7 +274,7 @@ class Trainer:
         try:
             device = ctx.device_for(device)
             dtype = amp_dtype(device, cfg.amp)
-            channels_last = device.type == "cuda" if cfg.channels_last == "auto" else bool(cfg.channels_last)
+            channels_last = _use_channels_last(model, device) if cfg.channels_last == "auto" else bool(cfg.channels_last)
             seed_everything(cfg.seed)
             model.to(device)
             if channels_last:
@@ -264,9 +288,15 @@ class Trainer:
             start_epoch, bad_epochs = 0, 0
 
             if cfg.resume and out_dir is not None and (out_dir / "last" / STATE_NAME).is_file():
-                weights, _, state = load_training_state(out_dir / "last")
-                model.load_state_dict(weights)
-                optimizer.load_state_dict(state["optimizer"])
+                weights, saved, state = load_training_state(out_dir / "last")
+                _check_resumable(out_dir, saved, task.checkpoint_config())
+                try:
+                    model.load_state_dict(weights)
+                    optimizer.load_state_dict(state["optimizer"])
+                except (RuntimeError, ValueError, KeyError) as err:
+                    raise HamkitError(f"{out_dir / 'last'}: the saved training state does not fit this model "
+                                      f"({str(err).splitlines()[0][:160]}); use another output folder, or drop "
+                                      "--resume to start over") from err
                 if scheduler is not None and state.get("scheduler"):
                     scheduler.load_state_dict(state["scheduler"])
                 scaler.load_state_dict(state.get("scaler") or scaler.state_dict())
@@ -303,9 +333,11 @@ class Trainer:
                 val_loader = DataLoader(val, batch_size=cfg.batch_size, shuffle=False, num_workers=workers,
                                         pin_memory=device.type == "cuda", persistent_workers=workers > 0)
 
-            show = cfg.progress and ctx.is_main
-            epochs_bar = tqdm(range(start_epoch, cfg.epochs), desc="epochs", unit="epoch", disable=not show,
-                              initial=start_epoch, total=cfg.epochs)
+            show = bool(cfg.progress) and ctx.is_main
+            label = cfg.progress if isinstance(cfg.progress, str) else "training"
+            bars = show and sys.stderr.isatty()
+            epochs_bar = tqdm(range(start_epoch, cfg.epochs), desc=f"{label}: epochs", unit="epoch",
+                              disable=not bars, initial=start_epoch, total=cfg.epochs)
             for epoch in epochs_bar:
                 started = time.perf_counter()
                 sampler.set_epoch(epoch)
@@ -313,8 +345,8 @@ class Trainer:
                 model.train()
                 total = torch.zeros((), dtype=torch.float64, device=device)
                 seen = 0
-                bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False,
-                           disable=not show)
+                bar = tqdm(loader, desc=f"{label}: epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False,
+                           disable=not bars)
                 for step, batch in enumerate(_readable_errors(bar)):
                     with autocast(device, dtype):
                         loss, size = task.loss(network, batch, device)
@@ -348,6 +380,10 @@ class Trainer:
                 row["lr"] = lr
                 row["time"] = time.perf_counter() - started
                 result.history.append(row)
+                if show and not bars:
+                    shown = "  ".join(f"{k[4:]} {v:.3f}" for k, v in row.items() if k.startswith("val_"))
+                    print(f"{label}: epoch {epoch + 1}/{cfg.epochs}  train loss {row['train_loss']:.3f}  {shown}  "
+                          f"{row['time']:.0f} s", file=sys.stderr, flush=True)
 
                 score = float(metrics.get(cfg.monitor, math.nan)) if val is not None else math.nan
                 if val is not None and cfg.monitor not in metrics:

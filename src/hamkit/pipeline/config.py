@@ -3,9 +3,12 @@
 Every setting has a default; a TOML file (read with :mod:`tomllib`) overrides any of them, and
 ``--preset`` picks a set of defaults:
 
-* ``demo`` (the default): CPU-sized, finishes the whole pipeline on the synthetic data in a few
-  minutes on 2 cores: small backbones, small images, few epochs, no downloads.
-* ``seed``: the seed report's settings (MobileNetV2 dedup at cosine 0.93; ResNet-50 classifier at
+* ``demo`` (the default for the generated synthetic data): finishes the whole pipeline on it in a
+  few minutes on 2 cores: small backbones, small images, few epochs, no downloads.
+* ``cpu`` (the default when a data folder is given): the whole of HAM10000 (10,015 images) on a
+  laptop CPU in under half an hour, from random weights, with the best models that budget
+  allowed when measured (``benchmarks/cpu_preset.py``; numbers in docs/benchmarks.md).
+* ``report`` (formerly ``seed``, still accepted for one release): the original student report's settings (MobileNetV2 dedup at cosine 0.93; ResNet-50 classifier at
   384 px, Adam lr 5e-5, 3 epochs, batch 32; DeepLabV3-ResNet50 segmenter, lr 1e-4, 10 epochs,
   batch 4), with pretrained weights.
 * ``gpu``: the recommended real run on a GPU: pretrained backbones, larger images, more epochs.
@@ -23,7 +26,21 @@ from typing import Any
 
 from hamkit.errors import HamkitError
 
-__all__ = ["DEFAULTS", "PRESETS", "load_config", "to_toml"]
+__all__ = ["DEFAULTS", "PRESETS", "Settings", "load_config", "to_toml", "default_preset"]
+
+
+class Settings(dict):  # type: ignore[type-arg]
+    """The effective settings ``{section: {setting: value}}``, remembering where each value came from.
+
+    ``sources[(section, key)]`` is ``"default"``, ``"preset 'cpu'"``, the TOML file's path or
+    ``"command line"``: error messages name it.
+    """
+
+    sources: dict[tuple[str, str], str]
+
+    def source(self, section: str, key: str) -> str:
+        """Where ``section.key`` was set."""
+        return getattr(self, "sources", {}).get((section, key), "default")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "data": {
@@ -68,7 +85,13 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {},
-    "seed": {
+    "cpu": {
+        "classifier": {"backbone": "mobilenet_v3_large", "image_size": 64, "epochs": 12, "batch_size": 32,
+                       "lr": 1e-3},
+        "segmenter": {"backbone": "smp:Unet:resnet18", "image_size": 96, "epochs": 6, "batch_size": 16,
+                      "lr": 1e-3},
+    },
+    "report": {
         "dedup": {"methods": ["exact", "cnn"], "cnn_backbone": "mobilenet_v2", "cnn_threshold": 0.93,
                   "pretrained": True},
         "classifier": {"backbone": "resnet50", "image_size": 384, "epochs": 3, "batch_size": 32, "lr": 5e-5,
@@ -86,7 +109,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def _merge(base: dict[str, dict[str, Any]], override: dict[str, Any], source: str) -> None:
+def _merge(base: dict[str, dict[str, Any]], override: dict[str, Any], source: str,
+           sources: dict[tuple[str, str], str] | None = None) -> None:
     for section, values in override.items():
         if section not in base:
             raise HamkitError(f"{source}: unknown section [{section}]; sections are {', '.join(base)}")
@@ -102,32 +126,49 @@ def _merge(base: dict[str, dict[str, Any]], override: dict[str, Any], source: st
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 raise HamkitError(f"{source}: {section}.{key} must be a {expected.__name__}, got {value!r}")
             base[section][key] = value
+            if sources is not None:
+                sources[(section, key)] = source
+
+
+def default_preset(data: str | os.PathLike[str] | None, config: dict[str, Any] | None = None) -> str:
+    """The preset used when none is named: ``cpu`` for real data (``--data`` or ``data.root``),
+    ``demo`` for the generated synthetic data."""
+    root = (config or {}).get("data", {}).get("root", "")
+    return "cpu" if data or root else "demo"
 
 
 def load_config(path: str | os.PathLike[str] | None = None, preset: str = "demo",
-                overrides: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+                overrides: dict[str, Any] | None = None) -> Settings:
     """The effective settings: defaults, then the preset, then the TOML file, then ``overrides``.
 
     Args:
         path: A TOML file, or ``None``.
-        preset: ``"demo"``, ``"seed"`` or ``"gpu"``.
+        preset: ``"demo"``, ``"cpu"``, ``"report"`` or ``"gpu"`` (``"seed"`` is the old name of
+            ``"report"``).
         overrides: More settings (same shape as the TOML), e.g. from the command line.
 
     Returns:
-        ``{section: {setting: value}}``.
+        The :class:`Settings` ``{section: {setting: value}}``.
 
     Raises:
         HamkitError: An unknown preset, section or setting, a value of the wrong type, or a
             TOML syntax error (with the line).
 
     Examples:
-        >>> load_config(preset="seed")["classifier"]["lr"]
+        >>> load_config(preset="report")["classifier"]["lr"]
         5e-05
     """
+    if preset == "seed":
+        import warnings
+
+        warnings.warn("the preset 'seed' is now called 'report' (the original report's recipe); "
+                      "'seed' will stop working in the next release", FutureWarning, stacklevel=2)
+        preset = "report"
     if preset not in PRESETS:
         raise HamkitError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    config = copy.deepcopy(DEFAULTS)
-    _merge(config, PRESETS[preset], f"preset {preset!r}")
+    config = Settings(copy.deepcopy(DEFAULTS))
+    config.sources = {}
+    _merge(config, PRESETS[preset], f"preset {preset!r}", config.sources)
     if path is not None:
         file = Path(path)
         if not file.is_file():
@@ -136,9 +177,9 @@ def load_config(path: str | os.PathLike[str] | None = None, preset: str = "demo"
             data = tomllib.loads(file.read_text())
         except tomllib.TOMLDecodeError as err:
             raise HamkitError(f"{file}: not valid TOML ({err})") from err
-        _merge(config, data, str(file))
+        _merge(config, data, str(file), config.sources)
     if overrides:
-        _merge(config, overrides, "command line")
+        _merge(config, overrides, "command line", config.sources)
     return config
 
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import shlex
+import sys
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,9 @@ from hamkit.data.dataset import find_label_file, find_mask_dir
 from hamkit.data.images import find_images
 from hamkit.data.metadata import read_labels
 from hamkit.errors import DataError
-from hamkit.pipeline.config import load_config, to_toml
+from hamkit.pipeline.config import default_preset, load_config, to_toml
+from hamkit.pipeline.stages import STAGES, RunContext
+from hamkit.pipeline.validate import check_masks, check_settings
 from hamkit.pipeline.steps import StepState, files_fingerprint, fingerprint
 
 __all__ = ["PipelineResult", "run_pipeline"]
@@ -74,8 +80,40 @@ def _data_step(out: Path, config: dict[str, Any], data: str | os.PathLike[str] |
     return root, labels, masks
 
 
+def _say(settings: dict[str, Any], text: str) -> None:
+    if settings["run"]["progress"]:
+        print(text, file=sys.stderr, flush=True)
+
+
+def _command_line() -> str:
+    """The command as typed: ``hamkit ...`` for the CLI (also under ``python -m hamkit``)."""
+    if not sys.argv or not sys.argv[0]:
+        return ""
+    program = Path(sys.argv[0]).name
+    if program in ("__main__.py", "hamkit"):
+        program = "hamkit"
+    return shlex.join([program, *sys.argv[1:]])
+
+
+def _run_info(settings: dict[str, Any], preset: str | None) -> dict[str, Any]:
+    import torch
+
+    from hamkit.engine.device import resolve_device
+    from hamkit.report.html import versions
+
+    device = resolve_device(settings["run"]["device"])
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    return {"started": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
+            "command": _command_line(),
+            "preset": preset or "custom", "device": f"{device.type} ({name}, {os.cpu_count()} CPUs, "
+                                                    f"{torch.get_num_threads()} torch threads)",
+            "versions": versions(),
+            "pretrained": {name: bool(settings[name]["pretrained"]) for name in ("classifier", "segmenter")
+                           if settings[name]["enabled"]}}
+
+
 def run_pipeline(out_dir: str | os.PathLike[str], *, data: str | os.PathLike[str] | None = None,
-                 config: dict[str, Any] | str | os.PathLike[str] | None = None, preset: str = "demo",
+                 config: dict[str, Any] | str | os.PathLike[str] | None = None, preset: str | None = None,
                  progress: bool | None = None) -> PipelineResult:
     """Run the whole job and write its report.
 
@@ -85,7 +123,9 @@ def run_pipeline(out_dir: str | os.PathLike[str], *, data: str | os.PathLike[str
             empty too, the synthetic dataset generated into ``OUT/data``.
         config: Settings (a dict as from :func:`~hamkit.pipeline.config.load_config`, or a TOML
             path); ``None`` = the preset's defaults.
-        preset: ``"demo"``, ``"seed"`` or ``"gpu"`` (used when ``config`` is not a dict).
+        preset: ``"demo"``, ``"cpu"``, ``"report"`` or ``"gpu"``; its defaults are used when
+            ``config`` is not a dict, and its name is recorded in the report. ``None``: ``cpu``
+            when there is a data folder, ``demo`` for the synthetic data.
         progress: Override ``run.progress``.
 
     Returns:
@@ -93,15 +133,25 @@ def run_pipeline(out_dir: str | os.PathLike[str], *, data: str | os.PathLike[str
 
     Raises:
         DataError: Unusable data.
-        HamkitError: Leakage found by the audit (some duplicate pair crosses splits), or bad settings.
+        HamkitError: Leakage found by the audit (some duplicate pair crosses splits), or bad
+            settings (all of them checked before the first step).
     """
-    settings = config if isinstance(config, dict) else load_config(config, preset)
+    if isinstance(config, dict):
+        settings = config
+    else:
+        preset = preset or default_preset(data, None if config is None else load_config(config, "demo"))
+        settings = load_config(config, preset)
     if progress is not None:
         settings["run"]["progress"] = progress
+    check_settings(settings, data)
+    started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.toml", to_toml(settings))
     result = PipelineResult(out_dir=out, report=out / "report.html")
+    result.summary["run"] = _run_info(settings, preset)
+    total = len(STAGES) + 1
+    _say(settings, f"[1/{total}] data")
     clock = time.perf_counter()
     root, labels_csv, masks = _data_step(out, settings, data, result)
     result.seconds["data"] = time.perf_counter() - clock
@@ -111,19 +161,23 @@ def run_pipeline(out_dir: str | os.PathLike[str], *, data: str | os.PathLike[str
     records = [r for r in records_all if r.image_id in present]
     if not records:
         raise DataError(f"none of the {len(records_all)} images of {labels_csv} are under {root}")
+    if masks is not None and settings["segmenter"]["enabled"]:
+        check_masks(masks, [r.image_id for r in records])
     data_key = fingerprint(files_fingerprint([present[r.image_id] for r in records]), files_fingerprint([labels_csv]))
     result.summary["data"] = {"root": str(root), "labels": str(labels_csv), "masks": str(masks) if masks else None,
                               "images": len(records), "lesions": len({r.group for r in records}),
                               "listed_but_missing": len(records_all) - len(records),
                               "unlabelled_images": len(set(present) - {r.image_id for r in records_all})}
-    from hamkit.pipeline.stages import STAGES, RunContext
-
     context = RunContext(out=out, settings=settings, root=root, masks=masks, records=records, present=present,
                          data_key=data_key, result=result)
-    for name, stage in STAGES:
+    for number, (name, stage) in enumerate(STAGES, start=2):
+        label = f"[{number}/{total}] {name}"
+        _say(settings, label)
+        context.label = label
         clock = time.perf_counter()
         stage(context)
         result.seconds[name] = time.perf_counter() - clock
+    result.seconds["total"] = time.perf_counter() - started
     atomic_write_text(out / "summary.json", json.dumps({"steps": result.steps, "seconds": result.seconds,
                                                          "summary": result.summary}, indent=1, default=str) + "\n")
     return result

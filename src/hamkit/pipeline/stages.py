@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ class RunContext:
     present: dict[str, Path]
     data_key: str
     result: Any  # PipelineResult
+    label: str = ""  # the running step, e.g. "[5/7] classifier"
 
     @property
     def split_csv(self) -> Path:
@@ -36,7 +38,13 @@ class RunContext:
 
     @property
     def progress(self) -> bool:
-        return bool(self.settings["run"]["progress"])
+        """Progress bars: asked for, and stderr is a terminal (logs get one line per step and epoch)."""
+        return bool(self.settings["run"]["progress"]) and sys.stderr.isatty()
+
+    @property
+    def training_progress(self) -> bool | str:
+        """What the estimators' ``fit(progress=...)`` gets: the step's label, or ``False``."""
+        return (self.label or True) if self.settings["run"]["progress"] else False
 
     @property
     def workers(self) -> int | None:
@@ -163,6 +171,7 @@ def _prune_checkpoints(folder: Path) -> None:
 def classifier_stage(ctx: RunContext) -> None:
     """Train the classifier (resuming an interrupted run) and evaluate it on the test split."""
     from hamkit.classify import LesionClassifier
+    from hamkit.pipeline.evaluation import evaluate_classifier
     from hamkit.report.curves import plot_history
 
     section = ctx.settings["classifier"]
@@ -178,12 +187,12 @@ def classifier_stage(ctx: RunContext) -> None:
                                  pretrained=section["pretrained"], device=ctx.settings["run"]["device"])
         model.fit(ctx.root, split_csv=ctx.split_csv, epochs=section["epochs"], batch_size=section["batch_size"],
                   lr=section["lr"], class_balance=section["class_balance"] or None, num_workers=ctx.workers,
-                  cache=ctx.out / "cache" / "decoded", out_dir=folder, resume=resume, progress=ctx.progress)
+                  cache=ctx.out / "cache" / "decoded", out_dir=folder, resume=resume,
+                  progress=ctx.training_progress)
+        evaluate_classifier(ctx, model, folder)  # calibrates on val first
         model.save(folder / "model")
-        report = model.evaluate(ctx.root, split_csv=ctx.split_csv, split="test")
-        report.save(folder / "test_report.json")
-        report.plot_confusion_matrix(folder / "confusion_matrix.png")
-        plot_history(model.history_, folder / "training_curves.png", title=f"Classifier ({section['backbone']})")
+        plot_history(model.history_, folder / "training_curves.png", title=f"Classifier ({section['backbone']})",
+                     best_epoch=model.best_epoch_)
         _prune_checkpoints(folder)
         state.finish(best_epoch=model.best_epoch_)
         ctx.mark("classifier", "resumed" if resume else "ran")
@@ -192,6 +201,7 @@ def classifier_stage(ctx: RunContext) -> None:
 
 def segmenter_stage(ctx: RunContext) -> None:
     """Train the segmenter (multi-task when configured) and evaluate it on the test split."""
+    from hamkit.pipeline.evaluation import evaluate_segmenter
     from hamkit.report.curves import plot_history
     from hamkit.segment import LesionSegmenter
 
@@ -200,7 +210,7 @@ def segmenter_stage(ctx: RunContext) -> None:
         ctx.mark("segmenter", "disabled" if not section["enabled"] else "no masks")
         return
     state, folder, resume = _train_state(ctx, "segmenter", section)
-    if state.done(folder / "model", folder / "test_report.json"):
+    if state.done(folder / "model", folder / "test_report.json", folder / "test_evaluation.json"):
         ctx.mark("segmenter", "skipped")
     else:
         state.start()
@@ -208,13 +218,16 @@ def segmenter_stage(ctx: RunContext) -> None:
                                 classify=section["classify"], device=ctx.settings["run"]["device"])
         model.fit(ctx.root, masks=ctx.masks, split_csv=ctx.split_csv, epochs=section["epochs"],
                   batch_size=section["batch_size"], lr=section["lr"], num_workers=ctx.workers,
-                  cache=ctx.out / "cache" / "decoded", out_dir=folder, resume=resume, progress=ctx.progress)
+                  cache=ctx.out / "cache" / "decoded", out_dir=folder, resume=resume,
+                  progress=ctx.training_progress)
         model.save(folder / "model")
         report = model.evaluate(ctx.root, masks=ctx.masks, split_csv=ctx.split_csv, split="test")
         report.save(folder / "test_report.json")
         report.save_csv(folder / "per_image.csv")
-        model.plot_examples(ctx.root, folder / "examples.png", masks=ctx.masks, split_csv=ctx.split_csv, n=4)
-        plot_history(model.history_, folder / "training_curves.png", title=f"Segmenter ({section['backbone']})")
+        extra = evaluate_segmenter(ctx, model, folder, report)
+        atomic_write_text(folder / "test_evaluation.json", json.dumps(extra, indent=2) + "\n")
+        plot_history(model.history_, folder / "training_curves.png", title=f"Segmenter ({section['backbone']})",
+                     best_epoch=model.best_epoch_)
         if report.classification is not None:
             report.classification.plot_confusion_matrix(folder / "confusion_matrix.png",
                                                         title="Segmenter head: confusion matrix")
@@ -222,6 +235,9 @@ def segmenter_stage(ctx: RunContext) -> None:
         state.finish(best_epoch=model.best_epoch_)
         ctx.mark("segmenter", "resumed" if resume else "ran")
     ctx.result.summary["segmenter"] = json.loads((folder / "test_report.json").read_text())
+    extra_file = folder / "test_evaluation.json"
+    if extra_file.is_file():
+        ctx.result.summary["segmenter"].update(json.loads(extra_file.read_text()))
 
 
 def report_stage(ctx: RunContext) -> None:

@@ -13,7 +13,7 @@ __all__ = ["plot_history"]
 
 
 def plot_history(history: Sequence[dict[str, float]], path: str | os.PathLike[str], *, title: str = "Training",
-                 metrics: Sequence[str] | None = None) -> Path:
+                 metrics: Sequence[str] | None = None, best_epoch: int | None = None) -> Path:
     """Plot losses (left) and validation metrics (right) per epoch and save a PNG.
 
     Args:
@@ -22,6 +22,7 @@ def plot_history(history: Sequence[dict[str, float]], path: str | os.PathLike[st
         path: Output PNG (written atomically).
         title: Figure title.
         metrics: Validation metrics to draw (default: every ``val_*`` that is not a loss).
+        best_epoch: The epoch whose weights were kept, marked by a dashed line.
 
     Returns:
         The written path.
@@ -47,6 +48,15 @@ def plot_history(history: Sequence[dict[str, float]], path: str | os.PathLike[st
     right.set_ylim(0, 1.02)
     if keys:
         right.legend(fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    for axes in (left, right):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if best_epoch is not None:
+            axes.axvline(best_epoch, color="0.4", linestyle="--", linewidth=1)
+    if best_epoch is not None:
+        right.annotate(f"kept: epoch {best_epoch}", xy=(best_epoch, 0.02), xytext=(4, 0),
+                       textcoords="offset points", fontsize=8, color="0.3")
     figure.suptitle(title)
     figure.tight_layout()
     return save_png(figure, path)

@@ -32,6 +32,8 @@ table{border-collapse:collapse;margin:.8em 0} td,th{border:1px solid #ddd;paddin
 th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
 img{max-width:100%;border:1px solid #eee;margin:.4em 0} pre{background:#f7f7f7;padding:1em;overflow:auto}
 .note{color:#555;font-size:.92em} .bad{color:#b00;font-weight:bold} .good{color:#070;font-weight:bold}
+.banner{background:#fff4d6;border:1px solid #e0b84c;padding:.6em 1em;margin:1em 0}
+.warn{background:#fdecea;border:1px solid #e6a3a3;padding:.4em .8em}
 """
 
 _SCRIPT = """
@@ -74,6 +76,40 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _ci(report: dict[str, Any], name: str, value: Any) -> str:
+    interval = (report.get("intervals") or {}).get(name)
+    if not interval or interval[0] is None:
+        return f"<b>{_fmt(value)}</b>"
+    return f"<b>{_fmt(value)}</b> (95% CI {_fmt(interval[0])}-{_fmt(interval[1])})"
+
+
+def _evaluation_html(report: dict[str, Any]) -> str:
+    """The calibrated model against the raw argmax, ECE, and the small-class warning."""
+    parts = []
+    raw = report.get("argmax")
+    if raw:
+        rows = [["argmax of the network (uncalibrated)", raw["accuracy"], raw["balanced_accuracy"], raw["macro_f1"],
+                 raw["melanoma_sensitivity"]],
+                [f"decision rule chosen on val (alpha {report['decision']['alpha']:+.1f})", report["accuracy"],
+                 report["balanced_accuracy"], report["macro"]["f1"], report.get("melanoma_sensitivity")]]
+        parts.append(_table(["decision", "accuracy", "balanced accuracy", "macro F1", "melanoma sensitivity"], rows))
+        parts.append("<p class='note'>The network was trained with a class-balanced sampler, which lifts the recall "
+                     "of rare classes and costs their precision. The decision rule adds alpha x log(training class "
+                     "frequency) to the log-probabilities; alpha is chosen on the validation split (never the test "
+                     "split) to maximise the mean of balanced accuracy and macro F1.</p>")
+    calibration = report.get("calibration")
+    if calibration:
+        parts.append(f"<p>Calibration: temperature scaling fitted on the validation split, T = "
+                     f"{_fmt(calibration['temperature'])}; expected calibration error (15 bins) on the test split "
+                     f"{_fmt(calibration['ece_before'])} before, <b>{_fmt(calibration['ece_after'])}</b> after.</p>")
+    small = report.get("small_classes")
+    if small:
+        listed = ", ".join(f"{html.escape(c)} ({n})" for c, n in small.items())
+        parts.append(f"<p class='warn'>Fewer than 10 test images: {listed}. Their per-class precision, recall and "
+                     "F1 rest on a handful of images; read them with their intervals in mind.</p>")
+    return "".join(parts)
+
+
 def _classification_html(report: dict[str, Any]) -> str:
     rows = [[code, report["precision"][k], report["recall"][k], report["f1"][k], report["support"][k],
              (report["roc_auc"] or [None] * 7)[k]] for k, code in enumerate(report["classes"])]
@@ -81,11 +117,38 @@ def _classification_html(report: dict[str, Any]) -> str:
                  report["n_samples"], report.get("macro_roc_auc")])
     rows.append(["weighted avg", report["weighted"]["precision"], report["weighted"]["recall"],
                  report["weighted"]["f1"], report["n_samples"], None])
-    headline = (f"<p>Accuracy <b>{_fmt(report['accuracy'])}</b>, balanced accuracy (ISIC 2018 Task 3) "
-                f"<b>{_fmt(report['balanced_accuracy'])}</b>, macro F1 <b>{_fmt(report['macro']['f1'])}</b>, "
-                f"melanoma sensitivity <b>{_fmt(report.get('melanoma_sensitivity'))}</b> on "
-                f"{report['n_samples']} test images.</p>")
-    return headline + _table(["class", "precision", "recall", "F1", "support", "ROC AUC"], rows)
+    lesions = f" of {report['test_lesions']} lesions" if report.get("test_lesions") else ""
+    headline = (f"<p>Accuracy {_ci(report, 'accuracy', report['accuracy'])}, balanced accuracy (ISIC 2018 Task 3) "
+                f"{_ci(report, 'balanced_accuracy', report['balanced_accuracy'])}, macro F1 "
+                f"{_ci(report, 'macro_f1', report['macro']['f1'])}, melanoma sensitivity "
+                f"{_ci(report, 'melanoma_sensitivity', report.get('melanoma_sensitivity'))} on "
+                f"{report['n_samples']} test images{lesions}.")
+    if report.get("intervals"):
+        headline += " Intervals: 95% bootstrap over lesions (1,000 resamples)."
+    return (headline + "</p>" + _evaluation_html(report)
+            + _table(["class", "precision", "recall", "F1", "support", "ROC AUC"], rows))
+
+
+def _header_html(ctx: Any) -> str:
+    """Run metadata, seconds per step, and a banner when models started from random weights."""
+    info = ctx.result.summary.get("run", {})
+    parts = []
+    random_init = [name for name, used in info.get("pretrained", {}).items() if not used]
+    if random_init:
+        parts.append(f"<div class='banner'><b>Trained from random weights:</b> {html.escape(' and '.join(random_init))} "
+                     "did not start from pretrained backbones (the offline default). Pretrained backbones "
+                     "(<code>pretrained = true</code>, needs a download once) usually score higher; compare "
+                     "with published numbers only with that in mind.</div>")
+    seconds = {k: v for k, v in ctx.result.seconds.items() if k != "total"}
+    so_far = sum(seconds.values())
+    rows = [["date", info.get("started", "")], ["command", info.get("command", "")],
+            ["preset", info.get("preset", "")], ["device", info.get("device", "")],
+            ["hamkit", info.get("versions", {}).get("hamkit", "")],
+            ["torch", info.get("versions", {}).get("torch", "")],
+            ["seconds per step", ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())
+             + f" (total before the report: {so_far:.0f} s, {so_far / 60:.1f} min)"]]
+    parts.append(_table(["run", ""], rows))
+    return "".join(parts)
 
 
 def write_report(ctx: Any) -> Path:
@@ -160,12 +223,19 @@ def write_report(ctx: Any) -> Path:
                 ["test images", seg["n_images"]], ["mean Dice", seg["mean_dice"]], ["mean IoU", seg["mean_iou"]],
                 ["ISIC 2018 thresholded Jaccard", seg["thresholded_jaccard"]],
                 ["mean pixel accuracy", seg["mean_pixel_accuracy"]], ["scored at", seg["resolution"]]]))
+            intervals = report.get("intervals", {})
+            if intervals:
+                dice, jac = intervals["mean_dice"], intervals["thresholded_jaccard"]
+                parts.append(f"<p class='note'>95% bootstrap intervals over lesions: mean Dice {_fmt(dice[0])}-"
+                             f"{_fmt(dice[1])}, thresholded Jaccard {_fmt(jac[0])}-{_fmt(jac[1])}.</p>")
             if report.get("classification"):
                 parts.append("<h3>Classification head</h3>" + _classification_html(report["classification"]))
         else:
             parts.append(_classification_html(report))
         for png, alt in (("training_curves.png", "training curves"), ("confusion_matrix.png", "confusion matrix"),
-                         ("examples.png", "input, ground truth and prediction")):
+                         ("roc_curves.png", "ROC curves"), ("reliability.png", "reliability diagram"),
+                         ("worst_examples.png", "the lowest-Dice test images"),
+                         ("examples.png", "typical test images: input, ground truth and prediction")):
             if (folder / png).is_file():
                 target = figures / f"{name}_{png}"
                 shutil.copyfile(folder / png, target)
@@ -180,5 +250,5 @@ def write_report(ctx: Any) -> Path:
     page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hamkit report</title>"
             f"<style>{_STYLE}</style><script>{_SCRIPT}</script></head><body>"
             f"<h1>hamkit report</h1><p class='note'>Run folder <code>{html.escape(str(out))}</code></p>"
-            + "\n".join(parts) + "</body></html>\n")
+            + _header_html(ctx) + "\n".join(parts) + "</body></html>\n")
     return atomic_write_text(out / "report.html", page)

@@ -167,7 +167,7 @@ class LesionSegmenter(Estimator):
             class_balance: str | None = "sampler", scheduler: str = "cosine", monitor: str | None = None,
             early_stopping: int | None = None, grad_clip: float | None = None, augment: bool = True,
             num_workers: int | None = None, cache: Any = None, out_dir: str | os.PathLike[str] | None = None,
-            resume: bool = False, seed: int = 0, progress: bool = True, amp: bool | str = "auto"
+            resume: bool = False, seed: int = 0, progress: bool | str = True, amp: bool | str = "auto"
             ) -> LesionSegmenter:
         """Train the segmenter; on return it holds the weights of the best validation epoch.
 
@@ -548,8 +548,12 @@ class LesionSegmenter(Estimator):
 
     def plot_examples(self, data: Any, path: str | os.PathLike[str], *, n: int = 6, masks: Any = None,
                       split_csv: Any = None, split: str = "test", threshold: float = 0.5,
-                      postprocess: str | None = None) -> Path:
-        """Draw input / ground truth / prediction / contour-overlay panels for the first ``n`` images.
+                      postprocess: str | None = None, image_ids: Sequence[str] | None = None,
+                      title: str | None = None) -> Path:
+        """Draw input / ground truth / prediction / contour-overlay panels, one row per image.
+
+        The rows are the first ``n`` images of the data, or the images named by ``image_ids``
+        (in that order), e.g. the lowest-Dice images of a :class:`SegmentationReport`.
 
         Args:
             data: A ``SkinDataset`` with masks, or a data root with ``split_csv``.
@@ -560,12 +564,15 @@ class LesionSegmenter(Estimator):
             split: Which split to draw from.
             threshold: Lesion probability threshold.
             postprocess: As for :meth:`predict`.
+            image_ids: Draw these images instead of the first ``n``.
+            title: Figure title.
 
         Returns:
             The written path.
 
         Raises:
-            DataError: The data is not a SkinDataset (or root) with masks.
+            DataError: The data is not a SkinDataset (or root) with masks, or an id of
+                ``image_ids`` is not in it.
         """
         from hamkit.data.images import open_image
         from hamkit.report.figures import segmentation_panels
@@ -574,13 +581,20 @@ class LesionSegmenter(Estimator):
                                    mask_threshold=None, augment=False, cache=None)
         if not isinstance(dataset, SkinDataset):
             raise DataError("plot_examples needs a SkinDataset with masks (or a data root), to read the originals")
-        chosen = dataset.subset(range(min(n, len(dataset))))
+        if image_ids is None:
+            chosen = dataset.subset(range(min(n, len(dataset))))
+        else:
+            position = {image_id: i for i, image_id in enumerate(dataset.image_ids)}
+            lacking = [i for i in image_ids if i not in position]
+            if lacking:
+                raise DataError(f"image(s) not in the {split} data: {', '.join(lacking[:5])}")
+            chosen = dataset.subset([position[i] for i in image_ids])
         predicted = self.predict(chosen.with_options(with_masks=False), threshold=threshold, postprocess=postprocess)
         assert isinstance(predicted, list)
         originals = [np.asarray(open_image(s.path)) for s in chosen.samples]
         truths = [read_mask(s.mask_path, image_size_of(s.path), chosen.mask_threshold)  # type: ignore[arg-type]
                   for s in chosen.samples]
-        return segmentation_panels(originals, truths, predicted, path, image_ids=chosen.image_ids)
+        return segmentation_panels(originals, truths, predicted, path, image_ids=chosen.image_ids, title=title)
 
     # ------------------------------------------------------------------ persistence
     @classmethod

@@ -1,0 +1,105 @@
+"""How the ``cpu`` preset of ``hamkit run`` was sized: one model trained on the real images,
+its seconds per epoch and its lesion-disjoint test metrics.
+
+The preset must finish the whole of ``hamkit run`` on the 10,015 HAM10000 images in 30 minutes
+on 2 CPU cores, so each candidate setting (backbone, image size, epochs, batch, learning rate)
+is trained here on the same lesion-grouped split the pipeline makes (0.75 / 0.125 / 0.125,
+seed 0) and timed. The reference it prints next to each result is the same setting's
+seconds per epoch, so the budget can be read off directly.
+
+    python benchmarks/cpu_preset.py --data ../shared/data/ham10000-200px --task classifier \\
+        --backbone resnet18 --image-size 112 --epochs 8
+    python benchmarks/cpu_preset.py --data ../shared/data/ham10000-200px --task segmenter \\
+        --backbone smp:Unet:resnet18 --image-size 96 --epochs 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from hamkit import LesionClassifier, LesionSegmenter, SkinDataset
+from hamkit.data.dataset import find_label_file, find_mask_dir
+from hamkit.data.images import find_images
+from hamkit.data.metadata import read_labels
+from hamkit.data.splits import split_dataset
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="HAM10000 folder (official layout)")
+    parser.add_argument("--task", choices=("classifier", "segmenter"), default="classifier")
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--image-size", type=int, default=112)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--optimizer", default="adam")
+    parser.add_argument("--class-balance", default="sampler")
+    parser.add_argument("--no-classify", action="store_true", help="segmenter without the diagnosis head")
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/hamkit-bench-cache"))
+    parser.add_argument("--json", type=Path, help="append the result as one JSON line to this file")
+    parser.add_argument("--save", type=Path, help="save the trained model to this folder")
+    args = parser.parse_args()
+
+    present = find_images(args.data)
+    records = [r for r in read_labels(find_label_file(args.data)) if r.image_id in present]
+    if args.limit:
+        records = records[: args.limit]
+    split = split_dataset(records, (0.75, 0.125, 0.125), seed=0)
+    masks = None
+    if args.task == "segmenter":
+        mask_dir = find_mask_dir(args.data)
+        assert mask_dir is not None, "no mask folder"
+        masks = [mask_dir / f"{r.image_id}_segmentation.png" for r in records]
+    base = SkinDataset.from_paths([present[r.image_id] for r in records], [r.label for r in records], masks,
+                                  image_size=args.image_size, cache=args.cache)
+    parts = {name: base.subset(split.indices(name)) for name in ("train", "val", "test")}
+    balance = None if args.class_balance == "none" else args.class_balance
+    fit = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+               weight_decay=args.weight_decay, class_balance=balance, progress=False, seed=0)
+    model: LesionClassifier | LesionSegmenter
+    if args.task == "classifier":
+        model = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=False)
+    else:
+        model = LesionSegmenter(args.backbone, image_size=args.image_size, pretrained=False,
+                                classify=not args.no_classify)
+    start = time.perf_counter()
+    model.fit(parts["train"], parts["val"], **fit)
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    report = model.evaluate(parts["test"])
+    test_s = time.perf_counter() - start
+    if args.save:
+        model.save(args.save)
+    row: dict[str, object] = {k: v for k, v in vars(args).items() if k not in ("data", "cache", "json", "save")}
+    row.update(train_images=len(parts["train"]), test_images=len(parts["test"]), train_s=round(train_s, 1),
+               s_per_epoch=round(train_s / args.epochs, 1), test_s=round(test_s, 1), best_epoch=model.best_epoch_,
+               torch=torch.__version__, threads=torch.get_num_threads(), machine=platform.machine())
+    if args.task == "classifier":
+        row.update(accuracy=report.accuracy, balanced_accuracy=report.balanced_accuracy,
+                   macro_f1=report.macro["f1"])
+        if hasattr(model, "calibrate"):
+            model.calibrate(parts["val"])
+            tuned = model.evaluate(parts["test"])
+            row.update(tuned_balanced_accuracy=tuned.balanced_accuracy, tuned_macro_f1=tuned.macro["f1"],
+                       temperature=model.temperature_)
+    else:
+        row.update({k: v for k, v in report.summary().items() if isinstance(v, (int, float))})
+    row["history"] = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in h.items()}
+                      for h in model.history_]
+    print(json.dumps(row))
+    if args.json:
+        with args.json.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Check every setting of ``hamkit run`` before the first step, so a typo costs seconds, not hours.
+
+:func:`check_settings` looks at values only (enums, ranges, backbone names, that the files and
+folders named exist) and reports every problem at once, each naming the setting and where it was
+set (preset, TOML file or command line). :func:`check_masks` runs once the image list is known:
+that the masks folder holds a mask for the images.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hamkit.errors import HamkitError
+
+__all__ = ["check_settings", "check_masks", "DEDUP_METHODS", "CLASS_BALANCE_SETTINGS"]
+
+DEDUP_METHODS = ("verified", "exact", "phash", "dhash", "cnn")
+CLASS_BALANCE_SETTINGS = ("sampler", "loss", "")
+
+
+def _where(settings: Any, section: str, key: str) -> str:
+    source = settings.source(section, key) if hasattr(settings, "source") else "default"
+    return f"{section}.{key} (set in {source})"
+
+
+class _Problems:
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self.found: list[str] = []
+
+    def add(self, section: str, key: str, message: str) -> None:
+        value = self.settings[section][key]
+        self.found.append(f"{_where(self.settings, section, key)} = {value!r}: {message}")
+
+    def positive_int(self, section: str, key: str, minimum: int = 1) -> None:
+        if self.settings[section][key] < minimum:
+            self.add(section, key, f"must be at least {minimum}")
+
+    def probability(self, section: str, key: str) -> None:
+        value = self.settings[section][key]
+        if not (math.isfinite(value) and 0 < value <= 1):
+            self.add(section, key, "must be in (0, 1]")
+
+
+def _check_model(problems: _Problems, section: str, task: str) -> None:
+    settings = problems.settings[section]
+    if not settings.get("enabled", True):
+        return
+    problems.positive_int(section, "image_size", 16)
+    problems.positive_int(section, "epochs")
+    problems.positive_int(section, "batch_size", 2)
+    lr = settings["lr"]
+    if not (math.isfinite(lr) and lr > 0):
+        problems.add(section, "lr", "must be a positive number")
+    if section == "classifier" and settings["class_balance"] not in CLASS_BALANCE_SETTINGS:
+        problems.add(section, "class_balance", "must be 'sampler', 'loss' or '' (no balancing)")
+
+
+def _check_backbone(problems: _Problems, section: str, key: str, task: str) -> None:
+    from hamkit.errors import BackboneNotFoundError, PluginError
+    from hamkit.registry import get_backbone
+
+    name = problems.settings[section][key]
+    try:
+        spec = get_backbone(name)
+    except (BackboneNotFoundError, PluginError) as err:
+        problems.add(section, key, str(err))
+        return
+    if task not in spec.tasks:
+        problems.add(section, key, f"serves {', '.join(spec.tasks)}, not {task}; `hamkit backbones --task {task}` "
+                                   "lists the ones that do")
+
+
+def check_settings(settings: Any, data: str | os.PathLike[str] | None = None) -> None:
+    """Raise one :class:`~hamkit.errors.HamkitError` listing every bad setting.
+
+    Args:
+        settings: As from :func:`~hamkit.pipeline.config.load_config`.
+        data: The data folder given to the run (overrides ``data.root``).
+
+    Raises:
+        HamkitError: One line per problem, each naming the setting, where it was set and the fix.
+    """
+    problems = _Problems(settings)
+    data_section = settings["data"]
+    root = Path(data) if data else (Path(data_section["root"]) if data_section["root"] else None)
+    if root is not None and not root.is_dir():
+        what = "--data" if data else _where(settings, "data", "root")
+        problems.found.append(f"{what}: {root} is not a folder")
+    for key in ("labels", "masks"):
+        value = data_section[key]
+        if value and not Path(value).exists():
+            problems.add("data", key, f"{value} does not exist")
+    if root is None:
+        problems.positive_int("data", "synthetic_lesions", 20)
+        size = data_section["synthetic_image_size"]
+        if len(size) != 2 or not all(isinstance(v, int) and v >= 32 for v in size):
+            problems.add("data", "synthetic_image_size", "must be [width, height], each at least 32")
+
+    dedup = settings["dedup"]
+    methods = dedup["methods"]
+    unknown = [m for m in methods if m not in DEDUP_METHODS]
+    if not methods or unknown:
+        problems.add("dedup", "methods", f"must be a non-empty list of {', '.join(DEDUP_METHODS)}")
+    problems.probability("dedup", "verified_threshold")
+    problems.probability("dedup", "cnn_threshold")
+    if dedup["hash_threshold"] < 0:
+        problems.add("dedup", "hash_threshold", "must be 0 or more (bits)")
+
+    fractions: Sequence[float] = settings["split"]["fractions"]
+    if (len(fractions) != 3 or not all(isinstance(f, (int, float)) and math.isfinite(f) and f >= 0 for f in fractions)
+            or abs(sum(fractions) - 1) > 1e-6 or fractions[0] <= 0 or fractions[2] <= 0):
+        problems.add("split", "fractions", "must be [train, val, test], finite, adding up to 1, with train and "
+                                           "test above 0")
+    _check_model(problems, "classifier", "classification")
+    _check_model(problems, "segmenter", "segmentation")
+    run = settings["run"]
+    if run["num_workers"] < -1:
+        problems.add("run", "num_workers", "must be -1 (automatic), 0 or more")
+    device = run["device"]
+    if device != "auto" and device.split(":")[0] not in ("cpu", "cuda", "mps"):
+        problems.add("run", "device", "must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    if problems.found:  # the cheap checks first: they need no torch import
+        raise HamkitError(_message(problems.found))
+    if settings["classifier"]["enabled"]:
+        _check_backbone(problems, "classifier", "backbone", "classification")
+    if settings["segmenter"]["enabled"]:
+        _check_backbone(problems, "segmenter", "backbone", "segmentation")
+    if "cnn" in methods:
+        _check_backbone(problems, "dedup", "cnn_backbone", "classification")
+    if device != "auto":
+        from hamkit.engine.device import resolve_device
+
+        try:
+            resolve_device(device)
+        except HamkitError as err:
+            problems.add("run", "device", str(err))
+    if problems.found:
+        raise HamkitError(_message(problems.found))
+
+
+def _message(found: list[str]) -> str:
+    if len(found) == 1:
+        return f"bad setting: {found[0]}"
+    return f"{len(found)} bad settings:\n  " + "\n  ".join(found)
+
+
+def check_masks(mask_dir: Path, image_ids: Sequence[str]) -> None:
+    """Raise unless ``mask_dir`` holds ``<image_id>_segmentation.png`` for every image.
+
+    Raises:
+        HamkitError: Names how many images lack a mask, a few of them, and the fix.
+    """
+    from hamkit.data.images import find_masks
+
+    if not mask_dir.is_dir():
+        raise HamkitError(f"data.masks: {mask_dir} is not a folder")
+    lacking = find_masks(mask_dir, image_ids).missing
+    if lacking:
+        raise HamkitError(
+            f"{mask_dir}: {len(lacking)} of {len(image_ids)} images have no mask <image_id>_segmentation.png "
+            f"(e.g. {', '.join(lacking[:3])}); point data.masks at the right folder, or set segmenter.enabled = false"
+        )
