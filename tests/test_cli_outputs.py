@@ -12,7 +12,7 @@ from hamkit.cli.main import main
 
 FOLDER_COMMANDS = [
     ["dedup", "IMAGES", "--out", "OUT"],
-    ["train", "classifier", "IMAGES", "--split", "split.csv", "--out", "OUT"],
+    ["train", "classifier", "--data", "IMAGES", "--split", "split.csv", "--out", "OUT"],
     ["run", "--out", "OUT"],
     ["audit", "split.csv", "--root", "IMAGES", "--out", "OUT"],
 ]

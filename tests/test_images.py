@@ -142,3 +142,18 @@ def test_real_masks_read_through_palette(shared_sample):
         assert 0.05 < lesion.mean() < 0.6
         gray = np.asarray(open_image(image_path).convert("L"), dtype=float)
         assert gray[lesion].mean() < gray[~lesion].mean()
+
+
+def test_size_of_a_truncated_png_is_a_data_error(tmp_path):
+    """PNG keeps its EXIF after the pixels, so even reading the orientation needs a whole file."""
+    import numpy as np
+    from PIL import Image
+
+    from hamkit.data.images import image_size_of
+    from hamkit.errors import DataError
+
+    path = tmp_path / "cut.png"
+    Image.fromarray(np.full((40, 50, 3), 9, np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[:60])
+    with pytest.raises(DataError, match="cut.png: truncated or corrupt"):
+        image_size_of(path)

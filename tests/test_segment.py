@@ -405,3 +405,33 @@ def test_real_sample_trains_and_evaluates(shared_sample, tmp_path):
     report.save(tmp_path / "report.json")
     report.save_csv(tmp_path / "per_image.csv")
     assert len((tmp_path / "per_image.csv").read_text().splitlines()) == 76
+
+
+def test_write_masks_that_stop_on_a_bad_image_say_so(tmp_path):
+    """A file that fails while decoding (not at the up-front check): the masks written before it
+    stay, INCOMPLETE.txt says how many and why."""
+    import numpy as np
+    from PIL import Image
+
+    from hamkit import HamkitError, LesionSegmenter
+    from hamkit.segment.estimator import INCOMPLETE_NOTE
+
+    seg = LesionSegmenter("smp:Unet:resnet18", image_size=32, pretrained=False, device="cpu")
+    seg.network_ = seg._build(pretrained=False, weights=None).eval()
+    images = tmp_path / "images"
+    images.mkdir()
+    for k in range(3):
+        Image.fromarray(np.full((40, 50, 3), 40 * k, np.uint8)).save(images / f"a{k}.png")
+    noise = np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(images / "b_broken.jpg")
+    whole = (images / "b_broken.jpg").read_bytes()
+    (images / "b_broken.jpg").write_bytes(whole[: len(whole) // 2])  # the header reads, the pixels do not
+    out = tmp_path / "masks"
+    with pytest.raises(HamkitError, match="masks written"):
+        seg.write_masks(images, out, batch_size=1)
+    note = (out / INCOMPLETE_NOTE).read_text()
+    assert note.startswith("incomplete: 3 of 4 masks") and "b_broken" in note
+    assert len(list(out.glob("*_segmentation.png"))) == 3
+    (images / "b_broken.jpg").unlink()
+    assert len(seg.write_masks(images, out)) == 3
+    assert not (out / INCOMPLETE_NOTE).exists()

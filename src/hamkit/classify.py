@@ -219,7 +219,8 @@ class LesionClassifier(Estimator):
         body = create_backbone(self.backbone, task="classification", pretrained=pretrained, weights=weights)
         return ClassifierNetwork(body, int(body.feature_dim), self.num_classes, self.dropout)
 
-    def _as_dataset(self, data: Any, *, split: str, split_csv: Any, augment: bool, cache: Any) -> Dataset:
+    def _as_dataset(self, data: Any, *, split: str, split_csv: Any, augment: bool, cache: Any,
+                    on_missing: str = "error") -> Dataset:
         mean, std = self.normalisation()
         if isinstance(data, SkinDataset):
             return data.with_options(image_size=self.image_size, mean=mean, std=std, augment=augment,
@@ -229,7 +230,7 @@ class LesionClassifier(Estimator):
                 raise DataError(f"{data}: a data root needs split_csv= (from `hamkit split`) to know the {split} "
                                 "images; or pass a SkinDataset")
             return SkinDataset.from_folder(data, split_csv=split_csv, split=split, image_size=self.image_size,
-                                           mean=mean, std=std, augment=augment, cache=cache)
+                                           mean=mean, std=std, augment=augment, cache=cache, on_missing=on_missing)
         if isinstance(data, Dataset):
             return data
         raise DataError(f"cannot train on a {type(data).__name__}; pass a SkinDataset, a data root with "
@@ -242,7 +243,7 @@ class LesionClassifier(Estimator):
             monitor: str = "balanced_accuracy", early_stopping: int | None = None, grad_clip: float | None = None,
             augment: bool = True, num_workers: int | None = None, cache: Any = None,
             out_dir: str | os.PathLike[str] | None = None, resume: bool = False, seed: int = 0,
-            progress: bool | str = True, amp: bool | str = "auto") -> LesionClassifier:
+            progress: bool | str = True, amp: bool | str = "auto", on_missing: str = "error") -> LesionClassifier:
         """Train the classifier; on return it holds the weights of the best validation epoch.
 
         Args:
@@ -273,6 +274,8 @@ class LesionClassifier(Estimator):
             progress: Show progress (bars on a terminal, else a line per epoch; a string names the
                 stage in it).
             amp: Mixed precision (``"auto"``: on CUDA).
+            on_missing: For a data root: ``"error"`` (default) when an image of the split has no
+                file, ``"skip"`` to leave it out (listed in ``skipped_``).
 
         Returns:
             ``self``.
@@ -287,11 +290,12 @@ class LesionClassifier(Estimator):
                               f"{', '.join(VALIDATION_METRICS)}")
         if class_balance not in CLASS_BALANCE_MODES:
             raise HamkitError(f"class_balance must be 'sampler', 'loss' or None, got {class_balance!r}")
-        train_data = self._as_dataset(train, split="train", split_csv=split_csv, augment=augment, cache=cache)
+        train_data = self._as_dataset(train, split="train", split_csv=split_csv, augment=augment, cache=cache,
+                                      on_missing=on_missing)
         if val is None and isinstance(train, (str, os.PathLike)) and split_csv is not None:
             val = train
-        val_data = (self._as_dataset(val, split="val", split_csv=split_csv, augment=False, cache=cache)
-                    if val is not None else None)
+        val_data = (self._as_dataset(val, split="val", split_csv=split_csv, augment=False, cache=cache,
+                                     on_missing=on_missing) if val is not None else None)
         labels = dataset_labels(train_data)
         if labels.size == 0:
             raise DataError("the training split is empty")
@@ -321,6 +325,7 @@ class LesionClassifier(Estimator):
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
         self.stopped_early_ = result.stopped_early
+        self.skipped_ = {**getattr(train_data, "skipped", {}), **getattr(val_data, "skipped", {})}
         return self
 
     # ------------------------------------------------------------------ inference

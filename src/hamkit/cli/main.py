@@ -57,6 +57,35 @@ def _one_line_warnings(command: str) -> Iterator[None]:
         warnings.showwarning = original
 
 
+# Library messages advise Python arguments; on the command line the same advice is a flag.
+_FLAG_ADVICE: dict[str, dict[str, str]] = {
+    "train": {
+        "pass on_missing='skip' to leave them out": "add --skip-missing to leave them out",
+        'to use a local file pass weights="path/to/file.safetensors" (or .pt/.pth), or pass pretrained=False':
+            "to use a local file add --weights path/to/file.safetensors (or .pt/.pth), or add --no-pretrained",
+        "pass masks=PATH": "pass --masks PATH",
+    },
+    "evaluate": {"pass on_missing='skip' to leave them out": "add --skip-missing to leave them out"},
+    "dedup": {
+        'to use a local file pass weights="path/to/file.safetensors" (or .pt/.pth), or pass pretrained=False':
+            "to use a local file add --weights path/to/file.safetensors, or use the default --method verified "
+            "(needs no weights)",
+    },
+    "run": {
+        'to use a local file pass weights="path/to/file.safetensors" (or .pt/.pth), or pass pretrained=False':
+            "set pretrained = false in the [classifier], [segmenter] or [dedup] section of --config",
+        "pass on_missing='skip' to leave them out": "point data.masks at the full masks folder",
+    },
+}
+
+
+def in_flags(command: str, message: str) -> str:
+    """Rewrite the Python-argument advice in a library message as this command's flags."""
+    for python, flag in _FLAG_ADVICE.get(command, {}).items():
+        message = message.replace(python, flag)
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``hamkit`` command.
 
@@ -76,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _one_line_warnings(args.command):
             return int(args._run(args) or 0)
     except HamkitError as err:
-        print(f"hamkit {args.command}: error: {err}", file=sys.stderr)
+        print(f"hamkit {args.command}: error: {in_flags(args.command, str(err))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"hamkit {args.command}: interrupted", file=sys.stderr)

@@ -57,7 +57,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     seg.add_argument("--mask-threshold", type=int, default=None,
                      help="grey level above which a pixel of a non-binary mask is lesion")
     seg.add_argument("--skip-missing", action="store_true",
-                     help="leave out images without a mask (listed) instead of stopping")
+                     help="leave out images without a file or a mask (listed) instead of stopping")
+    clf.add_argument("--skip-missing", action="store_true",
+                     help="leave out split images without a file (listed) instead of stopping")
     return parser
 
 
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
         model = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=not args.no_pretrained,
                                  weights=args.weights, device=args.device)
-        model.fit(args.data, monitor=args.monitor, **fit_args)
+        model.fit(args.data, monitor=args.monitor, on_missing="skip" if args.skip_missing else "error", **fit_args)
     else:
         from hamkit.segment import LesionSegmenter
 
@@ -86,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
         model.fit(args.data, masks=args.masks, monitor=args.monitor, loss=args.loss,
                   mask_threshold=args.mask_threshold, on_missing="skip" if args.skip_missing else "error",
                   **fit_args)
-        for image_id, reason in sorted(getattr(model, "skipped_", {}).items()):
-            print(f"skipped {image_id}: {reason}")
+    for image_id, reason in sorted(getattr(model, "skipped_", {}).items()):
+        print(f"skipped {image_id}: {reason}")
     model.save(out / "model")
     best = model.history_[model.best_epoch_ - 1] if model.history_ else {}
     scores = ", ".join(f"{k[4:]} {v:.3f}" for k, v in best.items() if k.startswith("val_"))

@@ -217,7 +217,7 @@ class SkinDataset(Dataset):
         if masks:
             match = find_masks(Path(masks), [r.image_id for r in records])
             if match.missing and on_missing == "error":
-                raise DataError(f"{masks}: {match.describe()}; pass on_missing='skip' to leave them out")
+                raise DataError(f"{masks}: {match.describe(extra=False)}; pass on_missing='skip' to leave them out")
             skipped.update({i: "mask not found" for i in match.missing})
             records = [r for r in records if r.image_id in match.masks]
             mask_paths = match.masks

@@ -108,14 +108,17 @@ class MaskMatch:
     missing: list[str] = field(default_factory=list)
     extra: list[Path] = field(default_factory=list)
 
-    def describe(self, limit: int = 10) -> str:
-        """A one-paragraph description of what is missing or extra (empty when all pair up)."""
+    def describe(self, limit: int = 10, *, extra: bool = True) -> str:
+        """A one-paragraph description of what is missing or extra (empty when all pair up).
+
+        ``extra=False`` leaves out the masks without an image (e.g. those of other splits).
+        """
         parts = []
         if self.missing:
             shown = ", ".join(self.missing[:limit])
             more = f" and {len(self.missing) - limit} more" if len(self.missing) > limit else ""
             parts.append(f"{len(self.missing)} image(s) have no mask: {shown}{more}")
-        if self.extra:
+        if self.extra and extra:
             shown = ", ".join(p.name for p in self.extra[:limit])
             more = f" and {len(self.extra) - limit} more" if len(self.extra) > limit else ""
             parts.append(f"{len(self.extra)} mask(s) have no image: {shown}{more}")
@@ -236,7 +239,11 @@ def image_size_of(path: str | os.PathLike[str]) -> tuple[int, int]:
     image = _open_checked(path)
     with image:
         width, height = image.size
-        if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+        try:
+            orientation = image.getexif().get(0x0112, 1)
+        except (OSError, SyntaxError, ValueError) as err:  # PNG keeps EXIF after the pixels
+            raise DataError(f"{path}: truncated or corrupt image ({err})") from err
+        if orientation in (5, 6, 7, 8):
             width, height = height, width
     return width, height
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from hamkit._io import atomic_write_text
 from hamkit._version import __version__
 from hamkit.classify import CLASS_BALANCE_MODES, balance_weights, dataset_labels
 from hamkit.data.dataset import SkinDataset
@@ -39,6 +40,7 @@ from hamkit.segment.task import CLS_METRICS, SEG_METRICS, SegmentationTask
 __all__ = ["LesionSegmenter"]
 
 _KIND = "LesionSegmenter"
+INCOMPLETE_NOTE = "INCOMPLETE.txt"
 
 
 class LesionSegmenter(Estimator):
@@ -444,6 +446,8 @@ class LesionSegmenter(Estimator):
 
         Raises:
             DataError: No images, or two images with the same id (they would overwrite each other).
+                An image that cannot be read stops the run; the masks written so far stay, and
+                ``INCOMPLETE.txt`` in the folder says how many and why (a complete run removes it).
         """
         self._check_options(threshold, postprocess)
         mean, std = self.normalisation()
@@ -455,10 +459,18 @@ class LesionSegmenter(Estimator):
         folder = Path(out_dir)
         folder.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
-        for batch_ids, masks, _, _ in self._iter_predictions(images, threshold=threshold, postprocess=postprocess,
-                                                             keep_proba=False, batch_size=batch_size,
-                                                             num_workers=num_workers):
-            written += [save_mask(m, folder / f"{i}_segmentation.png") for i, m in zip(batch_ids, masks, strict=True)]
+        marker = folder / INCOMPLETE_NOTE
+        try:
+            for batch_ids, masks, _, _ in self._iter_predictions(images, threshold=threshold, postprocess=postprocess,
+                                                                 keep_proba=False, batch_size=batch_size,
+                                                                 num_workers=num_workers):
+                written += [save_mask(m, folder / f"{i}_segmentation.png")
+                            for i, m in zip(batch_ids, masks, strict=True)]
+        except (HamkitError, OSError) as err:
+            atomic_write_text(marker, f"incomplete: {len(written)} of {len(ids)} masks were written before this "
+                                      f"error stopped the run:\n{err}\n")
+            raise type(err)(f"{err} ({len(written)} of {len(ids)} masks written; {marker} says so)") from err
+        marker.unlink(missing_ok=True)
         return written
 
     # ------------------------------------------------------------------ evaluation
