@@ -36,7 +36,7 @@ command) and prints a short summary. `python -m hamkit` is the same command.
   `hamkit plugins --load` with 1 when a plugin fails to load.
 * **Offline**: apart from `hamkit download`, commands download only pretrained weights, which
   `hamkit train`, `hamkit dedup` and `hamkit audit` (with their default `--method cnn`) and
-  `hamkit run --preset seed|gpu` use. On a machine without network access pass
+  `hamkit run --preset report|gpu` use. On a machine without network access pass
   `--no-pretrained` or `--weights FILE`, or copy the weight caches (see
   [Installation](installation.md)).
 * **Environment**: `HAMKIT_CACHE` (embedding cache, default `~/.cache/hamkit`),

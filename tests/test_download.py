@@ -625,3 +625,24 @@ def test_kept_plain_file_is_copied_atomically(server: FakeDataverse, payload: Pa
     assert (root / METADATA).read_bytes() == payload.metadata_csv
     assert (root / STATE_DIR / METADATA).read_bytes() == payload.metadata_csv
     assert sorted(p.name for p in root.iterdir()) == sorted([STATE_DIR, METADATA])
+
+
+def test_extracted_folder_honours_the_umask(tmp_path):
+    """mkdtemp makes 0700 folders; the extracted data set must be readable by colleagues (umask 022)."""
+    import os
+    import zipfile
+
+    from hamkit.datasets._archive import extract_zip
+
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("sub/ISIC_1.jpg", b"x")
+        zf.writestr("ISIC_2.jpg", b"y")  # two tops: nothing is flattened
+    old = os.umask(0o022)
+    try:
+        extract_zip(archive, tmp_path / "images", work_dir=tmp_path / "work")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "images").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "images" / "sub").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "images" / "sub" / "ISIC_1.jpg").stat().st_mode & 0o777 == 0o644

@@ -285,3 +285,21 @@ def test_importing_the_plugin_module_directly(installed: dict[str, Path]) -> Non
     assert result["status"] == {"tinynet": "loaded", "brokennet": "not loaded"}
     assert result["warnings"] == []
     assert "already registered" in result["clash"] and "'hamkit-tinynet'" in result["clash"]
+
+
+def test_plugin_that_calls_sys_exit_on_import_is_a_failed_plugin(tmp_path, monkeypatch) -> None:
+    """``sys.exit`` in a plugin's module must not end the program that imports it."""
+    import importlib.metadata
+    import warnings
+
+    from hamkit.backbones.plugins import PluginRecord, load
+    from hamkit.errors import PluginError
+
+    (tmp_path / "exiting_plugin.py").write_text("import sys\nsys.exit(7)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entry = importlib.metadata.EntryPoint("exitnet", "exiting_plugin:build", "hamkit.backbones")
+    record = PluginRecord(entry, "hamkit-exit", "1.0")
+    with warnings.catch_warnings(record=True), pytest.raises(PluginError) as err:
+        load(record)
+    assert record.status == "failed" and "sys.exit(7)" in (record.error or "")
+    assert "'exitnet'" in str(err.value)

@@ -215,7 +215,11 @@ def load(record: PluginRecord) -> BackboneSpec:
         raise _plugin_error(record) from record.exception
     token = _LOADING.set(record.package)
     try:
-        spec = spec_from_object(record.entry_point.load(), record.name, record.package)
+        try:
+            loaded = record.entry_point.load()
+        except SystemExit as exited:  # a plugin must not end the program that imports it
+            raise PluginError(f"called sys.exit({exited.code!r}) while being imported") from exited
+        spec = spec_from_object(loaded, record.name, record.package)
     except Exception as err:
         record.status, record.error, record.exception = "failed", _one_line(err), err
         warnings.warn(

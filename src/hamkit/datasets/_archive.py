@@ -19,6 +19,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from hamkit._io import current_umask
 from hamkit.datasets._http import DownloadError
 
 __all__ = ["member_parts", "extract_zip", "EXTRACT_PREFIX"]
@@ -127,6 +128,7 @@ def extract_zip(archive: Path, target: Path, *, work_dir: Path) -> int:
             for info, parts in plan:
                 with zf.open(info) as src, temp.joinpath(*parts).open("wb") as out:
                     shutil.copyfileobj(src, out, _CHUNK)
+        temp.chmod(0o777 & ~current_umask())  # mkdtemp makes it 0700; the data set is for colleagues too
         _replace_folder(temp, target)
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:
         raise DownloadError(

@@ -67,6 +67,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "epochs": 10,
         "batch_size": 32,
         "lr": 1e-3,
+        "optimizer": "adam",
+        "weight_decay": 0.0,
         "class_balance": "sampler",
         "pretrained": False,
     },
@@ -77,6 +79,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "epochs": 4,
         "batch_size": 16,
         "lr": 1e-3,
+        "optimizer": "adam",
+        "weight_decay": 0.0,
         "classify": True,
         "pretrained": False,
     },
@@ -85,11 +89,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {},
-    "cpu": {
-        "classifier": {"backbone": "mobilenet_v3_large", "image_size": 64, "epochs": 12, "batch_size": 32,
-                       "lr": 1e-3},
-        "segmenter": {"backbone": "smp:Unet:resnet18", "image_size": 96, "epochs": 6, "batch_size": 16,
-                      "lr": 1e-3},
+    "cpu": {  # sized with benchmarks/cpu_preset.py on the 10,015 HAM10000 images (docs/benchmarks.md)
+        "classifier": {"backbone": "mobilenet_v3_small", "image_size": 128, "epochs": 14, "batch_size": 32,
+                       "lr": 1e-3, "optimizer": "adamw", "weight_decay": 0.05},
+        "segmenter": {"backbone": "smp:Linknet:mobilenet_v2", "image_size": 96, "epochs": 3, "batch_size": 16,
+                      "lr": 1e-3, "classify": False},
     },
     "report": {
         "dedup": {"methods": ["exact", "cnn"], "cnn_backbone": "mobilenet_v2", "cnn_threshold": 0.93,

@@ -178,6 +178,8 @@ def run_pipeline(out_dir: str | os.PathLike[str], *, data: str | os.PathLike[str
         stage(context)
         result.seconds[name] = time.perf_counter() - clock
     result.seconds["total"] = time.perf_counter() - started
+    if result.steps.get("report") == "skipped":  # every step skipped: keep the summary of the run that made it
+        return result
     atomic_write_text(out / "summary.json", json.dumps({"steps": result.steps, "seconds": result.seconds,
                                                          "summary": result.summary}, indent=1, default=str) + "\n")
     return result

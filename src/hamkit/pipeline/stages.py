@@ -186,7 +186,8 @@ def classifier_stage(ctx: RunContext) -> None:
         model = LesionClassifier(section["backbone"], image_size=section["image_size"],
                                  pretrained=section["pretrained"], device=ctx.settings["run"]["device"])
         model.fit(ctx.root, split_csv=ctx.split_csv, epochs=section["epochs"], batch_size=section["batch_size"],
-                  lr=section["lr"], class_balance=section["class_balance"] or None, num_workers=ctx.workers,
+                  lr=section["lr"], optimizer=section["optimizer"], weight_decay=section["weight_decay"],
+                  class_balance=section["class_balance"] or None, num_workers=ctx.workers,
                   cache=ctx.out / "cache" / "decoded", out_dir=folder, resume=resume,
                   progress=ctx.training_progress)
         evaluate_classifier(ctx, model, folder)  # calibrates on val first
@@ -217,7 +218,8 @@ def segmenter_stage(ctx: RunContext) -> None:
         model = LesionSegmenter(section["backbone"], image_size=section["image_size"], pretrained=section["pretrained"],
                                 classify=section["classify"], device=ctx.settings["run"]["device"])
         model.fit(ctx.root, masks=ctx.masks, split_csv=ctx.split_csv, epochs=section["epochs"],
-                  batch_size=section["batch_size"], lr=section["lr"], num_workers=ctx.workers,
+                  batch_size=section["batch_size"], lr=section["lr"], optimizer=section["optimizer"],
+                  weight_decay=section["weight_decay"], num_workers=ctx.workers,
                   cache=ctx.out / "cache" / "decoded", out_dir=folder, resume=resume,
                   progress=ctx.training_progress)
         model.save(folder / "model")
@@ -244,8 +246,15 @@ def report_stage(ctx: RunContext) -> None:
     """The self-contained HTML report and its PNGs."""
     from hamkit.report.html import write_report
 
+    numbers = {k: v for k, v in ctx.result.summary.items() if k != "run"}
+    state = StepState(ctx.out, "report", ctx.key(ctx.settings, json.dumps(numbers, sort_keys=True, default=str)))
+    if state.done(ctx.out / "report.html", ctx.out / "summary.json"):
+        ctx.mark("report", "skipped")  # nothing changed: the report (and its timings) describe the run that made it
+        return
+    state.start()
     write_report(ctx)
     ctx.mark("report", "ran")
+    state.finish()
 
 
 STAGES: list[tuple[str, Callable[[RunContext], None]]] = [

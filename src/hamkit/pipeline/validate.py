@@ -56,6 +56,11 @@ def _check_model(problems: _Problems, section: str, task: str) -> None:
     lr = settings["lr"]
     if not (math.isfinite(lr) and lr > 0):
         problems.add(section, "lr", "must be a positive number")
+    if settings["optimizer"] not in ("adam", "adamw", "sgd"):
+        problems.add(section, "optimizer", "must be 'adam', 'adamw' or 'sgd'")
+    decay = settings["weight_decay"]
+    if not (math.isfinite(decay) and decay >= 0):
+        problems.add(section, "weight_decay", "must be 0 or a positive number")
     if section == "classifier" and settings["class_balance"] not in CLASS_BALANCE_SETTINGS:
         problems.add(section, "class_balance", "must be 'sampler', 'loss' or '' (no balancing)")
 

@@ -214,7 +214,8 @@ def write_report(ctx: Any) -> Path:
         parts.append(f"<h2>{title}</h2>")
         section = ctx.settings[name]
         parts.append(f"<p class='note'>{html.escape(section['backbone'])} at {section['image_size']} px, "
-                     f"{section['epochs']} epochs, batch {section['batch_size']}, lr {section['lr']:g}, "
+                     f"{section['epochs']} epochs, batch {section['batch_size']}, {section['optimizer']} lr {section['lr']:g}, "
+                     f"weight decay {section['weight_decay']:g}, "
                      f"pretrained {section['pretrained']}.</p>")
         report = summary[name]
         if name == "segmenter":
