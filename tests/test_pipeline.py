@@ -116,3 +116,43 @@ def test_real_sample(shared_sample, tmp_path):
     assert result.summary["data"]["images"] == 75
     assert result.summary["data"]["listed_but_missing"] == 10015 - 75
     assert result.steps["segmenter"] == "ran" and (tmp_path / "real" / "report.html").is_file()
+
+
+def test_pairs_the_audit_finds_join_the_groups_and_the_split_is_redone(tmp_path, monkeypatch):
+    """The search between two splits can find a pair the search over all images did not propose."""
+    import csv
+
+    from hamkit.pipeline import stages
+
+    real = stages._audit_once
+    injected: list[list[str]] = []
+
+    def audit_once(ctx):
+        leaks, crossing, audits = real(ctx)
+        if not injected:  # the first audit "finds" a train-test pair
+            rows = list(csv.DictReader(ctx.split_csv.open()))
+            a = next(r["image_id"] for r in rows if r["split"] == "train")
+            b = next(r["image_id"] for r in rows if r["split"] == "test")
+            injected.append([a, b])
+            crossing = crossing + [[a, b]]
+        return leaks, crossing, audits
+
+    monkeypatch.setattr(stages, "_audit_once", audit_once)
+    out = tmp_path / "run"
+    config = load_config(overrides={**TINY, "classifier": {"enabled": False}, "segmenter": {"enabled": False}})
+    result = run_pipeline(out, config=config)
+    a, b = injected[0]
+    splits = {r["image_id"]: r["split"] for r in csv.DictReader((out / "split.csv").open())}
+    assert splits[a] == splits[b]
+    assert json.loads((out / "audit" / "added_pairs.json").read_text()) == [[a, b]]
+    assert result.summary["audit_added_pairs"] == 1
+    assert "joined the duplicate groups" in (out / "report.html").read_text()
+    again = run_pipeline(out, config=config)
+    assert again.steps["split"] == "skipped" and again.steps["audit"] == "skipped"
+
+
+def test_pair_groups_join_connected_images():
+    from hamkit.pipeline.stages import _pair_groups
+
+    labels = _pair_groups(["a", "b", "c", "d", "e"], [["a", "b"], ["c", "b"], ["d", "x"]])
+    assert labels[0] == labels[1] == labels[2] and labels[3] not in (None, labels[0]) and labels[4] is None

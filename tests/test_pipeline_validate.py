@@ -83,3 +83,4 @@ def test_old_preset_name_still_works_with_a_warning():
     with pytest.warns(FutureWarning, match="'seed' is now called 'report'"):
         settings = load_config(preset="seed")
     assert settings["classifier"]["lr"] == 5e-5
+

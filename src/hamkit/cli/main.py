@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -107,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HamkitError as err:
         print(f"hamkit {args.command}: error: {in_flags(args.command, str(err))}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # e.g. `hamkit ... | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except KeyboardInterrupt:
         print(f"hamkit {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -85,6 +85,20 @@ def _say(settings: dict[str, Any], text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
+def _seconds_when_run(out: Path, result: PipelineResult) -> dict[str, float]:
+    """Seconds of every step the last time it actually ran (a skipped step keeps its old time)."""
+    file = out / ".hamkit" / "seconds.json"
+    try:
+        seconds = json.loads(file.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        seconds = {}
+    for step, status in result.steps.items():
+        if status in ("ran", "resumed") and step in result.seconds:
+            seconds[step] = result.seconds[step]
+    atomic_write_text(file, json.dumps(seconds))
+    return seconds
+
+
 def _command_line() -> str:
     """The command as typed: ``hamkit ...`` for the CLI (also under ``python -m hamkit``)."""
     if not sys.argv or not sys.argv[0]:
@@ -175,6 +189,8 @@ def run_pipeline(out_dir: str | os.PathLike[str], *, data: str | os.PathLike[str
         _say(settings, label)
         context.label = label
         clock = time.perf_counter()
+        if name == "report":
+            result.summary["run"]["step_seconds"] = _seconds_when_run(out, result)
         stage(context)
         result.seconds[name] = time.perf_counter() - clock
     result.seconds["total"] = time.perf_counter() - started

@@ -109,17 +109,54 @@ def dedup_stage(ctx: RunContext) -> None:
 
 def _dedup_labels(ctx: RunContext) -> list[list[str | None]]:
     merged = json.loads((ctx.out / "dedup" / "merged_groups.json").read_text())
-    return [[labels.get(r.image_id) for r in ctx.records] for labels in merged.values()]
+    labels = [[labels.get(r.image_id) for r in ctx.records] for labels in merged.values()]
+    fixes = _audit_fixes(ctx)
+    if fixes:
+        labels.append(_pair_groups([r.image_id for r in ctx.records], fixes))
+    return labels
+
+
+def _audit_fixes_file(ctx: RunContext) -> Path:
+    return ctx.out / "audit" / "added_pairs.json"
+
+
+def _audit_fixes(ctx: RunContext) -> list[list[str]]:
+    """Pairs that an earlier audit found across the splits (``[[image_id, image_id], ...]``)."""
+    file = _audit_fixes_file(ctx)
+    return json.loads(file.read_text()) if file.is_file() else []
+
+
+def _pair_groups(image_ids: list[str], pairs: list[list[str]]) -> list[str | None]:
+    """One group label per image joining the images of ``pairs`` (connected components)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in pairs:
+        parent[find(a)] = find(b)
+    return [f"audit:{find(i)}" if i in parent else None for i in image_ids]
+
+
+def _split_key(ctx: RunContext) -> str:
+    dedup_key = files_fingerprint([ctx.out / "dedup" / "merged_groups.json"])
+    return ctx.key(ctx.settings["split"], dedup_key, _audit_fixes(ctx))
+
+
+def _make_split(ctx: RunContext) -> Any:
+    from hamkit.data.splits import split_dataset
+
+    section = ctx.settings["split"]
+    return split_dataset(ctx.records, section["fractions"], seed=section["seed"], extra_groups=_dedup_labels(ctx))
 
 
 def split_stage(ctx: RunContext) -> None:
     """Train/val/test grouped by lesion AND duplicate group, stratified by class."""
-    from hamkit.data.splits import split_dataset
-
-    section = ctx.settings["split"]
-    dedup_key = files_fingerprint([ctx.out / "dedup" / "merged_groups.json"])
-    state = StepState(ctx.out, "split", ctx.key(section, dedup_key))
-    split = split_dataset(ctx.records, section["fractions"], seed=section["seed"], extra_groups=_dedup_labels(ctx))
+    state = StepState(ctx.out, "split", _split_key(ctx))
+    split = _make_split(ctx)
     if state.done(ctx.split_csv):
         ctx.mark("split", "skipped")
     else:
@@ -127,30 +164,69 @@ def split_stage(ctx: RunContext) -> None:
         split.save(ctx.split_csv)
         state.finish()
         ctx.mark("split", "ran")
+    _split_summary(ctx, split)
+
+
+def _split_summary(ctx: RunContext, split: Any) -> None:
     ctx.result.summary["split"] = split.summary()
     ctx.result.summary["split_table"] = split.format_table()
 
 
+AUDIT_ROUNDS = 3
+"""Times the audit may add the pairs it finds to the groups and redo the split before it gives up."""
+
+
+def _audit_once(ctx: RunContext) -> tuple[dict[str, dict[str, int]], list[list[str]], list[Any]]:
+    leaks, crossing, audits = {}, [], []
+    for dedup in _deduplicators(ctx):
+        audit = dedup.audit(ctx.split_csv, ctx.root)
+        audit.save(ctx.out / "audit" / dedup.method)
+        leaks[dedup.method] = {k: len(v.pairs) for k, v in audit.crossings.items()}
+        for cross in audit.crossings.values():
+            crossing += [[cross.paths_a[i].stem, cross.paths_b[j].stem] for i, j in zip(cross.pairs.i, cross.pairs.j,
+                                                                                       strict=True)]
+        audits.append((dedup.method, audit))
+    return leaks, crossing, audits
+
+
 def audit_stage(ctx: RunContext) -> None:
-    """Search every pair of splits again for duplicates; any crossing pair stops the run."""
+    """Search every pair of splits again for duplicates.
+
+    A search between two splits can find pairs that the search over all images did not propose
+    (each image proposes only its nearest candidates). Such pairs join the duplicate groups, the
+    split is redone and audited again, up to :data:`AUDIT_ROUNDS` times; a pair that still
+    crosses then stops the run.
+    """
     state = StepState(ctx.out, "audit", ctx.key(ctx.settings["dedup"], files_fingerprint([ctx.split_csv])))
     if state.done(ctx.out / "audit"):
         ctx.mark("audit", "skipped")
     else:
-        state.start(ctx.out / "audit")
-        leaks = {}
-        for dedup in _deduplicators(ctx):
-            audit = dedup.audit(ctx.split_csv, ctx.root)
-            audit.save(ctx.out / "audit" / dedup.method)
-            leaks[dedup.method] = {k: len(v.pairs) for k, v in audit.crossings.items()}
-            if audit.leaks:
+        state.start()  # keeps added_pairs.json: pairs found before stay grouped
+        added = _audit_fixes(ctx)
+        rounds = 0
+        while True:
+            leaks, crossing, audits = _audit_once(ctx)
+            if not crossing:
+                break
+            rounds += 1
+            if rounds > AUDIT_ROUNDS:
+                method, audit = next((m, a) for m, a in audits if a.leaks)
                 raise HamkitError(
-                    f"leakage: {audit.leaks} {dedup.method} duplicate pair(s) cross the splits of {ctx.split_csv} "
-                    f"({audit.summary().splitlines()[-1]}); see {ctx.out / 'audit' / dedup.method / 'audit.csv'}"
-                )
-        state.finish(leaks=leaks)
+                    f"leakage: {audit.leaks} {method} duplicate pair(s) still cross the splits of {ctx.split_csv} "
+                    f"after {AUDIT_ROUNDS} re-splits ({audit.summary().splitlines()[-1]}); see "
+                    f"{ctx.out / 'audit' / method / 'audit.csv'}")
+            added += crossing
+            atomic_write_text(_audit_fixes_file(ctx), json.dumps(added))
+            split = _make_split(ctx)  # with the new pairs as groups
+            split.save(ctx.split_csv)
+            StepState(ctx.out, "split", _split_key(ctx)).finish()
+            _split_summary(ctx, split)
+        final = StepState(ctx.out, "audit", ctx.key(ctx.settings["dedup"], files_fingerprint([ctx.split_csv])))
+        final.finish(leaks=leaks, added_pairs=len(added), resplits=rounds)
         ctx.mark("audit", "ran")
-    ctx.result.summary["audit"] = state.info().get("leaks", {})
+    info = StepState(ctx.out, "audit", ctx.key(ctx.settings["dedup"], files_fingerprint([ctx.split_csv]))).info()
+    ctx.result.summary["audit"] = info.get("leaks", {})
+    ctx.result.summary["audit_added_pairs"] = info.get("added_pairs", 0)
 
 
 def _train_state(ctx: RunContext, name: str, section: dict[str, Any]) -> tuple[StepState, Path, bool]:
@@ -247,7 +323,8 @@ def report_stage(ctx: RunContext) -> None:
     from hamkit.report.html import write_report
 
     numbers = {k: v for k, v in ctx.result.summary.items() if k != "run"}
-    state = StepState(ctx.out, "report", ctx.key(ctx.settings, json.dumps(numbers, sort_keys=True, default=str)))
+    settings = {k: v for k, v in ctx.settings.items() if k != "run"}  # progress bars do not change the report
+    state = StepState(ctx.out, "report", ctx.key(settings, json.dumps(numbers, sort_keys=True, default=str)))
     if state.done(ctx.out / "report.html", ctx.out / "summary.json"):
         ctx.mark("report", "skipped")  # nothing changed: the report (and its timings) describe the run that made it
         return

@@ -139,13 +139,13 @@ def _header_html(ctx: Any) -> str:
                      "did not start from pretrained backbones (the offline default). Pretrained backbones "
                      "(<code>pretrained = true</code>, needs a download once) usually score higher; compare "
                      "with published numbers only with that in mind.</div>")
-    seconds = {k: v for k, v in ctx.result.seconds.items() if k != "total"}
+    seconds = info.get("step_seconds") or {k: v for k, v in ctx.result.seconds.items() if k != "total"}
     so_far = sum(seconds.values())
     rows = [["date", info.get("started", "")], ["command", info.get("command", "")],
             ["preset", info.get("preset", "")], ["device", info.get("device", "")],
             ["hamkit", info.get("versions", {}).get("hamkit", "")],
             ["torch", info.get("versions", {}).get("torch", "")],
-            ["seconds per step", ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())
+            ["seconds per step (when it ran)", ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())
              + f" (total before the report: {so_far:.0f} s, {so_far / 60:.1f} min)"]]
     parts.append(_table(["run", ""], rows))
     return "".join(parts)
@@ -204,6 +204,12 @@ def write_report(ctx: Any) -> Path:
         f"<span class='bad'>{total} duplicate pairs cross the splits</span>"
     parts.append(f"<p>Grouped by lesion and duplicate group, stratified by class. Leakage audit "
                  f"({', '.join(leaks) or 'none'}): {status}.</p>")
+    added = summary.get("audit_added_pairs", 0)
+    if added:
+        parts.append(f"<p class='note'>The audit's search between splits found {added} duplicate pair(s) that the "
+                     "search over all images had not proposed (each image proposes only its nearest candidates); "
+                     "they joined the duplicate groups and the split was made again, then audited again. They are "
+                     "listed in <code>audit/added_pairs.json</code>.</p>")
 
     for name, title in (("classifier", "Classifier"), ("segmenter", "Segmenter")):
         folder = out / name
