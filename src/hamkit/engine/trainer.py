@@ -419,6 +419,8 @@ class Trainer:
                     break
             if best_state is not None:
                 model.load_state_dict(best_state)
+            if channels_last and device.type == "cpu":  # predict as a loaded model does, bit for bit
+                model.to(memory_format=torch.contiguous_format)
             return result
         finally:
             ctx.close()
