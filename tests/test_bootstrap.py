@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-from hamkit.bootstrap import bootstrap_groups, classification_intervals, mean_intervals, percentile_interval
+from hamkit.bootstrap import (
+    bootstrap_groups,
+    classification_intervals,
+    mean_intervals,
+    percentile_interval,
+)
 
 
 def test_resamples_take_whole_groups():

@@ -8,8 +8,13 @@ import torch
 from torch.utils.data import TensorDataset
 
 from hamkit import LesionClassifier
-from hamkit.calibration import (expected_calibration_error, fit_prior_offsets, fit_temperature, reliability_bins,
-                                softmax)
+from hamkit.calibration import (
+    expected_calibration_error,
+    fit_prior_offsets,
+    fit_temperature,
+    reliability_bins,
+    softmax,
+)
 from hamkit.errors import DataError
 
 

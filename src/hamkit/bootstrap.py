@@ -19,7 +19,7 @@ import numpy as np
 
 from hamkit.errors import DataError
 
-__all__ = ["bootstrap_groups", "percentile_interval", "classification_intervals", "mean_intervals"]
+__all__ = ["bootstrap_groups", "classification_intervals", "mean_intervals", "percentile_interval"]
 
 
 def bootstrap_groups(groups: Sequence[Hashable], n_resamples: int = 1000, seed: int = 0) -> list[np.ndarray]:

@@ -21,8 +21,14 @@ import numpy as np
 
 from hamkit.errors import DataError
 
-__all__ = ["fit_temperature", "expected_calibration_error", "reliability_bins", "ReliabilityBins",
-           "fit_prior_offsets", "softmax"]
+__all__ = [
+    "ReliabilityBins",
+    "expected_calibration_error",
+    "fit_prior_offsets",
+    "fit_temperature",
+    "reliability_bins",
+    "softmax",
+]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

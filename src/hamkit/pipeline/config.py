@@ -26,7 +26,7 @@ from typing import Any
 
 from hamkit.errors import HamkitError
 
-__all__ = ["DEFAULTS", "PRESETS", "Settings", "load_config", "to_toml", "default_preset"]
+__all__ = ["DEFAULTS", "PRESETS", "Settings", "default_preset", "load_config", "to_toml"]
 
 
 class Settings(dict):  # type: ignore[type-arg]

@@ -23,7 +23,7 @@ from hamkit.bootstrap import classification_intervals, mean_intervals
 from hamkit.calibration import expected_calibration_error
 from hamkit.metrics import ClassificationReport, classification_report
 
-__all__ = ["evaluate_classifier", "evaluate_segmenter", "SMALL_CLASS", "N_RESAMPLES"]
+__all__ = ["N_RESAMPLES", "SMALL_CLASS", "evaluate_classifier", "evaluate_segmenter"]
 
 SMALL_CLASS = 10
 """Classes with fewer test images than this are flagged: their per-class numbers are noise."""
@@ -139,7 +139,7 @@ def evaluate_segmenter(ctx: Any, model: Any, folder: Path, report: Any, *, n_wor
     worst = [report.image_ids[i] for i in order[:n_worst]]
     middle = len(order) // 2
     typical = [report.image_ids[i] for i in order[max(0, middle - n_typical // 2):][:n_typical]]
-    common = dict(masks=ctx.masks, split_csv=ctx.split_csv)
+    common = {"masks": ctx.masks, "split_csv": ctx.split_csv}
     model.plot_examples(ctx.root, folder / "worst_examples.png", image_ids=worst,
                         title=f"The {len(worst)} lowest-Dice test images", **common)
     model.plot_examples(ctx.root, folder / "examples.png", image_ids=typical,

@@ -13,8 +13,8 @@ import platform
 import shlex
 import sys
 import time
-from datetime import datetime, timezone
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,8 @@ from hamkit.data.metadata import read_labels
 from hamkit.errors import DataError
 from hamkit.pipeline.config import default_preset, load_config, to_toml
 from hamkit.pipeline.stages import STAGES, RunContext
-from hamkit.pipeline.validate import check_masks, check_settings
 from hamkit.pipeline.steps import StepState, files_fingerprint, fingerprint
+from hamkit.pipeline.validate import check_masks, check_settings
 
 __all__ = ["PipelineResult", "run_pipeline"]
 
@@ -117,7 +117,7 @@ def _run_info(settings: dict[str, Any], preset: str | None) -> dict[str, Any]:
 
     device = resolve_device(settings["run"]["device"])
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    return {"started": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
+    return {"started": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
             "command": _command_line(),
             "preset": preset or "custom", "device": f"{device.type} ({name}, {os.cpu_count()} CPUs, "
                                                     f"{torch.get_num_threads()} torch threads)",

@@ -15,7 +15,7 @@ from hamkit.data.metadata import ImageRecord
 from hamkit.errors import HamkitError
 from hamkit.pipeline.steps import StepState, files_fingerprint, fingerprint
 
-__all__ = ["RunContext", "STAGES"]
+__all__ = ["STAGES", "RunContext"]
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 from hamkit._io import atomic_write_text
 from hamkit.data.cache import file_identity
 
-__all__ = ["fingerprint", "files_fingerprint", "StepState"]
+__all__ = ["StepState", "files_fingerprint", "fingerprint"]
 
 
 def fingerprint(*parts: Any) -> str:

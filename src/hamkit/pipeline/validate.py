@@ -16,7 +16,7 @@ from typing import Any
 
 from hamkit.errors import HamkitError
 
-__all__ = ["check_settings", "check_masks", "DEDUP_METHODS", "CLASS_BALANCE_SETTINGS"]
+__all__ = ["CLASS_BALANCE_SETTINGS", "DEDUP_METHODS", "check_masks", "check_settings"]
 
 DEDUP_METHODS = ("verified", "exact", "phash", "dhash", "cnn")
 CLASS_BALANCE_SETTINGS = ("sampler", "loss", "")

@@ -11,7 +11,7 @@ import numpy as np
 from hamkit._mpl import pyplot, save_png
 from hamkit.calibration import reliability_bins
 
-__all__ = ["plot_roc_curves", "plot_reliability"]
+__all__ = ["plot_reliability", "plot_roc_curves"]
 
 
 def plot_roc_curves(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],

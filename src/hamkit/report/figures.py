@@ -22,8 +22,14 @@ import numpy as np
 from hamkit._io import atomic_path
 from hamkit.errors import DataError
 
-__all__ = ["TRUTH_COLOUR", "PREDICTION_COLOUR", "mask_contour", "contour_overlay", "save_overlay",
-           "segmentation_panels"]
+__all__ = [
+    "PREDICTION_COLOUR",
+    "TRUTH_COLOUR",
+    "contour_overlay",
+    "mask_contour",
+    "save_overlay",
+    "segmentation_panels",
+]
 
 TRUTH_COLOUR: tuple[int, int, int] = (0, 230, 0)
 """Outline colour of the ground truth (green)."""

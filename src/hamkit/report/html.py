@@ -23,7 +23,7 @@ from hamkit._io import atomic_write_text
 from hamkit.classes import CLASS_CODES
 from hamkit.pipeline.config import to_toml
 
-__all__ = ["write_report", "versions"]
+__all__ = ["versions", "write_report"]
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
