@@ -38,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise HamkitError("--out is required (the run folder)")
+    from hamkit.pipeline.validate import check_settings
+
+    check_settings(settings, args.data)  # before torch is imported: a typo costs a second, not a run
     from hamkit.pipeline.run import run_pipeline
 
     result = run_pipeline(args.out, data=args.data, config=settings, preset=preset, progress=not args.quiet)
