@@ -198,3 +198,12 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     assert ranks[0]["epochs"] == ranks[1]["epochs"] == 3
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert len(history) == 3 and "val_accuracy" in history[0]  # rank 0 validated and wrote
+
+
+@pytest.mark.parametrize(("field", "value"), [("early_stopping", 0), ("early_stopping", -1), ("weight_decay", -0.1),
+                                              ("grad_clip", 0.0), ("num_workers", -2)])
+def test_train_config_rejects_values_that_would_misbehave_later(field, value):
+    from hamkit.engine.trainer import TrainConfig
+
+    with pytest.raises(HamkitError, match=field):
+        TrainConfig(**{field: value}).validate()

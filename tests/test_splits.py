@@ -89,3 +89,9 @@ def test_real_metadata_split_meets_the_tolerances(shared_sample):
         assert abs(len(index) / len(records) - fraction) <= 0.005
         shares = np.bincount(split.labels[index], minlength=7) / len(index)
         assert np.abs(shares - overall).max() <= 0.005
+
+
+def test_nan_fractions_are_a_data_error():
+    recs = [ImageRecord(f"I{i}", "nv" if i % 3 else "mel", f"L{i // 2}") for i in range(40)]
+    with pytest.raises(DataError, match="finite"):
+        split_dataset(recs, [float("nan"), 0.5, 0.5])

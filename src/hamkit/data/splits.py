@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import warnings
 from collections.abc import Hashable, Sequence
@@ -33,12 +34,12 @@ from hamkit.data.metadata import ImageRecord
 from hamkit.errors import DataError
 
 __all__ = [
-    "SPLIT_NAMES",
     "DEFAULT_FRACTIONS",
+    "SPLIT_NAMES",
     "Split",
     "merge_groups",
-    "split_dataset",
     "read_split_csv",
+    "split_dataset",
 ]
 
 SPLIT_NAMES: tuple[str, str, str] = ("train", "val", "test")
@@ -214,6 +215,8 @@ def _validate_fractions(fractions: Sequence[float]) -> tuple[float, float, float
     values = tuple(float(f) for f in fractions)
     if len(values) != 3:
         raise DataError(f"fractions must be three numbers (train, val, test), got {list(fractions)}")
+    if not all(math.isfinite(f) for f in values):
+        raise DataError(f"fractions must be finite numbers (train, val, test), got {list(values)}")
     if any(f < 0 for f in values) or values[0] <= 0:
         raise DataError(f"fractions must be >= 0 with a positive train fraction, got {list(values)}")
     if abs(sum(values) - 1.0) > 1e-6:

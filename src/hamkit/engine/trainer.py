@@ -131,6 +131,14 @@ class TrainConfig:
             raise HamkitError(f"batch_size must be at least 1, got {self.batch_size}")
         if not self.lr > 0:
             raise HamkitError(f"lr must be positive, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise HamkitError(f"weight_decay must be 0 or positive, got {self.weight_decay}")
+        if self.early_stopping is not None and self.early_stopping < 1:
+            raise HamkitError(f"early_stopping must be None or a patience of at least 1 epoch, got {self.early_stopping}")
+        if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
+            raise HamkitError(f"grad_clip must be None or positive, got {self.grad_clip}")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise HamkitError(f"num_workers must be None (automatic) or 0 or more, got {self.num_workers}")
         if self.optimizer not in OPTIMIZERS:
             raise HamkitError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.scheduler not in SCHEDULERS:
