@@ -34,6 +34,7 @@ img{max-width:100%;border:1px solid #eee;margin:.4em 0} pre{background:#f7f7f7;p
 .note{color:#555;font-size:.92em} .bad{color:#b00;font-weight:bold} .good{color:#070;font-weight:bold}
 .banner{background:#fff4d6;border:1px solid #e0b84c;padding:.6em 1em;margin:1em 0}
 .warn{background:#fdecea;border:1px solid #e6a3a3;padding:.4em .8em}
+.meta td{text-align:left}
 """
 
 _SCRIPT = """
@@ -147,7 +148,7 @@ def _header_html(ctx: Any) -> str:
             ["torch", info.get("versions", {}).get("torch", "")],
             ["seconds per step (when it ran)", ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())
              + f" (total before the report: {so_far:.0f} s, {so_far / 60:.1f} min)"]]
-    parts.append(_table(["run", ""], rows))
+    parts.append(_table(["run", ""], rows).replace("<table>", "<table class='meta'>", 1))
     return "".join(parts)
 
 
