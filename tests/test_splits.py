@@ -95,3 +95,23 @@ def test_nan_fractions_are_a_data_error():
     recs = [ImageRecord(f"I{i}", "nv" if i % 3 else "mel", f"L{i // 2}") for i in range(40)]
     with pytest.raises(DataError, match="finite"):
         split_dataset(recs, [float("nan"), 0.5, 0.5])
+
+
+def test_duplicates_from_a_dedup_result_keep_their_images_together():
+    from dataclasses import dataclass
+    from pathlib import Path
+
+    @dataclass
+    class FakeResult:  # what split_dataset reads of a DedupResult
+        paths: list
+
+        def group_labels(self):
+            return ["dup1" if p.stem in ("I0", "I79") else None for p in self.paths]
+
+    recs = [ImageRecord(f"I{i}", "nv" if i % 3 else "mel", f"L{i}") for i in range(80)]
+    result = FakeResult([Path(f"x/I{i}.jpg") for i in range(80)])
+    for seed in range(5):
+        split = split_dataset(recs, seed=seed, duplicates=result)
+        assert split.as_dict()["I0"] == split.as_dict()["I79"]
+    with pytest.raises(DataError, match="Deduplicator.find"):
+        split_dataset(recs, duplicates=[1, 2])

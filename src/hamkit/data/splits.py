@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -253,6 +254,7 @@ def split_dataset(
     *,
     seed: int = 0,
     extra_groups: Sequence[Sequence[Hashable | None]] = (),
+    duplicates: Any = None,
 ) -> Split:
     """Split images into train / val / test, grouped by lesion and stratified by diagnosis.
 
@@ -263,6 +265,9 @@ def split_dataset(
         extra_groups: More grouping keys, one sequence per key aligned with ``records``
             (``None`` = no group), e.g. the Deduplicator's duplicate-group ids: images that share
             a lesion OR any extra key always land in the same split.
+        duplicates: A :class:`~hamkit.dedup.result.DedupResult` (from ``Deduplicator.find``):
+            its duplicate groups become one more grouping key, matched to ``records`` by image
+            id (the file name without extension). The one-call hand-off from dedup to split.
 
     Returns:
         The :class:`Split`.
@@ -282,7 +287,13 @@ def split_dataset(
     if not records:
         raise DataError("cannot split an empty dataset")
     labels = np.array([r.label for r in records], dtype=np.int64)
-    groups = merge_groups([r.group for r in records], *extra_groups)
+    keys = list(extra_groups)
+    if duplicates is not None:
+        if not (hasattr(duplicates, "paths") and hasattr(duplicates, "group_labels")):
+            raise DataError(f"duplicates= takes the result of Deduplicator.find, got a {type(duplicates).__name__}")
+        group_of = {Path(p).stem: g for p, g in zip(duplicates.paths, duplicates.group_labels(), strict=True)}
+        keys.append([group_of.get(r.image_id) for r in records])
+    groups = merge_groups([r.group for r in records], *keys)
     n_groups = int(groups.max()) + 1
     k, counts = _fold_plan(values, n_groups)
     folds = np.empty(len(records), dtype=np.int64)
