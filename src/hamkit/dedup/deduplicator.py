@@ -334,14 +334,34 @@ class Deduplicator:
         return digest, skipped
 
     def _scenes(self, paths: list[Path]) -> tuple[np.ndarray, dict[int, str]]:
-        """A :class:`~hamkit.dedup.scenes.Scene` per readable image (``None`` for the others)."""
+        """A :class:`~hamkit.dedup.scenes.Scene` per readable image (``None`` for the others).
+
+        Scenes are kept in memory for the life of this Deduplicator, keyed by path, size and
+        modification time, so that an ``audit`` repeated after a re-split decodes nothing again.
+        """
+        memo: dict[tuple[str, int, int], Any] = self.__dict__.setdefault("_scene_memo", {})
         scenes = np.empty(len(paths), dtype=object)
+        keys: list[tuple[str, int, int] | None] = []
+        for path in paths:
+            try:
+                info = os.stat(path)
+                keys.append((str(path), info.st_size, info.st_mtime_ns))
+            except OSError:
+                keys.append(None)
+        todo = [i for i, key in enumerate(keys) if key is None or key not in memo]
+        for i, key in enumerate(keys):
+            if key is not None and key in memo:
+                scenes[i] = memo[key]
         skipped: dict[int, str] = {}
-        for indices, values, bad in decode_all(DecodeJob(paths, "scene"), batch_size=32,
-                                               num_workers=self._workers(), progress=self.progress, desc="decode"):
-            skipped.update(bad)
-            for index, scene in zip(indices, values, strict=True):
-                scenes[index] = scene
+        if todo:
+            for indices, values, bad in decode_all(DecodeJob([paths[i] for i in todo], "scene"), batch_size=32,
+                                                   num_workers=self._workers(), progress=self.progress,
+                                                   desc="decode"):
+                skipped.update({todo[i]: reason for i, reason in bad.items()})
+                for index, scene in zip(indices, values, strict=True):
+                    scenes[todo[index]] = scene
+                    if keys[todo[index]] is not None:
+                        memo[keys[todo[index]]] = scene  # type: ignore[index]
         return scenes, skipped
 
     def _verified(self, scenes: Sequence[Any], cross: int | None = None) -> VerifiedCandidates:

@@ -59,6 +59,15 @@ class RunContext:
 
 
 def _deduplicators(ctx: RunContext) -> list[Any]:
+    """The configured Deduplicators, made once per run: the dedup and audit steps share them, so
+    the audit (repeated after each re-split) reuses the images the dedup step decoded."""
+    made: list[Any] | None = ctx.__dict__.get("_deduplicators")
+    if made is None:
+        made = ctx.__dict__["_deduplicators"] = _make_deduplicators(ctx)
+    return made
+
+
+def _make_deduplicators(ctx: RunContext) -> list[Any]:
     from hamkit.dedup.deduplicator import Deduplicator
 
     section = ctx.settings["dedup"]
@@ -199,6 +208,7 @@ def audit_stage(ctx: RunContext) -> None:
     """
     state = StepState(ctx.out, "audit", ctx.key(ctx.settings["dedup"], files_fingerprint([ctx.split_csv])))
     if state.done(ctx.out / "audit"):
+        ctx.__dict__.pop("_deduplicators", None)
         ctx.mark("audit", "skipped")
     else:
         state.start()  # keeps added_pairs.json: pairs found before stay grouped
@@ -221,6 +231,7 @@ def audit_stage(ctx: RunContext) -> None:
             split.save(ctx.split_csv)
             StepState(ctx.out, "split", _split_key(ctx)).finish()
             _split_summary(ctx, split)
+        ctx.__dict__.pop("_deduplicators", None)  # free the decoded images before training
         final = StepState(ctx.out, "audit", ctx.key(ctx.settings["dedup"], files_fingerprint([ctx.split_csv])))
         final.finish(leaks=leaks, added_pairs=len(added), resplits=rounds)
         ctx.mark("audit", "ran")
