@@ -64,7 +64,14 @@ def percentile_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[f
     return float(low), float(high)
 
 
-def _metrics_from_matrix(matrix: np.ndarray, mel: int | None) -> dict[str, float]:
+def metrics_from_confusion(matrix: np.ndarray, mel: int | None = None) -> dict[str, float]:
+    """Accuracy, balanced accuracy and macro F1 (and melanoma sensitivity when ``mel`` is given)
+    from a confusion matrix (rows = true class), with scikit-learn's definitions.
+
+    Examples:
+        >>> metrics_from_confusion(np.array([[2, 0], [1, 1]]))["balanced_accuracy"]
+        0.75
+    """
     true = matrix.sum(axis=1)
     predicted = matrix.sum(axis=0)
     hits = np.diag(matrix)
@@ -106,7 +113,7 @@ def classification_intervals(y_true: np.ndarray, y_pred: np.ndarray, groups: Seq
     values: dict[str, list[float]] = {}
     for index in bootstrap_groups(groups, n_resamples, seed):
         matrix = np.bincount(cells[index], minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-        for name, value in _metrics_from_matrix(matrix, mel).items():
+        for name, value in metrics_from_confusion(matrix, mel).items():
             values.setdefault(name, []).append(value)
     return {name: percentile_interval(np.array(v), confidence) for name, v in values.items()}
 

@@ -140,15 +140,11 @@ def expected_calibration_error(proba: np.ndarray, labels: np.ndarray, n_bins: in
 
 
 def _balanced_accuracy_and_macro_f1(labels: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    from hamkit.bootstrap import metrics_from_confusion
+
     matrix = np.bincount(labels * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-    true = matrix.sum(axis=1)
-    predicted = matrix.sum(axis=0)
-    hits = np.diag(matrix)
-    present = true > 0
-    recall = hits[present] / true[present]
-    scored = (true + predicted) > 0
-    f1 = 2 * hits[scored] / (true[scored] + predicted[scored])
-    return float((recall.mean() + f1.mean()) / 2)
+    found = metrics_from_confusion(matrix)
+    return (found["balanced_accuracy"] + found["macro_f1"]) / 2
 
 
 def fit_prior_offsets(log_proba: np.ndarray, labels: np.ndarray, prior: np.ndarray,

@@ -20,7 +20,7 @@ import numpy as np
 
 from hamkit._io import atomic_write_text
 from hamkit.bootstrap import classification_intervals, mean_intervals
-from hamkit.calibration import expected_calibration_error
+from hamkit.calibration import expected_calibration_error, softmax
 from hamkit.metrics import ClassificationReport, classification_report
 
 __all__ = ["N_RESAMPLES", "SMALL_CLASS", "evaluate_classifier", "evaluate_segmenter"]
@@ -82,7 +82,8 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     raw_pred = raw.argmax(1)
     raw_report = classification_report(labels, raw_pred, raw, classes=classes)
     model.calibrate(val)
-    proba = model.predict_proba(test)
+    # softmax(log softmax(z) / T) == softmax(z / T): the calibrated probabilities without a second pass
+    proba = softmax(np.log(np.clip(raw, 1e-30, None)) / model.temperature_)
     pred = model.decide(proba)
     report = classification_report(labels, pred, proba, classes=classes)
     support = np.bincount(labels, minlength=len(classes))

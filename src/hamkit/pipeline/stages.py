@@ -136,18 +136,19 @@ def _audit_fixes(ctx: RunContext) -> list[list[str]]:
 
 
 def _pair_groups(image_ids: list[str], pairs: list[list[str]]) -> list[str | None]:
-    """One group label per image joining the images of ``pairs`` (connected components)."""
-    parent: dict[str, str] = {}
+    """One group label per image joining the images of ``pairs`` (connected components, as
+    :func:`hamkit.data.splits.merge_groups` finds them); ``None`` for images in no pair."""
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in pairs:
-        parent[find(a)] = find(b)
-    return [f"audit:{find(i)}" if i in parent else None for i in image_ids]
+    index = {image_id: k for k, image_id in enumerate(image_ids)}
+    touched = {index[i] for pair in pairs for i in pair if i in index}
+    edges = np.array([(index[a], index[b]) for a, b in pairs if a in index and b in index], dtype=np.int64)
+    edges = edges.reshape(-1, 2)
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(len(image_ids),) * 2)
+    _, labels = connected_components(graph, directed=False)
+    return [f"audit:{labels[k]}" if k in touched else None for k in range(len(image_ids))]
 
 
 def _split_key(ctx: RunContext) -> str:
