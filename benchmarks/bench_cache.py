@@ -46,8 +46,7 @@ def make_jpegs(folder: Path, count: int, source: Path | None) -> list[Path]:
 
 
 def epoch_rate(dataset: SkinDataset, workers: int, batch_size: int = 32) -> float:
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=True,
-                        persistent_workers=False)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=True, persistent_workers=False)
     start = time.perf_counter()
     seen = 0
     for batch in loader:
@@ -91,9 +90,11 @@ def main() -> None:
         rows.append(("cached epoch (0 workers, the default)", max(epoch_rate(cached, 0) for _ in range(2))))
 
     reference = rows[0][1]
-    print(f"decode cache benchmark: {args.images} JPEGs 600x450 -> {args.size}x{args.size}, "
-          f"batch 32, {args.workers} DataLoader workers, torch {torch.__version__}, "
-          f"{platform.processor() or platform.machine()}")
+    print(
+        f"decode cache benchmark: {args.images} JPEGs 600x450 -> {args.size}x{args.size}, "
+        f"batch 32, {args.workers} DataLoader workers, torch {torch.__version__}, "
+        f"{platform.processor() or platform.machine()}"
+    )
     print(f"{'mode':<40}{'images/s':>10}{'vs decode (draft)':>20}")
     for name, rate in rows:
         print(f"{name:<40}{rate:>10.0f}{rate / reference:>19.2f}x")

@@ -21,8 +21,9 @@ from hamkit.registry import create_backbone
 DEFAULT_MODELS = ["mobilenet_v3_small@128", "mobilenet_v3_large@64", "resnet18@64", "resnet18@112"]
 
 
-def _step_time(net: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
-               labels: torch.Tensor, steps: int) -> float:
+def _step_time(
+    net: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor, steps: int
+) -> float:
     started = time.perf_counter()
     for _ in range(steps):
         loss = torch.nn.functional.cross_entropy(net(images), labels)
@@ -39,8 +40,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3)
     args = parser.parse_args()
-    print(f"CPU training step, batch {args.batch_size}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"{platform.machine()}; img/s, median of {args.rounds} alternating rounds")
+    print(
+        f"CPU training step, batch {args.batch_size}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"{platform.machine()}; img/s, median of {args.rounds} alternating rounds"
+    )
     print(f"{'model':<28}{'NCHW':>10}{'channels_last':>15}{'ratio':>8}")
     for item in args.models:
         name, size = item.rsplit("@", 1)
@@ -55,7 +58,7 @@ def main() -> None:
         images = torch.randn(args.batch_size, 3, int(size), int(size))
         labels = torch.randint(0, 7, (args.batch_size,))
         rates: dict[str, list[float]] = {"nchw": [], "cl": []}
-        for fmt, (net, optimizer) in nets.items():
+        for net, optimizer in nets.values():
             _step_time(net, optimizer, images, labels, 1)  # warm-up
         for _ in range(args.rounds):
             for fmt, (net, optimizer) in nets.items():

@@ -41,8 +41,9 @@ def plain_train(network: nn.Module, data: TensorDataset, batch_size: int, lr: fl
 def plain_predict(network: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device) -> float:
     network.to(device).eval()
     start = time.perf_counter()
-    outputs = [network(images[i:i + batch_size].to(device)).softmax(1).cpu()
-               for i in range(0, len(images), batch_size)]
+    outputs = [
+        network(images[i : i + batch_size].to(device)).softmax(1).cpu() for i in range(0, len(images), batch_size)
+    ]
     torch.cat(outputs).numpy()
     return len(images) / (time.perf_counter() - start)
 
@@ -61,25 +62,39 @@ def main() -> None:
     labels = torch.randint(0, 7, (args.images,), generator=generator)
     data = TensorDataset(images, labels)
     clf = LesionClassifier(args.backbone, image_size=args.size, pretrained=False, device=args.device)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     results: dict[str, list[float]] = {k: [] for k in ("plain train", "hamkit fit", "plain predict", "hamkit predict")}
     for _ in range(args.rounds):
         torch.manual_seed(0)
         network = clf._build(pretrained=False, weights=None)
         results["plain train"].append(plain_train(network, data, args.batch_size, 1e-4, device))
         start = time.perf_counter()
-        clf.fit(data, epochs=1, batch_size=args.batch_size, lr=1e-4, class_balance=None, num_workers=0,
-                progress=False, scheduler="none", amp=False)
+        clf.fit(
+            data,
+            epochs=1,
+            batch_size=args.batch_size,
+            lr=1e-4,
+            class_balance=None,
+            num_workers=0,
+            progress=False,
+            scheduler="none",
+            amp=False,
+        )
         results["hamkit fit"].append(args.images / (time.perf_counter() - start))
         results["plain predict"].append(plain_predict(clf.network_, images, args.batch_size * 2, device))
         start = time.perf_counter()
         clf.predict_proba(images, batch_size=args.batch_size * 2)
         results["hamkit predict"].append(args.images / (time.perf_counter() - start))
     best = {k: max(v) for k, v in results.items()}
-    print(f"LesionClassifier vs plain PyTorch loop: {args.backbone} at {args.size}px, {args.images} images, "
-          f"batch {args.batch_size}, device {device}, torch {torch.__version__}, "
-          f"{platform.machine()}, best of {args.rounds} rounds")
+    print(
+        f"LesionClassifier vs plain PyTorch loop: {args.backbone} at {args.size}px, {args.images} images, "
+        f"batch {args.batch_size}, device {device}, torch {torch.__version__}, "
+        f"{platform.machine()}, best of {args.rounds} rounds"
+    )
     print(f"{'':<10}{'plain img/s':>13}{'hamkit img/s':>14}{'hamkit/plain':>14}{'overhead':>10}")
     for phase in ("train", "predict"):
         plain = best[f"plain {phase}"]

@@ -141,8 +141,15 @@ def cnn_rows(folder: Path, n: int, workers: int | None, what_if: bool) -> list[R
     enc_workers: dict[str, Any] = {} if workers is None else {"num_enc_workers": workers}
 
     def embedder() -> Deduplicator:
-        dedup = Deduplicator("cnn", backbone="mobilenet_v3_small", pretrained=False, cache_dir=False,
-                             batch_size=BATCH_SIZE, progress=False, **hk_workers)
+        dedup = Deduplicator(
+            "cnn",
+            backbone="mobilenet_v3_small",
+            pretrained=False,
+            cache_dir=False,
+            batch_size=BATCH_SIZE,
+            progress=False,
+            **hk_workers,
+        )
         dedup._network()  # build the model before timing, as imagededup does in CNN()
         return dedup
 
@@ -161,8 +168,15 @@ def cnn_rows(folder: Path, n: int, workers: int | None, what_if: bool) -> list[R
     if what_if:
         tuned = embedder()
         tuned._model = fuse(tuned._model.eval()).to(memory_format=torch.channels_last)
-        rows.append(Row("cnn embed, what-if (fused BN + channels_last)", "embed()", "encode_images()",
-                        lambda: hamkit_embed(tuned), imagededup_embed))
+        rows.append(
+            Row(
+                "cnn embed, what-if (fused BN + channels_last)",
+                "embed()",
+                "encode_images()",
+                lambda: hamkit_embed(tuned),
+                imagededup_embed,
+            )
+        )
     return rows
 
 
@@ -209,16 +223,22 @@ def run_rows(rows: list[Row], n: int, rounds: int) -> None:
 
 def table(rows: list[Row], n: int) -> str:
     """Markdown table: images/s of each side (best round), the ratio, and CPU ms per image."""
-    lines = [("| measurement | hamkit call | imagededup call | hamkit img/s | imagededup img/s | ratio "
-             "| hamkit CPU ms/img | imagededup CPU ms/img | CPU ratio |"),
-             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        (
+            "| measurement | hamkit call | imagededup call | hamkit img/s | imagededup img/s | ratio "
+            "| hamkit CPU ms/img | imagededup CPU ms/img | CPU ratio |"
+        ),
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in rows:
         hk = n / min(wall for wall, _ in row.hamkit_s)
         im = n / min(wall for wall, _ in row.imagededup_s)
         hk_cpu = 1000 * min(cpu for _, cpu in row.hamkit_s) / n
         im_cpu = 1000 * min(cpu for _, cpu in row.imagededup_s) / n
-        lines.append(f"| {row.name} | `{row.hamkit_desc}` | `{row.imagededup_desc}` | {hk:.1f} | {im:.1f} "
-                     f"| **{hk / im:.2f}x** | {hk_cpu:.2f} | {im_cpu:.2f} | {im_cpu / hk_cpu:.2f}x |")
+        lines.append(
+            f"| {row.name} | `{row.hamkit_desc}` | `{row.imagededup_desc}` | {hk:.1f} | {im:.1f} "
+            f"| **{hk / im:.2f}x** | {hk_cpu:.2f} | {im_cpu:.2f} | {im_cpu / hk_cpu:.2f}x |"
+        )
     return "\n".join(lines)
 
 
@@ -237,8 +257,10 @@ def hash_agreement(folder: Path) -> str:
         theirs_map = hasher_class(verbose=False).encode_images(folder)
         theirs = hex_to_hash([theirs_map[p.name] for p in paths])
         distance = hamming(ours, theirs)
-        parts.append(f"{method}: mean {distance.mean():.2f} bits, max {int(distance.max())}, "
-                     f"identical {np.mean(distance == 0):.0%}")
+        parts.append(
+            f"{method}: mean {distance.mean():.2f} bits, max {int(distance.max())}, "
+            f"identical {np.mean(distance == 0):.0%}"
+        )
     return "; ".join(parts)
 
 
@@ -248,13 +270,22 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=SAMPLE, help="folder of images to repeat (default: the sample)")
     parser.add_argument("--n", type=int, default=450, help="number of files (default 450)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds; the best is reported (default 3)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="decoding workers of both sides in the first table (default: CPU count)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="decoding workers of both sides in the first table (default: CPU count)",
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: CPU count)")
     parser.add_argument("--skip-defaults", action="store_true", help="skip the 'library defaults' table")
     parser.add_argument("--what-if", action="store_true", help="add the fused-model what-if row")
-    parser.add_argument("--only", nargs="+", choices=("cnn", "phash", "dhash"), default=None,
-                        help="measure only these methods (default: all)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=("cnn", "phash", "dhash"),
+        default=None,
+        help="measure only these methods (default: all)",
+    )
     args = parser.parse_args()
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: no such folder (the HAM10000 sample is missing); pass --data FOLDER")
@@ -272,15 +303,20 @@ def main() -> None:
         folder = Path(tmp)
         paths = prepare_folder(args.data, args.n, folder)
         sizes = sorted({Image.open(p).size for p in paths})
-        print(f"# {args.n} files ({len({p.name.split('_', 1)[1] for p in paths})} distinct images, "
-              f"sizes {', '.join(f'{w}x{h}' for w, h in sizes[:3])}{'...' if len(sizes) > 3 else ''}) "
-              f"from {args.data}")
-        print(f"# {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({args.threads} threads), "
-              f"torchvision {torchvision.__version__}, Pillow {PIL.__version__}, imagededup {imagededup.__version__}, "
-              f"best of {args.rounds} rounds, 1-min load before: {os.getloadavg()[0]:.1f}")
+        print(
+            f"# {args.n} files ({len({p.name.split('_', 1)[1] for p in paths})} distinct images, "
+            f"sizes {', '.join(f'{w}x{h}' for w, h in sizes[:3])}{'...' if len(sizes) > 3 else ''}) "
+            f"from {args.data}"
+        )
+        print(
+            f"# {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({args.threads} threads), "
+            f"torchvision {torchvision.__version__}, Pillow {PIL.__version__}, imagededup {imagededup.__version__}, "
+            f"best of {args.rounds} rounds, 1-min load before: {os.getloadavg()[0]:.1f}"
+        )
         plural = "es" if args.workers != 1 else ""
         configs: list[tuple[str, int | None]] = [
-            (f"same workers ({args.workers} decoding process{plural} each side)", args.workers)]
+            (f"same workers ({args.workers} decoding process{plural} each side)", args.workers)
+        ]
         if not args.skip_defaults:
             configs.append(("library defaults", None))
         for title, workers in configs:
@@ -291,8 +327,10 @@ def main() -> None:
             run_rows(rows, args.n, args.rounds)
             print(f"\n## {title}\n")
             print(table(rows, args.n), flush=True)
-        print(f"\nhash agreement with imagededup on these files (hamkit decodes JPEGs at reduced size): "
-              f"{hash_agreement(folder)}")
+        print(
+            f"\nhash agreement with imagededup on these files (hamkit decodes JPEGs at reduced size): "
+            f"{hash_agreement(folder)}"
+        )
         print(f"1-min load after: {os.getloadavg()[0]:.1f}; total {time.perf_counter() - started:.0f} s")
 
 

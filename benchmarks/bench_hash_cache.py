@@ -41,16 +41,21 @@ def main() -> None:
         for _ in range(args.rounds):
             cache = Path(tmp) / "cache"
             shutil.rmtree(cache, ignore_errors=True)
-            for name, cache_dir in (("no cache", False), ("empty cache (first run)", cache),
-                                    ("filled cache (next run)", cache)):
+            for name, cache_dir in (
+                ("no cache", False),
+                ("empty cache (first run)", cache),
+                ("filled cache (next run)", cache),
+            ):
                 start = time.perf_counter()
                 result = Deduplicator("phash", cache_dir=cache_dir, progress=False).find(folder)
                 best[name] = min(best[name], time.perf_counter() - start)
                 pairs.add(len(result.pairs))
         if len(pairs) != 1:
             raise SystemExit(f"the runs disagree on the number of pairs: {sorted(pairs)}")
-    print(f"# Deduplicator('phash').find over {args.n} files from {args.data}, {os.cpu_count()} CPUs, "
-          f"best of {args.rounds}; {pairs.pop()} pairs in every run")
+    print(
+        f"# Deduplicator('phash').find over {args.n} files from {args.data}, {os.cpu_count()} CPUs, "
+        f"best of {args.rounds}; {pairs.pop()} pairs in every run"
+    )
     reference = best["no cache"]
     print("| call | seconds | images/s | vs no cache |")
     print("|---|---:|---:|---:|")

@@ -36,8 +36,9 @@ MAX_DISTANCE = 10
 def make_hashes(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Random uint64 hashes with n // 100 planted near duplicates; returns (hashes, planted pairs)."""
     rng = np.random.default_rng(seed)
-    hashes = rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, n, dtype=np.int64,
-                          endpoint=True).view(np.uint64)
+    hashes = rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, n, dtype=np.int64, endpoint=True).view(
+        np.uint64
+    )
     k = max(1, n // 100)
     dups = np.arange(n - k, n)
     sources = rng.choice(n - k, k, replace=False)
@@ -67,9 +68,11 @@ def worker(method: str, n: int) -> dict:
         images89 = rng.integers(0, 256, (n, 8, 9), dtype=np.uint8)
         p_hasher, d_hasher = PHash(verbose=False), DHash(verbose=False)
         result["phash_equal"] = sum(
-            a == p_hasher._hash_func(image) for a, image in zip(hash_to_hex(phash(images32)), images32))
+            a == p_hasher._hash_func(image) for a, image in zip(hash_to_hex(phash(images32)), images32)
+        )
         result["dhash_equal"] = sum(
-            a == d_hasher._hash_func(image) for a, image in zip(hash_to_hex(dhash(images89)), images89))
+            a == d_hasher._hash_func(image) for a, image in zip(hash_to_hex(dhash(images89)), images89)
+        )
         return result
     hashes, planted = make_hashes(n)
     if method == "hamkit":
@@ -90,8 +93,7 @@ def worker(method: str, n: int) -> dict:
         start = time.perf_counter()
         duplicates = hasher.find_duplicates(encoding_map=encoding_map, max_distance_threshold=MAX_DISTANCE)
         result["time_s"] = time.perf_counter() - start
-        found = {(min(int(a), int(b)), max(int(a), int(b)))
-                 for a, names in duplicates.items() for b in names}
+        found = {(min(int(a), int(b)), max(int(a), int(b))) for a, names in duplicates.items() for b in names}
         result["pairs"] = len(found)
     else:
         raise SystemExit(f"unknown method {method}")
@@ -116,14 +118,14 @@ def main() -> None:
         print(json.dumps(worker(args.worker[0], int(args.worker[1]))))
         return
 
-    print(f"# Hamming duplicate search, random 64-bit hashes, 1% planted near duplicates, "
-          f"max distance {MAX_DISTANCE}")
-    print(f"# {platform.platform()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
-          f"numpy {np.__version__}")
+    print(f"# Hamming duplicate search, random 64-bit hashes, 1% planted near duplicates, max distance {MAX_DISTANCE}")
+    print(f"# {platform.platform()}, {os.cpu_count()} CPUs, python {platform.python_version()}, numpy {np.__version__}")
     agreement = run_child(__file__, "agreement", 500, 300)
     if "skipped" not in agreement:
-        print(f"# hash agreement with imagededup on 500 arrays: phash {agreement['phash_equal']}/500, "
-              f"dhash {agreement['dhash_equal']}/500 identical")
+        print(
+            f"# hash agreement with imagededup on 500 arrays: phash {agreement['phash_equal']}/500, "
+            f"dhash {agreement['dhash_equal']}/500 identical"
+        )
 
     measured: dict[int, dict] = {}
     for n in sorted(args.imagededup_sizes):
@@ -134,9 +136,11 @@ def main() -> None:
     ours: dict[int, dict] = {n: run_child(__file__, "hamkit", n, 600) for n in sorted(set(args.sizes) | set(finished))}
 
     print()
-    print("| N | hamkit time (s) | hamkit peak RSS (MiB) | hamkit pairs | hamkit recall | "
-          "imagededup time (s) | imagededup peak RSS (MiB) (workers) | imagededup pairs | "
-          "imagededup recall | imagededup time / hamkit | load avg before (hamkit / imagededup) |")
+    print(
+        "| N | hamkit time (s) | hamkit peak RSS (MiB) | hamkit pairs | hamkit recall | "
+        "imagededup time (s) | imagededup peak RSS (MiB) (workers) | imagededup pairs | "
+        "imagededup recall | imagededup time / hamkit | load avg before (hamkit / imagededup) |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     largest = max(finished) if finished else None
     for n, row in ours.items():
@@ -158,9 +162,11 @@ def main() -> None:
         else:
             their_time = theirs.get("skipped", "not run")
             their_mem, their_pairs, their_recall, ratio, their_load = "-", "-", "-", "-", "-"
-        print(f"| {n:,} | {row['time_s']:.3f} | {row['peak_mib']:.0f} | {row['pairs']:,} | "
-              f"{row['recall']:.4f} | {their_time} | {their_mem} | {their_pairs} | {their_recall} | "
-              f"{ratio} | {row['load_before']:.1f} / {their_load} |")
+        print(
+            f"| {n:,} | {row['time_s']:.3f} | {row['peak_mib']:.0f} | {row['pairs']:,} | "
+            f"{row['recall']:.4f} | {their_time} | {their_mem} | {their_pairs} | {their_recall} | "
+            f"{ratio} | {row['load_before']:.1f} / {their_load} |"
+        )
     for n, row in measured.items():
         if "skipped" in row:
             print(f"\nimagededup at N={n:,}: skipped ({row['skipped']})")

@@ -92,13 +92,14 @@ def worker(method: str, n: int) -> dict:
         from imagededup.utils.models import CustomModel
 
         encoding_map = {str(k): emb[k] for k in range(n)}
-        cnn = CNN(verbose=False, model_config=CustomModel(
-            name="identity", model=torch.nn.Identity(), transform=lambda image: image))
+        cnn = CNN(
+            verbose=False,
+            model_config=CustomModel(name="identity", model=torch.nn.Identity(), transform=lambda image: image),
+        )
         start = time.perf_counter()
         duplicates = cnn.find_duplicates(encoding_map=encoding_map, min_similarity_threshold=THRESHOLD)
         result["time_s"] = time.perf_counter() - start
-        found = {(min(int(a), int(b)), max(int(a), int(b)))
-                 for a, names in duplicates.items() for b in names}
+        found = {(min(int(a), int(b)), max(int(a), int(b))) for a, names in duplicates.items() for b in names}
         result["pairs"] = len(found)
     elif method in ("faiss-flat", "faiss-ivf", "faiss-hnsw"):
         from hamkit.dedup.search import HnswConfig, IvfConfig, cosine_cross_pairs, cosine_pairs
@@ -144,10 +145,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", nargs=2, metavar=("METHOD", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 100_000])
-    parser.add_argument("--faiss-sizes", type=int, nargs="*", default=[10_000],
-                        help="sizes for the faiss flat and HNSW rows (none: skip them)")
-    parser.add_argument("--ivf-sizes", type=int, nargs="*", default=[100_000],
-                        help="sizes for the faiss IVF rows (none: skip them); may exceed --sizes")
+    parser.add_argument(
+        "--faiss-sizes",
+        type=int,
+        nargs="*",
+        default=[10_000],
+        help="sizes for the faiss flat and HNSW rows (none: skip them)",
+    )
+    parser.add_argument(
+        "--ivf-sizes",
+        type=int,
+        nargs="*",
+        default=[100_000],
+        help="sizes for the faiss IVF rows (none: skip them); may exceed --sizes",
+    )
     parser.add_argument("--skip-imagededup", action="store_true", help="hamkit (and faiss) rows only")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per measurement")
     args = parser.parse_args()
@@ -162,8 +173,10 @@ def main() -> None:
     except ImportError:
         have_faiss = False
     print(f"# cosine duplicate search, {DIM}-d float32, ~1% planted duplicates, threshold {THRESHOLD}")
-    print(f"# {platform.platform()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
-          f"numpy {np.__version__}, faiss {'yes' if have_faiss else 'no'}")
+    print(
+        f"# {platform.platform()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
+        f"numpy {np.__version__}, faiss {'yes' if have_faiss else 'no'}"
+    )
     rows = []
     for n in sorted(set(args.sizes) | set(args.ivf_sizes if have_faiss else [])):
         if n not in args.sizes:  # an IVF-only size (1M: the exact rows would take hours)
@@ -177,8 +190,11 @@ def main() -> None:
         elif estimate < 0.8 * mem_available_bytes():
             theirs = run_child(__file__, "imagededup", n, args.timeout)
         else:
-            theirs = {"method": "imagededup", "n": n,
-                      "skipped": f"N x N matrix: needs ~{estimate / 2**30:.0f} GiB in one process"}
+            theirs = {
+                "method": "imagededup",
+                "n": n,
+                "skipped": f"N x N matrix: needs ~{estimate / 2**30:.0f} GiB in one process",
+            }
         rows.append(theirs)
         if "time_s" in ours and "time_s" in theirs:
             ours["speedup"] = theirs["time_s"] / ours["time_s"]
@@ -191,9 +207,11 @@ def main() -> None:
             rows.append(run_child(__file__, "faiss-hnsw", n, args.timeout))
 
     print()
-    print("| method | N | search time (s) | peak RSS (MiB) | workers' peak RSS (MiB) | pairs | "
-          "planted recall | imagededup time / hamkit | imagededup RSS / hamkit | "
-          "exact time estimate / this | load avg before |")
+    print(
+        "| method | N | search time (s) | peak RSS (MiB) | workers' peak RSS (MiB) | pairs | "
+        "planted recall | imagededup time / hamkit | imagededup RSS / hamkit | "
+        "exact time estimate / this | load avg before |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         name = row["method"]
@@ -205,10 +223,12 @@ def main() -> None:
         children = row.get("children_peak_mib") or None
         estimate = row.get("exact_estimate_s")
         versus = f"{estimate:.0f} s / {estimate / row['time_s']:.1f}x" if estimate else "-"
-        print(f"| {name} | {row['n']:,} | {row['time_s']:.2f} | {row['peak_mib']:.0f} | "
-              f"{fmt(children, '.0f')} | {row['pairs']:,} | {row['recall']:.4f} | "
-              f"{fmt(row.get('speedup'), '.1f')} | {fmt(row.get('mem_ratio'), '.1f')} | "
-              f"{versus} | {row['load_before']:.1f} |")
+        print(
+            f"| {name} | {row['n']:,} | {row['time_s']:.2f} | {row['peak_mib']:.0f} | "
+            f"{fmt(children, '.0f')} | {row['pairs']:,} | {row['recall']:.4f} | "
+            f"{fmt(row.get('speedup'), '.1f')} | {fmt(row.get('mem_ratio'), '.1f')} | "
+            f"{versus} | {row['load_before']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

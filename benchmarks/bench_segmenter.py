@@ -83,12 +83,13 @@ def plain_tensor(network: torch.nn.Module, x: torch.Tensor, batch: int) -> list[
     return masks
 
 
-def plain_original(network: torch.nn.Module, arrays: list[np.ndarray], size: int, batch: int,
-                   mean: torch.Tensor, std: torch.Tensor) -> list[np.ndarray]:
+def plain_original(
+    network: torch.nn.Module, arrays: list[np.ndarray], size: int, batch: int, mean: torch.Tensor, std: torch.Tensor
+) -> list[np.ndarray]:
     masks: list[np.ndarray] = []
     with torch.inference_mode():
         for start in range(0, len(arrays), batch):
-            chunk = arrays[start:start + batch]
+            chunk = arrays[start : start + batch]
             tensors = []
             for array in chunk:
                 resized = Image.fromarray(array).resize((size, size), Image.Resampling.BILINEAR)
@@ -100,8 +101,9 @@ def plain_original(network: torch.nn.Module, arrays: list[np.ndarray], size: int
     return masks
 
 
-def race(name: str, count: int, rounds: int, plain: Callable[[], list[np.ndarray]],
-         hamkit: Callable[[], list[np.ndarray]]) -> dict[str, float | str]:
+def race(
+    name: str, count: int, rounds: int, plain: Callable[[], list[np.ndarray]], hamkit: Callable[[], list[np.ndarray]]
+) -> dict[str, float | str]:
     """Alternate the two ``rounds`` times (order flipped every round) and summarise.
 
     Each call is timed twice: wall-clock (``perf_counter``) and the CPU time of this process
@@ -122,11 +124,16 @@ def race(name: str, count: int, rounds: int, plain: Callable[[], list[np.ndarray
             wall[label].append(time.perf_counter() - start_wall)
             cpu[label].append(time.process_time() - start_cpu)
     paired = [100 * (h / p - 1) for p, h in zip(cpu["plain"], cpu["hamkit"], strict=True)]
-    return {"name": name, "plain_wall": count / min(wall["plain"]), "hamkit_wall": count / min(wall["hamkit"]),
-            "plain_cpu": count / statistics.median(cpu["plain"]),
-            "hamkit_cpu": count / statistics.median(cpu["hamkit"]),
-            "overhead": 100 * (statistics.median(cpu["hamkit"]) / statistics.median(cpu["plain"]) - 1),
-            "paired_min": min(paired), "paired_max": max(paired)}
+    return {
+        "name": name,
+        "plain_wall": count / min(wall["plain"]),
+        "hamkit_wall": count / min(wall["hamkit"]),
+        "plain_cpu": count / statistics.median(cpu["plain"]),
+        "hamkit_cpu": count / statistics.median(cpu["hamkit"]),
+        "overhead": 100 * (statistics.median(cpu["hamkit"]) / statistics.median(cpu["plain"]) - 1),
+        "paired_min": min(paired),
+        "paired_max": max(paired),
+    }
 
 
 def main() -> None:
@@ -136,8 +143,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1, so that CPU time measures the work done)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (default 1, so that CPU time measures the work done)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,45 +159,70 @@ def main() -> None:
     x = torch.randn(args.images, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
     arrays = make_arrays(args.images)
     rows = [
-        race("tensor (model input)", args.images, args.rounds,
-             lambda: plain_tensor(network, x, args.batch),
-             lambda: segmenter.predict(x, batch_size=args.batch)),  # type: ignore[arg-type,return-value]
-        race("uint8 600x450 -> masks 600x450", args.images, args.rounds,
-             lambda: plain_original(network, arrays, args.size, args.batch, mean, std),
-             lambda: segmenter.predict(arrays, batch_size=args.batch)),  # type: ignore[arg-type,return-value]
+        race(
+            "tensor (model input)",
+            args.images,
+            args.rounds,
+            lambda: plain_tensor(network, x, args.batch),
+            lambda: segmenter.predict(x, batch_size=args.batch),
+        ),  # type: ignore[arg-type,return-value]
+        race(
+            "uint8 600x450 -> masks 600x450",
+            args.images,
+            args.rounds,
+            lambda: plain_original(network, arrays, args.size, args.batch, mean, std),
+            lambda: segmenter.predict(arrays, batch_size=args.batch),
+        ),  # type: ignore[arg-type,return-value]
     ]
     # the same races with a network that costs nothing: what is left is each side's own cost
     segmenter.network_ = SegmentationNetwork(TrivialSegmentation()).eval()
     trivial = segmenter.network_
     bare = [
-        race("tensor (model input)", args.images, args.rounds,
-             lambda: plain_tensor(trivial, x, args.batch),
-             lambda: segmenter.predict(x, batch_size=args.batch)),  # type: ignore[arg-type,return-value]
-        race("uint8 600x450 -> masks 600x450", args.images, args.rounds,
-             lambda: plain_original(trivial, arrays, args.size, args.batch, mean, std),
-             lambda: segmenter.predict(arrays, batch_size=args.batch)),  # type: ignore[arg-type,return-value]
+        race(
+            "tensor (model input)",
+            args.images,
+            args.rounds,
+            lambda: plain_tensor(trivial, x, args.batch),
+            lambda: segmenter.predict(x, batch_size=args.batch),
+        ),  # type: ignore[arg-type,return-value]
+        race(
+            "uint8 600x450 -> masks 600x450",
+            args.images,
+            args.rounds,
+            lambda: plain_original(trivial, arrays, args.size, args.batch, mean, std),
+            lambda: segmenter.predict(arrays, batch_size=args.batch),
+        ),  # type: ignore[arg-type,return-value]
     ]
-    print(f"{args.backbone} at {args.size}x{args.size}, {args.images} images, batch {args.batch}, "
-          f"{torch.get_num_threads()} torch thread(s), {args.rounds} alternating rounds; "
-          f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}")
+    print(
+        f"{args.backbone} at {args.size}x{args.size}, {args.images} images, batch {args.batch}, "
+        f"{torch.get_num_threads()} torch thread(s), {args.rounds} alternating rounds; "
+        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    )
     print()
     print("With the network:")
-    print("| input | plain PyTorch img/s: CPU time / wall (best) | LesionSegmenter.predict img/s: CPU time / "
-          "wall (best) | overhead (median CPU time) | per-round CPU overhead [min, max] |")
+    print(
+        "| input | plain PyTorch img/s: CPU time / wall (best) | LesionSegmenter.predict img/s: CPU time / "
+        "wall (best) | overhead (median CPU time) | per-round CPU overhead [min, max] |"
+    )
     print("| --- | ---: | ---: | ---: | ---: |")
     for row in rows:
-        print(f"| {row['name']} | {row['plain_cpu']:.2f} / {row['plain_wall']:.2f} "
-              f"| {row['hamkit_cpu']:.2f} / {row['hamkit_wall']:.2f} | {row['overhead']:+.1f}% "
-              f"| [{row['paired_min']:+.1f}%, {row['paired_max']:+.1f}%] |")
+        print(
+            f"| {row['name']} | {row['plain_cpu']:.2f} / {row['plain_wall']:.2f} "
+            f"| {row['hamkit_cpu']:.2f} / {row['hamkit_wall']:.2f} | {row['overhead']:+.1f}% "
+            f"| [{row['paired_min']:+.1f}%, {row['paired_max']:+.1f}%] |"
+        )
     print()
     print("Without it (a network that costs nothing), so the difference is what predict() adds per image:")
-    print("| input | plain PyTorch ms/img | LesionSegmenter.predict ms/img | added ms/img "
-          "| added, as a share of the plain loop's time with the network |")
+    print(
+        "| input | plain PyTorch ms/img | LesionSegmenter.predict ms/img | added ms/img "
+        "| added, as a share of the plain loop's time with the network |"
+    )
     print("| --- | ---: | ---: | ---: | ---: |")
     for row, full in zip(bare, rows, strict=True):
         plain_ms, hamkit_ms = 1000 / float(row["plain_cpu"]), 1000 / float(row["hamkit_cpu"])
         share = 100 * (hamkit_ms - plain_ms) / (1000 / float(full["plain_cpu"]))
         print(f"| {row['name']} | {plain_ms:.2f} | {hamkit_ms:.2f} | {hamkit_ms - plain_ms:+.2f} | {share:+.2f}% |")
+
 
 if __name__ == "__main__":
     main()

@@ -56,8 +56,9 @@ def main() -> None:
         times, scores = [], []
         for a, b, mirrored in pairs:
             start = time.perf_counter()
-            score, _ = verify.verify_pair(scenes[a].gray, scenes[a].features, scenes[b].gray, features(b, mirrored),
-                                          mirrored=mirrored)
+            score, _ = verify.verify_pair(
+                scenes[a].gray, scenes[a].features, scenes[b].gray, features(b, mirrored), mirrored=mirrored
+            )
             times.append(time.perf_counter() - start)
             scores.append(score)
         return times, scores
@@ -81,14 +82,20 @@ def main() -> None:
         best_full = times if best_full is None or sum(times) < sum(best_full) else best_full
     assert best_two is not None and best_full is not None and scores is not None
     two, full, kept = np.array(best_two), np.array(best_full), np.array(scores) >= 0.5
-    print(f"{len(paths)} images, {len(found)} candidate pairs, {len(pairs)} timed ({kept.sum()} verified "
-          f"at 0.5), 1 thread, best of {args.rounds}")
+    print(
+        f"{len(paths)} images, {len(found)} candidate pairs, {len(pairs)} timed ({kept.sum()} verified "
+        f"at 0.5), 1 thread, best of {args.rounds}"
+    )
     print("| verifier | ms per pair (all) | rejected | verified |")
     print("|---|---|---|---|")
-    print(f"| hamkit two-stage | {two.mean() * 1e3:.2f} | {two[~kept].mean() * 1e3:.2f} | "
-          f"{two[kept].mean() * 1e3 if kept.any() else float('nan'):.2f} |")
-    print(f"| full match of every keypoint (reference) | {full.mean() * 1e3:.2f} | {full[~kept].mean() * 1e3:.2f} | "
-          f"{full[kept].mean() * 1e3 if kept.any() else float('nan'):.2f} |")
+    print(
+        f"| hamkit two-stage | {two.mean() * 1e3:.2f} | {two[~kept].mean() * 1e3:.2f} | "
+        f"{two[kept].mean() * 1e3 if kept.any() else float('nan'):.2f} |"
+    )
+    print(
+        f"| full match of every keypoint (reference) | {full.mean() * 1e3:.2f} | {full[~kept].mean() * 1e3:.2f} | "
+        f"{full[kept].mean() * 1e3 if kept.any() else float('nan'):.2f} |"
+    )
     print(f"ratio (reference / hamkit, all pairs): {full.mean() / two.mean():.2f}x")
 
 

@@ -62,19 +62,33 @@ def main() -> None:
         mask_dir = find_mask_dir(args.data)
         assert mask_dir is not None, "no mask folder"
         masks = [mask_dir / f"{r.image_id}_segmentation.png" for r in records]
-    base = SkinDataset.from_paths([present[r.image_id] for r in records], [r.label for r in records], masks,
-                                  image_size=args.image_size, cache=args.cache)
+    base = SkinDataset.from_paths(
+        [present[r.image_id] for r in records],
+        [r.label for r in records],
+        masks,
+        image_size=args.image_size,
+        cache=args.cache,
+    )
     parts = {name: base.subset(split.indices(name)) for name in ("train", "val", "test")}
     balance = None if args.class_balance == "none" else args.class_balance
-    fit = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-               weight_decay=args.weight_decay, class_balance=balance, progress=False, seed=0,
-               **({"monitor": args.monitor} if args.monitor else {}))
+    fit = dict(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        class_balance=balance,
+        progress=False,
+        seed=0,
+        **({"monitor": args.monitor} if args.monitor else {}),
+    )
     model: LesionClassifier | LesionSegmenter
     if args.task == "classifier":
         model = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=False)
     else:
-        model = LesionSegmenter(args.backbone, image_size=args.image_size, pretrained=False,
-                                classify=not args.no_classify)
+        model = LesionSegmenter(
+            args.backbone, image_size=args.image_size, pretrained=False, classify=not args.no_classify
+        )
     start = time.perf_counter()
     model.fit(parts["train"], parts["val"], **fit)
     train_s = time.perf_counter() - start
@@ -84,21 +98,30 @@ def main() -> None:
     if args.save:
         model.save(args.save)
     row: dict[str, object] = {k: v for k, v in vars(args).items() if k not in ("data", "cache", "json", "save")}
-    row.update(train_images=len(parts["train"]), test_images=len(parts["test"]), train_s=round(train_s, 1),
-               s_per_epoch=round(train_s / args.epochs, 1), test_s=round(test_s, 1), best_epoch=model.best_epoch_,
-               torch=torch.__version__, threads=torch.get_num_threads(), machine=platform.machine())
+    row.update(
+        train_images=len(parts["train"]),
+        test_images=len(parts["test"]),
+        train_s=round(train_s, 1),
+        s_per_epoch=round(train_s / args.epochs, 1),
+        test_s=round(test_s, 1),
+        best_epoch=model.best_epoch_,
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+        machine=platform.machine(),
+    )
     if args.task == "classifier":
-        row.update(accuracy=report.accuracy, balanced_accuracy=report.balanced_accuracy,
-                   macro_f1=report.macro["f1"])
+        row.update(accuracy=report.accuracy, balanced_accuracy=report.balanced_accuracy, macro_f1=report.macro["f1"])
         if hasattr(model, "calibrate"):
             model.calibrate(parts["val"])
             tuned = model.evaluate(parts["test"])
-            row.update(tuned_balanced_accuracy=tuned.balanced_accuracy, tuned_macro_f1=tuned.macro["f1"],
-                       temperature=model.temperature_)
+            row.update(
+                tuned_balanced_accuracy=tuned.balanced_accuracy,
+                tuned_macro_f1=tuned.macro["f1"],
+                temperature=model.temperature_,
+            )
     else:
         row.update({k: v for k, v in report.summary().items() if isinstance(v, (int, float))})
-    row["history"] = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in h.items()}
-                      for h in model.history_]
+    row["history"] = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in h.items()} for h in model.history_]
     print(json.dumps(row))
     if args.json:
         with args.json.open("a") as handle:

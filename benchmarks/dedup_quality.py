@@ -97,10 +97,13 @@ class TestSet:
         counts = ", ".join(f"{k} {int(np.sum(self.kind == k))}" for k in KINDS)
         iu = np.triu_indices(self.n, 1)
         true_pairs = int(np.sum(self.group[iu[0]] == self.group[iu[1]]))
-        lesion_pairs = int(np.sum((self.lesion[iu[0]] == self.lesion[iu[1]])
-                                  & (self.group[iu[0]] != self.group[iu[1]])))
-        return (f"{self.name}: {self.n} images, {int(np.sum(self.source < 0))} originals, planted copies: {counts}; "
-                f"{true_pairs} true pairs; {lesion_pairs} pairs of different photos of one lesion")
+        lesion_pairs = int(
+            np.sum((self.lesion[iu[0]] == self.lesion[iu[1]]) & (self.group[iu[0]] != self.group[iu[1]]))
+        )
+        return (
+            f"{self.name}: {self.n} images, {int(np.sum(self.source < 0))} originals, planted copies: {counts}; "
+            f"{true_pairs} true pairs; {lesion_pairs} pairs of different photos of one lesion"
+        )
 
 
 # ---------------------------------------------------------------------------------------------- test sets
@@ -280,12 +283,21 @@ def score(ts: TestSet, method: str, threshold: str, i: np.ndarray, j: np.ndarray
     tp = int(np.sum(found & truth))
     copies = np.flatnonzero(ts.source >= 0)
     hit = labels[copies] == labels[ts.source[copies]]
-    kind_recall = {k: float(np.mean(hit[ts.kind[copies] == k])) if np.any(ts.kind[copies] == k) else float("nan")
-                   for k in KINDS}
+    kind_recall = {
+        k: float(np.mean(hit[ts.kind[copies] == k])) if np.any(ts.kind[copies] == k) else float("nan") for k in KINDS
+    }
     n_found = int(found.sum())
-    return Score(method, threshold, n_found, tp, int(np.sum(found & ~truth & same_lesion)),
-                 tp / n_found if n_found else float("nan"), tp / int(truth.sum()), kind_recall,
-                 direct_fp / max(1, int(unrelated.sum())))
+    return Score(
+        method,
+        threshold,
+        n_found,
+        tp,
+        int(np.sum(found & ~truth & same_lesion)),
+        tp / n_found if n_found else float("nan"),
+        tp / int(truth.sum()),
+        kind_recall,
+        direct_fp / max(1, int(unrelated.sum())),
+    )
 
 
 def all_pairs_distance(ts: TestSet, method: str) -> np.ndarray:
@@ -314,8 +326,13 @@ def cnn_similarity(ts: TestSet, backbone: str, pretrained: bool) -> np.ndarray:
     return embeddings @ embeddings.T
 
 
-def sweep(ts: TestSet, name: str, matrix: np.ndarray, thresholds: tuple[float, ...],
-          keep: Callable[[np.ndarray, float], np.ndarray]) -> list[Score]:
+def sweep(
+    ts: TestSet,
+    name: str,
+    matrix: np.ndarray,
+    thresholds: tuple[float, ...],
+    keep: Callable[[np.ndarray, float], np.ndarray],
+) -> list[Score]:
     """Scores of a pairwise score ``matrix`` at each threshold (``keep`` says which pairs pass)."""
     rows = []
     for t in thresholds:
@@ -336,8 +353,11 @@ def separation(ts: TestSet, matrix: np.ndarray, higher_is_closer: bool) -> str:
     worst = {k: sign * np.min(sign * direct[ts.kind[copies] == k]) for k in KINDS if np.any(ts.kind[copies] == k)}
     q = np.quantile(values[unrelated], 0.999 if higher_is_closer else 0.001)
     fmt = (lambda v: f"{v:.4f}") if higher_is_closer else (lambda v: f"{int(v)}")
-    return ("worst planted copy per kind: " + ", ".join(f"{k} {fmt(v)}" for k, v in worst.items())
-            + f"; closest unrelated pair {fmt(closest_unrelated)} (0.1% quantile of unrelated: {fmt(q)})")
+    return (
+        "worst planted copy per kind: "
+        + ", ".join(f"{k} {fmt(v)}" for k, v in worst.items())
+        + f"; closest unrelated pair {fmt(closest_unrelated)} (0.1% quantile of unrelated: {fmt(q)})"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- imagededup
@@ -352,6 +372,7 @@ def imagededup_scores(ts: TestSet, with_cnn: bool, pretrained: bool) -> list[Sco
         ("imagededup DHash", "10", lambda: DHash(verbose=False).find_duplicates(image_dir=ts.folder)),
     ]
     if with_cnn:
+
         def cnn() -> dict[str, list[str]]:
             torch.manual_seed(0)
             with contextlib.nullcontext() if pretrained else random_torchvision_mobilenet():
@@ -363,8 +384,9 @@ def imagededup_scores(ts: TestSet, with_cnn: bool, pretrained: bool) -> list[Sco
     out = []
     for name, threshold, run in methods:
         duplicates = run()
-        pairs = np.array([(index[a], index[b]) for a, found in duplicates.items() for b in found],
-                         dtype=np.int64).reshape(-1, 2)
+        pairs = np.array(
+            [(index[a], index[b]) for a, found in duplicates.items() for b in found], dtype=np.int64
+        ).reshape(-1, 2)
         out.append(score(ts, name, threshold, pairs[:, 0], pairs[:, 1]))
     return out
 
@@ -380,16 +402,28 @@ def _rate(value: float) -> str:
 
 def table(scores: list[Score], with_method: bool = True) -> str:
     """Markdown table of scores."""
-    head = (["method"] if with_method else []) + ["threshold", "found pairs", "true", "FP same lesion",
-                                                  "precision", "recall", *[f"R {k}" for k in KINDS],
-                                                  "unrelated pairs matched"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * (len(head) - len(KINDS) - 6)
-             + "---:|" * (len(KINDS) + 6)]
+    head = (["method"] if with_method else []) + [
+        "threshold",
+        "found pairs",
+        "true",
+        "FP same lesion",
+        "precision",
+        "recall",
+        *[f"R {k}" for k in KINDS],
+        "unrelated pairs matched",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * (len(head) - len(KINDS) - 6) + "---:|" * (len(KINDS) + 6)]
     for s in scores:
-        cells = ([s.method] if with_method else []) + [s.threshold, str(s.found), str(s.true_found),
-                                                       str(s.fp_same_lesion), _pct(s.precision), _pct(s.recall),
-                                                       *[_pct(s.kind_recall[k]) for k in KINDS],
-                                                       _rate(s.fp_rate)]
+        cells = ([s.method] if with_method else []) + [
+            s.threshold,
+            str(s.found),
+            str(s.true_found),
+            str(s.fp_same_lesion),
+            _pct(s.precision),
+            _pct(s.recall),
+            *[_pct(s.kind_recall[k]) for k in KINDS],
+            _rate(s.fp_rate),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -406,8 +440,13 @@ def evaluate(ts: TestSet, args: argparse.Namespace) -> None:
         default = int(DEFAULT_THRESHOLDS[method])  # type: ignore[arg-type]
         rows = sweep(ts, f"hamkit {method}", distance, HASH_SWEEP, lambda m, t: m <= t)
         at_default.append(next(r for r in rows if r.threshold == str(default)))
-        sweeps.append((f"hamkit {method} (max Hamming distance; default {default})", rows,
-                       separation(ts, distance, higher_is_closer=False)))
+        sweeps.append(
+            (
+                f"hamkit {method} (max Hamming distance; default {default})",
+                rows,
+                separation(ts, distance, higher_is_closer=False),
+            )
+        )
     exact = Deduplicator("exact", progress=False).find(ts.paths)
     assert exact is not None
     at_default.append(score(ts, "hamkit exact", "-", exact.pairs.i, exact.pairs.j))
@@ -417,16 +456,23 @@ def evaluate(ts: TestSet, args: argparse.Namespace) -> None:
             name = f"hamkit cnn {backbone} ({'pretrained' if args.pretrained else 'random'} weights)"
             rows = sweep(ts, name, similarity, CNN_SWEEP, lambda m, t: m >= t - 1e-7)
             at_default.append(next(r for r in rows if r.threshold == f"{DEFAULT_THRESHOLDS['cnn']:g}"))
-            sweeps.append((f"{name} (min cosine similarity; default {DEFAULT_THRESHOLDS['cnn']})", rows,
-                           separation(ts, similarity, higher_is_closer=True)))
+            sweeps.append(
+                (
+                    f"{name} (min cosine similarity; default {DEFAULT_THRESHOLDS['cnn']})",
+                    rows,
+                    separation(ts, similarity, higher_is_closer=True),
+                )
+            )
     if not args.skip_imagededup:
         at_default.extend(imagededup_scores(ts, with_cnn=not args.skip_cnn, pretrained=args.pretrained))
     print(f"### {ts.name}: each method at its default threshold\n")
     print(table(at_default))
     if not args.skip_cnn and not args.skip_imagededup and not args.pretrained:
-        print("\nimagededup CNN with random weights: its features have L2 norms ~1e-7, below the cut-off under "
-              "which sklearn's cosine_similarity treats a norm as zero (10 x float32 eps), so the rows are not "
-              "normalised, every similarity comes out ~1e-13 and no pair passes 0.9: an artefact of random weights.")
+        print(
+            "\nimagededup CNN with random weights: its features have L2 norms ~1e-7, below the cut-off under "
+            "which sklearn's cosine_similarity treats a norm as zero (10 x float32 eps), so the rows are not "
+            "normalised, every similarity comes out ~1e-13 and no pair passes 0.9: an artefact of random weights."
+        )
     for title, rows, note in sweeps:
         print(f"\n### {ts.name}: {title}\n")
         print(table(rows, with_method=False))
@@ -437,23 +483,32 @@ def main() -> None:
     """Build both test sets in a temporary folder and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=SHARED / "images", help="folder of real images")
-    parser.add_argument("--metadata", type=Path, default=SHARED / "HAM10000_metadata.csv",
-                        help="HAM10000_metadata.csv for lesion ids (optional)")
+    parser.add_argument(
+        "--metadata",
+        type=Path,
+        default=SHARED / "HAM10000_metadata.csv",
+        help="HAM10000_metadata.csv for lesion ids (optional)",
+    )
     parser.add_argument("--copies", type=int, default=12, help="planted copies per kind in the real set (default 12)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--synthetic-lesions", type=int, default=200)
     parser.add_argument("--skip-imagededup", action="store_true")
     parser.add_argument("--skip-cnn", action="store_true")
     parser.add_argument("--skip-synthetic", action="store_true")
-    parser.add_argument("--pretrained", action="store_true",
-                        help="CNNs with upstream pretrained weights (downloads them) instead of random ones")
+    parser.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="CNNs with upstream pretrained weights (downloads them) instead of random ones",
+    )
     args = parser.parse_args()
 
     import torch
 
     logging.disable(logging.INFO)  # imagededup logs every call at INFO level
-    print(f"# {os.cpu_count()} CPUs, torch {torch.__version__}; hamkit thresholds swept: hashes "
-          f"{HASH_SWEEP[0]}..{HASH_SWEEP[-1]}, cnn {', '.join(map(str, CNN_SWEEP))}")
+    print(
+        f"# {os.cpu_count()} CPUs, torch {torch.__version__}; hamkit thresholds swept: hashes "
+        f"{HASH_SWEEP[0]}..{HASH_SWEEP[-1]}, cnn {', '.join(map(str, CNN_SWEEP))}"
+    )
     with tempfile.TemporaryDirectory(prefix="dedup_quality_") as tmp:
         tmp_path = Path(tmp)
         if args.data.is_dir():
@@ -463,8 +518,12 @@ def main() -> None:
             print(f"\n## real: skipped, {args.data} is absent (pass --data FOLDER)")
         if not args.skip_synthetic:
             (tmp_path / "synthetic").mkdir()
-            evaluate(synthetic_test_set(tmp_path / "synthetic_src", tmp_path / "synthetic", args.synthetic_lesions,
-                                        args.seed), args)
+            evaluate(
+                synthetic_test_set(
+                    tmp_path / "synthetic_src", tmp_path / "synthetic", args.synthetic_lesions, args.seed
+                ),
+                args,
+            )
 
 
 if __name__ == "__main__":

@@ -88,16 +88,16 @@ def worker(setting: str, folder: str) -> None:
         if result.candidates is not None:  # every candidate, so that thresholds can be swept
             c = result.candidates
             rows = [[names[a], names[b], float(s)] for a, b, s in zip(c.i, c.j, c.score, strict=True)]
-            extra = {"threshold": result.threshold, "candidates": len(c),
-                     "verified": int((c.inliers != 0).sum())}
+            extra = {"threshold": result.threshold, "candidates": len(c), "verified": int((c.inliers != 0).sum())}
         else:
-            rows = [[names[a], names[b], float(s)] for a, b, s in zip(result.pairs.i, result.pairs.j,
-                                                                        result.pairs.score, strict=True)]
+            rows = [
+                [names[a], names[b], float(s)]
+                for a, b, s in zip(result.pairs.i, result.pairs.j, result.pairs.score, strict=True)
+            ]
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux: KiB)
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"setting": setting, "pairs": rows, "seconds": seconds, "peak_mib": max(peak, children),
-                      **extra}))
+    print(json.dumps({"setting": setting, "pairs": rows, "seconds": seconds, "peak_mib": max(peak, children), **extra}))
 
 
 def _groups(names: list[str], pairs: list[tuple[str, str]]) -> dict[str, int]:
@@ -123,11 +123,18 @@ def evaluate(names: list[str], pairs: list[tuple[str, str]], planted: list[dict]
         family = KIND_FAMILY[row["kind"]]
         found.setdefault(family, []).append(group[row["copy"]] == group[row["source"]])
     originals = [(a, b) for a, b in pairs if not a.startswith("COPY_") and not b.startswith("COPY_")]
-    stem = lambda name: name.rsplit(".", 1)[0]
+
+    def stem(name: str) -> str:
+        return name.rsplit(".", 1)[0]
+
     across = sum(1 for a, b in originals if lesion.get(stem(a)) != lesion.get(stem(b)))
-    return {"recall": {f: float(np.mean(v)) for f, v in found.items()}, "across": across,
-            "within": len(originals) - across, "largest": int(sizes.max()) if len(sizes) else 0,
-            "removed": int((sizes[sizes > 1] - 1).sum())}
+    return {
+        "recall": {f: float(np.mean(v)) for f, v in found.items()},
+        "across": across,
+        "within": len(originals) - across,
+        "largest": int(sizes.max()) if len(sizes) else 0,
+        "removed": int((sizes[sizes > 1] - 1).sum()),
+    }
 
 
 def main() -> None:
@@ -162,8 +169,14 @@ def main() -> None:
         for setting in args.only or DEFAULT_SETTINGS:
             command = [sys.executable, os.path.abspath(__file__), "--worker", setting, str(folder)]
             try:
-                done = subprocess.run(command, capture_output=True, text=True, check=False,
-                                      cwd=Path(__file__).parent, timeout=args.timeout)
+                done = subprocess.run(
+                    command,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    cwd=Path(__file__).parent,
+                    timeout=args.timeout,
+                )
             except subprocess.TimeoutExpired:
                 print(f"| {setting} | stopped after {args.timeout:.0f} s |", flush=True)
                 continue
@@ -177,9 +190,15 @@ def main() -> None:
             for threshold in sweep:
                 kept = [(a, b) for a, b, s in rows if threshold is None or s >= threshold]
                 label = setting if threshold is None else f"{setting} @ {threshold:g}"
-                results.append({"setting": label, **evaluate(names, kept, planted, lesion),
-                                "seconds": run["seconds"], "peak_mib": run["peak_mib"],
-                                **({"candidates": run["candidates"]} if "candidates" in run else {})})
+                results.append(
+                    {
+                        "setting": label,
+                        **evaluate(names, kept, planted, lesion),
+                        "seconds": run["seconds"],
+                        "peak_mib": run["peak_mib"],
+                        **({"candidates": run["candidates"]} if "candidates" in run else {}),
+                    }
+                )
                 _print_row(results[-1])
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
@@ -187,9 +206,12 @@ def main() -> None:
 
 def _print_row(row: dict) -> None:
     recall = row["recall"]
-    print(f"| {row['setting']} | {row['across']:,} | {row['within']:,} | {recall.get('exact', 0):.2f} / "
-          f"{recall.get('photometric', 0):.2f} / {recall.get('geometric', 0):.2f} | {row['largest']} | "
-          f"{row['removed']:,} | {row['seconds']:.0f} | {row['peak_mib']:,.0f} |", flush=True)
+    print(
+        f"| {row['setting']} | {row['across']:,} | {row['within']:,} | {recall.get('exact', 0):.2f} / "
+        f"{recall.get('photometric', 0):.2f} / {recall.get('geometric', 0):.2f} | {row['largest']} | "
+        f"{row['removed']:,} | {row['seconds']:.0f} | {row['peak_mib']:,.0f} |",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -34,9 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, features
-
 from bench_dedup_encode import SAMPLE, prepare_folder
+from PIL import Image, features
 
 
 def decode(paths: list[Path], mode: str | None) -> None:
@@ -95,7 +94,7 @@ def main() -> None:
         if theirs is not None:
             measurements["imagededup phash"] = theirs
         best = {name: float("inf") for name in measurements}
-        for name, function in measurements.items():  # warm up: page cache, imports
+        for function in measurements.values():  # warm up: page cache, imports
             function(paths[:10])
         for round_ in range(args.rounds):
             names = list(measurements)
@@ -103,9 +102,11 @@ def main() -> None:
                 start = time.process_time()
                 measurements[name](paths)
                 best[name] = min(best[name], (time.process_time() - start) / len(paths) * 1000)
-    print(f"# {len(paths)} JPEGs, {shape[0]}x{shape[1]}, mean {size_kb:.0f} KB, components "
-          f"(id, h, v, table) {layers}; libjpeg-turbo {features.version('libjpeg_turbo')}, Pillow "
-          f"{Image.__version__}; {platform.processor() or platform.machine()}, 1 thread")
+    print(
+        f"# {len(paths)} JPEGs, {shape[0]}x{shape[1]}, mean {size_kb:.0f} KB, components "
+        f"(id, h, v, table) {layers}; libjpeg-turbo {features.version('libjpeg_turbo')}, Pillow "
+        f"{Image.__version__}; {platform.processor() or platform.machine()}, 1 thread"
+    )
     print("| measurement | CPU ms / image (best of rounds) |")
     print("|---|---:|")
     for name, value in best.items():
@@ -113,8 +114,10 @@ def main() -> None:
     if "imagededup phash" in best:
         ref = best["imagededup phash"]
         print(f"\nimagededup / hamkit phash: {ref / best['hamkit phash']:.2f}x")
-        print(f"ceiling, imagededup / decode 1/8 L: {ref / best['decode 1/8 L']:.2f}x "
-              f"(1/8 RGB: {ref / best['decode 1/8 RGB']:.2f}x)")
+        print(
+            f"ceiling, imagededup / decode 1/8 L: {ref / best['decode 1/8 L']:.2f}x "
+            f"(1/8 RGB: {ref / best['decode 1/8 RGB']:.2f}x)"
+        )
 
 
 if __name__ == "__main__":

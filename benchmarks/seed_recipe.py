@@ -34,8 +34,7 @@ from hamkit.data.splits import split_dataset
 
 def score(clf: LesionClassifier, data: SkinDataset) -> dict[str, float]:
     report = clf.evaluate(data)
-    return {"accuracy": report.accuracy, "balanced_accuracy": report.balanced_accuracy,
-            "macro_f1": report.macro["f1"]}
+    return {"accuracy": report.accuracy, "balanced_accuracy": report.balanced_accuracy, "macro_f1": report.macro["f1"]}
 
 
 def main() -> None:
@@ -67,8 +66,12 @@ def main() -> None:
     records = [r for r in read_labels(labels_csv) if r.image_id in present]
     source += f", {len(records)} labelled images"
     split = split_dataset(records, seed=args.seed)  # hamkit: grouped by lesion, stratified
-    base = SkinDataset.from_paths([present[r.image_id] for r in records], [r.label for r in records],
-                                  image_size=args.image_size, cache=tmp / "cache")
+    base = SkinDataset.from_paths(
+        [present[r.image_id] for r in records],
+        [r.label for r in records],
+        image_size=args.image_size,
+        cache=tmp / "cache",
+    )
     test = base.subset(split.indices("test"))
     pool = np.concatenate([split.indices("train"), split.indices("val")])
     # the seed's random image-level split of the same non-test images (train 6/7, val 1/7)
@@ -79,8 +82,15 @@ def main() -> None:
     train_lesions = {records[i].group for i in seed_train}
     leaked = sum(records[i].group in train_lesions for i in seed_val)
 
-    fit = dict(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, num_workers=0, progress=False,
-               seed=args.seed, augment=True)
+    fit = dict(
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        num_workers=0,
+        progress=False,
+        seed=args.seed,
+        augment=True,
+    )
     rows = []
     start = time.perf_counter()
     seed_clf = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=False)
@@ -98,10 +108,14 @@ def main() -> None:
             clf.fit(base.subset(split.indices("train")), base.subset(split.indices("val")), class_balance=mode, **fit)
             balance_rows.append((f"class_balance={mode!r}", score(clf, test)))
     elapsed = time.perf_counter() - start
-    print(f"seed recipe vs hamkit: {source}; {args.backbone} at {args.image_size}px, {args.epochs} epochs, "
-          f"lr {args.lr:g}, batch {args.batch_size}, random init; torch {torch.__version__}, {platform.machine()}")
-    print(f"the seed's random split puts {leaked} of its {len(seed_val)} validation images next to a photo of the "
-          f"same lesion in training; the common test split has {len(test)} images")
+    print(
+        f"seed recipe vs hamkit: {source}; {args.backbone} at {args.image_size}px, {args.epochs} epochs, "
+        f"lr {args.lr:g}, batch {args.batch_size}, random init; torch {torch.__version__}, {platform.machine()}"
+    )
+    print(
+        f"the seed's random split puts {leaked} of its {len(seed_val)} validation images next to a photo of the "
+        f"same lesion in training; the common test split has {len(test)} images"
+    )
     print(f"{'':<42}{'accuracy':>10}{'bal. acc':>10}{'macro F1':>10}")
     for name, values in rows + ([("", {})] if balance_rows else []) + balance_rows:
         if not values:

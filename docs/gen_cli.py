@@ -80,8 +80,15 @@ def escape(text: str) -> str:
     """
     parts = text.split("`")
     for i in range(0, len(parts), 2):  # outside code spans only
-        parts[i] = (parts[i].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-                    .replace("*", "\\*").replace("_", "\\_").replace("|", "\\|"))
+        parts[i] = (
+            parts[i]
+            .replace("&", "&amp;")
+            .replace("<", "&lt;")
+            .replace(">", "&gt;")
+            .replace("*", "\\*")
+            .replace("_", "\\_")
+            .replace("|", "\\|")
+        )
     return "`".join(parts).replace("\n", " ")
 
 
@@ -139,12 +146,12 @@ def default_text(action: argparse.Action) -> str:
 
 def arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     """The parser's arguments, without ``--help`` and nested subcommand groups."""
-    return [a for a in parser._actions
-            if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))]
+    return [a for a in parser._actions if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))]
 
 
-def subcommands(parser: argparse.ArgumentParser, prefix: str = "") -> Iterator[tuple[str, argparse.ArgumentParser,
-                                                                                    str]]:
+def subcommands(
+    parser: argparse.ArgumentParser, prefix: str = ""
+) -> Iterator[tuple[str, argparse.ArgumentParser, str]]:
     """Walk the subcommands depth-first: ``(full name, parser, one-line help)``."""
     for group in parser._actions:
         if not isinstance(group, argparse._SubParsersAction):
@@ -211,8 +218,10 @@ def render(parser: argparse.ArgumentParser | None = None) -> str:
     parser = parser or build_parser()
     commands = list(subcommands(parser))
     lines = [INTRO, "| command | what it does |", "|---|---|"]
-    lines += [f"| [`hamkit {name}`](#{('hamkit ' + name).replace(' ', '-')}) | {escape(summary)} |"
-              for name, _, summary in commands]
+    lines += [
+        f"| [`hamkit {name}`](#{('hamkit ' + name).replace(' ', '-')}) | {escape(summary)} |"
+        for name, _, summary in commands
+    ]
     lines.append("")
     for name, sub, summary in commands:
         lines += section(name, sub, summary)

@@ -58,7 +58,7 @@ def _columns(border: str) -> list[tuple[int, int]]:
 def _cells(line: str, spans: list[tuple[int, int]]) -> list[str]:
     """Cut a table line at the column starts (the last column runs to the end of the line)."""
     starts = [start for start, _ in spans] + [len(line) + 1]
-    return [line[starts[i]:starts[i + 1]].strip() for i in range(len(spans))]
+    return [line[starts[i] : starts[i + 1]].strip() for i in range(len(spans))]
 
 
 def _join(first: str, more: str) -> str:
@@ -133,8 +133,7 @@ def rewrite(text: str, obj: Any) -> str:
         target = match["target"].strip()
         title = target.rsplit(".", 1)[-1] if match["tilde"] else target
         identifier = resolve(obj, target) if obj is not None else target
-        return (f'<autoref identifier="{html.escape(identifier)}" optional>'
-                f"<code>{html.escape(title)}</code></autoref>")
+        return f'<autoref identifier="{html.escape(identifier)}" optional><code>{html.escape(title)}</code></autoref>'
 
     text = rst_tables(ROLE.sub(role, text))
     return LITERAL_INTRO.sub(lambda m: f"{m['text']}:", text)

@@ -42,8 +42,11 @@ class SmallCNN(nn.Module):
         layers: list[nn.Module] = []
         channels = 3
         for out in (width // 4, width // 2, width):
-            layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(out),
-                       nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(channels, out, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+            ]
             channels = out
         self.features = nn.Sequential(*layers)
         self.feature_dim = width  # every hamkit backbone says how wide its output is
@@ -53,8 +56,13 @@ class SmallCNN(nn.Module):
         return self.features(images).mean(dim=(2, 3))
 
 
-@register_backbone("small_cnn", tasks=("classification",), feature_dim=64, input_size=(64, 64),
-                   description="SmallCNN: three conv blocks, 64-d features (example)")
+@register_backbone(
+    "small_cnn",
+    tasks=("classification",),
+    feature_dim=64,
+    input_size=(64, 64),
+    description="SmallCNN: three conv blocks, 64-d features (example)",
+)
 def small_cnn(*, task: str = "classification", pretrained: bool | str = False, **kwargs: Any) -> SmallCNN:
     """Build SmallCNN (hamkit calls builders as ``builder(task=..., pretrained=..., **kwargs)``)."""
     return SmallCNN(**kwargs)
@@ -81,8 +89,10 @@ def main(work: Path) -> None:
     model = LesionClassifier("small_cnn", image_size=64, pretrained=False, device="cpu")
     model.fit(data.root, split_csv=split_csv, epochs=3, batch_size=16, lr=3e-3, num_workers=0, progress=False)
     report = model.evaluate(data.root, split_csv=split_csv, split="test")
-    print(f"LesionClassifier('small_cnn'): test balanced accuracy {report.balanced_accuracy:.3f} "
-          f"on {report.n_samples} images")
+    print(
+        f"LesionClassifier('small_cnn'): test balanced accuracy {report.balanced_accuracy:.3f} "
+        f"on {report.n_samples} images"
+    )
 
 
 if __name__ == "__main__":

@@ -31,13 +31,16 @@ def planted_duplicates(csv_path: Path) -> list[tuple[str, str, str]]:
 def check(result: DedupResult, planted: list[tuple[str, str, str]], lesion_of: dict[str, str]) -> str:
     """How many planted copies share a group with their source, and how many pairs are wrong."""
     group_of = {path.stem: group for path, group in zip(result.paths, result.group_labels(), strict=True)}
-    found = Counter(kind for copy, source, kind in planted
-                    if group_of[copy] is not None and group_of[copy] == group_of[source])
+    found = Counter(
+        kind for copy, source, kind in planted if group_of[copy] is not None and group_of[copy] == group_of[source]
+    )
     ids = [(result.paths[i].stem, result.paths[j].stem) for i, j in zip(result.pairs.i, result.pairs.j, strict=True)]
     wrong = sum(lesion_of[a] != lesion_of[b] for a, b in ids)
     per_kind = ", ".join(f"{kind} {found[kind]}" for kind in sorted({k for _, _, k in planted}))
-    return (f"planted found {sum(found.values())} of {len(planted)} ({per_kind}); "
-            f"{len(ids)} pair(s), {wrong} between different lesions")
+    return (
+        f"planted found {sum(found.values())} of {len(planted)} ({per_kind}); "
+        f"{len(ids)} pair(s), {wrong} between different lesions"
+    )
 
 
 def main(work: Path) -> None:

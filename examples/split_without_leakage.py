@@ -61,8 +61,10 @@ def main(work: Path) -> None:
 
     naive = naive_split_csv(image_ids, work / "naive_split.csv")
     naive_audit = auditor.audit(work / "naive_split.csv", data.root)
-    print(f"naive split by image: {shared_lesions(lesion_ids, [naive[i] for i in image_ids])} lesion(s) "
-          f"in more than one split, {naive_audit.leaks} near-duplicate pair(s) across splits")
+    print(
+        f"naive split by image: {shared_lesions(lesion_ids, [naive[i] for i in image_ids])} lesion(s) "
+        f"in more than one split, {naive_audit.leaks} near-duplicate pair(s) across splits"
+    )
 
     # 1. duplicate groups of the whole dataset, aligned with the metadata rows by image id
     found = auditor.find(data.root)
@@ -78,9 +80,11 @@ def main(work: Path) -> None:
     # 3. audit: search every pair of splits for near-duplicates again
     audit = auditor.audit(work / "split.csv", data.root)
     audit.save(work / "audit")
-    print(f"hamkit split: {split.crossing_groups(lesion_ids)} lesion(s) and "
-          f"{split.crossing_groups(duplicate_groups)} duplicate group(s) in more than one split, "
-          f"{audit.leaks} near-duplicate pair(s) across splits")
+    print(
+        f"hamkit split: {split.crossing_groups(lesion_ids)} lesion(s) and "
+        f"{split.crossing_groups(duplicate_groups)} duplicate group(s) in more than one split, "
+        f"{audit.leaks} near-duplicate pair(s) across splits"
+    )
     print(f"split written to {work / 'split.csv'}")
 
 

@@ -28,12 +28,23 @@ def main(work: Path) -> None:
     split_csv = split_dataset(read_metadata(data.metadata_csv), seed=0).save(work / "split.csv")
 
     model = LesionClassifier("resnet18", image_size=64, pretrained=False, device="cpu")
-    model.fit(data.root, split_csv=split_csv,  # trains on the "train" rows, picks the epoch on "val"
-              epochs=4, batch_size=16, lr=1e-3, class_balance="sampler",
-              out_dir=work / "run", num_workers=0, progress=False, seed=0)
+    model.fit(
+        data.root,
+        split_csv=split_csv,  # trains on the "train" rows, picks the epoch on "val"
+        epochs=4,
+        batch_size=16,
+        lr=1e-3,
+        class_balance="sampler",
+        out_dir=work / "run",
+        num_workers=0,
+        progress=False,
+        seed=0,
+    )
     for row in model.history_:
-        print(f"epoch {row['epoch']:.0f}: train loss {row['train_loss']:.3f}, "
-              f"val balanced accuracy {row['val_balanced_accuracy']:.3f}")
+        print(
+            f"epoch {row['epoch']:.0f}: train loss {row['train_loss']:.3f}, "
+            f"val balanced accuracy {row['val_balanced_accuracy']:.3f}"
+        )
     print(f"kept epoch {model.best_epoch_}")
 
     report = model.evaluate(data.root, split_csv=split_csv, split="test")

@@ -28,18 +28,37 @@ def main(work: Path) -> None:
     data = make_synthetic(work / "data", n_lesions=50, seed=0, image_size=(96, 72), overwrite=True)
     split_csv = split_dataset(read_metadata(data.metadata_csv), seed=0).save(work / "split.csv")
 
-    model = LesionSegmenter("smp:Unet:resnet18", image_size=64, pretrained=False, classify=True, device="cpu",
-                            backbone_kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]})
-    model.fit(data.root, masks=data.masks_dir, split_csv=split_csv,
-              epochs=3, batch_size=8, lr=3e-3, cls_weight=1.0,
-              out_dir=work / "run", num_workers=0, progress=False, seed=0)
+    model = LesionSegmenter(
+        "smp:Unet:resnet18",
+        image_size=64,
+        pretrained=False,
+        classify=True,
+        device="cpu",
+        backbone_kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]},
+    )
+    model.fit(
+        data.root,
+        masks=data.masks_dir,
+        split_csv=split_csv,
+        epochs=3,
+        batch_size=8,
+        lr=3e-3,
+        cls_weight=1.0,
+        out_dir=work / "run",
+        num_workers=0,
+        progress=False,
+        seed=0,
+    )
     for row in model.history_:
-        print(f"epoch {row['epoch']:.0f}: train loss {row['train_loss']:.3f}, val dice {row['val_dice']:.3f}, "
-              f"val balanced accuracy {row['val_balanced_accuracy']:.3f}")
+        print(
+            f"epoch {row['epoch']:.0f}: train loss {row['train_loss']:.3f}, val dice {row['val_dice']:.3f}, "
+            f"val balanced accuracy {row['val_balanced_accuracy']:.3f}"
+        )
     print(f"kept epoch {model.best_epoch_} (monitor: joint_score)")
 
-    report = model.evaluate(data.root, masks=data.masks_dir, split_csv=split_csv, split="test",
-                            postprocess="largest+fill")
+    report = model.evaluate(
+        data.root, masks=data.masks_dir, split_csv=split_csv, split="test", postprocess="largest+fill"
+    )
     print(report.format_table())
     report.save(work / "test_report.json")
     report.save_csv(work / "per_image.csv")
@@ -51,8 +70,10 @@ def main(work: Path) -> None:
     written = again.write_masks(images, work / "masks", postprocess="largest+fill")
     prediction = again.segment(images)  # masks and class probabilities from one pass
     for path, mask, label in zip(written, prediction.masks, prediction.class_predictions, strict=True):
-        print(f"{path.name}: {mask.shape[1]}x{mask.shape[0]} mask, {mask.mean():.0%} lesion, "
-              f"class {again.classes_[int(label)]}")
+        print(
+            f"{path.name}: {mask.shape[1]}x{mask.shape[0]} mask, {mask.mean():.0%} lesion, "
+            f"class {again.classes_[int(label)]}"
+        )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,9 @@ def shared_sample() -> Path:
     return SHARED_SAMPLE
 
 
-def write_image(path: Path, size: tuple[int, int] = (60, 45), seed: int = 0, mode: str = "RGB",
-                fmt: str | None = None) -> Path:
+def write_image(
+    path: Path, size: tuple[int, int] = (60, 45), seed: int = 0, mode: str = "RGB", fmt: str | None = None
+) -> Path:
     """Write a random smooth image of ``size`` (width, height) in ``mode`` to ``path``."""
     rng = np.random.default_rng(seed)
     width, height = size
@@ -98,7 +99,6 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory):
     from hamkit.data.splits import split_dataset
     from hamkit.datasets import make_synthetic
 
-    data = make_synthetic(tmp_path_factory.mktemp("synthetic") / "data", n_lesions=100, seed=0,
-                          image_size=(128, 96))
+    data = make_synthetic(tmp_path_factory.mktemp("synthetic") / "data", n_lesions=100, seed=0, image_size=(128, 96))
     split_dataset(read_metadata(data.metadata_csv), seed=0).save(data.root / "split.csv")
     return data

@@ -49,10 +49,16 @@ def _check_segmentation(
 
 
 def test_builtin_names() -> None:
-    assert CLASSIFIERS == ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small",
-                           "resnet101", "resnet18", "resnet34", "resnet50"]
-    assert SEGMENTERS == ["deeplabv3_mobilenet_v3_large", "deeplabv3_resnet101",
-                          "deeplabv3_resnet50"]
+    assert CLASSIFIERS == [
+        "mobilenet_v2",
+        "mobilenet_v3_large",
+        "mobilenet_v3_small",
+        "resnet101",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+    ]
+    assert SEGMENTERS == ["deeplabv3_mobilenet_v3_large", "deeplabv3_resnet101", "deeplabv3_resnet50"]
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
@@ -93,10 +99,8 @@ def fake_torchvision_weights(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[s
     """Make every torchvision weights enum return a fresh random checkpoint of its model."""
     builders: dict[str, Callable[[], nn.Module]] = {
         "ResNet18_Weights": lambda: tvm.resnet18(weights=None),
-        "DeepLabV3_MobileNet_V3_Large_Weights": lambda: (
-            tvm.segmentation.deeplabv3_mobilenet_v3_large(
-                weights=None, weights_backbone=None, num_classes=21, aux_loss=True
-            )
+        "DeepLabV3_MobileNet_V3_Large_Weights": lambda: tvm.segmentation.deeplabv3_mobilenet_v3_large(
+            weights=None, weights_backbone=None, num_classes=21, aux_loss=True
         ),
     }
     served: dict[str, dict] = {}

@@ -41,8 +41,9 @@ def test_config_missing_a_key(run_folder, tmp_path):
 def test_resume_with_another_backbone(run_folder):
     clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
     with pytest.raises(HamkitError, match="another backbone .*'mobilenet_v3_small', not 'resnet18'"):
-        clf.fit(_data(), _data(), epochs=2, batch_size=8, num_workers=0, progress=False, out_dir=run_folder,
-                resume=True)
+        clf.fit(
+            _data(), _data(), epochs=2, batch_size=8, num_workers=0, progress=False, out_dir=run_folder, resume=True
+        )
 
 
 def test_resume_a_classifier_folder_as_a_segmenter(run_folder):

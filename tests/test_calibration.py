@@ -70,8 +70,9 @@ def fitted():
     labels = torch.arange(48) % 3
     images[:, 0] += labels.float()[:, None, None]  # a learnable signal
     data = TensorDataset(images, labels)
-    clf = LesionClassifier("mobilenet_v3_small", num_classes=3, classes=["a", "b", "c"], image_size=32,
-                           pretrained=False, device="cpu")
+    clf = LesionClassifier(
+        "mobilenet_v3_small", num_classes=3, classes=["a", "b", "c"], image_size=32, pretrained=False, device="cpu"
+    )
     clf.fit(data, data, epochs=2, batch_size=16, lr=1e-3, num_workers=0, progress=False)
     return clf, data
 

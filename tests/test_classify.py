@@ -18,8 +18,7 @@ FIT = dict(epochs=5, batch_size=32, lr=2e-3, num_workers=0, progress=False, seed
 def fitted(synthetic, tmp_path_factory):
     out = tmp_path_factory.mktemp("clf_run")
     clf = LesionClassifier("resnet18", image_size=48, pretrained=False, device="cpu")
-    clf.fit(synthetic.root, split_csv=synthetic.root / "split.csv", out_dir=out,
-            cache=out / "cache", **FIT)
+    clf.fit(synthetic.root, split_csv=synthetic.root / "split.csv", out_dir=out, cache=out / "cache", **FIT)
     return clf, out
 
 
@@ -85,8 +84,7 @@ def test_class_balance_modes_and_weights(synthetic):
     clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
     with pytest.raises(HamkitError, match="class_balance"):
         clf.fit(synthetic.root, split_csv=synthetic.root / "split.csv", class_balance="oversample")
-    clf.fit(synthetic.root, split_csv=synthetic.root / "split.csv", class_balance="loss",
-            **{**FIT, "epochs": 1})
+    clf.fit(synthetic.root, split_csv=synthetic.root / "split.csv", class_balance="loss", **{**FIT, "epochs": 1})
     assert len(clf.history_) == 1
 
 

@@ -8,19 +8,30 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize(("arguments", "flag"), [
-    (["train", "classifier", "--data", "d", "--split", "s.csv", "--out", "o", "--epochs", "0"], "--epochs"),
-    (["train", "classifier", "--data", "d", "--split", "s.csv", "--out", "o", "--early-stopping", "-1"],
-     "--early-stopping"),
-    (["train", "segmenter", "--data", "d", "--split", "s.csv", "--out", "o", "--image-size", "0"], "--image-size"),
-    (["train", "classifier", "--data", "d", "--split", "s.csv", "--out", "o", "--workers", "-2"], "--workers"),
-    (["train", "classifier", "--data", "d", "--split", "s.csv", "--out", "o", "--lr", "nan"], "--lr"),
-    (["dedup", "folder", "--out", "o", "--candidates", "0"], "--candidates"),
-    (["dedup", "folder", "--out", "o", "--batch-size", "two"], "--batch-size"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "flag"),
+    [
+        (["train", "classifier", "--data", "d", "--split", "s.csv", "--out", "o", "--epochs", "0"], "--epochs"),
+        (
+            ["train", "classifier", "--data", "d", "--split", "s.csv", "--out", "o", "--early-stopping", "-1"],
+            "--early-stopping",
+        ),
+        (["train", "segmenter", "--data", "d", "--split", "s.csv", "--out", "o", "--image-size", "0"], "--image-size"),
+        (["train", "classifier", "--data", "d", "--split", "s.csv", "--out", "o", "--workers", "-2"], "--workers"),
+        (["train", "classifier", "--data", "d", "--split", "s.csv", "--out", "o", "--lr", "nan"], "--lr"),
+        (["dedup", "folder", "--out", "o", "--candidates", "0"], "--candidates"),
+        (["dedup", "folder", "--out", "o", "--batch-size", "two"], "--batch-size"),
+    ],
+)
 def test_a_bad_number_names_its_flag(arguments: list[str], flag: str, tmp_path) -> None:
-    done = subprocess.run([sys.executable, "-m", "hamkit", *arguments], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "hamkit", *arguments],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert f"argument {flag}: must be" in lines[-1] and "Traceback" not in done.stderr

@@ -24,25 +24,27 @@ def _rows(text: str) -> list[list[str]]:
 
 
 def test_format_table_aligns_columns() -> None:
-    assert format_table(("A", "BB"), [(1, "x"), ("long", "y")]).splitlines() == [
-        "A     BB", "1     x", "long  y"
-    ]
+    assert format_table(("A", "BB"), [(1, "x"), ("long", "y")]).splitlines() == ["A     BB", "1     x", "long  y"]
 
 
-def test_backbones_lists_all_builtins(fresh: reg._Registry, capsys: pytest.CaptureFixture[str]
-                                      ) -> None:
+def test_backbones_lists_all_builtins(fresh: reg._Registry, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backbones"]) == 0
     rows = _rows(capsys.readouterr().out)
     assert rows[0] == ["NAME", "TASKS", "FEATURE_DIM", "INPUT", "PRETRAINED", "SOURCE"]
     table = {row[0]: row for row in rows[1:] if len(row) == 6}
     assert set(table) == set(BUILTIN_SPECS)
-    assert table["resnet50"] == ["resnet50", "classification", "2048", "224x224",
-                                 "IMAGENET1K_V2,IMAGENET1K_V1", "hamkit"]
+    assert table["resnet50"] == [
+        "resnet50",
+        "classification",
+        "2048",
+        "224x224",
+        "IMAGENET1K_V2,IMAGENET1K_V1",
+        "hamkit",
+    ]
     assert table["deeplabv3_resnet101"][1:4] == ["segmentation", "2048", "256x256"]
 
 
-def test_backbones_pattern_and_task(fresh: reg._Registry, capsys: pytest.CaptureFixture[str]
-                                    ) -> None:
+def test_backbones_pattern_and_task(fresh: reg._Registry, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backbones", "*mobilenet*", "--task", "segmentation"]) == 0
     names = [row[0] for row in _rows(capsys.readouterr().out)[1:] if len(row) == 6]
     assert names == ["deeplabv3_mobilenet_v3_large"]
@@ -53,13 +55,17 @@ def test_backbones_no_match(fresh: reg._Registry, capsys: pytest.CaptureFixture[
     assert "no backbone matches 'vgg*'" in capsys.readouterr().out
 
 
-def test_backbones_describes_a_pass_through_name(
-    fresh: reg._Registry, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_backbones_describes_a_pass_through_name(fresh: reg._Registry, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backbones", "smp:unet:resnet18"]) == 0
     rows = _rows(capsys.readouterr().out)
-    assert rows[1] == ["smp:Unet:resnet18", "segmentation", "512", "256x256",
-                       "imagenet,ssl,swsl", "segmentation-models-pytorch"]
+    assert rows[1] == [
+        "smp:Unet:resnet18",
+        "segmentation",
+        "512",
+        "256x256",
+        "imagenet,ssl,swsl",
+        "segmentation-models-pytorch",
+    ]
     assert main(["backbones", "smp:unet:resnet18", "--task", "classification"]) == 1
 
 
@@ -90,6 +96,4 @@ def test_plugins_when_none_installed(
     monkeypatch.delenv("HAMKIT_DISABLE_PLUGINS")
     monkeypatch.setattr(reg._plugins, "discover", lambda: [])
     assert main(["plugins"]) == 0
-    assert "no backbone plugins installed (entry point group 'hamkit.backbones')" in (
-        capsys.readouterr().out
-    )
+    assert "no backbone plugins installed (entry point group 'hamkit.backbones')" in (capsys.readouterr().out)

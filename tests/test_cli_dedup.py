@@ -9,16 +9,36 @@ from hamkit.data.splits import split_dataset
 
 def test_dedup_then_split_with_groups_then_clean_audit(synthetic, tmp_path, capsys):
     out = tmp_path / "dedup"
-    assert main(["dedup", str(synthetic.root), "--out", str(out), "--method", "exact", "--quiet", "--workers", "0"]) == 0
+    assert (
+        main(["dedup", str(synthetic.root), "--out", str(out), "--method", "exact", "--quiet", "--workers", "0"]) == 0
+    )
     text = capsys.readouterr().out
     assert "duplicate pair(s)" in text and (out / "review.png").is_file() and (out / "review.html").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"]["pairs"] >= 1
     split = tmp_path / "split.csv"
-    assert main(["split", str(synthetic.metadata_csv), "--out", str(split), "--group-csv", str(out / "groups.csv")]) == 0
+    assert (
+        main(["split", str(synthetic.metadata_csv), "--out", str(split), "--group-csv", str(out / "groups.csv")]) == 0
+    )
     capsys.readouterr()
-    assert main(["audit", str(split), "--root", str(synthetic.root), "--method", "exact", "--quiet",
-                 "--workers", "0", "--out", str(tmp_path / "audit")]) == 0
+    assert (
+        main(
+            [
+                "audit",
+                str(split),
+                "--root",
+                str(synthetic.root),
+                "--method",
+                "exact",
+                "--quiet",
+                "--workers",
+                "0",
+                "--out",
+                str(tmp_path / "audit"),
+            ]
+        )
+        == 0
+    )
     assert "total: 0 (clean)" in capsys.readouterr().out
 
 
@@ -26,8 +46,19 @@ def test_audit_exit_status_flags_leakage(synthetic, tmp_path, capsys):
     records = read_metadata(synthetic.metadata_csv)
     for seed in range(20):  # a lesion-only split that lets a planted exact copy cross
         split_dataset(records, seed=seed).save(tmp_path / "s.csv")
-        code = main(["audit", str(tmp_path / "s.csv"), "--root", str(synthetic.root), "--method", "exact",
-                     "--quiet", "--workers", "0"])
+        code = main(
+            [
+                "audit",
+                str(tmp_path / "s.csv"),
+                "--root",
+                str(synthetic.root),
+                "--method",
+                "exact",
+                "--quiet",
+                "--workers",
+                "0",
+            ]
+        )
         if code == 3:
             assert "(LEAKAGE)" in capsys.readouterr().out
             break
@@ -58,9 +89,26 @@ def test_search_backend_option_reaches_the_deduplicator():
 
 
 def test_warnings_are_printed_as_one_line(tiny_folder, tmp_path, capsys):
-    code = main(["dedup", str(tiny_folder), "--out", str(tmp_path / "o"), "--method", "cnn", "--no-pretrained",
-                 "--backbone", "mobilenet_v3_small", "--image-size", "32", "--workers", "0", "--quiet",
-                 "--cache", str(tmp_path / "cache")])
+    code = main(
+        [
+            "dedup",
+            str(tiny_folder),
+            "--out",
+            str(tmp_path / "o"),
+            "--method",
+            "cnn",
+            "--no-pretrained",
+            "--backbone",
+            "mobilenet_v3_small",
+            "--image-size",
+            "32",
+            "--workers",
+            "0",
+            "--quiet",
+            "--cache",
+            str(tmp_path / "cache"),
+        ]
+    )
     assert code == 0
     err = capsys.readouterr().err
     assert "hamkit dedup: warning: Deduplicator('cnn', backbone='mobilenet_v3_small') has random weights" in err

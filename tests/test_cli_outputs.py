@@ -24,8 +24,9 @@ FILE_COMMANDS = [
 
 def _argv(template: list[str], tmp_path, out) -> list[str]:
     (tmp_path / "IMAGES").mkdir(exist_ok=True)
-    return [str(out) if a == "OUT" else (str(tmp_path / a) if a.isupper() or a.endswith(".csv") else a)
-            for a in template]
+    return [
+        str(out) if a == "OUT" else (str(tmp_path / a) if a.isupper() or a.endswith(".csv") else a) for a in template
+    ]
 
 
 @pytest.mark.parametrize("template", FOLDER_COMMANDS, ids=lambda t: t[0])

@@ -19,9 +19,7 @@ def only_synth(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli_main, "COMMAND_MODULES", ("synth",))
 
 
-def test_synth_writes_dataset_and_prints_summary(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_synth_writes_dataset_and_prints_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "x"
     assert main(["synth", str(out), "--n-lesions", "30", "--seed", "1"]) == 0
     printed = capsys.readouterr().out
@@ -29,11 +27,7 @@ def test_synth_writes_dataset_and_prints_summary(
         rows = list(csv.DictReader(handle))
     with (out / "duplicates_groundtruth.csv").open(newline="") as handle:
         planted = list(csv.DictReader(handle))
-    images = [
-        p
-        for part in ("HAM10000_images_part_1", "HAM10000_images_part_2")
-        for p in (out / part).iterdir()
-    ]
+    images = [p for part in ("HAM10000_images_part_1", "HAM10000_images_part_2") for p in (out / part).iterdir()]
     assert len(images) == len(rows) > 30
     masks = list((out / "HAM10000_segmentations_lesion_tschandl").iterdir())
     assert len(masks) == len(images)

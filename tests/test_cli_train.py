@@ -12,8 +12,23 @@ def test_split_command(synthetic, tmp_path, capsys):
     out = tmp_path / "split.csv"
     groups = tmp_path / "groups.csv"
     groups.write_text("image_id,group\n")
-    assert main(["split", str(synthetic.metadata_csv), "--out", str(out), "--seed", "2",
-                 "--group-csv", str(groups), "--pie", str(tmp_path / "pie.png")]) == 0
+    assert (
+        main(
+            [
+                "split",
+                str(synthetic.metadata_csv),
+                "--out",
+                str(out),
+                "--seed",
+                "2",
+                "--group-csv",
+                str(groups),
+                "--pie",
+                str(tmp_path / "pie.png"),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "no lesion in two splits" in printed and (tmp_path / "pie.png").is_file()
     rows = list(csv.DictReader(out.open()))
@@ -24,9 +39,32 @@ def test_split_command(synthetic, tmp_path, capsys):
 
 def test_train_predict_evaluate(synthetic, tmp_path, capsys):
     run = tmp_path / "run"
-    argv = ["train", "classifier", "--data", str(synthetic.root), "--split", str(synthetic.root / "split.csv"),
-            "--out", str(run), "--backbone", "resnet18", "--image-size", "32", "--epochs", "2",
-            "--batch-size", "32", "--lr", "2e-3", "--no-pretrained", "--workers", "0", "--quiet", "--device", "cpu"]
+    argv = [
+        "train",
+        "classifier",
+        "--data",
+        str(synthetic.root),
+        "--split",
+        str(synthetic.root / "split.csv"),
+        "--out",
+        str(run),
+        "--backbone",
+        "resnet18",
+        "--image-size",
+        "32",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--lr",
+        "2e-3",
+        "--no-pretrained",
+        "--workers",
+        "0",
+        "--quiet",
+        "--device",
+        "cpu",
+    ]
     assert main(argv) == 0
     assert "best epoch" in capsys.readouterr().out
     assert (run / "model" / "config.json").is_file() and (run / "history.csv").is_file()
@@ -38,8 +76,21 @@ def test_train_predict_evaluate(synthetic, tmp_path, capsys):
     assert [r["image_id"] for r in rows] == [p.stem for p in images]
     assert abs(sum(float(rows[0][c]) for c in ("mel", "nv", "bcc", "akiec", "bkl", "df", "vasc")) - 1) < 1e-4
 
-    assert main(["evaluate", str(run / "model"), "--data", str(synthetic.root), "--split",
-                 str(synthetic.root / "split.csv"), "--out", str(tmp_path / "eval")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run / "model"),
+                "--data",
+                str(synthetic.root),
+                "--split",
+                str(synthetic.root / "split.csv"),
+                "--out",
+                str(tmp_path / "eval"),
+            ]
+        )
+        == 0
+    )
     assert "balanced accuracy" in capsys.readouterr().out
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert report["n_samples"] > 0 and (tmp_path / "eval" / "confusion_matrix.png").is_file()

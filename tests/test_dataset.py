@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import write_metadata
 from torch.utils.data import DataLoader
 
-from conftest import write_metadata
 from hamkit.data.dataset import SkinDataset
 from hamkit.data.metadata import read_metadata
 from hamkit.data.splits import split_dataset
@@ -53,8 +53,10 @@ def test_split_selection_and_subset(tiny_folder, tmp_path):
     records = read_metadata(tiny_folder / "HAM10000_metadata.csv")
     split = split_dataset(records, (0.5, 0.25, 0.25), seed=0)
     split.save(tmp_path / "split.csv")
-    parts = {name: SkinDataset.from_folder(tiny_folder, split_csv=tmp_path / "split.csv", split=name, image_size=16)
-             for name in ("train", "val", "test")}
+    parts = {
+        name: SkinDataset.from_folder(tiny_folder, split_csv=tmp_path / "split.csv", split=name, image_size=16)
+        for name in ("train", "val", "test")
+    }
     assert sum(len(p) for p in parts.values()) == 14
     assert not set(parts["train"].image_ids) & set(parts["test"].image_ids)
     assert len(parts["train"].subset([0, 1])) == 2
@@ -112,8 +114,11 @@ def test_corrupt_image_error_names_file(tiny_folder):
 
 def test_real_sample_with_palette_masks(shared_sample):
     ds = SkinDataset.from_folder(
-        shared_sample / "images", labels=shared_sample / "HAM10000_metadata.csv",
-        masks=shared_sample / "masks", image_size=64, on_missing="skip",
+        shared_sample / "images",
+        labels=shared_sample / "HAM10000_metadata.csv",
+        masks=shared_sample / "masks",
+        image_size=64,
+        on_missing="skip",
     )
     assert len(ds) == 75 and ds.with_masks
     assert len(ds.skipped) == 10015 - 75

@@ -83,7 +83,8 @@ def test_pairs_in_any_order_and_repeated_give_the_same_groups() -> None:
     rng = np.random.default_rng(0)
     order = rng.permutation(len(pairs))
     flipped = Pairs(
-        np.r_[pairs.j[order], pairs.i[:5]], np.r_[pairs.i[order], pairs.j[:5]],
+        np.r_[pairs.j[order], pairs.i[:5]],
+        np.r_[pairs.i[order], pairs.j[:5]],
         np.r_[pairs.score[order], pairs.score[:5] - 0.5],  # worse repeats: the best score counts
     )
     for mode in ("connected", "representative"):
@@ -105,7 +106,8 @@ def test_representative_mode_splits_a_chain() -> None:
     assert [g.members for g in duplicate_groups(4, pairs)] == [(0, 1, 2, 3)]
     groups = duplicate_groups(4, pairs, mode="representative")
     assert [(g.members, g.representative, g.weakest_link) for g in groups] == [
-        ((0, 1), 0, 2), ((2, 3), 2, 1),
+        ((0, 1), 0, 2),
+        ((2, 3), 2, 1),
     ]
 
 
@@ -160,8 +162,7 @@ def test_first_policy_keeps_first_path_and_all_singletons() -> None:
 
 
 def test_largest_policy_resolution_then_size_then_path() -> None:
-    groups = [DuplicateGroup((0, 1, 2), 0, 1.0), DuplicateGroup((3, 4), 3, 1.0),
-              DuplicateGroup((5, 6), 5, 1.0)]
+    groups = [DuplicateGroup((0, 1, 2), 0, 1.0), DuplicateGroup((3, 4), 3, 1.0), DuplicateGroup((5, 6), 5, 1.0)]
     resolutions = [(600, 450), (800, 600), (800, 600), (100, 100), (100, 100), (50, 50), (50, 50)]
     sizes = [9000, 100, 200, 10, 10, 7, 7]
     paths = ["a", "b", "c", "e", "d", "g", "f"]

@@ -134,9 +134,7 @@ def test_hashes_survive_jpeg_resize_and_brightness_but_separate_unrelated(kind: 
     assert min(far) >= 16, far
 
 
-@pytest.mark.parametrize(
-    ("func", "shape"), [(phash, (2, 32, 31)), (phash, (32, 32)), (dhash, (2, 9, 8))]
-)
+@pytest.mark.parametrize(("func", "shape"), [(phash, (2, 32, 31)), (phash, (32, 32)), (dhash, (2, 9, 8))])
 def test_wrong_shape_names_expected_size(func, shape) -> None:
     with pytest.raises(DataError, match=r"resize"):
         func(np.zeros(shape))

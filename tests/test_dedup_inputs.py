@@ -29,7 +29,8 @@ def test_a_pipe_in_a_list_file_is_skipped_not_waited_for(tmp_path: Path, method:
     listing.write_text("ok0.jpg\nok1.jpg\npipe.jpg\n")
     result = Deduplicator(method=method, progress=False, cache_dir=False, num_workers=0).find(listing)
     assert {result.paths[i].name: reason for i, reason in result.skipped.items()} == {
-        "pipe.jpg": "not a regular file (a pipe, device or socket): skipped"}
+        "pipe.jpg": "not a regular file (a pipe, device or socket): skipped"
+    }
     result.save(tmp_path / "out")
     assert "pipe.jpg" in (tmp_path / "out" / "skipped.txt").read_text()
 

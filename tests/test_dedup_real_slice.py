@@ -24,8 +24,9 @@ PER_KIND = 6
 MAX_ACROSS = 8  # the 40 of the full set scaled to the slice; 1 when measured (2026-12-01)
 TARGET_RECALL = {"exact": 1.0, "photometric": 0.95, "geometric": 0.80}
 
-pytestmark = pytest.mark.skipif(not (REAL / "HAM10000_metadata.csv").is_file(),
-                                reason="the real HAM10000 folder is absent")
+pytestmark = pytest.mark.skipif(
+    not (REAL / "HAM10000_metadata.csv").is_file(), reason="the real HAM10000 folder is absent"
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +43,11 @@ def slice_result(tmp_path_factory):
 def test_pairs_across_lesions_stay_few(slice_result) -> None:
     result, _, lesion = slice_result
     stems = [p.stem for p in result.paths]
-    across = [(stems[i], stems[j]) for i, j in zip(result.pairs.i, result.pairs.j, strict=True)
-              if stems[i] in lesion and stems[j] in lesion and lesion[stems[i]] != lesion[stems[j]]]
+    across = [
+        (stems[i], stems[j])
+        for i, j in zip(result.pairs.i, result.pairs.j, strict=True)
+        if stems[i] in lesion and stems[j] in lesion and lesion[stems[i]] != lesion[stems[j]]
+    ]
     assert len(across) <= MAX_ACROSS, across
 
 

@@ -16,5 +16,6 @@ def test_contact_sheet_and_html(synthetic, tmp_path):
     page = review_html(result, tmp_path / "review.html", max_pairs=4).read_text()
     assert page.count("data:image/jpeg;base64,") == 8 and "Hamming" in page
     empty = Deduplicator("exact", pretrained=False, num_workers=0, progress=False).find(
-        sorted(synthetic.root.rglob("ISIC_*.jpg"))[:2])
+        sorted(synthetic.root.rglob("ISIC_*.jpg"))[:2]
+    )
     assert "no duplicate pairs" in review_html(empty, tmp_path / "empty.html").read_text()

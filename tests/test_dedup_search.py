@@ -31,7 +31,7 @@ def embeddings(n: int, d: int = 32, planted: int = 10, seed: int = 0, noise: flo
     rng = np.random.default_rng(seed)
     emb = rng.standard_normal((n, d)).astype(np.float32)
     sources = rng.choice(n - planted, planted, replace=False)
-    emb[n - planted:] = emb[sources] + noise * np.linalg.norm(emb[sources], axis=1, keepdims=True) * (
+    emb[n - planted :] = emb[sources] + noise * np.linalg.norm(emb[sources], axis=1, keepdims=True) * (
         rng.standard_normal((planted, d)).astype(np.float32) / np.sqrt(d)
     )
     return emb / np.linalg.norm(emb, axis=1, keepdims=True)
@@ -255,8 +255,7 @@ def test_faiss_flat_agrees_with_numpy() -> None:
     assert_same(pairs, brute_cosine(emb, emb, 0.9, True))
     a, b = emb[:200], emb[200:]
     assert_same(cosine_cross_pairs(a, b, 0.9, backend="faiss"), brute_cosine(a, b, 0.9, False))
-    at = cosine_pairs(np.array([[1, 0], [0.6, 0.8]], dtype=np.float32), float(np.float32(0.6)),
-                      backend="faiss")
+    at = cosine_pairs(np.array([[1, 0], [0.6, 0.8]], dtype=np.float32), float(np.float32(0.6)), backend="faiss")
     assert len(at) == 1  # faiss keeps > radius: the threshold is still inclusive
 
 
@@ -295,8 +294,7 @@ def test_faiss_ivf_finds_planted_duplicates_from_either_end(monkeypatch: pytest.
     np.testing.assert_allclose(one.score, np.diag(brute), rtol=1e-5)  # scores are exact
     again = cosine_pairs(emb, 0.95, backend="faiss-ivf", ivf=IvfConfig(nlist=32, nprobe=1))
     np.testing.assert_array_equal(again.i, one.i)  # seeded: the same index every time
-    cross = cosine_cross_pairs(emb[:2000], emb[2000:], 0.95, backend="faiss-ivf",
-                               ivf=IvfConfig(nlist=8, nprobe=8))
+    cross = cosine_cross_pairs(emb[:2000], emb[2000:], 0.95, backend="faiss-ivf", ivf=IvfConfig(nlist=8, nprobe=8))
     assert_same(cross, brute_cosine(emb[:2000], emb[2000:], 0.95, False))
     monkeypatch.setattr(search, "FAISS_APPROX_MIN_N", 1000)  # 'auto' and 'faiss' switch to IVF from there
     assert not cosine_pairs(emb, 0.95, backend="auto").exact
@@ -314,8 +312,9 @@ def test_faiss_backends_stop_a_too_loose_search_early(monkeypatch: pytest.Monkey
     monkeypatch.setattr(faiss_search, "QUERY_ROWS", 10)  # 10 query batches
     checked: list[int] = []
     real = PairCollector.check
-    monkeypatch.setattr(PairCollector, "check", lambda self, count, copies=1: checked.append(count)
-                        or real(self, count, copies))
+    monkeypatch.setattr(
+        PairCollector, "check", lambda self, count, copies=1: checked.append(count) or real(self, count, copies)
+    )
     emb = embeddings(100, d=3, planted=0, seed=7)
     with pytest.raises(DataError, match="max_pairs=50"):
         cosine_pairs(emb, 0.1, backend=backend, max_pairs=50)

@@ -76,8 +76,10 @@ def test_verification_accepts_altered_copies_and_refuses_other_lesions() -> None
     reference = Scene.from_image(image)
     for kind in ("rotated", "shifted", "cropped", "flipped", "turned", "resized", "colour"):
         copy = Scene.from_image(alter_image(image, kind, rng))
-        scores = [verify_pair(reference.gray, reference.features, copy.gray, features, mirrored=mirror)
-                  for mirror, features in ((False, copy.features), (True, copy.mirror_features))]
+        scores = [
+            verify_pair(reference.gray, reference.features, copy.gray, features, mirrored=mirror)
+            for mirror, features in ((False, copy.features), (True, copy.mirror_features))
+        ]
         best = max(scores)
         assert best[0] > 0.6 and best[1] >= 15, (kind, scores)
     for other in range(6, 12):  # different lesions, same skin, same vignette
@@ -101,8 +103,9 @@ def test_textureless_identical_files_still_pair(tmp_path: Path) -> None:
         Image.new("RGB", (120, 90), (200, 150, 140)).save(tmp_path / name)
     Image.new("RGB", (120, 90), (40, 150, 140)).save(tmp_path / "c.png")
     result = Deduplicator(progress=False, cache_dir=False).find(tmp_path)
-    assert [(result.paths[i].name, result.paths[j].name) for i, j in zip(result.pairs.i, result.pairs.j)] \
-        == [("a.png", "b.png")]
+    assert [(result.paths[i].name, result.paths[j].name) for i, j in zip(result.pairs.i, result.pairs.j)] == [
+        ("a.png", "b.png")
+    ]
 
 
 def test_default_finds_the_copies_and_no_distinct_lesion(planted_folder) -> None:
@@ -115,8 +118,11 @@ def test_default_finds_the_copies_and_no_distinct_lesion(planted_folder) -> None
     # candidate search than real ones; the targets are those of the real data
     assert recall["exact"] == 1.0 and recall["photometric"] == 1.0, recall
     assert recall["geometric"] >= 0.8, recall
-    originals_paired = {(names[i], names[j]) for i, j in zip(result.pairs.i, result.pairs.j)
-                        if not names[i].startswith("COPY") and not names[j].startswith("COPY")}
+    originals_paired = {
+        (names[i], names[j])
+        for i, j in zip(result.pairs.i, result.pairs.j)
+        if not names[i].startswith("COPY") and not names[j].startswith("COPY")
+    }
     assert originals_paired == set()
     copies_per_source = max(sum(c.source == other.source for c in planted) for other in planted)
     assert max(g.size for g in result.groups) <= 1 + copies_per_source
@@ -216,8 +222,12 @@ def test_cli_labels_and_against(planted_folder, tmp_path: Path) -> None:
             dx = "mel" if path.stem == planted[0].path.stem else "nv"
             writer.writerow([f"HAM_{lesion}", path.stem, dx, "histo", "50", "male", "back"])
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "hamkit", "dedup", str(folder), "--out", str(out), "--quiet",
-                           "--labels", str(metadata)], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "hamkit", "dedup", str(folder), "--out", str(out), "--quiet", "--labels", str(metadata)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "label conflicts" in done.stdout and "Suggested threshold" in done.stdout
     for name in ("pairs.csv", "conflicts.csv", "calibration.csv", "calibration.png", "review.png"):
@@ -228,8 +238,23 @@ def test_cli_labels_and_against(planted_folder, tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["label_conflicts"] >= 1 and summary["calibration"]["pairs_across_lesions"] == 0
     against = tmp_path / "against"
-    done = subprocess.run([sys.executable, "-m", "hamkit", "dedup", str(planted[0].path), "--against", str(folder),
-                           "--out", str(against), "--quiet"], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hamkit",
+            "dedup",
+            str(planted[0].path),
+            "--against",
+            str(folder),
+            "--out",
+            str(against),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     rows = (against / "pairs.csv").read_text().splitlines()
     assert rows[0] == "path_a,path_b,score" and len(rows) >= 2
@@ -243,8 +268,9 @@ def test_unreadable_and_tiny_files_are_skipped_or_scanned(tmp_path: Path) -> Non
     Image.new("RGB", (300, 2), "white").save(tmp_path / "sliver.png")
     result = Deduplicator(progress=False, cache_dir=False).find(tmp_path)
     assert [result.paths[i].name for i in result.skipped] == ["broken.jpg"]
-    assert [(result.paths[i].name, result.paths[j].name) for i, j in zip(result.pairs.i, result.pairs.j)] \
-        == [("a.jpg", "a_again.png")]
+    assert [(result.paths[i].name, result.paths[j].name) for i, j in zip(result.pairs.i, result.pairs.j)] == [
+        ("a.jpg", "a_again.png")
+    ]
     assert "candidate pair(s) were checked" in result.summary()
 
 
@@ -262,4 +288,3 @@ print(len(Deduplicator(progress=False, cache_dir=False, num_workers=2).find(r"{t
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "6", done.stderr
-

@@ -12,9 +12,9 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import write_image
 from PIL import Image
 
-from conftest import write_image
 from hamkit import DataError, Deduplicator, HamkitError
 from hamkit.data.metadata import read_metadata
 from hamkit.data.splits import split_dataset
@@ -69,16 +69,26 @@ def test_random_weight_cnn_warns(synthetic):
 
 @pytest.mark.filterwarnings("ignore:Deduplicator.*random weights")
 def test_cnn_embeddings_are_cached_and_resumable(synthetic, tmp_path, monkeypatch):
-    dedup = Deduplicator("cnn", backbone="mobilenet_v3_small", image_size=64, threshold=0.99999,
-                         cache_dir=tmp_path / "cache", batch_size=32, **FAST)
+    dedup = Deduplicator(
+        "cnn",
+        backbone="mobilenet_v3_small",
+        image_size=64,
+        threshold=0.99999,
+        cache_dir=tmp_path / "cache",
+        batch_size=32,
+        **FAST,
+    )
     paths = sorted(synthetic.root.rglob("ISIC_*.jpg"))[:40]
     emb = dedup.embed(paths)
     assert emb.shape == (40, 576) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
     decoded: list[int] = []
     real_job = embeddings_module.DecodeJob
-    monkeypatch.setattr(embeddings_module, "DecodeJob", lambda p, *a, **k: decoded.append(len(p)) or real_job(p, *a, **k))
-    again = Deduplicator("cnn", backbone="mobilenet_v3_small", image_size=64, cache_dir=tmp_path / "cache",
-                         batch_size=32, **FAST).embed(paths + paths[:0])
+    monkeypatch.setattr(
+        embeddings_module, "DecodeJob", lambda p, *a, **k: decoded.append(len(p)) or real_job(p, *a, **k)
+    )
+    again = Deduplicator(
+        "cnn", backbone="mobilenet_v3_small", image_size=64, cache_dir=tmp_path / "cache", batch_size=32, **FAST
+    ).embed(paths + paths[:0])
     assert decoded == [0] and np.array_equal(again, emb)  # nothing recomputed
     more = dedup.embed(sorted(synthetic.root.rglob("ISIC_*.jpg"))[:50])
     assert decoded[-1] == 10 and np.array_equal(more[:40], emb)  # only the 10 new images
@@ -88,8 +98,7 @@ def test_cnn_embeddings_are_cached_and_resumable(synthetic, tmp_path, monkeypatc
 def test_approximate_search_backend_is_reported(synthetic, tmp_path):
     pytest.importorskip("faiss")
     paths = sorted(synthetic.root.rglob("ISIC_*.jpg"))[:40]
-    settings = dict(backbone="mobilenet_v3_small", image_size=32, threshold=0.999,
-                    cache_dir=tmp_path / "cache", **FAST)
+    settings = dict(backbone="mobilenet_v3_small", image_size=32, threshold=0.999, cache_dir=tmp_path / "cache", **FAST)
     exact = Deduplicator("cnn", **settings).find(paths)
     from hamkit.dedup.search import IvfConfig
 
@@ -103,7 +112,7 @@ def test_approximate_search_backend_is_reported(synthetic, tmp_path):
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["exact_search"] is False
     folder = tmp_path / "split"
     folder.mkdir()
-    for k, path in enumerate(paths[:12]):
+    for path in paths[:12]:
         shutil.copyfile(path, folder / path.name)
     rows = [f"{p.stem},{'train' if k % 2 else 'test'}" for k, p in enumerate(paths[:12])]
     (tmp_path / "split.csv").write_text("image_id,split\n" + "\n".join(rows) + "\n")
@@ -122,8 +131,9 @@ def test_hashes_are_cached_by_file_identity(synthetic, tmp_path, monkeypatch):
         shutil.copyfile(path, folder / path.name)
     decoded: list[int] = []
     real_job = deduplicator_module.DecodeJob
-    monkeypatch.setattr(deduplicator_module, "DecodeJob",
-                        lambda p, *a, **k: decoded.append(len(p)) or real_job(p, *a, **k))
+    monkeypatch.setattr(
+        deduplicator_module, "DecodeJob", lambda p, *a, **k: decoded.append(len(p)) or real_job(p, *a, **k)
+    )
     dedup = Deduplicator("phash", cache_dir=tmp_path / "cache", **FAST)
     first = dedup.find(folder)
     again = Deduplicator("phash", cache_dir=tmp_path / "cache", **FAST).find(folder)
@@ -156,16 +166,32 @@ def test_interrupted_embedding_resumes(synthetic, tmp_path, monkeypatch):
 
     monkeypatch.setattr(embeddings_module, "decode_all", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        embeddings_module.embed_paths(paths, model, image_size=64, mean=(0.5,) * 3, std=(0.5,) * 3,
-                                      batch_size=4, cache=embeddings_module.EmbeddingCache(tmp_path, {"k": 1}),
-                                      flush_every=4)
+        embeddings_module.embed_paths(
+            paths,
+            model,
+            image_size=64,
+            mean=(0.5,) * 3,
+            std=(0.5,) * 3,
+            batch_size=4,
+            cache=embeddings_module.EmbeddingCache(tmp_path, {"k": 1}),
+            flush_every=4,
+        )
     assert len(embeddings_module.EmbeddingCache(tmp_path, {"k": 1}).load()) == 8  # two flushed batches
     monkeypatch.setattr(embeddings_module, "decode_all", real_decode_all)
     decoded: list[int] = []
     real_job = embeddings_module.DecodeJob
-    monkeypatch.setattr(embeddings_module, "DecodeJob", lambda p, *a, **k: decoded.append(len(p)) or real_job(p, *a, **k))
-    emb, skipped = embeddings_module.embed_paths(paths, model, image_size=64, mean=(0.5,) * 3, std=(0.5,) * 3,
-                                                 batch_size=4, cache=embeddings_module.EmbeddingCache(tmp_path, {"k": 1}))
+    monkeypatch.setattr(
+        embeddings_module, "DecodeJob", lambda p, *a, **k: decoded.append(len(p)) or real_job(p, *a, **k)
+    )
+    emb, skipped = embeddings_module.embed_paths(
+        paths,
+        model,
+        image_size=64,
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        batch_size=4,
+        cache=embeddings_module.EmbeddingCache(tmp_path, {"k": 1}),
+    )
     assert decoded == [16]  # only what the interrupted run had not finished
     assert emb.shape[0] == 24 and not skipped and np.all(np.linalg.norm(emb, axis=1) > 0.99)
 
@@ -175,7 +201,7 @@ def test_bad_files_are_skipped_with_reasons(tmp_path):
     folder = tmp_path / "imgs"
     for i, mode in enumerate(["RGB", "L", "RGBA", "CMYK"]):
         write_image(folder / f"ok_{mode}.{'jpg' if mode in ('RGB', 'L', 'CMYK') else 'png'}", seed=i, mode=mode)
-    Image.fromarray((np.arange(60 * 45, dtype=np.uint16).reshape(45, 60) * 20)).save(folder / "ok_16bit.png")
+    Image.fromarray(np.arange(60 * 45, dtype=np.uint16).reshape(45, 60) * 20).save(folder / "ok_16bit.png")
     rotated = Image.open(folder / "ok_RGB.jpg")
     exif = rotated.getexif()
     exif[0x0112] = 6
@@ -185,8 +211,9 @@ def test_bad_files_are_skipped_with_reasons(tmp_path):
     good = (folder / "ok_RGB.jpg").read_bytes()
     (folder / "truncated.jpg").write_bytes(good[: len(good) // 3])
     for method in ("phash", "exact", "cnn"):
-        result = Deduplicator(method, **FAST, image_size=32, backbone="mobilenet_v3_small",
-                              cache_dir=False).find(folder)
+        result = Deduplicator(method, **FAST, image_size=32, backbone="mobilenet_v3_small", cache_dir=False).find(
+            folder
+        )
         reasons = {result.paths[i].name: r for i, r in result.skipped.items()}
         assert set(reasons) == {"empty.jpg", "text.png", "truncated.jpg"}, method
         assert "empty" in reasons["empty.jpg"] and "not an image" in reasons["text.png"]
@@ -255,9 +282,23 @@ def test_embedding_under_torchrun_two_cpu_processes(synthetic, tmp_path):
         shutil.copyfile(p, folder / p.name)
     (tmp_path / "ddp.py").write_text(DDP)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          str(tmp_path / "ddp.py"), str(folder), str(tmp_path)], capture_output=True, text=True,
-                         env=env, timeout=240)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(tmp_path / "ddp.py"),
+            str(folder),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     ranks = [np.array(json.loads((tmp_path / f"emb{r}.json").read_text())) for r in (0, 1)]
     single = Deduplicator("cnn", backbone="mobilenet_v3_small", image_size=48, cache_dir=False, **FAST).embed(folder)

@@ -36,9 +36,18 @@ from hamkit import registry
 from hamkit.backbones.torchvision_specs import BUILTIN_SPECS
 
 DOCS = REPO / "docs"
-GUIDES = ["quickstart.md", "installation.md", "data.md", "backbones.md", "plugins.md", "faq.md",
-          "tutorials/dedup.md", "tutorials/classification.md", "tutorials/segmentation.md",
-          "tutorials/pipeline.md"]
+GUIDES = [
+    "quickstart.md",
+    "installation.md",
+    "data.md",
+    "backbones.md",
+    "plugins.md",
+    "faq.md",
+    "tutorials/dedup.md",
+    "tutorials/classification.md",
+    "tutorials/segmentation.md",
+    "tutorials/pipeline.md",
+]
 BLOCK = re.compile(r"^(?:<!-- (?P<mark>[^>]*?) -->\n)?```python\n(?P<code>.*?)^```", re.MULTILINE | re.DOTALL)
 SNIPPET = re.compile(r'^--8<-- "(?P<path>[^"]+)"\s*$')
 DOCTEST_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
@@ -173,8 +182,17 @@ def test_docs_scripts_docstring_examples(name: str) -> None:
 # Public names whose docstring has no ``Examples:`` section yet. The list must shrink: the test
 # fails when a name not listed here lacks examples, and when a listed name has gained them.
 KNOWN_WITHOUT_EXAMPLES = {
-    "DataError", "BackboneNotFoundError", "PluginError", "WeightsError", "TrainingError", "read_isic_groundtruth",
-    "run_pipeline", "PipelineResult", "SegmentationPrediction", "SegmentationReport", "DedupResult",
+    "DataError",
+    "BackboneNotFoundError",
+    "PluginError",
+    "WeightsError",
+    "TrainingError",
+    "read_isic_groundtruth",
+    "run_pipeline",
+    "PipelineResult",
+    "SegmentationPrediction",
+    "SegmentationReport",
+    "DedupResult",
     "ClassificationReport",
 }
 
@@ -191,7 +209,8 @@ def test_public_names_are_documented_with_examples() -> None:
             lacking.add(name)
     assert lacking <= KNOWN_WITHOUT_EXAMPLES, f"add an Examples: section to {sorted(lacking - KNOWN_WITHOUT_EXAMPLES)}"
     assert KNOWN_WITHOUT_EXAMPLES <= lacking, (
-        f"{sorted(KNOWN_WITHOUT_EXAMPLES - lacking)} now have examples: remove them from KNOWN_WITHOUT_EXAMPLES")
+        f"{sorted(KNOWN_WITHOUT_EXAMPLES - lacking)} now have examples: remove them from KNOWN_WITHOUT_EXAMPLES"
+    )
 
 
 # --------------------------------------------------------------------------- CLI reference
@@ -208,9 +227,22 @@ def test_cli_reference_names_every_subcommand_and_option() -> None:
 
     page = (DOCS / "cli.md").read_text()
     commands = list(gen_cli.subcommands(build_parser()))
-    assert {name for name, _, _ in commands} >= {"run", "synth", "download", "split", "dedup", "audit", "train",
-                                                 "train classifier", "train segmenter", "predict", "evaluate",
-                                                 "segment", "backbones", "plugins"}
+    assert {name for name, _, _ in commands} >= {
+        "run",
+        "synth",
+        "download",
+        "split",
+        "dedup",
+        "audit",
+        "train",
+        "train classifier",
+        "train segmenter",
+        "predict",
+        "evaluate",
+        "segment",
+        "backbones",
+        "plugins",
+    }
     for name, parser, _ in commands:
         assert f"## hamkit {name}\n" in page, name
         section = page.split(f"## hamkit {name}\n", 1)[1].split("\n## ", 1)[0]
@@ -252,7 +284,8 @@ def test_api_reference_documents_every_public_name() -> None:
     for name in hamkit.__all__:
         obj = getattr(hamkit, name)
         assert any(path.rsplit(".", 1)[-1] == name and resolve(path) is obj for path in documented), (
-            f"hamkit.{name} has no `::: <module>.{name}` section in docs/api/*.md")
+            f"hamkit.{name} has no `::: <module>.{name}` section in docs/api/*.md"
+        )
 
 
 def test_api_overview_lists_every_public_name() -> None:
@@ -288,9 +321,15 @@ def test_numbers_quoted_from_benchmarks_are_on_the_benchmark_page() -> None:
 def test_mkdocs_build_strict(tmp_path: Path) -> None:
     pytest.importorskip("mkdocs")
     pytest.importorskip("mkdocstrings_handlers.python")
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(tmp_path / "site")],
-                          check=False, cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(tmp_path / "site")],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     api = "\n".join(p.read_text() for p in (tmp_path / "site" / "api").rglob("index.html"))
     assert "LesionClassifier" in api and "split_dataset" in api

@@ -63,14 +63,23 @@ class FakeFile:
     original_name: str | None = None
 
     def entry(self) -> dict[str, object]:
-        data: dict[str, object] = {"id": self.file_id, "filename": self.label,
-                                   "persistentId": f"{HAM10000_DOI}/{self.file_id}",
-                                   "contentType": "application/zip", "rootDataFileId": -1}
+        data: dict[str, object] = {
+            "id": self.file_id,
+            "filename": self.label,
+            "persistentId": f"{HAM10000_DOI}/{self.file_id}",
+            "contentType": "application/zip",
+            "rootDataFileId": -1,
+        }
         md5 = hashlib.md5(self.content).hexdigest()
         if self.archival is not None:
-            data.update(contentType="text/tab-separated-values", filesize=len(self.archival),
-                        originalFileFormat="text/csv", originalFormatLabel="Comma Separated Values",
-                        originalFileSize=len(self.content), UNF="UNF:6:xyz==")
+            data.update(
+                contentType="text/tab-separated-values",
+                filesize=len(self.archival),
+                originalFileFormat="text/csv",
+                originalFormatLabel="Comma Separated Values",
+                originalFileSize=len(self.content),
+                UNF="UNF:6:xyz==",
+            )
             if self.original_name:
                 data["originalFileName"] = self.original_name
         else:
@@ -108,9 +117,16 @@ class FakeDataverse:
     url: str = ""
 
     def record(self) -> dict[str, object]:
-        return {"status": "OK", "data": {"id": 1, "datasetPersistentId": self.doi,
-                                         "versionState": "RELEASED", "versionNumber": 4,
-                                         "files": [f.entry() for f in self.files]}}
+        return {
+            "status": "OK",
+            "data": {
+                "id": 1,
+                "datasetPersistentId": self.doi,
+                "versionState": "RELEASED",
+                "versionNumber": 4,
+                "files": [f.entry() for f in self.files],
+            },
+        }
 
     def by_id(self, file_id: int) -> FakeFile:
         return next(f for f in self.files if f.file_id == file_id)
@@ -160,13 +176,14 @@ def _handler(state: FakeDataverse) -> type[BaseHTTPRequestHandler]:
                 if start:
                     self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
                 self.end_headers()
-                self.wfile.write(body[start:start + half])
+                self.wfile.write(body[start : start + half])
                 request.sent = half
                 self.close_connection = True
                 return
             if start:
-                request.sent = self._send(206, body[start:], {
-                    "Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"})
+                request.sent = self._send(
+                    206, body[start:], {"Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"}
+                )
             else:
                 request.sent = self._send(200, body)
 
@@ -181,14 +198,19 @@ def _handler(state: FakeDataverse) -> type[BaseHTTPRequestHandler]:
             query = urllib.parse.parse_qs(parts.query)
             if parts.path == "/api/datasets/:persistentId/versions/:latest":
                 if query.get("persistentId") != [state.doi]:
-                    self._json(404, {"status": "ERROR", "message": "Dataset with Persistent ID "
-                                     f"{query.get('persistentId')} not found."})
+                    self._json(
+                        404,
+                        {
+                            "status": "ERROR",
+                            "message": f"Dataset with Persistent ID {query.get('persistentId')} not found.",
+                        },
+                    )
                 else:
                     self._json(200, state.record())
                 return
             for prefix in ("/api/access/datafile/", "/s3/"):
-                if parts.path.startswith(prefix) and parts.path[len(prefix):].isdigit():
-                    file_id = int(parts.path[len(prefix):])
+                if parts.path.startswith(prefix) and parts.path[len(prefix) :].isdigit():
+                    file_id = int(parts.path[len(prefix) :])
                     if prefix.startswith("/api") and file_id in state.redirect:
                         location = f"/s3/{file_id}" + (f"?{parts.query}" if parts.query else "")
                         self._send(303, b"", {"Location": location})
@@ -204,7 +226,6 @@ def _handler(state: FakeDataverse) -> type[BaseHTTPRequestHandler]:
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries happen at once in tests."""
     monkeypatch.setattr(_http, "BACKOFF_S", 0.0)
-
 
 
 @contextlib.contextmanager
@@ -248,8 +269,9 @@ class Payload:
 def payload(tmp_path_factory: pytest.TempPathFactory) -> Payload:
     """Zips in the shapes Dataverse serves: part 1 without a top folder, part 2 and the masks
     inside one (plus macOS clutter), the metadata as an ingested tabular file."""
-    data = make_synthetic(tmp_path_factory.mktemp("src") / "ham", n_lesions=7, seed=0,
-                          image_size=(32, 32), duplicate_fraction=0.0)
+    data = make_synthetic(
+        tmp_path_factory.mktemp("src") / "ham", n_lesions=7, seed=0, image_size=(32, 32), duplicate_fraction=0.0
+    )
     part1 = {p.name: p.read_bytes() for p in sorted(data.image_dirs[0].iterdir())}
     part2 = {p.name: p.read_bytes() for p in sorted(data.image_dirs[1].iterdir())}
     masks = {p.name: p.read_bytes() for p in sorted(data.masks_dir.iterdir())}
@@ -258,13 +280,16 @@ def payload(tmp_path_factory: pytest.TempPathFactory) -> Payload:
     top2, topm = "HAM10000_images_part_2/", f"{MASKS_DIR}/"
     files = (
         FakeFile(101, PART1, _zip(part1), checksum="checksum-md5"),
-        FakeFile(102, PART2, _zip({top2 + k: v for k, v in part2.items()}
-                                  | {f"__MACOSX/{top2}._x.jpg": b"junk"}, dirs=(top2,)),
-                 checksum="md5"),
-        FakeFile(103, "HAM10000_metadata.tab", csv_bytes, archival=tsv_bytes,
-                 original_name="HAM10000_metadata.csv"),
-        FakeFile(104, MASKS, _zip({topm + k: v for k, v in masks.items()} | {topm + ".DS_Store": b"x"}),
-                 checksum="sha256"),
+        FakeFile(
+            102,
+            PART2,
+            _zip({top2 + k: v for k, v in part2.items()} | {f"__MACOSX/{top2}._x.jpg": b"junk"}, dirs=(top2,)),
+            checksum="md5",
+        ),
+        FakeFile(103, "HAM10000_metadata.tab", csv_bytes, archival=tsv_bytes, original_name="HAM10000_metadata.csv"),
+        FakeFile(
+            104, MASKS, _zip({topm + k: v for k, v in masks.items()} | {topm + ".DS_Store": b"x"}), checksum="sha256"
+        ),
         FakeFile(105, TEST_IMAGES, _zip({"ISIC_0034524.jpg": b"not needed"}), checksum="sha1"),
     )
     return Payload(part1, part2, masks, csv_bytes, files)
@@ -279,8 +304,7 @@ def server(payload: Payload) -> Iterator[FakeDataverse]:
 
 def _download(server: FakeDataverse, root: Path, **kwargs: object) -> list[str]:
     lines: list[str] = []
-    download_ham10000(root, base_url=server.url, progress=False, timeout=5, log=lines.append,
-                      **kwargs)  # type: ignore[arg-type]
+    download_ham10000(root, base_url=server.url, progress=False, timeout=5, log=lines.append, **kwargs)  # type: ignore[arg-type]
     return lines
 
 
@@ -293,8 +317,7 @@ def _closed_port() -> int:
 # --------------------------------------------------------------------------- full download
 
 
-def test_full_download_gives_the_layout_hamkit_reads(server: FakeDataverse, payload: Payload,
-                                                     tmp_path: Path) -> None:
+def test_full_download_gives_the_layout_hamkit_reads(server: FakeDataverse, payload: Payload, tmp_path: Path) -> None:
     root = tmp_path / "ham"
     lines = _download(server, root)
     part1, part2 = root / "HAM10000_images_part_1", root / "HAM10000_images_part_2"
@@ -325,8 +348,7 @@ def test_full_download_gives_the_layout_hamkit_reads(server: FakeDataverse, payl
     assert any("extracted" in line and "HAM10000_images_part_2" in line for line in lines)
 
 
-def test_downloaded_folder_loads_as_skin_dataset(server: FakeDataverse, payload: Payload,
-                                                 tmp_path: Path) -> None:
+def test_downloaded_folder_loads_as_skin_dataset(server: FakeDataverse, payload: Payload, tmp_path: Path) -> None:
     from hamkit.data.dataset import SkinDataset
 
     root = tmp_path / "ham"
@@ -350,8 +372,7 @@ def test_rerun_makes_no_request_at_all(server: FakeDataverse, tmp_path: Path) ->
     assert sum("skipped" in line for line in lines) == len(HAM10000_FILES)
 
 
-def test_kept_archive_is_reused_not_downloaded_again(server: FakeDataverse, payload: Payload,
-                                                     tmp_path: Path) -> None:
+def test_kept_archive_is_reused_not_downloaded_again(server: FakeDataverse, payload: Payload, tmp_path: Path) -> None:
     root = tmp_path / "ham"
     _download(server, root, files=[PART1], keep_archives=True)
     archive = root / STATE_DIR / PART1
@@ -365,8 +386,7 @@ def test_kept_archive_is_reused_not_downloaded_again(server: FakeDataverse, payl
     assert any("already downloaded, checksum verified" in line for line in lines)
 
 
-def test_existing_file_with_good_checksum_is_adopted(server: FakeDataverse, payload: Payload,
-                                                     tmp_path: Path) -> None:
+def test_existing_file_with_good_checksum_is_adopted(server: FakeDataverse, payload: Payload, tmp_path: Path) -> None:
     root = tmp_path / "ham"
     root.mkdir()
     (root / METADATA).write_bytes(payload.metadata_csv)
@@ -387,8 +407,7 @@ def test_foreign_file_in_the_way_is_not_overwritten(server: FakeDataverse, tmp_p
 # --------------------------------------------------------------------------- resume
 
 
-def test_partial_download_is_resumed_with_range(server: FakeDataverse, payload: Payload,
-                                                tmp_path: Path) -> None:
+def test_partial_download_is_resumed_with_range(server: FakeDataverse, payload: Payload, tmp_path: Path) -> None:
     root = tmp_path / "ham"
     content = payload.files[1].content  # part 2, served through a redirect like on Harvard
     cut = len(content) * 2 // 5
@@ -403,8 +422,7 @@ def test_partial_download_is_resumed_with_range(server: FakeDataverse, payload: 
     assert any(f"resuming at byte {cut}" in line for line in lines)
 
 
-def test_server_that_ignores_range_restarts_from_zero(server: FakeDataverse, payload: Payload,
-                                                      tmp_path: Path) -> None:
+def test_server_that_ignores_range_restarts_from_zero(server: FakeDataverse, payload: Payload, tmp_path: Path) -> None:
     server.honour_range = False
     root = tmp_path / "ham"
     (root / STATE_DIR).mkdir(parents=True)
@@ -416,8 +434,9 @@ def test_server_that_ignores_range_restarts_from_zero(server: FakeDataverse, pay
     assert any("starting over" in line for line in lines)
 
 
-def test_dropped_connection_is_resumed_within_the_same_call(server: FakeDataverse,
-                                                            payload: Payload, tmp_path: Path) -> None:
+def test_dropped_connection_is_resumed_within_the_same_call(
+    server: FakeDataverse, payload: Payload, tmp_path: Path
+) -> None:
     server.drop_halfway = {104}
     root = tmp_path / "ham"
     _download(server, root, files=[MASKS], retries=2)
@@ -437,8 +456,7 @@ def test_transient_http_errors_are_retried(server: FakeDataverse, tmp_path: Path
 # --------------------------------------------------------------------------- failures
 
 
-def test_checksum_mismatch_is_an_error_and_leaves_nothing(server: FakeDataverse,
-                                                          tmp_path: Path) -> None:
+def test_checksum_mismatch_is_an_error_and_leaves_nothing(server: FakeDataverse, tmp_path: Path) -> None:
     server.corrupt = {101}
     root = tmp_path / "ham"
     with pytest.raises(DownloadError) as info:
@@ -456,8 +474,7 @@ def test_sha256_mismatch_is_detected(server: FakeDataverse, tmp_path: Path) -> N
         _download(server, tmp_path / "ham", files=[MASKS], retries=0)
 
 
-def test_file_missing_from_the_record_lists_the_available_names(server: FakeDataverse,
-                                                                tmp_path: Path) -> None:
+def test_file_missing_from_the_record_lists_the_available_names(server: FakeDataverse, tmp_path: Path) -> None:
     with pytest.raises(DownloadError) as info:
         _download(server, tmp_path / "ham", files=[PART1, "HAM10000_images_part_3.zip"])
     message = str(info.value)
@@ -522,16 +539,43 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
 
 
 def test_record_parsing_handles_every_checksum_shape() -> None:
-    answer = {"status": "OK", "data": {"files": [
-        {"label": "a.zip", "dataFile": {"id": 1, "filename": "a.zip", "filesize": 9, "md5": "AB"}},
-        {"label": "b.zip", "dataFile": {"id": 2, "filename": "b.zip", "filesize": 5,
-                                        "checksum": {"type": "SHA-1", "value": "cd"}}},
-        {"label": "c.zip", "dataFile": {"id": 3, "filename": "c.zip", "filesize": 5,
-                                        "checksum": {"type": "CRC32", "value": "ef"}}},
-        {"label": "m.tab", "dataFile": {"id": 4, "filename": "m.tab", "filesize": 50,
-                                        "originalFileFormat": "text/csv", "originalFileSize": 60,
-                                        "md5": "01"}},
-    ]}}
+    answer = {
+        "status": "OK",
+        "data": {
+            "files": [
+                {"label": "a.zip", "dataFile": {"id": 1, "filename": "a.zip", "filesize": 9, "md5": "AB"}},
+                {
+                    "label": "b.zip",
+                    "dataFile": {
+                        "id": 2,
+                        "filename": "b.zip",
+                        "filesize": 5,
+                        "checksum": {"type": "SHA-1", "value": "cd"},
+                    },
+                },
+                {
+                    "label": "c.zip",
+                    "dataFile": {
+                        "id": 3,
+                        "filename": "c.zip",
+                        "filesize": 5,
+                        "checksum": {"type": "CRC32", "value": "ef"},
+                    },
+                },
+                {
+                    "label": "m.tab",
+                    "dataFile": {
+                        "id": 4,
+                        "filename": "m.tab",
+                        "filesize": 50,
+                        "originalFileFormat": "text/csv",
+                        "originalFileSize": 60,
+                        "md5": "01",
+                    },
+                },
+            ]
+        },
+    }
     a, b, c, m = parse_record(answer, source="test")
     assert (a.checksum.kind, a.checksum.value, a.size) == ("MD5", "ab", 9)  # type: ignore[union-attr]
     assert b.checksum is not None and b.checksum.algorithm == "sha1"
@@ -554,7 +598,8 @@ def test_record_parsing_handles_every_checksum_shape() -> None:
 
 def test_api_url_and_member_names() -> None:
     assert dataset_api_url("https://h.org/", "doi:10.1/X").endswith(
-        "/api/datasets/:persistentId/versions/:latest?persistentId=doi%3A10.1%2FX")
+        "/api/datasets/:persistentId/versions/:latest?persistentId=doi%3A10.1%2FX"
+    )
     assert member_parts("./top//a.jpg") == ("top", "a.jpg")
     assert member_parts("top\\a.jpg") == ("top", "a.jpg")
     assert member_parts("x/..") is None and member_parts("D:/a") is None and member_parts("/") is None
@@ -570,13 +615,14 @@ def only_download(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("only_download")
-def test_cli_downloads_and_prints_the_layout(server: FakeDataverse, payload: Payload,
-                                             tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_downloads_and_prints_the_layout(
+    server: FakeDataverse, payload: Payload, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = tmp_path / "ham"
     assert main(["download", "ham10000", str(root), "--base-url", server.url, "--timeout", "5"]) == 0
     out = capsys.readouterr().out
     assert f"{PART1}: downloading" in out and f"extracted {len(payload.masks)} files" in out
-    layout = out[out.index(f"dataset in {root}\n"):].splitlines()[1:]
+    layout = out[out.index(f"dataset in {root}\n") :].splitlines()[1:]
     assert [line.split(maxsplit=1) for line in layout] == [
         ["HAM10000_images_part_1/", f"{len(payload.part1)} files"],
         ["HAM10000_images_part_2/", f"{len(payload.part2)} files"],
@@ -588,11 +634,22 @@ def test_cli_downloads_and_prints_the_layout(server: FakeDataverse, payload: Pay
 
 
 @pytest.mark.usefixtures("only_download")
-def test_cli_offline_prints_the_error_without_traceback(tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_offline_prints_the_error_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
-    code = main(["download", "ham10000", str(tmp_path / "ham"), "--base-url", url, "--retries", "0",
-                 "--timeout", "2", "--quiet"])
+    code = main(
+        [
+            "download",
+            "ham10000",
+            str(tmp_path / "ham"),
+            "--base-url",
+            url,
+            "--retries",
+            "0",
+            "--timeout",
+            "2",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert err.startswith(f"hamkit download: error: {url}/api/datasets/")
@@ -600,11 +657,26 @@ def test_cli_offline_prints_the_error_without_traceback(tmp_path: Path,
 
 
 @pytest.mark.usefixtures("only_download")
-def test_cli_picks_files_and_rejects_unknown_datasets(server: FakeDataverse, tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_picks_files_and_rejects_unknown_datasets(
+    server: FakeDataverse, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = tmp_path / "ham"
-    assert main(["download", "ham10000", str(root), "--base-url", server.url, "--quiet",
-                 "--file", TEST_IMAGES, "--keep-archives"]) == 0
+    assert (
+        main(
+            [
+                "download",
+                "ham10000",
+                str(root),
+                "--base-url",
+                server.url,
+                "--quiet",
+                "--file",
+                TEST_IMAGES,
+                "--keep-archives",
+            ]
+        )
+        == 0
+    )
     assert (root / "ISIC2018_Task3_Test_Images" / "ISIC_0034524.jpg").read_bytes() == b"not needed"
     assert (root / STATE_DIR / TEST_IMAGES).is_file()
     assert "ISIC2018_Task3_Test_Images/  1 files" in capsys.readouterr().out
@@ -618,8 +690,7 @@ def test_download_error_is_a_hamkit_error() -> None:
     assert summary.splitlines()[1].split() == ["HAM10000_images_part_1/", "missing"]
 
 
-def test_kept_plain_file_is_copied_atomically(server: FakeDataverse, payload: Payload,
-                                              tmp_path: Path) -> None:
+def test_kept_plain_file_is_copied_atomically(server: FakeDataverse, payload: Payload, tmp_path: Path) -> None:
     root = tmp_path / "ham"
     _download(server, root, files=[METADATA], keep_archives=True)
     assert (root / METADATA).read_bytes() == payload.metadata_csv

@@ -43,7 +43,10 @@ class ToyTask:
         with torch.no_grad():
             out = model(torch.cat(xs).to(device)).float()
         y = torch.cat(ys)
-        return {"loss": float(nn.functional.cross_entropy(out, y)), "accuracy": float((out.argmax(1) == y).float().mean())}
+        return {
+            "loss": float(nn.functional.cross_entropy(out, y)),
+            "accuracy": float((out.argmax(1) == y).float().mean()),
+        }
 
     def checkpoint_config(self):
         return {"kind": "toy"}
@@ -108,7 +111,8 @@ def test_training_learns_and_writes_history(tmp_path):
 
 def test_early_stopping_and_monitor_validation(tmp_path):
     result = Trainer(config(epochs=30, lr=1e-7, early_stopping=2, monitor="accuracy")).fit(
-        model(), ToyTask(), toy_data(), toy_data(seed=1))
+        model(), ToyTask(), toy_data(), toy_data(seed=1)
+    )
     assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 1
     with pytest.raises(HamkitError, match="monitor='f1' is not a validation metric"):
         Trainer(config(monitor="f1")).fit(model(), ToyTask(), toy_data(), toy_data(seed=1))
@@ -152,8 +156,11 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path):
 
 
 def test_bad_settings_are_rejected():
-    for kwargs, message in [({"epochs": 0}, "epochs"), ({"optimizer": "lion"}, "unknown optimizer"),
-                            ({"resume": True}, "needs out_dir")]:
+    for kwargs, message in [
+        ({"epochs": 0}, "epochs"),
+        ({"optimizer": "lion"}, "unknown optimizer"),
+        ({"resume": True}, "needs out_dir"),
+    ]:
         with pytest.raises(HamkitError, match=message):
             Trainer(config(**kwargs))
     with pytest.raises(TrainingError, match="empty"):
@@ -188,9 +195,21 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     script.write_text(DDP_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
-         str(tmp_path / "run"), os.path.dirname(__file__)],
-        capture_output=True, text=True, env=env, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(script),
+            str(tmp_path / "run"),
+            os.path.dirname(__file__),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     ranks = [json.loads((tmp_path / "run" / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -200,8 +219,10 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     assert len(history) == 3 and "val_accuracy" in history[0]  # rank 0 validated and wrote
 
 
-@pytest.mark.parametrize(("field", "value"), [("early_stopping", 0), ("early_stopping", -1), ("weight_decay", -0.1),
-                                              ("grad_clip", 0.0), ("num_workers", -2)])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("early_stopping", 0), ("early_stopping", -1), ("weight_decay", -0.1), ("grad_clip", 0.0), ("num_workers", -2)],
+)
 def test_train_config_rejects_values_that_would_misbehave_later(field, value):
     from hamkit.engine.trainer import TrainConfig
 

@@ -29,8 +29,15 @@ def run_example(name: str, tmp_path: Path) -> tuple[str, Path]:
     work = tmp_path / "work"
     env = {**os.environ, "HAMKIT_CACHE": str(tmp_path / "cache"), "MPLBACKEND": "Agg"}
     env.setdefault("OMP_NUM_THREADS", "1")
-    done = subprocess.run([sys.executable, str(EXAMPLES / name), str(work)], check=False, cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=TIMEOUT_S)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), str(work)],
+        check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
     assert done.returncode == 0, f"{name} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     return done.stdout, work
 
@@ -43,8 +50,12 @@ def numbers(pattern: str, text: str) -> list[tuple[str, ...]]:
 
 
 def check_dedup_folder(out: str, work: Path) -> None:
-    rows = {name: (int(found), int(total), kinds, int(pairs), int(wrong)) for name, found, total, kinds, pairs, wrong
-            in numbers(r"^(\S+)\s+planted found (\d+) of (\d+) \((.*)\); (\d+) pair\(s\), (\d+) between", out)}
+    rows = {
+        name: (int(found), int(total), kinds, int(pairs), int(wrong))
+        for name, found, total, kinds, pairs, wrong in numbers(
+            r"^(\S+)\s+planted found (\d+) of (\d+) \((.*)\); (\d+) pair\(s\), (\d+) between", out
+        )
+    }
     assert list(rows) == ["exact", "phash-4", "phash-6", "phash-8"]
     total = rows["exact"][1]
     assert total >= 5  # the synthetic dataset planted duplicates of every kind
@@ -65,7 +76,8 @@ def check_split_without_leakage(out: str, work: Path) -> None:
     ((lesions, leaks),) = numbers(r"^naive split by image: (\d+) lesion\(s\) in more than one split, (\d+) near", out)
     assert int(lesions) > 0  # the naive split leaks lesions...
     ((lesions, groups, leaks),) = numbers(
-        r"^hamkit split: (\d+) lesion\(s\) and (\d+) duplicate group\(s\) in more than one split, (\d+) near", out)
+        r"^hamkit split: (\d+) lesion\(s\) and (\d+) duplicate group\(s\) in more than one split, (\d+) near", out
+    )
     assert (int(lesions), int(groups), int(leaks)) == (0, 0, 0)  # ...hamkit's does not
     header, *rows = (work / "split.csv").read_text().splitlines()
     assert header == "image_id,lesion_id,dx,split,group"
@@ -83,8 +95,13 @@ def check_train_classifier(out: str, work: Path) -> None:
     ((test,),) = numbers(r"^balanced accuracy \(ISIC 2018 Task 3\): ([\d.]+)$", out)
     report = json.loads((work / "test_report.json").read_text())
     assert abs(report["balanced_accuracy"] - float(test)) < 1e-3
-    for file in ("model/model.safetensors", "model/config.json", "confusion_matrix.png", "run/history.csv",
-                 "run/best/model.safetensors"):
+    for file in (
+        "model/model.safetensors",
+        "model/config.json",
+        "confusion_matrix.png",
+        "run/history.csv",
+        "run/best/model.safetensors",
+    ):
         assert (work / file).is_file(), file
     predictions = numbers(r"^(ISIC_\d+)\.jpg: (\w+) \(p=([\d.]+)\)$", out)
     assert len(predictions) == 3 and all(code in report["classes"] for _, code, _ in predictions)
@@ -142,8 +159,15 @@ def test_example_runs_and_does_what_it_says(name: str, tmp_path: Path) -> None:
 def test_example_makes_its_own_temporary_folder_without_an_argument(tmp_path: Path) -> None:
     """Run without WORK_DIR (the documented default): the script picks a new temporary folder."""
     env = {**os.environ, "TMPDIR": str(tmp_path), "HAMKIT_CACHE": str(tmp_path / "cache")}
-    done = subprocess.run([sys.executable, str(EXAMPLES / "dedup_folder.py")], check=False, cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=TIMEOUT_S)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "dedup_folder.py")],
+        check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (folder,) = tmp_path.glob("hamkit-dedup-*")
     assert (folder / "dedup" / "exact" / "kept.txt").is_file()

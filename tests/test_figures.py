@@ -20,7 +20,7 @@ from hamkit.report.figures import (
 
 def square(shape: tuple[int, int], top: int, left: int, side: int) -> np.ndarray:
     mask = np.zeros(shape, bool)
-    mask[top:top + side, left:left + side] = True
+    mask[top : top + side, left : left + side] = True
     return mask
 
 
@@ -82,7 +82,6 @@ def test_panel_errors(tmp_path):
     with pytest.raises(DataError, match="2 images, 1 ground-truth masks and 2 predictions"):
         segmentation_panels([np.zeros((4, 4, 3), np.uint8)] * 2, [None], [np.zeros((4, 4))] * 2, tmp_path / "x.png")
     with pytest.raises(DataError, match="image 0: ground-truth mask is 3x3"):
-        segmentation_panels([np.zeros((4, 4, 3), np.uint8)], [np.zeros((3, 3))], [np.zeros((4, 4))],
-                            tmp_path / "x.png")
+        segmentation_panels([np.zeros((4, 4, 3), np.uint8)], [np.zeros((3, 3))], [np.zeros((4, 4))], tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
     assert figures.__name__ == "hamkit.report.figures"

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
+from conftest import write_image, write_mask
 from PIL import Image
 
-from conftest import write_image, write_mask
 from hamkit.data.images import (
     find_images,
     find_masks,
@@ -52,7 +51,7 @@ def test_open_image_converts_every_mode_to_rgb(tmp_path, mode):
     fmt = "TIFF" if mode == "CMYK" else "PNG"
     path = write_image(tmp_path / f"x.{fmt.lower()}", mode="RGB", fmt=fmt)
     if mode == "I;16":
-        array = (np.arange(45 * 60, dtype=np.uint16).reshape(45, 60) * 20)
+        array = np.arange(45 * 60, dtype=np.uint16).reshape(45, 60) * 20
         Image.fromarray(array).save(path)
     else:
         Image.open(path).convert(mode).save(path, format=fmt)

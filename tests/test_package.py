@@ -45,7 +45,8 @@ def test_public_names_resolve():
 def test_error_is_printed_without_traceback(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "hamkit", "split", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "s.csv")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 1
     assert "Traceback" not in out.stderr

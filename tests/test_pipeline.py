@@ -39,13 +39,29 @@ def demo_run(tmp_path_factory):
 
 def test_every_output_is_written(demo_run):
     out, _ = demo_run
-    for name in ("report.html", "config.toml", "summary.json", "split.csv", "figures/class_balance.png",
-                 "dedup/verified/kept.txt", "dedup/verified/pairs.csv", "audit/verified/audit.json",
-                 "classifier/model/model.safetensors", "classifier/test_report.json",
-                 "classifier/confusion_matrix.png", "classifier/training_curves.png", "segmenter/model/config.json",
-                 "segmenter/test_report.json", "segmenter/per_image.csv", "segmenter/examples.png",
-                 "classifier/roc_curves.png", "classifier/reliability.png", "classifier/test_predictions.csv",
-                 "segmenter/worst_examples.png", "segmenter/test_evaluation.json"):
+    for name in (
+        "report.html",
+        "config.toml",
+        "summary.json",
+        "split.csv",
+        "figures/class_balance.png",
+        "dedup/verified/kept.txt",
+        "dedup/verified/pairs.csv",
+        "audit/verified/audit.json",
+        "classifier/model/model.safetensors",
+        "classifier/test_report.json",
+        "classifier/confusion_matrix.png",
+        "classifier/training_curves.png",
+        "segmenter/model/config.json",
+        "segmenter/test_report.json",
+        "segmenter/per_image.csv",
+        "segmenter/examples.png",
+        "classifier/roc_curves.png",
+        "classifier/reliability.png",
+        "classifier/test_predictions.csv",
+        "segmenter/worst_examples.png",
+        "segmenter/test_evaluation.json",
+    ):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["summary"]["audit"]["verified"] == {"train-val": 0, "train-test": 0, "val-test": 0}
@@ -56,8 +72,15 @@ def test_every_output_is_written(demo_run):
     assert page.count("data:image/png;base64,") >= 7 and "0 duplicate pairs cross the splits" in page
     assert "torch" in page and "[classifier]" in page
     # the report a researcher can share: run header, random-weights banner, intervals, calibration
-    for text in ("Trained from random weights", "seconds per step", "95% CI", "expected calibration error",
-                 "decision rule chosen on val", "Fewer than 10 test images", "lowest-Dice"):
+    for text in (
+        "Trained from random weights",
+        "seconds per step",
+        "95% CI",
+        "expected calibration error",
+        "decision rule chosen on val",
+        "Fewer than 10 test images",
+        "lowest-Dice",
+    ):
         assert text in page, text
     clf = summary["summary"]["classifier"]
     low, high = clf["intervals"]["balanced_accuracy"]
@@ -72,8 +95,14 @@ def test_rerun_skips_unchanged_steps_and_redoes_changed_ones(demo_run, tmp_path)
     out, config = demo_run
     result = run_pipeline(out, config=load_config(config))
     assert result.steps == {
-        "data": "skipped", "dedup": "skipped", "split": "skipped", "audit": "skipped",
-        "classifier": "skipped", "segmenter": "skipped", "report": "skipped"}
+        "data": "skipped",
+        "dedup": "skipped",
+        "split": "skipped",
+        "audit": "skipped",
+        "classifier": "skipped",
+        "segmenter": "skipped",
+        "report": "skipped",
+    }
     changed = load_config(config, overrides={"classifier": {"epochs": 2}})
     result = run_pipeline(out, config=changed)
     assert result.steps["classifier"] == "ran" and result.steps["segmenter"] == "skipped"
@@ -87,11 +116,24 @@ def test_report_renders_in_a_real_browser(demo_run):
         pytest.skip("no Chromium installed")
     out, _ = demo_run
     dom = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={out / '.chromium'}", "--virtual-time-budget=5000", "--dump-dom",
-         (out / "report.html").resolve().as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={out / '.chromium'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            (out / "report.html").resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     ).stdout
     marker = dom.split('data-figures-loaded="', 1)[1].split('"', 1)[0]
     loaded, total = map(int, marker.split("/"))
@@ -110,8 +152,9 @@ def test_print_config_and_bad_config(tmp_path, capsys):
 
 
 def test_real_sample(shared_sample, tmp_path):
-    config = load_config(overrides={**TINY, "segmenter": {"image_size": 32, "epochs": 1, "batch_size": 8,
-                                                          "classify": False}})
+    config = load_config(
+        overrides={**TINY, "segmenter": {"image_size": 32, "epochs": 1, "batch_size": 8, "classify": False}}
+    )
     result = run_pipeline(tmp_path / "real", data=shared_sample, config=config)
     assert result.summary["data"]["images"] == 75
     assert result.summary["data"]["listed_but_missing"] == 10015 - 75

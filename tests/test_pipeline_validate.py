@@ -13,21 +13,24 @@ from hamkit.pipeline.run import run_pipeline
 from hamkit.pipeline.validate import check_masks, check_settings
 
 
-@pytest.mark.parametrize(("override", "expected"), [
-    ({"classifier": {"class_balance": "oversample"}}, "classifier.class_balance"),
-    ({"classifier": {"epochs": 0}}, "classifier.epochs"),
-    ({"segmenter": {"lr": float("nan")}}, "segmenter.lr"),
-    ({"segmenter": {"batch_size": 1}}, "segmenter.batch_size"),
-    ({"dedup": {"methods": ["verified", "sha1"]}}, "dedup.methods"),
-    ({"dedup": {"verified_threshold": 1.5}}, "dedup.verified_threshold"),
-    ({"split": {"fractions": [0.8, 0.1, float("nan")]}}, "split.fractions"),
-    ({"split": {"fractions": [0.8, 0.3, 0.1]}}, "split.fractions"),
-    ({"run": {"num_workers": -3}}, "run.num_workers"),
-    ({"run": {"device": "tpu"}}, "run.device"),
-    ({"classifier": {"backbone": "resnet19"}}, "classifier.backbone"),
-    ({"segmenter": {"backbone": "resnet18"}}, "segmenter.backbone"),
-    ({"data": {"labels": "/nonexistent/meta.csv"}}, "data.labels"),
-])
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"classifier": {"class_balance": "oversample"}}, "classifier.class_balance"),
+        ({"classifier": {"epochs": 0}}, "classifier.epochs"),
+        ({"segmenter": {"lr": float("nan")}}, "segmenter.lr"),
+        ({"segmenter": {"batch_size": 1}}, "segmenter.batch_size"),
+        ({"dedup": {"methods": ["verified", "sha1"]}}, "dedup.methods"),
+        ({"dedup": {"verified_threshold": 1.5}}, "dedup.verified_threshold"),
+        ({"split": {"fractions": [0.8, 0.1, float("nan")]}}, "split.fractions"),
+        ({"split": {"fractions": [0.8, 0.3, 0.1]}}, "split.fractions"),
+        ({"run": {"num_workers": -3}}, "run.num_workers"),
+        ({"run": {"device": "tpu"}}, "run.device"),
+        ({"classifier": {"backbone": "resnet19"}}, "classifier.backbone"),
+        ({"segmenter": {"backbone": "resnet18"}}, "segmenter.backbone"),
+        ({"data": {"labels": "/nonexistent/meta.csv"}}, "data.labels"),
+    ],
+)
 def test_each_bad_setting_is_named(override, expected):
     settings = load_config(overrides=override)
     with pytest.raises(HamkitError, match=expected.replace(".", r"\.")) as err:
@@ -83,4 +86,3 @@ def test_old_preset_name_still_works_with_a_warning():
     with pytest.warns(FutureWarning, match="'seed' is now called 'report'"):
         settings = load_config(preset="seed")
     assert settings["classifier"]["lr"] == 5e-5
-

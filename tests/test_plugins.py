@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "plugin_package"
 
-BROKEN_CODE = 'raise ImportError("hamkit_broken needs the package \'not_installed_dependency\'")\n'
+BROKEN_CODE = "raise ImportError(\"hamkit_broken needs the package 'not_installed_dependency'\")\n"
 CLASH_CODE = textwrap.dedent(
     """
     from hamkit.registry import BackboneSpec
@@ -53,8 +53,7 @@ CLASH_ENTRY_POINTS = {
 }
 
 
-def _write_package(root: Path, dist: str, module: str, entry_points: dict[str, str],
-                   code: str) -> Path:
+def _write_package(root: Path, dist: str, module: str, entry_points: dict[str, str], code: str) -> Path:
     (root / module).mkdir(parents=True)
     (root / module / "__init__.py").write_text(code)
     eps = "\n".join(f'"{name}" = "{value}"' for name, value in entry_points.items())
@@ -82,10 +81,20 @@ def _write_package(root: Path, dist: str, module: str, entry_points: dict[str, s
 
 
 def _pip_install(target: Path, *sources: Path) -> None:
-    command = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-               "--no-index", "--disable-pip-version-check", "--quiet", "--target", str(target)]
-    result = subprocess.run(command + [str(s) for s in sources], capture_output=True, text=True,
-                            timeout=300)
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--target",
+        str(target),
+    ]
+    result = subprocess.run(command + [str(s) for s in sources], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
 
 
@@ -96,10 +105,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("plugins")
     example = base / "src" / "plugin_package"
     shutil.copytree(EXAMPLE, example, ignore=shutil.ignore_patterns("build", "*.egg-info"))
-    broken = _write_package(base / "src" / "broken", "hamkit-broken", "hamkit_broken",
-                            {"brokennet": "hamkit_broken:brokennet"}, BROKEN_CODE)
-    clash = _write_package(base / "src" / "clash", "hamkit-clash", "hamkit_clash",
-                           CLASH_ENTRY_POINTS, CLASH_CODE)
+    broken = _write_package(
+        base / "src" / "broken", "hamkit-broken", "hamkit_broken", {"brokennet": "hamkit_broken:brokennet"}, BROKEN_CODE
+    )
+    clash = _write_package(base / "src" / "clash", "hamkit-clash", "hamkit_clash", CLASH_ENTRY_POINTS, CLASH_CODE)
     first, second = base / "first", base / "second"
     _pip_install(first, example, broken)
     _pip_install(second, clash)
@@ -109,8 +118,14 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def _run(script: str, pythonpath: list[Path], **env: str) -> dict[str, Any]:
     environ = {k: v for k, v in os.environ.items() if k != "HAMKIT_DISABLE_PLUGINS"}
     environ.update(env, PYTHONPATH=os.pathsep.join(str(p) for p in pythonpath))
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True,
-                            text=True, env=environ, timeout=300, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -196,8 +211,7 @@ def test_clashes_warn_naming_both_packages_and_keep_the_first(scenario: dict[str
     assert scenario["tinynet"][1] == "hamkit-tinynet"  # the first plugin is kept
     assert len(scenario["builtin_seg"]) == 3
     shadowed = {(i[0], i[1]) for i in scenario["infos_after"] if i[2] == "shadowed"}
-    assert shadowed == {("resnet18", "hamkit-clash"), ("tinynet", "hamkit-clash"),
-                        ("timm:evil", "hamkit-clash")}
+    assert shadowed == {("resnet18", "hamkit-clash"), ("tinynet", "hamkit-clash"), ("timm:evil", "hamkit-clash")}
 
 
 def test_failing_plugin(scenario: dict[str, Any]) -> None:
@@ -231,8 +245,7 @@ def test_cli_reports_plugins(scenario: dict[str, Any]) -> None:
     lines = [line.split() for line in scenario["cli_output"].splitlines()]
     assert ["NAME", "PACKAGE", "VERSION", "STATUS", "ERROR"] in lines
     assert ["tinynet", "hamkit-tinynet", "0.1.0", "loaded"] in lines
-    assert any(line[:5] == ["brokennet", "hamkit-broken", "0.3.0", "failed", "ImportError:"]
-               for line in lines)
+    assert any(line[:5] == ["brokennet", "hamkit-broken", "0.3.0", "failed", "ImportError:"] for line in lines)
     assert ["tinynet", "classification", "64", "128x128", "-", "hamkit-tinynet"] in lines
 
 

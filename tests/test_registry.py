@@ -50,8 +50,7 @@ def test_list_backbones_all_builtins_sorted(fresh: reg._Registry) -> None:
         ("RESNET1*", ["resnet101", "resnet18"]),  # case-insensitive
         ("*_v3_*", ["deeplabv3_mobilenet_v3_large", "mobilenet_v3_large", "mobilenet_v3_small"]),
         ("mobilenet_v[23]", ["mobilenet_v2"]),  # wildcards: whole-name match
-        ("mobilenet_v3",
-         ["deeplabv3_mobilenet_v3_large", "mobilenet_v3_large", "mobilenet_v3_small"]),
+        ("mobilenet_v3", ["deeplabv3_mobilenet_v3_large", "mobilenet_v3_large", "mobilenet_v3_small"]),
         ("nothing*", []),
     ],
 )
@@ -64,7 +63,10 @@ def test_list_backbones_task_filter(fresh: reg._Registry) -> None:
     assert seg == ["deeplabv3_mobilenet_v3_large", "deeplabv3_resnet101", "deeplabv3_resnet50"]
     cls = reg.list_backbones("*net*", task="classification")
     assert cls == ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"] + [
-        "resnet101", "resnet18", "resnet34", "resnet50"
+        "resnet101",
+        "resnet18",
+        "resnet34",
+        "resnet50",
     ]
     with pytest.raises(HamkitError, match="unknown task 'detection'"):
         reg.list_backbones(task="detection")
@@ -89,8 +91,15 @@ def test_get_backbone_builtin_spec(fresh: reg._Registry) -> None:
 
 
 def test_public_names_are_lazily_exported() -> None:
-    for name in ("BackboneSpec", "PluginInfo", "register_backbone", "create_backbone",
-                 "get_backbone", "list_backbones", "list_plugins"):
+    for name in (
+        "BackboneSpec",
+        "PluginInfo",
+        "register_backbone",
+        "create_backbone",
+        "get_backbone",
+        "list_backbones",
+        "list_plugins",
+    ):
         assert getattr(hamkit, name) is getattr(reg, name)
 
 
@@ -98,8 +107,16 @@ def test_public_names_are_lazily_exported() -> None:
 
 
 def test_spec_normalises_fields() -> None:
-    spec = BackboneSpec("x", "segmentation", _pool, 8, input_size=[64, 32], mean=[0, 0, 0],
-                        pretrained_weights="imagenet", description="  two\n lines ")
+    spec = BackboneSpec(
+        "x",
+        "segmentation",
+        _pool,
+        8,
+        input_size=[64, 32],
+        mean=[0, 0, 0],
+        pretrained_weights="imagenet",
+        description="  two\n lines ",
+    )
     assert spec.tasks == ("segmentation",) and spec.input_size == (64, 32)
     assert spec.mean == (0.0, 0.0, 0.0) and spec.pretrained_weights == ("imagenet",)
     assert spec.description == "two lines"
@@ -122,8 +139,7 @@ def test_spec_normalises_fields() -> None:
     ],
 )
 def test_spec_rejects_invalid_fields(kwargs: dict[str, object], match: str) -> None:
-    fields: dict[str, object] = {"name": "x", "tasks": ("classification",), "builder": _pool,
-                                 "feature_dim": 3}
+    fields: dict[str, object] = {"name": "x", "tasks": ("classification",), "builder": _pool, "feature_dim": 3}
     fields.update(kwargs)
     with pytest.raises(HamkitError, match=match):
         BackboneSpec(**fields)  # type: ignore[arg-type]
@@ -131,8 +147,7 @@ def test_spec_rejects_invalid_fields(kwargs: dict[str, object], match: str) -> N
 
 def test_plugin_info_fields() -> None:
     info = PluginInfo("a", "pkg", "1.0", "mod:obj", "failed", "ImportError: x")
-    assert (info.name, info.package, info.status, info.error) == ("a", "pkg", "failed",
-                                                                  "ImportError: x")
+    assert (info.name, info.package, info.status, info.error) == ("a", "pkg", "failed", "ImportError: x")
 
 
 # --- user registration --------------------------------------------------------------------
@@ -252,8 +267,12 @@ _LAZY_SCRIPT = textwrap.dedent(
 def test_import_and_listing_do_not_import_torch_or_discover_early() -> None:
     env = {k: v for k, v in os.environ.items() if k != "HAMKIT_DISABLE_PLUGINS"}
     result = subprocess.run(
-        [sys.executable, "-c", _LAZY_SCRIPT], capture_output=True, text=True, timeout=120,
-        check=True, env=env,
+        [sys.executable, "-c", _LAZY_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env=env,
     )
     state = json.loads(result.stdout.strip().splitlines()[-1])
     assert state["heavy_after_import"] == []

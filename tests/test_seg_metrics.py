@@ -22,12 +22,8 @@ from hamkit.seg_metrics import (
     thresholded_jaccard,
 )
 
-TRUTH = np.array([[1, 1, 0, 0],
-                  [1, 1, 0, 0],
-                  [0, 0, 0, 0]], dtype=bool)
-PRED = np.array([[0, 1, 1, 0],
-                 [0, 1, 1, 0],
-                 [0, 0, 0, 0]], dtype=bool)
+TRUTH = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]], dtype=bool)
+PRED = np.array([[0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]], dtype=bool)
 # tp = 2 (column 1), fp = 2 (column 2), fn = 2 (column 0), tn = 6
 
 
@@ -68,8 +64,13 @@ def test_report_from_masks_of_different_sizes():
     big_t[1:5, 2:6] = True  # 16 px
     big_p = np.zeros((6, 8), bool)
     big_p[1:5, 3:7] = True  # overlap 12, union 20
-    report = segmentation_report([TRUTH, big_t, np.zeros((2, 2), bool)], [PRED, big_p, np.zeros((2, 2), bool)],
-                                 ["a", "b", "c"], threshold=0.5, postprocess="largest")
+    report = segmentation_report(
+        [TRUTH, big_t, np.zeros((2, 2), bool)],
+        [PRED, big_p, np.zeros((2, 2), bool)],
+        ["a", "b", "c"],
+        threshold=0.5,
+        postprocess="largest",
+    )
     assert report.n_images == 3 and report.image_ids == ["a", "b", "c"]
     assert report.dice == pytest.approx([0.5, 24 / 32, 1.0])
     assert report.iou == pytest.approx([1 / 3, 12 / 20, 1.0])
@@ -102,8 +103,9 @@ def _report_with_classes() -> SegmentationReport:
 def test_classification_is_joined_by_image_id_not_position():
     report = _report_with_classes()
     # class predictions come in another order, with an extra image the report does not have
-    joined = report.with_classification(["x3", "extra", "x2", "x1"], [1, 0, 1, 0],
-                                        proba=np.array([[0.2, 0.8], [0.9, 0.1], [0.3, 0.7], [0.6, 0.4]]))
+    joined = report.with_classification(
+        ["x3", "extra", "x2", "x1"], [1, 0, 1, 0], proba=np.array([[0.2, 0.8], [0.9, 0.1], [0.3, 0.7], [0.6, 0.4]])
+    )
     assert joined.predicted == [0, 1, 1]
     assert joined.proba == [[0.6, 0.4], [0.3, 0.7], [0.2, 0.8]]
     assert joined.classification is not None
@@ -118,13 +120,26 @@ def test_classification_is_joined_by_image_id_not_position():
 
 
 def test_csv_and_json_outputs(tmp_path):
-    report = _report_with_classes().with_classification(["x1", "x2", "x3"], [0, 0, 1],
-                                                        proba=np.array([[0.9, 0.1], [0.6, 0.4], [0.1, 0.9]]))
+    report = _report_with_classes().with_classification(
+        ["x1", "x2", "x3"], [0, 0, 1], proba=np.array([[0.9, 0.1], [0.6, 0.4], [0.1, 0.9]])
+    )
     csv_path = report.save_csv(tmp_path / "out" / "per_image.csv")
     rows = list(csv.DictReader(io.StringIO(csv_path.read_text())))
     assert [r["image_id"] for r in rows] == ["x1", "x2", "x3"]
-    assert list(rows[0]) == ["image_id", "dice", "iou", "jaccard_thresholded", "pixel_accuracy", "true_area",
-                             "pred_area", "label", "predicted", "correct", "p_mel", "p_nv"]
+    assert list(rows[0]) == [
+        "image_id",
+        "dice",
+        "iou",
+        "jaccard_thresholded",
+        "pixel_accuracy",
+        "true_area",
+        "pred_area",
+        "label",
+        "predicted",
+        "correct",
+        "p_mel",
+        "p_nv",
+    ]
     assert float(rows[0]["dice"]) == pytest.approx(0.5) and rows[1]["correct"] == "0"
     json_path = report.save(tmp_path / "out" / "report.json")
     data = json.loads(json_path.read_text())

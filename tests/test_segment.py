@@ -28,8 +28,13 @@ from hamkit.errors import DataError, HamkitError
 from hamkit.seg_metrics import segmentation_report
 from hamkit.segment import LesionSegmenter, SegmentationLoss, SegmentationNetwork
 
-TINY = {"backbone": "smp:Unet:tu-mobilenetv3_small_050", "image_size": 32, "pretrained": False, "device": "cpu",
-        "backbone_kwargs": {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}}
+TINY = {
+    "backbone": "smp:Unet:tu-mobilenetv3_small_050",
+    "image_size": 32,
+    "pretrained": False,
+    "device": "cpu",
+    "backbone_kwargs": {"encoder_depth": 3, "decoder_channels": [16, 8, 8]},
+}
 MULTI = {"backbone": "smp:Unet:resnet18", "classify": True}
 FAST = {"num_workers": 0, "progress": False}
 
@@ -54,8 +59,9 @@ def synthetic(tmp_path_factory) -> tuple[Path, Path]:
     records = read_labels(ds.metadata_csv)
     with ds.duplicates_csv.open() as handle:
         copy_of = {row["image_id"]: row["duplicate_of"] for row in csv.DictReader(handle)}
-    split = split_dataset(records, (0.6, 0.15, 0.25), seed=0,
-                          extra_groups=[[copy_of.get(r.image_id, r.image_id) for r in records]])
+    split = split_dataset(
+        records, (0.6, 0.15, 0.25), seed=0, extra_groups=[[copy_of.get(r.image_id, r.image_id) for r in records]]
+    )
     split_csv = ds.root / "split.csv"
     with split_csv.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -81,8 +87,6 @@ def multitask(synthetic) -> LesionSegmenter:
 
 def held_out(root: Path, split_csv: Path, split: str = "test") -> SkinDataset:
     return SkinDataset.from_folder(root, masks=True, split_csv=split_csv, split=split, image_size=32)
-
-
 
 
 def baselines(dataset: SkinDataset) -> tuple[float, float]:
@@ -136,8 +140,17 @@ def test_multitask_learns_masks_and_classes(multitask, synthetic):
 
 def test_class_balance_by_loss_and_monitor_choice(synthetic):
     root, split_csv = synthetic
-    model = tiny(classify=True).fit(root, split_csv=split_csv, epochs=1, batch_size=32, class_balance="loss",
-                                    monitor="balanced_accuracy", loss="dice", cls_weight=0.5, **FAST)
+    model = tiny(classify=True).fit(
+        root,
+        split_csv=split_csv,
+        epochs=1,
+        batch_size=32,
+        class_balance="loss",
+        monitor="balanced_accuracy",
+        loss="dice",
+        cls_weight=0.5,
+        **FAST,
+    )
     assert model.best_epoch_ == 1 and np.isfinite(model.history_[0]["val_loss"])
     with pytest.raises(HamkitError, match="monitor='balanced_accuracy' is not a validation metric"):
         tiny().fit(root, split_csv=split_csv, monitor="balanced_accuracy", **FAST)
@@ -167,8 +180,10 @@ def test_masks_come_back_at_each_original_size(segmenter, tmp_path):
     masks, maps = model.predict(paths, return_proba=True, batch_size=2)
     assert [m.shape for m in masks] == [(50, 70), (96, 128), (47, 33)]
     assert all(m.dtype == bool for m in masks)
-    assert all(p.dtype == np.float32 and p.shape == m.shape and 0 <= p.min() and p.max() <= 1
-               for p, m in zip(maps, masks, strict=True))
+    assert all(
+        p.dtype == np.float32 and p.shape == m.shape and 0 <= p.min() and p.max() <= 1
+        for p, m in zip(maps, masks, strict=True)
+    )
     assert all(np.array_equal(m, p > 0.5) for m, p in zip(masks, maps, strict=True))
     assert all(np.array_equal(m, p > 0.8) for m, p in zip(model.predict(paths, threshold=0.8), maps, strict=True))
     # the same pixels as PIL images or uint8 arrays give the same masks
@@ -233,8 +248,9 @@ def test_save_load_round_trip_and_checkpoints(segmenter, multitask, tmp_path):
 
     config["classify"] = True  # the weights have no head: they do not fit
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(HamkitError, match="weights do not fit a smp:Unet:tu-mobilenetv3_small_050 segmenter "
-                                          "with a 7-class head"):
+    with pytest.raises(
+        HamkitError, match="weights do not fit a smp:Unet:tu-mobilenetv3_small_050 segmenter with a 7-class head"
+    ):
         LesionSegmenter.load(folder)
 
 
@@ -242,8 +258,9 @@ def test_loading_a_classifier_checkpoint_is_refused(tiny_folder, tmp_path):
     data = SkinDataset.from_folder(tiny_folder, image_size=32)
     clf = LesionClassifier("mobilenet_v3_small", image_size=32, pretrained=False, device="cpu")
     folder = clf.fit(data, epochs=1, batch_size=14, **FAST).save(tmp_path / "clf")
-    with pytest.raises(HamkitError, match="a LesionClassifier checkpoint, not a LesionSegmenter; "
-                                          "load it with LesionClassifier.load"):
+    with pytest.raises(
+        HamkitError, match="a LesionClassifier checkpoint, not a LesionSegmenter; load it with LesionClassifier.load"
+    ):
         LesionSegmenter.load(folder)
     seg_folder = tiny().fit(SkinDataset.from_folder(tiny_folder, masks=True), epochs=1, **FAST).save(tmp_path / "s")
     with pytest.raises(HamkitError, match="a LesionSegmenter checkpoint, not a LesionClassifier"):
@@ -288,8 +305,9 @@ def test_interrupted_training_resumes_to_the_same_weights(tiny_folder, tmp_path)
     assert [row["epoch"] for row in resumed.history_] == [1, 2]
     assert resumed.history_[1]["val_dice"] == straight.history_[1]["val_dice"]
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    assert np.array_equal(resumed.segment(x, return_proba=True).probabilities[0],
-                          straight.segment(x, return_proba=True).probabilities[0])
+    assert np.array_equal(
+        resumed.segment(x, return_proba=True).probabilities[0], straight.segment(x, return_proba=True).probabilities[0]
+    )
 
 
 def test_generic_dataset_is_scored_at_the_working_resolution(segmenter):
@@ -372,9 +390,11 @@ def test_other_bad_input_is_explained(tiny_folder, segmenter):
         model.predict(torch.zeros(1, 3, 32, 32), postprocess="biggest")
     with pytest.raises(HamkitError, match="needs an image_size divisible by 32; got 36, use e.g. 64"):
         tiny(backbone="smp:FPN:resnet18", backbone_kwargs=None, image_size=36).fit(
-            SkinDataset.from_folder(tiny_folder, masks=True), epochs=1, **FAST)
-    unlabelled = SkinDataset.from_paths([s.path for s in _samples(tiny_folder)],
-                                        masks=[s.mask_path for s in _samples(tiny_folder)])
+            SkinDataset.from_folder(tiny_folder, masks=True), epochs=1, **FAST
+        )
+    unlabelled = SkinDataset.from_paths(
+        [s.path for s in _samples(tiny_folder)], masks=[s.mask_path for s in _samples(tiny_folder)]
+    )
     with pytest.raises(DataError, match="every image needs a class 0..6"):
         tiny(classify=True).fit(unlabelled, epochs=1, **FAST)
     with pytest.raises(DataError, match="needs split_csv"):

@@ -56,9 +56,7 @@ def _mask(ds: SyntheticDataset, image_id: str) -> np.ndarray:
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-    }
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 # ----------------------------------------------------------------------------- layout
@@ -106,9 +104,7 @@ def test_metadata_values(ds: SyntheticDataset) -> None:
     assert all(re.fullmatch(r"\d+\.0", a) and float(a) % 5 == 0 for a in ages if a)
     by_lesion: dict[str, set[tuple[str, ...]]] = {}
     for r in rows:  # one lesion, one patient: all its photos share dx, age, sex, site
-        by_lesion.setdefault(r["lesion_id"], set()).add(
-            (r["dx"], r["age"], r["sex"], r["localization"])
-        )
+        by_lesion.setdefault(r["lesion_id"], set()).add((r["dx"], r["age"], r["sex"], r["localization"]))
     assert all(len(v) == 1 for v in by_lesion.values())
     assert len(by_lesion) == ds.n_lesions + ds.n_duplicates
 
@@ -165,9 +161,7 @@ def test_masks_outline_the_drawn_lesion(ds: SyntheticDataset) -> None:
         # the colour changes where the mask changes: gradients peak on the mask's edge
         grey = rgb.mean(2)
         edge = (mask ^ np.roll(mask, 1, 0)) | (mask ^ np.roll(mask, 1, 1))
-        grad = np.abs(np.diff(grey, axis=0, prepend=grey[:1])) + np.abs(
-            np.diff(grey, axis=1, prepend=grey[:, :1])
-        )
+        grad = np.abs(np.diff(grey, axis=0, prepend=grey[:1])) + np.abs(np.diff(grey, axis=1, prepend=grey[:, :1]))
         contrasts.append(grad[edge].mean() / grad[~edge].mean())
     assert min(gaps) > 10 and np.median(gaps) > 60
     assert np.median(contrasts) > 3 and np.mean(np.array(contrasts) > 1.5) > 0.9
@@ -237,16 +231,10 @@ def test_classes_separable_by_colour_on_held_out_lesions(ds: SyntheticDataset) -
     planted = {r["image_id"] for r in _rows(ds.duplicates_csv)}
     images = _images(ds)
     rows = [r for r in _rows(ds.metadata_csv) if r["image_id"] not in planted]
-    features = np.array(
-        [_rgb(images[r["image_id"]])[_mask(ds, r["image_id"])].mean(0) / 255 for r in rows]
-    )
+    features = np.array([_rgb(images[r["image_id"]])[_mask(ds, r["image_id"])].mean(0) / 255 for r in rows])
     labels = [r["dx"] for r in rows]
-    model = make_pipeline(
-        StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced")
-    )
-    predicted = cross_val_predict(
-        model, features, labels, groups=[r["lesion_id"] for r in rows], cv=GroupKFold(4)
-    )
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced"))
+    predicted = cross_val_predict(model, features, labels, groups=[r["lesion_id"] for r in rows], cv=GroupKFold(4))
     score = balanced_accuracy_score(labels, predicted)
     assert score > 0.7, score  # chance is 1/7
 
@@ -292,9 +280,7 @@ def test_planted_duplicates(ds: SyntheticDataset) -> None:
         assert copy_bytes != source_bytes
         a = _rgb(images[source])
         b = np.asarray(
-            Image.open(images[copy])
-            .convert("RGB")
-            .resize(a.shape[1::-1], Image.Resampling.BILINEAR),
+            Image.open(images[copy]).convert("RGB").resize(a.shape[1::-1], Image.Resampling.BILINEAR),
             np.float32,
         )
         assert np.abs(a - b).mean() < 16, d
@@ -363,11 +349,7 @@ def test_small_options(tmp_path: Path) -> None:
         photos_per_lesion=(2, 2),
         duplicate_fraction=0.0,
     )
-    assert (
-        ds.n_images == 14
-        and ds.n_duplicates == 0
-        and ds.class_counts == dict.fromkeys(CLASS_CODES, 2)
-    )
+    assert ds.n_images == 14 and ds.n_duplicates == 0 and ds.class_counts == dict.fromkeys(CLASS_CODES, 2)
     assert ds.duplicates_csv.read_text() == "image_id,duplicate_of,kind\n"
     with Image.open(next(ds.image_dirs[0].iterdir())) as image:
         assert image.size == (48, 64)
@@ -419,9 +401,7 @@ def test_default_size_runtime_is_reported(
 
 
 def test_import_does_not_pull_in_torch() -> None:
-    code = (
-        "import sys, hamkit.datasets.synthetic; assert 'torch' not in sys.modules, 'torch imported'"
-    )
+    code = "import sys, hamkit.datasets.synthetic; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

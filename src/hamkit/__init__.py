@@ -77,19 +77,17 @@ __getattr__, __dir__ = lazy_attributes("hamkit", globals(), _LAZY)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from hamkit.classify import LesionClassifier
     from hamkit.data.cache import DecodeCache
     from hamkit.data.dataset import SkinDataset
     from hamkit.data.metadata import ImageRecord, read_isic_groundtruth, read_metadata
     from hamkit.data.splits import split_dataset
-    from hamkit.classify import LesionClassifier
     from hamkit.datasets.download import download_ham10000
     from hamkit.datasets.synthetic import SyntheticDataset, make_synthetic
-    from hamkit.pipeline.run import PipelineResult, run_pipeline
     from hamkit.dedup.deduplicator import Deduplicator
     from hamkit.dedup.result import DedupResult
     from hamkit.metrics import ClassificationReport, classification_report
-    from hamkit.seg_metrics import SegmentationReport, segmentation_report
-    from hamkit.segment import LesionSegmenter, SegmentationPrediction
+    from hamkit.pipeline.run import PipelineResult, run_pipeline
     from hamkit.registry import (
         BackboneSpec,
         PluginInfo,
@@ -99,3 +97,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         list_plugins,
         register_backbone,
     )
+    from hamkit.seg_metrics import SegmentationReport, segmentation_report
+    from hamkit.segment import LesionSegmenter, SegmentationPrediction

@@ -9,8 +9,9 @@ from typing import Any
 __all__ = ["lazy_attributes"]
 
 
-def lazy_attributes(package: str, namespace: dict[str, Any], names: dict[str, str]
-                    ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+def lazy_attributes(
+    package: str, namespace: dict[str, Any], names: dict[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """Make a module ``__getattr__`` and ``__dir__`` that import ``names`` on first access.
 
     Args:

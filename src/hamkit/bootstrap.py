@@ -38,7 +38,7 @@ def bootstrap_groups(groups: Sequence[Hashable], n_resamples: int = 1000, seed: 
     _, codes = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
     order = np.argsort(codes, kind="stable")
     starts = np.searchsorted(codes[order], np.arange(codes.max() + 2))
-    members = [order[starts[g]:starts[g + 1]] for g in range(codes.max() + 1)]
+    members = [order[starts[g] : starts[g + 1]] for g in range(codes.max() + 1)]
     sizes = np.array([m.size for m in members])
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(members), size=(n_resamples, len(members)))
@@ -87,9 +87,17 @@ def metrics_from_confusion(matrix: np.ndarray, mel: int | None = None) -> dict[s
     return result
 
 
-def classification_intervals(y_true: np.ndarray, y_pred: np.ndarray, groups: Sequence[Hashable],
-                             n_classes: int, *, mel: int | None = None, n_resamples: int = 1000,
-                             confidence: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float]]:
+def classification_intervals(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    groups: Sequence[Hashable],
+    n_classes: int,
+    *,
+    mel: int | None = None,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, tuple[float, float]]:
     """Bootstrap intervals of accuracy, balanced accuracy, macro F1 (and melanoma sensitivity).
 
     Args:
@@ -118,9 +126,15 @@ def classification_intervals(y_true: np.ndarray, y_pred: np.ndarray, groups: Seq
     return {name: percentile_interval(np.array(v), confidence) for name, v in values.items()}
 
 
-def mean_intervals(per_sample: dict[str, np.ndarray], groups: Sequence[Hashable], *, n_resamples: int = 1000,
-                   confidence: float = 0.95, seed: int = 0,
-                   statistic: Callable[[np.ndarray], float] = np.nanmean) -> dict[str, tuple[float, float]]:
+def mean_intervals(
+    per_sample: dict[str, np.ndarray],
+    groups: Sequence[Hashable],
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    statistic: Callable[[np.ndarray], float] = np.nanmean,
+) -> dict[str, tuple[float, float]]:
     """Bootstrap intervals of the mean of per-sample scores (e.g. Dice, thresholded Jaccard).
 
     Args:

@@ -78,8 +78,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
         log_norm = np.log(np.exp(scaled).sum(axis=1))
         return float(np.mean(log_norm - scaled[np.arange(y.size), y]))
 
-    found = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded",
-                            options={"xatol": 1e-4})
+    found = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded", options={"xatol": 1e-4})
     return float(np.exp(found.x))
 
 
@@ -147,8 +146,9 @@ def _balanced_accuracy_and_macro_f1(labels: np.ndarray, pred: np.ndarray, n_clas
     return (found["balanced_accuracy"] + found["macro_f1"]) / 2
 
 
-def fit_prior_offsets(log_proba: np.ndarray, labels: np.ndarray, prior: np.ndarray,
-                      alphas: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def fit_prior_offsets(
+    log_proba: np.ndarray, labels: np.ndarray, prior: np.ndarray, alphas: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
     """Choose ``alpha`` of the rule ``argmax(log_proba + alpha * log(prior))`` on labelled data.
 
     Args:

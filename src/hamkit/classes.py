@@ -61,6 +61,4 @@ def class_index(code: str) -> int:
     try:
         return _INDEX[code.strip().lower()]
     except KeyError:
-        raise KeyError(
-            f"unknown diagnosis code {code!r}; expected one of {', '.join(CLASS_CODES)}"
-        ) from None
+        raise KeyError(f"unknown diagnosis code {code!r}; expected one of {', '.join(CLASS_CODES)}") from None

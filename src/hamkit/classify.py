@@ -65,8 +65,10 @@ def dataset_labels(dataset: Dataset) -> np.ndarray:
         values = getattr(dataset, name, None)
         if values is not None:
             return np.asarray(values, dtype=np.int64)
-    return np.array([int(unpack_batch(dataset[i])["label"]) for i in range(len(dataset))],  # type: ignore[arg-type]
-                    dtype=np.int64)
+    return np.array(
+        [int(unpack_batch(dataset[i])["label"]) for i in range(len(dataset))],  # type: ignore[arg-type]
+        dtype=np.int64,
+    )
 
 
 def balance_weights(labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -97,8 +99,9 @@ def balance_weights(labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, n
 class _ClassificationTask:
     """The classifier's loss and validation for the :class:`~hamkit.engine.trainer.Trainer`."""
 
-    def __init__(self, criterion: nn.Module, classes: Sequence[str], config: dict[str, Any],
-                 channels_last: bool) -> None:
+    def __init__(
+        self, criterion: nn.Module, classes: Sequence[str], config: dict[str, Any], channels_last: bool
+    ) -> None:
         self.criterion = criterion
         self.classes = list(classes)
         self.config = config
@@ -116,22 +119,35 @@ class _ClassificationTask:
         logits = model(self._images(batch, device))
         return self.criterion(logits.float(), labels), int(labels.shape[0])
 
-    def validate(self, model: nn.Module, loader: DataLoader, device: torch.device,
-                 dtype: torch.dtype | None) -> dict[str, float]:
+    def validate(
+        self, model: nn.Module, loader: DataLoader, device: torch.device, dtype: torch.dtype | None
+    ) -> dict[str, float]:
         logits, labels = _collect_logits(model, loader, device, dtype, self.channels_last, with_labels=True)
         loss = float(nn.functional.cross_entropy(logits, torch.from_numpy(labels)))
         report = classification_report(labels, logits.argmax(1).numpy(), classes=self.classes)
-        return {"loss": loss, "accuracy": report.accuracy, "balanced_accuracy": report.balanced_accuracy,
-                "macro_f1": report.macro["f1"], "melanoma_sensitivity": report.melanoma_sensitivity}
+        return {
+            "loss": loss,
+            "accuracy": report.accuracy,
+            "balanced_accuracy": report.balanced_accuracy,
+            "macro_f1": report.macro["f1"],
+            "melanoma_sensitivity": report.melanoma_sensitivity,
+        }
 
     def checkpoint_config(self) -> dict[str, Any]:
         return self.config
 
 
 @torch.inference_mode()
-def _collect_logits(model: nn.Module, loader: Iterable[Any], device: torch.device, dtype: torch.dtype | None,
-                    channels_last: bool, *, with_labels: bool = False, tta: bool = False
-                    ) -> tuple[torch.Tensor, np.ndarray]:
+def _collect_logits(
+    model: nn.Module,
+    loader: Iterable[Any],
+    device: torch.device,
+    dtype: torch.dtype | None,
+    channels_last: bool,
+    *,
+    with_labels: bool = False,
+    tta: bool = False,
+) -> tuple[torch.Tensor, np.ndarray]:
     """Float32 CPU logits (and labels) of every item, in loader order."""
     outputs, labels = [], []
     for raw in loader:
@@ -142,8 +158,11 @@ def _collect_logits(model: nn.Module, loader: Iterable[Any], device: torch.devic
         with autocast(device, dtype):
             logits = model(images).float()
             if tta:  # average probabilities over the flips, returned as log-probabilities
-                probs = logits.softmax(1) + model(images.flip(3)).float().softmax(1) + \
-                    model(images.flip(2)).float().softmax(1)
+                probs = (
+                    logits.softmax(1)
+                    + model(images.flip(3)).float().softmax(1)
+                    + model(images.flip(2)).float().softmax(1)
+                )
                 logits = (probs / 3).log()
         outputs.append(logits.cpu())
         if with_labels:
@@ -183,9 +202,18 @@ class LesionClassifier(Estimator):
     _KIND = _KIND
     _PARAMS = ("backbone", "num_classes", "image_size", "pretrained", "weights", "dropout", "classes", "device")
 
-    def __init__(self, backbone: str = "resnet50", num_classes: int = 7, image_size: int = 384,
-                 pretrained: bool = True, weights: str | os.PathLike[str] | None = None, *,
-                 dropout: float = 0.2, classes: Sequence[str] | None = None, device: str = "auto") -> None:
+    def __init__(
+        self,
+        backbone: str = "resnet50",
+        num_classes: int = 7,
+        image_size: int = 384,
+        pretrained: bool = True,
+        weights: str | os.PathLike[str] | None = None,
+        *,
+        dropout: float = 0.2,
+        classes: Sequence[str] | None = None,
+        device: str = "auto",
+    ) -> None:
         self.backbone = backbone
         self.num_classes = num_classes
         self.image_size = image_size
@@ -198,9 +226,17 @@ class LesionClassifier(Estimator):
     # ------------------------------------------------------------------ helpers
     def _config(self) -> dict[str, Any]:
         mean, std = self.normalisation()
-        config = {"kind": _KIND, "hamkit_version": __version__, "backbone": self.backbone,
-                  "num_classes": self.num_classes, "classes": self.classes_, "image_size": self.image_size,
-                  "mean": list(mean), "std": list(std), "dropout": self.dropout}
+        config = {
+            "kind": _KIND,
+            "hamkit_version": __version__,
+            "backbone": self.backbone,
+            "num_classes": self.num_classes,
+            "classes": self.classes_,
+            "image_size": self.image_size,
+            "mean": list(mean),
+            "std": list(std),
+            "dropout": self.dropout,
+        }
         if hasattr(self, "class_prior_"):
             config["class_prior"] = [float(x) for x in self.class_prior_]
         if hasattr(self, "temperature_"):
@@ -219,31 +255,70 @@ class LesionClassifier(Estimator):
         body = create_backbone(self.backbone, task="classification", pretrained=pretrained, weights=weights)
         return ClassifierNetwork(body, int(body.feature_dim), self.num_classes, self.dropout)
 
-    def _as_dataset(self, data: Any, *, split: str, split_csv: Any, augment: bool, cache: Any,
-                    on_missing: str = "error") -> Dataset:
+    def _as_dataset(
+        self, data: Any, *, split: str, split_csv: Any, augment: bool, cache: Any, on_missing: str = "error"
+    ) -> Dataset:
         mean, std = self.normalisation()
         if isinstance(data, SkinDataset):
-            return data.with_options(image_size=self.image_size, mean=mean, std=std, augment=augment,
-                                     with_masks=False, **({"cache": cache} if cache is not None else {}))
+            return data.with_options(
+                image_size=self.image_size,
+                mean=mean,
+                std=std,
+                augment=augment,
+                with_masks=False,
+                **({"cache": cache} if cache is not None else {}),
+            )
         if isinstance(data, (str, os.PathLike)):
             if split_csv is None:
-                raise DataError(f"{data}: a data root needs split_csv= (from `hamkit split`) to know the {split} "
-                                "images; or pass a SkinDataset")
-            return SkinDataset.from_folder(data, split_csv=split_csv, split=split, image_size=self.image_size,
-                                           mean=mean, std=std, augment=augment, cache=cache, on_missing=on_missing)
+                raise DataError(
+                    f"{data}: a data root needs split_csv= (from `hamkit split`) to know the {split} "
+                    "images; or pass a SkinDataset"
+                )
+            return SkinDataset.from_folder(
+                data,
+                split_csv=split_csv,
+                split=split,
+                image_size=self.image_size,
+                mean=mean,
+                std=std,
+                augment=augment,
+                cache=cache,
+                on_missing=on_missing,
+            )
         if isinstance(data, Dataset):
             return data
-        raise DataError(f"cannot train on a {type(data).__name__}; pass a SkinDataset, a data root with "
-                        "split_csv=, or a torch Dataset")
+        raise DataError(
+            f"cannot train on a {type(data).__name__}; pass a SkinDataset, a data root with "
+            "split_csv=, or a torch Dataset"
+        )
 
     # ------------------------------------------------------------------ fit
-    def fit(self, train: Any, val: Any = None, *, split_csv: str | os.PathLike[str] | None = None,
-            epochs: int = 10, batch_size: int = 32, lr: float = 1e-4, optimizer: str = "adam",
-            weight_decay: float = 0.0, class_balance: str | None = "sampler", scheduler: str = "cosine",
-            monitor: str = "balanced_accuracy", early_stopping: int | None = None, grad_clip: float | None = None,
-            augment: bool = True, num_workers: int | None = None, cache: Any = None,
-            out_dir: str | os.PathLike[str] | None = None, resume: bool = False, seed: int = 0,
-            progress: bool | str = True, amp: bool | str = "auto", on_missing: str = "error") -> LesionClassifier:
+    def fit(
+        self,
+        train: Any,
+        val: Any = None,
+        *,
+        split_csv: str | os.PathLike[str] | None = None,
+        epochs: int = 10,
+        batch_size: int = 32,
+        lr: float = 1e-4,
+        optimizer: str = "adam",
+        weight_decay: float = 0.0,
+        class_balance: str | None = "sampler",
+        scheduler: str = "cosine",
+        monitor: str = "balanced_accuracy",
+        early_stopping: int | None = None,
+        grad_clip: float | None = None,
+        augment: bool = True,
+        num_workers: int | None = None,
+        cache: Any = None,
+        out_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+        seed: int = 0,
+        progress: bool | str = True,
+        amp: bool | str = "auto",
+        on_missing: str = "error",
+    ) -> LesionClassifier:
         """Train the classifier; on return it holds the weights of the best validation epoch.
 
         Args:
@@ -286,22 +361,29 @@ class LesionClassifier(Estimator):
             HamkitError: Bad settings or an unknown backbone.
         """
         if monitor not in VALIDATION_METRICS:
-            raise HamkitError(f"monitor={monitor!r} is not a validation metric; choose one of "
-                              f"{', '.join(VALIDATION_METRICS)}")
+            raise HamkitError(
+                f"monitor={monitor!r} is not a validation metric; choose one of {', '.join(VALIDATION_METRICS)}"
+            )
         if class_balance not in CLASS_BALANCE_MODES:
             raise HamkitError(f"class_balance must be 'sampler', 'loss' or None, got {class_balance!r}")
-        train_data = self._as_dataset(train, split="train", split_csv=split_csv, augment=augment, cache=cache,
-                                      on_missing=on_missing)
+        train_data = self._as_dataset(
+            train, split="train", split_csv=split_csv, augment=augment, cache=cache, on_missing=on_missing
+        )
         if val is None and isinstance(train, (str, os.PathLike)) and split_csv is not None:
             val = train
-        val_data = (self._as_dataset(val, split="val", split_csv=split_csv, augment=False, cache=cache,
-                                     on_missing=on_missing) if val is not None else None)
+        val_data = (
+            self._as_dataset(val, split="val", split_csv=split_csv, augment=False, cache=cache, on_missing=on_missing)
+            if val is not None
+            else None
+        )
         labels = dataset_labels(train_data)
         if labels.size == 0:
             raise DataError("the training split is empty")
         if labels.min() < 0 or labels.max() >= self.num_classes:
-            raise DataError(f"the training data has labels {sorted(set(labels.tolist()))} but num_classes="
-                            f"{self.num_classes}; set num_classes to match the data")
+            raise DataError(
+                f"the training data has labels {sorted(set(labels.tolist()))} but num_classes="
+                f"{self.num_classes}; set num_classes to match the data"
+            )
         per_sample, per_class = balance_weights(labels, self.num_classes)
         for name in ("temperature_", "class_offsets_", "prior_alpha_"):  # a new fit is not calibrated
             self.__dict__.pop(name, None)
@@ -309,18 +391,33 @@ class LesionClassifier(Estimator):
         criterion = nn.CrossEntropyLoss(
             weight=torch.tensor(per_class, dtype=torch.float32) if class_balance == "loss" else None
         )
-        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                             weight_decay=weight_decay, scheduler=scheduler, grad_clip=grad_clip, monitor=monitor,
-                             early_stopping=early_stopping, num_workers=num_workers, seed=seed, amp=amp,
-                             progress=progress, out_dir=out_dir, resume=resume, device=self.device)
+        config = TrainConfig(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            scheduler=scheduler,
+            grad_clip=grad_clip,
+            monitor=monitor,
+            early_stopping=early_stopping,
+            num_workers=num_workers,
+            seed=seed,
+            amp=amp,
+            progress=progress,
+            out_dir=out_dir,
+            resume=resume,
+            device=self.device,
+        )
         trainer = Trainer(config)
         torch.manual_seed(seed)  # the head's initialisation is part of the seeded run
         network = self._build(pretrained=self.pretrained, weights=self.weights)
         device = resolve_device(self.device)
         criterion.to(device)
         task = _ClassificationTask(criterion, self.classes_, self._config(), channels_last=True)
-        result: TrainResult = trainer.fit(network, task, train_data, val_data,
-                                          sample_weights=per_sample if class_balance == "sampler" else None)
+        result: TrainResult = trainer.fit(
+            network, task, train_data, val_data, sample_weights=per_sample if class_balance == "sampler" else None
+        )
         self.network_ = network.eval()
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
@@ -329,8 +426,9 @@ class LesionClassifier(Estimator):
         return self
 
     # ------------------------------------------------------------------ inference
-    def predict_proba(self, images: Any, *, batch_size: int = 64, tta: bool = False,
-                      num_workers: int = 0) -> np.ndarray:
+    def predict_proba(
+        self, images: Any, *, batch_size: int = 64, tta: bool = False, num_workers: int = 0
+    ) -> np.ndarray:
         """Class probabilities ``(N, num_classes)``.
 
         Args:
@@ -367,8 +465,16 @@ class LesionClassifier(Estimator):
         offsets = getattr(self, "class_offsets_", None)
         return (scores + offsets if offsets is not None else scores).argmax(1)
 
-    def calibrate(self, data: Any, *, split_csv: str | os.PathLike[str] | None = None, split: str = "val",
-                  decision: str = "tuned", batch_size: int = 64, num_workers: int = 0) -> LesionClassifier:
+    def calibrate(
+        self,
+        data: Any,
+        *,
+        split_csv: str | os.PathLike[str] | None = None,
+        split: str = "val",
+        decision: str = "tuned",
+        batch_size: int = 64,
+        num_workers: int = 0,
+    ) -> LesionClassifier:
         """Fit temperature scaling and the decision rule on labelled held-out data (validation).
 
         Temperature scaling divides the logits by one scalar ``T`` (fitted by NLL), so that
@@ -396,8 +502,9 @@ class LesionClassifier(Estimator):
         if decision not in ("tuned", "argmax"):
             raise HamkitError(f"decision must be 'tuned' or 'argmax', got {decision!r}")
         dataset = self._as_dataset(data, split=split, split_csv=split_csv, augment=False, cache=None)
-        logits, labels = self._logits(dataset, batch_size=batch_size, tta=False, num_workers=num_workers,
-                                      with_labels=True)
+        logits, labels = self._logits(
+            dataset, batch_size=batch_size, tta=False, num_workers=num_workers, with_labels=True
+        )
         self._check_labels(labels)
         scores = logits.numpy().astype(np.float64)
         self.temperature_ = fit_temperature(scores, labels)
@@ -411,11 +518,14 @@ class LesionClassifier(Estimator):
 
     def _check_labels(self, labels: np.ndarray) -> None:
         if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
-            raise DataError("needs labelled data with class indices 0.."
-                            f"{self.num_classes - 1}; got labels {sorted(set(labels.tolist()))[:8]}")
+            raise DataError(
+                "needs labelled data with class indices 0.."
+                f"{self.num_classes - 1}; got labels {sorted(set(labels.tolist()))[:8]}"
+            )
 
-    def _logits(self, images: Any, *, batch_size: int, tta: bool, num_workers: int,
-                with_labels: bool = False) -> tuple[torch.Tensor, np.ndarray]:
+    def _logits(
+        self, images: Any, *, batch_size: int, tta: bool, num_workers: int, with_labels: bool = False
+    ) -> tuple[torch.Tensor, np.ndarray]:
         network = self._check_fitted()
         mean, std = self.normalisation()
         inputs = prepare_inputs(images, image_size=self.image_size, mean=mean, std=std)
@@ -425,17 +535,35 @@ class LesionClassifier(Estimator):
         if isinstance(inputs.dataset, TensorDataset):  # already in memory: slice, do not re-stack
             tensors = inputs.dataset.tensors
             images = tensors[0]
-            loader = [{"image": images[i:i + batch_size],
-                       **({"label": tensors[1][i:i + batch_size]} if len(tensors) > 1 else {})}
-                      for i in range(0, len(images), batch_size)]
+            loader = [
+                {
+                    "image": images[i : i + batch_size],
+                    **({"label": tensors[1][i : i + batch_size]} if len(tensors) > 1 else {}),
+                }
+                for i in range(0, len(images), batch_size)
+            ]
         else:
-            loader = DataLoader(inputs.dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                                pin_memory=device.type == "cuda")
-        return _collect_logits(network, loader, device, amp_dtype(device), channels_last=True,
-                               with_labels=with_labels, tta=tta)
+            loader = DataLoader(
+                inputs.dataset,
+                batch_size=batch_size,
+                shuffle=False,
+                num_workers=num_workers,
+                pin_memory=device.type == "cuda",
+            )
+        return _collect_logits(
+            network, loader, device, amp_dtype(device), channels_last=True, with_labels=with_labels, tta=tta
+        )
 
-    def evaluate(self, data: Any, *, split_csv: str | os.PathLike[str] | None = None, split: str = "test",
-                 batch_size: int = 64, tta: bool = False, num_workers: int = 0) -> ClassificationReport:
+    def evaluate(
+        self,
+        data: Any,
+        *,
+        split_csv: str | os.PathLike[str] | None = None,
+        split: str = "test",
+        batch_size: int = 64,
+        tta: bool = False,
+        num_workers: int = 0,
+    ) -> ClassificationReport:
         """Score the classifier on labelled data.
 
         Args:
@@ -451,16 +579,23 @@ class LesionClassifier(Estimator):
             The :class:`~hamkit.metrics.ClassificationReport`.
         """
         dataset = self._as_dataset(data, split=split, split_csv=split_csv, augment=False, cache=None)
-        logits, labels = self._logits(dataset, batch_size=batch_size, tta=tta, num_workers=num_workers,
-                                      with_labels=True)
+        logits, labels = self._logits(
+            dataset, batch_size=batch_size, tta=tta, num_workers=num_workers, with_labels=True
+        )
         self._check_labels(labels)
         proba = self._proba(logits)
         return classification_report(labels, self.decide(proba), proba, classes=self.classes_)
 
     # ------------------------------------------------------------------ persistence
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, device: str = "auto", backbone: str | None = None,
-             num_classes: int | None = None) -> LesionClassifier:
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        device: str = "auto",
+        backbone: str | None = None,
+        num_classes: int | None = None,
+    ) -> LesionClassifier:
         """Load a classifier written by :meth:`save` (or a run's ``best/`` folder).
 
         Args:
@@ -477,8 +612,15 @@ class LesionClassifier(Estimator):
                 or weights that do not fit the configured network.
         """
         state, config = cls._read_checkpoint(path, backbone=backbone, num_classes=num_classes)
-        model = cls(config["backbone"], config["num_classes"], config["image_size"], pretrained=False,
-                    dropout=config.get("dropout", 0.0), classes=config["classes"], device=device)
+        model = cls(
+            config["backbone"],
+            config["num_classes"],
+            config["image_size"],
+            pretrained=False,
+            dropout=config.get("dropout", 0.0),
+            classes=config["classes"],
+            device=device,
+        )
         restored = model._restore(path, state, f"{config['backbone']} classifier with {config['num_classes']} classes")
         if "class_prior" in config:
             restored.class_prior_ = np.asarray(config["class_prior"], dtype=np.float64)

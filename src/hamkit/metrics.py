@@ -94,13 +94,16 @@ class ClassificationReport:
         aucs = self.roc_auc or [math.nan] * len(self.classes)
         for i, code in enumerate(self.classes):
             auc = "" if math.isnan(aucs[i]) else f"{aucs[i]:.3f}"
-            lines.append(f"{code:>12}{self.precision[i]:>11.3f}{self.recall[i]:>9.3f}"
-                         f"{self.f1[i]:>10.3f}{self.support[i]:>9d}{auc:>9}")
+            lines.append(
+                f"{code:>12}{self.precision[i]:>11.3f}{self.recall[i]:>9.3f}"
+                f"{self.f1[i]:>10.3f}{self.support[i]:>9d}{auc:>9}"
+            )
         lines.append("")
         lines.append(f"{'accuracy':>12}{'':>11}{'':>9}{self.accuracy:>10.3f}{self.n_samples:>9d}")
         for name, avg in (("macro avg", self.macro), ("weighted avg", self.weighted)):
-            lines.append(f"{name:>12}{avg['precision']:>11.3f}{avg['recall']:>9.3f}"
-                         f"{avg['f1']:>10.3f}{self.n_samples:>9d}")
+            lines.append(
+                f"{name:>12}{avg['precision']:>11.3f}{avg['recall']:>9.3f}{avg['f1']:>10.3f}{self.n_samples:>9d}"
+            )
         lines.append("")
         lines.append(f"balanced accuracy (ISIC 2018 Task 3): {self.balanced_accuracy:.3f}")
         if not math.isnan(self.melanoma_sensitivity):
@@ -112,8 +115,9 @@ class ClassificationReport:
     def __str__(self) -> str:
         return self.format_table()
 
-    def plot_confusion_matrix(self, path: str | os.PathLike[str], *, normalize: bool = True,
-                              title: str = "Confusion matrix") -> Path:
+    def plot_confusion_matrix(
+        self, path: str | os.PathLike[str], *, normalize: bool = True, title: str = "Confusion matrix"
+    ) -> Path:
         """Save the confusion matrix as a heatmap PNG (rows normalised to recall by default).
 
         Returns:
@@ -134,8 +138,9 @@ class ClassificationReport:
         for r in ticks:
             for c in ticks:
                 text = f"{shown[r, c]:.2f}\n({int(counts[r, c])})" if normalize else f"{int(counts[r, c])}"
-                axes.text(c, r, text, ha="center", va="center", fontsize=7,
-                          color="white" if shown[r, c] > limit else "black")
+                axes.text(
+                    c, r, text, ha="center", va="center", fontsize=7, color="white" if shown[r, c] > limit else "black"
+                )
         figure.tight_layout()
         return save_png(figure, path)
 

@@ -113,8 +113,9 @@ def fill_holes(masks: np.ndarray, *, connectivity: int = 1) -> np.ndarray:
     return filled[0] if single else filled
 
 
-def postprocess_masks(masks: np.ndarray | Sequence[np.ndarray], mode: str | None,
-                      *, connectivity: int = 2) -> np.ndarray | list[np.ndarray]:
+def postprocess_masks(
+    masks: np.ndarray | Sequence[np.ndarray], mode: str | None, *, connectivity: int = 2
+) -> np.ndarray | list[np.ndarray]:
     """Apply a ``postprocess`` mode to one mask, a stack, or a list of masks of any sizes.
 
     Args:

@@ -152,9 +152,7 @@ class _Registry:
         pattern = pattern.strip().lower()
         if pattern and not any(c in pattern for c in "*?["):
             pattern = f"*{pattern}*"
-        names = sorted(
-            n for n in self.names() if not pattern or fnmatch.fnmatchcase(n.lower(), pattern)
-        )
+        names = sorted(n for n in self.names() if not pattern or fnmatch.fnmatchcase(n.lower(), pattern))
         if task is None:
             return names
         kept = []
@@ -390,9 +388,7 @@ def _pretrained_choice(spec: BackboneSpec, pretrained: bool | str) -> bool | str
         return True
     if pretrained not in spec.pretrained_weights:
         known = ", ".join(spec.pretrained_weights) or "none"
-        raise WeightsError(
-            f"backbone {spec.name!r} has no pretrained weights {pretrained!r}; available: {known}"
-        )
+        raise WeightsError(f"backbone {spec.name!r} has no pretrained weights {pretrained!r}; available: {known}")
     return str(pretrained)
 
 

@@ -56,8 +56,10 @@ ISIC_JACCARD_THRESHOLD = 0.65
 def _pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     p, t = np.asarray(pred).astype(bool, copy=False), np.asarray(truth).astype(bool, copy=False)
     if p.shape != t.shape:
-        raise DataError(f"prediction of shape {p.shape} but ground truth of shape {t.shape}; "
-                        "masks must be compared at the same size")
+        raise DataError(
+            f"prediction of shape {p.shape} but ground truth of shape {t.shape}; "
+            "masks must be compared at the same size"
+        )
     if p.ndim == 2:
         return p[None], t[None]
     if p.ndim != 3:
@@ -92,8 +94,9 @@ def confusion_counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.stack([tp, fp, fn, pixels - tp - fp - fn], axis=1).astype(np.int64)
 
 
-def confusion_counts_list(preds: Sequence[np.ndarray], truths: Sequence[np.ndarray],
-                          image_ids: Sequence[str] | None = None) -> np.ndarray:
+def confusion_counts_list(
+    preds: Sequence[np.ndarray], truths: Sequence[np.ndarray], image_ids: Sequence[str] | None = None
+) -> np.ndarray:
     """Counts ``tp, fp, fn, tn`` of aligned lists of masks whose sizes may differ between images.
 
     Masks of equal size are stacked and counted together (one vectorised call per size).
@@ -120,12 +123,15 @@ def confusion_counts_list(preds: Sequence[np.ndarray], truths: Sequence[np.ndarr
     for index, (p, t) in enumerate(zip(preds, truths, strict=True)):
         if np.shape(p) != np.shape(t):
             name = image_ids[index] if image_ids is not None and index < len(image_ids) else index
-            raise DataError(f"image {name}: prediction {np.shape(p)} but ground truth {np.shape(t)}; "
-                            "resize the prediction to its image's size")
+            raise DataError(
+                f"image {name}: prediction {np.shape(p)} but ground truth {np.shape(t)}; "
+                "resize the prediction to its image's size"
+            )
         groups.setdefault(np.shape(t), []).append(index)
     for indices in groups.values():
-        counts[indices] = confusion_counts(np.stack([preds[i] for i in indices]),
-                                           np.stack([truths[i] for i in indices]))
+        counts[indices] = confusion_counts(
+            np.stack([preds[i] for i in indices]), np.stack([truths[i] for i in indices])
+        )
     return counts
 
 
@@ -180,8 +186,7 @@ def iou_score(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return scores_from_counts(confusion_counts(pred, truth))["iou"]
 
 
-def thresholded_jaccard(iou: Sequence[float] | np.ndarray,
-                        threshold: float = ISIC_JACCARD_THRESHOLD) -> float:
+def thresholded_jaccard(iou: Sequence[float] | np.ndarray, threshold: float = ISIC_JACCARD_THRESHOLD) -> float:
     """The ISIC 2018 Task 1 score: mean of per-image Jaccard, values below ``threshold`` set to 0.
 
     Args:
@@ -286,10 +291,16 @@ class SegmentationReport:
     def summary(self) -> dict[str, Any]:
         """The headline numbers as a dict (what ``to_json`` writes under ``"summary"``)."""
         out: dict[str, Any] = {
-            "n_images": self.n_images, "mean_dice": self.mean_dice, "mean_iou": self.mean_iou,
-            "thresholded_jaccard": self.thresholded_jaccard, "jaccard_threshold": ISIC_JACCARD_THRESHOLD,
-            "mean_pixel_accuracy": self.mean_pixel_accuracy, "threshold": self.threshold,
-            "postprocess": self.postprocess, "resolution": self.resolution, "n_skipped": len(self.skipped),
+            "n_images": self.n_images,
+            "mean_dice": self.mean_dice,
+            "mean_iou": self.mean_iou,
+            "thresholded_jaccard": self.thresholded_jaccard,
+            "jaccard_threshold": ISIC_JACCARD_THRESHOLD,
+            "mean_pixel_accuracy": self.mean_pixel_accuracy,
+            "threshold": self.threshold,
+            "postprocess": self.postprocess,
+            "resolution": self.resolution,
+            "n_skipped": len(self.skipped),
         }
         if self.classification is not None:
             out["balanced_accuracy"] = self.classification.balanced_accuracy
@@ -297,9 +308,15 @@ class SegmentationReport:
         return out
 
     # ------------------------------------------------------------------ joining
-    def with_classification(self, image_ids: Sequence[str], predicted: Sequence[int] | np.ndarray, *,
-                            proba: np.ndarray | None = None, labels: Sequence[int] | np.ndarray | None = None,
-                            classes: Sequence[str] | None = None) -> SegmentationReport:
+    def with_classification(
+        self,
+        image_ids: Sequence[str],
+        predicted: Sequence[int] | np.ndarray,
+        *,
+        proba: np.ndarray | None = None,
+        labels: Sequence[int] | np.ndarray | None = None,
+        classes: Sequence[str] | None = None,
+    ) -> SegmentationReport:
         """Join class predictions (e.g. of a separate ``LesionClassifier``) by ``image_id``.
 
         Args:
@@ -323,8 +340,10 @@ class SegmentationReport:
         position = {image_id: i for i, image_id in enumerate(ids)}
         lacking = [i for i in self.image_ids if i not in position]
         if lacking:
-            raise DataError(f"{len(lacking)} image(s) of the report have no class prediction: "
-                            f"{', '.join(lacking[:10])}{' ...' if len(lacking) > 10 else ''}")
+            raise DataError(
+                f"{len(lacking)} image(s) of the report have no class prediction: "
+                f"{', '.join(lacking[:10])}{' ...' if len(lacking) > 10 else ''}"
+            )
         order = np.array([position[i] for i in self.image_ids], dtype=np.int64)
         names = list(classes) if classes is not None else list(self.classes)
         if labels is not None:
@@ -344,10 +363,21 @@ class SegmentationReport:
             scores = scores[order]
         pred = pred[order]
         known = truth >= 0
-        report = (classification_report(truth[known], pred[known], scores[known] if scores is not None else None,
-                                         classes=names) if known.any() else None)
-        return replace(self, classification=report, classes=names, labels=truth.tolist(), predicted=pred.tolist(),
-                       proba=scores.tolist() if scores is not None else None)
+        report = (
+            classification_report(
+                truth[known], pred[known], scores[known] if scores is not None else None, classes=names
+            )
+            if known.any()
+            else None
+        )
+        return replace(
+            self,
+            classification=report,
+            classes=names,
+            labels=truth.tolist(),
+            predicted=pred.tolist(),
+            proba=scores.tolist() if scores is not None else None,
+        )
 
     # ------------------------------------------------------------------ output
     def per_image_rows(self) -> list[dict[str, Any]]:
@@ -357,9 +387,13 @@ class SegmentationReport:
         rows: list[dict[str, Any]] = []
         for i, image_id in enumerate(self.image_ids):
             row: dict[str, Any] = {
-                "image_id": image_id, "dice": self.dice[i], "iou": self.iou[i],
-                "jaccard_thresholded": float(thresholded[i]), "pixel_accuracy": self.pixel_accuracy[i],
-                "true_area": self.true_area[i], "pred_area": self.pred_area[i],
+                "image_id": image_id,
+                "dice": self.dice[i],
+                "iou": self.iou[i],
+                "jaccard_thresholded": float(thresholded[i]),
+                "pixel_accuracy": self.pixel_accuracy[i],
+                "true_area": self.true_area[i],
+                "pred_area": self.pred_area[i],
             }
             if self.predicted is not None:
                 label = self.labels[i] if self.labels is not None else -1
@@ -375,8 +409,11 @@ class SegmentationReport:
         """The per-image table as CSV text (see :meth:`per_image_rows`)."""
         rows = self.per_image_rows()
         buffer = io.StringIO()
-        columns = list(rows[0]) if rows else ["image_id", "dice", "iou", "jaccard_thresholded", "pixel_accuracy",
-                                              "true_area", "pred_area"]
+        columns = (
+            list(rows[0])
+            if rows
+            else ["image_id", "dice", "iou", "jaccard_thresholded", "pixel_accuracy", "true_area", "pred_area"]
+        )
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for row in rows:
@@ -416,7 +453,8 @@ class SegmentationReport:
         """A plain-text summary (and the classification table, when there is one)."""
         lines = [
             f"images: {self.n_images} (scored at the {self.resolution} resolution"
-            + (f", postprocess {self.postprocess}" if self.postprocess else "") + ")",
+            + (f", postprocess {self.postprocess}" if self.postprocess else "")
+            + ")",
             f"mean Dice:                          {self.mean_dice:.4f}",
             f"mean IoU (Jaccard):                 {self.mean_iou:.4f}",
             f"thresholded Jaccard (ISIC 2018 T1): {self.thresholded_jaccard:.4f}",
@@ -453,9 +491,13 @@ def report_from_counts(image_ids: Sequence[str], counts: np.ndarray, **fields: A
         raise DataError(f"{len(image_ids)} image ids for {c.shape[0]} masks")
     scores = scores_from_counts(c)
     return SegmentationReport(
-        image_ids=[str(i) for i in image_ids], dice=scores["dice"].tolist(), iou=scores["iou"].tolist(),
-        pixel_accuracy=scores["pixel_accuracy"].tolist(), true_area=(c[:, 0] + c[:, 2]).tolist(),
-        pred_area=(c[:, 0] + c[:, 1]).tolist(), **fields,
+        image_ids=[str(i) for i in image_ids],
+        dice=scores["dice"].tolist(),
+        iou=scores["iou"].tolist(),
+        pixel_accuracy=scores["pixel_accuracy"].tolist(),
+        true_area=(c[:, 0] + c[:, 2]).tolist(),
+        pred_area=(c[:, 0] + c[:, 1]).tolist(),
+        **fields,
     )
 
 

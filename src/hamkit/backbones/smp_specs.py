@@ -97,9 +97,7 @@ def build_smp(
         weights = "imagenet" if pretrained is True else str(pretrained)
         if encoder.startswith("tu-"):
             weights = True  # timm-universal encoders take a flag; the tag is in the name
-    model = architectures()[arch.lower()](
-        encoder_name=encoder, encoder_weights=weights, classes=out_channels, **kwargs
-    )
+    model = architectures()[arch.lower()](encoder_name=encoder, encoder_weights=weights, classes=out_channels, **kwargs)
     return SmpSegmentation(model)
 
 
@@ -187,8 +185,7 @@ def smp_spec(arch_and_encoder: str) -> BackboneSpec:
         close = difflib.get_close_matches(arch, spelled, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise BackboneNotFoundError(
-            f"unknown smp architecture {arch!r} in backbone name {name!r}; {hint}"
-            f"available: {', '.join(spelled)}"
+            f"unknown smp architecture {arch!r} in backbone name {name!r}; {hint}available: {', '.join(spelled)}"
         )
     _check_encoder(encoder, name)
     arch_cls = archs[arch.lower()]

@@ -93,22 +93,14 @@ class BackboneSpec:
         tasks = (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks)
         unknown = [t for t in tasks if t not in TASKS]
         if not tasks or unknown:
-            raise HamkitError(
-                f"backbone {name!r}: tasks must be a non-empty subset of {TASKS}, got {tasks!r}"
-            )
+            raise HamkitError(f"backbone {name!r}: tasks must be a non-empty subset of {TASKS}, got {tasks!r}")
         if not callable(self.builder):
             raise HamkitError(f"backbone {name!r}: builder must be callable, got {self.builder!r}")
-        if isinstance(self.feature_dim, bool) or int(self.feature_dim) != self.feature_dim or (
-            self.feature_dim <= 0
-        ):
-            raise HamkitError(
-                f"backbone {name!r}: feature_dim must be a positive int, got {self.feature_dim!r}"
-            )
+        if isinstance(self.feature_dim, bool) or int(self.feature_dim) != self.feature_dim or (self.feature_dim <= 0):
+            raise HamkitError(f"backbone {name!r}: feature_dim must be a positive int, got {self.feature_dim!r}")
         size = tuple(int(s) for s in self.input_size)
         if len(size) != 2 or min(size) <= 0:
-            raise HamkitError(
-                f"backbone {name!r}: input_size must be (height, width), got {self.input_size!r}"
-            )
+            raise HamkitError(f"backbone {name!r}: input_size must be (height, width), got {self.input_size!r}")
         std = _triple(self.std, "std", name)
         if min(std) <= 0:
             raise HamkitError(f"backbone {name!r}: std must be positive, got {std!r}")

@@ -64,9 +64,7 @@ def build_timm(model_name: str, *, task: str, pretrained: bool | str, **kwargs: 
 
     if isinstance(pretrained, str):
         model_name = f"{model_name.partition('.')[0]}.{pretrained}"
-    model: nn.Module = timm.create_model(
-        model_name, pretrained=bool(pretrained), num_classes=0, **kwargs
-    )
+    model: nn.Module = timm.create_model(model_name, pretrained=bool(pretrained), num_classes=0, **kwargs)
     setattr(model, "feature_dim", pooled_dim(model))  # noqa: B010 (an int, not a Module field)
     return model
 

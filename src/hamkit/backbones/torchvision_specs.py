@@ -41,9 +41,7 @@ def _torchvision_weights(model_name: str, pretrained: bool | str) -> Any:
     return enum.DEFAULT if pretrained is True else enum[str(pretrained)]
 
 
-def build_classifier(
-    model_name: str, head: str, *, task: str, pretrained: bool | str, **kwargs: Any
-) -> nn.Module:
+def build_classifier(model_name: str, head: str, *, task: str, pretrained: bool | str, **kwargs: Any) -> nn.Module:
     """Build a torchvision classification model that returns pooled features.
 
     Args:
@@ -67,9 +65,7 @@ def build_classifier(
 
     from hamkit.backbones.wrappers import first_layer
 
-    model: nn.Module = get_model(
-        model_name, weights=_torchvision_weights(model_name, pretrained), **kwargs
-    )
+    model: nn.Module = get_model(model_name, weights=_torchvision_weights(model_name, pretrained), **kwargs)
     feature_dim = first_layer(getattr(model, head), nn.Linear).in_features
     setattr(model, head, nn.Identity())
     setattr(model, "feature_dim", int(feature_dim))  # noqa: B010 (an int, not a Module field)
@@ -100,9 +96,7 @@ def build_deeplab(
     weights = _torchvision_weights(model_name, pretrained)
     if weights is None:
         kwargs.setdefault("weights_backbone", None)
-        model = get_model(
-            model_name, weights=None, num_classes=out_channels, aux_loss=False, **kwargs
-        )
+        model = get_model(model_name, weights=None, num_classes=out_channels, aux_loss=False, **kwargs)
     else:
         model = get_model(model_name, weights=weights, **kwargs)
         final = model.classifier[-1]
@@ -110,9 +104,7 @@ def build_deeplab(
     return TorchvisionSegmentation(model.backbone, model.classifier)
 
 
-def _classifier(
-    name: str, head: str, dim: int, weights: tuple[str, ...], what: str
-) -> BackboneSpec:
+def _classifier(name: str, head: str, dim: int, weights: tuple[str, ...], what: str) -> BackboneSpec:
     return BackboneSpec(
         name=name,
         tasks=("classification",),

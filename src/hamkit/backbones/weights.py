@@ -183,8 +183,11 @@ def download_guard(name: str) -> Iterator[None]:
             if not is_download_failure(err):
                 raise
             from_hf = offline and _raised_in_hub(err, ("huggingface_hub",))
-            where = (" (the Hugging Face Hub cannot be reached from this machine and the weights are not "
-                     "in its local cache)" if from_hf else f" ({_reason(err)})")
+            where = (
+                " (the Hugging Face Hub cannot be reached from this machine and the weights are not in its local cache)"
+                if from_hf
+                else f" ({_reason(err)})"
+            )
             raise WeightsError(
                 f"could not download pretrained weights for {name}{where}; "
                 f'to use a local file pass weights="path/to/file.safetensors" (or .pt/.pth), '
@@ -203,8 +206,7 @@ def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     for key, value in obj.items():
         if not isinstance(value, torch.Tensor):
             raise WeightsError(
-                f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor; "
-                "save model.state_dict()"
+                f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor; save model.state_dict()"
             )
         for prefix in _PREFIXES:
             key = key.removeprefix(prefix)
@@ -235,8 +237,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     suffix = path.suffix.lower()
     if suffix not in WEIGHT_SUFFIXES:
         raise WeightsError(
-            f"{path}: unknown weights file extension {path.suffix!r}; "
-            f"use one of {', '.join(WEIGHT_SUFFIXES)}"
+            f"{path}: unknown weights file extension {path.suffix!r}; use one of {', '.join(WEIGHT_SUFFIXES)}"
         )
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist")

@@ -8,53 +8,94 @@ from hamkit.cli._types import non_negative_int, output_folder, positive_int
 
 
 def _method_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", default="verified", choices=("verified", "cnn", "phash", "dhash", "exact"),
-                        help="verified (default: candidates confirmed by aligning the two images; offline), "
-                        "cnn, phash, dhash or exact")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="verified: min aligned-content score (default 0.5); cnn: min cosine similarity "
-                        "(default 0.93); phash: max Hamming distance (default 8); dhash: max Hamming distance "
-                        "(default 4)")
-    parser.add_argument("--candidates", type=positive_int, default=10, metavar="K",
-                        help="verified: candidate partners checked per image (default 10)")
+    parser.add_argument(
+        "--method",
+        default="verified",
+        choices=("verified", "cnn", "phash", "dhash", "exact"),
+        help="verified (default: candidates confirmed by aligning the two images; offline), cnn, phash, dhash or exact",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="verified: min aligned-content score (default 0.5); cnn: min cosine similarity "
+        "(default 0.93); phash: max Hamming distance (default 8); dhash: max Hamming distance "
+        "(default 4)",
+    )
+    parser.add_argument(
+        "--candidates",
+        type=positive_int,
+        default=10,
+        metavar="K",
+        help="verified: candidate partners checked per image (default 10)",
+    )
     parser.add_argument("--backbone", default="mobilenet_v2", help="CNN backbone (default: mobilenet_v2)")
     parser.add_argument("--image-size", type=positive_int, default=224)
     parser.add_argument("--batch-size", type=positive_int, default=64)
-    parser.add_argument("--no-pretrained", action="store_true", help="random CNN weights (finds near-exact copies only)")
+    parser.add_argument(
+        "--no-pretrained", action="store_true", help="random CNN weights (finds near-exact copies only)"
+    )
     parser.add_argument("--weights", help="local backbone weights file instead of a download")
     parser.add_argument("--workers", type=non_negative_int, default=None, help="decoding workers (default: automatic)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--cache", default=None, help="cache folder for CNN embeddings and hashes (default: $HAMKIT_CACHE or ~/.cache/hamkit)")
-    parser.add_argument("--search-backend", default="auto",
-                        choices=("auto", "numpy", "faiss", "faiss-ivf", "faiss-hnsw"),
-                        help="cnn pair search: auto (exact below 250,000 images, then faiss IVF if installed), "
-                        "numpy (always exact), faiss, faiss-ivf or faiss-hnsw (approximate)")
-    parser.add_argument("--ivf-nprobe", type=int, default=None, metavar="N",
-                        help="cells the faiss IVF search probes per image (default 16; more finds more, slower)")
+    parser.add_argument(
+        "--cache",
+        default=None,
+        help="cache folder for CNN embeddings and hashes (default: $HAMKIT_CACHE or ~/.cache/hamkit)",
+    )
+    parser.add_argument(
+        "--search-backend",
+        default="auto",
+        choices=("auto", "numpy", "faiss", "faiss-ivf", "faiss-hnsw"),
+        help="cnn pair search: auto (exact below 250,000 images, then faiss IVF if installed), "
+        "numpy (always exact), faiss, faiss-ivf or faiss-hnsw (approximate)",
+    )
+    parser.add_argument(
+        "--ivf-nprobe",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cells the faiss IVF search probes per image (default 16; more finds more, slower)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``dedup`` subcommand."""
     parser = subparsers.add_parser(
-        "dedup", help="find exact and near-duplicate images",
+        "dedup",
+        help="find exact and near-duplicate images",
         description="Find duplicate images in a folder (recursively) or a text file of paths. Writes kept.txt, "
-        "removed.txt, pairs.csv, groups.json, groups.csv, summary.json, skipped.txt and a review sheet into OUT.")
+        "removed.txt, pairs.csv, groups.json, groups.csv, summary.json, skipped.txt and a review sheet into OUT.",
+    )
     parser.add_argument("images", help="a folder of images, or a text file with one image path per line")
     parser.add_argument("--out", type=output_folder, required=True, help="output folder")
     _method_options(parser)
-    parser.add_argument("--keep", default="first", choices=("first", "largest"),
-                        help="which image of a group to keep: first by path (default) or largest")
-    parser.add_argument("--strict-groups", action="store_true",
-                        help="every group member must match the group's representative (guards against chaining)")
+    parser.add_argument(
+        "--keep",
+        default="first",
+        choices=("first", "largest"),
+        help="which image of a group to keep: first by path (default) or largest",
+    )
+    parser.add_argument(
+        "--strict-groups",
+        action="store_true",
+        help="every group member must match the group's representative (guards against chaining)",
+    )
     parser.add_argument("--no-review", action="store_true", help="do not write review.png / review.html")
-    parser.add_argument("--labels", metavar="METADATA_CSV",
-                        help="HAM10000-style metadata (image_id, lesion_id, dx): writes calibration.csv / .png "
-                        "(pairs within and across lesions per threshold, with a suggested threshold) and "
-                        "conflicts.csv (duplicates whose diagnoses differ)")
-    parser.add_argument("--against", metavar="OLD",
-                        help="only pairs between IMAGES and this folder or list (e.g. new data against a "
-                        "training set): writes pairs.csv")
+    parser.add_argument(
+        "--labels",
+        metavar="METADATA_CSV",
+        help="HAM10000-style metadata (image_id, lesion_id, dx): writes calibration.csv / .png "
+        "(pairs within and across lesions per threshold, with a suggested threshold) and "
+        "conflicts.csv (duplicates whose diagnoses differ)",
+    )
+    parser.add_argument(
+        "--against",
+        metavar="OLD",
+        help="only pairs between IMAGES and this folder or list (e.g. new data against a "
+        "training set): writes pairs.csv",
+    )
     return parser
 
 
@@ -66,12 +107,23 @@ def dedup_from_args(args: argparse.Namespace, **extra: object):
     threshold = args.threshold
     if threshold is not None and args.method in ("phash", "dhash") and float(threshold).is_integer():
         threshold = int(threshold)
-    return Deduplicator(method=args.method, backbone=args.backbone, threshold=threshold, image_size=args.image_size,
-                        batch_size=args.batch_size, device=args.device, pretrained=not args.no_pretrained,
-                        weights=args.weights, num_workers=args.workers, cache_dir=args.cache,
-                        search_backend=args.search_backend,
-                        ivf=None if args.ivf_nprobe is None else IvfConfig(nprobe=args.ivf_nprobe),
-                        progress=not args.quiet, candidates=args.candidates, **extra)
+    return Deduplicator(
+        method=args.method,
+        backbone=args.backbone,
+        threshold=threshold,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        device=args.device,
+        pretrained=not args.no_pretrained,
+        weights=args.weights,
+        num_workers=args.workers,
+        cache_dir=args.cache,
+        search_backend=args.search_backend,
+        ivf=None if args.ivf_nprobe is None else IvfConfig(nprobe=args.ivf_nprobe),
+        progress=not args.quiet,
+        candidates=args.candidates,
+        **extra,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,8 +139,10 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         cross.save(out / "pairs.csv")
-        print(f"{len(cross.paths_a)} image(s) against {len(cross.paths_b)}: {len(cross.pairs)} duplicate pair(s) "
-              f"across the two sets ({len(cross.skipped)} unreadable, skipped)")
+        print(
+            f"{len(cross.paths_a)} image(s) against {len(cross.paths_b)}: {len(cross.pairs)} duplicate pair(s) "
+            f"across the two sets ({len(cross.skipped)} unreadable, skipped)"
+        )
         print(f"results in {out}")
         return 0
     result = dedup.find(args.images)
@@ -117,9 +171,12 @@ def run(args: argparse.Namespace) -> int:
             calibration.to_csv(Path(out) / "calibration.csv")
             calibration.plot(Path(out) / "calibration.png")
             row = calibration.at(float(result.threshold)) if result.threshold is not None else None
-            summary["calibration"] = {"suggested_threshold": calibration.suggested, "reason": calibration.reason,
-                                      "pairs_within_lesions": None if row is None else row.within,
-                                      "pairs_across_lesions": None if row is None else row.across}
+            summary["calibration"] = {
+                "suggested_threshold": calibration.suggested,
+                "reason": calibration.reason,
+                "pairs_within_lesions": None if row is None else row.within,
+                "pairs_across_lesions": None if row is None else row.across,
+            }
             print(calibration.summary())
         atomic_write_text(Path(out) / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
     print(f"results in {out}")

@@ -38,30 +38,48 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Rerunning skips finished files and resumes partial downloads."
         ),
     )
-    parser.add_argument("dataset", choices=DATASETS, metavar="DATASET",
-                        help="the dataset to download: ham10000")
+    parser.add_argument("dataset", choices=DATASETS, metavar="DATASET", help="the dataset to download: ham10000")
     parser.add_argument("root", metavar="ROOT", type=output_folder, help="the dataset folder (created if missing)")
     parser.add_argument(
-        "--base-url", metavar="URL", default=None,
+        "--base-url",
+        metavar="URL",
+        default=None,
         help="the Dataverse server (default: https://dataverse.harvard.edu)",
     )
     parser.add_argument(
-        "--doi", default=None,
+        "--doi",
+        default=None,
         help="the dataset's persistent id (default: doi:10.7910/DVN/DBW86T)",
     )
     parser.add_argument(
-        "--file", dest="files", action="append", metavar="NAME", default=None,
+        "--file",
+        dest="files",
+        action="append",
+        metavar="NAME",
+        default=None,
         help="fetch this file of the record instead of the default four (repeatable), e.g. "
         "ISIC2018_Task3_Test_Images.zip",
     )
-    parser.add_argument("--keep-archives", action="store_true",
-                        help="keep the downloaded zips in ROOT/.hamkit-download/")
-    parser.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                        help="seconds to wait for a connection or a read (default: 60)")
-    parser.add_argument("--retries", type=int, default=3, metavar="N",
-                        help="retries of a failed request or corrupt download (default: 3)")
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bars or step messages; print the final layout only")
+    parser.add_argument(
+        "--keep-archives", action="store_true", help="keep the downloaded zips in ROOT/.hamkit-download/"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds to wait for a connection or a read (default: 60)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        metavar="N",
+        help="retries of a failed request or corrupt download (default: 3)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bars or step messages; print the final layout only"
+    )
     return parser
 
 

@@ -9,9 +9,12 @@ from hamkit.cli._types import output_folder
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``evaluate`` subcommand."""
-    parser = subparsers.add_parser("evaluate", help="evaluate a saved model on a split",
-                                   description="Print the report of a saved classifier (or segmenter) on one "
-                                   "split, and optionally save it as JSON and figures.")
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a saved model on a split",
+        description="Print the report of a saved classifier (or segmenter) on one "
+        "split, and optionally save it as JSON and figures.",
+    )
     parser.add_argument("model", help="a folder written by save() (e.g. RUN_DIR/model)")
     parser.add_argument("--data", required=True, help="data root")
     parser.add_argument("--split", required=True, help="split CSV written by `hamkit split`")
@@ -67,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
             report.save_csv(out / "per_image.csv")
             if report.classification is not None:
                 report.classification.plot_confusion_matrix(out / "confusion_matrix.png")
-            model.plot_examples(args.data, out / "examples.png", masks=args.masks, split_csv=args.split,
-                                split=args.subset)
+            model.plot_examples(
+                args.data, out / "examples.png", masks=args.masks, split_csv=args.split, split=args.subset
+            )
             print(f"wrote {out / 'report.json'}, per_image.csv and the figures")
         return 0
     raise HamkitError(f"{args.model}: cannot evaluate a model of kind {kind!r}")

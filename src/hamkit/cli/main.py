@@ -15,8 +15,18 @@ from hamkit.errors import HamkitError
 
 #: Subcommand modules under ``hamkit.cli``, in the order ``hamkit --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "run", "synth", "download", "split", "dedup", "audit", "train", "predict", "evaluate", "segment",
-    "backbones", "plugins",
+    "run",
+    "synth",
+    "download",
+    "split",
+    "dedup",
+    "audit",
+    "train",
+    "predict",
+    "evaluate",
+    "segment",
+    "backbones",
+    "plugins",
 )
 
 
@@ -59,22 +69,23 @@ def _one_line_warnings(command: str) -> Iterator[None]:
 
 
 # Library messages advise Python arguments; on the command line the same advice is a flag.
+_WEIGHTS_ADVICE = 'to use a local file pass weights="path/to/file.safetensors" (or .pt/.pth), or pass pretrained=False'
 _FLAG_ADVICE: dict[str, dict[str, str]] = {
     "train": {
         "pass on_missing='skip' to leave them out": "add --skip-missing to leave them out",
-        'to use a local file pass weights="path/to/file.safetensors" (or .pt/.pth), or pass pretrained=False':
-            "to use a local file add --weights path/to/file.safetensors (or .pt/.pth), or add --no-pretrained",
+        _WEIGHTS_ADVICE: (
+            "to use a local file add --weights path/to/file.safetensors (or .pt/.pth), or add --no-pretrained"
+        ),
         "pass masks=PATH": "pass --masks PATH",
     },
     "evaluate": {"pass on_missing='skip' to leave them out": "add --skip-missing to leave them out"},
     "dedup": {
-        'to use a local file pass weights="path/to/file.safetensors" (or .pt/.pth), or pass pretrained=False':
-            "to use a local file add --weights path/to/file.safetensors, or use the default --method verified "
-            "(needs no weights)",
+        _WEIGHTS_ADVICE: "to use a local file add --weights path/to/file.safetensors, "
+        "or use the default --method verified "
+        "(needs no weights)",
     },
     "run": {
-        'to use a local file pass weights="path/to/file.safetensors" (or .pt/.pth), or pass pretrained=False':
-            "set pretrained = false in the [classifier], [segmenter] or [dedup] section of --config",
+        _WEIGHTS_ADVICE: ("set pretrained = false in the [classifier], [segmenter] or [dedup] section of --config"),
         "pass on_missing='skip' to leave them out": "point data.masks at the full masks folder",
     },
 }

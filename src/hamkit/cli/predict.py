@@ -9,9 +9,12 @@ from hamkit.cli._types import output_file, positive_int
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``predict`` subcommand."""
-    parser = subparsers.add_parser("predict", help="classify images with a saved classifier",
-                                   description="Predict the diagnosis of images (files or folders). Writes "
-                                   "image_id,prediction,<one probability column per class>.")
+    parser = subparsers.add_parser(
+        "predict",
+        help="classify images with a saved classifier",
+        description="Predict the diagnosis of images (files or folders). Writes "
+        "image_id,prediction,<one probability column per class>.",
+    )
     parser.add_argument("model", help="a folder written by LesionClassifier.save (e.g. RUN_DIR/model)")
     parser.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
     parser.add_argument("--out", type=output_file, help="CSV file to write (default: print to the terminal)")

@@ -10,16 +10,21 @@ from hamkit.cli._types import output_folder
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``run`` subcommand."""
     parser = subparsers.add_parser(
-        "run", help="the whole job: dedup, leakage-free split, classifier, segmenter, report",
+        "run",
+        help="the whole job: dedup, leakage-free split, classifier, segmenter, report",
         description="Run dedup -> leakage-free split -> leakage audit -> classifier -> segmenter -> report. Without "
         "--data the built-in synthetic dataset is generated. Rerunning the same command skips the steps whose "
-        "inputs and settings have not changed and continues an interrupted training.")
+        "inputs and settings have not changed and continues an interrupted training.",
+    )
     parser.add_argument("--data", help="HAM10000-layout folder (default: synthetic data)")
     parser.add_argument("--config", help="TOML settings file (see --print-config)")
-    parser.add_argument("--preset", choices=("demo", "cpu", "report", "gpu", "seed"),
-                        help="defaults: cpu (real data on a laptop CPU, under 30 min for HAM10000; the default with "
-                        "--data), demo (the synthetic data, minutes; the default without --data), report (the "
-                        "original report's recipe; 'seed' is its old name), gpu (pretrained, larger, for a GPU)")
+    parser.add_argument(
+        "--preset",
+        choices=("demo", "cpu", "report", "gpu", "seed"),
+        help="defaults: cpu (real data on a laptop CPU, under 30 min for HAM10000; the default with "
+        "--data), demo (the synthetic data, minutes; the default without --data), report (the "
+        "original report's recipe; 'seed' is its old name), gpu (pretrained, larger, for a GPU)",
+    )
     parser.add_argument("--out", type=output_folder, help="run folder (required unless --print-config)")
     parser.add_argument("--print-config", action="store_true", help="print the effective settings as TOML and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -55,11 +60,15 @@ def run(args: argparse.Namespace) -> int:
             low, high = ci.get(name, (None, None))
             return f" [{low:.3f}-{high:.3f}]" if low is not None else ""
 
-        print(f"classifier: balanced accuracy {clf['balanced_accuracy']:.3f}{interval('balanced_accuracy')}, macro F1 "
-              f"{clf['macro']['f1']:.3f}{interval('macro_f1')} on {clf['n_samples']} test images")
+        print(
+            f"classifier: balanced accuracy {clf['balanced_accuracy']:.3f}{interval('balanced_accuracy')}, macro F1 "
+            f"{clf['macro']['f1']:.3f}{interval('macro_f1')} on {clf['n_samples']} test images"
+        )
     seg = result.summary.get("segmenter")
     if seg:
-        print(f"segmenter: mean Dice {seg['summary']['mean_dice']:.3f}, ISIC thresholded Jaccard "
-              f"{seg['summary']['thresholded_jaccard']:.3f}")
+        print(
+            f"segmenter: mean Dice {seg['summary']['mean_dice']:.3f}, ISIC thresholded Jaccard "
+            f"{seg['summary']['thresholded_jaccard']:.3f}"
+        )
     print(f"report: {result.report}")
     return 0

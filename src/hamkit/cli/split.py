@@ -21,12 +21,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("labels", help="HAM10000_metadata.csv or an ISIC 2018 Task 3 ground-truth CSV")
     parser.add_argument("--out", type=output_file, required=True, help="output split CSV")
     parser.add_argument(
-        "--fractions", nargs=3, type=float, default=(0.75, 0.125, 0.125),
-        metavar=("TRAIN", "VAL", "TEST"), help="split fractions (default: 0.75 0.125 0.125)",
+        "--fractions",
+        nargs=3,
+        type=float,
+        default=(0.75, 0.125, 0.125),
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="split fractions (default: 0.75 0.125 0.125)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument(
-        "--group-csv", action="append", default=[], metavar="CSV",
+        "--group-csv",
+        action="append",
+        default=[],
+        metavar="CSV",
         help="extra grouping: a CSV with columns image_id,group (e.g. duplicate groups); "
         "images sharing a group stay in one split. May be repeated.",
     )

@@ -68,8 +68,9 @@ class CacheEntry:
 class _DecodeJob:
     """Picklable decode of item ``i`` for the DataLoader workers of a cache build."""
 
-    def __init__(self, paths: Sequence[Path], masks: Sequence[Path] | None, size: int,
-                 mask_threshold: int | None) -> None:
+    def __init__(
+        self, paths: Sequence[Path], masks: Sequence[Path] | None, size: int, mask_threshold: int | None
+    ) -> None:
         self.paths = list(paths)
         self.masks = list(masks) if masks is not None else None
         self.size = size
@@ -112,15 +113,18 @@ class DecodeCache:
         >>> images, masks = cache.load(paths, image_size=224)  # doctest: +SKIP
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, num_workers: int = 0,
-                 progress: bool = False) -> None:
+    def __init__(self, directory: str | os.PathLike[str], *, num_workers: int = 0, progress: bool = False) -> None:
         self.directory = Path(directory).expanduser()
         self.num_workers = num_workers
         self.progress = progress
 
-    def key(self, paths: Sequence[str | os.PathLike[str]], image_size: int,
-            mask_paths: Sequence[str | os.PathLike[str]] | None = None,
-            mask_threshold: int | None = None) -> str:
+    def key(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        image_size: int,
+        mask_paths: Sequence[str | os.PathLike[str]] | None = None,
+        mask_threshold: int | None = None,
+    ) -> str:
         """The key of the entry for these files at this size (changes when any file changes)."""
         digest = hashlib.sha256()
         digest.update(json.dumps([_FORMAT_VERSION, image_size, mask_threshold]).encode())
@@ -141,13 +145,15 @@ class DecodeCache:
 
     def _is_complete(self, entry: CacheEntry) -> bool:
         marker = self.directory / f"{entry.key}.json"
-        return marker.is_file() and entry.images.is_file() and (
-            entry.masks is None or entry.masks.is_file()
-        )
+        return marker.is_file() and entry.images.is_file() and (entry.masks is None or entry.masks.is_file())
 
-    def load(self, paths: Sequence[str | os.PathLike[str]], image_size: int,
-             mask_paths: Sequence[str | os.PathLike[str]] | None = None,
-             mask_threshold: int | None = None) -> CacheEntry:
+    def load(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        image_size: int,
+        mask_paths: Sequence[str | os.PathLike[str]] | None = None,
+        mask_threshold: int | None = None,
+    ) -> CacheEntry:
         """Return the complete entry for these files, building it first when needed.
 
         Args:
@@ -167,31 +173,38 @@ class DecodeCache:
         key = self.key(paths, image_size, mask_paths, mask_threshold)
         entry = self.entry(key, mask_paths is not None)
         if not self._is_complete(entry):
-            self._build(entry, [Path(p) for p in paths],
-                        [Path(p) for p in mask_paths] if mask_paths is not None else None,
-                        image_size, mask_threshold)
+            self._build(
+                entry,
+                [Path(p) for p in paths],
+                [Path(p) for p in mask_paths] if mask_paths is not None else None,
+                image_size,
+                mask_threshold,
+            )
         return entry
 
-    def _build(self, entry: CacheEntry, paths: list[Path], masks: list[Path] | None,
-               size: int, mask_threshold: int | None) -> None:
+    def _build(
+        self, entry: CacheEntry, paths: list[Path], masks: list[Path] | None, size: int, mask_threshold: int | None
+    ) -> None:
         import torch
         from tqdm.auto import tqdm
 
         self.directory.mkdir(parents=True, exist_ok=True)
         n = len(paths)
         job = _DecodeJob(paths, masks, size, mask_threshold)
-        loader = torch.utils.data.DataLoader(
-            job, batch_size=16, num_workers=self.num_workers, collate_fn=_collate
-        )
+        loader = torch.utils.data.DataLoader(job, batch_size=16, num_workers=self.num_workers, collate_fn=_collate)
         with contextlib.ExitStack() as stack:
             images = np.lib.format.open_memmap(
-                stack.enter_context(atomic_path(entry.images)), mode="w+", dtype=np.uint8,
+                stack.enter_context(atomic_path(entry.images)),
+                mode="w+",
+                dtype=np.uint8,
                 shape=(n, size, size, 3),
             )
             mask_array = None
             if entry.masks is not None:
                 mask_array = np.lib.format.open_memmap(
-                    stack.enter_context(atomic_path(entry.masks)), mode="w+", dtype=np.uint8,
+                    stack.enter_context(atomic_path(entry.masks)),
+                    mode="w+",
+                    dtype=np.uint8,
                     shape=(n, size, size),
                 )
             with tqdm(total=n, desc="decode cache", unit="img", disable=not self.progress) as bar:
@@ -207,6 +220,13 @@ class DecodeCache:
             del images, mask_array
         atomic_write_text(
             self.directory / f"{entry.key}.json",
-            json.dumps({"version": _FORMAT_VERSION, "count": n, "image_size": size,
-                        "masks": masks is not None, "first": str(paths[0]) if paths else None}),
+            json.dumps(
+                {
+                    "version": _FORMAT_VERSION,
+                    "count": n,
+                    "image_size": size,
+                    "masks": masks is not None,
+                    "first": str(paths[0]) if paths else None,
+                }
+            ),
         )

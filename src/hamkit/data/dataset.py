@@ -138,7 +138,8 @@ class SkinDataset(Dataset):
         self._entry = None
         if self.cache is not None:
             self._entry = self.cache.load(
-                [s.path for s in self.samples], self.image_size,
+                [s.path for s in self.samples],
+                self.image_size,
                 [s.mask_path for s in self.samples] if self.with_masks else None,  # type: ignore[misc]
                 mask_threshold,
             )
@@ -188,8 +189,7 @@ class SkinDataset(Dataset):
         label_file = Path(labels) if labels is not None else find_label_file(root)
         if label_file is None:
             raise DataError(
-                f"{root}: no label file; expected one of {', '.join(LABEL_FILE_NAMES)} there, "
-                "or pass labels=PATH"
+                f"{root}: no label file; expected one of {', '.join(LABEL_FILE_NAMES)} there, or pass labels=PATH"
             )
         records = read_labels(label_file)
         if split_csv is not None:
@@ -230,8 +230,7 @@ class SkinDataset(Dataset):
             size = spec.input_size
             image_size = image_size or (size if isinstance(size, int) else max(size))
         samples = [
-            Sample(r.image_id, images[r.image_id], r.label, r.group, mask_paths.get(r.image_id))
-            for r in records
+            Sample(r.image_id, images[r.image_id], r.label, r.group, mask_paths.get(r.image_id)) for r in records
         ]
         if not samples:
             raise DataError(f"{root}: no labelled images left" + (f" in split {split!r}" if split else ""))
@@ -264,8 +263,13 @@ class SkinDataset(Dataset):
             if bad:
                 raise DataError(f"labels must be class indices 0..{NUM_CLASSES - 1}, got {bad[:5]}")
         samples = [
-            Sample(p.stem, p, int(labels[i]) if labels is not None else -1, p.stem,
-                   Path(masks[i]) if masks is not None else None)
+            Sample(
+                p.stem,
+                p,
+                int(labels[i]) if labels is not None else -1,
+                p.stem,
+                Path(masks[i]) if masks is not None else None,
+            )
             for i, p in enumerate(paths)
         ]
         return cls(samples, **kwargs)
@@ -301,16 +305,27 @@ class SkinDataset(Dataset):
         """A new dataset of the items at ``indices`` with the same settings (shares the cache)."""
         chosen = [self.samples[i] for i in indices]
         return type(self)(
-            chosen, image_size=self.image_size, mean=self.mean, std=self.std,
-            with_masks=self.with_masks, augment=self.augment, cache=self.cache,
+            chosen,
+            image_size=self.image_size,
+            mean=self.mean,
+            std=self.std,
+            with_masks=self.with_masks,
+            augment=self.augment,
+            cache=self.cache,
             mask_threshold=self.mask_threshold,
         )
 
     def with_options(self, **changes: Any) -> SkinDataset:
         """A copy with some constructor arguments changed, e.g. ``augment=True``."""
-        options = dict(image_size=self.image_size, mean=self.mean, std=self.std,
-                       with_masks=self.with_masks, augment=self.augment, cache=self.cache,
-                       mask_threshold=self.mask_threshold)
+        options = dict(
+            image_size=self.image_size,
+            mean=self.mean,
+            std=self.std,
+            with_masks=self.with_masks,
+            augment=self.augment,
+            cache=self.cache,
+            mask_threshold=self.mask_threshold,
+        )
         options.update(changes)
         return type(self)(self.samples, **options)
 
@@ -390,8 +405,6 @@ def _select_split(records: list[ImageRecord], split_csv: Path, split: str | None
     not_labelled = [i for i in assignment if i not in listed]
     if not_labelled:
         raise DataError(
-            f"{split_csv}: {len(not_labelled)} image(s) are not in the label file: "
-            f"{', '.join(not_labelled[:10])}"
+            f"{split_csv}: {len(not_labelled)} image(s) are not in the label file: {', '.join(not_labelled[:10])}"
         )
     return [r for r in records if assignment.get(r.image_id) == split]
-

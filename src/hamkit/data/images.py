@@ -37,9 +37,7 @@ __all__ = [
     "image_size_of",
 ]
 
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-)
+IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 """File extensions treated as images (case-insensitive)."""
 
 MASK_SUFFIX = "_segmentation"
@@ -87,10 +85,7 @@ def find_images(root: str | os.PathLike[str], *, unusable: list[Path] | None = N
             continue
         previous = found.setdefault(path.stem, path)
         if previous != path:
-            raise DataError(
-                f"image id {path.stem!r} occurs twice: {previous} and {path}; "
-                "rename or remove one of them"
-            )
+            raise DataError(f"image id {path.stem!r} occurs twice: {previous} and {path}; rename or remove one of them")
     return dict(sorted(found.items()))
 
 

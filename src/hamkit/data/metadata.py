@@ -186,8 +186,7 @@ def read_metadata(path: str | os.PathLike[str]) -> list[ImageRecord]:
         dx = row["dx"].lower()
         if dx not in CLASS_CODES:
             raise DataError(
-                f"{path}, line {line}: unknown dx code {row['dx']!r}; "
-                f"expected one of {', '.join(CLASS_CODES)}"
+                f"{path}, line {line}: unknown dx code {row['dx']!r}; expected one of {', '.join(CLASS_CODES)}"
             )
         records.append(
             ImageRecord(

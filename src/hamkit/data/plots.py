@@ -53,8 +53,11 @@ def plot_class_balance(
     total = counts.sum()
     axes.legend(
         wedges,
-        [f"{code}: {name} ({count}, {100 * count / total:.1f}%)"
-         for code, name, count, p in zip(CLASS_CODES, CLASS_NAMES, counts, present, strict=True) if p],
+        [
+            f"{code}: {name} ({count}, {100 * count / total:.1f}%)"
+            for code, name, count, p in zip(CLASS_CODES, CLASS_NAMES, counts, present, strict=True)
+            if p
+        ],
         loc="center left",
         bbox_to_anchor=(1.0, 0.5),
         fontsize=8,

@@ -86,8 +86,10 @@ def merge_groups(*keys: Sequence[Hashable | None]) -> np.ndarray:
         rows.append(index)
         cols.append(index[first_of[inverse]])  # link each item to the first item with its key
     graph = coo_matrix(
-        (np.ones(sum(r.size for r in rows)), (np.concatenate(rows or [np.zeros(0, int)]),
-                                               np.concatenate(cols or [np.zeros(0, int)]))),
+        (
+            np.ones(sum(r.size for r in rows)),
+            (np.concatenate(rows or [np.zeros(0, int)]), np.concatenate(cols or [np.zeros(0, int)])),
+        ),
         shape=(n, n),
     )
     _, labels = connected_components(graph, directed=False)
@@ -110,8 +112,7 @@ def _fold_plan(fractions: Sequence[float], n_groups: int) -> tuple[int, list[int
             break
     if best is None:
         raise DataError(
-            f"too few groups ({n_groups}) to split into fractions {list(fractions)}; "
-            "use more data or fewer splits"
+            f"too few groups ({n_groups}) to split into fractions {list(fractions)}; use more data or fewer splits"
         )
     return best[1], best[2]
 
@@ -186,9 +187,7 @@ class Split:
     def format_table(self) -> str:
         """The summary as a plain-text table (images per class per split)."""
         summary = self.summary()
-        header = f"{'split':<6}{'images':>8}{'lesions':>9}{'share':>8}" + "".join(
-            f"{c:>7}" for c in CLASS_CODES
-        )
+        header = f"{'split':<6}{'images':>8}{'lesions':>9}{'share':>8}" + "".join(f"{c:>7}" for c in CLASS_CODES)
         lines = [header]
         for name, row in summary.items():
             lines.append(
@@ -203,8 +202,15 @@ class Split:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["image_id", "lesion_id", "dx", "split", "group"])
         for i, image_id in enumerate(self.image_ids):
-            writer.writerow([image_id, self.lesion_ids[i] or "", CLASS_CODES[self.labels[i]],
-                             self.assignment[i], f"g{self.groups[i]:06d}"])
+            writer.writerow(
+                [
+                    image_id,
+                    self.lesion_ids[i] or "",
+                    CLASS_CODES[self.labels[i]],
+                    self.assignment[i],
+                    f"g{self.groups[i]:06d}",
+                ]
+            )
         return buffer.getvalue()
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -225,8 +231,9 @@ def _validate_fractions(fractions: Sequence[float]) -> tuple[float, float, float
     return values  # type: ignore[return-value]
 
 
-def _repair_missing_classes(assignment: np.ndarray, labels: np.ndarray, groups: np.ndarray,
-                            fractions: Sequence[float]) -> None:
+def _repair_missing_classes(
+    assignment: np.ndarray, labels: np.ndarray, groups: np.ndarray, fractions: Sequence[float]
+) -> None:
     """Move single groups so every class with >= 3 groups appears in every non-empty split."""
     active = [name for name, f in zip(SPLIT_NAMES, fractions, strict=True) if f > 0]
     _, first, group_size = np.unique(groups, return_index=True, return_counts=True)
@@ -347,12 +354,12 @@ def read_split_csv(path: str | os.PathLike[str]) -> dict[str, str]:
         for line, row in enumerate(reader, start=2):
             image_id, name = (row["image_id"] or "").strip(), (row["split"] or "").strip()
             if name not in SPLIT_NAMES:
-                raise DataError(f"{path}, line {line}: unknown split {name!r}; expected one of "
-                                f"{', '.join(SPLIT_NAMES)}")
+                raise DataError(
+                    f"{path}, line {line}: unknown split {name!r}; expected one of {', '.join(SPLIT_NAMES)}"
+                )
             if image_id in result:
                 raise DataError(f"{path}, line {line}: image_id {image_id!r} is listed twice")
             result[image_id] = name
     if not result:
         raise DataError(f"{path}: no rows")
     return result
-

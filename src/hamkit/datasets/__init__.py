@@ -20,8 +20,15 @@ from typing import TYPE_CHECKING
 
 from hamkit._lazy import lazy_attributes
 
-__all__ = ["make_synthetic", "SyntheticDataset", "download_ham10000", "DownloadError", "layout_summary",
-           "HAM10000_FILES", "plant_copies"]
+__all__ = [
+    "make_synthetic",
+    "SyntheticDataset",
+    "download_ham10000",
+    "DownloadError",
+    "layout_summary",
+    "HAM10000_FILES",
+    "plant_copies",
+]
 
 _LAZY: dict[str, str] = {
     "make_synthetic": "hamkit.datasets.synthetic",

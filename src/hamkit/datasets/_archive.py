@@ -131,9 +131,7 @@ def extract_zip(archive: Path, target: Path, *, work_dir: Path) -> int:
         temp.chmod(0o777 & ~current_umask())  # mkdtemp makes it 0700; the data set is for colleagues too
         _replace_folder(temp, target)
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:
-        raise DownloadError(
-            f"{archive}: corrupt zip archive ({err}); delete it and download it again"
-        ) from None
+        raise DownloadError(f"{archive}: corrupt zip archive ({err}); delete it and download it again") from None
     finally:
         if temp.exists():
             shutil.rmtree(temp, ignore_errors=True)

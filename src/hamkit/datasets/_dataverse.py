@@ -158,8 +158,9 @@ def parse_record(payload: object, *, source: str) -> list[RemoteFile]:
     return [_parse_file(entry, source, index) for index, entry in enumerate(files)]
 
 
-def list_record_files(base_url: str, doi: str, *, timeout: float, retries: int,
-                      advice: str = "", log: Log = _silent) -> list[RemoteFile]:
+def list_record_files(
+    base_url: str, doi: str, *, timeout: float, retries: int, advice: str = "", log: Log = _silent
+) -> list[RemoteFile]:
     """Fetch the file list of the latest version of a dataset.
 
     Args:
@@ -181,8 +182,7 @@ def list_record_files(base_url: str, doi: str, *, timeout: float, retries: int,
         ...                           timeout=60, retries=3)  # doctest: +SKIP
     """
     url = dataset_api_url(base_url, doi)
-    return parse_record(fetch_json(url, timeout=timeout, retries=retries, advice=advice, log=log),
-                        source=url)
+    return parse_record(fetch_json(url, timeout=timeout, retries=retries, advice=advice, log=log), source=url)
 
 
 def _stem(name: str) -> str:
@@ -194,8 +194,7 @@ def _stem_matches(name: str, remote: RemoteFile) -> bool:
     an extension (``HAM10000_metadata.csv`` vs ``HAM10000_metadata.tab`` / ``HAM10000_metadata``)."""
     stem = _stem(name)
     return any(
-        (remote.tabular and _stem(n) == stem) or (PurePosixPath(n).suffix == "" and n == stem)
-        for n in remote.names
+        (remote.tabular and _stem(n) == stem) or (PurePosixPath(n).suffix == "" and n == stem) for n in remote.names
     )
 
 

@@ -90,9 +90,7 @@ def encode_mask(mask: np.ndarray, palette: str | None = None) -> bytes:
     return buffer.getvalue()
 
 
-def _resize_mask(
-    mask: np.ndarray, size: tuple[int, int], box: tuple[int, int, int, int] | None = None
-) -> np.ndarray:
+def _resize_mask(mask: np.ndarray, size: tuple[int, int], box: tuple[int, int, int, int] | None = None) -> np.ndarray:
     image = Image.fromarray(mask.astype(np.uint8) * 255, "L")
     return np.asarray(image.resize(size, Image.Resampling.NEAREST, box=box)) > 127
 
@@ -134,9 +132,7 @@ def make_duplicate(
         small = (max(1, round(width * scale)), max(1, round(height * scale)))
         shrunk = image.resize(small, Image.Resampling.BILINEAR)
         if rng.random() < 0.5:  # scaled down and back up
-            return encode_jpeg(
-                shrunk.resize((width, height), Image.Resampling.BICUBIC)
-            ), encode_mask(mask)
+            return encode_jpeg(shrunk.resize((width, height), Image.Resampling.BICUBIC)), encode_mask(mask)
         return encode_jpeg(shrunk), encode_mask(_resize_mask(mask, small))  # saved smaller
     if kind == "cropped":
         left, top, right, bottom = rng.uniform(0.02, 0.07, 4)
@@ -152,6 +148,4 @@ def make_duplicate(
         shift = float(rng.uniform(6.0, 16.0)) * (1.0 if rng.random() < 0.5 else -1.0)
         pixels = np.clip(np.asarray(image, dtype=np.float32) + shift, 0.0, 255.0)
         return encode_jpeg(pixels.round().astype(np.uint8)), encode_mask(mask)
-    raise ValueError(
-        f"unknown duplicate kind {kind!r}; expected one of {', '.join(DUPLICATE_KINDS)}"
-    )
+    raise ValueError(f"unknown duplicate kind {kind!r}; expected one of {', '.join(DUPLICATE_KINDS)}")

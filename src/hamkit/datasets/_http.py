@@ -207,8 +207,7 @@ def fetch_json(url: str, *, timeout: float, retries: int, advice: str = "", log:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DownloadError(
-            f"{url}: the answer is not JSON ({err}); is this the address of a Dataverse server? "
-            f"{advice}".rstrip()
+            f"{url}: the answer is not JSON ({err}); is this the address of a Dataverse server? {advice}".rstrip()
         ) from None
 
 
@@ -242,8 +241,9 @@ def verify_file(path: Path, *, size: int | None, checksum: Checksum | None) -> s
     return None
 
 
-def _fetch_into(url: str, part: Path, *, size: int | None, timeout: float, progress: bool,
-                label: str, log: Log) -> None:
+def _fetch_into(
+    url: str, part: Path, *, size: int | None, timeout: float, progress: bool, label: str, log: Log
+) -> None:
     """One attempt at completing ``part`` from ``url`` (resuming it when it already has bytes)."""
     from tqdm import tqdm
 
@@ -280,11 +280,20 @@ def _fetch_into(url: str, part: Path, *, size: int | None, timeout: float, progr
             mode, offset = "wb", 0
         length = response.headers.get("Content-Length")
         expected = offset + int(length) if length and length.isdigit() else size
-        with part.open(mode) as out, tqdm(
-            total=size if size is not None else expected, initial=offset, unit="B",
-            unit_scale=True, unit_divisor=1024, desc=label, disable=not progress,
-            file=sys.stderr, leave=False,
-        ) as bar:
+        with (
+            part.open(mode) as out,
+            tqdm(
+                total=size if size is not None else expected,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=label,
+                disable=not progress,
+                file=sys.stderr,
+                leave=False,
+            ) as bar,
+        ):
             while chunk := response.read(_CHUNK):
                 out.write(chunk)
                 bar.update(len(chunk))
@@ -293,9 +302,19 @@ def _fetch_into(url: str, part: Path, *, size: int | None, timeout: float, progr
         raise http.client.IncompleteRead(b"", expected - received)
 
 
-def download_file(url: str, target: Path, *, size: int | None, checksum: Checksum | None,
-                  timeout: float, retries: int, progress: bool = True, label: str | None = None,
-                  advice: str = "", log: Log = _silent) -> None:
+def download_file(
+    url: str,
+    target: Path,
+    *,
+    size: int | None,
+    checksum: Checksum | None,
+    timeout: float,
+    retries: int,
+    progress: bool = True,
+    label: str | None = None,
+    advice: str = "",
+    log: Log = _silent,
+) -> None:
     """Download ``url`` to ``target``, resuming ``<target>.part`` and verifying the result.
 
     ``target`` appears only once the file is complete and verified. A partial download is kept
@@ -327,9 +346,11 @@ def download_file(url: str, target: Path, *, size: int | None, checksum: Checksu
     problem = ""
     for attempt in range(retries + 1):
         _with_retries(
-            lambda: _fetch_into(url, part, size=size, timeout=timeout, progress=progress,
-                                label=label, log=log),
-            url=url, retries=retries, advice=advice, log=log,
+            lambda: _fetch_into(url, part, size=size, timeout=timeout, progress=progress, label=label, log=log),
+            url=url,
+            retries=retries,
+            advice=advice,
+            log=log,
         )
         problem = verify_file(part, size=size, checksum=checksum) or ""
         if not problem:

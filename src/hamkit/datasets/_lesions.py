@@ -257,9 +257,7 @@ def _mix(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
 _Colouring = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
-def _mel(
-    p: np.ndarray, q: np.ndarray, low: np.ndarray, mid: np.ndarray, high: np.ndarray
-) -> np.ndarray:
+def _mel(p: np.ndarray, q: np.ndarray, low: np.ndarray, mid: np.ndarray, high: np.ndarray) -> np.ndarray:
     c = _mix(p[0], p[1], _step(low, -0.3, 0.9))
     c = _mix(c, p[3], 0.7 * _step(low, -0.9, -1.5))
     c = _mix(c, p[2], 0.85 * _step(mid, 0.7, 1.3))
@@ -267,49 +265,37 @@ def _mel(
     return _mix(c, p[1], 0.8 * _step(high, 1.3, 2.0))
 
 
-def _nv(
-    p: np.ndarray, q: np.ndarray, low: np.ndarray, mid: np.ndarray, high: np.ndarray
-) -> np.ndarray:
+def _nv(p: np.ndarray, q: np.ndarray, low: np.ndarray, mid: np.ndarray, high: np.ndarray) -> np.ndarray:
     c = _mix(p[0], p[1], np.clip(0.6 * (1.0 - q) + 0.15 * mid, 0.0, 1.0))
     network = _step(np.abs(high), 0.25, 0.0)
     return c * (1.0 - 0.18 * network)[..., None]
 
 
-def _bcc(
-    p: np.ndarray, q: np.ndarray, low: np.ndarray, mid: np.ndarray, high: np.ndarray
-) -> np.ndarray:
+def _bcc(p: np.ndarray, q: np.ndarray, low: np.ndarray, mid: np.ndarray, high: np.ndarray) -> np.ndarray:
     c = _mix(p[0], p[1], 0.7 * _step(low, 0.2, 1.2))
     c = _mix(c, p[3], 0.8 * _step(low, -0.9, -1.5))
     vessels = _step(np.abs(mid), 0.12, 0.03) * _step(low, -0.5, 0.3)
     return _mix(c, p[2], 0.95 * vessels)
 
 
-def _akiec(
-    p: np.ndarray, q: np.ndarray, low: np.ndarray, mid: np.ndarray, high: np.ndarray
-) -> np.ndarray:
+def _akiec(p: np.ndarray, q: np.ndarray, low: np.ndarray, mid: np.ndarray, high: np.ndarray) -> np.ndarray:
     c = _mix(p[0], p[1], _step(mid, -0.5, 0.8)) * (1.0 + 0.06 * high)[..., None]
     return _mix(c, p[2], 0.85 * _step(high, 0.5, 1.2))
 
 
-def _bkl(
-    p: np.ndarray, q: np.ndarray, low: np.ndarray, mid: np.ndarray, high: np.ndarray
-) -> np.ndarray:
+def _bkl(p: np.ndarray, q: np.ndarray, low: np.ndarray, mid: np.ndarray, high: np.ndarray) -> np.ndarray:
     c = _mix(p[0], p[1], _step(mid, -0.6, 0.6)) * (1.0 + 0.06 * low)[..., None]
     c = _mix(c, p[2], _step(high, 1.7, 2.2))
     return _mix(c, p[1] * 0.6, 0.5 * _step(high, -1.7, -2.2))
 
 
-def _df(
-    p: np.ndarray, q: np.ndarray, low: np.ndarray, mid: np.ndarray, high: np.ndarray
-) -> np.ndarray:
+def _df(p: np.ndarray, q: np.ndarray, low: np.ndarray, mid: np.ndarray, high: np.ndarray) -> np.ndarray:
     c = _mix(p[0], p[1], _step(q, 0.25, 0.6))
     c = _mix(c, p[2], 0.7 * _step(q, 0.8, 1.0))
     return c + 0.03 * mid[..., None]
 
 
-def _vasc(
-    p: np.ndarray, q: np.ndarray, low: np.ndarray, mid: np.ndarray, high: np.ndarray
-) -> np.ndarray:
+def _vasc(p: np.ndarray, q: np.ndarray, low: np.ndarray, mid: np.ndarray, high: np.ndarray) -> np.ndarray:
     hue = _mix(p[0], p[1], _step(low, -0.5, 0.5))
     return _mix(np.broadcast_to(p[2], hue.shape), hue, _step(mid, -0.2, 0.35))
 
@@ -326,9 +312,7 @@ _COLOURINGS: dict[str, _Colouring] = {
 assert set(_COLOURINGS) == set(CLASS_CODES) == set(STYLES)
 
 
-def lesion_colour(
-    lesion: Lesion, q: np.ndarray, low: np.ndarray, mid: np.ndarray, high: np.ndarray
-) -> np.ndarray:
+def lesion_colour(lesion: Lesion, q: np.ndarray, low: np.ndarray, mid: np.ndarray, high: np.ndarray) -> np.ndarray:
     """Colour every pixel as if it lay inside the lesion.
 
     Args:

@@ -160,9 +160,20 @@ def _verified(path: Path, remote: RemoteFile) -> bool:
     return path.is_file() and verify_file(path, size=remote.size, checksum=remote.checksum) is None
 
 
-def _fetch_one(root: Path, state: Path, name: str, remote: RemoteFile, *, base_url: str,
-               timeout: float, retries: int, progress: bool, keep_archives: bool, advice: str,
-               log: Log) -> None:
+def _fetch_one(
+    root: Path,
+    state: Path,
+    name: str,
+    remote: RemoteFile,
+    *,
+    base_url: str,
+    timeout: float,
+    retries: int,
+    progress: bool,
+    keep_archives: bool,
+    advice: str,
+    log: Log,
+) -> None:
     output = _output_of(root, name)
     is_zip = name.lower().endswith(".zip")
     if not is_zip and _verified(output, remote):
@@ -182,8 +193,18 @@ def _fetch_one(root: Path, state: Path, name: str, remote: RemoteFile, *, base_u
         url = base_url.rstrip("/") + remote.download_path
         size = f" ({_size_text(remote.size)})" if remote.size is not None else ""
         log(f"{name}: downloading {remote.describe()}{size} from {url}")
-        download_file(url, archive, size=remote.size, checksum=remote.checksum, timeout=timeout,
-                      retries=retries, progress=progress, label=name, advice=advice, log=log)
+        download_file(
+            url,
+            archive,
+            size=remote.size,
+            checksum=remote.checksum,
+            timeout=timeout,
+            retries=retries,
+            progress=progress,
+            label=name,
+            advice=advice,
+            log=log,
+        )
         check = f"{remote.checksum.kind} verified" if remote.checksum else "no checksum published; size only"
         log(f"{name}: downloaded, {check}")
     size_bytes = archive.stat().st_size
@@ -285,13 +306,22 @@ def download_ham10000(
         if not pending:
             return root
         advice = _manual_hint(root, base_url, doi, names)
-        remote = list_record_files(base_url, doi, timeout=timeout, retries=retries,
-                                   advice=advice, log=log)
+        remote = list_record_files(base_url, doi, timeout=timeout, retries=retries, advice=advice, log=log)
         chosen = select_files(remote, pending, record=f"dataset {doi} on {base_url}")
         for name, entry in chosen.items():
-            _fetch_one(root, state, name, entry, base_url=base_url, timeout=timeout,
-                       retries=retries, progress=progress, keep_archives=keep_archives,
-                       advice=advice, log=log)
+            _fetch_one(
+                root,
+                state,
+                name,
+                entry,
+                base_url=base_url,
+                timeout=timeout,
+                retries=retries,
+                progress=progress,
+                keep_archives=keep_archives,
+                advice=advice,
+                log=log,
+            )
     except DownloadError:
         raise
     except OSError as err:

@@ -38,14 +38,32 @@ from hamkit.errors import DataError
 
 __all__ = ["KIND_FAMILY", "PLANT_KINDS", "PlantedCopy", "alter_image", "plant_copies", "recall_by_family"]
 
-PLANT_KINDS: tuple[str, ...] = ("exact", "png", "reencoded", "resized", "brightness", "colour", "cropped",
-                                "shifted", "rotated", "flipped", "turned")
+PLANT_KINDS: tuple[str, ...] = (
+    "exact",
+    "png",
+    "reencoded",
+    "resized",
+    "brightness",
+    "colour",
+    "cropped",
+    "shifted",
+    "rotated",
+    "flipped",
+    "turned",
+)
 """Every kind of planted copy, in table order."""
 
 KIND_FAMILY: dict[str, str] = {
-    "exact": "exact", "png": "exact",
-    "reencoded": "photometric", "resized": "photometric", "brightness": "photometric", "colour": "photometric",
-    "cropped": "geometric", "shifted": "geometric", "rotated": "geometric", "flipped": "geometric",
+    "exact": "exact",
+    "png": "exact",
+    "reencoded": "photometric",
+    "resized": "photometric",
+    "brightness": "photometric",
+    "colour": "photometric",
+    "cropped": "geometric",
+    "shifted": "geometric",
+    "rotated": "geometric",
+    "flipped": "geometric",
     "turned": "geometric",
 }
 """The family of each kind: exact copies, re-encoded / resized / recoloured ones, and
@@ -103,8 +121,9 @@ def alter_image(image: Image.Image, kind: str, rng: np.random.Generator) -> Imag
         cropped = image.crop((left, top, width - right, height - bottom))
         return cropped.resize((width, height), Image.Resampling.BILINEAR) if rng.random() < 0.5 else cropped
     if kind == "flipped":
-        return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT if rng.random() < 0.5
-                               else Image.Transpose.FLIP_TOP_BOTTOM)
+        return image.transpose(
+            Image.Transpose.FLIP_LEFT_RIGHT if rng.random() < 0.5 else Image.Transpose.FLIP_TOP_BOTTOM
+        )
     if kind == "turned":
         turns = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
         return image.transpose(turns[int(rng.integers(3))])
@@ -121,9 +140,15 @@ def alter_image(image: Image.Image, kind: str, rng: np.random.Generator) -> Imag
     return Image.fromarray(cv2.warpAffine(pixels, matrix, (width, height), borderMode=cv2.BORDER_REFLECT))
 
 
-def plant_copies(images: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *,
-                 per_kind: int = 24, kinds: Sequence[str] = PLANT_KINDS, seed: int = 0,
-                 copy_originals: bool = True) -> list[PlantedCopy]:
+def plant_copies(
+    images: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    per_kind: int = 24,
+    kinds: Sequence[str] = PLANT_KINDS,
+    seed: int = 0,
+    copy_originals: bool = True,
+) -> list[PlantedCopy]:
     """Copy ``images`` into ``out_dir`` and add ``per_kind`` altered copies of each kind.
 
     Each kind draws its sources independently (without replacement within a kind). Copies are

@@ -121,10 +121,8 @@ class SyntheticDataset:
         return "\n".join(
             [
                 f"synthetic HAM10000-style dataset in {self.root}",
-                f"  images:     {self.n_images} in {self.image_dirs[0].name}/ and "
-                f"{self.image_dirs[1].name}/",
-                f"  lesions:    {self.n_lesions} "
-                f"(+{self.n_duplicates} planted duplicates posing as new lesions)",
+                f"  images:     {self.n_images} in {self.image_dirs[0].name}/ and {self.image_dirs[1].name}/",
+                f"  lesions:    {self.n_lesions} (+{self.n_duplicates} planted duplicates posing as new lesions)",
                 f"  per class:  {classes}",
                 f"  duplicates: {self.n_duplicates}"
                 + (f" ({kinds})" if kinds else "")
@@ -145,27 +143,20 @@ def _check_arguments(
         raise DataError(f"n_lesions must be an integer, got {n_lesions!r}")
     if not len(CLASS_CODES) <= n_lesions <= 1_000_000:
         raise DataError(
-            f"n_lesions={n_lesions}: need at least {len(CLASS_CODES)} (one lesion per class) "
-            "and at most 1000000"
+            f"n_lesions={n_lesions}: need at least {len(CLASS_CODES)} (one lesion per class) and at most 1000000"
         )
     try:
         width, height = (int(v) for v in image_size)
     except (TypeError, ValueError):
         raise DataError(f"image_size must be (width, height), got {image_size!r}") from None
     if width < _MIN_SIZE or height < _MIN_SIZE:
-        raise DataError(
-            f"image_size={width}x{height}: width and height must be at least {_MIN_SIZE} pixels"
-        )
+        raise DataError(f"image_size={width}x{height}: width and height must be at least {_MIN_SIZE} pixels")
     try:
         low, high = (int(v) for v in photos_per_lesion)
     except (TypeError, ValueError):
-        raise DataError(
-            f"photos_per_lesion must be (min, max), got {photos_per_lesion!r}"
-        ) from None
+        raise DataError(f"photos_per_lesion must be (min, max), got {photos_per_lesion!r}") from None
     if not 1 <= low <= high <= 20:
-        raise DataError(
-            f"photos_per_lesion=({low}, {high}): need 1 <= min <= max <= 20 photos of each lesion"
-        )
+        raise DataError(f"photos_per_lesion=({low}, {high}): need 1 <= min <= max <= 20 photos of each lesion")
     if not 0.0 <= float(duplicate_fraction) <= 0.5:
         raise DataError(
             f"duplicate_fraction={duplicate_fraction}: must lie between 0 and 0.5 "
@@ -253,9 +244,7 @@ def make_synthetic(
         >>> ds.metadata_csv.read_text().splitlines()[0]
         'lesion_id,image_id,dx,dx_type,age,sex,localization'
     """
-    size, (low, high) = _check_arguments(
-        n_lesions, image_size, photos_per_lesion, duplicate_fraction
-    )
+    size, (low, high) = _check_arguments(n_lesions, image_size, photos_per_lesion, duplicate_fraction)
     root = Path(root)
     _prepare_root(root, overwrite)
 
@@ -279,10 +268,7 @@ def make_synthetic(
     palette_at = dict(zip(chosen.tolist(), _PALETTE_STYLES, strict=False))
 
     ordered = sorted(image_ids)
-    folder = {
-        image_id: root / IMAGE_DIRS[int(i >= len(ordered) // 2)]
-        for i, image_id in enumerate(ordered)
-    }
+    folder = {image_id: root / IMAGE_DIRS[int(i >= len(ordered) // 2)] for i, image_id in enumerate(ordered)}
     masks_dir = root / MASKS_DIR
 
     def write(image_id: str, jpeg: bytes, mask_png: bytes) -> None:
@@ -296,19 +282,14 @@ def make_synthetic(
         lesion_rng = np.random.default_rng(streams[2 + lesion_index])
         lesion = sample_lesion(lesion_rng, dx)
         for shot in range(int(photos[lesion_index])):
-            pixels, mask = render(
-                lesion, sample_view(lesion_rng, lesion, shot == 0), size, lesion_rng
-            )
+            pixels, mask = render(lesion, sample_view(lesion_rng, lesion, shot == 0), size, lesion_rng)
             jpeg, mask_png = encode_jpeg(pixels), encode_mask(mask, palette_at.get(index))
             write(image_ids[index], jpeg, mask_png)
             if index in wanted:
                 kept[index] = (jpeg, mask, mask_png)
             index += 1
 
-    images = [
-        _Image(image_ids[i], lesion_ids[int(owners[i])], patients[int(owners[i])])
-        for i in range(n_photos)
-    ]
+    images = [_Image(image_ids[i], lesion_ids[int(owners[i])], patients[int(owners[i])]) for i in range(n_photos)]
     duplicate_rows = []
     for j, (source, kind) in enumerate(zip(sources.tolist(), kinds, strict=True)):
         jpeg, mask_png = make_duplicate(kind, *kept[source], dup_rng)
@@ -344,9 +325,7 @@ def _write_tables(
     lesions = sorted({image.lesion_id for image in images})
     lesion_order = dict(zip(lesions, rng.permutation(len(lesions)).tolist(), strict=True))
     rank = {dx: i for i, dx in enumerate(HAM10000_DX_ORDER)}
-    metadata = sorted(
-        images, key=lambda im: (rank[im.patient.dx], lesion_order[im.lesion_id], im.image_id)
-    )
+    metadata = sorted(images, key=lambda im: (rank[im.patient.dx], lesion_order[im.lesion_id], im.image_id))
     atomic_write_text(
         root / METADATA_CSV,
         _csv_text(

@@ -83,8 +83,10 @@ class Calibration:
         text = self.reason
         if self.current is not None:
             row = self.at(self.current)
-            text += (f" At the threshold in use ({self.current:g}): {row.within} pair(s) within lesions, "
-                     f"{row.across} across.")
+            text += (
+                f" At the threshold in use ({self.current:g}): {row.within} pair(s) within lesions, "
+                f"{row.across} across."
+            )
         return text
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
@@ -113,9 +115,15 @@ class Calibration:
         return save_png(figure, path, bbox_inches="tight")
 
 
-def calibrate_scores(scores: np.ndarray, same_lesion: np.ndarray, *, thresholds: Sequence[float] | None = None,
-                     higher_is_better: bool = True, current: float | None = None,
-                     max_across_share: float = MAX_ACROSS_SHARE) -> Calibration:
+def calibrate_scores(
+    scores: np.ndarray,
+    same_lesion: np.ndarray,
+    *,
+    thresholds: Sequence[float] | None = None,
+    higher_is_better: bool = True,
+    current: float | None = None,
+    max_across_share: float = MAX_ACROSS_SHARE,
+) -> Calibration:
     """Count pairs within and across lesions per threshold and suggest one.
 
     Args:
@@ -147,22 +155,28 @@ def calibrate_scores(scores: np.ndarray, same_lesion: np.ndarray, *, thresholds:
     for index in range(len(rows)):
         tail = rows[index:]
         if rows[index].within + rows[index].across and all(
-                r.across <= max_across_share * (r.within + r.across) for r in tail):
+            r.across <= max_across_share * (r.within + r.across) for r in tail
+        ):
             suggested = rows[index].threshold
             break
     if suggested is None:
-        reason = ("No threshold keeps the pairs across lesions below "
-                  f"{max_across_share:.0%} of the pairs found: the scores do not separate lesions.")
+        reason = (
+            "No threshold keeps the pairs across lesions below "
+            f"{max_across_share:.0%} of the pairs found: the scores do not separate lesions."
+        )
     else:
         row = next(r for r in rows if r.threshold == suggested)
-        reason = (f"Suggested threshold {suggested:g}: the lowest at which at most {max_across_share:.0%} of "
-                  f"the pairs admitted are across lesions ({row.within} within, {row.across} across at "
-                  f"{suggested:g}); look at the pairs across lesions: many are one lesion under two ids.")
+        reason = (
+            f"Suggested threshold {suggested:g}: the lowest at which at most {max_across_share:.0%} of "
+            f"the pairs admitted are across lesions ({row.within} within, {row.across} across at "
+            f"{suggested:g}); look at the pairs across lesions: many are one lesion under two ids."
+        )
     return Calibration(rows, suggested, reason, current)
 
 
-def label_conflicts(paths: Sequence[Path], i: np.ndarray, j: np.ndarray,
-                    diagnoses: Mapping[str, str]) -> list[tuple[int, int, str, str]]:
+def label_conflicts(
+    paths: Sequence[Path], i: np.ndarray, j: np.ndarray, diagnoses: Mapping[str, str]
+) -> list[tuple[int, int, str, str]]:
     """Duplicate pairs whose two images carry different diagnoses (one label is wrong).
 
     Args:

@@ -31,7 +31,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["IVF_MIN_WINDOWS", "PARITY_MARGIN", "THUMB", "Candidates", "candidate_pairs", "index_windows", "query_windows"]
+__all__ = [
+    "IVF_MIN_WINDOWS",
+    "PARITY_MARGIN",
+    "THUMB",
+    "Candidates",
+    "candidate_pairs",
+    "index_windows",
+    "query_windows",
+]
 
 THUMB = 64
 """Side of the square greyscale thumbnail the windows are cut from."""
@@ -41,7 +49,8 @@ CELLS = 8
 
 _INDEX_WINDOWS: tuple[tuple[float, float, float], ...] = tuple(
     [(0.84, dx, dy) for dx in (-0.08, 0.0, 0.08) for dy in (-0.08, 0.0, 0.08)]
-    + [(0.70, dx, dy) for dx in (-0.06, 0.0, 0.06) for dy in (-0.06, 0.0, 0.06)])
+    + [(0.70, dx, dy) for dx in (-0.06, 0.0, 0.06) for dy in (-0.06, 0.0, 0.06)]
+)
 _QUERY_WINDOW = (0.84, 0.0, 0.0)
 
 PARITY_MARGIN = 0.02
@@ -88,7 +97,7 @@ def _windows(thumbs: np.ndarray, windows: tuple[tuple[float, float, float], ...]
         size = round(side * frac)
         x0 = round((side - size) / 2 + dx * side)
         y0 = round((side - size) / 2 + dy * side)
-        crop = thumbs[:, y0:y0 + size, x0:x0 + size]
+        crop = thumbs[:, y0 : y0 + size, x0 : x0 + size]
         # average pooling onto a CELLS x CELLS grid (cell edges at rounded positions)
         edges = np.linspace(0, size, CELLS + 1).round().astype(int)
         rows = np.add.reduceat(crop, edges[:-1], axis=1) / np.diff(edges)[None, :, None]
@@ -148,8 +157,9 @@ def _index(base: np.ndarray, nprobe: int):  # type: ignore[no-untyped-def]
     return index
 
 
-def _top_k(query_image: np.ndarray, owner: np.ndarray, sims: np.ndarray, mirrored: np.ndarray,
-           k: int) -> tuple[np.ndarray, ...]:
+def _top_k(
+    query_image: np.ndarray, owner: np.ndarray, sims: np.ndarray, mirrored: np.ndarray, k: int
+) -> tuple[np.ndarray, ...]:
     """Per query image, its ``k`` best other images (best window match of each), with the best
     similarity of the other mirror parity (-2 when that parity did not match at all)."""
     # best match per (query, other, parity)
@@ -194,13 +204,12 @@ def candidate_pairs(thumbs: np.ndarray, *, k: int = 10, nprobe: int = 24, chunk:
         empty = np.zeros(0, dtype=np.int64)
         return Candidates(empty, empty, np.zeros(0, np.float32), np.zeros(0, bool))
     windows_per_image = len(_INDEX_WINDOWS)
-    base = np.concatenate([index_windows(thumbs[s:s + chunk]).reshape(-1, CELLS * CELLS)
-                           for s in range(0, n, chunk)])
+    base = np.concatenate([index_windows(thumbs[s : s + chunk]).reshape(-1, CELLS * CELLS) for s in range(0, n, chunk)])
     index = _index(base, nprobe)
     per_query = min(len(base), 3 * (k + 1))
     parts = []
     for start in range(0, n, chunk):
-        queries = query_windows(thumbs[start:start + chunk])
+        queries = query_windows(thumbs[start : start + chunk])
         count, orientations = queries.shape[0], queries.shape[1]
         sims, hits = index.search(np.ascontiguousarray(queries.reshape(-1, CELLS * CELLS)), per_query)
         query_image = np.repeat(np.arange(start, start + count), orientations * per_query)
@@ -225,5 +234,10 @@ def candidate_pairs(thumbs: np.ndarray, *, k: int = 10, nprobe: int = 24, chunk:
     np.logical_or.at(ambiguous, group, close)
     parity_first = mirrored[first][group]
     np.logical_or.at(ambiguous, group, mirrored != parity_first)
-    return Candidates(lo[first].astype(np.int64), hi[first].astype(np.int64), sims[first].astype(np.float32),
-                      mirrored[first], ambiguous)
+    return Candidates(
+        lo[first].astype(np.int64),
+        hi[first].astype(np.int64),
+        sims[first].astype(np.float32),
+        mirrored[first],
+        ambiguous,
+    )

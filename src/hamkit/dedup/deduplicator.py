@@ -64,8 +64,13 @@ from hamkit.errors import DataError, HamkitError
 __all__ = ["Deduplicator", "METHODS", "DEFAULT_THRESHOLDS", "default_cache_dir"]
 
 METHODS: tuple[str, ...] = ("verified", "cnn", "phash", "dhash", "exact")
-DEFAULT_THRESHOLDS: dict[str, float | int | None] = {"verified": 0.5, "cnn": 0.93, "phash": 8, "dhash": 4,
-                                                     "exact": None}
+DEFAULT_THRESHOLDS: dict[str, float | int | None] = {
+    "verified": 0.5,
+    "cnn": 0.93,
+    "phash": 8,
+    "dhash": 4,
+    "exact": None,
+}
 KEEP_POLICIES = ("first", "largest", "prefer")
 
 
@@ -133,13 +138,28 @@ class Deduplicator:
         hamkit.errors.HamkitError: threshold for method 'cnn' is a cosine similarity in (0, 1], got 1.5
     """
 
-    def __init__(self, method: str = "verified", backbone: str = "mobilenet_v2", threshold: float | None = None,
-                 image_size: int = 224, batch_size: int = 64, device: str = "auto", pretrained: bool = True,
-                 weights: str | os.PathLike[str] | None = None, *, num_workers: int | None = None,
-                 cache_dir: str | os.PathLike[str] | bool | None = None, group_mode: str = "connected",
-                 keep: str = "first", prefer: Collection[str | os.PathLike[str]] | None = None,
-                 search_backend: str = "auto", ivf: IvfConfig | None = None, progress: bool = True,
-                 candidates: int = 10, min_inliers: int = 15) -> None:
+    def __init__(
+        self,
+        method: str = "verified",
+        backbone: str = "mobilenet_v2",
+        threshold: float | None = None,
+        image_size: int = 224,
+        batch_size: int = 64,
+        device: str = "auto",
+        pretrained: bool = True,
+        weights: str | os.PathLike[str] | None = None,
+        *,
+        num_workers: int | None = None,
+        cache_dir: str | os.PathLike[str] | bool | None = None,
+        group_mode: str = "connected",
+        keep: str = "first",
+        prefer: Collection[str | os.PathLike[str]] | None = None,
+        search_backend: str = "auto",
+        ivf: IvfConfig | None = None,
+        progress: bool = True,
+        candidates: int = 10,
+        min_inliers: int = 15,
+    ) -> None:
         self.method = method
         self.backbone = backbone
         self.threshold = threshold
@@ -182,8 +202,9 @@ class Deduplicator:
         threshold = DEFAULT_THRESHOLDS[self.method] if self.threshold is None else self.threshold
         if self.method == "verified":
             if isinstance(threshold, bool) or not -1 <= float(threshold) <= 1:  # type: ignore[arg-type]
-                raise HamkitError(f"threshold for method 'verified' is an aligned-content score in [-1, 1], "
-                                  f"got {threshold}")
+                raise HamkitError(
+                    f"threshold for method 'verified' is an aligned-content score in [-1, 1], got {threshold}"
+                )
             return float(threshold)  # type: ignore[arg-type]
         if self.method == "cnn":
             if not 0 < float(threshold) <= 1:  # type: ignore[arg-type]
@@ -191,8 +212,9 @@ class Deduplicator:
             return float(threshold)  # type: ignore[arg-type]
         if self.method in ("phash", "dhash"):
             if isinstance(threshold, bool) or not float(threshold).is_integer() or not 0 <= threshold <= 64:  # type: ignore[operator,arg-type]
-                raise HamkitError(f"threshold for method {self.method!r} is a Hamming distance, an integer in 0..64, "
-                                  f"got {threshold}")
+                raise HamkitError(
+                    f"threshold for method {self.method!r} is a Hamming distance, an integer in 0..64, got {threshold}"
+                )
             return int(threshold)  # type: ignore[arg-type]
         if self.threshold is not None:
             raise HamkitError("method 'exact' takes no threshold (it matches identical pixels)")
@@ -200,9 +222,26 @@ class Deduplicator:
 
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments (scikit-learn convention)."""
-        names = ("method", "backbone", "threshold", "image_size", "batch_size", "device", "pretrained", "weights",
-                 "num_workers", "cache_dir", "group_mode", "keep", "prefer", "search_backend", "ivf", "progress",
-                 "candidates", "min_inliers")
+        names = (
+            "method",
+            "backbone",
+            "threshold",
+            "image_size",
+            "batch_size",
+            "device",
+            "pretrained",
+            "weights",
+            "num_workers",
+            "cache_dir",
+            "group_mode",
+            "keep",
+            "prefer",
+            "search_backend",
+            "ivf",
+            "progress",
+            "candidates",
+            "min_inliers",
+        )
         return {name: getattr(self, name) for name in names}
 
     def _workers(self) -> int:
@@ -225,14 +264,17 @@ class Deduplicator:
                 warnings.warn(
                     f"Deduplicator('cnn', backbone={self.backbone!r}) has random weights (pretrained=False, no "
                     "weights file): unrelated images then look alike (cosine > 0.999) and the threshold cannot "
-                    "separate them. Use pretrained=True, weights='file', or a hash method.", UserWarning,
-                    stacklevel=3)
+                    "separate them. Use pretrained=True, weights='file', or a hash method.",
+                    UserWarning,
+                    stacklevel=3,
+                )
             import torch
 
             with torch.random.fork_rng():  # random weights (pretrained=False) are the same in every process
                 torch.manual_seed(0)
-                self._model = create_backbone(self.backbone, task="classification", pretrained=self.pretrained,
-                                              weights=self.weights)
+                self._model = create_backbone(
+                    self.backbone, task="classification", pretrained=self.pretrained, weights=self.weights
+                )
         return self._model, spec
 
     def embed(self, images: Any) -> np.ndarray:
@@ -267,12 +309,27 @@ class Deduplicator:
         root = self._cache_root("embeddings")
         if root is not None:
             weights_id = (str(Path(self.weights).resolve()), os.path.getmtime(self.weights)) if self.weights else None
-            setting = {"backbone": self.backbone, "pretrained": self.pretrained, "weights": weights_id,
-                       "image_size": self.image_size, "mean": spec.mean, "std": spec.std}
+            setting = {
+                "backbone": self.backbone,
+                "pretrained": self.pretrained,
+                "weights": weights_id,
+                "image_size": self.image_size,
+                "mean": spec.mean,
+                "std": spec.std,
+            }
             cache = EmbeddingCache(root, setting)
-        return embed_paths(paths, model, image_size=self.image_size, mean=spec.mean, std=spec.std,
-                           batch_size=self.batch_size, num_workers=self._workers(), device=self.device,
-                           cache=cache, progress=self.progress)
+        return embed_paths(
+            paths,
+            model,
+            image_size=self.image_size,
+            mean=spec.mean,
+            std=spec.std,
+            batch_size=self.batch_size,
+            num_workers=self._workers(),
+            device=self.device,
+            cache=cache,
+            progress=self.progress,
+        )
 
     def _hashes(self, paths: list[Path]) -> tuple[np.ndarray, dict[int, str]]:
         """Perceptual hashes; those of unchanged files come from the disk cache (like embeddings)."""
@@ -280,8 +337,11 @@ class Deduplicator:
 
         size = HASH_SIZES[self.method]
         root = self._cache_root("hashes")
-        cache = None if root is None else EmbeddingCache(
-            root, {"hash": self.method, "size": size, "cache_version": _HASH_CACHE_VERSION})
+        cache = (
+            None
+            if root is None
+            else EmbeddingCache(root, {"hash": self.method, "size": size, "cache_version": _HASH_CACHE_VERSION})
+        )
         keys = [EmbeddingCache.key(p) if p.exists() else "" for p in paths]
         known = cache.load() if cache is not None else {}
         out = np.zeros(len(paths), dtype=np.uint64)
@@ -293,8 +353,17 @@ class Deduplicator:
         function = phash if self.method == "phash" else dhash
         new_keys: list[str] = []
         new_hashes: list[np.ndarray] = []
-        batches = decode_all(DecodeJob([paths[i] for i in todo], "gray", size), batch_size=max(self.batch_size, 256),
-                             num_workers=self._workers(), progress=self.progress, desc=self.method) if todo else ()
+        batches = (
+            decode_all(
+                DecodeJob([paths[i] for i in todo], "gray", size),
+                batch_size=max(self.batch_size, 256),
+                num_workers=self._workers(),
+                progress=self.progress,
+                desc=self.method,
+            )
+            if todo
+            else ()
+        )
         for local, values, bad in batches:
             skipped.update({todo[i]: reason for i, reason in bad.items()})
             if values:
@@ -311,16 +380,22 @@ class Deduplicator:
         """Pixel digests; byte-identical files are decoded once."""
         skipped: dict[int, str] = {}
         byte_digest = np.empty(len(paths), dtype=object)
-        for indices, values, bad in decode_all(DecodeJob(paths, "bytes"), batch_size=256,
-                                               num_workers=self._workers(), progress=self.progress, desc="bytes"):
+        for indices, values, bad in decode_all(
+            DecodeJob(paths, "bytes"), batch_size=256, num_workers=self._workers(), progress=self.progress, desc="bytes"
+        ):
             skipped.update(bad)
             byte_digest[indices] = values
         readable = np.array([i for i in range(len(paths)) if i not in skipped], dtype=np.int64)
         _, first, inverse = np.unique(byte_digest[readable].astype(str), return_index=True, return_inverse=True)
         unique = readable[first]
         pixel_of_unique = np.empty(len(unique), dtype=object)
-        for indices, values, bad in decode_all(DecodeJob([paths[i] for i in unique], "pixels"), batch_size=64,
-                                               num_workers=self._workers(), progress=self.progress, desc="pixels"):
+        for indices, values, bad in decode_all(
+            DecodeJob([paths[i] for i in unique], "pixels"),
+            batch_size=64,
+            num_workers=self._workers(),
+            progress=self.progress,
+            desc="pixels",
+        ):
             skipped.update({int(unique[i]): reason for i, reason in bad.items()})
             pixel_of_unique[indices] = values
         representative = unique[inverse]  # byte-identical copies share their representative's fate
@@ -354,9 +429,13 @@ class Deduplicator:
                 scenes[i] = memo[key]
         skipped: dict[int, str] = {}
         if todo:
-            for indices, values, bad in decode_all(DecodeJob([paths[i] for i in todo], "scene"), batch_size=32,
-                                                   num_workers=self._workers(), progress=self.progress,
-                                                   desc="decode"):
+            for indices, values, bad in decode_all(
+                DecodeJob([paths[i] for i in todo], "scene"),
+                batch_size=32,
+                num_workers=self._workers(),
+                progress=self.progress,
+                desc="decode",
+            ):
                 skipped.update({todo[i]: reason for i, reason in bad.items()})
                 for index, scene in zip(indices, values, strict=True):
                     scenes[todo[index]] = scene
@@ -365,8 +444,14 @@ class Deduplicator:
         return scenes, skipped
 
     def _verified(self, scenes: Sequence[Any], cross: int | None = None) -> VerifiedCandidates:
-        return verified_pairs(list(scenes), k=self.candidates, min_inliers=self.min_inliers,
-                              workers=max(1, min(8, _cpus())), progress=self.progress, cross=cross)
+        return verified_pairs(
+            list(scenes),
+            k=self.candidates,
+            min_inliers=self.min_inliers,
+            workers=max(1, min(8, _cpus())),
+            progress=self.progress,
+            cross=cross,
+        )
 
     def _signatures(self, paths: list[Path]) -> tuple[np.ndarray, dict[int, str]]:
         if self.method == "verified":
@@ -393,8 +478,13 @@ class Deduplicator:
             keep = found.score >= float(self.threshold_)  # type: ignore[arg-type]
             return Pairs(found.i[keep], found.j[keep], found.score[keep], "aligned", True), found
         if self.method == "cnn":
-            pairs = cosine_pairs(sub, float(self.threshold_), backend=self.search_backend,  # type: ignore[arg-type]
-                                 ivf=self.ivf, progress=self.progress)
+            pairs = cosine_pairs(
+                sub,
+                float(self.threshold_),
+                backend=self.search_backend,  # type: ignore[arg-type]
+                ivf=self.ivf,
+                progress=self.progress,
+            )
         elif self.method == "exact":
             pairs = equal_value_pairs(sub, sub, self_search=True)
         else:
@@ -409,8 +499,14 @@ class Deduplicator:
             keep = found.score >= float(self.threshold_)  # type: ignore[arg-type]
             return Pairs(found.i[keep], found.j[keep], found.score[keep], "aligned", True)
         if self.method == "cnn":
-            return cosine_cross_pairs(sig_a, sig_b, float(self.threshold_),  # type: ignore[arg-type]
-                                      backend=self.search_backend, ivf=self.ivf, progress=self.progress)
+            return cosine_cross_pairs(
+                sig_a,
+                sig_b,
+                float(self.threshold_),  # type: ignore[arg-type]
+                backend=self.search_backend,
+                ivf=self.ivf,
+                progress=self.progress,
+            )
         if self.method == "exact":
             return equal_value_pairs(sig_a, sig_b, self_search=False)
         return hamming_cross_pairs(sig_a, sig_b, int(self.threshold_), progress=self.progress)  # type: ignore[arg-type]
@@ -436,19 +532,34 @@ class Deduplicator:
             return None
         valid = np.array([i for i in range(len(paths)) if i not in skipped], dtype=np.int64)
         if len(valid) == 0:
-            raise DataError(f"none of the {len(paths)} image(s) could be read; first reason: "
-                            f"{paths[0]}: {skipped.get(0, '?')}")
+            raise DataError(
+                f"none of the {len(paths)} image(s) could be read; first reason: {paths[0]}: {skipped.get(0, '?')}"
+            )
         pairs, candidates = self._self_pairs(signatures, valid)
         rank = self._keep_priority(paths, pairs)
         groups = duplicate_groups(len(paths), pairs, mode=self.group_mode, priority=rank)  # type: ignore[arg-type]
         kept, removed = choose_kept(groups, n=len(paths), policy="first", paths=[f"{r:012d}" for r in rank])
         kept = np.setdiff1d(kept, np.fromiter(skipped, dtype=np.int64, count=len(skipped)))
-        return DedupResult(paths=paths, pairs=pairs, groups=groups, kept=kept, removed=removed, skipped=skipped,
-                           method=self.method, threshold=self.threshold_, settings=_jsonable(self.get_params()),
-                           seconds=time.perf_counter() - started, candidates=candidates)
+        return DedupResult(
+            paths=paths,
+            pairs=pairs,
+            groups=groups,
+            kept=kept,
+            removed=removed,
+            skipped=skipped,
+            method=self.method,
+            threshold=self.threshold_,
+            settings=_jsonable(self.get_params()),
+            seconds=time.perf_counter() - started,
+            candidates=candidates,
+        )
 
-    def calibrate(self, images: Any, labels: str | os.PathLike[str] | Mapping[str, str | None],
-                  thresholds: Sequence[float] | None = None) -> Calibration:
+    def calibrate(
+        self,
+        images: Any,
+        labels: str | os.PathLike[str] | Mapping[str, str | None],
+        thresholds: Sequence[float] | None = None,
+    ) -> Calibration:
         """Pairs within and across lesions per threshold, and the threshold that lesion ids suggest.
 
         Args:
@@ -479,15 +590,21 @@ class Deduplicator:
         lesion_j = np.array([lesions.get(stems[b]) for b in j.tolist()], dtype=object)
         known = np.array([a is not None and b is not None for a, b in zip(lesion_i, lesion_j, strict=True)], bool)
         if len(i) and not known.any():
-            raise DataError("calibrate: none of the images of the pairs has a lesion id in the labels "
-                            "(images are matched to image_id by file name without extension)")
+            raise DataError(
+                "calibrate: none of the images of the pairs has a lesion id in the labels "
+                "(images are matched to image_id by file name without extension)"
+            )
         if thresholds is None and not result.pairs.higher_is_better:
             thresholds = list(range(0, int(result.threshold or 0) + 1))
         if thresholds is None and result.method == "verified":
             thresholds = np.round(np.arange(0.1, 1.0001, 0.05), 2).tolist()
-        calibration = calibrate_scores(scores[known], lesion_i[known] == lesion_j[known], thresholds=thresholds,
-                                       higher_is_better=result.pairs.higher_is_better,
-                                       current=None if result.threshold is None else float(result.threshold))
+        calibration = calibrate_scores(
+            scores[known],
+            lesion_i[known] == lesion_j[known],
+            thresholds=thresholds,
+            higher_is_better=result.pairs.higher_is_better,
+            current=None if result.threshold is None else float(result.threshold),
+        )
         calibration.unlabelled = int((~known).sum())
         return calibration
 
@@ -522,10 +639,11 @@ class Deduplicator:
         signatures, skipped = self._signatures(paths_a + paths_b)
         if int(os.environ.get("RANK", "0")) != 0:
             return None
-        return self._cross(paths_a, paths_b, signatures[: len(paths_a)], signatures[len(paths_a):], skipped)
+        return self._cross(paths_a, paths_b, signatures[: len(paths_a)], signatures[len(paths_a) :], skipped)
 
-    def _cross(self, paths_a: list[Path], paths_b: list[Path], sig_a: np.ndarray, sig_b: np.ndarray,
-               skipped: dict[int, str]) -> CrossResult:
+    def _cross(
+        self, paths_a: list[Path], paths_b: list[Path], sig_a: np.ndarray, sig_b: np.ndarray, skipped: dict[int, str]
+    ) -> CrossResult:
         ok_a = np.array([i for i in range(len(paths_a)) if i not in skipped], dtype=np.int64)
         ok_b = np.array([j for j in range(len(paths_b)) if j + len(paths_a) not in skipped], dtype=np.int64)
         pairs = self._cross_pairs(sig_a[ok_a], sig_b[ok_b])
@@ -564,10 +682,16 @@ class Deduplicator:
                 name_b = SPLIT_NAMES[y]
                 sa, sb = slice(offsets[x], offsets[x + 1]), slice(offsets[y], offsets[y + 1])
                 local_skip = {i - offsets[x]: r for i, r in skipped.items() if offsets[x] <= i < offsets[x + 1]}
-                local_skip.update({i - offsets[y] + len(by_split[name_a]): r for i, r in skipped.items()
-                                   if offsets[y] <= i < offsets[y + 1]})
-                crossings[f"{name_a}-{name_b}"] = self._cross(by_split[name_a], by_split[name_b], signatures[sa],
-                                                              signatures[sb], local_skip)
+                local_skip.update(
+                    {
+                        i - offsets[y] + len(by_split[name_a]): r
+                        for i, r in skipped.items()
+                        if offsets[y] <= i < offsets[y + 1]
+                    }
+                )
+                crossings[f"{name_a}-{name_b}"] = self._cross(
+                    by_split[name_a], by_split[name_b], signatures[sa], signatures[sb], local_skip
+                )
         return AuditResult(crossings, missing)
 
     def __repr__(self) -> str:
@@ -599,4 +723,3 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = str(value)
     return out
-

@@ -141,14 +141,15 @@ def embed_paths(
         keys = [EmbeddingCache.key(p) if p.exists() else "" for p in paths]
         known = cache.load() if cache is not None else {}
         todo = [i for i, k in enumerate(keys) if k not in known]
-        mine = todo[ctx.rank::ctx.world_size]
+        mine = todo[ctx.rank :: ctx.world_size]
         results: dict[int, np.ndarray] = {}
         skipped: dict[int, str] = {}
         pending_keys: list[str] = []
         pending_rows: list[np.ndarray] = []
         job = DecodeJob([paths[i] for i in mine], "rgb", (image_size, image_size))
-        for local, values, bad in decode_all(job, batch_size=batch_size, num_workers=num_workers,
-                                             progress=progress and ctx.is_main, desc="embed"):
+        for local, values, bad in decode_all(
+            job, batch_size=batch_size, num_workers=num_workers, progress=progress and ctx.is_main, desc="embed"
+        ):
             skipped.update({mine[i]: reason for i, reason in bad.items()})
             if len(values) == 0:
                 continue
@@ -175,8 +176,9 @@ def embed_paths(
             pending_rows = [results[i] for i in sorted(results)]
         if cache is not None and pending_keys and ctx.is_main:
             cache.add(pending_keys, np.stack(pending_rows))
-        dim = next(iter(results.values())).shape[0] if results else (
-            next(iter(known.values())).shape[0] if known else 0)
+        dim = (
+            next(iter(results.values())).shape[0] if results else (next(iter(known.values())).shape[0] if known else 0)
+        )
         out = np.zeros((len(paths), dim), dtype=np.float32)
         for i, key in enumerate(keys):
             if i in results:

@@ -163,7 +163,11 @@ class HnswConfig:
 
 
 def _range_search(
-    index: Any, a: np.ndarray, threshold: np.float32, self_search: bool, both_ends: bool,
+    index: Any,
+    a: np.ndarray,
+    threshold: np.float32,
+    self_search: bool,
+    both_ends: bool,
     collector: PairCollector,
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Range-search ``index`` with every row of ``a``; pairs at or above ``threshold``.
@@ -177,7 +181,7 @@ def _range_search(
     parts = []
     collector.start(-(-len(a) // QUERY_ROWS), "batch")
     for a0 in range(0, len(a), QUERY_ROWS):
-        queries = a[a0:a0 + QUERY_ROWS]
+        queries = a[a0 : a0 + QUERY_ROWS]
         limits, scores, ids = index.range_search(queries, radius)
         rows = np.repeat(np.arange(len(queries), dtype=np.int64), np.diff(limits).astype(np.int64)) + a0
         ids = ids.astype(np.int64, copy=False)
@@ -190,8 +194,9 @@ def _range_search(
     return parts
 
 
-def _add_parts(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int, dedupe: bool,
-               collector: PairCollector) -> None:
+def _add_parts(
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int, dedupe: bool, collector: PairCollector
+) -> None:
     if dedupe and parts:
         i, j, s = (np.concatenate([p[k] for p in parts]) for k in range(3))
         parts = [unique_upper_pairs(i, j, s, n)]
@@ -200,7 +205,11 @@ def _add_parts(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int, d
 
 
 def cosine_faiss_flat(
-    a: np.ndarray, b: np.ndarray, threshold: np.float32, self_search: bool, collector: PairCollector,
+    a: np.ndarray,
+    b: np.ndarray,
+    threshold: np.float32,
+    self_search: bool,
+    collector: PairCollector,
 ) -> None:
     """Exact range search of ``a`` against ``b`` with ``IndexFlatIP``.
 
@@ -219,7 +228,11 @@ def cosine_faiss_flat(
 
 
 def cosine_faiss_ivf(
-    a: np.ndarray, b: np.ndarray, threshold: np.float32, self_search: bool, config: IvfConfig,
+    a: np.ndarray,
+    b: np.ndarray,
+    threshold: np.float32,
+    self_search: bool,
+    config: IvfConfig,
     collector: PairCollector,
 ) -> None:
     """Approximate range search of ``a`` against ``b`` with ``IndexIVFFlat`` (exact scores).
@@ -248,7 +261,11 @@ def cosine_faiss_ivf(
 
 
 def cosine_faiss_hnsw(
-    a: np.ndarray, b: np.ndarray, threshold: np.float32, self_search: bool, config: HnswConfig,
+    a: np.ndarray,
+    b: np.ndarray,
+    threshold: np.float32,
+    self_search: bool,
+    config: HnswConfig,
     collector: PairCollector,
 ) -> None:
     """Approximate ``k``-nearest-neighbour search of ``a`` against ``b`` with ``IndexHNSWFlat``.
@@ -270,7 +287,7 @@ def cosine_faiss_hnsw(
     parts = []
     collector.start(-(-len(a) // QUERY_ROWS), "batch")
     for a0 in range(0, len(a), QUERY_ROWS):
-        queries = a[a0:a0 + QUERY_ROWS]
+        queries = a[a0 : a0 + QUERY_ROWS]
         scores, ids = index.search(queries, k)
         rows = np.broadcast_to(np.arange(a0, a0 + len(queries), dtype=np.int64)[:, None], ids.shape)
         keep = (ids >= 0) & (scores >= threshold)

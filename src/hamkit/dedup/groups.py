@@ -132,8 +132,9 @@ def _best_members(labels: np.ndarray, priority: np.ndarray, count: int) -> np.nd
     return best
 
 
-def _connected(n: int, lo: np.ndarray, hi: np.ndarray, score: np.ndarray, higher: bool,
-               priority: np.ndarray) -> list[DuplicateGroup]:
+def _connected(
+    n: int, lo: np.ndarray, hi: np.ndarray, score: np.ndarray, higher: bool, priority: np.ndarray
+) -> list[DuplicateGroup]:
     graph = csr_matrix((np.ones(len(lo), dtype=np.int8), (lo, hi)), shape=(n, n))
     count, labels = connected_components(graph, directed=False)
     sizes = np.bincount(labels, minlength=count)
@@ -150,15 +151,16 @@ def _connected(n: int, lo: np.ndarray, hi: np.ndarray, score: np.ndarray, higher
     bounds = np.r_[0, np.cumsum(sizes)]
     groups = []
     for label in np.flatnonzero(sizes >= 2):
-        members = order[bounds[label]:bounds[label + 1]]
+        members = order[bounds[label] : bounds[label + 1]]
         link: float | int = float(np.float32(weakest[label])) if higher else int(round(weakest[label]))
         groups.append(DuplicateGroup(tuple(members.tolist()), int(best[label]), link))
     groups.sort(key=lambda g: g.members[0])
     return groups
 
 
-def _representative(n: int, lo: np.ndarray, hi: np.ndarray, score: np.ndarray, higher: bool,
-                    priority: np.ndarray) -> list[DuplicateGroup]:
+def _representative(
+    n: int, lo: np.ndarray, hi: np.ndarray, score: np.ndarray, higher: bool, priority: np.ndarray
+) -> list[DuplicateGroup]:
     rows = np.r_[lo, hi]
     cols = np.r_[hi, lo]
     scores = np.r_[score, score]
@@ -172,13 +174,13 @@ def _representative(n: int, lo: np.ndarray, hi: np.ndarray, score: np.ndarray, h
     for rep in candidates.tolist():  # loops over items that have a duplicate only
         if assigned[rep]:
             continue
-        nbrs = cols[indptr[rep]:indptr[rep + 1]]
+        nbrs = cols[indptr[rep] : indptr[rep + 1]]
         free = ~assigned[nbrs]
         if not free.any():
             continue
         members = np.r_[rep, nbrs[free]]
         assigned[members] = True
-        edge_scores = scores[indptr[rep]:indptr[rep + 1]][free]
+        edge_scores = scores[indptr[rep] : indptr[rep + 1]][free]
         link: float | int = float(edge_scores.min()) if higher else int(edge_scores.max())
         groups.append(DuplicateGroup(tuple(np.sort(members).tolist()), rep, link))
     groups.sort(key=lambda g: g.members[0])
@@ -367,8 +369,9 @@ def choose_kept(
             raise DataError("choose_kept needs n (the number of items) or one per-item input such as paths")
         n = len(given[0])
     n = _check_n(n)
-    rank = keep_priority(n, policy=policy, paths=paths, file_sizes=file_sizes,
-                         resolutions=resolutions, preferred=preferred)
+    rank = keep_priority(
+        n, policy=policy, paths=paths, file_sizes=file_sizes, resolutions=resolutions, preferred=preferred
+    )
     if not groups:
         return np.arange(n, dtype=np.int64), np.zeros(0, dtype=np.int64)
     members = np.concatenate([np.asarray(g.members, dtype=np.int64) for g in groups])

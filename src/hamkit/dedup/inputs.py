@@ -42,8 +42,9 @@ def resolve_images(images: Any) -> list[Path]:
             unusable: list[Path] = []
             paths = list(find_images(path, unusable=unusable).values())
             if not paths:
-                raise DataError(f"{path}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, "
-                                "recursively)")
+                raise DataError(
+                    f"{path}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, recursively)"
+                )
             paths += unusable  # decoding skips them with the reason, so they are listed in skipped.txt
         elif path.is_file() and path.suffix.lower() in {".txt", ".lst", ".list"}:
             lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
@@ -55,8 +56,10 @@ def resolve_images(images: Any) -> list[Path]:
     elif isinstance(images, Sequence):
         paths = [Path(p) for p in images]
     else:
-        raise DataError(f"cannot read images from a {type(images).__name__}; pass a folder, a list of paths, "
-                        "a text file of paths or a SkinDataset")
+        raise DataError(
+            f"cannot read images from a {type(images).__name__}; pass a folder, a list of paths, "
+            "a text file of paths or a SkinDataset"
+        )
     if not paths:
         raise DataError("no images given")
     return paths
@@ -140,10 +143,15 @@ def decode_all(job: DecodeJob, *, batch_size: int, num_workers: int, progress: b
     ``{index: reason}`` of the unreadable ones."""
     from tqdm.auto import tqdm
 
-    loader = DataLoader(job, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate,
-                        persistent_workers=False, worker_init_fn=_single_threaded_opencv if job.mode == "scene" else None)
+    loader = DataLoader(
+        job,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=_collate,
+        persistent_workers=False,
+        worker_init_fn=_single_threaded_opencv if job.mode == "scene" else None,
+    )
     with tqdm(total=len(job), desc=desc, unit="img", disable=not progress) as bar:
         for indices, values, skipped in loader:
             bar.update(len(indices) + len(skipped))
             yield indices, values, skipped
-

@@ -57,9 +57,7 @@ class Pairs:
         dtype = np.int32 if self.metric == "hamming" else np.float32
         score = np.asarray(self.score, dtype=dtype).reshape(-1)
         if not len(i) == len(j) == len(score):
-            raise DataError(
-                f"Pairs: i, j and score must have the same length, got {len(i)}, {len(j)}, {len(score)}"
-            )
+            raise DataError(f"Pairs: i, j and score must have the same length, got {len(i)}, {len(j)}, {len(score)}")
         object.__setattr__(self, "i", i)
         object.__setattr__(self, "j", j)
         object.__setattr__(self, "score", score)
@@ -204,7 +202,10 @@ class PairCollector:
 
 
 def unique_upper_pairs(
-    i: np.ndarray, j: np.ndarray, score: np.ndarray, n: int,
+    i: np.ndarray,
+    j: np.ndarray,
+    score: np.ndarray,
+    n: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Orient self-search pairs as ``(min, max)`` and keep each pair once.
 
@@ -250,7 +251,7 @@ def equal_value_pairs(a: np.ndarray, b: np.ndarray, *, self_search: bool) -> Pai
     values = np.concatenate([a, b]) if not self_search else a
     codes = np.unique(values.astype(str), return_inverse=True)[1]
     code_a = codes[: len(a)]
-    code_b = codes[len(a):] if not self_search else code_a
+    code_b = codes[len(a) :] if not self_search else code_a
     order_b = np.argsort(code_b, kind="stable")
     sorted_b = code_b[order_b]
     left = np.searchsorted(sorted_b, code_a, side="left")

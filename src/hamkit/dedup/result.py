@@ -79,9 +79,16 @@ class DedupResult:
     @property
     def counts(self) -> dict[str, int]:
         """Numbers of images, readable images, pairs, groups, kept, removed and skipped."""
-        return {"images": len(self.paths), "readable": len(self.paths) - len(self.skipped),
-                "pairs": len(self.pairs), "groups": len(self.groups), "in_groups": sum(g.size for g in self.groups),
-                "kept": len(self.kept), "removed": len(self.removed), "skipped": len(self.skipped)}
+        return {
+            "images": len(self.paths),
+            "readable": len(self.paths) - len(self.skipped),
+            "pairs": len(self.pairs),
+            "groups": len(self.groups),
+            "in_groups": sum(g.size for g in self.groups),
+            "kept": len(self.kept),
+            "removed": len(self.removed),
+            "skipped": len(self.skipped),
+        }
 
     def group_labels(self) -> list[str | None]:
         """Per image, the id of its duplicate group (``"dup00001"``...) or ``None``.
@@ -122,21 +129,32 @@ class DedupResult:
         """A one-paragraph summary."""
         c = self.counts
         chained = [g for g in self.groups if g.size > 2]
-        text = (f"{c['images']} images ({c['skipped']} unreadable, skipped): {c['pairs']} duplicate pair(s) in "
-                f"{c['groups']} group(s) by {self.method}"
-                + (f" at threshold {self.threshold}" if self.threshold is not None else "")
-                + f"; keep {c['kept']}, remove {c['removed']}.")
+        text = (
+            f"{c['images']} images ({c['skipped']} unreadable, skipped): {c['pairs']} duplicate pair(s) in "
+            f"{c['groups']} group(s) by {self.method}"
+            + (f" at threshold {self.threshold}" if self.threshold is not None else "")
+            + f"; keep {c['kept']}, remove {c['removed']}."
+        )
         if chained:
-            worst = min(chained, key=lambda g: g.weakest_link) if self.pairs.higher_is_better else \
-                max(chained, key=lambda g: g.weakest_link)
-            text += (f" {len(chained)} group(s) have more than two images; the weakest link of any is "
-                     f"{_score(worst.weakest_link)} (look at it if it is far from the threshold: chaining).")
+            worst = (
+                min(chained, key=lambda g: g.weakest_link)
+                if self.pairs.higher_is_better
+                else max(chained, key=lambda g: g.weakest_link)
+            )
+            text += (
+                f" {len(chained)} group(s) have more than two images; the weakest link of any is "
+                f"{_score(worst.weakest_link)} (look at it if it is far from the threshold: chaining)."
+            )
         if self.candidates is not None:
-            text += (f" {len(self.candidates)} candidate pair(s) were checked by aligning the two images; "
-                     f"{len(self.pairs)} reached the threshold.")
+            text += (
+                f" {len(self.candidates)} candidate pair(s) were checked by aligning the two images; "
+                f"{len(self.pairs)} reached the threshold."
+            )
         if not self.pairs.exact:
-            text += (" The search was approximate (a faiss IVF/HNSW index): it may have missed pairs; "
-                     "use search_backend='numpy' for an exact search.")
+            text += (
+                " The search was approximate (a faiss IVF/HNSW index): it may have missed pairs; "
+                "use search_backend='numpy' for an exact search."
+            )
         return text
 
     def save(self, out_dir: str | os.PathLike[str]) -> Path:
@@ -151,22 +169,37 @@ class DedupResult:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "kept.txt", "".join(f"{p}\n" for p in self.kept_paths))
         atomic_write_text(out / "removed.txt", "".join(f"{p}\n" for p in self.removed_paths))
-        rows = [(str(self.paths[i]), str(self.paths[j]), _score(s))
-                for i, j, s in zip(self.pairs.i, self.pairs.j, self.pairs.score, strict=True)]
+        rows = [
+            (str(self.paths[i]), str(self.paths[j]), _score(s))
+            for i, j, s in zip(self.pairs.i, self.pairs.j, self.pairs.score, strict=True)
+        ]
         if self.candidates is not None:  # verified pairs: the alignment's inliers next to the score
-            inliers = {(int(a), int(b)): int(n) for a, b, n in zip(self.candidates.i, self.candidates.j,
-                                                                   self.candidates.inliers, strict=True)}
-            text = _pairs_csv([(*row, inliers.get((int(i), int(j)), -1))
-                               for row, i, j in zip(rows, self.pairs.i, self.pairs.j, strict=True)],
-                              extra=["inliers"])
+            inliers = {
+                (int(a), int(b)): int(n)
+                for a, b, n in zip(self.candidates.i, self.candidates.j, self.candidates.inliers, strict=True)
+            }
+            text = _pairs_csv(
+                [
+                    (*row, inliers.get((int(i), int(j)), -1))
+                    for row, i, j in zip(rows, self.pairs.i, self.pairs.j, strict=True)
+                ],
+                extra=["inliers"],
+            )
         else:
             text = _pairs_csv(rows)
         atomic_write_text(out / "pairs.csv", text)
-        groups = [{"members": [str(self.paths[m]) for m in g.members],
-                   "representative": str(self.paths[g.representative]),
-                   "weakest_link": _score(g.weakest_link)} for g in self.groups]
+        groups = [
+            {
+                "members": [str(self.paths[m]) for m in g.members],
+                "representative": str(self.paths[g.representative]),
+                "weakest_link": _score(g.weakest_link),
+            }
+            for g in self.groups
+        ]
         atomic_write_text(out / "groups.json", json.dumps(groups, indent=1) + "\n")
-        atomic_write_text(out / "skipped.txt", "".join(f"{self.paths[i]}\t{r}\n" for i, r in sorted(self.skipped.items())))
+        atomic_write_text(
+            out / "skipped.txt", "".join(f"{self.paths[i]}\t{r}\n" for i, r in sorted(self.skipped.items()))
+        )
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["image_id", "group"])
@@ -174,8 +207,15 @@ class DedupResult:
             if label is not None:
                 writer.writerow([path.stem, label])
         atomic_write_text(out / "groups.csv", buffer.getvalue())
-        summary = {"method": self.method, "threshold": self.threshold, "exact_search": self.pairs.exact,
-                   "counts": self.counts, "seconds": round(self.seconds, 3), "settings": self.settings, "text": self.summary()}
+        summary = {
+            "method": self.method,
+            "threshold": self.threshold,
+            "exact_search": self.pairs.exact,
+            "counts": self.counts,
+            "seconds": round(self.seconds, 3),
+            "settings": self.settings,
+            "text": self.summary(),
+        }
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
         return out
 
@@ -198,8 +238,10 @@ class CrossResult:
 
     def rows(self) -> list[tuple[str, str, float | int]]:
         """``(path_a, path_b, score)`` per pair."""
-        return [(str(self.paths_a[i]), str(self.paths_b[j]), _score(s))
-                for i, j, s in zip(self.pairs.i, self.pairs.j, self.pairs.score, strict=True)]
+        return [
+            (str(self.paths_a[i]), str(self.paths_b[j]), _score(s))
+            for i, j, s in zip(self.pairs.i, self.pairs.j, self.pairs.score, strict=True)
+        ]
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the pairs as a CSV (``path_a,path_b,score``) atomically."""
@@ -225,11 +267,15 @@ class AuditResult:
 
     def summary(self) -> str:
         """One line per pair of splits."""
-        lines = [f"{name}: {len(c.pairs)} near-duplicate pair(s) across the split" for name, c in self.crossings.items()]
+        lines = [
+            f"{name}: {len(c.pairs)} near-duplicate pair(s) across the split" for name, c in self.crossings.items()
+        ]
         lines.append(f"total: {self.leaks}" + (" (clean)" if self.leaks == 0 else " (LEAKAGE)"))
         if not all(c.pairs.exact for c in self.crossings.values()):
-            lines.append("the search was approximate (a faiss IVF/HNSW index) and may have missed pairs: "
-                         "use search_backend='numpy' for an exact audit")
+            lines.append(
+                "the search was approximate (a faiss IVF/HNSW index) and may have missed pairs: "
+                "use search_backend='numpy' for an exact audit"
+            )
         return "\n".join(lines)
 
     def save(self, out_dir: str | os.PathLike[str]) -> Path:
@@ -243,8 +289,17 @@ class AuditResult:
             a, b = name.split("-")
             writer.writerows((a, b, *row) for row in cross.rows())
         atomic_write_text(out / "audit.csv", buffer.getvalue())
-        atomic_write_text(out / "audit.json", json.dumps(
-            {"leaks": self.leaks, "by_split_pair": {k: len(v.pairs) for k, v in self.crossings.items()},
-             "exact": all(c.pairs.exact for c in self.crossings.values()), "missing": self.missing},
-            indent=1) + "\n")
+        atomic_write_text(
+            out / "audit.json",
+            json.dumps(
+                {
+                    "leaks": self.leaks,
+                    "by_split_pair": {k: len(v.pairs) for k, v in self.crossings.items()},
+                    "exact": all(c.pairs.exact for c in self.crossings.values()),
+                    "missing": self.missing,
+                },
+                indent=1,
+            )
+            + "\n",
+        )
         return out

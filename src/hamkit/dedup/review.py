@@ -60,8 +60,15 @@ def _score_text(result: DedupResult, score: float) -> str:
     return f"Hamming {int(score)}"
 
 
-def contact_sheet(result: DedupResult, path: str | os.PathLike[str], *, max_pairs: int = 24, thumb: int = 160,
-                  order: str = "borderline", columns: int = 2) -> Path:
+def contact_sheet(
+    result: DedupResult,
+    path: str | os.PathLike[str],
+    *,
+    max_pairs: int = 24,
+    thumb: int = 160,
+    order: str = "borderline",
+    columns: int = 2,
+) -> Path:
     """Save a PNG grid of duplicate pairs (two thumbnails and the score per cell).
 
     Args:
@@ -101,8 +108,14 @@ def _data_uri(path: Path, size: int) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def review_html(result: DedupResult, path: str | os.PathLike[str], *, max_pairs: int = 100, thumb: int = 200,
-                order: str = "borderline") -> Path:
+def review_html(
+    result: DedupResult,
+    path: str | os.PathLike[str],
+    *,
+    max_pairs: int = 100,
+    thumb: int = 200,
+    order: str = "borderline",
+) -> Path:
     """Save a self-contained HTML page (images embedded) of duplicate pairs with their scores.
 
     Returns:

@@ -123,8 +123,15 @@ class VerifiedCandidates:
         return len(self.i)
 
 
-def verified_pairs(scenes: Sequence[Scene], *, k: int = 10, min_inliers: int = 15, workers: int = 1,
-                   progress: bool = False, cross: int | None = None) -> VerifiedCandidates:
+def verified_pairs(
+    scenes: Sequence[Scene],
+    *,
+    k: int = 10,
+    min_inliers: int = 15,
+    workers: int = 1,
+    progress: bool = False,
+    cross: int | None = None,
+) -> VerifiedCandidates:
     """Candidates by window kNN, each verified by alignment; identical pixels always pair.
 
     Args:
@@ -165,12 +172,19 @@ def verified_pairs(scenes: Sequence[Scene], *, k: int = 10, min_inliers: int = 1
     inliers = np.full(len(i), -1, np.int32)
     if len(todo):
         score[todo], inliers[todo] = verify_pairs(
-            [s.gray for s in scenes], [s.features for s in scenes], [s.mirror_features for s in scenes],
-            i[todo], j[todo], mirrored[todo], min_inliers=min_inliers, workers=workers, progress=progress,
-            both=ambiguous[todo])
+            [s.gray for s in scenes],
+            [s.features for s in scenes],
+            [s.mirror_features for s in scenes],
+            i[todo],
+            j[todo],
+            mirrored[todo],
+            min_inliers=min_inliers,
+            workers=workers,
+            progress=progress,
+            both=ambiguous[todo],
+        )
     order = np.lexsort((j, i))
     result = VerifiedCandidates(i[order], j[order], score[order], inliers[order], similarity[order])
     if cross is not None:
         result = VerifiedCandidates(result.i, result.j - cross, result.score, result.inliers, result.similarity)
     return result
-

@@ -213,8 +213,12 @@ def _row_blocks(n_a: int, block: int) -> list[int]:
 
 
 def _tile_pairs(
-    values: np.ndarray, keep_rows: np.ndarray, hit: Callable[[np.ndarray], np.ndarray],
-    a0: int, b0: int, diagonal: bool,
+    values: np.ndarray,
+    keep_rows: np.ndarray,
+    hit: Callable[[np.ndarray], np.ndarray],
+    a0: int,
+    b0: int,
+    diagonal: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Extract the hits of the candidate rows of one tile, with global indices."""
     rows = np.flatnonzero(keep_rows)
@@ -228,21 +232,30 @@ def _tile_pairs(
 
 
 def _cosine_row_block(
-    a: np.ndarray, b: np.ndarray, a0: int, block: int, threshold: np.float32,
-    self_search: bool, buffer: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    a0: int,
+    block: int,
+    threshold: np.float32,
+    self_search: bool,
+    buffer: np.ndarray,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    rows_a = a[a0:a0 + block]
+    rows_a = a[a0 : a0 + block]
     start = a0 if self_search else 0
     for b0 in range(start, len(b), block):
-        cols_b = b[b0:b0 + block]
-        sims = np.matmul(rows_a, cols_b.T, out=buffer[:len(rows_a), :len(cols_b)])
+        cols_b = b[b0 : b0 + block]
+        sims = np.matmul(rows_a, cols_b.T, out=buffer[: len(rows_a), : len(cols_b)])
         keep = sims.max(axis=1) >= threshold
         if keep.any():
             yield _tile_pairs(sims, keep, lambda s: s >= threshold, a0, b0, self_search and b0 == a0)
 
 
 def _cosine_numpy(
-    a: np.ndarray, b: np.ndarray, threshold: np.float32, block: int, self_search: bool,
+    a: np.ndarray,
+    b: np.ndarray,
+    threshold: np.float32,
+    block: int,
+    self_search: bool,
     collector: PairCollector,
 ) -> None:
     buffer = np.empty((min(block, len(a)), min(block, len(b))), dtype=np.float32)
@@ -269,9 +282,18 @@ def _resolve_backend(backend: str, n_indexed: int) -> str:
 
 
 def _cosine_search(
-    a: np.ndarray, b: np.ndarray, threshold: np.float32, *, block: int, backend: str,
-    self_search: bool, max_pairs: int | None, ivf: IvfConfig | None, hnsw: HnswConfig | None,
-    what: str, progress: bool,
+    a: np.ndarray,
+    b: np.ndarray,
+    threshold: np.float32,
+    *,
+    block: int,
+    backend: str,
+    self_search: bool,
+    max_pairs: int | None,
+    ivf: IvfConfig | None,
+    hnsw: HnswConfig | None,
+    what: str,
+    progress: bool,
 ) -> Pairs:
     chosen = _resolve_backend(backend, len(b))
     exact = chosen not in _APPROXIMATE
@@ -340,8 +362,19 @@ def cosine_pairs(
     cap = _check_max_pairs(max_pairs)
     thr = _check_threshold(threshold)
     emb = _check_embeddings(emb, "cosine_pairs", normalize)
-    return _cosine_search(emb, emb, thr, block=block, backend=backend, self_search=True,
-                          max_pairs=cap, ivf=ivf, hnsw=hnsw, what="cosine_pairs", progress=progress)
+    return _cosine_search(
+        emb,
+        emb,
+        thr,
+        block=block,
+        backend=backend,
+        self_search=True,
+        max_pairs=cap,
+        ivf=ivf,
+        hnsw=hnsw,
+        what="cosine_pairs",
+        progress=progress,
+    )
 
 
 def cosine_cross_pairs(
@@ -392,36 +425,58 @@ def cosine_cross_pairs(
     thr = _check_threshold(threshold)
     a = _check_embeddings(a, "cosine_cross_pairs (a)", normalize)
     b = _check_embeddings(b, "cosine_cross_pairs (b)", normalize, dim=a.shape[1])
-    return _cosine_search(a, b, thr, block=block, backend=backend, self_search=False,
-                          max_pairs=cap, ivf=ivf, hnsw=hnsw, what="cosine_cross_pairs",
-                          progress=progress)
+    return _cosine_search(
+        a,
+        b,
+        thr,
+        block=block,
+        backend=backend,
+        self_search=False,
+        max_pairs=cap,
+        ivf=ivf,
+        hnsw=hnsw,
+        what="cosine_cross_pairs",
+        progress=progress,
+    )
 
 
 # --------------------------------------------------------------------------- Hamming
 
 
 def _hamming_row_block(
-    a: np.ndarray, b: np.ndarray, a0: int, block: int, max_distance: int, self_search: bool,
+    a: np.ndarray,
+    b: np.ndarray,
+    a0: int,
+    block: int,
+    max_distance: int,
+    self_search: bool,
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    rows_a = a[a0:a0 + block]
+    rows_a = a[a0 : a0 + block]
     xor = np.empty((len(rows_a), min(block, len(b))), dtype=np.uint64)
     found = []
     start = a0 if self_search else 0
     for b0 in range(start, len(b), block):
-        cols_b = b[b0:b0 + block]
-        tile = np.bitwise_xor.outer(rows_a, cols_b, out=xor[:, :len(cols_b)])
+        cols_b = b[b0 : b0 + block]
+        tile = np.bitwise_xor.outer(rows_a, cols_b, out=xor[:, : len(cols_b)])
         dist = popcount64(tile)
         keep = dist.min(axis=1) <= max_distance
         if keep.any():
-            i, j, d = _tile_pairs(dist, keep, lambda t: t <= max_distance, a0, b0,
-                                  self_search and b0 == a0)
+            i, j, d = _tile_pairs(dist, keep, lambda t: t <= max_distance, a0, b0, self_search and b0 == a0)
             found.append((i, j, d.astype(np.int32)))
     return found
 
 
 def _hamming_search(
-    a: np.ndarray, b: np.ndarray, max_distance: int, *, block: int, n_jobs: int,
-    self_search: bool, max_pairs: int | None, what: str, progress: bool,
+    a: np.ndarray,
+    b: np.ndarray,
+    max_distance: int,
+    *,
+    block: int,
+    n_jobs: int,
+    self_search: bool,
+    max_pairs: int | None,
+    what: str,
+    progress: bool,
 ) -> Pairs:
     collector = PairCollector(max_pairs, what, progress=progress)
     if len(a) == 0 or len(b) == 0:
@@ -497,8 +552,17 @@ def hamming_pairs(
     hashes = _check_hashes(hashes, "hamming_pairs")
     if len(hashes) < 2:
         return Pairs.empty("hamming")
-    return _hamming_search(hashes, hashes, distance, block=block, n_jobs=jobs, self_search=True,
-                           max_pairs=cap, what="hamming_pairs", progress=progress)
+    return _hamming_search(
+        hashes,
+        hashes,
+        distance,
+        block=block,
+        n_jobs=jobs,
+        self_search=True,
+        max_pairs=cap,
+        what="hamming_pairs",
+        progress=progress,
+    )
 
 
 def hamming_cross_pairs(
@@ -540,5 +604,14 @@ def hamming_cross_pairs(
     jobs = _default_jobs(n_jobs)
     a = _check_hashes(a, "hamming_cross_pairs (a)")
     b = _check_hashes(b, "hamming_cross_pairs (b)")
-    return _hamming_search(a, b, distance, block=block, n_jobs=jobs, self_search=False,
-                           max_pairs=cap, what="hamming_cross_pairs", progress=progress)
+    return _hamming_search(
+        a,
+        b,
+        distance,
+        block=block,
+        n_jobs=jobs,
+        self_search=False,
+        max_pairs=cap,
+        what="hamming_cross_pairs",
+        progress=progress,
+    )

@@ -117,8 +117,9 @@ def aligned_similarity(gray_a: np.ndarray, gray_b: np.ndarray, transform: np.nda
     """
     cv2 = _tools()[0]
     height, width = gray_a.shape
-    warped = cv2.warpAffine(gray_b.astype(np.float32), transform, (width, height), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)
+    warped = cv2.warpAffine(
+        gray_b.astype(np.float32), transform, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     valid = cv2.warpAffine(np.ones(gray_b.shape, np.uint8), transform, (width, height), flags=cv2.INTER_NEAREST)
     valid = cv2.erode(valid, np.ones((9, 9), np.uint8)).astype(np.float32)  # keep off the warped border
     x, y = _band_pass(cv2, gray_a), _band_pass(cv2, warped)
@@ -132,15 +133,22 @@ def aligned_similarity(gray_a: np.ndarray, gray_b: np.ndarray, transform: np.nda
     vx = tile_mean(x * x * valid) / safe - mx * mx
     vy = tile_mean(y * y * valid) / safe - my * my
     cov = tile_mean(x * y * valid) / safe - mx * my
-    textured = (area >= 0.5) & (vx > _MIN_TEXTURE ** 2) & (vy > _MIN_TEXTURE ** 2)
+    textured = (area >= 0.5) & (vx > _MIN_TEXTURE**2) & (vy > _MIN_TEXTURE**2)
     if textured.sum() < 3:
         return 0.0
     ncc = cov[textured] / np.sqrt(vx[textured] * vy[textured])
     return float(np.clip(np.median(ncc), -1.0, 1.0))
 
 
-def verify_pair(gray_a: np.ndarray, features_a: SceneFeatures, gray_b: np.ndarray, features_b: SceneFeatures,
-                *, mirrored: bool = False, min_inliers: int = MIN_INLIERS) -> tuple[float, int]:
+def verify_pair(
+    gray_a: np.ndarray,
+    features_a: SceneFeatures,
+    gray_b: np.ndarray,
+    features_b: SceneFeatures,
+    *,
+    mirrored: bool = False,
+    min_inliers: int = MIN_INLIERS,
+) -> tuple[float, int]:
     """Align two images by their keypoints and score their aligned content.
 
     Args:
@@ -167,8 +175,9 @@ def verify_pair(gray_a: np.ndarray, features_a: SceneFeatures, gray_b: np.ndarra
     return aligned_similarity(gray_a, gray_b, transform), count
 
 
-def _fit(features_a: SceneFeatures, features_b: SceneFeatures, top: int | None,
-         iterations: int) -> tuple[np.ndarray | None, int]:
+def _fit(
+    features_a: SceneFeatures, features_b: SceneFeatures, top: int | None, iterations: int
+) -> tuple[np.ndarray | None, int]:
     """Similarity transform from ``b`` to ``a`` by RANSAC over cross-checked matches of the
     ``top`` strongest keypoints (all with ``None``), and its inlier count."""
     cv2, _, _, matcher = _tools()
@@ -180,15 +189,25 @@ def _fit(features_a: SceneFeatures, features_b: SceneFeatures, top: int | None,
         return None, 0
     src = features_b.points[[m.trainIdx for m in matches]]
     dst = features_a.points[[m.queryIdx for m in matches]]
-    transform, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0,
-                                                     maxIters=iterations, confidence=0.99, refineIters=10)
+    transform, inliers = cv2.estimateAffinePartial2D(
+        src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0, maxIters=iterations, confidence=0.99, refineIters=10
+    )
     return transform, 0 if inliers is None else int(inliers.sum())
 
 
-def verify_pairs(grays: Sequence[np.ndarray], features: Sequence[SceneFeatures],
-                 mirror_features: Sequence[SceneFeatures], i: np.ndarray, j: np.ndarray,
-                 mirrored: np.ndarray, *, min_inliers: int = MIN_INLIERS, workers: int = 1,
-                 progress: bool = False, both: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def verify_pairs(
+    grays: Sequence[np.ndarray],
+    features: Sequence[SceneFeatures],
+    mirror_features: Sequence[SceneFeatures],
+    i: np.ndarray,
+    j: np.ndarray,
+    mirrored: np.ndarray,
+    *,
+    min_inliers: int = MIN_INLIERS,
+    workers: int = 1,
+    progress: bool = False,
+    both: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`verify_pair` for many pairs, in ``workers`` threads (OpenCV releases the GIL).
 
     Args:
@@ -218,16 +237,25 @@ def verify_pairs(grays: Sequence[np.ndarray], features: Sequence[SceneFeatures],
             flips = (bool(mirrored[p]), not mirrored[p]) if both is not None and both[p] else (bool(mirrored[p]),)
             results = []
             for flip in flips:
-                results.append(verify_pair(grays[a], features[a], grays[b],
-                                           mirror_features[b] if flip else features[b], mirrored=flip,
-                                           min_inliers=min_inliers))
+                results.append(
+                    verify_pair(
+                        grays[a],
+                        features[a],
+                        grays[b],
+                        mirror_features[b] if flip else features[b],
+                        mirrored=flip,
+                        min_inliers=min_inliers,
+                    )
+                )
                 if results[-1][0] > 0:
                     break
             scores[p], inliers[p] = max(results, key=lambda result: result[0])  # ties: the first
         return len(chunk)
 
-    with tqdm(total=len(i), desc="verify", unit="pair", disable=not progress, leave=False) as bar, \
-            ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with (
+        tqdm(total=len(i), desc="verify", unit="pair", disable=not progress, leave=False) as bar,
+        ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
+    ):
         for done in pool.map(work, chunks):
             bar.update(done)
     return scores, inliers

@@ -44,8 +44,9 @@ def _plain_state_dict(module_or_state: torch.nn.Module | dict[str, torch.Tensor]
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
 
 
-def save_model_files(directory: str | os.PathLike[str], model: torch.nn.Module | dict[str, torch.Tensor],
-                     config: dict[str, Any]) -> Path:
+def save_model_files(
+    directory: str | os.PathLike[str], model: torch.nn.Module | dict[str, torch.Tensor], config: dict[str, Any]
+) -> Path:
     """Write ``model.safetensors`` and ``config.json`` into ``directory`` (atomically, config last).
 
     Args:
@@ -81,8 +82,9 @@ def load_model_files(directory: str | os.PathLike[str]) -> tuple[dict[str, torch
     directory = Path(directory)
     weights, config_path = directory / WEIGHTS_NAME, directory / CONFIG_NAME
     if not directory.is_dir():
-        raise HamkitError(f"{directory}: not a saved hamkit model (expected a folder with "
-                          f"{WEIGHTS_NAME} and {CONFIG_NAME})")
+        raise HamkitError(
+            f"{directory}: not a saved hamkit model (expected a folder with {WEIGHTS_NAME} and {CONFIG_NAME})"
+        )
     for path in (weights, config_path):
         if not path.is_file():
             raise HamkitError(f"{directory}: {path.name} is missing; is this a folder written by save()?")
@@ -97,8 +99,9 @@ def load_model_files(directory: str | os.PathLike[str]) -> tuple[dict[str, torch
     return state, config
 
 
-def save_training_state(directory: str | os.PathLike[str], model: torch.nn.Module, config: dict[str, Any],
-                        state: dict[str, Any]) -> Path:
+def save_training_state(
+    directory: str | os.PathLike[str], model: torch.nn.Module, config: dict[str, Any], state: dict[str, Any]
+) -> Path:
     """Write a resumable checkpoint: the model files plus ``state.pt``.
 
     ``state`` must hold only tensors and plain Python values (it is read back with
@@ -112,8 +115,9 @@ def save_training_state(directory: str | os.PathLike[str], model: torch.nn.Modul
     return save_model_files(directory, model, config)
 
 
-def load_training_state(directory: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any],
-                                                                   dict[str, Any]]:
+def load_training_state(
+    directory: str | os.PathLike[str],
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
     """Read a checkpoint written by :func:`save_training_state`.
 
     Returns:
@@ -134,9 +138,13 @@ def load_training_state(directory: str | os.PathLike[str]) -> tuple[dict[str, to
         if "Weights only load failed" in str(err) or isinstance(err, pickle.UnpicklingError):
             refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
             what = f" ({refused.group(1)})" if refused else ""
-            raise HamkitError(f"{path}: refused: it holds Python objects{what}, not only tensors and numbers, and "
-                              "hamkit never runs code from a file; delete it to start the training over") from err
+            raise HamkitError(
+                f"{path}: refused: it holds Python objects{what}, not only tensors and numbers, and "
+                "hamkit never runs code from a file; delete it to start the training over"
+            ) from err
         first = " ".join(str(err).split())[:160]
-        raise HamkitError(f"{path}: not a readable training state ({type(err).__name__}: {first}); delete it to "
-                          "start the training over") from err
+        raise HamkitError(
+            f"{path}: not a readable training state ({type(err).__name__}: {first}); delete it to "
+            "start the training over"
+        ) from err
     return weights, config, state

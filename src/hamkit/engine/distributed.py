@@ -117,8 +117,16 @@ class ShardedSampler(Sampler[int]):
         shuffle: Shuffle at all (ignored with weights).
     """
 
-    def __init__(self, n: int, weights: Sequence[float] | torch.Tensor | None = None, *, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, shuffle: bool = True) -> None:
+    def __init__(
+        self,
+        n: int,
+        weights: Sequence[float] | torch.Tensor | None = None,
+        *,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+    ) -> None:
         self.n = n
         self.weights = torch.as_tensor(weights, dtype=torch.float64) if weights is not None else None
         self.seed = seed
@@ -143,7 +151,7 @@ class ShardedSampler(Sampler[int]):
             order = torch.arange(self.n)
         if order.numel() < total:  # pad so every rank gets the same number of samples
             order = torch.cat([order, order[: total - order.numel()]])
-        return iter(order[self.rank:total:self.world_size].tolist())
+        return iter(order[self.rank : total : self.world_size].tolist())
 
     def __len__(self) -> int:
         return self.per_rank

@@ -80,8 +80,10 @@ class Estimator:
             raise HamkitError(f"{path}: a {kind} checkpoint, not a {cls._KIND}; load it with {kind}.load()")
         lacking = [key for key in cls._REQUIRED_CONFIG if key not in config]
         if lacking:
-            raise HamkitError(f"{path}: config.json lacks {', '.join(lacking)}; the folder is damaged or was not "
-                              f"written by {cls._KIND}.save(); save the model again")
+            raise HamkitError(
+                f"{path}: config.json lacks {', '.join(lacking)}; the folder is damaged or was not "
+                f"written by {cls._KIND}.save(); save the model again"
+            )
         for name, wanted in expected.items():
             if wanted is not None and config.get(name) != wanted:
                 raise HamkitError(f"{path}: checkpoint has {name}={config.get(name)!r}, not {wanted!r}")
@@ -94,8 +96,9 @@ class Estimator:
             network.load_state_dict(state)
         except RuntimeError as err:
             first = str(err).splitlines()[0]
-            raise HamkitError(f"{path}: weights do not fit a {description} ({first}); the checkpoint is of "
-                              "another model") from err
+            raise HamkitError(
+                f"{path}: weights do not fit a {description} ({first}); the checkpoint is of another model"
+            ) from err
         self.network_ = network.eval()
         self.history_: list[dict[str, float]] = []
         return self

@@ -45,8 +45,9 @@ class InferenceInputs:
 class _InMemoryImages(Dataset):
     """Pillow images or uint8 arrays, resized and normalised on access."""
 
-    def __init__(self, images: Sequence[Image.Image | np.ndarray], image_size: int,
-                 mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(
+        self, images: Sequence[Image.Image | np.ndarray], image_size: int, mean: Sequence[float], std: Sequence[float]
+    ) -> None:
         self.images = list(images)
         self.image_size = image_size
         self.mean = torch.tensor(mean).view(3, 1, 1)
@@ -67,8 +68,10 @@ def _as_pil(image: Image.Image | np.ndarray, index: int) -> Image.Image:
         return image.convert("RGB")
     array = np.asarray(image)
     if array.dtype != np.uint8:
-        raise DataError(f"image {index}: arrays must be uint8 (H, W, 3) pixels, got {array.dtype}; "
-                        "pass preprocessed float data as a torch tensor")
+        raise DataError(
+            f"image {index}: arrays must be uint8 (H, W, 3) pixels, got {array.dtype}; "
+            "pass preprocessed float data as a torch tensor"
+        )
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (3, 4):
@@ -83,8 +86,9 @@ def _size_of(image: Image.Image | np.ndarray) -> tuple[int, int]:
     return int(array.shape[1]), int(array.shape[0])
 
 
-def prepare_inputs(images: Any, *, image_size: int, mean: Sequence[float], std: Sequence[float],
-                   keep_masks: bool = False) -> InferenceInputs:
+def prepare_inputs(
+    images: Any, *, image_size: int, mean: Sequence[float], std: Sequence[float], keep_masks: bool = False
+) -> InferenceInputs:
     """Wrap ``images`` (see the module docstring) as a dataset with the model's preprocessing.
 
     Args:
@@ -101,14 +105,16 @@ def prepare_inputs(images: Any, *, image_size: int, mean: Sequence[float], std: 
         DataError: Nothing to predict on, or an input of a kind hamkit cannot read.
     """
     if isinstance(images, SkinDataset):
-        dataset = images.with_options(image_size=image_size, mean=mean, std=std, augment=False,
-                                      with_masks=images.with_masks and keep_masks)
+        dataset = images.with_options(
+            image_size=image_size, mean=mean, std=std, augment=False, with_masks=images.with_masks and keep_masks
+        )
         return InferenceInputs(dataset, dataset.image_ids, [image_size_of(p) for p in dataset.paths])
     if isinstance(images, torch.Tensor):
         batch = images.unsqueeze(0) if images.dim() == 3 else images
         if batch.dim() != 4 or batch.shape[1] != 3 or not batch.is_floating_point():
-            raise DataError(f"a tensor input must be float (N, 3, H, W), preprocessed; got {tuple(images.shape)} "
-                            f"{images.dtype}")
+            raise DataError(
+                f"a tensor input must be float (N, 3, H, W), preprocessed; got {tuple(images.shape)} {images.dtype}"
+            )
         if batch.shape[0] == 0:
             raise DataError("no images to predict on")
         ids = [str(i) for i in range(batch.shape[0])]
@@ -137,8 +143,9 @@ def prepare_inputs(images: Any, *, image_size: int, mean: Sequence[float], std: 
         dataset = _InMemoryImages(images, image_size, mean, std)
         return InferenceInputs(dataset, [str(i) for i in range(len(images))], sizes)
     kinds = sorted({type(x).__name__ for x in images})
-    raise DataError(f"cannot predict on a list of {', '.join(kinds)}; pass paths, PIL images, uint8 arrays, "
-                    "a tensor or a Dataset")
+    raise DataError(
+        f"cannot predict on a list of {', '.join(kinds)}; pass paths, PIL images, uint8 arrays, a tensor or a Dataset"
+    )
 
 
 def unpack_batch(batch: Any) -> dict[str, Any]:
@@ -153,5 +160,7 @@ def unpack_batch(batch: Any) -> dict[str, Any]:
         return dict(zip(keys, batch, strict=False))
     if isinstance(batch, torch.Tensor):
         return {"image": batch}
-    raise DataError(f"cannot read a batch of type {type(batch).__name__}; datasets must yield "
-                    "(image, label) tuples or dicts with 'image' and 'label'")
+    raise DataError(
+        f"cannot read a batch of type {type(batch).__name__}; datasets must yield "
+        "(image, label) tuples or dicts with 'image' and 'label'"
+    )

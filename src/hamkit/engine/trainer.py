@@ -58,12 +58,19 @@ def seed_everything(seed: int) -> None:
 
 def _check_resumable(out_dir: Path, saved: dict[str, Any], current: dict[str, Any]) -> None:
     """Refuse to resume a run of another kind of model or another backbone, in one line."""
-    for key, what in (("kind", "model"), ("backbone", "backbone"), ("num_classes", "class count"),
-                      ("image_size", "image size"), ("classify", "diagnosis head")):
+    for key, what in (
+        ("kind", "model"),
+        ("backbone", "backbone"),
+        ("num_classes", "class count"),
+        ("image_size", "image size"),
+        ("classify", "diagnosis head"),
+    ):
         if key in saved and key in current and saved[key] != current[key]:
-            raise HamkitError(f"{out_dir}: this folder holds an interrupted run of another {what} "
-                              f"({key} {saved[key]!r}, not {current[key]!r}); resume it with the same settings, "
-                              "or use another output folder")
+            raise HamkitError(
+                f"{out_dir}: this folder holds an interrupted run of another {what} "
+                f"({key} {saved[key]!r}, not {current[key]!r}); resume it with the same settings, "
+                "or use another output folder"
+            )
 
 
 def _use_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
@@ -134,7 +141,9 @@ class TrainConfig:
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise HamkitError(f"weight_decay must be 0 or positive, got {self.weight_decay}")
         if self.early_stopping is not None and self.early_stopping < 1:
-            raise HamkitError(f"early_stopping must be None or a patience of at least 1 epoch, got {self.early_stopping}")
+            raise HamkitError(
+                f"early_stopping must be None or a patience of at least 1 epoch, got {self.early_stopping}"
+            )
         if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
             raise HamkitError(f"grad_clip must be None or positive, got {self.grad_clip}")
         if self.num_workers is not None and self.num_workers < 0:
@@ -159,8 +168,9 @@ class TrainingTask(Protocol):
         """Forward a training batch; return the mean loss (float32) and the batch size."""
         ...
 
-    def validate(self, model: torch.nn.Module, loader: DataLoader, device: torch.device,
-                 dtype: torch.dtype | None) -> dict[str, float]:
+    def validate(
+        self, model: torch.nn.Module, loader: DataLoader, device: torch.device, dtype: torch.dtype | None
+    ) -> dict[str, float]:
         """Score a validation set; return metrics by name (including ``"loss"``)."""
         ...
 
@@ -254,8 +264,14 @@ class Trainer:
         return score > best if self.config.monitor_mode == "max" else score < best
 
     # -------------------------------------------------------------- the loop
-    def fit(self, model: torch.nn.Module, task: TrainingTask, train: Dataset, val: Dataset | None = None,
-            sample_weights: Sequence[float] | np.ndarray | None = None) -> TrainResult:
+    def fit(
+        self,
+        model: torch.nn.Module,
+        task: TrainingTask,
+        train: Dataset,
+        val: Dataset | None = None,
+        sample_weights: Sequence[float] | np.ndarray | None = None,
+    ) -> TrainResult:
         """Train ``model`` in place; on return it holds the best weights.
 
         Args:
@@ -282,7 +298,9 @@ class Trainer:
         try:
             device = ctx.device_for(device)
             dtype = amp_dtype(device, cfg.amp)
-            channels_last = _use_channels_last(model, device) if cfg.channels_last == "auto" else bool(cfg.channels_last)
+            channels_last = (
+                _use_channels_last(model, device) if cfg.channels_last == "auto" else bool(cfg.channels_last)
+            )
             seed_everything(cfg.seed)
             model.to(device)
             if channels_last:
@@ -302,9 +320,11 @@ class Trainer:
                     model.load_state_dict(weights)
                     optimizer.load_state_dict(state["optimizer"])
                 except (RuntimeError, ValueError, KeyError) as err:
-                    raise HamkitError(f"{out_dir / 'last'}: the saved training state does not fit this model "
-                                      f"({str(err).splitlines()[0][:160]}); use another output folder, or drop "
-                                      "--resume to start over") from err
+                    raise HamkitError(
+                        f"{out_dir / 'last'}: the saved training state does not fit this model "
+                        f"({str(err).splitlines()[0][:160]}); use another output folder, or drop "
+                        "--resume to start over"
+                    ) from err
                 if scheduler is not None and state.get("scheduler"):
                     scheduler.load_state_dict(state["scheduler"])
                 scaler.load_state_dict(state.get("scaler") or scaler.state_dict())
@@ -329,23 +349,46 @@ class Trainer:
                     model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True
                 )
             workers = default_num_workers(train) if cfg.num_workers is None else cfg.num_workers
-            sampler = ShardedSampler(len(train), sample_weights, seed=cfg.seed, rank=ctx.rank,  # type: ignore[arg-type]
-                                     world_size=ctx.world_size)
+            sampler = ShardedSampler(
+                len(train),
+                sample_weights,
+                seed=cfg.seed,
+                rank=ctx.rank,  # type: ignore[arg-type]
+                world_size=ctx.world_size,
+            )
             # a last batch of one image breaks BatchNorm in training: drop the incomplete last batch
             # (the next epoch draws another order, so no image is always left out)
-            loader = DataLoader(train, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
-                                pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-                                drop_last=len(sampler) > cfg.batch_size)
+            loader = DataLoader(
+                train,
+                batch_size=cfg.batch_size,
+                sampler=sampler,
+                num_workers=workers,
+                pin_memory=device.type == "cuda",
+                persistent_workers=workers > 0,
+                drop_last=len(sampler) > cfg.batch_size,
+            )
             val_loader = None
             if val is not None and ctx.is_main:
-                val_loader = DataLoader(val, batch_size=cfg.batch_size, shuffle=False, num_workers=workers,
-                                        pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+                val_loader = DataLoader(
+                    val,
+                    batch_size=cfg.batch_size,
+                    shuffle=False,
+                    num_workers=workers,
+                    pin_memory=device.type == "cuda",
+                    persistent_workers=workers > 0,
+                )
 
             show = bool(cfg.progress) and ctx.is_main
             label = cfg.progress if isinstance(cfg.progress, str) else "training"
             bars = show and sys.stderr.isatty()
-            epochs_bar = tqdm(range(start_epoch, cfg.epochs), desc=f"{label}: epochs", unit="epoch",
-                              disable=not bars, initial=start_epoch, total=cfg.epochs)
+            epochs_bar = tqdm(
+                range(start_epoch, cfg.epochs),
+                desc=f"{label}: epochs",
+                unit="epoch",
+                disable=not bars,
+                initial=start_epoch,
+                total=cfg.epochs,
+            )
             for epoch in epochs_bar:
                 started = time.perf_counter()
                 sampler.set_epoch(epoch)
@@ -353,8 +396,9 @@ class Trainer:
                 model.train()
                 total = torch.zeros((), dtype=torch.float64, device=device)
                 seen = 0
-                bar = tqdm(loader, desc=f"{label}: epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False,
-                           disable=not bars)
+                bar = tqdm(
+                    loader, desc=f"{label}: epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False, disable=not bars
+                )
                 for step, batch in enumerate(_readable_errors(bar)):
                     with autocast(device, dtype):
                         loss, size = task.loss(network, batch, device)
@@ -390,13 +434,19 @@ class Trainer:
                 result.history.append(row)
                 if show and not bars:
                     shown = "  ".join(f"{k[4:]} {v:.3f}" for k, v in row.items() if k.startswith("val_"))
-                    print(f"{label}: epoch {epoch + 1}/{cfg.epochs}  train loss {row['train_loss']:.3f}  {shown}  "
-                          f"{row['time']:.0f} s", file=sys.stderr, flush=True)
+                    print(
+                        f"{label}: epoch {epoch + 1}/{cfg.epochs}  train loss {row['train_loss']:.3f}  {shown}  "
+                        f"{row['time']:.0f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
 
                 score = float(metrics.get(cfg.monitor, math.nan)) if val is not None else math.nan
                 if val is not None and cfg.monitor not in metrics:
-                    raise HamkitError(f"monitor={cfg.monitor!r} is not a validation metric; "
-                                      f"choose one of {', '.join(sorted(metrics))}")
+                    raise HamkitError(
+                        f"monitor={cfg.monitor!r} is not a validation metric; "
+                        f"choose one of {', '.join(sorted(metrics))}"
+                    )
                 improved = val is None or self._is_better(score, result.best_score)
                 if improved:
                     result.best_epoch, result.best_score, bad_epochs = epoch + 1, score, 0
@@ -408,20 +458,27 @@ class Trainer:
                     config = task.checkpoint_config()
                     if improved:
                         save_model_files(out_dir / "best", best_state, config)  # type: ignore[arg-type]
-                    save_training_state(out_dir / "last", model, config, {
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict() if scheduler is not None else {},
-                        "scaler": scaler.state_dict(),
-                        "epoch": epoch + 1,
-                        "bad_epochs": bad_epochs,
-                        "history": result.history,
-                        "best_epoch": result.best_epoch,
-                        "best_score": result.best_score,
-                    })
+                    save_training_state(
+                        out_dir / "last",
+                        model,
+                        config,
+                        {
+                            "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                            "scaler": scaler.state_dict(),
+                            "epoch": epoch + 1,
+                            "bad_epochs": bad_epochs,
+                            "history": result.history,
+                            "best_epoch": result.best_epoch,
+                            "best_score": result.best_score,
+                        },
+                    )
                     self.write_history(out_dir, result.history)
                 ctx.barrier()
-                epochs_bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.startswith("val_")} or
-                                       {"loss": f"{row['train_loss']:.4f}"})
+                epochs_bar.set_postfix(
+                    {k: f"{v:.3f}" for k, v in row.items() if k.startswith("val_")}
+                    or {"loss": f"{row['train_loss']:.4f}"}
+                )
                 if stop:
                     result.stopped_early = True
                     break
@@ -438,4 +495,3 @@ class Trainer:
         """Write ``history.csv`` and ``history.json`` into ``out_dir`` (atomically)."""
         atomic_write_text(out_dir / "history.json", json.dumps(list(history), indent=1) + "\n")
         atomic_write_text(out_dir / "history.csv", _history_csv(history))
-

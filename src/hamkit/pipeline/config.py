@@ -8,7 +8,8 @@ Every setting has a default; a TOML file (read with :mod:`tomllib`) overrides an
 * ``cpu`` (the default when a data folder is given): the whole of HAM10000 (10,015 images) on a
   laptop CPU in under half an hour, from random weights, with the best models that budget
   allowed when measured (``benchmarks/cpu_preset.py``; numbers in docs/benchmarks.md).
-* ``report`` (formerly ``seed``, still accepted for one release): the original student report's settings (MobileNetV2 dedup at cosine 0.93; ResNet-50 classifier at
+* ``report`` (formerly ``seed``, still accepted for one release): the original student report's
+  settings (MobileNetV2 dedup at cosine 0.93; ResNet-50 classifier at
   384 px, Adam lr 5e-5, 3 epochs, batch 32; DeepLabV3-ResNet50 segmenter, lr 1e-4, 10 epochs,
   batch 4), with pretrained weights.
 * ``gpu``: the recommended real run on a GPU: pretrained backbones, larger images, more epochs.
@@ -41,6 +42,7 @@ class Settings(dict):  # type: ignore[type-arg]
     def source(self, section: str, key: str) -> str:
         """Where ``section.key`` was set."""
         return getattr(self, "sources", {}).get((section, key), "default")
+
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "data": {
@@ -90,31 +92,76 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {},
     "cpu": {  # sized with benchmarks/cpu_preset.py on the 10,015 HAM10000 images (docs/benchmarks.md)
-        "classifier": {"backbone": "mobilenet_v3_small", "image_size": 128, "epochs": 14, "batch_size": 32,
-                       "lr": 1e-3, "optimizer": "adamw", "weight_decay": 0.05},
-        "segmenter": {"backbone": "smp:Linknet:mobilenet_v2", "image_size": 96, "epochs": 3, "batch_size": 16,
-                      "lr": 1e-3, "classify": False},
+        "classifier": {
+            "backbone": "mobilenet_v3_small",
+            "image_size": 128,
+            "epochs": 14,
+            "batch_size": 32,
+            "lr": 1e-3,
+            "optimizer": "adamw",
+            "weight_decay": 0.05,
+        },
+        "segmenter": {
+            "backbone": "smp:Linknet:mobilenet_v2",
+            "image_size": 96,
+            "epochs": 3,
+            "batch_size": 16,
+            "lr": 1e-3,
+            "classify": False,
+        },
     },
     "report": {
-        "dedup": {"methods": ["exact", "cnn"], "cnn_backbone": "mobilenet_v2", "cnn_threshold": 0.93,
-                  "pretrained": True},
-        "classifier": {"backbone": "resnet50", "image_size": 384, "epochs": 3, "batch_size": 32, "lr": 5e-5,
-                       "pretrained": True},
-        "segmenter": {"backbone": "deeplabv3_resnet50", "image_size": 256, "epochs": 10, "batch_size": 4,
-                      "lr": 1e-4, "pretrained": True},
+        "dedup": {
+            "methods": ["exact", "cnn"],
+            "cnn_backbone": "mobilenet_v2",
+            "cnn_threshold": 0.93,
+            "pretrained": True,
+        },
+        "classifier": {
+            "backbone": "resnet50",
+            "image_size": 384,
+            "epochs": 3,
+            "batch_size": 32,
+            "lr": 5e-5,
+            "pretrained": True,
+        },
+        "segmenter": {
+            "backbone": "deeplabv3_resnet50",
+            "image_size": 256,
+            "epochs": 10,
+            "batch_size": 4,
+            "lr": 1e-4,
+            "pretrained": True,
+        },
     },
     "gpu": {
         "dedup": {"methods": ["verified"]},
-        "classifier": {"backbone": "timm:efficientnet_b0", "image_size": 384, "epochs": 30, "batch_size": 64,
-                       "lr": 3e-4, "pretrained": True},
-        "segmenter": {"backbone": "smp:DeepLabV3Plus:resnet34", "image_size": 384, "epochs": 30, "batch_size": 16,
-                      "lr": 3e-4, "pretrained": True},
+        "classifier": {
+            "backbone": "timm:efficientnet_b0",
+            "image_size": 384,
+            "epochs": 30,
+            "batch_size": 64,
+            "lr": 3e-4,
+            "pretrained": True,
+        },
+        "segmenter": {
+            "backbone": "smp:DeepLabV3Plus:resnet34",
+            "image_size": 384,
+            "epochs": 30,
+            "batch_size": 16,
+            "lr": 3e-4,
+            "pretrained": True,
+        },
     },
 }
 
 
-def _merge(base: dict[str, dict[str, Any]], override: dict[str, Any], source: str,
-           sources: dict[tuple[str, str], str] | None = None) -> None:
+def _merge(
+    base: dict[str, dict[str, Any]],
+    override: dict[str, Any],
+    source: str,
+    sources: dict[tuple[str, str], str] | None = None,
+) -> None:
     for section, values in override.items():
         if section not in base:
             raise HamkitError(f"{source}: unknown section [{section}]; sections are {', '.join(base)}")
@@ -122,8 +169,9 @@ def _merge(base: dict[str, dict[str, Any]], override: dict[str, Any], source: st
             raise HamkitError(f"{source}: [{section}] must be a table of settings")
         for key, value in values.items():
             if key not in base[section]:
-                raise HamkitError(f"{source}: unknown setting {section}.{key}; "
-                                  f"[{section}] has {', '.join(base[section])}")
+                raise HamkitError(
+                    f"{source}: unknown setting {section}.{key}; [{section}] has {', '.join(base[section])}"
+                )
             expected = type(base[section][key])
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
@@ -141,8 +189,9 @@ def default_preset(data: str | os.PathLike[str] | None, config: dict[str, Any] |
     return "cpu" if data or root else "demo"
 
 
-def load_config(path: str | os.PathLike[str] | None = None, preset: str = "demo",
-                overrides: dict[str, Any] | None = None) -> Settings:
+def load_config(
+    path: str | os.PathLike[str] | None = None, preset: str = "demo", overrides: dict[str, Any] | None = None
+) -> Settings:
     """The effective settings: defaults, then the preset, then the TOML file, then ``overrides``.
 
     Args:
@@ -165,8 +214,12 @@ def load_config(path: str | os.PathLike[str] | None = None, preset: str = "demo"
     if preset == "seed":
         import warnings
 
-        warnings.warn("the preset 'seed' is now called 'report' (the original report's recipe); "
-                      "'seed' will stop working in the next release", FutureWarning, stacklevel=2)
+        warnings.warn(
+            "the preset 'seed' is now called 'report' (the original report's recipe); "
+            "'seed' will stop working in the next release",
+            FutureWarning,
+            stacklevel=2,
+        )
         preset = "report"
     if preset not in PRESETS:
         raise HamkitError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")

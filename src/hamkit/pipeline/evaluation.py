@@ -33,8 +33,12 @@ N_RESAMPLES = 1000
 
 
 def _headline(report: ClassificationReport) -> dict[str, float]:
-    return {"accuracy": report.accuracy, "balanced_accuracy": report.balanced_accuracy,
-            "macro_f1": report.macro["f1"], "melanoma_sensitivity": report.melanoma_sensitivity}
+    return {
+        "accuracy": report.accuracy,
+        "balanced_accuracy": report.balanced_accuracy,
+        "macro_f1": report.macro["f1"],
+        "melanoma_sensitivity": report.melanoma_sensitivity,
+    }
 
 
 def _intervals(labels: np.ndarray, pred: np.ndarray, groups: list[str], classes: list[str]) -> dict[str, list[float]]:
@@ -43,14 +47,14 @@ def _intervals(labels: np.ndarray, pred: np.ndarray, groups: list[str], classes:
     return {name: [low, high] for name, (low, high) in found.items()}
 
 
-def _predictions_csv(ids: list[str], groups: list[str], labels: np.ndarray, pred: np.ndarray,
-                     proba: np.ndarray, classes: list[str]) -> str:
+def _predictions_csv(
+    ids: list[str], groups: list[str], labels: np.ndarray, pred: np.ndarray, proba: np.ndarray, classes: list[str]
+) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["image_id", "lesion_id", "true", "predicted", *[f"p_{c}" for c in classes]])
     for i, image_id in enumerate(ids):
-        writer.writerow([image_id, groups[i], classes[labels[i]], classes[pred[i]],
-                         *[f"{p:.5f}" for p in proba[i]]])
+        writer.writerow([image_id, groups[i], classes[labels[i]], classes[pred[i]], *[f"{p:.5f}" for p in proba[i]]])
     return buffer.getvalue()
 
 
@@ -70,9 +74,18 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     from hamkit.report.evaluation import plot_reliability, plot_roc_curves
 
     mean, std = model.normalisation()
-    test, val = (SkinDataset.from_folder(ctx.root, split_csv=ctx.split_csv, split=name, image_size=model.image_size,
-                                         mean=mean, std=std, cache=ctx.out / "cache" / "decoded")
-                 for name in ("test", "val"))
+    test, val = (
+        SkinDataset.from_folder(
+            ctx.root,
+            split_csv=ctx.split_csv,
+            split=name,
+            image_size=model.image_size,
+            mean=mean,
+            std=std,
+            cache=ctx.out / "cache" / "decoded",
+        )
+        for name in ("test", "val")
+    )
     labels = test.labels
     lesion = {r.image_id: str(r.group) for r in ctx.records}
     ids = test.image_ids
@@ -88,20 +101,27 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     report = classification_report(labels, pred, proba, classes=classes)
     support = np.bincount(labels, minlength=len(classes))
     result: dict[str, Any] = json.loads(report.to_json())
-    result["decision"] = {"rule": "argmax(log p + alpha * log(training class frequency)), alpha chosen on val",
-                          "alpha": model.prior_alpha_}
+    result["decision"] = {
+        "rule": "argmax(log p + alpha * log(training class frequency)), alpha chosen on val",
+        "alpha": model.prior_alpha_,
+    }
     result["argmax"] = {**_headline(raw_report), "intervals": _intervals(labels, raw_pred, groups, classes)}
     result["intervals"] = _intervals(labels, pred, groups, classes)
-    result["calibration"] = {"temperature": model.temperature_,
-                             "ece_before": expected_calibration_error(raw, labels),
-                             "ece_after": expected_calibration_error(proba, labels)}
+    result["calibration"] = {
+        "temperature": model.temperature_,
+        "ece_before": expected_calibration_error(raw, labels),
+        "ece_after": expected_calibration_error(proba, labels),
+    }
     result["small_classes"] = {c: int(n) for c, n in zip(classes, support, strict=True) if n < SMALL_CLASS}
     result["test_lesions"] = len(set(groups))
     atomic_write_text(folder / "test_predictions.csv", _predictions_csv(ids, groups, labels, pred, proba, classes))
     report.plot_confusion_matrix(folder / "confusion_matrix.png")
     plot_roc_curves(labels, proba, classes, folder / "roc_curves.png")
-    plot_reliability(labels, {"before temperature scaling": raw,
-                              f"after (T = {model.temperature_:.2f})": proba}, folder / "reliability.png")
+    plot_reliability(
+        labels,
+        {"before temperature scaling": raw, f"after (T = {model.temperature_:.2f})": proba},
+        folder / "reliability.png",
+    )
     atomic_write_text(folder / "test_report.json", json.dumps(_clean(result), indent=2) + "\n")
     return result
 
@@ -116,8 +136,9 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def evaluate_segmenter(ctx: Any, model: Any, folder: Path, report: Any, *, n_worst: int = 3,
-                       n_typical: int = 3) -> dict[str, Any]:
+def evaluate_segmenter(
+    ctx: Any, model: Any, folder: Path, report: Any, *, n_worst: int = 3, n_typical: int = 3
+) -> dict[str, Any]:
     """Intervals of the segmenter's test metrics, and the worst and typical examples.
 
     Writes ``worst_examples.png`` (the ``n_worst`` lowest-Dice test images) and
@@ -134,16 +155,27 @@ def evaluate_segmenter(ctx: Any, model: Any, folder: Path, report: Any, *, n_wor
     dice = np.asarray(report.dice, dtype=np.float64)
     iou = np.asarray(report.iou, dtype=np.float64)
     thresholded = np.where(iou >= ISIC_JACCARD_THRESHOLD, iou, 0.0)
-    found = mean_intervals({"mean_dice": dice, "thresholded_jaccard": thresholded}, groups,
-                           n_resamples=N_RESAMPLES)
+    found = mean_intervals({"mean_dice": dice, "thresholded_jaccard": thresholded}, groups, n_resamples=N_RESAMPLES)
     order = np.argsort(dice, kind="stable")
     worst = [report.image_ids[i] for i in order[:n_worst]]
     middle = len(order) // 2
-    typical = [report.image_ids[i] for i in order[max(0, middle - n_typical // 2):][:n_typical]]
+    typical = [report.image_ids[i] for i in order[max(0, middle - n_typical // 2) :][:n_typical]]
     common = {"masks": ctx.masks, "split_csv": ctx.split_csv}
-    model.plot_examples(ctx.root, folder / "worst_examples.png", image_ids=worst,
-                        title=f"The {len(worst)} lowest-Dice test images", **common)
-    model.plot_examples(ctx.root, folder / "examples.png", image_ids=typical,
-                        title=f"Typical test images (Dice near the median, {float(np.median(dice)):.3f})", **common)
-    return {"intervals": {k: [lo, hi] for k, (lo, hi) in found.items()},
-            "worst": [[i, float(dice[report.image_ids.index(i)])] for i in worst]}
+    model.plot_examples(
+        ctx.root,
+        folder / "worst_examples.png",
+        image_ids=worst,
+        title=f"The {len(worst)} lowest-Dice test images",
+        **common,
+    )
+    model.plot_examples(
+        ctx.root,
+        folder / "examples.png",
+        image_ids=typical,
+        title=f"Typical test images (Dice near the median, {float(np.median(dice)):.3f})",
+        **common,
+    )
+    return {
+        "intervals": {k: [lo, hi] for k, (lo, hi) in found.items()},
+        "worst": [[i, float(dice[report.image_ids.index(i)])] for i in worst],
+    }

@@ -50,8 +50,9 @@ class PipelineResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def _data_step(out: Path, config: dict[str, Any], data: str | os.PathLike[str] | None,
-               result: PipelineResult) -> tuple[Path, Path, Path | None]:
+def _data_step(
+    out: Path, config: dict[str, Any], data: str | os.PathLike[str] | None, result: PipelineResult
+) -> tuple[Path, Path, Path | None]:
     section = config["data"]
     root_text = str(data) if data is not None else section["root"]
     if root_text:
@@ -69,8 +70,13 @@ def _data_step(out: Path, config: dict[str, Any], data: str | os.PathLike[str] |
         else:
             state.start(root)
             width, height = section["synthetic_image_size"]
-            make_synthetic(root, n_lesions=section["synthetic_lesions"], seed=section["seed"],
-                           image_size=(width, height), overwrite=True)
+            make_synthetic(
+                root,
+                n_lesions=section["synthetic_lesions"],
+                seed=section["seed"],
+                image_size=(width, height),
+                overwrite=True,
+            )
             state.finish()
             result.steps["data"] = "ran"
     labels = Path(section["labels"]) if section["labels"] else find_label_file(root)
@@ -117,18 +123,28 @@ def _run_info(settings: dict[str, Any], preset: str | None) -> dict[str, Any]:
 
     device = resolve_device(settings["run"]["device"])
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    return {"started": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
-            "command": _command_line(),
-            "preset": preset or "custom", "device": f"{device.type} ({name}, {os.cpu_count()} CPUs, "
-                                                    f"{torch.get_num_threads()} torch threads)",
-            "versions": versions(),
-            "pretrained": {name: bool(settings[name]["pretrained"]) for name in ("classifier", "segmenter")
-                           if settings[name]["enabled"]}}
+    return {
+        "started": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
+        "command": _command_line(),
+        "preset": preset or "custom",
+        "device": f"{device.type} ({name}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads)",
+        "versions": versions(),
+        "pretrained": {
+            name: bool(settings[name]["pretrained"])
+            for name in ("classifier", "segmenter")
+            if settings[name]["enabled"]
+        },
+    }
 
 
-def run_pipeline(out_dir: str | os.PathLike[str], *, data: str | os.PathLike[str] | None = None,
-                 config: dict[str, Any] | str | os.PathLike[str] | None = None, preset: str | None = None,
-                 progress: bool | None = None) -> PipelineResult:
+def run_pipeline(
+    out_dir: str | os.PathLike[str],
+    *,
+    data: str | os.PathLike[str] | None = None,
+    config: dict[str, Any] | str | os.PathLike[str] | None = None,
+    preset: str | None = None,
+    progress: bool | None = None,
+) -> PipelineResult:
     """Run the whole job and write its report.
 
     Args:
@@ -178,12 +194,25 @@ def run_pipeline(out_dir: str | os.PathLike[str], *, data: str | os.PathLike[str
     if masks is not None and settings["segmenter"]["enabled"]:
         check_masks(masks, [r.image_id for r in records])
     data_key = fingerprint(files_fingerprint([present[r.image_id] for r in records]), files_fingerprint([labels_csv]))
-    result.summary["data"] = {"root": str(root), "labels": str(labels_csv), "masks": str(masks) if masks else None,
-                              "images": len(records), "lesions": len({r.group for r in records}),
-                              "listed_but_missing": len(records_all) - len(records),
-                              "unlabelled_images": len(set(present) - {r.image_id for r in records_all})}
-    context = RunContext(out=out, settings=settings, root=root, masks=masks, records=records, present=present,
-                         data_key=data_key, result=result)
+    result.summary["data"] = {
+        "root": str(root),
+        "labels": str(labels_csv),
+        "masks": str(masks) if masks else None,
+        "images": len(records),
+        "lesions": len({r.group for r in records}),
+        "listed_but_missing": len(records_all) - len(records),
+        "unlabelled_images": len(set(present) - {r.image_id for r in records_all}),
+    }
+    context = RunContext(
+        out=out,
+        settings=settings,
+        root=root,
+        masks=masks,
+        records=records,
+        present=present,
+        data_key=data_key,
+        result=result,
+    )
     for number, (name, stage) in enumerate(STAGES, start=2):
         label = f"[{number}/{total}] {name}"
         _say(settings, label)
@@ -196,7 +225,9 @@ def run_pipeline(out_dir: str | os.PathLike[str], *, data: str | os.PathLike[str
     result.seconds["total"] = time.perf_counter() - started
     if result.steps.get("report") == "skipped":  # every step skipped: keep the summary of the run that made it
         return result
-    atomic_write_text(out / "summary.json", json.dumps({"steps": result.steps, "seconds": result.seconds,
-                                                         "summary": result.summary}, indent=1, default=str) + "\n")
+    atomic_write_text(
+        out / "summary.json",
+        json.dumps({"steps": result.steps, "seconds": result.seconds, "summary": result.summary}, indent=1, default=str)
+        + "\n",
+    )
     return result
-

@@ -71,15 +71,26 @@ def _make_deduplicators(ctx: RunContext) -> list[Any]:
     from hamkit.dedup.deduplicator import Deduplicator
 
     section = ctx.settings["dedup"]
-    common = dict(num_workers=ctx.workers, progress=ctx.progress, device=ctx.settings["run"]["device"],
-                  cache_dir=ctx.out / "cache" / "embeddings")
+    common = dict(
+        num_workers=ctx.workers,
+        progress=ctx.progress,
+        device=ctx.settings["run"]["device"],
+        cache_dir=ctx.out / "cache" / "embeddings",
+    )
     made = []
     for method in section["methods"]:
         if method == "verified":
             made.append(Deduplicator("verified", threshold=section["verified_threshold"], **common))
         elif method == "cnn":
-            made.append(Deduplicator("cnn", backbone=section["cnn_backbone"], threshold=section["cnn_threshold"],
-                                     pretrained=section["pretrained"], **common))
+            made.append(
+                Deduplicator(
+                    "cnn",
+                    backbone=section["cnn_backbone"],
+                    threshold=section["cnn_threshold"],
+                    pretrained=section["pretrained"],
+                    **common,
+                )
+            )
         elif method in ("phash", "dhash"):
             made.append(Deduplicator(method, threshold=section["hash_threshold"], **common))
         elif method == "exact":
@@ -193,8 +204,10 @@ def _audit_once(ctx: RunContext) -> tuple[dict[str, dict[str, int]], list[list[s
         audit.save(ctx.out / "audit" / dedup.method)
         leaks[dedup.method] = {k: len(v.pairs) for k, v in audit.crossings.items()}
         for cross in audit.crossings.values():
-            crossing += [[cross.paths_a[i].stem, cross.paths_b[j].stem] for i, j in zip(cross.pairs.i, cross.pairs.j,
-                                                                                       strict=True)]
+            crossing += [
+                [cross.paths_a[i].stem, cross.paths_b[j].stem]
+                for i, j in zip(cross.pairs.i, cross.pairs.j, strict=True)
+            ]
         audits.append((dedup.method, audit))
     return leaks, crossing, audits
 
@@ -225,7 +238,8 @@ def audit_stage(ctx: RunContext) -> None:
                 raise HamkitError(
                     f"leakage: {audit.leaks} {method} duplicate pair(s) still cross the splits of {ctx.split_csv} "
                     f"after {AUDIT_ROUNDS} re-splits ({audit.summary().splitlines()[-1]}); see "
-                    f"{ctx.out / 'audit' / method / 'audit.csv'}")
+                    f"{ctx.out / 'audit' / method / 'audit.csv'}"
+                )
             added += crossing
             atomic_write_text(_audit_fixes_file(ctx), json.dumps(added))
             split = _make_split(ctx)  # with the new pairs as groups
@@ -271,17 +285,35 @@ def classifier_stage(ctx: RunContext) -> None:
         ctx.mark("classifier", "skipped")
     else:
         state.start()
-        model = LesionClassifier(section["backbone"], image_size=section["image_size"],
-                                 pretrained=section["pretrained"], device=ctx.settings["run"]["device"])
-        model.fit(ctx.root, split_csv=ctx.split_csv, epochs=section["epochs"], batch_size=section["batch_size"],
-                  lr=section["lr"], optimizer=section["optimizer"], weight_decay=section["weight_decay"],
-                  class_balance=section["class_balance"] or None, num_workers=ctx.workers,
-                  cache=ctx.out / "cache" / "decoded", out_dir=folder, resume=resume,
-                  progress=ctx.training_progress)
+        model = LesionClassifier(
+            section["backbone"],
+            image_size=section["image_size"],
+            pretrained=section["pretrained"],
+            device=ctx.settings["run"]["device"],
+        )
+        model.fit(
+            ctx.root,
+            split_csv=ctx.split_csv,
+            epochs=section["epochs"],
+            batch_size=section["batch_size"],
+            lr=section["lr"],
+            optimizer=section["optimizer"],
+            weight_decay=section["weight_decay"],
+            class_balance=section["class_balance"] or None,
+            num_workers=ctx.workers,
+            cache=ctx.out / "cache" / "decoded",
+            out_dir=folder,
+            resume=resume,
+            progress=ctx.training_progress,
+        )
         evaluate_classifier(ctx, model, folder)  # calibrates on val first
         model.save(folder / "model")
-        plot_history(model.history_, folder / "training_curves.png", title=f"Classifier ({section['backbone']})",
-                     best_epoch=model.best_epoch_)
+        plot_history(
+            model.history_,
+            folder / "training_curves.png",
+            title=f"Classifier ({section['backbone']})",
+            best_epoch=model.best_epoch_,
+        )
         _prune_checkpoints(folder)
         state.finish(best_epoch=model.best_epoch_)
         ctx.mark("classifier", "resumed" if resume else "ran")
@@ -303,24 +335,44 @@ def segmenter_stage(ctx: RunContext) -> None:
         ctx.mark("segmenter", "skipped")
     else:
         state.start()
-        model = LesionSegmenter(section["backbone"], image_size=section["image_size"], pretrained=section["pretrained"],
-                                classify=section["classify"], device=ctx.settings["run"]["device"])
-        model.fit(ctx.root, masks=ctx.masks, split_csv=ctx.split_csv, epochs=section["epochs"],
-                  batch_size=section["batch_size"], lr=section["lr"], optimizer=section["optimizer"],
-                  weight_decay=section["weight_decay"], num_workers=ctx.workers,
-                  cache=ctx.out / "cache" / "decoded", out_dir=folder, resume=resume,
-                  progress=ctx.training_progress)
+        model = LesionSegmenter(
+            section["backbone"],
+            image_size=section["image_size"],
+            pretrained=section["pretrained"],
+            classify=section["classify"],
+            device=ctx.settings["run"]["device"],
+        )
+        model.fit(
+            ctx.root,
+            masks=ctx.masks,
+            split_csv=ctx.split_csv,
+            epochs=section["epochs"],
+            batch_size=section["batch_size"],
+            lr=section["lr"],
+            optimizer=section["optimizer"],
+            weight_decay=section["weight_decay"],
+            num_workers=ctx.workers,
+            cache=ctx.out / "cache" / "decoded",
+            out_dir=folder,
+            resume=resume,
+            progress=ctx.training_progress,
+        )
         model.save(folder / "model")
         report = model.evaluate(ctx.root, masks=ctx.masks, split_csv=ctx.split_csv, split="test")
         report.save(folder / "test_report.json")
         report.save_csv(folder / "per_image.csv")
         extra = evaluate_segmenter(ctx, model, folder, report)
         atomic_write_text(folder / "test_evaluation.json", json.dumps(extra, indent=2) + "\n")
-        plot_history(model.history_, folder / "training_curves.png", title=f"Segmenter ({section['backbone']})",
-                     best_epoch=model.best_epoch_)
+        plot_history(
+            model.history_,
+            folder / "training_curves.png",
+            title=f"Segmenter ({section['backbone']})",
+            best_epoch=model.best_epoch_,
+        )
         if report.classification is not None:
-            report.classification.plot_confusion_matrix(folder / "confusion_matrix.png",
-                                                        title="Segmenter head: confusion matrix")
+            report.classification.plot_confusion_matrix(
+                folder / "confusion_matrix.png", title="Segmenter head: confusion matrix"
+            )
         _prune_checkpoints(folder)
         state.finish(best_epoch=model.best_epoch_)
         ctx.mark("segmenter", "resumed" if resume else "ran")

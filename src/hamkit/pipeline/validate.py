@@ -76,8 +76,11 @@ def _check_backbone(problems: _Problems, section: str, key: str, task: str) -> N
         problems.add(section, key, str(err))
         return
     if task not in spec.tasks:
-        problems.add(section, key, f"serves {', '.join(spec.tasks)}, not {task}; `hamkit backbones --task {task}` "
-                                   "lists the ones that do")
+        problems.add(
+            section,
+            key,
+            f"serves {', '.join(spec.tasks)}, not {task}; `hamkit backbones --task {task}` lists the ones that do",
+        )
 
 
 def check_settings(settings: Any, data: str | os.PathLike[str] | None = None) -> None:
@@ -117,10 +120,16 @@ def check_settings(settings: Any, data: str | os.PathLike[str] | None = None) ->
         problems.add("dedup", "hash_threshold", "must be 0 or more (bits)")
 
     fractions: Sequence[float] = settings["split"]["fractions"]
-    if (len(fractions) != 3 or not all(isinstance(f, (int, float)) and math.isfinite(f) and f >= 0 for f in fractions)
-            or abs(sum(fractions) - 1) > 1e-6 or fractions[0] <= 0 or fractions[2] <= 0):
-        problems.add("split", "fractions", "must be [train, val, test], finite, adding up to 1, with train and "
-                                           "test above 0")
+    if (
+        len(fractions) != 3
+        or not all(isinstance(f, (int, float)) and math.isfinite(f) and f >= 0 for f in fractions)
+        or abs(sum(fractions) - 1) > 1e-6
+        or fractions[0] <= 0
+        or fractions[2] <= 0
+    ):
+        problems.add(
+            "split", "fractions", "must be [train, val, test], finite, adding up to 1, with train and test above 0"
+        )
     _check_model(problems, "classifier", "classification")
     _check_model(problems, "segmenter", "segmentation")
     run = settings["run"]

@@ -12,8 +12,14 @@ from hamkit.errors import HamkitError
 __all__ = ["plot_history"]
 
 
-def plot_history(history: Sequence[dict[str, float]], path: str | os.PathLike[str], *, title: str = "Training",
-                 metrics: Sequence[str] | None = None, best_epoch: int | None = None) -> Path:
+def plot_history(
+    history: Sequence[dict[str, float]],
+    path: str | os.PathLike[str],
+    *,
+    title: str = "Training",
+    metrics: Sequence[str] | None = None,
+    best_epoch: int | None = None,
+) -> Path:
     """Plot losses (left) and validation metrics (right) per epoch and save a PNG.
 
     Args:
@@ -33,8 +39,11 @@ def plot_history(history: Sequence[dict[str, float]], path: str | os.PathLike[st
     if not history:
         raise HamkitError("no training history to plot")
     epochs = [row["epoch"] for row in history]
-    keys = [k for k in history[0] if k.startswith("val_") and not k.endswith("loss")] if metrics is None else \
-        [f"val_{m}" for m in metrics]
+    keys = (
+        [k for k in history[0] if k.startswith("val_") and not k.endswith("loss")]
+        if metrics is None
+        else [f"val_{m}" for m in metrics]
+    )
     figure, (left, right) = pyplot().subplots(1, 2, figsize=(10, 3.8), dpi=100)
     for key in [k for k in history[0] if k.endswith("loss")]:
         left.plot(epochs, [row.get(key, float("nan")) for row in history], marker="o", label=key)
@@ -55,8 +64,14 @@ def plot_history(history: Sequence[dict[str, float]], path: str | os.PathLike[st
         if best_epoch is not None:
             axes.axvline(best_epoch, color="0.4", linestyle="--", linewidth=1)
     if best_epoch is not None:
-        right.annotate(f"kept: epoch {best_epoch}", xy=(best_epoch, 0.02), xytext=(4, 0),
-                       textcoords="offset points", fontsize=8, color="0.3")
+        right.annotate(
+            f"kept: epoch {best_epoch}",
+            xy=(best_epoch, 0.02),
+            xytext=(4, 0),
+            textcoords="offset points",
+            fontsize=8,
+            color="0.3",
+        )
     figure.suptitle(title)
     figure.tight_layout()
     return save_png(figure, path)

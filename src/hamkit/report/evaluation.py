@@ -14,8 +14,14 @@ from hamkit.calibration import reliability_bins
 __all__ = ["plot_reliability", "plot_roc_curves"]
 
 
-def plot_roc_curves(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],
-                    path: str | os.PathLike[str], *, title: str = "ROC curves (one class vs the rest)") -> Path:
+def plot_roc_curves(
+    labels: np.ndarray,
+    proba: np.ndarray,
+    classes: Sequence[str],
+    path: str | os.PathLike[str],
+    *,
+    title: str = "ROC curves (one class vs the rest)",
+) -> Path:
     """One-vs-rest ROC curve of every class with its AUC in the legend (scikit-learn's ``roc_curve``).
 
     Classes with no positive or no negative test image are listed as "not defined".
@@ -48,8 +54,14 @@ def plot_roc_curves(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str
     return save_png(figure, path)
 
 
-def plot_reliability(labels: np.ndarray, curves: dict[str, np.ndarray], path: str | os.PathLike[str], *,
-                     n_bins: int = 15, title: str = "Reliability of the top-class confidence") -> Path:
+def plot_reliability(
+    labels: np.ndarray,
+    curves: dict[str, np.ndarray],
+    path: str | os.PathLike[str],
+    *,
+    n_bins: int = 15,
+    title: str = "Reliability of the top-class confidence",
+) -> Path:
     """Reliability diagram: accuracy against confidence per bin, one line per set of probabilities.
 
     Args:
@@ -63,15 +75,17 @@ def plot_reliability(labels: np.ndarray, curves: dict[str, np.ndarray], path: st
     Returns:
         The written PNG.
     """
-    figure, (top, bottom) = pyplot().subplots(2, 1, figsize=(6, 6.5), dpi=100, sharex=True,
-                                              gridspec_kw={"height_ratios": [3, 1]})
+    figure, (top, bottom) = pyplot().subplots(
+        2, 1, figsize=(6, 6.5), dpi=100, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
     top.plot([0, 1], [0, 1], color="0.7", linestyle=":", linewidth=1, label="perfect calibration")
     width = 1.0 / n_bins / (len(curves) + 1)
     for i, (name, proba) in enumerate(curves.items()):
         bins = reliability_bins(proba, labels, n_bins)
         used = bins.count > 0
-        top.plot(bins.confidence[used], bins.accuracy[used], marker="o", markersize=4,
-                 label=f"{name}: ECE {bins.ece:.3f}")
+        top.plot(
+            bins.confidence[used], bins.accuracy[used], marker="o", markersize=4, label=f"{name}: ECE {bins.ece:.3f}"
+        )
         centres = bins.edges[:-1] + width * (i + 0.5)
         bottom.bar(centres, bins.count, width=width, label=name)
     top.set_ylabel("accuracy")

@@ -60,8 +60,10 @@ def _image_array(image: Any, index: int = 0) -> np.ndarray:
 def _mask_array(mask: Any, shape: tuple[int, int], what: str, index: int) -> np.ndarray:
     array = np.asarray(mask).astype(bool)
     if array.shape != shape:
-        raise DataError(f"image {index}: {what} mask is {array.shape[1]}x{array.shape[0]} but the image is "
-                        f"{shape[1]}x{shape[0]}; masks must have their image's size")
+        raise DataError(
+            f"image {index}: {what} mask is {array.shape[1]}x{array.shape[0]} but the image is "
+            f"{shape[1]}x{shape[0]}; masks must have their image's size"
+        )
     return array
 
 
@@ -87,8 +89,9 @@ def mask_contour(mask: np.ndarray, thickness: int = 1) -> np.ndarray:
     array = np.asarray(mask).astype(bool)
     if not array.any():
         return np.zeros_like(array)
-    inner = ndimage.binary_erosion(array, structure=np.ones((3, 3), bool), iterations=max(1, int(thickness)),
-                                   border_value=0)
+    inner = ndimage.binary_erosion(
+        array, structure=np.ones((3, 3), bool), iterations=max(1, int(thickness)), border_value=0
+    )
     return array & ~inner
 
 
@@ -96,8 +99,9 @@ def _default_thickness(shape: tuple[int, ...]) -> int:
     return max(1, round(min(shape[:2]) / 150))
 
 
-def contour_overlay(image: Any, truth: np.ndarray | None = None, prediction: np.ndarray | None = None, *,
-                    thickness: int | None = None) -> np.ndarray:
+def contour_overlay(
+    image: Any, truth: np.ndarray | None = None, prediction: np.ndarray | None = None, *, thickness: int | None = None
+) -> np.ndarray:
     """Draw the outlines of the ground truth (green) and the prediction (magenta) on an image.
 
     Args:
@@ -126,8 +130,14 @@ def contour_overlay(image: Any, truth: np.ndarray | None = None, prediction: np.
     return out
 
 
-def save_overlay(image: Any, path: str | os.PathLike[str], *, truth: np.ndarray | None = None,
-                 prediction: np.ndarray | None = None, thickness: int | None = None) -> Path:
+def save_overlay(
+    image: Any,
+    path: str | os.PathLike[str],
+    *,
+    truth: np.ndarray | None = None,
+    prediction: np.ndarray | None = None,
+    thickness: int | None = None,
+) -> Path:
     """Write :func:`contour_overlay` as a PNG at the image's own resolution (atomically).
 
     Args:
@@ -149,10 +159,17 @@ def save_overlay(image: Any, path: str | os.PathLike[str], *, truth: np.ndarray 
     return target
 
 
-def segmentation_panels(images: Sequence[Any], truths: Sequence[np.ndarray | None],
-                        predictions: Sequence[np.ndarray], path: str | os.PathLike[str], *,
-                        image_ids: Sequence[str] | None = None, title: str | None = None,
-                        panel_size: float = 2.6, dpi: int = 100) -> Path:
+def segmentation_panels(
+    images: Sequence[Any],
+    truths: Sequence[np.ndarray | None],
+    predictions: Sequence[np.ndarray],
+    path: str | os.PathLike[str],
+    *,
+    image_ids: Sequence[str] | None = None,
+    title: str | None = None,
+    panel_size: float = 2.6,
+    dpi: int = 100,
+) -> Path:
     """Draw input / ground truth / prediction / overlay panels, one row per image, as a PNG.
 
     The prediction panel is titled with the image's Dice when the ground truth is known; the
@@ -181,16 +198,21 @@ def segmentation_panels(images: Sequence[Any], truths: Sequence[np.ndarray | Non
     if n == 0:
         raise DataError("no images to draw")
     if not len(truths) == len(predictions) == n:
-        raise DataError(f"{n} images, {len(truths)} ground-truth masks and {len(predictions)} predictions: "
-                        "give one of each per image")
+        raise DataError(
+            f"{n} images, {len(truths)} ground-truth masks and {len(predictions)} predictions: "
+            "give one of each per image"
+        )
     ids = [str(i) for i in image_ids] if image_ids is not None else [str(i) for i in range(n)]
     # check every input before drawing anything
     arrays = [_image_array(image, row) for row, image in enumerate(images)]
     shapes = [array.shape[:2] for array in arrays]
-    preds = [_mask_array(p, shape, "predicted", row)
-             for row, (p, shape) in enumerate(zip(predictions, shapes, strict=True))]
-    gts = [_mask_array(t, shape, "ground-truth", row) if t is not None else None
-           for row, (t, shape) in enumerate(zip(truths, shapes, strict=True))]
+    preds = [
+        _mask_array(p, shape, "predicted", row) for row, (p, shape) in enumerate(zip(predictions, shapes, strict=True))
+    ]
+    gts = [
+        _mask_array(t, shape, "ground-truth", row) if t is not None else None
+        for row, (t, shape) in enumerate(zip(truths, shapes, strict=True))
+    ]
     figure, axes = pyplot().subplots(n, 4, figsize=(4 * panel_size, n * panel_size * 0.85), dpi=dpi, squeeze=False)
     try:
         for row in range(n):

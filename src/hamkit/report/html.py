@@ -49,8 +49,16 @@ window.addEventListener('load', function () {
 def versions() -> dict[str, str]:
     """Versions of Python, hamkit and the libraries that shape the results."""
     found = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in ("hamkit", "torch", "torchvision", "timm", "segmentation-models-pytorch", "numpy", "scikit-learn",
-                 "pillow"):
+    for name in (
+        "hamkit",
+        "torch",
+        "torchvision",
+        "timm",
+        "segmentation-models-pytorch",
+        "numpy",
+        "scikit-learn",
+        "pillow",
+    ):
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -89,45 +97,94 @@ def _evaluation_html(report: dict[str, Any]) -> str:
     parts = []
     raw = report.get("argmax")
     if raw:
-        rows = [["argmax of the network (uncalibrated)", raw["accuracy"], raw["balanced_accuracy"], raw["macro_f1"],
-                 raw["melanoma_sensitivity"]],
-                [f"decision rule chosen on val (alpha {report['decision']['alpha']:+.1f})", report["accuracy"],
-                 report["balanced_accuracy"], report["macro"]["f1"], report.get("melanoma_sensitivity")]]
+        rows = [
+            [
+                "argmax of the network (uncalibrated)",
+                raw["accuracy"],
+                raw["balanced_accuracy"],
+                raw["macro_f1"],
+                raw["melanoma_sensitivity"],
+            ],
+            [
+                f"decision rule chosen on val (alpha {report['decision']['alpha']:+.1f})",
+                report["accuracy"],
+                report["balanced_accuracy"],
+                report["macro"]["f1"],
+                report.get("melanoma_sensitivity"),
+            ],
+        ]
         parts.append(_table(["decision", "accuracy", "balanced accuracy", "macro F1", "melanoma sensitivity"], rows))
-        parts.append("<p class='note'>The network was trained with a class-balanced sampler, which lifts the recall "
-                     "of rare classes and costs their precision. The decision rule adds alpha x log(training class "
-                     "frequency) to the log-probabilities; alpha is chosen on the validation split (never the test "
-                     "split) to maximise the mean of balanced accuracy and macro F1.</p>")
+        parts.append(
+            "<p class='note'>The network was trained with a class-balanced sampler, which lifts the recall "
+            "of rare classes and costs their precision. The decision rule adds alpha x log(training class "
+            "frequency) to the log-probabilities; alpha is chosen on the validation split (never the test "
+            "split) to maximise the mean of balanced accuracy and macro F1.</p>"
+        )
     calibration = report.get("calibration")
     if calibration:
-        parts.append(f"<p>Calibration: temperature scaling fitted on the validation split, T = "
-                     f"{_fmt(calibration['temperature'])}; expected calibration error (15 bins) on the test split "
-                     f"{_fmt(calibration['ece_before'])} before, <b>{_fmt(calibration['ece_after'])}</b> after.</p>")
+        parts.append(
+            f"<p>Calibration: temperature scaling fitted on the validation split, T = "
+            f"{_fmt(calibration['temperature'])}; expected calibration error (15 bins) on the test split "
+            f"{_fmt(calibration['ece_before'])} before, <b>{_fmt(calibration['ece_after'])}</b> after.</p>"
+        )
     small = report.get("small_classes")
     if small:
         listed = ", ".join(f"{html.escape(c)} ({n})" for c, n in small.items())
-        parts.append(f"<p class='warn'>Fewer than 10 test images: {listed}. Their per-class precision, recall and "
-                     "F1 rest on a handful of images; read them with their intervals in mind.</p>")
+        parts.append(
+            f"<p class='warn'>Fewer than 10 test images: {listed}. Their per-class precision, recall and "
+            "F1 rest on a handful of images; read them with their intervals in mind.</p>"
+        )
     return "".join(parts)
 
 
 def _classification_html(report: dict[str, Any]) -> str:
-    rows = [[code, report["precision"][k], report["recall"][k], report["f1"][k], report["support"][k],
-             (report["roc_auc"] or [None] * 7)[k]] for k, code in enumerate(report["classes"])]
-    rows.append(["macro avg", report["macro"]["precision"], report["macro"]["recall"], report["macro"]["f1"],
-                 report["n_samples"], report.get("macro_roc_auc")])
-    rows.append(["weighted avg", report["weighted"]["precision"], report["weighted"]["recall"],
-                 report["weighted"]["f1"], report["n_samples"], None])
+    rows = [
+        [
+            code,
+            report["precision"][k],
+            report["recall"][k],
+            report["f1"][k],
+            report["support"][k],
+            (report["roc_auc"] or [None] * 7)[k],
+        ]
+        for k, code in enumerate(report["classes"])
+    ]
+    rows.append(
+        [
+            "macro avg",
+            report["macro"]["precision"],
+            report["macro"]["recall"],
+            report["macro"]["f1"],
+            report["n_samples"],
+            report.get("macro_roc_auc"),
+        ]
+    )
+    rows.append(
+        [
+            "weighted avg",
+            report["weighted"]["precision"],
+            report["weighted"]["recall"],
+            report["weighted"]["f1"],
+            report["n_samples"],
+            None,
+        ]
+    )
     lesions = f" of {report['test_lesions']} lesions" if report.get("test_lesions") else ""
-    headline = (f"<p>Accuracy {_ci(report, 'accuracy', report['accuracy'])}, balanced accuracy (ISIC 2018 Task 3) "
-                f"{_ci(report, 'balanced_accuracy', report['balanced_accuracy'])}, macro F1 "
-                f"{_ci(report, 'macro_f1', report['macro']['f1'])}, melanoma sensitivity "
-                f"{_ci(report, 'melanoma_sensitivity', report.get('melanoma_sensitivity'))} on "
-                f"{report['n_samples']} test images{lesions}.")
+    headline = (
+        f"<p>Accuracy {_ci(report, 'accuracy', report['accuracy'])}, balanced accuracy (ISIC 2018 Task 3) "
+        f"{_ci(report, 'balanced_accuracy', report['balanced_accuracy'])}, macro F1 "
+        f"{_ci(report, 'macro_f1', report['macro']['f1'])}, melanoma sensitivity "
+        f"{_ci(report, 'melanoma_sensitivity', report.get('melanoma_sensitivity'))} on "
+        f"{report['n_samples']} test images{lesions}."
+    )
     if report.get("intervals"):
         headline += " Intervals: 95% bootstrap over lesions (1,000 resamples)."
-    return (headline + "</p>" + _evaluation_html(report)
-            + _table(["class", "precision", "recall", "F1", "support", "ROC AUC"], rows))
+    return (
+        headline
+        + "</p>"
+        + _evaluation_html(report)
+        + _table(["class", "precision", "recall", "F1", "support", "ROC AUC"], rows)
+    )
 
 
 def _header_html(ctx: Any) -> str:
@@ -136,18 +193,27 @@ def _header_html(ctx: Any) -> str:
     parts = []
     random_init = [name for name, used in info.get("pretrained", {}).items() if not used]
     if random_init:
-        parts.append(f"<div class='banner'><b>Trained from random weights:</b> {html.escape(' and '.join(random_init))} "
-                     "did not start from pretrained backbones (the offline default). Pretrained backbones "
-                     "(<code>pretrained = true</code>, needs a download once) usually score higher; compare "
-                     "with published numbers only with that in mind.</div>")
+        parts.append(
+            f"<div class='banner'><b>Trained from random weights:</b> {html.escape(' and '.join(random_init))} "
+            "did not start from pretrained backbones (the offline default). Pretrained backbones "
+            "(<code>pretrained = true</code>, needs a download once) usually score higher; compare "
+            "with published numbers only with that in mind.</div>"
+        )
     seconds = info.get("step_seconds") or {k: v for k, v in ctx.result.seconds.items() if k != "total"}
     so_far = sum(seconds.values())
-    rows = [["date", info.get("started", "")], ["command", info.get("command", "")],
-            ["preset", info.get("preset", "")], ["device", info.get("device", "")],
-            ["hamkit", info.get("versions", {}).get("hamkit", "")],
-            ["torch", info.get("versions", {}).get("torch", "")],
-            ["seconds per step (when it ran)", ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())
-             + f" (total before the report: {so_far:.0f} s, {so_far / 60:.1f} min)"]]
+    rows = [
+        ["date", info.get("started", "")],
+        ["command", info.get("command", "")],
+        ["preset", info.get("preset", "")],
+        ["device", info.get("device", "")],
+        ["hamkit", info.get("versions", {}).get("hamkit", "")],
+        ["torch", info.get("versions", {}).get("torch", "")],
+        [
+            "seconds per step (when it ran)",
+            ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())
+            + f" (total before the report: {so_far:.0f} s, {so_far / 60:.1f} min)",
+        ],
+    ]
     parts.append(_table(["run", ""], rows).replace("<table>", "<table class='meta'>", 1))
     return "".join(parts)
 
@@ -170,18 +236,21 @@ def write_report(ctx: Any) -> Path:
     parts: list[str] = []
 
     data = summary["data"]
-    pie = plot_class_balance([r.label for r in ctx.records], figures / "class_balance.png",
-                             title="Class balance")
+    pie = plot_class_balance([r.label for r in ctx.records], figures / "class_balance.png", title="Class balance")
     counts = {code: 0 for code in CLASS_CODES}
     for r in ctx.records:
         counts[r.dx] += 1
     parts.append("<h2>Dataset</h2>")
-    parts.append(f"<p>{data['images']} images of {data['lesions']} lesions from <code>{html.escape(data['root'])}"
-                 f"</code> (labels <code>{html.escape(data['labels'])}</code>; masks "
-                 f"<code>{html.escape(str(data['masks']))}</code>).</p>")
+    parts.append(
+        f"<p>{data['images']} images of {data['lesions']} lesions from <code>{html.escape(data['root'])}"
+        f"</code> (labels <code>{html.escape(data['labels'])}</code>; masks "
+        f"<code>{html.escape(str(data['masks']))}</code>).</p>"
+    )
     if data["listed_but_missing"] or data["unlabelled_images"]:
-        parts.append(f"<p class='note'>{data['listed_but_missing']} image(s) listed in the labels are not in the "
-                     f"folder and {data['unlabelled_images']} image file(s) have no label; both are left out.</p>")
+        parts.append(
+            f"<p class='note'>{data['listed_but_missing']} image(s) listed in the labels are not in the "
+            f"folder and {data['unlabelled_images']} image file(s) have no label; both are left out.</p>"
+        )
     parts.append(_table(["class", "images"], [[c, n] for c, n in counts.items()]))
     parts.append(_img(pie, "class balance pie chart"))
 
@@ -197,20 +266,34 @@ def write_report(ctx: Any) -> Path:
     parts.append("<h2>Split</h2>")
     split = summary["split"]
     header = ["split", "images", "lesion groups", "share", *CLASS_CODES]
-    parts.append(_table(header, [[name, row["images"], row["groups"], row["fraction"], *[row[c] for c in CLASS_CODES]]
-                                 for name, row in split.items()]))
+    parts.append(
+        _table(
+            header,
+            [
+                [name, row["images"], row["groups"], row["fraction"], *[row[c] for c in CLASS_CODES]]
+                for name, row in split.items()
+            ],
+        )
+    )
     leaks = summary.get("audit", {})
     total = sum(sum(v.values()) for v in leaks.values())
-    status = "<span class='good'>0 duplicate pairs cross the splits</span>" if total == 0 else \
-        f"<span class='bad'>{total} duplicate pairs cross the splits</span>"
-    parts.append(f"<p>Grouped by lesion and duplicate group, stratified by class. Leakage audit "
-                 f"({', '.join(leaks) or 'none'}): {status}.</p>")
+    status = (
+        "<span class='good'>0 duplicate pairs cross the splits</span>"
+        if total == 0
+        else f"<span class='bad'>{total} duplicate pairs cross the splits</span>"
+    )
+    parts.append(
+        f"<p>Grouped by lesion and duplicate group, stratified by class. Leakage audit "
+        f"({', '.join(leaks) or 'none'}): {status}.</p>"
+    )
     added = summary.get("audit_added_pairs", 0)
     if added:
-        parts.append(f"<p class='note'>The audit's search between splits found {added} duplicate pair(s) that the "
-                     "search over all images had not proposed (each image proposes only its nearest candidates); "
-                     "they joined the duplicate groups and the split was made again, then audited again. They are "
-                     "listed in <code>audit/added_pairs.json</code>.</p>")
+        parts.append(
+            f"<p class='note'>The audit's search between splits found {added} duplicate pair(s) that the "
+            "search over all images had not proposed (each image proposes only its nearest candidates); "
+            "they joined the duplicate groups and the split was made again, then audited again. They are "
+            "listed in <code>audit/added_pairs.json</code>.</p>"
+        )
 
     for name, title in (("classifier", "Classifier"), ("segmenter", "Segmenter")):
         folder = out / name
@@ -220,30 +303,47 @@ def write_report(ctx: Any) -> Path:
             continue
         parts.append(f"<h2>{title}</h2>")
         section = ctx.settings[name]
-        parts.append(f"<p class='note'>{html.escape(section['backbone'])} at {section['image_size']} px, "
-                     f"{section['epochs']} epochs, batch {section['batch_size']}, {section['optimizer']} lr {section['lr']:g}, "
-                     f"weight decay {section['weight_decay']:g}, "
-                     f"pretrained {section['pretrained']}.</p>")
+        parts.append(
+            f"<p class='note'>{html.escape(section['backbone'])} at {section['image_size']} px, "
+            f"{section['epochs']} epochs, batch {section['batch_size']}, {section['optimizer']} lr {section['lr']:g}, "
+            f"weight decay {section['weight_decay']:g}, "
+            f"pretrained {section['pretrained']}.</p>"
+        )
         report = summary[name]
         if name == "segmenter":
             seg = report["summary"]
-            parts.append(_table(["metric", "value"], [
-                ["test images", seg["n_images"]], ["mean Dice", seg["mean_dice"]], ["mean IoU", seg["mean_iou"]],
-                ["ISIC 2018 thresholded Jaccard", seg["thresholded_jaccard"]],
-                ["mean pixel accuracy", seg["mean_pixel_accuracy"]], ["scored at", seg["resolution"]]]))
+            parts.append(
+                _table(
+                    ["metric", "value"],
+                    [
+                        ["test images", seg["n_images"]],
+                        ["mean Dice", seg["mean_dice"]],
+                        ["mean IoU", seg["mean_iou"]],
+                        ["ISIC 2018 thresholded Jaccard", seg["thresholded_jaccard"]],
+                        ["mean pixel accuracy", seg["mean_pixel_accuracy"]],
+                        ["scored at", seg["resolution"]],
+                    ],
+                )
+            )
             intervals = report.get("intervals", {})
             if intervals:
                 dice, jac = intervals["mean_dice"], intervals["thresholded_jaccard"]
-                parts.append(f"<p class='note'>95% bootstrap intervals over lesions: mean Dice {_fmt(dice[0])}-"
-                             f"{_fmt(dice[1])}, thresholded Jaccard {_fmt(jac[0])}-{_fmt(jac[1])}.</p>")
+                parts.append(
+                    f"<p class='note'>95% bootstrap intervals over lesions: mean Dice {_fmt(dice[0])}-"
+                    f"{_fmt(dice[1])}, thresholded Jaccard {_fmt(jac[0])}-{_fmt(jac[1])}.</p>"
+                )
             if report.get("classification"):
                 parts.append("<h3>Classification head</h3>" + _classification_html(report["classification"]))
         else:
             parts.append(_classification_html(report))
-        for png, alt in (("training_curves.png", "training curves"), ("confusion_matrix.png", "confusion matrix"),
-                         ("roc_curves.png", "ROC curves"), ("reliability.png", "reliability diagram"),
-                         ("worst_examples.png", "the lowest-Dice test images"),
-                         ("examples.png", "typical test images: input, ground truth and prediction")):
+        for png, alt in (
+            ("training_curves.png", "training curves"),
+            ("confusion_matrix.png", "confusion matrix"),
+            ("roc_curves.png", "ROC curves"),
+            ("reliability.png", "reliability diagram"),
+            ("worst_examples.png", "the lowest-Dice test images"),
+            ("examples.png", "typical test images: input, ground truth and prediction"),
+        ):
             if (folder / png).is_file():
                 target = figures / f"{name}_{png}"
                 shutil.copyfile(folder / png, target)
@@ -255,8 +355,12 @@ def write_report(ctx: Any) -> Path:
     steps = ctx.result.steps
     parts.append(f"<p class='note'>Steps: {html.escape(json.dumps(steps))}</p>")
 
-    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hamkit report</title>"
-            f"<style>{_STYLE}</style><script>{_SCRIPT}</script></head><body>"
-            f"<h1>hamkit report</h1><p class='note'>Run folder <code>{html.escape(str(out))}</code></p>"
-            + _header_html(ctx) + "\n".join(parts) + "</body></html>\n")
+    page = (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hamkit report</title>"
+        f"<style>{_STYLE}</style><script>{_SCRIPT}</script></head><body>"
+        f"<h1>hamkit report</h1><p class='note'>Run folder <code>{html.escape(str(out))}</code></p>"
+        + _header_html(ctx)
+        + "\n".join(parts)
+        + "</body></html>\n"
+    )
     return atomic_write_text(out / "report.html", page)

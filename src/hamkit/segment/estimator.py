@@ -30,8 +30,8 @@ from hamkit.seg_metrics import (
 )
 from hamkit.segment.network import SegmentationLoss, SegmentationNetwork
 from hamkit.segment.outputs import (
-    SegmentationPrediction,
     OriginalSizeMasks,
+    SegmentationPrediction,
     resize_to_sizes,
     save_mask,
 )
@@ -77,13 +77,33 @@ class LesionSegmenter(Estimator):
     """
 
     _KIND = _KIND
-    _PARAMS = ("backbone", "image_size", "pretrained", "weights", "classify", "num_classes", "dropout", "classes",
-               "backbone_kwargs", "device")
+    _PARAMS = (
+        "backbone",
+        "image_size",
+        "pretrained",
+        "weights",
+        "classify",
+        "num_classes",
+        "dropout",
+        "classes",
+        "backbone_kwargs",
+        "device",
+    )
 
-    def __init__(self, backbone: str = "deeplabv3_resnet50", image_size: int = 256, pretrained: bool = True,
-                 weights: str | os.PathLike[str] | None = None, *, classify: bool = False, num_classes: int = 7,
-                 dropout: float = 0.2, classes: Sequence[str] | None = None,
-                 backbone_kwargs: dict[str, Any] | None = None, device: str = "auto") -> None:
+    def __init__(
+        self,
+        backbone: str = "deeplabv3_resnet50",
+        image_size: int = 256,
+        pretrained: bool = True,
+        weights: str | os.PathLike[str] | None = None,
+        *,
+        classify: bool = False,
+        num_classes: int = 7,
+        dropout: float = 0.2,
+        classes: Sequence[str] | None = None,
+        backbone_kwargs: dict[str, Any] | None = None,
+        device: str = "auto",
+    ) -> None:
         self.backbone = backbone
         self.image_size = image_size
         self.pretrained = pretrained
@@ -98,10 +118,19 @@ class LesionSegmenter(Estimator):
     # ------------------------------------------------------------------ helpers
     def _config(self) -> dict[str, Any]:
         mean, std = self.normalisation()
-        return {"kind": _KIND, "hamkit_version": __version__, "backbone": self.backbone,
-                "backbone_kwargs": dict(self.backbone_kwargs or {}), "image_size": self.image_size,
-                "mean": list(mean), "std": list(std), "classify": self.classify, "num_classes": self.num_classes,
-                "classes": self.classes_, "dropout": self.dropout}
+        return {
+            "kind": _KIND,
+            "hamkit_version": __version__,
+            "backbone": self.backbone,
+            "backbone_kwargs": dict(self.backbone_kwargs or {}),
+            "image_size": self.image_size,
+            "mean": list(mean),
+            "std": list(std),
+            "classify": self.classify,
+            "num_classes": self.num_classes,
+            "classes": self.classes_,
+            "dropout": self.dropout,
+        }
 
     def _build(self, *, pretrained: bool | str, weights: Any) -> SegmentationNetwork:
         from hamkit.registry import create_backbone
@@ -113,19 +142,40 @@ class LesionSegmenter(Estimator):
                 raise HamkitError(f"{len(self.classes_)} class names for num_classes={self.num_classes}")
         if self.image_size < 8:
             raise HamkitError(f"image_size must be at least 8 pixels, got {self.image_size}")
-        body = create_backbone(self.backbone, task="segmentation", pretrained=pretrained, weights=weights,
-                               out_channels=1, **(self.backbone_kwargs or {}))
+        body = create_backbone(
+            self.backbone,
+            task="segmentation",
+            pretrained=pretrained,
+            weights=weights,
+            out_channels=1,
+            **(self.backbone_kwargs or {}),
+        )
         upstream = getattr(body, "upstream", None)
         stride = getattr(getattr(upstream, "encoder", None), "output_stride", None)
-        if getattr(upstream, "requires_divisible_input_shape", False) and isinstance(stride, int) \
-                and self.image_size % stride:
+        if (
+            getattr(upstream, "requires_divisible_input_shape", False)
+            and isinstance(stride, int)
+            and self.image_size % stride
+        ):
             fitting = (self.image_size // stride + 1) * stride
-            raise HamkitError(f"backbone {self.backbone!r} needs an image_size divisible by {stride}; "
-                              f"got {self.image_size}, use e.g. {fitting}")
+            raise HamkitError(
+                f"backbone {self.backbone!r} needs an image_size divisible by {stride}; "
+                f"got {self.image_size}, use e.g. {fitting}"
+            )
         return SegmentationNetwork(body, self.num_classes if self.classify else None, self.dropout)
 
-    def _as_dataset(self, data: Any, *, split: str, split_csv: Any, masks: Any, on_missing: str,
-                    mask_threshold: int | None, augment: bool, cache: Any) -> Dataset:
+    def _as_dataset(
+        self,
+        data: Any,
+        *,
+        split: str,
+        split_csv: Any,
+        masks: Any,
+        on_missing: str,
+        mask_threshold: int | None,
+        augment: bool,
+        cache: Any,
+    ) -> Dataset:
         """Turn ``data`` into a dataset with masks at the working size (SkinDataset when possible)."""
         if on_missing not in ("error", "skip"):
             raise DataError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
@@ -137,8 +187,10 @@ class LesionSegmenter(Estimator):
             lacking = [s.image_id for s in data.samples if s.mask_path is None]
             skipped = dict(data.skipped)
             if lacking and on_missing == "error":
-                raise DataError(f"{len(lacking)} image(s) have no mask: {', '.join(lacking[:10])}"
-                                f"{' ...' if len(lacking) > 10 else ''}; pass on_missing='skip' to leave them out")
+                raise DataError(
+                    f"{len(lacking)} image(s) have no mask: {', '.join(lacking[:10])}"
+                    f"{' ...' if len(lacking) > 10 else ''}; pass on_missing='skip' to leave them out"
+                )
             if lacking:
                 keep = [i for i, s in enumerate(data.samples) if s.mask_path is not None]
                 if not keep:
@@ -151,26 +203,57 @@ class LesionSegmenter(Estimator):
             return dataset
         if isinstance(data, (str, os.PathLike)):
             if split_csv is None:
-                raise DataError(f"{data}: a data root needs split_csv= (from `hamkit split`) to know the {split} "
-                                "images; or pass a SkinDataset")
-            return SkinDataset.from_folder(data, masks=masks if masks is not None else True, split_csv=split_csv,
-                                           split=split, on_missing=on_missing, mask_threshold=mask_threshold,
-                                           **options)
+                raise DataError(
+                    f"{data}: a data root needs split_csv= (from `hamkit split`) to know the {split} "
+                    "images; or pass a SkinDataset"
+                )
+            return SkinDataset.from_folder(
+                data,
+                masks=masks if masks is not None else True,
+                split_csv=split_csv,
+                split=split,
+                on_missing=on_missing,
+                mask_threshold=mask_threshold,
+                **options,
+            )
         if isinstance(data, Dataset):
             return data
-        raise DataError(f"cannot use a {type(data).__name__} as segmentation data; pass a SkinDataset with masks, "
-                        "a data root with split_csv=, or a torch Dataset yielding (image, label, mask)")
+        raise DataError(
+            f"cannot use a {type(data).__name__} as segmentation data; pass a SkinDataset with masks, "
+            "a data root with split_csv=, or a torch Dataset yielding (image, label, mask)"
+        )
 
     # ------------------------------------------------------------------ fit
-    def fit(self, train: Any, val: Any = None, *, masks: str | os.PathLike[str] | None = None,
-            split_csv: str | os.PathLike[str] | None = None, on_missing: str = "error",
-            mask_threshold: int | None = None, epochs: int = 10, batch_size: int = 8, lr: float = 1e-4,
-            loss: str = "bce+dice", cls_weight: float = 1.0, optimizer: str = "adam", weight_decay: float = 0.0,
-            class_balance: str | None = "sampler", scheduler: str = "cosine", monitor: str | None = None,
-            early_stopping: int | None = None, grad_clip: float | None = None, augment: bool = True,
-            num_workers: int | None = None, cache: Any = None, out_dir: str | os.PathLike[str] | None = None,
-            resume: bool = False, seed: int = 0, progress: bool | str = True, amp: bool | str = "auto"
-            ) -> LesionSegmenter:
+    def fit(
+        self,
+        train: Any,
+        val: Any = None,
+        *,
+        masks: str | os.PathLike[str] | None = None,
+        split_csv: str | os.PathLike[str] | None = None,
+        on_missing: str = "error",
+        mask_threshold: int | None = None,
+        epochs: int = 10,
+        batch_size: int = 8,
+        lr: float = 1e-4,
+        loss: str = "bce+dice",
+        cls_weight: float = 1.0,
+        optimizer: str = "adam",
+        weight_decay: float = 0.0,
+        class_balance: str | None = "sampler",
+        scheduler: str = "cosine",
+        monitor: str | None = None,
+        early_stopping: int | None = None,
+        grad_clip: float | None = None,
+        augment: bool = True,
+        num_workers: int | None = None,
+        cache: Any = None,
+        out_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+        seed: int = 0,
+        progress: bool | str = True,
+        amp: bool | str = "auto",
+    ) -> LesionSegmenter:
         """Train the segmenter; on return it holds the weights of the best validation epoch.
 
         Args:
@@ -230,10 +313,16 @@ class LesionSegmenter(Estimator):
         monitor = monitor or ("joint_score" if self.classify else "dice")
         known = SEG_METRICS + (CLS_METRICS if self.classify else ())
         if monitor not in known:
-            raise HamkitError(f"monitor={monitor!r} is not a validation metric of this model; choose one of "
-                              f"{', '.join(known)}")
-        common = {"split_csv": split_csv, "masks": masks, "on_missing": on_missing, "mask_threshold": mask_threshold,
-                  "cache": cache}
+            raise HamkitError(
+                f"monitor={monitor!r} is not a validation metric of this model; choose one of {', '.join(known)}"
+            )
+        common = {
+            "split_csv": split_csv,
+            "masks": masks,
+            "on_missing": on_missing,
+            "mask_threshold": mask_threshold,
+            "cache": cache,
+        }
         train_data = self._as_dataset(train, split="train", augment=augment, **common)
         if val is None and isinstance(train, (str, os.PathLike)) and split_csv is not None:
             val = train
@@ -245,22 +334,40 @@ class LesionSegmenter(Estimator):
             if labels.size == 0:
                 raise DataError("the training split is empty")
             if labels.min() < 0 or labels.max() >= self.num_classes:
-                raise DataError(f"the training data has labels {sorted(set(labels.tolist()))[:10]} but the head has "
-                                f"num_classes={self.num_classes}; every image needs a class 0..{self.num_classes - 1} "
-                                "(or use classify=False)")
+                raise DataError(
+                    f"the training data has labels {sorted(set(labels.tolist()))[:10]} but the head has "
+                    f"num_classes={self.num_classes}; every image needs a class 0..{self.num_classes - 1} "
+                    "(or use classify=False)"
+                )
             if val_data is not None:
                 val_labels = dataset_labels(val_data)
                 if val_labels.size and (val_labels.min() < 0 or val_labels.max() >= self.num_classes):
-                    raise DataError(f"the validation data has labels {sorted(set(val_labels.tolist()))[:10]}; "
-                                    f"the head needs a class 0..{self.num_classes - 1} for every image")
+                    raise DataError(
+                        f"the validation data has labels {sorted(set(val_labels.tolist()))[:10]}; "
+                        f"the head needs a class 0..{self.num_classes - 1} for every image"
+                    )
             per_sample, per_class = balance_weights(labels, self.num_classes)
             if class_balance == "loss":
                 class_weights = torch.tensor(per_class, dtype=torch.float32)
         criterion = SegmentationLoss(loss, cls_weight, class_weights)
-        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                             weight_decay=weight_decay, scheduler=scheduler, grad_clip=grad_clip, monitor=monitor,
-                             early_stopping=early_stopping, num_workers=num_workers, seed=seed, amp=amp,
-                             progress=progress, out_dir=out_dir, resume=resume, device=self.device)
+        config = TrainConfig(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            scheduler=scheduler,
+            grad_clip=grad_clip,
+            monitor=monitor,
+            early_stopping=early_stopping,
+            num_workers=num_workers,
+            seed=seed,
+            amp=amp,
+            progress=progress,
+            out_dir=out_dir,
+            resume=resume,
+            device=self.device,
+        )
         trainer = Trainer(config)
         torch.manual_seed(seed)  # the head's initialisation is part of the seeded run
         network = self._build(pretrained=self.pretrained, weights=self.weights)
@@ -281,8 +388,9 @@ class LesionSegmenter(Estimator):
         network = self._check_fitted()
         device = resolve_device(self.device)
         first = next(network.parameters(), None)
-        if first is not None and (first.device.type != device.type or
-                                  (device.index is not None and first.device.index != device.index)):
+        if first is not None and (
+            first.device.type != device.type or (device.index is not None and first.device.index != device.index)
+        ):
             network.to(device)  # moved once, not on every call: .to() walks every parameter
         if network.training:
             network.eval()
@@ -297,19 +405,25 @@ class LesionSegmenter(Estimator):
                 probabilities = mask_logits.float().sigmoid()
             yield batch, probabilities, (class_logits.float().cpu() if class_logits is not None else None)
 
-    def _batches(self, images: Any, *, batch_size: int, num_workers: int
-                 ) -> Iterator[tuple[list[str], list[tuple[int, int]] | None, torch.Tensor, torch.Tensor | None]]:
+    def _batches(
+        self, images: Any, *, batch_size: int, num_workers: int
+    ) -> Iterator[tuple[list[str], list[tuple[int, int]] | None, torch.Tensor, torch.Tensor | None]]:
         """Yield ``(ids, original sizes, lesion probabilities (N, 1, h, w) on the device, class logits)``."""
         self._check_fitted()
         mean, std = self.normalisation()
         inputs = prepare_inputs(images, image_size=self.image_size, mean=mean, std=std)
-        loader = DataLoader(inputs.dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                            pin_memory=resolve_device(self.device).type == "cuda")
+        loader = DataLoader(
+            inputs.dataset,
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=num_workers,
+            pin_memory=resolve_device(self.device).type == "cuda",
+        )
         start = 0
         for _, probabilities, class_logits in self._forward(loader):
             n = int(probabilities.shape[0])
-            sizes = inputs.original_sizes[start:start + n] if inputs.original_sizes is not None else None
-            yield inputs.image_ids[start:start + n], sizes, probabilities, class_logits
+            sizes = inputs.original_sizes[start : start + n] if inputs.original_sizes is not None else None
+            yield inputs.image_ids[start : start + n], sizes, probabilities, class_logits
             start += n
 
     @staticmethod
@@ -317,16 +431,24 @@ class LesionSegmenter(Estimator):
         if not 0.0 <= threshold <= 1.0:
             raise HamkitError(f"threshold must be a probability within 0..1, got {threshold}")
         if postprocess not in POSTPROCESS_MODES:
-            raise HamkitError(f"unknown postprocess {postprocess!r}; choose one of None, 'largest', 'fill', "
-                              "'largest+fill'")
+            raise HamkitError(
+                f"unknown postprocess {postprocess!r}; choose one of None, 'largest', 'fill', 'largest+fill'"
+            )
 
-    def _iter_predictions(self, images: Any, *, threshold: float, postprocess: str | None, keep_proba: bool,
-                          batch_size: int, num_workers: int
-                          ) -> Iterator[tuple[list[str], list[np.ndarray], list[np.ndarray] | None,
-                                              torch.Tensor | None]]:
+    def _iter_predictions(
+        self,
+        images: Any,
+        *,
+        threshold: float,
+        postprocess: str | None,
+        keep_proba: bool,
+        batch_size: int,
+        num_workers: int,
+    ) -> Iterator[tuple[list[str], list[np.ndarray], list[np.ndarray] | None, torch.Tensor | None]]:
         """Per batch: ids, masks at the original size, probability maps (if kept), class logits."""
-        for ids, sizes, probabilities, class_logits in self._batches(images, batch_size=batch_size,
-                                                                    num_workers=num_workers):
+        for ids, sizes, probabilities, class_logits in self._batches(
+            images, batch_size=batch_size, num_workers=num_workers
+        ):
             resized = resize_to_sizes(probabilities, sizes)
             masks = [(p > threshold).cpu().numpy() for p in resized]
             if postprocess is not None:
@@ -335,8 +457,16 @@ class LesionSegmenter(Estimator):
             yield ids, masks, maps, class_logits
 
     # ------------------------------------------------------------------ inference API
-    def segment(self, images: Any, *, threshold: float = 0.5, postprocess: str | None = None,
-                return_proba: bool = False, batch_size: int = 16, num_workers: int = 0) -> SegmentationPrediction:
+    def segment(
+        self,
+        images: Any,
+        *,
+        threshold: float = 0.5,
+        postprocess: str | None = None,
+        return_proba: bool = False,
+        batch_size: int = 16,
+        num_workers: int = 0,
+    ) -> SegmentationPrediction:
         """Masks, optionally lesion probabilities, and class probabilities, from one forward pass.
 
         Args:
@@ -362,8 +492,13 @@ class LesionSegmenter(Estimator):
         maps: list[np.ndarray] = []
         logits: list[torch.Tensor] = []
         for batch_ids, batch_masks, batch_maps, class_logits in self._iter_predictions(
-                images, threshold=threshold, postprocess=postprocess, keep_proba=return_proba,
-                batch_size=batch_size, num_workers=num_workers):
+            images,
+            threshold=threshold,
+            postprocess=postprocess,
+            keep_proba=return_proba,
+            batch_size=batch_size,
+            num_workers=num_workers,
+        ):
             ids += batch_ids
             masks += batch_masks
             maps += batch_maps or []
@@ -372,9 +507,16 @@ class LesionSegmenter(Estimator):
         class_proba = torch.cat(logits).softmax(1).numpy() if logits else None
         return SegmentationPrediction(ids, masks, maps if return_proba else None, class_proba, self.classes_)
 
-    def predict(self, images: Any, *, threshold: float = 0.5, postprocess: str | None = None,
-                return_proba: bool = False, batch_size: int = 16, num_workers: int = 0
-                ) -> list[np.ndarray] | tuple[list[np.ndarray], list[np.ndarray]]:
+    def predict(
+        self,
+        images: Any,
+        *,
+        threshold: float = 0.5,
+        postprocess: str | None = None,
+        return_proba: bool = False,
+        batch_size: int = 16,
+        num_workers: int = 0,
+    ) -> list[np.ndarray] | tuple[list[np.ndarray], list[np.ndarray]]:
         """Boolean lesion masks, each at its image's original size.
 
         The lesion probabilities are resized bilinearly from the working size to each image's
@@ -399,8 +541,14 @@ class LesionSegmenter(Estimator):
             DataError: No images, or unreadable ones.
             HamkitError: Not fitted, or a bad ``threshold``/``postprocess``.
         """
-        result = self.segment(images, threshold=threshold, postprocess=postprocess, return_proba=return_proba,
-                              batch_size=batch_size, num_workers=num_workers)
+        result = self.segment(
+            images,
+            threshold=threshold,
+            postprocess=postprocess,
+            return_proba=return_proba,
+            batch_size=batch_size,
+            num_workers=num_workers,
+        )
         if return_proba:
             assert result.probabilities is not None
             return result.masks, result.probabilities
@@ -426,8 +574,16 @@ class LesionSegmenter(Estimator):
         """Predicted class indices of the head (argmax of :meth:`predict_class_proba`)."""
         return self.predict_class_proba(images, **kwargs).argmax(1)
 
-    def write_masks(self, images: Any, out_dir: str | os.PathLike[str], *, threshold: float = 0.5,
-                    postprocess: str | None = None, batch_size: int = 16, num_workers: int = 0) -> list[Path]:
+    def write_masks(
+        self,
+        images: Any,
+        out_dir: str | os.PathLike[str],
+        *,
+        threshold: float = 0.5,
+        postprocess: str | None = None,
+        batch_size: int = 16,
+        num_workers: int = 0,
+    ) -> list[Path]:
         """Predict and write ``<image_id>_segmentation.png`` (0/255, original size) per image.
 
         Masks are written batch by batch as they are predicted (memory stays flat), each file
@@ -454,30 +610,51 @@ class LesionSegmenter(Estimator):
         ids = prepare_inputs(images, image_size=self.image_size, mean=mean, std=std).image_ids
         duplicates = sorted(i for i, count in Counter(ids).items() if count > 1)
         if duplicates:
-            raise DataError(f"{len(duplicates)} image id(s) occur twice: {', '.join(duplicates[:10])}; their masks "
-                            "would overwrite each other; rename the files or predict them separately")
+            raise DataError(
+                f"{len(duplicates)} image id(s) occur twice: {', '.join(duplicates[:10])}; their masks "
+                "would overwrite each other; rename the files or predict them separately"
+            )
         folder = Path(out_dir)
         folder.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
         marker = folder / INCOMPLETE_NOTE
         try:
-            for batch_ids, masks, _, _ in self._iter_predictions(images, threshold=threshold, postprocess=postprocess,
-                                                                 keep_proba=False, batch_size=batch_size,
-                                                                 num_workers=num_workers):
-                written += [save_mask(m, folder / f"{i}_segmentation.png")
-                            for i, m in zip(batch_ids, masks, strict=True)]
+            for batch_ids, masks, _, _ in self._iter_predictions(
+                images,
+                threshold=threshold,
+                postprocess=postprocess,
+                keep_proba=False,
+                batch_size=batch_size,
+                num_workers=num_workers,
+            ):
+                written += [
+                    save_mask(m, folder / f"{i}_segmentation.png") for i, m in zip(batch_ids, masks, strict=True)
+                ]
         except (HamkitError, OSError) as err:
-            atomic_write_text(marker, f"incomplete: {len(written)} of {len(ids)} masks were written before this "
-                                      f"error stopped the run:\n{err}\n")
+            atomic_write_text(
+                marker,
+                f"incomplete: {len(written)} of {len(ids)} masks were written before this "
+                f"error stopped the run:\n{err}\n",
+            )
             raise type(err)(f"{err} ({len(written)} of {len(ids)} masks written; {marker} says so)") from err
         marker.unlink(missing_ok=True)
         return written
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, data: Any, *, masks: str | os.PathLike[str] | None = None,
-                 split_csv: str | os.PathLike[str] | None = None, split: str = "test", on_missing: str = "error",
-                 mask_threshold: int | None = None, threshold: float = 0.5, postprocess: str | None = None,
-                 batch_size: int = 16, num_workers: int = 0) -> SegmentationReport:
+    def evaluate(
+        self,
+        data: Any,
+        *,
+        masks: str | os.PathLike[str] | None = None,
+        split_csv: str | os.PathLike[str] | None = None,
+        split: str = "test",
+        on_missing: str = "error",
+        mask_threshold: int | None = None,
+        threshold: float = 0.5,
+        postprocess: str | None = None,
+        batch_size: int = 16,
+        num_workers: int = 0,
+    ) -> SegmentationReport:
         """Score the segmenter (and its head) on data with masks.
 
         Predictions are resized to each image's original size and compared with the original
@@ -511,16 +688,30 @@ class LesionSegmenter(Estimator):
                 without ``mask_threshold``, or no images.
         """
         self._check_options(threshold, postprocess)
-        dataset = self._as_dataset(data, split=split, split_csv=split_csv, masks=masks, on_missing=on_missing,
-                                   mask_threshold=mask_threshold, augment=False, cache=None)
+        dataset = self._as_dataset(
+            data,
+            split=split,
+            split_csv=split_csv,
+            masks=masks,
+            on_missing=on_missing,
+            mask_threshold=mask_threshold,
+            augment=False,
+            cache=None,
+        )
         self._check_fitted()
         pin = resolve_device(self.device).type == "cuda"
         skipped = dict(getattr(dataset, "skipped", {}))
         original = isinstance(dataset, SkinDataset)
         if isinstance(dataset, SkinDataset):
             wrapped: Dataset = OriginalSizeMasks(dataset.with_options(with_masks=False), dataset.mask_threshold)
-            loader = DataLoader(wrapped, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                                collate_fn=OriginalSizeMasks.collate, pin_memory=pin)
+            loader = DataLoader(
+                wrapped,
+                batch_size=batch_size,
+                shuffle=False,
+                num_workers=num_workers,
+                collate_fn=OriginalSizeMasks.collate,
+                pin_memory=pin,
+            )
         else:
             loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin)
         ids: list[str] = []
@@ -540,8 +731,9 @@ class LesionSegmenter(Estimator):
             predictions = [(p > threshold).cpu().numpy() for p in resize_to_sizes(probabilities, sizes)]
             if postprocess is not None:
                 predictions = postprocess_masks(predictions, postprocess)  # type: ignore[assignment]
-            batch_ids = [str(i) for i in batch["image_id"]] if "image_id" in batch else \
-                [str(len(ids) + i) for i in range(n)]
+            batch_ids = (
+                [str(i) for i in batch["image_id"]] if "image_id" in batch else [str(len(ids) + i) for i in range(n)]
+            )
             counts.append(confusion_counts_list(predictions, truths, batch_ids))
             ids += batch_ids
             if class_logits is not None:
@@ -549,19 +741,36 @@ class LesionSegmenter(Estimator):
                 labels.append(torch.as_tensor(batch.get("label", torch.full((n,), -1))).reshape(-1).cpu())
         if not ids:
             raise DataError("no images to evaluate")
-        report = report_from_counts(ids, np.concatenate(counts), threshold=threshold, postprocess=postprocess,
-                                    resolution="original" if original else "working", classes=self.classes_,
-                                    skipped=skipped)
+        report = report_from_counts(
+            ids,
+            np.concatenate(counts),
+            threshold=threshold,
+            postprocess=postprocess,
+            resolution="original" if original else "working",
+            classes=self.classes_,
+            skipped=skipped,
+        )
         if logits:
             proba = torch.cat(logits).softmax(1).numpy()
-            report = report.with_classification(ids, proba.argmax(1), proba=proba, labels=torch.cat(labels).numpy(),
-                                                classes=self.classes_)
+            report = report.with_classification(
+                ids, proba.argmax(1), proba=proba, labels=torch.cat(labels).numpy(), classes=self.classes_
+            )
         return report
 
-    def plot_examples(self, data: Any, path: str | os.PathLike[str], *, n: int = 6, masks: Any = None,
-                      split_csv: Any = None, split: str = "test", threshold: float = 0.5,
-                      postprocess: str | None = None, image_ids: Sequence[str] | None = None,
-                      title: str | None = None) -> Path:
+    def plot_examples(
+        self,
+        data: Any,
+        path: str | os.PathLike[str],
+        *,
+        n: int = 6,
+        masks: Any = None,
+        split_csv: Any = None,
+        split: str = "test",
+        threshold: float = 0.5,
+        postprocess: str | None = None,
+        image_ids: Sequence[str] | None = None,
+        title: str | None = None,
+    ) -> Path:
         """Draw input / ground truth / prediction / contour-overlay panels, one row per image.
 
         The rows are the first ``n`` images of the data, or the images named by ``image_ids``
@@ -589,8 +798,16 @@ class LesionSegmenter(Estimator):
         from hamkit.data.images import open_image
         from hamkit.report.figures import segmentation_panels
 
-        dataset = self._as_dataset(data, split=split, split_csv=split_csv, masks=masks, on_missing="error",
-                                   mask_threshold=None, augment=False, cache=None)
+        dataset = self._as_dataset(
+            data,
+            split=split,
+            split_csv=split_csv,
+            masks=masks,
+            on_missing="error",
+            mask_threshold=None,
+            augment=False,
+            cache=None,
+        )
         if not isinstance(dataset, SkinDataset):
             raise DataError("plot_examples needs a SkinDataset with masks (or a data root), to read the originals")
         if image_ids is None:
@@ -604,14 +821,17 @@ class LesionSegmenter(Estimator):
         predicted = self.predict(chosen.with_options(with_masks=False), threshold=threshold, postprocess=postprocess)
         assert isinstance(predicted, list)
         originals = [np.asarray(open_image(s.path)) for s in chosen.samples]
-        truths = [read_mask(s.mask_path, image_size_of(s.path), chosen.mask_threshold)  # type: ignore[arg-type]
-                  for s in chosen.samples]
+        truths = [
+            read_mask(s.mask_path, image_size_of(s.path), chosen.mask_threshold)  # type: ignore[arg-type]
+            for s in chosen.samples
+        ]
         return segmentation_panels(originals, truths, predicted, path, image_ids=chosen.image_ids, title=title)
 
     # ------------------------------------------------------------------ persistence
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, device: str = "auto", backbone: str | None = None
-             ) -> LesionSegmenter:
+    def load(
+        cls, path: str | os.PathLike[str], *, device: str = "auto", backbone: str | None = None
+    ) -> LesionSegmenter:
         """Load a segmenter written by :meth:`save` (or a run's ``best/`` folder).
 
         Args:
@@ -627,8 +847,16 @@ class LesionSegmenter(Estimator):
                 backbone than asked, or weights that do not fit the configured network.
         """
         state, config = cls._read_checkpoint(path, backbone=backbone)
-        model = cls(config["backbone"], config["image_size"], pretrained=False, classify=config["classify"],
-                    num_classes=config["num_classes"], dropout=config.get("dropout", 0.0), classes=config["classes"],
-                    backbone_kwargs=config.get("backbone_kwargs") or None, device=device)
+        model = cls(
+            config["backbone"],
+            config["image_size"],
+            pretrained=False,
+            classify=config["classify"],
+            num_classes=config["num_classes"],
+            dropout=config.get("dropout", 0.0),
+            classes=config["classes"],
+            backbone_kwargs=config.get("backbone_kwargs") or None,
+            device=device,
+        )
         head = f" with a {config['num_classes']}-class head" if config["classify"] else ""
         return model._restore(path, state, f"{config['backbone']} segmenter{head}")

@@ -41,8 +41,9 @@ class SegmentationNetwork(nn.Module):
         self.feature_dim = int(backbone.feature_dim)
         self.head: nn.Module | None = None
         if num_classes:
-            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
-                                      nn.Linear(self.feature_dim, num_classes))
+            self.head = nn.Sequential(
+                nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(self.feature_dim, num_classes)
+            )
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Mask logits ``(N, 1, H, W)`` and class logits ``(N, num_classes)`` (``None`` without a head)."""
@@ -69,8 +70,9 @@ class SegmentationLoss(nn.Module):
         HamkitError: Unknown ``kind`` or a negative ``cls_weight``.
     """
 
-    def __init__(self, kind: str = "bce+dice", cls_weight: float = 1.0,
-                 class_weights: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, kind: str = "bce+dice", cls_weight: float = 1.0, class_weights: torch.Tensor | None = None
+    ) -> None:
         super().__init__()
         if kind not in SEG_LOSSES:
             raise HamkitError(f"unknown segmentation loss {kind!r}; choose one of {', '.join(SEG_LOSSES)}")
@@ -83,8 +85,13 @@ class SegmentationLoss(nn.Module):
         self.dice = DiceLoss(mode="binary", from_logits=True) if "dice" in kind else None
         self.cross_entropy = nn.CrossEntropyLoss(weight=class_weights)
 
-    def forward(self, mask_logits: torch.Tensor, masks: torch.Tensor, class_logits: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        mask_logits: torch.Tensor,
+        masks: torch.Tensor,
+        class_logits: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Return ``(total, segmentation part, classification part or None)``, float32 scalars."""
         logits, target = mask_logits.float(), masks.float()
         seg = logits.new_zeros(())

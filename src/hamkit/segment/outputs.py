@@ -20,6 +20,7 @@ from hamkit.errors import DataError
 
 __all__ = ["SegmentationPrediction", "save_mask", "OriginalSizeMasks", "resize_to_sizes"]
 
+
 @dataclass
 class SegmentationPrediction:
     """What :meth:`LesionSegmenter.segment` returns: masks and class probabilities from one pass.
@@ -103,8 +104,12 @@ class OriginalSizeMasks(Dataset):
     @staticmethod
     def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         """Stack images and labels; keep ids and the (differently sized) masks as lists."""
-        return {"image": torch.stack([i["image"] for i in items]), "label": torch.stack([i["label"] for i in items]),
-                "image_id": [i["image_id"] for i in items], "truth": [i["truth"] for i in items]}
+        return {
+            "image": torch.stack([i["image"] for i in items]),
+            "label": torch.stack([i["label"] for i in items]),
+            "image_id": [i["image_id"] for i in items],
+            "truth": [i["truth"] for i in items],
+        }
 
 
 def resize_to_sizes(maps: torch.Tensor, sizes: Sequence[tuple[int, int]] | None) -> list[torch.Tensor]:

@@ -47,18 +47,22 @@ class SegmentationTask:
         classify: Whether the network has a diagnosis head.
     """
 
-    def __init__(self, criterion: SegmentationLoss, classes: Sequence[str], config: dict[str, Any],
-                 classify: bool) -> None:
+    def __init__(
+        self, criterion: SegmentationLoss, classes: Sequence[str], config: dict[str, Any], classify: bool
+    ) -> None:
         self.criterion = criterion
         self.classes = list(classes)
         self.config = config
         self.classify = classify
 
-    def _forward(self, model: nn.Module, batch: dict[str, Any], device: torch.device
-                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+    def _forward(
+        self, model: nn.Module, batch: dict[str, Any], device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
         if "mask" not in batch:
-            raise DataError("the data has no masks; build the SkinDataset with masks= (or pass a data root "
-                            "holding *_segmentation.png masks)")
+            raise DataError(
+                "the data has no masks; build the SkinDataset with masks= (or pass a data root "
+                "holding *_segmentation.png masks)"
+            )
         images = batch["image"].to(device, non_blocking=True)
         if device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
@@ -76,8 +80,9 @@ class SegmentationTask:
         return total, int(masks.shape[0])
 
     @torch.inference_mode()
-    def validate(self, model: nn.Module, loader: DataLoader, device: torch.device,
-                 dtype: torch.dtype | None) -> dict[str, float]:
+    def validate(
+        self, model: nn.Module, loader: DataLoader, device: torch.device, dtype: torch.dtype | None
+    ) -> dict[str, float]:
         """Validation metrics (:data:`SEG_METRICS`, plus :data:`CLS_METRICS` with a head) over ``loader``."""
         sums = torch.zeros(3, dtype=torch.float64)
         seen = 0
@@ -88,8 +93,10 @@ class SegmentationTask:
                 mask_logits, class_logits, masks, labels = self._forward(model, batch, device)
             total, seg, cls = self.criterion(mask_logits, masks, class_logits, labels)
             size = int(masks.shape[0])
-            sums += torch.tensor([float(total), float(seg), float(cls) if cls is not None else 0.0],
-                                 dtype=torch.float64) * size
+            sums += (
+                torch.tensor([float(total), float(seg), float(cls) if cls is not None else 0.0], dtype=torch.float64)
+                * size
+            )
             seen += size
             counts.append(_counts(mask_logits.float() > 0, masks > 0.5).cpu())
             if class_logits is not None and labels is not None:
@@ -97,16 +104,26 @@ class SegmentationTask:
                 preds.append(class_logits.float().argmax(1).cpu())
         scores = scores_from_counts(torch.cat(counts).numpy())
         iou = scores["iou"]
-        metrics = {"loss": float(sums[0]) / seen, "seg_loss": float(sums[1]) / seen,
-                   "dice": float(scores["dice"].mean()), "iou": float(iou.mean()),
-                   "jaccard_isic": float(np.where(iou >= ISIC_JACCARD_THRESHOLD, iou, 0).mean()),
-                   "pixel_accuracy": float(scores["pixel_accuracy"].mean())}
+        metrics = {
+            "loss": float(sums[0]) / seen,
+            "seg_loss": float(sums[1]) / seen,
+            "dice": float(scores["dice"].mean()),
+            "iou": float(iou.mean()),
+            "jaccard_isic": float(np.where(iou >= ISIC_JACCARD_THRESHOLD, iou, 0).mean()),
+            "pixel_accuracy": float(scores["pixel_accuracy"].mean()),
+        }
         if self.classify:
             report = classification_report(torch.cat(truths).numpy(), torch.cat(preds).numpy(), classes=self.classes)
-            metrics.update({"cls_loss": float(sums[2]) / seen, "accuracy": report.accuracy,
-                            "balanced_accuracy": report.balanced_accuracy, "macro_f1": report.macro["f1"],
-                            "melanoma_sensitivity": report.melanoma_sensitivity,
-                            "joint_score": (metrics["dice"] + report.balanced_accuracy) / 2})
+            metrics.update(
+                {
+                    "cls_loss": float(sums[2]) / seen,
+                    "accuracy": report.accuracy,
+                    "balanced_accuracy": report.balanced_accuracy,
+                    "macro_f1": report.macro["f1"],
+                    "melanoma_sensitivity": report.melanoma_sensitivity,
+                    "joint_score": (metrics["dice"] + report.balanced_accuracy) / 2,
+                }
+            )
         return metrics
 
     def checkpoint_config(self) -> dict[str, Any]:

@@ -48,9 +48,7 @@ class TinyNet(nn.Module):
 
     def __init__(self, in_channels: int = 3) -> None:
         super().__init__()
-        self.features = nn.Sequential(
-            _block(in_channels, 16), _block(16, 32), _block(32, 64), _block(64, FEATURE_DIM)
-        )
+        self.features = nn.Sequential(_block(in_channels, 16), _block(16, 32), _block(32, 64), _block(64, FEATURE_DIM))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.feature_dim: int = FEATURE_DIM
 
@@ -73,9 +71,7 @@ class TinyNet(nn.Module):
     input_size=(128, 128),
     description="TinyNet: a 4-block CNN with 64-d pooled features (example plugin)",
 )
-def tinynet(
-    *, task: str = "classification", pretrained: bool | str = False, **kwargs: Any
-) -> TinyNet:
+def tinynet(*, task: str = "classification", pretrained: bool | str = False, **kwargs: Any) -> TinyNet:
     """Build TinyNet (hamkit builder protocol: keyword arguments ``task`` and ``pretrained``).
 
     Args:
