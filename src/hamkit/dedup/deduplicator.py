@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from hamkit._cpu import available_cpus, loader_workers
 from hamkit.data.images import image_size_of
 from hamkit.data.splits import SPLIT_NAMES, read_split_csv
 from hamkit.dedup.calibration import Calibration, calibrate_scores
@@ -248,11 +249,9 @@ class Deduplicator:
         if self.num_workers is not None:
             return self.num_workers
         if self.method == "cnn":  # the model runs in this process: leave it a core
-            from hamkit.engine.trainer import default_num_workers
-
-            return default_num_workers()
+            return loader_workers()
         # hashing and scenes: decoding is all the work, and this process only collects the results
-        return max(1, min(8, _cpus()))
+        return max(1, min(8, available_cpus()))
 
     # ------------------------------------------------------------------ signatures
     def _network(self) -> tuple[Any, Any]:
@@ -448,7 +447,7 @@ class Deduplicator:
             list(scenes),
             k=self.candidates,
             min_inliers=self.min_inliers,
-            workers=max(1, min(8, _cpus())),
+            workers=max(1, min(8, available_cpus())),
             progress=self.progress,
             cross=cross,
         )
@@ -704,13 +703,6 @@ def _lesion_ids(labels: str | os.PathLike[str] | Mapping[str, str | None]) -> di
     from hamkit.data.metadata import read_metadata
 
     return {r.image_id: r.lesion_id for r in read_metadata(labels)}
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:

@@ -45,13 +45,13 @@ Examples:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import numpy as np
 
+from hamkit._cpu import available_cpus
 from hamkit.dedup.faiss_search import (
     HnswConfig,
     IvfConfig,
@@ -196,10 +196,7 @@ def _check_max_distance(max_distance: int) -> int:
 
 def _default_jobs(n_jobs: int | None) -> int:
     if n_jobs is None:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # pragma: no cover - not Linux
-            return max(1, os.cpu_count() or 1)
+        return available_cpus()
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
         raise DataError(f"n_jobs must be a positive integer or None, got {n_jobs!r}")
     return int(n_jobs)

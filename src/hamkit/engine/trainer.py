@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from hamkit._cpu import loader_workers
 from hamkit._io import atomic_write_text
 from hamkit.engine.checkpoint import STATE_NAME, load_training_state, save_model_files, save_training_state
 from hamkit.engine.device import amp_dtype, autocast, resolve_device
@@ -46,7 +47,7 @@ def default_num_workers(dataset: Any = None) -> int:
     """
     if getattr(dataset, "cache", None) is not None:
         return 0
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    return loader_workers()
 
 
 def seed_everything(seed: int) -> None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hamkit._cpu import available_cpus
 from hamkit._io import atomic_write_text
 from hamkit.data.dataset import find_label_file, find_mask_dir
 from hamkit.data.images import find_images
@@ -127,7 +128,7 @@ def _run_info(settings: dict[str, Any], preset: str | None) -> dict[str, Any]:
         "started": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
         "command": _command_line(),
         "preset": preset or "custom",
-        "device": f"{device.type} ({name}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads)",
+        "device": f"{device.type} ({name}, {available_cpus()} CPUs, {torch.get_num_threads()} torch threads)",
         "versions": versions(),
         "pretrained": {
             name: bool(settings[name]["pretrained"])
