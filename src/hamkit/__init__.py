@@ -45,6 +45,7 @@ _LAZY: dict[str, str] = {
     "download_ham10000": "hamkit.datasets.download",
     "run_pipeline": "hamkit.pipeline.run",
     "PipelineResult": "hamkit.pipeline.run",
+    "TrainConfig": "hamkit.engine.recipe",
     "LesionClassifier": "hamkit.classify",
     "LesionSegmenter": "hamkit.segment",
     "SegmentationPrediction": "hamkit.segment",
@@ -86,6 +87,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hamkit.datasets.synthetic import SyntheticDataset, make_synthetic
     from hamkit.dedup.deduplicator import Deduplicator
     from hamkit.dedup.result import DedupResult
+    from hamkit.engine.recipe import TrainConfig
     from hamkit.metrics import ClassificationReport, classification_report
     from hamkit.pipeline.run import PipelineResult, run_pipeline
     from hamkit.registry import (

@@ -1,5 +1,5 @@
-"""What the estimators share: scikit-learn-style parameters, class names, the backbone's
-normalisation, the fitted check, and checkpoint saving and checked loading."""
+"""What the estimators share: scikit-learn's parameter protocol, the training recipe, class
+names, the backbone's normalisation, the fitted check, and checkpoint saving and checked loading."""
 
 from __future__ import annotations
 
@@ -7,32 +7,45 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
+from sklearn.base import BaseEstimator
 from torch import nn
 
 from hamkit.classes import CLASS_CODES
 from hamkit.engine.checkpoint import load_model_files, save_model_files
+from hamkit.engine.recipe import TrainConfig, recipe_with
 from hamkit.errors import HamkitError
 
 __all__ = ["Estimator"]
 
 
-class Estimator:
+class Estimator(BaseEstimator):  # type: ignore[misc]
     """Base of :class:`~hamkit.LesionClassifier` and :class:`~hamkit.LesionSegmenter`.
 
-    Subclasses set ``_KIND`` (written into checkpoints), ``_PARAMS`` (constructor argument
-    names) and implement ``_config()`` and ``_build(pretrained=..., weights=...)``.
+    It inherits scikit-learn's ``BaseEstimator``: the parameters are the keyword arguments of
+    the subclass's ``__init__`` (stored unchanged, checked in ``fit``), so ``get_params``,
+    ``set_params`` and ``sklearn.base.clone`` work, and a grid search reaches into the recipe
+    (``recipe__lr``). Subclasses set ``_KIND`` (written into checkpoints) and
+    ``_DEFAULT_RECIPE``, and implement ``_config()`` and ``_build(pretrained=..., weights=...)``.
     """
 
     _KIND: ClassVar[str] = ""
     _REQUIRED_CONFIG: ClassVar[tuple[str, ...]] = ("backbone", "image_size", "num_classes", "classes")
-    _PARAMS: ClassVar[tuple[str, ...]] = ()
+    _DEFAULT_RECIPE: ClassVar[TrainConfig] = TrainConfig()
     backbone: str
     num_classes: int
     classes: Any
+    recipe: TrainConfig | None
+    device: str
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor arguments (scikit-learn convention)."""
-        return {name: getattr(self, name) for name in self._PARAMS}
+    def _recipe(self, overrides: dict[str, Any]) -> TrainConfig:
+        """The recipe of one ``fit``: ``recipe`` (or the estimator's default) with ``overrides``."""
+        if self.recipe is not None and not isinstance(self.recipe, TrainConfig):
+            raise HamkitError(f"recipe must be a hamkit.TrainConfig or None, got a {type(self.recipe).__name__}")
+        return recipe_with(self.recipe, {**overrides, "device": self.device}, defaults=self._DEFAULT_RECIPE)
+
+    def _recorded_recipe(self) -> dict[str, Any]:
+        recipe = getattr(self, "recipe_", None)
+        return {"recipe": recipe.as_recorded()} if recipe is not None else {}
 
     @property
     def classes_(self) -> list[str]:
@@ -103,6 +116,13 @@ class Estimator:
         self.history_: list[dict[str, float]] = []
         return self
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v is not None)
-        return f"{type(self).__name__}({args})"
+    @staticmethod
+    def _restored_recipe(config: dict[str, Any]) -> TrainConfig | None:
+        """The recipe a checkpoint records, as a :class:`TrainConfig` (``None`` for older models)."""
+        recorded = config.get("recipe")
+        if not isinstance(recorded, dict):
+            return None
+        known = {k: v for k, v in recorded.items() if k in TrainConfig().get_params()}
+        if isinstance(known.get("augment"), str) and known["augment"].startswith("custom:"):
+            known.pop("augment")  # a custom transform, recorded by its repr only
+        return TrainConfig(**known)

@@ -125,6 +125,8 @@ def prepare_inputs(
         if n == 0:
             raise DataError("no images to predict on: the dataset is empty")
         return InferenceInputs(images, [str(i) for i in range(n)], None)
+    if isinstance(images, np.ndarray) and images.ndim == 4:  # a stack (N, H, W, 3), as scikit-learn slices it
+        images = list(images)
     if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray)):
         images = [images]
     if not isinstance(images, Sequence) or len(images) == 0:

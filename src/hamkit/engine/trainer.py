@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -24,18 +23,18 @@ from hamkit._io import atomic_write_text
 from hamkit.engine.checkpoint import STATE_NAME, load_training_state, save_model_files, save_training_state
 from hamkit.engine.device import amp_dtype, autocast, resolve_device
 from hamkit.engine.distributed import DistributedContext, ShardedSampler
+from hamkit.engine.recipe import TrainConfig
 from hamkit.errors import DataError, HamkitError, TrainingError
 
 __all__ = ["TrainConfig", "TrainingTask", "TrainResult", "Trainer", "seed_everything", "default_num_workers"]
 
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {  # one per recipe.OPTIMIZER_NAMES
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "sgd": lambda params, lr, weight_decay: torch.optim.SGD(
         params, lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True
     ),
 }
-SCHEDULERS = ("cosine", "step", "none")
 
 
 def default_num_workers(dataset: Any = None) -> int:
@@ -82,84 +81,6 @@ def _use_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
     if device.type != "cpu":
         return False
     return any(isinstance(m, torch.nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels for m in model.modules())
-
-
-@dataclass
-class TrainConfig:
-    """Settings of one training run (the keyword arguments of the estimators' ``fit``).
-
-    Attributes:
-        epochs: Number of epochs.
-        batch_size: Images per batch (per process under torchrun).
-        lr: Learning rate.
-        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (momentum 0.9, Nesterov).
-        weight_decay: Weight decay.
-        scheduler: ``"cosine"`` (to zero over the run), ``"step"`` (x0.1 at 1/3 and 2/3) or ``"none"``.
-        grad_clip: Clip the gradient norm to this value, or ``None``.
-        monitor: Validation metric that picks the best checkpoint (e.g. ``"balanced_accuracy"``,
-            ``"loss"``); without validation data the last epoch is kept.
-        early_stopping: Stop after this many epochs without improvement, or ``None``.
-        num_workers: DataLoader workers (``None``: up to 4, leaving a core free).
-        seed: Seed of everything random (data order, augmentation, head initialisation).
-        amp: Mixed precision: ``"auto"`` (on CUDA only), ``True`` or ``False``.
-        channels_last: Use the channels-last memory format (``"auto"``: on CUDA, and on CPU for
-            networks with depthwise convolutions, where it trains faster; see
-            ``benchmarks/cpu_preset.py``).
-        progress: Show progress: tqdm bars when stderr is a terminal, otherwise one line per
-            epoch. A string also names the stage in it (e.g. ``"[4/6] classifier"``).
-        out_dir: Where to write ``last/``, ``best/``, ``history.csv`` and ``history.json``
-            (``None``: keep everything in memory).
-        resume: Continue from ``out_dir/last`` when it exists.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``...
-    """
-
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-4
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    scheduler: str = "cosine"
-    grad_clip: float | None = None
-    monitor: str = "balanced_accuracy"
-    early_stopping: int | None = None
-    num_workers: int | None = None
-    seed: int = 0
-    amp: bool | str = "auto"
-    channels_last: bool | str = "auto"
-    progress: bool | str = True
-    out_dir: str | os.PathLike[str] | None = None
-    resume: bool = False
-    device: str = "auto"
-
-    def validate(self) -> None:
-        """Check the settings, raising :class:`~hamkit.errors.HamkitError` with the fix."""
-        if self.epochs < 1:
-            raise HamkitError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise HamkitError(f"batch_size must be at least 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise HamkitError(f"lr must be positive, got {self.lr}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise HamkitError(f"weight_decay must be 0 or positive, got {self.weight_decay}")
-        if self.early_stopping is not None and self.early_stopping < 1:
-            raise HamkitError(
-                f"early_stopping must be None or a patience of at least 1 epoch, got {self.early_stopping}"
-            )
-        if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
-            raise HamkitError(f"grad_clip must be None or positive, got {self.grad_clip}")
-        if self.num_workers is not None and self.num_workers < 0:
-            raise HamkitError(f"num_workers must be None (automatic) or 0 or more, got {self.num_workers}")
-        if self.optimizer not in OPTIMIZERS:
-            raise HamkitError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.scheduler not in SCHEDULERS:
-            raise HamkitError(f"unknown scheduler {self.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
-        if self.resume and self.out_dir is None:
-            raise HamkitError("resume=True needs out_dir= (the folder of the interrupted run)")
-
-    @property
-    def monitor_mode(self) -> str:
-        """``"min"`` for losses, ``"max"`` for every other metric."""
-        return "min" if self.monitor.endswith("loss") else "max"
 
 
 class TrainingTask(Protocol):

@@ -6,7 +6,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -14,13 +14,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from hamkit._io import atomic_write_text
 from hamkit._version import __version__
-from hamkit.classify import CLASS_BALANCE_MODES, balance_weights, dataset_labels
 from hamkit.data.dataset import SkinDataset
 from hamkit.data.images import image_size_of, read_mask
 from hamkit.engine.device import amp_dtype, autocast, resolve_device
 from hamkit.engine.estimator import Estimator
+from hamkit.engine.fitting import fit_estimator
 from hamkit.engine.inputs import prepare_inputs, unpack_batch
-from hamkit.engine.trainer import TrainConfig, Trainer, TrainResult
+from hamkit.engine.recipe import TrainConfig
 from hamkit.errors import DataError, HamkitError
 from hamkit.postprocess import POSTPROCESS_MODES, postprocess_masks
 from hamkit.seg_metrics import (
@@ -61,13 +61,25 @@ class LesionSegmenter(Estimator):
         classes: Class names (default: the HAM10000 codes when ``num_classes`` is 7).
         backbone_kwargs: Extra builder arguments, e.g. ``{"encoder_depth": 3,
             "decoder_channels": [32, 16, 8]}`` for a smaller smp model; saved with the model.
+        loss: Segmentation loss, ``"bce+dice"`` (default), ``"bce"`` or ``"dice"``.
+        cls_weight: Weight of the head's cross-entropy in the joint loss (``classify=True``).
+        recipe: The training recipe (:class:`~hamkit.engine.recipe.TrainConfig`); ``None``: the
+            segmenter's defaults (10 epochs, batch 8, Adam at lr 1e-4, cosine schedule, flips
+            applied to image and mask alike, best epoch by validation Dice, or with the head by
+            the mean of Dice and balanced accuracy). ``fit``'s keyword arguments override
+            single fields.
         device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``...
 
     Attributes:
         network_: The fitted :class:`SegmentationNetwork` (after ``fit`` or ``load``).
         history_: Per-epoch history of the last ``fit``.
         best_epoch_: The epoch whose weights were kept.
+        recipe_: The :class:`~hamkit.engine.recipe.TrainConfig` the model was trained with
+            (also recorded in ``config.json``).
         skipped_: Training/validation images left out by ``on_missing="skip"``, with the reason.
+
+    Every argument after ``backbone`` is keyword-only, stored unchanged and checked in
+    :meth:`fit`, so :func:`sklearn.base.clone`, ``get_params`` and ``set_params`` work.
 
     Examples:
         >>> seg = LesionSegmenter("deeplabv3_mobilenet_v3_large", image_size=128, pretrained=False,
@@ -77,31 +89,23 @@ class LesionSegmenter(Estimator):
     """
 
     _KIND = _KIND
-    _PARAMS = (
-        "backbone",
-        "image_size",
-        "pretrained",
-        "weights",
-        "classify",
-        "num_classes",
-        "dropout",
-        "classes",
-        "backbone_kwargs",
-        "device",
-    )
+    _DEFAULT_RECIPE: ClassVar[TrainConfig] = TrainConfig(batch_size=8, lr=1e-4, monitor=None)
 
     def __init__(
         self,
         backbone: str = "deeplabv3_resnet50",
+        *,
         image_size: int = 256,
         pretrained: bool = True,
         weights: str | os.PathLike[str] | None = None,
-        *,
         classify: bool = False,
         num_classes: int = 7,
         dropout: float = 0.2,
         classes: Sequence[str] | None = None,
         backbone_kwargs: dict[str, Any] | None = None,
+        loss: str = "bce+dice",
+        cls_weight: float = 1.0,
+        recipe: TrainConfig | None = None,
         device: str = "auto",
     ) -> None:
         self.backbone = backbone
@@ -113,6 +117,9 @@ class LesionSegmenter(Estimator):
         self.dropout = dropout
         self.classes = classes
         self.backbone_kwargs = backbone_kwargs
+        self.loss = loss
+        self.cls_weight = cls_weight
+        self.recipe = recipe
         self.device = device
 
     # ------------------------------------------------------------------ helpers
@@ -130,6 +137,9 @@ class LesionSegmenter(Estimator):
             "num_classes": self.num_classes,
             "classes": self.classes_,
             "dropout": self.dropout,
+            "loss": self.loss,
+            "cls_weight": self.cls_weight,
+            **self._recorded_recipe(),
         }
 
     def _build(self, *, pretrained: bool | str, weights: Any) -> SegmentationNetwork:
@@ -233,26 +243,10 @@ class LesionSegmenter(Estimator):
         split_csv: str | os.PathLike[str] | None = None,
         on_missing: str = "error",
         mask_threshold: int | None = None,
-        epochs: int = 10,
-        batch_size: int = 8,
-        lr: float = 1e-4,
-        loss: str = "bce+dice",
-        cls_weight: float = 1.0,
-        optimizer: str = "adam",
-        weight_decay: float = 0.0,
-        class_balance: str | None = "sampler",
-        scheduler: str = "cosine",
-        monitor: str | None = None,
-        early_stopping: int | None = None,
-        grad_clip: float | None = None,
-        augment: bool = True,
-        num_workers: int | None = None,
         cache: Any = None,
-        out_dir: str | os.PathLike[str] | None = None,
-        resume: bool = False,
-        seed: int = 0,
-        progress: bool | str = True,
-        amp: bool | str = "auto",
+        loss: str | None = None,
+        cls_weight: float | None = None,
+        **recipe: Any,
     ) -> LesionSegmenter:
         """Train the segmenter; on return it holds the weights of the best validation epoch.
 
@@ -268,36 +262,21 @@ class LesionSegmenter(Estimator):
                 ``"skip"`` to leave it out (listed in :attr:`skipped_`).
             mask_threshold: Grey level above which a pixel of a non-binary mask is lesion; a
                 non-binary mask without it is an error.
-            epochs: Number of epochs.
-            batch_size: Batch size.
-            lr: Learning rate.
-            loss: Segmentation loss, ``"bce+dice"`` (default), ``"bce"`` or ``"dice"``.
-            cls_weight: Weight of the head's cross-entropy in the joint loss (``classify=True``).
-            optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
-            weight_decay: Weight decay.
-            class_balance: Class balancing of the head (``classify=True`` only, as for
-                :class:`~hamkit.classify.LesionClassifier`): ``"sampler"`` (default; images of
-                every class drawn equally often, with replacement), ``"loss"`` (class-weighted
-                cross-entropy) or ``None``. Without the head images are drawn uniformly.
-            scheduler: ``"cosine"``, ``"step"`` or ``"none"``.
-            monitor: Validation metric picking the best epoch. Default ``"dice"`` (mean
-                per-image Dice at the working resolution); with ``classify=True``
-                ``"joint_score"``, the mean of Dice and the head's balanced accuracy, so both
-                tasks count equally. Also ``iou``, ``jaccard_isic``, ``pixel_accuracy``,
-                ``loss``, ``seg_loss`` and, with the head, ``balanced_accuracy``, ``accuracy``,
-                ``macro_f1``, ``melanoma_sensitivity``, ``cls_loss``.
-            early_stopping: Patience in epochs, or ``None``.
-            grad_clip: Gradient-norm clipping, or ``None``.
-            augment: Random flips and 90-degree rotations, the same for image and mask
-                (SkinDataset only).
-            num_workers: DataLoader workers (``None``: automatic).
             cache: A decode cache (or folder) for ``SkinDataset`` inputs.
-            out_dir: Folder for checkpoints (``best/``, ``last/``) and history; ``None`` keeps
-                them in memory.
-            resume: Continue an interrupted run from ``out_dir/last``.
-            seed: Seed of the run.
-            progress: Show progress bars.
-            amp: Mixed precision (``"auto"``: on CUDA); the losses and metrics stay float32.
+            loss: For this fit, instead of the constructor's ``loss``.
+            cls_weight: For this fit, instead of the constructor's ``cls_weight``.
+            **recipe: Fields of :class:`~hamkit.engine.recipe.TrainConfig` that override
+                ``recipe`` for this fit: ``epochs``, ``batch_size``, ``lr``, ``optimizer``,
+                ``weight_decay``, ``scheduler``, ``monitor``, ``early_stopping``,
+                ``grad_clip``, ``class_balance`` (of the head, ``classify=True`` only; without
+                the head images are drawn uniformly), ``augment`` (the same transform for
+                image and mask), ``seed``, ``amp``, ``channels_last``, ``num_workers``,
+                ``progress``, ``out_dir``, ``resume``. ``monitor`` defaults to ``"dice"``
+                (mean per-image Dice at the working resolution); with ``classify=True`` to
+                ``"joint_score"``, the mean of Dice and the head's balanced accuracy. Also
+                ``iou``, ``jaccard_isic``, ``pixel_accuracy``, ``loss``, ``seg_loss`` and,
+                with the head, ``balanced_accuracy``, ``accuracy``, ``macro_f1``,
+                ``melanoma_sensitivity``, ``cls_loss``.
 
         Returns:
             ``self``.
@@ -308,14 +287,16 @@ class LesionSegmenter(Estimator):
             TrainingError: The loss became NaN/inf.
             HamkitError: Bad settings or an unknown backbone.
         """
-        if class_balance not in CLASS_BALANCE_MODES:
-            raise HamkitError(f"class_balance must be 'sampler', 'loss' or None, got {class_balance!r}")
-        monitor = monitor or ("joint_score" if self.classify else "dice")
+        settings = self._recipe(recipe)
+        if settings.monitor is None:
+            settings.monitor = "joint_score" if self.classify else "dice"
         known = SEG_METRICS + (CLS_METRICS if self.classify else ())
-        if monitor not in known:
+        if settings.monitor not in known:
             raise HamkitError(
-                f"monitor={monitor!r} is not a validation metric of this model; choose one of {', '.join(known)}"
+                f"monitor={settings.monitor!r} is not a validation metric of this model; "
+                f"choose one of {', '.join(known)}"
             )
+        settings.validate()
         common = {
             "split_csv": split_csv,
             "masks": masks,
@@ -323,63 +304,18 @@ class LesionSegmenter(Estimator):
             "mask_threshold": mask_threshold,
             "cache": cache,
         }
-        train_data = self._as_dataset(train, split="train", augment=augment, **common)
+        train_data = self._as_dataset(train, split="train", augment=settings.augment, **common)
         if val is None and isinstance(train, (str, os.PathLike)) and split_csv is not None:
             val = train
         val_data = self._as_dataset(val, split="val", augment=False, **common) if val is not None else None
-        per_sample: np.ndarray | None = None
-        class_weights = None
-        if self.classify:
-            labels = dataset_labels(train_data)
-            if labels.size == 0:
-                raise DataError("the training split is empty")
-            if labels.min() < 0 or labels.max() >= self.num_classes:
-                raise DataError(
-                    f"the training data has labels {sorted(set(labels.tolist()))[:10]} but the head has "
-                    f"num_classes={self.num_classes}; every image needs a class 0..{self.num_classes - 1} "
-                    "(or use classify=False)"
-                )
-            if val_data is not None:
-                val_labels = dataset_labels(val_data)
-                if val_labels.size and (val_labels.min() < 0 or val_labels.max() >= self.num_classes):
-                    raise DataError(
-                        f"the validation data has labels {sorted(set(val_labels.tolist()))[:10]}; "
-                        f"the head needs a class 0..{self.num_classes - 1} for every image"
-                    )
-            per_sample, per_class = balance_weights(labels, self.num_classes)
-            if class_balance == "loss":
-                class_weights = torch.tensor(per_class, dtype=torch.float32)
-        criterion = SegmentationLoss(loss, cls_weight, class_weights)
-        config = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            optimizer=optimizer,
-            weight_decay=weight_decay,
-            scheduler=scheduler,
-            grad_clip=grad_clip,
-            monitor=monitor,
-            early_stopping=early_stopping,
-            num_workers=num_workers,
-            seed=seed,
-            amp=amp,
-            progress=progress,
-            out_dir=out_dir,
-            resume=resume,
-            device=self.device,
-        )
-        trainer = Trainer(config)
-        torch.manual_seed(seed)  # the head's initialisation is part of the seeded run
-        network = self._build(pretrained=self.pretrained, weights=self.weights)
-        criterion.to(resolve_device(self.device))
-        task = SegmentationTask(criterion, self.classes_, self._config(), self.classify)
-        sampling = per_sample if self.classify and class_balance == "sampler" else None
-        result: TrainResult = trainer.fit(network, task, train_data, val_data, sample_weights=sampling)
-        self.network_ = network.eval()
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
-        self.stopped_early_ = result.stopped_early
-        self.skipped_ = {**getattr(train_data, "skipped", {}), **getattr(val_data, "skipped", {})}
+        seg_loss = self.loss if loss is None else loss
+        weight = self.cls_weight if cls_weight is None else cls_weight
+
+        def make_task(class_weights: torch.Tensor | None) -> SegmentationTask:
+            criterion = SegmentationLoss(seg_loss, weight, class_weights).to(resolve_device(self.device))
+            return SegmentationTask(criterion, self.classes_, self._config(), self.classify)
+
+        fit_estimator(self, settings, train_data, val_data, make_task, balance=bool(self.classify))
         return self
 
     # ------------------------------------------------------------------ inference core
@@ -847,16 +783,23 @@ class LesionSegmenter(Estimator):
                 backbone than asked, or weights that do not fit the configured network.
         """
         state, config = cls._read_checkpoint(path, backbone=backbone)
+        recipe = cls._restored_recipe(config)
         model = cls(
             config["backbone"],
-            config["image_size"],
+            image_size=config["image_size"],
             pretrained=False,
             classify=config["classify"],
             num_classes=config["num_classes"],
             dropout=config.get("dropout", 0.0),
             classes=config["classes"],
             backbone_kwargs=config.get("backbone_kwargs") or None,
+            loss=config.get("loss", "bce+dice"),
+            cls_weight=config.get("cls_weight", 1.0),
+            recipe=recipe,
             device=device,
         )
         head = f" with a {config['num_classes']}-class head" if config["classify"] else ""
-        return model._restore(path, state, f"{config['backbone']} segmenter{head}")
+        restored = model._restore(path, state, f"{config['backbone']} segmenter{head}")
+        if recipe is not None:
+            restored.recipe_ = recipe
+        return restored

@@ -1,17 +1,10 @@
-"""``LesionClassifier``: 7-class diagnosis by transfer learning, scikit-learn style.
-
-The constructor only stores settings; :meth:`LesionClassifier.fit` builds the network (any
-registry backbone + a linear head) and trains it with the shared engine. Class imbalance is
-handled in constant memory, by a class-weighted sampler (the default) or a class-weighted loss,
-never by copying images; the best epoch is chosen by validation balanced accuracy, the ISIC 2018
-Task 3 metric.
-"""
+"""The :class:`LesionClassifier` estimator (fit, calibrate, predict, evaluate, save / load)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -19,162 +12,37 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from hamkit._version import __version__
+from hamkit.classify.network import ClassifierNetwork
+from hamkit.classify.task import VALIDATION_METRICS, ClassificationTask, collect_logits
 from hamkit.data.dataset import SkinDataset
-from hamkit.engine.device import amp_dtype, autocast, resolve_device
+from hamkit.engine.device import amp_dtype, resolve_device
 from hamkit.engine.estimator import Estimator
+from hamkit.engine.fitting import fit_estimator
 from hamkit.engine.inputs import prepare_inputs, unpack_batch
-from hamkit.engine.trainer import TrainConfig, Trainer, TrainResult
+from hamkit.engine.recipe import TrainConfig
 from hamkit.errors import DataError, HamkitError
 from hamkit.metrics import ClassificationReport, classification_report
 
-__all__ = ["LesionClassifier", "ClassifierNetwork", "CLASS_BALANCE_MODES", "dataset_labels", "balance_weights"]
+__all__ = ["LesionClassifier"]
 
-CLASS_BALANCE_MODES = ("sampler", "loss", None)
-VALIDATION_METRICS = ("balanced_accuracy", "accuracy", "macro_f1", "melanoma_sensitivity", "loss")
 _KIND = "LesionClassifier"
 
 
-class ClassifierNetwork(nn.Module):
-    """A registry backbone (pooled features) followed by dropout and a linear head.
-
-    Args:
-        backbone: A module mapping ``(N, 3, H, W)`` to ``(N, feature_dim)``.
-        feature_dim: Its output width.
-        num_classes: Number of classes.
-        dropout: Dropout before the head.
-    """
-
-    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(feature_dim, num_classes)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Class logits ``(N, num_classes)``."""
-        return self.head(self.dropout(self.backbone(images)))
-
-
-def dataset_labels(dataset: Dataset) -> np.ndarray:
-    """The class index of every item of a dataset.
-
-    Uses a ``labels`` or ``targets`` attribute when there is one (``SkinDataset``, torchvision
-    ``ImageFolder``), otherwise reads every item once.
-    """
-    for name in ("labels", "targets"):
-        values = getattr(dataset, name, None)
-        if values is not None:
-            return np.asarray(values, dtype=np.int64)
-    return np.array(
-        [int(unpack_batch(dataset[i])["label"]) for i in range(len(dataset))],  # type: ignore[arg-type]
-        dtype=np.int64,
-    )
-
-
-def balance_weights(labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse-frequency weights for class balancing.
-
-    Args:
-        labels: Class index per training sample.
-        num_classes: Number of classes.
-
-    Returns:
-        ``(per_sample, per_class)``: sampling weight per sample (``1 / count`` of its class, so
-        every class is drawn equally often) and loss weight per class (``n / (K * count)``,
-        mean 1 over the ``K`` classes present; 0 for absent classes).
-
-    Examples:
-        >>> per_sample, per_class = balance_weights(np.array([0, 0, 0, 1]), 2)
-        >>> per_sample.tolist(), per_class.tolist()
-        ([0.3333333333333333, 0.3333333333333333, 0.3333333333333333, 1.0], [0.6666666666666666, 2.0])
-    """
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    present = counts > 0
-    per_class = np.zeros(num_classes)
-    per_class[present] = labels.size / (present.sum() * counts[present])
-    per_sample = 1.0 / counts[labels]
-    return per_sample, per_class
-
-
-class _ClassificationTask:
-    """The classifier's loss and validation for the :class:`~hamkit.engine.trainer.Trainer`."""
-
-    def __init__(
-        self, criterion: nn.Module, classes: Sequence[str], config: dict[str, Any], channels_last: bool
-    ) -> None:
-        self.criterion = criterion
-        self.classes = list(classes)
-        self.config = config
-        self.channels_last = channels_last
-
-    def _images(self, batch: dict[str, Any], device: torch.device) -> torch.Tensor:
-        images = batch["image"].to(device, non_blocking=True)
-        if self.channels_last and device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
-        return images
-
-    def loss(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
-        batch = unpack_batch(batch)
-        labels = batch["label"].to(device, non_blocking=True)
-        logits = model(self._images(batch, device))
-        return self.criterion(logits.float(), labels), int(labels.shape[0])
-
-    def validate(
-        self, model: nn.Module, loader: DataLoader, device: torch.device, dtype: torch.dtype | None
-    ) -> dict[str, float]:
-        logits, labels = _collect_logits(model, loader, device, dtype, self.channels_last, with_labels=True)
-        loss = float(nn.functional.cross_entropy(logits, torch.from_numpy(labels)))
-        report = classification_report(labels, logits.argmax(1).numpy(), classes=self.classes)
-        return {
-            "loss": loss,
-            "accuracy": report.accuracy,
-            "balanced_accuracy": report.balanced_accuracy,
-            "macro_f1": report.macro["f1"],
-            "melanoma_sensitivity": report.melanoma_sensitivity,
-        }
-
-    def checkpoint_config(self) -> dict[str, Any]:
-        return self.config
-
-
-@torch.inference_mode()
-def _collect_logits(
-    model: nn.Module,
-    loader: Iterable[Any],
-    device: torch.device,
-    dtype: torch.dtype | None,
-    channels_last: bool,
-    *,
-    with_labels: bool = False,
-    tta: bool = False,
-) -> tuple[torch.Tensor, np.ndarray]:
-    """Float32 CPU logits (and labels) of every item, in loader order."""
-    outputs, labels = [], []
-    for raw in loader:
-        batch = unpack_batch(raw)
-        images = batch["image"].to(device, non_blocking=True)
-        if channels_last and device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
-        with autocast(device, dtype):
-            logits = model(images).float()
-            if tta:  # average probabilities over the flips, returned as log-probabilities
-                probs = (
-                    logits.softmax(1)
-                    + model(images.flip(3)).float().softmax(1)
-                    + model(images.flip(2)).float().softmax(1)
-                )
-                logits = (probs / 3).log()
-        outputs.append(logits.cpu())
-        if with_labels:
-            if "label" not in batch:
-                raise DataError("the data has no labels to evaluate against")
-            labels.append(batch["label"].cpu())
-    label_array = torch.cat(labels).numpy() if labels else np.zeros(0, dtype=np.int64)
-    return torch.cat(outputs), label_array
+def _is_label_vector(values: Any, n: int) -> bool:
+    """Whether ``values`` is a 1-D integer label vector of length ``n`` (scikit-learn's ``y``)."""
+    if isinstance(values, (str, os.PathLike, Dataset, SkinDataset)) or values is None:
+        return False
+    array = np.asarray(values) if not isinstance(values, torch.Tensor) else values.numpy()
+    return array.ndim == 1 and array.shape[0] == n and np.issubdtype(array.dtype, np.integer)
 
 
 class LesionClassifier(Estimator):
-    """Skin-lesion diagnosis by transfer learning (scikit-learn style estimator).
+    """Skin-lesion diagnosis by transfer learning (a scikit-learn estimator).
+
+    Every argument after ``backbone`` is keyword-only; the constructor stores them unchanged
+    and :meth:`fit` checks them, so :func:`sklearn.base.clone`, ``get_params`` / ``set_params``,
+    ``GridSearchCV`` and ``cross_validate`` work (``fit(X, y)`` with an image array and integer
+    labels; :meth:`score` is balanced accuracy).
 
     Args:
         backbone: A registry name: a built-in (``resnet50``, ``mobilenet_v2``...), any timm model
@@ -186,32 +54,43 @@ class LesionClassifier(Estimator):
         weights: A local weights file for the backbone instead (``.safetensors``/``.pt``/``.pth``).
         dropout: Dropout before the linear head.
         classes: Class names (default: the HAM10000 codes when ``num_classes`` is 7).
+        recipe: The training recipe (:class:`~hamkit.engine.recipe.TrainConfig`); ``None``: the
+            classifier's defaults (10 epochs, batch 32, Adam at lr 1e-4, cosine schedule,
+            class-balanced sampler, flips, best epoch by validation balanced accuracy).
+            ``fit``'s keyword arguments override single fields.
         device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``...
 
     Attributes:
-        network_: The fitted :class:`ClassifierNetwork` (after ``fit`` or ``load``).
+        network_: The fitted :class:`~hamkit.classify.network.ClassifierNetwork` (after ``fit``
+            or ``load``).
         history_: Per-epoch history of the last ``fit``.
         best_epoch_: The epoch whose weights were kept.
+        recipe_: The :class:`~hamkit.engine.recipe.TrainConfig` the model was trained with
+            (also recorded in ``config.json``).
+        class_prior_: Class frequencies of the training data.
+        skipped_: Images left out by ``on_missing="skip"``, with the reason.
 
     Examples:
+        >>> from sklearn.base import clone
         >>> clf = LesionClassifier("mobilenet_v3_small", image_size=64, pretrained=False)
-        >>> clf.get_params()["backbone"]
-        'mobilenet_v3_small'
+        >>> clone(clf).get_params()["image_size"]
+        64
     """
 
     _KIND = _KIND
-    _PARAMS = ("backbone", "num_classes", "image_size", "pretrained", "weights", "dropout", "classes", "device")
+    _DEFAULT_RECIPE: ClassVar[TrainConfig] = TrainConfig(batch_size=32, lr=1e-4, monitor="balanced_accuracy")
 
     def __init__(
         self,
         backbone: str = "resnet50",
+        *,
         num_classes: int = 7,
         image_size: int = 384,
         pretrained: bool = True,
         weights: str | os.PathLike[str] | None = None,
-        *,
         dropout: float = 0.2,
         classes: Sequence[str] | None = None,
+        recipe: TrainConfig | None = None,
         device: str = "auto",
     ) -> None:
         self.backbone = backbone
@@ -221,6 +100,7 @@ class LesionClassifier(Estimator):
         self.weights = weights
         self.dropout = dropout
         self.classes = classes
+        self.recipe = recipe
         self.device = device
 
     # ------------------------------------------------------------------ helpers
@@ -236,6 +116,7 @@ class LesionClassifier(Estimator):
             "mean": list(mean),
             "std": list(std),
             "dropout": self.dropout,
+            **self._recorded_recipe(),
         }
         if hasattr(self, "class_prior_"):
             config["class_prior"] = [float(x) for x in self.class_prior_]
@@ -256,7 +137,7 @@ class LesionClassifier(Estimator):
         return ClassifierNetwork(body, int(body.feature_dim), self.num_classes, self.dropout)
 
     def _as_dataset(
-        self, data: Any, *, split: str, split_csv: Any, augment: bool, cache: Any, on_missing: str = "error"
+        self, data: Any, *, split: str, split_csv: Any, augment: Any, cache: Any, on_missing: str = "error"
     ) -> Dataset:
         mean, std = self.normalisation()
         if isinstance(data, SkinDataset):
@@ -287,10 +168,22 @@ class LesionClassifier(Estimator):
             )
         if isinstance(data, Dataset):
             return data
+        if isinstance(data, (np.ndarray, torch.Tensor, list, tuple)):
+            return prepare_inputs(data, image_size=self.image_size, mean=mean, std=std).dataset
         raise DataError(
             f"cannot train on a {type(data).__name__}; pass a SkinDataset, a data root with "
-            "split_csv=, or a torch Dataset"
+            "split_csv=, a torch Dataset, or an image array with labels (fit(X, y))"
         )
+
+    def _labelled(self, images: Any, labels: Any) -> Dataset:
+        """``fit(X, y)`` / ``score(X, y)``: an image array (or list) and its integer labels."""
+        mean, std = self.normalisation()
+        inputs = prepare_inputs(images, image_size=self.image_size, mean=mean, std=std)
+        stacked = inputs.dataset.tensors[0] if isinstance(inputs.dataset, TensorDataset) else None
+        if stacked is None:
+            items = range(len(inputs.dataset))  # type: ignore[arg-type]
+            stacked = torch.stack([unpack_batch(inputs.dataset[i])["image"] for i in items])
+        return TensorDataset(stacked, torch.as_tensor(np.asarray(labels), dtype=torch.int64))
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -299,58 +192,32 @@ class LesionClassifier(Estimator):
         val: Any = None,
         *,
         split_csv: str | os.PathLike[str] | None = None,
-        epochs: int = 10,
-        batch_size: int = 32,
-        lr: float = 1e-4,
-        optimizer: str = "adam",
-        weight_decay: float = 0.0,
-        class_balance: str | None = "sampler",
-        scheduler: str = "cosine",
-        monitor: str = "balanced_accuracy",
-        early_stopping: int | None = None,
-        grad_clip: float | None = None,
-        augment: bool = True,
-        num_workers: int | None = None,
         cache: Any = None,
-        out_dir: str | os.PathLike[str] | None = None,
-        resume: bool = False,
-        seed: int = 0,
-        progress: bool | str = True,
-        amp: bool | str = "auto",
         on_missing: str = "error",
+        **recipe: Any,
     ) -> LesionClassifier:
         """Train the classifier; on return it holds the weights of the best validation epoch.
 
         Args:
             train: A ``SkinDataset``, a data root (with ``split_csv``; its ``train`` rows are
-                used), or a torch ``Dataset`` yielding ``(image, label)`` / dicts.
-            val: Validation data of the same kinds; with a root and ``split_csv`` and no ``val``,
-                the ``val`` rows are used.
+                used), a torch ``Dataset`` yielding ``(image, label)`` / dicts, or an image
+                array / list (paths, uint8 ``(N, H, W, 3)``, float ``(N, 3, H, W)``) with its
+                labels as ``val`` (``fit(X, y)``, as scikit-learn calls it; then no
+                validation and the last epoch is kept).
+            val: Validation data of the same kinds (with a root and ``split_csv`` and no
+                ``val``, the ``val`` rows are used), or the integer labels of ``train``.
             split_csv: A split CSV written by ``hamkit split``.
-            epochs: Number of epochs.
-            batch_size: Batch size.
-            lr: Learning rate.
-            optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
-            weight_decay: Weight decay.
-            class_balance: ``"sampler"`` (default: every class drawn equally often, with
-                replacement), ``"loss"`` (class-weighted cross-entropy) or ``None``.
-            scheduler: ``"cosine"``, ``"step"`` or ``"none"``.
-            monitor: Validation metric picking the best epoch (``balanced_accuracy``,
-                ``accuracy``, ``macro_f1``, ``loss``, ``melanoma_sensitivity``).
-            early_stopping: Patience in epochs, or ``None``.
-            grad_clip: Gradient-norm clipping, or ``None``.
-            augment: Random flips and 90-degree rotations of training images (SkinDataset only).
-            num_workers: DataLoader workers (``None``: automatic).
             cache: A decode cache (or folder) for ``SkinDataset`` inputs.
-            out_dir: Folder for checkpoints (``best/``, ``last/``) and history; ``None`` keeps
-                them in memory.
-            resume: Continue an interrupted run from ``out_dir/last``.
-            seed: Seed of the run.
-            progress: Show progress (bars on a terminal, else a line per epoch; a string names the
-                stage in it).
-            amp: Mixed precision (``"auto"``: on CUDA).
             on_missing: For a data root: ``"error"`` (default) when an image of the split has no
                 file, ``"skip"`` to leave it out (listed in ``skipped_``).
+            **recipe: Fields of :class:`~hamkit.engine.recipe.TrainConfig` that override
+                ``recipe`` for this fit: ``epochs``, ``batch_size``, ``lr``, ``optimizer``,
+                ``weight_decay``, ``scheduler``, ``monitor`` (``balanced_accuracy``,
+                ``accuracy``, ``macro_f1``, ``loss``, ``melanoma_sensitivity``),
+                ``early_stopping``, ``grad_clip``, ``class_balance`` (``"sampler"``,
+                ``"loss"`` or ``None``), ``augment``, ``seed``, ``amp``, ``channels_last``,
+                ``num_workers``, ``progress``, ``out_dir`` (checkpoints ``best/``, ``last/``
+                and history), ``resume``.
 
         Returns:
             ``self``.
@@ -360,70 +227,41 @@ class LesionClassifier(Estimator):
             TrainingError: The loss became NaN/inf.
             HamkitError: Bad settings or an unknown backbone.
         """
-        if monitor not in VALIDATION_METRICS:
+        settings = self._recipe(recipe)
+        if settings.monitor is None:
+            settings.monitor = "balanced_accuracy"
+        if settings.monitor not in VALIDATION_METRICS:
             raise HamkitError(
-                f"monitor={monitor!r} is not a validation metric; choose one of {', '.join(VALIDATION_METRICS)}"
+                f"monitor={settings.monitor!r} is not a validation metric; choose one of "
+                f"{', '.join(VALIDATION_METRICS)}"
             )
-        if class_balance not in CLASS_BALANCE_MODES:
-            raise HamkitError(f"class_balance must be 'sampler', 'loss' or None, got {class_balance!r}")
-        train_data = self._as_dataset(
-            train, split="train", split_csv=split_csv, augment=augment, cache=cache, on_missing=on_missing
-        )
-        if val is None and isinstance(train, (str, os.PathLike)) and split_csv is not None:
-            val = train
-        val_data = (
-            self._as_dataset(val, split="val", split_csv=split_csv, augment=False, cache=cache, on_missing=on_missing)
-            if val is not None
-            else None
-        )
-        labels = dataset_labels(train_data)
-        if labels.size == 0:
-            raise DataError("the training split is empty")
-        if labels.min() < 0 or labels.max() >= self.num_classes:
-            raise DataError(
-                f"the training data has labels {sorted(set(labels.tolist()))} but num_classes="
-                f"{self.num_classes}; set num_classes to match the data"
-            )
-        per_sample, per_class = balance_weights(labels, self.num_classes)
+        settings.validate()
+        if _is_label_vector(val, len(train) if hasattr(train, "__len__") else -1) and not isinstance(
+            train, (str, os.PathLike, Dataset)
+        ):
+            train_data: Dataset = self._labelled(train, val)
+            val_data = None
+        else:
+            options = {"split_csv": split_csv, "cache": cache, "on_missing": on_missing}
+            train_data = self._as_dataset(train, split="train", augment=settings.augment, **options)
+            if val is None and isinstance(train, (str, os.PathLike)) and split_csv is not None:
+                val = train
+            val_data = self._as_dataset(val, split="val", augment=False, **options) if val is not None else None
         for name in ("temperature_", "class_offsets_", "prior_alpha_"):  # a new fit is not calibrated
             self.__dict__.pop(name, None)
-        self.class_prior_ = np.bincount(labels, minlength=self.num_classes) / labels.size
-        criterion = nn.CrossEntropyLoss(
-            weight=torch.tensor(per_class, dtype=torch.float32) if class_balance == "loss" else None
-        )
-        config = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            optimizer=optimizer,
-            weight_decay=weight_decay,
-            scheduler=scheduler,
-            grad_clip=grad_clip,
-            monitor=monitor,
-            early_stopping=early_stopping,
-            num_workers=num_workers,
-            seed=seed,
-            amp=amp,
-            progress=progress,
-            out_dir=out_dir,
-            resume=resume,
-            device=self.device,
-        )
-        trainer = Trainer(config)
-        torch.manual_seed(seed)  # the head's initialisation is part of the seeded run
-        network = self._build(pretrained=self.pretrained, weights=self.weights)
-        device = resolve_device(self.device)
-        criterion.to(device)
-        task = _ClassificationTask(criterion, self.classes_, self._config(), channels_last=True)
-        result: TrainResult = trainer.fit(
-            network, task, train_data, val_data, sample_weights=per_sample if class_balance == "sampler" else None
-        )
-        self.network_ = network.eval()
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
-        self.stopped_early_ = result.stopped_early
-        self.skipped_ = {**getattr(train_data, "skipped", {}), **getattr(val_data, "skipped", {})}
+
+        def make_task(class_weights: torch.Tensor | None) -> ClassificationTask:
+            return ClassificationTask(nn.CrossEntropyLoss(weight=class_weights), self.classes_, self._config())
+
+        fit_estimator(self, settings, train_data, val_data, make_task, balance=True)
         return self
+
+    def score(self, images: Any, labels: Any, **kwargs: Any) -> float:
+        """Balanced accuracy of :meth:`predict` on ``images`` against integer ``labels`` (the
+        ISIC 2018 Task 3 metric; scikit-learn's ``GridSearchCV`` and ``cross_validate`` use it)."""
+        from sklearn.metrics import balanced_accuracy_score
+
+        return float(balanced_accuracy_score(np.asarray(labels), self.predict(images, **kwargs)))
 
     # ------------------------------------------------------------------ inference
     def predict_proba(
@@ -550,9 +388,7 @@ class LesionClassifier(Estimator):
                 num_workers=num_workers,
                 pin_memory=device.type == "cuda",
             )
-        return _collect_logits(
-            network, loader, device, amp_dtype(device), channels_last=True, with_labels=with_labels, tta=tta
-        )
+        return collect_logits(network, loader, device, amp_dtype(device), with_labels=with_labels, tta=tta)
 
     def evaluate(
         self,
@@ -612,16 +448,20 @@ class LesionClassifier(Estimator):
                 or weights that do not fit the configured network.
         """
         state, config = cls._read_checkpoint(path, backbone=backbone, num_classes=num_classes)
+        recipe = cls._restored_recipe(config)
         model = cls(
             config["backbone"],
-            config["num_classes"],
-            config["image_size"],
+            num_classes=config["num_classes"],
+            image_size=config["image_size"],
             pretrained=False,
             dropout=config.get("dropout", 0.0),
             classes=config["classes"],
+            recipe=recipe,
             device=device,
         )
         restored = model._restore(path, state, f"{config['backbone']} classifier with {config['num_classes']} classes")
+        if recipe is not None:
+            restored.recipe_ = recipe
         if "class_prior" in config:
             restored.class_prior_ = np.asarray(config["class_prior"], dtype=np.float64)
         if "temperature" in config:

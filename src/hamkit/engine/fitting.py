@@ -1,0 +1,143 @@
+"""The one fit skeleton of every hamkit estimator, and class balancing.
+
+An estimator's ``fit`` turns its inputs into datasets and then calls :func:`fit_estimator`
+with its training task; everything else (the recipe, label checks, class balancing, the seeded
+network, the :class:`~hamkit.engine.trainer.Trainer`, the fitted attributes) happens here, the
+same way for the classifier and the segmenter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from hamkit.engine.device import resolve_device
+from hamkit.engine.inputs import unpack_batch
+from hamkit.engine.recipe import TrainConfig
+from hamkit.engine.trainer import Trainer, TrainingTask, TrainResult
+from hamkit.errors import DataError
+
+__all__ = ["dataset_labels", "balance_weights", "check_labels", "fit_estimator"]
+
+
+def dataset_labels(dataset: Dataset) -> np.ndarray:
+    """The class index of every item of a dataset.
+
+    Uses a ``labels`` or ``targets`` attribute when there is one (``SkinDataset``, torchvision
+    ``ImageFolder``, a ``TensorDataset`` of images and labels), otherwise reads every item once.
+    """
+    for name in ("labels", "targets"):
+        values = getattr(dataset, name, None)
+        if values is not None:
+            return np.asarray(values, dtype=np.int64)
+    tensors = getattr(dataset, "tensors", None)
+    if isinstance(tensors, tuple) and len(tensors) > 1:
+        return np.asarray(tensors[1], dtype=np.int64)
+    return np.array(
+        [int(unpack_batch(dataset[i])["label"]) for i in range(len(dataset))],  # type: ignore[arg-type]
+        dtype=np.int64,
+    )
+
+
+def balance_weights(labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse-frequency weights for class balancing.
+
+    Args:
+        labels: Class index per training sample.
+        num_classes: Number of classes.
+
+    Returns:
+        ``(per_sample, per_class)``: sampling weight per sample (``1 / count`` of its class, so
+        every class is drawn equally often) and loss weight per class (``n / (K * count)``,
+        mean 1 over the ``K`` classes present; 0 for absent classes).
+
+    Examples:
+        >>> per_sample, per_class = balance_weights(np.array([0, 0, 0, 1]), 2)
+        >>> per_sample.tolist(), per_class.tolist()
+        ([0.3333333333333333, 0.3333333333333333, 0.3333333333333333, 1.0], [0.6666666666666666, 2.0])
+    """
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    present = counts > 0
+    per_class = np.zeros(num_classes)
+    per_class[present] = labels.size / (present.sum() * counts[present])
+    per_sample = 1.0 / counts[labels]
+    return per_sample, per_class
+
+
+def check_labels(labels: np.ndarray, num_classes: int, what: str) -> np.ndarray:
+    """Refuse labels outside ``0..num_classes-1`` (and an empty training set), in one line."""
+    if labels.size == 0 and what == "training":
+        raise DataError("the training split is empty")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DataError(
+            f"the {what} data has labels {sorted(set(labels.tolist()))[:10]} but num_classes={num_classes}; "
+            f"every image needs a class 0..{num_classes - 1}: set num_classes to match the data"
+        )
+    return labels
+
+
+class _Fittable(Protocol):
+    num_classes: int
+    pretrained: Any
+    weights: Any
+    device: str
+
+    def _build(self, *, pretrained: Any, weights: Any) -> nn.Module: ...
+
+
+def fit_estimator(
+    estimator: _Fittable,
+    recipe: TrainConfig,
+    train: Dataset,
+    val: Dataset | None,
+    make_task: Callable[[torch.Tensor | None], TrainingTask],
+    *,
+    balance: bool,
+) -> TrainResult:
+    """Train ``estimator``'s network by ``recipe`` and set its fitted attributes.
+
+    Args:
+        estimator: The estimator (it builds its network with ``_build``).
+        recipe: The run's settings, with ``monitor`` resolved.
+        train: Training data.
+        val: Validation data, or ``None``.
+        make_task: Builds the estimator's :class:`~hamkit.engine.trainer.TrainingTask` from the
+            class weights of the loss (``None`` unless ``class_balance="loss"``).
+        balance: Whether the data has class labels to check and to balance by
+            (``recipe.class_balance``); a segmenter without a diagnosis head has none.
+
+    Returns:
+        The trainer's :class:`~hamkit.engine.trainer.TrainResult`.
+
+    Sets ``network_``, ``history_``, ``best_epoch_``, ``stopped_early_``, ``skipped_``,
+    ``recipe_`` and, with labels, ``class_prior_`` (training class frequencies).
+    """
+    trainer = Trainer(recipe)  # checks the recipe before any data is read
+    fitted: Any = estimator
+    fitted.recipe_ = recipe  # recorded in the checkpoints the trainer writes
+    sample_weights = None
+    class_weights = None
+    if balance:
+        labels = check_labels(dataset_labels(train), estimator.num_classes, "training")
+        if val is not None:
+            check_labels(dataset_labels(val), estimator.num_classes, "validation")
+        per_sample, per_class = balance_weights(labels, estimator.num_classes)
+        if recipe.class_balance == "sampler":
+            sample_weights = per_sample
+        elif recipe.class_balance == "loss":
+            class_weights = torch.tensor(per_class, dtype=torch.float32, device=resolve_device(recipe.device))
+        estimator.class_prior_ = np.bincount(labels, minlength=estimator.num_classes) / labels.size  # type: ignore[attr-defined]
+    torch.manual_seed(recipe.seed)  # the head's initialisation is part of the seeded run
+    network = estimator._build(pretrained=estimator.pretrained, weights=estimator.weights)
+    result = trainer.fit(network, make_task(class_weights), train, val, sample_weights=sample_weights)
+    fitted.network_ = network.eval()
+    fitted.history_ = result.history
+    fitted.best_epoch_ = result.best_epoch
+    fitted.stopped_early_ = result.stopped_early
+    fitted.skipped_ = {**getattr(train, "skipped", {}), **getattr(val, "skipped", {})}
+    return result

@@ -1,0 +1,175 @@
+"""The training recipe: every setting of one training run, in one public, clonable object.
+
+:class:`TrainConfig` is what both estimators take as ``recipe=`` (and what their ``fit``
+keyword arguments override), what the :class:`~hamkit.engine.trainer.Trainer` runs, and what a
+saved model's ``config.json`` records under ``"recipe"``. It follows scikit-learn's parameter
+protocol, so a grid search reaches into it: ``{"recipe__lr": [1e-3, 1e-4]}``.
+
+This module imports neither torch nor any model library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sklearn.base import BaseEstimator
+
+from hamkit.errors import HamkitError
+
+__all__ = [
+    "TrainConfig",
+    "OPTIMIZER_NAMES",
+    "SCHEDULERS",
+    "CLASS_BALANCE_MODES",
+    "AUGMENT_CHOICES",
+    "RUN_OPTIONS",
+    "recipe_with",
+]
+
+OPTIMIZER_NAMES = ("adam", "adamw", "sgd")
+SCHEDULERS = ("cosine", "step", "none")
+CLASS_BALANCE_MODES = ("sampler", "loss", None)
+#: Named training augmentations (see :mod:`hamkit.data.augment`); ``True`` is the default one.
+AUGMENT_CHOICES = ("none", "flips", "light", "strong")
+#: Fields that say how a run is carried out rather than what is learnt; not recorded in
+#: ``config.json`` and not part of the recipe a model was trained with.
+RUN_OPTIONS = ("num_workers", "progress", "out_dir", "resume", "device")
+
+
+@dataclass
+class TrainConfig(BaseEstimator):  # type: ignore[misc]
+    """The settings of one training run.
+
+    Attributes:
+        epochs: Number of epochs.
+        batch_size: Images per batch (per process under torchrun).
+        lr: Learning rate.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (momentum 0.9, Nesterov).
+        weight_decay: Weight decay.
+        scheduler: ``"cosine"`` (to zero over the run), ``"step"`` (x0.1 at 1/3 and 2/3) or ``"none"``.
+        grad_clip: Clip the gradient norm to this value, or ``None``.
+        monitor: Validation metric that picks the best checkpoint (e.g. ``"balanced_accuracy"``,
+            ``"dice"``, ``"loss"``); ``None``: the estimator's own default. Without validation
+            data the last epoch is kept.
+        early_stopping: Stop after this many epochs without improvement, or ``None``.
+        class_balance: ``"sampler"`` (every class drawn equally often, with replacement),
+            ``"loss"`` (class-weighted cross-entropy) or ``None``. The segmenter balances only
+            when it has a diagnosis head.
+        augment: Training augmentation: ``"none"``, ``"flips"`` (flips and 90-degree turns),
+            ``"light"``, ``"strong"``, ``True`` (the default choice), ``False`` (none) or a
+            torchvision v2 transform; see :mod:`hamkit.data.augment`. Applies to
+            ``SkinDataset`` inputs.
+        seed: Seed of everything random (data order, augmentation, head initialisation).
+        amp: Mixed precision: ``"auto"`` (on CUDA only), ``True`` or ``False``.
+        channels_last: Use the channels-last memory format (``"auto"``: on CUDA, and on CPU for
+            networks with depthwise convolutions, where it trains faster).
+        num_workers: DataLoader workers (``None``: up to 4, leaving a core free).
+        progress: Show progress: tqdm bars when stderr is a terminal, otherwise one line per
+            epoch. A string also names the stage in it (e.g. ``"[4/6] classifier"``).
+        out_dir: Where to write ``last/``, ``best/``, ``history.csv`` and ``history.json``
+            (``None``: keep everything in memory).
+        resume: Continue from ``out_dir/last`` when it exists.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``...
+
+    Examples:
+        >>> recipe = TrainConfig(epochs=3, lr=1e-3)
+        >>> recipe.set_params(lr=3e-4).lr
+        0.0003
+        >>> sorted(recipe.as_recorded())[:3]
+        ['amp', 'augment', 'batch_size']
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-4
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    scheduler: str = "cosine"
+    grad_clip: float | None = None
+    monitor: str | None = "balanced_accuracy"
+    early_stopping: int | None = None
+    class_balance: str | None = "sampler"
+    augment: bool | str | Callable[..., Any] = True
+    seed: int = 0
+    amp: bool | str = "auto"
+    channels_last: bool | str = "auto"
+    num_workers: int | None = None
+    progress: bool | str = True
+    out_dir: str | os.PathLike[str] | None = None
+    resume: bool = False
+    device: str = "auto"
+
+    # dataclass equality and repr instead of BaseEstimator's
+    __hash__ = None  # type: ignore[assignment]
+
+    def validate(self) -> None:
+        """Check the settings, raising :class:`~hamkit.errors.HamkitError` with the fix."""
+        if self.epochs < 1:
+            raise HamkitError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise HamkitError(f"batch_size must be at least 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise HamkitError(f"lr must be positive, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise HamkitError(f"weight_decay must be 0 or positive, got {self.weight_decay}")
+        if self.early_stopping is not None and self.early_stopping < 1:
+            raise HamkitError(
+                f"early_stopping must be None or a patience of at least 1 epoch, got {self.early_stopping}"
+            )
+        if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
+            raise HamkitError(f"grad_clip must be None or positive, got {self.grad_clip}")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise HamkitError(f"num_workers must be None (automatic) or 0 or more, got {self.num_workers}")
+        if self.optimizer not in OPTIMIZER_NAMES:
+            raise HamkitError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZER_NAMES)}")
+        if self.scheduler not in SCHEDULERS:
+            raise HamkitError(f"unknown scheduler {self.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+        if self.class_balance not in CLASS_BALANCE_MODES:
+            raise HamkitError(f"class_balance must be 'sampler', 'loss' or None, got {self.class_balance!r}")
+        if isinstance(self.augment, str) and self.augment not in AUGMENT_CHOICES:
+            raise HamkitError(f"unknown augment {self.augment!r}; choose one of {', '.join(AUGMENT_CHOICES)}")
+        if self.resume and self.out_dir is None:
+            raise HamkitError("resume=True needs out_dir= (the folder of the interrupted run)")
+
+    @property
+    def monitor_mode(self) -> str:
+        """``"min"`` for losses, ``"max"`` for every other metric."""
+        return "min" if (self.monitor or "").endswith("loss") else "max"
+
+    def as_recorded(self) -> dict[str, Any]:
+        """The recipe as JSON values, without the run options (workers, progress, folders,
+        device): what a saved model's ``config.json`` records. A custom transform is recorded
+        as ``"custom: <its repr>"``."""
+        recorded: dict[str, Any] = {}
+        for item in dataclasses.fields(self):
+            if item.name in RUN_OPTIONS:
+                continue
+            value = getattr(self, item.name)
+            plain = value is None or isinstance(value, (bool, int, float, str))
+            recorded[item.name] = value if plain else f"custom: {value!r}"
+        return recorded
+
+
+def recipe_with(base: TrainConfig | None, overrides: Mapping[str, Any], *, defaults: TrainConfig) -> TrainConfig:
+    """``base`` (or ``defaults`` when ``None``) with some fields replaced.
+
+    Args:
+        base: The estimator's ``recipe`` parameter.
+        overrides: Keyword arguments of one ``fit`` call.
+        defaults: The estimator's default recipe.
+
+    Raises:
+        HamkitError: An override that is not a :class:`TrainConfig` field.
+    """
+    names = {item.name for item in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise HamkitError(
+            f"unknown training option(s) {', '.join(unknown)}; the options are {', '.join(sorted(names))}"
+        )
+    return dataclasses.replace(base if base is not None else defaults, **overrides)
