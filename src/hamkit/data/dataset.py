@@ -154,6 +154,7 @@ class SkinDataset(Dataset):
         masks: str | os.PathLike[str] | bool | None = None,
         split_csv: str | os.PathLike[str] | None = None,
         split: str | None = None,
+        fold: int | None = None,
         backbone: str | None = None,
         image_size: int | None = None,
         on_missing: str = "error",
@@ -170,6 +171,8 @@ class SkinDataset(Dataset):
             masks: A masks folder; ``True`` finds one under ``root``; ``None``/``False`` no masks.
             split_csv: A split CSV (``image_id,...,split``) to select rows from.
             split: Which split to keep (``train``, ``val`` or ``test``); requires ``split_csv``.
+            fold: With a folds CSV (``hamkit split --folds K``): fold ``fold`` is ``val``, the
+                other folds ``train`` (see :func:`~hamkit.data.splits.read_split_csv`).
             backbone: A registry name: its input size and normalisation are used.
             image_size: Overrides the backbone's input size (default 224 without a backbone).
             on_missing: ``"error"`` (default) when a labelled image has no file or mask, or
@@ -193,9 +196,10 @@ class SkinDataset(Dataset):
             )
         records = read_labels(label_file)
         if split_csv is not None:
-            records = _select_split(records, Path(split_csv), split)
-        elif split is not None:
-            raise DataError("split= needs split_csv= (a CSV written by hamkit split)")
+            records = _select_split(records, Path(split_csv), split, fold)
+        elif split is not None or fold is not None:
+            name = "split" if split is not None else "fold"
+            raise DataError(f"{name}= needs split_csv= (a CSV written by hamkit split)")
         if on_missing not in ("error", "skip"):
             raise DataError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
         skipped: dict[str, str] = {}
@@ -393,10 +397,12 @@ def _augment(image: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tens
     return tensors[0], (tensors[1] if mask is not None else None)
 
 
-def _select_split(records: list[ImageRecord], split_csv: Path, split: str | None) -> list[ImageRecord]:
+def _select_split(
+    records: list[ImageRecord], split_csv: Path, split: str | None, fold: int | None = None
+) -> list[ImageRecord]:
     from hamkit.data.splits import SPLIT_NAMES, read_split_csv
 
-    assignment = read_split_csv(split_csv)
+    assignment = read_split_csv(split_csv, fold=fold)
     if split is None:
         raise DataError("split_csv= needs split= ('train', 'val' or 'test')")
     if split not in SPLIT_NAMES:

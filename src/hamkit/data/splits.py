@@ -13,6 +13,9 @@ and split sizes within 0.05 points of their fractions. On very small data a fina
 moves single groups so that every class with at least three groups appears in every split; data
 too small to stratify at all (the largest class has fewer images than folds) is split by
 shuffled groups.
+
+With ``folds=K`` the same grouping gives ``K`` cross-validation folds instead (see
+:mod:`hamkit.data.folds`), optionally after keeping a held-out test split apart (``test=``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import csv
 import io
 import math
 import os
-import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,13 @@ import numpy as np
 
 from hamkit._io import atomic_write_text
 from hamkit.classes import CLASS_CODES, NUM_CLASSES
+from hamkit.data.folds import (
+    NO_FOLD,
+    fold_assignment,
+    fold_summary,
+    format_fold_table,
+    three_way_assignment,
+)
 from hamkit.data.metadata import ImageRecord
 from hamkit.errors import DataError
 
@@ -45,7 +54,6 @@ __all__ = [
 
 SPLIT_NAMES: tuple[str, str, str] = ("train", "val", "test")
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.75, 0.125, 0.125)
-_MAX_FOLDS = 100
 
 
 def merge_groups(*keys: Sequence[Hashable | None]) -> np.ndarray:
@@ -98,25 +106,6 @@ def merge_groups(*keys: Sequence[Hashable | None]) -> np.ndarray:
     return order[inverse].astype(np.int64)
 
 
-def _fold_plan(fractions: Sequence[float], n_groups: int) -> tuple[int, list[int]]:
-    """Choose the number of folds ``k`` and how many folds each split gets."""
-    best: tuple[float, int, list[int]] | None = None
-    for k in range(2, min(_MAX_FOLDS, n_groups) + 1):
-        counts = [int(round(f * k)) for f in fractions]
-        if sum(counts) != k:
-            continue
-        error = max(abs(c / k - f) for c, f in zip(counts, fractions, strict=True))
-        if best is None or error < best[0] - 1e-12:
-            best = (error, k, counts)
-        if error < 1e-9:
-            break
-    if best is None:
-        raise DataError(
-            f"too few groups ({n_groups}) to split into fractions {list(fractions)}; use more data or fewer splits"
-        )
-    return best[1], best[2]
-
-
 @dataclass
 class Split:
     """A train / val / test assignment of images.
@@ -128,7 +117,9 @@ class Split:
         groups: Merged group index per item (lesions plus any extra grouping).
         assignment: Split name per item (``"train"``, ``"val"`` or ``"test"``).
         seed: The seed used.
-        fractions: The requested fractions.
+        fractions: The requested fractions (with folds: ``(1 - test, 0, test)``).
+        folds: With ``split_dataset(..., folds=K)``: the fold number (``0`` .. ``K-1``) per item,
+            ``-1`` for the held-out test items; ``None`` for a plain train / val / test split.
     """
 
     image_ids: list[str]
@@ -138,6 +129,40 @@ class Split:
     assignment: np.ndarray
     seed: int
     fractions: tuple[float, float, float]
+    folds: np.ndarray | None = None
+
+    @property
+    def n_folds(self) -> int:
+        """The number of cross-validation folds (0 for a plain train / val / test split)."""
+        return 0 if self.folds is None else int(self.folds.max()) + 1
+
+    def fold(self, k: int) -> Split:
+        """Fold ``k`` as a plain split: ``val`` is fold ``k``, ``train`` the other folds, ``test`` unchanged.
+
+        Raises:
+            DataError: This split has no folds, or there is no fold ``k``.
+
+        Examples:
+            >>> recs = [ImageRecord(f"I{i}", "nv" if i % 3 else "mel", f"L{i // 2}") for i in range(60)]
+            >>> folds = split_dataset(recs, folds=3)
+            >>> [len(folds.fold(k).indices("val")) > 0 for k in range(3)]
+            [True, True, True]
+        """
+        if self.folds is None:
+            raise DataError("this split has no folds; make one with split_dataset(records, folds=K)")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < self.n_folds:
+            raise DataError(f"there is no fold {k!r}; the folds are 0..{self.n_folds - 1}")
+        assignment = np.where(self.folds == k, "val", np.where(self.folds == NO_FOLD, "test", "train"))
+        train, _, test = self.fractions
+        return Split(
+            image_ids=self.image_ids,
+            lesion_ids=self.lesion_ids,
+            labels=self.labels,
+            groups=self.groups,
+            assignment=assignment,
+            seed=self.seed,
+            fractions=(train * (self.n_folds - 1) / self.n_folds, train / self.n_folds, test),
+        )
 
     def indices(self, name: str) -> np.ndarray:
         """Positions of the items in split ``name``."""
@@ -168,7 +193,13 @@ class Split:
         return len(crossing)
 
     def summary(self) -> dict[str, dict[str, float | int]]:
-        """Per split: images, groups, share of all images, and count and share per class."""
+        """Per split: images, groups, share of all images, and count and share per class.
+
+        With folds, per fold (``"fold 0"`` ...) and ``"test"`` (if held out) instead, with each
+        class's share of the fold as ``"<code>_share"``.
+        """
+        if self.folds is not None:
+            return fold_summary(self.labels, self.groups, self.folds)
         result: dict[str, dict[str, float | int]] = {}
         n = len(self.image_ids)
         for name in SPLIT_NAMES:
@@ -185,7 +216,9 @@ class Split:
         return result
 
     def format_table(self) -> str:
-        """The summary as a plain-text table (images per class per split)."""
+        """The summary as a plain-text table (images per class per split, or per fold)."""
+        if self.folds is not None:
+            return format_fold_table(self.labels, self.groups, self.folds)
         summary = self.summary()
         header = f"{'split':<6}{'images':>8}{'lesions':>9}{'share':>8}" + "".join(f"{c:>7}" for c in CLASS_CODES)
         lines = [header]
@@ -197,20 +230,18 @@ class Split:
         return "\n".join(lines)
 
     def to_csv(self) -> str:
-        """The split as CSV text: ``image_id,lesion_id,dx,split,group``."""
+        """The split as CSV text: ``image_id,lesion_id,dx,split,group`` (and ``fold`` with folds)."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["image_id", "lesion_id", "dx", "split", "group"])
+        writer.writerow(
+            ["image_id", "lesion_id", "dx", "split", "group"] + (["fold"] if self.folds is not None else [])
+        )
         for i, image_id in enumerate(self.image_ids):
-            writer.writerow(
-                [
-                    image_id,
-                    self.lesion_ids[i] or "",
-                    CLASS_CODES[self.labels[i]],
-                    self.assignment[i],
-                    f"g{self.groups[i]:06d}",
-                ]
-            )
+            row = [image_id, self.lesion_ids[i] or "", CLASS_CODES[self.labels[i]], self.assignment[i]]
+            row.append(f"g{self.groups[i]:06d}")
+            if self.folds is not None:
+                row.append("" if self.folds[i] == NO_FOLD else str(self.folds[i]))
+            writer.writerow(row)
         return buffer.getvalue()
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -231,28 +262,17 @@ def _validate_fractions(fractions: Sequence[float]) -> tuple[float, float, float
     return values  # type: ignore[return-value]
 
 
-def _repair_missing_classes(
-    assignment: np.ndarray, labels: np.ndarray, groups: np.ndarray, fractions: Sequence[float]
-) -> None:
-    """Move single groups so every class with >= 3 groups appears in every non-empty split."""
-    active = [name for name, f in zip(SPLIT_NAMES, fractions, strict=True) if f > 0]
-    _, first, group_size = np.unique(groups, return_index=True, return_counts=True)
-    group_label = labels[first]  # groups are numbered 0..G-1, so index = group id
-    group_split = assignment[first].copy()
-    for cls in range(NUM_CLASSES):
-        mine = np.flatnonzero(group_label == cls)
-        if mine.size < len(active):
-            continue
-        for target in active:
-            if np.any(group_split[mine] == target):
-                continue
-            donor = max(active, key=lambda name: int(np.sum(group_split[mine] == name)))
-            candidates = mine[group_split[mine] == donor]
-            if candidates.size < 2:
-                continue
-            moved = candidates[np.lexsort((candidates, group_size[candidates]))[0]]
-            group_split[moved] = target
-            assignment[groups == moved] = target
+def _merged_groups(
+    records: Sequence[ImageRecord], extra_groups: Sequence[Sequence[Hashable | None]], duplicates: Any
+) -> np.ndarray:
+    """The lesion ids merged with the extra keys and the duplicate groups of a DedupResult."""
+    keys = list(extra_groups)
+    if duplicates is not None:
+        if not (hasattr(duplicates, "paths") and hasattr(duplicates, "group_labels")):
+            raise DataError(f"duplicates= takes the result of Deduplicator.find, got a {type(duplicates).__name__}")
+        group_of = {Path(p).stem: g for p, g in zip(duplicates.paths, duplicates.group_labels(), strict=True)}
+        keys.append([group_of.get(r.image_id) for r in records])
+    return merge_groups([r.group for r in records], *keys)
 
 
 def split_dataset(
@@ -262,8 +282,10 @@ def split_dataset(
     seed: int = 0,
     extra_groups: Sequence[Sequence[Hashable | None]] = (),
     duplicates: Any = None,
+    folds: int | None = None,
+    test: float | None = None,
 ) -> Split:
-    """Split images into train / val / test, grouped by lesion and stratified by diagnosis.
+    """Split images into train / val / test (or K folds), grouped by lesion and stratified by diagnosis.
 
     Args:
         records: The images (from :func:`~hamkit.data.metadata.read_metadata`).
@@ -275,70 +297,65 @@ def split_dataset(
         duplicates: A :class:`~hamkit.dedup.result.DedupResult` (from ``Deduplicator.find``):
             its duplicate groups become one more grouping key, matched to ``records`` by image
             id (the file name without extension). The one-call hand-off from dedup to split.
+        folds: Make ``folds`` cross-validation folds instead of a train / val / test split:
+            the result's :attr:`Split.folds` numbers them, :meth:`Split.fold` gives fold ``k`` as
+            a train / val split, and :meth:`Split.save` writes a ``fold`` column.
+        test: With ``folds``: first keep this fraction apart as a held-out ``test`` split (no
+            fold); the folds are made from the rest. Without it every image is in a fold.
 
     Returns:
         The :class:`Split`.
 
     Raises:
-        DataError: Bad fractions, or too few groups for the requested split.
+        DataError: Bad fractions, too few groups for the requested split, ``folds`` below 2,
+            more folds than some class has lesions, or ``test`` without ``folds``.
 
     Examples:
         >>> recs = [ImageRecord(f"I{i}", "nv" if i % 3 else "mel", f"L{i // 2}") for i in range(80)]
         >>> split = split_dataset(recs, seed=0)
         >>> split.crossing_groups([r.lesion_id for r in recs])
         0
+        >>> split_dataset(recs, folds=4, test=0.125).n_folds
+        4
     """
-    from sklearn.model_selection import StratifiedGroupKFold
-
     values = _validate_fractions(fractions)
+    if folds is None and test is not None:
+        raise DataError("test= needs folds=; for a train / val / test split give fractions=")
+    if folds is not None and values != DEFAULT_FRACTIONS:
+        raise DataError("fractions= does not apply with folds=; give test= for a held-out test split")
     if not records:
         raise DataError("cannot split an empty dataset")
     labels = np.array([r.label for r in records], dtype=np.int64)
-    keys = list(extra_groups)
-    if duplicates is not None:
-        if not (hasattr(duplicates, "paths") and hasattr(duplicates, "group_labels")):
-            raise DataError(f"duplicates= takes the result of Deduplicator.find, got a {type(duplicates).__name__}")
-        group_of = {Path(p).stem: g for p, g in zip(duplicates.paths, duplicates.group_labels(), strict=True)}
-        keys.append([group_of.get(r.image_id) for r in records])
-    groups = merge_groups([r.group for r in records], *keys)
-    n_groups = int(groups.max()) + 1
-    k, counts = _fold_plan(values, n_groups)
-    folds = np.empty(len(records), dtype=np.int64)
-    if np.bincount(labels).max() >= k:
-        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-            for fold, (_, test_index) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
-                folds[test_index] = fold
-    else:  # too small to stratify: shuffled groups, each to the fold with the fewest images
-        sizes = np.bincount(groups)
-        fold_sizes = np.zeros(k, dtype=np.int64)
-        group_fold = np.empty(sizes.size, dtype=np.int64)
-        for group in np.random.default_rng(seed).permutation(sizes.size):
-            group_fold[group] = int(np.argmin(fold_sizes))
-            fold_sizes[group_fold[group]] += sizes[group]
-        folds = group_fold[groups]
-    bounds = np.cumsum([0, *counts])
-    assignment = np.empty(len(records), dtype=object)
-    for name, start, stop in zip(SPLIT_NAMES, bounds[:-1], bounds[1:], strict=True):
-        assignment[(folds >= start) & (folds < stop)] = name
-    _repair_missing_classes(assignment, labels, groups, values)
+    groups = _merged_groups(records, extra_groups, duplicates)
+    fold_of = None
+    if folds is None:
+        assignment = three_way_assignment(labels, groups, values, seed)
+    else:
+        assignment, fold_of, values = fold_assignment(labels, groups, folds, test, seed)
     return Split(
         image_ids=[r.image_id for r in records],
         lesion_ids=[r.lesion_id for r in records],
         labels=labels,
         groups=groups,
-        assignment=assignment.astype(str),
+        assignment=assignment,
         seed=seed,
         fractions=values,
+        folds=fold_of,
     )
 
 
-def read_split_csv(path: str | os.PathLike[str]) -> dict[str, str]:
+def read_split_csv(path: str | os.PathLike[str], *, fold: int | None = None) -> dict[str, str]:
     """Read a split CSV (columns ``image_id`` and ``split`` at least) as ``{image_id: split}``.
 
+    Args:
+        path: The CSV, e.g. from :meth:`Split.save` or ``hamkit split``.
+        fold: For a folds CSV (``hamkit split --folds K``, with a ``fold`` column): fold ``fold``
+            reads as ``val`` and the other folds as ``train``; ``test`` rows stay ``test``.
+            Without it a folds CSV reads as its ``split`` column (every fold ``train``).
+
     Raises:
-        DataError: Missing file or columns, an unknown split name, or a repeated image id.
+        DataError: Missing file or columns, an unknown split name, a repeated image id, or a
+            ``fold`` the file does not have.
     """
     path = Path(path)
     if not path.is_file():
@@ -350,7 +367,12 @@ def read_split_csv(path: str | os.PathLike[str]) -> dict[str, str]:
         missing = [c for c in ("image_id", "split") if c not in header]
         if missing:
             raise DataError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(header)}")
+        if fold is not None and "fold" not in header:
+            raise DataError(
+                f"{path}: no fold column, so fold {fold} cannot be read; write one with `hamkit split --folds K`"
+            )
         result: dict[str, str] = {}
+        folds: dict[str, int] = {}
         for line, row in enumerate(reader, start=2):
             image_id, name = (row["image_id"] or "").strip(), (row["split"] or "").strip()
             if name not in SPLIT_NAMES:
@@ -360,6 +382,18 @@ def read_split_csv(path: str | os.PathLike[str]) -> dict[str, str]:
             if image_id in result:
                 raise DataError(f"{path}, line {line}: image_id {image_id!r} is listed twice")
             result[image_id] = name
+            number = (row.get("fold") or "").strip()
+            if number:
+                if not number.isdigit():
+                    raise DataError(f"{path}, line {line}: fold {number!r} is not a whole number")
+                folds[image_id] = int(number)
+            elif fold is not None and name != "test":
+                raise DataError(f"{path}, line {line}: a {name} row without a fold; only test rows have none")
     if not result:
         raise DataError(f"{path}: no rows")
+    if fold is not None:
+        count = max(folds.values(), default=-1) + 1
+        if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < count:
+            raise DataError(f"{path}: there is no fold {fold!r}; the file has folds 0..{count - 1}")
+        result = {i: name if i not in folds else ("val" if folds[i] == fold else "train") for i, name in result.items()}
     return result
