@@ -199,7 +199,7 @@ def classification_report(
     precision, recall, f1, support = metrics.precision_recall_fscore_support(
         truth, pred, labels=labels, zero_division=0
     )
-    averages = {}
+    averages: dict[str, dict[str, float]] = {}
     present = np.union1d(truth, pred)  # as scikit-learn: classes absent from both do not count
     for average in ("macro", "weighted"):
         p, r, f, _ = metrics.precision_recall_fscore_support(

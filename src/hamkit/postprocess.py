@@ -83,7 +83,7 @@ def keep_largest_component(masks: np.ndarray, *, connectivity: int = 2) -> np.nd
     first[1:] = owner[order[1:]] != owner[order[:-1]]
     keep = np.zeros(count + 1, dtype=bool)
     keep[order[first]] = True
-    result = keep[labels]
+    result = np.asarray(keep[labels], dtype=bool)
     return result[0] if single else result
 
 
@@ -109,7 +109,7 @@ def fill_holes(masks: np.ndarray, *, connectivity: int = 1) -> np.ndarray:
     from scipy import ndimage
 
     stack, single = _stack(masks)
-    filled = ndimage.binary_fill_holes(stack, structure=_in_plane_structure(connectivity))
+    filled = np.asarray(ndimage.binary_fill_holes(stack, structure=_in_plane_structure(connectivity)), dtype=bool)
     return filled[0] if single else filled
 
 

@@ -16,23 +16,25 @@ Names the registry understands:
   :mod:`hamkit.backbones.plugins`. ``HAMKIT_DISABLE_PLUGINS=1`` turns them off.
 * **Your own**, registered with :func:`register_backbone`.
 
+This module is the public face; the work is done in :mod:`hamkit.backbones`: the table of names
+and its lookups in :mod:`~hamkit.backbones.table`, building a model from its spec in
+:mod:`~hamkit.backbones.factory`, plugin discovery in :mod:`~hamkit.backbones.plugins`.
+
 Importing this module imports neither torch nor any model library; nor does listing or
 describing the built-ins.
 """
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
-import threading
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from hamkit.backbones import plugins as _plugins
-from hamkit.backbones.spec import IMAGENET_MEAN, IMAGENET_STD, TASKS, BackboneSpec, PluginInfo
+from hamkit.backbones.factory import build_backbone
+from hamkit.backbones.spec import IMAGENET_MEAN, IMAGENET_STD, TASKS, BackboneSpec, PluginInfo, rgb_triple
+from hamkit.backbones.table import RESERVED_PREFIXES, BackboneTable
 from hamkit.backbones.torchvision_specs import BUILTIN_SPECS
-from hamkit.errors import BackboneNotFoundError, HamkitError, PluginError, WeightsError
+from hamkit.errors import HamkitError
 
 if TYPE_CHECKING:  # pragma: no cover
     import os
@@ -43,6 +45,7 @@ __all__ = [
     "TASKS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "RESERVED_PREFIXES",
     "BackboneSpec",
     "PluginInfo",
     "register_backbone",
@@ -54,156 +57,9 @@ __all__ = [
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-#: Reserved name prefixes -> the package that owns them.
-RESERVED_PREFIXES: dict[str, str] = {"timm:": "timm", "smp:": "segmentation-models-pytorch"}
-_PASS_THROUGH_HINT = (
-    "run `hamkit backbones` to list the names; any timm model works as 'timm:<model>' and any "
-    "segmentation-models-pytorch model as 'smp:<Arch>:<encoder>'"
-)
-
-
-def _reserved(name: str) -> str | None:
-    return next((pkg for prefix, pkg in RESERVED_PREFIXES.items() if name.startswith(prefix)), None)
-
-
-def _pass_through(name: str) -> BackboneSpec:
-    if name.startswith("timm:"):
-        from hamkit.backbones.timm_specs import timm_spec
-
-        return timm_spec(name[len("timm:") :])
-    from hamkit.backbones.smp_specs import smp_spec
-
-    return smp_spec(name[len("smp:") :])
-
-
-class _Registry:
-    """The registry's state: built-ins, user registrations and discovered plugins."""
-
-    def __init__(self, builtins: Mapping[str, BackboneSpec]) -> None:
-        self._lock = threading.RLock()
-        self._builtins = dict(builtins)
-        self._user: dict[str, BackboneSpec] = {}
-        self._plugins: dict[str, _plugins.PluginRecord] | None = None
-        self._shadowed: list[_plugins.PluginRecord] = []
-
-    def _owner(self, name: str, plugins: Mapping[str, _plugins.PluginRecord]) -> tuple[str, str]:
-        """Return (what owns ``name``, its package), or ("", "") when the name is free."""
-        package = _reserved(name)
-        if package is not None:
-            return f"the reserved '{name.split(':')[0]}:' pass-through syntax", package
-        if name in self._user:
-            return "a backbone registered in code", self._user[name].source
-        if name in self._builtins:
-            return "a built-in backbone", self._builtins[name].source
-        if name in plugins:
-            return "the plugin", plugins[name].package
-        return "", ""
-
-    def _discovered(self) -> dict[str, _plugins.PluginRecord]:
-        with self._lock:
-            if self._plugins is None:
-                plugins: dict[str, _plugins.PluginRecord] = {}
-                for record in _plugins.discover():
-                    what, package = self._owner(record.name, plugins)
-                    if not what:
-                        plugins[record.name] = record
-                        continue
-                    record.status = "shadowed"
-                    record.error = f"name taken by {what} of package {package!r}"
-                    self._shadowed.append(record)
-                    warnings.warn(
-                        f"hamkit: backbone plugin {record.name!r} of package {record.package!r} "
-                        f"is ignored: the name is taken by {what} of package {package!r}, "
-                        "which is kept",
-                        stacklevel=4,
-                    )
-                self._plugins = plugins
-            return self._plugins
-
-    def names(self) -> set[str]:
-        """All names, failed plugins excluded."""
-        plugins = self._discovered()
-        usable = {n for n, r in plugins.items() if r.status != "failed"}
-        return set(self._builtins) | set(self._user) | usable
-
-    def get(self, name: str) -> BackboneSpec:
-        if not isinstance(name, str):
-            raise BackboneNotFoundError(f"backbone name must be a string, got {name!r}")
-        if _reserved(name) is not None:
-            return _pass_through(name)
-        with self._lock:
-            spec = self._user.get(name) or self._builtins.get(name)
-            if spec is not None:
-                return spec
-            record = self._discovered().get(name)
-            if record is not None:
-                return _plugins.load(record)
-        raise BackboneNotFoundError(self._unknown(name))
-
-    def _unknown(self, name: str) -> str:
-        by_lower = {n.lower(): n for n in sorted(self.names())}
-        close = difflib.get_close_matches(name.lower(), list(by_lower), n=5, cutoff=0.6)
-        hint = f"; did you mean {', '.join(by_lower[c] for c in close)}?" if close else ""
-        return f"unknown backbone {name!r}{hint} ({_PASS_THROUGH_HINT})"
-
-    def list_names(self, pattern: str, task: str | None) -> list[str]:
-        if task is not None and task not in TASKS:
-            raise HamkitError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-        pattern = pattern.strip().lower()
-        if pattern and not any(c in pattern for c in "*?["):
-            pattern = f"*{pattern}*"
-        names = sorted(n for n in self.names() if not pattern or fnmatch.fnmatchcase(n.lower(), pattern))
-        if task is None:
-            return names
-        kept = []
-        for name in names:
-            try:
-                spec = self.get(name)
-            except PluginError:  # already warned about; the other backbones keep working
-                continue
-            if task in spec.tasks:
-                kept.append(name)
-        return kept
-
-    def plugin_infos(self, load: bool) -> list[PluginInfo]:
-        with self._lock:
-            plugins = self._discovered()
-            if load:
-                for record in plugins.values():
-                    try:
-                        _plugins.load(record)
-                    except PluginError:
-                        pass
-            records = list(plugins.values()) + self._shadowed
-        return [r.info() for r in sorted(records, key=lambda r: (r.name, r.package))]
-
-    def register(self, spec: BackboneSpec, *, override: bool, module: str | None = None) -> None:
-        name = spec.name
-        package = _reserved(name)
-        if package is not None:
-            raise HamkitError(
-                f"cannot register backbone {name!r}: names starting with "
-                f"'{name.split(':')[0]}:' are reserved for {package} pass-through models"
-            )
-        with self._lock:
-            record = self._discovered().get(name)
-            top = module.split(".")[0] if module else None
-            if record is not None and top == str(record.entry_point.module).split(".")[0]:
-                # the plugin's own module was imported directly: this IS the plugin's backbone
-                if record.spec is None:
-                    record.spec = _plugins.spec_from_object(spec, name, record.package)
-                    record.status = "loaded"
-                return
-            what, owner = self._owner(name, self._discovered())
-            if what and not override:
-                raise HamkitError(
-                    f"backbone {name!r} is already registered ({what} of package {owner!r}); "
-                    "choose another name, or pass override=True to replace it"
-                )
-            self._user[name] = spec
-
-
-_REGISTRY = _Registry(BUILTIN_SPECS)
+_Registry = BackboneTable  # the name the tests and older code use for the table's class
+_REGISTRY = BackboneTable(BUILTIN_SPECS)
+"""The process-wide table every function of this module reads (tests swap it for a fresh one)."""
 
 
 def get_backbone(name: str) -> BackboneSpec:
@@ -362,34 +218,18 @@ def register_backbone(
             builder=builder,
             feature_dim=dim,
             input_size=input_size,
-            mean=tuple(mean),  # type: ignore[arg-type]
-            std=tuple(std),  # type: ignore[arg-type]
+            mean=rgb_triple(mean, "mean", name),
+            std=rgb_triple(std, "std", name),
             pretrained_weights=tuple(pretrained_weights),
             source=source or package or module.split(".")[0] or "unknown",
             description=description if description is not None else (doc[0] if doc else ""),
         )
-        builder.backbone_spec = spec  # type: ignore[attr-defined]
+        setattr(builder, "backbone_spec", spec)  # noqa: B010 (a function attribute, not a declared field)
         if package is None:
             _REGISTRY.register(spec, override=override, module=module)
         return builder
 
     return decorate
-
-
-def _pretrained_choice(spec: BackboneSpec, pretrained: bool | str) -> bool | str:
-    if not pretrained:
-        return False
-    if pretrained is True:
-        if not spec.pretrained_weights:
-            raise WeightsError(
-                f"backbone {spec.name!r} has no pretrained weights; pass pretrained=False, or "
-                'weights="path/to/file.safetensors" (or .pt/.pth)'
-            )
-        return True
-    if pretrained not in spec.pretrained_weights:
-        known = ", ".join(spec.pretrained_weights) or "none"
-        raise WeightsError(f"backbone {spec.name!r} has no pretrained weights {pretrained!r}; available: {known}")
-    return str(pretrained)
 
 
 def create_backbone(
@@ -442,30 +282,4 @@ def create_backbone(
         >>> model(torch.zeros(2, 3, 64, 64)).shape
         torch.Size([2, 512])
     """
-    spec = get_backbone(name)
-    task = spec.default_task if task is None else task
-    if task not in spec.tasks:
-        raise HamkitError(
-            f"backbone {spec.name!r} serves {', '.join(spec.tasks)}, not {task!r}; pick another "
-            f"backbone (`hamkit backbones --task {task}` lists them) or pass task={spec.tasks[0]!r}"
-        )
-    import torch
-
-    from hamkit.backbones.weights import download_guard, load_weights
-
-    choice = False if weights is not None else _pretrained_choice(spec, pretrained)
-    if choice:
-        with download_guard(spec.name):
-            model = spec.builder(task=task, pretrained=choice, **kwargs)
-    else:
-        model = spec.builder(task=task, pretrained=False, **kwargs)
-    if not isinstance(model, torch.nn.Module):
-        raise HamkitError(
-            f"the builder of backbone {spec.name!r} (package {spec.source!r}) returned a "
-            f"{type(model).__name__}, not a torch.nn.Module"
-        )
-    if not isinstance(getattr(model, "feature_dim", None), int):
-        setattr(model, "feature_dim", spec.feature_dim)  # noqa: B010 (an int, not a Module field)
-    if weights is not None:
-        load_weights(model, weights, name=spec.name)
-    return model
+    return build_backbone(get_backbone(name), task=task, pretrained=pretrained, weights=weights, **kwargs)

@@ -3,6 +3,8 @@
 Modules:
 
 * :mod:`~hamkit.backbones.spec`: :class:`BackboneSpec` and :class:`PluginInfo` (no torch).
+* :mod:`~hamkit.backbones.table`: the registration table: names, lookups, clash rules (no torch).
+* :mod:`~hamkit.backbones.factory`: building a model from its spec, pretrained and local weights.
 * :mod:`~hamkit.backbones.torchvision_specs`: the built-in torchvision backbones.
 * :mod:`~hamkit.backbones.timm_specs`: ``timm:<model>`` pass-through names.
 * :mod:`~hamkit.backbones.smp_specs`: ``smp:<Arch>:<encoder>`` pass-through names.

@@ -27,7 +27,7 @@ import os
 import warnings
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from importlib.metadata import EntryPoint
 
 from hamkit.backbones.spec import BackboneSpec, PluginInfo
 from hamkit.errors import PluginError
@@ -100,7 +100,7 @@ class PluginRecord:
         exception: The exception that made it fail.
     """
 
-    entry_point: Any
+    entry_point: EntryPoint
     package: str
     version: str
     status: str = "not loaded"
@@ -111,7 +111,7 @@ class PluginRecord:
     @property
     def name(self) -> str:
         """The entry point name, which is the backbone name."""
-        return str(self.entry_point.name)
+        return self.entry_point.name
 
     def info(self) -> PluginInfo:
         """Return the public, immutable view of this record.
@@ -123,16 +123,16 @@ class PluginRecord:
             name=self.name,
             package=self.package,
             version=self.version,
-            value=str(self.entry_point.value),
+            value=self.entry_point.value,
             status=self.status,
             error=self.error,
         )
 
 
-def _distribution(entry_point: Any) -> tuple[str, str]:
-    dist = getattr(entry_point, "dist", None)
+def _distribution(entry_point: EntryPoint) -> tuple[str, str]:
+    dist = entry_point.dist
     if dist is None:
-        module = str(entry_point.value).split(":", 1)[0]
+        module = entry_point.value.split(":", 1)[0]
         return module.split(".", 1)[0], "unknown"
     name = dist.metadata["Name"] or getattr(dist, "name", None) or "unknown"
     return str(name), str(dist.version)
@@ -154,7 +154,7 @@ def discover() -> list[PluginRecord]:
     return [PluginRecord(ep, *_distribution(ep)) for ep in entry_points(group=PLUGIN_GROUP)]
 
 
-def spec_from_object(obj: Any, name: str, package: str) -> BackboneSpec:
+def spec_from_object(obj: object, name: str, package: str) -> BackboneSpec:
     """Turn the object an entry point points to into the spec the registry stores.
 
     Args:

@@ -25,6 +25,7 @@ __all__ = [
     "IMAGENET_STD",
     "BackboneSpec",
     "PluginInfo",
+    "rgb_triple",
 ]
 
 TASKS: tuple[str, ...] = ("classification", "segmentation")
@@ -37,7 +38,24 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 """Per-channel standard deviation of ImageNet (RGB, images scaled to [0, 1])."""
 
 
-def _triple(value: Sequence[float], what: str, name: str) -> tuple[float, float, float]:
+def rgb_triple(value: Sequence[float], what: str, name: str) -> tuple[float, float, float]:
+    """Return ``value`` as three floats (R, G, B), for the ``mean`` / ``std`` of a spec.
+
+    Args:
+        value: Three numbers.
+        what: The field's name, for the message.
+        name: The backbone's name, for the message.
+
+    Returns:
+        ``(r, g, b)`` as floats.
+
+    Raises:
+        HamkitError: ``value`` does not hold exactly three numbers.
+
+    Examples:
+        >>> rgb_triple([0, 0.5, 1], "mean", "x")
+        (0.0, 0.5, 1.0)
+    """
     values = tuple(float(v) for v in value)
     if len(values) != 3:
         raise HamkitError(f"backbone {name!r}: {what} needs 3 values (R, G, B), got {len(values)}")
@@ -101,7 +119,7 @@ class BackboneSpec:
         size = tuple(int(s) for s in self.input_size)
         if len(size) != 2 or min(size) <= 0:
             raise HamkitError(f"backbone {name!r}: input_size must be (height, width), got {self.input_size!r}")
-        std = _triple(self.std, "std", name)
+        std = rgb_triple(self.std, "std", name)
         if min(std) <= 0:
             raise HamkitError(f"backbone {name!r}: std must be positive, got {std!r}")
         weights = (
@@ -112,7 +130,7 @@ class BackboneSpec:
         object.__setattr__(self, "tasks", tasks)
         object.__setattr__(self, "feature_dim", int(self.feature_dim))
         object.__setattr__(self, "input_size", size)
-        object.__setattr__(self, "mean", _triple(self.mean, "mean", name))
+        object.__setattr__(self, "mean", rgb_triple(self.mean, "mean", name))
         object.__setattr__(self, "std", std)
         object.__setattr__(self, "pretrained_weights", weights)
         object.__setattr__(self, "description", " ".join(str(self.description).split()))

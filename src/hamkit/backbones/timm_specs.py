@@ -69,7 +69,7 @@ def build_timm(model_name: str, *, task: str, pretrained: bool | str, **kwargs: 
     return model
 
 
-def _probe(model_name: str) -> Any:
+def _probe(model_name: str) -> nn.Module:
     """Build the model on the meta device (falls back to the CPU for models that need values)."""
     import timm
     import torch

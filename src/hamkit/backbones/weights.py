@@ -119,10 +119,10 @@ def hub_offline_when_unreachable() -> Iterator[bool]:
     """Put the Hugging Face client in offline mode for the block when its host does not resolve.
 
     timm and smp fetch weights through ``huggingface_hub``, which retries with back-off: on a
-    machine without network that is about 50 s of waiting before the error. When the hub's host
-    name does not resolve (and no proxy is configured, which may resolve it instead), the
-    client is switched to its offline mode for the block: it answers from its cache at once, or
-    fails at once.
+    machine without network the error comes only after every retry has timed out. When the
+    hub's host name does not resolve (and no proxy is configured, which may resolve it instead),
+    the client is switched to its offline mode for the block: it answers from its cache at once,
+    or fails at once.
 
     Yields:
         True when offline mode was switched on for the block.

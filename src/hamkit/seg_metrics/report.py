@@ -1,20 +1,11 @@
-"""Segmentation metrics of ISIC 2018 Task 1: per-image Dice, IoU (Jaccard), thresholded Jaccard.
+"""The :class:`SegmentationReport` type: per-image segmentation scores and what is made of them.
 
-Every metric is computed per image from the pixel counts of that image (true positives ``tp``,
-false positives ``fp``, false negatives ``fn``, true negatives ``tn``), then averaged over
-images (the ISIC convention; not pooled over all pixels):
+A report holds the per-image Dice, IoU and pixel accuracy, their means and the ISIC 2018 Task 1
+score; class predictions can be joined to it by ``image_id``
+(:meth:`SegmentationReport.with_classification`); it writes JSON, a per-image CSV and a text table.
 
-* Dice ``= 2 tp / (2 tp + fp + fn)``, IoU (Jaccard) ``= tp / (tp + fp + fn)``.
-* **Empty masks**: when both the truth and the prediction are empty, Dice = IoU = 1.0 (a
-  perfect answer); when exactly one of them is empty, both are 0.0.
-* **ISIC 2018 Task 1 thresholded Jaccard**: each image's Jaccard, set to 0 when it is below
-  0.65, then averaged (the challenge's ranking metric).
-* Pixel accuracy ``= (tp + tn) / pixels``.
-
-:class:`SegmentationReport` holds the per-image values, their means and, for a multi-task
-model, the :class:`~hamkit.metrics.ClassificationReport` of the classification head and the
-per-image class predictions; it saves a JSON summary and a per-image CSV joining both tasks by
-``image_id``.
+Build one with :func:`hamkit.seg_metrics.segmentation_report` (from masks) or
+:func:`hamkit.seg_metrics.report_from_counts` (from per-image pixel counts).
 """
 
 from __future__ import annotations
@@ -35,175 +26,9 @@ from hamkit._io import atomic_write_text
 from hamkit.classes import CLASS_CODES
 from hamkit.errors import DataError
 from hamkit.metrics import ClassificationReport, classification_report
+from hamkit.seg_metrics.counts import ISIC_JACCARD_THRESHOLD, thresholded_jaccard
 
-__all__ = [
-    "ISIC_JACCARD_THRESHOLD",
-    "SegmentationReport",
-    "confusion_counts",
-    "confusion_counts_list",
-    "dice_score",
-    "iou_score",
-    "thresholded_jaccard",
-    "scores_from_counts",
-    "report_from_counts",
-    "segmentation_report",
-]
-
-ISIC_JACCARD_THRESHOLD = 0.65
-"""Per-image Jaccard below this counts as 0 in the ISIC 2018 Task 1 score."""
-
-
-def _pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    p, t = np.asarray(pred).astype(bool, copy=False), np.asarray(truth).astype(bool, copy=False)
-    if p.shape != t.shape:
-        raise DataError(
-            f"prediction of shape {p.shape} but ground truth of shape {t.shape}; "
-            "masks must be compared at the same size"
-        )
-    if p.ndim == 2:
-        return p[None], t[None]
-    if p.ndim != 3:
-        raise DataError(f"masks must be (H, W) or (N, H, W), got shape {p.shape}")
-    return p, t
-
-
-def confusion_counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Pixel counts ``tp, fp, fn, tn`` of each mask.
-
-    Args:
-        pred: Predicted mask(s), ``(H, W)`` or ``(N, H, W)`` (non-zero = lesion).
-        truth: Ground-truth mask(s) of the same shape.
-
-    Returns:
-        An ``int64`` array ``(N, 4)`` with columns ``tp, fp, fn, tn`` (``N = 1`` for one mask).
-
-    Raises:
-        DataError: The shapes differ or are not 2-D/3-D.
-
-    Examples:
-        >>> confusion_counts(np.array([[1, 1], [0, 0]]), np.array([[1, 0], [1, 0]])).tolist()
-        [[1, 1, 1, 1]]
-    """
-    p, t = _pair(pred, truth)
-    n = p.shape[0]
-    tp = np.count_nonzero((p & t).reshape(n, -1), axis=1)
-    pred_area = np.count_nonzero(p.reshape(n, -1), axis=1)
-    true_area = np.count_nonzero(t.reshape(n, -1), axis=1)
-    pixels = p[0].size
-    fp, fn = pred_area - tp, true_area - tp
-    return np.stack([tp, fp, fn, pixels - tp - fp - fn], axis=1).astype(np.int64)
-
-
-def confusion_counts_list(
-    preds: Sequence[np.ndarray], truths: Sequence[np.ndarray], image_ids: Sequence[str] | None = None
-) -> np.ndarray:
-    """Counts ``tp, fp, fn, tn`` of aligned lists of masks whose sizes may differ between images.
-
-    Masks of equal size are stacked and counted together (one vectorised call per size).
-
-    Args:
-        preds: Predicted masks ``(H, W)``.
-        truths: Ground-truth masks, each of its prediction's size.
-        image_ids: Names for the error message (default: the position).
-
-    Returns:
-        An ``int64`` array ``(N, 4)``.
-
-    Raises:
-        DataError: Lists of different lengths, or a prediction of another size than its truth.
-
-    Examples:
-        >>> confusion_counts_list([np.ones((2, 2)), np.zeros((1, 3))], [np.eye(2), np.ones((1, 3))]).tolist()
-        [[2, 2, 0, 0], [0, 0, 3, 0]]
-    """
-    if len(preds) != len(truths):
-        raise DataError(f"{len(truths)} ground-truth masks but {len(preds)} predictions")
-    counts = np.zeros((len(preds), 4), dtype=np.int64)
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for index, (p, t) in enumerate(zip(preds, truths, strict=True)):
-        if np.shape(p) != np.shape(t):
-            name = image_ids[index] if image_ids is not None and index < len(image_ids) else index
-            raise DataError(
-                f"image {name}: prediction {np.shape(p)} but ground truth {np.shape(t)}; "
-                "resize the prediction to its image's size"
-            )
-        groups.setdefault(np.shape(t), []).append(index)
-    for indices in groups.values():
-        counts[indices] = confusion_counts(
-            np.stack([preds[i] for i in indices]), np.stack([truths[i] for i in indices])
-        )
-    return counts
-
-
-def scores_from_counts(counts: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-image Dice, IoU and pixel accuracy from ``(N, 4)`` counts ``tp, fp, fn, tn``.
-
-    Both masks empty gives Dice = IoU = 1; exactly one empty gives 0.
-
-    Returns:
-        ``{"dice": ..., "iou": ..., "pixel_accuracy": ...}``, float64 arrays of length ``N``.
-
-    Examples:
-        >>> s = scores_from_counts(np.array([[2, 1, 1, 4], [0, 0, 0, 9], [0, 3, 0, 6]]))
-        >>> s["dice"].tolist(), s["iou"].tolist()
-        ([0.6666666666666666, 1.0, 0.0], [0.5, 1.0, 0.0])
-    """
-    c = np.asarray(counts, dtype=np.float64).reshape(-1, 4)
-    tp, fp, fn, tn = c.T
-    wrong = fp + fn
-    empty = (tp + wrong) == 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dice = np.where(empty, 1.0, 2 * tp / (2 * tp + wrong))
-        iou = np.where(empty, 1.0, tp / (tp + wrong))
-        accuracy = (tp + tn) / np.maximum(c.sum(axis=1), 1)
-    return {"dice": dice, "iou": iou, "pixel_accuracy": accuracy}
-
-
-def dice_score(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Per-image Dice coefficient (1.0 when both masks are empty, 0.0 when one is).
-
-    Args:
-        pred: Predicted mask(s), ``(H, W)`` or ``(N, H, W)``.
-        truth: Ground truth of the same shape.
-
-    Returns:
-        A float array of length ``N`` (length 1 for a single mask).
-
-    Examples:
-        >>> dice_score(np.array([[1, 1], [0, 0]]), np.array([[1, 0], [0, 0]])).tolist()
-        [0.6666666666666666]
-    """
-    return scores_from_counts(confusion_counts(pred, truth))["dice"]
-
-
-def iou_score(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Per-image intersection over union, the Jaccard index (1.0 when both masks are empty).
-
-    Examples:
-        >>> iou_score(np.array([[1, 1], [0, 0]]), np.array([[1, 0], [0, 0]])).tolist()
-        [0.5]
-    """
-    return scores_from_counts(confusion_counts(pred, truth))["iou"]
-
-
-def thresholded_jaccard(iou: Sequence[float] | np.ndarray, threshold: float = ISIC_JACCARD_THRESHOLD) -> float:
-    """The ISIC 2018 Task 1 score: mean of per-image Jaccard, values below ``threshold`` set to 0.
-
-    Args:
-        iou: Per-image Jaccard (IoU) values.
-        threshold: The cut-off (0.65 in the challenge).
-
-    Returns:
-        The score (NaN for no images).
-
-    Examples:
-        >>> thresholded_jaccard([0.9, 0.64, 0.7])
-        0.5333333333333333
-    """
-    values = np.asarray(iou, dtype=np.float64)
-    if values.size == 0:
-        return math.nan
-    return float(np.where(values >= threshold, values, 0.0).mean())
+__all__ = ["SegmentationReport"]
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -224,7 +49,7 @@ def _clean(value: Any) -> Any:
 class SegmentationReport:
     """Segmentation (and optionally classification) results of a set of images.
 
-    Build one with :func:`segmentation_report` or ``LesionSegmenter.evaluate``.
+    Build one with :func:`~hamkit.seg_metrics.segmentation_report` or ``LesionSegmenter.evaluate``.
 
     Attributes:
         image_ids: One id per image, in order.
@@ -468,92 +293,3 @@ class SegmentationReport:
 
     def __str__(self) -> str:
         return self.format_table()
-
-
-def report_from_counts(image_ids: Sequence[str], counts: np.ndarray, **fields: Any) -> SegmentationReport:
-    """Build a :class:`SegmentationReport` from per-image ``(N, 4)`` counts ``tp, fp, fn, tn``.
-
-    Args:
-        image_ids: One id per row of ``counts``.
-        counts: The pixel counts (see :func:`confusion_counts`).
-        **fields: Other :class:`SegmentationReport` fields (``threshold``, ``resolution``...).
-
-    Returns:
-        The report.
-
-    Raises:
-        DataError: No images, or ids and counts misaligned.
-    """
-    c = np.asarray(counts, dtype=np.int64).reshape(-1, 4)
-    if c.shape[0] == 0:
-        raise DataError("no images to evaluate")
-    if len(image_ids) != c.shape[0]:
-        raise DataError(f"{len(image_ids)} image ids for {c.shape[0]} masks")
-    scores = scores_from_counts(c)
-    return SegmentationReport(
-        image_ids=[str(i) for i in image_ids],
-        dice=scores["dice"].tolist(),
-        iou=scores["iou"].tolist(),
-        pixel_accuracy=scores["pixel_accuracy"].tolist(),
-        true_area=(c[:, 0] + c[:, 2]).tolist(),
-        pred_area=(c[:, 0] + c[:, 1]).tolist(),
-        **fields,
-    )
-
-
-def segmentation_report(
-    truths: np.ndarray | Sequence[np.ndarray],
-    preds: np.ndarray | Sequence[np.ndarray],
-    image_ids: Sequence[str] | None = None,
-    *,
-    labels: Sequence[int] | np.ndarray | None = None,
-    predicted: Sequence[int] | np.ndarray | None = None,
-    proba: np.ndarray | None = None,
-    classes: Sequence[str] = CLASS_CODES,
-    threshold: float = math.nan,
-    postprocess: str | None = None,
-) -> SegmentationReport:
-    """Score predicted masks against ground truth, optionally with class predictions.
-
-    Args:
-        truths: Ground-truth masks: a stack ``(N, H, W)`` or a list of ``(H, W)`` arrays (sizes
-            may differ between images, not between an image's truth and prediction).
-        preds: Predicted masks, same structure.
-        image_ids: One id per image (default ``"0"``, ``"1"``...).
-        labels: True class per image, for the classification part.
-        predicted: Predicted class per image (enables the classification part).
-        proba: Class probabilities ``(N, n_classes)`` (for ROC AUC).
-        classes: Class names.
-        threshold: The probability threshold the predictions were made with (recorded only).
-        postprocess: The post-processing applied (recorded only).
-
-    Returns:
-        The :class:`SegmentationReport`.
-
-    Raises:
-        DataError: No masks, misaligned inputs, or a prediction of another size than its truth.
-
-    Examples:
-        >>> t = np.zeros((2, 4, 4), bool); t[0, :2] = True
-        >>> p = np.zeros((2, 4, 4), bool); p[0, :1] = True
-        >>> r = segmentation_report(t, p)
-        >>> r.dice, r.iou
-        ([0.6666666666666666, 1.0], [0.5, 1.0])
-    """
-    truth_list = list(truths) if not isinstance(truths, np.ndarray) or truths.ndim == 3 else [truths]
-    pred_list = list(preds) if not isinstance(preds, np.ndarray) or preds.ndim == 3 else [preds]
-    if len(truth_list) != len(pred_list):
-        raise DataError(f"{len(truth_list)} ground-truth masks but {len(pred_list)} predictions")
-    if not truth_list:
-        raise DataError("no masks to evaluate")
-    ids = [str(i) for i in image_ids] if image_ids is not None else [str(i) for i in range(len(truth_list))]
-    counts = confusion_counts_list(pred_list, truth_list, ids)
-    report = report_from_counts(ids, counts, threshold=threshold, postprocess=postprocess, classes=list(classes))
-    if labels is not None:
-        truth = np.asarray(labels, dtype=np.int64)
-        if truth.shape != (len(ids),):
-            raise DataError(f"{truth.size} labels for {len(ids)} images")
-        report.labels = truth.tolist()
-    if predicted is not None:
-        report = report.with_classification(ids, predicted, proba=proba, labels=labels, classes=classes)
-    return report
