@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from hamkit.errors import DataError
-from hamkit.report import figures
-from hamkit.report.figures import (
+from hamkit.figures import panels
+from hamkit.figures.panels import (
     PREDICTION_COLOUR,
     TRUTH_COLOUR,
     contour_overlay,
@@ -84,4 +84,11 @@ def test_panel_errors(tmp_path):
     with pytest.raises(DataError, match="image 0: ground-truth mask is 3x3"):
         segmentation_panels([np.zeros((4, 4, 3), np.uint8)], [np.zeros((3, 3))], [np.zeros((4, 4))], tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
-    assert figures.__name__ == "hamkit.report.figures"
+    assert panels.__name__ == "hamkit.figures.panels"
+
+
+def test_the_old_report_names_still_work_with_a_warning() -> None:
+    import hamkit.report
+
+    with pytest.warns(FutureWarning, match="hamkit.figures.contour_overlay"):
+        assert hamkit.report.contour_overlay is contour_overlay

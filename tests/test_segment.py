@@ -131,7 +131,7 @@ def test_multitask_learns_masks_and_classes(multitask, synthetic):
     result = multitask.segment(test, return_proba=True)
     assert result.class_proba is not None and result.class_proba.shape == (len(test), 7)
     assert np.allclose(result.class_proba.sum(1), 1, atol=1e-5)
-    assert np.array_equal(multitask.predict_classes(test), result.class_predictions)
+    assert np.array_equal(multitask.predict_diagnosis(test), result.class_predictions)
     assert all(np.array_equal(a, b) for a, b in zip(multitask.predict(test), result.masks, strict=True))
     assert report.predicted == result.class_predictions.tolist()
     rows = report.per_image_rows()
@@ -233,16 +233,21 @@ def test_save_load_round_trip_and_checkpoints(segmenter, multitask, tmp_path):
     config = json.loads((folder / "config.json").read_text())
     assert config["kind"] == "LesionSegmenter" and config["backbone_kwargs"]["encoder_depth"] == 3
     loaded = LesionSegmenter.load(folder, device="cpu")
-    for a, b in zip(loaded.predict_proba(paths), model.predict_proba(paths), strict=True):
+    for a, b in zip(loaded.predict_mask_proba(paths), model.predict_mask_proba(paths), strict=True):
         assert np.array_equal(a, b)
     best = LesionSegmenter.load(out_dir / "best", device="cpu")  # the training run's best checkpoint
     assert all(np.array_equal(a, b) for a, b in zip(best.predict(paths), model.predict(paths), strict=True))
     assert (out_dir / "history.csv").is_file() and (out_dir / "last" / "state.pt").is_file()
 
     multi = LesionSegmenter.load(multitask.save(tmp_path / "multi"), device="cpu")
-    assert np.array_equal(multi.predict_class_proba(paths), multitask.predict_class_proba(paths))
+    assert np.array_equal(multi.predict_diagnosis_proba(paths), multitask.predict_diagnosis_proba(paths))
     with pytest.raises(HamkitError, match="no classification head"):
-        loaded.predict_class_proba(paths)
+        loaded.predict_diagnosis_proba(paths)
+    with pytest.warns(FutureWarning, match="predict_mask_proba"):  # the old names, for one release
+        old_maps = loaded.predict_proba(paths)
+    assert all(np.array_equal(a, b) for a, b in zip(old_maps, loaded.predict_mask_proba(paths), strict=True))
+    with pytest.warns(FutureWarning, match="predict_diagnosis"):
+        assert np.array_equal(multi.predict_classes(paths), multi.predict_diagnosis(paths))
     with pytest.raises(HamkitError, match="not 'deeplabv3_resnet50'"):
         LesionSegmenter.load(folder, backbone="deeplabv3_resnet50")
 
@@ -434,7 +439,7 @@ def test_write_masks_that_stop_on_a_bad_image_say_so(tmp_path):
     from PIL import Image
 
     from hamkit import HamkitError, LesionSegmenter
-    from hamkit.segment.estimator import INCOMPLETE_NOTE
+    from hamkit.segment.inference import INCOMPLETE_NOTE
 
     seg = LesionSegmenter("smp:Unet:resnet18", image_size=32, pretrained=False, device="cpu")
     seg.network_ = seg._build(pretrained=False, weights=None).eval()

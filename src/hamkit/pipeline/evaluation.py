@@ -71,7 +71,7 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     import json
 
     from hamkit.data.dataset import SkinDataset
-    from hamkit.report.evaluation import plot_reliability, plot_roc_curves
+    from hamkit.figures.classification import plot_reliability, plot_roc_curves
 
     mean, std = model.normalisation()
     test, val = (

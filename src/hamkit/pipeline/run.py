@@ -120,7 +120,7 @@ def _run_info(settings: dict[str, Any], preset: str | None) -> dict[str, Any]:
     import torch
 
     from hamkit.engine.device import resolve_device
-    from hamkit.report.html import versions
+    from hamkit.pipeline.report import versions
 
     device = resolve_device(settings["run"]["device"])
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()

@@ -273,8 +273,8 @@ def _prune_checkpoints(folder: Path) -> None:
 def classifier_stage(ctx: RunContext) -> None:
     """Train the classifier (resuming an interrupted run) and evaluate it on the test split."""
     from hamkit.classify import LesionClassifier
+    from hamkit.figures.curves import plot_history
     from hamkit.pipeline.evaluation import evaluate_classifier
-    from hamkit.report.curves import plot_history
 
     section = ctx.settings["classifier"]
     if not section["enabled"]:
@@ -322,8 +322,8 @@ def classifier_stage(ctx: RunContext) -> None:
 
 def segmenter_stage(ctx: RunContext) -> None:
     """Train the segmenter (multi-task when configured) and evaluate it on the test split."""
+    from hamkit.figures.curves import plot_history
     from hamkit.pipeline.evaluation import evaluate_segmenter
-    from hamkit.report.curves import plot_history
     from hamkit.segment import LesionSegmenter
 
     section = ctx.settings["segmenter"]
@@ -384,7 +384,7 @@ def segmenter_stage(ctx: RunContext) -> None:
 
 def report_stage(ctx: RunContext) -> None:
     """The self-contained HTML report and its PNGs."""
-    from hamkit.report.html import write_report
+    from hamkit.pipeline.report import write_report
 
     numbers = {k: v for k, v in ctx.result.summary.items() if k != "run"}
     settings = {k: v for k, v in ctx.settings.items() if k != "run"}  # progress bars do not change the report
