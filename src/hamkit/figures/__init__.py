@@ -22,7 +22,15 @@ _LAZY = {
     "plot_roc_curves": "hamkit.figures.classification",
     "plot_reliability": "hamkit.figures.classification",
 }
-__all__ = sorted(_LAZY)
+__all__ = [
+    "contour_overlay",
+    "mask_contour",
+    "plot_history",
+    "plot_reliability",
+    "plot_roc_curves",
+    "save_overlay",
+    "segmentation_panels",
+]
 __getattr__, __dir__ = lazy_attributes("hamkit.figures", globals(), _LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover
