@@ -35,9 +35,9 @@ command) and prints a short summary. `python -m hamkit` is the same command.
   interrupted. `hamkit audit` exits with 3 when it finds leakage, and
   `hamkit plugins --load` with 1 when a plugin fails to load.
 * **Offline**: apart from `hamkit download`, commands download only pretrained weights, which
-  `hamkit train`, `hamkit dedup` and `hamkit audit` (with their default `--method cnn`) and
-  `hamkit run --preset report|gpu` use. On a machine without network access pass
-  `--no-pretrained` or `--weights FILE`, or copy the weight caches (see
+  `hamkit train`, `hamkit dedup` and `hamkit audit` with `--method cnn` (their default method,
+  `verified`, needs none) and `hamkit run --preset report|gpu` use. On a machine without
+  network access pass `--no-pretrained` or `--weights FILE`, or copy the weight caches (see
   [Installation](installation.md)).
 * **Environment**: `HAMKIT_CACHE` (embedding cache, default `~/.cache/hamkit`),
   `HAMKIT_DISABLE_PLUGINS=1` (ignore installed backbone plugins), `TORCH_HOME` and `HF_HOME`
