@@ -152,7 +152,10 @@ def test_the_checks_catch_a_wrong_default() -> None:
     assert compared == 5
     assert [w.split()[1].rstrip(":") for w in wrong] == ["--epochs", "--threshold"]
 
-    owners = {"candidates": [("Deduplicator", 10)], "loss": [("LesionSegmenter", "bce+dice")]}
+    owners: dict[str, list[tuple[str, Any]]] = {
+        "candidates": [("Deduplicator", 10)],
+        "loss": [("LesionSegmenter", "bce+dice")],
+    }
     text = """
 | method | threshold | default |
 |---|---|---|
@@ -161,6 +164,9 @@ def test_the_checks_catch_a_wrong_default() -> None:
 Each image proposes (`candidates=12` by default) partners; `loss="bce+dice"` (default).
 """
     assert len(markdown_mismatches(text, owners, {"phash": 8})) == 2
-    options = {"--method": [("tool dedup", "verified")], "--keep": [("tool dedup", "first")]}
+    options: dict[str, list[tuple[str, Any]]] = {
+        "--method": [("tool dedup", "verified")],
+        "--keep": [("tool dedup", "first")],
+    }
     text = "Downloads weights (with the default `--method cnn`); `--keep first` (the default), `--keep largest`."
     assert len(markdown_mismatches(text, {}, {}, options)) == 1
