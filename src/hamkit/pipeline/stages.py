@@ -8,12 +8,15 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hamkit._io import atomic_write_text
 from hamkit.data.metadata import ImageRecord
 from hamkit.errors import HamkitError
 from hamkit.pipeline.steps import StepState, files_fingerprint, fingerprint
+
+if TYPE_CHECKING:
+    from hamkit.engine.recipe import TrainConfig
 
 __all__ = ["STAGES", "RunContext"]
 
@@ -289,23 +292,10 @@ def classifier_stage(ctx: RunContext) -> None:
             section["backbone"],
             image_size=section["image_size"],
             pretrained=section["pretrained"],
+            recipe=_recipe(ctx, section, class_balance=section["class_balance"] or None),
             device=ctx.settings["run"]["device"],
         )
-        model.fit(
-            ctx.root,
-            split_csv=ctx.split_csv,
-            epochs=section["epochs"],
-            batch_size=section["batch_size"],
-            lr=section["lr"],
-            optimizer=section["optimizer"],
-            weight_decay=section["weight_decay"],
-            class_balance=section["class_balance"] or None,
-            num_workers=ctx.workers,
-            cache=ctx.out / "cache" / "decoded",
-            out_dir=folder,
-            resume=resume,
-            progress=ctx.training_progress,
-        )
+        model.fit(ctx.root, split_csv=ctx.split_csv, cache=ctx.out / "cache" / "decoded", out_dir=folder, resume=resume)
         evaluate_classifier(ctx, model, folder)  # calibrates on val first
         model.save(folder / "model")
         plot_history(
@@ -318,6 +308,23 @@ def classifier_stage(ctx: RunContext) -> None:
         state.finish(best_epoch=model.best_epoch_)
         ctx.mark("classifier", "resumed" if resume else "ran")
     ctx.result.summary["classifier"] = json.loads((folder / "test_report.json").read_text())
+
+
+def _recipe(ctx: RunContext, section: dict[str, Any], **extra: Any) -> TrainConfig:
+    """The training recipe of a ``[classifier]`` or ``[segmenter]`` section."""
+    from hamkit.engine.recipe import TrainConfig
+
+    return TrainConfig(
+        epochs=section["epochs"],
+        batch_size=section["batch_size"],
+        lr=section["lr"],
+        optimizer=section["optimizer"],
+        weight_decay=section["weight_decay"],
+        monitor=None,
+        num_workers=ctx.workers,
+        progress=ctx.training_progress,
+        **extra,
+    )
 
 
 def segmenter_stage(ctx: RunContext) -> None:
@@ -340,22 +347,16 @@ def segmenter_stage(ctx: RunContext) -> None:
             image_size=section["image_size"],
             pretrained=section["pretrained"],
             classify=section["classify"],
+            recipe=_recipe(ctx, section),
             device=ctx.settings["run"]["device"],
         )
         model.fit(
             ctx.root,
             masks=ctx.masks,
             split_csv=ctx.split_csv,
-            epochs=section["epochs"],
-            batch_size=section["batch_size"],
-            lr=section["lr"],
-            optimizer=section["optimizer"],
-            weight_decay=section["weight_decay"],
-            num_workers=ctx.workers,
             cache=ctx.out / "cache" / "decoded",
             out_dir=folder,
             resume=resume,
-            progress=ctx.training_progress,
         )
         model.save(folder / "model")
         report = model.evaluate(ctx.root, masks=ctx.masks, split_csv=ctx.split_csv, split="test")
