@@ -2,15 +2,16 @@
 
 Items are dictionaries (``image``, ``label``, ``image_id`` and, with masks, ``mask``), which the
 default ``DataLoader`` collate stacks into batches. Preprocessing comes from a backbone spec
-(input size, normalisation mean/std) or from explicit arguments. Augmentation is off by default
-(colour matters in dermoscopy); ``augment=True`` adds random flips and 90-degree rotations,
-applied identically to image and mask, and never changes colour.
+(input size, normalisation mean/std) or from explicit arguments. Augmentation is off by default;
+``augment=`` takes a choice of :mod:`hamkit.data.augment` (``True`` is ``"flips"``: random flips
+and 90-degree rotations, which never change colour) or a torchvision v2 transform, applied to
+image and mask together.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,12 +87,15 @@ class SkinDataset(Dataset):
         mean: Per-channel normalisation mean (0..1 scale).
         std: Per-channel normalisation standard deviation.
         with_masks: Return masks. Default: when every sample has a mask path.
-        augment: Random flips and 90-degree rotations (training only).
+        augment: Training augmentation, applied to image and mask together: ``"none"``,
+            ``"flips"``, ``"light"``, ``"strong"`` (see :mod:`hamkit.data.augment`), ``True``
+            (``"flips"``), ``False`` (none), or a torchvision v2 transform.
         cache: A :class:`~hamkit.data.cache.DecodeCache` (or its folder) to decode through.
         mask_threshold: Threshold for non-binary masks (see :func:`~hamkit.data.images.read_mask`).
 
     Raises:
         DataError: ``samples`` is empty, or masks are asked for but some samples lack one.
+        HamkitError: An unknown ``augment`` choice.
 
     Examples:
         >>> from hamkit.datasets import make_synthetic  # doctest: +SKIP
@@ -108,7 +112,7 @@ class SkinDataset(Dataset):
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         with_masks: bool | None = None,
-        augment: bool = False,
+        augment: bool | str | Callable[..., Any] = False,
         cache: DecodeCache | str | os.PathLike[str] | None = None,
         mask_threshold: int | None = None,
     ) -> None:
@@ -130,6 +134,11 @@ class SkinDataset(Dataset):
             )
         self.with_masks = bool(with_masks)
         self.augment = augment
+        self._transform: Callable[..., Any] | None = None
+        if augment is not False and augment is not None and not (isinstance(augment, str) and augment == "none"):
+            from hamkit.data.augment import build_augmentation
+
+            self._transform = build_augmentation(augment, image_size=self.image_size)
         self.mask_threshold = mask_threshold
         self.cache = DecodeCache(cache) if isinstance(cache, (str, os.PathLike)) else cache
         self._mean = torch.tensor(self.mean).view(3, 1, 1)
@@ -363,11 +372,16 @@ class SkinDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.samples[index]
         image_u8, mask_u8 = self._decoded(index)
-        image = torch.from_numpy(image_u8).permute(2, 0, 1).float().div_(255.0)
+        if self._transform is not None:
+            from hamkit.data.augment import apply_augmentation
+
+            image_t = torch.from_numpy(image_u8).permute(2, 0, 1)
+            mask_t = torch.from_numpy(mask_u8).unsqueeze(0) if mask_u8 is not None else None
+            image, mask = apply_augmentation(self._transform, image_t, mask_t)
+        else:
+            image = torch.from_numpy(image_u8).permute(2, 0, 1).float().div_(255.0)
+            mask = torch.from_numpy(mask_u8).unsqueeze(0).float() if mask_u8 is not None else None
         image = (image - self._mean) / self._std
-        mask = torch.from_numpy(mask_u8).unsqueeze(0).float() if mask_u8 is not None else None
-        if self.augment:
-            image, mask = _augment(image, mask)
         item: dict[str, Any] = {
             "image": image.contiguous(),
             "label": torch.tensor(sample.label, dtype=torch.long),
@@ -378,23 +392,11 @@ class SkinDataset(Dataset):
         return item
 
     def __repr__(self) -> str:
+        augment = self.augment if isinstance(self.augment, (bool, str)) or self.augment is None else "custom"
         return (
             f"SkinDataset({len(self)} images, image_size={self.image_size}, "
-            f"masks={self.with_masks}, augment={self.augment}, cached={self.cache is not None})"
+            f"masks={self.with_masks}, augment={augment!r}, cached={self.cache is not None})"
         )
-
-
-def _augment(image: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Random horizontal/vertical flips and 90-degree rotation, the same for image and mask."""
-    flips = torch.randint(0, 2, (2,)).tolist()
-    turns = int(torch.randint(0, 4, (1,)))
-    dims = [d for d, flip in zip((2, 1), flips, strict=True) if flip]
-    tensors = [image] if mask is None else [image, mask]
-    if dims:
-        tensors = [t.flip(dims) for t in tensors]
-    if turns:
-        tensors = [t.rot90(turns, (1, 2)) for t in tensors]
-    return tensors[0], (tensors[1] if mask is not None else None)
 
 
 def _select_split(
