@@ -1,0 +1,61 @@
+"""``hamkit export MODEL_DIR --out model.onnx``: a saved model as ONNX, checked against PyTorch."""
+
+from __future__ import annotations
+
+import argparse
+
+from hamkit.cli._types import output_file, positive_float
+
+
+def _opset(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number (an ONNX opset, e.g. 17), got {text!r}") from None
+    if value < 7:
+        raise argparse.ArgumentTypeError(f"must be an ONNX opset of 7 or later, got {text!r}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``export`` subcommand."""
+    parser = subparsers.add_parser(
+        "export",
+        help="export a saved classifier or segmenter to ONNX",
+        description="Export a saved LesionClassifier or LesionSegmenter to ONNX (input 'image': normalised "
+        "NCHW float32 RGB, any batch size) and write <out stem>.preprocessing.json beside it (input size, "
+        "mean, std, class names, what each output means, calibration). Then run ONNX Runtime on random "
+        "inputs of two batch sizes and print the largest difference to PyTorch per output. Needs "
+        'pip install "hamkit[onnx]".',
+    )
+    parser.add_argument("model", metavar="MODEL_DIR", help="a folder written by save() (e.g. RUN_DIR/model)")
+    parser.add_argument("--format", choices=("onnx",), default="onnx", help="export format (default: onnx)")
+    parser.add_argument("--out", type=output_file, required=True, help="the file to write, e.g. model.onnx")
+    parser.add_argument(
+        "--opset",
+        type=_opset,
+        help="ONNX opset (default: the exporter's, 18 or later; below 18 for older runtimes)",
+    )
+    parser.add_argument("--no-check", action="store_true", help="skip the comparison with PyTorch")
+    parser.add_argument(
+        "--atol",
+        type=positive_float,
+        default=1e-4,
+        help="largest difference to PyTorch allowed per output (default: 1e-4)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``hamkit export``."""
+    import json
+
+    from hamkit.export import export_onnx
+
+    result = export_onnx(args.model, args.out, opset=args.opset, check=not args.no_check, atol=args.atol)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.summary())
+    return 0

@@ -1,0 +1,435 @@
+"""Export a fitted classifier or segmenter to ONNX, with its preprocessing and a parity check.
+
+:func:`export_onnx` writes ``model.onnx`` (the network alone: normalised ``NCHW`` float32 images
+in, logits out, any batch size) and ``model.preprocessing.json`` beside it (input size,
+normalisation, class names, what each output means, and the classifier's calibration), so that
+ONNX Runtime or any other ONNX runtime reproduces ``predict`` without hamkit. It then runs
+ONNX Runtime on random inputs of two batch sizes and compares with PyTorch.
+
+Needs the ``onnx`` extra: ``pip install "hamkit[onnx]"`` (onnx, onnxruntime, onnxscript).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib.util
+import inspect
+import json
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hamkit._io import atomic_path, atomic_write_text
+from hamkit._version import __version__
+from hamkit.errors import HamkitError
+
+__all__ = ["ExportResult", "export_onnx", "preprocessing_path"]
+
+INPUT_NAME = "image"
+PREPROCESSING_FORMAT = "hamkit-onnx-preprocessing"
+_CLASSIFIER, _SEGMENTER = "LesionClassifier", "LesionSegmenter"
+# the exporter behind opset 18 and later; older opsets go through the TorchScript exporter
+_FIRST_DYNAMO_OPSET = 18
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_onnx` wrote and how closely ONNX Runtime matches PyTorch.
+
+    Attributes:
+        path: The ONNX file.
+        preprocessing_path: The JSON file beside it (``<stem>.preprocessing.json``).
+        kind: ``"LesionClassifier"`` or ``"LesionSegmenter"``.
+        outputs: Output names, in the graph's order (``logits``; or ``mask_logits`` and, with the
+            diagnosis head, ``class_logits``).
+        opset: The ONNX opset of the file.
+        exporter: ``"dynamo"`` (``torch.export``) or ``"torchscript"`` (the older tracer).
+        seconds: Time the export took (without the check).
+        max_abs_diff: Largest absolute difference between ONNX Runtime and PyTorch per output,
+            over all checked batches; empty when the check was skipped.
+        checked_batch_sizes: The batch sizes that were compared.
+        atol: The tolerance the differences were held to.
+    """
+
+    path: Path
+    preprocessing_path: Path
+    kind: str
+    outputs: tuple[str, ...]
+    opset: int
+    exporter: str
+    seconds: float
+    max_abs_diff: dict[str, float] = field(default_factory=dict)
+    checked_batch_sizes: tuple[int, ...] = ()
+    atol: float = 1e-4
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready values (paths as strings)."""
+        return {
+            "path": str(self.path),
+            "preprocessing_path": str(self.preprocessing_path),
+            "kind": self.kind,
+            "outputs": list(self.outputs),
+            "opset": self.opset,
+            "exporter": self.exporter,
+            "seconds": round(self.seconds, 3),
+            "max_abs_diff": dict(self.max_abs_diff),
+            "checked_batch_sizes": list(self.checked_batch_sizes),
+            "atol": self.atol,
+        }
+
+    def summary(self) -> str:
+        """One line: what was written and the parity of each output."""
+        head = (
+            f"wrote {self.path} and {self.preprocessing_path.name} "
+            f"({self.kind}, opset {self.opset}, {self.exporter} exporter, {self.seconds:.1f} s)"
+        )
+        if not self.max_abs_diff:
+            return f"{head}; not checked against PyTorch"
+        sizes = " and ".join(str(size) for size in self.checked_batch_sizes)
+        diffs = ", ".join(f"{name} {value:.1e}" for name, value in self.max_abs_diff.items())
+        return f"{head}; max abs difference to PyTorch at batch {sizes}: {diffs} (atol {self.atol:g})"
+
+
+def preprocessing_path(path: str | os.PathLike[str]) -> Path:
+    """The preprocessing file that goes with an ONNX file: ``model.onnx`` -> ``model.preprocessing.json``.
+
+    Examples:
+        >>> preprocessing_path("out/model.onnx").name
+        'model.preprocessing.json'
+    """
+    path = Path(path)
+    return path.with_name(f"{path.stem}.preprocessing.json")
+
+
+def _require(*modules: str) -> None:
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise HamkitError(
+            f"ONNX export needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed; "
+            'pip install "hamkit[onnx]"'
+        )
+
+
+def _load_model(model_or_dir: Any) -> Any:
+    """A fitted estimator, or the one a saved model folder holds (chosen by its config's ``kind``)."""
+    from hamkit.classify import LesionClassifier
+    from hamkit.segment import LesionSegmenter
+
+    if isinstance(model_or_dir, (LesionClassifier, LesionSegmenter)):
+        model_or_dir._check_fitted()
+        return model_or_dir
+    if not isinstance(model_or_dir, (str, os.PathLike)):
+        raise HamkitError(
+            f"cannot export a {type(model_or_dir).__name__}; pass a fitted LesionClassifier or LesionSegmenter, "
+            "or a folder written by its save()"
+        )
+    folder = Path(model_or_dir)
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise HamkitError(
+            f"{folder}: not a saved hamkit model (no config.json); pass a folder written by "
+            "LesionClassifier.save() or LesionSegmenter.save(), e.g. RUN_DIR/model"
+        )
+    try:
+        kind = json.loads(config_path.read_text(encoding="utf-8")).get("kind")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
+        raise HamkitError(f"{config_path}: not a valid hamkit config ({err}); save the model again") from err
+    loaders = {_CLASSIFIER: LesionClassifier, _SEGMENTER: LesionSegmenter}
+    if kind not in loaders:
+        raise HamkitError(
+            f"{folder}: a {kind or 'unknown'} model, which cannot be exported; export a LesionClassifier or "
+            "LesionSegmenter folder"
+        )
+    return loaders[kind].load(folder, device="cpu")
+
+
+class _NamedOutputs(nn.Module):
+    """The network with its outputs as a flat tuple of tensors (the segmenter's absent head dropped)."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.network(image)
+        return tuple(o for o in out if o is not None) if isinstance(out, (tuple, list)) else (out,)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"[:300]
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Hide the exporters' own chatter: TorchScript's deprecation and tracer warnings."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        yield
+
+
+def _export_dynamo(module: nn.Module, example: torch.Tensor, target: Path, names: list[str], opset: int | None) -> None:
+    program = torch.onnx.export(
+        module,
+        (example,),
+        None,
+        dynamo=True,
+        input_names=[INPUT_NAME],
+        output_names=names,
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+        opset_version=opset,
+        verbose=False,
+    )
+    assert program is not None
+    program.save(str(target), external_data=False)  # one self-contained file (every hamkit model is < 2 GB)
+
+
+def _export_torchscript(
+    module: nn.Module, example: torch.Tensor, target: Path, names: list[str], opset: int | None
+) -> None:
+    axes = {name: {0: "batch"} for name in [INPUT_NAME, *names]}
+    # torch 2.5 and later take dynamo=; from 2.9 on it defaults to True
+    kwargs: dict[str, Any] = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+    torch.onnx.export(
+        module,
+        (example,),
+        str(target),
+        input_names=[INPUT_NAME],
+        output_names=names,
+        dynamic_axes=axes,
+        opset_version=opset,
+        do_constant_folding=True,
+        **kwargs,
+    )
+
+
+def _export(module: nn.Module, example: torch.Tensor, target: Path, names: list[str], opset: int | None) -> str:
+    """Write the ONNX file; return the exporter used.
+
+    The exporter: ``torch.export`` (``dynamo=True``), the default and maintained path since torch
+    2.9 (the TorchScript exporter is deprecated there). It traces torchvision, timm and smp
+    networks alike (checked: MobileNetV3, ResNet, EfficientNet, DeepLabV3, smp Unet / Linknet /
+    DeepLabV3+, with and without the diagnosis head), with the batch dimension symbolic. It
+    writes opset 18 and later only (asked for less, it silently keeps 18), so an older opset goes
+    through the TorchScript exporter, as does a network that ``torch.export`` cannot trace (a
+    warning says so; the parity check then shows whether the trace holds).
+    """
+    with _quiet_exporter():
+        if opset is None or opset >= _FIRST_DYNAMO_OPSET:
+            try:
+                _export_dynamo(module, example, target, names, opset)
+                return "dynamo"
+            except Exception as err:  # noqa: BLE001 - torch.export fails in many ways on unusual code
+                dynamo_error = _first_line(err)
+            warnings.warn(
+                f"torch.export could not trace the network ({dynamo_error}); exported it with the TorchScript "
+                "exporter instead",
+                stacklevel=3,
+            )
+        try:
+            _export_torchscript(module, example, target, names, opset)
+        except Exception as err:  # noqa: BLE001 - report any exporter failure in one line
+            raise HamkitError(f"{target.name}: ONNX export failed ({_first_line(err)})") from err
+    return "torchscript"
+
+
+def _preprocessing(model: Any, outputs: list[str], onnx_name: str, opset: int) -> dict[str, Any]:
+    """Everything an ONNX user needs to feed the network and read its outputs as ``predict`` does."""
+    mean, std = model.normalisation()
+    size = int(model.image_size)
+    kind = type(model).__name__
+    classes = list(model.classes_)
+    meaning = {
+        "logits": "class scores (N, num_classes), columns in 'classes' order; "
+        "probabilities = softmax(logits / temperature)",
+        "mask_logits": "lesion score per pixel (N, 1, height, width); probability = sigmoid(mask_logits); "
+        "resize the probabilities bilinearly to the original image size, then lesion = probability > threshold",
+        "class_logits": "diagnosis head scores (N, num_classes), columns in 'classes' order; "
+        "probabilities = softmax(class_logits)",
+    }
+    shapes = {
+        "logits": ["batch", len(classes)],
+        "mask_logits": ["batch", 1, size, size],
+        "class_logits": ["batch", len(classes)],
+    }
+    info: dict[str, Any] = {
+        "format": PREPROCESSING_FORMAT,
+        "format_version": 1,
+        "hamkit_version": __version__,
+        "kind": kind,
+        "backbone": model.backbone,
+        "onnx_file": onnx_name,
+        "opset": opset,
+        "input": {
+            "name": INPUT_NAME,
+            "layout": "NCHW",
+            "dtype": "float32",
+            "shape": ["batch", 3, size, size],
+            "channel_order": "RGB",
+            "image_size": size,
+            "resize": "whole image to image_size x image_size, bilinear (the aspect ratio is not kept)",
+            "scale": "pixel values divided by 255 (0..1)",
+            "normalise": "(value - mean) / std, per channel",
+        },
+        "mean": [float(m) for m in mean],
+        "std": [float(s) for s in std],
+        "classes": classes,
+        "outputs": {name: {"shape": shapes[name], "meaning": meaning[name]} for name in outputs},
+    }
+    if kind == _CLASSIFIER:
+        offsets = getattr(model, "class_offsets_", None)
+        info["postprocessing"] = {
+            "calibrated": hasattr(model, "temperature_"),
+            "temperature": float(getattr(model, "temperature_", 1.0)),
+            "prior_alpha": float(getattr(model, "prior_alpha_", 0.0)),
+            "class_offsets": [float(x) for x in (offsets if offsets is not None else np.zeros(len(classes)))],
+            "predict_proba": "softmax(logits / temperature)",
+            "predict": "argmax(log(max(predict_proba, 1e-12)) + class_offsets)",
+        }
+    else:
+        info["postprocessing"] = {
+            "threshold": 0.5,
+            "mask": "sigmoid(mask_logits) resized to the original size, > threshold",
+            **({"predict_classes": "argmax(class_logits)"} if "class_logits" in outputs else {}),
+        }
+    return info
+
+
+def _parity(
+    module: nn.Module, onnx_file: Path, names: list[str], size: int, batch_sizes: tuple[int, ...], seed: int
+) -> dict[str, float]:
+    """Max abs difference per output between ONNX Runtime and PyTorch on random normalised images."""
+    import onnxruntime as ort  # type: ignore[import-untyped]
+
+    from hamkit._cpu import available_cpus
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = available_cpus()
+    options.log_severity_level = 3  # errors only
+    try:
+        session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise HamkitError(f"ONNX Runtime cannot load the exported model ({_first_line(err)})") from err
+    generator = torch.Generator().manual_seed(seed)
+    worst = dict.fromkeys(names, 0.0)
+    for batch in batch_sizes:
+        images = torch.randn(batch, 3, size, size, generator=generator)
+        with torch.inference_mode():
+            expected = module(images)
+        got = session.run(names, {INPUT_NAME: images.numpy()})
+        for name, reference, value in zip(names, expected, got, strict=True):
+            if tuple(value.shape) != tuple(reference.shape):
+                raise HamkitError(
+                    f"ONNX output {name!r} has shape {tuple(value.shape)} for a batch of {batch}, "
+                    f"PyTorch {tuple(reference.shape)}"
+                )
+            worst[name] = max(worst[name], float(np.abs(value - reference.numpy()).max()))
+    return worst
+
+
+def export_onnx(
+    model_or_dir: Any,
+    path: str | os.PathLike[str],
+    *,
+    opset: int | None = None,
+    check: bool = True,
+    atol: float = 1e-4,
+    batch_size: int = 2,
+    seed: int = 0,
+) -> ExportResult:
+    """Export a classifier's or segmenter's network to ONNX, with its preprocessing description.
+
+    The ONNX model takes ``image``: a float32 ``(batch, 3, image_size, image_size)`` tensor of
+    RGB images resized to the model's ``image_size``, scaled to 0..1 and normalised with its mean
+    and std, any batch size. A classifier's output is ``logits``; a segmenter's ``mask_logits``
+    and, with the diagnosis head, ``class_logits``. ``<stem>.preprocessing.json`` beside it holds
+    the input size, mean, std, class names, what each output means and, for a calibrated
+    classifier, the temperature and class offsets of ``predict``. Both files are written
+    atomically; with ``check=True`` the ONNX file is only written once it matches PyTorch.
+
+    Args:
+        model_or_dir: A fitted :class:`~hamkit.LesionClassifier` or :class:`~hamkit.LesionSegmenter`,
+            or a folder written by their ``save`` (e.g. a run's ``model/``).
+        path: The ONNX file to write, e.g. ``"model.onnx"``.
+        opset: ONNX opset (default: the exporter's, 18 or later; below 18 uses the TorchScript
+            exporter, for older runtimes).
+        check: Run ONNX Runtime on random inputs of two batch sizes (1 and ``batch_size + 1``)
+            and compare with PyTorch.
+        atol: Largest absolute difference allowed per output.
+        batch_size: Batch size of the example input the network is traced with (at least 2, so
+            that the batch dimension stays symbolic).
+        seed: Seed of the random inputs.
+
+    Returns:
+        The :class:`ExportResult`, with the max abs difference per output.
+
+    Raises:
+        HamkitError: onnx / onnxruntime / onnxscript are not installed, the model is not fitted or
+            the folder is not a saved model, the export fails, or ONNX Runtime differs from
+            PyTorch by more than ``atol`` (nothing is written then).
+    """
+    if batch_size < 2:
+        raise HamkitError(
+            f"batch_size must be at least 2 (a batch of 1 would fix the batch dimension), got {batch_size}"
+        )
+    if not atol > 0:
+        raise HamkitError(f"atol must be above 0, got {atol}")
+    if opset is not None and opset < 7:
+        raise HamkitError(f"opset must be 7 or later, got {opset}")
+    model = _load_model(model_or_dir)
+    _require("onnx", "onnxscript", *(("onnxruntime",) if check else ()))
+    import onnx
+
+    target = Path(path)
+    size = int(model.image_size)
+    # a CPU float32 copy in eval mode and the default memory format: the caller's model is left as it was
+    network = copy.deepcopy(model._check_fitted()).to("cpu", torch.float32, memory_format=torch.contiguous_format)
+    module = _NamedOutputs(network.eval()).eval()
+    example = torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    with torch.inference_mode():
+        count = len(module(example))
+    names = ["logits"] if type(model).__name__ == _CLASSIFIER else ["mask_logits", "class_logits"][:count]
+    batch_sizes = (1, batch_size + 1)
+    with atomic_path(target) as tmp:
+        start = time.perf_counter()
+        exporter = _export(module, example, tmp, names, opset)
+        seconds = time.perf_counter() - start
+        written = onnx.load(str(tmp), load_external_data=False)
+        actual = next((o.version for o in written.opset_import if o.domain in ("", "ai.onnx")), 0)
+        if opset is not None and actual != opset:
+            raise HamkitError(f"{target}: the exporter wrote opset {actual}, not {opset}; pick opset {actual}")
+        differences: dict[str, float] = {}
+        if check:
+            differences = _parity(module, tmp, names, size, batch_sizes, seed + 1)
+            failing = {name: value for name, value in differences.items() if not value <= atol}
+            if failing:
+                worst = ", ".join(f"{name} by {value:.2e}" for name, value in failing.items())
+                raise HamkitError(
+                    f"{target}: ONNX Runtime differs from PyTorch ({worst}, above atol {atol:g}); nothing was "
+                    "written; raise atol or pass check=False to keep the file anyway"
+                )
+        info = _preprocessing(model, names, target.name, actual)
+        side = atomic_write_text(preprocessing_path(target), json.dumps(info, indent=2) + "\n")
+    return ExportResult(
+        path=target,
+        preprocessing_path=side,
+        kind=type(model).__name__,
+        outputs=tuple(names),
+        opset=actual,
+        exporter=exporter,
+        seconds=seconds,
+        max_abs_diff=differences,
+        checked_batch_sizes=batch_sizes if check else (),
+        atol=atol,
+    )
