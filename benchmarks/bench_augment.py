@@ -10,7 +10,7 @@ balanced accuracy, and its weights are scored on the test split. Each choice pri
 seconds per epoch as a ratio of ``flips`` (the default) and its balanced accuracies as differences
 from it.
 
-    python benchmarks/bench_augment.py --data ../shared/data/ham10000-200px --epochs 8 \\
+    python benchmarks/bench_augment.py --data ham10000-200px --epochs 8 \\
         --json /tmp/bench_augment.jsonl
     python benchmarks/bench_augment.py --table /tmp/bench_augment.jsonl   # the table again
 """

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from hamkit.data.dataset import SkinDataset
-from hamkit.datasets import make_synthetic
+from hamkit.synthetic import make_synthetic
 from hamkit.registry import get_backbone
 from hamkit.segment import LesionSegmenter, SegmentationNetwork
 

@@ -9,7 +9,7 @@ Two test sets, each with known duplicates:
   or saved at 0.5x), ``cropped`` (2..5 % off each side, resized back), ``brightness``
   (PIL brightness x0.9 or x1.1). Copies other than ``exact`` are saved as JPEG (quality 90
   unless stated).
-* ``synthetic``: :func:`hamkit.datasets.make_synthetic` (its own planted duplicates of the same
+* ``synthetic``: :func:`hamkit.synthetic.make_synthetic` (its own planted duplicates of the same
   five kinds, listed in ``duplicates_groundtruth.csv``; brightness is an additive shift of 6..16
   grey levels, crops 2..7 %). Its lesions have 1..3 *different* photos each (shifted, rotated,
   relit): those are not planted duplicates, and pairs of them are counted as false positives
@@ -197,7 +197,7 @@ def real_test_set(images: Path, folder: Path, copies: int, seed: int, metadata: 
 
 
 def synthetic_test_set(root: Path, folder: Path, n_lesions: int, seed: int) -> TestSet:
-    """:func:`hamkit.datasets.make_synthetic` at 600x450, its images copied flat into ``folder``.
+    """:func:`hamkit.synthetic.make_synthetic` at 600x450, its images copied flat into ``folder``.
 
     Args:
         root: Empty folder for the synthetic dataset.
@@ -211,7 +211,7 @@ def synthetic_test_set(root: Path, folder: Path, n_lesions: int, seed: int) -> T
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    from hamkit.datasets import make_synthetic
+    from hamkit.synthetic import make_synthetic
 
     ds = make_synthetic(root, n_lesions=n_lesions, seed=seed, image_size=(600, 450), duplicate_fraction=0.15)
     files = sorted((p for d in ds.image_dirs for p in d.glob("*.jpg")), key=lambda p: p.name)

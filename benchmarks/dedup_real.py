@@ -2,7 +2,7 @@
 
 Copies every image of ``--data`` (the 10,015 HAM10000 images in the official layout) into a
 temporary folder, plants ``--per-kind`` altered copies of each kind of
-:data:`hamkit.datasets.planting.PLANT_KINDS` (byte copies, PNG re-saves, JPEG re-encodes,
+:data:`hamkit.synthetic.planting.PLANT_KINDS` (byte copies, PNG re-saves, JPEG re-encodes,
 resizes, brightness and colour shifts, crops, shifts, small rotations, flips, 90-degree turns),
 then runs every method in a fresh process (its own peak memory) on the whole folder, as
 ``hamkit dedup FOLDER`` would, and prints side by side:
@@ -114,7 +114,7 @@ def _groups(names: list[str], pairs: list[tuple[str, str]]) -> dict[str, int]:
 
 def evaluate(names: list[str], pairs: list[tuple[str, str]], planted: list[dict], lesion: dict[str, str]) -> dict:
     """Recall per family, pairs across / within lesions, largest group, removed count."""
-    from hamkit.datasets.planting import KIND_FAMILY
+    from hamkit.synthetic.planting import KIND_FAMILY
 
     group = _groups(names, pairs)
     sizes = np.bincount(np.array(list(group.values())))
@@ -153,7 +153,7 @@ def main() -> None:
         return
     from hamkit.data.images import find_images
     from hamkit.data.metadata import read_metadata
-    from hamkit.datasets.planting import plant_copies
+    from hamkit.synthetic.planting import plant_copies
 
     images = sorted(find_images(args.data).values())
     lesion = {r.image_id: r.lesion_id for r in read_metadata(args.data / "HAM10000_metadata.csv")}

@@ -97,7 +97,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory):
     """A small synthetic dataset (HAM10000 layout) with a leakage-free split.csv beside it."""
     from hamkit.data.metadata import read_metadata
     from hamkit.data.splits import split_dataset
-    from hamkit.datasets import make_synthetic
+    from hamkit.synthetic import make_synthetic
 
     data = make_synthetic(tmp_path_factory.mktemp("synthetic") / "data", n_lesions=100, seed=0, image_size=(128, 96))
     split_dataset(read_metadata(data.metadata_csv), seed=0).save(data.root / "split.csv")

@@ -1,7 +1,7 @@
 """Regression test of the default Deduplicator on a slice of the real HAM10000 images.
 
 2,000 real images (200 x 150 copies, the first by image id) plus 6 planted copies of every kind
-(:func:`hamkit.datasets.planting.plant_copies`), with ``lesion_id`` as ground truth. It fails if
+(:func:`hamkit.synthetic.planting.plant_copies`), with ``lesion_id`` as ground truth. It fails if
 pairs across different lesions, planted recall or the largest group drift past the targets of
 the full 10,015-image run (``benchmarks/dedup_real.py``) scaled to the slice. Skips where the
 real data is absent (a user's clone).
@@ -16,7 +16,7 @@ import pytest
 
 from hamkit import Deduplicator
 from hamkit.data.metadata import read_metadata
-from hamkit.datasets.planting import plant_copies, recall_by_family
+from hamkit.synthetic.planting import plant_copies, recall_by_family
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ham10000-200px"
 SLICE = 2000

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from hamkit import Deduplicator
-from hamkit.datasets.planting import KIND_FAMILY, PLANT_KINDS, alter_image, plant_copies, recall_by_family
+from hamkit.synthetic.planting import KIND_FAMILY, PLANT_KINDS, alter_image, plant_copies, recall_by_family
 from hamkit.dedup.calibration import calibrate_scores
 from hamkit.dedup.candidates import THUMB, candidate_pairs
 from hamkit.dedup.scenes import Scene
@@ -188,13 +188,13 @@ def test_find_cross_keeps_only_pairs_between_the_sets(tmp_path: Path) -> None:
     assert found == [("flipped_o0.jpg", "o0.jpg"), ("rotated_o0.jpg", "o0.jpg")]
 
 
-def test_settings_are_checked() -> None:
+def test_settings_are_checked_when_it_runs() -> None:
     with pytest.raises(HamkitError, match="aligned-content score"):
-        Deduplicator(threshold=2.0)
+        Deduplicator(threshold=2.0).find([])
     with pytest.raises(HamkitError, match="candidates"):
-        Deduplicator(candidates=0)
+        Deduplicator(candidates=0).find([])
     with pytest.raises(HamkitError, match="min_inliers"):
-        Deduplicator(min_inliers=2)
+        Deduplicator(min_inliers=2).find([])
 
 
 def test_plant_copies_writes_every_kind(tmp_path: Path) -> None:

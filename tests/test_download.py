@@ -1,4 +1,4 @@
-"""Tests of ``hamkit.datasets.download`` and ``hamkit download``, against a fake Dataverse server
+"""Tests of ``hamkit.ham10000.download`` and ``hamkit download``, against a fake Dataverse server
 on 127.0.0.1 (never the real site).
 
 The fake server answers the Native API's dataset-version JSON (same shape as Harvard Dataverse)
@@ -30,10 +30,11 @@ from hamkit.cli.main import main
 from hamkit.data.dataset import find_mask_dir
 from hamkit.data.images import find_images, find_masks
 from hamkit.data.metadata import read_metadata
-from hamkit.datasets import _http, make_synthetic
-from hamkit.datasets._archive import member_parts
-from hamkit.datasets._dataverse import RemoteFile, dataset_api_url, parse_record, select_files
-from hamkit.datasets.download import (
+from hamkit.ham10000 import _http
+from hamkit.synthetic import make_synthetic
+from hamkit.ham10000._archive import member_parts
+from hamkit.ham10000._dataverse import RemoteFile, dataset_api_url, parse_record, select_files
+from hamkit.ham10000.download import (
     HAM10000_DOI,
     HAM10000_FILES,
     STATE_DIR,
@@ -703,7 +704,7 @@ def test_extracted_folder_honours_the_umask(tmp_path):
     import os
     import zipfile
 
-    from hamkit.datasets._archive import extract_zip
+    from hamkit.ham10000._archive import extract_zip
 
     archive = tmp_path / "a.zip"
     with zipfile.ZipFile(archive, "w") as zf:

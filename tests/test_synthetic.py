@@ -1,4 +1,4 @@
-"""Tests of hamkit.datasets (make_synthetic and its rendering, records and duplicate helpers)."""
+"""Tests of hamkit.synthetic (make_synthetic and its rendering, records and duplicate helpers)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 
 from hamkit.classes import CLASS_CODES, ISIC_COLUMNS
-from hamkit.datasets import SyntheticDataset, make_synthetic
-from hamkit.datasets._duplicates import DUPLICATE_KINDS, encode_mask, make_duplicate
-from hamkit.datasets._records import lesion_counts, photo_counts, unique_ids
+from hamkit.synthetic import SyntheticDataset, make_synthetic
+from hamkit.synthetic._duplicates import DUPLICATE_KINDS, encode_mask, make_duplicate
+from hamkit.synthetic._records import lesion_counts, photo_counts, unique_ids
 from hamkit.errors import DataError
 
 MASKS = "HAM10000_segmentations_lesion_tschandl"
@@ -401,7 +401,7 @@ def test_default_size_runtime_is_reported(
 
 
 def test_import_does_not_pull_in_torch() -> None:
-    code = "import sys, hamkit.datasets.synthetic; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, hamkit.synthetic.generator; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

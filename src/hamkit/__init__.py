@@ -40,9 +40,9 @@ _LAZY: dict[str, str] = {
     "SkinDataset": "hamkit.data.dataset",
     "DecodeCache": "hamkit.data.cache",
     "split_dataset": "hamkit.data.splits",
-    "make_synthetic": "hamkit.datasets.synthetic",
-    "SyntheticDataset": "hamkit.datasets.synthetic",
-    "download_ham10000": "hamkit.datasets.download",
+    "make_synthetic": "hamkit.synthetic.generator",
+    "SyntheticDataset": "hamkit.synthetic.generator",
+    "download_ham10000": "hamkit.ham10000.download",
     "run_pipeline": "hamkit.pipeline.run",
     "PipelineResult": "hamkit.pipeline.run",
     "TrainConfig": "hamkit.engine.recipe",
@@ -83,8 +83,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hamkit.data.dataset import SkinDataset
     from hamkit.data.metadata import ImageRecord, read_isic_groundtruth, read_metadata
     from hamkit.data.splits import split_dataset
-    from hamkit.datasets.download import download_ham10000
-    from hamkit.datasets.synthetic import SyntheticDataset, make_synthetic
+    from hamkit.ham10000.download import download_ham10000
+    from hamkit.synthetic.generator import SyntheticDataset, make_synthetic
     from hamkit.dedup.deduplicator import Deduplicator
     from hamkit.dedup.result import DedupResult
     from hamkit.engine.recipe import TrainConfig

@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         DownloadError: The download failed; the message says why and what to do (the command
             line prints it without a traceback and exits with status 1).
     """
-    from hamkit.datasets.download import download_ham10000, layout_summary
+    from hamkit.ham10000.download import download_ham10000, layout_summary
 
     options: dict[str, Any] = {}
     if args.base_url is not None:

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     Raises:
         DataError: A bad argument or a non-empty output folder without ``--overwrite``.
     """
-    from hamkit.datasets.synthetic import make_synthetic
+    from hamkit.synthetic.generator import make_synthetic
 
     dataset = make_synthetic(
         args.out,

@@ -1,50 +1,33 @@
-"""Ready-made datasets.
-
-* :func:`make_synthetic` writes a small synthetic dataset in exactly the HAM10000 layout (images,
-  masks, metadata, ISIC 2018 ground truth, and a list of planted duplicates), for tests, demos and
-  tutorials. It needs only numpy and Pillow.
-* :func:`download_ham10000` fetches HAM10000 (images, metadata, lesion masks) from its official
-  Harvard Dataverse record, verifying checksums and resuming partial downloads.
-
-Importing this package is cheap: the modules load on first use.
-
-Examples:
-    >>> from hamkit.datasets import make_synthetic  # doctest: +SKIP
-    >>> make_synthetic("synthetic-ham", n_lesions=150, seed=0).n_images  # doctest: +SKIP
-    236
+"""Deprecated: ``hamkit.datasets`` became :mod:`hamkit.synthetic` (``make_synthetic``,
+``plant_copies``) and :mod:`hamkit.ham10000` (``download_ham10000`` and the release's layout)
+in 0.2.0. The old names still work, with a warning, for one release.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+import warnings
+from typing import Any
 
-from hamkit._lazy import lazy_attributes
-
-__all__ = [
-    "make_synthetic",
-    "SyntheticDataset",
-    "download_ham10000",
-    "DownloadError",
-    "layout_summary",
-    "HAM10000_FILES",
-    "plant_copies",
-]
-
-_LAZY: dict[str, str] = {
-    "make_synthetic": "hamkit.datasets.synthetic",
-    "SyntheticDataset": "hamkit.datasets.synthetic",
-    "download_ham10000": "hamkit.datasets.download",
-    "DownloadError": "hamkit.datasets.download",
-    "layout_summary": "hamkit.datasets.download",
-    "HAM10000_FILES": "hamkit.datasets.download",
-    "plant_copies": "hamkit.datasets.planting",
+_MOVED: dict[str, str] = {
+    "make_synthetic": "hamkit.synthetic",
+    "SyntheticDataset": "hamkit.synthetic",
+    "plant_copies": "hamkit.synthetic",
+    "download_ham10000": "hamkit.ham10000",
+    "DownloadError": "hamkit.ham10000",
+    "layout_summary": "hamkit.ham10000",
+    "HAM10000_FILES": "hamkit.ham10000",
 }
+__all__ = list(_MOVED)
 
 
-__getattr__, __dir__ = lazy_attributes("hamkit.datasets", globals(), _LAZY)
-
-
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from hamkit.datasets.download import HAM10000_FILES, DownloadError, download_ham10000, layout_summary
-    from hamkit.datasets.planting import plant_copies
-    from hamkit.datasets.synthetic import SyntheticDataset, make_synthetic
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hamkit.datasets' has no attribute {name!r}")
+    warnings.warn(
+        f"hamkit.datasets.{name} is now {module}.{name}; hamkit.datasets goes in the next release",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(module), name)

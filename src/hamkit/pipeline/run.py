@@ -24,6 +24,7 @@ from hamkit.data.dataset import find_label_file, find_mask_dir
 from hamkit.data.images import find_images
 from hamkit.data.metadata import read_labels
 from hamkit.errors import DataError
+from hamkit.ham10000.layout import METADATA_CSV
 from hamkit.pipeline.config import default_preset, load_config, to_toml
 from hamkit.pipeline.stages import STAGES, RunContext
 from hamkit.pipeline.steps import StepState, files_fingerprint, fingerprint
@@ -62,11 +63,11 @@ def _data_step(
             raise DataError(f"{root}: data folder not found")
         result.steps["data"] = "given"
     else:
-        from hamkit.datasets import make_synthetic
+        from hamkit.synthetic import make_synthetic
 
         root = out / "data"
         state = StepState(out, "data", fingerprint(section))
-        if state.done(root / "HAM10000_metadata.csv"):
+        if state.done(root / METADATA_CSV):
             result.steps["data"] = "skipped"
         else:
             state.start(root)

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from hamkit.datasets._http import Checksum, DownloadError, Log, _silent, fetch_json
+from hamkit.ham10000._http import Checksum, DownloadError, Log, _silent, fetch_json
 
 __all__ = ["RemoteFile", "dataset_api_url", "parse_record", "list_record_files", "select_files"]
 

@@ -1,17 +1,17 @@
-"""The seed report's recipe against hamkit's defaults, same backbone, data and epochs.
+"""The original student report's recipe against hamkit's defaults, same backbone, data and epochs.
 
-Seed recipe: a random IMAGE-level split (photos of one lesion land on both sides), plain
+Report recipe: a random IMAGE-level split (photos of one lesion land on both sides), plain
 cross-entropy, no class balancing, the last epoch kept. hamkit: a lesion-grouped stratified split,
 a class-balanced sampler, the epoch with the best validation balanced accuracy kept.
 
 Both models are scored on the same lesion-disjoint test split (hamkit's), which neither has seen;
-the seed recipe is also scored on its own random validation split, the way the seed reported it,
+the report recipe is also scored on its own random validation split, the way the original report did,
 which shares lesions with its training images. A second table compares hamkit's class-balance
 modes (sampler / loss / none), which is how the default was chosen.
 
-    python benchmarks/seed_recipe.py                                  # synthetic data (generated)
-    python benchmarks/seed_recipe.py --data ../shared/data/ham10000-sample/images \\
-        --labels ../shared/data/ham10000-sample/HAM10000_metadata.csv
+    python benchmarks/report_recipe.py                                  # synthetic data (generated)
+    python benchmarks/report_recipe.py --data HAM10000-SAMPLE/images \\
+        --labels HAM10000-SAMPLE/HAM10000_metadata.csv
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ def main() -> None:
     parser.add_argument("--skip-balance-study", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    tmp = Path(tempfile.mkdtemp(prefix="hamkit-seed-recipe-"))
+    tmp = Path(tempfile.mkdtemp(prefix="hamkit-report-recipe-"))
     if args.data is None:
-        from hamkit.datasets import make_synthetic
+        from hamkit.synthetic import make_synthetic
 
         synthetic = make_synthetic(tmp / "data", n_lesions=args.n_lesions, seed=args.seed, image_size=(160, 120))
         root, labels_csv = synthetic.root, synthetic.metadata_csv
@@ -74,13 +74,13 @@ def main() -> None:
     )
     test = base.subset(split.indices("test"))
     pool = np.concatenate([split.indices("train"), split.indices("val")])
-    # the seed's random image-level split of the same non-test images (train 6/7, val 1/7)
+    # the report's random image-level split of the same non-test images (train 6/7, val 1/7)
     rng = np.random.default_rng(args.seed)
     shuffled = rng.permutation(pool)
     n_val = max(1, round(len(pool) / 7))
-    seed_val, seed_train = shuffled[:n_val], shuffled[n_val:]
-    train_lesions = {records[i].group for i in seed_train}
-    leaked = sum(records[i].group in train_lesions for i in seed_val)
+    report_val, report_train = shuffled[:n_val], shuffled[n_val:]
+    train_lesions = {records[i].group for i in report_train}
+    leaked = sum(records[i].group in train_lesions for i in report_val)
 
     fit = dict(
         epochs=args.epochs,
@@ -93,11 +93,11 @@ def main() -> None:
     )
     rows = []
     start = time.perf_counter()
-    seed_clf = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=False)
+    report_clf = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=False)
     # plain CE, no balancing, no validation-based selection: the last epoch is kept
-    seed_clf.fit(base.subset(seed_train), None, class_balance=None, **fit)
-    rows.append(("seed recipe, its own random val (leaky)", score(seed_clf, base.subset(seed_val))))
-    rows.append(("seed recipe, lesion-disjoint test", score(seed_clf, test)))
+    report_clf.fit(base.subset(report_train), None, class_balance=None, **fit)
+    rows.append(("report recipe, its own random val (leaky)", score(report_clf, base.subset(report_val))))
+    rows.append(("report recipe, lesion-disjoint test", score(report_clf, test)))
     ours = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=False)
     ours.fit(base.subset(split.indices("train")), base.subset(split.indices("val")), **fit)
     rows.append(("hamkit defaults, lesion-disjoint test", score(ours, test)))
@@ -109,11 +109,11 @@ def main() -> None:
             balance_rows.append((f"class_balance={mode!r}", score(clf, test)))
     elapsed = time.perf_counter() - start
     print(
-        f"seed recipe vs hamkit: {source}; {args.backbone} at {args.image_size}px, {args.epochs} epochs, "
+        f"report recipe vs hamkit: {source}; {args.backbone} at {args.image_size}px, {args.epochs} epochs, "
         f"lr {args.lr:g}, batch {args.batch_size}, random init; torch {torch.__version__}, {platform.machine()}"
     )
     print(
-        f"the seed's random split puts {leaked} of its {len(seed_val)} validation images next to a photo of the "
+        f"the report's random split puts {leaked} of its {len(report_val)} validation images next to a photo of the "
         f"same lesion in training; the common test split has {len(test)} images"
     )
     print(f"{'':<42}{'accuracy':>10}{'bal. acc':>10}{'macro F1':>10}")

@@ -27,9 +27,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hamkit._io import atomic_path, atomic_write_text
-from hamkit.datasets._archive import EXTRACT_PREFIX, extract_zip
-from hamkit.datasets._dataverse import RemoteFile, list_record_files, select_files
-from hamkit.datasets._http import DownloadError, Log, download_file, verify_file
+from hamkit.ham10000._archive import EXTRACT_PREFIX, extract_zip
+from hamkit.ham10000._dataverse import RemoteFile, list_record_files, select_files
+from hamkit.ham10000._http import DownloadError, Log, download_file, verify_file
+from hamkit.ham10000.layout import DOWNLOAD_FILES
 
 __all__ = [
     "DownloadError",
@@ -45,12 +46,7 @@ DATAVERSE_URL = "https://dataverse.harvard.edu"
 """The Harvard Dataverse server, which hosts the official HAM10000 record."""
 HAM10000_DOI = "doi:10.7910/DVN/DBW86T"
 """The persistent id of the HAM10000 record (Tschandl et al., 2018)."""
-HAM10000_FILES: tuple[str, ...] = (
-    "HAM10000_images_part_1.zip",
-    "HAM10000_images_part_2.zip",
-    "HAM10000_metadata.csv",
-    "HAM10000_segmentations_lesion_tschandl.zip",
-)
+HAM10000_FILES: tuple[str, ...] = DOWNLOAD_FILES
 """The files fetched by default: both image archives, the metadata (ingested by Dataverse as a
 tabular file and downloaded as the original CSV) and the lesion masks. The record also holds
 ISIC 2018 test images and labels, which can be asked for by name."""
@@ -285,7 +281,7 @@ def download_ham10000(
             function did not write. The message says what to do; rerunning resumes.
 
     Examples:
-        >>> from hamkit.datasets import download_ham10000  # doctest: +SKIP
+        >>> from hamkit.ham10000 import download_ham10000  # doctest: +SKIP
         >>> root = download_ham10000("data/ham10000")  # doctest: +SKIP
         >>> SkinDataset.from_folder(root, masks=True)  # doctest: +SKIP
     """

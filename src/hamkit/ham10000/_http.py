@@ -195,7 +195,7 @@ def fetch_json(url: str, *, timeout: float, retries: int, advice: str = "", log:
     Examples:
         >>> fetch_json("http://127.0.0.1:9/x", timeout=1, retries=0)  # doctest: +SKIP
         Traceback (most recent call last):
-        hamkit.datasets._http.DownloadError: http://127.0.0.1:9/x: cannot connect (...)
+        hamkit.ham10000._http.DownloadError: http://127.0.0.1:9/x: cannot connect (...)
     """
 
     def get() -> bytes:

@@ -20,7 +20,7 @@ import zlib
 from pathlib import Path
 
 from hamkit._io import current_umask
-from hamkit.datasets._http import DownloadError
+from hamkit.ham10000._http import DownloadError
 
 __all__ = ["member_parts", "extract_zip", "EXTRACT_PREFIX"]
 

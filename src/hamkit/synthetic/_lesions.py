@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hamkit.classes import CLASS_CODES
-from hamkit.datasets._fields import FIELD_GRID, noise_field
+from hamkit.synthetic._fields import FIELD_GRID, noise_field
 
 __all__ = ["ClassStyle", "Lesion", "STYLES", "sample_lesion", "lesion_colour"]
 

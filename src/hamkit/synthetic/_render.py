@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hamkit.datasets._fields import sample_fields
-from hamkit.datasets._lesions import Lesion, hair_colour, lesion_colour
+from hamkit.synthetic._fields import sample_fields
+from hamkit.synthetic._lesions import Lesion, hair_colour, lesion_colour
 
 __all__ = ["View", "sample_view", "render"]
 
@@ -56,7 +56,7 @@ def sample_view(rng: np.random.Generator, lesion: Lesion, first: bool) -> View:
         The view.
 
     Examples:
-        >>> from hamkit.datasets._lesions import sample_lesion
+        >>> from hamkit.synthetic._lesions import sample_lesion
         >>> rng = np.random.default_rng(0)
         >>> sample_view(rng, sample_lesion(rng, "nv"), first=True).gain
         1.0
@@ -106,7 +106,7 @@ def render(
         of its opacity or more).
 
     Examples:
-        >>> from hamkit.datasets._lesions import sample_lesion
+        >>> from hamkit.synthetic._lesions import sample_lesion
         >>> rng = np.random.default_rng(0)
         >>> lesion = sample_lesion(rng, "mel")
         >>> image, mask = render(lesion, sample_view(rng, lesion, True), (64, 48), rng)

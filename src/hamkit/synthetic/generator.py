@@ -24,9 +24,11 @@ import numpy as np
 
 from hamkit._io import atomic_write_bytes, atomic_write_text
 from hamkit.classes import CLASS_CODES, ISIC_COLUMNS
-from hamkit.datasets._duplicates import DUPLICATE_KINDS, encode_jpeg, encode_mask, make_duplicate
-from hamkit.datasets._lesions import sample_lesion
-from hamkit.datasets._records import (
+from hamkit.errors import DataError
+from hamkit.ham10000.layout import GROUNDTRUTH_CSV, IMAGE_DIRS, MASKS_DIR, METADATA_CSV, METADATA_HEADER, mask_file_name
+from hamkit.synthetic._duplicates import DUPLICATE_KINDS, encode_jpeg, encode_mask, make_duplicate
+from hamkit.synthetic._lesions import sample_lesion
+from hamkit.synthetic._records import (
     HAM10000_DX_ORDER,
     Patient,
     lesion_counts,
@@ -34,8 +36,7 @@ from hamkit.datasets._records import (
     sample_patients,
     unique_ids,
 )
-from hamkit.datasets._render import render, sample_view
-from hamkit.errors import DataError
+from hamkit.synthetic._render import render, sample_view
 
 __all__ = [
     "SyntheticDataset",
@@ -49,22 +50,7 @@ __all__ = [
     "DUPLICATES_HEADER",
 ]
 
-IMAGE_DIRS: tuple[str, str] = ("HAM10000_images_part_1", "HAM10000_images_part_2")
-"""The two image folders; the first holds the first half of the images by id."""
-MASKS_DIR: str = "HAM10000_segmentations_lesion_tschandl"
-"""The mask folder; the mask of image ``X`` is ``X_segmentation.png``."""
-METADATA_CSV: str = "HAM10000_metadata.csv"
-GROUNDTRUTH_CSV: str = "ISIC2018_Task3_Training_GroundTruth.csv"
 DUPLICATES_CSV: str = "duplicates_groundtruth.csv"
-METADATA_HEADER: tuple[str, ...] = (
-    "lesion_id",
-    "image_id",
-    "dx",
-    "dx_type",
-    "age",
-    "sex",
-    "localization",
-)
 DUPLICATES_HEADER: tuple[str, ...] = ("image_id", "duplicate_of", "kind")
 
 _OUTPUTS: tuple[str, ...] = (*IMAGE_DIRS, MASKS_DIR, METADATA_CSV, GROUNDTRUTH_CSV, DUPLICATES_CSV)
@@ -273,7 +259,7 @@ def make_synthetic(
 
     def write(image_id: str, jpeg: bytes, mask_png: bytes) -> None:
         atomic_write_bytes(folder[image_id] / f"{image_id}.jpg", jpeg)
-        atomic_write_bytes(masks_dir / f"{image_id}_segmentation.png", mask_png)
+        atomic_write_bytes(masks_dir / mask_file_name(image_id), mask_png)
 
     kept: dict[int, tuple[bytes, np.ndarray, bytes]] = {}
     wanted = set(sources.tolist())
