@@ -66,7 +66,7 @@ def _network_errors() -> tuple[type[BaseException], ...]:
 
         errors += [HfHubHTTPError, EntryNotFoundError]
     with contextlib.suppress(ImportError):
-        import httpx
+        import httpx  # type: ignore[import-not-found,unused-ignore]  # optional
 
         errors.append(httpx.HTTPError)
     with contextlib.suppress(ImportError):

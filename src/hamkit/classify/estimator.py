@@ -126,7 +126,7 @@ class LesionClassifier(Estimator):
             config["class_offsets"] = [float(x) for x in self.class_offsets_]
         return config
 
-    def _build(self, *, pretrained: bool, weights: Any) -> ClassifierNetwork:
+    def _build(self, *, pretrained: bool | str, weights: Any) -> ClassifierNetwork:
         from hamkit.registry import create_backbone
 
         if self.num_classes < 2:
@@ -134,7 +134,7 @@ class LesionClassifier(Estimator):
         if len(self.classes_) != self.num_classes:
             raise HamkitError(f"{len(self.classes_)} class names for num_classes={self.num_classes}")
         body = create_backbone(self.backbone, task="classification", pretrained=pretrained, weights=weights)
-        return ClassifierNetwork(body, int(body.feature_dim), self.num_classes, self.dropout)
+        return ClassifierNetwork(body, int(body.feature_dim), self.num_classes, self.dropout)  # type: ignore[arg-type]
 
     def _as_dataset(
         self, data: Any, *, split: str, split_csv: Any, augment: Any, cache: Any, on_missing: str = "error"

@@ -18,7 +18,7 @@ from hamkit.errors import HamkitError
 __all__ = ["Estimator"]
 
 
-class Estimator(BaseEstimator):  # type: ignore[misc]
+class Estimator(BaseEstimator):
     """Base of :class:`~hamkit.LesionClassifier` and :class:`~hamkit.LesionSegmenter`.
 
     It inherits scikit-learn's ``BaseEstimator``: the parameters are the keyword arguments of

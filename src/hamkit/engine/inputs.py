@@ -142,8 +142,9 @@ def prepare_inputs(
         return InferenceInputs(dataset, dataset.image_ids, [image_size_of(p) for p in paths])
     if all(isinstance(x, (Image.Image, np.ndarray)) for x in images):
         sizes = [_size_of(x) for x in images]
-        dataset = _InMemoryImages(images, image_size, mean, std)
-        return InferenceInputs(dataset, [str(i) for i in range(len(images))], sizes)
+        return InferenceInputs(
+            _InMemoryImages(images, image_size, mean, std), [str(i) for i in range(len(images))], sizes
+        )
     kinds = sorted({type(x).__name__ for x in images})
     raise DataError(
         f"cannot predict on a list of {', '.join(kinds)}; pass paths, PIL images, uint8 arrays, a tensor or a Dataset"

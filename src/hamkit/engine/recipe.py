@@ -42,7 +42,7 @@ RUN_OPTIONS = ("num_workers", "progress", "out_dir", "resume", "device")
 
 
 @dataclass
-class TrainConfig(BaseEstimator):  # type: ignore[misc]
+class TrainConfig(BaseEstimator):
     """The settings of one training run.
 
     Attributes:

@@ -272,10 +272,10 @@ class Trainer:
                 )
             workers = default_num_workers(train) if cfg.num_workers is None else cfg.num_workers
             sampler = ShardedSampler(
-                len(train),
-                sample_weights,
+                len(train),  # type: ignore[arg-type]  # map-style datasets have a length
+                None if sample_weights is None else torch.as_tensor(np.asarray(sample_weights), dtype=torch.float64),
                 seed=cfg.seed,
-                rank=ctx.rank,  # type: ignore[arg-type]
+                rank=ctx.rank,
                 world_size=ctx.world_size,
             )
             # a last batch of one image breaks BatchNorm in training: drop the incomplete last batch
@@ -363,7 +363,7 @@ class Trainer:
                         flush=True,
                     )
 
-                score = float(metrics.get(cfg.monitor, math.nan)) if val is not None else math.nan
+                score = float(metrics.get(cfg.monitor or "", math.nan)) if val is not None else math.nan
                 if val is not None and cfg.monitor not in metrics:
                     raise HamkitError(
                         f"monitor={cfg.monitor!r} is not a validation metric; "

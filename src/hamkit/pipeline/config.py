@@ -30,7 +30,7 @@ from hamkit.errors import HamkitError
 __all__ = ["DEFAULTS", "PRESETS", "Settings", "default_preset", "load_config", "to_toml"]
 
 
-class Settings(dict):  # type: ignore[type-arg]
+class Settings(dict[str, Any]):
     """The effective settings ``{section: {setting: value}}``, remembering where each value came from.
 
     ``sources[(section, key)]`` is ``"default"``, ``"preset 'cpu'"``, the TOML file's path or

@@ -167,7 +167,7 @@ class LesionSegmenter(SegmenterInference, SegmenterEvaluation, Estimator):
         masks: Any,
         on_missing: str,
         mask_threshold: int | None,
-        augment: bool,
+        augment: Any,
         cache: Any,
     ) -> Dataset:
         """Turn ``data`` into a dataset with masks at the working size (SkinDataset when possible)."""

@@ -216,7 +216,9 @@ class SegmenterInference:
 
     def predict_mask_proba(self, images: Any, *, batch_size: int = 16, num_workers: int = 0) -> list[np.ndarray]:
         """Lesion probability maps (float32, 0..1), each at its image's original size."""
-        return self.predict(images, return_proba=True, batch_size=batch_size, num_workers=num_workers)[1]
+        maps = self.segment(images, return_proba=True, batch_size=batch_size, num_workers=num_workers).probabilities
+        assert maps is not None
+        return maps
 
     def predict_diagnosis_proba(self, images: Any, *, batch_size: int = 16, num_workers: int = 0) -> np.ndarray:
         """Diagnosis probabilities ``(N, num_classes)`` of the head (``classify=True`` only).

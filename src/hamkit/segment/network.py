@@ -38,7 +38,7 @@ class SegmentationNetwork(nn.Module):
     def __init__(self, backbone: nn.Module, num_classes: int | None = None, dropout: float = 0.0) -> None:
         super().__init__()
         self.backbone = backbone
-        self.feature_dim = int(backbone.feature_dim)
+        self.feature_dim = int(backbone.feature_dim)  # type: ignore[arg-type]  # set by the registry
         self.head: nn.Module | None = None
         if num_classes:
             self.head = nn.Sequential(
