@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from hamkit.dedup import search
+from hamkit.dedup import cosine_search
 from hamkit.dedup.hashing import hamming
 from hamkit.dedup.search import (
     HnswConfig,
@@ -243,7 +243,7 @@ def test_missing_faiss_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not faiss_available()
     with pytest.raises(DataError, match=r"pip install"):
         cosine_pairs(np.eye(3, dtype=np.float32), 0.9, backend="faiss")
-    monkeypatch.setattr(search, "FAISS_APPROX_MIN_N", 2)
+    monkeypatch.setattr(cosine_search, "FAISS_APPROX_MIN_N", 2)
     assert cosine_pairs(np.eye(3, dtype=np.float32), 0.9, backend="auto").exact  # falls back to numpy
 
 
@@ -296,7 +296,7 @@ def test_faiss_ivf_finds_planted_duplicates_from_either_end(monkeypatch: pytest.
     np.testing.assert_array_equal(again.i, one.i)  # seeded: the same index every time
     cross = cosine_cross_pairs(emb[:2000], emb[2000:], 0.95, backend="faiss-ivf", ivf=IvfConfig(nlist=8, nprobe=8))
     assert_same(cross, brute_cosine(emb[:2000], emb[2000:], 0.95, False))
-    monkeypatch.setattr(search, "FAISS_APPROX_MIN_N", 1000)  # 'auto' and 'faiss' switch to IVF from there
+    monkeypatch.setattr(cosine_search, "FAISS_APPROX_MIN_N", 1000)  # 'auto' and 'faiss' switch to IVF from there
     assert not cosine_pairs(emb, 0.95, backend="auto").exact
     assert not cosine_pairs(emb, 0.95, backend="faiss").exact
     assert cosine_pairs(emb[:999], 0.95, backend="auto").exact

@@ -51,14 +51,57 @@ def test_phash_finds_the_near_duplicates(synthetic):
     result = Deduplicator("phash", threshold=8, **FAST).find(synthetic.root)
     truth = set().union(*planted(synthetic).values())
     assert len(found(result) & truth) / len(truth) >= 0.8  # re-encoded, resized, cropped, brightened copies
-    with pytest.raises(HamkitError, match="Hamming distance, an integer in 0..64"):
-        Deduplicator("dhash", threshold=65)
-    with pytest.raises(HamkitError, match="cosine similarity in \\(0, 1\\]"):
-        Deduplicator("cnn", threshold=0)
-    with pytest.raises(HamkitError, match="takes no threshold"):
-        Deduplicator("exact", threshold=1)
-    with pytest.raises(HamkitError, match="unknown method"):
-        Deduplicator("ssim")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"method": "dhash", "threshold": 65}, "Hamming distance, an integer in 0..64"),
+        ({"method": "cnn", "threshold": 0}, "cosine similarity in \\(0, 1\\]"),
+        ({"method": "verified", "threshold": 1.5}, "aligned-content score in \\[-1, 1\\]"),
+        ({"method": "exact", "threshold": 1}, "takes no threshold"),
+        ({"method": "ssim"}, "unknown method 'ssim'; choose one of verified, cnn, phash, dhash, exact"),
+        ({"method": "phash", "keep": "prefer"}, "needs prefer"),
+        ({"method": "phash", "keep": "smallest"}, "unknown keep policy"),
+        ({"method": "phash", "group_mode": "chain"}, "group_mode must be"),
+        ({"method": "cnn", "ivf": {"nprobe": 4}}, "ivf must be"),
+        ({"method": "verified", "candidates": 0}, "candidates must be a positive integer"),
+        ({"method": "verified", "min_inliers": 3}, "min_inliers must be an integer of at least 4"),
+    ],
+)
+def test_invalid_settings_are_reported_when_it_runs(settings, message, tmp_path):
+    dedup = Deduplicator(**settings, **FAST)  # construction stores, never checks
+    assert dedup.get_params()["method"] == settings["method"]
+    write_image(tmp_path / "a.png")
+    split = tmp_path / "split.csv"
+    split.write_text("image_id,split\na,train\n")
+    for run in (lambda: dedup.find(tmp_path), lambda: dedup.find_cross([], []), lambda: dedup.audit(split, tmp_path)):
+        with pytest.raises(HamkitError, match=message):
+            run()
+    assert not hasattr(dedup, "threshold_")
+
+
+def test_scikit_learn_parameter_protocol():
+    from sklearn.base import clone
+
+    from hamkit.dedup.search import IvfConfig
+
+    dedup = Deduplicator("phash", threshold=6, prefer={"a"}, ivf=IvfConfig(nprobe=8))
+    copy = clone(dedup)
+    assert copy is not dedup and copy.get_params() == dedup.get_params()
+    assert copy.threshold == 6 and not hasattr(copy, "threshold_")  # an unfitted copy
+    params = dedup.get_params(deep=True)
+    assert set(params) == {
+        "method", "backbone", "threshold", "image_size", "batch_size", "device", "pretrained", "weights",
+        "num_workers", "cache_dir", "group_mode", "keep", "prefer", "search_backend", "ivf", "progress",
+        "candidates", "min_inliers",
+    }  # fmt: skip
+    assert Deduplicator(**params).get_params() == params
+    assert dedup.set_params(threshold=3) is dedup and dedup.threshold == 3
+    assert dedup.set_params(method="dhash", threshold=None).get_params()["method"] == "dhash"
+    with pytest.raises(TypeError):
+        Deduplicator("phash", None, 6)  # everything after method is keyword-only
+    assert repr(Deduplicator("phash", threshold=6)) == "Deduplicator(method='phash', threshold=6)"
 
 
 def test_random_weight_cnn_warns(synthetic):
@@ -106,8 +149,6 @@ def test_approximate_search_backend_is_reported(synthetic, tmp_path):
     assert exact.pairs.exact and not approx.pairs.exact
     assert len(exact.pairs) > 0 and found(approx) == found(exact)  # 40 images: one IVF cell, all probed
     assert "approximate" in approx.summary() and "approximate" not in exact.summary()
-    with pytest.raises(HamkitError, match="ivf must be"):
-        Deduplicator("cnn", ivf={"nprobe": 4})
     approx.save(tmp_path / "out")
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["exact_search"] is False
     folder = tmp_path / "split"
@@ -123,17 +164,15 @@ def test_approximate_search_backend_is_reported(synthetic, tmp_path):
 
 
 def test_hashes_are_cached_by_file_identity(synthetic, tmp_path, monkeypatch):
-    from hamkit.dedup import deduplicator as deduplicator_module
+    from hamkit.dedup.methods import hashes as hashes_module
 
     folder = tmp_path / "imgs"
     folder.mkdir()
     for path in sorted(synthetic.root.rglob("ISIC_*.jpg"))[:30]:
         shutil.copyfile(path, folder / path.name)
     decoded: list[int] = []
-    real_job = deduplicator_module.DecodeJob
-    monkeypatch.setattr(
-        deduplicator_module, "DecodeJob", lambda p, *a, **k: decoded.append(len(p)) or real_job(p, *a, **k)
-    )
+    real_job = hashes_module.DecodeJob
+    monkeypatch.setattr(hashes_module, "DecodeJob", lambda p, *a, **k: decoded.append(len(p)) or real_job(p, *a, **k))
     dedup = Deduplicator("phash", cache_dir=tmp_path / "cache", **FAST)
     first = dedup.find(folder)
     again = Deduplicator("phash", cache_dir=tmp_path / "cache", **FAST).find(folder)
@@ -234,8 +273,6 @@ def test_keep_policies_and_strict_groups(tmp_path):
     assert [p.name for p in largest.kept_paths] == ["img_b_big.png"]
     preferred = Deduplicator("phash", threshold=4, keep="prefer", prefer={"img_c"}, **FAST).find(tmp_path / "a")
     assert [p.name for p in preferred.kept_paths] == ["img_c.png"]
-    with pytest.raises(HamkitError, match="needs prefer"):
-        Deduplicator("phash", keep="prefer")
 
 
 def test_cross_search_audit_and_leak_free_split(synthetic, tmp_path):

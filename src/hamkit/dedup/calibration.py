@@ -27,12 +27,24 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hamkit._io import atomic_write_text
+from hamkit.errors import DataError
 
-__all__ = ["MAX_ACROSS_SHARE", "Calibration", "CalibrationRow", "calibrate_scores", "label_conflicts"]
+if TYPE_CHECKING:  # pragma: no cover
+    from hamkit.dedup.result import DedupResult
+
+__all__ = [
+    "MAX_ACROSS_SHARE",
+    "Calibration",
+    "CalibrationRow",
+    "calibrate_result",
+    "calibrate_scores",
+    "label_conflicts",
+]
 
 MAX_ACROSS_SHARE = 0.05
 """The suggested threshold is the lowest at which, and above which, at most this share of the
@@ -172,6 +184,57 @@ def calibrate_scores(
             f"{suggested:g}); look at the pairs across lesions: many are one lesion under two ids."
         )
     return Calibration(rows, suggested, reason, current)
+
+
+def calibrate_result(
+    result: DedupResult,
+    labels: str | os.PathLike[str] | Mapping[str, str | None],
+    thresholds: Sequence[float] | None = None,
+) -> Calibration:
+    """:func:`calibrate_scores` on the pairs (or every scored candidate) of a duplicate search.
+
+    Args:
+        result: A :class:`~hamkit.dedup.result.DedupResult`; with ``candidates`` (the
+            ``"verified"`` method) every candidate is counted, below the threshold too.
+        labels: A metadata CSV with ``image_id`` and ``lesion_id`` columns, or
+            ``{image_id: lesion_id}``. Images are matched by file stem.
+        thresholds: Thresholds to tabulate (default: 0.05 steps over the scores).
+
+    Returns:
+        The :class:`Calibration`, with ``unlabelled`` set.
+
+    Raises:
+        DataError: No lesion ids in ``labels`` for any image of a pair.
+    """
+    lesions = _lesion_ids(labels)
+    found = result.candidates if result.candidates is not None else result.pairs
+    i, j, scores = found.i, found.j, found.score
+    stems = [p.stem for p in result.paths]
+    lesion_i = np.array([lesions.get(stems[a]) for a in i.tolist()], dtype=object)
+    lesion_j = np.array([lesions.get(stems[b]) for b in j.tolist()], dtype=object)
+    known = np.array([a is not None and b is not None for a, b in zip(lesion_i, lesion_j, strict=True)], bool)
+    if len(i) and not known.any():
+        raise DataError(
+            "calibrate: none of the images of the pairs has a lesion id in the labels "
+            "(images are matched to image_id by file name without extension)"
+        )
+    calibration = calibrate_scores(
+        scores[known],
+        lesion_i[known] == lesion_j[known],
+        thresholds=thresholds,
+        higher_is_better=result.pairs.higher_is_better,
+        current=None if result.threshold is None else float(result.threshold),
+    )
+    calibration.unlabelled = int((~known).sum())
+    return calibration
+
+
+def _lesion_ids(labels: str | os.PathLike[str] | Mapping[str, str | None]) -> dict[str, str | None]:
+    if isinstance(labels, Mapping):
+        return dict(labels)
+    from hamkit.data.metadata import read_metadata
+
+    return {r.image_id: r.lesion_id for r in read_metadata(labels)}
 
 
 def label_conflicts(

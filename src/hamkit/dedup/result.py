@@ -21,6 +21,20 @@ from hamkit.dedup.search import Pairs
 __all__ = ["DedupResult", "CrossResult", "AuditResult"]
 
 
+def jsonable_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """Settings as JSON values: numbers, strings, booleans and None as they are, sets as sorted
+    lists of strings, other sequences as lists of strings, anything else as its ``str``."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            out[key] = value
+        elif isinstance(value, (list, tuple, set, frozenset)) and not isinstance(value, str):
+            out[key] = sorted(map(str, value)) if isinstance(value, (set, frozenset)) else [str(v) for v in value]
+        else:
+            out[key] = str(value)
+    return out
+
+
 def _pairs_csv(rows: list[tuple[Any, ...]], extra: list[str] | None = None) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

@@ -1,0 +1,52 @@
+"""The methods of :class:`~hamkit.dedup.deduplicator.Deduplicator`, one class each, by name.
+
+* ``"verified"``: :class:`VerifiedMethod`, a :class:`~hamkit.dedup.scenes.Scene` per image;
+  pairs by aligned-content score.
+* ``"cnn"``: :class:`CnnMethod`, an L2-normalised CNN embedding; pairs by cosine similarity.
+* ``"phash"``: :class:`PHashMethod`, a 64-bit DCT hash; pairs by Hamming distance.
+* ``"dhash"``: :class:`DHashMethod`, a 64-bit difference hash; pairs by Hamming distance.
+* ``"exact"``: :class:`ExactMethod`, SHA-256 of the decoded pixels; pairs of identical pixels.
+
+The interface is :class:`~hamkit.dedup.methods.base.DedupMethod`; :data:`METHODS` maps each
+name to its class. A new method is one subclass decorated with :func:`register_method`, after
+which ``Deduplicator(method="its name")`` uses it.
+
+Examples:
+    >>> from hamkit.dedup.methods import METHODS
+    >>> {name: cls.__name__ for name, cls in METHODS.items()}["phash"]
+    'PHashMethod'
+"""
+
+from __future__ import annotations
+
+from hamkit.dedup.methods.base import (
+    METHODS,
+    DedupMethod,
+    Signatures,
+    Threshold,
+    default_cache_dir,
+    get_method,
+    register_method,
+)
+
+# registration order is the order of METHODS (and of the "choose one of" message)
+from hamkit.dedup.methods.verified import VerifiedMethod  # isort: skip
+from hamkit.dedup.methods.cnn import CnnMethod  # isort: skip
+from hamkit.dedup.methods.hashes import DHashMethod, HashMethod, PHashMethod  # isort: skip
+from hamkit.dedup.methods.exact import ExactMethod  # isort: skip
+
+__all__ = [
+    "METHODS",
+    "DedupMethod",
+    "Signatures",
+    "Threshold",
+    "default_cache_dir",
+    "get_method",
+    "register_method",
+    "VerifiedMethod",
+    "CnnMethod",
+    "HashMethod",
+    "PHashMethod",
+    "DHashMethod",
+    "ExactMethod",
+]
