@@ -46,6 +46,8 @@ _LAZY: dict[str, str] = {
     "run_pipeline": "hamkit.pipeline.run",
     "PipelineResult": "hamkit.pipeline.run",
     "TrainConfig": "hamkit.engine.recipe",
+    "cross_validate_folds": "hamkit.crossval",
+    "CrossValidationResult": "hamkit.crossval",
     "LesionClassifier": "hamkit.classify",
     "LesionSegmenter": "hamkit.segment",
     "SegmentationPrediction": "hamkit.segment",
@@ -87,6 +89,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hamkit.synthetic.generator import SyntheticDataset, make_synthetic
     from hamkit.dedup.deduplicator import Deduplicator
     from hamkit.dedup.result import DedupResult
+    from hamkit.crossval import CrossValidationResult, cross_validate_folds
     from hamkit.engine.recipe import TrainConfig
     from hamkit.metrics import ClassificationReport, classification_report
     from hamkit.pipeline.run import PipelineResult, run_pipeline

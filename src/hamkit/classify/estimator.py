@@ -78,7 +78,7 @@ class LesionClassifier(Estimator):
     """
 
     _KIND = _KIND
-    _DEFAULT_RECIPE: ClassVar[TrainConfig] = TrainConfig(batch_size=32, lr=1e-4, monitor="balanced_accuracy")
+    _DEFAULT_RECIPE: ClassVar[TrainConfig] = TrainConfig(batch_size=32, lr=1e-4)
 
     def __init__(
         self,

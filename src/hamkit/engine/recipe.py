@@ -54,8 +54,10 @@ class TrainConfig(BaseEstimator):
         scheduler: ``"cosine"`` (to zero over the run), ``"step"`` (x0.1 at 1/3 and 2/3) or ``"none"``.
         grad_clip: Clip the gradient norm to this value, or ``None``.
         monitor: Validation metric that picks the best checkpoint (e.g. ``"balanced_accuracy"``,
-            ``"dice"``, ``"loss"``); ``None``: the estimator's own default. Without validation
-            data the last epoch is kept.
+            ``"dice"``, ``"loss"``); ``None``: the estimator's own default (balanced accuracy
+            for the classifier, Dice or Dice with balanced accuracy for the segmenter; the
+            validation loss for a bare :class:`~hamkit.engine.trainer.Trainer`). Without
+            validation data the last epoch is kept.
         early_stopping: Stop after this many epochs without improvement, or ``None``.
         class_balance: ``"sampler"`` (every class drawn equally often, with replacement),
             ``"loss"`` (class-weighted cross-entropy) or ``None``. The segmenter balances only
@@ -91,7 +93,7 @@ class TrainConfig(BaseEstimator):
     weight_decay: float = 0.0
     scheduler: str = "cosine"
     grad_clip: float | None = None
-    monitor: str | None = "balanced_accuracy"
+    monitor: str | None = None
     early_stopping: int | None = None
     class_balance: str | None = "sampler"
     augment: bool | str | Callable[..., Any] = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -163,6 +164,8 @@ class Trainer:
 
     def __init__(self, config: TrainConfig) -> None:
         config.validate()
+        if config.monitor is None:
+            config = dataclasses.replace(config, monitor="loss")
         self.config = config
 
     # -------------------------------------------------------------- building blocks

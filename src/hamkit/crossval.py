@@ -1,0 +1,210 @@
+"""K-fold cross-validation of an estimator over a folds CSV (``hamkit split --folds K``).
+
+Each fold is trained on the other folds and scored on itself, with a fresh copy of the
+estimator (:func:`sklearn.base.clone`, so every fold starts from the same parameters and its own
+random weights), and the result reports every fold's metrics with their mean and spread, as
+papers on HAM10000 / ISIC report them. Folds are lesion-grouped, so no lesion is scored by a
+model that saw it. A held-out test split in the CSV is left alone: score the final model on it
+once, after choosing the settings with the folds.
+
+For arrays in memory, scikit-learn's own ``cross_validate`` works on
+:class:`~hamkit.classify.LesionClassifier` too (``fit(X, y)`` and ``score``); this helper is
+for image folders, where the folds must follow the lesions.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sklearn.base import clone
+
+from hamkit._io import atomic_write_text
+from hamkit.data.dataset import SkinDataset
+from hamkit.errors import DataError, HamkitError
+
+__all__ = ["CrossValidationResult", "cross_validate_folds", "fold_numbers", "report_metrics"]
+
+#: The metrics kept per fold, by report type: ``ClassificationReport`` and ``SegmentationReport``.
+CLASSIFICATION_METRICS = ("balanced_accuracy", "accuracy", "macro_f1", "melanoma_sensitivity", "macro_roc_auc")
+SEGMENTATION_METRICS = ("mean_dice", "mean_iou", "thresholded_jaccard", "balanced_accuracy")
+
+
+def fold_numbers(split_csv: str | os.PathLike[str]) -> list[int]:
+    """The fold numbers of a folds CSV, sorted.
+
+    Raises:
+        DataError: No such file, or a file without a ``fold`` column or without folds.
+    """
+    path = Path(split_csv)
+    if not path.is_file():
+        raise DataError(f"{path}: folds CSV not found; write one with `hamkit split --folds K`")
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        if "fold" not in (reader.fieldnames or []):
+            raise DataError(f"{path}: no fold column; write a folds CSV with `hamkit split --folds K`")
+        found = {int(row["fold"]) for row in reader if (row.get("fold") or "").strip() not in ("", "-1")}
+    if len(found) < 2:
+        raise DataError(f"{path}: {len(found)} fold(s); cross-validation needs at least 2")
+    return sorted(found)
+
+
+def report_metrics(report: Any) -> dict[str, float]:
+    """The headline numbers of a classification or segmentation report, as floats."""
+    if hasattr(report, "mean_dice"):
+        summary = report.summary()
+        return {k: float(summary[k]) for k in SEGMENTATION_METRICS if k in summary}
+    values = {
+        "balanced_accuracy": report.balanced_accuracy,
+        "accuracy": report.accuracy,
+        "macro_f1": report.macro["f1"],
+        "melanoma_sensitivity": report.melanoma_sensitivity,
+        "macro_roc_auc": report.macro_roc_auc,
+    }
+    return {k: float(v) for k, v in values.items()}
+
+
+@dataclass
+class CrossValidationResult:
+    """Per-fold metrics of a cross-validation, with their mean and standard deviation.
+
+    Attributes:
+        folds: The fold numbers, in order.
+        metrics: One ``{metric: value}`` per fold, scored on that fold.
+        best_epochs: The epoch each fold's model kept.
+        reports: The full report of each fold (``ClassificationReport`` / ``SegmentationReport``).
+    """
+
+    folds: list[int]
+    metrics: list[dict[str, float]]
+    best_epochs: list[int] = field(default_factory=list)
+    reports: list[Any] = field(default_factory=list, repr=False)
+
+    def _values(self, name: str) -> list[float]:
+        return [m[name] for m in self.metrics if name in m and not math.isnan(m[name])]
+
+    @property
+    def names(self) -> list[str]:
+        """The metric names, in report order."""
+        return list(self.metrics[0]) if self.metrics else []
+
+    def mean(self) -> dict[str, float]:
+        """The mean of each metric over the folds (NaN folds left out)."""
+        return {n: statistics.fmean(v) if (v := self._values(n)) else math.nan for n in self.names}
+
+    def std(self) -> dict[str, float]:
+        """The sample standard deviation of each metric over the folds."""
+        return {n: statistics.stdev(v) if len(v := self._values(n)) > 1 else math.nan for n in self.names}
+
+    def as_dict(self) -> dict[str, Any]:
+        """Folds, per-fold metrics, mean and std as plain values (NaN as ``None``)."""
+
+        def clean(values: dict[str, float]) -> dict[str, float | None]:
+            return {k: None if math.isnan(v) else v for k, v in values.items()}
+
+        return {
+            "folds": self.folds,
+            "per_fold": [clean(m) for m in self.metrics],
+            "best_epochs": self.best_epochs,
+            "mean": clean(self.mean()),
+            "std": clean(self.std()),
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write :meth:`as_dict` as JSON (atomically)."""
+        return atomic_write_text(Path(path), json.dumps(self.as_dict(), indent=2) + "\n")
+
+    def format_table(self) -> str:
+        """A plain-text table: one row per fold, then mean and std."""
+        names = self.names
+        width = max([len("mean") + 2] + [len(n) for n in names])
+        lines = ["fold  " + "  ".join(f"{n:>{width}}" for n in names)]
+        for fold, metrics in zip(self.folds, self.metrics, strict=True):
+            lines.append(f"{fold:<4}  " + "  ".join(f"{metrics.get(n, math.nan):>{width}.3f}" for n in names))
+        lines.append("mean  " + "  ".join(f"{v:>{width}.3f}" for v in self.mean().values()))
+        lines.append("std   " + "  ".join(f"{v:>{width}.3f}" for v in self.std().values()))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format_table()
+
+
+def cross_validate_folds(
+    estimator: Any,
+    data: str | os.PathLike[str],
+    *,
+    split_csv: str | os.PathLike[str],
+    folds: list[int] | None = None,
+    masks: str | os.PathLike[str] | bool | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    on_missing: str = "error",
+    progress: bool = True,
+    **fit: Any,
+) -> CrossValidationResult:
+    """Train one copy of ``estimator`` per fold (the other folds as training data, the fold as
+    validation) and score it on its fold.
+
+    Args:
+        estimator: An unfitted :class:`~hamkit.classify.LesionClassifier` or
+            :class:`~hamkit.segment.LesionSegmenter` (cloned for every fold).
+        data: The data folder (HAM10000 layout).
+        split_csv: A folds CSV from ``hamkit split --folds K`` (or ``split_dataset(..., folds=K)``).
+        folds: Run only these folds (default: all of them).
+        masks: For a segmenter: the masks folder (default: found under ``data``).
+        out_dir: Write each fold's checkpoints and history under ``out_dir/fold_<k>/``, its
+            model under ``out_dir/fold_<k>/model/`` and the result as ``out_dir/crossval.json``.
+        on_missing: ``"error"`` or ``"skip"`` for images without a file (or mask).
+        progress: Print one line per fold (and the trainer's progress).
+        **fit: Keyword arguments of the estimator's ``fit`` (recipe fields such as ``epochs``).
+
+    Returns:
+        The :class:`CrossValidationResult`.
+
+    Raises:
+        DataError: The CSV has no folds, or a fold asked for is not in it.
+        HamkitError: The estimator has no ``fit`` / ``evaluate``, or its settings are bad.
+    """
+    if not (hasattr(estimator, "fit") and hasattr(estimator, "evaluate") and hasattr(estimator, "get_params")):
+        raise HamkitError(
+            f"cannot cross-validate a {type(estimator).__name__}; pass a LesionClassifier or LesionSegmenter"
+        )
+    available = fold_numbers(split_csv)
+    chosen = available if folds is None else list(folds)
+    unknown = sorted(set(chosen) - set(available))
+    if unknown:
+        raise DataError(f"{split_csv}: no fold {unknown[0]}; it has folds {', '.join(map(str, available))}")
+    segmenting = hasattr(estimator, "predict_mask_proba")
+    mask_option: dict[str, Any] = {"masks": True if masks is None else masks} if segmenting else {}
+    root = Path(out_dir) if out_dir is not None else None
+    result = CrossValidationResult(folds=[], metrics=[])
+    for number, k in enumerate(chosen, start=1):
+        train = SkinDataset.from_folder(
+            data, split_csv=split_csv, split="train", fold=k, on_missing=on_missing, **mask_option
+        )
+        val = SkinDataset.from_folder(
+            data, split_csv=split_csv, split="val", fold=k, on_missing=on_missing, **mask_option
+        )
+        label = f"fold {k} ({number}/{len(chosen)})"
+        if progress:
+            print(f"{label}: {len(train)} training images, {len(val)} in the fold", file=sys.stderr, flush=True)
+        model = clone(estimator)
+        folder = root / f"fold_{k}" if root is not None else None
+        model.fit(train, val, out_dir=folder, progress=label if progress else False, **fit)
+        report = model.evaluate(val)
+        if folder is not None:
+            model.save(folder / "model")
+            report.save(folder / "fold_report.json")
+        result.folds.append(k)
+        result.metrics.append(report_metrics(report))
+        result.best_epochs.append(int(getattr(model, "best_epoch_", 0)))
+        result.reports.append(report)
+    if root is not None:
+        result.save(root / "crossval.json")
+    return result
