@@ -181,11 +181,15 @@ def test_cli_refuses_a_folder_that_is_no_model(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------- failures
-def test_a_failed_parity_check_writes_nothing(classifier, tmp_path, monkeypatch):
+def test_a_failed_parity_check_writes_nothing(classifier, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("hamkit.export._parity", lambda *args: {"logits": 0.5})
     with pytest.raises(HamkitError, match=r"differs from PyTorch \(logits by 5.00e-01, above atol 0.0001\)"):
         export_onnx(classifier, tmp_path / "model.onnx", opset=17)
     assert list(tmp_path.iterdir()) == []
+    classifier.save(tmp_path / "model")
+    assert main(["export", str(tmp_path / "model"), "--out", str(tmp_path / "m.onnx"), "--opset", "17"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "raise --atol or add --no-check" in err and not (tmp_path / "m.onnx").exists()
 
 
 def test_missing_packages_and_bad_arguments_fail_in_one_line(classifier, tmp_path, monkeypatch):

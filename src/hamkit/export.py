@@ -20,7 +20,7 @@ import os
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -73,18 +73,10 @@ class ExportResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-ready values (paths as strings)."""
-        return {
-            "path": str(self.path),
-            "preprocessing_path": str(self.preprocessing_path),
-            "kind": self.kind,
-            "outputs": list(self.outputs),
-            "opset": self.opset,
-            "exporter": self.exporter,
-            "seconds": round(self.seconds, 3),
-            "max_abs_diff": dict(self.max_abs_diff),
-            "checked_batch_sizes": list(self.checked_batch_sizes),
-            "atol": self.atol,
-        }
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(path=str(self.path), preprocessing_path=str(self.preprocessing_path))
+        values.update(outputs=list(self.outputs), checked_batch_sizes=list(self.checked_batch_sizes))
+        return {**values, "seconds": round(self.seconds, 3), "max_abs_diff": dict(self.max_abs_diff)}
 
     def summary(self) -> str:
         """One line: what was written and the parity of each output."""
@@ -214,8 +206,10 @@ def _export_torchscript(
     )
 
 
-def _export(module: nn.Module, example: torch.Tensor, target: Path, names: list[str], opset: int | None) -> str:
-    """Write the ONNX file; return the exporter used.
+def _export(
+    module: nn.Module, example: torch.Tensor, tmp: Path, names: list[str], opset: int | None, target: Path
+) -> str:
+    """Write the ONNX file ``tmp`` (renamed to ``target`` later); return the exporter used.
 
     The exporter: ``torch.export`` (``dynamo=True``), the default and maintained path since torch
     2.9 (the TorchScript exporter is deprecated there). It traces torchvision, timm and smp
@@ -228,7 +222,7 @@ def _export(module: nn.Module, example: torch.Tensor, target: Path, names: list[
     with _quiet_exporter():
         if opset is None or opset >= _FIRST_DYNAMO_OPSET:
             try:
-                _export_dynamo(module, example, target, names, opset)
+                _export_dynamo(module, example, tmp, names, opset)
                 return "dynamo"
             except Exception as err:  # noqa: BLE001 - torch.export fails in many ways on unusual code
                 dynamo_error = _first_line(err)
@@ -238,9 +232,9 @@ def _export(module: nn.Module, example: torch.Tensor, target: Path, names: list[
                 stacklevel=3,
             )
         try:
-            _export_torchscript(module, example, target, names, opset)
+            _export_torchscript(module, example, tmp, names, opset)
         except Exception as err:  # noqa: BLE001 - report any exporter failure in one line
-            raise HamkitError(f"{target.name}: ONNX export failed ({_first_line(err)})") from err
+            raise HamkitError(f"{target}: ONNX export failed ({_first_line(err)})") from err
     return "torchscript"
 
 
@@ -258,11 +252,8 @@ def _preprocessing(model: Any, outputs: list[str], onnx_name: str, opset: int) -
         "class_logits": "diagnosis head scores (N, num_classes), columns in 'classes' order; "
         "probabilities = softmax(class_logits)",
     }
-    shapes = {
-        "logits": ["batch", len(classes)],
-        "mask_logits": ["batch", 1, size, size],
-        "class_logits": ["batch", len(classes)],
-    }
+    shapes = {"logits": ["batch", len(classes)], "mask_logits": ["batch", 1, size, size]}
+    shapes["class_logits"] = shapes["logits"]
     info: dict[str, Any] = {
         "format": PREPROCESSING_FORMAT,
         "format_version": 1,
@@ -403,7 +394,7 @@ def export_onnx(
     batch_sizes = (1, batch_size + 1)
     with atomic_path(target) as tmp:
         start = time.perf_counter()
-        exporter = _export(module, example, tmp, names, opset)
+        exporter = _export(module, example, tmp, names, opset, target)
         seconds = time.perf_counter() - start
         written = onnx.load(str(tmp), load_external_data=False)
         actual = next((o.version for o in written.opset_import if o.domain in ("", "ai.onnx")), 0)

@@ -43,7 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=1e-4,
         help="largest difference to PyTorch allowed per output (default: 1e-4)",
     )
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--json", action="store_true", help="print the summary as one JSON object on stdout instead of text"
+    )
     return parser
 
 
@@ -51,9 +53,14 @@ def run(args: argparse.Namespace) -> int:
     """Run ``hamkit export``."""
     import json
 
+    from hamkit.errors import HamkitError
     from hamkit.export import export_onnx
 
-    result = export_onnx(args.model, args.out, opset=args.opset, check=not args.no_check, atol=args.atol)
+    try:
+        result = export_onnx(args.model, args.out, opset=args.opset, check=not args.no_check, atol=args.atol)
+    except HamkitError as err:  # the library's advice, as this command's flags
+        message = str(err).replace("raise atol or pass check=False", "raise --atol or add --no-check")
+        raise HamkitError(message.replace("pick opset", "pick --opset")) from err
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
