@@ -39,6 +39,16 @@ command) and prints a short summary. `python -m hamkit` is the same command.
   `verified`, needs none) and `hamkit run --preset report|gpu` use. On a machine without
   network access pass `--no-pretrained` or `--weights FILE`, or copy the weight caches (see
   [Installation](installation.md)).
+* **One vocabulary**: `--data DIR` is the dataset folder, `--split-csv CSV` a split CSV
+  from `hamkit split` and `--split NAME` one of its splits (`train`, `val`, `test`), as the
+  Python API's `split_csv=` and `split=`; `--fold K` picks fold K of a folds CSV (`hamkit split
+  --folds`); `--out` is what a command writes; `--quiet` turns progress off; `--json` prints the
+  summary as one JSON object on stdout. A command's natural subject may also be positional:
+  `hamkit dedup IMAGES` (or `--data`), `hamkit audit SPLIT_CSV` (or `--split-csv`), `hamkit split
+  LABELS`, `hamkit predict MODEL IMAGES...`.
+* **Old spellings**: flags renamed to this vocabulary (`--root`, `--cache`, `--split CSV`,
+  `--subset`) still work until the next release and print a one-line warning naming the new
+  flag; each command lists its own below.
 * **Environment**: `HAMKIT_CACHE` (embedding cache, default `~/.cache/hamkit`),
   `HAMKIT_DISABLE_PLUGINS=1` (ignore installed backbone plugins), `TORCH_HOME` and `HF_HOME`
   (where upstream libraries cache pretrained weights).
@@ -163,19 +173,34 @@ def subcommands(
             yield from subcommands(sub, full)
 
 
+def either(parser: argparse.ArgumentParser) -> dict[argparse.Action, list[argparse.Action]]:
+    """The members of required mutually exclusive groups (one of them must be given), each to its group."""
+    return {a: g._group_actions for g in parser._mutually_exclusive_groups if g.required for a in g._group_actions}
+
+
+def spelled(action: argparse.Action) -> str:
+    """``--out OUT`` for an option, ``IMAGES`` for a positional."""
+    name = metavar(action).strip("[]")
+    return f"{action.option_strings[-1]} {name}".strip() if action.option_strings else name
+
+
 def usage(name: str, parser: argparse.ArgumentParser) -> str:
     """A usage line: required options and positionals spelled out, the rest as ``[options]``."""
     words = [f"hamkit {name}"]
     optional = False
+    groups = either(parser)
     for action in arguments(parser):
-        if action.option_strings:
+        if action in groups:
+            if action is groups[action][0]:
+                words.append("(" + " | ".join(spelled(a) for a in groups[action]) + ")")
+        elif action.option_strings:
             if action.required:
                 words.append(f"{action.option_strings[-1]} {metavar(action)}".strip())
             else:
                 optional = True
     if optional:
         words.append("[options]")
-    words += [metavar(a) for a in arguments(parser) if not a.option_strings]
+    words += [metavar(a) for a in arguments(parser) if not a.option_strings and a not in groups]
     nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     words += [a.metavar or "COMMAND" for a in nested]
     return " ".join(words)
@@ -190,14 +215,23 @@ def section(name: str, parser: argparse.ArgumentParser, summary: str) -> list[st
         lines += [escape(parser.description), ""]
     lines += ["```text", usage(name, parser), "```", ""]
     rows = []
+    groups = either(parser)
     for action in arguments(parser):
         label = ", ".join(action.option_strings) if action.option_strings else metavar(action)
         value = metavar(action) if action.option_strings else ""
         shown = f"`{label} {value}`".replace(" `", "`") if value else f"`{label}`"
         required = " (required)" if action.required and action.option_strings else ""
+        if action in groups:
+            required = (
+                " (required, or " + " or ".join(f"`{spelled(a)}`" for a in groups[action] if a is not action) + ")"
+            )
         rows.append(f"| {shown}{required} | {default_text(action)} | {escape(help_text(action, parser.prog))} |")
     if rows:
         lines += ["| argument | default | description |", "|---|---|---|", *rows, ""]
+    old = [(o, a.option_strings[0]) for a in arguments(parser) for o in getattr(a, "old_spellings", ())]
+    if old:
+        pairs = ", ".join(f"`{o}` (now `{new}`)" for o, new in old)
+        lines += [f"Old spellings, still accepted with a warning until the next release: {pairs}.", ""]
     nested = [full for full, _, _ in subcommands(parser, name)]
     if nested:
         lines += ["Subcommands: " + ", ".join(f"`hamkit {n}`" for n in nested) + ".", ""]

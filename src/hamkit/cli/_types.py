@@ -12,7 +12,15 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["non_negative_int", "output_file", "output_folder", "positive_float", "positive_int"]
+__all__ = [
+    "fold_count",
+    "non_negative_int",
+    "output_file",
+    "output_folder",
+    "positive_float",
+    "positive_int",
+    "proper_fraction",
+]
 
 
 def _integer(text: str, least: int) -> int:
@@ -43,6 +51,32 @@ def non_negative_int(text: str) -> int:
         0
     """
     return _integer(text, 0)
+
+
+def fold_count(text: str) -> int:
+    """A number of cross-validation folds: a whole number of at least 2.
+
+    Examples:
+        >>> fold_count("5")
+        5
+    """
+    return _integer(text, 2)
+
+
+def proper_fraction(text: str) -> float:
+    """A fraction above 0 and below 1 (a held-out share).
+
+    Examples:
+        >>> proper_fraction("0.125")
+        0.125
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number above 0 and below 1, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number above 0 and below 1, got {text!r}")
+    return value
 
 
 def positive_float(text: str) -> float:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from hamkit.cli._types import output_folder
+from hamkit.cli._compat import flag
+from hamkit.cli._types import non_negative_int, output_folder
 from hamkit.cli.dedup import _method_options
 
 
@@ -16,8 +17,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Search every pair of splits of a split CSV for duplicates that cross them. Exit status 3 "
         "when any pair crosses (leakage), 0 when the split is clean.",
     )
-    parser.add_argument("split_csv", help="split CSV (image_id,...,split), e.g. from `hamkit split`")
-    parser.add_argument("--root", required=True, help="folder with the images (searched recursively)")
+    subject = parser.add_mutually_exclusive_group(required=True)
+    subject.add_argument(
+        "split_csv",
+        nargs="?",
+        default=argparse.SUPPRESS,
+        metavar="SPLIT_CSV",
+        help="split CSV (image_id,...,split), e.g. from `hamkit split`",
+    )
+    subject.add_argument("--split-csv", dest="split_csv", metavar="CSV", help="the same as SPLIT_CSV, as a flag")
+    flag(
+        parser,
+        "--data",
+        old=("--root",),
+        required=True,
+        metavar="DIR",
+        help="folder with the images (searched recursively)",
+    )
+    parser.add_argument(
+        "--fold",
+        type=non_negative_int,
+        default=None,
+        metavar="K",
+        help="with a folds CSV (`hamkit split --folds`): audit fold K (as val) against the other folds (train) "
+        "and the held-out test split",
+    )
     parser.add_argument("--out", type=output_folder, help="folder for audit.csv and audit.json")
     _method_options(parser)
     return parser
@@ -25,16 +49,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hamkit audit``."""
-    from hamkit.cli.dedup import dedup_from_args
+    import tempfile
 
-    result = dedup_from_args(args).audit(args.split_csv, args.root)
-    print(result.summary())
+    from hamkit.cli._compat import print_json, split_csv_for
+    from hamkit.cli.dedup import dedup_from_args
+    from hamkit.cli.main import in_flags
+
+    with tempfile.TemporaryDirectory(prefix="hamkit-audit-") as folder:
+        split_csv = split_csv_for(args, folder, needs_val=False)
+        result = dedup_from_args(args).audit(split_csv, args.data)
+    if args.out:
+        result.save(args.out)
+    if args.json:
+        print_json(
+            {
+                "leaks": result.leaks,
+                "by_split_pair": {name: len(cross.pairs) for name, cross in result.crossings.items()},
+                "exact": all(cross.pairs.exact for cross in result.crossings.values()),
+                "missing": result.missing,
+                "out": args.out,
+            }
+        )
+        return 3 if result.leaks else 0
+    print(in_flags("audit", result.summary()))
     if result.missing:
         print(
-            f"{len(result.missing)} image(s) of the split CSV are not under {args.root}, e.g. "
+            f"{len(result.missing)} image(s) of the split CSV are not under {args.data}, e.g. "
             f"{', '.join(result.missing[:5])}"
         )
     if args.out:
-        result.save(args.out)
         print(f"wrote {args.out}/audit.csv and audit.json")
     return 3 if result.leaks else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from hamkit.cli._compat import add_json, add_quiet, flag
 from hamkit.cli._types import non_negative_int, output_folder, positive_int
 
 
@@ -38,9 +39,12 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="local backbone weights file instead of a download")
     parser.add_argument("--workers", type=non_negative_int, default=None, help="decoding workers (default: automatic)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument(
-        "--cache",
+    flag(
+        parser,
+        "--embedding-cache",
+        old=("--cache",),
         default=None,
+        metavar="DIR",
         help="cache folder for CNN embeddings and hashes (default: $HAMKIT_CACHE or ~/.cache/hamkit)",
     )
     parser.add_argument(
@@ -57,7 +61,8 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="cells the faiss IVF search probes per image (default 16; more finds more, slower)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(parser)
+    add_json(parser)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -68,7 +73,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Find duplicate images in a folder (recursively) or a text file of paths. Writes kept.txt, "
         "removed.txt, pairs.csv, groups.json, groups.csv, summary.json, skipped.txt and a review sheet into OUT.",
     )
-    parser.add_argument("images", help="a folder of images, or a text file with one image path per line")
+    subject = parser.add_mutually_exclusive_group(required=True)
+    subject.add_argument(
+        "images",
+        nargs="?",
+        default=argparse.SUPPRESS,
+        metavar="IMAGES",
+        help="a folder of images (searched recursively), or a text file with one image path per line",
+    )
+    subject.add_argument("--data", dest="images", metavar="DIR", help="the same as IMAGES, as a flag")
     parser.add_argument("--out", type=output_folder, required=True, help="output folder")
     _method_options(parser)
     parser.add_argument(
@@ -117,7 +130,7 @@ def dedup_from_args(args: argparse.Namespace, **extra: object):
         pretrained=not args.no_pretrained,
         weights=args.weights,
         num_workers=args.workers,
-        cache_dir=args.cache,
+        cache_dir=args.embedding_cache,
         search_backend=args.search_backend,
         ivf=None if args.ivf_nprobe is None else IvfConfig(nprobe=args.ivf_nprobe),
         progress=not args.quiet,
@@ -128,8 +141,12 @@ def dedup_from_args(args: argparse.Namespace, **extra: object):
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hamkit dedup``."""
+    import json
     from pathlib import Path
 
+    from hamkit.cli._compat import print_json
+
+    say = (lambda *_: None) if args.json else print
     dedup = dedup_from_args(args, keep=args.keep, group_mode="representative" if args.strict_groups else "connected")
     records = _read_labels(args.labels) if args.labels else None
     if args.against:
@@ -139,11 +156,21 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         cross.save(out / "pairs.csv")
-        print(
+        if args.json:
+            print_json(
+                {
+                    "images": len(cross.paths_a),
+                    "against": len(cross.paths_b),
+                    "pairs": len(cross.pairs),
+                    "skipped": len(cross.skipped),
+                    "out": str(out),
+                }
+            )
+        say(
             f"{len(cross.paths_a)} image(s) against {len(cross.paths_b)}: {len(cross.pairs)} duplicate pair(s) "
             f"across the two sets ({len(cross.skipped)} unreadable, skipped)"
         )
-        print(f"results in {out}")
+        say(f"results in {out}")
         return 0
     result = dedup.find(args.images)
     if result is None:  # a torchrun rank other than 0
@@ -154,18 +181,16 @@ def run(args: argparse.Namespace) -> int:
 
         contact_sheet(result, Path(out) / "review.png")
         review_html(result, Path(out) / "review.html")
-    print(result.summary())
+    say(result.summary())
+    summary = json.loads((Path(out) / "summary.json").read_text())
     if records is not None:
-        import json
-
         from hamkit._io import atomic_write_text
 
         diagnoses = {r.image_id: r.dx for r in records}
         conflicts = result.conflicts(diagnoses)
         result.save_conflicts(Path(out) / "conflicts.csv", diagnoses)
-        summary = json.loads((Path(out) / "summary.json").read_text())
         summary["label_conflicts"] = len(conflicts)
-        print(f"{len(conflicts)} duplicate pair(s) carry different diagnoses (label conflicts): conflicts.csv")
+        say(f"{len(conflicts)} duplicate pair(s) carry different diagnoses (label conflicts): conflicts.csv")
         if any(r.lesion_id for r in records):
             calibration = dedup.calibrate(result, {r.image_id: r.lesion_id for r in records})
             calibration.to_csv(Path(out) / "calibration.csv")
@@ -177,9 +202,11 @@ def run(args: argparse.Namespace) -> int:
                 "pairs_within_lesions": None if row is None else row.within,
                 "pairs_across_lesions": None if row is None else row.across,
             }
-            print(calibration.summary())
+            say(calibration.summary())
         atomic_write_text(Path(out) / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
-    print(f"results in {out}")
+    if args.json:
+        print_json({**summary, "out": str(out)})
+    say(f"results in {out}")
     return 0
 
 

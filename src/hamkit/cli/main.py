@@ -25,7 +25,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "predict",
     "evaluate",
     "segment",
-    "export",
     "backbones",
     "plugins",
 )
@@ -71,20 +70,33 @@ def _one_line_warnings(command: str) -> Iterator[None]:
 
 # Library messages advise Python arguments; on the command line the same advice is a flag.
 _WEIGHTS_ADVICE = 'to use a local file pass weights="path/to/file.safetensors" (or .pt/.pth), or pass pretrained=False'
+_DEVICE_ADVICE = {"use device='cpu'": "use --device cpu"}
+_SEARCH_ADVICE = {
+    "use search_backend='numpy'": "use --search-backend numpy",
+    "use backend='numpy'": "use --search-backend numpy",
+}
+_DEDUP_WEIGHTS = (
+    "to use a local file add --weights path/to/file.safetensors, or use the default --method verified "
+    "(needs no weights)"
+)
 _FLAG_ADVICE: dict[str, dict[str, str]] = {
+    "*": _DEVICE_ADVICE,  # every command
+    "split": {"use folds=": "use --folds "},
     "train": {
         "pass on_missing='skip' to leave them out": "add --skip-missing to leave them out",
         _WEIGHTS_ADVICE: (
             "to use a local file add --weights path/to/file.safetensors (or .pt/.pth), or add --no-pretrained"
         ),
         "pass masks=PATH": "pass --masks PATH",
+        "or pass labels=PATH": "or put the metadata CSV there",
     },
-    "evaluate": {"pass on_missing='skip' to leave them out": "add --skip-missing to leave them out"},
-    "dedup": {
-        _WEIGHTS_ADVICE: "to use a local file add --weights path/to/file.safetensors, "
-        "or use the default --method verified "
-        "(needs no weights)",
+    "evaluate": {
+        "pass on_missing='skip' to leave them out": "add --skip-missing to leave them out",
+        "pass masks=PATH": "pass --masks PATH",
+        "or pass labels=PATH": "or put the metadata CSV there",
     },
+    "dedup": {_WEIGHTS_ADVICE: _DEDUP_WEIGHTS, **_SEARCH_ADVICE},
+    "audit": {_WEIGHTS_ADVICE: _DEDUP_WEIGHTS, **_SEARCH_ADVICE},
     "run": {
         _WEIGHTS_ADVICE: ("set pretrained = false in the [classifier], [segmenter] or [dedup] section of --config"),
         "pass on_missing='skip' to leave them out": "point data.masks at the full masks folder",
@@ -94,7 +106,7 @@ _FLAG_ADVICE: dict[str, dict[str, str]] = {
 
 def in_flags(command: str, message: str) -> str:
     """Rewrite the Python-argument advice in a library message as this command's flags."""
-    for python, flag in _FLAG_ADVICE.get(command, {}).items():
+    for python, flag in {**_FLAG_ADVICE["*"], **_FLAG_ADVICE.get(command, {})}.items():
         message = message.replace(python, flag)
     return message
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from hamkit.cli._compat import add_json, add_quiet
 from hamkit.cli._types import output_folder
 
 
@@ -16,7 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--data the built-in synthetic dataset is generated. Rerunning the same command skips the steps whose "
         "inputs and settings have not changed and continues an interrupted training.",
     )
-    parser.add_argument("--data", help="HAM10000-layout folder (default: synthetic data)")
+    parser.add_argument("--data", metavar="DIR", help="HAM10000-layout folder (default: synthetic data)")
     parser.add_argument("--config", help="TOML settings file (see --print-config)")
     parser.add_argument(
         "--preset",
@@ -27,7 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--out", type=output_folder, help="run folder (required unless --print-config)")
     parser.add_argument("--print-config", action="store_true", help="print the effective settings as TOML and exit")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(parser)
+    add_json(parser)
     return parser
 
 
@@ -49,6 +51,13 @@ def run(args: argparse.Namespace) -> int:
     from hamkit.pipeline.run import run_pipeline
 
     result = run_pipeline(args.out, data=args.data, config=settings, preset=preset, progress=not args.quiet)
+    if args.json:
+        from hamkit.cli._compat import print_json
+
+        print_json(
+            {"steps": result.steps, "seconds": result.seconds, "summary": result.summary, "report": result.report}
+        )
+        return 0
     for step, status in result.steps.items():
         seconds = result.seconds.get(step)
         print(f"{step:<11}{status:<9}" + (f"{seconds:7.1f} s" if seconds is not None else ""))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from hamkit.cli._compat import add_quiet
 from hamkit.cli._types import output_folder, positive_int
 
 
@@ -27,12 +28,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--device", default="auto")
+    add_quiet(parser, "no progress messages")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hamkit segment``."""
+    import sys
+
     from hamkit.segment import LesionSegmenter
+
+    if not args.quiet:
+        print(f"hamkit segment: writing masks into {args.out} ...", file=sys.stderr)
 
     model = LesionSegmenter.load(args.model, device=args.device)
     written = model.write_masks(

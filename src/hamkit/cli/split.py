@@ -1,21 +1,24 @@
-"""``hamkit split``: a lesion-grouped, class-stratified train / val / test split CSV."""
+"""``hamkit split``: a lesion-grouped, class-stratified train / val / test split CSV, or K folds."""
 
 from __future__ import annotations
 
 import argparse
 
-from hamkit.cli._types import output_file
+from hamkit.cli._compat import add_json
+from hamkit.cli._types import fold_count, output_file, proper_fraction
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``split`` subcommand."""
     parser = subparsers.add_parser(
         "split",
-        help="write a leakage-free train/val/test split CSV",
+        help="write a leakage-free train/val/test split CSV, or K cross-validation folds",
         description=(
             "Split images into train/val/test so that no lesion is in two splits (grouped by "
             "lesion_id, plus any extra grouping column) and every class keeps its share "
-            "(stratified by dx). Writes image_id,lesion_id,dx,split,group."
+            "(stratified by dx). Writes image_id,lesion_id,dx,split,group. With --folds K it writes "
+            "K such folds instead, as a fold column (0..K-1; split is train), after keeping a "
+            "held-out test split apart with --test (split test, no fold)."
         ),
     )
     parser.add_argument("labels", help="HAM10000_metadata.csv or an ISIC 2018 Task 3 ground-truth CSV")
@@ -28,6 +31,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar=("TRAIN", "VAL", "TEST"),
         help="split fractions (default: 0.75 0.125 0.125)",
     )
+    parser.add_argument(
+        "--folds",
+        type=fold_count,
+        default=None,
+        metavar="K",
+        help="write K cross-validation folds (a fold column) instead of a train/val/test split",
+    )
+    parser.add_argument(
+        "--test",
+        type=proper_fraction,
+        default=None,
+        metavar="FRACTION",
+        help="with --folds: first keep this share apart as a held-out test split, e.g. 0.125 (default: none)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument(
         "--group-csv",
@@ -38,6 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "images sharing a group stay in one split. May be repeated.",
     )
     parser.add_argument("--pie", metavar="PNG", help="also draw the class-balance pie chart")
+    add_json(parser)
     return parser
 
 
@@ -46,10 +64,15 @@ def run(args: argparse.Namespace) -> int:
     import csv
     from pathlib import Path
 
+    from hamkit.cli._compat import print_json, usage_error
     from hamkit.data.metadata import read_labels
-    from hamkit.data.splits import split_dataset
+    from hamkit.data.splits import DEFAULT_FRACTIONS, split_dataset
     from hamkit.errors import DataError
 
+    if args.folds is not None and tuple(args.fractions) != DEFAULT_FRACTIONS:
+        return usage_error(args, "--fractions does not apply with --folds; use --test for a held-out test split")
+    if args.folds is None and args.test is not None:
+        return usage_error(args, "--test needs --folds; for a train/val/test split use --fractions")
     records = read_labels(args.labels)
     extra = []
     for group_csv in args.group_csv:
@@ -62,13 +85,36 @@ def run(args: argparse.Namespace) -> int:
                 raise DataError(f"{path}: needs columns image_id,group; found {reader.fieldnames}")
             mapping = {row["image_id"]: row["group"] for row in reader}
         extra.append([mapping.get(r.image_id) for r in records])
-    split = split_dataset(records, args.fractions, seed=args.seed, extra_groups=extra)
+    split = split_dataset(
+        records, tuple(args.fractions), seed=args.seed, extra_groups=extra, folds=args.folds, test=args.test
+    )
     split.save(args.out)
-    print(split.format_table())
-    print(f"wrote {args.out}: {len(records)} images, no lesion in two splits (seed {args.seed})")
     if args.pie:
         from hamkit.data.plots import plot_class_balance
 
         plot_class_balance(split.labels, args.pie)
+    if args.json:
+        print_json(
+            {
+                "out": args.out,
+                "images": len(records),
+                "seed": args.seed,
+                "folds": args.folds,
+                "fractions": list(split.fractions),
+                "summary": split.summary(),
+                "pie": args.pie,
+            }
+        )
+        return 0
+    print(split.format_table())
+    if args.folds is None:
+        print(f"wrote {args.out}: {len(records)} images, no lesion in two splits (seed {args.seed})")
+    else:
+        held_out = int((split.assignment == "test").sum())
+        test = f" plus {held_out} held-out test images" if held_out else ""
+        print(
+            f"wrote {args.out}: {len(records)} images in {args.folds} folds{test}, no lesion in two (seed {args.seed})"
+        )
+    if args.pie:
         print(f"wrote {args.pie}")
     return 0

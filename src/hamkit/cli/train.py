@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from hamkit.cli._compat import add_json, add_quiet, flag
 from hamkit.cli._types import (
     non_negative_int,
     output_folder,
@@ -11,12 +12,30 @@ from hamkit.cli._types import (
     positive_int,
 )
 
+AUGMENT_CHOICES = ("none", "flips", "light", "strong")
+
 
 def _common(
     parser: argparse.ArgumentParser, *, backbone: str, image_size: int, epochs: int, batch_size: int, lr: float
 ) -> None:
-    parser.add_argument("--data", required=True, help="data root (HAM10000 layout: images, metadata CSV)")
-    parser.add_argument("--split", required=True, help="split CSV written by `hamkit split`")
+    parser.add_argument(
+        "--data", required=True, metavar="DIR", help="data folder (HAM10000 layout: images, metadata CSV)"
+    )
+    flag(
+        parser,
+        "--split-csv",
+        old=("--split",),
+        required=True,
+        metavar="CSV",
+        help="split CSV written by `hamkit split` (its train rows train, its val rows choose the best epoch)",
+    )
+    parser.add_argument(
+        "--fold",
+        type=non_negative_int,
+        default=None,
+        metavar="K",
+        help="with a folds CSV (`hamkit split --folds`): validate on fold K and train on the other folds",
+    )
     parser.add_argument(
         "--out", type=output_folder, required=True, help="run folder: model/, best/, last/, history.csv"
     )
@@ -42,13 +61,21 @@ def _common(
     )
     parser.add_argument("--weights", help="local backbone weights (.safetensors/.pt/.pth) instead of a download")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    parser.add_argument("--cache", help="decode-cache folder (default: OUT/cache)")
+    flag(parser, "--decode-cache", old=("--cache",), metavar="DIR", help="decode-cache folder (default: OUT/cache)")
+    parser.add_argument(
+        "--augment",
+        choices=AUGMENT_CHOICES,
+        default=None,
+        help="training augmentation: none, flips (random flips and 90-degree turns; the default), light or strong "
+        "(flips plus affine and colour jitter; see hamkit.data.augment)",
+    )
     parser.add_argument(
         "--workers", type=non_negative_int, default=None, help="DataLoader workers (default: automatic)"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default: auto)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(parser)
+    add_json(parser)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -91,13 +118,36 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
+def augment_value(choice: str | None) -> bool | str | None:
+    """``--augment`` as ``fit`` takes it: the name where hamkit knows it, else ``True``/``False``.
+
+    Raises:
+        HamkitError: ``light`` or ``strong`` with a hamkit whose ``fit`` knows only on and off.
+    """
+    from hamkit.errors import HamkitError
+
+    if choice is None:
+        return None
+    try:
+        from hamkit.data.augment import AUGMENTATIONS
+    except ImportError:  # an older hamkit: augment= is True (flips and turns) or False
+        AUGMENTATIONS = ()
+    if choice in AUGMENTATIONS:
+        return choice
+    if choice in ("none", "flips"):
+        return choice == "flips"
+    raise HamkitError(f"--augment {choice} needs a newer hamkit; this one knows only --augment none and flips")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``hamkit train``."""
     from pathlib import Path
 
+    from hamkit.cli._compat import print_json, split_csv_for
+
     out = Path(args.out)
     fit_args = dict(
-        split_csv=args.split,
+        split_csv=split_csv_for(args, out, needs_val=True),
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -105,12 +155,15 @@ def run(args: argparse.Namespace) -> int:
         class_balance=None if args.class_balance == "none" else args.class_balance,
         early_stopping=args.early_stopping,
         num_workers=args.workers,
-        cache=args.cache or out / "cache",
+        cache=args.decode_cache or out / "cache",
         out_dir=out,
         resume=args.resume,
         seed=args.seed,
         progress=not args.quiet,
     )
+    augment = augment_value(args.augment)
+    if augment is not None:
+        fit_args["augment"] = augment
     if args.kind == "classifier":
         from hamkit.classify import LesionClassifier
 
@@ -142,11 +195,28 @@ def run(args: argparse.Namespace) -> int:
             on_missing="skip" if args.skip_missing else "error",
             **fit_args,
         )
-    for image_id, reason in sorted(getattr(model, "skipped_", {}).items()):
-        print(f"skipped {image_id}: {reason}")
     model.save(out / "model")
+    skipped = dict(sorted(getattr(model, "skipped_", {}).items()))
     best = model.history_[model.best_epoch_ - 1] if model.history_ else {}
-    scores = ", ".join(f"{k[4:]} {v:.3f}" for k, v in best.items() if k.startswith("val_"))
+    validation = {k[4:]: v for k, v in best.items() if k.startswith("val_")}
+    if args.json:
+        print_json(
+            {
+                "kind": args.kind,
+                "backbone": args.backbone,
+                "epochs": len(model.history_),
+                "best_epoch": model.best_epoch_,
+                "validation": validation,
+                "model": str(out / "model"),
+                "history": str(out / "history.csv"),
+                "split_csv": str(fit_args["split_csv"]),
+                "skipped": skipped,
+            }
+        )
+        return 0
+    for image_id, reason in skipped.items():
+        print(f"skipped {image_id}: {reason}")
+    scores = ", ".join(f"{k} {v:.3f}" for k, v in validation.items())
     print(
         f"trained {args.kind} {args.backbone} for {len(model.history_)} epoch(s); best epoch "
         f"{model.best_epoch_}" + (f" (validation: {scores})" if scores else "")

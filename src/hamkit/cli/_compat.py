@@ -1,0 +1,171 @@
+"""One flag vocabulary for every command, and the old spellings kept for one release.
+
+The vocabulary: ``--data DIR`` (the dataset folder), ``--split-csv CSV`` and ``--split NAME``
+(as the Python API's ``split_csv=`` and ``split=``), ``--out``, ``--quiet`` (no progress) and
+``--json`` (the summary as JSON on stdout). :func:`flag` adds an option that also answers to its
+old spellings: they still work, are left out of ``--help`` and ``docs/cli.md``, and print one line
+to stderr naming the new flag::
+
+    hamkit audit: warning: --root is deprecated; use --data (the old spelling goes in the next release)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["add_json", "add_quiet", "deprecated", "flag", "old_spellings", "print_json", "usage_error"]
+
+_ANNOUNCING: dict[type, type] = {}
+
+
+def deprecated(prog: str, old: str, new: str) -> None:
+    """Print the one-line notice that ``old`` is the old spelling of ``new`` (to stderr).
+
+    Examples:
+        >>> import contextlib, io
+        >>> with contextlib.redirect_stderr(io.StringIO()) as err:
+        ...     deprecated("hamkit audit", "--root", "--data")
+        >>> print(err.getvalue().strip())
+        hamkit audit: warning: --root is deprecated; use --data (the old spelling goes in the next release)
+    """
+    print(
+        f"{prog}: warning: {old} is deprecated; use {new} (the old spelling goes in the next release)", file=sys.stderr
+    )
+
+
+def _announcing(cls: type) -> type:
+    """A subclass of the argparse action ``cls`` that announces its old spellings when used."""
+    if cls not in _ANNOUNCING:
+
+        def __call__(self: Any, parser: argparse.ArgumentParser, namespace: Any, values: Any, option_string=None):
+            if option_string in self.old_spellings:
+                deprecated(parser.prog, option_string, self.option_strings[0])
+            cls.__call__(self, parser, namespace, values, option_string)
+
+        _ANNOUNCING[cls] = type(f"Renamed{cls.__name__}", (cls,), {"__call__": __call__, "old_spellings": ()})
+    return _ANNOUNCING[cls]
+
+
+def flag(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, *names: str, old: Sequence[str] = (), **kwargs: Any
+) -> argparse.Action:
+    """``parser.add_argument(*names, **kwargs)``, also answering to the hidden ``old`` spellings.
+
+    Args:
+        parser: The parser (or an argument group of it).
+        *names: The option strings, as for ``add_argument``.
+        old: Old spellings of the same option: they work as ``names[0]`` does, are not shown in
+            the help, and print a deprecation line (:func:`deprecated`) when used.
+        **kwargs: As for ``add_argument`` (``action`` may be a name such as ``"store_true"``).
+
+    Returns:
+        The new action.
+
+    Examples:
+        >>> parser = argparse.ArgumentParser(prog="hamkit audit")
+        >>> _ = flag(parser, "--data", old=("--root",), metavar="DIR")
+        >>> import contextlib, io
+        >>> with contextlib.redirect_stderr(io.StringIO()):
+        ...     parser.parse_args(["--root", "images"]).data
+        'images'
+    """
+    if old:
+        action_class = kwargs.pop("action", "store")
+        if isinstance(action_class, str):
+            action_class = parser._registry_get("action", action_class, action_class)
+        kwargs["action"] = _announcing(action_class)
+    action = parser.add_argument(*names, **kwargs)
+    if old:
+        action.old_spellings = tuple(old)  # type: ignore[attr-defined]
+        for spelling in old:
+            if spelling in parser._option_string_actions:
+                raise ValueError(f"{spelling} is already an option of {getattr(parser, 'prog', parser)}")
+            parser._option_string_actions[spelling] = action
+    return action
+
+
+def old_spellings(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """``{old spelling: new flag}`` of one parser (for the CLI reference page)."""
+    return {
+        spelling: action.option_strings[0]
+        for action in parser._actions
+        for spelling in getattr(action, "old_spellings", ())
+    }
+
+
+def add_quiet(parser: argparse.ArgumentParser, what: str = "no progress bars") -> None:
+    """Add ``--quiet``."""
+    parser.add_argument("--quiet", action="store_true", help=what)
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    """Add ``--json``."""
+    parser.add_argument(
+        "--json", action="store_true", help="print the summary as one JSON object on stdout instead of text"
+    )
+
+
+def print_json(value: Any) -> None:
+    """Print ``value`` as JSON (NaN as ``null``; paths and other objects as text)."""
+
+    def clean(item: Any) -> Any:
+        if isinstance(item, float) and item != item:
+            return None
+        if isinstance(item, dict):
+            return {str(k): clean(v) for k, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [clean(v) for v in item]
+        return item
+
+    print(json.dumps(clean(value), indent=1, default=str))
+
+
+def usage_error(args: argparse.Namespace, message: str) -> int:
+    """Print ``hamkit COMMAND: error: message`` as argparse does and return its exit status, 2."""
+    command = " ".join(str(p) for p in (getattr(args, "command", None), getattr(args, "kind", None)) if p)
+    print(f"hamkit {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def split_csv_for(args: argparse.Namespace, folder: Any, *, needs_val: bool) -> str:
+    """The split CSV a command passes on: ``--split-csv``, or with ``--fold K`` that fold of a folds CSV.
+
+    Fold ``K`` is written as a plain split CSV (``image_id,split``: fold ``K`` as ``val``, the
+    other folds as ``train``, the held-out rows as ``test``) to ``folder/split_fold<K>.csv``.
+
+    Args:
+        args: Parsed arguments with ``split_csv`` and ``fold``.
+        folder: Where the fold's CSV goes (created).
+        needs_val: The command reads the ``val`` rows, which a folds CSV has only with ``--fold``.
+
+    Raises:
+        DataError: ``--fold`` with a CSV without folds, a fold the file lacks, or a folds CSV
+            without ``--fold`` where validation rows are needed.
+    """
+    import csv
+    from pathlib import Path
+
+    from hamkit._io import atomic_write_text
+    from hamkit.data.splits import read_split_csv
+    from hamkit.errors import DataError
+
+    path = Path(args.split_csv)
+    if args.fold is None:
+        if needs_val and path.is_file():
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                header = [h.strip() for h in next(csv.reader(handle), [])]
+            if "fold" in header:
+                raise DataError(
+                    f"{path} is a folds CSV (hamkit split --folds) with no val rows; add --fold K to validate "
+                    "on fold K and train on the other folds"
+                )
+        return str(path)
+    rows = read_split_csv(path, fold=args.fold)
+    target = Path(folder) / f"split_fold{args.fold}.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, "image_id,split\n" + "".join(f"{i},{name}\n" for i, name in rows.items()))
+    return str(target)
