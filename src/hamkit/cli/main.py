@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "predict",
     "evaluate",
     "segment",
+    "export",
     "backbones",
     "plugins",
 )
