@@ -113,3 +113,21 @@ def test_grid_search_and_cross_validate() -> None:
     assert search.best_estimator_.recipe.lr in (1e-2, 1e-5)
     scores = cross_validate(_tiny(), images, labels, cv=2, error_score="raise")
     assert scores["test_score"].shape == (2,) and np.all(np.isfinite(scores["test_score"]))
+
+
+def test_both_estimators_export_onnx_through_a_method(tmp_path) -> None:
+    pytest.importorskip("onnxruntime")
+    images, labels = _images(12)
+    clf = _tiny().fit(images, labels, epochs=1)
+    result = clf.export_onnx(tmp_path / "clf.onnx")
+    assert result.kind == "LesionClassifier" and result.max_abs_diff["logits"] < 1e-4
+    seg = LesionSegmenter(
+        "smp:Unet:resnet18",
+        image_size=32,
+        pretrained=False,
+        device="cpu",
+        backbone_kwargs={"encoder_depth": 3, "decoder_channels": [16, 8, 4]},
+    )
+    seg.network_ = seg._build(pretrained=False, weights=None).eval()  # untrained weights export the same way
+    out = seg.export_onnx(tmp_path / "seg.onnx")
+    assert tuple(out.outputs) == ("mask_logits",) and out.max_abs_diff["mask_logits"] < 1e-4

@@ -422,6 +422,18 @@ class LesionClassifier(Estimator):
         proba = self._proba(logits)
         return classification_report(labels, self.decide(proba), proba, classes=self.classes_)
 
+    def export_onnx(self, path: str | os.PathLike[str], **options: Any) -> Any:
+        """Write the fitted network as ONNX (any batch size) with ``<stem>.preprocessing.json``
+        beside it, after checking ONNX Runtime against PyTorch; see
+        :func:`hamkit.export.export_onnx` for ``options`` (``opset``, ``check``, ``atol``).
+
+        Returns:
+            The :class:`~hamkit.export.ExportResult` (paths, outputs, max abs differences).
+        """
+        from hamkit.export import export_onnx
+
+        return export_onnx(self, path, **options)
+
     # ------------------------------------------------------------------ persistence
     @classmethod
     def load(

@@ -302,6 +302,18 @@ class LesionSegmenter(SegmenterInference, SegmenterEvaluation, Estimator):
         fit_estimator(self, settings, train_data, val_data, make_task, balance=bool(self.classify))
         return self
 
+    def export_onnx(self, path: str | os.PathLike[str], **options: Any) -> Any:
+        """Write the fitted network as ONNX (any batch size) with ``<stem>.preprocessing.json``
+        beside it, after checking ONNX Runtime against PyTorch; see
+        :func:`hamkit.export.export_onnx` for ``options`` (``opset``, ``check``, ``atol``).
+
+        Returns:
+            The :class:`~hamkit.export.ExportResult` (paths, outputs, max abs differences).
+        """
+        from hamkit.export import export_onnx
+
+        return export_onnx(self, path, **options)
+
     # ------------------------------------------------------------------ persistence
     @classmethod
     def load(
