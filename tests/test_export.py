@@ -211,3 +211,13 @@ def test_missing_packages_and_bad_arguments_fail_in_one_line(classifier, tmp_pat
         export_onnx(classifier, tmp_path / "m.onnx")
     assert str(caught.value) == 'ONNX export needs onnxruntime, which is not installed; pip install "hamkit[onnx]"'
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_network_torch_export_cannot_trace_goes_through_torchscript(classifier, tmp_path, monkeypatch):
+    def untraceable(*args):
+        raise RuntimeError("data-dependent control flow\nmore detail")
+
+    monkeypatch.setattr("hamkit.export._export_dynamo", untraceable)
+    with pytest.warns(UserWarning, match=r"could not trace the network \(RuntimeError: data-dependent control flow\)"):
+        result = export_onnx(classifier, tmp_path / "model.onnx")
+    assert result.exporter == "torchscript" and result.max_abs_diff["logits"] < 1e-4
