@@ -138,7 +138,7 @@ def query_windows(thumbs: np.ndarray) -> np.ndarray:
     return np.stack([_windows(np.ascontiguousarray(v), (_QUERY_WINDOW,))[:, 0] for v in views], axis=1)
 
 
-def _index(base: np.ndarray, nprobe: int):  # type: ignore[no-untyped-def]
+def _index(base: np.ndarray, nprobe: int):
     """A faiss inner-product index over ``base``: flat (exact) when small, IVF when large."""
     import faiss
 

@@ -50,7 +50,7 @@ from hamkit.dedup.calibration import Calibration, calibrate_result
 from hamkit.dedup.groups import choose_kept, duplicate_groups
 from hamkit.dedup.inputs import resolve_images
 from hamkit.dedup.keep import KEEP_POLICIES, keep_ranking
-from hamkit.dedup.methods import METHODS, DedupMethod, default_cache_dir, get_method
+from hamkit.dedup.methods import METHODS, CnnMethod, DedupMethod, default_cache_dir, get_method
 from hamkit.dedup.pairs import Pairs
 from hamkit.dedup.result import AuditResult, CrossResult, DedupResult, jsonable_settings
 from hamkit.dedup.scenes import VerifiedCandidates
@@ -63,7 +63,7 @@ DEFAULT_THRESHOLDS: dict[str, float | int | None] = {name: cls.default_threshold
 """The default threshold of each built-in method (:attr:`DedupMethod.default_threshold`)."""
 
 
-class Deduplicator(BaseEstimator):  # type: ignore[misc]
+class Deduplicator(BaseEstimator):
     """Find exact and near-duplicate images so that no lesion leaks between splits.
 
     A scikit-learn style estimator: every argument after ``method`` is keyword-only, the
@@ -198,7 +198,7 @@ class Deduplicator(BaseEstimator):  # type: ignore[misc]
     # ------------------------------------------------------------------ signatures
     def _network(self) -> tuple[Any, Any]:
         """The CNN and its registry spec (built once; see :class:`~hamkit.dedup.methods.CnnMethod`)."""
-        return get_method("cnn").network(self)  # type: ignore[attr-defined,no-any-return]
+        return CnnMethod().network(self)
 
     def embed(self, images: Any) -> np.ndarray:
         """CNN embeddings of images (the seed's ``.npy``): ``(N, D)`` float32, L2-normalised.

@@ -89,7 +89,7 @@ def _fused(model: torch.nn.Module) -> torch.nn.Module:
         from torch.fx.experimental.optimization import fuse
 
         fused = fuse(model)
-        fused.feature_dim = getattr(model, "feature_dim", None)
+        fused.feature_dim = getattr(model, "feature_dim", None)  # type: ignore[assignment]
         return fused
     except Exception:  # noqa: BLE001 - any tracing failure: keep the original, slower model
         return model

@@ -67,12 +67,14 @@ class SceneFeatures:
     descriptors: np.ndarray
 
 
-def _tools():  # type: ignore[no-untyped-def]
+def _tools():
     """Per-thread OpenCV objects (they are not shared between threads)."""
     import cv2
 
     if not hasattr(_local, "orb"):
-        _local.orb = cv2.ORB_create(nfeatures=500, fastThreshold=10, edgeThreshold=_EDGE, patchSize=_EDGE)
+        _local.orb = cv2.ORB_create(  # type: ignore[attr-defined]
+            nfeatures=500, fastThreshold=10, edgeThreshold=_EDGE, patchSize=_EDGE
+        )
         _local.clahe = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(4, 4))
         _local.matcher = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
     return cv2, _local.orb, _local.clahe, _local.matcher
@@ -99,7 +101,7 @@ def scene_features(gray: np.ndarray) -> SceneFeatures:
     return SceneFeatures(np.ascontiguousarray(points), np.ascontiguousarray(descriptors[order]))
 
 
-def _band_pass(cv2, gray: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _band_pass(cv2, gray: np.ndarray) -> np.ndarray:
     image = gray.astype(np.float32)
     return cv2.GaussianBlur(image, (0, 0), 1.5) - cv2.GaussianBlur(image, (0, 0), 6.0)
 

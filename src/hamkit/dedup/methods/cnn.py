@@ -63,9 +63,9 @@ class CnnMethod(DedupMethod):
             HamkitError: Outside ``(0, 1]``.
         """
         value = self.default_threshold if threshold is None else threshold
-        if not 0 < float(value) <= 1:  # type: ignore[arg-type]
+        if not 0 < float(value) <= 1:
             raise HamkitError(f"threshold for method 'cnn' is a cosine similarity in (0, 1], got {value}")
-        return float(value)  # type: ignore[arg-type]
+        return float(value)
 
     def default_workers(self) -> int:
         """Up to 4 decoding processes, leaving a CPU to the network, which runs in this process."""

@@ -72,7 +72,7 @@ class HashMethod(DedupMethod):
 
     def calibration_thresholds(self, threshold: Threshold) -> list[float] | None:
         """Every distance from 0 to the one in use."""
-        return list(range(0, int(threshold or 0) + 1))  # type: ignore[arg-type]
+        return list(range(0, int(threshold or 0) + 1))
 
     def signatures(self, dedup: Deduplicator, paths: Sequence[Path]) -> Signatures:
         """``uint64`` hashes; those of unchanged files come from the disk cache."""

@@ -60,9 +60,9 @@ class VerifiedMethod(DedupMethod):
             HamkitError: Outside ``[-1, 1]`` (or a bool).
         """
         value = self.default_threshold if threshold is None else threshold
-        if isinstance(value, bool) or not -1 <= float(value) <= 1:  # type: ignore[arg-type]
+        if isinstance(value, bool) or not -1 <= float(value) <= 1:
             raise HamkitError(f"threshold for method 'verified' is an aligned-content score in [-1, 1], got {value}")
-        return float(value)  # type: ignore[arg-type]
+        return float(value)
 
     def calibration_thresholds(self, threshold: Threshold) -> list[float] | None:
         """0.1 to 1.0 in steps of 0.05."""
@@ -100,7 +100,7 @@ class VerifiedMethod(DedupMethod):
                 for index, scene in zip(indices, values, strict=True):
                     scenes[todo[index]] = scene
                     if keys[todo[index]] is not None:
-                        memo[keys[todo[index]]] = scene  # type: ignore[index]
+                        memo[keys[todo[index]]] = scene
         return scenes, skipped
 
     def _search(self, dedup: Deduplicator, scenes: list[Any], cross: int | None = None) -> VerifiedCandidates:
