@@ -49,9 +49,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from hamkit.data.dataset import SkinDataset
-from hamkit.synthetic import make_synthetic
 from hamkit.registry import get_backbone
 from hamkit.segment import LesionSegmenter, SegmentationNetwork
+from hamkit.synthetic import make_synthetic
 
 ORIGINAL = (600, 450)  # HAM10000's (width, height)
 

@@ -67,6 +67,7 @@ API: dict[str, str] = {
     "audit": "hamkit.Deduplicator.audit",
     "train classifier": "hamkit.LesionClassifier.fit",
     "train segmenter": "hamkit.LesionSegmenter.fit",
+    "export": "hamkit.export_onnx",
     "predict": "hamkit.LesionClassifier.predict_proba",
     "evaluate": "hamkit.LesionClassifier.evaluate / hamkit.LesionSegmenter.evaluate",
     "segment": "hamkit.LesionSegmenter.write_masks",

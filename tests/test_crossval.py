@@ -69,3 +69,17 @@ def test_the_result_summarises_nan_folds_honestly() -> None:
     result = CrossValidationResult(folds=[0, 1], metrics=[{"a": 0.5, "b": float("nan")}, {"a": 0.7, "b": 0.2}])
     assert result.mean()["a"] == pytest.approx(0.6) and result.mean()["b"] == pytest.approx(0.2)
     assert result.as_dict()["per_fold"][0]["b"] is None
+
+
+def test_the_command_line_cross_validates_over_the_folds(synthetic, folds_csv, tmp_path, capsys) -> None:
+    from hamkit.cli.main import main
+
+    args = ["train", "classifier", "--data", str(synthetic.root), "--split-csv", str(folds_csv)]
+    args += ["--out", str(tmp_path / "cv"), "--cross-validate", "--backbone", "mobilenet_v3_small"]
+    args += ["--image-size", "32", "--epochs", "1", "--batch-size", "16", "--no-pretrained", "--workers", "0"]
+    assert main([*args, "--quiet", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["folds"] == [0, 1, 2] and set(summary["mean"]) >= {"balanced_accuracy", "macro_f1"}
+    assert (tmp_path / "cv" / "crossval.json").is_file() and (tmp_path / "cv" / "fold_0" / "model").is_dir()
+    assert main([*args, "--fold", "1"]) == 1
+    assert "drop --fold K" in capsys.readouterr().err

@@ -13,12 +13,12 @@ import pytest
 from PIL import Image
 
 from hamkit import Deduplicator
-from hamkit.synthetic.planting import KIND_FAMILY, PLANT_KINDS, alter_image, plant_copies, recall_by_family
 from hamkit.dedup.calibration import calibrate_scores
 from hamkit.dedup.candidates import THUMB, candidate_pairs
 from hamkit.dedup.scenes import Scene
 from hamkit.dedup.verify import aligned_similarity, verify_pair
 from hamkit.errors import HamkitError
+from hamkit.synthetic.planting import KIND_FAMILY, PLANT_KINDS, alter_image, plant_copies, recall_by_family
 
 
 def lesion_photo(seed: int, size: tuple[int, int] = (200, 150)) -> np.ndarray:

@@ -30,8 +30,8 @@ from hamkit.cli.main import main
 from hamkit.data.dataset import find_mask_dir
 from hamkit.data.images import find_images, find_masks
 from hamkit.data.metadata import read_metadata
+from hamkit.errors import HamkitError
 from hamkit.ham10000 import _http
-from hamkit.synthetic import make_synthetic
 from hamkit.ham10000._archive import member_parts
 from hamkit.ham10000._dataverse import RemoteFile, dataset_api_url, parse_record, select_files
 from hamkit.ham10000.download import (
@@ -42,7 +42,7 @@ from hamkit.ham10000.download import (
     download_ham10000,
     layout_summary,
 )
-from hamkit.errors import HamkitError
+from hamkit.synthetic import make_synthetic
 
 PART1, PART2, METADATA, MASKS = HAM10000_FILES
 TEST_IMAGES = "ISIC2018_Task3_Test_Images.zip"

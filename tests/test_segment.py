@@ -23,10 +23,10 @@ from hamkit.data.dataset import Sample, SkinDataset
 from hamkit.data.images import find_masks, image_size_of, read_mask
 from hamkit.data.metadata import read_labels
 from hamkit.data.splits import split_dataset
-from hamkit.synthetic import make_synthetic
 from hamkit.errors import DataError, HamkitError
 from hamkit.seg_metrics import segmentation_report
 from hamkit.segment import LesionSegmenter, SegmentationLoss, SegmentationNetwork
+from hamkit.synthetic import make_synthetic
 
 TINY = {
     "backbone": "smp:Unet:tu-mobilenetv3_small_050",

@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 
 from hamkit.classes import CLASS_CODES, ISIC_COLUMNS
+from hamkit.errors import DataError
 from hamkit.synthetic import SyntheticDataset, make_synthetic
 from hamkit.synthetic._duplicates import DUPLICATE_KINDS, encode_mask, make_duplicate
 from hamkit.synthetic._records import lesion_counts, photo_counts, unique_ids
-from hamkit.errors import DataError
 
 MASKS = "HAM10000_segmentations_lesion_tschandl"
 META_HEADER = "lesion_id,image_id,dx,dx_type,age,sex,localization"

@@ -47,6 +47,7 @@ _LAZY: dict[str, str] = {
     "PipelineResult": "hamkit.pipeline.run",
     "TrainConfig": "hamkit.engine.recipe",
     "cross_validate_folds": "hamkit.crossval",
+    "export_onnx": "hamkit.export",
     "CrossValidationResult": "hamkit.crossval",
     "LesionClassifier": "hamkit.classify",
     "LesionSegmenter": "hamkit.segment",
@@ -81,16 +82,16 @@ __getattr__, __dir__ = lazy_attributes("hamkit", globals(), _LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hamkit.classify import LesionClassifier
+    from hamkit.crossval import CrossValidationResult, cross_validate_folds
     from hamkit.data.cache import DecodeCache
     from hamkit.data.dataset import SkinDataset
     from hamkit.data.metadata import ImageRecord, read_isic_groundtruth, read_metadata
     from hamkit.data.splits import split_dataset
-    from hamkit.ham10000.download import download_ham10000
-    from hamkit.synthetic.generator import SyntheticDataset, make_synthetic
     from hamkit.dedup.deduplicator import Deduplicator
     from hamkit.dedup.result import DedupResult
-    from hamkit.crossval import CrossValidationResult, cross_validate_folds
     from hamkit.engine.recipe import TrainConfig
+    from hamkit.export import export_onnx
+    from hamkit.ham10000.download import download_ham10000
     from hamkit.metrics import ClassificationReport, classification_report
     from hamkit.pipeline.run import PipelineResult, run_pipeline
     from hamkit.registry import (
@@ -104,3 +105,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from hamkit.seg_metrics import SegmentationReport, segmentation_report
     from hamkit.segment import LesionSegmenter, SegmentationPrediction
+    from hamkit.synthetic.generator import SyntheticDataset, make_synthetic

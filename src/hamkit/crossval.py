@@ -80,6 +80,11 @@ class CrossValidationResult:
         metrics: One ``{metric: value}`` per fold, scored on that fold.
         best_epochs: The epoch each fold's model kept.
         reports: The full report of each fold (``ClassificationReport`` / ``SegmentationReport``).
+
+    Examples:
+        >>> result = CrossValidationResult(folds=[0, 1], metrics=[{"dice": 0.90}, {"dice": 0.80}])
+        >>> round(result.mean()["dice"], 3), round(result.std()["dice"], 3)
+        (0.85, 0.071)
     """
 
     folds: list[int]
@@ -170,6 +175,13 @@ def cross_validate_folds(
     Raises:
         DataError: The CSV has no folds, or a fold asked for is not in it.
         HamkitError: The estimator has no ``fit`` / ``evaluate``, or its settings are bad.
+
+    Examples:
+        >>> from hamkit import LesionClassifier, TrainConfig
+        >>> clf = LesionClassifier("mobilenet_v3_small", image_size=128, pretrained=False,
+        ...                        recipe=TrainConfig(epochs=14, optimizer="adamw", lr=1e-3))
+        >>> result = cross_validate_folds(clf, "HAM10000", split_csv="folds.csv")  # doctest: +SKIP
+        >>> print(result.format_table())  # doctest: +SKIP
     """
     if not (hasattr(estimator, "fit") and hasattr(estimator, "evaluate") and hasattr(estimator, "get_params")):
         raise HamkitError(

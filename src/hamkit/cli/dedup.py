@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from hamkit.cli._compat import add_json, add_quiet, flag
 from hamkit.cli._types import non_negative_int, output_folder, positive_int
@@ -112,7 +113,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def dedup_from_args(args: argparse.Namespace, **extra: object):
+def dedup_from_args(args: argparse.Namespace, **extra: Any) -> Any:
     """A Deduplicator configured from the shared command-line options."""
     from hamkit.dedup.deduplicator import Deduplicator
     from hamkit.dedup.search import IvfConfig

@@ -50,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="which split of --split-csv to score (default: test); a CSV here is the old spelling of --split-csv",
     )
     parser._option_string_actions["--subset"] = split  # the old spelling, announced by SplitName
-    split.old_spellings = ("--subset",)  # type: ignore[attr-defined]
+    split.old_spellings = ("--subset",)  # type: ignore[attr-defined,unused-ignore]
     parser.add_argument(
         "--fold",
         type=non_negative_int,

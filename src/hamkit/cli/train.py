@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from hamkit.cli._compat import add_json, add_quiet, flag
 from hamkit.cli._types import (
@@ -71,6 +72,12 @@ def _common(
     )
     parser.add_argument(
         "--workers", type=non_negative_int, default=None, help="DataLoader workers (default: automatic)"
+    )
+    parser.add_argument(
+        "--cross-validate",
+        action="store_true",
+        help="with a folds CSV: train one model per fold (validated on its fold, trained on the others) and "
+        "report every fold's metrics with their mean and spread (OUT/fold_K/, OUT/crossval.json)",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default: auto)")
     parser.add_argument("--seed", type=int, default=0)
@@ -144,10 +151,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hamkit.cli._compat import print_json, split_csv_for
+    from hamkit.errors import HamkitError
 
     out = Path(args.out)
+    if args.cross_validate and args.fold is not None:
+        raise HamkitError("--cross-validate trains every fold; drop --fold K (or drop --cross-validate for one fold)")
     fit_args = dict(
-        split_csv=split_csv_for(args, out, needs_val=True),
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -156,45 +165,22 @@ def run(args: argparse.Namespace) -> int:
         early_stopping=args.early_stopping,
         num_workers=args.workers,
         cache=args.decode_cache or out / "cache",
-        out_dir=out,
-        resume=args.resume,
         seed=args.seed,
-        progress=not args.quiet,
+        monitor=args.monitor,
+        on_missing="skip" if args.skip_missing else "error",
     )
     augment = augment_value(args.augment)
     if augment is not None:
         fit_args["augment"] = augment
-    if args.kind == "classifier":
-        from hamkit.classify import LesionClassifier
-
-        model = LesionClassifier(
-            args.backbone,
-            image_size=args.image_size,
-            pretrained=not args.no_pretrained,
-            weights=args.weights,
-            device=args.device,
-        )
-        model.fit(args.data, monitor=args.monitor, on_missing="skip" if args.skip_missing else "error", **fit_args)
-    else:
-        from hamkit.segment import LesionSegmenter
-
-        model = LesionSegmenter(
-            args.backbone,
-            image_size=args.image_size,
-            pretrained=not args.no_pretrained,
-            weights=args.weights,
-            classify=args.classify,
-            device=args.device,
-        )
-        model.fit(
-            args.data,
-            masks=args.masks,
-            monitor=args.monitor,
-            loss=args.loss,
-            mask_threshold=args.mask_threshold,
-            on_missing="skip" if args.skip_missing else "error",
-            **fit_args,
-        )
+    model = _estimator(args)
+    if args.kind == "segmenter":
+        fit_args.update(loss=args.loss, mask_threshold=args.mask_threshold)
+    if args.cross_validate:
+        return _cross_validate(args, model, out, fit_args)
+    split_csv = split_csv_for(args, out, needs_val=True)
+    if args.kind == "segmenter":
+        fit_args["masks"] = args.masks
+    model.fit(args.data, split_csv=split_csv, out_dir=out, resume=args.resume, progress=not args.quiet, **fit_args)
     model.save(out / "model")
     skipped = dict(sorted(getattr(model, "skipped_", {}).items()))
     best = model.history_[model.best_epoch_ - 1] if model.history_ else {}
@@ -209,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
                 "validation": validation,
                 "model": str(out / "model"),
                 "history": str(out / "history.csv"),
-                "split_csv": str(fit_args["split_csv"]),
+                "split_csv": str(split_csv),
                 "skipped": skipped,
             }
         )
@@ -222,4 +208,53 @@ def run(args: argparse.Namespace) -> int:
         f"{model.best_epoch_}" + (f" (validation: {scores})" if scores else "")
     )
     print(f"model saved to {out / 'model'}; history in {out / 'history.csv'}")
+    return 0
+
+
+def _estimator(args: argparse.Namespace) -> Any:
+    """The unfitted estimator the flags describe."""
+    if args.kind == "classifier":
+        from hamkit.classify import LesionClassifier
+
+        return LesionClassifier(
+            args.backbone,
+            image_size=args.image_size,
+            pretrained=not args.no_pretrained,
+            weights=args.weights,
+            device=args.device,
+        )
+    from hamkit.segment import LesionSegmenter
+
+    return LesionSegmenter(
+        args.backbone,
+        image_size=args.image_size,
+        pretrained=not args.no_pretrained,
+        weights=args.weights,
+        classify=args.classify,
+        device=args.device,
+    )
+
+
+def _cross_validate(args: argparse.Namespace, model: Any, out: Any, fit_args: dict[str, Any]) -> int:
+    """``--cross-validate``: one model per fold of the folds CSV (hamkit.crossval)."""
+    from hamkit.cli._compat import print_json
+    from hamkit.crossval import cross_validate_folds
+
+    on_missing = fit_args.pop("on_missing")
+    masks = args.masks if args.kind == "segmenter" else None
+    result = cross_validate_folds(
+        model,
+        args.data,
+        split_csv=args.split_csv,
+        masks=masks,
+        out_dir=out,
+        on_missing=on_missing,
+        progress=not args.quiet,
+        **fit_args,
+    )
+    if args.json:
+        print_json({"kind": args.kind, "backbone": args.backbone, **result.as_dict(), "out": str(out)})
+        return 0
+    print(result.format_table())
+    print(f"{len(result.folds)} folds; models in {out}/fold_K/model, the metrics in {out / 'crossval.json'}")
     return 0

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torchvision import tv_tensors  # type: ignore[import-untyped]
-from torchvision.transforms import v2  # type: ignore[import-untyped]
+from torchvision import tv_tensors
+from torchvision.transforms import v2
 
 from hamkit.errors import HamkitError
 
@@ -73,10 +73,21 @@ class FlipsAndTurns(v2.Transform):
 def build_augmentation(choice: bool | str | Callable[..., Any] | None, *, image_size: int) -> Callable[..., Any]:
     """The training transform for ``choice``.
 
+    The choices, each applied to the image and its mask together (masks by nearest neighbour):
+
+    * ``"none"``: nothing.
+    * ``"flips"``: random horizontal and vertical flips and 0-3 quarter turns (no interpolation,
+      no colour change).
+    * ``"light"``: the flips and turns, then a small affine warp (rotation up to 15 degrees,
+      scale 0.9-1.1, shift up to 5 %) and brightness and contrast changes of up to 10 %.
+    * ``"strong"``: the flips and turns, a random crop of 60-100 % of the image resized back, an
+      affine warp (up to 20 degrees, scale 0.9-1.1, shift up to 5 %) and colour jitter
+      (brightness, contrast and saturation up to 20 %, hue up to 0.02).
+
     Args:
-        choice: ``"none"``, ``"flips"``, ``"light"`` or ``"strong"`` (see the module docstring);
-            ``True`` for the default (``"flips"``); ``False`` or ``None`` for ``"none"``; or a
-            callable, returned as it is. A callable receives a ``tv_tensors.Image`` (``uint8``,
+        choice: One of the names above; ``True`` for the default (``"flips"``); ``False`` or
+            ``None`` for ``"none"``; or a callable, returned as it is. A callable receives a
+            ``tv_tensors.Image`` (``uint8``,
             ``(3, S, S)``) and, when the dataset has masks, a ``tv_tensors.Mask`` (``uint8``,
             ``(1, S, S)``, 0/1) as a second argument, and returns the same kinds (a float image
             in 0..1 is accepted too); any torchvision v2 transform does this.

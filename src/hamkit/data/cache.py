@@ -18,6 +18,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -191,7 +192,12 @@ class DecodeCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         n = len(paths)
         job = _DecodeJob(paths, masks, size, mask_threshold)
-        loader = torch.utils.data.DataLoader(job, batch_size=16, num_workers=self.num_workers, collate_fn=_collate)
+        loader: Any = torch.utils.data.DataLoader(
+            job,  # type: ignore[arg-type]  # a map-style dataset
+            batch_size=16,
+            num_workers=self.num_workers,
+            collate_fn=_collate,
+        )
         with contextlib.ExitStack() as stack:
             images = np.lib.format.open_memmap(
                 stack.enter_context(atomic_path(entry.images)),

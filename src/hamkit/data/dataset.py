@@ -26,18 +26,12 @@ from hamkit.data.cache import DecodeCache
 from hamkit.data.images import find_images, find_masks, image_size_of, load_image_array, read_mask
 from hamkit.data.metadata import ImageRecord, read_labels
 from hamkit.errors import DataError
+from hamkit.ham10000.layout import LABEL_FILE_NAMES, MASK_SUFFIX
 
 __all__ = ["Sample", "SkinDataset", "IMAGENET_MEAN", "IMAGENET_STD", "find_label_file", "find_mask_dir"]
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-LABEL_FILE_NAMES: tuple[str, ...] = (
-    "HAM10000_metadata.csv",
-    "HAM10000_metadata.tab",  # as Dataverse serves it (tab-separated)
-    "HAM10000_metadata",
-    "ISIC2018_Task3_Training_GroundTruth.csv",
-)
 
 
 @dataclass(frozen=True)
@@ -70,7 +64,7 @@ def find_label_file(root: Path) -> Path | None:
 def find_mask_dir(root: Path) -> Path | None:
     """Return the first folder under ``root`` holding ``*_segmentation.png`` files, if any."""
     for candidate in sorted(p for p in root.iterdir() if p.is_dir()):
-        if next(candidate.rglob("*_segmentation.png"), None) is not None:
+        if next(candidate.rglob(f"*{MASK_SUFFIX}.png"), None) is not None:
             return candidate
     return None
 
@@ -98,7 +92,7 @@ class SkinDataset(Dataset):
         HamkitError: An unknown ``augment`` choice.
 
     Examples:
-        >>> from hamkit.datasets import make_synthetic  # doctest: +SKIP
+        >>> from hamkit.synthetic import make_synthetic  # doctest: +SKIP
         >>> ds = SkinDataset.from_folder(make_synthetic("demo").root, image_size=64)  # doctest: +SKIP
         >>> ds[0]["image"].shape  # doctest: +SKIP
         torch.Size([3, 64, 64])
@@ -267,10 +261,10 @@ class SkinDataset(Dataset):
         Raises:
             DataError: Lengths differ or a label is out of range.
         """
-        paths = [Path(p) for p in paths]
+        files = [Path(p) for p in paths]
         for name, other in (("labels", labels), ("masks", masks)):
-            if other is not None and len(other) != len(paths):
-                raise DataError(f"{len(other)} {name} for {len(paths)} images")
+            if other is not None and len(other) != len(files):
+                raise DataError(f"{len(other)} {name} for {len(files)} images")
         if labels is not None:
             bad = [int(x) for x in labels if not -1 <= int(x) < NUM_CLASSES]
             if bad:
@@ -283,7 +277,7 @@ class SkinDataset(Dataset):
                 p.stem,
                 Path(masks[i]) if masks is not None else None,
             )
-            for i, p in enumerate(paths)
+            for i, p in enumerate(files)
         ]
         return cls(samples, **kwargs)
 
@@ -330,7 +324,7 @@ class SkinDataset(Dataset):
 
     def with_options(self, **changes: Any) -> SkinDataset:
         """A copy with some constructor arguments changed, e.g. ``augment=True``."""
-        options = dict(
+        options: dict[str, Any] = dict(
             image_size=self.image_size,
             mean=self.mean,
             std=self.std,

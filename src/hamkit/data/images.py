@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from hamkit.errors import DataError
+from hamkit.ham10000.layout import MASK_SUFFIX
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -40,8 +41,7 @@ __all__ = [
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 """File extensions treated as images (case-insensitive)."""
 
-MASK_SUFFIX = "_segmentation"
-"""A mask of image ``X`` is named ``X_segmentation.png`` (the HAM10000 / ISIC convention)."""
+# a mask of image ``X`` is named ``X_segmentation.png`` (the HAM10000 / ISIC convention)
 
 
 def _is_image_file(path: Path) -> bool:

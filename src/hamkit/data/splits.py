@@ -89,7 +89,9 @@ def merge_groups(*keys: Sequence[Hashable | None]) -> np.ndarray:
         if index.size == 0:
             continue
         _, first_of, inverse = np.unique(
-            np.array([str(key[i]) for i in index], dtype=object), return_index=True, return_inverse=True
+            np.array([str(key[i]) for i in index], dtype=object),  # type: ignore[call-overload,type-var]
+            return_index=True,
+            return_inverse=True,
         )
         rows.append(index)
         cols.append(index[first_of[inverse]])  # link each item to the first item with its key
@@ -259,7 +261,7 @@ def _validate_fractions(fractions: Sequence[float]) -> tuple[float, float, float
         raise DataError(f"fractions must be >= 0 with a positive train fraction, got {list(values)}")
     if abs(sum(values) - 1.0) > 1e-6:
         raise DataError(f"fractions must add up to 1, got {list(values)} (sum {sum(values):g})")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def _merged_groups(
