@@ -51,3 +51,30 @@ def test_error_is_printed_without_traceback(tmp_path):
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
     assert "missing.csv: file not found" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "from hamkit.dedup import Deduplicator, DedupResult, AuditResult",
+        "from hamkit.data import SkinDataset, split_dataset, read_metadata, DecodeCache",
+        "from hamkit.pipeline import run_pipeline, PipelineResult, load_config",
+        "from hamkit.engine import TrainConfig, Trainer, fit_estimator",
+        "from hamkit.classify import LesionClassifier, ClassifierNetwork",
+        "from hamkit.segment import LesionSegmenter, SegmentationPrediction",
+        "from hamkit.figures import segmentation_panels, plot_history, plot_roc_curves",
+        "from hamkit.synthetic import make_synthetic, plant_copies",
+        "from hamkit.ham10000 import download_ham10000, IMAGE_DIRS, METADATA_CSV",
+        "from hamkit.backbones import BackboneSpec, PluginInfo",
+    ],
+)
+def test_every_subpackage_re_exports_its_public_names(statement: str) -> None:
+    exec(statement, {})
+
+
+def test_the_old_package_names_still_work_with_a_warning() -> None:
+    import hamkit.datasets
+    import hamkit.synthetic
+
+    with pytest.warns(FutureWarning, match="hamkit.synthetic.make_synthetic"):
+        assert hamkit.datasets.make_synthetic is hamkit.synthetic.make_synthetic

@@ -18,4 +18,6 @@ modules directly. Importing this package imports no torch.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from hamkit.backbones.spec import BackboneSpec, PluginInfo
+
+__all__ = ["BackboneSpec", "PluginInfo"]

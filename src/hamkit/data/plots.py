@@ -21,7 +21,7 @@ def plot_class_balance(
     *,
     title: str = "Class balance",
 ) -> Path:
-    """Draw the seed report's class-balance pie chart and save it as a PNG.
+    """Draw the original report's class-balance pie chart and save it as a PNG.
 
     Args:
         labels: Class index (0..6) of every image.
