@@ -1,4 +1,5 @@
-"""The :class:`LesionClassifier` estimator (fit, calibrate, predict, evaluate, save / load)."""
+"""The :class:`LesionClassifier` estimator: parameters, datasets, fit, calibration, save / load
+(inference in :mod:`~hamkit.classify.inference`)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,18 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from hamkit._version import __version__
+from hamkit.classify.inference import ClassifierInference
 from hamkit.classify.network import ClassifierNetwork
-from hamkit.classify.task import VALIDATION_METRICS, ClassificationTask, collect_logits
+from hamkit.classify.task import VALIDATION_METRICS, ClassificationTask
 from hamkit.data.dataset import SkinDataset
-from hamkit.engine.device import amp_dtype, resolve_device
 from hamkit.engine.estimator import Estimator
 from hamkit.engine.fitting import fit_estimator
 from hamkit.engine.inputs import prepare_inputs, unpack_batch
 from hamkit.engine.recipe import TrainConfig
 from hamkit.errors import DataError, HamkitError
-from hamkit.metrics import ClassificationReport, classification_report
 
 __all__ = ["LesionClassifier"]
 
@@ -36,7 +36,7 @@ def _is_label_vector(values: Any, n: int) -> bool:
     return array.ndim == 1 and array.shape[0] == n and np.issubdtype(array.dtype, np.integer)
 
 
-class LesionClassifier(Estimator):
+class LesionClassifier(ClassifierInference, Estimator):
     """Skin-lesion diagnosis by transfer learning (a scikit-learn estimator).
 
     Every argument after ``backbone`` is keyword-only; the constructor stores them unchanged
@@ -256,53 +256,6 @@ class LesionClassifier(Estimator):
         fit_estimator(self, settings, train_data, val_data, make_task, balance=True)
         return self
 
-    def score(self, images: Any, labels: Any, **kwargs: Any) -> float:
-        """Balanced accuracy of :meth:`predict` on ``images`` against integer ``labels`` (the
-        ISIC 2018 Task 3 metric; scikit-learn's ``GridSearchCV`` and ``cross_validate`` use it)."""
-        from sklearn.metrics import balanced_accuracy_score
-
-        return float(balanced_accuracy_score(np.asarray(labels), self.predict(images, **kwargs)))
-
-    # ------------------------------------------------------------------ inference
-    def predict_proba(
-        self, images: Any, *, batch_size: int = 64, tta: bool = False, num_workers: int = 0
-    ) -> np.ndarray:
-        """Class probabilities ``(N, num_classes)``.
-
-        Args:
-            images: Paths, a folder, PIL images, uint8 arrays, a preprocessed float tensor, or a
-                dataset (see :mod:`hamkit.engine.inputs`).
-            batch_size: Inference batch size.
-            tta: Average over the image and its horizontal and vertical flips.
-            num_workers: DataLoader workers for decoding.
-
-        Returns:
-            Probabilities, rows summing to 1, in input order.
-        """
-        logits, _ = self._logits(images, batch_size=batch_size, tta=tta, num_workers=num_workers)
-        return self._proba(logits)
-
-    def _proba(self, logits: torch.Tensor) -> np.ndarray:
-        return (logits / float(getattr(self, "temperature_", 1.0))).softmax(1).numpy()
-
-    def predict(self, images: Any, **kwargs: Any) -> np.ndarray:
-        """Predicted class indices: :meth:`decide` on :meth:`predict_proba`.
-
-        Before :meth:`calibrate` this is the argmax of the probabilities; after it, the
-        decision rule chosen on validation data.
-        """
-        return self.decide(self.predict_proba(images, **kwargs))
-
-    def decide(self, proba: np.ndarray) -> np.ndarray:
-        """Class decisions from probabilities returned by :meth:`predict_proba`.
-
-        ``argmax(log(proba) + class_offsets_)``; without :meth:`calibrate` the offsets are 0 and
-        this is the plain argmax.
-        """
-        scores = np.log(np.clip(np.asarray(proba, dtype=np.float64), 1e-12, None))
-        offsets = getattr(self, "class_offsets_", None)
-        return (scores + offsets if offsets is not None else scores).argmax(1)
-
     def calibrate(
         self,
         data: Any,
@@ -353,74 +306,6 @@ class LesionClassifier(Estimator):
         else:
             self.prior_alpha_, self.class_offsets_ = 0.0, np.zeros(self.num_classes)
         return self
-
-    def _check_labels(self, labels: np.ndarray) -> None:
-        if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
-            raise DataError(
-                "needs labelled data with class indices 0.."
-                f"{self.num_classes - 1}; got labels {sorted(set(labels.tolist()))[:8]}"
-            )
-
-    def _logits(
-        self, images: Any, *, batch_size: int, tta: bool, num_workers: int, with_labels: bool = False
-    ) -> tuple[torch.Tensor, np.ndarray]:
-        network = self._check_fitted()
-        mean, std = self.normalisation()
-        inputs = prepare_inputs(images, image_size=self.image_size, mean=mean, std=std)
-        device = resolve_device(self.device)
-        network.to(device).eval()
-        loader: Any
-        if isinstance(inputs.dataset, TensorDataset):  # already in memory: slice, do not re-stack
-            tensors = inputs.dataset.tensors
-            images = tensors[0]
-            loader = [
-                {
-                    "image": images[i : i + batch_size],
-                    **({"label": tensors[1][i : i + batch_size]} if len(tensors) > 1 else {}),
-                }
-                for i in range(0, len(images), batch_size)
-            ]
-        else:
-            loader = DataLoader(
-                inputs.dataset,
-                batch_size=batch_size,
-                shuffle=False,
-                num_workers=num_workers,
-                pin_memory=device.type == "cuda",
-            )
-        return collect_logits(network, loader, device, amp_dtype(device), with_labels=with_labels, tta=tta)
-
-    def evaluate(
-        self,
-        data: Any,
-        *,
-        split_csv: str | os.PathLike[str] | None = None,
-        split: str = "test",
-        batch_size: int = 64,
-        tta: bool = False,
-        num_workers: int = 0,
-    ) -> ClassificationReport:
-        """Score the classifier on labelled data.
-
-        Args:
-            data: A labelled ``SkinDataset``, a data root with ``split_csv`` (``split`` rows are
-                used), or a torch ``Dataset`` yielding labels.
-            split_csv: Split CSV for a data root.
-            split: Which split of ``split_csv`` to use.
-            batch_size: Inference batch size.
-            tta: Flip test-time augmentation.
-            num_workers: DataLoader workers.
-
-        Returns:
-            The :class:`~hamkit.metrics.ClassificationReport`.
-        """
-        dataset = self._as_dataset(data, split=split, split_csv=split_csv, augment=False, cache=None)
-        logits, labels = self._logits(
-            dataset, batch_size=batch_size, tta=tta, num_workers=num_workers, with_labels=True
-        )
-        self._check_labels(labels)
-        proba = self._proba(logits)
-        return classification_report(labels, self.decide(proba), proba, classes=self.classes_)
 
     def export_onnx(self, path: str | os.PathLike[str], **options: Any) -> Any:
         """Write the fitted network as ONNX (any batch size) with ``<stem>.preprocessing.json``
