@@ -83,7 +83,8 @@ class EmbeddingCache:
 
 
 def _fused(model: torch.nn.Module) -> torch.nn.Module:
-    """Fold batch norm into the convolutions for CPU inference (about 2x faster for MobileNets);
+    """Fold batch norm into the convolutions for CPU inference (faster for MobileNets; see
+    docs/benchmarks_dedup.md);
     the model unchanged where torch.fx cannot trace it."""
     try:
         from torch.fx.experimental.optimization import fuse

@@ -42,8 +42,8 @@ def default_num_workers(dataset: Any = None) -> int:
     """DataLoader workers used when none are given.
 
     Zero for a dataset that reads from a decode cache (a memory-map read is cheaper than handing
-    the batch over from a worker process, measured 9 s against 71 s for the demo classifier on 2
-    cores); otherwise up to 4, leaving one core free for the model.
+    the batch over from a worker process on a small machine); otherwise up to 4, leaving
+    one core free for the model.
     """
     if getattr(dataset, "cache", None) is not None:
         return 0
