@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from hamkit.classify.task import collect_logits
 from hamkit.engine.device import amp_dtype, resolve_device
 from hamkit.engine.inputs import prepare_inputs
+from hamkit.engine.progress import batch_progress
 from hamkit.errors import DataError
 from hamkit.metrics import ClassificationReport, classification_report
 
@@ -32,7 +33,13 @@ class ClassifierInference:
 
     # ------------------------------------------------------------------ inference
     def predict_proba(
-        self, images: Any, *, batch_size: int = 64, tta: bool = False, num_workers: int = 0
+        self,
+        images: Any,
+        *,
+        batch_size: int = 64,
+        tta: bool = False,
+        num_workers: int = 0,
+        progress: bool | str = False,
     ) -> np.ndarray:
         """Class probabilities ``(N, num_classes)``.
 
@@ -42,11 +49,12 @@ class ClassifierInference:
             batch_size: Inference batch size.
             tta: Average over the image and its horizontal and vertical flips.
             num_workers: DataLoader workers for decoding.
+            progress: A bar over the batches on a terminal (a string names it).
 
         Returns:
             Probabilities, rows summing to 1, in input order.
         """
-        logits, _ = self._logits(images, batch_size=batch_size, tta=tta, num_workers=num_workers)
+        logits, _ = self._logits(images, batch_size=batch_size, tta=tta, num_workers=num_workers, progress=progress)
         return self._proba(logits)
 
     def _proba(self, logits: torch.Tensor) -> np.ndarray:
@@ -78,7 +86,14 @@ class ClassifierInference:
             )
 
     def _logits(
-        self, images: Any, *, batch_size: int, tta: bool, num_workers: int, with_labels: bool = False
+        self,
+        images: Any,
+        *,
+        batch_size: int,
+        tta: bool,
+        num_workers: int,
+        with_labels: bool = False,
+        progress: bool | str = False,
     ) -> tuple[torch.Tensor, np.ndarray]:
         network = self._check_fitted()
         mean, std = self.normalisation()
@@ -104,7 +119,8 @@ class ClassifierInference:
                 num_workers=num_workers,
                 pin_memory=device.type == "cuda",
             )
-        return collect_logits(network, loader, device, amp_dtype(device), with_labels=with_labels, tta=tta)
+        batches = batch_progress(loader, progress=progress, total=len(loader))
+        return collect_logits(network, batches, device, amp_dtype(device), with_labels=with_labels, tta=tta)
 
     def evaluate(
         self,
@@ -115,6 +131,7 @@ class ClassifierInference:
         batch_size: int = 64,
         tta: bool = False,
         num_workers: int = 0,
+        progress: bool | str = False,
     ) -> ClassificationReport:
         """Score the classifier on labelled data.
 
@@ -126,13 +143,14 @@ class ClassifierInference:
             batch_size: Inference batch size.
             tta: Flip test-time augmentation.
             num_workers: DataLoader workers.
+            progress: A bar over the batches on a terminal (a string names it).
 
         Returns:
             The :class:`~hamkit.metrics.ClassificationReport`.
         """
         dataset = self._as_dataset(data, split=split, split_csv=split_csv, augment=False, cache=None)
         logits, labels = self._logits(
-            dataset, batch_size=batch_size, tta=tta, num_workers=num_workers, with_labels=True
+            dataset, batch_size=batch_size, tta=tta, num_workers=num_workers, with_labels=True, progress=progress
         )
         self._check_labels(labels)
         proba = self._proba(logits)

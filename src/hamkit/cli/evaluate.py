@@ -131,7 +131,9 @@ def _evaluate(args: argparse.Namespace, kind: str) -> int:
         from hamkit.classify import LesionClassifier
 
         model = LesionClassifier.load(args.model, device=args.device)
-        report = model.evaluate(_data(args, masks=False), tta=args.tta, **where)
+        report = model.evaluate(
+            _data(args, masks=False), tta=args.tta, progress=False if args.quiet else "evaluate", **where
+        )
         if out:
             report.save(out / "report.json")
             report.plot_confusion_matrix(out / "confusion_matrix.png")
@@ -147,7 +149,7 @@ def _evaluate(args: argparse.Namespace, kind: str) -> int:
 
         model = LesionSegmenter.load(args.model, device=args.device)
         data = _data(args, masks=True)
-        seg_report = model.evaluate(data, masks=args.masks, **where)
+        seg_report = model.evaluate(data, masks=args.masks, progress=False if args.quiet else "evaluate", **where)
         if out:
             seg_report.save(out / "report.json")
             seg_report.save_csv(out / "per_image.csv")

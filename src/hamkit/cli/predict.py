@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from hamkit.cli._compat import add_quiet
 from hamkit.cli._types import output_file, positive_int
@@ -39,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
     model = LesionClassifier.load(args.model, device=args.device)
     mean, std = model.normalisation()
     inputs = prepare_inputs(args.images, image_size=model.image_size, mean=mean, std=std)
-    proba = _predict(model, inputs.dataset, batch_size=args.batch_size, tta=args.tta, quiet=args.quiet)
+    proba = model.predict_proba(
+        inputs.dataset, batch_size=args.batch_size, tta=args.tta, progress=False if args.quiet else "predict"
+    )
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["image_id", "prediction", *model.classes_])
@@ -51,19 +52,3 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(buffer.getvalue(), end="")
     return 0
-
-
-def _predict(model: Any, dataset: Any, *, batch_size: int, tta: bool, quiet: bool) -> Any:
-    """``predict_proba`` in chunks of a few batches, with a progress bar on a terminal."""
-    import numpy as np
-    from torch.utils.data import Subset
-    from tqdm.auto import tqdm
-
-    chunk = batch_size * 4
-    parts = []
-    with tqdm(total=len(dataset), unit="image", desc="predict", disable=quiet or None, leave=False) as bar:
-        for start in range(0, len(dataset), chunk):
-            part = Subset(dataset, range(start, min(start + chunk, len(dataset))))
-            parts.append(model.predict_proba(part, batch_size=batch_size, tta=tta))
-            bar.update(len(part))
-    return np.concatenate(parts)

@@ -43,7 +43,12 @@ def run(args: argparse.Namespace) -> int:
 
     model = LesionSegmenter.load(args.model, device=args.device)
     written = model.write_masks(
-        args.images, args.out, threshold=args.threshold, postprocess=args.postprocess, batch_size=args.batch_size
+        args.images,
+        args.out,
+        threshold=args.threshold,
+        postprocess=args.postprocess,
+        batch_size=args.batch_size,
+        progress=False if args.quiet else "segment",
     )
     print(f"wrote {len(written)} mask(s) to {args.out}")
     return 0

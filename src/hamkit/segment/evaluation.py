@@ -50,6 +50,7 @@ class SegmenterEvaluation:
         postprocess: str | None = None,
         batch_size: int = 16,
         num_workers: int = 0,
+        progress: bool | str = False,
     ) -> SegmentationReport:
         """Score the segmenter (and its head) on data with masks.
 
@@ -73,6 +74,7 @@ class SegmenterEvaluation:
             postprocess: As for :meth:`predict`.
             batch_size: Inference batch size.
             num_workers: DataLoader workers (decoding and mask reading).
+            progress: A bar over the batches on a terminal (a string names it).
 
         Returns:
             The :class:`~hamkit.seg_metrics.SegmentationReport`; with ``classify=True`` it holds
@@ -114,7 +116,7 @@ class SegmenterEvaluation:
         counts: list[np.ndarray] = []
         labels: list[torch.Tensor] = []
         logits: list[torch.Tensor] = []
-        for batch, probabilities, class_logits in self._forward(loader):
+        for batch, probabilities, class_logits in self._forward(loader, progress):
             n = int(probabilities.shape[0])
             if original:
                 truths = [np.asarray(t, dtype=bool) for t in batch["truth"]]

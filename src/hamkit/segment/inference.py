@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from hamkit._io import atomic_write_text
 from hamkit.engine.device import amp_dtype, autocast, resolve_device
 from hamkit.engine.inputs import prepare_inputs, unpack_batch
+from hamkit.engine.progress import batch_progress
 from hamkit.errors import DataError, HamkitError
 from hamkit.postprocess import POSTPROCESS_MODES, postprocess_masks
 from hamkit.segment.outputs import SegmentationPrediction, resize_to_sizes, save_mask
@@ -43,7 +44,9 @@ class SegmenterInference:
     normalisation: Any
 
     # ------------------------------------------------------------------ inference core
-    def _forward(self, loader: DataLoader) -> Iterator[tuple[dict[str, Any], torch.Tensor, torch.Tensor | None]]:
+    def _forward(
+        self, loader: DataLoader, progress: bool | str = False
+    ) -> Iterator[tuple[dict[str, Any], torch.Tensor, torch.Tensor | None]]:
         """Per batch: the batch dict, lesion probabilities ``(N, 1, h, w)`` on the device, CPU class logits."""
         network = self._check_fitted()
         device = resolve_device(self.device)
@@ -55,7 +58,7 @@ class SegmenterInference:
         if network.training:
             network.eval()
         dtype = amp_dtype(device)
-        for raw in loader:
+        for raw in batch_progress(loader, progress=progress):
             batch = unpack_batch(raw)
             x = batch["image"].to(device, non_blocking=True)
             if device.type == "cuda":
@@ -66,7 +69,7 @@ class SegmenterInference:
             yield batch, probabilities, (class_logits.float().cpu() if class_logits is not None else None)
 
     def _batches(
-        self, images: Any, *, batch_size: int, num_workers: int
+        self, images: Any, *, batch_size: int, num_workers: int, progress: bool | str = False
     ) -> Iterator[tuple[list[str], list[tuple[int, int]] | None, torch.Tensor, torch.Tensor | None]]:
         """Yield ``(ids, original sizes, lesion probabilities (N, 1, h, w) on the device, class logits)``."""
         self._check_fitted()
@@ -80,7 +83,7 @@ class SegmenterInference:
             pin_memory=resolve_device(self.device).type == "cuda",
         )
         start = 0
-        for _, probabilities, class_logits in self._forward(loader):
+        for _, probabilities, class_logits in self._forward(loader, progress):
             n = int(probabilities.shape[0])
             sizes = inputs.original_sizes[start : start + n] if inputs.original_sizes is not None else None
             yield inputs.image_ids[start : start + n], sizes, probabilities, class_logits
@@ -104,10 +107,11 @@ class SegmenterInference:
         keep_proba: bool,
         batch_size: int,
         num_workers: int,
+        progress: bool | str = False,
     ) -> Iterator[tuple[list[str], list[np.ndarray], list[np.ndarray] | None, torch.Tensor | None]]:
         """Per batch: ids, masks at the original size, probability maps (if kept), class logits."""
         for ids, sizes, probabilities, class_logits in self._batches(
-            images, batch_size=batch_size, num_workers=num_workers
+            images, batch_size=batch_size, num_workers=num_workers, progress=progress
         ):
             resized = resize_to_sizes(probabilities, sizes)
             masks = [(p > threshold).cpu().numpy() for p in resized]
@@ -126,6 +130,7 @@ class SegmenterInference:
         return_proba: bool = False,
         batch_size: int = 16,
         num_workers: int = 0,
+        progress: bool | str = False,
     ) -> SegmentationPrediction:
         """Masks, optionally lesion probabilities, and class probabilities, from one forward pass.
 
@@ -138,6 +143,7 @@ class SegmenterInference:
             return_proba: Also return the lesion probability maps.
             batch_size: Inference batch size.
             num_workers: DataLoader workers for decoding.
+            progress: A bar over the batches on a terminal (a string names it).
 
         Returns:
             A :class:`SegmentationPrediction`; ``class_proba`` is set when ``classify=True``.
@@ -158,6 +164,7 @@ class SegmenterInference:
             keep_proba=return_proba,
             batch_size=batch_size,
             num_workers=num_workers,
+            progress=progress,
         ):
             ids += batch_ids
             masks += batch_masks
@@ -176,6 +183,7 @@ class SegmenterInference:
         return_proba: bool = False,
         batch_size: int = 16,
         num_workers: int = 0,
+        progress: bool | str = False,
     ) -> list[np.ndarray] | tuple[list[np.ndarray], list[np.ndarray]]:
         """Boolean lesion masks, each at its image's original size.
 
@@ -193,6 +201,7 @@ class SegmenterInference:
                 same sizes, before thresholding and post-processing.
             batch_size: Inference batch size.
             num_workers: DataLoader workers for decoding.
+            progress: A bar over the batches on a terminal (a string names it).
 
         Returns:
             A list of ``(H, W)`` boolean arrays in input order, or ``(masks, maps)``.
@@ -208,6 +217,7 @@ class SegmenterInference:
             return_proba=return_proba,
             batch_size=batch_size,
             num_workers=num_workers,
+            progress=progress,
         )
         if return_proba:
             assert result.probabilities is not None
@@ -262,6 +272,7 @@ class SegmenterInference:
         postprocess: str | None = None,
         batch_size: int = 16,
         num_workers: int = 0,
+        progress: bool | str = False,
     ) -> list[Path]:
         """Predict and write ``<image_id>_segmentation.png`` (0/255, original size) per image.
 
@@ -275,6 +286,7 @@ class SegmenterInference:
             postprocess: As for :meth:`predict`.
             batch_size: Inference batch size.
             num_workers: DataLoader workers for decoding.
+            progress: A bar over the batches on a terminal (a string names it).
 
         Returns:
             The written files, in input order.
@@ -305,6 +317,7 @@ class SegmenterInference:
                 keep_proba=False,
                 batch_size=batch_size,
                 num_workers=num_workers,
+                progress=progress,
             ):
                 written += [
                     save_mask(m, folder / f"{i}_segmentation.png") for i, m in zip(batch_ids, masks, strict=True)
