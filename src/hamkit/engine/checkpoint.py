@@ -31,6 +31,7 @@ __all__ = [
     "load_model_files",
     "save_training_state",
     "load_training_state",
+    "check_resumable",
 ]
 
 WEIGHTS_NAME = "model.safetensors"
@@ -148,3 +149,20 @@ def load_training_state(
             "start the training over"
         ) from err
     return weights, config, state
+
+
+def check_resumable(out_dir: Path, saved: dict[str, Any], current: dict[str, Any]) -> None:
+    """Refuse to resume a run of another kind of model or another backbone, in one line."""
+    for key, what in (
+        ("kind", "model"),
+        ("backbone", "backbone"),
+        ("num_classes", "class count"),
+        ("image_size", "image size"),
+        ("classify", "diagnosis head"),
+    ):
+        if key in saved and key in current and saved[key] != current[key]:
+            raise HamkitError(
+                f"{out_dir}: this folder holds an interrupted run of another {what} "
+                f"({key} {saved[key]!r}, not {current[key]!r}); resume it with the same settings, "
+                "or use another output folder"
+            )

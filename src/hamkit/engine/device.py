@@ -9,7 +9,7 @@ import torch
 
 from hamkit.errors import HamkitError
 
-__all__ = ["resolve_device", "amp_dtype", "autocast"]
+__all__ = ["resolve_device", "amp_dtype", "autocast", "use_channels_last"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -73,3 +73,13 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
         return
     with torch.autocast(device_type=device.type, dtype=dtype):
         yield
+
+
+def use_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
+    """``channels_last="auto"``: always on CUDA; on CPU only for depthwise-convolution networks
+    (MobileNets, EfficientNets), which it speeds up, while plain ResNets gain nothing."""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    return any(isinstance(m, torch.nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels for m in model.modules())

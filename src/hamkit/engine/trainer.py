@@ -21,8 +21,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from hamkit._cpu import loader_workers
 from hamkit._io import atomic_write_text
-from hamkit.engine.checkpoint import STATE_NAME, load_training_state, save_model_files, save_training_state
-from hamkit.engine.device import amp_dtype, autocast, resolve_device
+from hamkit.engine.checkpoint import (
+    STATE_NAME,
+    check_resumable,
+    load_training_state,
+    save_model_files,
+    save_training_state,
+)
+from hamkit.engine.device import amp_dtype, autocast, resolve_device, use_channels_last
 from hamkit.engine.distributed import DistributedContext, ShardedSampler
 from hamkit.engine.recipe import TrainConfig
 from hamkit.errors import DataError, HamkitError, TrainingError
@@ -55,33 +61,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _check_resumable(out_dir: Path, saved: dict[str, Any], current: dict[str, Any]) -> None:
-    """Refuse to resume a run of another kind of model or another backbone, in one line."""
-    for key, what in (
-        ("kind", "model"),
-        ("backbone", "backbone"),
-        ("num_classes", "class count"),
-        ("image_size", "image size"),
-        ("classify", "diagnosis head"),
-    ):
-        if key in saved and key in current and saved[key] != current[key]:
-            raise HamkitError(
-                f"{out_dir}: this folder holds an interrupted run of another {what} "
-                f"({key} {saved[key]!r}, not {current[key]!r}); resume it with the same settings, "
-                "or use another output folder"
-            )
-
-
-def _use_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
-    """``channels_last="auto"``: always on CUDA; on CPU only for depthwise-convolution networks
-    (MobileNets, EfficientNets), which it speeds up, while plain ResNets gain nothing."""
-    if device.type == "cuda":
-        return True
-    if device.type != "cpu":
-        return False
-    return any(isinstance(m, torch.nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels for m in model.modules())
 
 
 class TrainingTask(Protocol):
@@ -223,9 +202,7 @@ class Trainer:
         try:
             device = ctx.device_for(device)
             dtype = amp_dtype(device, cfg.amp)
-            channels_last = (
-                _use_channels_last(model, device) if cfg.channels_last == "auto" else bool(cfg.channels_last)
-            )
+            channels_last = use_channels_last(model, device) if cfg.channels_last == "auto" else bool(cfg.channels_last)
             seed_everything(cfg.seed)
             model.to(device)
             if channels_last:
@@ -240,7 +217,7 @@ class Trainer:
 
             if cfg.resume and out_dir is not None and (out_dir / "last" / STATE_NAME).is_file():
                 weights, saved, state = load_training_state(out_dir / "last")
-                _check_resumable(out_dir, saved, task.checkpoint_config())
+                check_resumable(out_dir, saved, task.checkpoint_config())
                 try:
                     model.load_state_dict(weights)
                     optimizer.load_state_dict(state["optimizer"])
