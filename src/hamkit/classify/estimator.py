@@ -22,6 +22,7 @@ from hamkit.engine.fitting import fit_estimator
 from hamkit.engine.inputs import prepare_inputs, unpack_batch
 from hamkit.engine.recipe import TrainConfig
 from hamkit.errors import DataError, HamkitError
+from hamkit.export.mixin import OnnxExportable
 
 __all__ = ["LesionClassifier"]
 
@@ -36,7 +37,7 @@ def _is_label_vector(values: Any, n: int) -> bool:
     return array.ndim == 1 and array.shape[0] == n and np.issubdtype(array.dtype, np.integer)
 
 
-class LesionClassifier(ClassifierInference, Estimator):
+class LesionClassifier(ClassifierInference, OnnxExportable, Estimator):
     """Skin-lesion diagnosis by transfer learning (a scikit-learn estimator).
 
     Every argument after ``backbone`` is keyword-only; the constructor stores them unchanged
@@ -306,18 +307,6 @@ class LesionClassifier(ClassifierInference, Estimator):
         else:
             self.prior_alpha_, self.class_offsets_ = 0.0, np.zeros(self.num_classes)
         return self
-
-    def export_onnx(self, path: str | os.PathLike[str], **options: Any) -> Any:
-        """Write the fitted network as ONNX (any batch size) with ``<stem>.preprocessing.json``
-        beside it, after checking ONNX Runtime against PyTorch; see
-        :func:`hamkit.export.export_onnx` for ``options`` (``opset``, ``check``, ``atol``).
-
-        Returns:
-            The :class:`~hamkit.export.ExportResult` (paths, outputs, max abs differences).
-        """
-        from hamkit.export import export_onnx
-
-        return export_onnx(self, path, **options)
 
     # ------------------------------------------------------------------ persistence
     @classmethod

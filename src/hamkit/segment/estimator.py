@@ -17,6 +17,7 @@ from hamkit.engine.estimator import Estimator
 from hamkit.engine.fitting import fit_estimator
 from hamkit.engine.recipe import TrainConfig
 from hamkit.errors import DataError, HamkitError
+from hamkit.export.mixin import OnnxExportable
 from hamkit.segment.evaluation import SegmenterEvaluation
 from hamkit.segment.inference import SegmenterInference
 from hamkit.segment.network import SegmentationLoss, SegmentationNetwork
@@ -27,7 +28,7 @@ __all__ = ["LesionSegmenter"]
 _KIND = "LesionSegmenter"
 
 
-class LesionSegmenter(SegmenterInference, SegmenterEvaluation, Estimator):
+class LesionSegmenter(SegmenterInference, SegmenterEvaluation, OnnxExportable, Estimator):
     """Skin-lesion segmentation (binary masks), optionally multi-task with diagnosis.
 
     Args:
@@ -301,18 +302,6 @@ class LesionSegmenter(SegmenterInference, SegmenterEvaluation, Estimator):
 
         fit_estimator(self, settings, train_data, val_data, make_task, balance=bool(self.classify))
         return self
-
-    def export_onnx(self, path: str | os.PathLike[str], **options: Any) -> Any:
-        """Write the fitted network as ONNX (any batch size) with ``<stem>.preprocessing.json``
-        beside it, after checking ONNX Runtime against PyTorch; see
-        :func:`hamkit.export.export_onnx` for ``options`` (``opset``, ``check``, ``atol``).
-
-        Returns:
-            The :class:`~hamkit.export.ExportResult` (paths, outputs, max abs differences).
-        """
-        from hamkit.export import export_onnx
-
-        return export_onnx(self, path, **options)
 
     # ------------------------------------------------------------------ persistence
     @classmethod
