@@ -46,3 +46,40 @@ def random_torchvision_mobilenet() -> Iterator[None]:
         yield
     finally:
         torchvision.models.mobilenet_v3_small = original
+
+
+def provenance() -> dict[str, Any]:
+    """Where a result came from: the hamkit commit, the command, the date and the machine.
+
+    Every results file under ``benchmarks/results/`` carries this, so that each published number
+    can be traced to the code and the command that produced it.
+    """
+    import datetime
+    import platform
+    import shlex
+
+    import torch
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        commit = subprocess.run(
+            ["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = "unknown", False
+    return {
+        "commit": commit + ("+changes" if dirty else ""),
+        "command": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }

@@ -19,17 +19,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
-import torch
+import numpy as np
+from _shared import provenance
 
 from hamkit import LesionClassifier, LesionSegmenter, SkinDataset
+from hamkit.calibration import expected_calibration_error
 from hamkit.data.dataset import find_label_file, find_mask_dir
 from hamkit.data.images import find_images
 from hamkit.data.metadata import read_labels
 from hamkit.data.splits import split_dataset
+
+
+def headline(report: object) -> dict[str, float]:
+    """The numbers a clinician reads first, from a :class:`hamkit.metrics.ClassificationReport`."""
+    return {
+        "accuracy": report.accuracy,  # type: ignore[attr-defined]
+        "balanced_accuracy": report.balanced_accuracy,  # type: ignore[attr-defined]
+        "macro_f1": report.macro["f1"],  # type: ignore[attr-defined]
+        "melanoma_sensitivity": report.melanoma_sensitivity,  # type: ignore[attr-defined]
+        "macro_auc": report.macro_roc_auc,  # type: ignore[attr-defined]
+    }
 
 
 def main() -> None:
@@ -44,6 +56,10 @@ def main() -> None:
     parser.add_argument("--weight-decay", type=float, default=0.0)
     parser.add_argument("--optimizer", default="adam")
     parser.add_argument("--class-balance", default="sampler")
+    parser.add_argument("--pretrained", action="store_true", help="start from the backbone's pretrained weights")
+    parser.add_argument("--augment", default="flips", help="none, flips, light or strong")
+    parser.add_argument("--warmup-epochs", type=float, default=0.0, help="linear learning-rate warm-up")
+    parser.add_argument("--tta", action="store_true", help="also score with flip test-time augmentation")
     parser.add_argument("--no-classify", action="store_true", help="segmenter without the diagnosis head")
     parser.add_argument("--monitor", default=None, help="validation metric that picks the best epoch")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
@@ -78,16 +94,18 @@ def main() -> None:
         optimizer=args.optimizer,
         weight_decay=args.weight_decay,
         class_balance=balance,
+        augment=args.augment,
+        warmup_epochs=args.warmup_epochs,
         progress=False,
         seed=0,
         **({"monitor": args.monitor} if args.monitor else {}),
     )
     model: LesionClassifier | LesionSegmenter
     if args.task == "classifier":
-        model = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=False)
+        model = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=args.pretrained)
     else:
         model = LesionSegmenter(
-            args.backbone, image_size=args.image_size, pretrained=False, classify=not args.no_classify
+            args.backbone, image_size=args.image_size, pretrained=args.pretrained, classify=not args.no_classify
         )
     start = time.perf_counter()
     model.fit(parts["train"], parts["val"], **fit)
@@ -105,20 +123,22 @@ def main() -> None:
         s_per_epoch=round(train_s / args.epochs, 1),
         test_s=round(test_s, 1),
         best_epoch=model.best_epoch_,
-        torch=torch.__version__,
-        threads=torch.get_num_threads(),
-        machine=platform.machine(),
+        **provenance(),
     )
-    if args.task == "classifier":
-        row.update(accuracy=report.accuracy, balanced_accuracy=report.balanced_accuracy, macro_f1=report.macro["f1"])
-        if hasattr(model, "calibrate"):
-            model.calibrate(parts["val"])
-            tuned = model.evaluate(parts["test"])
-            row.update(
-                tuned_balanced_accuracy=tuned.balanced_accuracy,
-                tuned_macro_f1=tuned.macro["f1"],
-                temperature=model.temperature_,
-            )
+    if isinstance(model, LesionClassifier):
+        row.update(headline(report))
+        if args.tta:
+            row.update({f"tta_{k}": v for k, v in headline(model.evaluate(parts["test"], tta=True)).items()})
+        raw = model.predict_proba(parts["test"])
+        model.calibrate(parts["val"])
+        tuned = model.evaluate(parts["test"])
+        row.update({f"tuned_{k}": v for k, v in headline(tuned).items()})
+        labels = np.asarray(parts["test"].labels)
+        row.update(
+            temperature=model.temperature_,
+            ece_before=expected_calibration_error(raw, labels),
+            ece_after=expected_calibration_error(model.predict_proba(parts["test"]), labels),
+        )
     else:
         row.update({k: v for k, v in report.summary().items() if isinstance(v, (int, float))})
     row["history"] = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in h.items()} for h in model.history_]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hamkit import registry as reg
+from hamkit.backbones.offline import offline_backbones
 from hamkit.backbones.torchvision_specs import BUILTIN_SPECS
 from hamkit.cli.backbones import format_table
 from hamkit.cli.main import main
@@ -30,15 +31,17 @@ def test_format_table_aligns_columns() -> None:
 def test_backbones_lists_all_builtins(fresh: reg._Registry, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backbones"]) == 0
     rows = _rows(capsys.readouterr().out)
-    assert rows[0] == ["NAME", "TASKS", "FEATURE_DIM", "INPUT", "PRETRAINED", "SOURCE"]
-    table = {row[0]: row for row in rows[1:] if len(row) == 6}
-    assert set(table) == set(BUILTIN_SPECS)
+    assert rows[0] == ["NAME", "TASKS", "FEATURE_DIM", "INPUT", "PRETRAINED", "OFFLINE", "SOURCE"]
+    table = {row[0]: row for row in rows[1:] if len(row) == 7}
+    # the built-ins, and the timm models whose ImageNet weights are installed
+    assert set(table) == set(BUILTIN_SPECS) | set(offline_backbones())
     assert table["resnet50"] == [
         "resnet50",
         "classification",
         "2048",
         "224x224",
         "IMAGENET1K_V2,IMAGENET1K_V1",
+        "-",
         "hamkit",
     ]
     assert table["deeplabv3_resnet101"][1:4] == ["segmentation", "2048", "256x256"]
@@ -46,7 +49,7 @@ def test_backbones_lists_all_builtins(fresh: reg._Registry, capsys: pytest.Captu
 
 def test_backbones_pattern_and_task(fresh: reg._Registry, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backbones", "*mobilenet*", "--task", "segmentation"]) == 0
-    names = [row[0] for row in _rows(capsys.readouterr().out)[1:] if len(row) == 6]
+    names = [row[0] for row in _rows(capsys.readouterr().out)[1:] if len(row) == 7]
     assert names == ["deeplabv3_mobilenet_v3_large"]
 
 
@@ -64,6 +67,7 @@ def test_backbones_describes_a_pass_through_name(fresh: reg._Registry, capsys: p
         "512",
         "256x256",
         "imagenet,ssl,swsl",
+        "-",
         "segmentation-models-pytorch",
     ]
     assert main(["backbones", "smp:unet:resnet18", "--task", "classification"]) == 1
@@ -97,3 +101,13 @@ def test_plugins_when_none_installed(
     monkeypatch.setattr(reg._plugins, "discover", lambda: [])
     assert main(["plugins"]) == 0
     assert "no backbone plugins installed (entry point group 'hamkit.backbones')" in (capsys.readouterr().out)
+
+
+def test_backbones_marks_the_installed_offline_weights(fresh: reg._Registry, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["backbones", "lite0"]) == 0
+    out = capsys.readouterr().out
+    rows = {row[0]: row for row in _rows(out)[1:] if len(row) == 7}
+    assert rows["timm:tf_efficientnet_lite0"][4:6] == ["in1k", "in1k"]
+    assert "Pretrained weights installed (no network needed): timm:tf_efficientnet_lite0" in out
+    assert main(["backbones", "smp:Linknet:tu-tf_efficientnet_lite0"]) == 0
+    assert _rows(capsys.readouterr().out)[1][4:6] == ["imagenet", "imagenet"]

@@ -95,11 +95,12 @@ def build_backbone(
     from hamkit.backbones.weights import download_guard, load_weights
 
     choice = False if weights is not None else pretrained_choice(spec, pretrained)
-    if choice:
+    installed = spec.pretrained_offline if choice is True else choice in spec.offline_weights
+    if choice and not installed:
         with download_guard(spec.name):
             model = spec.builder(task=task, pretrained=choice, **kwargs)
-    else:
-        model = spec.builder(task=task, pretrained=False, **kwargs)
+    else:  # random weights, or weights installed on this machine (no download)
+        model = spec.builder(task=task, pretrained=choice, **kwargs)
     if not isinstance(model, torch.nn.Module):
         raise HamkitError(
             f"the builder of backbone {spec.name!r} (package {spec.source!r}) returned a "

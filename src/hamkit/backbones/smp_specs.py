@@ -92,6 +92,16 @@ def build_smp(
             f"backbone {PREFIX}{arch}:{encoder}: smp's aux_params classification head is not "
             "supported; call the model with return_features=True and pool the features instead"
         )
+    from hamkit.backbones.offline import installed, load_offline_weights, offline_arch
+
+    offline = offline_arch(encoder)
+    if pretrained in (True, "imagenet") and offline is not None and installed(offline):
+        model = architectures()[arch.lower()](
+            encoder_name=encoder, encoder_weights=None, classes=out_channels, **kwargs
+        )
+        inner = getattr(model.encoder, "model", model.encoder)  # timm-universal encoders wrap the timm model
+        load_offline_weights(inner, offline)  # the installed ImageNet weights: no download
+        return SmpSegmentation(model)
     weights: str | bool | None = None
     if pretrained:
         weights = "imagenet" if pretrained is True else str(pretrained)
@@ -172,6 +182,8 @@ def smp_spec(arch_and_encoder: str) -> BackboneSpec:
         >>> spec.name, spec.feature_dim, spec.pretrained_weights
         ('smp:Unet:resnet18', 512, ('imagenet', 'ssl', 'swsl'))
     """
+    from hamkit.backbones.offline import OFFLINE_MEAN, OFFLINE_STD, installed, offline_arch
+
     name = PREFIX + arch_and_encoder
     arch, sep, encoder = arch_and_encoder.partition(":")
     if not sep or not arch or not encoder:
@@ -190,6 +202,10 @@ def smp_spec(arch_and_encoder: str) -> BackboneSpec:
     _check_encoder(encoder, name)
     arch_cls = archs[arch.lower()]
     weights, (mean, std) = _encoder_meta(encoder)
+    offline = offline_arch(encoder)
+    local = ("imagenet",) if offline is not None and installed(offline) and "imagenet" in weights else ()
+    if local:  # the installed weights expect [-1, 1] inputs, whatever smp's table says for its copy
+        mean, std = OFFLINE_MEAN, OFFLINE_STD
     model = _probe(arch_cls, encoder)
     return BackboneSpec(
         name=f"{PREFIX}{arch_cls.__name__}:{encoder}",
@@ -200,6 +216,7 @@ def smp_spec(arch_and_encoder: str) -> BackboneSpec:
         mean=tuple(mean),
         std=tuple(std),
         pretrained_weights=weights,
+        offline_weights=local,
         source=SOURCE,
         description=f"segmentation-models-pytorch {arch_cls.__name__} with a {encoder} encoder",
     )

@@ -78,6 +78,8 @@ class BackboneSpec:
         pretrained_weights: Names of the upstream pretrained weights that exist (torchvision
             enum names, timm pretrained tags, smp encoder weights such as ``"imagenet"``);
             the first is the one ``pretrained=True`` picks. Empty if there are none.
+        offline_weights: Those of ``pretrained_weights`` that load without a network (installed
+            as packages, see :mod:`hamkit.backbones.offline`). Empty if none.
         source: The package that provides the backbone: ``"hamkit"`` for built-ins, the
             distribution name for plugins, ``"timm"`` / ``"segmentation-models-pytorch"`` for
             pass-through names.
@@ -101,6 +103,7 @@ class BackboneSpec:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     pretrained_weights: tuple[str, ...] = ()
+    offline_weights: tuple[str, ...] = ()
     source: str = "hamkit"
     description: str = ""
 
@@ -132,8 +135,24 @@ class BackboneSpec:
         object.__setattr__(self, "input_size", size)
         object.__setattr__(self, "mean", rgb_triple(self.mean, "mean", name))
         object.__setattr__(self, "std", std)
+        offline = (
+            (self.offline_weights,)
+            if isinstance(self.offline_weights, str)
+            else tuple(str(w) for w in self.offline_weights)
+        )
+        stray = [w for w in offline if w not in weights]
+        if stray:
+            raise HamkitError(
+                f"backbone {name!r}: offline_weights {stray!r} are not among pretrained_weights {weights!r}"
+            )
         object.__setattr__(self, "pretrained_weights", weights)
+        object.__setattr__(self, "offline_weights", offline)
         object.__setattr__(self, "description", " ".join(str(self.description).split()))
+
+    @property
+    def pretrained_offline(self) -> bool:
+        """Whether ``pretrained=True`` loads weights without a network (the default weights are installed)."""
+        return bool(self.pretrained_weights) and self.pretrained_weights[0] in self.offline_weights
 
     @property
     def default_task(self) -> str:

@@ -25,9 +25,12 @@ from hamkit.errors import BackboneNotFoundError
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-__all__ = ["PREFIX", "timm_spec", "build_timm", "pooled_dim"]
+__all__ = ["PREFIX", "OFFLINE_TAG", "timm_spec", "build_timm", "pooled_dim"]
 
 PREFIX = "timm:"
+OFFLINE_TAG = "in1k"
+"""timm's tag of the ImageNet weights that :mod:`hamkit.backbones.offline` installs for the
+EfficientNet-Lite models (the same Google checkpoints)."""
 
 
 def pooled_dim(model: nn.Module) -> int:
@@ -62,9 +65,17 @@ def build_timm(model_name: str, *, task: str, pretrained: bool | str, **kwargs: 
     """
     import timm
 
+    from hamkit.backbones.offline import installed, load_offline_weights, offline_arch
+
     if isinstance(pretrained, str):
         model_name = f"{model_name.partition('.')[0]}.{pretrained}"
-    model: nn.Module = timm.create_model(model_name, pretrained=bool(pretrained), num_classes=0, **kwargs)
+    arch, _, tag = model_name.partition(".")
+    offline = offline_arch(arch)
+    if pretrained and offline is not None and tag in ("", OFFLINE_TAG) and installed(offline):
+        model: nn.Module = timm.create_model(arch, pretrained=False, num_classes=0, **kwargs)
+        load_offline_weights(model, offline)  # the installed ImageNet weights: no download
+    else:
+        model = timm.create_model(model_name, pretrained=bool(pretrained), num_classes=0, **kwargs)
     setattr(model, "feature_dim", pooled_dim(model))  # noqa: B010 (an int, not a Module field)
     return model
 
@@ -101,6 +112,8 @@ def timm_spec(model_name: str) -> BackboneSpec:
     """
     import timm
 
+    from hamkit.backbones.offline import installed, offline_arch
+
     if not model_name or not timm.is_model(model_name):
         close = difflib.get_close_matches(model_name, timm.list_models(), n=5, cutoff=0.6)
         hint = f"; did you mean {', '.join(PREFIX + c for c in close)}?" if close else ""
@@ -118,6 +131,10 @@ def timm_spec(model_name: str) -> BackboneSpec:
         tags.remove(cfg["tag"])
         tags.insert(0, cfg["tag"])
     input_size = tuple(cfg.get("input_size", (3, 224, 224)))[-2:]
+    offline = offline_arch(arch)
+    local = (OFFLINE_TAG,) if offline is not None and installed(offline) and tag in ("", OFFLINE_TAG) else ()
+    if local and OFFLINE_TAG not in tags:
+        tags.insert(0, OFFLINE_TAG)
     return BackboneSpec(
         name=PREFIX + model_name,
         tasks=("classification",),
@@ -127,6 +144,7 @@ def timm_spec(model_name: str) -> BackboneSpec:
         mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
         std=tuple(cfg.get("std", IMAGENET_STD)),
         pretrained_weights=tuple(tags),
+        offline_weights=local,
         source="timm",
         description=f"timm model {model_name} (pooled features, classifier dropped)",
     )

@@ -188,8 +188,12 @@ def download_guard(name: str) -> Iterator[None]:
                 if from_hf
                 else f" ({_reason(err)})"
             )
+            from hamkit.backbones.offline import offline_backbones
+
+            local = offline_backbones()
+            offline = f"; backbones whose weights are installed: {', '.join(local)}" if local else ""
             raise WeightsError(
-                f"could not download pretrained weights for {name}{where}; "
+                f"could not download pretrained weights for {name}{where}{offline}; "
                 f'to use a local file pass weights="path/to/file.safetensors" (or .pt/.pth), '
                 "or pass pretrained=False"
             ) from err

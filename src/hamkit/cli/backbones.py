@@ -16,7 +16,7 @@ from typing import Any
 __all__ = ["add_parser", "format_table", "run"]
 
 _TASKS = ("classification", "segmentation")  # hamkit.backbones.spec.TASKS, without importing it
-_HEADERS = ("NAME", "TASKS", "FEATURE_DIM", "INPUT", "PRETRAINED", "SOURCE")
+_HEADERS = ("NAME", "TASKS", "FEATURE_DIM", "INPUT", "PRETRAINED", "OFFLINE", "SOURCE")
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -55,7 +55,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="list the backbones hamkit can build",
         description=(
             "List the registered backbones (built-ins and plugins): name, tasks, feature "
-            "dimension, default input size, pretrained weights and source package. Any timm "
+            "dimension, default input size, pretrained weights (OFFLINE: those installed, which "
+            "need no network) and source package. Any timm "
             "model is available as timm:<model> and any segmentation-models-pytorch model as "
             "smp:<Arch>:<encoder>; give such a name as PATTERN to describe it."
         ),
@@ -80,8 +81,19 @@ def _row(spec: Any) -> tuple[str, ...]:
         str(spec.feature_dim),
         f"{height}x{width}",
         ",".join(spec.pretrained_weights) or "-",
+        ",".join(spec.offline_weights) or "-",
         spec.source,
     )
+
+
+def _matches(name: str, pattern: str) -> bool:
+    """The registry's pattern rule: a shell wildcard, or a substring when it has no wildcard; any case."""
+    from fnmatch import fnmatchcase
+
+    if not pattern:
+        return True
+    name, pattern = name.lower(), pattern.lower()
+    return fnmatchcase(name, pattern) if any(c in pattern for c in "*?[") else pattern in name
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     Raises:
         HamkitError: A pass-through name is unknown (printed by ``hamkit`` without traceback).
     """
+    from hamkit.backbones.offline import offline_backbones
     from hamkit.errors import PluginError
     from hamkit.registry import RESERVED_PREFIXES, get_backbone, list_backbones
 
@@ -105,7 +118,10 @@ def run(args: argparse.Namespace) -> int:
         specs = [s for s in specs if args.task is None or args.task in s.tasks]
     else:
         specs = []
-        for name in list_backbones(pattern, task=args.task):
+        names = list_backbones(pattern, task=args.task)
+        if args.task in (None, "classification"):  # the timm models whose weights are installed
+            names += [n for n in offline_backbones() if _matches(n, pattern) and n not in names]
+        for name in names:
             try:
                 specs.append(get_backbone(name))
             except PluginError:  # warned about already; list the rest
@@ -119,4 +135,8 @@ def run(args: argparse.Namespace) -> int:
         "\nAlso: any timm model as timm:<model> (classification), any segmentation-models-pytorch "
         "model as smp:<Arch>:<encoder> (segmentation)."
     )
+    local = offline_backbones()
+    if local:
+        encoders = ", ".join("tu-" + n.removeprefix("timm:") for n in local)
+        print(f"Pretrained weights installed (no network needed): {', '.join(local)}; as smp encoders: {encoders}.")
     return 0

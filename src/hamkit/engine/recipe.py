@@ -52,6 +52,9 @@ class TrainConfig(BaseEstimator):
         optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (momentum 0.9, Nesterov).
         weight_decay: Weight decay.
         scheduler: ``"cosine"`` (to zero over the run), ``"step"`` (x0.1 at 1/3 and 2/3) or ``"none"``.
+        warmup_epochs: Epochs (a fraction is allowed) of linear learning-rate warm-up before the
+            schedule; ``0``: none. With a warm-up the rate changes after every batch (see
+            :mod:`hamkit.engine.schedule`).
         grad_clip: Clip the gradient norm to this value, or ``None``.
         monitor: Validation metric that picks the best checkpoint (e.g. ``"balanced_accuracy"``,
             ``"dice"``, ``"loss"``); ``None``: the estimator's own default (balanced accuracy
@@ -92,6 +95,7 @@ class TrainConfig(BaseEstimator):
     optimizer: str = "adam"
     weight_decay: float = 0.0
     scheduler: str = "cosine"
+    warmup_epochs: float = 0.0
     grad_clip: float | None = None
     monitor: str | None = None
     early_stopping: int | None = None
@@ -119,6 +123,8 @@ class TrainConfig(BaseEstimator):
             raise HamkitError(f"lr must be positive, got {self.lr}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise HamkitError(f"weight_decay must be 0 or positive, got {self.weight_decay}")
+        if not (math.isfinite(self.warmup_epochs) and 0 <= self.warmup_epochs <= self.epochs):
+            raise HamkitError(f"warmup_epochs must be between 0 and epochs ({self.epochs}), got {self.warmup_epochs}")
         if self.early_stopping is not None and self.early_stopping < 1:
             raise HamkitError(
                 f"early_stopping must be None or a patience of at least 1 epoch, got {self.early_stopping}"

@@ -31,6 +31,7 @@ from hamkit.engine.checkpoint import (
 from hamkit.engine.device import amp_dtype, autocast, resolve_device, use_channels_last
 from hamkit.engine.distributed import DistributedContext, ShardedSampler
 from hamkit.engine.recipe import TrainConfig
+from hamkit.engine.schedule import make_schedule
 from hamkit.errors import DataError, HamkitError, TrainingError
 
 __all__ = ["TrainConfig", "TrainingTask", "TrainResult", "Trainer", "seed_everything", "default_num_workers"]
@@ -152,14 +153,6 @@ class Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         return OPTIMIZERS[self.config.optimizer](params, lr=self.config.lr, weight_decay=self.config.weight_decay)
 
-    def _scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
-        epochs = self.config.epochs
-        if self.config.scheduler == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-        if self.config.scheduler == "step":
-            return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, math.ceil(epochs / 3)), gamma=0.1)
-        return None
-
     def _is_better(self, score: float, best: float) -> bool:
         if math.isnan(score):
             return False
@@ -208,7 +201,9 @@ class Trainer:
             if channels_last:
                 model.to(memory_format=torch.channels_last)
             optimizer = self._optimizer(model)
-            scheduler = self._scheduler(optimizer)
+            per_rank = math.ceil(len(train) / ctx.world_size)  # type: ignore[arg-type]  # ShardedSampler's length
+            schedule = make_schedule(optimizer, cfg, per_rank // cfg.batch_size if per_rank > cfg.batch_size else 1)
+            scheduler = schedule.scheduler
             scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
             out_dir = Path(cfg.out_dir) if cfg.out_dir is not None else None
             result = TrainResult(out_dir=out_dir)
@@ -318,12 +313,12 @@ class Trainer:
                         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                     scaler.step(optimizer)
                     scaler.update()
+                    schedule.after_batch()
                     total += loss.detach().double() * size
                     seen += size
                     bar.set_postfix(loss=f"{value:.4f}")
                 lr = optimizer.param_groups[0]["lr"]
-                if scheduler is not None:
-                    scheduler.step()
+                schedule.after_epoch()
                 row: dict[str, float] = {"epoch": epoch + 1, "train_loss": ctx.mean(float(total) / max(seen, 1))}
                 metrics: dict[str, float] = {}
                 if val_loader is not None:

@@ -29,7 +29,6 @@ Examples:
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import numpy as np
 
+from hamkit._cache import cache_root
 from hamkit._cpu import available_cpus
 from hamkit.dedup.pairs import Metric, Pairs
 from hamkit.errors import HamkitError
@@ -121,8 +121,8 @@ def get_method(name: str) -> DedupMethod:
 
 
 def default_cache_dir() -> Path:
-    """``$HAMKIT_CACHE`` or ``~/.cache/hamkit``: where embeddings and hashes are cached by default."""
-    return Path(os.environ.get("HAMKIT_CACHE", Path.home() / ".cache" / "hamkit")).expanduser()
+    """hamkit's cache folder (:func:`hamkit._cache.cache_root`): where embeddings and hashes are cached by default."""
+    return cache_root()
 
 
 class DedupMethod(ABC):
