@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -69,6 +69,10 @@ class LesionClassifier(ClassifierInference, OnnxExportable, Estimator):
         recipe_: The :class:`~hamkit.engine.recipe.TrainConfig` the model was trained with
             (also recorded in ``config.json``).
         class_prior_: Class frequencies of the training data.
+        temperature_, prior_alpha_, class_offsets_: The temperature and decision rule of
+            :meth:`calibrate` (saved with the model; :meth:`decide` applies them).
+        calibration_: What :meth:`calibrate` fitted and why (saved as ``calibration`` in
+            ``config.json``).
         skipped_: Images left out by ``on_missing="skip"``, with the reason.
 
     Examples:
@@ -125,6 +129,8 @@ class LesionClassifier(ClassifierInference, OnnxExportable, Estimator):
             config["temperature"] = float(self.temperature_)
             config["prior_alpha"] = float(getattr(self, "prior_alpha_", 0.0))
             config["class_offsets"] = [float(x) for x in self.class_offsets_]
+            if hasattr(self, "calibration_"):
+                config["calibration"] = dict(self.calibration_)
         return config
 
     def _build(self, *, pretrained: bool | str, weights: Any) -> ClassifierNetwork:
@@ -248,7 +254,7 @@ class LesionClassifier(ClassifierInference, OnnxExportable, Estimator):
             if val is None and isinstance(train, (str, os.PathLike)) and split_csv is not None:
                 val = train
             val_data = self._as_dataset(val, split="val", augment=False, **options) if val is not None else None
-        for name in ("temperature_", "class_offsets_", "prior_alpha_"):  # a new fit is not calibrated
+        for name in ("temperature_", "class_offsets_", "prior_alpha_", "calibration_"):  # a new fit is not calibrated
             self.__dict__.pop(name, None)
 
         def make_task(class_weights: torch.Tensor | None) -> ClassificationTask:
@@ -264,48 +270,82 @@ class LesionClassifier(ClassifierInference, OnnxExportable, Estimator):
         split_csv: str | os.PathLike[str] | None = None,
         split: str = "val",
         decision: str = "tuned",
+        protect: Sequence[str] | None = None,
+        min_recall: Mapping[str, float] | None = None,
         batch_size: int = 64,
         num_workers: int = 0,
     ) -> LesionClassifier:
         """Fit temperature scaling and the decision rule on labelled held-out data (validation).
 
         Temperature scaling divides the logits by one scalar ``T`` (fitted by NLL), so that
-        :meth:`predict_proba` gives calibrated confidences; it never changes the ranking. The
-        decision rule (``decision="tuned"``) adds ``alpha * log(training class frequency)`` to
-        the log-probabilities before the argmax, with ``alpha`` in ``[-1, 1]`` chosen to maximise
-        the mean of balanced accuracy and macro F1 on this data: a balanced sampler lifts the
-        recall of rare classes and pays in their precision, and ``alpha`` buys some of it back.
-        ``decision="argmax"`` keeps the plain argmax.
+        :meth:`predict_proba` gives calibrated confidences; it never changes the ranking. A
+        ``T`` that makes the expected calibration error of this data worse is not applied
+        (``temperature_`` stays 1; ``calibration_`` says why). The decision rule
+        (``decision="tuned"``) adds ``alpha * log(training class frequency)`` to the
+        log-probabilities before the argmax, with ``alpha`` in ``[-1, 1]`` chosen to maximise the
+        mean of balanced accuracy and macro F1 on this data, among the alphas that keep the
+        recall of every ``protect`` class (melanoma by default) at least at the plain argmax's
+        and reach the ``min_recall`` targets (see
+        :func:`~hamkit.calibration.fit_prior_offsets`): a balanced sampler lifts the recall of
+        rare classes and pays in their precision, and ``alpha`` buys some of it back, never with
+        melanoma recall. ``decision="argmax"`` keeps the plain argmax.
 
         Args:
             data: Labelled data as for :meth:`evaluate` (never the test split).
             split_csv: Split CSV for a data root.
             split: Which split of ``split_csv`` (default ``"val"``).
             decision: ``"tuned"`` or ``"argmax"``.
+            protect: Class names whose recall the rule may not lower below the plain argmax's;
+                default ``("mel",)`` when the classes include ``mel``; ``()`` protects none.
+            min_recall: Target recall per class name, e.g. ``{"mel": 0.9}``: the rule reaches
+                it when any candidate ``alpha`` does on this data, else it takes the highest
+                recall of that class it can (``calibration_["notes"]`` says so).
             batch_size: Inference batch size.
             num_workers: DataLoader workers.
 
         Returns:
-            ``self``, with ``temperature_``, ``prior_alpha_`` and ``class_offsets_`` set; they
-            are saved with the model.
+            ``self``, with ``temperature_``, ``prior_alpha_``, ``class_offsets_`` and
+            ``calibration_`` (what was fitted and why, as
+            :meth:`~hamkit.calibration.CalibrationFit.as_dict`: ``temperature_fitted``,
+            ``temperature_applied``, ``ece_before``, ``ece_after``, ``temperature_note``,
+            ``protected``, ``min_recall``, ``targets_met``, ``recall_raw`` and ``recall_rule``
+            per class on this data, ``notes``...) set;
+            they are saved with the model, so ``predict`` uses this operating point after
+            :meth:`load`.
+
+        Raises:
+            DataError: Fewer than two classes in the data.
+            HamkitError: An unknown ``decision``, or a class in ``protect`` / ``min_recall``
+                that the model does not have.
+
+        Warns:
+            UserWarning: Some classes have no images in the data (their recall is not checked).
         """
-        from hamkit.calibration import fit_prior_offsets, fit_temperature
+        from hamkit.calibration import fit_calibration
 
         if decision not in ("tuned", "argmax"):
             raise HamkitError(f"decision must be 'tuned' or 'argmax', got {decision!r}")
+        for name in [*(protect or ()), *(min_recall or {})]:  # before the pass over the data
+            if name not in self.classes_:
+                raise HamkitError(f"unknown class {name!r} in protect / min_recall; the classes are {self.classes_}")
         dataset = self._as_dataset(data, split=split, split_csv=split_csv, augment=False, cache=None)
         logits, labels = self._logits(
             dataset, batch_size=batch_size, tta=False, num_workers=num_workers, with_labels=True
         )
         self._check_labels(labels)
-        scores = logits.numpy().astype(np.float64)
-        self.temperature_ = fit_temperature(scores, labels)
-        log_proba = np.log(np.clip(self._proba(logits), 1e-12, None))
-        prior = getattr(self, "class_prior_", None)
-        if decision == "tuned" and prior is not None:
-            self.prior_alpha_, self.class_offsets_ = fit_prior_offsets(log_proba, labels, prior)
-        else:
-            self.prior_alpha_, self.class_offsets_ = 0.0, np.zeros(self.num_classes)
+        found = fit_calibration(
+            logits.numpy().astype(np.float64),
+            labels,
+            prior=getattr(self, "class_prior_", None),
+            classes=self.classes_,
+            decision=decision,
+            protect=protect,
+            min_recall=min_recall,
+        )
+        self.temperature_ = found.temperature.temperature
+        self.prior_alpha_ = found.rule.alpha
+        self.class_offsets_ = np.asarray(found.rule.offsets, dtype=np.float64)
+        self.calibration_ = found.as_dict()
         return self
 
     # ------------------------------------------------------------------ persistence
@@ -354,4 +394,6 @@ class LesionClassifier(ClassifierInference, OnnxExportable, Estimator):
             restored.temperature_ = float(config["temperature"])
             restored.prior_alpha_ = float(config.get("prior_alpha", 0.0))
             restored.class_offsets_ = np.asarray(config.get("class_offsets", [0.0] * model.num_classes))
+            if "calibration" in config:
+                restored.calibration_ = dict(config["calibration"])
         return restored

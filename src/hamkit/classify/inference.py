@@ -72,7 +72,15 @@ class ClassifierInference:
         """Class decisions from probabilities returned by :meth:`predict_proba`.
 
         ``argmax(log(proba) + class_offsets_)``; without :meth:`calibrate` the offsets are 0 and
-        this is the plain argmax.
+        this is the plain argmax. It is the one decision path: :meth:`predict`, :meth:`evaluate`,
+        ``hamkit predict``, ``hamkit evaluate`` and ``hamkit run`` all decide through it, and the
+        ONNX export's preprocessing file writes the same formula down.
+
+        Args:
+            proba: ``(N, num_classes)`` probabilities.
+
+        Returns:
+            ``N`` class indices.
         """
         scores = np.log(np.clip(np.asarray(proba, dtype=np.float64), 1e-12, None))
         offsets = getattr(self, "class_offsets_", None)

@@ -1,4 +1,10 @@
-"""``hamkit predict MODEL IMAGES...``: class probabilities of images, as a table or a CSV."""
+"""``hamkit predict MODEL IMAGES...``: class probabilities of images, as a table or a CSV.
+
+The ``prediction`` column is :meth:`LesionClassifier.decide <hamkit.classify.LesionClassifier.decide>`
+of the probabilities: the decision rule saved with the model (its class offsets after
+``calibrate``), the same rule as ``LesionClassifier.predict``, ``hamkit evaluate`` and the ONNX
+export's recipe; never a plain argmax of its own.
+"""
 
 from __future__ import annotations
 
@@ -41,11 +47,12 @@ def run(args: argparse.Namespace) -> int:
     proba = model.predict_proba(
         inputs.dataset, batch_size=args.batch_size, tta=args.tta, progress=False if args.quiet else "predict"
     )
+    decisions = model.decide(proba)  # the saved decision rule: one decision path for every caller
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["image_id", "prediction", *model.classes_])
-    for image_id, row in zip(inputs.image_ids, proba, strict=True):
-        writer.writerow([image_id, model.classes_[int(row.argmax())], *(f"{p:.6f}" for p in row)])
+    for image_id, row, decided in zip(inputs.image_ids, proba, decisions, strict=True):
+        writer.writerow([image_id, model.classes_[int(decided)], *(f"{p:.6f}" for p in row)])
     if args.out:
         atomic_write_text(args.out, buffer.getvalue())
         print(f"wrote {len(inputs.image_ids)} predictions to {args.out}")

@@ -4,7 +4,9 @@ For the classifier: the raw argmax of the trained network is scored first; then 
 scaling and the decision rule are fitted on the validation split
 (:meth:`~hamkit.classify.LesionClassifier.calibrate`), and the calibrated model (the one that is
 saved) is scored on the same test images. Both are reported with 95 % cluster-bootstrap intervals
-(resampling lesions), with the ECE before and after temperature scaling. For the segmenter: the
+(resampling lesions), with the ECE before and after temperature scaling, and warnings: a class
+whose test recall under the saved rule is more than 5 points below the raw argmax's, a temperature
+that was not applied because it made the validation ECE worse. For the segmenter: the
 intervals of mean Dice and thresholded Jaccard, and the lowest-Dice test images next to typical
 ones.
 """
@@ -21,15 +23,20 @@ import numpy as np
 from hamkit._io import atomic_write_text
 from hamkit.bootstrap import classification_intervals, mean_intervals
 from hamkit.calibration import expected_calibration_error, softmax
+from hamkit.classes import CLASS_CODES, CLASS_NAMES
 from hamkit.metrics import ClassificationReport, classification_report
 
-__all__ = ["N_RESAMPLES", "SMALL_CLASS", "evaluate_classifier", "evaluate_segmenter"]
+__all__ = ["N_RESAMPLES", "RECALL_DROP", "SMALL_CLASS", "evaluate_classifier", "evaluate_segmenter"]
 
 SMALL_CLASS = 10
 """Classes with fewer test images than this are flagged: their per-class numbers are noise."""
 
 N_RESAMPLES = 1000
 """Bootstrap resamples for every interval."""
+
+RECALL_DROP = 0.05
+"""A class whose test recall under the saved decision rule is more than this below the raw
+argmax's gets a warning."""
 
 
 def _headline(report: ClassificationReport) -> dict[str, float]:
@@ -47,6 +54,64 @@ def _intervals(labels: np.ndarray, pred: np.ndarray, groups: list[str], classes:
     return {name: [low, high] for name, (low, high) in found.items()}
 
 
+def _named(code: str) -> str:
+    """``"melanoma (mel)"`` for a HAM10000 code, the code itself otherwise."""
+    return f"{CLASS_NAMES[CLASS_CODES.index(code)].lower()} ({code})" if code in CLASS_CODES else code
+
+
+def _rule_text(calibration: dict[str, Any]) -> str:
+    """The decision rule in words, naming the classes whose recall it protects."""
+    text = (
+        "argmax(log p + alpha * log(training class frequency)), alpha chosen on val to maximise the mean "
+        "of balanced accuracy and macro F1"
+    )
+    protected = calibration.get("protected") or []
+    if protected:
+        text += (
+            f"; {', '.join(_named(c) for c in protected)} recall is protected: "
+            "alpha may not lower it below the raw argmax's on val"
+        )
+    else:
+        text += "; no class's recall is protected"
+    targets = calibration.get("min_recall") or {}
+    if targets:
+        text += "; target recall " + ", ".join(f"{_named(c)} {t:.2f}" for c, t in targets.items())
+    return text
+
+
+def _warnings(raw: ClassificationReport, rule: ClassificationReport, calibration: dict[str, Any]) -> list[str]:
+    """One line per class the saved rule costs more than :data:`RECALL_DROP` of test recall
+    against the raw argmax, for a temperature not applied, for classes missing from val, and per
+    recall target not met on val."""
+    lines = []
+    for k, code in enumerate(rule.classes):
+        drop = raw.recall[k] - rule.recall[k]
+        if rule.support[k] and drop > RECALL_DROP + 1e-9:
+            lines.append(
+                f"{_named(code)}: test recall {rule.recall[k]:.3f} under the saved decision rule, "
+                f"{100 * drop:.1f} points below the raw argmax's {raw.recall[k]:.3f}"
+            )
+    if calibration.get("temperature_applied") is False:
+        lines.append(
+            f"temperature scaling not applied: the fitted T = {calibration['temperature_fitted']:.2f} raised the "
+            f"validation ECE from {calibration['ece_before']:.3f} to {calibration['ece_after']:.3f}, so T = 1 is kept"
+        )
+    missing = calibration.get("missing_classes") or []
+    if missing:
+        lines.append(
+            f"the validation split has no images of {', '.join(_named(c) for c in missing)}: the decision rule "
+            "could not check their recall"
+        )
+    for code, met in (calibration.get("targets_met") or {}).items():
+        if not met:
+            reached = (calibration.get("recall_rule") or {}).get(code)
+            lines.append(
+                f"{_named(code)}: no alpha reached the target recall {calibration['min_recall'][code]:.2f} on val "
+                f"(the rule reaches {reached if reached is None else f'{reached:.3f}'})"
+            )
+    return lines
+
+
 def _predictions_csv(
     ids: list[str], groups: list[str], labels: np.ndarray, pred: np.ndarray, proba: np.ndarray, classes: list[str]
 ) -> str:
@@ -61,8 +126,11 @@ def _predictions_csv(
 def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     """Calibrate ``model`` on the validation split and score it on the test split.
 
-    Writes ``test_report.json`` (the calibrated model's report plus ``argmax``,
-    ``intervals``, ``calibration`` and ``small_classes``), ``test_predictions.csv``,
+    Writes ``test_report.json`` (the calibrated model's report plus ``argmax`` (the raw
+    argmax's headline numbers and per-class recall), ``decision`` (the rule in words, its alpha,
+    the protected classes, recall targets and validation recalls), ``intervals``,
+    ``calibration`` (temperature fitted and applied, ECE on val and test), ``warnings`` (human
+    lines) and ``small_classes``), ``test_predictions.csv``,
     ``roc_curves.png``, ``reliability.png`` and ``confusion_matrix.png`` into ``folder``.
 
     Returns:
@@ -95,6 +163,7 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     raw_pred = raw.argmax(1)
     raw_report = classification_report(labels, raw_pred, raw, classes=classes)
     model.calibrate(val)
+    calibration = dict(getattr(model, "calibration_", None) or {})
     # softmax(log softmax(z) / T) == softmax(z / T): the calibrated probabilities without a second pass
     proba = softmax(np.log(np.clip(raw, 1e-30, None)) / model.temperature_)
     pred = model.decide(proba)
@@ -102,26 +171,43 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     support = np.bincount(labels, minlength=len(classes))
     result: dict[str, Any] = json.loads(report.to_json())
     result["decision"] = {
-        "rule": "argmax(log p + alpha * log(training class frequency)), alpha chosen on val",
+        "rule": _rule_text(calibration),
         "alpha": model.prior_alpha_,
+        "unconstrained_alpha": calibration.get("unconstrained_alpha"),
+        "protected": calibration.get("protected", []),
+        "min_recall": calibration.get("min_recall", {}),
+        "targets_met": calibration.get("targets_met", {}),
+        "val_recall_raw": calibration.get("recall_raw", {}),
+        "val_recall_rule": calibration.get("recall_rule", {}),
+        "notes": calibration.get("notes", []),
     }
-    result["argmax"] = {**_headline(raw_report), "intervals": _intervals(labels, raw_pred, groups, classes)}
+    result["argmax"] = {
+        **_headline(raw_report),
+        "recall": list(raw_report.recall),
+        "intervals": _intervals(labels, raw_pred, groups, classes),
+    }
     result["intervals"] = _intervals(labels, pred, groups, classes)
     result["calibration"] = {
         "temperature": model.temperature_,
+        "temperature_fitted": calibration.get("temperature_fitted", model.temperature_),
+        "temperature_applied": calibration.get("temperature_applied", True),
+        "val_ece_before": calibration.get("ece_before"),
+        "val_ece_after": calibration.get("ece_after"),
         "ece_before": expected_calibration_error(raw, labels),
         "ece_after": expected_calibration_error(proba, labels),
     }
+    result["warnings"] = _warnings(raw_report, report, calibration)
     result["small_classes"] = {c: int(n) for c, n in zip(classes, support, strict=True) if n < SMALL_CLASS}
     result["test_lesions"] = len(set(groups))
     atomic_write_text(folder / "test_predictions.csv", _predictions_csv(ids, groups, labels, pred, proba, classes))
     report.plot_confusion_matrix(folder / "confusion_matrix.png")
     plot_roc_curves(labels, proba, classes, folder / "roc_curves.png")
-    plot_reliability(
-        labels,
-        {"before temperature scaling": raw, f"after (T = {model.temperature_:.2f})": proba},
-        folder / "reliability.png",
+    after = (
+        f"after (T = {model.temperature_:.2f})"
+        if result["calibration"]["temperature_applied"]
+        else f"after (fitted T = {result['calibration']['temperature_fitted']:.2f} not applied: T = 1)"
     )
+    plot_reliability(labels, {"before temperature scaling": raw, after: proba}, folder / "reliability.png")
     atomic_write_text(folder / "test_report.json", json.dumps(_clean(result), indent=2) + "\n")
     return result
 

@@ -93,10 +93,16 @@ def _ci(report: dict[str, Any], name: str, value: Any) -> str:
 
 
 def _evaluation_html(report: dict[str, Any]) -> str:
-    """The calibrated model against the raw argmax, ECE, and the small-class warning."""
+    """The calibrated model against the raw argmax, ECE, the evaluation's warnings (recall the
+    decision rule costs, a temperature not applied), and the small-class warning."""
     parts = []
+    warnings = report.get("warnings")
+    if warnings:
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in warnings)
+        parts.append(f"<div class='warn'><b>Warnings</b><ul>{items}</ul></div>")
     raw = report.get("argmax")
     if raw:
+        decision = report["decision"]
         rows = [
             [
                 "argmax of the network (uncalibrated)",
@@ -106,7 +112,7 @@ def _evaluation_html(report: dict[str, Any]) -> str:
                 raw["melanoma_sensitivity"],
             ],
             [
-                f"decision rule chosen on val (alpha {report['decision']['alpha']:+.1f})",
+                f"decision rule chosen on val (alpha {decision['alpha']:+.1f}; saved with the model)",
                 report["accuracy"],
                 report["balanced_accuracy"],
                 report["macro"]["f1"],
@@ -114,18 +120,41 @@ def _evaluation_html(report: dict[str, Any]) -> str:
             ],
         ]
         parts.append(_table(["decision", "accuracy", "balanced accuracy", "macro F1", "melanoma sensitivity"], rows))
+        protected = [f"{c} (melanoma)" if c == "mel" else c for c in decision.get("protected") or []]
+        guard = (
+            f"among the alphas that keep the validation recall of {html.escape(', '.join(protected))} at least at "
+            "the raw argmax's (its recall is protected), "
+            if protected
+            else "over all alphas (no class's recall is protected), "
+        )
         parts.append(
             "<p class='note'>The network was trained with a class-balanced sampler, which lifts the recall "
             "of rare classes and costs their precision. The decision rule adds alpha x log(training class "
             "frequency) to the log-probabilities; alpha is chosen on the validation split (never the test "
-            "split) to maximise the mean of balanced accuracy and macro F1.</p>"
+            f"split), {guard}to maximise the mean of balanced accuracy and macro F1. Every prediction "
+            "(<code>predict</code>, <code>hamkit predict</code>, <code>hamkit evaluate</code>, the ONNX "
+            "recipe) uses this rule.</p>"
         )
+        if decision.get("notes"):
+            parts.append(
+                "<p class='note'>On the validation split: "
+                + "; ".join(html.escape(note) for note in decision["notes"])
+                + ".</p>"
+            )
     calibration = report.get("calibration")
     if calibration:
+        if calibration.get("temperature_applied", True):
+            fitted = f"T = {_fmt(calibration['temperature'])}"
+        else:
+            fitted = (
+                f"T = {_fmt(calibration.get('temperature_fitted'))} <span class='bad'>not applied</span> (it raised "
+                f"the validation ECE from {_fmt(calibration.get('val_ece_before'))} to "
+                f"{_fmt(calibration.get('val_ece_after'))}; T = 1 is kept)"
+            )
         parts.append(
-            f"<p>Calibration: temperature scaling fitted on the validation split, T = "
-            f"{_fmt(calibration['temperature'])}; expected calibration error (15 bins) on the test split "
-            f"{_fmt(calibration['ece_before'])} before, <b>{_fmt(calibration['ece_after'])}</b> after.</p>"
+            f"<p>Calibration: temperature scaling fitted on the validation split, {fitted}; expected "
+            f"calibration error (15 bins) on the test split {_fmt(calibration['ece_before'])} before, "
+            f"<b>{_fmt(calibration['ece_after'])}</b> after.</p>"
         )
     small = report.get("small_classes")
     if small:
@@ -138,11 +167,13 @@ def _evaluation_html(report: dict[str, Any]) -> str:
 
 
 def _classification_html(report: dict[str, Any]) -> str:
+    raw_recall = (report.get("argmax") or {}).get("recall")  # the raw argmax's, beside the saved rule's
     rows = [
         [
             code,
             report["precision"][k],
             report["recall"][k],
+            *([raw_recall[k]] if raw_recall else []),
             report["f1"][k],
             report["support"][k],
             (report["roc_auc"] or [None] * 7)[k],
@@ -154,6 +185,7 @@ def _classification_html(report: dict[str, Any]) -> str:
             "macro avg",
             report["macro"]["precision"],
             report["macro"]["recall"],
+            *([""] if raw_recall else []),
             report["macro"]["f1"],
             report["n_samples"],
             report.get("macro_roc_auc"),
@@ -164,6 +196,7 @@ def _classification_html(report: dict[str, Any]) -> str:
             "weighted avg",
             report["weighted"]["precision"],
             report["weighted"]["recall"],
+            *([""] if raw_recall else []),
             report["weighted"]["f1"],
             report["n_samples"],
             None,
@@ -183,7 +216,18 @@ def _classification_html(report: dict[str, Any]) -> str:
         headline
         + "</p>"
         + _evaluation_html(report)
-        + _table(["class", "precision", "recall", "F1", "support", "ROC AUC"], rows)
+        + _table(
+            [
+                "class",
+                "precision",
+                "recall",
+                *(["recall (raw argmax)"] if raw_recall else []),
+                "F1",
+                "support",
+                "ROC AUC",
+            ],
+            rows,
+        )
     )
 
 
