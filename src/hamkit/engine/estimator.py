@@ -44,8 +44,12 @@ class Estimator(BaseEstimator):
         return recipe_with(self.recipe, {**overrides, "device": self.device}, defaults=self._DEFAULT_RECIPE)
 
     def _recorded_recipe(self) -> dict[str, Any]:
+        """What a saved model records of its training: the recipe and the weights it started from."""
         recipe = getattr(self, "recipe_", None)
-        return {"recipe": recipe.as_recorded()} if recipe is not None else {}
+        recorded: dict[str, Any] = {"recipe": recipe.as_recorded()} if recipe is not None else {}
+        if hasattr(self, "initial_weights_"):
+            recorded["initial_weights"] = self.initial_weights_
+        return recorded
 
     @property
     def classes_(self) -> list[str]:
@@ -102,8 +106,11 @@ class Estimator(BaseEstimator):
                 raise HamkitError(f"{path}: checkpoint has {name}={config.get(name)!r}, not {wanted!r}")
         return state, config
 
-    def _restore(self, path: str | os.PathLike[str], state: dict[str, Any], description: str) -> Any:
-        """Build the network without downloads and load ``state`` into it, or say why it does not fit."""
+    def _restore(
+        self, path: str | os.PathLike[str], state: dict[str, Any], description: str, config: dict[str, Any]
+    ) -> Any:
+        """Build the network without downloads and load ``state`` into it, or say why it does not fit;
+        restore what ``config`` records of the training (the weights it started from)."""
         network = self._build(pretrained=False, weights=None)
         try:
             network.load_state_dict(state)
@@ -114,6 +121,8 @@ class Estimator(BaseEstimator):
             ) from err
         self.network_ = network.eval()
         self.history_: list[dict[str, float]] = []
+        if isinstance(config.get("initial_weights"), str):
+            self.initial_weights_ = config["initial_weights"]
         return self
 
     @staticmethod

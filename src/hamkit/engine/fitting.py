@@ -21,6 +21,7 @@ from hamkit.engine.inputs import unpack_batch
 from hamkit.engine.recipe import TrainConfig
 from hamkit.engine.trainer import Trainer, TrainingTask, TrainResult
 from hamkit.errors import DataError
+from hamkit.registry import describe_initial_weights
 
 __all__ = ["dataset_labels", "balance_weights", "check_labels", "fit_estimator"]
 
@@ -134,6 +135,9 @@ def fit_estimator(
         estimator.class_prior_ = np.bincount(labels, minlength=estimator.num_classes) / labels.size  # type: ignore[attr-defined]
     torch.manual_seed(recipe.seed)  # the head's initialisation is part of the seeded run
     network = estimator._build(pretrained=estimator.pretrained, weights=estimator.weights)
+    fitted.initial_weights_ = describe_initial_weights(
+        fitted.backbone, pretrained=estimator.pretrained, weights=estimator.weights
+    )
     result = trainer.fit(network, make_task(class_weights), train, val, sample_weights=sample_weights)
     fitted.network_ = network.eval()
     fitted.history_ = result.history

