@@ -288,3 +288,120 @@ print(len(Deduplicator(progress=False, cache_dir=False, num_workers=2).find(r"{t
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "6", done.stderr
+
+
+def _cross_pairs(audit) -> set[tuple[str, str]]:
+    """Every pair an audit found, as sorted image-id tuples."""
+    return {
+        tuple(sorted((cross.paths_a[i].stem, cross.paths_b[j].stem)))
+        for cross in audit.crossings.values()
+        for i, j in zip(cross.pairs.i, cross.pairs.j)
+    }
+
+
+def _leaky_split(folder: Path, names: list[str], apart: tuple[str, str], path: Path) -> Path:
+    """A split CSV with ``apart[0]`` in train and ``apart[1]`` in test (every third other image in val)."""
+    splits = {name: ("val" if k % 3 == 0 else "train") for k, name in enumerate(names)}
+    splits[apart[0]], splits[apart[1]] = "train", "test"
+    path.write_text("image_id,split\n" + "".join(f"{name},{split}\n" for name, split in splits.items()))
+    return path
+
+
+def test_audit_after_find_decodes_and_searches_nothing_and_aligns_only_new_candidates(
+    planted_folder, tmp_path, monkeypatch
+):
+    """The audit reuses the scenes, the window hits and the verifications of the search over all
+    images, and still finds the planted pair that the split puts apart."""
+    from hamkit.dedup import scenes as scenes_module
+    from hamkit.dedup.methods import verified as verified_module
+
+    folder, _ = planted_folder
+    decodes: list[int] = []
+    aligned: list[tuple[int, int, bool, bool]] = []
+    real_decode, real_verify = verified_module.decode_all, scenes_module.verify_pairs
+
+    def counting_decode(job, **kwargs):
+        decodes.append(len(job))
+        return real_decode(job, **kwargs)
+
+    def counting_verify(grays, features, mirror_features, i, j, mirrored, **kwargs):
+        both = kwargs["both"]
+        aligned.extend(
+            (id(grays[a]), id(grays[b]), bool(m), bool(t)) for a, b, m, t in zip(i.tolist(), j.tolist(), mirrored, both)
+        )
+        return real_verify(grays, features, mirror_features, i, j, mirrored, **kwargs)
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("the audit searched the thumbnails again")
+
+    monkeypatch.setattr(scenes_module, "verify_pairs", counting_verify)
+    dedup = Deduplicator(progress=False, cache_dir=False)
+    result = dedup.find(folder)
+    assert result.candidates is not None and 0 < len(aligned) <= len(
+        result.candidates
+    )  # identical pixels: no alignment
+    names = [p.stem for p in result.paths]
+    planted_pair = (names[result.pairs.i[0]], names[result.pairs.j[0]])
+    split_csv = _leaky_split(folder, names, planted_pair, tmp_path / "split.csv")
+    monkeypatch.setattr(verified_module, "decode_all", counting_decode)
+    monkeypatch.setattr(scenes_module, "candidate_pairs", no_search)
+    monkeypatch.setattr(verified_module, "window_hits", no_search)
+    audit = dedup.audit(split_csv, folder)
+    assert tuple(sorted(planted_pair)) in _cross_pairs(audit)
+    assert audit.crossings["train-test"].pairs.score.max() >= 0.5
+    assert decodes == []  # every scene came from the search over all images
+    assert len(set(aligned)) == len(aligned)  # no candidate aligned twice (the same way round)
+    # the same audit again (as after a re-split that changed nothing) aligns nothing at all
+    count = len(aligned)
+    assert _cross_pairs(dedup.audit(split_csv, folder)) == _cross_pairs(audit)
+    assert len(aligned) == count and decodes == []
+
+
+def test_audit_reports_a_verified_pair_across_the_splits_without_proposing_it(planted_folder, tmp_path, monkeypatch):
+    """A pair verified by the search over all images crosses the splits whether or not the
+    candidates between two splits include it again (here there are none)."""
+    from hamkit.dedup.candidates import Candidates
+    from hamkit.dedup.methods import verified as verified_module
+
+    folder, _ = planted_folder
+    dedup = Deduplicator(progress=False, cache_dir=False)
+    result = dedup.find(folder)
+    names = [p.stem for p in result.paths]
+    planted_pair = (names[result.pairs.i[0]], names[result.pairs.j[0]])
+    split_csv = _leaky_split(folder, names, planted_pair, tmp_path / "split.csv")
+    none = np.zeros(0, dtype=np.int64)
+
+    def no_candidates(hits, **kwargs):
+        return Candidates(none, none, np.zeros(0, np.float32), np.zeros(0, bool))
+
+    monkeypatch.setattr(verified_module, "candidates_from_hits", no_candidates)
+    audit = dedup.audit(split_csv, folder)
+    assert tuple(sorted(planted_pair)) in _cross_pairs(audit)
+    within = {tuple(sorted((names[i], names[j]))) for i, j in zip(result.pairs.i, result.pairs.j)}
+    assert _cross_pairs(audit) <= within  # nothing but pairs the search over all images verified
+
+
+def test_a_verification_stands_for_the_other_order_only_when_the_coarse_match_rejected_it(monkeypatch):
+    """The verifier aligns the second image onto the first, so a pair can pass one way only; a
+    memo entry of the other order is reused only when it had too few inliers to be borderline."""
+    from hamkit.dedup import scenes as scenes_module
+    from hamkit.dedup.scenes import REVERSE_REUSE_BELOW, verified_pairs
+
+    scenes = [Scene.from_image(Image.fromarray(lesion_photo(300 + k))) for k in range(3)]
+    memo: dict = {}
+    first = verified_pairs(scenes, k=2, memo=memo)
+    assert len(first) == 3 and len(memo) == 3
+    reversed_memo = {}
+    for n, (key, _) in enumerate(sorted(memo.items())):
+        inliers = REVERSE_REUSE_BELOW - 1 if n == 0 else REVERSE_REUSE_BELOW  # one coarse reject, two not
+        reversed_memo[(key[1], key[0], *key[2:])] = (0.0, inliers)
+    aligned: list[int] = []
+    real = scenes_module.verify_pairs
+
+    def counting(*args, **kwargs):
+        aligned.append(len(args[3]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scenes_module, "verify_pairs", counting)
+    verified_pairs(scenes, k=2, memo=reversed_memo)
+    assert aligned == [2] and len(reversed_memo) == 5

@@ -162,16 +162,30 @@ def test_real_sample(shared_sample, tmp_path):
 
 
 def test_pairs_the_audit_finds_join_the_groups_and_the_split_is_redone(tmp_path, monkeypatch):
-    """The search between two splits can find a pair the search over all images did not propose."""
+    """The search between two splits can find a pair the search over all images did not propose.
+
+    Every audit round reuses the images the dedup step decoded: it decodes none again."""
     import csv
 
+    from hamkit.dedup.methods import verified
     from hamkit.pipeline import stages
 
     real = stages._audit_once
     injected: list[list[str]] = []
+    decoded: list[int] = []
+    decoded_in_audits: list[int] = []
+    real_decode = verified.decode_all
+
+    def counting_decode(job, **kwargs):
+        decoded.append(len(job))
+        return real_decode(job, **kwargs)
+
+    monkeypatch.setattr(verified, "decode_all", counting_decode)
 
     def audit_once(ctx):
+        before = sum(decoded)
         leaks, crossing, audits = real(ctx)
+        decoded_in_audits.append(sum(decoded) - before)
         if not injected:  # the first audit "finds" a train-test pair
             rows = list(csv.DictReader(ctx.split_csv.open()))
             a = next(r["image_id"] for r in rows if r["split"] == "train")
@@ -190,8 +204,30 @@ def test_pairs_the_audit_finds_join_the_groups_and_the_split_is_redone(tmp_path,
     assert json.loads((out / "audit" / "added_pairs.json").read_text()) == [[a, b]]
     assert result.summary["audit_added_pairs"] == 1
     assert "joined the duplicate groups" in (out / "report.html").read_text()
+    assert sum(decoded) == result.summary["data"]["images"]  # by the dedup step, once
+    assert decoded_in_audits == [0, 0]  # two audit rounds (the re-split one included), no decoding
     again = run_pipeline(out, config=config)
     assert again.steps["split"] == "skipped" and again.steps["audit"] == "skipped"
+
+
+def test_decode_cache_is_shared_by_runs_of_the_same_data(demo_run, tmp_path, monkeypatch):
+    """The decoded images live under hamkit's cache folder (``$HAMKIT_CACHE``, a temporary folder
+    in the tests), keyed by file identity: a run in a new folder over the same data decodes nothing."""
+    import os
+
+    from hamkit.data.cache import DecodeCache
+
+    out, _ = demo_run
+    shared = Path(os.environ["HAMKIT_CACHE"]) / "decoded"
+    assert list(shared.glob("*.images.npy")) and not (out / "cache" / "decoded").exists()
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the decode cache was built again")
+
+    monkeypatch.setattr(DecodeCache, "_build", no_decoding)
+    config = load_config(overrides={**TINY, "segmenter": {"enabled": False}})
+    second = run_pipeline(tmp_path / "second", data=out / "data", config=config)
+    assert second.steps["classifier"] == "ran" and not (tmp_path / "second" / "cache" / "decoded").exists()
 
 
 def test_pair_groups_join_connected_images():

@@ -15,6 +15,12 @@ rows, an IVF index above), never an N x N matrix. It is tuned for recall: it pro
 partners per image and leaves precision to :mod:`hamkit.dedup.verify`. The comparison of the
 descriptors tried on the real HAM10000 images is in ``docs/benchmarks_dedup.md``.
 
+:func:`candidate_pairs` is the search (:func:`window_hits`) followed by the choice of partners
+(:func:`candidates_from_hits`). Kept with more hits per query than one set needs, the hits of one
+search over all images also give the candidates within any subset of them (``members``), as a
+search over that subset alone would: the audit of a split proposes the candidates between two
+splits that way, with no second search.
+
 Examples:
     >>> rng = np.random.default_rng(0)
     >>> thumbs = rng.random((30, THUMB, THUMB)).astype(np.float32)
@@ -36,9 +42,13 @@ __all__ = [
     "PARITY_MARGIN",
     "THUMB",
     "Candidates",
+    "WindowHits",
     "candidate_pairs",
+    "candidates_from_hits",
+    "hits_per_query",
     "index_windows",
     "query_windows",
+    "window_hits",
 ]
 
 THUMB = 64
@@ -162,12 +172,17 @@ def _top_k(
 ) -> tuple[np.ndarray, ...]:
     """Per query image, its ``k`` best other images (best window match of each), with the best
     similarity of the other mirror parity (-2 when that parity did not match at all)."""
-    # best match per (query, other, parity)
-    order = np.lexsort((-sims, mirrored, owner, query_image))
-    query_image, owner, sims, mirrored = query_image[order], owner[order], sims[order], mirrored[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = (query_image[1:] != query_image[:-1]) | (owner[1:] != owner[:-1]) | (mirrored[1:] != mirrored[:-1])
-    query_image, owner, sims, mirrored = query_image[first], owner[first], sims[first], mirrored[first]
+    # best match per (query, other, parity), sorted by them (one integer key sorts fastest)
+    if len(query_image) == 0:
+        return query_image, owner, sims, mirrored, sims.copy()
+    n = int(max(query_image.max(), owner.max())) + 1
+    key = (query_image.astype(np.int64) * n + owner) * 2 + mirrored
+    order = np.argsort(key, kind="stable")
+    key, sims = key[order], sims[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    sims = np.maximum.reduceat(sims, starts)
+    key = key[starts]
+    mirrored, query_image, owner = key % 2 == 1, key // 2 // n, key // 2 % n
     # the two parities of one (query, other) are now adjacent: pair each with its neighbour's
     same_next = np.zeros(len(owner), dtype=bool)
     same_next[:-1] = (query_image[1:] == query_image[:-1]) & (owner[1:] == owner[:-1])
@@ -186,40 +201,110 @@ def _top_k(
     return query_image[keep], owner[keep], sims[keep], mirrored[keep], other[keep]
 
 
-def candidate_pairs(thumbs: np.ndarray, *, k: int = 10, nprobe: int = 24, chunk: int = 2048) -> Candidates:
-    """Propose about ``k`` likely duplicates for every image.
+def hits_per_query(k: int) -> int:
+    """Indexed windows a query window needs among its hits for ``k`` candidates per image: ``3 (k + 1)``."""
+    return 3 * (k + 1)
+
+
+@dataclass(frozen=True)
+class WindowHits:
+    """The nearest indexed windows of every image's query windows, from one search.
+
+    Attributes:
+        owner: ``(N, 8, P)`` int32: per image, query orientation and hit (best first), the image
+            the indexed window belongs to (-1: no hit).
+        similarity: ``(N, 8, P)`` float32 cosine similarities of the hits.
+    """
+
+    owner: np.ndarray
+    similarity: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.owner)
+
+    @property
+    def per_query(self) -> int:
+        """Hits kept per query window (``P``)."""
+        return int(self.owner.shape[2])
+
+
+def window_hits(thumbs: np.ndarray, *, per_query: int, nprobe: int = 24, chunk: int = 2048) -> WindowHits:
+    """Search the indexed windows of all thumbnails with the query windows of each.
 
     Args:
-        thumbs: ``(N, THUMB, THUMB)`` greyscale thumbnails.
-        k: Nearest other images kept per image (over its 8 orientations); a pair found from
-            either end is kept once.
+        thumbs: ``(N, THUMB, THUMB)`` greyscale thumbnails (``N >= 2``).
+        per_query: Hits kept per query window (at most the number of indexed windows);
+            :func:`hits_per_query` of ``k`` for the candidates of the whole set, more to choose
+            the candidates of subsets from them too.
         nprobe: Cells the IVF index visits per query (large collections only).
         chunk: Images whose windows are built and searched at a time (bounds the memory).
 
     Returns:
-        The :class:`Candidates`, sorted by ``(i, j)``.
+        The :class:`WindowHits`.
     """
     n = len(thumbs)
-    if n < 2:
-        empty = np.zeros(0, dtype=np.int64)
-        return Candidates(empty, empty, np.zeros(0, np.float32), np.zeros(0, bool))
     windows_per_image = len(_INDEX_WINDOWS)
     base = np.concatenate([index_windows(thumbs[s : s + chunk]).reshape(-1, CELLS * CELLS) for s in range(0, n, chunk)])
     index = _index(base, nprobe)
-    per_query = min(len(base), 3 * (k + 1))
-    parts = []
+    per_query = max(1, min(len(base), per_query))
+    owners, similarities = [], []
     for start in range(0, n, chunk):
         queries = query_windows(thumbs[start : start + chunk])
         count, orientations = queries.shape[0], queries.shape[1]
         sims, hits = index.search(np.ascontiguousarray(queries.reshape(-1, CELLS * CELLS)), per_query)
-        query_image = np.repeat(np.arange(start, start + count), orientations * per_query)
-        mirrored = np.repeat(np.tile(np.arange(orientations) % 2 == 1, count), per_query)
-        hits = hits.reshape(-1)
-        owner = hits // windows_per_image
-        sims = sims.reshape(-1)
-        ok = (hits >= 0) & (owner != query_image)
-        parts.append(_top_k(query_image[ok], owner[ok], sims[ok], mirrored[ok], k))
-    query_image, owner, sims, mirrored, other = (np.concatenate([part[f] for part in parts]) for f in range(5))
+        owner = np.where(hits >= 0, hits // windows_per_image, -1).astype(np.int32)
+        owners.append(owner.reshape(count, orientations, per_query))
+        similarities.append(sims.astype(np.float32).reshape(count, orientations, per_query))
+    return WindowHits(np.concatenate(owners), np.concatenate(similarities))
+
+
+def candidates_from_hits(hits: WindowHits, *, k: int = 10, members: np.ndarray | None = None) -> Candidates:
+    """The candidates of :func:`candidate_pairs` chosen from hits already searched.
+
+    Args:
+        hits: From :func:`window_hits` over all images.
+        k: Nearest other images kept per image.
+        members: Boolean mask of the images taking part (``None``: all). Per query window the
+            first :func:`hits_per_query` hits among them count, as in a search over them alone
+            (the same with an exact index as long as the hits hold that many of theirs).
+
+    Returns:
+        The :class:`Candidates`, indices into all images, sorted by ``(i, j)``.
+
+    Examples:
+        >>> rng = np.random.default_rng(1)
+        >>> thumbs = rng.random((40, THUMB, THUMB)).astype(np.float32)
+        >>> thumbs[9] = np.rot90(thumbs[4])
+        >>> hits = window_hits(thumbs, per_query=4 * hits_per_query(2))
+        >>> half = np.arange(40) % 2 == 0  # a subset with image 4 but not image 9
+        >>> subset = candidates_from_hits(hits, k=2, members=half)
+        >>> bool(np.isin(subset.i, np.flatnonzero(half)).all() and np.isin(subset.j, np.flatnonzero(half)).all())
+        True
+        >>> pairs = candidates_from_hits(hits, k=2)
+        >>> bool(((pairs.i == 4) & (pairs.j == 9)).any())
+        True
+    """
+    n = len(hits)
+    owner, sims = hits.owner, hits.similarity
+    rows = np.arange(n, dtype=np.int32)
+    if members is not None:  # only the members' own query windows count
+        members = np.asarray(members, dtype=bool)
+        rows = rows[members]
+        owner, sims = owner[rows], sims[rows]
+    query = np.broadcast_to(rows[:, None, None], owner.shape)
+    take = owner >= 0
+    if members is not None:
+        take &= members[np.maximum(owner, 0)]
+    take &= np.cumsum(take, axis=2, dtype=np.int32) <= hits_per_query(k)  # the first hits among them
+    take &= owner != query
+    mirrored = np.broadcast_to((np.arange(owner.shape[1]) % 2 == 1)[None, :, None], owner.shape)
+    query_image, owner, sims, mirrored = (a[take] for a in (query, owner, sims, mirrored))
+    if len(query_image) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return Candidates(empty, empty, np.zeros(0, np.float32), np.zeros(0, bool))
+    query_image, owner, sims, mirrored, other = _top_k(
+        query_image.astype(np.int64), owner.astype(np.int64), sims, mirrored, k
+    )
     lo = np.minimum(query_image, owner)
     hi = np.maximum(query_image, owner)
     # a pair found from both ends: keep the end that matched best
@@ -241,3 +326,23 @@ def candidate_pairs(thumbs: np.ndarray, *, k: int = 10, nprobe: int = 24, chunk:
         mirrored[first],
         ambiguous,
     )
+
+
+def candidate_pairs(thumbs: np.ndarray, *, k: int = 10, nprobe: int = 24, chunk: int = 2048) -> Candidates:
+    """Propose about ``k`` likely duplicates for every image.
+
+    Args:
+        thumbs: ``(N, THUMB, THUMB)`` greyscale thumbnails.
+        k: Nearest other images kept per image (over its 8 orientations); a pair found from
+            either end is kept once.
+        nprobe: Cells the IVF index visits per query (large collections only).
+        chunk: Images whose windows are built and searched at a time (bounds the memory).
+
+    Returns:
+        The :class:`Candidates`, sorted by ``(i, j)``.
+    """
+    if len(thumbs) < 2:
+        empty = np.zeros(0, dtype=np.int64)
+        return Candidates(empty, empty, np.zeros(0, np.float32), np.zeros(0, bool))
+    hits = window_hits(thumbs, per_query=hits_per_query(k), nprobe=nprobe, chunk=chunk)
+    return candidates_from_hits(hits, k=k)

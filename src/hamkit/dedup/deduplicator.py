@@ -345,6 +345,13 @@ class Deduplicator(BaseEstimator):
     def audit(self, split_csv: str | os.PathLike[str], root: str | os.PathLike[str]) -> AuditResult:
         """Near-duplicate pairs across the splits of a split CSV.
 
+        Every pair of splits is searched for pairs again, because a search between two splits can
+        find pairs that the search over all images did not propose. With ``method="verified"``,
+        an audit after :meth:`find` over the same images (or after an earlier audit) on this
+        Deduplicator decodes nothing again, runs only the thumbnail kNN per pair of splits and
+        aligns only the candidates not verified before; every pair verified before counts across
+        the splits directly, whether or not the search between them proposes it again.
+
         Args:
             split_csv: A CSV with ``image_id`` and ``split`` columns (``hamkit split`` writes one).
             root: Folder holding the images (searched recursively).

@@ -8,7 +8,16 @@ with no texture at all). Most of its memory is the keypoints: a few tens of KB p
 
 :func:`verified_pairs` runs the two stages, :mod:`hamkit.dedup.candidates` for recall and
 :mod:`hamkit.dedup.verify` for precision, and returns every candidate with its score, so that a
-threshold can be chosen afterwards (:meth:`hamkit.Deduplicator.calibrate`).
+threshold can be chosen afterwards (:meth:`hamkit.Deduplicator.calibrate`). Given a
+:data:`VerifyMemo`, it verifies no pair twice: a verification depends only on the two images'
+decoded pixels (their digests) in the order given, the mirror parity and ``min_inliers``, so a
+later search over another set of the same images (an audit across splits after the search over
+all images) looks up the candidates already verified and aligns only the new ones. The order
+counts: the second image is aligned onto the first, and a borderline pair can pass one way only.
+So a verification stands for the other order only when the coarse match rejected it
+(:data:`REVERSE_REUSE_BELOW`); any other is aligned the other way round too when a search asks
+for that order (the pairs that passed one way only, on the real images, are on the Benchmarks
+page of the documentation).
 """
 
 from __future__ import annotations
@@ -21,11 +30,33 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from hamkit.dedup.candidates import THUMB, candidate_pairs
+from hamkit.dedup.candidates import THUMB, Candidates, candidate_pairs
 from hamkit.dedup.pairs import equal_value_pairs
-from hamkit.dedup.verify import WORK_SIDE, SceneFeatures, scene_features, verify_pairs
+from hamkit.dedup.verify import _COARSE_MIN, WORK_SIDE, SceneFeatures, scene_features, verify_pairs
 
-__all__ = ["Scene", "VerifiedCandidates", "verified_pairs"]
+__all__ = ["REVERSE_REUSE_BELOW", "Scene", "VerifiedCandidates", "VerifyKey", "VerifyMemo", "verified_pairs"]
+
+VerifyKey = tuple[str, str, bool, bool, int]
+"""A verification's key: the two images' digests in the order verified (the second is aligned
+onto the first; the other order can score differently), whether the second is mirrored, whether
+both parities were tried, and ``min_inliers``."""
+
+VerifyMemo = dict[VerifyKey, tuple[float, int]]
+"""Verifications done, ``{key: (score, inliers)}``; :func:`verified_pairs` reads and extends it."""
+
+REVERSE_REUSE_BELOW = _COARSE_MIN
+"""A verification rejected with fewer RANSAC inliers than this (by the quick match of the
+strongest keypoints, :mod:`hamkit.dedup.verify`) stands for the other order of the pair too."""
+
+
+def _looked_up(memo: VerifyMemo, key: VerifyKey) -> tuple[float, int] | None:
+    """The verification of ``key``, or of the other order when the coarse match rejected that one."""
+    found = memo.get(key)
+    if found is None:
+        other = memo.get((key[1], key[0], key[2], key[3], key[4]))
+        if other is not None and other[0] <= 0 and other[1] < REVERSE_REUSE_BELOW:
+            found = other
+    return found
 
 
 @dataclass(frozen=True)
@@ -131,6 +162,8 @@ def verified_pairs(
     workers: int = 1,
     progress: bool = False,
     cross: int | None = None,
+    memo: VerifyMemo | None = None,
+    candidates: Candidates | None = None,
 ) -> VerifiedCandidates:
     """Candidates by window kNN, each verified by alignment; identical pixels always pair.
 
@@ -143,13 +176,33 @@ def verified_pairs(
         cross: For a search across two sets, the number of scenes in the first set: only pairs
             with one image on each side are kept (``i`` in the first set, ``j`` in the second,
             indexed from the second set's start).
+        memo: Verifications done before (:data:`VerifyMemo`): a candidate found there in the
+            same order, or in the other order with fewer than :data:`REVERSE_REUSE_BELOW`
+            inliers, is not aligned again; the new verifications are added to it.
+        candidates: The window candidates among ``scenes`` when already chosen (e.g. by
+            :func:`~hamkit.dedup.candidates.candidates_from_hits` from an earlier search over a
+            larger set); ``None``: searched here (:func:`~hamkit.dedup.candidates.candidate_pairs`).
 
     Returns:
         The :class:`VerifiedCandidates`, sorted by ``(i, j)``.
+
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> scenes = [Scene.from_image(Image.fromarray((rng.random((150, 200)) * 255).astype(np.uint8)))
+        ...           for _ in range(3)]
+        >>> memo: VerifyMemo = {}
+        >>> first = verified_pairs(scenes, k=2, memo=memo)
+        >>> len(memo) == len(first)  # every candidate verified once
+        True
+        >>> again = verified_pairs(scenes[:2], k=2, memo=memo)  # looked up, not aligned again
+        >>> len(memo) == len(first)
+        True
     """
     n = len(scenes)
-    thumbs = np.stack([s.thumb for s in scenes]) if n else np.zeros((0, THUMB, THUMB), np.uint8)
-    found = candidate_pairs(thumbs, k=k)
+    if candidates is None:
+        thumbs = np.stack([s.thumb for s in scenes]) if n else np.zeros((0, THUMB, THUMB), np.uint8)
+        candidates = candidate_pairs(thumbs, k=k)
+    found = candidates
     i, j, similarity, mirrored = found.i, found.j, found.similarity, found.mirrored
     ambiguous = found.ambiguous if found.ambiguous is not None else np.zeros(len(found), dtype=bool)
     # identical pixels: every pair within a set of equal digests
@@ -170,6 +223,18 @@ def verified_pairs(
     todo = np.flatnonzero(~identical)
     score = np.ones(len(i), np.float32)
     inliers = np.full(len(i), -1, np.int32)
+    keys: list[VerifyKey] = []
+    if memo is not None and len(todo):
+        keys = [
+            (digests[i[p]], digests[j[p]], bool(mirrored[p]), bool(ambiguous[p]), min_inliers) for p in todo.tolist()
+        ]
+        seen = [_looked_up(memo, key) for key in keys]
+        for p, hit in zip(todo.tolist(), seen, strict=True):
+            if hit is not None:
+                score[p], inliers[p] = hit
+        fresh = np.array([hit is None for hit in seen], dtype=bool)
+        keys = [key for key, new in zip(keys, fresh.tolist(), strict=True) if new]
+        todo = todo[fresh]
     if len(todo):
         score[todo], inliers[todo] = verify_pairs(
             [s.gray for s in scenes],
@@ -183,6 +248,8 @@ def verified_pairs(
             progress=progress,
             both=ambiguous[todo],
         )
+        if memo is not None:
+            memo.update(zip(keys, zip(score[todo].tolist(), inliers[todo].tolist(), strict=True), strict=True))
     order = np.lexsort((j, i))
     result = VerifiedCandidates(i[order], j[order], score[order], inliers[order], similarity[order])
     if cross is not None:

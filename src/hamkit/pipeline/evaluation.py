@@ -150,7 +150,7 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
             image_size=model.image_size,
             mean=mean,
             std=std,
-            cache=ctx.out / "cache" / "decoded",
+            cache=ctx.decode_cache,
         )
         for name in ("test", "val")
     )

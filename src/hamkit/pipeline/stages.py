@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hamkit._cache import cache_root
 from hamkit._io import atomic_write_text
 from hamkit.data.metadata import ImageRecord
 from hamkit.errors import HamkitError
@@ -40,6 +41,16 @@ class RunContext:
         return self.out / "split.csv"
 
     @property
+    def decode_cache(self) -> Path:
+        """The decode cache of the training and evaluation steps: ``decoded/`` under hamkit's cache
+        folder (:func:`hamkit._cache.cache_root`), shared by every run. Its entries are keyed by the
+        image size and the identity (resolved path, size, modification time) of every file, so runs
+        over other folders or sizes never share an entry, a changed file gets a new one, and a run in
+        a new folder over the same data decodes nothing again. Entries are written to temporary files
+        and renamed, so two runs building one entry at once cannot leave it half-written."""
+        return cache_root() / "decoded"
+
+    @property
     def progress(self) -> bool:
         """Progress bars: asked for, and stderr is a terminal (logs get one line per step and epoch)."""
         return bool(self.settings["run"]["progress"]) and sys.stderr.isatty()
@@ -63,7 +74,8 @@ class RunContext:
 
 def _deduplicators(ctx: RunContext) -> list[Any]:
     """The configured Deduplicators, made once per run: the dedup and audit steps share them, so
-    the audit (repeated after each re-split) reuses the images the dedup step decoded."""
+    the audit (repeated after each re-split) reuses the images the dedup step decoded and, for
+    ``verified``, its candidate search and verifications (a round aligns only new candidates)."""
     made: list[Any] | None = ctx.__dict__.get("_deduplicators")
     if made is None:
         made = ctx.__dict__["_deduplicators"] = _make_deduplicators(ctx)
@@ -295,7 +307,7 @@ def classifier_stage(ctx: RunContext) -> None:
             recipe=_recipe(ctx, section, class_balance=section["class_balance"] or None),
             device=ctx.settings["run"]["device"],
         )
-        model.fit(ctx.root, split_csv=ctx.split_csv, cache=ctx.out / "cache" / "decoded", out_dir=folder, resume=resume)
+        model.fit(ctx.root, split_csv=ctx.split_csv, cache=ctx.decode_cache, out_dir=folder, resume=resume)
         evaluate_classifier(ctx, model, folder)  # calibrates on val first
         model.save(folder / "model")
         plot_history(
@@ -354,7 +366,7 @@ def segmenter_stage(ctx: RunContext) -> None:
             ctx.root,
             masks=ctx.masks,
             split_csv=ctx.split_csv,
-            cache=ctx.out / "cache" / "decoded",
+            cache=ctx.decode_cache,
             out_dir=folder,
             resume=resume,
         )

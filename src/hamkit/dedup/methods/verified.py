@@ -6,6 +6,16 @@ then ORB keypoints + RANSAC and a tile-wise comparison of the aligned images). E
 keeps its score, so that :meth:`~hamkit.dedup.deduplicator.Deduplicator.calibrate` can tabulate
 thresholds below the one in use.
 
+A Deduplicator keeps, for its life, its decoded scenes, the window hits of its last search over a
+whole set (:data:`AUDIT_HITS` times more than that search needs) and every verification it made
+(:data:`~hamkit.dedup.scenes.VerifyMemo`). So an
+:meth:`~hamkit.dedup.deduplicator.Deduplicator.audit` after a
+:meth:`~hamkit.dedup.deduplicator.Deduplicator.find` over the same images decodes nothing and
+searches nothing: the candidates between two splits are chosen from the kept hits, as a search
+over the two splits would choose them, and only those not verified before are aligned. The pairs
+verified before count across two sets directly, whether or not the candidates between them
+include them again.
+
 Examples:
     >>> from hamkit.dedup.methods import VerifiedMethod
     >>> VerifiedMethod().check_threshold(None), VerifiedMethod().metric
@@ -16,22 +26,39 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hamkit._cpu import available_cpus
+from hamkit.dedup.candidates import Candidates, WindowHits, candidates_from_hits, hits_per_query, window_hits
 from hamkit.dedup.inputs import DecodeJob, decode_all
 from hamkit.dedup.methods.base import DedupMethod, Signatures, Threshold, register_method
 from hamkit.dedup.pairs import Pairs
-from hamkit.dedup.scenes import VerifiedCandidates, verified_pairs
+from hamkit.dedup.scenes import VerifiedCandidates, VerifyMemo, verified_pairs
 from hamkit.errors import HamkitError
 
 if TYPE_CHECKING:  # pragma: no cover
     from hamkit.dedup.deduplicator import Deduplicator
 
-__all__ = ["VerifiedMethod"]
+__all__ = ["AUDIT_HITS", "VerifiedMethod"]
+
+AUDIT_HITS = 4
+"""The search over a whole set keeps this many times the hits per query window that its own
+candidates need, so that the candidates between two of its subsets (two splits; the smallest pair
+of the default split holds a quarter of the images) can be chosen from them without a search."""
+
+
+@dataclass(frozen=True)
+class _Neighbourhood:
+    """The window hits of a search over ``scenes`` (kept alive, so ``id`` names each one)."""
+
+    scenes: list[Any]
+    where: dict[int, int]
+    hits: WindowHits
+    k: int
 
 
 @register_method
@@ -51,7 +78,7 @@ class VerifiedMethod(DedupMethod):
     default_threshold = 0.5
     threshold_meaning = "min aligned-content score, [-1, 1]"
     needs = ("faiss", "opencv")
-    memory_cache = "decoded scenes, by path, size and modification time"
+    memory_cache = "decoded scenes, by path, size and modification time; verifications, by the images' digests"
 
     def check_threshold(self, threshold: Threshold) -> Threshold:
         """The threshold as a float in ``[-1, 1]`` (the default when ``None``).
@@ -103,7 +130,19 @@ class VerifiedMethod(DedupMethod):
                         memo[keys[todo[index]]] = scene
         return scenes, skipped
 
-    def _search(self, dedup: Deduplicator, scenes: list[Any], cross: int | None = None) -> VerifiedCandidates:
+    @staticmethod
+    def _memo(dedup: Deduplicator) -> VerifyMemo:
+        """The verifications ``dedup`` made so far (kept for its life, like its scenes)."""
+        memo: VerifyMemo = dedup.__dict__.setdefault("_verify_memo", {})
+        return memo
+
+    def _search(
+        self,
+        dedup: Deduplicator,
+        scenes: list[Any],
+        cross: int | None = None,
+        candidates: Candidates | None = None,
+    ) -> VerifiedCandidates:
         return verified_pairs(
             scenes,
             k=dedup.candidates,
@@ -111,18 +150,82 @@ class VerifiedMethod(DedupMethod):
             workers=max(1, min(8, available_cpus())),
             progress=dedup.progress,
             cross=cross,
+            memo=self._memo(dedup),
+            candidates=candidates,
         )
+
+    @staticmethod
+    def _subset_candidates(dedup: Deduplicator, scenes: list[Any]) -> Candidates | None:
+        """The window candidates among ``scenes`` chosen from the hits of ``dedup``'s last search
+        over a whole set, or ``None`` when that set does not hold them all (search them then)."""
+        kept: _Neighbourhood | None = dedup.__dict__.get("_neighbourhood")
+        if kept is None or kept.k != dedup.candidates:
+            return None
+        local = [kept.where.get(id(scene), -1) for scene in scenes]
+        if min(local, default=-1) < 0 or len(set(local)) != len(local):
+            return None
+        members = np.zeros(len(kept.scenes), dtype=bool)
+        members[local] = True
+        found = candidates_from_hits(kept.hits, k=kept.k, members=members)
+        to_local = np.full(len(kept.scenes), -1, dtype=np.int64)
+        to_local[local] = np.arange(len(local))
+        a, b = to_local[found.i], to_local[found.j]
+        i, j = np.minimum(a, b), np.maximum(a, b)
+        order = np.lexsort((j, i))
+        ambiguous = found.ambiguous if found.ambiguous is not None else np.zeros(len(found), dtype=bool)
+        return Candidates(i[order], j[order], found.similarity[order], found.mirrored[order], ambiguous[order])
+
+    def _known_cross(
+        self, dedup: Deduplicator, a: np.ndarray, b: np.ndarray, threshold: Threshold
+    ) -> dict[tuple[int, int], float]:
+        """Pairs verified before (by any search of ``dedup``) that pass ``threshold`` and have one
+        image in ``a`` and one in ``b``: ``{(i, j): score}``, found by digest, with no search."""
+        where_a: dict[str, list[int]] = {}
+        where_b: dict[str, list[int]] = {}
+        for where, scenes in ((where_a, a), (where_b, b)):
+            for index, scene in enumerate(scenes):
+                where.setdefault(scene.digest, []).append(index)
+        found: dict[tuple[int, int], float] = {}
+        for (first, second, _, _, min_inliers), (score, _) in self._memo(dedup).items():
+            if min_inliers != dedup.min_inliers or (threshold is not None and score < threshold):
+                continue
+            for x, y in ((first, second), (second, first)):
+                for i in where_a.get(x, ()):
+                    for j in where_b.get(y, ()):
+                        found[(i, j)] = max(score, found.get((i, j), score))
+        return found
 
     def self_pairs(
         self, dedup: Deduplicator, signatures: np.ndarray, threshold: Threshold
     ) -> tuple[Pairs, VerifiedCandidates | None]:
-        """The candidates whose score passes the threshold, and every candidate."""
-        found = self._search(dedup, list(signatures))
+        """The candidates whose score passes the threshold, and every candidate.
+
+        The window hits of the search are kept on ``dedup`` (:data:`AUDIT_HITS`) for the cross
+        searches over subsets of these images that may follow (an audit).
+        """
+        scenes = list(signatures)
+        thumbs = np.stack([scene.thumb for scene in scenes])
+        hits = window_hits(thumbs, per_query=AUDIT_HITS * hits_per_query(dedup.candidates))
+        dedup.__dict__["_neighbourhood"] = _Neighbourhood(
+            scenes, {id(scene): index for index, scene in enumerate(scenes)}, hits, dedup.candidates
+        )
+        found = self._search(dedup, scenes, candidates=candidates_from_hits(hits, k=dedup.candidates))
         keep = self.passes(found.score, threshold)
         return Pairs(found.i[keep], found.j[keep], found.score[keep], "aligned", True), found
 
     def cross_pairs(self, dedup: Deduplicator, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
-        """The candidates across the two sets whose score passes the threshold."""
-        found = self._search(dedup, list(a) + list(b), cross=len(a))
+        """The candidates across the two sets whose score passes the threshold, and the pairs
+        across them that ``dedup`` verified before (e.g. in a :meth:`find` over all images)."""
+        union = list(a) + list(b)
+        found = self._search(dedup, union, cross=len(a), candidates=self._subset_candidates(dedup, union))
         keep = self.passes(found.score, threshold)
-        return Pairs(found.i[keep], found.j[keep], found.score[keep], "aligned", True)
+        pairs = {(int(i), int(j)): float(s) for i, j, s in zip(found.i[keep], found.j[keep], found.score[keep])}
+        pairs = {**self._known_cross(dedup, a, b, threshold), **pairs}
+        order = sorted(pairs)
+        return Pairs(
+            np.array([i for i, _ in order], dtype=np.int64),
+            np.array([j for _, j in order], dtype=np.int64),
+            np.array([pairs[key] for key in order], dtype=np.float32),
+            "aligned",
+            True,
+        )
