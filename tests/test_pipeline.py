@@ -71,9 +71,9 @@ def test_every_output_is_written(demo_run):
         assert f"<h2>{heading}</h2>" in page
     assert page.count("data:image/png;base64,") >= 7 and "0 duplicate pairs cross the splits" in page
     assert "torch" in page and "[classifier]" in page
-    # the report a researcher can share: run header, random-weights banner, intervals, calibration
+    # the report a researcher can share: run header with the starting weights, intervals, calibration
     for text in (
-        "Trained from random weights",
+        "classifier started from</td><td>timm:tf_efficientnet_lite0: ImageNet weights installed with hamkit",
         "seconds per step",
         "95% CI",
         "expected calibration error",

@@ -122,6 +122,7 @@ def _run_info(settings: dict[str, Any], preset: str | None) -> dict[str, Any]:
 
     from hamkit.engine.device import resolve_device
     from hamkit.pipeline.report import versions
+    from hamkit.registry import describe_initial_weights
 
     device = resolve_device(settings["run"]["device"])
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
@@ -133,6 +134,12 @@ def _run_info(settings: dict[str, Any], preset: str | None) -> dict[str, Any]:
         "versions": versions(),
         "pretrained": {
             name: bool(settings[name]["pretrained"])
+            for name in ("classifier", "segmenter")
+            if settings[name]["enabled"]
+        },
+        "initial_weights": {
+            name: f"{settings[name]['backbone']}: "
+            + describe_initial_weights(settings[name]["backbone"], pretrained=settings[name]["pretrained"])
             for name in ("classifier", "segmenter")
             if settings[name]["enabled"]
         },

@@ -332,6 +332,8 @@ def _recipe(ctx: RunContext, section: dict[str, Any], **extra: Any) -> TrainConf
         lr=section["lr"],
         optimizer=section["optimizer"],
         weight_decay=section["weight_decay"],
+        augment=section["augment"],
+        warmup_epochs=section["warmup_epochs"],
         monitor=None,
         num_workers=ctx.workers,
         progress=ctx.training_progress,
