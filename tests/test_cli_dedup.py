@@ -113,3 +113,22 @@ def test_warnings_are_printed_as_one_line(tiny_folder, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "hamkit dedup: warning: Deduplicator('cnn', backbone='mobilenet_v3_small') has random weights" in err
     assert ".py:" not in err and "UserWarning" not in err  # no file, line or source code
+
+
+def test_against_refuses_the_flags_it_cannot_honour(tmp_path, capsys):
+    (tmp_path / "new").mkdir()
+    (tmp_path / "old").mkdir()
+    base = ["dedup", str(tmp_path / "new"), "--against", str(tmp_path / "old"), "--out", str(tmp_path / "o")]
+    for extra, named in (
+        (["--labels", str(tmp_path / "meta.csv")], "--labels"),
+        (["--keep", "largest"], "--keep"),
+        (["--keep", "first"], "--keep"),  # given, even as the default value, is refused
+        (["--strict-groups"], "--strict-groups"),
+        (["--no-review"], "--no-review"),
+    ):
+        assert main([*base, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert err.startswith(f"hamkit dedup: error: {named} cannot be used with --against") and err.count("\n") == 1
+    assert main([*base, "--keep", "largest", "--no-review"]) == 2
+    assert "--keep, --no-review cannot be used with --against" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # refused before any scan

@@ -103,3 +103,11 @@ def test_train_predict_evaluate(synthetic, tmp_path, capsys):
 def test_evaluate_refuses_a_non_model(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path), "--data", str(tmp_path), "--split", "x.csv"]) == 1
     assert "not a saved hamkit model" in capsys.readouterr().err
+
+
+def test_cross_validate_refuses_resume(tmp_path, capsys):
+    args = ["train", "classifier", "--data", str(tmp_path), "--split-csv", str(tmp_path / "folds.csv")]
+    assert main([*args, "--out", str(tmp_path / "cv"), "--cross-validate", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hamkit train classifier: error: --resume cannot be used with --cross-validate")
+    assert err.count("\n") == 1

@@ -87,7 +87,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     _method_options(parser)
     parser.add_argument(
         "--keep",
-        default="first",
+        default=None,
         choices=("first", "largest"),
         help="which image of a group to keep: first by path (default) or largest",
     )
@@ -108,9 +108,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--against",
         metavar="OLD",
         help="only pairs between IMAGES and this folder or list (e.g. new data against a "
-        "training set): writes pairs.csv",
+        "training set): writes pairs.csv; --labels, --keep, --strict-groups and --no-review do not apply",
     )
     return parser
+
+
+#: The flags that shape groups, reviews or label checks of one set: ``--against`` (pairs between
+#: two sets, written as pairs.csv) has none of these, so it refuses them instead of ignoring them.
+_NOT_WITH_AGAINST = (
+    ("--labels", "labels", None),
+    ("--keep", "keep", None),
+    ("--strict-groups", "strict_groups", False),
+    ("--no-review", "no_review", False),
+)
+
+
+def flags_not_with_against(args: argparse.Namespace) -> list[str]:
+    """The flags given with ``--against`` that it cannot honour (empty without ``--against``).
+
+    Examples:
+        >>> args = argparse.Namespace(against="old", labels=None, keep="largest", strict_groups=True, no_review=False)
+        >>> flags_not_with_against(args)
+        ['--keep', '--strict-groups']
+    """
+    if not getattr(args, "against", None):
+        return []
+    return [flag for flag, dest, unset in _NOT_WITH_AGAINST if getattr(args, dest, unset) is not unset]
 
 
 def dedup_from_args(args: argparse.Namespace, **extra: Any) -> Any:
@@ -145,10 +168,20 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from hamkit.cli._compat import print_json
+    from hamkit.cli._compat import print_json, usage_error
 
+    refused = flags_not_with_against(args)
+    if refused:
+        return usage_error(
+            args,
+            f"{', '.join(refused)} cannot be used with --against (it writes only pairs.csv, the pairs between the "
+            "two sets: no groups to keep from, no review, no label check); drop "
+            + ("it" if len(refused) == 1 else "them"),
+        )
     say = (lambda *_: None) if args.json else print
-    dedup = dedup_from_args(args, keep=args.keep, group_mode="representative" if args.strict_groups else "connected")
+    dedup = dedup_from_args(
+        args, keep=args.keep or "first", group_mode="representative" if args.strict_groups else "connected"
+    )
     records = _read_labels(args.labels) if args.labels else None
     if args.against:
         cross = dedup.find_cross(args.images, args.against)

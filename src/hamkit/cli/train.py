@@ -167,12 +167,18 @@ def run(args: argparse.Namespace) -> int:
     """Run ``hamkit train``."""
     from pathlib import Path
 
-    from hamkit.cli._compat import print_json, split_csv_for
+    from hamkit.cli._compat import print_json, split_csv_for, usage_error
     from hamkit.errors import HamkitError
 
     out = Path(args.out)
     if args.cross_validate and args.fold is not None:
         raise HamkitError("--cross-validate trains every fold; drop --fold K (or drop --cross-validate for one fold)")
+    if args.cross_validate and args.resume:
+        return usage_error(
+            args,
+            "--resume cannot be used with --cross-validate (every fold trains from the start); drop --resume, "
+            "or resume one fold with --fold K",
+        )
     fit_args = dict(
         epochs=args.epochs,
         batch_size=args.batch_size,
