@@ -113,7 +113,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "segmenter": {
             "backbone": "smp:Linknet:tu-tf_efficientnet_lite0",
             "image_size": 128,
-            "epochs": 3,
+            "epochs": 2,
             "batch_size": 16,
             "lr": 1e-3,
             "warmup_epochs": 0.5,
