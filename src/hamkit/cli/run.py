@@ -61,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
     for step, status in result.steps.items():
         seconds = result.seconds.get(step)
         print(f"{step:<11}{status:<9}" + (f"{seconds:7.1f} s" if seconds is not None else ""))
+    data = result.summary.get("data", {})
+    if data.get("description"):
+        print(data["description"].upper() if data.get("synthetic") else f"measured on {data['description']}")
     clf = result.summary.get("classifier")
     if clf:
         ci = clf.get("intervals", {})

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import os
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -266,15 +267,22 @@ def _toml_value(value: Any) -> str:
     raise HamkitError(f"cannot write {value!r} as TOML")
 
 
-def to_toml(config: dict[str, dict[str, Any]]) -> str:
+def to_toml(config: dict[str, dict[str, Any]], *, comments: Sequence[str] = ()) -> str:
     """Write settings as TOML text that :func:`load_config` reads back to the same values.
 
+    Args:
+        config: The settings ``{section: {setting: value}}``.
+        comments: More lines for the comment at the top (without ``#``).
+
     Examples:
-        >>> text = to_toml(load_config())
+        >>> text = to_toml(load_config(), comments=["the defaults"])
         >>> tomllib.loads(text) == load_config()
         True
+        >>> text.splitlines()[1]
+        '# the defaults'
     """
     lines = ["# hamkit run settings (hamkit run --config this-file.toml)"]
+    lines += [f"# {line}" for line in comments]
     for section, values in config.items():
         lines.append("")
         lines.append(f"[{section}]")

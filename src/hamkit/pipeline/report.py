@@ -232,10 +232,19 @@ def _classification_html(report: dict[str, Any]) -> str:
 
 
 def _header_html(ctx: Any) -> str:
-    """Run metadata, the weights each network started from, seconds per step, and a banner when
-    models started from random weights."""
+    """Run metadata, the data measured on, the weights each network started from, seconds per
+    step, and banners when the data is the generated synthetic set or models started from random
+    weights."""
     info = ctx.result.summary.get("run", {})
+    data = ctx.result.summary.get("data", {})
     parts = []
+    if data.get("synthetic"):
+        parts.append(
+            "<div class='banner synthetic'><b>Synthetic data:</b> every number in this report was measured on "
+            "hamkit's generated synthetic data set (coloured shapes in the HAM10000 layout, not dermoscopic "
+            "photographs). It shows that the pipeline runs; it says nothing about how a model does on real "
+            "lesions. Run <code>hamkit run --data HAM10000_FOLDER</code> for that.</div>"
+        )
     random_init = [name for name, used in info.get("pretrained", {}).items() if not used]
     if random_init:
         parts.append(
@@ -251,6 +260,7 @@ def _header_html(ctx: Any) -> str:
         ["command", info.get("command", "")],
         ["preset", info.get("preset", "")],
         ["device", info.get("device", "")],
+        *([["data", data["description"]]] if data.get("description") else []),
         ["hamkit", info.get("versions", {}).get("hamkit", "")],
         ["torch", info.get("versions", {}).get("torch", "")],
         *[[f"{name} started from", text] for name, text in info.get("initial_weights", {}).items()],

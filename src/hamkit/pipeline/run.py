@@ -7,12 +7,15 @@ training continues from its last checkpoint.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
 import shlex
 import sys
 import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +24,7 @@ from typing import Any
 from hamkit._cpu import available_cpus
 from hamkit._io import atomic_write_text
 from hamkit.data.dataset import find_label_file, find_mask_dir
-from hamkit.data.images import find_images
+from hamkit.data.images import find_images, image_size_of
 from hamkit.data.metadata import read_labels
 from hamkit.errors import DataError
 from hamkit.ham10000.layout import METADATA_CSV
@@ -31,6 +34,9 @@ from hamkit.pipeline.steps import StepState, files_fingerprint, fingerprint
 from hamkit.pipeline.validate import check_masks, check_settings
 
 __all__ = ["PipelineResult", "run_pipeline"]
+
+RESOLUTION_SAMPLE = 16
+"""Images whose pixel size is read (header only, spread over the data) to say what a run measured on."""
 
 
 @dataclass
@@ -86,6 +92,71 @@ def _data_step(
         raise DataError(f"{root}: no HAM10000_metadata.csv (or ISIC ground truth) found; set data.labels")
     masks = Path(section["masks"]) if section["masks"] else find_mask_dir(root)
     return root, labels, masks
+
+
+def _record_data(settings: dict[str, Any], root: Path, labels: Path, masks: Path | None, synthetic: bool) -> None:
+    """Write the data the run uses into its settings, so that ``OUT/config.toml`` repeats the run.
+
+    A given folder is recorded with absolute paths (root, labels file, masks folder or ``""`` when
+    it has none); the synthetic data keeps ``root = ""``: the same settings generate it again.
+    """
+    if synthetic:
+        return
+    section = settings["data"]
+    section["root"] = str(root.resolve())
+    section["labels"] = str(labels.resolve())
+    section["masks"] = str(masks.resolve()) if masks is not None else ""
+
+
+def _config_comments(preset: str | None, synthetic: bool) -> list[str]:
+    """The comment lines at the top of ``OUT/config.toml``: what wrote it and how to repeat the run."""
+    lines = [
+        f"written by `{_command_line() or 'run_pipeline'}` (preset {preset or 'custom'}); every setting is "
+        "written out, so",
+        "`hamkit run --config this-file.toml --out NEW_FOLDER` repeats the run, and stops if a data path is gone",
+    ]
+    if synthetic:
+        lines.append(
+            '[data] root = "": the synthetic data set, generated again from synthetic_lesions, '
+            "synthetic_image_size and seed"
+        )
+    return lines
+
+
+def _resolution(paths: Sequence[Path], sample: int = RESOLUTION_SAMPLE) -> dict[str, Any]:
+    """The pixel sizes of up to ``sample`` images spread evenly over ``paths`` (headers only).
+
+    Returns:
+        ``{"sampled": n, "sizes": {"600x450": count, ...}}``, most common size first; an
+        unreadable image is left out (the steps that decode it say so).
+    """
+    step = max(1, len(paths) // max(1, sample))
+    sizes: Counter[str] = Counter()
+    for path in list(paths)[::step][:sample]:
+        try:
+            width, height = image_size_of(path)
+        except DataError:
+            continue
+        sizes[f"{width}x{height}"] += 1
+    return {"sampled": sum(sizes.values()), "sizes": dict(sizes.most_common())}
+
+
+def _data_description(images: int, resolution: dict[str, Any], root: Path, synthetic: bool) -> str:
+    """One line naming the images a run's numbers were measured on: count, pixel size, source."""
+    sizes, sampled = resolution["sizes"], resolution["sampled"]
+    if len(sizes) == 1:
+        pixels = f"{next(iter(sizes))} px"
+    elif sizes:
+        pixels = "mixed sizes (" + ", ".join(f"{size} px: {n}" for size, n in sizes.items()) + f" of {sampled} read)"
+    else:
+        pixels = "unreadable size"
+    if synthetic:
+        return (
+            f"synthetic data: {images} generated images of {pixels} (hamkit's synthetic set, not dermoscopic "
+            "photographs); its scores say nothing about real lesions"
+        )
+    read = f"the size of {sampled} of them read" if len(sizes) == 1 else ""
+    return f"{images} images of {pixels}{f' ({read})' if read else ''} from {root}"
 
 
 def _say(settings: dict[str, Any], text: str) -> None:
@@ -176,7 +247,7 @@ def run_pipeline(
             settings (all of them checked before the first step).
     """
     if isinstance(config, dict):
-        settings = config
+        settings = copy.deepcopy(config)  # the run records its data paths in its own copy
     else:
         preset = preset or default_preset(data, None if config is None else load_config(config, "demo"))
         settings = load_config(config, preset)
@@ -186,13 +257,15 @@ def run_pipeline(
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.toml", to_toml(settings))
     result = PipelineResult(out_dir=out, report=out / "report.html")
     result.summary["run"] = _run_info(settings, preset)
     total = len(STAGES) + 1
     _say(settings, f"[1/{total}] data")
     clock = time.perf_counter()
     root, labels_csv, masks = _data_step(out, settings, data, result)
+    synthetic = result.steps["data"] != "given"
+    _record_data(settings, root, labels_csv, masks, synthetic)
+    atomic_write_text(out / "config.toml", to_toml(settings, comments=_config_comments(preset, synthetic)))
     result.seconds["data"] = time.perf_counter() - clock
 
     present = find_images(root)
@@ -203,11 +276,15 @@ def run_pipeline(
     if masks is not None and settings["segmenter"]["enabled"]:
         check_masks(masks, [r.image_id for r in records])
     data_key = fingerprint(files_fingerprint([present[r.image_id] for r in records]), files_fingerprint([labels_csv]))
+    resolution = _resolution([present[r.image_id] for r in records])
     result.summary["data"] = {
         "root": str(root),
         "labels": str(labels_csv),
         "masks": str(masks) if masks else None,
+        "synthetic": synthetic,
+        "description": _data_description(len(records), resolution, root, synthetic),
         "images": len(records),
+        "resolution": resolution,
         "lesions": len({r.group for r in records}),
         "listed_but_missing": len(records_all) - len(records),
         "unlabelled_images": len(set(present) - {r.image_id for r in records_all}),
@@ -236,7 +313,17 @@ def run_pipeline(
         return result
     atomic_write_text(
         out / "summary.json",
-        json.dumps({"steps": result.steps, "seconds": result.seconds, "summary": result.summary}, indent=1, default=str)
-        + "\n",
+        json.dumps(_summary_file(result), indent=1, default=str) + "\n",
     )
     return result
+
+
+def _summary_file(result: PipelineResult) -> dict[str, Any]:
+    """What ``summary.json`` holds: first the data the numbers were measured on (with a banner
+    when that is the synthetic set), then steps, seconds and the report's numbers."""
+    data = result.summary.get("data", {})
+    head: dict[str, Any] = {}
+    if data.get("synthetic"):
+        head["banner"] = "SYNTHETIC DATA: " + data["description"]
+    head["measured_on"] = data.get("description", "")
+    return {**head, "steps": result.steps, "seconds": result.seconds, "summary": result.summary}

@@ -106,9 +106,20 @@ def check_settings(settings: Any, data: str | os.PathLike[str] | None = None) ->
     if root is not None and not root.is_dir():
         what = "--data" if data else _where(settings, "data", "root")
         problems.found.append(f"{what}: {root} is not a folder")
+    elif data and data_section["root"] and Path(data).resolve() != Path(data_section["root"]).resolve():
+        stale = [f"data.{key}" for key in ("labels", "masks") if data_section[key]]
+        if stale:  # e.g. a run's own config.toml with another --data: its labels belong to its root
+            problems.found.append(
+                f"--data {data} replaces {_where(settings, 'data', 'root')} = {data_section['root']!r}, but "
+                f"{' and '.join(stale)} still name that run's files; drop --data to repeat the run, or set "
+                f'{" and ".join(stale)} to "" to find them under --data'
+            )
+    missing_root = root is not None and not root.is_dir()
     for key in ("labels", "masks"):
         value = data_section[key]
         if value and not Path(value).exists():
+            if missing_root and root is not None and Path(value).is_relative_to(root):
+                continue  # inside the missing folder: one line about the folder says it
             problems.add("data", key, f"{value} does not exist")
     if root is None:
         problems.positive_int("data", "synthetic_lesions", 20)
