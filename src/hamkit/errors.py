@@ -14,6 +14,7 @@ __all__ = [
     "PluginError",
     "WeightsError",
     "TrainingError",
+    "DiskFullError",
 ]
 
 
@@ -58,4 +59,20 @@ class TrainingError(HamkitError, RuntimeError):
     """Training cannot go on: the loss became NaN or infinite, or the data cannot be trained on.
 
     The message says where the last good checkpoint is and what to change.
+    """
+
+
+class DiskFullError(HamkitError, OSError):
+    """A file could not be written because its disk is full (``ENOSPC``) or the user's disk
+    quota is used up (``EDQUOT``).
+
+    The message names the file and says to free space or write elsewhere; the file's earlier
+    version, if any, is left as it was. It is also an :class:`OSError`, so code that caught the
+    original error still catches it.
+
+    Examples:
+        >>> import errno
+        >>> err = DiskFullError("out/kept.txt: no space left on the device; free some space")
+        >>> isinstance(err, OSError), str(err)
+        (True, 'out/kept.txt: no space left on the device; free some space')
     """

@@ -206,38 +206,48 @@ def run(args: argparse.Namespace) -> int:
         )
         say(f"results in {out}")
         return 0
-    result = dedup.find(args.images)
+    from hamkit._io import atomic_write_text, staged_folder
+    from hamkit.dedup.inputs import check_list_names, resolve_images
+
+    dedup._checked()  # a bad setting first, then the images
+    images = resolve_images(args.images)
+    check_list_names(images, Path(args.out) / "kept.txt")  # before the scan, not after it
+    result = dedup.find(images)
     if result is None:  # a torchrun rank other than 0
         return 0
-    out = result.save(args.out)
-    if not args.no_review:
-        from hamkit.dedup.review import contact_sheet, review_html
+    out = Path(args.out)
+    lines = [result.summary()]
+    with staged_folder(out) as stage:  # the whole result set or nothing (a full disk, an interrupt)
+        result.save(stage)
+        if not args.no_review:
+            from hamkit.dedup.review import contact_sheet, review_html
 
-        contact_sheet(result, Path(out) / "review.png")
-        review_html(result, Path(out) / "review.html")
-    say(result.summary())
-    summary = json.loads((Path(out) / "summary.json").read_text())
-    if records is not None:
-        from hamkit._io import atomic_write_text
-
-        diagnoses = {r.image_id: r.dx for r in records}
-        conflicts = result.conflicts(diagnoses)
-        result.save_conflicts(Path(out) / "conflicts.csv", diagnoses)
-        summary["label_conflicts"] = len(conflicts)
-        say(f"{len(conflicts)} duplicate pair(s) carry different diagnoses (label conflicts): conflicts.csv")
-        if any(r.lesion_id for r in records):
-            calibration = dedup.calibrate(result, {r.image_id: r.lesion_id for r in records})
-            calibration.to_csv(Path(out) / "calibration.csv")
-            calibration.plot(Path(out) / "calibration.png")
-            row = calibration.at(float(result.threshold)) if result.threshold is not None else None
-            summary["calibration"] = {
-                "suggested_threshold": calibration.suggested,
-                "reason": calibration.reason,
-                "pairs_within_lesions": None if row is None else row.within,
-                "pairs_across_lesions": None if row is None else row.across,
-            }
-            say(calibration.summary())
-        atomic_write_text(Path(out) / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
+            contact_sheet(result, stage / "review.png")
+            review_html(result, stage / "review.html")
+        summary = json.loads((stage / "summary.json").read_text())
+        if records is not None:
+            diagnoses = {r.image_id: r.dx for r in records}
+            conflicts = result.conflicts(diagnoses)
+            result.save_conflicts(stage / "conflicts.csv", diagnoses)
+            summary["label_conflicts"] = len(conflicts)
+            lines.append(
+                f"{len(conflicts)} duplicate pair(s) carry different diagnoses (label conflicts): conflicts.csv"
+            )
+            if any(r.lesion_id for r in records):
+                calibration = dedup.calibrate(result, {r.image_id: r.lesion_id for r in records})
+                calibration.to_csv(stage / "calibration.csv")
+                calibration.plot(stage / "calibration.png")
+                row = calibration.at(float(result.threshold)) if result.threshold is not None else None
+                summary["calibration"] = {
+                    "suggested_threshold": calibration.suggested,
+                    "reason": calibration.reason,
+                    "pairs_within_lesions": None if row is None else row.within,
+                    "pairs_across_lesions": None if row is None else row.across,
+                }
+                lines.append(calibration.summary())
+            atomic_write_text(stage / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
+    for line in lines:
+        say(line)
     if args.json:
         print_json({**summary, "out": str(out)})
     say(f"results in {out}")

@@ -127,15 +127,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
+    from hamkit._proc import Terminated, sigterm_as_interrupt
+
     try:
-        with _one_line_warnings(args.command):
+        with sigterm_as_interrupt(), _one_line_warnings(args.command):
             return int(args._run(args) or 0)
+    except Terminated:  # `kill PID`: unwound like Ctrl-C, so worker processes were shut down
+        print(f"hamkit {args.command}: terminated", file=sys.stderr)
+        return 143
     except HamkitError as err:
         print(f"hamkit {args.command}: error: {in_flags(args.command, str(err))}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # e.g. `hamkit ... | head`: the reader left, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
+    except OSError as err:  # a full disk met outside hamkit's writers (a cache folder, a library)
+        from hamkit._io import disk_full
+
+        full = disk_full(err, err.filename or "a file")
+        if full is None:
+            raise
+        print(f"hamkit {args.command}: error: {full}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"hamkit {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from hamkit._io import atomic_path, atomic_write_text
+from hamkit._proc import WorkerInit
 from hamkit.data.images import load_image_array, read_mask
 from hamkit.errors import DataError
 
@@ -197,6 +198,7 @@ class DecodeCache:
             batch_size=16,
             num_workers=self.num_workers,
             collate_fn=_collate,
+            worker_init_fn=WorkerInit(),  # workers die with this process, even when it is killed
         )
         with contextlib.ExitStack() as stack:
             images = np.lib.format.open_memmap(

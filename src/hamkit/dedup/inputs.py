@@ -20,10 +20,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from hamkit._io import bad_name_message
+from hamkit._proc import WorkerInit
 from hamkit.data.images import IMAGE_EXTENSIONS, find_images, open_image
 from hamkit.errors import DataError
 
-__all__ = ["resolve_images", "DecodeJob", "decode_all"]
+__all__ = ["resolve_images", "check_list_names", "DecodeJob", "decode_all"]
 
 
 def resolve_images(images: Any) -> list[Path]:
@@ -49,6 +51,8 @@ def resolve_images(images: Any) -> list[Path]:
         elif path.is_file() and path.suffix.lower() in {".txt", ".lst", ".list"}:
             lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
             paths = [Path(line) if Path(line).is_absolute() else path.parent / line for line in lines]
+            if not paths:
+                raise DataError(f"{path}: the list file names no images; write one image path a line")
         elif path.is_file():
             paths = [path]
         else:
@@ -63,6 +67,22 @@ def resolve_images(images: Any) -> list[Path]:
     if not paths:
         raise DataError("no images given")
     return paths
+
+
+def check_list_names(paths: Sequence[Path], list_file: str | os.PathLike[str]) -> None:
+    """Fail before a scan when an image's name has a line break, which a one-path-per-line list
+    (``kept.txt``, ``removed.txt``...) cannot hold.
+
+    Args:
+        paths: The images, e.g. from :func:`resolve_images`.
+        list_file: The list that would name them (named in the error).
+
+    Raises:
+        DataError: The first such name, and what to do.
+    """
+    for path in paths:
+        if "\n" in str(path) or "\r" in str(path):
+            raise DataError(bad_name_message(path, list_file))
 
 
 class DecodeJob(Dataset):
@@ -149,7 +169,8 @@ def decode_all(job: DecodeJob, *, batch_size: int, num_workers: int, progress: b
         num_workers=num_workers,
         collate_fn=_collate,
         persistent_workers=False,
-        worker_init_fn=_single_threaded_opencv if job.mode == "scene" else None,
+        # workers die with this process, even when it is killed (no decoder outlives a `kill`)
+        worker_init_fn=WorkerInit(_single_threaded_opencv if job.mode == "scene" else None),
     )
     with tqdm(total=len(job), desc=desc, unit="img", disable=not progress) as bar:
         for indices, values, skipped in loader:

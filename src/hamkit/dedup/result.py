@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from hamkit._io import atomic_write_text
+from hamkit._io import atomic_write_text, csv_text, path_lines, staged_folder
 from hamkit.dedup.groups import DuplicateGroup
 from hamkit.dedup.scenes import VerifiedCandidates
 from hamkit.dedup.search import Pairs
@@ -36,11 +36,7 @@ def jsonable_settings(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pairs_csv(rows: list[tuple[Any, ...]], extra: list[str] | None = None) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path_a", "path_b", "score", *(extra or [])])
-    writer.writerows(rows)
-    return buffer.getvalue()
+    return csv_text(["path_a", "path_b", "score", *(extra or [])], rows)
 
 
 def _score(value: Any) -> float | int:
@@ -132,12 +128,11 @@ class DedupResult:
     def save_conflicts(self, path: str | os.PathLike[str], diagnoses: Mapping[str, str]) -> Path:
         """Write :meth:`conflicts` as ``path_a,path_b,score,dx_a,dx_b`` atomically."""
         score_of = {(int(a), int(b)): s for a, b, s in zip(self.pairs.i, self.pairs.j, self.pairs.score, strict=True)}
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["path_a", "path_b", "score", "dx_a", "dx_b"])
-        for a, b, da, db in self.conflicts(diagnoses):
-            writer.writerow([str(self.paths[a]), str(self.paths[b]), _score(score_of[(a, b)]), da, db])
-        return atomic_write_text(path, buffer.getvalue())
+        rows = [
+            [str(self.paths[a]), str(self.paths[b]), _score(score_of[(a, b)]), da, db]
+            for a, b, da, db in self.conflicts(diagnoses)
+        ]
+        return atomic_write_text(path, csv_text(["path_a", "path_b", "score", "dx_a", "dx_b"], rows))
 
     def summary(self) -> str:
         """A one-paragraph summary."""
@@ -174,15 +169,23 @@ class DedupResult:
     def save(self, out_dir: str | os.PathLike[str]) -> Path:
         """Write ``kept.txt``, ``removed.txt``, ``pairs.csv``, ``groups.json``, ``summary.json``,
         ``skipped.txt`` and ``groups.csv`` (``image_id,group`` for ``hamkit split --group-csv``)
-        into ``out_dir``, each atomically.
+        into ``out_dir``, all or nothing (staged, then moved into place).
 
         Returns:
             The folder.
+
+        Raises:
+            DataError: A file name with a line break, which the one-path-per-line lists cannot
+                hold (nothing is written).
+            DiskFullError: The disk filled (nothing is written).
         """
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "kept.txt", "".join(f"{p}\n" for p in self.kept_paths))
-        atomic_write_text(out / "removed.txt", "".join(f"{p}\n" for p in self.removed_paths))
+        with staged_folder(out_dir) as stage:
+            self._write(stage)
+        return Path(out_dir)
+
+    def _write(self, out: Path) -> None:
+        atomic_write_text(out / "kept.txt", path_lines(self.kept_paths, out / "kept.txt"))
+        atomic_write_text(out / "removed.txt", path_lines(self.removed_paths, out / "removed.txt"))
         rows = [
             (str(self.paths[i]), str(self.paths[j]), _score(s))
             for i, j, s in zip(self.pairs.i, self.pairs.j, self.pairs.score, strict=True)
@@ -211,10 +214,11 @@ class DedupResult:
             for g in self.groups
         ]
         atomic_write_text(out / "groups.json", json.dumps(groups, indent=1) + "\n")
-        atomic_write_text(
-            out / "skipped.txt", "".join(f"{self.paths[i]}\t{r}\n" for i, r in sorted(self.skipped.items()))
-        )
-        buffer = io.StringIO()
+        skipped = sorted(self.skipped.items())
+        names = path_lines([self.paths[i] for i, _ in skipped], out / "skipped.txt").splitlines()
+        reasons = [" ".join(reason.split()) for _, reason in skipped]  # one line each
+        atomic_write_text(out / "skipped.txt", "".join(f"{n}\t{r}\n" for n, r in zip(names, reasons, strict=True)))
+        buffer = io.StringIO()  # image ids as they are: hamkit split --group-csv reads them back
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["image_id", "group"])
         for path, label in zip(self.paths, self.group_labels(), strict=True):
@@ -231,7 +235,6 @@ class DedupResult:
             "text": self.summary(),
         }
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
-        return out
 
 
 @dataclass
@@ -293,16 +296,15 @@ class AuditResult:
         return "\n".join(lines)
 
     def save(self, out_dir: str | os.PathLike[str]) -> Path:
-        """Write ``audit.csv`` (``split_a,split_b,path_a,path_b,score``) and ``audit.json``."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["split_a", "split_b", "path_a", "path_b", "score"])
-        for name, cross in self.crossings.items():
-            a, b = name.split("-")
-            writer.writerows((a, b, *row) for row in cross.rows())
-        atomic_write_text(out / "audit.csv", buffer.getvalue())
+        """Write ``audit.csv`` (``split_a,split_b,path_a,path_b,score``) and ``audit.json``, both
+        or neither."""
+        with staged_folder(out_dir) as out:
+            self._write(out)
+        return Path(out_dir)
+
+    def _write(self, out: Path) -> None:
+        rows = [(*name.split("-"), *row) for name, cross in self.crossings.items() for row in cross.rows()]
+        atomic_write_text(out / "audit.csv", csv_text(["split_a", "split_b", "path_a", "path_b", "score"], rows))
         atomic_write_text(
             out / "audit.json",
             json.dumps(
@@ -316,4 +318,3 @@ class AuditResult:
             )
             + "\n",
         )
-        return out

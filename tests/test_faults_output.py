@@ -1,0 +1,161 @@
+"""Output under faults: a full disk is one error line naming the file, result sets are written all
+or nothing, list files cannot be misread, and CSV cells cannot start a spreadsheet formula."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from hamkit._io import atomic_path, atomic_write_text, csv_text, path_lines, spreadsheet_safe, staged_folder
+from hamkit.errors import DataError, DiskFullError, HamkitError
+
+
+def _full(code: int = errno.ENOSPC):
+    def write(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    return write
+
+
+@pytest.mark.parametrize(("code", "words"), [(errno.ENOSPC, "no space left"), (errno.EDQUOT, "quota")])
+def test_a_full_disk_is_one_hamkit_error_naming_the_file(tmp_path: Path, monkeypatch, code: int, words: str) -> None:
+    target = atomic_write_text(tmp_path / "kept.txt", "old\n")
+    monkeypatch.setattr(Path, "write_text", _full(code))
+    with pytest.raises(DiskFullError) as caught:
+        atomic_write_text(target, "new\n")
+    message = str(caught.value)
+    assert isinstance(caught.value, HamkitError) and isinstance(caught.value, OSError)
+    assert caught.value.errno == code
+    assert "\n" not in message and str(target) in message and words in message and "free some space" in message
+    monkeypatch.undo()
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.txt"]
+
+
+def test_a_library_error_that_says_the_disk_is_full_is_recognised(tmp_path: Path) -> None:
+    with pytest.raises(DiskFullError, match="model.safetensors"), atomic_path(tmp_path / "model.safetensors"):
+        # what safetensors raises (not an OSError)
+        raise RuntimeError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No sp" })')
+    with pytest.raises(ValueError), atomic_path(tmp_path / "other.txt"):
+        raise ValueError("not about the disk")
+
+
+def test_the_checkpoint_writer_reports_a_full_disk(tmp_path: Path, monkeypatch) -> None:
+    import safetensors.torch
+    import torch
+
+    from hamkit.engine.checkpoint import save_model_files
+
+    monkeypatch.setattr(safetensors.torch, "save_file", _full())
+    with pytest.raises(DiskFullError, match="model.safetensors"):
+        save_model_files(tmp_path / "model", {"w": torch.zeros(2)}, {"kind": "test"})
+    assert not any((tmp_path / "model").iterdir())
+
+
+def test_the_command_line_prints_one_line_on_a_full_disk(tmp_path: Path, monkeypatch, capsys) -> None:
+    from conftest import write_image
+
+    from hamkit.cli.main import main
+
+    for i in range(3):
+        write_image(tmp_path / "images" / f"img{i}.png", seed=i)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine\n")
+    real = Path.write_text
+
+    def write_text(self, text, *args, **kwargs):
+        if self.name.startswith(".removed.txt"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    status = main(["dedup", str(tmp_path / "images"), "--out", str(tmp_path / "out"), "--method", "exact", "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.startswith("hamkit dedup: error: ") and "removed.txt" in err and "no space left" in err
+    assert "Traceback" not in err and err.count("\n") == 1
+    # all or nothing: the folder holds what it held before, not kept.txt alone
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["notes.txt"]
+
+
+def test_a_staged_folder_moves_everything_or_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with staged_folder(out) as stage:
+        atomic_write_text(stage / "a.txt", "a\n")
+        atomic_write_text(stage / "sub" / "b.txt", "b\n")
+        assert not (out / "a.txt").exists()
+    assert (out / "a.txt").read_text() == "a\n" and (out / "sub" / "b.txt").read_text() == "b\n"
+    with pytest.raises(RuntimeError), staged_folder(out) as stage:
+        atomic_write_text(stage / "a.txt", "new\n")
+        raise RuntimeError("interrupted")
+    assert (out / "a.txt").read_text() == "a\n"
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "sub"]
+
+
+def test_a_file_given_as_a_symbolic_link_is_written_through(tmp_path: Path) -> None:
+    real = atomic_write_text(tmp_path / "real.csv", "old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    atomic_write_text(link, "new\n")
+    assert link.is_symlink() and real.read_text() == "new\n"
+
+
+def test_a_path_list_refuses_a_name_with_a_line_break() -> None:
+    assert path_lines(["a.jpg", Path("b c.jpg")], "kept.txt") == "a.jpg\nb c.jpg\n"
+    for name in ("evil\n.jpg", "evil\r.jpg"):
+        with pytest.raises(DataError, match="removed.txt") as caught:
+            path_lines(["a.jpg", f"dir/{name}"], "out/removed.txt")
+        assert "\n" not in str(caught.value) and "rename" in str(caught.value)
+
+
+def test_csv_cells_cannot_start_a_formula() -> None:
+    assert spreadsheet_safe("=HYPERLINK(x)") == "'=HYPERLINK(x)"
+    hostile = ("+1+1.jpg", "-x", "@SUM(A1)", "\tx")
+    assert [spreadsheet_safe(c) for c in hostile] == ["'+1+1.jpg", "'-x", "'@SUM(A1)", "'\tx"]
+    assert [spreadsheet_safe(c) for c in ("-0.5", "a=b", -0.5, 3)] == ["-0.5", "a=b", -0.5, 3]
+    assert csv_text(["path_a", "score"], [["=1+2.jpg", -0.25]]) == "path_a,score\n'=1+2.jpg,-0.25\n"
+
+
+def test_dedup_refuses_a_name_with_a_line_break_before_the_scan(tmp_path: Path, capsys) -> None:
+    from conftest import write_image
+
+    from hamkit.cli.main import main
+
+    write_image(tmp_path / "images" / "a.png", seed=1)
+    write_image(tmp_path / "images" / "evil\nb.png", seed=1)
+    status = main(["dedup", str(tmp_path / "images"), "--out", str(tmp_path / "out"), "--method", "exact", "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.count("\n") == 1 and "evil\\nb.png" in err and "kept.txt" in err and "rename" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_dedup_results_name_each_file_on_one_line_and_csvs_are_spreadsheet_safe(tmp_path: Path, monkeypatch) -> None:
+    from conftest import write_image
+
+    from hamkit.cli.main import main
+
+    write_image(tmp_path / "images" / "=HYPERLINK(x).png", seed=1)
+    write_image(tmp_path / "images" / "@copy.png", seed=1)
+    write_image(tmp_path / "images" / "other.png", seed=2)
+    out = tmp_path / "out"
+    monkeypatch.chdir(tmp_path / "images")  # relative paths: the cells start with the names
+    assert main(["dedup", ".", "--out", str(out), "--method", "exact", "--quiet"]) == 0
+    pairs = (out / "pairs.csv").read_text().splitlines()
+    assert len(pairs) == 2
+    assert sorted(pairs[1].split(",")[:2]) == ["'=HYPERLINK(x).png", "'@copy.png"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".hamkit-staging")]
+    kept = (out / "kept.txt").read_text().splitlines()
+    assert len(kept) == 2 and all(Path(line).is_file() for line in kept)
+
+
+def test_an_empty_list_file_is_named(tmp_path: Path) -> None:
+    from hamkit.dedup.inputs import resolve_images
+
+    empty = tmp_path / "list.txt"
+    empty.write_text("\n  \n")
+    with pytest.raises(DataError, match="list.txt: the list file names no images"):
+        resolve_images(empty)
