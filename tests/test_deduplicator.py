@@ -58,7 +58,7 @@ def test_phash_finds_the_near_duplicates(synthetic):
     [
         ({"method": "dhash", "threshold": 65}, "Hamming distance, an integer in 0..64"),
         ({"method": "cnn", "threshold": 0}, "cosine similarity in \\(0, 1\\]"),
-        ({"method": "verified", "threshold": 1.5}, "aligned-content score in \\[-1, 1\\]"),
+        ({"method": "verified", "threshold": 1.5}, "aligned-content score in \\(0, 1\\]"),
         ({"method": "exact", "threshold": 1}, "takes no threshold"),
         ({"method": "ssim"}, "unknown method 'ssim'; choose one of verified, cnn, phash, dhash, exact"),
         ({"method": "phash", "keep": "prefer"}, "needs prefer"),

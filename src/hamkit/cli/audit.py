@@ -14,8 +14,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser = subparsers.add_parser(
         "audit",
         help="count near-duplicate pairs across train/val/test",
-        description="Search every pair of splits of a split CSV for duplicates that cross them. Exit status 3 "
-        "when any pair crosses (leakage), 0 when the split is clean.",
+        description="Search every pair of splits of a split CSV for duplicates that cross them (of a folds CSV: "
+        "every pair of folds, and each fold against the held-out test split). Exit status 3 when any pair crosses "
+        "(leakage), 0 when the split is clean.",
     )
     subject = parser.add_mutually_exclusive_group(required=True)
     subject.add_argument(

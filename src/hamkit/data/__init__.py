@@ -30,6 +30,7 @@ _LAZY: dict[str, str] = {
     "Split": "hamkit.data.splits",
     "split_dataset": "hamkit.data.splits",
     "read_split_csv": "hamkit.data.splits",
+    "read_audit_sets": "hamkit.data.splits",
     "merge_groups": "hamkit.data.splits",
     "plot_class_balance": "hamkit.data.plots",
 }
@@ -50,6 +51,7 @@ __all__ = [
     "read_mask",
     "read_metadata",
     "read_split_csv",
+    "read_audit_sets",
     "split_dataset",
 ]
 __getattr__, __dir__ = lazy_attributes("hamkit.data", globals(), _LAZY)
@@ -61,4 +63,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hamkit.data.images import find_images, find_masks, open_image, read_mask
     from hamkit.data.metadata import ImageRecord, read_isic_groundtruth, read_labels, read_metadata
     from hamkit.data.plots import plot_class_balance
-    from hamkit.data.splits import Split, merge_groups, read_split_csv, split_dataset
+    from hamkit.data.splits import Split, merge_groups, read_audit_sets, read_split_csv, split_dataset

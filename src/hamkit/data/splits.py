@@ -46,6 +46,7 @@ from hamkit.errors import DataError
 __all__ = [
     "DEFAULT_FRACTIONS",
     "SPLIT_NAMES",
+    "read_audit_sets",
     "Split",
     "merge_groups",
     "read_split_csv",
@@ -346,20 +347,8 @@ def split_dataset(
     )
 
 
-def read_split_csv(path: str | os.PathLike[str], *, fold: int | None = None) -> dict[str, str]:
-    """Read a split CSV (columns ``image_id`` and ``split`` at least) as ``{image_id: split}``.
-
-    Args:
-        path: The CSV, e.g. from :meth:`Split.save` or ``hamkit split``.
-        fold: For a folds CSV (``hamkit split --folds K``, with a ``fold`` column): fold ``fold``
-            reads as ``val`` and the other folds as ``train``; ``test`` rows stay ``test``.
-            Without it a folds CSV reads as its ``split`` column (every fold ``train``).
-
-    Raises:
-        DataError: Missing file or columns, an unknown split name, a repeated image id, or a
-            ``fold`` the file does not have.
-    """
-    path = Path(path)
+def _read_split_rows(path: Path, fold: int | None) -> tuple[dict[str, str], dict[str, int]]:
+    """``({image_id: split}, {image_id: fold})`` of a split or folds CSV, checked row by row."""
     if not path.is_file():
         raise DataError(f"{path}: split file not found; write one with `hamkit split`")
     with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -393,9 +382,60 @@ def read_split_csv(path: str | os.PathLike[str], *, fold: int | None = None) -> 
                 raise DataError(f"{path}, line {line}: a {name} row without a fold; only test rows have none")
     if not result:
         raise DataError(f"{path}: no rows")
+    return result, folds
+
+
+def read_split_csv(path: str | os.PathLike[str], *, fold: int | None = None) -> dict[str, str]:
+    """Read a split CSV (columns ``image_id`` and ``split`` at least) as ``{image_id: split}``.
+
+    Args:
+        path: The CSV, e.g. from :meth:`Split.save` or ``hamkit split``.
+        fold: For a folds CSV (``hamkit split --folds K``, with a ``fold`` column): fold ``fold``
+            reads as ``val`` and the other folds as ``train``; ``test`` rows stay ``test``.
+            Without it a folds CSV reads as its ``split`` column (every fold ``train``).
+
+    Raises:
+        DataError: Missing file or columns, an unknown split name, a repeated image id, or a
+            ``fold`` the file does not have.
+    """
+    path = Path(path)
+    result, folds = _read_split_rows(path, fold)
     if fold is not None:
         count = max(folds.values(), default=-1) + 1
         if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < count:
             raise DataError(f"{path}: there is no fold {fold!r}; the file has folds 0..{count - 1}")
         result = {i: name if i not in folds else ("val" if folds[i] == fold else "train") for i, name in result.items()}
     return result
+
+
+def read_audit_sets(path: str | os.PathLike[str]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The sets an audit compares pairwise, and the set of every image of a split or folds CSV.
+
+    A split CSV's sets are its splits (``train``, ``val``, ``test``). A folds CSV's (``hamkit
+    split --folds K``) are its folds, ``fold0`` .. ``fold<K-1>``, and ``test`` (the held-out
+    rows): every fold is validated on once, so a duplicate pair across any two folds leaks, and
+    comparing its ``split`` column (every fold ``train``) would find nothing.
+
+    Args:
+        path: The CSV.
+
+    Returns:
+        ``(names, {image_id: name})``, the names in order.
+
+    Raises:
+        DataError: As :func:`read_split_csv`, and a folds CSV with a train row without a fold.
+
+    Examples:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "folds.csv").write_text("image_id,split,fold\\na,train,0\\nb,train,1\\nc,test,\\n")
+        >>> read_audit_sets(folder / "folds.csv")
+        (('fold0', 'fold1', 'test'), {'a': 'fold0', 'b': 'fold1', 'c': 'test'})
+    """
+    path = Path(path)
+    result, folds = _read_split_rows(path, None)
+    if not folds:
+        return SPLIT_NAMES, result
+    result, folds = _read_split_rows(path, 0)  # every non-test row has a fold
+    names = tuple(f"fold{k}" for k in range(max(folds.values()) + 1)) + ("test",)
+    return names, {i: f"fold{folds[i]}" if i in folds else name for i, name in result.items()}

@@ -6,7 +6,7 @@ Methods and thresholds:
 method          signature                                   threshold (valid range)    default
 ==============  ==========================================  =========================  =======
 ``"verified"``  candidates by kNN over window thumbnails    min aligned-content        0.5
-                in 8 orientations, each confirmed by ORB    score, ``[-1, 1]``
+                in 8 orientations, each confirmed by ORB    score, ``(0, 1]``
                 keypoints + RANSAC and a tile-wise
                 comparison of the aligned images (the
                 default: offline, and right on real data)
@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from hamkit.data.splits import SPLIT_NAMES, read_split_csv
+from hamkit.data.splits import read_audit_sets
 from hamkit.dedup.calibration import Calibration, calibrate_result
 from hamkit.dedup.groups import choose_kept, duplicate_groups
 from hamkit.dedup.inputs import resolve_images
@@ -345,6 +345,10 @@ class Deduplicator(BaseEstimator):
     def audit(self, split_csv: str | os.PathLike[str], root: str | os.PathLike[str]) -> AuditResult:
         """Near-duplicate pairs across the splits of a split CSV.
 
+        A folds CSV (``hamkit split --folds K``) is audited fold against fold, and each fold
+        against its held-out test split (:func:`~hamkit.data.splits.read_audit_sets`): every fold
+        is validated on once, so a pair across any two folds leaks.
+
         Every pair of splits is searched for pairs again, because a search between two splits can
         find pairs that the search over all images did not propose. With ``method="verified"``,
         an audit after :meth:`find` over the same images (or after an earlier audit) on this
@@ -353,7 +357,8 @@ class Deduplicator(BaseEstimator):
         the splits directly, whether or not the search between them proposes it again.
 
         Args:
-            split_csv: A CSV with ``image_id`` and ``split`` columns (``hamkit split`` writes one).
+            split_csv: A CSV with ``image_id`` and ``split`` columns (``hamkit split`` writes one),
+                or a folds CSV (with a ``fold`` column).
             root: Folder holding the images (searched recursively).
 
         Returns:
@@ -366,19 +371,19 @@ class Deduplicator(BaseEstimator):
         from hamkit.data.images import find_images
 
         method = self._checked()
-        assignment = read_split_csv(split_csv)
+        names, assignment = read_audit_sets(split_csv)
         found = find_images(root)
         missing = sorted(i for i in assignment if i not in found)
-        by_split = {name: [found[i] for i, s in assignment.items() if s == name and i in found] for name in SPLIT_NAMES}
-        every = [p for name in SPLIT_NAMES for p in by_split[name]]
+        by_split = {name: [found[i] for i, s in assignment.items() if s == name and i in found] for name in names}
+        every = [p for name in names for p in by_split[name]]
         if not every:
             raise DataError(f"{root}: none of the images of {split_csv} were found there")
         signatures, skipped = method.signatures(self, every)
-        offsets = np.cumsum([0] + [len(by_split[n]) for n in SPLIT_NAMES])
+        offsets = np.cumsum([0] + [len(by_split[n]) for n in names])
         crossings: dict[str, CrossResult] = {}
-        for x, name_a in enumerate(SPLIT_NAMES):
-            for y in range(x + 1, len(SPLIT_NAMES)):
-                name_b = SPLIT_NAMES[y]
+        for x, name_a in enumerate(names):
+            for y in range(x + 1, len(names)):
+                name_b = names[y]
                 sa, sb = slice(offsets[x], offsets[x + 1]), slice(offsets[y], offsets[y + 1])
                 local_skip = {i - offsets[x]: r for i, r in skipped.items() if offsets[x] <= i < offsets[x + 1]}
                 local_skip.update(

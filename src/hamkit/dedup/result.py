@@ -270,7 +270,8 @@ class AuditResult:
     """Near-duplicate pairs across the splits of a split CSV.
 
     Attributes:
-        crossings: ``{"train-test": CrossResult, ...}`` for every pair of splits.
+        crossings: ``{"train-test": CrossResult, ...}`` for every pair of splits (of a folds
+            CSV: ``{"fold0-fold1": ..., "fold0-test": ...}`` for every pair of folds and test).
         missing: Image ids of the split CSV without a file under the root.
     """
 

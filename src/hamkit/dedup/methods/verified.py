@@ -24,6 +24,7 @@ Examples:
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,30 +67,41 @@ class VerifiedMethod(DedupMethod):
     """``"verified"``: aligned-content score of candidate pairs (``candidates``, ``min_inliers``).
 
     Examples:
-        >>> VerifiedMethod().check_threshold(2)
+        >>> VerifiedMethod().check_threshold(0)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        hamkit.errors.HamkitError: threshold for method 'verified' is an aligned-content score in [-1, 1], got 2
+        hamkit.errors.HamkitError: threshold for method 'verified' is an aligned-content score in (0, 1] ..., got 0
     """
 
     name = "verified"
     metric = "aligned"
     higher_is_better = True
     default_threshold = 0.5
-    threshold_meaning = "min aligned-content score, [-1, 1]"
+    threshold_meaning = "min aligned-content score, (0, 1]"
     needs = ("faiss", "opencv")
     memory_cache = "decoded scenes, by path, size and modification time; verifications, by the images' digests"
 
     def check_threshold(self, threshold: Threshold) -> Threshold:
-        """The threshold as a float in ``[-1, 1]`` (the default when ``None``).
+        """The threshold as a float in ``(0, 1]`` (the default when ``None``).
+
+        Scores lie in ``[-1, 1]``, but a pair whose alignment failed (too few inliers, too few
+        textured tiles in common) scores exactly 0, "not verified"; a threshold of 0 or below
+        would count those as duplicates, so it is refused.
 
         Raises:
-            HamkitError: Outside ``[-1, 1]`` (or a bool).
+            HamkitError: Outside ``(0, 1]`` (or a bool, or not a number).
         """
         value = self.default_threshold if threshold is None else threshold
-        if isinstance(value, bool) or not -1 <= float(value) <= 1:
-            raise HamkitError(f"threshold for method 'verified' is an aligned-content score in [-1, 1], got {value}")
-        return float(value)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if isinstance(value, bool) or not 0 < number <= 1:
+            raise HamkitError(
+                f"threshold for method 'verified' is an aligned-content score in (0, 1] (a score of 0 means the "
+                f"two images could not be aligned: not verified), got {value}"
+            )
+        return number
 
     def calibration_thresholds(self, threshold: Threshold) -> list[float] | None:
         """0.1 to 1.0 in steps of 0.05."""

@@ -1,0 +1,73 @@
+"""Answers that must not be silently wrong: a folds CSV's audit compares the folds, and a verified
+threshold cannot let "not verified" (score 0) pairs through."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import write_image
+
+from hamkit.cli.main import main
+from hamkit.dedup.deduplicator import Deduplicator
+from hamkit.errors import HamkitError
+
+
+def _folds_csv(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    path.write_text("image_id,split,fold\n" + "".join(f"{i},{s},{f}\n" for i, s, f in rows))
+    return path
+
+
+@pytest.fixture()
+def images(tmp_path: Path) -> Path:
+    """Six images; a0 and a1 are the same picture."""
+    folder = tmp_path / "images"
+    write_image(folder / "a0.png", seed=7)
+    write_image(folder / "a1.png", seed=7)
+    for i in range(4):
+        write_image(folder / f"u{i}.png", seed=20 + i)
+    return folder
+
+
+def test_audit_of_a_folds_csv_compares_every_pair_of_folds(images: Path, tmp_path: Path, capsys) -> None:
+    leaking = _folds_csv(
+        tmp_path / "folds.csv",
+        [("a0", "train", "0"), ("u0", "train", "0"), ("a1", "train", "1"), ("u1", "train", "1")]
+        + [("u2", "train", "2"), ("u3", "test", "")],
+    )
+    status = main(["audit", str(leaking), "--data", str(images), "--method", "exact", "--quiet"])
+    out = capsys.readouterr().out
+    assert status == 3, out
+    assert "fold0-fold1: 1 near-duplicate pair(s)" in out and "fold1-test: 0" in out and "LEAKAGE" in out
+
+    result = Deduplicator("exact", progress=False).audit(leaking, images)
+    assert sorted(result.crossings) == sorted(
+        ["fold0-fold1", "fold0-fold2", "fold0-test", "fold1-fold2", "fold1-test", "fold2-test"]
+    )
+    assert result.leaks == 1
+
+    clean = _folds_csv(
+        tmp_path / "clean.csv",
+        [("a0", "train", "0"), ("a1", "train", "0"), ("u0", "train", "1"), ("u1", "train", "1")]
+        + [("u2", "train", "2"), ("u3", "test", "")],
+    )
+    assert main(["audit", str(clean), "--data", str(images), "--method", "exact", "--quiet"]) == 0
+    assert "total: 0 (clean)" in capsys.readouterr().out
+
+
+def test_a_plain_split_csv_is_still_audited_by_split(images: Path, tmp_path: Path) -> None:
+    split = tmp_path / "split.csv"
+    split.write_text("image_id,split\na0,train\na1,test\nu0,val\n")
+    result = Deduplicator("exact", progress=False).audit(split, images)
+    assert sorted(result.crossings) == ["train-test", "train-val", "val-test"]
+    assert len(result.crossings["train-test"].pairs) == 1
+
+
+@pytest.mark.parametrize("threshold", [0, 0.0, -0.5, -1])
+def test_a_verified_threshold_of_zero_or_below_is_refused(threshold: float, tmp_path: Path, capsys) -> None:
+    with pytest.raises(HamkitError, match=r"in \(0, 1\].*could not be aligned"):
+        Deduplicator(threshold=threshold).find([tmp_path / "none.png"])
+    status = main(["dedup", str(tmp_path), "--out", str(tmp_path / "out"), "--threshold", str(threshold)])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1 and "(0, 1]" in err
+    assert not (tmp_path / "out").exists()
