@@ -20,7 +20,7 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
         "--threshold",
         type=float,
         default=None,
-        help="verified: min aligned-content score (default 0.5); cnn: min cosine similarity "
+        help="verified: min aligned-content score in (0, 1] (default 0.5); cnn: min cosine similarity "
         "(default 0.93); phash: max Hamming distance (default 8); dhash: max Hamming distance "
         "(default 4)",
     )
