@@ -159,3 +159,14 @@ def test_an_empty_list_file_is_named(tmp_path: Path) -> None:
     empty.write_text("\n  \n")
     with pytest.raises(DataError, match="list.txt: the list file names no images"):
         resolve_images(empty)
+
+
+def test_the_segmentation_table_is_spreadsheet_safe() -> None:
+    import numpy as np
+
+    from hamkit.seg_metrics import segmentation_report
+
+    mask = np.zeros((4, 4), dtype=bool)
+    mask[1:3, 1:3] = True
+    rows = segmentation_report([mask, mask], [mask, mask], ["=cmd|x", "ISIC_1"]).to_csv().splitlines()
+    assert rows[1].startswith("'=cmd|x,1.000000") and rows[2].startswith("ISIC_1,")

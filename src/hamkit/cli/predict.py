@@ -34,10 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hamkit predict``."""
-    import csv
-    import io
-
-    from hamkit._io import atomic_write_text
+    from hamkit._io import atomic_write_text, csv_text
     from hamkit.classify import LesionClassifier
     from hamkit.engine.inputs import prepare_inputs
 
@@ -48,14 +45,16 @@ def run(args: argparse.Namespace) -> int:
         inputs.dataset, batch_size=args.batch_size, tta=args.tta, progress=False if args.quiet else "predict"
     )
     decisions = model.decide(proba)  # the saved decision rule: one decision path for every caller
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["image_id", "prediction", *model.classes_])
-    for image_id, row, decided in zip(inputs.image_ids, proba, decisions, strict=True):
-        writer.writerow([image_id, model.classes_[int(decided)], *(f"{p:.6f}" for p in row)])
+    text = csv_text(  # an image id cannot start a spreadsheet formula
+        ["image_id", "prediction", *model.classes_],
+        (
+            [image_id, model.classes_[int(decided)], *(f"{p:.6f}" for p in row)]
+            for image_id, row, decided in zip(inputs.image_ids, proba, decisions, strict=True)
+        ),
+    )
     if args.out:
-        atomic_write_text(args.out, buffer.getvalue())
+        atomic_write_text(args.out, text)
         print(f"wrote {len(inputs.image_ids)} predictions to {args.out}")
     else:
-        print(buffer.getvalue(), end="")
+        print(text, end="")
     return 0

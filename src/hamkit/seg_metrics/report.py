@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from hamkit._io import atomic_write_text
+from hamkit._io import atomic_write_text, spreadsheet_safe
 from hamkit.classes import CLASS_CODES
 from hamkit.errors import DataError
 from hamkit.metrics import ClassificationReport, classification_report
@@ -241,8 +241,8 @@ class SegmentationReport:
         )
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
+        for row in rows:  # an image id cannot start a spreadsheet formula
+            writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else spreadsheet_safe(v)) for k, v in row.items()})
         return buffer.getvalue()
 
     def save_csv(self, path: str | os.PathLike[str]) -> Path:
