@@ -9,6 +9,8 @@ predictions, so it equals scikit-learn's.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -24,7 +26,10 @@ from hamkit._mpl import pyplot, save_png
 from hamkit.classes import CLASS_CODES
 from hamkit.errors import DataError
 
-__all__ = ["ClassificationReport", "classification_report"]
+__all__ = ["ClassificationReport", "classification_report", "headline_metrics", "predictions_csv", "score_decisions"]
+
+HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "melanoma_sensitivity")
+"""The numbers reported with intervals, for the decisions and for the raw argmax."""
 
 
 @dataclass
@@ -235,3 +240,108 @@ def classification_report(
         macro_roc_auc=float(np.mean(defined)) if defined else math.nan,
         melanoma_sensitivity=float(recall[mel]) if mel is not None and support[mel] > 0 else math.nan,
     )
+
+
+def headline_metrics(report: ClassificationReport) -> dict[str, float]:
+    """The headline numbers of a report (:data:`HEADLINE`): accuracy, balanced accuracy, macro F1
+    and melanoma sensitivity.
+
+    Examples:
+        >>> r = classification_report([0, 1, 1], [0, 1, 0], classes=["mel", "nv"])
+        >>> {k: round(v, 3) for k, v in headline_metrics(r).items()}
+        {'accuracy': 0.667, 'balanced_accuracy': 0.75, 'macro_f1': 0.667, 'melanoma_sensitivity': 1.0}
+    """
+    return {
+        "accuracy": report.accuracy,
+        "balanced_accuracy": report.balanced_accuracy,
+        "macro_f1": report.macro["f1"],
+        "melanoma_sensitivity": report.melanoma_sensitivity,
+    }
+
+
+def score_decisions(
+    y_true: Sequence[int] | np.ndarray,
+    proba: np.ndarray,
+    y_pred: Sequence[int] | np.ndarray,
+    groups: Sequence[str],
+    *,
+    classes: Sequence[str] = CLASS_CODES,
+    raw_proba: np.ndarray | None = None,
+    n_resamples: int = 1000,
+) -> tuple[ClassificationReport, ClassificationReport, dict[str, Any]]:
+    """Score a model's decisions beside the raw argmax of its network, with lesion-bootstrap intervals.
+
+    What ``hamkit run``'s report and ``hamkit evaluate`` show: the report of the decisions
+    ``y_pred`` (e.g. :meth:`~hamkit.classify.LesionClassifier.decide` of ``proba``), the report of
+    the plain argmax of the probabilities, and 95 % intervals of the :data:`HEADLINE` numbers of
+    both, resampling lesions (:func:`~hamkit.bootstrap.classification_intervals`, seed 0).
+
+    Args:
+        y_true: True class indices.
+        proba: The probabilities the decisions were made from ``(N, n_classes)``.
+        y_pred: The decided class indices.
+        groups: The lesion of every image (the resampling unit).
+        classes: Class names in index order.
+        raw_proba: The network's probabilities before calibration: the raw argmax and its
+            report are taken of these (temperature scaling does not move the argmax, but it
+            changes ROC AUC); default ``proba``.
+        n_resamples: Bootstrap resamples.
+
+    Returns:
+        ``(report, argmax_report, summary)``: ``summary`` is ``report`` as JSON values (NaN as
+        ``None``) plus ``intervals`` (``{metric: [low, high]}``), ``argmax`` (the raw argmax's
+        headline numbers, per-class ``recall`` and ``intervals``) and ``test_lesions``.
+
+    Examples:
+        >>> proba = np.array([[0.6, 0.4], [0.45, 0.55], [0.3, 0.7], [0.55, 0.45]])
+        >>> report, raw, summary = score_decisions([0, 0, 1, 1], proba, [0, 0, 1, 1], ["a", "a", "b", "c"],
+        ...                                        classes=["mel", "nv"], n_resamples=50)
+        >>> report.accuracy, raw.accuracy, summary["argmax"]["accuracy"], summary["test_lesions"]
+        (1.0, 0.5, 0.5, 3)
+    """
+    from hamkit.bootstrap import classification_intervals
+
+    truth = np.asarray(y_true, dtype=np.int64)
+    decided = np.asarray(y_pred, dtype=np.int64)
+    scores = np.asarray(proba, dtype=np.float64)
+    raw_scores = scores if raw_proba is None else np.asarray(raw_proba, dtype=np.float64)
+    argmax = raw_scores.argmax(1)
+    names = list(classes)
+    mel = names.index("mel") if "mel" in names else None
+
+    def intervals(pred: np.ndarray) -> dict[str, list[float]]:
+        found = classification_intervals(truth, pred, groups, len(names), mel=mel, n_resamples=n_resamples)
+        return {name: [low, high] for name, (low, high) in found.items()}
+
+    report = classification_report(truth, decided, scores, classes=names)
+    raw = classification_report(truth, argmax, raw_scores, classes=names)
+    summary: dict[str, Any] = json.loads(report.to_json())
+    summary["intervals"] = intervals(decided)
+    summary["argmax"] = {**headline_metrics(raw), "recall": list(raw.recall), "intervals": intervals(argmax)}
+    summary["test_lesions"] = len(set(groups))
+    return report, raw, summary
+
+
+def predictions_csv(
+    image_ids: Sequence[str],
+    groups: Sequence[str],
+    y_true: Sequence[int] | np.ndarray,
+    y_pred: Sequence[int] | np.ndarray,
+    proba: np.ndarray,
+    classes: Sequence[str] = CLASS_CODES,
+) -> str:
+    """Per-image predictions as CSV text: ``image_id,lesion_id,true,predicted,p_<class>...``.
+
+    Examples:
+        >>> print(predictions_csv(["I1"], ["L1"], [0], [1], np.array([[0.25, 0.75]]), ["mel", "nv"]), end="")
+        image_id,lesion_id,true,predicted,p_mel,p_nv
+        I1,L1,mel,nv,0.25000,0.75000
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["image_id", "lesion_id", "true", "predicted", *[f"p_{c}" for c in classes]])
+    for i, image_id in enumerate(image_ids):
+        writer.writerow(
+            [image_id, groups[i], classes[int(y_true[i])], classes[int(y_pred[i])], *[f"{p:.5f}" for p in proba[i]]]
+        )
+    return buffer.getvalue()

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dedup",
     "audit",
     "train",
+    "calibrate",
     "predict",
     "evaluate",
     "segment",

@@ -13,18 +13,16 @@ ones.
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hamkit._io import atomic_write_text
-from hamkit.bootstrap import classification_intervals, mean_intervals
+from hamkit.bootstrap import mean_intervals
 from hamkit.calibration import expected_calibration_error, softmax
 from hamkit.classes import CLASS_CODES, CLASS_NAMES
-from hamkit.metrics import ClassificationReport, classification_report
+from hamkit.metrics import ClassificationReport, predictions_csv, score_decisions
 
 __all__ = ["N_RESAMPLES", "RECALL_DROP", "SMALL_CLASS", "evaluate_classifier", "evaluate_segmenter"]
 
@@ -37,21 +35,6 @@ N_RESAMPLES = 1000
 RECALL_DROP = 0.05
 """A class whose test recall under the saved decision rule is more than this below the raw
 argmax's gets a warning."""
-
-
-def _headline(report: ClassificationReport) -> dict[str, float]:
-    return {
-        "accuracy": report.accuracy,
-        "balanced_accuracy": report.balanced_accuracy,
-        "macro_f1": report.macro["f1"],
-        "melanoma_sensitivity": report.melanoma_sensitivity,
-    }
-
-
-def _intervals(labels: np.ndarray, pred: np.ndarray, groups: list[str], classes: list[str]) -> dict[str, list[float]]:
-    mel = classes.index("mel") if "mel" in classes else None
-    found = classification_intervals(labels, pred, groups, len(classes), mel=mel, n_resamples=N_RESAMPLES)
-    return {name: [low, high] for name, (low, high) in found.items()}
 
 
 def _named(code: str) -> str:
@@ -112,17 +95,6 @@ def _warnings(raw: ClassificationReport, rule: ClassificationReport, calibration
     return lines
 
 
-def _predictions_csv(
-    ids: list[str], groups: list[str], labels: np.ndarray, pred: np.ndarray, proba: np.ndarray, classes: list[str]
-) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["image_id", "lesion_id", "true", "predicted", *[f"p_{c}" for c in classes]])
-    for i, image_id in enumerate(ids):
-        writer.writerow([image_id, groups[i], classes[labels[i]], classes[pred[i]], *[f"{p:.5f}" for p in proba[i]]])
-    return buffer.getvalue()
-
-
 def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     """Calibrate ``model`` on the validation split and score it on the test split.
 
@@ -160,16 +132,15 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     groups = [lesion.get(i, i) for i in ids]
     classes = list(model.classes_)
     raw = model.predict_proba(test)
-    raw_pred = raw.argmax(1)
-    raw_report = classification_report(labels, raw_pred, raw, classes=classes)
     model.calibrate(val)
     calibration = dict(getattr(model, "calibration_", None) or {})
     # softmax(log softmax(z) / T) == softmax(z / T): the calibrated probabilities without a second pass
     proba = softmax(np.log(np.clip(raw, 1e-30, None)) / model.temperature_)
     pred = model.decide(proba)
-    report = classification_report(labels, pred, proba, classes=classes)
+    report, raw_report, result = score_decisions(
+        labels, proba, pred, groups, classes=classes, raw_proba=raw, n_resamples=N_RESAMPLES
+    )
     support = np.bincount(labels, minlength=len(classes))
-    result: dict[str, Any] = json.loads(report.to_json())
     result["decision"] = {
         "rule": _rule_text(calibration),
         "alpha": model.prior_alpha_,
@@ -181,12 +152,6 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
         "val_recall_rule": calibration.get("recall_rule", {}),
         "notes": calibration.get("notes", []),
     }
-    result["argmax"] = {
-        **_headline(raw_report),
-        "recall": list(raw_report.recall),
-        "intervals": _intervals(labels, raw_pred, groups, classes),
-    }
-    result["intervals"] = _intervals(labels, pred, groups, classes)
     result["calibration"] = {
         "temperature": model.temperature_,
         "temperature_fitted": calibration.get("temperature_fitted", model.temperature_),
@@ -198,8 +163,7 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     }
     result["warnings"] = _warnings(raw_report, report, calibration)
     result["small_classes"] = {c: int(n) for c, n in zip(classes, support, strict=True) if n < SMALL_CLASS}
-    result["test_lesions"] = len(set(groups))
-    atomic_write_text(folder / "test_predictions.csv", _predictions_csv(ids, groups, labels, pred, proba, classes))
+    atomic_write_text(folder / "test_predictions.csv", predictions_csv(ids, groups, labels, pred, proba, classes))
     report.plot_confusion_matrix(folder / "confusion_matrix.png")
     plot_roc_curves(labels, proba, classes, folder / "roc_curves.png")
     after = (
