@@ -6,7 +6,9 @@ Re-decoding 600x450 JPEGs every epoch is what limits training speed on a CPU; re
 identity (resolved path, size in bytes, modification time) of every source file, so changing,
 adding or removing any file gives a new key and the stale entry is simply not used. Building
 writes to temporary files and renames them at the end: an interrupted build leaves nothing that
-a later run could mistake for a complete cache.
+a later run could mistake for a complete cache. An entry is checked before it is used (its
+marker, and each array's header, shape, type and file length against the marker): a damaged one
+(truncated, overwritten, fewer rows than the marker says) is built again, with one warning line.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +105,27 @@ def _collate(batch: list) -> list:
     return batch
 
 
+def _array_damage(path: Path, shape: tuple[int, ...]) -> str | None:
+    """Why the ``.npy`` file ``path`` is not a ``uint8`` array of ``shape`` stored whole (``None``:
+    it is). Reads only the header (never with ``allow_pickle``) and the file's length."""
+    try:
+        with path.open("rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                found, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+            else:
+                found, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+            offset = handle.tell()
+        length = path.stat().st_size
+    except (OSError, ValueError, EOFError) as err:
+        return f"{path.name}: unreadable ({err})"
+    if tuple(found) != shape or dtype != np.uint8 or fortran:
+        return f"{path.name} holds a {dtype} array of shape {tuple(found)}, not uint8 {shape}"
+    if length != offset + int(np.prod(shape)):
+        return f"{path.name} is {length} bytes long, not {offset + int(np.prod(shape))} (truncated?)"
+    return None
+
+
 class DecodeCache:
     """A folder of decoded, resized images shared by every dataset that points to it.
 
@@ -145,9 +169,40 @@ class DecodeCache:
             key=key,
         )
 
-    def _is_complete(self, entry: CacheEntry) -> bool:
+    def _damage(self, entry: CacheEntry, count: int, size: int) -> str | None:
+        """Why the entry with a marker cannot be used (``None``: it can): its marker, and each
+        array's header, shape, type and file length checked against the marker."""
         marker = self.directory / f"{entry.key}.json"
-        return marker.is_file() and entry.images.is_file() and (entry.masks is None or entry.masks.is_file())
+        try:
+            record = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            return f"unreadable marker {marker.name} ({err})"
+        if not isinstance(record, dict) or record.get("count") != count or record.get("image_size") != size:
+            return f"its marker {marker.name} does not describe {count} images at {size} px"
+        for path, shape in ((entry.images, (count, size, size, 3)), (entry.masks, (count, size, size))):
+            if path is not None:
+                problem = _array_damage(path, shape)
+                if problem:
+                    return problem
+        return None
+
+    def _is_complete(self, entry: CacheEntry, count: int, size: int) -> bool:
+        """The entry is there and sound; a damaged one is removed, with one warning line."""
+        marker = self.directory / f"{entry.key}.json"
+        if not marker.is_file():
+            return False  # never finished (interrupted): built without a word, as before
+        problem = self._damage(entry, count, size)
+        if problem is None:
+            return True
+        warnings.warn(
+            f"decode cache entry {entry.key} in {self.directory} is damaged ({problem}); building it again",
+            stacklevel=3,
+        )
+        for path in (marker, entry.images, entry.masks):
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        return False
 
     def load(
         self,
@@ -174,7 +229,7 @@ class DecodeCache:
             raise DataError(f"{len(mask_paths)} mask paths for {len(paths)} images")
         key = self.key(paths, image_size, mask_paths, mask_threshold)
         entry = self.entry(key, mask_paths is not None)
-        if not self._is_complete(entry):
+        if not self._is_complete(entry, len(paths), image_size):
             self._build(
                 entry,
                 [Path(p) for p in paths],

@@ -10,7 +10,9 @@ normalised in the main process.
 The cache stores embeddings per image, keyed by the file's identity (resolved path, size,
 modification time) inside a folder per embedding setting (backbone, weights, input size). It is
 written in shards as the work goes on, so an interrupted run resumes where it stopped and a
-second run computes nothing.
+second run computes nothing. Each shard is checked when it is read (a NumPy archive of a key per
+row and a numeric row per key, read without ``allow_pickle``); a damaged one (truncated, zero
+bytes, overwritten) is removed with one warning line and its rows are computed again.
 
 Under ``torchrun`` each rank embeds its own shard of the images and every rank receives all
 embeddings (``all_gather``); the Deduplicator then searches on rank 0.
@@ -18,16 +20,18 @@ embeddings (``all_gather``); the Deduplicator then searches on rank 0.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from hamkit._io import atomic_path
+from hamkit._io import atomic_path, atomic_write_text
 from hamkit.data.cache import file_identity
 from hamkit.dedup.inputs import DecodeJob, decode_all
 from hamkit.engine.device import amp_dtype, autocast, resolve_device
@@ -59,13 +63,29 @@ class EmbeddingCache:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
     def load(self) -> dict[str, np.ndarray]:
-        """All cached rows of this setting (read once)."""
+        """All cached rows of this setting (read once).
+
+        A shard that cannot be read as a cache shard is removed (one warning names the folder
+        and the first problem), so that its rows are computed again and written anew.
+        """
         if self._rows is None:
             self._rows = {}
+            damaged: list[str] = []
             for shard in sorted(self.folder.glob("shard-*.npz")):
-                with np.load(shard, allow_pickle=False) as data:
-                    for key, row in zip(data["keys"].tolist(), data["embeddings"], strict=True):
-                        self._rows[key] = row
+                try:
+                    keys, rows = _read_shard(shard)
+                except _DamagedShard as err:
+                    damaged.append(f"{shard.name}: {err}")
+                    with contextlib.suppress(OSError):
+                        shard.unlink()
+                    continue
+                self._rows.update(zip(keys, rows, strict=True))
+            if damaged:
+                warnings.warn(
+                    f"{len(damaged)} damaged cache shard(s) in {self.folder} removed (first: {damaged[0]}); "
+                    "their entries are computed again",
+                    stacklevel=2,
+                )
         return self._rows
 
     def add(self, keys: Sequence[str], embeddings: np.ndarray) -> None:
@@ -73,13 +93,41 @@ class EmbeddingCache:
         if not keys:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "setting.json").write_text(json.dumps(self.setting, sort_keys=True, default=str))
+        atomic_write_text(self.folder / "setting.json", json.dumps(self.setting, sort_keys=True, default=str))
         name = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:20]
         with atomic_path(self.folder / f"shard-{name}.npz") as tmp:
             with tmp.open("wb") as handle:
                 np.savez(handle, keys=np.array(list(keys)), embeddings=embeddings)
         rows = self.load()
         rows.update(zip(keys, embeddings, strict=True))
+
+
+class _DamagedShard(Exception):
+    """A cache shard that cannot be used; the message says why."""
+
+
+def _read_shard(shard: Path) -> tuple[list[str], np.ndarray]:
+    """The keys and rows of one shard, checked: a key per row, keys as text, rows numeric.
+
+    Raises:
+        _DamagedShard: Anything else (truncated, empty, not an archive, pickled objects).
+    """
+    try:
+        with shard.open("rb") as handle:  # closed even when NumPy fails half-way
+            data = np.load(handle, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise _DamagedShard("not a NumPy archive")
+            with data:
+                keys, rows = data["keys"], data["embeddings"]
+    except _DamagedShard:
+        raise
+    except Exception as err:  # zero bytes, truncated, garbage, pickles, missing arrays: all damage
+        raise _DamagedShard(" ".join(f"{type(err).__name__}: {err}".split())[:200]) from err
+    if keys.ndim != 1 or keys.dtype.kind != "U":
+        raise _DamagedShard(f"keys are {keys.dtype} of shape {keys.shape}, not text")
+    if rows.ndim < 1 or len(rows) != len(keys) or rows.dtype.kind not in "fiu":
+        raise _DamagedShard(f"{len(keys)} keys for rows of {rows.dtype} and shape {rows.shape}")
+    return keys.tolist(), rows
 
 
 def _fused(model: torch.nn.Module) -> torch.nn.Module:
