@@ -71,3 +71,15 @@ def test_a_verified_threshold_of_zero_or_below_is_refused(threshold: float, tmp_
     err = capsys.readouterr().err
     assert status == 1 and err.count("\n") == 1 and "(0, 1]" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_export_refuses_an_opset_newer_than_the_exporter_before_exporting(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("onnx")
+    from hamkit.export import export_onnx
+
+    with pytest.raises(HamkitError, match="opset 99 is newer"):
+        export_onnx(tmp_path / "no-model", tmp_path / "m.onnx", opset=99)  # refused before the model is read
+    status = main(["export", str(tmp_path / "no-model"), "--out", str(tmp_path / "m.onnx"), "--opset", "99"])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1 and "pick --opset" in err
+    assert not (tmp_path / "m.onnx").exists()

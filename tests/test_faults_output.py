@@ -170,3 +170,14 @@ def test_the_segmentation_table_is_spreadsheet_safe() -> None:
     mask[1:3, 1:3] = True
     rows = segmentation_report([mask, mask], [mask, mask], ["=cmd|x", "ISIC_1"]).to_csv().splitlines()
     assert rows[1].startswith("'=cmd|x,1.000000") and rows[2].startswith("ISIC_1,")
+
+
+def test_out_as_a_dangling_symbolic_link_is_refused_before_the_work(tmp_path: Path, capsys) -> None:
+    from hamkit.cli.main import main
+
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "gone")
+    with pytest.raises(SystemExit) as caught:
+        main(["dedup", str(tmp_path), "--out", str(link), "--method", "exact"])
+    err = capsys.readouterr().err
+    assert caught.value.code == 2 and "symbolic link" in err and "gone" in err and "Traceback" not in err

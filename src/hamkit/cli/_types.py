@@ -130,6 +130,11 @@ def output_folder(text: str) -> str:
         'runs/new-run'
     """
     path = Path(text)
+    if path.is_symlink() and not path.exists():  # mkdir would fail on it at the end of the work
+        raise argparse.ArgumentTypeError(
+            f"{text} is a symbolic link to {os.readlink(path)}, which does not exist; create that folder "
+            "or give another one"
+        )
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a file, not a folder; give a folder name")
     if path.is_dir():

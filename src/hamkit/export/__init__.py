@@ -257,6 +257,27 @@ def _parity(
     return worst
 
 
+def _newest_opset() -> int | None:
+    """The newest ONNX opset this installation can export: the lower of torch's exporter limit and
+    the installed ``onnx`` package's, of those installed (``None`` where neither is known).
+
+    Examples:
+        >>> newest = _newest_opset()
+        >>> newest is None or newest >= 18
+        True
+    """
+    limits: list[int] = []
+    with contextlib.suppress(ImportError, AttributeError):
+        from torch.onnx import _constants
+
+        limits.append(int(_constants.ONNX_MAX_OPSET))
+    with contextlib.suppress(ImportError, AttributeError):
+        import onnx.defs
+
+        limits.append(int(onnx.defs.onnx_opset_version()))
+    return min(limits) if limits else None
+
+
 def export_onnx(
     model_or_dir: Any,
     path: str | os.PathLike[str],
@@ -312,6 +333,12 @@ def export_onnx(
         raise HamkitError(f"atol must be above 0, got {atol}")
     if opset is not None and opset < 7:
         raise HamkitError(f"opset must be 7 or later, got {opset}")
+    newest = _newest_opset()
+    if opset is not None and newest is not None and opset > newest:
+        raise HamkitError(
+            f"opset {opset} is newer than the installed exporter and onnx can write (up to {newest}); "
+            f"pick opset {newest} or lower"
+        )
     model = _load_model(model_or_dir)
     _require("onnx", "onnxscript", *(("onnxruntime",) if check else ()))
     import onnx
