@@ -181,3 +181,22 @@ def test_out_as_a_dangling_symbolic_link_is_refused_before_the_work(tmp_path: Pa
         main(["dedup", str(tmp_path), "--out", str(link), "--method", "exact"])
     err = capsys.readouterr().err
     assert caught.value.code == 2 and "symbolic link" in err and "gone" in err and "Traceback" not in err
+
+
+def test_segment_skips_and_lists_an_image_whose_mask_name_is_too_long(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from hamkit import LesionSegmenter
+
+    seg = LesionSegmenter("smp:Unet:resnet18", image_size=32, pretrained=False, device="cpu")
+    seg.network_ = seg._build(pretrained=False, weights=None).eval()
+    images = tmp_path / "images"
+    images.mkdir()
+    long_id = "x" * 246  # the image's name fits in 255 bytes, <id>_segmentation.png does not
+    for name in ("a0", long_id, "a1"):
+        Image.fromarray(np.full((40, 50, 3), 90, np.uint8)).save(images / f"{name}.png")
+    with pytest.warns(UserWarning, match=f"1 image\\(s\\) got no mask.*longer than the file system allows.*{long_id}"):
+        written = seg.write_masks(images, tmp_path / "masks", batch_size=2)
+    assert [p.name for p in written] == ["a0_segmentation.png", "a1_segmentation.png"]
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == ["a0_segmentation.png", "a1_segmentation.png"]

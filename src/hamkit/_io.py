@@ -133,7 +133,8 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         target = Path(os.path.realpath(target))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        # at most 40 characters of the name: the temporary file's must fit where the target's does
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name[:40]}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
     except OSError as err:
         raise (disk_full(err, target) or err) from err

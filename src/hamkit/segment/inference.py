@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from collections import Counter
@@ -289,7 +290,9 @@ class SegmenterInference:
             progress: A bar over the batches on a terminal (a string names it).
 
         Returns:
-            The written files, in input order.
+            The written files, in input order. An image whose mask name is longer than the file
+            system allows (``ENAMETOOLONG``) gets no mask: it is skipped, and one warning lists
+            every such image.
 
         Raises:
             DataError: No images, or two images with the same id (they would overwrite each other).
@@ -308,6 +311,7 @@ class SegmenterInference:
         folder = Path(out_dir)
         folder.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
+        too_long: list[str] = []
         marker = folder / INCOMPLETE_NOTE
         try:
             for batch_ids, masks, _, _ in self._iter_predictions(
@@ -319,9 +323,13 @@ class SegmenterInference:
                 num_workers=num_workers,
                 progress=progress,
             ):
-                written += [
-                    save_mask(m, folder / f"{i}_segmentation.png") for i, m in zip(batch_ids, masks, strict=True)
-                ]
+                for image_id, mask in zip(batch_ids, masks, strict=True):
+                    try:
+                        written.append(save_mask(mask, folder / f"{image_id}_segmentation.png"))
+                    except OSError as err:
+                        if err.errno != errno.ENAMETOOLONG:
+                            raise
+                        too_long.append(image_id)
         except (HamkitError, OSError) as err:
             atomic_write_text(
                 marker,
@@ -330,4 +338,11 @@ class SegmenterInference:
             )
             raise type(err)(f"{err} ({len(written)} of {len(ids)} masks written; {marker} says so)") from err
         marker.unlink(missing_ok=True)
+        if too_long:
+            warnings.warn(
+                f"{len(too_long)} image(s) got no mask: the name <image id>_segmentation.png is longer than the "
+                f"file system allows; shorten their file names: {', '.join(repr(i) for i in too_long[:10])}"
+                + (f" and {len(too_long) - 10} more" if len(too_long) > 10 else ""),
+                stacklevel=2,
+            )
         return written
