@@ -1,11 +1,17 @@
 """K-fold cross-validation of an estimator over a folds CSV (``hamkit split --folds K``).
 
-Each fold is trained on the other folds and scored on itself, with a fresh copy of the
-estimator (:func:`sklearn.base.clone`, so every fold starts from the same parameters and its own
-random weights), and the result reports every fold's metrics with their mean and spread, as
-papers on HAM10000 / ISIC report them. Folds are lesion-grouped, so no lesion is scored by a
-model that saw it. A held-out test split in the CSV is left alone: score the final model on it
-once, after choosing the settings with the folds.
+Each fold is held out in turn and scored once, by a fresh copy of the estimator
+(:func:`sklearn.base.clone`, so every fold starts from the same parameters and its own random
+weights) that never saw it: not for training, and not for choosing anything. The copy trains on
+the other folds, less an **inner validation set** carved out of them, on which it chooses its
+best epoch (and, with ``calibrate=True``, its temperature and decision rule): the next fold after
+the held-out one (cyclically) when there are three folds or more, a lesion-grouped, stratified
+hold-out of the one training fold when there are two (:data:`INNER_HOLDOUT`). Choosing the
+epoch on the fold that is then scored would make every fold's score optimistic. The result
+reports every fold's metrics with their mean and spread, and says how each epoch was chosen.
+Folds are lesion-grouped (and duplicate-grouped, as ``hamkit split`` wrote them), so no lesion
+is scored by a model that saw it. A held-out test split in the CSV is left alone: score the
+final model on it once, after choosing the settings with the folds.
 
 For arrays in memory, scikit-learn's own ``cross_validate`` works on
 :class:`~hamkit.classify.LesionClassifier` too (``fit(X, y)`` and ``score``); this helper is
@@ -20,6 +26,7 @@ import math
 import os
 import statistics
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +42,16 @@ __all__ = ["CrossValidationResult", "cross_validate_folds", "fold_numbers", "rep
 #: The metrics kept per fold, by report type: ``ClassificationReport`` and ``SegmentationReport``.
 CLASSIFICATION_METRICS = ("balanced_accuracy", "accuracy", "macro_f1", "melanoma_sensitivity", "macro_roc_auc")
 SEGMENTATION_METRICS = ("mean_dice", "mean_iou", "thresholded_jaccard", "balanced_accuracy")
+
+INNER_HOLDOUT = 5
+"""With two folds, the inner validation set is one of this many lesion-grouped, stratified parts
+of the training fold (a fifth of it)."""
+
+SELECTION = (
+    "each fold's epoch{calibration} chosen on an inner validation set carved out of its training folds "
+    "({inner}); the held-out fold is scored once, by a model that chose nothing on it"
+)
+"""How :func:`cross_validate_folds` chooses (the result's ``selection``)."""
 
 
 def fold_numbers(split_csv: str | os.PathLike[str]) -> list[int]:
@@ -80,6 +97,9 @@ class CrossValidationResult:
         metrics: One ``{metric: value}`` per fold, scored on that fold.
         best_epochs: The epoch each fold's model kept.
         reports: The full report of each fold (``ClassificationReport`` / ``SegmentationReport``).
+        selection: How each fold's epoch (and calibration) was chosen, in words.
+        inner_validation: Per fold, what chose its epoch: ``"fold J"`` (a training fold) or
+            ``"grouped hold-out"`` (part of the one training fold), with its number of images.
 
     Examples:
         >>> result = CrossValidationResult(folds=[0, 1], metrics=[{"dice": 0.90}, {"dice": 0.80}])
@@ -91,6 +111,8 @@ class CrossValidationResult:
     metrics: list[dict[str, float]]
     best_epochs: list[int] = field(default_factory=list)
     reports: list[Any] = field(default_factory=list, repr=False)
+    selection: str = ""
+    inner_validation: list[dict[str, Any]] = field(default_factory=list)
 
     def _values(self, name: str) -> list[float]:
         return [m[name] for m in self.metrics if name in m and not math.isnan(m[name])]
@@ -118,6 +140,8 @@ class CrossValidationResult:
             "folds": self.folds,
             "per_fold": [clean(m) for m in self.metrics],
             "best_epochs": self.best_epochs,
+            "selection": self.selection,
+            "inner_validation": self.inner_validation,
             "mean": clean(self.mean()),
             "std": clean(self.std()),
         }
@@ -135,10 +159,50 @@ class CrossValidationResult:
             lines.append(f"{fold:<4}  " + "  ".join(f"{metrics.get(n, math.nan):>{width}.3f}" for n in names))
         lines.append("mean  " + "  ".join(f"{v:>{width}.3f}" for v in self.mean().values()))
         lines.append("std   " + "  ".join(f"{v:>{width}.3f}" for v in self.std().values()))
+        if self.selection:
+            lines.append(self.selection)
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.format_table()
+
+
+def _fold_table(split_csv: str | os.PathLike[str]) -> dict[str, tuple[int, str]]:
+    """``{image_id: (fold, group)}`` of the folded rows of a folds CSV (the ``group`` column joins
+    lesions and duplicates; without it, the lesion id, else the image id)."""
+    table = {}
+    with Path(split_csv).open(newline="", encoding="utf-8-sig") as handle:
+        for row in csv.DictReader(handle):
+            fold = (row.get("fold") or "").strip()
+            if fold and fold != "-1":
+                image_id = row["image_id"].strip()
+                group = (row.get("group") or "").strip() or (row.get("lesion_id") or "").strip() or image_id
+                table[image_id] = (int(fold), group)
+    return table
+
+
+def _inner_split(
+    train: SkinDataset, k: int, available: list[int], table: dict[str, tuple[int, str]], seed: int
+) -> tuple[list[int], list[int], str]:
+    """Positions in ``train`` (the folds other than ``k``) of the inner training and validation
+    sets, and what the validation set is: the next fold after ``k``, or with two folds a grouped,
+    stratified hold-out of the training fold."""
+    if len(available) >= 3:
+        inner = available[(available.index(k) + 1) % len(available)]
+        chosen = [i for i, image_id in enumerate(train.image_ids) if table[image_id][0] == inner]
+        what = f"fold {inner}"
+    else:
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        groups = [table[image_id][1] for image_id in train.image_ids]
+        parts = StratifiedGroupKFold(n_splits=INNER_HOLDOUT, shuffle=True, random_state=seed)
+        with warnings.catch_warnings():  # a class with fewer lesions than parts lands in some parts only
+            warnings.filterwarnings("ignore", message="The least populated class in y")
+            _, held = next(parts.split(train.image_ids, train.labels, groups))
+        chosen = sorted(int(i) for i in held)
+        what = "grouped hold-out"
+    inner_val = set(chosen)
+    return [i for i in range(len(train)) if i not in inner_val], chosen, what
 
 
 def cross_validate_folds(
@@ -151,10 +215,15 @@ def cross_validate_folds(
     out_dir: str | os.PathLike[str] | None = None,
     on_missing: str = "error",
     progress: bool = True,
+    calibrate: bool = False,
     **fit: Any,
 ) -> CrossValidationResult:
-    """Train one copy of ``estimator`` per fold (the other folds as training data, the fold as
-    validation) and score it on its fold.
+    """Train one copy of ``estimator`` per fold and score it once on that fold, which chose nothing.
+
+    For held-out fold ``k``, the copy trains on the other folds less an inner validation set
+    carved out of them (the next fold after ``k``, cyclically; with two folds, a lesion-grouped
+    stratified fifth of the training fold), chooses its best epoch on that inner set (and with
+    ``calibrate`` its temperature and decision rule), and is then scored on fold ``k``.
 
     Args:
         estimator: An unfitted :class:`~hamkit.classify.LesionClassifier` or
@@ -167,14 +236,20 @@ def cross_validate_folds(
             model under ``out_dir/fold_<k>/model/`` and the result as ``out_dir/crossval.json``.
         on_missing: ``"error"`` or ``"skip"`` for images without a file (or mask).
         progress: Print one line per fold (and the trainer's progress).
-        **fit: Keyword arguments of the estimator's ``fit`` (recipe fields such as ``epochs``).
+        calibrate: A classifier is calibrated (temperature and decision rule,
+            :meth:`~hamkit.classify.LesionClassifier.calibrate`) on the inner validation set
+            before it is scored, as ``hamkit run`` calibrates on its validation split.
+        **fit: Keyword arguments of the estimator's ``fit`` (recipe fields such as ``epochs``;
+            ``seed`` also seeds the two-fold hold-out).
 
     Returns:
-        The :class:`CrossValidationResult`.
+        The :class:`CrossValidationResult`; its ``selection`` and ``inner_validation`` say how
+        each fold's epoch was chosen.
 
     Raises:
         DataError: The CSV has no folds, or a fold asked for is not in it.
-        HamkitError: The estimator has no ``fit`` / ``evaluate``, or its settings are bad.
+        HamkitError: The estimator has no ``fit`` / ``evaluate``, or its settings are bad, or
+            ``calibrate`` for an estimator without ``calibrate``.
 
     Examples:
         >>> from hamkit import LesionClassifier, TrainConfig
@@ -187,35 +262,57 @@ def cross_validate_folds(
         raise HamkitError(
             f"cannot cross-validate a {type(estimator).__name__}; pass a LesionClassifier or LesionSegmenter"
         )
+    if calibrate and not hasattr(estimator, "calibrate"):
+        raise HamkitError(f"calibrate=True: a {type(estimator).__name__} has no calibrate(); pass calibrate=False")
     available = fold_numbers(split_csv)
     chosen = available if folds is None else list(folds)
     unknown = sorted(set(chosen) - set(available))
     if unknown:
         raise DataError(f"{split_csv}: no fold {unknown[0]}; it has folds {', '.join(map(str, available))}")
+    table = _fold_table(split_csv)
     segmenting = hasattr(estimator, "predict_mask_proba")
     mask_option: dict[str, Any] = {"masks": True if masks is None else masks} if segmenting else {}
     root = Path(out_dir) if out_dir is not None else None
-    result = CrossValidationResult(folds=[], metrics=[])
+    inner_text = (
+        "the next fold after the held-out one"
+        if len(available) >= 3
+        else f"a lesion-grouped, stratified 1/{INNER_HOLDOUT} of the training fold"
+    )
+    result = CrossValidationResult(
+        folds=[],
+        metrics=[],
+        selection=SELECTION.format(calibration=" and calibration" if calibrate else "", inner=inner_text),
+    )
     for number, k in enumerate(chosen, start=1):
-        train = SkinDataset.from_folder(
+        outer = SkinDataset.from_folder(
             data, split_csv=split_csv, split="train", fold=k, on_missing=on_missing, **mask_option
         )
-        val = SkinDataset.from_folder(
+        held_out = SkinDataset.from_folder(
             data, split_csv=split_csv, split="val", fold=k, on_missing=on_missing, **mask_option
         )
+        inner_train, inner_val, what = _inner_split(outer, k, available, table, int(fit.get("seed") or 0))
+        train, val = outer.subset(inner_train), outer.subset(inner_val)
         label = f"fold {k} ({number}/{len(chosen)})"
         if progress:
-            print(f"{label}: {len(train)} training images, {len(val)} in the fold", file=sys.stderr, flush=True)
+            print(
+                f"{label}: {len(train)} training images, {len(val)} choosing the epoch ({what}), "
+                f"{len(held_out)} held out",
+                file=sys.stderr,
+                flush=True,
+            )
         model = clone(estimator)
         folder = root / f"fold_{k}" if root is not None else None
         model.fit(train, val, out_dir=folder, progress=label if progress else False, **fit)
-        report = model.evaluate(val)
+        if calibrate:
+            model.calibrate(val)
+        report = model.evaluate(held_out)
         if folder is not None:
             model.save(folder / "model")
             report.save(folder / "fold_report.json")
         result.folds.append(k)
         result.metrics.append(report_metrics(report))
         result.best_epochs.append(int(getattr(model, "best_epoch_", 0)))
+        result.inner_validation.append({"chosen_on": what, "images": len(val), "training_images": len(train)})
         result.reports.append(report)
     if root is not None:
         result.save(root / "crossval.json")

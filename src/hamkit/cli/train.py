@@ -93,8 +93,10 @@ def _common(
     parser.add_argument(
         "--cross-validate",
         action="store_true",
-        help="with a folds CSV: train one model per fold (validated on its fold, trained on the others) and "
-        "report every fold's metrics with their mean and spread (OUT/fold_K/, OUT/crossval.json)",
+        help="with a folds CSV: hold out each fold in turn and score it once, with a model trained on the other "
+        "folds whose best epoch is chosen on the next fold (an inner split; with 2 folds, a grouped fifth of the "
+        "training fold), and report every fold's metrics with their mean and spread (OUT/fold_K/, "
+        "OUT/crossval.json)",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default: auto)")
     parser.add_argument("--seed", type=int, default=0)
