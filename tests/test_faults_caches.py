@@ -103,3 +103,21 @@ def test_a_hash_cache_shard_with_mismatched_arrays_is_rebuilt(tmp_path: Path) ->
     with pytest.warns(UserWarning, match="damaged"):
         assert EmbeddingCache(tmp_path, {"x": 1}).load() == {}
     assert not shard.exists()
+
+
+def test_a_full_disk_while_building_the_decode_cache_is_one_error_and_no_entry(
+    tiny_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import errno
+    import os
+
+    from hamkit.errors import DiskFullError
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    cache = DecodeCache(tmp_path / "cache")
+    with pytest.raises(DiskFullError, match="images.npy: cannot be written: no space left"):
+        cache.load(sorted(tiny_folder.rglob("*.jpg")), 16)
+    assert list((tmp_path / "cache").iterdir()) == []

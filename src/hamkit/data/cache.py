@@ -14,6 +14,7 @@ marker, and each array's header, shape, type and file length against the marker)
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -103,6 +104,21 @@ class _DecodeJob:
 
 def _collate(batch: list) -> list:
     return batch
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the whole of a new memory-mapped file now: on a full disk that is an ``OSError``
+    (``ENOSPC``, reported as one line), where writing into a sparse map later would kill the
+    process with ``SIGBUS``. File systems without ``fallocate`` are left as they are."""
+    if not hasattr(os, "posix_fallocate"):  # pragma: no cover - not Linux
+        return
+    with path.open("r+b") as handle:
+        try:
+            os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+        except OSError as err:
+            if err.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                return
+            raise
 
 
 def _array_damage(path: Path, shape: tuple[int, ...]) -> str | None:
@@ -256,20 +272,14 @@ class DecodeCache:
             worker_init_fn=WorkerInit(),  # workers die with this process, even when it is killed
         )
         with contextlib.ExitStack() as stack:
-            images = np.lib.format.open_memmap(
-                stack.enter_context(atomic_path(entry.images)),
-                mode="w+",
-                dtype=np.uint8,
-                shape=(n, size, size, 3),
-            )
+            images_tmp = stack.enter_context(atomic_path(entry.images))
+            images = np.lib.format.open_memmap(images_tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
+            _reserve(images_tmp)
             mask_array = None
             if entry.masks is not None:
-                mask_array = np.lib.format.open_memmap(
-                    stack.enter_context(atomic_path(entry.masks)),
-                    mode="w+",
-                    dtype=np.uint8,
-                    shape=(n, size, size),
-                )
+                masks_tmp = stack.enter_context(atomic_path(entry.masks))
+                mask_array = np.lib.format.open_memmap(masks_tmp, mode="w+", dtype=np.uint8, shape=(n, size, size))
+                _reserve(masks_tmp)
             with tqdm(total=n, desc="decode cache", unit="img", disable=not self.progress) as bar:
                 for batch in loader:
                     for index, image, mask in batch:
