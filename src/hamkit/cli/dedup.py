@@ -66,6 +66,16 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
     add_json(parser)
 
 
+class _Given(argparse._StoreAction):
+    """Store the value and remember that the flag was given (``args.given_flags``), so that a
+    flag given with its default value can still be refused where it does not apply."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option_string=None) -> None:
+        """Store ``values`` and add this flag to ``namespace.given_flags``."""
+        super().__call__(parser, namespace, values, option_string)
+        namespace.given_flags = (*getattr(namespace, "given_flags", ()), self.option_strings[0])
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``dedup`` subcommand."""
     parser = subparsers.add_parser(
@@ -87,8 +97,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     _method_options(parser)
     parser.add_argument(
         "--keep",
-        default=None,
+        default="first",
         choices=("first", "largest"),
+        action=_Given,
         help="which image of a group to keep: first by path (default) or largest",
     )
     parser.add_argument(
@@ -115,25 +126,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 #: The flags that shape groups, reviews or label checks of one set: ``--against`` (pairs between
 #: two sets, written as pairs.csv) has none of these, so it refuses them instead of ignoring them.
-_NOT_WITH_AGAINST = (
-    ("--labels", "labels", None),
-    ("--keep", "keep", None),
-    ("--strict-groups", "strict_groups", False),
-    ("--no-review", "no_review", False),
-)
+_NOT_WITH_AGAINST = ("--labels", "--keep", "--strict-groups", "--no-review")
 
 
 def flags_not_with_against(args: argparse.Namespace) -> list[str]:
     """The flags given with ``--against`` that it cannot honour (empty without ``--against``).
 
     Examples:
-        >>> args = argparse.Namespace(against="old", labels=None, keep="largest", strict_groups=True, no_review=False)
+        >>> args = argparse.Namespace(against="old", labels=None, given_flags=("--keep",), strict_groups=True,
+        ...                           no_review=False)
         >>> flags_not_with_against(args)
         ['--keep', '--strict-groups']
     """
     if not getattr(args, "against", None):
         return []
-    return [flag for flag, dest, unset in _NOT_WITH_AGAINST if getattr(args, dest, unset) is not unset]
+    given = {
+        "--labels": getattr(args, "labels", None) is not None,
+        "--keep": "--keep" in getattr(args, "given_flags", ()),
+        "--strict-groups": bool(getattr(args, "strict_groups", False)),
+        "--no-review": bool(getattr(args, "no_review", False)),
+    }
+    return [flag for flag in _NOT_WITH_AGAINST if given[flag]]
 
 
 def dedup_from_args(args: argparse.Namespace, **extra: Any) -> Any:
@@ -179,9 +192,7 @@ def run(args: argparse.Namespace) -> int:
             + ("it" if len(refused) == 1 else "them"),
         )
     say = (lambda *_: None) if args.json else print
-    dedup = dedup_from_args(
-        args, keep=args.keep or "first", group_mode="representative" if args.strict_groups else "connected"
-    )
+    dedup = dedup_from_args(args, keep=args.keep, group_mode="representative" if args.strict_groups else "connected")
     records = _read_labels(args.labels) if args.labels else None
     if args.against:
         cross = dedup.find_cross(args.images, args.against)
