@@ -103,9 +103,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "classifier": {
             "backbone": "timm:tf_efficientnet_lite0",
             "image_size": 128,
-            "epochs": 6,
+            "epochs": 5,
             "batch_size": 32,
-            "lr": 1e-3,
+            "lr": 5e-4,
             "optimizer": "adamw",
             "weight_decay": 0.05,
             "warmup_epochs": 1.0,
