@@ -163,6 +163,12 @@ def calibrate_scores(
         hit = scores >= t if higher_is_better else scores <= t
         rows.append(CalibrationRow(t, int((hit & same).sum()), int((hit & ~same).sum())))
     suggested = None
+    if not (~same).any():  # no pair across lesions: nothing shows where different lesions start
+        reason = (
+            f"No threshold is suggested: none of the {len(scores)} candidate pair(s) is across lesions, so "
+            "nothing shows where the scores of different lesions start; keep the threshold in use."
+        )
+        return Calibration(rows, None, reason, current)
     # the lowest threshold from which on every stricter one also admits few pairs across lesions
     for index in range(len(rows)):
         tail = rows[index:]
