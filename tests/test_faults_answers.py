@@ -94,3 +94,21 @@ def test_no_threshold_is_suggested_from_zero_pairs_across_lesions() -> None:
     assert table.suggested is None and "none of the 3 candidate pair(s) is across lesions" in table.reason
     empty = calibrate_scores(np.array([]), np.array([], dtype=bool))
     assert empty.suggested is None
+
+
+def test_dedup_labels_counts_ids_and_images_that_do_not_match(images: Path, tmp_path: Path, capsys) -> None:
+    import json
+
+    from conftest import write_metadata
+
+    metadata = write_metadata(
+        tmp_path / "meta.csv",
+        [("L0", "a0", "nv"), ("L0", "a1", "nv"), ("L1", "u0", "mel"), ("L2", "gone1", "nv"), ("L3", "gone2", "df")],
+    )
+    out = tmp_path / "out"
+    argv = ["dedup", str(images), "--out", str(out), "--method", "exact", "--quiet", "--labels", str(metadata)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "3 image(s) have no row in" in text and "2 of its image id(s) match no image here" in text
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["labels"] == {"images_without_labels": 3, "labels_without_images": 2}

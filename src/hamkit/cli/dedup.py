@@ -238,6 +238,17 @@ def run(args: argparse.Namespace) -> int:
         summary = json.loads((stage / "summary.json").read_text())
         if records is not None:
             diagnoses = {r.image_id: r.dx for r in records}
+            stems = {path.stem for path in result.paths}
+            summary["labels"] = {
+                "images_without_labels": sum(1 for path in result.paths if path.stem not in diagnoses),
+                "labels_without_images": sum(1 for image_id in diagnoses if image_id not in stems),
+            }
+            if any(summary["labels"].values()):
+                lines.append(
+                    f"{summary['labels']['images_without_labels']} image(s) have no row in {args.labels} (left out "
+                    f"of the label check and calibration); {summary['labels']['labels_without_images']} of its "
+                    "image id(s) match no image here"
+                )
             conflicts = result.conflicts(diagnoses)
             result.save_conflicts(stage / "conflicts.csv", diagnoses)
             summary["label_conflicts"] = len(conflicts)
