@@ -112,3 +112,11 @@ def test_dedup_labels_counts_ids_and_images_that_do_not_match(images: Path, tmp_
     assert "3 image(s) have no row in" in text and "2 of its image id(s) match no image here" in text
     summary = json.loads((out / "summary.json").read_text())
     assert summary["labels"] == {"images_without_labels": 3, "labels_without_images": 2}
+
+
+def test_dedup_against_the_same_images_is_refused(images: Path, tmp_path: Path, capsys) -> None:
+    argv = ["dedup", str(images), "--against", str(images), "--out", str(tmp_path / "out"), "--method", "exact"]
+    assert main([*argv, "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the two sets share 6 of their 6 file(s)" in err
+    assert not (tmp_path / "out" / "pairs.csv").exists()

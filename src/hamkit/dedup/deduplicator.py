@@ -314,9 +314,18 @@ class Deduplicator(BaseEstimator):
 
         Raises:
             HamkitError: An unknown method, keep policy, or a threshold out of range.
+            DataError: The two sets share files (the same folder twice, say): each would pair
+                with itself.
         """
         method = self._checked()
         paths_a, paths_b = resolve_images(a), resolve_images(b)
+        real_a = {os.path.realpath(p) for p in paths_a}
+        shared = [p for p in paths_b if os.path.realpath(p) in real_a]
+        if shared:
+            raise DataError(
+                f"the two sets share {len(shared)} of their {len(paths_b)} file(s) (e.g. {shared[0]}), and each "
+                "would pair with itself; give two different sets of images (to search one set, leave out the second)"
+            )
         signatures, skipped = method.signatures(self, paths_a + paths_b)
         if int(os.environ.get("RANK", "0")) != 0:
             return None
