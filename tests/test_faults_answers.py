@@ -120,3 +120,18 @@ def test_dedup_against_the_same_images_is_refused(images: Path, tmp_path: Path, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the two sets share 6 of their 6 file(s)" in err
     assert not (tmp_path / "out" / "pairs.csv").exists()
+
+
+def test_a_split_says_which_class_a_split_lacks() -> None:
+    import warnings
+
+    from hamkit.data.metadata import ImageRecord
+    from hamkit.data.splits import split_dataset
+
+    records = [ImageRecord(f"I{i}", "nv" if i % 2 else "mel", f"L{i}") for i in range(80)]
+    records.append(ImageRecord("D0", "df", "LD0"))  # one df lesion: two splits go without
+    with pytest.warns(UserWarning, match=r"df \(1 lesion\(s\)\) has no image in (train|val|test) or"):
+        split_dataset(records, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        split_dataset(records[:80], seed=0)  # every class everywhere: no word

@@ -24,6 +24,7 @@ import csv
 import io
 import math
 import os
+import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -333,6 +334,7 @@ def split_dataset(
     fold_of = None
     if folds is None:
         assignment = three_way_assignment(labels, groups, values, seed)
+        _warn_missing_classes(labels, groups, assignment, values)
     else:
         assignment, fold_of, values = fold_assignment(labels, groups, folds, test, seed)
     return Split(
@@ -345,6 +347,30 @@ def split_dataset(
         fractions=values,
         folds=fold_of,
     )
+
+
+def _warn_missing_classes(
+    labels: np.ndarray, groups: np.ndarray, assignment: np.ndarray, values: Sequence[float]
+) -> None:
+    """One warning naming each class that has images but none in a split that is not empty
+    (a class with fewer lesions than there are splits), so that its missing scores are no surprise."""
+    gaps = []
+    for cls in np.unique(labels):
+        lesions = len(np.unique(groups[labels == cls]))
+        absent = [
+            name
+            for name, share in zip(SPLIT_NAMES, values, strict=True)
+            if share > 0 and np.any(assignment == name) and not np.any(assignment[labels == cls] == name)
+        ]
+        if absent:
+            gaps.append(f"{CLASS_CODES[cls]} ({lesions} lesion(s)) has no image in {' or '.join(absent)}")
+    if gaps:
+        warnings.warn(
+            "too few lesions to put every class in every split: "
+            + "; ".join(gaps)
+            + " (that class's recall cannot be measured on that split)",
+            stacklevel=3,
+        )
 
 
 def _read_split_rows(path: Path, fold: int | None) -> tuple[dict[str, str], dict[str, int]]:
