@@ -135,3 +135,23 @@ def test_a_split_says_which_class_a_split_lacks() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         split_dataset(records[:80], seed=0)  # every class everywhere: no word
+
+
+def test_training_on_one_class_says_so_before_the_first_epoch(tiny_folder: Path, tmp_path: Path, monkeypatch) -> None:
+    from conftest import write_metadata
+
+    from hamkit import LesionClassifier, SkinDataset
+    from hamkit.engine import fitting
+
+    write_metadata(tiny_folder / "HAM10000_metadata.csv", [(f"L{i}", f"ISIC_{i:07d}", "nv") for i in range(14)])
+
+    class Stop(Exception):
+        pass
+
+    def stop(self, *args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(fitting.Trainer, "fit", stop)
+    clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
+    with pytest.warns(UserWarning, match=r"one class only \(nv, 14 images\)"), pytest.raises(Stop):
+        clf.fit(SkinDataset.from_folder(tiny_folder, image_size=32), epochs=1, batch_size=4, progress=False)

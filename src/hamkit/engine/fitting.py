@@ -8,6 +8,7 @@ same way for the classifier and the segmenter.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -23,7 +24,7 @@ from hamkit.engine.trainer import Trainer, TrainingTask, TrainResult
 from hamkit.errors import DataError
 from hamkit.registry import describe_initial_weights
 
-__all__ = ["dataset_labels", "balance_weights", "check_labels", "fit_estimator"]
+__all__ = ["dataset_labels", "balance_weights", "check_labels", "fit_estimator", "warn_one_class"]
 
 
 def dataset_labels(dataset: Dataset) -> np.ndarray:
@@ -82,6 +83,39 @@ def check_labels(labels: np.ndarray, num_classes: int, what: str) -> np.ndarray:
     return labels
 
 
+def warn_one_class(labels: np.ndarray, names: Any = None) -> bool:
+    """Warn, in one line, when the training labels hold a single class: the network can only learn
+    to answer that class, which no score on other data would show until too late.
+
+    Args:
+        labels: Class index per training item.
+        names: Class names by index (for the message), or ``None``.
+
+    Returns:
+        Whether it warned.
+
+    Examples:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_one_class(np.array([1, 1, 1]), ["mel", "nv"])
+        True
+        >>> str(caught[0].message).split(":")[0]
+        'the training data holds one class only (nv, 3 images)'
+    """
+    present = np.unique(labels)
+    if present.size != 1:
+        return False
+    index = int(present[0])
+    name = str(names[index]) if names is not None and index < len(names) else f"class {index}"
+    warnings.warn(
+        f"the training data holds one class only ({name}, {labels.size} images): the model can only learn to "
+        "answer that class; check the metadata and the split (every class needs training images)",
+        stacklevel=3,
+    )
+    return True
+
+
 class _Fittable(Protocol):
     num_classes: int
     pretrained: Any
@@ -125,6 +159,7 @@ def fit_estimator(
     class_weights = None
     if balance:
         labels = check_labels(dataset_labels(train), estimator.num_classes, "training")
+        warn_one_class(labels, getattr(estimator, "classes_", None))
         if val is not None:
             check_labels(dataset_labels(val), estimator.num_classes, "validation")
         per_sample, per_class = balance_weights(labels, estimator.num_classes)
