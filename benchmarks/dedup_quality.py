@@ -37,6 +37,7 @@ wrapper built while ``torchvision.models.mobilenet_v3_small`` ignores ``weights=
 
     python benchmarks/dedup_quality.py [--data FOLDER] [--copies 12] [--seed 0] [--pretrained]
                                        [--synthetic-lesions 200] [--skip-imagededup] [--skip-cnn]
+                                       [--backbones timm:tf_efficientnet_lite0 ...]
 """
 
 from __future__ import annotations
@@ -451,7 +452,7 @@ def evaluate(ts: TestSet, args: argparse.Namespace) -> None:
     assert exact is not None
     at_default.append(score(ts, "hamkit exact", "-", exact.pairs.i, exact.pairs.j))
     if not args.skip_cnn:
-        for backbone in CNN_BACKBONES:
+        for backbone in args.backbones:
             similarity = cnn_similarity(ts, backbone, args.pretrained)
             name = f"hamkit cnn {backbone} ({'pretrained' if args.pretrained else 'random'} weights)"
             rows = sweep(ts, name, similarity, CNN_SWEEP, lambda m, t: m >= t - 1e-7)
@@ -493,6 +494,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--synthetic-lesions", type=int, default=200)
     parser.add_argument("--skip-imagededup", action="store_true")
+    parser.add_argument(
+        "--backbones",
+        nargs="+",
+        default=list(CNN_BACKBONES),
+        help="hamkit CNN backbones to measure (e.g. timm:tf_efficientnet_lite0, whose ImageNet weights are installed)",
+    )
     parser.add_argument("--skip-cnn", action="store_true")
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument(
