@@ -103,7 +103,9 @@ def test_plugins_when_none_installed(
     assert "no backbone plugins installed (entry point group 'hamkit.backbones')" in (capsys.readouterr().out)
 
 
-def test_backbones_marks_the_installed_offline_weights(fresh: reg._Registry, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backbones_marks_the_installed_offline_weights(
+    fresh: reg._Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["backbones", "lite0"]) == 0
     out = capsys.readouterr().out
     rows = {row[0]: row for row in _rows(out)[1:] if len(row) == 7}
