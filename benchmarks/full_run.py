@@ -90,6 +90,7 @@ def _headline(summary: dict[str, Any]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     if clf:
         found["classifier_rule"] = {n: clf.get(n) for n in names}
+        found["classifier_rule"]["macro_f1"] = clf.get("macro", {}).get("f1")  # the report keeps it under "macro"
         found["classifier_rule_intervals"] = {n: clf.get("intervals", {}).get(n) for n in names}
         found["classifier_argmax"] = {n: clf.get("argmax", {}).get(n) for n in names}
         found["classifier_argmax_intervals"] = {n: clf.get("argmax", {}).get("intervals", {}).get(n) for n in names}

@@ -17,6 +17,7 @@ import importlib
 import importlib.util
 import inspect
 import io
+import json
 import os
 import pkgutil
 import re
@@ -340,3 +341,30 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     assert "=====" not in api
     tutorial = (tmp_path / "site" / "tutorials" / "dedup" / "index.html").read_text()
     assert "planted_duplicates" in tutorial  # examples/dedup_folder.py was included by the snippet
+
+
+# --------------------------------------------------------------------------- benchmark tables
+
+
+def test_benchmark_tables_are_generated_from_the_results_files() -> None:
+    gen = load_doc_script("gen_benchmarks")
+    page = (DOCS / "benchmarks.md").read_text()
+    blocks = re.findall(r"<!-- generated: (\w+) -->", page)
+    assert blocks, "docs/benchmarks.md has no generated block"
+    assert set(blocks) <= set(gen.BLOCKS)
+    assert gen.render(page) == page, "docs/benchmarks.md is out of date: run `python docs/gen_benchmarks.py`"
+
+
+def test_a_changed_results_number_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gen = load_doc_script("gen_benchmarks")
+    results = tmp_path / "results"
+    results.mkdir()
+    for file in (REPO / "benchmarks" / "results").iterdir():
+        (results / file.name).write_text(file.read_text())
+    page = (DOCS / "benchmarks.md").read_text()
+    monkeypatch.setattr(gen, "RESULTS", results)
+    sizing = results / "cpu_preset_sizing.jsonl"
+    rows = [json.loads(line) for line in sizing.read_text().splitlines()]
+    rows[0]["best_epoch"] = 99
+    sizing.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert gen.render(page) != page

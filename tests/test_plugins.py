@@ -246,7 +246,7 @@ def test_cli_reports_plugins(scenario: dict[str, Any]) -> None:
     assert ["NAME", "PACKAGE", "VERSION", "STATUS", "ERROR"] in lines
     assert ["tinynet", "hamkit-tinynet", "0.1.0", "loaded"] in lines
     assert any(line[:5] == ["brokennet", "hamkit-broken", "0.3.0", "failed", "ImportError:"] for line in lines)
-    assert ["tinynet", "classification", "64", "128x128", "-", "hamkit-tinynet"] in lines
+    assert ["tinynet", "classification", "64", "128x128", "-", "-", "hamkit-tinynet"] in lines
 
 
 def test_disable_env_hides_all_plugins(installed: dict[str, Path]) -> None:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import inspect
 import os
 import time
+import warnings
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -314,18 +315,32 @@ class Deduplicator(BaseEstimator):
 
         Raises:
             HamkitError: An unknown method, keep policy, or a threshold out of range.
-            DataError: The two sets share files (the same folder twice, say): each would pair
-                with itself.
+            DataError: Every file of the second set is also in the first (the same folder twice,
+                say): each would only pair with itself.
+
+        Warns:
+            UserWarning: The sets share some files (one image checked against the folder that
+                holds it, say): those are left out of the second set, so that no file is
+                reported as its own duplicate.
         """
         method = self._checked()
         paths_a, paths_b = resolve_images(a), resolve_images(b)
         real_a = {os.path.realpath(p) for p in paths_a}
         shared = [p for p in paths_b if os.path.realpath(p) in real_a]
-        if shared:
+        if shared and len(shared) == len(paths_b):
             raise DataError(
-                f"the two sets share {len(shared)} of their {len(paths_b)} file(s) (e.g. {shared[0]}), and each "
-                "would pair with itself; give two different sets of images (to search one set, leave out the second)"
+                f"every file of the second set ({len(paths_b)}, e.g. {shared[0]}) is also in the first, and each "
+                "would only pair with itself; give two different sets of images (to search one set, leave out the "
+                "second)"
             )
+        if shared:
+            warnings.warn(
+                f"the two sets share {len(shared)} file(s) (e.g. {shared[0]}): left out of the second set, so that "
+                "no file is reported as its own duplicate",
+                UserWarning,
+                stacklevel=2,
+            )
+            paths_b = [p for p in paths_b if os.path.realpath(p) not in real_a]
         signatures, skipped = method.signatures(self, paths_a + paths_b)
         if int(os.environ.get("RANK", "0")) != 0:
             return None

@@ -1,0 +1,179 @@
+"""Write the tables of docs/benchmarks.md that come from results files, so page and file agree.
+
+Each generated block sits between ``<!-- generated: NAME -->`` and ``<!-- end: NAME -->`` in
+docs/benchmarks.md and is rendered from ``benchmarks/results/``:
+
+* ``full_run_cpu``: ``full_run_cpu.json`` (``benchmarks/full_run.py``: ``hamkit run`` on the
+  10,015 HAM10000 images with the ``cpu`` preset);
+* ``cpu_preset_sizing``: ``cpu_preset_sizing.jsonl`` (``benchmarks/cpu_preset.py`` rows);
+* ``pretrained_offline``: ``pretrained_offline.json`` (``benchmarks/pretrained_offline.py``).
+
+    python docs/gen_benchmarks.py           # rewrite the blocks
+    python docs/gen_benchmarks.py --check   # exit status 1 if a block is out of date
+
+tests/test_docs.py checks that the page is what this script writes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = ROOT / "docs" / "benchmarks.md"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _ci(value: Any, interval: Any) -> str:
+    if not interval or interval[0] is None:
+        return _num(value)
+    return f"{_num(value)} [{_num(interval[0])}-{_num(interval[1])}]"
+
+
+def _command(text: str) -> str:
+    """The command as a reader would type it: the data folder by its name, the output folder ``run``."""
+    text = re.sub(r"\S*/(ham10000-200px|ham10000-sample)\b", r"\1", text)
+    return re.sub(r"--out \S+", "--out run", text)
+
+
+def _provenance(row: dict[str, Any]) -> str:
+    return (
+        f"Measured {row['date'][:10]} on {row['machine']}, torch {row['torch']}, hamkit commit "
+        f"`{row['commit'][:12]}`; command: `{_command(row.get('hamkit_command') or row['command'])}`."
+    )
+
+
+def full_run_cpu() -> str:
+    """The whole ``hamkit run`` with the cpu preset: steps, memory, both models' test metrics."""
+    row = json.loads((RESULTS / "full_run_cpu.json").read_text())
+    steps = {k: v for k, v in (row["step_seconds"] or {}).items() if k != "total"}
+    lines = [_provenance(row), "", "| step | seconds |", "|---|---|"]
+    lines += [f"| {name} | {seconds:.0f} |" for name, seconds in steps.items()]
+    lines.append(f"| **whole run (wall clock)** | **{row['wall_s']:.0f} = {row['wall_s'] / 60:.1f} min** |")
+    lines += [
+        "",
+        f"Peak memory (summed PSS of the process and its workers, sampled every second by the script, "
+        f"{row['memory_samples']} samples): **{row['peak_pss_gib']:.2f} GiB**. Starting weights: "
+        + "; ".join(f"{k}: {v}" for k, v in (row.get("initial_weights") or {}).items())
+        + ".",
+        "",
+        f"Test split: {row['test_images']} images of {row['test_lesions']} lesions; 95 % intervals "
+        "resample lesions (1,000 resamples).",
+        "",
+        "| classifier on the test split | accuracy | balanced accuracy | macro F1 | melanoma sensitivity |",
+        "|---|---|---|---|---|",
+    ]
+    names = ("accuracy", "balanced_accuracy", "macro_f1", "melanoma_sensitivity")
+    for label, key in (
+        ("raw argmax of the network", "classifier_argmax"),
+        ("the saved model's decision", "classifier_rule"),
+    ):
+        cells = " | ".join(_ci(row[key][n], row[f"{key}_intervals"][n]) for n in names)
+        lines.append(f"| {label} | {cells} |")
+    calibration = row.get("classifier_calibration") or {}
+    decision = row.get("classifier_decision") or {}
+    lines += [
+        "",
+        f"Macro ROC AUC {_num(row.get('macro_roc_auc'))}. Decision rule: {decision.get('rule', 'n/a')} "
+        f"(alpha = {_num(decision.get('alpha'), 2)}). "
+        f"Temperature: fitted {_num(calibration.get('temperature_fitted'), 2)}, "
+        f"applied: {calibration.get('temperature_applied')}; test ECE {_num(calibration.get('ece_before'))} before, "
+        f"{_num(calibration.get('ece_after'))} after.",
+    ]
+    warnings = row.get("classifier_warnings") or []
+    if warnings:
+        lines += ["", "The report's warnings:", ""] + [f"- {w}" for w in warnings]
+    seg = row.get("segmenter") or {}
+    intervals = seg.get("intervals") or {}
+    lines += [
+        "",
+        "| segmenter on the test split | value |",
+        "|---|---|",
+        f"| mean Dice (at each image's own size) | {_ci(seg.get('mean_dice'), intervals.get('mean_dice'))} |",
+        "| ISIC 2018 thresholded Jaccard | "
+        + _ci(seg.get("thresholded_jaccard"), intervals.get("thresholded_jaccard"))
+        + " |",
+    ]
+    return "\n".join(lines)
+
+
+def cpu_preset_sizing() -> str:
+    """One line per sizing run of ``benchmarks/cpu_preset.py``."""
+    rows = [json.loads(line) for line in (RESULTS / "cpu_preset_sizing.jsonl").read_text().splitlines() if line]
+    lines = [
+        "| task | network | weights | size | epochs | lr | augment | warm-up | quiet s/epoch | best epoch | test |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        quiet = min(h["time"] for h in row["history"])
+        if row["task"] == "classifier":
+            test = (
+                f"raw BA {_num(row['balanced_accuracy'])}, F1 {_num(row['macro_f1'])}, mel. sens. "
+                f"{_num(row['melanoma_sensitivity'])}, AUC {_num(row['macro_auc'])}; rule BA "
+                f"{_num(row['tuned_balanced_accuracy'])}, mel. sens. {_num(row['tuned_melanoma_sensitivity'])}"
+            )
+        else:
+            test = f"Dice {_num(row['mean_dice'])}, thresholded Jaccard {_num(row['thresholded_jaccard'])}"
+        weights = "ImageNet (installed)" if row["pretrained"] else "random"
+        lines.append(
+            f"| {row['task']} | `{row['backbone']}` | {weights} | {row['image_size']} | {row['epochs']} | "
+            f"{row['lr']:g} | {row['augment']} | {row['warmup_epochs']:g} | {quiet:.0f} | {row['best_epoch']} "
+            f"| {test} |"
+        )
+    dates = sorted({row["date"][:10] for row in rows})
+    lines += [
+        "",
+        f"Rows from `benchmarks/results/cpu_preset_sizing.jsonl` ({', '.join(dates)}; each row names its command).",
+    ]
+    return "\n".join(lines)
+
+
+def pretrained_offline() -> str:
+    """Random against installed ImageNet weights, same recipe."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from pretrained_offline import table  # type: ignore[import-not-found]
+
+    data = json.loads((RESULTS / "pretrained_offline.json").read_text())
+    return table(data["rows"]) + "\n\n" + _provenance(data["rows"][-1])
+
+
+BLOCKS: dict[str, Callable[[], str]] = {
+    "full_run_cpu": full_run_cpu,
+    "cpu_preset_sizing": cpu_preset_sizing,
+    "pretrained_offline": pretrained_offline,
+}
+
+
+def render(text: str) -> str:
+    """``text`` with every generated block rewritten from its results file."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return f"<!-- generated: {name} -->\n{BLOCKS[name]()}\n<!-- end: {name} -->"
+
+    return re.sub(r"<!-- generated: (\w+) -->.*?<!-- end: \1 -->", fill, text, flags=re.S)
+
+
+def main(argv: list[str]) -> int:
+    text = PAGE.read_text()
+    expected = render(text)
+    if "--check" in argv:
+        if expected != text:
+            print("docs/benchmarks.md is out of date: run `python docs/gen_benchmarks.py`")
+            return 1
+        return 0
+    PAGE.write_text(expected)
+    print(f"wrote {PAGE}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
