@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = [
@@ -63,6 +64,17 @@ def fold_count(text: str) -> int:
     return _integer(text, 2)
 
 
+def _number(text: str, accept: Callable[[float], bool], wanted: str) -> float:
+    """``text`` as a float that ``accept`` takes, else an argparse error saying it ``must be {wanted}``."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and accept(value)):
+        raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+    return value
+
+
 def proper_fraction(text: str) -> float:
     """A fraction above 0 and below 1 (a held-out share).
 
@@ -70,13 +82,7 @@ def proper_fraction(text: str) -> float:
         >>> proper_fraction("0.125")
         0.125
     """
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number above 0 and below 1, got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number above 0 and below 1, got {text!r}")
-    return value
+    return _number(text, lambda v: 0 < v < 1, "a number above 0 and below 1")
 
 
 def positive_float(text: str) -> float:
@@ -86,13 +92,7 @@ def positive_float(text: str) -> float:
         >>> positive_float("1e-3")
         0.001
     """
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text!r}")
-    return value
+    return _number(text, lambda v: v > 0, "a finite number above 0")
 
 
 def non_negative_float(text: str) -> float:
@@ -102,13 +102,7 @@ def non_negative_float(text: str) -> float:
         >>> non_negative_float("0.5")
         0.5
     """
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, 0 or above, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or above, got {text!r}")
-    return value
+    return _number(text, lambda v: v >= 0, "a finite number, 0 or above")
 
 
 def _writable_ancestor(path: Path) -> None:
