@@ -41,6 +41,7 @@ def _ci(value: Any, interval: Any) -> str:
 def _command(text: str) -> str:
     """The command as a reader would type it: the data folder by its name, the output folder ``run``."""
     text = re.sub(r"\S*/(ham10000-200px|ham10000-sample)\b", r"\1", text)
+    text = re.sub(r"\S*/(benchmarks/\w+\.py)", r"\1", text)
     return re.sub(r"--out \S+", "--out run", text)
 
 
