@@ -102,6 +102,17 @@ def add_quiet(parser: argparse.ArgumentParser, what: str = "no progress bars") -
     parser.add_argument("--quiet", action="store_true", help=what)
 
 
+FOLD_HELP = "with a folds CSV (`hamkit split --folds`): fold K is the val split, the other folds train"
+"""What ``--fold K`` means, unless a command says it its own way."""
+
+
+def add_fold(parser: argparse.ArgumentParser, text: str = FOLD_HELP) -> None:
+    """Add ``--fold K`` (a fold of a folds CSV; ``None`` when not given)."""
+    from hamkit.cli._types import non_negative_int
+
+    parser.add_argument("--fold", type=non_negative_int, default=None, metavar="K", help=text)
+
+
 def add_json(parser: argparse.ArgumentParser) -> None:
     """Add ``--json``."""
     parser.add_argument(

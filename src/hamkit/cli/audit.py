@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from hamkit.cli._compat import flag
-from hamkit.cli._types import non_negative_int, output_folder
+from hamkit.cli._compat import add_fold, flag
+from hamkit.cli._types import output_folder
 from hamkit.cli.dedup import _method_options
 
 
@@ -35,12 +35,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="DIR",
         help="folder with the images (searched recursively)",
     )
-    parser.add_argument(
-        "--fold",
-        type=non_negative_int,
-        default=None,
-        metavar="K",
-        help="with a folds CSV (`hamkit split --folds`): audit fold K (as val) against the other folds (train) "
+    add_fold(
+        parser,
+        "with a folds CSV (`hamkit split --folds`): audit fold K (as val) against the other folds (train) "
         "and the held-out test split",
     )
     parser.add_argument("--out", type=output_folder, help="folder for audit.csv and audit.json")

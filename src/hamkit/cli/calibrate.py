@@ -12,8 +12,8 @@ import argparse
 import sys
 from typing import Any
 
-from hamkit.cli._compat import add_json, add_quiet
-from hamkit.cli._types import non_negative_int, output_folder, positive_int
+from hamkit.cli._compat import add_fold, add_json, add_quiet
+from hamkit.cli._types import output_folder, positive_int
 
 
 def class_recall(text: str) -> tuple[str, float]:
@@ -54,13 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         choices=("train", "val", "test"),
         help="which split of --split-csv to calibrate on (default: val; test is refused)",
     )
-    parser.add_argument(
-        "--fold",
-        type=non_negative_int,
-        default=None,
-        metavar="K",
-        help="with a folds CSV (`hamkit split --folds`): fold K is the val split, the other folds train",
-    )
+    add_fold(parser)
     parser.add_argument(
         "--protect",
         nargs="*",

@@ -13,8 +13,8 @@ import os
 import sys
 from typing import Any
 
-from hamkit.cli._compat import add_json, add_quiet, deprecated
-from hamkit.cli._types import non_negative_int, output_file, output_folder
+from hamkit.cli._compat import add_fold, add_json, add_quiet, deprecated
+from hamkit.cli._types import output_file, output_folder
 
 _SPLITS = ("train", "val", "test")  # hamkit.data.splits.SPLIT_NAMES, without importing numpy here
 
@@ -57,13 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser._option_string_actions["--subset"] = split  # the old spelling, announced by SplitName
     split.old_spellings = ("--subset",)  # type: ignore[attr-defined,unused-ignore]
-    parser.add_argument(
-        "--fold",
-        type=non_negative_int,
-        default=None,
-        metavar="K",
-        help="with a folds CSV (`hamkit split --folds`): fold K is the val split, the other folds train",
-    )
+    add_fold(parser)
     parser.add_argument(
         "--out",
         type=output_folder,

@@ -11,7 +11,7 @@ from hamkit.backbones.defaults import (
     SEGMENTER_BACKBONE,
     SEGMENTER_IMAGE_SIZE,
 )
-from hamkit.cli._compat import add_json, add_quiet, flag
+from hamkit.cli._compat import add_fold, add_json, add_quiet, flag
 from hamkit.cli._types import (
     non_negative_float,
     non_negative_int,
@@ -37,12 +37,9 @@ def _common(
         metavar="CSV",
         help="split CSV written by `hamkit split` (its train rows train, its val rows choose the best epoch)",
     )
-    parser.add_argument(
-        "--fold",
-        type=non_negative_int,
-        default=None,
-        metavar="K",
-        help="with a folds CSV (`hamkit split --folds`): validate on fold K and train on the other folds",
+    add_fold(
+        parser,
+        "with a folds CSV (`hamkit split --folds`): validate on fold K and train on the other folds",
     )
     parser.add_argument(
         "--out", type=output_folder, required=True, help="run folder: model/, best/, last/, history.csv"
