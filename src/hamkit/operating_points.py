@@ -84,8 +84,8 @@ def partial_auc(y_true: Any, score: Any, *, min_tpr: float = MIN_TPR) -> float:
     Examples:
         >>> round(partial_auc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]), 6)  # perfect: 1 - 0.8
         0.2
-        >>> round(partial_auc([0, 1, 0, 1], [0.1, 0.2, 0.8, 0.9]), 4)
-        0.04
+        >>> round(partial_auc([0, 1, 0, 1], [0.1, 0.2, 0.8, 0.9]), 6)  # specificity 0.5 above 80 % sensitivity
+        0.1
     """
     from sklearn.metrics import auc, roc_curve
 
@@ -326,13 +326,15 @@ def parse_target(target: Mapping[str, Any], classes: Sequence[str]) -> tuple[str
         HamkitError: More than one class or measure, an unknown class or measure, or a value outside ``(0, 1]``.
     """
     if len(target) != 1:
-        raise HamkitError(f"target: one class with one operating point, e.g. {{'mel': {{'sensitivity': 0.9}}}}; got {dict(target)}")
-    (name, wanted), = target.items()
+        raise HamkitError(
+            f"target: one class with one operating point, e.g. {{'mel': {{'sensitivity': 0.9}}}}; got {dict(target)}"
+        )
+    ((name, wanted),) = target.items()
     if name not in classes:
         raise HamkitError(f"target: unknown class {name!r}; the classes are {', '.join(classes)}")
     if not isinstance(wanted, Mapping) or len(wanted) != 1:
         raise HamkitError(f"target: give one of sensitivity or specificity for {name!r}, e.g. {{'sensitivity': 0.9}}")
-    (measure, value), = wanted.items()
+    ((measure, value),) = wanted.items()
     if measure not in ("sensitivity", "specificity"):
         raise HamkitError(f"target: {measure!r} is not 'sensitivity' or 'specificity'")
     if not 0.0 < float(value) <= 1.0:
