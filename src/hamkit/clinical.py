@@ -178,6 +178,39 @@ def roc_marks(
     return marks
 
 
+_MALIGNANT = ("mel", "bcc", "akiec")
+
+
+def costliest_mistakes(
+    y_true: Sequence[int] | np.ndarray,
+    y_pred: Sequence[int] | np.ndarray,
+    proba: np.ndarray,
+    classes: Sequence[str],
+    n: int = 8,
+) -> list[int]:
+    """The ``n`` costliest wrong decisions, costliest first: melanomas called naevus, then melanomas
+    called another benign class, then other malignant lesions (bcc, akiec) called benign, then the
+    rest; within each, the most confident wrong call first.
+
+    Examples:
+        >>> p = np.array([[0.2, 0.8], [0.4, 0.6], [0.7, 0.3], [0.9, 0.1]])
+        >>> costliest_mistakes([0, 0, 1, 1], [1, 1, 0, 0], p, ["mel", "nv"])
+        [0, 1, 3, 2]
+    """
+    names = list(classes)
+    truth = np.asarray(y_true, dtype=np.int64)
+    pred = np.asarray(y_pred, dtype=np.int64)
+
+    def tier(i: int) -> int:
+        true, called = names[truth[i]], names[pred[i]]
+        if true == "mel":
+            return 0 if called == "nv" else (1 if called not in _MALIGNANT else 3)
+        return 2 if true in _MALIGNANT and called not in _MALIGNANT else 3
+
+    wrong = [int(i) for i in np.flatnonzero(truth != pred)]
+    return sorted(wrong, key=lambda i: (tier(i), -float(proba[i, pred[i]]), i))[:n]
+
+
 def _n(value: Any) -> str:
     return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.3f}"
 
@@ -208,7 +241,7 @@ def glance_lines(summary: Mapping[str, Any]) -> list[str]:
             "  melanoma score: sensitivity at specificity 0.80 "
             f"{_ci(glance, 'melanoma_sensitivity_at_specificity_0.80')}, at 0.90 "
             f"{_ci(glance, 'melanoma_sensitivity_at_specificity_0.90')}; partial AUC above 80% sensitivity "
-            f" {_ci(glance, 'melanoma_partial_auc')} (of 0.200)"
+            f"{_ci(glance, 'melanoma_partial_auc')} (of 0.200)"
         )
     return lines
 

@@ -34,7 +34,9 @@ __all__ = [
     "CARD_JSON",
     "CARD_MD",
     "HAM10000_LICENCE",
+    "EVALUATION_KEYS",
     "build_card",
+    "card_evaluation",
     "data_licence",
     "describe_training_data",
     "weights_licence",
@@ -200,6 +202,31 @@ def _clean(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
+
+
+EVALUATION_KEYS = (
+    "n_samples",
+    "test_lesions",
+    "accuracy",
+    "balanced_accuracy",
+    "melanoma_sensitivity",
+    "macro_roc_auc",
+    "intervals",
+    "at_a_glance",
+    "operating_points",
+    "subgroups",
+)
+"""What a model card keeps of an evaluation summary (``hamkit evaluate``'s, ``hamkit run``'s test report)."""
+
+
+def card_evaluation(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The numbers of an evaluation summary that go into a model card (NaN as ``None``).
+
+    Examples:
+        >>> card_evaluation({"n_samples": 3, "confusion_matrix": [[1]], "accuracy": float("nan")})
+        {'n_samples': 3, 'accuracy': None}
+    """
+    return _clean({k: summary[k] for k in EVALUATION_KEYS if k in summary})
 
 
 def build_card(

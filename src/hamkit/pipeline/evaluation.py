@@ -98,6 +98,11 @@ def _warnings(raw: ClassificationReport, rule: ClassificationReport, calibration
 def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     """Calibrate ``model`` on the validation split and score it on the test split.
 
+    Also: ``at_a_glance``, ``operating_points``, ``subgroups`` (sex, age band, body site,
+    ``dx_type``; :func:`hamkit.clinical.clinical_summary`), ``mistakes`` (the gallery
+    ``mistakes.png`` of the costliest mistakes with Grad-CAM maps), and the model's
+    ``evaluation_`` for its card.
+
     Writes ``test_report.json`` (the calibrated model's report plus ``argmax`` (the raw
     argmax's headline numbers and per-class recall), ``decision`` (the rule in words, its alpha,
     the protected classes, recall targets and validation recalls), ``intervals``,
@@ -110,8 +115,12 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     """
     import json
 
+    from hamkit.classify.explain import costliest_mistakes_figure
+    from hamkit.clinical import clinical_summary, costliest_mistakes, roc_marks
     from hamkit.data.dataset import SkinDataset
     from hamkit.figures.classification import plot_reliability, plot_roc_curves
+    from hamkit.model_card import card_evaluation
+    from hamkit.subgroups import columns_from_records
 
     mean, std = model.normalisation()
     test, val = (
@@ -163,9 +172,18 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     }
     result["warnings"] = _warnings(raw_report, report, calibration)
     result["small_classes"] = {c: int(n) for c, n in zip(classes, support, strict=True) if n < SMALL_CLASS}
+    columns = columns_from_records(ctx.records, ids)
+    clinical = clinical_summary(
+        labels, proba, pred, groups, classes=classes, calibration=calibration, columns=columns, n_resamples=N_RESAMPLES
+    )
+    result.update(clinical)
+    chosen = costliest_mistakes(labels, pred, proba, classes)
+    _, note = costliest_mistakes_figure(model, test.paths, ids, chosen, labels, pred, proba, folder / "mistakes.png")
+    result["mistakes"] = {"image_ids": [ids[i] for i in chosen], "note": note}
+    model.evaluation_ = card_evaluation(result)  # saved with the model, for its card
     atomic_write_text(folder / "test_predictions.csv", predictions_csv(ids, groups, labels, pred, proba, classes))
     report.plot_confusion_matrix(folder / "confusion_matrix.png")
-    plot_roc_curves(labels, proba, classes, folder / "roc_curves.png")
+    plot_roc_curves(labels, proba, classes, folder / "roc_curves.png", marks=roc_marks(clinical, labels, pred, classes))
     after = (
         f"after (T = {model.temperature_:.2f})"
         if result["calibration"]["temperature_applied"]
