@@ -58,6 +58,19 @@ def test_partial_auc_agrees_with_two_independent_computations(ties, min_tpr):
     assert found == pytest.approx(_pauc_by_mcclish(y, s, min_tpr), abs=1e-6)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_bootstrap_numbers_equal_scikit_learn_and_the_scorer(seed):
+    from hamkit.operating_points import _point_values
+
+    y, s = _example(seed, n=150, ties=seed % 2 == 1)
+    values = _point_values(y == 1, s)
+    assert values["auc"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert values["partial_auc"] == pytest.approx(partial_auc(y, s), abs=1e-12)
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    sens, spec = tpr, 1 - fpr
+    assert values["sensitivity_at_specificity_0.80"] == pytest.approx(sens[spec >= 0.8].max())
+
+
 def test_partial_auc_fixed_example():
     # melanomas at 0.9, 0.8, 0.35, 0.3, 0.2; others at 0.7, 0.5, 0.4, 0.1, 0.05: sensitivity 0.8
     # needs the threshold 0.3 (specificity 0.4), sensitivity 1.0 the threshold 0.2 (0.4)

@@ -89,12 +89,16 @@ def at_a_glance(
     pred = np.asarray(y_pred, dtype=np.int64)
     mel = names.index("mel") if "mel" in names else None
     report = classification_report(truth, pred, classes=names)
-    found = classification_intervals(truth, pred, groups, len(names), mel=mel, n_resamples=n_resamples)
+    found = (
+        classification_intervals(truth, pred, groups, len(names), mel=mel, n_resamples=n_resamples)
+        if n_resamples > 0
+        else {}
+    )
     glance: dict[str, Any] = {
         "balanced_accuracy": report.balanced_accuracy,
         "melanoma_sensitivity": None,
         "melanoma_specificity": None,
-        "intervals": {"balanced_accuracy": list(found["balanced_accuracy"])},
+        "intervals": {"balanced_accuracy": list(found["balanced_accuracy"])} if found else {},
         "decision": decision,
         "n_samples": int(truth.size),
         "lesions": len({str(g) for g in groups}),

@@ -104,12 +104,33 @@ def partial_auc(y_true: Any, score: Any, *, min_tpr: float = MIN_TPR) -> float:
     return float(auc(fpr, tpr))
 
 
+def _curve(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(fpr, tpr, thresholds)`` of every distinct threshold ``score >= t``, from ``(0, 0)``: scikit-learn's
+    ``roc_curve(y, s, drop_intermediate=False)``, in NumPy alone (it runs once per class and resample)."""
+    order = np.argsort(-s, kind="mergesort")
+    ranked, hits = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]
+    tps = np.cumsum(hits)[last].astype(np.float64)
+    fps = (last + 1) - tps
+    return np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]], np.r_[np.inf, ranked[last]]
+
+
 def _roc(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sensitivity, specificity and threshold of every distinct threshold ``score >= t``."""
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, thresholds = roc_curve(y, s, drop_intermediate=False)
+    fpr, tpr, thresholds = _curve(y, s)
     return tpr, 1.0 - fpr, thresholds
+
+
+def _partial_area(fpr: np.ndarray, tpr: np.ndarray, min_tpr: float) -> float:
+    """The area of :func:`partial_auc` from the unflipped curve: specificity integrated over sensitivity
+    from ``min_tpr`` to 1 along its linear segments (what the scorer's flip and interpolation compute)."""
+    t0, t1, f0, f1 = tpr[:-1], tpr[1:], fpr[:-1], fpr[1:]
+    low, high = np.maximum(t0, min_tpr), np.minimum(t1, 1.0)
+    rising = (t1 > t0) & (high > low)
+    step = np.where(rising, t1 - t0, 1.0)
+    fa = f0 + (f1 - f0) * (low - t0) / step
+    fb = f0 + (f1 - f0) * (high - t0) / step
+    return float(np.sum(np.where(rising, (high - low) * (2 - fa - fb) / 2, 0.0)))
 
 
 def _best(values: np.ndarray, allowed: np.ndarray, thresholds: np.ndarray) -> tuple[float, float]:
@@ -163,13 +184,16 @@ def specificity_at_sensitivity(y_true: Any, score: Any, sensitivity: float) -> t
 
 
 def _point_values(y: np.ndarray, s: np.ndarray) -> dict[str, float]:
-    """Every number of one class on one (re)sample, from one ROC curve."""
-    from sklearn.metrics import roc_auc_score
-
+    """Every number of one class on one (re)sample, from one ROC curve (AUC and partial AUC as
+    scikit-learn's ``roc_auc_score`` and :func:`partial_auc` give them; the tests hold them to it)."""
     if y.all() or not y.any():
         return {}
-    sens, spec, thresholds = _roc(y, s)
-    values = {"auc": float(roc_auc_score(y, s)), "partial_auc": partial_auc(y, s)}
+    fpr, tpr, thresholds = _curve(y, s)
+    sens, spec = tpr, 1.0 - fpr
+    values = {
+        "auc": float(np.sum((fpr[1:] - fpr[:-1]) * (tpr[1:] + tpr[:-1]) / 2)),
+        "partial_auc": _partial_area(fpr, tpr, MIN_TPR),
+    }
     for target in SPECIFICITIES:
         values[f"sensitivity_at_specificity_{target:.2f}"] = _best(sens, spec >= target - 1e-12, thresholds)[0]
     for target in SENSITIVITIES:
