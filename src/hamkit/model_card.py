@@ -211,6 +211,8 @@ EVALUATION_KEYS = (
     "balanced_accuracy",
     "melanoma_sensitivity",
     "macro_roc_auc",
+    "mean_dice",
+    "thresholded_jaccard",
     "intervals",
     "at_a_glance",
     "operating_points",
@@ -368,7 +370,7 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         lines.append("")
         lines.append("| metric | value [95 % interval] |")
         lines.append("|---|---|")
-        for name in ("balanced_accuracy", "accuracy", "melanoma_sensitivity"):
+        for name in ("balanced_accuracy", "accuracy", "melanoma_sensitivity", "mean_dice", "thresholded_jaccard"):
             if name in evaluation:
                 lines.append(f"| {name.replace('_', ' ')} | {_ci(evaluation.get(name), intervals.get(name))} |")
         glance = evaluation.get("at_a_glance") or {}
@@ -396,20 +398,22 @@ def card_markdown(card: Mapping[str, Any]) -> str:
                 )
                 lines.append(f"| {code} | " + " | ".join(_ci(values.get(k), ci.get(k)) for k in keys) + " |")
         subgroups = evaluation.get("subgroups") or {}
+        shown = [m for m in subgroups.get("metrics", []) if m in ("balanced_accuracy", "melanoma_sensitivity")] or list(
+            subgroups.get("metrics", [])
+        )
         for column, table in (subgroups.get("tables") or {}).items():
             lines += [
                 "",
                 f"By {column} (* fewer than {subgroups.get('min_lesions')} lesions):",
                 "",
-                "| " + column + " | images | lesions | balanced accuracy | melanoma sensitivity |",
-                "|---|---|---|---|---|",
+                f"| {column} | images | lesions | " + " | ".join(m.replace("_", " ") for m in shown) + " |",
+                "|---|---|---|" + "---|" * len(shown),
             ]
             for row in table["rows"]:
                 ci = row.get("intervals") or {}
+                cells = " | ".join(_ci(row["values"].get(m), ci.get(m)) for m in shown)
                 lines.append(
-                    f"| {row['value']}{' *' if row['small'] else ''} | {row['n']} | {row['lesions']} | "
-                    f"{_ci(row['values'].get('balanced_accuracy'), ci.get('balanced_accuracy'))} | "
-                    f"{_ci(row['values'].get('melanoma_sensitivity'), ci.get('melanoma_sensitivity'))} |"
+                    f"| {row['value']}{' *' if row['small'] else ''} | {row['n']} | {row['lesions']} | {cells} |"
                 )
         for metric, gap in (subgroups.get("largest_gap") or {}).items():
             lines.append("")

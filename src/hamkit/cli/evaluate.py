@@ -149,10 +149,13 @@ def _data(args: argparse.Namespace, *, masks: bool) -> Any:
 
 
 def _evaluate(args: argparse.Namespace, kind: str) -> int:
+    import json
     from pathlib import Path
 
+    from hamkit._io import atomic_write_text
     from hamkit.cli._compat import print_json
     from hamkit.errors import HamkitError
+    from hamkit.subgroups import format_subgroups
 
     out = Path(args.out) if args.out else None
     where = {"split_csv": args.split_csv, "split": args.split}
@@ -164,22 +167,57 @@ def _evaluate(args: argparse.Namespace, kind: str) -> int:
         model = LesionSegmenter.load(args.model, device=args.device)
         data = _data(args, masks=True)
         seg_report = model.evaluate(data, masks=args.masks, progress=False if args.quiet else "evaluate", **where)
+        payload = json.loads(seg_report.to_json())
+        subgroups = _segmentation_subgroups(args, data, seg_report)
+        if subgroups is not None:
+            payload["subgroups"] = _json_ready(subgroups)
         if out:
-            seg_report.save(out / "report.json")
+            atomic_write_text(out / "report.json", json.dumps(payload, indent=2) + "\n")
             seg_report.save_csv(out / "per_image.csv")
             if seg_report.classification is not None:
                 seg_report.classification.plot_confusion_matrix(out / "confusion_matrix.png")
             model.plot_examples(data, out / "examples.png", masks=args.masks, **where)
         if args.json:
-            import json
-
-            print_json(json.loads(seg_report.to_json()))
+            print_json(payload)
             return 0
         print(seg_report.format_table())
+        if subgroups is not None:
+            print()
+            for line in format_subgroups(subgroups):
+                print(line)
         if out:
             print(f"wrote {out / 'report.json'}, per_image.csv and the figures")
         return 0
     raise HamkitError(f"{args.model}: cannot evaluate a model of kind {kind!r}")
+
+
+def _segmentation_subgroups(args: argparse.Namespace, data: Any, seg_report: Any) -> dict[str, Any] | None:
+    """Mean Dice and thresholded Jaccard by sex, age band, body site and dx_type (``None`` without metadata)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from hamkit.data.dataset import find_label_file
+    from hamkit.errors import DataError
+    from hamkit.seg_metrics import ISIC_JACCARD_THRESHOLD
+    from hamkit.subgroups import DEFAULT_COLUMNS, metadata_columns, subgroup_means
+
+    label_file = getattr(data, "label_file", None) or find_label_file(Path(args.data))
+    if label_file is None:
+        return None
+    ids = list(seg_report.image_ids)
+    try:
+        found = metadata_columns(label_file, ids, [*DEFAULT_COLUMNS, "lesion_id"])
+    except DataError:  # no lesion_id (an ISIC ground-truth CSV): each image is its own lesion
+        found = metadata_columns(label_file, ids)
+    lesions = found.pop("lesion_id", None) or ids
+    groups = [lesion if lesion != "unknown" else image for lesion, image in zip(lesions, ids, strict=True)]
+    iou = np.asarray(seg_report.iou, dtype=np.float64)
+    scores = {
+        "dice": np.asarray(seg_report.dice),
+        "thresholded_jaccard": np.where(iou >= ISIC_JACCARD_THRESHOLD, iou, 0.0),
+    }
+    return subgroup_means(found, scores, groups)
 
 
 def _evaluate_classifier(args: argparse.Namespace, out: Any) -> int:

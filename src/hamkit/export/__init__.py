@@ -90,15 +90,15 @@ class ExportResult:
             f"({self.kind}, opset {self.opset}, {self.exporter} exporter, {self.seconds:.1f} s)"
         )
         if not self.max_abs_diff:
-            line = f"{head}; not checked against PyTorch"
-        else:
-            sizes = " and ".join(str(size) for size in self.checked_batch_sizes)
-            diffs = ", ".join(f"{name} {value:.1e}" for name, value in self.max_abs_diff.items())
-            line = f"{head}; max abs difference to PyTorch at batch {sizes}: {diffs} (atol {self.atol:g})"
-        if self.licence:
-            card = f" (model card: {self.card_path.name})" if self.card_path else ""
-            line += f"\ninherited licence{card}: {self.licence}"
-        return line
+            return f"{head}; not checked against PyTorch"
+        sizes = " and ".join(str(size) for size in self.checked_batch_sizes)
+        diffs = ", ".join(f"{name} {value:.1e}" for name, value in self.max_abs_diff.items())
+        return f"{head}; max abs difference to PyTorch at batch {sizes}: {diffs} (atol {self.atol:g})"
+
+    def licence_line(self) -> str:
+        """One line: the licence the export inherits from its data and starting weights, and its model card."""
+        card = f" (model card: {self.card_path.name})" if self.card_path else ""
+        return f"inherited licence{card}: {self.licence or 'not recorded'}"
 
 
 def _require(*modules: str) -> None:

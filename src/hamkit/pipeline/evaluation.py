@@ -209,14 +209,18 @@ def evaluate_segmenter(
 ) -> dict[str, Any]:
     """Intervals of the segmenter's test metrics, and the worst and typical examples.
 
-    Writes ``worst_examples.png`` (the ``n_worst`` lowest-Dice test images) and
+    Sets the model's ``evaluation_`` (the test numbers its card gives). Writes
+    ``worst_examples.png`` (the ``n_worst`` lowest-Dice test images) and
     ``examples.png`` (``n_typical`` images nearest the median Dice) into ``folder``.
 
     Returns:
         ``{"intervals": {"mean_dice": [lo, hi], "thresholded_jaccard": [lo, hi]},
-        "worst": [[image_id, dice], ...]}``.
+        "worst": [[image_id, dice], ...], "subgroups": ...}`` (mean Dice and thresholded Jaccard by
+        sex, age band, body site and ``dx_type``: :func:`hamkit.subgroups.subgroup_means`).
     """
+    from hamkit.model_card import card_evaluation
     from hamkit.seg_metrics import ISIC_JACCARD_THRESHOLD
+    from hamkit.subgroups import columns_from_records, subgroup_means
 
     lesion = {r.image_id: str(r.group) for r in ctx.records}
     groups = [lesion.get(i, i) for i in report.image_ids]
@@ -224,6 +228,12 @@ def evaluate_segmenter(
     iou = np.asarray(report.iou, dtype=np.float64)
     thresholded = np.where(iou >= ISIC_JACCARD_THRESHOLD, iou, 0.0)
     found = mean_intervals({"mean_dice": dice, "thresholded_jaccard": thresholded}, groups, n_resamples=N_RESAMPLES)
+    subgroups = subgroup_means(
+        columns_from_records(ctx.records, report.image_ids),
+        {"mean_dice": dice, "thresholded_jaccard": thresholded},
+        groups,
+        n_resamples=N_RESAMPLES,
+    )
     order = np.argsort(dice, kind="stable")
     worst = [report.image_ids[i] for i in order[:n_worst]]
     middle = len(order) // 2
@@ -243,7 +253,18 @@ def evaluate_segmenter(
         title=f"Typical test images (Dice near the median, {float(np.median(dice)):.3f})",
         **common,
     )
-    return {
+    result = {
         "intervals": {k: [lo, hi] for k, (lo, hi) in found.items()},
         "worst": [[i, float(dice[report.image_ids.index(i)])] for i in worst],
+        "subgroups": _clean(subgroups),
     }
+    model.evaluation_ = card_evaluation(
+        {
+            "n_samples": len(report.image_ids),
+            "test_lesions": len(set(groups)),
+            "mean_dice": float(np.nanmean(dice)),
+            "thresholded_jaccard": float(np.mean(thresholded)),
+            **result,
+        }
+    )  # saved with the model, for its card
+    return result

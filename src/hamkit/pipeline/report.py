@@ -490,6 +490,7 @@ def write_report(ctx: Any) -> Path:
                     f"<p class='note'>95% bootstrap intervals over lesions: mean Dice {_fmt(dice[0])}-"
                     f"{_fmt(dice[1])}, thresholded Jaccard {_fmt(jac[0])}-{_fmt(jac[1])}.</p>"
                 )
+            parts.append(_subgroups_html(report))
             if report.get("classification"):
                 parts.append("<h3>Classification head</h3>" + _classification_html(report["classification"]))
         else:
