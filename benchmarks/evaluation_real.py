@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="the data folder the run used")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--results", type=Path, default=HERE / "results" / "evaluation_real.json")
+    parser.add_argument("--note", default="", help="a line on where the run folder came from, kept in the results")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hamkit-bench-") as folder:
         work = Path(folder)
@@ -71,6 +72,7 @@ def main() -> None:
         "evaluate_seconds": seconds,
         "evaluate_at_target_seconds": point_seconds,
         "timing_note": "machine shared with other jobs; wall times are upper bounds",
+        "note": args.note,
         "saved": {k: saved[k] for k in KEEP if k in saved},
         "at_target": {k: at_target[k] for k in KEEP if k in at_target},
         "card_licence": card["licence"],

@@ -232,7 +232,11 @@ def card_evaluation(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_card(
-    config: Mapping[str, Any], *, evaluation: Mapping[str, Any] | None = None, export: Mapping[str, Any] | None = None
+    config: Mapping[str, Any],
+    *,
+    evaluation: Mapping[str, Any] | None = None,
+    export: Mapping[str, Any] | None = None,
+    evaluated_on: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The model card of a saved model as a JSON-ready dictionary.
 
@@ -240,6 +244,7 @@ def build_card(
         config: The model's ``config.json`` (with ``training_data`` and ``evaluation`` when recorded).
         evaluation: Test results to use instead of the recorded ones (``hamkit evaluate``).
         export: Facts of an ONNX export (file, opset).
+        evaluated_on: The data of ``evaluation`` (``{"folder", "split", "licence", "licence_source"}``).
 
     Returns:
         ``{"model", "data", "split", "training", "weights", "calibration", "evaluation",
@@ -270,6 +275,7 @@ def build_card(
         "weights": weights,
         "calibration": config.get("calibration") or {},
         "evaluation": found,
+        **({"evaluated_on": dict(evaluated_on)} if evaluated_on else {}),
         "licence": {
             "data": data["licence"],
             "weights": weights["licence"],
@@ -307,6 +313,14 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         "",
         f"- **Data**: {card['licence']['data']} ({data.get('licence_source', 'n/a')})",
         f"- **Starting weights**: {card['licence']['weights']}",
+        *(
+            [
+                f"- **Test data** (`{card['evaluated_on'].get('folder')}`, {card['evaluated_on'].get('split')} split): "
+                f"{card['evaluated_on'].get('licence')} ({card['evaluated_on'].get('licence_source')})"
+            ]
+            if card.get("evaluated_on")
+            else []
+        ),
         f"- {card['licence']['inherited']}",
         "",
         "## Intended use and limits",
@@ -317,7 +331,11 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         "",
         "## Data",
         "",
-        f"- Folder: `{data.get('folder')}` (labels `{data.get('label_file')}`)",
+        (
+            f"- Folder: `{data['folder']}` (labels `{data.get('label_file')}`)"
+            if data.get("folder")
+            else "- Folder: not recorded (a model saved before hamkit recorded its data, or fitted on arrays)"
+        ),
         "- Images: " + (", ".join(f"{k} {v}" for k, v in (data.get("images") or {}).items()) or "n/a"),
         "- Lesions: " + (", ".join(f"{k} {v}" for k, v in (data.get("lesions") or {}).items()) or "n/a"),
     ]
@@ -433,6 +451,7 @@ def write_model_card(
     *,
     evaluation: Mapping[str, Any] | None = None,
     export: Mapping[str, Any] | None = None,
+    evaluated_on: Mapping[str, Any] | None = None,
     prefix: str = "",
 ) -> tuple[Path, Path]:
     """Write ``MODEL_CARD.md`` and ``model_card.json`` into ``folder`` (atomically).
@@ -442,13 +461,14 @@ def write_model_card(
         config: The model's ``config.json``.
         evaluation: Test results instead of the recorded ones.
         export: Facts of an ONNX export.
+        evaluated_on: The data of ``evaluation``.
         prefix: Put before both names (an export's ``<stem>.``, so that exports share a folder).
 
     Returns:
         The two paths.
     """
     target = Path(folder)
-    card = build_card(config, evaluation=evaluation, export=export)
+    card = build_card(config, evaluation=evaluation, export=export, evaluated_on=evaluated_on)
     json_path = atomic_write_text(target / f"{prefix}{CARD_JSON}", json.dumps(card, indent=2) + "\n")
     md_path = atomic_write_text(target / f"{prefix}{CARD_MD}", card_markdown(card))
     return md_path, json_path

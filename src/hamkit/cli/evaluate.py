@@ -269,7 +269,7 @@ def _evaluate_classifier(args: argparse.Namespace, out: Any) -> int:
         from hamkit.classify.explain import costliest_mistakes_figure
         from hamkit.clinical import costliest_mistakes, roc_marks
         from hamkit.figures.classification import plot_roc_curves
-        from hamkit.model_card import card_evaluation, write_model_card
+        from hamkit.model_card import card_evaluation, data_licence, write_model_card
 
         chosen = costliest_mistakes(labels, decided, proba, classes)
         _, note = costliest_mistakes_figure(
@@ -280,7 +280,14 @@ def _evaluate_classifier(args: argparse.Namespace, out: Any) -> int:
         report.plot_confusion_matrix(out / "confusion_matrix.png")
         marks = roc_marks(clinical, labels, decided, classes)
         plot_roc_curves(labels, proba, classes, out / "roc_curves.png", marks=marks)
-        card, _ = write_model_card(out, model._config(), evaluation=card_evaluation(summary))
+        known = data_licence(args.data, label_file)
+        tested = {
+            "folder": str(args.data),
+            "split": args.split,
+            "licence": known["licence"],
+            "licence_source": known["source"],
+        }
+        card, _ = write_model_card(out, model._config(), evaluation=card_evaluation(summary), evaluated_on=tested)
         written += [out / "report.json", out / "confusion_matrix.png", out / "roc_curves.png", out / "mistakes.png"]
         written.append(card)
     if args.predictions:
