@@ -231,7 +231,7 @@ def subgroup_tables(
         >>> found = subgroup_tables({"sex": ["male"] * 4 + ["female"] * 4}, y, np.array([0, 1, 1, 1, 0, 1, 1, 0]),
         ...                         [str(i) for i in range(8)], classes=["mel", "nv"], n_resamples=0, min_lesions=1)
         >>> [(r["value"], r["values"]["melanoma_sensitivity"]) for r in found["tables"]["sex"]["rows"]]
-        [('male', 0.5), ('female', 1.0)]
+        [('female', 1.0), ('male', 0.5)]
         >>> found["largest_gap"]["melanoma_sensitivity"]["gap"]
         0.5
     """
@@ -290,7 +290,7 @@ def subgroup_means(
         >>> found = subgroup_means({"sex": ["male", "male", "female", "female"]}, {"dice": [0.9, 0.7, 0.5, 0.6]},
         ...                        ["a", "b", "c", "d"], n_resamples=0, min_lesions=1)
         >>> [(r["value"], round(r["values"]["dice"], 2)) for r in found["tables"]["sex"]["rows"]]
-        [('male', 0.8), ('female', 0.55)]
+        [('female', 0.55), ('male', 0.8)]
     """
     scores = {name: np.asarray(v, dtype=np.float64) for name, v in per_sample.items()}
     lesion = np.asarray([str(g) for g in groups])
@@ -336,6 +336,11 @@ def gap_lines(found: Mapping[str, Any]) -> list[str]:
         ...     "lesions": 50}}}})
         ['largest gap in balanced accuracy: by sex, 0.600 (male, 40 lesions) vs 0.700 (female, 50 lesions)']
     """
+    if not found.get("largest_gap"):
+        return [
+            f"largest gap: none named, no column has two subgroups with {found.get('min_lesions', MIN_LESIONS)} "
+            "or more lesions"
+        ]
     lines = []
     for metric, gap in (found.get("largest_gap") or {}).items():
         lines.append(

@@ -273,6 +273,11 @@ def _glance_html(report: dict[str, Any], title: str) -> str:
             f"{_fmt(gap['low']['score'])} ({html.escape(gap['low']['value'])}, {gap['low']['lesions']} lesions) vs "
             f"{_fmt(gap['high']['score'])} ({html.escape(gap['high']['value'])}, {gap['high']['lesions']} lesions)."
         )
+    if "largest_gap" in glance and not glance["largest_gap"]:
+        items.append(
+            "Largest subgroup gap: none named, no column has two subgroups with enough lesions to compare "
+            "(see the subgroup tables)."
+        )
     body = "".join(f"<li>{item}</li>" for item in items)
     return (
         f"<div class='glance'><b>{html.escape(title)} at a glance</b> ({glance['n_samples']} test images of "
