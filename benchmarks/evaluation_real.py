@@ -76,6 +76,7 @@ def main() -> None:
         "saved": {k: saved[k] for k in KEEP if k in saved},
         "at_target": {k: at_target[k] for k in KEEP if k in at_target},
         "card_licence": card["licence"],
+        "card_evaluated_on": card.get("evaluated_on"),
         **provenance(),
     }
     args.results.parent.mkdir(parents=True, exist_ok=True)

@@ -230,12 +230,19 @@ def evaluation_real() -> str:
             f"({gap['low']['value']}, {gap['low']['lesions']} lesions) against {_num(gap['high']['score'])} "
             f"({gap['high']['value']}, {gap['high']['lesions']} lesions)."
         )
+    data = row["card_licence"]["data"]
+    if data.startswith("unknown"):
+        data += (
+            " (this model was saved before hamkit recorded the data a model was trained on; a model saved now "
+            "records it, CC BY-NC-SA 4.0 for HAM10000)"
+        )
     lines += [
         "",
         f"`hamkit evaluate` took {row['evaluate_seconds']:.0f} s on the CPU ({row['timing_note']}). "
-        f"The model card's licences: data: {row['card_licence']['data']}; starting weights: "
-        f"{row['card_licence']['weights']}.",
+        f"The model card's licences: training data: {data}; starting weights: {row['card_licence']['weights']}.",
     ]
+    if row.get("note"):
+        lines += ["", row["note"]]
     return "\n".join(lines)
 
 

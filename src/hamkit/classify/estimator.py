@@ -363,6 +363,7 @@ class LesionClassifier(ClassifierInference, OnnxExportable, Estimator):
         self.prior_alpha_ = found.rule.alpha
         self.class_offsets_ = np.asarray(found.offsets, dtype=np.float64)
         self.calibration_ = found.as_dict()
+        self.__dict__.pop("evaluation_", None)  # test numbers of the old decisions do not describe the new ones
         return self
 
     # ------------------------------------------------------------------ persistence
