@@ -49,10 +49,13 @@ def run(args: argparse.Namespace) -> int:
     """Run ``hamkit audit``."""
     import tempfile
 
-    from hamkit.cli._compat import print_json, split_csv_for
-    from hamkit.cli.dedup import dedup_from_args
+    from hamkit.cli._compat import print_json, split_csv_for, usage_error
+    from hamkit.cli.dedup import dedup_from_args, flags_not_for_method
     from hamkit.cli.main import in_flags
 
+    wrong = flags_not_for_method(args)
+    if wrong:
+        return usage_error(args, wrong)
     with tempfile.TemporaryDirectory(prefix="hamkit-audit-") as folder:
         split_csv = split_csv_for(args, folder, needs_val=False)
         result = dedup_from_args(args).audit(split_csv, args.data)
