@@ -136,7 +136,7 @@ class LesionClassifier(Estimator):
         return config
 
     def _build(self, *, pretrained: bool | str, weights: Any) -> ClassifierNetwork:
-        from hamkit.registry import create_backbone
+        from hamkit.backbones.registry import create_backbone
 
         if self.num_classes < 2:
             raise HamkitError(f"num_classes must be at least 2, got {self.num_classes}")

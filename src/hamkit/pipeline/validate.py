@@ -59,7 +59,7 @@ def _check_model(problems: _Problems, section: str, task: str) -> None:
 
 
 def _check_backbone(problems: _Problems, section: str, key: str, task: str) -> None:
-    from hamkit.registry import get_backbone
+    from hamkit.backbones.registry import get_backbone
     from hamkit.errors import BackboneNotFoundError, PluginError
 
     name = problems.settings[section][key]
