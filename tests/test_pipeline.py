@@ -17,7 +17,7 @@ from hamkit.pipeline.run import run_pipeline
 
 TINY = {
     "data": {"synthetic_lesions": 40, "synthetic_image_size": [128, 96]},
-    "classifier": {"image_size": 32, "epochs": 1, "batch_size": 16},
+    "classifier": {"image_size": 32, "epochs": 1, "batch_size": 16, "operating_point": "mel:sensitivity=0.9"},
     "segmenter": {"image_size": 32, "epochs": 1, "batch_size": 8},
     "run": {"num_workers": 0, "progress": False, "device": "cpu"},
 }
@@ -269,3 +269,26 @@ def test_the_report_reads_top_down_and_the_models_carry_their_cards(demo_run):
         assert (out / name / "model" / "MODEL_CARD.md").is_file()
     seg = json.loads((out / "summary.json").read_text())["summary"]["segmenter"]
     assert seg["subgroups"]["metrics"] == ["mean_dice", "thresholded_jaccard"]
+
+
+def test_the_runs_operating_point_is_chosen_on_val_and_saved_with_the_model(demo_run):
+    out, _ = demo_run
+    report = json.loads((out / "classifier" / "test_report.json").read_text())
+    assert "operating point sensitivity 0.90 on val" in report["decision"]["rule"]
+    saved = json.loads((out / "classifier" / "model" / "config.json").read_text())
+    point = saved["calibration"]["operating_point"]
+    assert (point["class"], point["measure"], point["target"]) == ("mel", "sensitivity", 0.9)
+    assert point["val_sensitivity"] >= 0.9
+
+
+def test_an_operating_point_for_a_class_the_data_lacks_is_not_applied_and_says_so():
+    from types import SimpleNamespace
+
+    from hamkit.pipeline.evaluation import _operating_point
+
+    ctx = SimpleNamespace(settings={"classifier": {"operating_point": "mel:sensitivity=0.9"}})
+    assert _operating_point(ctx, ["mel", "nv"]) == ({"mel": {"sensitivity": 0.9}}, [])
+    target, warnings = _operating_point(ctx, ["melanoma", "other"])
+    assert target is None and "no operating point was applied" in warnings[0]
+    ctx.settings["classifier"]["operating_point"] = "none"
+    assert _operating_point(ctx, ["mel", "nv"]) == (None, [])

@@ -12,6 +12,8 @@
   saved rule (``argmax(log p + offsets)``) reach a stated sensitivity or specificity of that class
   on held-out data; :meth:`LesionClassifier.calibrate(target=...)
   <hamkit.classify.LesionClassifier.calibrate>` saves it with the model, so ``predict`` uses it.
+* :func:`parse_operating_point`: ``"mel:sensitivity=0.85"`` (the spelling of ``hamkit calibrate
+  --operating-point`` and of ``hamkit run``'s ``classifier.operating_point``) as a ``target``.
 * :func:`decision_point`: the sensitivity and specificity of one class under given decisions,
   with intervals (the saved rule's point on that class's ROC curve).
 """
@@ -36,6 +38,7 @@ __all__ = [
     "decision_point",
     "fit_operating_point",
     "operating_points",
+    "parse_operating_point",
     "partial_auc",
     "sensitivity_at_specificity",
     "specificity_at_sensitivity",
@@ -444,3 +447,32 @@ def fit_operating_point(
         specificity=float((~called & ~positive).sum() / (~positive).sum()),
         n_positive=int(positive.sum()),
     )
+
+
+def parse_operating_point(text: str) -> dict[str, dict[str, float]] | None:
+    """``"CLASS:sensitivity=VALUE"`` (or ``specificity``) as the ``target`` of
+    :func:`fit_operating_point`; ``"none"`` (or an empty text) as ``None``.
+
+    Raises:
+        HamkitError: Any other text, with an example of the right one.
+
+    Examples:
+        >>> parse_operating_point("mel:sensitivity=0.85")
+        {'mel': {'sensitivity': 0.85}}
+        >>> parse_operating_point("none") is None
+        True
+    """
+    if not str(text).strip() or str(text).strip() == "none":
+        return None
+    name, _, rest = str(text).partition(":")
+    measure, sep, value = rest.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not sep or not name.strip() or measure.strip() not in ("sensitivity", "specificity") or not 0 < number <= 1:
+        raise HamkitError(
+            "expected CLASS:sensitivity=VALUE or CLASS:specificity=VALUE with a value in (0, 1], "
+            f"e.g. mel:sensitivity=0.9, or none; got {text!r}"
+        )
+    return {name.strip(): {measure.strip(): number}}

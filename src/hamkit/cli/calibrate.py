@@ -14,6 +14,7 @@ from typing import Any
 
 from hamkit.cli._compat import add_fold, add_json, add_quiet
 from hamkit.cli._types import output_folder, positive_int
+from hamkit.errors import HamkitError
 
 
 def class_recall(text: str) -> tuple[str, float]:
@@ -34,24 +35,22 @@ def class_recall(text: str) -> tuple[str, float]:
 
 
 def operating_point(text: str) -> dict[str, dict[str, float]]:
-    """``--operating-point CLASS:sensitivity=VALUE`` (or ``specificity``) as ``calibrate``'s ``target``.
+    """``--operating-point CLASS:sensitivity=VALUE`` (or ``specificity``) as ``calibrate``'s ``target``
+    (:func:`hamkit.operating_points.parse_operating_point`).
 
     Examples:
         >>> operating_point("mel:sensitivity=0.9")
         {'mel': {'sensitivity': 0.9}}
     """
-    name, _, rest = text.partition(":")
-    measure, sep, value = rest.partition("=")
+    from hamkit.operating_points import parse_operating_point
+
     try:
-        number = float(value)
-    except ValueError:
-        number = float("nan")
-    if not sep or not name.strip() or measure not in ("sensitivity", "specificity") or not 0 < number <= 1:
-        raise argparse.ArgumentTypeError(
-            f"expected CLASS:sensitivity=VALUE or CLASS:specificity=VALUE with a value in (0, 1], "
-            f"e.g. mel:sensitivity=0.9; got {text!r}"
-        )
-    return {name.strip(): {measure: number}}
+        found = parse_operating_point(text)
+    except HamkitError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if found is None:
+        raise argparse.ArgumentTypeError("leave --operating-point out for no operating point")
+    return found
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

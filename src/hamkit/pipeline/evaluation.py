@@ -13,6 +13,7 @@ ones.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,12 @@ def _rule_text(calibration: dict[str, Any]) -> str:
     targets = calibration.get("min_recall") or {}
     if targets:
         text += "; target recall " + ", ".join(f"{_named(c)} {t:.2f}" for c, t in targets.items())
+    point = calibration.get("operating_point")
+    if point:
+        text += (
+            f"; then {_named(point['class'])}'s offset moved to the operating point "
+            f"{point['measure']} {point['target']:.2f} on val"
+        )
     return text
 
 
@@ -93,6 +100,23 @@ def _warnings(raw: ClassificationReport, rule: ClassificationReport, calibration
                 f"(the rule reaches {reached if reached is None else f'{reached:.3f}'})"
             )
     return lines
+
+
+def _operating_point(ctx: Any, classes: list[str]) -> tuple[dict[str, dict[str, float]] | None, list[str]]:
+    """The run's ``classifier.operating_point`` as ``calibrate``'s ``target``, and a warning when
+    its class is not among the model's classes (then no operating point is applied)."""
+    from hamkit.operating_points import parse_operating_point
+
+    text = ctx.settings["classifier"].get("operating_point", "none")
+    target = parse_operating_point(text)
+    if target is None or all(name in classes for name in target):
+        return target, []
+    line = (
+        f"classifier.operating_point = {text!r} names a class this data does not have "
+        f"(classes: {', '.join(classes)}); no operating point was applied"
+    )
+    print(f"warning: {line}", file=sys.stderr)
+    return None, [line]
 
 
 def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
@@ -141,7 +165,8 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     groups = [lesion.get(i, i) for i in ids]
     classes = list(model.classes_)
     raw = model.predict_proba(test)
-    model.calibrate(val)
+    target, skipped = _operating_point(ctx, classes)
+    model.calibrate(val, target=target)
     calibration = dict(getattr(model, "calibration_", None) or {})
     # softmax(log softmax(z) / T) == softmax(z / T): the calibrated probabilities without a second pass
     proba = softmax(np.log(np.clip(raw, 1e-30, None)) / model.temperature_)
@@ -170,7 +195,7 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
         "ece_before": expected_calibration_error(raw, labels),
         "ece_after": expected_calibration_error(proba, labels),
     }
-    result["warnings"] = _warnings(raw_report, report, calibration)
+    result["warnings"] = _warnings(raw_report, report, calibration) + skipped
     result["small_classes"] = {c: int(n) for c, n in zip(classes, support, strict=True) if n < SMALL_CLASS}
     columns = columns_from_records(ctx.records, ids)
     clinical = clinical_summary(
