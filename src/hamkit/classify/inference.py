@@ -24,7 +24,7 @@ class ClassifierInference:
     estimator's fitted network, normalisation, ``image_size``, ``device`` and ``classes_``)."""
 
     image_size: int
-    num_classes: int
+    num_classes: int | None
     device: str
     classes_: list[str]
     _check_fitted: Any
@@ -87,10 +87,10 @@ class ClassifierInference:
         return (scores + offsets if offsets is not None else scores).argmax(1)
 
     def _check_labels(self, labels: np.ndarray) -> None:
-        if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
+        count = len(self.classes_)
+        if labels.size and (labels.min() < 0 or labels.max() >= count):
             raise DataError(
-                "needs labelled data with class indices 0.."
-                f"{self.num_classes - 1}; got labels {sorted(set(labels.tolist()))[:8]}"
+                f"needs labelled data with class indices 0..{count - 1}; got labels {sorted(set(labels.tolist()))[:8]}"
             )
 
     def _logits(
@@ -136,6 +136,7 @@ class ClassifierInference:
         *,
         split_csv: str | os.PathLike[str] | None = None,
         split: str = "test",
+        labels: Any = None,
         batch_size: int = 64,
         tta: bool = False,
         num_workers: int = 0,
@@ -148,6 +149,9 @@ class ClassifierInference:
                 used), or a torch ``Dataset`` yielding labels.
             split_csv: Split CSV for a data root.
             split: Which split of ``split_csv`` to use.
+            labels: For a data root: its labels file or records (any format
+                :func:`~hamkit.data.metadata.read_labels` reads); every label must be one of the
+                model's classes (a data set with fewer classes is fine).
             batch_size: Inference batch size.
             tta: Flip test-time augmentation.
             num_workers: DataLoader workers.
@@ -156,7 +160,9 @@ class ClassifierInference:
         Returns:
             The :class:`~hamkit.metrics.ClassificationReport`.
         """
-        dataset = self._as_dataset(data, split=split, split_csv=split_csv, augment=False, cache=None)
+        dataset = self._as_dataset(
+            data, split=split, split_csv=split_csv, augment=False, cache=None, labels=labels, classes=self.classes_
+        )
         logits, labels = self._logits(
             dataset, batch_size=batch_size, tta=tta, num_workers=num_workers, with_labels=True, progress=progress
         )

@@ -197,6 +197,8 @@ class LesionSegmenter(SegmenterInference, SegmenterEvaluation, OnnxExportable, E
                 data = data.subset(keep)
             threshold = mask_threshold if mask_threshold is not None else data.mask_threshold
             dataset = data.with_options(with_masks=True, mask_threshold=threshold, **options)
+            if self.classify:
+                dataset = dataset.with_classes(self.classes_)
             dataset.skipped = skipped
             return dataset
         if isinstance(data, (str, os.PathLike)):
@@ -212,6 +214,7 @@ class LesionSegmenter(SegmenterInference, SegmenterEvaluation, OnnxExportable, E
                 split=split,
                 on_missing=on_missing,
                 mask_threshold=mask_threshold,
+                classes=self.classes_ if self.classify else None,
                 **options,
             )
         if isinstance(data, Dataset):
