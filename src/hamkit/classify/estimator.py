@@ -441,7 +441,7 @@ class LesionClassifier(ClassifierInference, OnnxExportable, Estimator):
         if "temperature" in config:
             restored.temperature_ = float(config["temperature"])
             restored.prior_alpha_ = float(config.get("prior_alpha", 0.0))
-            restored.class_offsets_ = np.asarray(config.get("class_offsets", [0.0] * model.num_classes))
+            restored.class_offsets_ = np.asarray(config.get("class_offsets", [0.0] * model.n_classes_))
             if "calibration" in config:
                 restored.calibration_ = dict(config["calibration"])
         return restored

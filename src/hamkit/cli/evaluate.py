@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from hamkit.cli._compat import add_fold, add_json, add_quiet, deprecated
+from hamkit.cli._compat import add_fold, add_json, add_labels, add_quiet, deprecated
 from hamkit.cli._types import output_file, output_folder
 
 _SPLITS = ("train", "val", "test")  # hamkit.data.splits.SPLIT_NAMES, without importing numpy here
@@ -58,6 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser._option_string_actions["--subset"] = split  # the old spelling, announced by SplitName
     split.old_spellings = ("--subset",)  # type: ignore[attr-defined,unused-ignore]
     add_fold(parser)
+    add_labels(parser)
     parser.add_argument(
         "--out",
         type=output_folder,
@@ -116,18 +117,24 @@ def run(args: argparse.Namespace) -> int:
         return _evaluate(args, kind)
 
 
-def _data(args: argparse.Namespace, *, masks: bool) -> Any:
-    """The data folder, or with ``--skip-missing`` its split as a dataset without the missing images."""
-    if not args.skip_missing:
+def _data(args: argparse.Namespace, *, masks: bool, classes: Any = None) -> Any:
+    """The data folder, or its split as a dataset: with ``--skip-missing`` without the missing
+    images, with ``--labels`` / ``--label-column`` / ``--group-by`` with those labels."""
+    from hamkit.cli._compat import labels_for
+
+    labels = labels_for(args)
+    if not args.skip_missing and labels is None:
         return args.data
     from hamkit.data.dataset import SkinDataset
 
     dataset = SkinDataset.from_folder(
         args.data,
+        labels=labels,
+        classes=classes,
         masks=(args.masks or True) if masks else None,
         split_csv=args.split_csv,
         split=args.split,
-        on_missing="skip",
+        on_missing="skip" if args.skip_missing else "error",
     )
     for image_id, reason in sorted(dataset.skipped.items()):
         print(f"skipped {image_id}: {reason}", file=sys.stderr if args.json else sys.stdout)
@@ -148,7 +155,7 @@ def _evaluate(args: argparse.Namespace, kind: str) -> int:
         from hamkit.segment import LesionSegmenter
 
         model = LesionSegmenter.load(args.model, device=args.device)
-        data = _data(args, masks=True)
+        data = _data(args, masks=True, classes=model.classes_ if model.classify else None)
         seg_report = model.evaluate(data, masks=args.masks, progress=False if args.quiet else "evaluate", **where)
         if out:
             seg_report.save(out / "report.json")
@@ -180,11 +187,11 @@ def _evaluate_classifier(args: argparse.Namespace, out: Any) -> int:
     from hamkit.metrics import predictions_csv, score_decisions
 
     model = LesionClassifier.load(args.model, device=args.device)
-    data = _data(args, masks=False)
+    data = _data(args, masks=False, classes=model.classes_)
     dataset = (
         data
         if isinstance(data, SkinDataset)
-        else SkinDataset.from_folder(data, split_csv=args.split_csv, split=args.split)
+        else SkinDataset.from_folder(data, split_csv=args.split_csv, split=args.split, classes=model.classes_)
     )
     labels = dataset.labels
     if (labels < 0).any():

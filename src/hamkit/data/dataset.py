@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 
 from hamkit.classes import CLASS_CODES
 from hamkit.data.cache import DecodeCache
-from hamkit.data.images import walk_files, find_images, find_masks, image_size_of, load_image_array, read_mask
+from hamkit.data.images import find_images, find_masks, image_size_of, load_image_array, read_mask, walk_files
 from hamkit.data.metadata import ImageRecord, classes_of, read_labels
 from hamkit.errors import DataError
 from hamkit.ham10000.layout import LABEL_FILE_NAMES, MASK_SUFFIX

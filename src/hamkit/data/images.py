@@ -153,7 +153,11 @@ def find_masks(mask_dir: str | os.PathLike[str], image_ids: Iterable[str]) -> Ma
         raise DataError(f"{mask_dir}: masks folder not found")
     by_id: dict[str, Path] = {}
     for path in sorted(walk_files(mask_dir)):
-        if path.stem.endswith(MASK_SUFFIX) and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith("."):
+        if (
+            path.stem.endswith(MASK_SUFFIX)
+            and path.suffix.lower() in IMAGE_EXTENSIONS
+            and not path.name.startswith(".")
+        ):
             by_id.setdefault(path.stem[: -len(MASK_SUFFIX)], path)
     wanted = list(dict.fromkeys(image_ids))
     masks = {i: by_id[i] for i in wanted if i in by_id}

@@ -313,7 +313,9 @@ def _image_id(text: str) -> str:
     return stem if dot and f".{suffix.lower()}" in _IMAGE_SUFFIXES else name
 
 
-def _pick_column(path: Path, header: Sequence[str], given: str | None, known: Sequence[str], what: str, flag: str) -> str:
+def _pick_column(
+    path: Path, header: Sequence[str], given: str | None, known: Sequence[str], what: str, flag: str
+) -> str:
     if given is not None:
         if given not in header:
             raise DataError(f"{path}: no column {given!r} for the {what}; the columns are {', '.join(header)}")
@@ -403,8 +405,10 @@ def read_label_table(
     one_hot: list[str] = []
     if label_column is None and not any(h.lower() in LABEL_COLUMNS for h in header):
         one_hot = _one_hot_columns(path, header, image_col, rows)
-    label_col = "" if one_hot else _pick_column(
-        path, header, label_column, LABEL_COLUMNS, "labels", "--label-column / label_column="
+    label_col = (
+        ""
+        if one_hot
+        else _pick_column(path, header, label_column, LABEL_COLUMNS, "labels", "--label-column / label_column=")
     )
     labels: list[str] = []
     for line, row in rows_with_lines:
@@ -415,7 +419,9 @@ def read_label_table(
         else:
             value = row.get(label_col, "")
             if not value:
-                raise DataError(f"{path}, line {line}: empty {label_col}; every image needs a label (or remove the row)")
+                raise DataError(
+                    f"{path}, line {line}: empty {label_col}; every image needs a label (or remove the row)"
+                )
             labels.append(value)
     if classes is None:
         names = order_classes(labels)
@@ -423,7 +429,9 @@ def read_label_table(
         names = tuple(str(c) for c in classes)
         unknown = sorted(set(labels) - set(names))
         if unknown:
-            raise DataError(f"{path}: label(s) {', '.join(map(repr, unknown[:10]))} are not among the classes {list(names)}")
+            raise DataError(
+                f"{path}: label(s) {', '.join(map(repr, unknown[:10]))} are not among the classes {list(names)}"
+            )
     if len(names) < 2:
         raise DataError(f"{path}: every row has the label {names[0]!r}; a classifier needs at least two classes")
     records = []

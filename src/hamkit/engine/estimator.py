@@ -82,9 +82,11 @@ class Estimator(BaseEstimator):
         elif self.num_classes is not None:
             if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 2:
                 raise HamkitError(f"num_classes must be a whole number of at least 2, got {self.num_classes!r}")
-            names = list(CLASS_CODES) if self.num_classes == len(CLASS_CODES) else [
-                f"class_{i}" for i in range(self.num_classes)
-            ]
+            names = (
+                list(CLASS_CODES)
+                if self.num_classes == len(CLASS_CODES)
+                else [f"class_{i}" for i in range(self.num_classes)]
+            )
         else:
             return None
         if len(names) < 2:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hamkit._io import atomic_write_text
-from hamkit.classes import CLASS_CODES
+from hamkit.data.metadata import classes_of
 from hamkit.pipeline.config import to_toml
 
 __all__ = ["versions", "write_report"]
@@ -292,8 +292,11 @@ def write_report(ctx: Any) -> Path:
     parts: list[str] = []
 
     data = summary["data"]
-    pie = plot_class_balance([r.label for r in ctx.records], figures / "class_balance.png", title="Class balance")
-    counts = {code: 0 for code in CLASS_CODES}
+    classes = classes_of(ctx.records)
+    pie = plot_class_balance(
+        [r.label for r in ctx.records], figures / "class_balance.png", title="Class balance", classes=classes
+    )
+    counts = {code: 0 for code in classes}
     for r in ctx.records:
         counts[r.dx] += 1
     parts.append("<h2>Dataset</h2>")
@@ -321,12 +324,12 @@ def write_report(ctx: Any) -> Path:
 
     parts.append("<h2>Split</h2>")
     split = summary["split"]
-    header = ["split", "images", "lesion groups", "share", *CLASS_CODES]
+    header = ["split", "images", "lesion groups", "share", *classes]
     parts.append(
         _table(
             header,
             [
-                [name, row["images"], row["groups"], row["fraction"], *[row[c] for c in CLASS_CODES]]
+                [name, row["images"], row["groups"], row["fraction"], *[row.get(c, 0) for c in classes]]
                 for name, row in split.items()
             ],
         )

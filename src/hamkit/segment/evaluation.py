@@ -44,6 +44,7 @@ class SegmenterEvaluation:
         masks: str | os.PathLike[str] | None = None,
         split_csv: str | os.PathLike[str] | None = None,
         split: str = "test",
+        labels: Any = None,
         on_missing: str = "error",
         mask_threshold: int | None = None,
         threshold: float = 0.5,
@@ -67,6 +68,7 @@ class SegmenterEvaluation:
             masks: The masks folder of a data root (default: found under the root).
             split_csv: Split CSV for a data root.
             split: Which split of ``split_csv`` to use.
+            labels: For a data root: its labels file or records (default: the HAM10000 metadata).
             on_missing: ``"error"`` or ``"skip"`` images without a mask (listed in
                 ``report.skipped``).
             mask_threshold: Grey level above which a pixel of a non-binary mask is lesion.
@@ -95,6 +97,8 @@ class SegmenterEvaluation:
             mask_threshold=mask_threshold,
             augment=False,
             cache=None,
+            labels=labels,
+            classes=self.classes_ if self.classify else None,
         )
         self._check_fitted()
         pin = resolve_device(self.device).type == "cuda"
@@ -114,7 +118,7 @@ class SegmenterEvaluation:
             loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin)
         ids: list[str] = []
         counts: list[np.ndarray] = []
-        labels: list[torch.Tensor] = []
+        label_batches: list[torch.Tensor] = []
         logits: list[torch.Tensor] = []
         for batch, probabilities, class_logits in self._forward(loader, progress):
             n = int(probabilities.shape[0])
@@ -136,7 +140,7 @@ class SegmenterEvaluation:
             ids += batch_ids
             if class_logits is not None:
                 logits.append(class_logits)
-                labels.append(torch.as_tensor(batch.get("label", torch.full((n,), -1))).reshape(-1).cpu())
+                label_batches.append(torch.as_tensor(batch.get("label", torch.full((n,), -1))).reshape(-1).cpu())
         if not ids:
             raise DataError("no images to evaluate")
         report = report_from_counts(
@@ -151,7 +155,7 @@ class SegmenterEvaluation:
         if logits:
             proba = torch.cat(logits).softmax(1).numpy()
             report = report.with_classification(
-                ids, proba.argmax(1), proba=proba, labels=torch.cat(labels).numpy(), classes=self.classes_
+                ids, proba.argmax(1), proba=proba, labels=torch.cat(label_batches).numpy(), classes=self.classes_
             )
         return report
 
@@ -168,6 +172,7 @@ class SegmenterEvaluation:
         postprocess: str | None = None,
         image_ids: Sequence[str] | None = None,
         title: str | None = None,
+        labels: Any = None,
     ) -> Path:
         """Draw input / ground truth / prediction / contour-overlay panels, one row per image.
 
@@ -185,6 +190,7 @@ class SegmenterEvaluation:
             postprocess: As for :meth:`predict`.
             image_ids: Draw these images instead of the first ``n``.
             title: Figure title.
+            labels: For a data root: its labels file or records (default: the HAM10000 metadata).
 
         Returns:
             The written path.
@@ -205,6 +211,7 @@ class SegmenterEvaluation:
             mask_threshold=None,
             augment=False,
             cache=None,
+            labels=labels,
         )
         if not isinstance(dataset, SkinDataset):
             raise DataError("plot_examples needs a SkinDataset with masks (or a data root), to read the originals")
