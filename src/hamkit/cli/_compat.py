@@ -127,6 +127,10 @@ LABEL_COLUMN_HELP = (
     "the labels file's column of class names (default: label, dx, diagnosis, class or target, found by name); "
     "the classes are the ones the file holds, in any number"
 )
+IMAGE_COLUMN_HELP = (
+    "the labels file's column of image ids or file names (default: image_id, image, isic_id, image_name, img_id, "
+    "file_name, filename or file, found by name)"
+)
 GROUP_BY_HELP = (
     "more grouping columns of the labels file, comma-separated (e.g. patient_id): images that share a lesion_id "
     "or any of these values stay in one split"
@@ -134,7 +138,7 @@ GROUP_BY_HELP = (
 
 
 def add_labels(parser: argparse.ArgumentParser, *, file_flag: bool = True) -> None:
-    """Add ``--labels FILE``, ``--label-column NAME`` and ``--group-by COLUMNS``."""
+    """Add ``--labels FILE``, ``--label-column NAME``, ``--image-column NAME`` and ``--group-by COLUMNS``."""
     if file_flag:
         parser.add_argument(
             "--labels",
@@ -144,6 +148,7 @@ def add_labels(parser: argparse.ArgumentParser, *, file_flag: bool = True) -> No
             "and a label column of your own classes (default: the HAM10000 metadata under --data)",
         )
     parser.add_argument("--label-column", metavar="NAME", default=None, help=LABEL_COLUMN_HELP)
+    parser.add_argument("--image-column", metavar="NAME", default=None, help=IMAGE_COLUMN_HELP)
     parser.add_argument("--group-by", metavar="COLUMNS", default=None, help=GROUP_BY_HELP)
 
 
@@ -158,7 +163,7 @@ def group_columns(text: str | None) -> list[str]:
 
 
 def labels_for(args: argparse.Namespace, labels: Any = None) -> Any:
-    """The records ``--labels`` / ``--label-column`` / ``--group-by`` describe, or ``None`` when
+    """The records ``--labels`` / ``--label-column`` / ``--image-column`` / ``--group-by`` describe, or ``None`` when
     none is given (the estimators then read the HAM10000 metadata under ``--data``).
 
     Raises:
@@ -172,14 +177,15 @@ def labels_for(args: argparse.Namespace, labels: Any = None) -> Any:
 
     path = labels if labels is not None else getattr(args, "labels", None)
     column = getattr(args, "label_column", None)
+    image_column = getattr(args, "image_column", None)
     groups = group_columns(getattr(args, "group_by", None))
-    if path is None and column is None and not groups:
+    if path is None and column is None and image_column is None and not groups:
         return None
     if path is None:
         path = find_label_file(Path(args.data))
         if path is None:
             raise DataError(f"{args.data}: no HAM10000_metadata.csv there; pass the labels file with --labels FILE")
-    return read_labels(path, label_column=column, group_by=groups)
+    return read_labels(path, label_column=column, image_column=image_column, group_by=groups)
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:

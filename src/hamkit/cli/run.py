@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hamkit.cli._compat import GROUP_BY_HELP, LABEL_COLUMN_HELP, add_json, add_quiet
+from hamkit.cli._compat import GROUP_BY_HELP, IMAGE_COLUMN_HELP, LABEL_COLUMN_HELP, add_json, add_quiet
 from hamkit.cli._types import output_folder
 
 
@@ -26,6 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "column and a label column of your own classes (default: the HAM10000 metadata under --data)",
     )
     parser.add_argument("--label-column", metavar="NAME", help=LABEL_COLUMN_HELP + " (data.label_column)")
+    parser.add_argument("--image-column", metavar="NAME", help=IMAGE_COLUMN_HELP + " (data.image_column)")
     parser.add_argument("--group-by", metavar="COLUMNS", help=GROUP_BY_HELP + " (data.group_by)")
     parser.add_argument(
         "--hold-out-source",
@@ -58,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         given["labels"] = args.labels
     if args.label_column is not None:
         given["label_column"] = args.label_column
+    if args.image_column is not None:
+        given["image_column"] = args.image_column
     if args.group_by is not None:
         given["group_by"] = group_columns(args.group_by)
     overrides: dict[str, object] = {"data": given} if given else {}

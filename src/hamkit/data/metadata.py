@@ -35,7 +35,16 @@ __all__ = [
     "labels_of",
 ]
 
-IMAGE_COLUMNS: tuple[str, ...] = ("image_id", "image", "isic_id", "image_name", "img_id", "filename", "file")
+IMAGE_COLUMNS: tuple[str, ...] = (
+    "image_id",
+    "image",
+    "isic_id",
+    "image_name",
+    "img_id",
+    "file_name",
+    "filename",
+    "file",
+)
 """Column names a generic labels file's image column is recognised by, in order of preference."""
 
 LABEL_COLUMNS: tuple[str, ...] = ("label", "dx", "diagnosis", "class", "target")

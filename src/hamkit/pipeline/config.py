@@ -53,6 +53,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "root": "",  # empty: generate the synthetic dataset into OUT/data
         "labels": "",  # empty: HAM10000_metadata.csv (or ISIC ground truth) under root
         "label_column": "",  # a generic labels file's column of class names; empty: found by name
+        "image_column": "",  # a generic labels file's column of image ids or file names; empty: found by name
         "group_by": [],  # more grouping columns of the labels file, e.g. ["patient_id"]
         "masks": "",  # empty: the folder of *_segmentation.png under root, if any
         "synthetic_lesions": 150,

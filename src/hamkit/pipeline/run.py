@@ -279,7 +279,11 @@ def run_pipeline(
     data_key = fingerprint(
         files_fingerprint([present[r.image_id] for r in records]),
         files_fingerprint([labels_csv]),
-        *([section["label_column"], section["group_by"]] if section["label_column"] or section["group_by"] else []),
+        *(
+            [section["label_column"], section["image_column"], section["group_by"]]
+            if section["label_column"] or section["image_column"] or section["group_by"]
+            else []
+        ),
     )
     resolution = _resolution([present[r.image_id] for r in records])
     result.summary["data"] = {
