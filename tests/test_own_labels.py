@@ -50,7 +50,7 @@ def own(tmp_path_factory):
     with eight.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["image", *ISIC2019])
-        for i, r in enumerate(records):
+        for r in records:
             code = {"akiec": "AK" if lesions.index(r.lesion_id) % 2 else "SCC"}.get(r.dx, r.dx.upper())
             writer.writerow([r.image_id, *(int(c == code) for c in ISIC2019)])
     return {"root": root, "binary": binary, "eight": eight, "records": records, "patient": patient}
