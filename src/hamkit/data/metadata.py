@@ -85,6 +85,8 @@ class ImageRecord:
             a split keeps images that share any key together (see :attr:`group_keys`).
         source: The data set the image comes from (e.g. ``"HAM10000"``), ``""`` if unknown.
         licence: The image's licence (e.g. ``"CC-BY-NC"``), ``""`` if unknown.
+        diagnosis: The diagnosis as the source spells it, where a reader mapped it onto
+            :attr:`dx` (e.g. ``"seborrheic keratosis"`` read as ``bkl``); ``""`` otherwise.
 
     Examples:
         >>> ImageRecord("ISIC_0024306", "nv", "HAM_0000550").label
@@ -104,6 +106,7 @@ class ImageRecord:
     keys: tuple[tuple[str, str], ...] = ()
     source: str = ""
     licence: str = ""
+    diagnosis: str = ""
 
     @property
     def label(self) -> int:
