@@ -6,7 +6,9 @@ docs/benchmarks.md and is rendered from ``benchmarks/results/``:
 * ``full_run_cpu``: ``full_run_cpu.json`` (``benchmarks/full_run.py``: ``hamkit run`` on the
   10,015 HAM10000 images with the ``cpu`` preset);
 * ``cpu_preset_sizing``: ``cpu_preset_sizing.jsonl`` (``benchmarks/cpu_preset.py`` rows);
-* ``pretrained_offline``: ``pretrained_offline.json`` (``benchmarks/pretrained_offline.py``).
+* ``pretrained_offline``: ``pretrained_offline.json`` (``benchmarks/pretrained_offline.py``);
+* ``cross_audit``: ``cross_audit.json`` (``benchmarks/cross_audit.py``: the cross-data-set audit
+  of an ISIC-2019-like folder built from the 10,015 HAM10000 images).
 
     python docs/gen_benchmarks.py           # rewrite the blocks
     python docs/gen_benchmarks.py --check   # exit status 1 if a block is out of date
@@ -146,10 +148,32 @@ def pretrained_offline() -> str:
     return table(data["rows"]) + "\n\n" + _provenance(data["rows"][-1])
 
 
+def cross_audit() -> str:
+    """The cross-data-set audit of an ISIC-2019-like folder built from HAM10000, against what was built."""
+    row = json.loads((RESULTS / "cross_audit.json").read_text())
+    check = row["check"]
+    lines = ["| criterion | images built for it | found | missed | found but not built for it |", "|---|---|---|---|---|"]
+    for criterion in ("same_id", "identical_bytes", "identical_pixels", "verified", "any"):
+        c = check[criterion]
+        lines.append(f"| {criterion} | {c['expected']:,} | {c['found']:,} | {c['n_missed']} | {c['n_extra']} |")
+    ways = ", ".join(f"{way.replace('_', ' ')} {n:,}" for way, n in row["ways"].items())
+    lines += [
+        "",
+        f"{row['ham_images']:,} HAM10000 images against a folder of {row['new_folder_images']:,} ({ways}); "
+        f"every copy's own source among its verified pairs: {'yes' if not check['verified_source_missed']['n'] else 'no'}. "
+        f"Audit wall time {row['audit_s']:.0f} s on {row['cpus']} cores ({row['note']}; load before "
+        f"{row['load_before']:.1f}).",
+        "",
+        _provenance(row),
+    ]
+    return "\n".join(lines)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "full_run_cpu": full_run_cpu,
     "cpu_preset_sizing": cpu_preset_sizing,
     "pretrained_offline": pretrained_offline,
+    "cross_audit": cross_audit,
 }
 
 
