@@ -64,9 +64,12 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
 
     from hamkit.cli._compat import print_json, split_csv_for, usage_error
-    from hamkit.cli.dedup import dedup_from_args
+    from hamkit.cli.dedup import dedup_from_args, flags_not_for_method
     from hamkit.cli.main import in_flags
 
+    wrong = flags_not_for_method(args)
+    if wrong:
+        return usage_error(args, wrong)
     split_given = getattr(args, "split_csv", None) is not None
     if len(args.data) > 1 and not split_given:
         return _datasets(args)

@@ -7,9 +7,13 @@
 * ``"dhash"``: :class:`DHashMethod`, a 64-bit difference hash; pairs by Hamming distance.
 * ``"exact"``: :class:`ExactMethod`, SHA-256 of the decoded pixels; pairs of identical pixels.
 
+Each is a small scikit-learn style estimator that owns its settings
+(``VerifiedMethod(candidates=20)``, ``CnnMethod(backbone="resnet18")``) and its fitted state.
 The interface is :class:`~hamkit.dedup.methods.base.DedupMethod`; :data:`METHODS` maps each
-name to its class. A new method is one subclass decorated with :func:`register_method`, after
-which ``Deduplicator(method="its name")`` uses it.
+name to its class. A new method is one subclass decorated with :func:`register_method` (or
+declared by an installed package under the ``hamkit.dedup_methods`` entry-point group), after
+which ``Deduplicator(method="its name")``, ``hamkit dedup --method`` and ``hamkit run``'s
+``dedup.methods`` take it.
 
 Examples:
     >>> from hamkit.dedup.methods import METHODS
@@ -21,11 +25,15 @@ from __future__ import annotations
 
 from hamkit.dedup.methods.base import (
     METHODS,
+    PLUGIN_GROUP,
     DedupMethod,
     Signatures,
     Threshold,
     default_cache_dir,
     get_method,
+    isolated_methods,
+    make_method,
+    method_names,
     register_method,
 )
 
@@ -37,11 +45,15 @@ from hamkit.dedup.methods.exact import ExactMethod  # isort: skip
 
 __all__ = [
     "METHODS",
+    "PLUGIN_GROUP",
     "DedupMethod",
     "Signatures",
     "Threshold",
     "default_cache_dir",
     "get_method",
+    "isolated_methods",
+    "make_method",
+    "method_names",
     "register_method",
     "VerifiedMethod",
     "CnnMethod",

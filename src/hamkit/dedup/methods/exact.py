@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hamkit.dedup.inputs import DecodeJob, decode_all
 from hamkit.dedup.methods.base import DedupMethod, Signatures, Threshold, register_method
 from hamkit.dedup.pairs import Pairs, equal_value_pairs
 from hamkit.errors import HamkitError
@@ -48,6 +47,7 @@ class ExactMethod(DedupMethod):
     higher_is_better = True
     default_threshold = None
     threshold_meaning = "none (identical pixels)"
+    summary = "SHA-256 of the decoded pixels (byte-identical files found first, cheaply)"
 
     def check_threshold(self, threshold: Threshold) -> Threshold:
         """``None``: the method takes no threshold.
@@ -61,6 +61,8 @@ class ExactMethod(DedupMethod):
 
     def signatures(self, dedup: Deduplicator, paths: Sequence[Path]) -> Signatures:
         """Pixel digests (strings; ``""`` for unreadable files); byte-identical files are decoded once."""
+        from hamkit.dedup.inputs import DecodeJob, decode_all
+
         workers = self.workers(dedup)
         skipped: dict[int, str] = {}
         byte_digest = np.empty(len(paths), dtype=object)
