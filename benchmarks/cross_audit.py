@@ -49,6 +49,15 @@ WAYS = (
 )
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished worker processes (user + system)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def build(ham: Path, out: Path, n_others: int, seed: int) -> dict:
     """Write the ISIC-2019-like folder; return what was put where."""
     from hamkit.data.readers import read_dataset
@@ -167,9 +176,12 @@ def main() -> int:
     build_s = time.perf_counter() - clock
     load = os.getloadavg()[0]
     clock = time.perf_counter()
+    cpu_before = _cpu_seconds()
     records = {"HAM10000": read_dataset(ham), "ISIC 2019-like": read_dataset(work)}
     audit = audit_datasets({"HAM10000": ham, "ISIC 2019-like": work}, test=["ISIC 2019-like"], records=records)
     audit_s = time.perf_counter() - clock
+    cpu_s = _cpu_seconds() - cpu_before
+    load_after = os.getloadavg()[0]
     checked = check(audit, truth)
     result = {
         "benchmark": "cross_audit",
@@ -179,14 +191,17 @@ def main() -> int:
         "counts": audit.overlaps[0].counts(),
         "check": checked,
         "audit_s": round(audit_s, 1),
+        "audit_cpu_s": round(cpu_s, 1),
+        "audit_cpu_s_per_core": round(cpu_s / available_cpus(), 1),
         "build_s": round(build_s, 1),
         "cpus": available_cpus(),
         "load_before": load,
+        "load_after": load_after,
         "note": "machine shared with other jobs; wall times are upper bounds",
         **provenance(),
     }
     print(audit.format_table())
-    print(json.dumps({k: result[k] for k in ("counts", "audit_s", "load_before")}, indent=1))
+    print(json.dumps({k: result[k] for k in ("counts", "audit_s", "audit_cpu_s", "load_before")}, indent=1))
     print("exact:", checked["exact"])
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")

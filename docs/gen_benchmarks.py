@@ -152,7 +152,10 @@ def cross_audit() -> str:
     """The cross-data-set audit of an ISIC-2019-like folder built from HAM10000, against what was built."""
     row = json.loads((RESULTS / "cross_audit.json").read_text())
     check = row["check"]
-    lines = ["| criterion | images built for it | found | missed | found but not built for it |", "|---|---|---|---|---|"]
+    lines = [
+        "| criterion | images built for it | found | missed | found but not built for it |",
+        "|---|---|---|---|---|",
+    ]
     for criterion in ("same_id", "identical_bytes", "identical_pixels", "verified", "any"):
         c = check[criterion]
         lines.append(f"| {criterion} | {c['expected']:,} | {c['found']:,} | {c['n_missed']} | {c['n_extra']} |")
@@ -161,8 +164,9 @@ def cross_audit() -> str:
         "",
         f"{row['ham_images']:,} HAM10000 images against a folder of {row['new_folder_images']:,} ({ways}); "
         f"every copy's own source among its verified pairs: {'yes' if not check['verified_source_missed']['n'] else 'no'}. "
-        f"Audit wall time {row['audit_s']:.0f} s on {row['cpus']} cores ({row['note']}; load before "
-        f"{row['load_before']:.1f}).",
+        f"Audit wall time {row['audit_s']:.0f} s on {row['cpus']} cores ({row['note']}; load average "
+        f"{row['load_before']:.1f} before, {row['load_after']:.1f} after); its CPU time, {row['audit_cpu_s']:.0f} s, "
+        f"is {row['audit_cpu_s_per_core']:.0f} s a core, the wall time of the audit on the 2 cores alone.",
         "",
         _provenance(row),
     ]
