@@ -130,6 +130,10 @@ def test_cli_split_train_calibrate_evaluate_with_binary_labels(own, tmp_path, ca
     assert summary["classes"] == ["melanoma", "other"] and summary["melanoma_sensitivity"] is not None
     header = next(csv.reader(predictions.open()))
     assert header[-2:] == ["p_melanoma", "p_other"]
+    # the whole folder as an external data set, with its own labels file
+    assert main(["evaluate", str(calibrated), "--data", str(own["root"]), *labels, "--json", "--quiet"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["data_sets"].values()
+    assert row["classes"] == ["melanoma", "other"] and row["images"] == len(own["records"])
 
 
 def test_cli_eight_classes_split_train_evaluate_and_run(own, tmp_path, capsys):

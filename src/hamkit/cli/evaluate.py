@@ -324,7 +324,9 @@ def _external(args: argparse.Namespace) -> int:
     classes = list(model.classes_)
     rows: dict[str, dict] = {}
     for name, folder in sets.items():
-        records = labels_for(args) if own_labels else read_dataset(folder)
+        records = (
+            labels_for(argparse.Namespace(**{**vars(args), "data": folder})) if own_labels else read_dataset(folder)
+        )
         kept = [r for r in records if r.dx in classes]
         left_out: dict[str, int] = {}
         for r in records:
