@@ -44,6 +44,7 @@ def _command(text: str) -> str:
     """The command as a reader would type it: the data folder by its name, the output folder ``run``."""
     text = re.sub(r"\S*/(ham10000-200px|ham10000-sample)\b", r"\1", text)
     text = re.sub(r"\S*/(benchmarks/\w+\.py)", r"\1", text)
+    text = re.sub(r"\S*/(benchmarks/results/\w+\.json)", r"\1", text)
     return re.sub(r"--out \S+", "--out run", text)
 
 
@@ -165,8 +166,9 @@ def cross_audit() -> str:
         f"{row['ham_images']:,} HAM10000 images against a folder of {row['new_folder_images']:,} ({ways}); "
         f"every copy's own source among its verified pairs: {'yes' if not check['verified_source_missed']['n'] else 'no'}. "
         f"Audit wall time {row['audit_s']:.0f} s on {row['cpus']} cores ({row['note']}; load average "
-        f"{row['load_before']:.1f} before, {row['load_after']:.1f} after); its CPU time, {row['audit_cpu_s']:.0f} s, "
-        f"is {row['audit_cpu_s_per_core']:.0f} s a core, the wall time of the audit on the 2 cores alone.",
+        f"{row['load_before']:.1f} before, {row['load_after']:.1f} after). Its CPU time, {row['audit_cpu_s']:.0f} s "
+        f"(all processes), bounds the wall time on {row['cpus']} otherwise idle cores between "
+        f"{row['audit_cpu_s_per_core']:.0f} s (every part in parallel) and {row['audit_cpu_s']:.0f} s (none).",
         "",
         _provenance(row),
     ]
