@@ -161,10 +161,11 @@ def cross_audit() -> str:
         c = check[criterion]
         lines.append(f"| {criterion} | {c['expected']:,} | {c['found']:,} | {c['n_missed']} | {c['n_extra']} |")
     ways = ", ".join(f"{way.replace('_', ' ')} {n:,}" for way, n in row["ways"].items())
+    sources = "yes" if not check["verified_source_missed"]["n"] else "no"
     lines += [
         "",
         f"{row['ham_images']:,} HAM10000 images against a folder of {row['new_folder_images']:,} ({ways}); "
-        f"every copy's own source among its verified pairs: {'yes' if not check['verified_source_missed']['n'] else 'no'}. "
+        f"every copy's own source among its verified pairs: {sources}. "
         f"Audit wall time {row['audit_s']:.0f} s on {row['cpus']} cores ({row['note']}; load average "
         f"{row['load_before']:.1f} before, {row['load_after']:.1f} after). Its CPU time, {row['audit_cpu_s']:.0f} s "
         f"(all processes), bounds the wall time on {row['cpus']} otherwise idle cores between "

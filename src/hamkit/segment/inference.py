@@ -27,12 +27,6 @@ __all__ = ["SegmenterInference", "INCOMPLETE_NOTE"]
 INCOMPLETE_NOTE = "INCOMPLETE.txt"
 
 
-def _renamed(old: str, new: str) -> None:
-    warnings.warn(
-        f"LesionSegmenter.{old} is now {new}; the old name goes in the next release", FutureWarning, stacklevel=3
-    )
-
-
 class SegmenterInference:
     """Inference methods of :class:`~hamkit.segment.LesionSegmenter` (a mixin: it needs the
     estimator's fitted network, normalisation, ``image_size``, ``device`` and ``classes_``)."""
@@ -246,23 +240,6 @@ class SegmenterInference:
     def predict_diagnosis(self, images: Any, **kwargs: Any) -> np.ndarray:
         """Diagnosis class indices of the head (argmax of :meth:`predict_diagnosis_proba`)."""
         return self.predict_diagnosis_proba(images, **kwargs).argmax(1)
-
-    # the names before 0.2.0, kept for one release
-    def predict_proba(self, images: Any, **kwargs: Any) -> list[np.ndarray]:
-        """Deprecated: the lesion maps are :meth:`predict_mask_proba` (``predict_proba`` means class
-        probabilities everywhere else in scikit-learn and hamkit)."""
-        _renamed("predict_proba", "predict_mask_proba")
-        return self.predict_mask_proba(images, **kwargs)
-
-    def predict_class_proba(self, images: Any, **kwargs: Any) -> np.ndarray:
-        """Deprecated name of :meth:`predict_diagnosis_proba`."""
-        _renamed("predict_class_proba", "predict_diagnosis_proba")
-        return self.predict_diagnosis_proba(images, **kwargs)
-
-    def predict_classes(self, images: Any, **kwargs: Any) -> np.ndarray:
-        """Deprecated name of :meth:`predict_diagnosis`."""
-        _renamed("predict_classes", "predict_diagnosis")
-        return self.predict_diagnosis(images, **kwargs)
 
     def write_masks(
         self,
