@@ -109,3 +109,24 @@ def test_real_metadata_keeps_every_key_disjoint(shared_sample):
     assert 69 <= test.sum() < 1000 and set(held.assignment[~test].tolist()) == {"train", "val"}
     assert assert_disjoint(sourced, held.assignment, keys["lesion"]) == 7470
     assert assert_disjoint(sourced, held.assignment, keys["patient"]) == patients
+
+
+def test_cli_split_holds_out_a_source_column(tmp_path, capsys):
+    import csv
+
+    from hamkit.cli.main import main
+
+    path = tmp_path / "labels.csv"
+    rows = [
+        f"img{i},{'mel' if i % 3 == 0 else 'nv'},{'clinic_b' if i >= 60 else 'clinic_a'},L{i // 2}" for i in range(80)
+    ]
+    path.write_text("image_id,diagnosis,source,lesion_id\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "split.csv"
+    assert (
+        main(["split", str(path), "--label-column", "diagnosis", "--hold-out-source", "clinic_b", "--out", str(out)])
+        == 0
+    )
+    capsys.readouterr()
+    split = {r["image_id"]: r["split"] for r in csv.DictReader(out.open())}
+    assert all(split[f"img{i}"] == "test" for i in range(60, 80))
+    assert {split[f"img{i}"] for i in range(60)} == {"train", "val"}

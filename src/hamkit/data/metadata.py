@@ -377,7 +377,9 @@ def read_label_table(
     suffix) and either a label column (``label``, ``dx``, ``diagnosis``... or ``label_column``)
     holding any class names, or one-hot class columns (the ISIC ground-truth layout, e.g. ISIC
     2019's ``image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK``; their names are lower-cased and only
-    classes with an image are kept). A ``lesion_id`` column is read as the lesion; ``group_by``
+    classes with an image are kept). A ``lesion_id`` column is read as the lesion, a ``source``
+    column as the data set or institution (``hold_out_source``), a ``licence`` (or ``license``)
+    column as the licence; ``group_by``
     names more grouping columns (e.g. ``patient_id``). Optional ``dx_type``, ``age``, ``sex`` and
     ``localization`` columns are kept.
 
@@ -388,7 +390,7 @@ def read_label_table(
         group_by: Grouping columns (a list, or one comma-separated string).
         classes: The class list, in index order (default: the classes of the rows, in
             :func:`~hamkit.classes.order_classes` order). Every label must be one of them.
-        source: The data set name recorded in each record.
+        source: The data set name recorded in each record without a ``source`` value.
 
     Returns:
         One :class:`ImageRecord` per row, all with the same ``classes``.
@@ -460,7 +462,8 @@ def read_label_table(
                 localization=row.get("localization", ""),
                 classes=names,
                 keys=tuple((c, row[c]) for c in group_columns),
-                source=source,
+                source=row.get("source") or source,
+                licence=row.get("licence") or row.get("license") or "",
             )
         )
         lines.append(line)
