@@ -120,7 +120,7 @@ def _evaluation_html(report: dict[str, Any]) -> str:
             ],
         ]
         parts.append(_table(["decision", "accuracy", "balanced accuracy", "macro F1", "melanoma sensitivity"], rows))
-        protected = [f"{c} (melanoma)" if c == "mel" else c for c in decision.get("protected") or []]
+        protected = [f"{c} (melanoma)" if c.lower() == "mel" else c for c in decision.get("protected") or []]
         guard = (
             f"among the alphas that keep the validation recall of {html.escape(', '.join(protected))} at least at "
             "the raw argmax's (its recall is protected), "
