@@ -305,7 +305,7 @@ def classifier_stage(ctx: RunContext) -> None:
             section["backbone"],
             image_size=section["image_size"],
             pretrained=section["pretrained"],
-            recipe=_recipe(ctx, section, class_balance=section["class_balance"] or None),
+            recipe=_recipe(ctx, section, class_balance=section["class_balance"]),
             device=ctx.settings["run"]["device"],
         )
         model.fit(
