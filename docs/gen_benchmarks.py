@@ -9,6 +9,10 @@ docs/benchmarks.md and is rendered from ``benchmarks/results/``:
 * ``pretrained_offline``: ``pretrained_offline.json`` (``benchmarks/pretrained_offline.py``);
 * ``evaluation_real``: ``evaluation_real.json`` (``benchmarks/evaluation_real.py``: operating
   points and subgroups of the full run's classifier on its test split).
+* ``operating_points``: ``operating_points.json`` (``benchmarks/operating_points.py``: melanoma
+  sensitivity targets on the full run's classifier);
+* ``cross_audit``: ``cross_audit.json`` (``benchmarks/cross_audit.py``: the cross-data-set audit
+  of an ISIC-2019-like folder built from the 10,015 HAM10000 images).
 
     python docs/gen_benchmarks.py           # rewrite the blocks
     python docs/gen_benchmarks.py --check   # exit status 1 if a block is out of date
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +49,12 @@ def _command(text: str) -> str:
     """The command as a reader would type it: the data folder by its name, the output folder ``run``."""
     text = re.sub(r"\S*/(ham10000-200px|ham10000-sample)\b", r"\1", text)
     text = re.sub(r"\S*/(benchmarks/\w+\.py)", r"\1", text)
+    text = re.sub(r"\S*/(benchmarks/results/\w+\.json)", r"\1", text)
+    if " --note " in text:  # the note is printed beside the table instead
+        words = shlex.split(text)
+        at = words.index("--note")
+        text = shlex.join(words[:at] + words[at + 2 :])
+    text = re.sub(r"--run \S+", "--run run", text)
     return re.sub(r"--out \S+", "--out run", text)
 
 
@@ -246,11 +257,67 @@ def evaluation_real() -> str:
     return "\n".join(lines)
 
 
+def operating_points() -> str:
+    """Melanoma sensitivity targets set on validation, scored on test (one network)."""
+    data = json.loads((RESULTS / "operating_points.json").read_text())
+    lines = [
+        "| melanoma sensitivity set on val | reached on val | test balanced accuracy | test macro F1 | "
+        "test melanoma sensitivity | test melanoma specificity |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in data["rows"]:
+        target = row["mel_sensitivity_target_on_val"]
+        test, ci = row["test"], row["test_intervals"]
+        lines.append(
+            f"| {'none (the rule alone)' if target is None else f'{target:.2f}'} | "
+            f"{_num(row['val_mel_sensitivity'])} | "
+            + " | ".join(_ci(test[k], ci.get(k)) for k in ("balanced_accuracy", "macro_f1", "melanoma_sensitivity"))
+            + f" | {_num(row['test_melanoma_specificity'])} |"
+        )
+    lines += [
+        "",
+        f"Test split: {data['test_images']:,} images of {data['test_lesions']:,} lesions; 95 % intervals resample "
+        "lesions. " + (data.get("note") or ""),
+        "",
+        _provenance(data),
+    ]
+    return "\n".join(lines)
+
+
+def cross_audit() -> str:
+    """The cross-data-set audit of an ISIC-2019-like folder built from HAM10000, against what was built."""
+    row = json.loads((RESULTS / "cross_audit.json").read_text())
+    check = row["check"]
+    lines = [
+        "| criterion | images built for it | found | missed | found but not built for it |",
+        "|---|---|---|---|---|",
+    ]
+    for criterion in ("same_id", "identical_bytes", "identical_pixels", "verified", "any"):
+        c = check[criterion]
+        lines.append(f"| {criterion} | {c['expected']:,} | {c['found']:,} | {c['n_missed']} | {c['n_extra']} |")
+    ways = ", ".join(f"{way.replace('_', ' ')} {n:,}" for way, n in row["ways"].items())
+    sources = "yes" if not check["verified_source_missed"]["n"] else "no"
+    lines += [
+        "",
+        f"{row['ham_images']:,} HAM10000 images against a folder of {row['new_folder_images']:,} ({ways}); "
+        f"every copy's own source among its verified pairs: {sources}. "
+        f"Audit wall time {row['audit_s']:.0f} s on {row['cpus']} cores ({row['note']}; load average "
+        f"{row['load_before']:.1f} before, {row['load_after']:.1f} after). Its CPU time, {row['audit_cpu_s']:.0f} s "
+        f"(all processes), bounds the wall time on {row['cpus']} otherwise idle cores between "
+        f"{row['audit_cpu_s_per_core']:.0f} s (every part in parallel) and {row['audit_cpu_s']:.0f} s (none).",
+        "",
+        _provenance(row),
+    ]
+    return "\n".join(lines)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "full_run_cpu": full_run_cpu,
     "cpu_preset_sizing": cpu_preset_sizing,
     "pretrained_offline": pretrained_offline,
     "evaluation_real": evaluation_real,
+    "cross_audit": cross_audit,
+    "operating_points": operating_points,
 }
 
 

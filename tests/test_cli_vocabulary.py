@@ -48,11 +48,10 @@ def test_the_subject_is_positional_or_a_flag_but_needed_once(capsys):
     with pytest.raises(SystemExit):
         main(["dedup", "a", "--data", "b", "--out", "o"])
     assert "not allowed with" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["audit", "--data", "imgs"])
-    assert "SPLIT_CSV --split-csv is required" in capsys.readouterr().err
-    assert main(["evaluate", "m", "--data", "d"]) == 2
-    assert "required: --split-csv" in capsys.readouterr().err
+    assert main(["audit", "--data", "imgs"]) == 2  # one folder: a split CSV is needed; several: compared
+    assert "give a split CSV (SPLIT_CSV or --split-csv), or two or more --data sets" in capsys.readouterr().err
+    assert main(["evaluate", "m", "--data", "d"]) == 1  # without --split-csv each set is scored whole
+    assert "m: not a saved hamkit model" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["evaluate", "m", "--data", "d", "--split-csv", "s.csv", "--split", "tset"])
     assert "invalid choice: 'tset'" in capsys.readouterr().err

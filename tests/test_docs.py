@@ -41,6 +41,7 @@ GUIDES = [
     "quickstart.md",
     "installation.md",
     "data.md",
+    "datasets.md",
     "backbones.md",
     "plugins.md",
     "faq.md",

@@ -69,7 +69,7 @@ def test_read_labels_detects_the_format(tmp_path):
     meta = write(tmp_path, HEADER + "HAM_1,ISIC_1,df,histo,,male,back\n")
     gt = write(tmp_path, "image,MEL,NV,BCC,AKIEC,BKL,DF,VASC\nISIC_1,0,0,0,0,0,1,0\n", "gt.csv")
     assert read_labels(meta)[0].dx == read_labels(gt)[0].dx == "df"
-    with pytest.raises(DataError, match="neither a HAM10000 metadata CSV"):
+    with pytest.raises(DataError, match="which column holds the image ids.*--image-column"):
         read_labels(write(tmp_path, "a,b\n1,2\n", "other.csv"))
 
 

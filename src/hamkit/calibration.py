@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from hamkit.classes import CLASS_CODES
+from hamkit.classes import CLASS_CODES, melanoma_index
 from hamkit.errors import DataError, HamkitError
 from hamkit.operating_points import OperatingPoint, fit_operating_point
 
@@ -310,8 +310,8 @@ def fit_prior_offsets(
         classes: The ``K`` class names (default: the HAM10000 codes when ``K`` is 7, else
             ``"0"``, ``"1"``...).
         protect: Classes (names or indices) whose recall may not fall below the plain
-            argmax's; default ``("mel",)`` when there is a class ``mel``, else none. ``()``
-            protects nothing (the rule as it was before).
+            argmax's; default: the melanoma class (``mel`` or ``melanoma``, any case) when
+            there is one, else none. ``()`` protects nothing (the rule as it was before).
         min_recall: Target recall per class, e.g. ``{"mel": 0.9}``.
 
     Returns:
@@ -342,7 +342,8 @@ def fit_prior_offsets(
         raise DataError(f"prior needs {k} class frequencies, got shape {prior.shape}")
     names = _class_names(classes, k)
     if protect is None:
-        protect = ("mel",) if "mel" in names else ()
+        melanoma = melanoma_index(names)
+        protect = (names[melanoma],) if melanoma is not None else ()
     protected = list(dict.fromkeys(_class_index(c, names, "protect") for c in protect))
     targets: dict[int, float] = {}
     for key, value in (min_recall or {}).items():

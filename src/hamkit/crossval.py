@@ -216,6 +216,7 @@ def cross_validate_folds(
     on_missing: str = "error",
     progress: bool = True,
     calibrate: bool = False,
+    labels: Any = None,
     **fit: Any,
 ) -> CrossValidationResult:
     """Train one copy of ``estimator`` per fold and score it once on that fold, which chose nothing.
@@ -239,6 +240,8 @@ def cross_validate_folds(
         calibrate: A classifier is calibrated (temperature and decision rule,
             :meth:`~hamkit.classify.LesionClassifier.calibrate`) on the inner validation set
             before it is scored, as ``hamkit run`` calibrates on its validation split.
+        labels: The data root's labels file or records (any format
+            :func:`~hamkit.data.metadata.read_labels` reads; default: the HAM10000 metadata).
         **fit: Keyword arguments of the estimator's ``fit`` (recipe fields such as ``epochs``;
             ``seed`` also seeds the two-fold hold-out).
 
@@ -285,10 +288,10 @@ def cross_validate_folds(
     )
     for number, k in enumerate(chosen, start=1):
         outer = SkinDataset.from_folder(
-            data, split_csv=split_csv, split="train", fold=k, on_missing=on_missing, **mask_option
+            data, labels=labels, split_csv=split_csv, split="train", fold=k, on_missing=on_missing, **mask_option
         )
         held_out = SkinDataset.from_folder(
-            data, split_csv=split_csv, split="val", fold=k, on_missing=on_missing, **mask_option
+            data, labels=labels, split_csv=split_csv, split="val", fold=k, on_missing=on_missing, **mask_option
         )
         inner_train, inner_val, what = _inner_split(outer, k, available, table, int(fit.get("seed") or 0))
         train, val = outer.subset(inner_train), outer.subset(inner_val)

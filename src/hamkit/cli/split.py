@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hamkit.cli._compat import add_json
+from hamkit.cli._compat import add_json, add_labels
 from hamkit.cli._types import fold_count, output_file, proper_fraction
 
 
@@ -15,13 +15,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="write a leakage-free train/val/test split CSV, or K cross-validation folds",
         description=(
             "Split images into train/val/test so that no lesion is in two splits (grouped by "
-            "lesion_id, plus any extra grouping column) and every class keeps its share "
-            "(stratified by dx). Writes image_id,lesion_id,dx,split,group. With --folds K it writes "
-            "K such folds instead, as a fold column (0..K-1; split is train), after keeping a "
-            "held-out test split apart with --test (split test, no fold)."
+            "lesion_id, plus the --group-by columns, e.g. patient_id, and any --group-csv) and every class keeps "
+            "its share (stratified by label). Writes image_id,lesion_id,dx,split,group (dx: the class name). "
+            "With --folds K it writes K such folds instead, as a fold column (0..K-1; split is train), after "
+            "keeping a held-out test split apart with --test (split test, no fold) or --hold-out-source."
         ),
     )
-    parser.add_argument("labels", help="HAM10000_metadata.csv or an ISIC 2018 Task 3 ground-truth CSV")
+    parser.add_argument(
+        "labels",
+        help="labels file: HAM10000_metadata.csv, an ISIC ground-truth CSV, or any CSV with an image column and a "
+        "label column of your own classes",
+    )
+    add_labels(parser, file_flag=False)
+    parser.add_argument(
+        "--hold-out-source",
+        metavar="NAME",
+        default=None,
+        help="make the test split a whole data set or institution: the rows whose source column is NAME (and "
+        "every image grouped with one of them); the rest is split into train and val",
+    )
     parser.add_argument("--out", type=output_file, required=True, help="output split CSV")
     parser.add_argument(
         "--fractions",
@@ -64,8 +76,7 @@ def run(args: argparse.Namespace) -> int:
     import csv
     from pathlib import Path
 
-    from hamkit.cli._compat import print_json, usage_error
-    from hamkit.data.metadata import read_labels
+    from hamkit.cli._compat import labels_for, print_json, usage_error
     from hamkit.data.splits import DEFAULT_FRACTIONS, split_dataset
     from hamkit.errors import DataError
 
@@ -73,7 +84,13 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(args, "--fractions does not apply with --folds; use --test for a held-out test split")
     if args.folds is None and args.test is not None:
         return usage_error(args, "--test needs --folds; for a train/val/test split use --fractions")
-    records = read_labels(args.labels)
+    if args.hold_out_source is not None and args.test is not None:
+        return usage_error(args, "--test and --hold-out-source both choose the test split; give one of them")
+    records = labels_for(args, args.labels) or []
+    if not records:
+        from hamkit.data.metadata import read_labels
+
+        records = read_labels(args.labels)
     extra = []
     for group_csv in args.group_csv:
         path = Path(group_csv)
@@ -86,13 +103,19 @@ def run(args: argparse.Namespace) -> int:
             mapping = {row["image_id"]: row["group"] for row in reader}
         extra.append([mapping.get(r.image_id) for r in records])
     split = split_dataset(
-        records, tuple(args.fractions), seed=args.seed, extra_groups=extra, folds=args.folds, test=args.test
+        records,
+        tuple(args.fractions),
+        seed=args.seed,
+        extra_groups=extra,
+        folds=args.folds,
+        test=args.test,
+        hold_out_source=args.hold_out_source,
     )
     split.save(args.out)
     if args.pie:
         from hamkit.data.plots import plot_class_balance
 
-        plot_class_balance(split.labels, args.pie)
+        plot_class_balance(split.labels, args.pie, classes=split.classes)
     if args.json:
         print_json(
             {
@@ -101,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
                 "seed": args.seed,
                 "folds": args.folds,
                 "fractions": list(split.fractions),
+                "classes": list(split.classes),
+                "hold_out_source": args.hold_out_source,
                 "summary": split.summary(),
                 "pie": args.pie,
             }

@@ -11,7 +11,7 @@ from hamkit.backbones.defaults import (
     SEGMENTER_BACKBONE,
     SEGMENTER_IMAGE_SIZE,
 )
-from hamkit.cli._compat import add_fold, add_json, add_quiet
+from hamkit.cli._compat import add_fold, add_json, add_labels, add_quiet
 from hamkit.cli._types import (
     non_negative_float,
     non_negative_int,
@@ -34,6 +34,7 @@ def _common(
         metavar="CSV",
         help="split CSV written by `hamkit split` (its train rows train, its val rows choose the best epoch)",
     )
+    add_labels(parser)
     add_fold(
         parser,
         "with a folds CSV (`hamkit split --folds`): validate on fold K and train on the other folds",
@@ -114,7 +115,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "and the final model (best validation epoch) in OUT/model.",
     )
     kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
-    clf = kinds.add_parser("classifier", help="7-class diagnosis (LesionClassifier)")
+    clf = kinds.add_parser("classifier", help="diagnosis, with the classes of the labels (LesionClassifier)")
     _common(clf, backbone=CLASSIFIER_BACKBONE, image_size=CLASSIFIER_IMAGE_SIZE, epochs=10, batch_size=32, lr=1e-4)
     clf.add_argument(
         "--monitor",
@@ -170,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``hamkit train``."""
     from pathlib import Path
 
-    from hamkit.cli._compat import print_json, split_csv_for, usage_error
+    from hamkit.cli._compat import labels_for, print_json, split_csv_for, usage_error
     from hamkit.errors import HamkitError
 
     out = Path(args.out)
@@ -197,6 +198,9 @@ def run(args: argparse.Namespace) -> int:
         on_missing="skip" if args.skip_missing else "error",
         data_licence=args.data_licence,
     )
+    labels = labels_for(args)
+    if labels is not None:
+        fit_args["labels"] = labels
     augment = augment_value(args.augment)
     if augment is not None:
         fit_args["augment"] = augment
@@ -227,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
                 "backbone": args.backbone,
                 "epochs": len(model.history_),
                 "best_epoch": model.best_epoch_,
+                "classes": list(model.classes_),
                 "validation": validation,
                 "model": str(out / "model"),
                 "history": str(out / "history.csv"),
@@ -242,6 +247,8 @@ def run(args: argparse.Namespace) -> int:
         f"trained {args.kind} {args.backbone} for {len(model.history_)} epoch(s); best epoch "
         f"{model.best_epoch_}" + (f" (validation: {scores})" if scores else "")
     )
+    if args.kind == "classifier" or args.classify:
+        print(f"classes ({len(model.classes_)}): {', '.join(model.classes_)}")
     print(f"model saved to {out / 'model'}; history in {out / 'history.csv'}")
     return 0
 

@@ -1,4 +1,5 @@
-"""The data layer: metadata readers, image and mask discovery, the torch dataset, the decode
+"""The data layer: label readers (HAM10000, any labels CSV, and the downloaded data sets of
+:func:`~hamkit.data.readers.read_dataset`), image and mask discovery, the torch dataset, the decode
 cache, training augmentation, leakage-free splits and folds, and dataset plots.
 
 The public names are re-exported here and load on first use, so ``import hamkit.data`` imports
@@ -19,6 +20,8 @@ _LAZY: dict[str, str] = {
     "read_metadata": "hamkit.data.metadata",
     "read_isic_groundtruth": "hamkit.data.metadata",
     "read_labels": "hamkit.data.metadata",
+    "read_label_table": "hamkit.data.metadata",
+    "read_dataset": "hamkit.data.readers",
     "find_images": "hamkit.data.images",
     "find_masks": "hamkit.data.images",
     "open_image": "hamkit.data.images",
@@ -47,6 +50,8 @@ __all__ = [
     "open_image",
     "plot_class_balance",
     "read_isic_groundtruth",
+    "read_dataset",
+    "read_label_table",
     "read_labels",
     "read_mask",
     "read_metadata",
@@ -61,6 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hamkit.data.cache import DecodeCache
     from hamkit.data.dataset import SkinDataset
     from hamkit.data.images import find_images, find_masks, open_image, read_mask
-    from hamkit.data.metadata import ImageRecord, read_isic_groundtruth, read_labels, read_metadata
+    from hamkit.data.metadata import ImageRecord, read_isic_groundtruth, read_label_table, read_labels, read_metadata
     from hamkit.data.plots import plot_class_balance
+    from hamkit.data.readers import read_dataset
     from hamkit.data.splits import Split, merge_groups, read_audit_sets, read_split_csv, split_dataset

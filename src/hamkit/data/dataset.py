@@ -21,10 +21,10 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from hamkit.classes import NUM_CLASSES
+from hamkit.classes import CLASS_CODES
 from hamkit.data.cache import DecodeCache
-from hamkit.data.images import find_images, find_masks, image_size_of, load_image_array, read_mask
-from hamkit.data.metadata import ImageRecord, read_labels
+from hamkit.data.images import find_images, find_masks, image_size_of, load_image_array, read_mask, walk_files
+from hamkit.data.metadata import ImageRecord, classes_of, read_labels
 from hamkit.errors import DataError
 from hamkit.ham10000.layout import LABEL_FILE_NAMES, MASK_SUFFIX
 
@@ -41,7 +41,8 @@ class Sample:
     Attributes:
         image_id: The image's id.
         path: The image file.
-        label: Class index 0..6, or -1 when unknown (prediction-only data).
+        label: Class index in the dataset's :attr:`SkinDataset.classes`, or -1 when unknown
+            (prediction-only data).
         group: The grouping key for splits (lesion id, or image id).
         mask_path: The lesion mask, or ``None``.
     """
@@ -64,7 +65,7 @@ def find_label_file(root: Path) -> Path | None:
 def find_mask_dir(root: Path) -> Path | None:
     """Return the first folder under ``root`` holding ``*_segmentation.png`` files, if any."""
     for candidate in sorted(p for p in root.iterdir() if p.is_dir()):
-        if next(candidate.rglob(f"*{MASK_SUFFIX}.png"), None) is not None:
+        if any(p.name.endswith(f"{MASK_SUFFIX}.png") for p in walk_files(candidate)):
             return candidate
     return None
 
@@ -86,6 +87,8 @@ class SkinDataset(Dataset):
             (``"flips"``), ``False`` (none), or a torchvision v2 transform.
         cache: A :class:`~hamkit.data.cache.DecodeCache` (or its folder) to decode through.
         mask_threshold: Threshold for non-binary masks (see :func:`~hamkit.data.images.read_mask`).
+        classes: The class names the labels index (default: the seven HAM10000 codes);
+            :meth:`from_folder` takes them from the labels file.
 
     Raises:
         DataError: ``samples`` is empty, or masks are asked for but some samples lack one.
@@ -109,8 +112,10 @@ class SkinDataset(Dataset):
         augment: bool | str | Callable[..., Any] = False,
         cache: DecodeCache | str | os.PathLike[str] | None = None,
         mask_threshold: int | None = None,
+        classes: Sequence[str] | None = None,
     ) -> None:
         self.samples: list[Sample] = list(samples)
+        self.classes: tuple[str, ...] = tuple(classes) if classes is not None else CLASS_CODES
         if not self.samples:
             raise DataError("the dataset is empty: no images were given or found")
         if image_size < 8:
@@ -153,7 +158,10 @@ class SkinDataset(Dataset):
         cls,
         root: str | os.PathLike[str],
         *,
-        labels: str | os.PathLike[str] | None = None,
+        labels: str | os.PathLike[str] | Sequence[ImageRecord] | None = None,
+        label_column: str | None = None,
+        group_by: Sequence[str] | str = (),
+        classes: Sequence[str] | None = None,
         masks: str | os.PathLike[str] | bool | None = None,
         split_csv: str | os.PathLike[str] | None = None,
         split: str | None = None,
@@ -165,12 +173,19 @@ class SkinDataset(Dataset):
     ) -> SkinDataset:
         """Build a dataset from a HAM10000-layout folder.
 
-        Images are found recursively under ``root``; labels come from ``labels`` or from the
-        ``HAM10000_metadata.csv`` (or ISIC training ground truth) directly under ``root``.
+        Images are found recursively under ``root`` (following symlinked folders); labels come
+        from ``labels`` or from the ``HAM10000_metadata.csv`` (or ISIC training ground truth)
+        directly under ``root``.
 
         Args:
             root: The data folder.
-            labels: A metadata or ISIC ground-truth CSV (default: found under ``root``).
+            labels: A label file (HAM10000 metadata, ISIC ground truth, or any labels CSV read
+                by :func:`~hamkit.data.metadata.read_labels`), or records already read
+                (default: the HAM10000 metadata found under ``root``).
+            label_column: The label column of a generic labels file (default: found by name).
+            group_by: More grouping columns of the labels file (kept in the records).
+            classes: The class list the labels index, e.g. a trained model's ``classes_``
+                (default: the labels file's). Every label must be one of them.
             masks: A masks folder; ``True`` finds one under ``root``; ``None``/``False`` no masks.
             split_csv: A split CSV (``image_id,...,split``) to select rows from.
             split: Which split to keep (``train``, ``val`` or ``test``); requires ``split_csv``.
@@ -192,12 +207,19 @@ class SkinDataset(Dataset):
         """
         root = Path(root)
         images = find_images(root)
-        label_file = Path(labels) if labels is not None else find_label_file(root)
-        if label_file is None:
-            raise DataError(
-                f"{root}: no label file; expected one of {', '.join(LABEL_FILE_NAMES)} there, or pass labels=PATH"
-            )
-        records = read_labels(label_file)
+        label_file: Path | None
+        if labels is not None and not isinstance(labels, (str, os.PathLike)):
+            records = list(labels)
+            label_file = None
+        else:
+            label_file = Path(labels) if labels is not None else find_label_file(root)
+            if label_file is None:
+                raise DataError(
+                    f"{root}: no label file; expected one of {', '.join(LABEL_FILE_NAMES)} there, or pass labels=PATH"
+                )
+            records = read_labels(label_file, label_column=label_column, group_by=group_by)
+        class_list = tuple(classes) if classes is not None else classes_of(records)
+        _check_classes(records, class_list, label_file)
         if split_csv is not None:
             records = _select_split(records, Path(split_csv), split, fold)
         elif split is not None or fold is not None:
@@ -236,16 +258,20 @@ class SkinDataset(Dataset):
             kwargs.setdefault("std", spec.std)
             size = spec.input_size
             image_size = image_size or (size if isinstance(size, int) else max(size))
+        index = {name: i for i, name in enumerate(class_list)}
         samples = [
-            Sample(r.image_id, images[r.image_id], r.label, r.group, mask_paths.get(r.image_id)) for r in records
+            Sample(r.image_id, images[r.image_id], index[r.dx], r.group, mask_paths.get(r.image_id)) for r in records
         ]
         if not samples:
             raise DataError(f"{root}: no labelled images left" + (f" in split {split!r}" if split else ""))
-        dataset = cls(samples, image_size=image_size or 224, with_masks=bool(masks) or None, **kwargs)
+        dataset = cls(
+            samples, image_size=image_size or 224, with_masks=bool(masks) or None, classes=class_list, **kwargs
+        )
         dataset.skipped = skipped
         labelled = {r.image_id for r in records} | set(no_file)
         dataset.unlabelled = sorted(set(images) - labelled - set(skipped))
         dataset.label_file = label_file
+        dataset.root = root
         return dataset
 
     @classmethod
@@ -266,9 +292,10 @@ class SkinDataset(Dataset):
             if other is not None and len(other) != len(files):
                 raise DataError(f"{len(other)} {name} for {len(files)} images")
         if labels is not None:
-            bad = [int(x) for x in labels if not -1 <= int(x) < NUM_CLASSES]
+            count = len(kwargs.get("classes") or CLASS_CODES)
+            bad = [int(x) for x in labels if not -1 <= int(x) < count]
             if bad:
-                raise DataError(f"labels must be class indices 0..{NUM_CLASSES - 1}, got {bad[:5]}")
+                raise DataError(f"labels must be class indices 0..{count - 1}, got {bad[:5]}")
         samples = [
             Sample(
                 p.stem,
@@ -287,6 +314,9 @@ class SkinDataset(Dataset):
     unlabelled: list[str] = []
     """Image files under the root that the label file does not list (ignored)."""
     label_file: Path | None = None
+    """The labels CSV it was read from (``None`` for labels given as records)."""
+    root: Path | None = None
+    """The data folder it was read from (``from_folder``)."""
 
     @property
     def labels(self) -> np.ndarray:
@@ -304,9 +334,35 @@ class SkinDataset(Dataset):
         return [s.path for s in self.samples]
 
     def class_counts(self) -> np.ndarray:
-        """Number of items per class (length 7, canonical order), unlabelled items left out."""
+        """Number of items per class (in :attr:`classes` order), unlabelled items left out."""
         labels = self.labels
-        return np.bincount(labels[labels >= 0], minlength=NUM_CLASSES)
+        return np.bincount(labels[labels >= 0], minlength=len(self.classes))
+
+    def with_classes(self, classes: Sequence[str]) -> SkinDataset:
+        """A copy whose labels index ``classes`` (matched by name), e.g. a model's class list.
+
+        Raises:
+            DataError: Some labelled image's class is not in ``classes``.
+        """
+        target = tuple(classes)
+        if target == self.classes:
+            return self
+        index = {name: i for i, name in enumerate(target)}
+        missing = sorted({self.classes[s.label] for s in self.samples if s.label >= 0} - set(index))
+        if missing:
+            raise DataError(
+                f"the data has class(es) {', '.join(missing)} that are not among {list(target)}; "
+                "use a model trained on these classes, or relabel the data"
+            )
+        samples = [
+            Sample(s.image_id, s.path, index[self.classes[s.label]] if s.label >= 0 else -1, s.group, s.mask_path)
+            for s in self.samples
+        ]
+        copy = self.with_options(classes=target)
+        copy.samples = samples
+        copy.skipped, copy.unlabelled, copy.label_file = self.skipped, self.unlabelled, self.label_file
+        copy.root = self.root
+        return copy
 
     def subset(self, indices: Sequence[int]) -> SkinDataset:
         """A new dataset of the items at ``indices`` with the same settings (shares the cache)."""
@@ -320,6 +376,7 @@ class SkinDataset(Dataset):
             augment=self.augment,
             cache=self.cache,
             mask_threshold=self.mask_threshold,
+            classes=self.classes,
         )
 
     def with_options(self, **changes: Any) -> SkinDataset:
@@ -332,6 +389,7 @@ class SkinDataset(Dataset):
             augment=self.augment,
             cache=self.cache,
             mask_threshold=self.mask_threshold,
+            classes=self.classes,
         )
         options.update(changes)
         return type(self)(self.samples, **options)
@@ -390,6 +448,17 @@ class SkinDataset(Dataset):
         return (
             f"SkinDataset({len(self)} images, image_size={self.image_size}, "
             f"masks={self.with_masks}, augment={augment!r}, cached={self.cache is not None})"
+        )
+
+
+def _check_classes(records: Sequence[ImageRecord], classes: tuple[str, ...], label_file: Path | None) -> None:
+    """Every record's label must be one of ``classes``."""
+    unknown = sorted({r.dx for r in records} - set(classes))
+    if unknown:
+        where = f"{label_file}: " if label_file is not None else ""
+        raise DataError(
+            f"{where}label(s) {', '.join(map(repr, unknown[:10]))} are not among the classes {list(classes)}; "
+            "use a model trained on these classes, or relabel the data"
         )
 
 

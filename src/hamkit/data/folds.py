@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hamkit.classes import CLASS_CODES, NUM_CLASSES
+from hamkit.classes import CLASS_CODES
 from hamkit.errors import DataError
 
 __all__ = [
@@ -43,10 +43,17 @@ _MAX_FOLDS = 100
 def _groups_per_class(labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """How many distinct groups hold at least one image of each class."""
     pairs = np.unique(np.stack([labels, groups]), axis=1)
-    return np.bincount(pairs[0], minlength=NUM_CLASSES)
+    return np.bincount(pairs[0], minlength=int(labels.max()) + 1 if labels.size else 0)
 
 
-def check_fold_count(n_folds: int, labels: np.ndarray, groups: np.ndarray, *, where: str = "") -> None:
+def check_fold_count(
+    n_folds: int,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    *,
+    where: str = "",
+    classes: Sequence[str] = CLASS_CODES,
+) -> None:
     """Fail unless ``n_folds`` folds can be made with every class in every fold.
 
     Args:
@@ -54,6 +61,7 @@ def check_fold_count(n_folds: int, labels: np.ndarray, groups: np.ndarray, *, wh
         labels: Class index per item.
         groups: Group index per item (``0`` .. ``G-1``).
         where: Text naming the items, e.g. ``" (after the held-out test split)"``.
+        classes: The class names (for the message).
 
     Raises:
         DataError: ``n_folds`` is below 2, or a class present in the data has fewer groups
@@ -66,9 +74,13 @@ def check_fold_count(n_folds: int, labels: np.ndarray, groups: np.ndarray, *, wh
     fewest = int(present[np.argmin(per_class[present])])
     if per_class[fewest] < n_folds:
         raise DataError(
-            f"{n_folds} folds need at least {n_folds} lesions per class, but class {CLASS_CODES[fewest]} has only "
+            f"{n_folds} folds need at least {n_folds} lesions per class, but class {_name(classes, fewest)} has only "
             f"{per_class[fewest]}{where}; use folds={per_class[fewest]} or fewer (or more data)"
         )
+
+
+def _name(classes: Sequence[str], index: int) -> str:
+    return str(classes[index]) if index < len(classes) else f"class {index}"
 
 
 def _repair(folds: np.ndarray, labels: np.ndarray, groups: np.ndarray, n_folds: int) -> None:
@@ -76,7 +88,7 @@ def _repair(folds: np.ndarray, labels: np.ndarray, groups: np.ndarray, n_folds: 
     size = np.bincount(groups)
     group_fold = np.full(size.size, NO_FOLD, dtype=np.int64)
     group_fold[groups] = folds
-    for cls in range(NUM_CLASSES):
+    for cls in np.unique(labels).tolist():
         mine = np.unique(groups[labels == cls])
         if mine.size < n_folds:
             continue
@@ -93,7 +105,9 @@ def _repair(folds: np.ndarray, labels: np.ndarray, groups: np.ndarray, n_folds: 
     folds[:] = group_fold[groups]
 
 
-def assign_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int, *, seed: int = 0) -> np.ndarray:
+def assign_folds(
+    labels: np.ndarray, groups: np.ndarray, n_folds: int, *, seed: int = 0, classes: Sequence[str] = CLASS_CODES
+) -> np.ndarray:
     """Cut the items into ``n_folds`` lesion-grouped, class-stratified folds.
 
     Args:
@@ -101,6 +115,7 @@ def assign_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int, *, seed: 
         groups: Group index per item; every group lands in one fold.
         n_folds: Number of folds (at least 2, and at most the number of groups of any class).
         seed: Seed of the shuffle.
+        classes: The class names (for messages).
 
     Returns:
         ``int64`` fold number (``0`` .. ``n_folds - 1``) per item.
@@ -118,7 +133,7 @@ def assign_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int, *, seed: 
 
     labels = np.asarray(labels, dtype=np.int64)
     _, groups = np.unique(np.asarray(groups), return_inverse=True)  # renumber 0..G-1
-    check_fold_count(n_folds, labels, groups)
+    check_fold_count(n_folds, labels, groups, classes=classes)
     folds = np.empty(labels.size, dtype=np.int64)
     splitter = StratifiedGroupKFold(n_splits=int(n_folds), shuffle=True, random_state=seed)
     with warnings.catch_warnings():
@@ -156,7 +171,7 @@ def _repair_missing_classes(
     _, first, group_size = np.unique(groups, return_index=True, return_counts=True)
     group_label = labels[first]  # groups are numbered 0..G-1, so index = group id
     group_split = assignment[first].copy()
-    for cls in range(NUM_CLASSES):
+    for cls in np.unique(labels).tolist():
         mine = np.flatnonzero(group_label == cls)
         if mine.size < len(active):
             continue
@@ -206,26 +221,39 @@ def three_way_assignment(labels: np.ndarray, groups: np.ndarray, values: Sequenc
 
 
 def fold_assignment(
-    labels: np.ndarray, groups: np.ndarray, n_folds: int, test: float | None, seed: int
+    labels: np.ndarray,
+    groups: np.ndarray,
+    n_folds: int,
+    test: float | None,
+    seed: int,
+    *,
+    classes: Sequence[str] = CLASS_CODES,
+    held_out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
-    """``(split name, fold number, fractions)`` of ``n_folds`` folds, after an optional held-out test split."""
+    """``(split name, fold number, fractions)`` of ``n_folds`` folds, after an optional held-out
+    test split (a ``test`` share, or the items where ``held_out`` is true)."""
     if test is not None and (isinstance(test, bool) or not isinstance(test, (int, float)) or not 0 <= test < 1):
         raise DataError(f"test must be a fraction from 0 up to (not including) 1, got {test!r}")
-    check_fold_count(n_folds, labels, groups)
     share = float(test or 0.0)
-    if share > 0:
+    if held_out is not None:
+        assignment = np.where(held_out, "test", "train")
+        share = float(held_out.mean())
+    elif share > 0:
+        check_fold_count(n_folds, labels, groups, classes=classes)
         assignment = three_way_assignment(labels, groups, (1.0 - share, 0.0, share), seed)
     else:
         assignment = np.full(labels.size, "train")
     rest = assignment == "train"
     where = " after the held-out test split" if share > 0 else ""
-    check_fold_count(n_folds, labels[rest], groups[rest], where=where)
+    check_fold_count(n_folds, labels[rest], groups[rest], where=where, classes=classes)
     folds = np.full(labels.size, NO_FOLD, dtype=np.int64)
-    folds[rest] = assign_folds(labels[rest], groups[rest], n_folds, seed=seed)
+    folds[rest] = assign_folds(labels[rest], groups[rest], n_folds, seed=seed, classes=classes)
     return assignment, folds, (1.0 - share, 0.0, share)
 
 
-def fold_summary(labels: np.ndarray, groups: np.ndarray, folds: np.ndarray) -> dict[str, dict[str, float | int]]:
+def fold_summary(
+    labels: np.ndarray, groups: np.ndarray, folds: np.ndarray, classes: Sequence[str] = CLASS_CODES
+) -> dict[str, dict[str, float | int]]:
     """Per fold (``"fold 0"`` ...) and for the held-out ``"test"`` rows, if any: images, groups,
     share of all images, and the count and share of each class (``"<code>_share"``)."""
     result: dict[str, dict[str, float | int]] = {}
@@ -234,28 +262,31 @@ def fold_summary(labels: np.ndarray, groups: np.ndarray, folds: np.ndarray) -> d
     if np.any(folds == NO_FOLD):
         names.append(("test", folds == NO_FOLD))
     for name, mask in names:
-        counts = np.bincount(labels[mask], minlength=NUM_CLASSES)
+        counts = np.bincount(labels[mask], minlength=len(classes))
         row: dict[str, float | int] = {
             "images": int(mask.sum()),
             "groups": int(np.unique(groups[mask]).size),
             "fraction": float(mask.sum() / n) if n else 0.0,
         }
-        for code, count in zip(CLASS_CODES, counts.tolist(), strict=True):
+        for code, count in zip(classes, counts.tolist(), strict=True):
             row[code] = int(count)
-        for code, count in zip(CLASS_CODES, counts.tolist(), strict=True):
+        for code, count in zip(classes, counts.tolist(), strict=True):
             row[f"{code}_share"] = float(count / mask.sum()) if mask.any() else 0.0
         result[name] = row
     return result
 
 
-def format_fold_table(labels: np.ndarray, groups: np.ndarray, folds: np.ndarray) -> str:
+def format_fold_table(
+    labels: np.ndarray, groups: np.ndarray, folds: np.ndarray, classes: Sequence[str] = CLASS_CODES
+) -> str:
     """:func:`fold_summary` as a plain-text table (images per class per fold, and the test rows)."""
-    summary = fold_summary(labels, groups, folds)
-    header = f"{'fold':<8}{'images':>8}{'lesions':>9}{'share':>8}" + "".join(f"{c:>7}" for c in CLASS_CODES)
+    summary = fold_summary(labels, groups, folds, classes)
+    width = max(7, *(len(c) + 1 for c in classes))
+    header = f"{'fold':<8}{'images':>8}{'lesions':>9}{'share':>8}" + "".join(f"{c:>{width}}" for c in classes)
     lines = [header]
     for name, row in summary.items():
         lines.append(
             f"{name.removeprefix('fold '):<8}{row['images']:>8}{row['groups']:>9}{row['fraction']:>8.3f}"
-            + "".join(f"{row[c]:>7}" for c in CLASS_CODES)
+            + "".join(f"{row[c]:>{width}}" for c in classes)
         )
     return "\n".join(lines)

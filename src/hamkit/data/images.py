@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +52,22 @@ def _is_image_file(path: Path) -> bool:
     )
 
 
+def walk_files(root: Path) -> Iterator[Path]:
+    """Every entry under ``root``, following symlinked folders (each real folder once, so a
+    link loop ends), leaving out hidden folders."""
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        base = Path(folder)
+        for name in files:  # dangling links and link loops are listed here too
+            yield base / name
+
+
 def find_images(root: str | os.PathLike[str], *, unusable: list[Path] | None = None) -> dict[str, Path]:
     """Map image ids (file names without extension) to image files under ``root``, recursively.
 
@@ -59,7 +75,8 @@ def find_images(root: str | os.PathLike[str], *, unusable: list[Path] | None = N
     different folders are an error, since ids must name images uniquely.
 
     Args:
-        root: A folder, searched recursively.
+        root: A folder, searched recursively; symlinked folders are followed (common on
+            clusters, where an image folder links to shared storage), each real folder once.
         unusable: If given, entries with an image name that are not regular files (dangling
             symlinks, symlink loops, pipes, devices) are appended to it, so that a caller can
             list them as skipped instead of losing them.
@@ -74,10 +91,8 @@ def find_images(root: str | os.PathLike[str], *, unusable: list[Path] | None = N
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
     found: dict[str, Path] = {}
-    for path in sorted(root.rglob("*")):
+    for path in sorted(walk_files(root)):
         if not _is_image_file(path):
-            continue
-        if any(part.startswith(".") for part in path.relative_to(root).parts[:-1]):
             continue
         if not path.is_file():
             if unusable is not None and not path.is_dir():
@@ -137,8 +152,12 @@ def find_masks(mask_dir: str | os.PathLike[str], image_ids: Iterable[str]) -> Ma
     if not mask_dir.is_dir():
         raise DataError(f"{mask_dir}: masks folder not found")
     by_id: dict[str, Path] = {}
-    for path in sorted(mask_dir.rglob(f"*{MASK_SUFFIX}.*")):
-        if path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith("."):
+    for path in sorted(walk_files(mask_dir)):
+        if (
+            path.stem.endswith(MASK_SUFFIX)
+            and path.suffix.lower() in IMAGE_EXTENSIONS
+            and not path.name.startswith(".")
+        ):
             by_id.setdefault(path.stem[: -len(MASK_SUFFIX)], path)
     wanted = list(dict.fromkeys(image_ids))
     masks = {i: by_id[i] for i in wanted if i in by_id}

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from hamkit._mpl import pyplot, save_png
-from hamkit.classes import CLASS_CODES, CLASS_NAMES, NUM_CLASSES
+from hamkit.classes import CLASS_CODES, CLASS_NAMES
 from hamkit.errors import DataError
 
 __all__ = ["plot_class_balance"]
@@ -20,26 +20,32 @@ def plot_class_balance(
     path: str | os.PathLike[str],
     *,
     title: str = "Class balance",
+    classes: Sequence[str] = CLASS_CODES,
 ) -> Path:
     """Draw the original report's class-balance pie chart and save it as a PNG.
 
     Args:
-        labels: Class index (0..6) of every image.
+        labels: Class index (into ``classes``) of every image.
         path: Output PNG (written atomically).
         title: Figure title.
+        classes: The class names (default: the seven HAM10000 codes, shown with their names).
 
     Returns:
         The written path.
 
     Raises:
-        DataError: ``labels`` is empty or holds an index outside 0..6.
+        DataError: ``labels`` is empty or holds an index outside the classes.
     """
     array = np.asarray(labels, dtype=np.int64)
+    count = len(classes)
     if array.size == 0:
         raise DataError("no labels to plot")
-    if array.min() < 0 or array.max() >= NUM_CLASSES:
-        raise DataError(f"labels must be class indices 0..{NUM_CLASSES - 1}")
-    counts = np.bincount(array, minlength=NUM_CLASSES)
+    if array.min() < 0 or array.max() >= count:
+        raise DataError(f"labels must be class indices 0..{count - 1}")
+    counts = np.bincount(array, minlength=count)
+    names = [
+        f"{code}: {CLASS_NAMES[CLASS_CODES.index(code)]}" if code in CLASS_CODES else str(code) for code in classes
+    ]
     present = counts > 0
     figure, axes = pyplot().subplots(figsize=(7, 5), dpi=100)
     # small slices get no text on the pie (their labels would overlap): the legend names every class
@@ -53,11 +59,7 @@ def plot_class_balance(
     total = counts.sum()
     axes.legend(
         wedges,
-        [
-            f"{code}: {name} ({count}, {100 * count / total:.1f}%)"
-            for code, name, count, p in zip(CLASS_CODES, CLASS_NAMES, counts, present, strict=True)
-            if p
-        ],
+        [f"{name} ({n}, {100 * n / total:.1f}%)" for name, n, p in zip(names, counts, present, strict=True) if p],
         loc="center left",
         bbox_to_anchor=(1.0, 0.5),
         fontsize=8,

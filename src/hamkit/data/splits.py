@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from hamkit._io import atomic_write_text
-from hamkit.classes import CLASS_CODES, NUM_CLASSES
+from hamkit.classes import CLASS_CODES
 from hamkit.data.folds import (
     NO_FOLD,
     fold_assignment,
@@ -41,7 +41,7 @@ from hamkit.data.folds import (
     format_fold_table,
     three_way_assignment,
 )
-from hamkit.data.metadata import ImageRecord
+from hamkit.data.metadata import ImageRecord, classes_of
 from hamkit.errors import DataError
 
 __all__ = [
@@ -124,6 +124,7 @@ class Split:
         fractions: The requested fractions (with folds: ``(1 - test, 0, test)``).
         folds: With ``split_dataset(..., folds=K)``: the fold number (``0`` .. ``K-1``) per item,
             ``-1`` for the held-out test items; ``None`` for a plain train / val / test split.
+        classes: The class names ``labels`` index (the seven HAM10000 codes by default).
     """
 
     image_ids: list[str]
@@ -134,6 +135,7 @@ class Split:
     seed: int
     fractions: tuple[float, float, float]
     folds: np.ndarray | None = None
+    classes: tuple[str, ...] = CLASS_CODES
 
     @property
     def n_folds(self) -> int:
@@ -166,6 +168,7 @@ class Split:
             assignment=assignment,
             seed=self.seed,
             fractions=(train * (self.n_folds - 1) / self.n_folds, train / self.n_folds, test),
+            classes=self.classes,
         )
 
     def indices(self, name: str) -> np.ndarray:
@@ -203,18 +206,18 @@ class Split:
         class's share of the fold as ``"<code>_share"``.
         """
         if self.folds is not None:
-            return fold_summary(self.labels, self.groups, self.folds)
+            return fold_summary(self.labels, self.groups, self.folds, self.classes)
         result: dict[str, dict[str, float | int]] = {}
         n = len(self.image_ids)
         for name in SPLIT_NAMES:
             mask = self.assignment == name
-            counts = np.bincount(self.labels[mask], minlength=NUM_CLASSES)
+            counts = np.bincount(self.labels[mask], minlength=len(self.classes))
             row: dict[str, float | int] = {
                 "images": int(mask.sum()),
                 "groups": int(np.unique(self.groups[mask]).size),
                 "fraction": float(mask.sum() / n) if n else 0.0,
             }
-            for code, count in zip(CLASS_CODES, counts.tolist(), strict=True):
+            for code, count in zip(self.classes, counts.tolist(), strict=True):
                 row[code] = int(count)
             result[name] = row
         return result
@@ -222,14 +225,15 @@ class Split:
     def format_table(self) -> str:
         """The summary as a plain-text table (images per class per split, or per fold)."""
         if self.folds is not None:
-            return format_fold_table(self.labels, self.groups, self.folds)
+            return format_fold_table(self.labels, self.groups, self.folds, self.classes)
         summary = self.summary()
-        header = f"{'split':<6}{'images':>8}{'lesions':>9}{'share':>8}" + "".join(f"{c:>7}" for c in CLASS_CODES)
+        width = max(7, *(len(c) + 1 for c in self.classes))
+        header = f"{'split':<6}{'images':>8}{'lesions':>9}{'share':>8}" + "".join(f"{c:>{width}}" for c in self.classes)
         lines = [header]
         for name, row in summary.items():
             lines.append(
                 f"{name:<6}{row['images']:>8}{row['groups']:>9}{row['fraction']:>8.3f}"
-                + "".join(f"{row[c]:>7}" for c in CLASS_CODES)
+                + "".join(f"{row[c]:>{width}}" for c in self.classes)
             )
         return "\n".join(lines)
 
@@ -241,7 +245,7 @@ class Split:
             ["image_id", "lesion_id", "dx", "split", "group"] + (["fold"] if self.folds is not None else [])
         )
         for i, image_id in enumerate(self.image_ids):
-            row = [image_id, self.lesion_ids[i] or "", CLASS_CODES[self.labels[i]], self.assignment[i]]
+            row = [image_id, self.lesion_ids[i] or "", self.classes[self.labels[i]], self.assignment[i]]
             row.append(f"g{self.groups[i]:06d}")
             if self.folds is not None:
                 row.append("" if self.folds[i] == NO_FOLD else str(self.folds[i]))
@@ -269,8 +273,13 @@ def _validate_fractions(fractions: Sequence[float]) -> tuple[float, float, float
 def _merged_groups(
     records: Sequence[ImageRecord], extra_groups: Sequence[Sequence[Hashable | None]], duplicates: Any
 ) -> np.ndarray:
-    """The lesion ids merged with the extra keys and the duplicate groups of a DedupResult."""
-    keys = list(extra_groups)
+    """The lesion ids merged with every record's other group keys (patient...), the extra keys and
+    the duplicate groups of a DedupResult."""
+    names = list(dict.fromkeys(name for r in records for name, _ in r.keys))
+    keys: list[Sequence[Hashable | None]] = [
+        [f"{name}={dict(r.keys).get(name)}" if dict(r.keys).get(name) else None for r in records] for name in names
+    ]
+    keys.extend(extra_groups)
     if duplicates is not None:
         if not (hasattr(duplicates, "paths") and hasattr(duplicates, "group_labels")):
             raise DataError(f"duplicates= takes the result of Deduplicator.find, got a {type(duplicates).__name__}")
@@ -288,8 +297,14 @@ def split_dataset(
     duplicates: Any = None,
     folds: int | None = None,
     test: float | None = None,
+    hold_out_source: str | None = None,
 ) -> Split:
     """Split images into train / val / test (or K folds), grouped by lesion and stratified by diagnosis.
+
+    The groups join every key the records carry: the lesion id and each of their
+    :attr:`~hamkit.data.metadata.ImageRecord.keys` (e.g. ``patient_id``, read with
+    ``read_labels(path, group_by=[...])``), plus ``extra_groups`` and ``duplicates``: two images
+    that share ANY key are in one group, and a group never spans two splits.
 
     Args:
         records: The images (from :func:`~hamkit.data.metadata.read_metadata`).
@@ -306,6 +321,10 @@ def split_dataset(
             a train / val split, and :meth:`Split.save` writes a ``fold`` column.
         test: With ``folds``: first keep this fraction apart as a held-out ``test`` split (no
             fold); the folds are made from the rest. Without it every image is in a fold.
+        hold_out_source: Make the test split a whole data set or institution: every image
+            whose :attr:`~hamkit.data.metadata.ImageRecord.source` is this name (and every image
+            grouped with one of them) is ``test``; the rest is split into train and val in the
+            ratio of ``fractions`` (or into ``folds``).
 
     Returns:
         The :class:`Split`.
@@ -329,14 +348,28 @@ def split_dataset(
         raise DataError("fractions= does not apply with folds=; give test= for a held-out test split")
     if not records:
         raise DataError("cannot split an empty dataset")
+    classes = classes_of(records)
     labels = np.array([r.label for r in records], dtype=np.int64)
     groups = _merged_groups(records, extra_groups, duplicates)
+    held = _held_out(records, groups, hold_out_source) if hold_out_source is not None else None
+    if held is not None and test is not None:
+        raise DataError("give test= or hold_out_source=, not both: the held-out source is the test split")
     fold_of = None
-    if folds is None:
+    if folds is None and held is not None:
+        assignment = np.full(len(records), "test", dtype=object)
+        rest = np.flatnonzero(~held)
+        train, val, _ = values
+        inner = (train / (train + val), val / (train + val), 0.0)
+        _, regrouped = np.unique(groups[rest], return_inverse=True)
+        assignment[rest] = three_way_assignment(labels[rest], regrouped, inner, seed)
+        assignment = assignment.astype(str)
+        values = (train * (1 - held.mean()) / (train + val), val * (1 - held.mean()) / (train + val), held.mean())
+        _warn_missing_classes(labels, groups, assignment, values, classes)
+    elif folds is None:
         assignment = three_way_assignment(labels, groups, values, seed)
-        _warn_missing_classes(labels, groups, assignment, values)
+        _warn_missing_classes(labels, groups, assignment, values, classes)
     else:
-        assignment, fold_of, values = fold_assignment(labels, groups, folds, test, seed)
+        assignment, fold_of, values = fold_assignment(labels, groups, folds, test, seed, classes=classes, held_out=held)
     return Split(
         image_ids=[r.image_id for r in records],
         lesion_ids=[r.lesion_id for r in records],
@@ -344,13 +377,33 @@ def split_dataset(
         groups=groups,
         assignment=assignment,
         seed=seed,
-        fractions=values,
+        fractions=tuple(float(v) for v in values),  # type: ignore[arg-type]
         folds=fold_of,
+        classes=classes,
     )
 
 
+def _held_out(records: Sequence[ImageRecord], groups: np.ndarray, source: str) -> np.ndarray:
+    """Which items the test split holds when ``source`` is held out: its images and every image
+    grouped with one of them (the same lesion, patient or duplicate in another set)."""
+    mine = np.array([r.source == source for r in records], dtype=bool)
+    if not mine.any():
+        sources = sorted({r.source for r in records if r.source})
+        raise DataError(
+            f"no image comes from source {source!r}; the sources are {', '.join(sources) or 'not recorded'}"
+        )
+    held = np.isin(groups, np.unique(groups[mine]))
+    if held.all():
+        raise DataError(f"every image is from source {source!r} (or grouped with one); nothing is left to train on")
+    return held
+
+
 def _warn_missing_classes(
-    labels: np.ndarray, groups: np.ndarray, assignment: np.ndarray, values: Sequence[float]
+    labels: np.ndarray,
+    groups: np.ndarray,
+    assignment: np.ndarray,
+    values: Sequence[float],
+    classes: Sequence[str] = CLASS_CODES,
 ) -> None:
     """One warning naming each class that has images but none in a split that is not empty
     (a class with fewer lesions than there are splits), so that its missing scores are no surprise."""
@@ -363,7 +416,7 @@ def _warn_missing_classes(
             if share > 0 and np.any(assignment == name) and not np.any(assignment[labels == cls] == name)
         ]
         if absent:
-            gaps.append(f"{CLASS_CODES[cls]} ({lesions} lesion(s)) has no image in {' or '.join(absent)}")
+            gaps.append(f"{classes[cls]} ({lesions} lesion(s)) has no image in {' or '.join(absent)}")
     if gaps:
         warnings.warn(
             "too few lesions to put every class in every split: "

@@ -32,7 +32,7 @@ class Estimator(BaseEstimator):
     _REQUIRED_CONFIG: ClassVar[tuple[str, ...]] = ("backbone", "image_size", "num_classes", "classes")
     _DEFAULT_RECIPE: ClassVar[TrainConfig] = TrainConfig()
     backbone: str
-    num_classes: int
+    num_classes: int | None
     classes: Any
     recipe: TrainConfig | None
     device: str
@@ -63,12 +63,53 @@ class Estimator(BaseEstimator):
 
     @property
     def classes_(self) -> list[str]:
-        """The class names, in index order."""
+        """The class names, in index order: those the model was fitted on (taken from the
+        training data when neither ``classes`` nor ``num_classes`` is given), else those of the
+        parameters (the seven HAM10000 codes by default)."""
+        fitted = self.__dict__.get("_fitted_classes")
+        if fitted is not None:
+            return list(fitted)
+        wanted = self._wanted_classes()
+        return list(wanted) if wanted is not None else list(CLASS_CODES)
+
+    @property
+    def n_classes_(self) -> int:
+        """The number of classes (``len(classes_)``)."""
+        return len(self.classes_)
+
+    def _wanted_classes(self) -> list[str] | None:
+        """The class list the parameters fix, or ``None`` when the data decides.
+
+        Raises:
+            HamkitError: ``classes`` and ``num_classes`` disagree, or fewer than two classes.
+        """
         if self.classes is not None:
-            return list(self.classes)
-        if self.num_classes == len(CLASS_CODES):
-            return list(CLASS_CODES)
-        return [f"class_{i}" for i in range(self.num_classes)]
+            names = [str(c) for c in self.classes]
+            if self.num_classes is not None and len(names) != self.num_classes:
+                raise HamkitError(f"{len(names)} class names for num_classes={self.num_classes}")
+            if len(set(names)) != len(names):
+                raise HamkitError(f"class names must be distinct, got {names}")
+        elif self.num_classes is not None:
+            if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 2:
+                raise HamkitError(f"num_classes must be a whole number of at least 2, got {self.num_classes!r}")
+            names = (
+                list(CLASS_CODES)
+                if self.num_classes == len(CLASS_CODES)
+                else [f"class_{i}" for i in range(self.num_classes)]
+            )
+        else:
+            return None
+        if len(names) < 2:
+            raise HamkitError(f"a classifier needs at least two classes, got {names}")
+        return names
+
+    def _fit_classes(self, data_classes: Any) -> list[str]:
+        """Fix the class list of this fit: the parameters', else the training data's
+        (``data_classes``, e.g. ``SkinDataset.classes``), else the HAM10000 codes."""
+        wanted = self._wanted_classes()
+        names = wanted if wanted is not None else (list(data_classes) if data_classes else list(CLASS_CODES))
+        self._fitted_classes = list(names)
+        return self._fitted_classes
 
     def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """The input normalisation ``(mean, std)`` of the backbone (from its registry spec)."""

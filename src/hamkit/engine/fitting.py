@@ -117,7 +117,7 @@ def warn_one_class(labels: np.ndarray, names: Any = None) -> bool:
 
 
 class _Fittable(Protocol):
-    num_classes: int
+    classes_: list[str]
     pretrained: Any
     weights: Any
     device: str
@@ -158,16 +158,17 @@ def fit_estimator(
     sample_weights = None
     class_weights = None
     if balance:
-        labels = check_labels(dataset_labels(train), estimator.num_classes, "training")
+        count = len(estimator.classes_)
+        labels = check_labels(dataset_labels(train), count, "training")
         warn_one_class(labels, getattr(estimator, "classes_", None))
         if val is not None:
-            check_labels(dataset_labels(val), estimator.num_classes, "validation")
-        per_sample, per_class = balance_weights(labels, estimator.num_classes)
+            check_labels(dataset_labels(val), count, "validation")
+        per_sample, per_class = balance_weights(labels, count)
         if recipe.class_balance == "sampler":
             sample_weights = per_sample
         elif recipe.class_balance == "loss":
             class_weights = torch.tensor(per_class, dtype=torch.float32, device=resolve_device(recipe.device))
-        estimator.class_prior_ = np.bincount(labels, minlength=estimator.num_classes) / labels.size  # type: ignore[attr-defined]
+        estimator.class_prior_ = np.bincount(labels, minlength=count) / labels.size  # type: ignore[attr-defined]
     torch.manual_seed(recipe.seed)  # the head's initialisation is part of the seeded run
     network = estimator._build(pretrained=estimator.pretrained, weights=estimator.weights)
     fitted.initial_weights_ = describe_initial_weights(

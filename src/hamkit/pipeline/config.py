@@ -52,6 +52,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "data": {
         "root": "",  # empty: generate the synthetic dataset into OUT/data
         "labels": "",  # empty: HAM10000_metadata.csv (or ISIC ground truth) under root
+        "label_column": "",  # a generic labels file's column of class names; empty: found by name
+        "image_column": "",  # a generic labels file's column of image ids or file names; empty: found by name
+        "group_by": [],  # more grouping columns of the labels file, e.g. ["patient_id"]
         "masks": "",  # empty: the folder of *_segmentation.png under root, if any
         "synthetic_lesions": 150,
         "synthetic_image_size": [256, 192],
@@ -65,7 +68,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "hash_threshold": 6,
         "pretrained": True,
     },
-    "split": {"fractions": [0.75, 0.125, 0.125], "seed": 0},
+    "split": {"fractions": [0.75, 0.125, 0.125], "seed": 0, "hold_out_source": ""},  # a source: the test split
     "classifier": {
         "enabled": True,
         "backbone": "timm:tf_efficientnet_lite0",

@@ -150,6 +150,8 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     test, val = (
         SkinDataset.from_folder(
             ctx.root,
+            labels=ctx.records,
+            classes=model.classes_,
             split_csv=ctx.split_csv,
             split=name,
             image_size=model.image_size,
@@ -263,7 +265,7 @@ def evaluate_segmenter(
     worst = [report.image_ids[i] for i in order[:n_worst]]
     middle = len(order) // 2
     typical = [report.image_ids[i] for i in order[max(0, middle - n_typical // 2) :][:n_typical]]
-    common = {"masks": ctx.masks, "split_csv": ctx.split_csv}
+    common = {"masks": ctx.masks, "split_csv": ctx.split_csv, "labels": ctx.records}
     model.plot_examples(
         ctx.root,
         folder / "worst_examples.png",

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from hamkit._io import atomic_write_text
-from hamkit.classes import CLASS_CODES
 from hamkit.clinical import full_name
+from hamkit.data.metadata import classes_of
 from hamkit.pipeline.config import to_toml
 
 __all__ = ["versions", "write_report"]
@@ -123,7 +123,7 @@ def _evaluation_html(report: dict[str, Any]) -> str:
             ],
         ]
         parts.append(_table(["decision", "accuracy", "balanced accuracy", "macro F1", "melanoma sensitivity"], rows))
-        protected = [f"{c} (melanoma)" if c == "mel" else c for c in decision.get("protected") or []]
+        protected = [f"{c} (melanoma)" if c.lower() == "mel" else c for c in decision.get("protected") or []]
         guard = (
             f"among the alphas that keep the validation recall of {html.escape(', '.join(protected))} at least at "
             "the raw argmax's (its recall is protected), "
@@ -399,8 +399,11 @@ def write_report(ctx: Any) -> Path:
     parts: list[str] = []
 
     data = summary["data"]
-    pie = plot_class_balance([r.label for r in ctx.records], figures / "class_balance.png", title="Class balance")
-    counts = {code: 0 for code in CLASS_CODES}
+    classes = classes_of(ctx.records)
+    pie = plot_class_balance(
+        [r.label for r in ctx.records], figures / "class_balance.png", title="Class balance", classes=classes
+    )
+    counts = {code: 0 for code in classes}
     for r in ctx.records:
         counts[r.dx] += 1
     parts.append("<h2>Dataset</h2>")
@@ -428,12 +431,12 @@ def write_report(ctx: Any) -> Path:
 
     parts.append("<h2>Split</h2>")
     split = summary["split"]
-    header = ["split", "images", "lesion groups", "share", *CLASS_CODES]
+    header = ["split", "images", "lesion groups", "share", *classes]
     parts.append(
         _table(
             header,
             [
-                [name, row["images"], row["groups"], row["fraction"], *[row[c] for c in CLASS_CODES]]
+                [name, row["images"], row["groups"], row["fraction"], *[row.get(c, 0) for c in classes]]
                 for name, row in split.items()
             ],
         )

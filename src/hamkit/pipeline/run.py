@@ -269,13 +269,22 @@ def run_pipeline(
     result.seconds["data"] = time.perf_counter() - clock
 
     present = find_images(root)
-    records_all = read_labels(labels_csv)
+    section = settings["data"]
+    records_all = read_labels(labels_csv, label_column=section["label_column"] or None, group_by=section["group_by"])
     records = [r for r in records_all if r.image_id in present]
     if not records:
         raise DataError(f"none of the {len(records_all)} images of {labels_csv} are under {root}")
     if masks is not None and settings["segmenter"]["enabled"]:
         check_masks(masks, [r.image_id for r in records])
-    data_key = fingerprint(files_fingerprint([present[r.image_id] for r in records]), files_fingerprint([labels_csv]))
+    data_key = fingerprint(
+        files_fingerprint([present[r.image_id] for r in records]),
+        files_fingerprint([labels_csv]),
+        *(
+            [section["label_column"], section["image_column"], section["group_by"]]
+            if section["label_column"] or section["image_column"] or section["group_by"]
+            else []
+        ),
+    )
     resolution = _resolution([present[r.image_id] for r in records])
     result.summary["data"] = {
         "root": str(root),

@@ -180,7 +180,13 @@ def _make_split(ctx: RunContext) -> Any:
     from hamkit.data.splits import split_dataset
 
     section = ctx.settings["split"]
-    return split_dataset(ctx.records, section["fractions"], seed=section["seed"], extra_groups=_dedup_labels(ctx))
+    return split_dataset(
+        ctx.records,
+        section["fractions"],
+        seed=section["seed"],
+        extra_groups=_dedup_labels(ctx),
+        hold_out_source=section["hold_out_source"] or None,
+    )
 
 
 def split_stage(ctx: RunContext) -> None:
@@ -302,7 +308,14 @@ def classifier_stage(ctx: RunContext) -> None:
             recipe=_recipe(ctx, section, class_balance=section["class_balance"]),
             device=ctx.settings["run"]["device"],
         )
-        model.fit(ctx.root, split_csv=ctx.split_csv, cache=ctx.decode_cache, out_dir=folder, resume=resume)
+        model.fit(
+            ctx.root,
+            split_csv=ctx.split_csv,
+            labels=ctx.records,
+            cache=ctx.decode_cache,
+            out_dir=folder,
+            resume=resume,
+        )
         evaluate_classifier(ctx, model, folder)  # calibrates on val first
         model.save(folder / "model")
         plot_history(
@@ -363,11 +376,12 @@ def segmenter_stage(ctx: RunContext) -> None:
             ctx.root,
             masks=ctx.masks,
             split_csv=ctx.split_csv,
+            labels=ctx.records,
             cache=ctx.decode_cache,
             out_dir=folder,
             resume=resume,
         )
-        report = model.evaluate(ctx.root, masks=ctx.masks, split_csv=ctx.split_csv, split="test")
+        report = model.evaluate(ctx.root, masks=ctx.masks, split_csv=ctx.split_csv, split="test", labels=ctx.records)
         report.save(folder / "test_report.json")
         report.save_csv(folder / "per_image.csv")
         extra = evaluate_segmenter(ctx, model, folder, report)

@@ -144,6 +144,11 @@ def check_settings(settings: Any, data: str | os.PathLike[str] | None = None) ->
 
     methods = _check_dedup(problems)
 
+    columns = data_section["group_by"]
+    if not all(isinstance(c, str) and c.strip() for c in columns):
+        problems.add("data", "group_by", 'must be a list of column names of the labels file, e.g. ["patient_id"]')
+    if settings["split"]["hold_out_source"] and settings["split"]["fractions"][1] <= 0:
+        problems.add("split", "fractions", "with hold_out_source the train and val fractions must both be above 0")
     fractions: Sequence[float] = settings["split"]["fractions"]
     if (
         len(fractions) != 3

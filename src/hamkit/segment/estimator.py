@@ -46,9 +46,11 @@ class LesionSegmenter(Estimator):
             downloaded once for others (see :func:`hamkit.create_backbone`).
         weights: A local weights file for the segmentation backbone instead.
         classify: Add the diagnosis head on the pooled deepest encoder features.
-        num_classes: Classes of that head (7 for HAM10000).
+        num_classes: Classes of that head; ``None`` (default): as many as ``classes``, or the
+            training data's classes (the seven HAM10000 codes for HAM10000).
         dropout: Dropout before the head.
-        classes: Class names (default: the HAM10000 codes when ``num_classes`` is 7).
+        classes: Class names of the head; ``None`` (default): taken from the training data
+            (``SkinDataset.classes``) and recorded in the saved model.
         backbone_kwargs: Extra builder arguments, e.g. ``{"encoder_depth": 3,
             "decoder_channels": [32, 16, 8]}`` for a smaller smp model; saved with the model.
         loss: Segmentation loss, ``"bce+dice"`` (default), ``"bce"`` or ``"dice"``.
@@ -89,7 +91,7 @@ class LesionSegmenter(Estimator):
         pretrained: bool = True,
         weights: str | os.PathLike[str] | None = None,
         classify: bool = False,
-        num_classes: int = 7,
+        num_classes: int | None = None,
         dropout: float = 0.2,
         classes: Sequence[str] | None = None,
         backbone_kwargs: dict[str, Any] | None = None,
@@ -124,7 +126,7 @@ class LesionSegmenter(Estimator):
             "mean": list(mean),
             "std": list(std),
             "classify": self.classify,
-            "num_classes": self.num_classes,
+            "num_classes": self.n_classes_,
             "classes": self.classes_,
             "dropout": self.dropout,
             "loss": self.loss,
@@ -136,9 +138,9 @@ class LesionSegmenter(Estimator):
         from hamkit.backbones.registry import create_backbone
 
         if self.classify:
-            if self.num_classes < 2:
+            if self.num_classes is not None and self.num_classes < 2:
                 raise HamkitError(f"num_classes must be at least 2, got {self.num_classes}")
-            if len(self.classes_) != self.num_classes:
+            if self.num_classes is not None and len(self.classes_) != self.num_classes:
                 raise HamkitError(f"{len(self.classes_)} class names for num_classes={self.num_classes}")
         if self.image_size < 8:
             raise HamkitError(f"image_size must be at least 8 pixels, got {self.image_size}")
@@ -162,7 +164,7 @@ class LesionSegmenter(Estimator):
                 f"backbone {self.backbone!r} needs an image_size divisible by {stride}; "
                 f"got {self.image_size}, use e.g. {fitting}"
             )
-        return SegmentationNetwork(body, self.num_classes if self.classify else None, self.dropout)
+        return SegmentationNetwork(body, self.n_classes_ if self.classify else None, self.dropout)
 
     def _as_dataset(
         self,
@@ -175,6 +177,8 @@ class LesionSegmenter(Estimator):
         mask_threshold: int | None,
         augment: Any,
         cache: Any,
+        labels: Any = None,
+        classes: Any = None,
     ) -> Dataset:
         """Turn ``data`` into a dataset with masks at the working size (SkinDataset when possible)."""
         if on_missing not in ("error", "skip"):
@@ -199,6 +203,8 @@ class LesionSegmenter(Estimator):
                 data = data.subset(keep)
             threshold = mask_threshold if mask_threshold is not None else data.mask_threshold
             dataset = data.with_options(with_masks=True, mask_threshold=threshold, **options)
+            if self.classify and classes is not None:
+                dataset = dataset.with_classes(classes)
             dataset.skipped = skipped
             return dataset
         if isinstance(data, (str, os.PathLike)):
@@ -214,6 +220,8 @@ class LesionSegmenter(Estimator):
                 split=split,
                 on_missing=on_missing,
                 mask_threshold=mask_threshold,
+                labels=labels,
+                classes=classes if self.classify else None,
                 **options,
             )
         if isinstance(data, Dataset):
@@ -231,6 +239,7 @@ class LesionSegmenter(Estimator):
         *,
         masks: str | os.PathLike[str] | None = None,
         split_csv: str | os.PathLike[str] | None = None,
+        labels: Any = None,
         on_missing: str = "error",
         mask_threshold: int | None = None,
         cache: Any = None,
@@ -249,6 +258,8 @@ class LesionSegmenter(Estimator):
                 the ``val`` rows are used.
             masks: The masks folder of a data root (default: found under the root).
             split_csv: A split CSV written by ``hamkit split``.
+            labels: For a data root: its labels file or records (any format
+                :func:`~hamkit.data.metadata.read_labels` reads; default: the HAM10000 metadata).
             on_missing: ``"error"`` (default) when an image has no mask (or no file), or
                 ``"skip"`` to leave it out (listed in :attr:`skipped_`).
             mask_threshold: Grey level above which a pixel of a non-binary mask is lesion; a
@@ -296,8 +307,14 @@ class LesionSegmenter(Estimator):
             "on_missing": on_missing,
             "mask_threshold": mask_threshold,
             "cache": cache,
+            "labels": labels,
+            "classes": self._wanted_classes() if self.classify else None,
         }
         train_data = self._as_dataset(train, split="train", augment=settings.augment, **common)
+        names = self._fit_classes(getattr(train_data, "classes", None) if self.classify else None)
+        if self.classify and isinstance(train_data, SkinDataset):
+            train_data = train_data.with_classes(names)
+            common["classes"] = names
         if val is None and isinstance(train, (str, os.PathLike)) and split_csv is not None:
             val = train
         val_data = self._as_dataset(val, split="val", augment=False, **common) if val is not None else None
@@ -482,6 +499,7 @@ class LesionSegmenter(Estimator):
         masks: str | os.PathLike[str] | None = None,
         split_csv: str | os.PathLike[str] | None = None,
         split: str = "test",
+        labels: Any = None,
         on_missing: str = "error",
         mask_threshold: int | None = None,
         threshold: float = 0.5,
@@ -505,6 +523,7 @@ class LesionSegmenter(Estimator):
             masks: The masks folder of a data root (default: found under the root).
             split_csv: Split CSV for a data root.
             split: Which split of ``split_csv`` to use.
+            labels: For a data root: its labels file or records (default: the HAM10000 metadata).
             on_missing: ``"error"`` or ``"skip"`` images without a mask (listed in
                 ``report.skipped``).
             mask_threshold: Grey level above which a pixel of a non-binary mask is lesion.
@@ -529,6 +548,7 @@ class LesionSegmenter(Estimator):
             masks=masks,
             split_csv=split_csv,
             split=split,
+            labels=labels,
             on_missing=on_missing,
             mask_threshold=mask_threshold,
             threshold=threshold,
@@ -551,6 +571,7 @@ class LesionSegmenter(Estimator):
         postprocess: str | None = None,
         image_ids: Sequence[str] | None = None,
         title: str | None = None,
+        labels: Any = None,
     ) -> Path:
         """Draw input / ground truth / prediction / contour-overlay panels, one row per image.
 
@@ -568,6 +589,7 @@ class LesionSegmenter(Estimator):
             postprocess: As for :meth:`predict`.
             image_ids: Draw these images instead of the first ``n``.
             title: Figure title.
+            labels: For a data root: its labels file or records (default: the HAM10000 metadata).
 
         Returns:
             The written path.
@@ -584,6 +606,7 @@ class LesionSegmenter(Estimator):
             masks=masks,
             split_csv=split_csv,
             split=split,
+            labels=labels,
             threshold=threshold,
             postprocess=postprocess,
             image_ids=image_ids,

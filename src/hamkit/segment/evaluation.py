@@ -35,6 +35,7 @@ def evaluate(
     masks: str | os.PathLike[str] | None = None,
     split_csv: str | os.PathLike[str] | None = None,
     split: str = "test",
+    labels: Any = None,
     on_missing: str = "error",
     mask_threshold: int | None = None,
     threshold: float = 0.5,
@@ -54,6 +55,8 @@ def evaluate(
         mask_threshold=mask_threshold,
         augment=False,
         cache=None,
+        labels=labels,
+        classes=model.classes_ if model.classify else None,
     )
     model._check_fitted()
     pin = resolve_device(model.device).type == "cuda"
@@ -73,7 +76,7 @@ def evaluate(
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin)
     ids: list[str] = []
     counts: list[np.ndarray] = []
-    labels: list[torch.Tensor] = []
+    label_batches: list[torch.Tensor] = []
     logits: list[torch.Tensor] = []
     for batch, probabilities, class_logits in forward(model, loader, progress):
         n = int(probabilities.shape[0])
@@ -95,7 +98,7 @@ def evaluate(
         ids += batch_ids
         if class_logits is not None:
             logits.append(class_logits)
-            labels.append(torch.as_tensor(batch.get("label", torch.full((n,), -1))).reshape(-1).cpu())
+            label_batches.append(torch.as_tensor(batch.get("label", torch.full((n,), -1))).reshape(-1).cpu())
     if not ids:
         raise DataError("no images to evaluate")
     report = report_from_counts(
@@ -110,7 +113,7 @@ def evaluate(
     if logits:
         proba = torch.cat(logits).softmax(1).numpy()
         report = report.with_classification(
-            ids, proba.argmax(1), proba=proba, labels=torch.cat(labels).numpy(), classes=model.classes_
+            ids, proba.argmax(1), proba=proba, labels=torch.cat(label_batches).numpy(), classes=model.classes_
         )
     return report
 
@@ -128,6 +131,7 @@ def plot_examples(
     postprocess: str | None = None,
     image_ids: Sequence[str] | None = None,
     title: str | None = None,
+    labels: Any = None,
 ) -> Path:
     """The work of :meth:`~hamkit.segment.LesionSegmenter.plot_examples`."""
     from hamkit.data.images import open_image
@@ -142,6 +146,7 @@ def plot_examples(
         mask_threshold=None,
         augment=False,
         cache=None,
+        labels=labels,
     )
     if not isinstance(dataset, SkinDataset):
         raise DataError("plot_examples needs a SkinDataset with masks (or a data root), to read the originals")
