@@ -48,6 +48,7 @@ from sklearn.base import BaseEstimator
 
 from hamkit.data.splits import read_audit_sets
 from hamkit.dedup.calibration import Calibration, calibrate_result
+from hamkit.dedup.decisions import Decisions, apply_decisions, read_decisions
 from hamkit.dedup.groups import choose_kept, duplicate_groups
 from hamkit.dedup.inputs import resolve_images
 from hamkit.dedup.keep import KEEP_POLICIES, keep_ranking
@@ -228,11 +229,14 @@ class Deduplicator(BaseEstimator):
             found = VerifiedCandidates(valid[found.i], valid[found.j], found.score, found.inliers, found.similarity)
         return Pairs(valid[pairs.i], valid[pairs.j], pairs.score, pairs.metric, pairs.exact), found
 
-    def find(self, images: Any) -> DedupResult | None:
+    def find(self, images: Any, *, decisions: Decisions | str | os.PathLike[str] | None = None) -> DedupResult | None:
         """Find the duplicates among images.
 
         Args:
             images: A folder (recursive), a text file of paths, a list of paths, or a SkinDataset.
+            decisions: A person's decisions on pairs (:class:`~hamkit.dedup.decisions.Decisions`
+                or a decisions CSV, ``image_a,image_b,decision``): a pair decided ``different``
+                never groups, one decided ``same`` always does (images matched by file stem).
 
         Returns:
             The :class:`~hamkit.dedup.result.DedupResult` (``None`` on ranks other than 0 under
@@ -243,6 +247,8 @@ class Deduplicator(BaseEstimator):
             DataError: No images, or none readable.
         """
         method = self._checked()
+        if decisions is not None and not isinstance(decisions, Decisions):
+            decisions = read_decisions(decisions)
         started = time.perf_counter()
         paths = resolve_images(images)
         signatures, skipped = method.signatures(self, paths)
@@ -254,6 +260,8 @@ class Deduplicator(BaseEstimator):
                 f"none of the {len(paths)} image(s) could be read; first reason: {paths[0]}: {skipped.get(0, '?')}"
             )
         pairs, candidates = self._self_pairs(method, signatures, valid)
+        if decisions is not None:
+            pairs = apply_decisions(decisions, paths, pairs)
         rank = keep_ranking(paths, pairs, self.keep, self.prefer)
         groups = duplicate_groups(len(paths), pairs, mode=self.group_mode, priority=rank)  # type: ignore[arg-type]
         kept, removed = choose_kept(groups, n=len(paths), policy="first", paths=[f"{r:012d}" for r in rank])
