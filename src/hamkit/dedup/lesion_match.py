@@ -174,16 +174,50 @@ def inlier_score(inliers: np.ndarray | int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------- candidates
-def _vocabulary(descriptors: np.ndarray, words: int, seed: int):
-    """A faiss flat index over ``words`` k-means centroids of (a sample of) ``descriptors``."""
-    import faiss
+class _Vocabulary:
+    """A two-level vocabulary tree (k-means of k-means, faiss): ``coarse * fine`` visual words,
+    each descriptor assigned with ``coarse + fine`` distance computations instead of one per word."""
 
-    rng = np.random.default_rng(seed)
-    words = max(1, min(words, len(descriptors) // 8))
-    sample = descriptors[rng.choice(len(descriptors), min(len(descriptors), words * 20), replace=False)]
-    kmeans = faiss.Kmeans(128, words, niter=8, seed=seed, verbose=False, max_points_per_centroid=20)
-    kmeans.train(np.ascontiguousarray(sample, dtype=np.float32))
-    return kmeans.index
+    def __init__(self, descriptors: np.ndarray, coarse: int, fine: int, seed: int) -> None:
+        import faiss
+
+        rng = np.random.default_rng(seed)
+        coarse = max(1, min(coarse, len(descriptors) // 40))
+        sample = descriptors[rng.choice(len(descriptors), min(len(descriptors), coarse * fine * 4), replace=False)]
+        sample = np.ascontiguousarray(sample, dtype=np.float32)
+        top = faiss.Kmeans(128, coarse, niter=10, seed=seed, verbose=False, max_points_per_centroid=256, min_points_per_centroid=1)
+        top.train(sample)
+        self.coarse = top.index
+        self.fine = fine
+        cells = self.coarse.search(sample, 1)[1][:, 0]
+        self.leaves: list = []
+        for cell in range(coarse):
+            members = sample[cells == cell]
+            index = faiss.IndexFlatL2(128)
+            if len(members) >= 2 * fine:
+                km = faiss.Kmeans(128, fine, niter=8, seed=seed, verbose=False, max_points_per_centroid=64, min_points_per_centroid=1)
+                km.train(np.ascontiguousarray(members))
+                index.add(km.centroids)
+            elif len(members):
+                index.add(np.ascontiguousarray(members[: max(1, len(members) // 2)]))
+            else:
+                index.add(np.zeros((1, 128), np.float32))
+            self.leaves.append(index)
+
+    @property
+    def size(self) -> int:
+        """Number of word ids (some may be unused)."""
+        return len(self.leaves) * self.fine
+
+    def words(self, descriptors: np.ndarray) -> np.ndarray:
+        """The word id of each descriptor."""
+        data = np.ascontiguousarray(descriptors, dtype=np.float32)
+        cells = self.coarse.search(data, 1)[1][:, 0]
+        out = np.zeros(len(data), dtype=np.int64)
+        for cell in np.unique(cells).tolist():
+            rows = np.flatnonzero(cells == cell)
+            out[rows] = cell * self.fine + self.leaves[cell].search(data[rows], 1)[1][:, 0]
+        return out
 
 
 def _histograms(words: np.ndarray, owner: np.ndarray, n: int, vocabulary: int, idf: np.ndarray | None):
@@ -205,7 +239,7 @@ def visual_word_candidates(
     features: Sequence[LesionFeatures],
     *,
     k: int = 20,
-    words: int = 4000,
+    words: int = 16384,
     seed: int = 0,
     cross: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -214,13 +248,14 @@ def visual_word_candidates(
     Args:
         features: One :class:`LesionFeatures` per image.
         k: Candidates per image.
-        words: Size of the vocabulary (fewer when there are few descriptors).
+        words: Size of the vocabulary (a tree of ``words / 64`` cells of 64 words; fewer
+            when there are few descriptors).
         seed: Seed of the k-means.
         cross: With ``cross=c``, only pairs of one image below ``c`` and one from ``c`` on.
 
     Returns:
-        ``(i, j, similarity, mirrored)``: unique pairs ``i < j``, the larger of the two
-        similarities, and whether the mirror image matched better.
+        ``(i, j, similarity, parity)``: unique pairs ``i < j``, the larger of the two
+        similarities, and how the pair was found: 0 by the image, 1 by its mirror image, 2 both.
     """
     import scipy.sparse as sp
 
@@ -228,16 +263,17 @@ def visual_word_candidates(
     empty = np.zeros(0, np.int64)
     counts = np.array([len(f) for f in features], dtype=np.int64)
     if n < 2 or counts.sum() == 0:
-        return empty, empty, np.zeros(0, np.float32), np.zeros(0, bool)
+        return empty, empty, np.zeros(0, np.float32), np.zeros(0, np.int8)
     descriptors = np.concatenate([f.descriptors for f in features]).astype(np.float32)
     owner = np.repeat(np.arange(n), counts)
-    index = _vocabulary(descriptors, words, seed)
-    vocabulary = index.ntotal
-    words_of = index.search(descriptors, 1)[1][:, 0]
-    mirrored_words = index.search(mirror_descriptors(descriptors), 1)[1][:, 0]
+    fine = 64
+    tree = _Vocabulary(descriptors, max(1, words // fine), fine, seed)
+    vocabulary = tree.size
+    words_of = tree.words(descriptors)
+    mirrored_words = tree.words(mirror_descriptors(descriptors))
     plain, idf = _histograms(words_of, owner, n, vocabulary, None)
     mirror, _ = _histograms(mirrored_words, owner, n, vocabulary, idf)
-    found: dict[tuple[int, int], tuple[float, bool]] = {}
+    found: dict[tuple[int, int], tuple[float, int]] = {}  # (best similarity, parities: 1 plain, 2 mirror)
     rows_per_block = 1024
     for start in range(0, n, rows_per_block):
         stop = min(n, start + rows_per_block)
@@ -256,14 +292,14 @@ def visual_word_candidates(
                     cols, sims = cols[top], sims[top]
                 for col, sim in zip(cols.tolist(), sims.tolist(), strict=True):
                     key = (min(query, col), max(query, col))
-                    if key not in found or sim > found[key][0]:
-                        found[key] = (sim, is_mirror)
+                    best, parities = found.get(key, (sim, 0))
+                    found[key] = (max(best, sim), parities | (2 if is_mirror else 1))
     keys = sorted(found)
     i = np.array([a for a, _ in keys], dtype=np.int64)
     j = np.array([b for _, b in keys], dtype=np.int64)
     sim = np.array([found[key][0] for key in keys], dtype=np.float32)
-    mirrored = np.array([found[key][1] for key in keys], dtype=bool)
-    return i, j, sim, mirrored
+    parity = np.array([found[key][1] - 1 for key in keys], dtype=np.int8)
+    return i, j, sim, parity
 
 
 # ---------------------------------------------------------------------------------- verification
@@ -317,6 +353,7 @@ def match_pairs(
     i: np.ndarray,
     j: np.ndarray,
     *,
+    mirrored: np.ndarray | None = None,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
@@ -327,6 +364,8 @@ def match_pairs(
         features: One :class:`LesionFeatures` per image.
         i: First indices.
         j: Second indices.
+        mirrored: Per pair, the parity to match in: 0 the second image, 1 its mirror image, 2
+            both (the better counts), as :func:`visual_word_candidates` found it; ``None``: both.
         workers: Threads.
         progress: Called with the number of pairs done after each chunk.
 
@@ -338,7 +377,8 @@ def match_pairs(
 
     def work(chunk: np.ndarray) -> int:
         for k in chunk.tolist():
-            out[k] = match_pair(features[int(i[k])], features[int(j[k])])
+            parity = None if mirrored is None or mirrored[k] == 2 else bool(mirrored[k])
+            out[k] = match_pair(features[int(i[k])], features[int(j[k])], mirrored=parity)
         return len(chunk)
 
     if workers <= 1 or len(chunks) <= 1:

@@ -5,7 +5,8 @@ lighting, hair and bubbles: a global signature (hash, thumbnail, CNN embedding) 
 differs, and the ``"verified"`` method, built to find copies, misses most of them. This method
 finds them by their local structure (:mod:`hamkit.dedup.lesion_match`): SIFT keypoints of each
 contrast-equalised image, candidate partners by tf-idf visual words (in both mirror parities),
-and each candidate verified by keypoint matching and a RANSAC similarity transform. A pair's
+and each candidate verified by keypoint matching and a RANSAC similarity transform (in the
+mirror parity, or both, that its visual words were found in). A pair's
 score is :func:`~hamkit.dedup.lesion_match.inlier_score` of the inliers: 0.5 at
 :data:`~hamkit.dedup.lesion_match.INLIER_HALF` inliers. Copies are pairs too (they share every
 keypoint), and identical pixels always pair.
@@ -47,8 +48,8 @@ __all__ = ["LesionMethod", "lesion_candidates"]
 def lesion_candidates(
     features: Sequence[LesionFeatures],
     *,
-    candidates: int = 20,
-    words: int = 4000,
+    candidates: int = 10,
+    words: int = 16384,
     seed: int = 0,
     workers: int = 1,
     cross: int | None = None,
@@ -74,22 +75,25 @@ def lesion_candidates(
     from tqdm.auto import tqdm
 
     n = len(features)
-    i, j, similarity, _ = visual_word_candidates(features, k=candidates, words=words, seed=seed, cross=cross)
+    i, j, similarity, mirrored = visual_word_candidates(features, k=candidates, words=words, seed=seed, cross=cross)
     digests = np.array([f.digest for f in features], dtype=object)
     same = equal_value_pairs(digests, digests, self_search=True)
     if len(same):
         i, j = np.concatenate([i, same.i]), np.concatenate([j, same.j])
         similarity = np.concatenate([similarity, np.ones(len(same), np.float32)])
+        mirrored = np.concatenate([mirrored, np.zeros(len(same), np.int8)])
         _, first = np.unique(i * max(n, 1) + j, return_index=True)
-        i, j, similarity = i[first], j[first], similarity[first]
+        i, j, similarity, mirrored = i[first], j[first], similarity[first], mirrored[first]
     if cross is not None:
         keep = (i < cross) & (j >= cross)
-        i, j, similarity = i[keep], j[keep], similarity[keep]
+        i, j, similarity, mirrored = i[keep], j[keep], similarity[keep], mirrored[keep]
     identical = digests[i] == digests[j] if len(i) else np.zeros(0, bool)
     inliers = np.full(len(i), -1, np.int64)
     todo = np.flatnonzero(~identical)
     with tqdm(total=len(todo), desc="verify", unit="pair", disable=not progress) as bar:
-        inliers[todo] = match_pairs(features, i[todo], j[todo], workers=workers, progress=bar.update)
+        inliers[todo] = match_pairs(
+            features, i[todo], j[todo], mirrored=mirrored[todo], workers=workers, progress=bar.update
+        )
     score = np.where(identical, np.float32(1.0), inlier_score(inliers))
     order = np.lexsort((j, i))
     i, j = i[order], j[order]
@@ -127,7 +131,7 @@ class LesionMethod(DedupMethod):
     needs = ("faiss", "opencv")
     memory_cache = "keypoints, by path, size and modification time"
 
-    def __init__(self, *, candidates: int = 20, words: int = 4000, seed: int = 0) -> None:
+    def __init__(self, *, candidates: int = 10, words: int = 16384, seed: int = 0) -> None:
         self.candidates = candidates
         self.words = words
         self.seed = seed
