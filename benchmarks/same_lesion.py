@@ -95,7 +95,9 @@ def evaluate(
     sizes = np.bincount(labels)
     copies: dict[str, list[bool]] = {}
     for row in planted:
-        copies.setdefault(KIND_FAMILY[row["kind"]], []).append(labels[index[row["copy"]]] == labels[index[row["source"]]])
+        copies.setdefault(KIND_FAMILY[row["kind"]], []).append(
+            labels[index[row["copy"]]] == labels[index[row["source"]]]
+        )
     by_lesion: dict[str, list[str]] = {}
     for name in names:
         if not name.startswith("COPY_") and _stem(name) in lesion:
@@ -194,11 +196,12 @@ def main() -> None:
                     **found,
                 }
                 rows.append(row)
+                copies = " / ".join(f"{found['copies'].get(f, 0):.2f}" for f in ("exact", "photometric", "geometric"))
+                mark = " (calibrated on half A)" if row["calibrated"] else ""
                 print(
-                    f"| {setting} @ {threshold:g}{' (calibrated on half A)' if row['calibrated'] else ''} | "
-                    f"{found['same_lesion']:.3f} | {found['same_lesion_half_b']:.3f} | "
-                    f"{' / '.join(f'{found['copies'].get(f, 0):.2f}' for f in ('exact', 'photometric', 'geometric'))}"
-                    f" | {found['across']} | {found['largest']} | {run['seconds']:.0f} | {run['peak_mib']:.0f} |",
+                    f"| {setting} @ {threshold:g}{mark} | {found['same_lesion']:.3f} | "
+                    f"{found['same_lesion_half_b']:.3f} | {copies} | {found['across']} | {found['largest']} | "
+                    f"{run['seconds']:.0f} | {run['peak_mib']:.0f} |",
                     flush=True,
                 )
     payload = {

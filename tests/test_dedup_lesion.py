@@ -39,7 +39,9 @@ def _lesion(seed: int, size: int = 400) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def _photograph(scene: np.ndarray, *, angle: float, zoom: float, shift: tuple[float, float], gain: float) -> Image.Image:
+def _photograph(
+    scene: np.ndarray, *, angle: float, zoom: float, shift: tuple[float, float], gain: float
+) -> Image.Image:
     """Another 200x150 photograph of ``scene``: turned, zoomed, shifted and re-lit."""
     size = scene.shape[0]
     matrix = cv2.getRotationMatrix2D((size / 2 + shift[0], size / 2 + shift[1]), angle, zoom)

@@ -118,8 +118,7 @@ def read_decisions(path: str | os.PathLike[str]) -> Decisions:
         missing = [c for c in DECISION_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise DataError(
-                f"{source}: a decisions file needs the columns image_a,image_b,decision; "
-                f"missing {', '.join(missing)}"
+                f"{source}: a decisions file needs the columns image_a,image_b,decision; missing {', '.join(missing)}"
             )
         for line, row in enumerate(reader, start=2):
             word = (row["decision"] or "").strip().lower()

@@ -93,8 +93,9 @@ class DecodeJob(Dataset):
         mode: ``"rgb"`` (uint8 CHW tensor for a CNN, stacked per batch), ``"gray"`` (uint8 greyscale of
             ``size``), ``"scene"`` (a :class:`~hamkit.dedup.scenes.Scene`: what the ``"verified"``
             method needs of an image), ``"lesion"`` (its
-            :class:`~hamkit.dedup.lesion_match.LesionFeatures`, for the ``"lesion"`` method), ``"pixels"`` (SHA-256 of the decoded RGB pixels and shape) or ``"bytes"``
-            (SHA-256 of the file bytes).
+            :class:`~hamkit.dedup.lesion_match.LesionFeatures`, for the ``"lesion"`` method),
+            ``"pixels"`` (SHA-256 of the decoded RGB pixels and shape) or ``"bytes"`` (SHA-256 of
+            the file bytes).
         size: ``(height, width)`` to resize to (``rgb``, ``gray``).
     """
 

@@ -78,7 +78,7 @@ def _tools():
     import cv2
 
     if not hasattr(_local, "sift"):
-        _local.sift = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS)
+        _local.sift = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS)  # type: ignore[attr-defined]
         _local.clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4))
         _local.matcher = cv2.BFMatcher(cv2.NORM_L2)
     return cv2, _local.sift, _local.clahe, _local.matcher
@@ -185,7 +185,9 @@ class _Vocabulary:
         coarse = max(1, min(coarse, len(descriptors) // 40))
         sample = descriptors[rng.choice(len(descriptors), min(len(descriptors), coarse * fine * 4), replace=False)]
         sample = np.ascontiguousarray(sample, dtype=np.float32)
-        top = faiss.Kmeans(128, coarse, niter=10, seed=seed, verbose=False, max_points_per_centroid=256, min_points_per_centroid=1)
+        top = faiss.Kmeans(
+            128, coarse, niter=10, seed=seed, verbose=False, max_points_per_centroid=256, min_points_per_centroid=1
+        )
         top.train(sample)
         self.coarse = top.index
         self.fine = fine
@@ -195,9 +197,11 @@ class _Vocabulary:
             members = sample[cells == cell]
             index = faiss.IndexFlatL2(128)
             if len(members) >= 2 * fine:
-                km = faiss.Kmeans(128, fine, niter=8, seed=seed, verbose=False, max_points_per_centroid=64, min_points_per_centroid=1)
+                km = faiss.Kmeans(
+                    128, fine, niter=8, seed=seed, verbose=False, max_points_per_centroid=64, min_points_per_centroid=1
+                )
                 km.train(np.ascontiguousarray(members))
-                index.add(km.centroids)
+                index.add(np.ascontiguousarray(km.centroids, dtype=np.float32))
             elif len(members):
                 index.add(np.ascontiguousarray(members[: max(1, len(members) // 2)]))
             else:

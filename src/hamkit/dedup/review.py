@@ -230,10 +230,14 @@ def review_html(
             continue
         cells = "".join(cell(m) for m in group.members[:12])
         more = f"<td>... {group.size - 12} more</td>" if group.size > 12 else ""
-        groups.append(f"<p>group of {group.size} (weakest link {group.weakest_link:g})</p><table><tr>{cells}{more}</tr></table>")
-    previous = [] if decisions is None else [
-        [x, y, "same" if same else "different"] for (x, y), same in sorted(decisions.pairs.items())
-    ]
+        groups.append(
+            f"<p>group of {group.size} (weakest link {group.weakest_link:g})</p><table><tr>{cells}{more}</tr></table>"
+        )
+    previous = (
+        []
+        if decisions is None
+        else [[x, y, "same" if same else "different"] for (x, y), same in sorted(decisions.pairs.items())]
+    )
     header = ",".join(DECISION_COLUMNS)
     script = f"""<script>
 const previous = {json.dumps(previous)};

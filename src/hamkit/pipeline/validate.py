@@ -18,7 +18,7 @@ from hamkit.errors import HamkitError
 
 __all__ = ["CLASS_BALANCE_SETTINGS", "DEDUP_METHODS", "check_masks", "check_settings"]
 
-DEDUP_METHODS = ("verified", "exact", "phash", "dhash", "cnn")
+DEDUP_METHODS = ("verified", "exact", "phash", "dhash", "cnn", "lesion")
 CLASS_BALANCE_SETTINGS = ("sampler", "loss", "")
 
 
