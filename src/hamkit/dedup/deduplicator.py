@@ -18,6 +18,10 @@ method          signature                                   threshold (valid ran
                                                             ``0..64``
 ``"exact"``     SHA-256 of the decoded pixels (byte-        none (identical pixels)    --
                 identical files found first, cheaply)
+``"lesion"``    SIFT keypoints; candidates by visual words  min keypoint-match         0.5
+                (both mirror parities), each confirmed by   score, ``(0, 1)``
+                RANSAC inliers: the same lesion
+                photographed again, copies included
 ==============  ==========================================  =========================  =======
 
 ``"verified"`` is the default because on the real HAM10000 images the hashes and the CNN pair
@@ -73,8 +77,8 @@ class Deduplicator(BaseEstimator):
     check them, so ``get_params`` / ``set_params`` and :func:`sklearn.base.clone` work.
 
     Args:
-        method: ``"verified"`` (the default), ``"cnn"``, ``"phash"``, ``"dhash"`` or ``"exact"``
-            (see the module docstring), or the name of any method in
+        method: ``"verified"`` (the default), ``"cnn"``, ``"phash"``, ``"dhash"``, ``"exact"`` or
+            ``"lesion"`` (see the module docstring), or the name of any method in
             :data:`~hamkit.dedup.methods.METHODS`.
         backbone: Registry name of the CNN (``"cnn"`` only); plugins and ``timm:`` names work.
         threshold: Minimum aligned-content score (verified), minimum cosine similarity (cnn)

@@ -19,7 +19,7 @@ audits, results) is the Deduplicator's and the same for every method.
 Examples:
     >>> from hamkit.dedup.methods import METHODS, get_method
     >>> list(METHODS)
-    ['verified', 'cnn', 'phash', 'dhash', 'exact']
+    ['verified', 'cnn', 'phash', 'dhash', 'exact', 'lesion']
     >>> phash = get_method("phash")
     >>> phash.metric, phash.default_threshold, phash.check_threshold(None)
     ('hamming', 8, 8)
@@ -83,7 +83,7 @@ def register_method(cls: _M) -> _M:
     Examples:
         >>> from hamkit.dedup.methods import METHODS
         >>> sorted(METHODS)
-        ['cnn', 'dhash', 'exact', 'phash', 'verified']
+        ['cnn', 'dhash', 'exact', 'lesion', 'phash', 'verified']
     """
     name = getattr(cls, "name", "")
     if not name:
@@ -112,7 +112,7 @@ def get_method(name: str) -> DedupMethod:
         >>> get_method("ssim")
         Traceback (most recent call last):
         ...
-        hamkit.errors.HamkitError: unknown method 'ssim'; choose one of verified, cnn, phash, dhash, exact
+        hamkit.errors.HamkitError: unknown method 'ssim'; choose one of verified, cnn, phash, dhash, exact, lesion
     """
     cls = METHODS.get(name) if isinstance(name, str) else None
     if cls is None:
