@@ -6,7 +6,9 @@ docs/benchmarks.md and is rendered from ``benchmarks/results/``:
 * ``full_run_cpu``: ``full_run_cpu.json`` (``benchmarks/full_run.py``: ``hamkit run`` on the
   10,015 HAM10000 images with the ``cpu`` preset);
 * ``cpu_preset_sizing``: ``cpu_preset_sizing.jsonl`` (``benchmarks/cpu_preset.py`` rows);
-* ``pretrained_offline``: ``pretrained_offline.json`` (``benchmarks/pretrained_offline.py``).
+* ``pretrained_offline``: ``pretrained_offline.json`` (``benchmarks/pretrained_offline.py``);
+* ``same_lesion``: ``same_lesion.json`` (``benchmarks/same_lesion.py``: same-lesion pairs,
+  planted copies and pairs across lesions per dedup method on the 10,015 HAM10000 images).
 
     python docs/gen_benchmarks.py           # rewrite the blocks
     python docs/gen_benchmarks.py --check   # exit status 1 if a block is out of date
@@ -146,8 +148,18 @@ def pretrained_offline() -> str:
     return table(data["rows"]) + "\n\n" + _provenance(data["rows"][-1])
 
 
+def same_lesion() -> str:
+    """Same-lesion pairs, copies and pairs across lesions per dedup method (``same_lesion.json``)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from same_lesion import table  # type: ignore[import-not-found]
+
+    data = json.loads((RESULTS / "same_lesion.json").read_text())
+    return table(data) + "\n\n" + _provenance({**data, "torch": data.get("torch", "n/a")})
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "full_run_cpu": full_run_cpu,
+    "same_lesion": same_lesion,
     "cpu_preset_sizing": cpu_preset_sizing,
     "pretrained_offline": pretrained_offline,
 }

@@ -55,7 +55,7 @@ WORK_SIDE = 300
 """Longest side (px) of the image the keypoints are found on (200x150 images are enlarged:
 SIFT finds few keypoints on a small, smooth image)."""
 
-MAX_KEYPOINTS = 300
+MAX_KEYPOINTS = 200
 """Keypoints kept per image (the strongest)."""
 
 INLIER_HALF = 10
@@ -63,6 +63,10 @@ INLIER_HALF = 10
 
 MAX_SCALE = 3.0
 """A transform that enlarges or shrinks by more than this is implausible for one lesion."""
+
+CONTRAST = 0.02
+"""SIFT's contrast threshold (OpenCV's default is 0.04): half, so that a smooth or dark image
+still has keypoints to match."""
 
 RATIO = 0.85
 """Lowe's ratio test: a match is kept when its distance is below this times the second best."""
@@ -78,7 +82,7 @@ def _tools():
     import cv2
 
     if not hasattr(_local, "sift"):
-        _local.sift = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS)  # type: ignore[attr-defined]
+        _local.sift = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS, contrastThreshold=CONTRAST)  # type: ignore[attr-defined]
         _local.clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4))
         _local.matcher = cv2.BFMatcher(cv2.NORM_L2)
     return cv2, _local.sift, _local.clahe, _local.matcher
@@ -125,7 +129,12 @@ def lesion_features(image: Image.Image) -> LesionFeatures:
     size = (max(1, round(gray_image.width * scale)), max(1, round(gray_image.height * scale)))
     gray = np.asarray(gray_image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0), dtype=np.uint8)
     digest = hashlib.sha256(np.asarray(gray.shape, np.int64).tobytes() + gray.tobytes()).hexdigest()
-    keypoints, descriptors = sift.detectAndCompute(clahe.apply(np.ascontiguousarray(gray)), None)
+    low, high = np.percentile(gray, (1, 99)) if gray.size else (0, 255)
+    if high - low >= 8:  # stretch the grey levels: a darker or paler exposure gives the same keypoints
+        gray_eq = np.clip((gray.astype(np.float32) - low) * (255.0 / (high - low)), 0, 255).astype(np.uint8)
+    else:
+        gray_eq = gray
+    keypoints, descriptors = sift.detectAndCompute(clahe.apply(np.ascontiguousarray(gray_eq)), None)
     if descriptors is None or not keypoints:
         return LesionFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.uint8), gray.shape[1], digest)
     order = np.argsort([-k.response for k in keypoints], kind="stable")[:MAX_KEYPOINTS]
