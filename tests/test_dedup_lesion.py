@@ -71,6 +71,7 @@ def _folder(tmp_path):
 def test_registered_with_its_settings_on_the_method() -> None:
     assert METHODS["lesion"] is LesionMethod
     method = LesionMethod(candidates=7, words=64, seed=3)
+    assert LesionMethod().candidates is None  # the Deduplicator's candidates then
     assert (method.candidates, method.words, method.seed) == (7, 64, 3)
     assert method.check_threshold(None) == 0.5
     with pytest.raises(HamkitError, match="keypoint-match score in"):

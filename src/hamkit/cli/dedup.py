@@ -30,7 +30,7 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=10,
         metavar="K",
-        help="verified: candidate partners checked per image (default 10)",
+        help="verified and lesion: candidate partners checked per image (default 10)",
     )
     parser.add_argument("--backbone", default="mobilenet_v2", help="CNN backbone (default: mobilenet_v2)")
     parser.add_argument("--image-size", type=positive_int, default=224)

@@ -110,8 +110,9 @@ class Deduplicator(BaseEstimator):
             (:class:`~hamkit.dedup.faiss_search.IvfConfig`; ``None``: its defaults, 16 probes).
             ``IvfConfig(nprobe=32)`` misses fewer pairs and takes longer.
         progress: Show progress bars.
-        candidates: ``"verified"`` only: candidate partners proposed per image before
-            verification (more finds more heavily altered copies, and costs verification time).
+        candidates: ``"verified"`` and ``"lesion"``: candidate partners proposed per image
+            before verification (more finds more heavily altered copies and, with ``"lesion"``,
+            more photographs of one lesion; it costs verification time).
         min_inliers: ``"verified"`` only: RANSAC inliers an alignment needs before its content
             is compared.
 

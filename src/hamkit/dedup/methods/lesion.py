@@ -110,7 +110,8 @@ class LesionMethod(DedupMethod):
 
     Args:
         candidates: Candidate partners per image (more finds more pairs, and costs
-            verification time).
+            verification time); ``None``: the Deduplicator's ``candidates`` (default 10, and
+            what ``hamkit dedup --candidates`` sets).
         words: Visual words of the candidate search.
         seed: Seed of the vocabulary's k-means (the result is deterministic for a seed).
 
@@ -131,7 +132,7 @@ class LesionMethod(DedupMethod):
     needs = ("faiss", "opencv")
     memory_cache = "keypoints, by path, size and modification time"
 
-    def __init__(self, *, candidates: int = 10, words: int = 16384, seed: int = 0) -> None:
+    def __init__(self, *, candidates: int | None = None, words: int = 16384, seed: int = 0) -> None:
         self.candidates = candidates
         self.words = words
         self.seed = seed
@@ -139,6 +140,8 @@ class LesionMethod(DedupMethod):
     def _check(self) -> None:
         for name, low in (("candidates", 1), ("words", 16)):
             value = getattr(self, name)
+            if name == "candidates" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise HamkitError(f"{name} of method 'lesion' must be an integer of at least {low}, got {value!r}")
 
@@ -201,7 +204,7 @@ class LesionMethod(DedupMethod):
         self._check()
         return lesion_candidates(
             features,
-            candidates=self.candidates,
+            candidates=dedup.candidates if self.candidates is None else self.candidates,
             words=self.words,
             seed=self.seed,
             workers=max(1, min(8, available_cpus())),
