@@ -13,7 +13,7 @@ jobs on a shared machine disturb much less than the wall time.
 
 Rows:
 
-* ``cnn embed``: hamkit ``Deduplicator("cnn", backbone="mobilenet_v3_small", pretrained=False,
+* ``cnn embed``: hamkit ``Deduplicator(CnnMethod(backbone="mobilenet_v3_small", pretrained=False),
   cache_dir=False).embed(folder)`` vs imagededup ``CNN().encode_images(folder)``. Both run
   torchvision's MobileNetV3-small on 224x224 inputs, batch 64, random weights: imagededup's own
   ``MobilenetV3`` wrapper is built while ``torchvision.models.mobilenet_v3_small`` is patched to
@@ -136,21 +136,19 @@ def cnn_rows(folder: Path, n: int, workers: int | None, what_if: bool) -> list[R
     from torch.fx.experimental.optimization import fuse
 
     from hamkit.dedup.deduplicator import Deduplicator
+    from hamkit.dedup.methods import CnnMethod
 
     hk_workers: dict[str, Any] = {} if workers is None else {"num_workers": workers}
     enc_workers: dict[str, Any] = {} if workers is None else {"num_enc_workers": workers}
 
     def embedder() -> Deduplicator:
         dedup = Deduplicator(
-            "cnn",
-            backbone="mobilenet_v3_small",
-            pretrained=False,
+            CnnMethod(backbone="mobilenet_v3_small", pretrained=False, batch_size=BATCH_SIZE),
             cache_dir=False,
-            batch_size=BATCH_SIZE,
             progress=False,
             **hk_workers,
         )
-        dedup._network()  # build the model before timing, as imagededup does in CNN()
+        dedup.method.network()  # build the model before timing, as imagededup does in CNN()
         return dedup
 
     plain = embedder()
@@ -167,7 +165,7 @@ def cnn_rows(folder: Path, n: int, workers: int | None, what_if: bool) -> list[R
     rows = [Row("cnn embed", "embed()", "encode_images()", hamkit_embed, imagededup_embed)]
     if what_if:
         tuned = embedder()
-        tuned._model = fuse(tuned._model.eval()).to(memory_format=torch.channels_last)
+        tuned.method.network_ = fuse(tuned.method.network_.eval()).to(memory_format=torch.channels_last)
         rows.append(
             Row(
                 "cnn embed, what-if (fused BN + channels_last)",
@@ -253,7 +251,8 @@ def hash_agreement(folder: Path) -> str:
     paths = resolve_images(folder)
     parts = []
     for method, hasher_class in (("phash", PHash), ("dhash", DHash)):
-        ours, _ = Deduplicator(method, progress=False, cache_dir=False)._signatures(paths)  # private: the raw hashes
+        dedup = Deduplicator(method, progress=False, cache_dir=False)
+        ours, _ = dedup._checked().signatures(dedup, paths)  # the raw hashes
         theirs_map = hasher_class(verbose=False).encode_images(folder)
         theirs = hex_to_hash([theirs_map[p.name] for p in paths])
         distance = hamming(ours, theirs)

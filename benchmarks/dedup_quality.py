@@ -25,7 +25,7 @@ share of the planted copies of that kind that end up in their original's group.
 hamkit runs through its public API: ``Deduplicator(method).find(paths)`` for the hashes (once
 with threshold 64, which returns every pair with its Hamming distance, so that the sweep filters
 the scores; checked against a run at the default threshold) and ``exact``;
-``Deduplicator("cnn", ..., pretrained=False).embed(paths)`` for the CNN, whose cosine similarities
+``Deduplicator(CnnMethod(..., pretrained=False)).embed(paths)`` for the CNN, whose cosine similarities
 are then thresholded. By default the CNNs have **random weights** (pretrained weights cannot
 be downloaded where this was written); users get ``pretrained=True``, whose similarities are
 distributed quite differently, so those rows do not say how well the CNN method works for them.
@@ -321,8 +321,9 @@ def all_pairs_distance(ts: TestSet, method: str) -> np.ndarray:
 def cnn_similarity(ts: TestSet, backbone: str, pretrained: bool) -> np.ndarray:
     """Cosine similarity matrix of hamkit's CNN embeddings (random weights unless ``pretrained``)."""
     from hamkit.dedup.deduplicator import Deduplicator
+    from hamkit.dedup.methods import CnnMethod
 
-    dedup = Deduplicator("cnn", backbone=backbone, pretrained=pretrained, cache_dir=False, progress=False)
+    dedup = Deduplicator(CnnMethod(backbone=backbone, pretrained=pretrained), cache_dir=False, progress=False)
     embeddings = dedup.embed(ts.paths)
     return embeddings @ embeddings.T
 

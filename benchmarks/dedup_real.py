@@ -82,7 +82,9 @@ def worker(setting: str, folder: str) -> None:
         warnings.simplefilter("ignore")
         from hamkit import Deduplicator
 
-        dedup = Deduplicator(**config, progress=False, cache_dir=False)
+        method = config.pop("method")
+        own = {f"method__{key}": config.pop(key) for key in list(config) if key != "threshold"}  # the method's
+        dedup = Deduplicator(method, progress=False, cache_dir=False, **config).set_params(**own)
         result = dedup.find(folder)
         names = [p.name for p in result.paths]
         if result.candidates is not None:  # every candidate, so that thresholds can be swept

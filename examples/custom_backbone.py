@@ -3,7 +3,7 @@
 Usage: python examples/custom_backbone.py [WORK_DIR]
 
 ``@register_backbone`` adds a name to hamkit's registry; from then on every hamkit estimator
-accepts it like a built-in (``LesionClassifier("small_cnn")``, ``Deduplicator(backbone=...)``).
+accepts it like a built-in (``LesionClassifier("small_cnn")``, ``Deduplicator(CnnMethod(backbone=...))``).
 To share a backbone with others, put the same decorated function in a package and declare it
 as an entry point in the ``hamkit.backbones`` group: see ``examples/plugin_package``.
 

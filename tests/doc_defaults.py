@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 import hamkit
+from hamkit.cli.dedup import METHOD_FLAGS
 
 SECTION = re.compile(r"^(?P<indent> *)(?:Args|Arguments|Parameters|Keyword Args|Attributes):\s*$")
 ENTRY = re.compile(r"^(?P<name>\*{0,2}\w+)(?:\s*\([^)]*\))?:\s?(?P<text>.*)$")
@@ -188,6 +189,16 @@ def method_defaults() -> dict[str, Any]:
     return dict(next(iter(tables.values())))
 
 
+def method_setting(method: str, dest: str, thresholds: dict[str, Any]) -> Any:
+    """The default of the dedup option ``dest`` for ``method``: its threshold, or the method's
+    own setting that the option sets (:data:`hamkit.cli.dedup.METHOD_FLAGS`)."""
+    if dest == "threshold":
+        return thresholds[method]
+    from hamkit.dedup.methods import get_method
+
+    return get_method(method).get_params()[METHOD_FLAGS[dest]]
+
+
 def rst_method_tables(doc: str) -> Iterator[tuple[str, str]]:
     """``(method, default)`` rows of simple RST tables headed ``method ... default``."""
     lines = doc.splitlines()
@@ -227,9 +238,12 @@ def cli_mismatches(root: argparse.ArgumentParser, methods: dict[str, Any]) -> tu
             if action.default is None and per_method and all(name in methods for name, _ in per_method):
                 for name, stated in per_method:
                     compared += 1
-                    if not same(parse_value(stated), methods[name]):
-                        wrong.append(f"{option}: help says {name} defaults to {stated}, the code {methods[name]!r}")
+                    expected = method_setting(name, action.dest, methods)
+                    if not same(parse_value(stated), expected):
+                        wrong.append(f"{option}: help says {name} defaults to {stated}, the code {expected!r}")
                 continue
+            if action.default is None and action.dest in METHOD_FLAGS:
+                continue  # a method's own setting, passed only when given: the method owns its default
             for match in re.finditer(r"(?:^|\()default:?\s+([^;)]+?)\s*(?:[;)]|$)", help_text):
                 values = [parse_value(word.strip(",")) for word in match[1].split()]
                 if len(values) > 1 and not all(isinstance(v, (int, float)) for v in values):

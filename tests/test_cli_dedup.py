@@ -26,7 +26,7 @@ def test_dedup_then_split_with_groups_then_clean_audit(synthetic, tmp_path, caps
             [
                 "audit",
                 str(split),
-                "--root",
+                "--data",
                 str(synthetic.root),
                 "--method",
                 "exact",
@@ -50,7 +50,7 @@ def test_audit_exit_status_flags_leakage(synthetic, tmp_path, capsys):
             [
                 "audit",
                 str(tmp_path / "s.csv"),
-                "--root",
+                "--data",
                 str(synthetic.root),
                 "--method",
                 "exact",
@@ -79,13 +79,32 @@ def test_search_backend_option_reaches_the_deduplicator():
     from hamkit.cli.main import build_parser
 
     parser = build_parser()
-    args = parser.parse_args(["dedup", "imgs", "--out", "o", "--search-backend", "faiss-ivf", "--ivf-nprobe", "32"])
+    args = parser.parse_args(
+        ["dedup", "imgs", "--out", "o", "--method", "cnn", "--search-backend", "faiss-ivf", "--ivf-nprobe", "32"]
+    )
     dedup = dedup_from_args(args)
-    assert dedup.search_backend == "faiss-ivf" and dedup.ivf.nprobe == 32
-    audit = parser.parse_args(["audit", "s.csv", "--root", "r", "--search-backend", "numpy"])
-    assert dedup_from_args(audit).search_backend == "numpy"
-    default = dedup_from_args(parser.parse_args(["dedup", "imgs", "--out", "o"]))
-    assert default.search_backend == "auto" and default.ivf is None
+    assert dedup.method.search_backend == "faiss-ivf" and dedup.method.ivf.nprobe == 32
+    audit = parser.parse_args(["audit", "s.csv", "--data", "r", "--method", "cnn", "--search-backend", "numpy"])
+    assert dedup_from_args(audit).method.search_backend == "numpy"
+    default = dedup_from_args(parser.parse_args(["dedup", "imgs", "--out", "o", "--method", "cnn"]))
+    assert default.method.search_backend == "auto" and default.method.ivf is None
+    verified = dedup_from_args(parser.parse_args(["dedup", "imgs", "--out", "o", "--candidates", "20"]))
+    assert verified.method.get_params() == {"candidates": 20, "min_inliers": 15}
+
+
+def test_method_options_the_method_does_not_have_are_refused(tmp_path, capsys):
+    for argv, named in (
+        (["dedup", str(tmp_path), "--out", str(tmp_path / "o"), "--search-backend", "numpy"], "--search-backend"),
+        (["audit", "s.csv", "--data", str(tmp_path), "--method", "phash", "--candidates", "5"], "--candidates"),
+        (
+            ["dedup", str(tmp_path), "--out", str(tmp_path / "o"), "--method", "exact", "--no-pretrained"],
+            "--no-pretrained",
+        ),
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"error: {named} does not apply to --method" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
 
 
 def test_warnings_are_printed_as_one_line(tiny_folder, tmp_path, capsys):
@@ -105,7 +124,7 @@ def test_warnings_are_printed_as_one_line(tiny_folder, tmp_path, capsys):
             "--workers",
             "0",
             "--quiet",
-            "--cache",
+            "--embedding-cache",
             str(tmp_path / "cache"),
         ]
     )

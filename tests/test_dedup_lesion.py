@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
+from sklearn.base import clone
 
 from hamkit import Deduplicator
 from hamkit.dedup.lesion_match import (
@@ -71,13 +72,14 @@ def _folder(tmp_path):
 def test_registered_with_its_settings_on_the_method() -> None:
     assert METHODS["lesion"] is LesionMethod
     method = LesionMethod(candidates=7, words=64, seed=3)
-    assert LesionMethod().candidates is None  # the Deduplicator's candidates then
     assert (method.candidates, method.words, method.seed) == (7, 64, 3)
     assert method.check_threshold(None) == 0.5
     with pytest.raises(HamkitError, match="keypoint-match score in"):
         method.check_threshold(1.0)
     with pytest.raises(HamkitError, match="candidates of method 'lesion'"):
-        LesionMethod(candidates=0).check_threshold(None)
+        LesionMethod(candidates=0).check()
+    assert clone(method).get_params() == {"candidates": 7, "words": 64, "seed": 3}
+    assert repr(Deduplicator("lesion").set_params(method__candidates=20).method) == "LesionMethod(candidates=20)"
 
 
 def test_score_is_half_at_ten_inliers() -> None:

@@ -15,6 +15,7 @@ from PIL import Image
 from hamkit import Deduplicator
 from hamkit.dedup.calibration import calibrate_scores
 from hamkit.dedup.candidates import THUMB, candidate_pairs
+from hamkit.dedup.methods import VerifiedMethod
 from hamkit.dedup.scenes import Scene
 from hamkit.dedup.verify import aligned_similarity, verify_pair
 from hamkit.errors import HamkitError
@@ -192,9 +193,9 @@ def test_settings_are_checked_when_it_runs() -> None:
     with pytest.raises(HamkitError, match="aligned-content score"):
         Deduplicator(threshold=2.0).find([])
     with pytest.raises(HamkitError, match="candidates"):
-        Deduplicator(candidates=0).find([])
+        Deduplicator(VerifiedMethod(candidates=0)).find([])
     with pytest.raises(HamkitError, match="min_inliers"):
-        Deduplicator(min_inliers=2).find([])
+        Deduplicator(VerifiedMethod(min_inliers=2)).find([])
 
 
 def test_plant_copies_writes_every_kind(tmp_path: Path) -> None:
@@ -312,13 +313,14 @@ def test_audit_after_find_decodes_and_searches_nothing_and_aligns_only_new_candi
 ):
     """The audit reuses the scenes, the window hits and the verifications of the search over all
     images, and still finds the planted pair that the split puts apart."""
+    from hamkit.dedup import inputs as inputs_module  # the methods decode through it
     from hamkit.dedup import scenes as scenes_module
     from hamkit.dedup.methods import verified as verified_module
 
     folder, _ = planted_folder
     decodes: list[int] = []
     aligned: list[tuple[int, int, bool, bool]] = []
-    real_decode, real_verify = verified_module.decode_all, scenes_module.verify_pairs
+    real_decode, real_verify = inputs_module.decode_all, scenes_module.verify_pairs
 
     def counting_decode(job, **kwargs):
         decodes.append(len(job))
@@ -343,7 +345,7 @@ def test_audit_after_find_decodes_and_searches_nothing_and_aligns_only_new_candi
     names = [p.stem for p in result.paths]
     planted_pair = (names[result.pairs.i[0]], names[result.pairs.j[0]])
     split_csv = _leaky_split(folder, names, planted_pair, tmp_path / "split.csv")
-    monkeypatch.setattr(verified_module, "decode_all", counting_decode)
+    monkeypatch.setattr(inputs_module, "decode_all", counting_decode)
     monkeypatch.setattr(scenes_module, "candidate_pairs", no_search)
     monkeypatch.setattr(verified_module, "window_hits", no_search)
     audit = dedup.audit(split_csv, folder)

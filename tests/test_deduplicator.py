@@ -19,8 +19,14 @@ from hamkit import DataError, Deduplicator, HamkitError
 from hamkit.data.metadata import read_metadata
 from hamkit.data.splits import split_dataset
 from hamkit.dedup import embeddings as embeddings_module
+from hamkit.dedup.methods import CnnMethod, VerifiedMethod
 
-FAST = dict(pretrained=False, num_workers=0, progress=False)
+FAST = dict(num_workers=0, progress=False)
+
+
+def small_cnn(**settings) -> CnnMethod:
+    """The cnn method on a small random-weight network (fast, offline)."""
+    return CnnMethod(backbone="mobilenet_v3_small", pretrained=False, **settings)
 
 
 def planted(data) -> dict[str, set[frozenset[str]]]:
@@ -64,14 +70,16 @@ def test_phash_finds_the_near_duplicates(synthetic):
         ({"method": "phash", "keep": "prefer"}, "needs prefer"),
         ({"method": "phash", "keep": "smallest"}, "unknown keep policy"),
         ({"method": "phash", "group_mode": "chain"}, "group_mode must be"),
-        ({"method": "cnn", "ivf": {"nprobe": 4}}, "ivf must be"),
-        ({"method": "verified", "candidates": 0}, "candidates must be a positive integer"),
-        ({"method": "verified", "min_inliers": 3}, "min_inliers must be an integer of at least 4"),
+        ({"method": CnnMethod(ivf={"nprobe": 4})}, "ivf must be"),  # type: ignore[arg-type]
+        ({"method": CnnMethod(batch_size=0)}, "batch_size must be a positive integer"),
+        ({"method": VerifiedMethod(candidates=0)}, "candidates must be a positive integer"),
+        ({"method": VerifiedMethod(min_inliers=3)}, "min_inliers must be an integer of at least 4"),
+        ({"method": 3}, "method must be a method name"),
     ],
 )
 def test_invalid_settings_are_reported_when_it_runs(settings, message, tmp_path):
     dedup = Deduplicator(**settings, **FAST)  # construction stores, never checks
-    assert dedup.get_params()["method"] == settings["method"]
+    assert dedup.get_params()["method"] is settings["method"]
     write_image(tmp_path / "a.png")
     split = tmp_path / "split.csv"
     split.write_text("image_id,split\na,train\n")
@@ -84,18 +92,15 @@ def test_invalid_settings_are_reported_when_it_runs(settings, message, tmp_path)
 def test_scikit_learn_parameter_protocol():
     from sklearn.base import clone
 
-    from hamkit.dedup.search import IvfConfig
-
-    dedup = Deduplicator("phash", threshold=6, prefer={"a"}, ivf=IvfConfig(nprobe=8))
+    dedup = Deduplicator("phash", threshold=6, prefer={"a"})
     copy = clone(dedup)
     assert copy is not dedup and copy.get_params() == dedup.get_params()
     assert copy.threshold == 6 and not hasattr(copy, "threshold_")  # an unfitted copy
     params = dedup.get_params(deep=True)
     assert set(params) == {
-        "method", "backbone", "threshold", "image_size", "batch_size", "device", "pretrained", "weights",
-        "num_workers", "cache_dir", "group_mode", "keep", "prefer", "search_backend", "ivf", "progress",
-        "candidates", "min_inliers",
+        "method", "threshold", "num_workers", "cache_dir", "group_mode", "keep", "prefer", "progress",
     }  # fmt: skip
+    assert len(params) <= 8  # only what every method shares
     assert Deduplicator(**params).get_params() == params
     assert dedup.set_params(threshold=3) is dedup and dedup.threshold == 3
     assert dedup.set_params(method="dhash", threshold=None).get_params()["method"] == "dhash"
@@ -104,8 +109,51 @@ def test_scikit_learn_parameter_protocol():
     assert repr(Deduplicator("phash", threshold=6)) == "Deduplicator(method='phash', threshold=6)"
 
 
+def test_the_method_owns_its_settings_as_in_a_pipeline():
+    from sklearn.base import clone
+
+    from hamkit.dedup.search import IvfConfig
+
+    dedup = Deduplicator(CnnMethod(search_backend="faiss-ivf", ivf=IvfConfig(nprobe=8)), threshold=0.9)
+    params = dedup.get_params(deep=True)
+    assert params["method__search_backend"] == "faiss-ivf" and params["method__ivf"] == IvfConfig(nprobe=8)
+    dedup.set_params(method__backbone="resnet18", threshold=0.95)
+    assert dedup.method.backbone == "resnet18" and dedup.threshold == 0.95
+    copy = clone(dedup)
+    assert copy.method is not dedup.method
+    assert {k: v for k, v in copy.get_params(deep=True).items() if k != "method"} == {
+        k: v for k, v in params.items() if k != "method"
+    } | {"method__backbone": "resnet18", "threshold": 0.95}
+    named = Deduplicator("verified").set_params(method__candidates=20)  # a name becomes an instance
+    assert isinstance(named.method, VerifiedMethod) and named.method.get_params() == {
+        "candidates": 20,
+        "min_inliers": 15,
+    }
+    switched = Deduplicator("verified").set_params(method="cnn", method__image_size=64)
+    assert isinstance(switched.method, CnnMethod) and switched.method.image_size == 64
+    with pytest.raises(ValueError, match="backbone"):
+        Deduplicator("phash").set_params(method__backbone="resnet18")  # phash has no backbone
+
+
+@pytest.mark.parametrize("name", ["verified", "cnn", "phash", "dhash", "exact"])
+def test_every_method_is_clonable_on_its_own_and_a_clone_forgets_what_it_learned(name, tmp_path):
+    from sklearn.base import clone
+
+    from hamkit.dedup.methods import get_method
+
+    method = get_method(name)
+    method.learned_ = "state"  # what a search leaves behind (a network, decoded scenes)
+    copy = clone(method)
+    assert type(copy) is type(method) and copy.get_params() == method.get_params()
+    assert not hasattr(copy, "learned_")
+    changed = {key: value for key, value in copy.get_params().items() if isinstance(value, int)}
+    if changed:
+        key = sorted(changed)[0]
+        assert clone(copy.set_params(**{key: changed[key] + 1})).get_params()[key] == changed[key] + 1
+
+
 def test_random_weight_cnn_warns(synthetic):
-    dedup = Deduplicator("cnn", backbone="mobilenet_v3_small", image_size=32, cache_dir=False, **FAST)
+    dedup = Deduplicator(small_cnn(image_size=32), cache_dir=False, **FAST)
     with pytest.warns(UserWarning, match="random weights"):
         dedup.embed(sorted(synthetic.root.rglob("ISIC_*.jpg"))[:2])
 
@@ -113,13 +161,7 @@ def test_random_weight_cnn_warns(synthetic):
 @pytest.mark.filterwarnings("ignore:Deduplicator.*random weights")
 def test_cnn_embeddings_are_cached_and_resumable(synthetic, tmp_path, monkeypatch):
     dedup = Deduplicator(
-        "cnn",
-        backbone="mobilenet_v3_small",
-        image_size=64,
-        threshold=0.99999,
-        cache_dir=tmp_path / "cache",
-        batch_size=32,
-        **FAST,
+        small_cnn(image_size=64, batch_size=32), threshold=0.99999, cache_dir=tmp_path / "cache", **FAST
     )
     paths = sorted(synthetic.root.rglob("ISIC_*.jpg"))[:40]
     emb = dedup.embed(paths)
@@ -129,9 +171,9 @@ def test_cnn_embeddings_are_cached_and_resumable(synthetic, tmp_path, monkeypatc
     monkeypatch.setattr(
         embeddings_module, "DecodeJob", lambda p, *a, **k: decoded.append(len(p)) or real_job(p, *a, **k)
     )
-    again = Deduplicator(
-        "cnn", backbone="mobilenet_v3_small", image_size=64, cache_dir=tmp_path / "cache", batch_size=32, **FAST
-    ).embed(paths + paths[:0])
+    again = Deduplicator(small_cnn(image_size=64, batch_size=32), cache_dir=tmp_path / "cache", **FAST).embed(
+        paths + paths[:0]
+    )
     assert decoded == [0] and np.array_equal(again, emb)  # nothing recomputed
     more = dedup.embed(sorted(synthetic.root.rglob("ISIC_*.jpg"))[:50])
     assert decoded[-1] == 10 and np.array_equal(more[:40], emb)  # only the 10 new images
@@ -141,11 +183,12 @@ def test_cnn_embeddings_are_cached_and_resumable(synthetic, tmp_path, monkeypatc
 def test_approximate_search_backend_is_reported(synthetic, tmp_path):
     pytest.importorskip("faiss")
     paths = sorted(synthetic.root.rglob("ISIC_*.jpg"))[:40]
-    settings = dict(backbone="mobilenet_v3_small", image_size=32, threshold=0.999, cache_dir=tmp_path / "cache", **FAST)
-    exact = Deduplicator("cnn", **settings).find(paths)
+    settings = dict(threshold=0.999, cache_dir=tmp_path / "cache", **FAST)
+    exact = Deduplicator(small_cnn(image_size=32), **settings).find(paths)
     from hamkit.dedup.search import IvfConfig
 
-    approx = Deduplicator("cnn", search_backend="faiss-ivf", ivf=IvfConfig(nprobe=4), **settings).find(paths)
+    ivf = small_cnn(image_size=32, search_backend="faiss-ivf", ivf=IvfConfig(nprobe=4))
+    approx = Deduplicator(ivf, **settings).find(paths)
     assert exact.pairs.exact and not approx.pairs.exact
     assert len(exact.pairs) > 0 and found(approx) == found(exact)  # 40 images: one IVF cell, all probed
     assert "approximate" in approx.summary() and "approximate" not in exact.summary()
@@ -157,14 +200,16 @@ def test_approximate_search_backend_is_reported(synthetic, tmp_path):
         shutil.copyfile(path, folder / path.name)
     rows = [f"{p.stem},{'train' if k % 2 else 'test'}" for k, p in enumerate(paths[:12])]
     (tmp_path / "split.csv").write_text("image_id,split\n" + "\n".join(rows) + "\n")
-    audit = Deduplicator("cnn", search_backend="faiss-ivf", **settings).audit(tmp_path / "split.csv", folder)
+    audit = Deduplicator(small_cnn(image_size=32, search_backend="faiss-ivf"), **settings).audit(
+        tmp_path / "split.csv", folder
+    )
     assert "approximate" in audit.summary()
     audit.save(tmp_path / "audit")
     assert json.loads((tmp_path / "audit" / "audit.json").read_text())["exact"] is False
 
 
 def test_hashes_are_cached_by_file_identity(synthetic, tmp_path, monkeypatch):
-    from hamkit.dedup.methods import hashes as hashes_module
+    from hamkit.dedup import inputs as hashes_module  # the hash methods decode through it
 
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -250,9 +295,8 @@ def test_bad_files_are_skipped_with_reasons(tmp_path):
     good = (folder / "ok_RGB.jpg").read_bytes()
     (folder / "truncated.jpg").write_bytes(good[: len(good) // 3])
     for method in ("phash", "exact", "cnn"):
-        result = Deduplicator(method, **FAST, image_size=32, backbone="mobilenet_v3_small", cache_dir=False).find(
-            folder
-        )
+        chosen = small_cnn(image_size=32) if method == "cnn" else method
+        result = Deduplicator(chosen, **FAST, cache_dir=False).find(folder)
         reasons = {result.paths[i].name: r for i, r in result.skipped.items()}
         assert set(reasons) == {"empty.jpg", "text.png", "truncated.jpg"}, method
         assert "empty" in reasons["empty.jpg"] and "not an image" in reasons["text.png"]
@@ -302,7 +346,8 @@ def test_cross_search_audit_and_leak_free_split(synthetic, tmp_path):
 DDP = textwrap.dedent("""
     import json, sys
     from hamkit import Deduplicator
-    d = Deduplicator("cnn", backbone="mobilenet_v3_small", image_size=48, pretrained=False, num_workers=0,
+    from hamkit.dedup.methods import CnnMethod
+    d = Deduplicator(CnnMethod(backbone="mobilenet_v3_small", image_size=48, pretrained=False), num_workers=0,
                      progress=False, cache_dir=False, threshold=0.99999)
     emb = d.embed(sys.argv[1])
     import os
@@ -338,7 +383,7 @@ def test_embedding_under_torchrun_two_cpu_processes(synthetic, tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     ranks = [np.array(json.loads((tmp_path / f"emb{r}.json").read_text())) for r in (0, 1)]
-    single = Deduplicator("cnn", backbone="mobilenet_v3_small", image_size=48, cache_dir=False, **FAST).embed(folder)
+    single = Deduplicator(small_cnn(image_size=48), cache_dir=False, **FAST).embed(folder)
     assert np.allclose(ranks[0], single, atol=1e-5) and np.allclose(ranks[1], single, atol=1e-5)
 
 

@@ -173,7 +173,7 @@ def test_pairs_the_audit_finds_join_the_groups_and_the_split_is_redone(tmp_path,
     Every audit round reuses the images the dedup step decoded: it decodes none again."""
     import csv
 
-    from hamkit.dedup.methods import verified
+    from hamkit.dedup import inputs as verified  # the verified method decodes through it
     from hamkit.pipeline import stages
 
     real = stages._audit_once

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hamkit.cli._compat import add_fold, flag
+from hamkit.cli._compat import add_fold
 from hamkit.cli._types import output_folder
 from hamkit.cli.dedup import _method_options
 
@@ -27,10 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="split CSV (image_id,...,split), e.g. from `hamkit split`",
     )
     subject.add_argument("--split-csv", dest="split_csv", metavar="CSV", help="the same as SPLIT_CSV, as a flag")
-    flag(
-        parser,
+    parser.add_argument(
         "--data",
-        old=("--root",),
         required=True,
         metavar="DIR",
         help="folder with the images (searched recursively)",
@@ -49,10 +47,13 @@ def run(args: argparse.Namespace) -> int:
     """Run ``hamkit audit``."""
     import tempfile
 
-    from hamkit.cli._compat import print_json, split_csv_for
-    from hamkit.cli.dedup import dedup_from_args
+    from hamkit.cli._compat import print_json, split_csv_for, usage_error
+    from hamkit.cli.dedup import dedup_from_args, flags_not_for_method
     from hamkit.cli.main import in_flags
 
+    wrong = flags_not_for_method(args)
+    if wrong:
+        return usage_error(args, wrong)
     with tempfile.TemporaryDirectory(prefix="hamkit-audit-") as folder:
         split_csv = split_csv_for(args, folder, needs_val=False)
         result = dedup_from_args(args).audit(split_csv, args.data)

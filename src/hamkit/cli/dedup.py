@@ -3,57 +3,117 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
 
-from hamkit.cli._compat import add_json, add_quiet, flag
+from hamkit.cli._compat import add_json, add_quiet
 from hamkit.cli._types import non_negative_int, output_folder, positive_int
+
+
+class _MethodNames(Sequence[str]):
+    """The registered dedup methods (:func:`hamkit.dedup.methods.method_names`), read when argparse
+    first needs them (a value to check, a help page), so building the parser imports nothing."""
+
+    def _names(self) -> list[str]:
+        from hamkit.dedup.methods import method_names
+
+        return method_names()
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._names()
+
+
+class _LateHelp(argparse._StoreAction):
+    """A stored option whose help text is made when a help page is (from the method registry)."""
+
+    @property
+    def help(self) -> str | None:
+        """The help text: the callable given as ``help``, called now."""
+        made = self.__dict__.get("_help")
+        return made() if callable(made) else made
+
+    @help.setter
+    def help(self, value: Any) -> None:
+        self.__dict__["_help"] = value
+
+
+def _threshold_help() -> str:
+    from hamkit.dedup.methods import METHODS, method_names
+
+    method_names()
+    parts = [
+        f"{name}: {cls.threshold_meaning} (default {cls.default_threshold})"
+        for name, cls in METHODS.items()
+        if cls.default_threshold is not None
+    ]
+    return "; ".join(parts) + ". Not used by " + ", ".join(n for n, c in METHODS.items() if c.default_threshold is None)
+
+
+#: ``{flag's dest: method parameter}``: the options that set a method's own settings. Each is
+#: passed to the method only when given, and refused when the chosen method has no such setting.
+METHOD_FLAGS = {
+    "candidates": "candidates",
+    "backbone": "backbone",
+    "image_size": "image_size",
+    "batch_size": "batch_size",
+    "no_pretrained": "pretrained",
+    "weights": "weights",
+    "device": "device",
+    "search_backend": "search_backend",
+    "ivf_nprobe": "ivf",
+}
 
 
 def _method_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--method",
         default="verified",
-        choices=("verified", "cnn", "phash", "dhash", "exact", "lesion"),
-        help="verified (default: candidates confirmed by aligning the two images; offline), cnn, phash, dhash, "
-        "exact, or lesion (the same lesion photographed again, copies included: SIFT keypoints; offline)",
+        choices=_MethodNames(),
+        metavar="METHOD",
+        help="one of %(choices)s (default: verified, candidates confirmed by aligning the two images; offline)",
     )
     parser.add_argument(
         "--threshold",
         type=float,
         default=None,
-        help="verified: min aligned-content score in (0, 1] (default 0.5); cnn: min cosine similarity "
-        "(default 0.93); phash: max Hamming distance (default 8); dhash: max Hamming distance "
-        "(default 4); lesion: min keypoint-match score in (0, 1) (default 0.5, 10 RANSAC inliers)",
+        action=_LateHelp,
+        help=_threshold_help,  # type: ignore[arg-type]
     )
     parser.add_argument(
         "--candidates",
         type=positive_int,
-        default=10,
+        default=None,
         metavar="K",
         help="verified and lesion: candidate partners checked per image (default 10)",
     )
-    parser.add_argument("--backbone", default="mobilenet_v2", help="CNN backbone (default: mobilenet_v2)")
-    parser.add_argument("--image-size", type=positive_int, default=224)
-    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--backbone", default=None, help="cnn: CNN backbone (default: mobilenet_v2)")
+    parser.add_argument("--image-size", type=positive_int, default=None, help="cnn: input size (default 224)")
     parser.add_argument(
-        "--no-pretrained", action="store_true", help="random CNN weights (finds near-exact copies only)"
+        "--batch-size", type=positive_int, default=None, help="images per batch (default: the method's; cnn 64)"
     )
-    parser.add_argument("--weights", help="local backbone weights file instead of a download")
+    parser.add_argument(
+        "--no-pretrained", action="store_true", help="cnn: random CNN weights (finds near-exact copies only)"
+    )
+    parser.add_argument("--weights", help="cnn: local backbone weights file instead of a download")
     parser.add_argument("--workers", type=non_negative_int, default=None, help="decoding workers (default: automatic)")
-    parser.add_argument("--device", default="auto")
-    flag(
-        parser,
+    parser.add_argument("--device", default=None, help="cnn: device (default: auto)")
+    parser.add_argument(
         "--embedding-cache",
-        old=("--cache",),
         default=None,
         metavar="DIR",
         help="cache folder for CNN embeddings and hashes (default: $HAMKIT_CACHE or ~/.cache/hamkit)",
     )
     parser.add_argument(
         "--search-backend",
-        default="auto",
+        default=None,
         choices=("auto", "numpy", "faiss", "faiss-ivf", "faiss-hnsw"),
-        help="cnn pair search: auto (exact below 250,000 images, then faiss IVF if installed), "
+        help="cnn pair search: auto (the default: exact below 250,000 images, then faiss IVF if installed), "
         "numpy (always exact), faiss, faiss-ivf or faiss-hnsw (approximate)",
     )
     parser.add_argument(
@@ -61,7 +121,7 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="cells the faiss IVF search probes per image (default 16; more finds more, slower)",
+        help="cnn: cells the faiss IVF search probes per image (default 16; more finds more, slower)",
     )
     add_quiet(parser)
     add_json(parser)
@@ -158,29 +218,60 @@ def flags_not_with_against(args: argparse.Namespace) -> list[str]:
     return [flag for flag in _NOT_WITH_AGAINST if given[flag]]
 
 
+def _given_method_flags(args: argparse.Namespace) -> dict[str, Any]:
+    given = {dest: getattr(args, dest, None) for dest in METHOD_FLAGS}
+    return {dest: value for dest, value in given.items() if value not in (None, False)}
+
+
+def flags_not_for_method(args: argparse.Namespace) -> str | None:
+    """The usage error for method options given that ``--method`` has no setting for, or ``None``.
+
+    Examples:
+        >>> args = argparse.Namespace(method="phash", backbone="resnet18", no_pretrained=True)
+        >>> flags_not_for_method(args)
+        '--backbone, --no-pretrained do not apply to --method phash; drop them'
+    """
+    from hamkit.dedup.methods import get_method
+
+    own = get_method(args.method).get_params(deep=False)
+    refused = ["--" + dest.replace("_", "-") for dest in _given_method_flags(args) if METHOD_FLAGS[dest] not in own]
+    if not refused:
+        return None
+    verb, pronoun = ("does", "it") if len(refused) == 1 else ("do", "them")
+    return f"{', '.join(refused)} {verb} not apply to --method {args.method}; drop {pronoun}"
+
+
+def method_from_args(args: argparse.Namespace) -> Any:
+    """The dedup method named by ``--method``, with the method options that were given (those it
+    has no setting for are left out: :func:`flags_not_for_method` refuses them first)."""
+    from hamkit.dedup.methods import get_method
+    from hamkit.dedup.search import IvfConfig
+
+    method = get_method(args.method)
+    own = method.get_params(deep=False)
+    values = {METHOD_FLAGS[dest]: value for dest, value in _given_method_flags(args).items()}
+    values = {key: value for key, value in values.items() if key in own}
+    if "pretrained" in values:
+        values["pretrained"] = False
+    if "ivf" in values:
+        values["ivf"] = IvfConfig(nprobe=values["ivf"])
+    return method.set_params(**values)
+
+
 def dedup_from_args(args: argparse.Namespace, **extra: Any) -> Any:
     """A Deduplicator configured from the shared command-line options."""
     from hamkit.dedup.deduplicator import Deduplicator
-    from hamkit.dedup.search import IvfConfig
 
+    method = method_from_args(args)
     threshold = args.threshold
-    if threshold is not None and args.method in ("phash", "dhash") and float(threshold).is_integer():
+    if threshold is not None and not method.higher_is_better and float(threshold).is_integer():
         threshold = int(threshold)
     return Deduplicator(
-        method=args.method,
-        backbone=args.backbone,
+        method=method,
         threshold=threshold,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        device=args.device,
-        pretrained=not args.no_pretrained,
-        weights=args.weights,
         num_workers=args.workers,
         cache_dir=args.embedding_cache,
-        search_backend=args.search_backend,
-        ivf=None if args.ivf_nprobe is None else IvfConfig(nprobe=args.ivf_nprobe),
         progress=not args.quiet,
-        candidates=args.candidates,
         **extra,
     )
 
@@ -192,6 +283,9 @@ def run(args: argparse.Namespace) -> int:
 
     from hamkit.cli._compat import print_json, usage_error
 
+    wrong = flags_not_for_method(args)
+    if wrong:
+        return usage_error(args, wrong)
     refused = flags_not_with_against(args)
     if refused:
         return usage_error(

@@ -11,7 +11,7 @@ method          signature                                   threshold (valid ran
                 comparison of the aligned images (the
                 default: offline, and right on real data)
 ``"cnn"``       L2-normalised pooled CNN features (the      min cosine similarity,     0.93
-                seed's approach; any registry backbone)     ``(0, 1]``
+                report's approach; any registry backbone)   ``(0, 1]``
 ``"phash"``     64-bit DCT perceptual hash                  max Hamming distance,      8
                                                             ``0..64``
 ``"dhash"``     64-bit difference hash                      max Hamming distance,      4
@@ -30,16 +30,16 @@ signature) and miss cropped, shifted or rotated copies; verification by alignmen
 them (the measurements are on the Benchmarks page of the documentation). Its search is in
 :mod:`hamkit.dedup.scenes`.
 
-Each method is a class behind one interface (:mod:`hamkit.dedup.methods`): the Deduplicator
-asks it for the signatures, the pairs and the threshold, and does the rest the same way for
-every method. The search never builds an N x N matrix (:mod:`hamkit.dedup.search`); groups are
+Each method is a small estimator behind one interface (:mod:`hamkit.dedup.methods`) that owns
+its settings (``VerifiedMethod(candidates=20)``, ``CnnMethod(backbone="resnet18")``): the
+Deduplicator asks it for the signatures, the pairs and the threshold, and does the rest the same
+way for every method. The search never builds an N x N matrix (:mod:`hamkit.dedup.search`); groups are
 connected components with their weakest link reported, or, with ``group_mode="representative"``,
 groups whose every member matches the representative (:mod:`hamkit.dedup.groups`).
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 import warnings
@@ -56,11 +56,10 @@ from hamkit.dedup.decisions import Decisions, apply_decisions, read_decisions
 from hamkit.dedup.groups import choose_kept, duplicate_groups
 from hamkit.dedup.inputs import resolve_images
 from hamkit.dedup.keep import KEEP_POLICIES, keep_ranking
-from hamkit.dedup.methods import METHODS, CnnMethod, DedupMethod, default_cache_dir, get_method
+from hamkit.dedup.methods import METHODS, CnnMethod, DedupMethod, default_cache_dir, get_method, make_method
 from hamkit.dedup.pairs import Pairs
 from hamkit.dedup.result import AuditResult, CrossResult, DedupResult, jsonable_settings
 from hamkit.dedup.scenes import VerifiedCandidates
-from hamkit.dedup.search import IvfConfig
 from hamkit.errors import DataError, HamkitError
 
 __all__ = ["Deduplicator", "METHODS", "DEFAULT_THRESHOLDS", "default_cache_dir"]
@@ -74,23 +73,19 @@ class Deduplicator(BaseEstimator):
 
     A scikit-learn style estimator: every argument after ``method`` is keyword-only, the
     constructor stores them unchanged, and :meth:`find`, :meth:`find_cross` and :meth:`audit`
-    check them, so ``get_params`` / ``set_params`` and :func:`sklearn.base.clone` work.
+    check them, so ``get_params`` / ``set_params`` and :func:`sklearn.base.clone` work. The
+    method owns its own settings; ``set_params(method__name=value)`` reaches them, as in a
+    scikit-learn ``Pipeline`` (a method given by name becomes an instance with its defaults).
 
     Args:
-        method: ``"verified"`` (the default), ``"cnn"``, ``"phash"``, ``"dhash"``, ``"exact"`` or
-            ``"lesion"`` (see the module docstring), or the name of any method in
-            :data:`~hamkit.dedup.methods.METHODS`.
-        backbone: Registry name of the CNN (``"cnn"`` only); plugins and ``timm:`` names work.
+        method: A method name, ``"verified"`` (the default), ``"cnn"``, ``"phash"``, ``"dhash"``,
+            ``"exact"`` or ``"lesion"`` (see the module docstring) or any other in
+            :data:`~hamkit.dedup.methods.METHODS`, or a method instance with its settings, e.g.
+            ``CnnMethod(backbone="resnet18")``, ``VerifiedMethod(candidates=20)`` or
+            ``LesionMethod(candidates=20)``.
         threshold: Minimum aligned-content score (verified), minimum cosine similarity (cnn)
             or maximum Hamming distance (hashes); ``None`` = the method's default. Not used by
             ``"exact"``. :meth:`calibrate` suggests one from lesion ids.
-        image_size: CNN input size.
-        batch_size: Images per batch.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
-        pretrained: Use the backbone's upstream pretrained weights. Needed for ``"cnn"``: with
-            random weights unrelated images have cosine similarities above 0.999, so any useful
-            threshold groups everything (a warning says so).
-        weights: Local weights file for the backbone instead.
         num_workers: Decoding workers (``None``: the method's default; for ``"cnn"`` up to 4,
             leaving a core free for the model; for the others one per CPU, up to 8, since
             decoding is all their work: the Benchmarks page measures both).
@@ -102,21 +97,12 @@ class Deduplicator(BaseEstimator):
         keep: Which member of a group to keep: ``"first"`` (by sorted path), ``"largest"``
             (resolution, then file size) or ``"prefer"`` (members listed in ``prefer`` first).
         prefer: Image ids or paths to keep first with ``keep="prefer"`` (e.g. the train split).
-        search_backend: ``"auto"`` (exact below
-            :data:`~hamkit.dedup.search.FAISS_APPROX_MIN_N` embeddings), ``"numpy"`` (always
-            exact), ``"faiss"``, ``"faiss-ivf"`` or ``"faiss-hnsw"`` (approximate: see
-            :mod:`hamkit.dedup.search`). Only the ``"cnn"`` method uses it.
-        ivf: Settings of the IVF index when the search uses it
-            (:class:`~hamkit.dedup.faiss_search.IvfConfig`; ``None``: its defaults, 16 probes).
-            ``IvfConfig(nprobe=32)`` misses fewer pairs and takes longer.
         progress: Show progress bars.
-        candidates: ``"verified"`` and ``"lesion"``: candidate partners proposed per image
-            before verification (more finds more heavily altered copies and, with ``"lesion"``,
-            more photographs of one lesion; it costs verification time).
-        min_inliers: ``"verified"`` only: RANSAC inliers an alignment needs before its content
-            is compared.
 
     Attributes:
+        method_: The method in use: ``method`` itself when it is an instance, else a new
+            instance of the named method (kept, with what it caches, until ``method`` changes),
+            set by :meth:`find`, :meth:`find_cross` and :meth:`audit`.
         threshold_: The threshold in use (the method's default when ``threshold`` is ``None``),
             set by :meth:`find`, :meth:`find_cross` and :meth:`audit`.
 
@@ -125,6 +111,8 @@ class Deduplicator(BaseEstimator):
         >>> dedup = Deduplicator("phash", threshold=6)
         >>> clone(dedup).get_params()["threshold"], dedup.set_params(threshold=3).threshold
         (6, 3)
+        >>> Deduplicator("verified").set_params(method__candidates=20).method
+        VerifiedMethod(candidates=20)
         >>> Deduplicator(method="cnn", threshold=1.5).find([])  # checked when it runs
         Traceback (most recent call last):
         ...
@@ -133,82 +121,80 @@ class Deduplicator(BaseEstimator):
 
     def __init__(
         self,
-        method: str = "verified",
+        method: str | DedupMethod = "verified",
         *,
-        backbone: str = "mobilenet_v2",
         threshold: float | None = None,
-        image_size: int = 224,
-        batch_size: int = 64,
-        device: str = "auto",
-        pretrained: bool = True,
-        weights: str | os.PathLike[str] | None = None,
         num_workers: int | None = None,
         cache_dir: str | os.PathLike[str] | bool | None = None,
         group_mode: str = "connected",
         keep: str = "first",
         prefer: Collection[str | os.PathLike[str]] | None = None,
-        search_backend: str = "auto",
-        ivf: IvfConfig | None = None,
         progress: bool = True,
-        candidates: int = 10,
-        min_inliers: int = 15,
     ) -> None:
         self.method = method
-        self.backbone = backbone
         self.threshold = threshold
-        self.image_size = image_size
-        self.batch_size = batch_size
-        self.device = device
-        self.pretrained = pretrained
-        self.weights = weights
         self.num_workers = num_workers
         self.cache_dir = cache_dir
         self.group_mode = group_mode
         self.keep = keep
         self.prefer = prefer
-        self.search_backend = search_backend
-        self.ivf = ivf
         self.progress = progress
-        self.candidates = candidates
-        self.min_inliers = min_inliers
+
+    def set_params(self, **params: Any) -> Deduplicator:
+        """Set parameters, the method's too (``method__candidates=20``).
+
+        A method given by name becomes an instance of that method with its default settings
+        before its own parameters are set.
+
+        Returns:
+            This Deduplicator.
+        """
+        if "method" in params:
+            self.method = params.pop("method")
+        if any(key.startswith("method__") for key in params) and isinstance(self.method, str):
+            self.method = get_method(self.method)
+        super().set_params(**params)
+        return self
 
     # ------------------------------------------------------------------ settings
+    def _method(self) -> DedupMethod:
+        """The method instance (see ``method_``), made again only when ``method`` changes."""
+        current: DedupMethod | None = self.__dict__.get("method_")
+        if isinstance(self.method, DedupMethod):
+            self.method_ = self.method
+        elif current is None or self.__dict__.get("_method_name") != self.method:
+            self.method_ = make_method(self.method)
+            self._method_name = self.method
+        return self.method_
+
     def _checked(self) -> DedupMethod:
-        """Check the settings; set ``threshold_``; return the method."""
-        method = get_method(self.method)
+        """Check the settings; set ``method_`` and ``threshold_``; return the method."""
+        method = self._method()
         if self.keep not in KEEP_POLICIES:
             raise HamkitError(f"unknown keep policy {self.keep!r}; choose one of {', '.join(KEEP_POLICIES)}")
         if self.keep == "prefer" and not self.prefer:
             raise HamkitError("keep='prefer' needs prefer= (image ids or paths to keep first)")
         if self.group_mode not in ("connected", "representative"):
             raise HamkitError(f"group_mode must be 'connected' or 'representative', got {self.group_mode!r}")
-        if self.batch_size < 1:
-            raise HamkitError(f"batch_size must be at least 1, got {self.batch_size}")
-        if self.ivf is not None and not isinstance(self.ivf, IvfConfig):
-            raise HamkitError(f"ivf must be a hamkit.dedup.search.IvfConfig or None, got {type(self.ivf).__name__}")
-        if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) or self.candidates < 1:
-            raise HamkitError(f"candidates must be a positive integer, got {self.candidates!r}")
-        if isinstance(self.min_inliers, bool) or not isinstance(self.min_inliers, int) or self.min_inliers < 4:
-            raise HamkitError(f"min_inliers must be an integer of at least 4, got {self.min_inliers!r}")
+        method.check()
         self.threshold_ = method.check_threshold(self.threshold)
         return method
 
     def _settings(self) -> dict[str, Any]:
-        """The parameters in constructor order, as JSON values (recorded in the results)."""
-        names = list(inspect.signature(type(self).__init__).parameters)[1:]
-        return jsonable_settings({name: getattr(self, name) for name in names})
+        """The parameters by name, the method as its name and its settings as
+        ``method_settings``, as JSON values (recorded in the results)."""
+        method = self._method()
+        settings = jsonable_settings({**self.get_params(deep=False), "method": method.name})
+        settings["method_settings"] = jsonable_settings(method.get_params(deep=False))
+        return settings
 
     def _workers(self) -> int:
         """Decoding processes: ``num_workers``, or the method's default."""
-        return get_method(self.method).workers(self)
+        return self._method().workers(self)
 
     # ------------------------------------------------------------------ signatures
-    def _network(self) -> tuple[Any, Any]:
-        """The CNN and its registry spec (built once; see :class:`~hamkit.dedup.methods.CnnMethod`)."""
-        return CnnMethod().network(self)
-
     def embed(self, images: Any) -> np.ndarray:
-        """CNN embeddings of images (the seed's ``.npy``): ``(N, D)`` float32, L2-normalised.
+        """CNN embeddings of images (the report's ``.npy``): ``(N, D)`` float32, L2-normalised.
 
         Rows of unreadable images are zero (see :meth:`find` for the list of skipped files).
         Embeddings are cached on disk by file identity and backbone, so a second or resumed run
@@ -219,9 +205,15 @@ class Deduplicator(BaseEstimator):
 
         Returns:
             The embeddings, in input order.
+
+        Raises:
+            HamkitError: The method is not ``"cnn"`` (a :class:`~hamkit.dedup.methods.CnnMethod`).
         """
+        method = self._checked()
+        if not isinstance(method, CnnMethod):
+            raise HamkitError(f"embed needs the 'cnn' method, not {method.name!r}: use Deduplicator('cnn', ...)")
         paths = resolve_images(images)
-        return get_method("cnn").signatures(self, paths)[0]
+        return method.signatures(self, paths)[0]
 
     # ------------------------------------------------------------------ search
     def _self_pairs(
@@ -278,7 +270,7 @@ class Deduplicator(BaseEstimator):
             kept=kept,
             removed=removed,
             skipped=skipped,
-            method=self.method,
+            method=method.name,
             threshold=self.threshold_,
             settings=self._settings(),
             seconds=time.perf_counter() - started,

@@ -83,39 +83,29 @@ def _deduplicators(ctx: RunContext) -> list[Any]:
 
 
 def _make_deduplicators(ctx: RunContext) -> list[Any]:
+    """One Deduplicator per name in ``dedup.methods``, each method built from the registry with
+    the ``[dedup]`` settings it declares (:attr:`~hamkit.dedup.methods.DedupMethod.run_threshold`,
+    :attr:`~hamkit.dedup.methods.DedupMethod.run_settings`) and the run's device."""
     from hamkit.dedup.deduplicator import Deduplicator
+    from hamkit.dedup.methods import get_method
 
     section = ctx.settings["dedup"]
-    common = dict(
-        num_workers=ctx.workers,
-        progress=ctx.progress,
-        device=ctx.settings["run"]["device"],
-        cache_dir=ctx.out / "cache" / "embeddings",
-    )
     made = []
-    for method in section["methods"]:
-        if method == "verified":
-            made.append(Deduplicator("verified", threshold=section["verified_threshold"], **common))
-        elif method == "cnn":
-            made.append(
-                Deduplicator(
-                    "cnn",
-                    backbone=section["cnn_backbone"],
-                    threshold=section["cnn_threshold"],
-                    pretrained=section["pretrained"],
-                    **common,
-                )
+    for name in section["methods"]:
+        method = get_method(name)
+        values = {param: section[key] for key, param in method.run_settings.items()}
+        if "device" in method.get_params(deep=False):
+            values["device"] = ctx.settings["run"]["device"]
+        method.set_params(**values)
+        made.append(
+            Deduplicator(
+                method,
+                threshold=section[method.run_threshold] if method.run_threshold else None,
+                num_workers=ctx.workers,
+                progress=ctx.progress,
+                cache_dir=ctx.out / "cache" / "embeddings",
             )
-        elif method in ("phash", "dhash"):
-            made.append(Deduplicator(method, threshold=section["hash_threshold"], **common))
-        elif method == "exact":
-            made.append(Deduplicator("exact", **common))
-        elif method == "lesion":
-            made.append(Deduplicator("lesion", **common))
-        else:
-            raise HamkitError(
-                f"dedup.methods: unknown method {method!r}; use verified, exact, phash, dhash, cnn or lesion"
-            )
+        )
     return made
 
 
@@ -137,23 +127,23 @@ def dedup_stage(ctx: RunContext) -> None:
         diagnoses = {r.image_id: r.dx for r in ctx.records if r.dx}
         for dedup in _deduplicators(ctx):
             found = dedup.find(paths)
-            out = folder / dedup.method
+            out = folder / found.method
             found.save(out)
             contact_sheet(found, out / "review.png", max_pairs=12, thumb=128)
             review_html(found, out / "review.html", lesions=lesions, diagnoses=diagnoses)
-            merged[dedup.method] = {p.stem: label for p, label in zip(found.paths, found.group_labels(), strict=True)}
-            counts[dedup.method] = {**found.counts, "threshold": found.threshold, "summary": found.summary()}
+            merged[found.method] = {p.stem: label for p, label in zip(found.paths, found.group_labels(), strict=True)}
+            counts[found.method] = {**found.counts, "threshold": found.threshold, "summary": found.summary()}
             # the labels the run has: diagnoses that differ within a pair, pairs across lesion ids, calibration
             found.save_conflicts(out / "conflicts.csv", diagnoses)
-            counts[dedup.method]["label_conflicts"] = len(found.conflicts(diagnoses))
+            counts[found.method]["label_conflicts"] = len(found.conflicts(diagnoses))
             if lesions:
                 found.save_suspects(out / "suspect_lesion_ids.csv", lesions, diagnoses)
-                counts[dedup.method]["suspect_lesion_ids"] = len(found.suspect_lesion_ids(lesions))
+                counts[found.method]["suspect_lesion_ids"] = len(found.suspect_lesion_ids(lesions))
                 if len(found.pairs) or found.candidates is not None:
                     calibration = dedup.calibrate(found, lesions)
                     calibration.to_csv(out / "calibration.csv")
                     calibration.plot(out / "calibration.png")
-                    counts[dedup.method]["calibration"] = {
+                    counts[found.method]["calibration"] = {
                         "suggested_threshold": calibration.suggested,
                         "reason": calibration.reason,
                     }
@@ -237,14 +227,15 @@ def _audit_once(ctx: RunContext) -> tuple[dict[str, dict[str, int]], list[list[s
     leaks, crossing, audits = {}, [], []
     for dedup in _deduplicators(ctx):
         audit = dedup.audit(ctx.split_csv, ctx.root)
-        audit.save(ctx.out / "audit" / dedup.method)
-        leaks[dedup.method] = {k: len(v.pairs) for k, v in audit.crossings.items()}
+        name = dedup.method_.name
+        audit.save(ctx.out / "audit" / name)
+        leaks[name] = {k: len(v.pairs) for k, v in audit.crossings.items()}
         for cross in audit.crossings.values():
             crossing += [
                 [cross.paths_a[i].stem, cross.paths_b[j].stem]
                 for i, j in zip(cross.pairs.i, cross.pairs.j, strict=True)
             ]
-        audits.append((dedup.method, audit))
+        audits.append((name, audit))
     return leaks, crossing, audits
 
 

@@ -16,9 +16,8 @@ from typing import Any
 
 from hamkit.errors import HamkitError
 
-__all__ = ["CLASS_BALANCE_SETTINGS", "DEDUP_METHODS", "check_masks", "check_settings"]
+__all__ = ["CLASS_BALANCE_SETTINGS", "check_masks", "check_settings"]
 
-DEDUP_METHODS = ("verified", "exact", "phash", "dhash", "cnn", "lesion")
 CLASS_BALANCE_SETTINGS = ("sampler", "loss", "")
 
 
@@ -90,6 +89,28 @@ def _check_backbone(problems: _Problems, section: str, key: str, task: str) -> N
         )
 
 
+def _check_dedup(problems: _Problems) -> list[Any]:
+    """Check ``[dedup]`` against the method registry: the names, and each method's threshold
+    setting with the method's own check. Returns the classes of the methods in use."""
+    from hamkit.dedup.methods import METHODS, method_names
+
+    names = method_names()
+    chosen = problems.settings["dedup"]["methods"]
+    if not chosen or any(name not in names for name in chosen):
+        problems.add("dedup", "methods", f"must be a non-empty list of {', '.join(names)}")
+    checked: set[str] = set()
+    for cls in METHODS.values():
+        key = cls.run_threshold
+        if key is None or key in checked or key not in problems.settings["dedup"]:
+            continue
+        checked.add(key)
+        try:
+            cls().check_threshold(problems.settings["dedup"][key])
+        except HamkitError as err:
+            problems.add("dedup", key, str(err).replace(f"threshold for method {cls.name!r} is", "must be"))
+    return [METHODS[name] for name in chosen if name in METHODS]
+
+
 def check_settings(settings: Any, data: str | os.PathLike[str] | None = None) -> None:
     """Raise one :class:`~hamkit.errors.HamkitError` listing every bad setting.
 
@@ -127,15 +148,7 @@ def check_settings(settings: Any, data: str | os.PathLike[str] | None = None) ->
         if len(size) != 2 or not all(isinstance(v, int) and v >= 32 for v in size):
             problems.add("data", "synthetic_image_size", "must be [width, height], each at least 32")
 
-    dedup = settings["dedup"]
-    methods = dedup["methods"]
-    unknown = [m for m in methods if m not in DEDUP_METHODS]
-    if not methods or unknown:
-        problems.add("dedup", "methods", f"must be a non-empty list of {', '.join(DEDUP_METHODS)}")
-    problems.probability("dedup", "verified_threshold")
-    problems.probability("dedup", "cnn_threshold")
-    if dedup["hash_threshold"] < 0:
-        problems.add("dedup", "hash_threshold", "must be 0 or more (bits)")
+    methods = _check_dedup(problems)
 
     fractions: Sequence[float] = settings["split"]["fractions"]
     if (
@@ -162,8 +175,8 @@ def check_settings(settings: Any, data: str | os.PathLike[str] | None = None) ->
         _check_backbone(problems, "classifier", "backbone", "classification")
     if settings["segmenter"]["enabled"]:
         _check_backbone(problems, "segmenter", "backbone", "segmentation")
-    if "cnn" in methods:
-        _check_backbone(problems, "dedup", "cnn_backbone", "classification")
+    for key in sorted({key for cls in methods for key, param in cls.run_settings.items() if param == "backbone"}):
+        _check_backbone(problems, "dedup", key, "classification")
     if device != "auto":
         from hamkit.engine.device import resolve_device
 

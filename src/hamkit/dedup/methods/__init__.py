@@ -9,9 +9,13 @@
 * ``"lesion"``: :class:`LesionMethod`, SIFT keypoints; pairs of photographs of one lesion
   (copies included) by visual-word candidates and RANSAC inliers.
 
+Each is a small scikit-learn style estimator that owns its settings
+(``VerifiedMethod(candidates=20)``, ``CnnMethod(backbone="resnet18")``) and its fitted state.
 The interface is :class:`~hamkit.dedup.methods.base.DedupMethod`; :data:`METHODS` maps each
-name to its class. A new method is one subclass decorated with :func:`register_method`, after
-which ``Deduplicator(method="its name")`` uses it.
+name to its class. A new method is one subclass decorated with :func:`register_method` (or
+declared by an installed package under the ``hamkit.dedup_methods`` entry-point group), after
+which ``Deduplicator(method="its name")``, ``hamkit dedup --method`` and ``hamkit run``'s
+``dedup.methods`` take it.
 
 Examples:
     >>> from hamkit.dedup.methods import METHODS
@@ -23,11 +27,15 @@ from __future__ import annotations
 
 from hamkit.dedup.methods.base import (
     METHODS,
+    PLUGIN_GROUP,
     DedupMethod,
     Signatures,
     Threshold,
     default_cache_dir,
     get_method,
+    isolated_methods,
+    make_method,
+    method_names,
     register_method,
 )
 
@@ -40,11 +48,15 @@ from hamkit.dedup.methods.lesion import LesionMethod  # isort: skip
 
 __all__ = [
     "METHODS",
+    "PLUGIN_GROUP",
     "DedupMethod",
     "Signatures",
     "Threshold",
     "default_cache_dir",
     "get_method",
+    "isolated_methods",
+    "make_method",
+    "method_names",
     "register_method",
     "VerifiedMethod",
     "CnnMethod",

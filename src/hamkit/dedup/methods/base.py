@@ -1,8 +1,11 @@
 """What a duplicate-detection method supplies to :class:`~hamkit.dedup.deduplicator.Deduplicator`.
 
-A method is a subclass of :class:`DedupMethod` registered under its name in :data:`METHODS`
-(``@register_method``). The :class:`~hamkit.dedup.deduplicator.Deduplicator` resolves its
-``method`` argument there and asks the method, and only the method, for:
+A method is a small scikit-learn style estimator, a subclass of :class:`DedupMethod` registered
+under its name in :data:`METHODS` (``@register_method``). It owns its settings (keyword
+arguments of its constructor, stored unchanged, so ``get_params`` / ``set_params`` and
+:func:`sklearn.base.clone` work) and what it learns while it runs (attributes ending in ``_``:
+a network, decoded scenes). The :class:`~hamkit.dedup.deduplicator.Deduplicator` takes a method
+by name or as an instance and asks it, and only it, for:
 
 * its **signatures** of the images (:meth:`DedupMethod.signatures`: hashes, embeddings,
   scenes...), one per image, with the images that could not be read;
@@ -11,10 +14,18 @@ A method is a subclass of :class:`DedupMethod` registered under its name in :dat
 * its **threshold**: the default, the check of a given one (:meth:`DedupMethod.check_threshold`),
   the comparison direction (:attr:`DedupMethod.higher_is_better`, :meth:`DedupMethod.passes`)
   and the thresholds a calibration tabulates;
-* what it **needs** and what it **caches**, and how many decoding processes suit it.
+* the check of its own settings (:meth:`DedupMethod.check`), what it **needs** and what it
+  **caches**, and how many decoding processes suit it.
 
 Everything else (reading the inputs, skipped files, groups, which image to keep, cross-split
-audits, results) is the Deduplicator's and the same for every method.
+audits, results) is the Deduplicator's and the same for every method; the Deduplicator passes
+itself to the method's calls for the settings every method shares (``num_workers``,
+``cache_dir``, ``progress``).
+
+:data:`METHODS` is the one list of methods: the CLI's ``--method`` choices, the checks of
+``hamkit run``'s ``dedup.methods`` and the documentation read it (:func:`method_names`), and
+methods that installed packages declare under the ``hamkit.dedup_methods`` entry-point group
+join it on the first query.
 
 Examples:
     >>> from hamkit.dedup.methods import METHODS, get_method
@@ -29,12 +40,16 @@ Examples:
 
 from __future__ import annotations
 
+import os
+import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from hamkit._cache import cache_root
 from hamkit._cpu import available_cpus
@@ -42,16 +57,20 @@ from hamkit.dedup.pairs import Metric, Pairs
 from hamkit.errors import HamkitError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hamkit.dedup.deduplicator import Deduplicator
     from hamkit.dedup.scenes import VerifiedCandidates
 
 __all__ = [
     "DedupMethod",
     "METHODS",
+    "PLUGIN_GROUP",
+    "Shared",
     "Signatures",
     "Threshold",
     "default_cache_dir",
     "get_method",
+    "isolated_methods",
+    "make_method",
+    "method_names",
     "register_method",
 ]
 
@@ -62,14 +81,32 @@ Signatures = tuple[np.ndarray, dict[int, str]]
 """What :meth:`DedupMethod.signatures` returns: one signature per image (a row, a hash, an
 object), and ``{index: reason}`` of the images that could not be read."""
 
+
+class Shared(Protocol):
+    """The settings every method shares, which the caller (the
+    :class:`~hamkit.dedup.deduplicator.Deduplicator`) passes to each call of a method."""
+
+    num_workers: int | None
+    cache_dir: str | os.PathLike[str] | bool | None
+    progress: bool
+
+
 METHODS: dict[str, type[DedupMethod]] = {}
 """The methods by name, in the order they were registered (the built-ins first)."""
+
+PLUGIN_GROUP = "hamkit.dedup_methods"
+"""The entry-point group of dedup methods from other packages: ``name = "package.module:Class"``."""
+
+_PLUGINS_LOADED: list[bool] = [False]
 
 _M = TypeVar("_M", bound="type[DedupMethod]")
 
 
 def register_method(cls: _M) -> _M:
     """Class decorator: make a :class:`DedupMethod` available as ``Deduplicator(method=cls.name)``.
+
+    Registration is all a new method needs: the CLI's ``--method`` choices, the checks of
+    ``hamkit run``'s ``dedup.methods`` and the documentation read :data:`METHODS`.
 
     Args:
         cls: The method class; its ``name`` must be new.
@@ -94,8 +131,53 @@ def register_method(cls: _M) -> _M:
     return cls
 
 
+def _load_plugins() -> None:
+    """Register the methods that installed packages declare under :data:`PLUGIN_GROUP` (once).
+
+    A plugin that fails to load is reported with a warning naming it and left out;
+    ``HAMKIT_DISABLE_PLUGINS=1`` turns this off, as for backbone plugins.
+    """
+    if _PLUGINS_LOADED[0]:
+        return
+    _PLUGINS_LOADED[0] = True
+    from importlib.metadata import entry_points
+
+    from hamkit.backbones.plugins import plugins_disabled
+
+    if plugins_disabled():
+        return
+    for point in entry_points(group=PLUGIN_GROUP):
+        try:
+            cls = point.load()
+            if not (isinstance(cls, type) and issubclass(cls, DedupMethod)):
+                raise TypeError(f"{point.value} is not a DedupMethod subclass")
+            if getattr(cls, "name", "") != point.name:
+                raise TypeError(f"{point.value} is named {getattr(cls, 'name', '')!r}, not {point.name!r}")
+            register_method(cls)
+        except Exception as err:  # noqa: BLE001 - a broken plugin must not stop hamkit
+            warnings.warn(
+                f"dedup method plugin {point.name!r} ({point.value}) failed to load and is left out: {err}",
+                UserWarning,
+                stacklevel=3,
+            )
+
+
+def method_names() -> list[str]:
+    """The names of every registered method, plugins included, in registration order.
+
+    The one list that the CLI's ``--method`` choices, ``hamkit run``'s checks and the
+    documentation use.
+
+    Examples:
+        >>> method_names()
+        ['verified', 'cnn', 'phash', 'dhash', 'exact', 'lesion']
+    """
+    _load_plugins()
+    return list(METHODS)
+
+
 def get_method(name: str) -> DedupMethod:
-    """The registered method called ``name``.
+    """A new instance, with its default settings, of the registered method called ``name``.
 
     Args:
         name: A key of :data:`METHODS`.
@@ -114,10 +196,55 @@ def get_method(name: str) -> DedupMethod:
         ...
         hamkit.errors.HamkitError: unknown method 'ssim'; choose one of verified, cnn, phash, dhash, exact, lesion
     """
+    names = method_names()
     cls = METHODS.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise HamkitError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
+        raise HamkitError(f"unknown method {name!r}; choose one of {', '.join(names)}")
     return cls()
+
+
+def make_method(method: str | DedupMethod) -> DedupMethod:
+    """``method`` itself when it is a :class:`DedupMethod`, else :func:`get_method` of the name.
+
+    Raises:
+        HamkitError: An unknown name, or neither a name nor a method.
+
+    Examples:
+        >>> from hamkit.dedup.methods import PHashMethod
+        >>> make_method("phash"), make_method(PHashMethod(batch_size=512))
+        (PHashMethod(), PHashMethod(batch_size=512))
+    """
+    if isinstance(method, DedupMethod):
+        return method
+    if not isinstance(method, str):
+        raise HamkitError(
+            f"method must be a method name ({', '.join(method_names())}) or a DedupMethod, got {type(method).__name__}"
+        )
+    return get_method(method)
+
+
+@contextmanager
+def isolated_methods() -> Iterator[dict[str, type[DedupMethod]]]:
+    """A context in which methods can be registered and are forgotten on exit (for tests and
+    plugins' tests): :data:`METHODS` is restored as it was.
+
+    Examples:
+        >>> with isolated_methods():
+        ...     @register_method
+        ...     class Toy(get_method("phash").__class__):
+        ...         name = "toy"
+        ...     "toy" in method_names()
+        True
+        >>> "toy" in method_names()
+        False
+    """
+    _load_plugins()
+    saved = dict(METHODS)
+    try:
+        yield METHODS
+    finally:
+        METHODS.clear()
+        METHODS.update(saved)
 
 
 def default_cache_dir() -> Path:
@@ -125,13 +252,16 @@ def default_cache_dir() -> Path:
     return cache_root()
 
 
-class DedupMethod(ABC):
+class DedupMethod(BaseEstimator, ABC):
     """One way of finding duplicates; subclass it and ``@register_method`` it to add a method.
 
-    Methods keep no state of their own: settings come from the
-    :class:`~hamkit.dedup.deduplicator.Deduplicator` passed to every call, and what a method
-    keeps in memory between calls (a network, decoded scenes) lives on that Deduplicator, so that
-    ``sklearn.base.clone`` starts afresh.
+    A method is a scikit-learn style estimator: its constructor takes its own settings as
+    keyword arguments and stores them unchanged (so ``get_params``, ``set_params`` and
+    :func:`sklearn.base.clone` work, and ``Deduplicator.set_params(method__name=value)``
+    reaches them); :meth:`check` checks them when a search starts. What it keeps in memory
+    between calls (a network, decoded scenes) are attributes ending in ``_``, which a clone
+    does not copy. Settings every method shares (``num_workers``, ``cache_dir``, ``progress``)
+    are the :class:`~hamkit.dedup.deduplicator.Deduplicator`'s, passed to every call.
 
     Attributes:
         name: The ``method=`` string.
@@ -140,11 +270,16 @@ class DedupMethod(ABC):
             False at ``score <= threshold`` (distances).
         default_threshold: The threshold when the Deduplicator's is ``None``.
         threshold_meaning: One phrase for messages and docs (e.g. ``"max Hamming distance"``).
+        summary: One line for the CLI's help and the documentation.
         needs: What it relies on beyond numpy and Pillow, from ``"faiss"``, ``"opencv"``,
             ``"torch"`` and ``"weights"`` (pretrained or local network weights).
         disk_cache: Sub-folder of the cache folder it stores signatures in (keyed by file
             identity and setting), or ``None``.
-        memory_cache: What it keeps in memory for the life of the Deduplicator, or ``None``.
+        memory_cache: What it keeps in memory for its life, or ``None``.
+        run_threshold: The ``[dedup]`` setting of ``hamkit run`` that holds its threshold
+            (``None``: the default threshold).
+        run_settings: ``{[dedup] setting: constructor argument}``: the other settings of
+            ``hamkit run`` it takes.
     """
 
     name: ClassVar[str] = ""
@@ -152,9 +287,19 @@ class DedupMethod(ABC):
     higher_is_better: ClassVar[bool] = True
     default_threshold: ClassVar[Threshold] = None
     threshold_meaning: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
     needs: ClassVar[tuple[str, ...]] = ()
     disk_cache: ClassVar[str | None] = None
     memory_cache: ClassVar[str | None] = None
+    run_threshold: ClassVar[str | None] = None
+    run_settings: ClassVar[dict[str, str]] = {}
+
+    def check(self) -> None:  # noqa: B027 - most methods have nothing to check
+        """Check the method's own settings (called when a search starts).
+
+        Raises:
+            HamkitError: A setting out of range (a one-line message naming it).
+        """
 
     # ------------------------------------------------------------------ threshold
     @abstractmethod
@@ -199,12 +344,12 @@ class DedupMethod(ABC):
         up to 8 (decoding is all the work; this process only collects the results)."""
         return max(1, min(8, available_cpus()))
 
-    def workers(self, dedup: Deduplicator) -> int:
+    def workers(self, dedup: Shared) -> int:
         """Decoding processes for ``dedup``: its ``num_workers``, or :meth:`default_workers`."""
         return dedup.num_workers if dedup.num_workers is not None else self.default_workers()
 
     @staticmethod
-    def cache_folder(dedup: Deduplicator, kind: str) -> Path | None:
+    def cache_folder(dedup: Shared, kind: str) -> Path | None:
         """The cache folder of ``kind`` for ``dedup``'s ``cache_dir`` (``None``: no cache).
 
         Args:
@@ -220,11 +365,11 @@ class DedupMethod(ABC):
 
     # ------------------------------------------------------------------ work
     @abstractmethod
-    def signatures(self, dedup: Deduplicator, paths: Sequence[Path]) -> Signatures:
+    def signatures(self, dedup: Shared, paths: Sequence[Path]) -> Signatures:
         """Decode the images and compute one signature each.
 
         Args:
-            dedup: The Deduplicator whose settings apply.
+            dedup: The Deduplicator whose shared settings apply.
             paths: The image files.
 
         Returns:
@@ -234,12 +379,12 @@ class DedupMethod(ABC):
 
     @abstractmethod
     def self_pairs(
-        self, dedup: Deduplicator, signatures: np.ndarray, threshold: Threshold
+        self, dedup: Shared, signatures: np.ndarray, threshold: Threshold
     ) -> tuple[Pairs, VerifiedCandidates | None]:
         """Every duplicate pair within one set of readable images.
 
         Args:
-            dedup: The Deduplicator whose settings apply.
+            dedup: The Deduplicator whose shared settings apply.
             signatures: The signatures of at least 2 readable images.
             threshold: From :meth:`check_threshold`.
 
@@ -249,15 +394,12 @@ class DedupMethod(ABC):
         """
 
     @abstractmethod
-    def cross_pairs(self, dedup: Deduplicator, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
+    def cross_pairs(self, dedup: Shared, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
         """Every duplicate pair with one image in each of two non-empty sets of readable images.
 
         Args:
-            dedup: The Deduplicator whose settings apply.
+            dedup: The Deduplicator whose shared settings apply.
             a: Signatures of the first set (``i`` indexes them).
             b: Signatures of the second set (``j`` indexes them).
             threshold: From :meth:`check_threshold`.
         """
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"

@@ -2,13 +2,15 @@
 
 Any registry backbone works (plugins and ``timm:`` names too). Embeddings are cached on disk
 by file identity and setting (:class:`~hamkit.dedup.embeddings.EmbeddingCache`), the network is
-built once per Deduplicator, and the pair search is
-:func:`~hamkit.dedup.search.cosine_pairs` with the Deduplicator's ``search_backend``.
+built once per method instance (``network_``), and the pair search is
+:func:`~hamkit.dedup.search.cosine_pairs` with the method's ``search_backend``.
 
 Examples:
     >>> from hamkit.dedup.methods import CnnMethod
     >>> CnnMethod().default_threshold, CnnMethod().needs
     (0.93, ('torch', 'weights'))
+    >>> CnnMethod(backbone="resnet18", image_size=128)
+    CnnMethod(backbone='resnet18', image_size=128)
     >>> CnnMethod().check_threshold(1.5)
     Traceback (most recent call last):
     ...
@@ -26,13 +28,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hamkit._cpu import loader_workers
-from hamkit.dedup.methods.base import DedupMethod, Signatures, Threshold, register_method
+from hamkit.dedup.methods.base import DedupMethod, Shared, Signatures, Threshold, register_method
 from hamkit.dedup.pairs import Pairs
-from hamkit.dedup.search import cosine_cross_pairs, cosine_pairs
+from hamkit.dedup.search import IvfConfig, cosine_cross_pairs, cosine_pairs
 from hamkit.errors import HamkitError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hamkit.dedup.deduplicator import Deduplicator
     from hamkit.dedup.scenes import VerifiedCandidates
 
 __all__ = ["CnnMethod"]
@@ -40,7 +41,26 @@ __all__ = ["CnnMethod"]
 
 @register_method
 class CnnMethod(DedupMethod):
-    """``"cnn"``: cosine similarity of CNN embeddings (``backbone``, ``image_size``, weights).
+    """``"cnn"``: cosine similarity of L2-normalised pooled CNN features.
+
+    Args:
+        backbone: Registry name of the CNN; plugins and ``timm:`` names work.
+        image_size: CNN input size.
+        batch_size: Images per batch.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        pretrained: Use the backbone's upstream pretrained weights. Needed: with random weights
+            unrelated images have cosine similarities above 0.999, so any useful threshold groups
+            everything (a warning says so).
+        weights: Local weights file for the backbone instead.
+        search_backend: ``"auto"`` (exact below
+            :data:`~hamkit.dedup.search.FAISS_APPROX_MIN_N` embeddings), ``"numpy"`` (always
+            exact), ``"faiss"``, ``"faiss-ivf"`` or ``"faiss-hnsw"`` (approximate: see
+            :mod:`hamkit.dedup.search`).
+        ivf: Settings of the IVF index when the search uses it
+            (:class:`~hamkit.dedup.faiss_search.IvfConfig`; ``None``: its defaults, 16 probes).
+
+    Attributes:
+        network_: The embedding network, built on first use (and again when its settings change).
 
     Examples:
         >>> CnnMethod().passes(np.array([0.95, 0.9], dtype=np.float32), 0.93).tolist()
@@ -52,9 +72,46 @@ class CnnMethod(DedupMethod):
     higher_is_better = True
     default_threshold = 0.93
     threshold_meaning = "min cosine similarity, (0, 1]"
+    summary = "L2-normalised pooled CNN features (any registry backbone)"
     needs = ("torch", "weights")
     disk_cache = "embeddings"
     memory_cache = "the network (built on first use)"
+    run_threshold = "cnn_threshold"
+    run_settings = {"cnn_backbone": "backbone", "pretrained": "pretrained"}
+
+    def __init__(
+        self,
+        *,
+        backbone: str = "mobilenet_v2",
+        image_size: int = 224,
+        batch_size: int = 64,
+        device: str = "auto",
+        pretrained: bool = True,
+        weights: str | os.PathLike[str] | None = None,
+        search_backend: str = "auto",
+        ivf: IvfConfig | None = None,
+    ) -> None:
+        self.backbone = backbone
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.device = device
+        self.pretrained = pretrained
+        self.weights = weights
+        self.search_backend = search_backend
+        self.ivf = ivf
+
+    def check(self) -> None:
+        """Check ``batch_size``, ``image_size`` and ``ivf``.
+
+        Raises:
+            HamkitError: A setting out of range.
+        """
+        for key in ("batch_size", "image_size"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise HamkitError(f"{key} must be a positive integer, got {value!r}")
+        if self.ivf is not None and not isinstance(self.ivf, IvfConfig):
+            raise HamkitError(f"ivf must be a hamkit.dedup.search.IvfConfig or None, got {type(self.ivf).__name__}")
 
     def check_threshold(self, threshold: Threshold) -> Threshold:
         """The threshold as a float in ``(0, 1]`` (the default when ``None``).
@@ -71,20 +128,20 @@ class CnnMethod(DedupMethod):
         """Up to 4 decoding processes, leaving a CPU to the network, which runs in this process."""
         return loader_workers()
 
-    def network(self, dedup: Deduplicator) -> tuple[Any, Any]:
-        """The embedding network and its registry spec, built once per Deduplicator and setting.
+    def network(self) -> tuple[Any, Any]:
+        """The embedding network and its registry spec, built once per method and setting.
 
         Warns (``UserWarning``) when the network has random weights: unrelated images then look
         alike and no threshold separates them.
         """
         from hamkit.registry import create_backbone, get_backbone
 
-        spec = get_backbone(dedup.backbone)
-        key = (dedup.backbone, dedup.pretrained, dedup.weights)
-        if dedup.__dict__.get("_model") is None or dedup.__dict__.get("_model_key") != key:
-            if not dedup.pretrained and dedup.weights is None:
+        spec = get_backbone(self.backbone)
+        key = (self.backbone, self.pretrained, self.weights)
+        if self.__dict__.get("network_") is None or self.__dict__.get("_network_key") != key:
+            if not self.pretrained and self.weights is None:
                 warnings.warn(
-                    f"Deduplicator('cnn', backbone={dedup.backbone!r}) has random weights (pretrained=False, no "
+                    f"Deduplicator('cnn', backbone={self.backbone!r}) has random weights (pretrained=False, no "
                     "weights file): unrelated images then look alike (cosine > 0.999) and the threshold cannot "
                     "separate them. Use pretrained=True, weights='file', or a hash method.",
                     UserWarning,
@@ -94,27 +151,27 @@ class CnnMethod(DedupMethod):
 
             with torch.random.fork_rng():  # random weights (pretrained=False) are the same in every process
                 torch.manual_seed(0)
-                dedup._model = create_backbone(
-                    dedup.backbone, task="classification", pretrained=dedup.pretrained, weights=dedup.weights
+                self.network_ = create_backbone(
+                    self.backbone, task="classification", pretrained=self.pretrained, weights=self.weights
                 )
-            dedup._model_key = key
-        return dedup._model, spec
+            self._network_key = key
+        return self.network_, spec
 
-    def signatures(self, dedup: Deduplicator, paths: Sequence[Path]) -> Signatures:
+    def signatures(self, dedup: Shared, paths: Sequence[Path]) -> Signatures:
         """``(N, D)`` float32 L2-normalised embeddings (zero rows for unreadable images)."""
         from hamkit.dedup.embeddings import EmbeddingCache, embed_paths
 
-        model, spec = self.network(dedup)
+        model, spec = self.network()
         cache = None
         root = self.cache_folder(dedup, "embeddings")
         if root is not None:
-            weights = dedup.weights
+            weights = self.weights
             weights_id = (str(Path(weights).resolve()), os.path.getmtime(weights)) if weights else None
             setting = {
-                "backbone": dedup.backbone,
-                "pretrained": dedup.pretrained,
+                "backbone": self.backbone,
+                "pretrained": self.pretrained,
                 "weights": weights_id,
-                "image_size": dedup.image_size,
+                "image_size": self.image_size,
                 "mean": spec.mean,
                 "std": spec.std,
             }
@@ -122,36 +179,36 @@ class CnnMethod(DedupMethod):
         return embed_paths(
             list(paths),
             model,
-            image_size=dedup.image_size,
+            image_size=self.image_size,
             mean=spec.mean,
             std=spec.std,
-            batch_size=dedup.batch_size,
+            batch_size=self.batch_size,
             num_workers=self.workers(dedup),
-            device=dedup.device,
+            device=self.device,
             cache=cache,
             progress=dedup.progress,
         )
 
     def self_pairs(
-        self, dedup: Deduplicator, signatures: np.ndarray, threshold: Threshold
+        self, dedup: Shared, signatures: np.ndarray, threshold: Threshold
     ) -> tuple[Pairs, VerifiedCandidates | None]:
-        """:func:`~hamkit.dedup.search.cosine_pairs` with the Deduplicator's backend."""
+        """:func:`~hamkit.dedup.search.cosine_pairs` with the method's backend."""
         pairs = cosine_pairs(
             signatures,
             float(threshold),  # type: ignore[arg-type]
-            backend=dedup.search_backend,  # type: ignore[arg-type]
-            ivf=dedup.ivf,
+            backend=self.search_backend,  # type: ignore[arg-type]
+            ivf=self.ivf,
             progress=dedup.progress,
         )
         return pairs, None
 
-    def cross_pairs(self, dedup: Deduplicator, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
-        """:func:`~hamkit.dedup.search.cosine_cross_pairs` with the Deduplicator's backend."""
+    def cross_pairs(self, dedup: Shared, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
+        """:func:`~hamkit.dedup.search.cosine_cross_pairs` with the method's backend."""
         return cosine_cross_pairs(
             a,
             b,
             float(threshold),  # type: ignore[arg-type]
-            backend=dedup.search_backend,  # type: ignore[arg-type]
-            ivf=dedup.ivf,
+            backend=self.search_backend,  # type: ignore[arg-type]
+            ivf=self.ivf,
             progress=dedup.progress,
         )

@@ -24,14 +24,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hamkit.dedup.hashing import HASH_SIZES, dhash, phash
-from hamkit.dedup.inputs import DecodeJob, decode_all
-from hamkit.dedup.methods.base import DedupMethod, Signatures, Threshold, register_method
+from hamkit.dedup.methods.base import DedupMethod, Shared, Signatures, Threshold, register_method
 from hamkit.dedup.pairs import Pairs
 from hamkit.dedup.search import hamming_cross_pairs, hamming_pairs
 from hamkit.errors import HamkitError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hamkit.dedup.deduplicator import Deduplicator
     from hamkit.dedup.scenes import VerifiedCandidates
 
 __all__ = ["HashMethod", "PHashMethod", "DHashMethod", "HASH_CACHE_VERSION"]
@@ -46,12 +44,28 @@ class HashMethod(DedupMethod):
 
     Subclasses set ``name`` (a key of :data:`~hamkit.dedup.hashing.HASH_SIZES`) and
     ``default_threshold``, and implement :meth:`hash`.
+
+    Args:
+        batch_size: Images per decoding batch (the hashes do not depend on it).
     """
 
     metric = "hamming"
     higher_is_better = False
     threshold_meaning = "max Hamming distance, 0..64"
     disk_cache = "hashes"
+    run_threshold = "hash_threshold"
+
+    def __init__(self, *, batch_size: int = 256) -> None:
+        self.batch_size = batch_size
+
+    def check(self) -> None:
+        """Check ``batch_size``.
+
+        Raises:
+            HamkitError: Not a positive integer.
+        """
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise HamkitError(f"batch_size must be a positive integer, got {self.batch_size!r}")
 
     @abstractmethod
     def hash(self, gray: np.ndarray) -> np.ndarray:
@@ -74,9 +88,10 @@ class HashMethod(DedupMethod):
         """Every distance from 0 to the one in use."""
         return list(range(0, int(threshold or 0) + 1))
 
-    def signatures(self, dedup: Deduplicator, paths: Sequence[Path]) -> Signatures:
+    def signatures(self, dedup: Shared, paths: Sequence[Path]) -> Signatures:
         """``uint64`` hashes; those of unchanged files come from the disk cache."""
         from hamkit.dedup.embeddings import EmbeddingCache
+        from hamkit.dedup.inputs import DecodeJob, decode_all
 
         size = HASH_SIZES[self.name]
         root = self.cache_folder(dedup, "hashes")
@@ -98,7 +113,7 @@ class HashMethod(DedupMethod):
         batches = (
             decode_all(
                 DecodeJob([paths[i] for i in todo], "gray", size),
-                batch_size=max(dedup.batch_size, 256),
+                batch_size=self.batch_size,
                 num_workers=self.workers(dedup),
                 progress=dedup.progress,
                 desc=self.name,
@@ -119,12 +134,12 @@ class HashMethod(DedupMethod):
         return out, skipped
 
     def self_pairs(
-        self, dedup: Deduplicator, signatures: np.ndarray, threshold: Threshold
+        self, dedup: Shared, signatures: np.ndarray, threshold: Threshold
     ) -> tuple[Pairs, VerifiedCandidates | None]:
         """:func:`~hamkit.dedup.search.hamming_pairs` at the threshold."""
         return hamming_pairs(signatures, int(threshold), progress=dedup.progress), None  # type: ignore[arg-type]
 
-    def cross_pairs(self, dedup: Deduplicator, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
+    def cross_pairs(self, dedup: Shared, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
         """:func:`~hamkit.dedup.search.hamming_cross_pairs` at the threshold."""
         return hamming_cross_pairs(a, b, int(threshold), progress=dedup.progress)  # type: ignore[arg-type]
 
@@ -140,6 +155,7 @@ class PHashMethod(HashMethod):
 
     name = "phash"
     default_threshold = 8
+    summary = "64-bit DCT perceptual hash"
 
     def hash(self, gray: np.ndarray) -> np.ndarray:
         """:func:`~hamkit.dedup.hashing.phash` of the batch."""
@@ -157,6 +173,7 @@ class DHashMethod(HashMethod):
 
     name = "dhash"
     default_threshold = 4
+    summary = "64-bit difference hash"
 
     def hash(self, gray: np.ndarray) -> np.ndarray:
         """:func:`~hamkit.dedup.hashing.dhash` of the batch."""

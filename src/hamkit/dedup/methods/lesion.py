@@ -11,9 +11,10 @@ score is :func:`~hamkit.dedup.lesion_match.inlier_score` of the inliers: 0.5 at
 :data:`~hamkit.dedup.lesion_match.INLIER_HALF` inliers. Copies are pairs too (they share every
 keypoint), and identical pixels always pair.
 
-Its settings live on the method (``LesionMethod(candidates=..., words=...)``); the
-Deduplicator's ``threshold`` is the minimum score. No weights ship with it and nothing is
-learnt from lesion ids: its vocabulary is fitted on the images searched.
+Its settings live on the method (``Deduplicator(LesionMethod(candidates=20))``, ``hamkit dedup
+--method lesion --candidates 20``); the Deduplicator's ``threshold`` is the minimum score. No
+weights ship with it and nothing is learnt from lesion ids: its vocabulary is fitted on the
+images searched.
 
 Examples:
     >>> from hamkit.dedup.methods import LesionMethod
@@ -27,20 +28,17 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from hamkit._cpu import available_cpus
 from hamkit.dedup.inputs import DecodeJob, decode_all
 from hamkit.dedup.lesion_match import LesionFeatures, inlier_score, match_pairs, visual_word_candidates
-from hamkit.dedup.methods.base import DedupMethod, Signatures, Threshold, register_method
+from hamkit.dedup.methods.base import DedupMethod, Shared, Signatures, Threshold, register_method
 from hamkit.dedup.pairs import Pairs, equal_value_pairs
 from hamkit.dedup.scenes import VerifiedCandidates
 from hamkit.errors import HamkitError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from hamkit.dedup.deduplicator import Deduplicator
 
 __all__ = ["LesionMethod", "lesion_candidates"]
 
@@ -110,14 +108,13 @@ class LesionMethod(DedupMethod):
 
     Args:
         candidates: Candidate partners per image (more finds more pairs, and costs
-            verification time); ``None``: the Deduplicator's ``candidates`` (default 10, and
-            what ``hamkit dedup --candidates`` sets).
+            verification time).
         words: Visual words of the candidate search.
         seed: Seed of the vocabulary's k-means (the result is deterministic for a seed).
 
     Examples:
-        >>> LesionMethod(candidates=30).candidates
-        30
+        >>> LesionMethod(candidates=30)
+        LesionMethod(candidates=30)
         >>> LesionMethod().check_threshold(1.5)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -129,19 +126,26 @@ class LesionMethod(DedupMethod):
     higher_is_better = True
     default_threshold = 0.5
     threshold_meaning = "min keypoint-match score, (0, 1)"
+    summary = (
+        "the same lesion photographed again, copies included: SIFT keypoints, candidates by visual words in both "
+        "mirror parities, each confirmed by RANSAC inliers (offline)"
+    )
     needs = ("faiss", "opencv")
     memory_cache = "keypoints, by path, size and modification time"
 
-    def __init__(self, *, candidates: int | None = None, words: int = 16384, seed: int = 0) -> None:
+    def __init__(self, *, candidates: int = 10, words: int = 16384, seed: int = 0) -> None:
         self.candidates = candidates
         self.words = words
         self.seed = seed
 
-    def _check(self) -> None:
+    def check(self) -> None:
+        """Check ``candidates`` (at least 1) and ``words`` (at least 16).
+
+        Raises:
+            HamkitError: Out of range or not an integer.
+        """
         for name, low in (("candidates", 1), ("words", 16)):
             value = getattr(self, name)
-            if name == "candidates" and value is None:
-                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise HamkitError(f"{name} of method 'lesion' must be an integer of at least {low}, got {value!r}")
 
@@ -151,7 +155,6 @@ class LesionMethod(DedupMethod):
         Raises:
             HamkitError: Outside ``(0, 1)`` (or a bool, or not a number).
         """
-        self._check()
         value = self.default_threshold if threshold is None else threshold
         try:
             number = float(value)
@@ -168,10 +171,10 @@ class LesionMethod(DedupMethod):
         """0.1 to 0.95 in steps of 0.05."""
         return [float(t) for t in np.round(np.arange(0.1, 0.9501, 0.05), 2).tolist()]
 
-    def signatures(self, dedup: Deduplicator, paths: Sequence[Path]) -> Signatures:
+    def signatures(self, dedup: Shared, paths: Sequence[Path]) -> Signatures:
         """:class:`~hamkit.dedup.lesion_match.LesionFeatures` per readable image (``None`` for
-        the others), kept in memory for the life of the Deduplicator."""
-        memo: dict[tuple[str, int, int], Any] = dedup.__dict__.setdefault("_lesion_memo", {})
+        the others), kept in memory for the life of the method (``features_``)."""
+        memo: dict[tuple[str, int, int], Any] = self.__dict__.setdefault("features_", {})
         features = np.empty(len(paths), dtype=object)
         keys: list[tuple[str, int, int] | None] = []
         for path in paths:
@@ -200,11 +203,11 @@ class LesionMethod(DedupMethod):
                         memo[keys[todo[index]]] = value
         return features, skipped
 
-    def _search(self, dedup: Deduplicator, features: list[Any], cross: int | None = None) -> VerifiedCandidates:
-        self._check()
+    def _search(self, dedup: Shared, features: list[Any], cross: int | None = None) -> VerifiedCandidates:
+        self.check()
         return lesion_candidates(
             features,
-            candidates=dedup.candidates if self.candidates is None else self.candidates,
+            candidates=self.candidates,
             words=self.words,
             seed=self.seed,
             workers=max(1, min(8, available_cpus())),
@@ -213,18 +216,15 @@ class LesionMethod(DedupMethod):
         )
 
     def self_pairs(
-        self, dedup: Deduplicator, signatures: np.ndarray, threshold: Threshold
+        self, dedup: Shared, signatures: np.ndarray, threshold: Threshold
     ) -> tuple[Pairs, VerifiedCandidates | None]:
         """The candidates whose score passes the threshold, and every candidate."""
         found = self._search(dedup, list(signatures))
         keep = self.passes(found.score, threshold)
         return Pairs(found.i[keep], found.j[keep], found.score[keep], "aligned", True), found
 
-    def cross_pairs(self, dedup: Deduplicator, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
+    def cross_pairs(self, dedup: Shared, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
         """The candidates across the two sets whose score passes the threshold."""
         found = self._search(dedup, list(a) + list(b), cross=len(a))
         keep = self.passes(found.score, threshold)
         return Pairs(found.i[keep], found.j[keep], found.score[keep], "aligned", True)
-
-    def __repr__(self) -> str:
-        return f"LesionMethod(candidates={self.candidates}, words={self.words}, seed={self.seed})"

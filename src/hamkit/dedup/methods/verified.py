@@ -6,7 +6,7 @@ then ORB keypoints + RANSAC and a tile-wise comparison of the aligned images). E
 keeps its score, so that :meth:`~hamkit.dedup.deduplicator.Deduplicator.calibrate` can tabulate
 thresholds below the one in use.
 
-A Deduplicator keeps, for its life, its decoded scenes, the window hits of its last search over a
+A method instance keeps, for its life, its decoded scenes, the window hits of its last search over a
 whole set (:data:`AUDIT_HITS` times more than that search needs) and every verification it made
 (:data:`~hamkit.dedup.scenes.VerifyMemo`). So an
 :meth:`~hamkit.dedup.deduplicator.Deduplicator.audit` after a
@@ -29,20 +29,16 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from hamkit._cpu import available_cpus
 from hamkit.dedup.candidates import Candidates, WindowHits, candidates_from_hits, hits_per_query, window_hits
-from hamkit.dedup.inputs import DecodeJob, decode_all
-from hamkit.dedup.methods.base import DedupMethod, Signatures, Threshold, register_method
+from hamkit.dedup.methods.base import DedupMethod, Shared, Signatures, Threshold, register_method
 from hamkit.dedup.pairs import Pairs
 from hamkit.dedup.scenes import VerifiedCandidates, VerifyMemo, verified_pairs
 from hamkit.errors import HamkitError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from hamkit.dedup.deduplicator import Deduplicator
 
 __all__ = ["AUDIT_HITS", "VerifiedMethod"]
 
@@ -64,9 +60,22 @@ class _Neighbourhood:
 
 @register_method
 class VerifiedMethod(DedupMethod):
-    """``"verified"``: aligned-content score of candidate pairs (``candidates``, ``min_inliers``).
+    """``"verified"``: aligned-content score of candidate pairs.
+
+    Args:
+        candidates: Candidate partners proposed per image before verification (more finds more
+            heavily altered copies, and costs verification time).
+        min_inliers: RANSAC inliers an alignment needs before its content is compared.
+
+    Attributes:
+        scenes_: The decoded scenes, by path, size and modification time.
+        verifications_: Every verification made, by the two images' digests
+            (:data:`~hamkit.dedup.scenes.VerifyMemo`).
+        neighbourhood_: The window hits of the last search over a whole set.
 
     Examples:
+        >>> VerifiedMethod(candidates=20).get_params()
+        {'candidates': 20, 'min_inliers': 15}
         >>> VerifiedMethod().check_threshold(0)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -78,8 +87,28 @@ class VerifiedMethod(DedupMethod):
     higher_is_better = True
     default_threshold = 0.5
     threshold_meaning = "min aligned-content score, (0, 1]"
+    summary = (
+        "candidates by kNN over window thumbnails in 8 orientations, each confirmed by ORB keypoints + RANSAC and a "
+        "tile-wise comparison of the aligned images (the default: offline, and right on real data)"
+    )
     needs = ("faiss", "opencv")
     memory_cache = "decoded scenes, by path, size and modification time; verifications, by the images' digests"
+    run_threshold = "verified_threshold"
+
+    def __init__(self, *, candidates: int = 10, min_inliers: int = 15) -> None:
+        self.candidates = candidates
+        self.min_inliers = min_inliers
+
+    def check(self) -> None:
+        """Check ``candidates`` and ``min_inliers``.
+
+        Raises:
+            HamkitError: ``candidates`` below 1 or ``min_inliers`` below 4 (or not integers).
+        """
+        if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) or self.candidates < 1:
+            raise HamkitError(f"candidates must be a positive integer, got {self.candidates!r}")
+        if isinstance(self.min_inliers, bool) or not isinstance(self.min_inliers, int) or self.min_inliers < 4:
+            raise HamkitError(f"min_inliers must be an integer of at least 4, got {self.min_inliers!r}")
 
     def check_threshold(self, threshold: Threshold) -> Threshold:
         """The threshold as a float in ``(0, 1]`` (the default when ``None``).
@@ -107,13 +136,15 @@ class VerifiedMethod(DedupMethod):
         """0.1 to 1.0 in steps of 0.05."""
         return [float(t) for t in np.round(np.arange(0.1, 1.0001, 0.05), 2).tolist()]
 
-    def signatures(self, dedup: Deduplicator, paths: Sequence[Path]) -> Signatures:
+    def signatures(self, dedup: Shared, paths: Sequence[Path]) -> Signatures:
         """A :class:`~hamkit.dedup.scenes.Scene` per readable image (``None`` for the others).
 
-        Scenes are kept in memory for the life of the Deduplicator, keyed by path, size and
-        modification time, so that an ``audit`` repeated after a re-split decodes nothing again.
+        Scenes are kept in memory for the life of the method (``scenes_``), keyed by path, size
+        and modification time, so that an ``audit`` repeated after a re-split decodes nothing again.
         """
-        memo: dict[tuple[str, int, int], Any] = dedup.__dict__.setdefault("_scene_memo", {})
+        from hamkit.dedup.inputs import DecodeJob, decode_all
+
+        memo: dict[tuple[str, int, int], Any] = self.__dict__.setdefault("scenes_", {})
         scenes = np.empty(len(paths), dtype=object)
         keys: list[tuple[str, int, int] | None] = []
         for path in paths:
@@ -142,36 +173,34 @@ class VerifiedMethod(DedupMethod):
                         memo[keys[todo[index]]] = scene
         return scenes, skipped
 
-    @staticmethod
-    def _memo(dedup: Deduplicator) -> VerifyMemo:
-        """The verifications ``dedup`` made so far (kept for its life, like its scenes)."""
-        memo: VerifyMemo = dedup.__dict__.setdefault("_verify_memo", {})
+    def _memo(self) -> VerifyMemo:
+        """The verifications made so far (kept for the method's life, like its scenes)."""
+        memo: VerifyMemo = self.__dict__.setdefault("verifications_", {})
         return memo
 
     def _search(
         self,
-        dedup: Deduplicator,
+        dedup: Shared,
         scenes: list[Any],
         cross: int | None = None,
         candidates: Candidates | None = None,
     ) -> VerifiedCandidates:
         return verified_pairs(
             scenes,
-            k=dedup.candidates,
-            min_inliers=dedup.min_inliers,
+            k=self.candidates,
+            min_inliers=self.min_inliers,
             workers=max(1, min(8, available_cpus())),
             progress=dedup.progress,
             cross=cross,
-            memo=self._memo(dedup),
+            memo=self._memo(),
             candidates=candidates,
         )
 
-    @staticmethod
-    def _subset_candidates(dedup: Deduplicator, scenes: list[Any]) -> Candidates | None:
-        """The window candidates among ``scenes`` chosen from the hits of ``dedup``'s last search
-        over a whole set, or ``None`` when that set does not hold them all (search them then)."""
-        kept: _Neighbourhood | None = dedup.__dict__.get("_neighbourhood")
-        if kept is None or kept.k != dedup.candidates:
+    def _subset_candidates(self, scenes: list[Any]) -> Candidates | None:
+        """The window candidates among ``scenes`` chosen from the hits of the last search over a
+        whole set, or ``None`` when that set does not hold them all (search them then)."""
+        kept: _Neighbourhood | None = self.__dict__.get("neighbourhood_")
+        if kept is None or kept.k != self.candidates:
             return None
         local = [kept.where.get(id(scene), -1) for scene in scenes]
         if min(local, default=-1) < 0 or len(set(local)) != len(local):
@@ -187,10 +216,8 @@ class VerifiedMethod(DedupMethod):
         ambiguous = found.ambiguous if found.ambiguous is not None else np.zeros(len(found), dtype=bool)
         return Candidates(i[order], j[order], found.similarity[order], found.mirrored[order], ambiguous[order])
 
-    def _known_cross(
-        self, dedup: Deduplicator, a: np.ndarray, b: np.ndarray, threshold: Threshold
-    ) -> dict[tuple[int, int], float]:
-        """Pairs verified before (by any search of ``dedup``) that pass ``threshold`` and have one
+    def _known_cross(self, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> dict[tuple[int, int], float]:
+        """Pairs verified before (by any search of this method) that pass ``threshold`` and have one
         image in ``a`` and one in ``b``: ``{(i, j): score}``, found by digest, with no search."""
         where_a: dict[str, list[int]] = {}
         where_b: dict[str, list[int]] = {}
@@ -198,8 +225,8 @@ class VerifiedMethod(DedupMethod):
             for index, scene in enumerate(scenes):
                 where.setdefault(scene.digest, []).append(index)
         found: dict[tuple[int, int], float] = {}
-        for (first, second, _, _, min_inliers), (score, _) in self._memo(dedup).items():
-            if min_inliers != dedup.min_inliers or (threshold is not None and score < threshold):
+        for (first, second, _, _, min_inliers), (score, _) in self._memo().items():
+            if min_inliers != self.min_inliers or (threshold is not None and score < threshold):
                 continue
             for x, y in ((first, second), (second, first)):
                 for i in where_a.get(x, ()):
@@ -208,31 +235,31 @@ class VerifiedMethod(DedupMethod):
         return found
 
     def self_pairs(
-        self, dedup: Deduplicator, signatures: np.ndarray, threshold: Threshold
+        self, dedup: Shared, signatures: np.ndarray, threshold: Threshold
     ) -> tuple[Pairs, VerifiedCandidates | None]:
         """The candidates whose score passes the threshold, and every candidate.
 
-        The window hits of the search are kept on ``dedup`` (:data:`AUDIT_HITS`) for the cross
-        searches over subsets of these images that may follow (an audit).
+        The window hits of the search are kept (``neighbourhood_``, :data:`AUDIT_HITS`) for the
+        cross searches over subsets of these images that may follow (an audit).
         """
         scenes = list(signatures)
         thumbs = np.stack([scene.thumb for scene in scenes])
-        hits = window_hits(thumbs, per_query=AUDIT_HITS * hits_per_query(dedup.candidates))
-        dedup.__dict__["_neighbourhood"] = _Neighbourhood(
-            scenes, {id(scene): index for index, scene in enumerate(scenes)}, hits, dedup.candidates
+        hits = window_hits(thumbs, per_query=AUDIT_HITS * hits_per_query(self.candidates))
+        self.neighbourhood_ = _Neighbourhood(
+            scenes, {id(scene): index for index, scene in enumerate(scenes)}, hits, self.candidates
         )
-        found = self._search(dedup, scenes, candidates=candidates_from_hits(hits, k=dedup.candidates))
+        found = self._search(dedup, scenes, candidates=candidates_from_hits(hits, k=self.candidates))
         keep = self.passes(found.score, threshold)
         return Pairs(found.i[keep], found.j[keep], found.score[keep], "aligned", True), found
 
-    def cross_pairs(self, dedup: Deduplicator, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
+    def cross_pairs(self, dedup: Shared, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
         """The candidates across the two sets whose score passes the threshold, and the pairs
-        across them that ``dedup`` verified before (e.g. in a :meth:`find` over all images)."""
+        across them that this method verified before (e.g. in a :meth:`find` over all images)."""
         union = list(a) + list(b)
-        found = self._search(dedup, union, cross=len(a), candidates=self._subset_candidates(dedup, union))
+        found = self._search(dedup, union, cross=len(a), candidates=self._subset_candidates(union))
         keep = self.passes(found.score, threshold)
         pairs = {(int(i), int(j)): float(s) for i, j, s in zip(found.i[keep], found.j[keep], found.score[keep])}
-        pairs = {**self._known_cross(dedup, a, b, threshold), **pairs}
+        pairs = {**self._known_cross(a, b, threshold), **pairs}
         order = sorted(pairs)
         return Pairs(
             np.array([i for i, _ in order], dtype=np.int64),
