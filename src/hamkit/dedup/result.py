@@ -155,10 +155,10 @@ class DedupResult:
         Examples:
             >>> from hamkit.dedup.search import Pairs
             >>> result = DedupResult([Path("a.jpg"), Path("b.jpg"), Path("c.jpg")],
-            ...     Pairs(np.array([0, 0]), np.array([1, 2]), np.array([0.9, 0.6]), "aligned"), [],
+            ...     Pairs(np.array([0, 0]), np.array([1, 2]), np.array([0.75, 0.5]), "aligned"), [],
             ...     np.arange(3), np.zeros(0, np.int64))
             >>> result.suspect_lesion_ids({"a": "L1", "b": "L1", "c": "L2"})
-            [(0, 2, 0.6, 'L1', 'L2')]
+            [(0, 2, 0.5, 'L1', 'L2')]
         """
         stems = [path.stem for path in self.paths]
         rows = []
