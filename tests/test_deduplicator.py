@@ -236,7 +236,7 @@ def test_hashes_are_cached_by_file_identity(synthetic, tmp_path, monkeypatch):
 
 
 def test_interrupted_embedding_resumes(synthetic, tmp_path, monkeypatch):
-    from hamkit.registry import create_backbone
+    from hamkit.backbones.registry import create_backbone
 
     paths = sorted(synthetic.root.rglob("ISIC_*.jpg"))[:24]
     model = create_backbone("mobilenet_v3_small")
