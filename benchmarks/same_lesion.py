@@ -146,7 +146,13 @@ def main() -> None:
     parser.add_argument("--max-across-a", type=int, default=30, help="calibration: pairs across lesions in half A")
     parser.add_argument("--worker", nargs=2, metavar=("SETTING", "FOLDER"), help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, default=RESULTS, help="results file")
-    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument(
+        "--lesion-fraction",
+        type=float,
+        default=1.0,
+        help="only the images of this share of the lesions (by a hash of lesion_id; default: all)",
+    )
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
@@ -158,8 +164,12 @@ def main() -> None:
     from hamkit.data.metadata import read_metadata
     from hamkit.synthetic.planting import plant_copies
 
-    images = sorted(find_images(args.data).values())
     lesion = {r.image_id: r.lesion_id for r in read_metadata(args.data / "HAM10000_metadata.csv")}
+    images = sorted(
+        path
+        for image_id, path in find_images(args.data).items()
+        if hashlib.sha256(lesion.get(Path(path).stem, "").encode()).digest()[1] < 256 * args.lesion_fraction
+    )
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
@@ -171,7 +181,11 @@ def main() -> None:
         print(f"{len(images)} images + {len(planted)} planted copies ({args.per_kind} per kind)", flush=True)
         for setting in args.only or list(SETTINGS):
             command = [sys.executable, os.path.abspath(__file__), "--worker", setting, str(folder)]
-            done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=args.timeout)
+            try:
+                done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=args.timeout)
+            except subprocess.TimeoutExpired:
+                print(f"{setting}: stopped after {args.timeout:.0f} s", flush=True)
+                continue
             lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
             if done.returncode or not lines:
                 print(f"{setting}: failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}", flush=True)
@@ -207,6 +221,7 @@ def main() -> None:
     payload = {
         "benchmark": "same_lesion",
         "images": len(images),
+        "lesion_fraction": args.lesion_fraction,
         "planted": len(planted),
         "per_kind": args.per_kind,
         "rows": rows,
