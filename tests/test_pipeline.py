@@ -241,3 +241,34 @@ def test_pair_groups_join_connected_images():
 
     labels = _pair_groups(["a", "b", "c", "d", "e"], [["a", "b"], ["c", "b"], ["d", "x"]])
     assert labels[0] == labels[1] == labels[2] and labels[3] not in (None, labels[0]) and labels[4] is None
+
+
+def test_the_report_reads_top_down_and_the_models_carry_their_cards(demo_run):
+    out, _ = demo_run
+    page = (out / "report.html").read_text()
+    assert page.index("Classifier at a glance") < page.index("<h2>Dataset</h2>")  # the summary first
+    for text in (
+        "Melanoma sensitivity",
+        "specificity",
+        "partial AUC above 80",
+        "<h3>Operating points</h3>",
+        "<h3>Subgroups</h3>",
+        "Melanoma (mel)",
+        "costliest test mistakes",
+        "Largest subgroup gap",
+    ):
+        assert text in page, text
+    clf = json.loads((out / "summary.json").read_text())["summary"]["classifier"]
+    glance = clf["at_a_glance"]
+    assert (
+        glance["melanoma_sensitivity_at_specificity_0.80"]
+        == clf["operating_points"]["mel"]["values"]["sensitivity_at_specificity_0.80"]
+    )
+    assert set(clf["subgroups"]["tables"]) == {"sex", "age", "localization", "dx_type"}
+    assert (out / "classifier" / "mistakes.png").is_file()
+    for name in ("classifier", "segmenter"):
+        card = json.loads((out / name / "model" / "model_card.json").read_text())
+        assert "synthetic" in card["licence"]["data"] and card["evaluation"]["subgroups"]["tables"], name
+        assert (out / name / "model" / "MODEL_CARD.md").is_file()
+    seg = json.loads((out / "summary.json").read_text())["summary"]["segmenter"]
+    assert seg["subgroups"]["metrics"] == ["mean_dice", "thresholded_jaccard"]

@@ -33,6 +33,27 @@ def class_recall(text: str) -> tuple[str, float]:
     return name.strip(), recall
 
 
+def operating_point(text: str) -> dict[str, dict[str, float]]:
+    """``--operating-point CLASS:sensitivity=VALUE`` (or ``specificity``) as ``calibrate``'s ``target``.
+
+    Examples:
+        >>> operating_point("mel:sensitivity=0.9")
+        {'mel': {'sensitivity': 0.9}}
+    """
+    name, _, rest = text.partition(":")
+    measure, sep, value = rest.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not sep or not name.strip() or measure not in ("sensitivity", "specificity") or not 0 < number <= 1:
+        raise argparse.ArgumentTypeError(
+            f"expected CLASS:sensitivity=VALUE or CLASS:specificity=VALUE with a value in (0, 1], "
+            f"e.g. mel:sensitivity=0.9; got {text!r}"
+        )
+    return {name.strip(): {measure: number}}
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``calibrate`` subcommand."""
     parser = subparsers.add_parser(
@@ -71,6 +92,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="CLASS=RECALL",
         help="a target recall, e.g. mel=0.9 (repeatable): met when any alpha meets it on this split, else the "
         "highest recall of that class is taken (the notes say so)",
+    )
+    parser.add_argument(
+        "--operating-point",
+        type=operating_point,
+        default=None,
+        metavar="CLASS:MEASURE=VALUE",
+        help="after the rule, move one class's offset until its decisions on this split reach a sensitivity or "
+        "specificity, e.g. mel:sensitivity=0.9; saved with the model, so predict decides at it",
     )
     parser.add_argument(
         "--decision",
@@ -117,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
             decision=args.decision,
             protect=None if args.protect is None else tuple(args.protect),
             min_recall=dict(args.min_recall) if args.min_recall else None,
+            target=args.operating_point,
             batch_size=args.batch_size,
         )
     out = model.save(args.out)

@@ -98,6 +98,11 @@ def _warnings(raw: ClassificationReport, rule: ClassificationReport, calibration
 def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     """Calibrate ``model`` on the validation split and score it on the test split.
 
+    Also: ``at_a_glance``, ``operating_points``, ``subgroups`` (sex, age band, body site,
+    ``dx_type``; :func:`hamkit.clinical.clinical_summary`), ``mistakes`` (the gallery
+    ``mistakes.png`` of the costliest mistakes with Grad-CAM maps), and the model's
+    ``evaluation_`` for its card.
+
     Writes ``test_report.json`` (the calibrated model's report plus ``argmax`` (the raw
     argmax's headline numbers and per-class recall), ``decision`` (the rule in words, its alpha,
     the protected classes, recall targets and validation recalls), ``intervals``,
@@ -110,8 +115,12 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     """
     import json
 
+    from hamkit.classify.explain import costliest_mistakes_figure
+    from hamkit.clinical import clinical_summary, costliest_mistakes, roc_marks
     from hamkit.data.dataset import SkinDataset
     from hamkit.figures.classification import plot_reliability, plot_roc_curves
+    from hamkit.model_card import card_evaluation
+    from hamkit.subgroups import columns_from_records
 
     mean, std = model.normalisation()
     test, val = (
@@ -163,9 +172,18 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     }
     result["warnings"] = _warnings(raw_report, report, calibration)
     result["small_classes"] = {c: int(n) for c, n in zip(classes, support, strict=True) if n < SMALL_CLASS}
+    columns = columns_from_records(ctx.records, ids)
+    clinical = clinical_summary(
+        labels, proba, pred, groups, classes=classes, calibration=calibration, columns=columns, n_resamples=N_RESAMPLES
+    )
+    result.update(clinical)
+    chosen = costliest_mistakes(labels, pred, proba, classes)
+    _, note = costliest_mistakes_figure(model, test.paths, ids, chosen, labels, pred, proba, folder / "mistakes.png")
+    result["mistakes"] = {"image_ids": [ids[i] for i in chosen], "note": note}
+    model.evaluation_ = card_evaluation(result)  # saved with the model, for its card
     atomic_write_text(folder / "test_predictions.csv", predictions_csv(ids, groups, labels, pred, proba, classes))
     report.plot_confusion_matrix(folder / "confusion_matrix.png")
-    plot_roc_curves(labels, proba, classes, folder / "roc_curves.png")
+    plot_roc_curves(labels, proba, classes, folder / "roc_curves.png", marks=roc_marks(clinical, labels, pred, classes))
     after = (
         f"after (T = {model.temperature_:.2f})"
         if result["calibration"]["temperature_applied"]
@@ -191,14 +209,18 @@ def evaluate_segmenter(
 ) -> dict[str, Any]:
     """Intervals of the segmenter's test metrics, and the worst and typical examples.
 
-    Writes ``worst_examples.png`` (the ``n_worst`` lowest-Dice test images) and
+    Sets the model's ``evaluation_`` (the test numbers its card gives). Writes
+    ``worst_examples.png`` (the ``n_worst`` lowest-Dice test images) and
     ``examples.png`` (``n_typical`` images nearest the median Dice) into ``folder``.
 
     Returns:
         ``{"intervals": {"mean_dice": [lo, hi], "thresholded_jaccard": [lo, hi]},
-        "worst": [[image_id, dice], ...]}``.
+        "worst": [[image_id, dice], ...], "subgroups": ...}`` (mean Dice and thresholded Jaccard by
+        sex, age band, body site and ``dx_type``: :func:`hamkit.subgroups.subgroup_means`).
     """
+    from hamkit.model_card import card_evaluation
     from hamkit.seg_metrics import ISIC_JACCARD_THRESHOLD
+    from hamkit.subgroups import columns_from_records, subgroup_means
 
     lesion = {r.image_id: str(r.group) for r in ctx.records}
     groups = [lesion.get(i, i) for i in report.image_ids]
@@ -206,6 +228,12 @@ def evaluate_segmenter(
     iou = np.asarray(report.iou, dtype=np.float64)
     thresholded = np.where(iou >= ISIC_JACCARD_THRESHOLD, iou, 0.0)
     found = mean_intervals({"mean_dice": dice, "thresholded_jaccard": thresholded}, groups, n_resamples=N_RESAMPLES)
+    subgroups = subgroup_means(
+        columns_from_records(ctx.records, report.image_ids),
+        {"mean_dice": dice, "thresholded_jaccard": thresholded},
+        groups,
+        n_resamples=N_RESAMPLES,
+    )
     order = np.argsort(dice, kind="stable")
     worst = [report.image_ids[i] for i in order[:n_worst]]
     middle = len(order) // 2
@@ -225,7 +253,18 @@ def evaluate_segmenter(
         title=f"Typical test images (Dice near the median, {float(np.median(dice)):.3f})",
         **common,
     )
-    return {
+    result = {
         "intervals": {k: [lo, hi] for k, (lo, hi) in found.items()},
         "worst": [[i, float(dice[report.image_ids.index(i)])] for i in worst],
+        "subgroups": _clean(subgroups),
     }
+    model.evaluation_ = card_evaluation(
+        {
+            "n_samples": len(report.image_ids),
+            "test_lesions": len(set(groups)),
+            "mean_dice": float(np.nanmean(dice)),
+            "thresholded_jaccard": float(np.mean(thresholded)),
+            **result,
+        }
+    )  # saved with the model, for its card
+    return result
