@@ -8,11 +8,13 @@ docs/benchmarks.md and is rendered from ``benchmarks/results/``:
 * ``cpu_preset_sizing``: ``cpu_preset_sizing.jsonl`` (``benchmarks/cpu_preset.py`` rows);
 * ``pretrained_offline``: ``pretrained_offline.json`` (``benchmarks/pretrained_offline.py``);
 * ``evaluation_real``: ``evaluation_real.json`` (``benchmarks/evaluation_real.py``: operating
-  points and subgroups of the full run's classifier on its test split).
+  points and subgroups of the full run's classifier on its test split);
 * ``operating_points``: ``operating_points.json`` (``benchmarks/operating_points.py``: melanoma
   sensitivity targets on the full run's classifier);
 * ``cross_audit``: ``cross_audit.json`` (``benchmarks/cross_audit.py``: the cross-data-set audit
-  of an ISIC-2019-like folder built from the 10,015 HAM10000 images).
+  of an ISIC-2019-like folder built from the 10,015 HAM10000 images);
+* ``same_lesion``: ``same_lesion.json`` (``benchmarks/same_lesion.py``: same-lesion pairs,
+  planted copies and pairs across lesions per dedup method on HAM10000 images).
 
     python docs/gen_benchmarks.py           # rewrite the blocks
     python docs/gen_benchmarks.py --check   # exit status 1 if a block is out of date
@@ -157,6 +159,15 @@ def pretrained_offline() -> str:
 
     data = json.loads((RESULTS / "pretrained_offline.json").read_text())
     return table(data["rows"]) + "\n\n" + _provenance(data["rows"][-1])
+
+
+def same_lesion() -> str:
+    """Same-lesion pairs, copies and pairs across lesions per dedup method (``same_lesion.json``)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from same_lesion import table  # type: ignore[import-not-found]
+
+    data = json.loads((RESULTS / "same_lesion.json").read_text())
+    return table(data) + "\n\n" + _provenance({**data, "torch": data.get("torch", "n/a")})
 
 
 _POINTS = (
@@ -313,6 +324,7 @@ def cross_audit() -> str:
 
 BLOCKS: dict[str, Callable[[], str]] = {
     "full_run_cpu": full_run_cpu,
+    "same_lesion": same_lesion,
     "cpu_preset_sizing": cpu_preset_sizing,
     "pretrained_offline": pretrained_offline,
     "evaluation_real": evaluation_real,

@@ -99,7 +99,9 @@ def test_a_registered_method_is_in_the_cli_choices(toy, tmp_path, capsys):
 
 def test_a_registered_method_passes_the_pipeline_checks(toy):
     check_settings(load_config(overrides={"dedup": {"methods": ["verified", "mean_grey"]}}))
-    with pytest.raises(HamkitError, match="must be a non-empty list of verified, cnn, phash, dhash, exact, mean_grey"):
+    with pytest.raises(
+        HamkitError, match="must be a non-empty list of verified, cnn, phash, dhash, exact, lesion, mean_grey"
+    ):
         check_settings(load_config(overrides={"dedup": {"methods": ["sha1"]}}))
 
 

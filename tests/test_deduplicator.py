@@ -66,7 +66,7 @@ def test_phash_finds_the_near_duplicates(synthetic):
         ({"method": "cnn", "threshold": 0}, "cosine similarity in \\(0, 1\\]"),
         ({"method": "verified", "threshold": 1.5}, "aligned-content score in \\(0, 1\\]"),
         ({"method": "exact", "threshold": 1}, "takes no threshold"),
-        ({"method": "ssim"}, "unknown method 'ssim'; choose one of verified, cnn, phash, dhash, exact"),
+        ({"method": "ssim"}, "unknown method 'ssim'; choose one of verified, cnn, phash, dhash, exact, lesion"),
         ({"method": "phash", "keep": "prefer"}, "needs prefer"),
         ({"method": "phash", "keep": "smallest"}, "unknown keep policy"),
         ({"method": "phash", "group_mode": "chain"}, "group_mode must be"),

@@ -48,6 +48,9 @@ def test_every_output_is_written(demo_run):
         "figures/class_balance.png",
         "dedup/verified/kept.txt",
         "dedup/verified/pairs.csv",
+        "dedup/verified/conflicts.csv",  # the run's labels reach the dedup step
+        "dedup/verified/suspect_lesion_ids.csv",
+        "dedup/verified/calibration.csv",
         "audit/verified/audit.json",
         "classifier/model/model.safetensors",
         "classifier/test_report.json",

@@ -90,7 +90,7 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=None,
         metavar="K",
-        help="verified: candidate partners checked per image (default 10)",
+        help="verified and lesion: candidate partners checked per image (default 10)",
     )
     parser.add_argument("--backbone", default=None, help="cnn: CNN backbone (default: mobilenet_v2)")
     parser.add_argument("--image-size", type=positive_int, default=None, help="cnn: input size (default 224)")
@@ -173,8 +173,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--labels",
         metavar="METADATA_CSV",
         help="HAM10000-style metadata (image_id, lesion_id, dx): writes calibration.csv / .png "
-        "(pairs within and across lesions per threshold, with a suggested threshold) and "
-        "conflicts.csv (duplicates whose diagnoses differ)",
+        "(pairs within and across lesions per threshold, with a suggested threshold), "
+        "conflicts.csv (duplicates whose diagnoses differ) and suspect_lesion_ids.csv (duplicates "
+        "filed under two lesion_ids, best first); the review page shows lesion_id and dx",
+    )
+    parser.add_argument(
+        "--decisions",
+        metavar="CSV",
+        help="decisions saved from review.html (image_a,image_b,decision: same or different): a pair "
+        "decided different never groups, one decided same always does, and neither is shown for review again",
     )
     parser.add_argument(
         "--against",
@@ -187,7 +194,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 #: The flags that shape groups, reviews or label checks of one set: ``--against`` (pairs between
 #: two sets, written as pairs.csv) has none of these, so it refuses them instead of ignoring them.
-_NOT_WITH_AGAINST = ("--labels", "--keep", "--strict-groups", "--no-review")
+_NOT_WITH_AGAINST = ("--labels", "--keep", "--strict-groups", "--no-review", "--decisions")
 
 
 def flags_not_with_against(args: argparse.Namespace) -> list[str]:
@@ -206,6 +213,7 @@ def flags_not_with_against(args: argparse.Namespace) -> list[str]:
         "--keep": "--keep" in getattr(args, "given_flags", ()),
         "--strict-groups": bool(getattr(args, "strict_groups", False)),
         "--no-review": bool(getattr(args, "no_review", False)),
+        "--decisions": getattr(args, "decisions", None) is not None,
     }
     return [flag for flag in _NOT_WITH_AGAINST if given[flag]]
 
@@ -289,6 +297,11 @@ def run(args: argparse.Namespace) -> int:
     say = (lambda *_: None) if args.json else print
     dedup = dedup_from_args(args, keep=args.keep, group_mode="representative" if args.strict_groups else "connected")
     records = _read_labels(args.labels) if args.labels else None
+    decisions = None
+    if getattr(args, "decisions", None):
+        from hamkit.dedup.decisions import read_decisions
+
+        decisions = read_decisions(args.decisions)
     if args.against:
         cross = dedup.find_cross(args.images, args.against)
         if cross is None:  # a torchrun rank other than 0
@@ -318,19 +331,28 @@ def run(args: argparse.Namespace) -> int:
     dedup._checked()  # a bad setting first, then the images
     images = resolve_images(args.images)
     check_list_names(images, Path(args.out) / "kept.txt")  # before the scan, not after it
-    result = dedup.find(images)
+    result = dedup.find(images, decisions=decisions)
     if result is None:  # a torchrun rank other than 0
         return 0
     out = Path(args.out)
     lines = [result.summary()]
+    lesions = {r.image_id: r.lesion_id for r in records} if records is not None else None
     with staged_folder(out) as stage:  # the whole result set or nothing (a full disk, an interrupt)
         result.save(stage)
         if not args.no_review:
             from hamkit.dedup.review import contact_sheet, review_html
 
             contact_sheet(result, stage / "review.png")
-            review_html(result, stage / "review.html")
+            review_html(
+                result,
+                stage / "review.html",
+                lesions=lesions,
+                diagnoses=None if records is None else {r.image_id: r.dx for r in records},
+                decisions=decisions,
+            )
         summary = json.loads((stage / "summary.json").read_text())
+        if decisions is not None:
+            summary["decisions"] = len(decisions)
         if records is not None:
             diagnoses = {r.image_id: r.dx for r in records}
             stems = {path.stem for path in result.paths}
@@ -351,6 +373,14 @@ def run(args: argparse.Namespace) -> int:
                 f"{len(conflicts)} duplicate pair(s) carry different diagnoses (label conflicts): conflicts.csv"
             )
             if any(r.lesion_id for r in records):
+                assert lesions is not None
+                suspects = result.suspect_lesion_ids(lesions)
+                result.save_suspects(stage / "suspect_lesion_ids.csv", lesions, diagnoses)
+                summary["suspect_lesion_ids"] = len(suspects)
+                lines.append(
+                    f"{len(suspects)} duplicate pair(s) are filed under two lesion_ids (suspect_lesion_ids.csv); "
+                    "hamkit split --group-csv groups.csv keeps them in one split"
+                )
                 calibration = dedup.calibrate(result, {r.image_id: r.lesion_id for r in records})
                 calibration.to_csv(stage / "calibration.csv")
                 calibration.plot(stage / "calibration.png")
@@ -362,6 +392,7 @@ def run(args: argparse.Namespace) -> int:
                     "pairs_across_lesions": None if row is None else row.across,
                 }
                 lines.append(calibration.summary())
+        if records is not None or decisions is not None:
             atomic_write_text(stage / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
     for line in lines:
         say(line)

@@ -66,6 +66,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="extra grouping: a CSV with columns image_id,group (e.g. duplicate groups); "
         "images sharing a group stay in one split. May be repeated.",
     )
+    parser.add_argument(
+        "--decisions",
+        metavar="CSV",
+        help="decisions saved from hamkit dedup's review.html (image_a,image_b,decision): the two images of "
+        "every pair decided same stay in one split",
+    )
     parser.add_argument("--pie", metavar="PNG", help="also draw the class-balance pie chart")
     add_json(parser)
     return parser
@@ -102,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
                 raise DataError(f"{path}: needs columns image_id,group; found {reader.fieldnames}")
             mapping = {row["image_id"]: row["group"] for row in reader}
         extra.append([mapping.get(r.image_id) for r in records])
+    if args.decisions:
+        from hamkit.dedup.decisions import read_decisions
+
+        extra.append(read_decisions(args.decisions).same_groups([r.image_id for r in records]))
     split = split_dataset(
         records,
         tuple(args.fractions),

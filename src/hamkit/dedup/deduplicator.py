@@ -18,6 +18,10 @@ method          signature                                   threshold (valid ran
                                                             ``0..64``
 ``"exact"``     SHA-256 of the decoded pixels (byte-        none (identical pixels)    --
                 identical files found first, cheaply)
+``"lesion"``    SIFT keypoints; candidates by visual words  min keypoint-match         0.5
+                (both mirror parities), each confirmed by   score, ``(0, 1)``
+                RANSAC inliers: the same lesion
+                photographed again, copies included
 ==============  ==========================================  =========================  =======
 
 ``"verified"`` is the default because on the real HAM10000 images the hashes and the CNN pair
@@ -48,6 +52,7 @@ from sklearn.base import BaseEstimator
 
 from hamkit.data.splits import read_audit_sets
 from hamkit.dedup.calibration import Calibration, calibrate_result
+from hamkit.dedup.decisions import Decisions, apply_decisions, read_decisions
 from hamkit.dedup.groups import choose_kept, duplicate_groups
 from hamkit.dedup.inputs import resolve_images
 from hamkit.dedup.keep import KEEP_POLICIES, keep_ranking
@@ -73,10 +78,11 @@ class Deduplicator(BaseEstimator):
     scikit-learn ``Pipeline`` (a method given by name becomes an instance with its defaults).
 
     Args:
-        method: A method name, ``"verified"`` (the default), ``"cnn"``, ``"phash"``, ``"dhash"``
-            or ``"exact"`` (see the module docstring) or any other in
+        method: A method name, ``"verified"`` (the default), ``"cnn"``, ``"phash"``, ``"dhash"``,
+            ``"exact"`` or ``"lesion"`` (see the module docstring) or any other in
             :data:`~hamkit.dedup.methods.METHODS`, or a method instance with its settings, e.g.
-            ``CnnMethod(backbone="resnet18")`` or ``VerifiedMethod(candidates=20)``.
+            ``CnnMethod(backbone="resnet18")``, ``VerifiedMethod(candidates=20)`` or
+            ``LesionMethod(candidates=20)``.
         threshold: Minimum aligned-content score (verified), minimum cosine similarity (cnn)
             or maximum Hamming distance (hashes); ``None`` = the method's default. Not used by
             ``"exact"``. :meth:`calibrate` suggests one from lesion ids.
@@ -220,11 +226,14 @@ class Deduplicator(BaseEstimator):
             found = VerifiedCandidates(valid[found.i], valid[found.j], found.score, found.inliers, found.similarity)
         return Pairs(valid[pairs.i], valid[pairs.j], pairs.score, pairs.metric, pairs.exact), found
 
-    def find(self, images: Any) -> DedupResult | None:
+    def find(self, images: Any, *, decisions: Decisions | str | os.PathLike[str] | None = None) -> DedupResult | None:
         """Find the duplicates among images.
 
         Args:
             images: A folder (recursive), a text file of paths, a list of paths, or a SkinDataset.
+            decisions: A person's decisions on pairs (:class:`~hamkit.dedup.decisions.Decisions`
+                or a decisions CSV, ``image_a,image_b,decision``): a pair decided ``different``
+                never groups, one decided ``same`` always does (images matched by file stem).
 
         Returns:
             The :class:`~hamkit.dedup.result.DedupResult` (``None`` on ranks other than 0 under
@@ -235,6 +244,8 @@ class Deduplicator(BaseEstimator):
             DataError: No images, or none readable.
         """
         method = self._checked()
+        if decisions is not None and not isinstance(decisions, Decisions):
+            decisions = read_decisions(decisions)
         started = time.perf_counter()
         paths = resolve_images(images)
         signatures, skipped = method.signatures(self, paths)
@@ -246,6 +257,8 @@ class Deduplicator(BaseEstimator):
                 f"none of the {len(paths)} image(s) could be read; first reason: {paths[0]}: {skipped.get(0, '?')}"
             )
         pairs, candidates = self._self_pairs(method, signatures, valid)
+        if decisions is not None:
+            pairs = apply_decisions(decisions, paths, pairs)
         rank = keep_ranking(paths, pairs, self.keep, self.prefer)
         groups = duplicate_groups(len(paths), pairs, mode=self.group_mode, priority=rank)  # type: ignore[arg-type]
         kept, removed = choose_kept(groups, n=len(paths), policy="first", paths=[f"{r:012d}" for r in rank])

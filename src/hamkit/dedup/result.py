@@ -137,6 +137,62 @@ class DedupResult:
         ]
         return atomic_write_text(path, csv_text(["path_a", "path_b", "score", "dx_a", "dx_b"], rows))
 
+    def suspect_lesion_ids(self, lesions: Mapping[str, str | None]) -> list[tuple[int, int, float, str, str]]:
+        """Duplicate pairs whose images carry two different lesion ids, most alike first.
+
+        With a method that finds the same lesion photographed again (``"lesion"``), these are
+        the images that the metadata files under two lesions while the images say one: the
+        leaks a split grouped by ``lesion_id`` alone lets through (``hamkit split --group-csv
+        groups.csv`` keeps them together).
+
+        Args:
+            lesions: ``{image_id: lesion_id}``; images matched by file stem, images without a
+                lesion id left out.
+
+        Returns:
+            ``(i, j, score, lesion_i, lesion_j)`` per pair, sorted by score (best first).
+
+        Examples:
+            >>> from hamkit.dedup.search import Pairs
+            >>> result = DedupResult([Path("a.jpg"), Path("b.jpg"), Path("c.jpg")],
+            ...     Pairs(np.array([0, 0]), np.array([1, 2]), np.array([0.75, 0.5]), "aligned"), [],
+            ...     np.arange(3), np.zeros(0, np.int64))
+            >>> result.suspect_lesion_ids({"a": "L1", "b": "L1", "c": "L2"})
+            [(0, 2, 0.5, 'L1', 'L2')]
+        """
+        stems = [path.stem for path in self.paths]
+        rows = []
+        for a, b, score in zip(self.pairs.i.tolist(), self.pairs.j.tolist(), self.pairs.score.tolist(), strict=True):
+            first, second = lesions.get(stems[a]), lesions.get(stems[b])
+            if first and second and first != second:
+                rows.append((a, b, float(score), first, second))
+        rows.sort(key=lambda row: -row[2] if self.pairs.higher_is_better else row[2])
+        return rows
+
+    def save_suspects(
+        self,
+        path: str | os.PathLike[str],
+        lesions: Mapping[str, str | None],
+        diagnoses: Mapping[str, str] | None = None,
+    ) -> Path:
+        """Write :meth:`suspect_lesion_ids` as
+        ``path_a,path_b,score,lesion_id_a,lesion_id_b,dx_a,dx_b`` atomically."""
+        dx = diagnoses or {}
+        rows = [
+            [
+                str(self.paths[a]),
+                str(self.paths[b]),
+                _score(score),
+                la,
+                lb,
+                dx.get(self.paths[a].stem, ""),
+                dx.get(self.paths[b].stem, ""),
+            ]
+            for a, b, score, la, lb in self.suspect_lesion_ids(lesions)
+        ]
+        header = ["path_a", "path_b", "score", "lesion_id_a", "lesion_id_b", "dx_a", "dx_b"]
+        return atomic_write_text(path, csv_text(header, rows))
+
     def summary(self) -> str:
         """A one-paragraph summary."""
         c = self.counts

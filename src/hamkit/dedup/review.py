@@ -1,12 +1,21 @@
 """Reviewing duplicates by eye: a PNG contact sheet and a self-contained HTML page of duplicate
-pairs side by side with their scores (like the seed report's figure 1)."""
+pairs side by side with their scores (like the seed report's figure 1).
+
+With labels, the page shows each image's ``lesion_id`` and ``dx`` and puts first the pairs a
+person must look at (:func:`review_items`): every pair whose two images carry different
+diagnoses, then the pairs nearest the threshold; groups of three or more images are shown whole.
+Each pair has a same / different choice, and the page saves the choices as a decisions CSV
+(:mod:`hamkit.dedup.decisions`) that ``hamkit dedup --decisions`` and ``hamkit split
+--decisions`` take; a decided pair is not shown again."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +23,11 @@ from PIL import Image, ImageDraw, ImageOps
 
 from hamkit._io import atomic_path, atomic_write_text
 from hamkit.data.images import open_image
+from hamkit.dedup.decisions import DECISION_COLUMNS, Decisions
 from hamkit.dedup.result import DedupResult
 from hamkit.errors import DataError
 
-__all__ = ["review_pairs", "contact_sheet", "review_html"]
+__all__ = ["review_pairs", "review_items", "contact_sheet", "review_html"]
 
 
 def review_pairs(result: DedupResult, max_pairs: int = 24, order: str = "borderline") -> list[tuple[int, int, float]]:
@@ -39,6 +49,51 @@ def review_pairs(result: DedupResult, max_pairs: int = 24, order: str = "borderl
             key = -key
     ranking = np.argsort(key, kind="stable")[:max_pairs]
     return [(int(i[k]), int(j[k]), float(scores[k])) for k in ranking]
+
+
+def review_items(
+    result: DedupResult,
+    *,
+    diagnoses: Mapping[str, str] | None = None,
+    decisions: Decisions | None = None,
+    max_pairs: int = 100,
+) -> list[tuple[int, int, float, str]]:
+    """The pairs a person must look at, each with why: ``(i, j, score, reason)``.
+
+    First every found pair whose images carry different diagnoses (``"diagnoses differ"``: one
+    label is wrong, or the two are not one lesion), then the pairs nearest the threshold
+    (``"near the threshold"``, as :func:`review_pairs` orders them, candidates just below it
+    included), up to ``max_pairs`` in all. Pairs already in ``decisions`` are left out.
+
+    Args:
+        result: A :class:`~hamkit.dedup.result.DedupResult`.
+        diagnoses: ``{image_id: dx}``; without it, no pair is chosen for its diagnoses.
+        decisions: Pairs already decided (not asked again).
+        max_pairs: Pairs at most.
+
+    Returns:
+        The pairs, conflicts first.
+    """
+    stems = [p.stem for p in result.paths]
+    decided = decisions or Decisions()
+    out: list[tuple[int, int, float, str]] = []
+    seen: set[tuple[int, int]] = set()
+
+    def add(i: int, j: int, score: float, reason: str) -> None:
+        key = (min(i, j), max(i, j))
+        if key in seen or decided.get(stems[i], stems[j]) is not None or len(out) >= max_pairs:
+            return
+        seen.add(key)
+        out.append((i, j, score, reason))
+
+    if diagnoses:
+        for i, j, score in zip(result.pairs.i.tolist(), result.pairs.j.tolist(), result.pairs.score.tolist()):
+            a, b = diagnoses.get(stems[i]), diagnoses.get(stems[j])
+            if a and b and a != b:
+                add(i, j, float(score), "diagnoses differ")
+    for i, j, score in review_pairs(result, max(max_pairs, 1) + len(decided), "borderline"):
+        add(i, j, score, "near the threshold")
+    return out
 
 
 def _thumb(path: Path, size: int) -> Image.Image:
@@ -115,28 +170,103 @@ def review_html(
     max_pairs: int = 100,
     thumb: int = 200,
     order: str = "borderline",
+    lesions: Mapping[str, str | None] | None = None,
+    diagnoses: Mapping[str, str] | None = None,
+    decisions: Decisions | None = None,
 ) -> Path:
-    """Save a self-contained HTML page (images embedded) of duplicate pairs with their scores.
+    """Save a self-contained HTML page (images embedded) of duplicate pairs to decide on.
+
+    Each pair shows both images with their ``lesion_id`` and ``dx`` (when given), the score, why
+    it is shown and a same / different choice; groups of three or more images follow, whole. The
+    page's button saves the choices as ``decisions.csv`` (``image_a,image_b,decision``), with the
+    decisions given here kept in it.
+
+    Args:
+        result: A :class:`~hamkit.dedup.result.DedupResult`.
+        path: Output HTML (written atomically).
+        max_pairs: Pairs shown at most.
+        thumb: Thumbnail side in pixels.
+        order: With no labels and no decisions: ``"best"`` or ``"borderline"`` (see
+            :func:`review_pairs`); otherwise the pairs are :func:`review_items`.
+        lesions: ``{image_id: lesion_id}`` to show beside each image.
+        diagnoses: ``{image_id: dx}`` to show beside each image (and to choose pairs by).
+        decisions: Pairs decided before: not shown again, and kept in the saved CSV.
 
     Returns:
         The written path.
     """
-    rows = []
-    for i, j, score in review_pairs(result, max_pairs, order):
-        a, b = result.paths[i], result.paths[j]
-        rows.append(
-            f"<tr><td><img src='{_data_uri(a, thumb)}' alt='{html.escape(a.name)}'><br>{html.escape(str(a))}</td>"
-            f"<td><img src='{_data_uri(b, thumb)}' alt='{html.escape(b.name)}'><br>{html.escape(str(b))}</td>"
-            f"<td>{html.escape(_score_text(result, score))}</td></tr>"
+    if diagnoses is None and decisions is None and lesions is None:
+        chosen = [(i, j, s, "") for i, j, s in review_pairs(result, max_pairs, order)]
+    else:
+        chosen = review_items(result, diagnoses=diagnoses, decisions=decisions, max_pairs=max_pairs)
+
+    def cell(index: int) -> str:
+        image = result.paths[index]
+        facts = []
+        if lesions is not None:
+            facts.append(f"lesion_id {html.escape(str(lesions.get(image.stem) or '?'))}")
+        if diagnoses is not None:
+            facts.append(f"dx {html.escape(str(diagnoses.get(image.stem) or '?'))}")
+        return (
+            f"<td><img src='{_data_uri(image, thumb)}' alt='{html.escape(image.name)}'><br>"
+            f"{html.escape(str(image))}<br><b>{' &middot; '.join(facts)}</b></td>"
         )
-    body = "\n".join(rows) or "<tr><td colspan=3>no duplicate pairs found</td></tr>"
+
+    rows = []
+    for number, (i, j, score, reason) in enumerate(chosen):
+        a, b = html.escape(result.paths[i].stem, quote=True), html.escape(result.paths[j].stem, quote=True)
+        choice = "".join(
+            f"<label><input type='radio' name='p{number}' value='{word}' data-a='{a}' data-b='{b}'> {word}</label><br>"
+            for word in ("same", "different")
+        )
+        rows.append(
+            f"<tr>{cell(i)}{cell(j)}<td>{html.escape(_score_text(result, score))}<br><i>{html.escape(reason)}</i>"
+            f"</td><td>{choice}</td></tr>"
+        )
+    body = "\n".join(rows) or "<tr><td colspan=4>no duplicate pairs to review</td></tr>"
+    groups = []
+    for group in result.groups:
+        if group.size < 3:
+            continue
+        cells = "".join(cell(m) for m in group.members[:12])
+        more = f"<td>... {group.size - 12} more</td>" if group.size > 12 else ""
+        groups.append(
+            f"<p>group of {group.size} (weakest link {group.weakest_link:g})</p><table><tr>{cells}{more}</tr></table>"
+        )
+    previous = (
+        []
+        if decisions is None
+        else [[x, y, "same" if same else "different"] for (x, y), same in sorted(decisions.pairs.items())]
+    )
+    header = ",".join(DECISION_COLUMNS)
+    script = f"""<script>
+const previous = {json.dumps(previous)};
+function saveDecisions() {{
+  const rows = new Map(previous.map(r => [r[0] + "," + r[1], r]));
+  document.querySelectorAll("input[type=radio]:checked").forEach(box => {{
+    const [x, y] = [box.dataset.a, box.dataset.b].sort();
+    rows.set(x + "," + y, [x, y, box.value]);
+  }});
+  const text = "{header}\\n" + [...rows.values()].map(r => r.join(",")).join("\\n") + "\\n";
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([text], {{type: "text/csv"}}));
+  link.download = "decisions.csv";
+  link.click();
+}}
+</script>"""
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>hamkit duplicate review</title>
 <style>body{{font-family:sans-serif;margin:1.5em}} td{{padding:6px;vertical-align:top;font-size:12px}}
 img{{border:1px solid #ccc}} table{{border-collapse:collapse}} tr{{border-bottom:1px solid #eee}}</style></head>
 <body><h1>Duplicate review</h1><p>{html.escape(result.summary())}</p>
-<table><tr><th>image A</th><th>image B</th><th>score</th></tr>
+<p>Decide each pair, then <button type="button" onclick="saveDecisions()">save decisions.csv</button> and pass it
+to <code>hamkit dedup --decisions</code> and <code>hamkit split --decisions</code> ({len(previous)} pair(s) decided
+before are kept in it and not shown again).</p>
+<table><tr><th>image A</th><th>image B</th><th>score</th><th>decision</th></tr>
 {body}
-</table></body></html>
+</table>
+{"<h2>Groups of three or more</h2>" + "".join(groups) if groups else ""}
+{script}
+</body></html>
 """
     return atomic_write_text(path, page)

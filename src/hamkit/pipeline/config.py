@@ -61,7 +61,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "seed": 0,
     },
     "dedup": {
-        "methods": ["verified"],  # any of verified, exact, phash, dhash, cnn; their groups are merged
+        "methods": ["verified"],  # any of verified, exact, phash, dhash, cnn, lesion; their groups are merged
         "verified_threshold": 0.5,
         "cnn_backbone": "timm:tf_efficientnet_lite0",
         "cnn_threshold": 0.93,

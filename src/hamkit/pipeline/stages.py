@@ -123,13 +123,30 @@ def dedup_stage(ctx: RunContext) -> None:
         paths = [ctx.present[r.image_id] for r in ctx.records]
         merged: dict[str, dict[str, str | None]] = {}
         counts = {}
+        lesions = {r.image_id: r.lesion_id for r in ctx.records if r.lesion_id}
+        diagnoses = {r.image_id: r.dx for r in ctx.records if r.dx}
         for dedup in _deduplicators(ctx):
             found = dedup.find(paths)
-            found.save(folder / found.method)
-            contact_sheet(found, folder / found.method / "review.png", max_pairs=12, thumb=128)
-            review_html(found, folder / found.method / "review.html")
+            out = folder / found.method
+            found.save(out)
+            contact_sheet(found, out / "review.png", max_pairs=12, thumb=128)
+            review_html(found, out / "review.html", lesions=lesions, diagnoses=diagnoses)
             merged[found.method] = {p.stem: label for p, label in zip(found.paths, found.group_labels(), strict=True)}
             counts[found.method] = {**found.counts, "threshold": found.threshold, "summary": found.summary()}
+            # the labels the run has: diagnoses that differ within a pair, pairs across lesion ids, calibration
+            found.save_conflicts(out / "conflicts.csv", diagnoses)
+            counts[found.method]["label_conflicts"] = len(found.conflicts(diagnoses))
+            if lesions:
+                found.save_suspects(out / "suspect_lesion_ids.csv", lesions, diagnoses)
+                counts[found.method]["suspect_lesion_ids"] = len(found.suspect_lesion_ids(lesions))
+                if len(found.pairs) or found.candidates is not None:
+                    calibration = dedup.calibrate(found, lesions)
+                    calibration.to_csv(out / "calibration.csv")
+                    calibration.plot(out / "calibration.png")
+                    counts[found.method]["calibration"] = {
+                        "suggested_threshold": calibration.suggested,
+                        "reason": calibration.reason,
+                    }
         atomic_write_text(labels_file, json.dumps(merged))
         state.finish(counts=counts)
         ctx.mark("dedup", "ran")

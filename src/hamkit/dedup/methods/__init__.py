@@ -6,6 +6,8 @@
 * ``"phash"``: :class:`PHashMethod`, a 64-bit DCT hash; pairs by Hamming distance.
 * ``"dhash"``: :class:`DHashMethod`, a 64-bit difference hash; pairs by Hamming distance.
 * ``"exact"``: :class:`ExactMethod`, SHA-256 of the decoded pixels; pairs of identical pixels.
+* ``"lesion"``: :class:`LesionMethod`, SIFT keypoints; pairs of photographs of one lesion
+  (copies included) by visual-word candidates and RANSAC inliers.
 
 Each is a small scikit-learn style estimator that owns its settings
 (``VerifiedMethod(candidates=20)``, ``CnnMethod(backbone="resnet18")``) and its fitted state.
@@ -42,6 +44,7 @@ from hamkit.dedup.methods.verified import VerifiedMethod  # isort: skip
 from hamkit.dedup.methods.cnn import CnnMethod  # isort: skip
 from hamkit.dedup.methods.hashes import DHashMethod, HashMethod, PHashMethod  # isort: skip
 from hamkit.dedup.methods.exact import ExactMethod  # isort: skip
+from hamkit.dedup.methods.lesion import LesionMethod  # isort: skip
 
 __all__ = [
     "METHODS",
@@ -61,4 +64,5 @@ __all__ = [
     "PHashMethod",
     "DHashMethod",
     "ExactMethod",
+    "LesionMethod",
 ]

@@ -30,7 +30,7 @@ join it on the first query.
 Examples:
     >>> from hamkit.dedup.methods import METHODS, get_method
     >>> list(METHODS)
-    ['verified', 'cnn', 'phash', 'dhash', 'exact']
+    ['verified', 'cnn', 'phash', 'dhash', 'exact', 'lesion']
     >>> phash = get_method("phash")
     >>> phash.metric, phash.default_threshold, phash.check_threshold(None)
     ('hamming', 8, 8)
@@ -120,7 +120,7 @@ def register_method(cls: _M) -> _M:
     Examples:
         >>> from hamkit.dedup.methods import METHODS
         >>> sorted(METHODS)
-        ['cnn', 'dhash', 'exact', 'phash', 'verified']
+        ['cnn', 'dhash', 'exact', 'lesion', 'phash', 'verified']
     """
     name = getattr(cls, "name", "")
     if not name:
@@ -170,7 +170,7 @@ def method_names() -> list[str]:
 
     Examples:
         >>> method_names()
-        ['verified', 'cnn', 'phash', 'dhash', 'exact']
+        ['verified', 'cnn', 'phash', 'dhash', 'exact', 'lesion']
     """
     _load_plugins()
     return list(METHODS)
@@ -194,7 +194,7 @@ def get_method(name: str) -> DedupMethod:
         >>> get_method("ssim")
         Traceback (most recent call last):
         ...
-        hamkit.errors.HamkitError: unknown method 'ssim'; choose one of verified, cnn, phash, dhash, exact
+        hamkit.errors.HamkitError: unknown method 'ssim'; choose one of verified, cnn, phash, dhash, exact, lesion
     """
     names = method_names()
     cls = METHODS.get(name) if isinstance(name, str) else None

@@ -1,0 +1,230 @@
+"""The ``"lesion"`` method: the same lesion in another photograph, not only copies.
+
+A second photograph of one lesion, days or months later, has another framing, zoom, rotation,
+lighting, hair and bubbles: a global signature (hash, thumbnail, CNN embedding) of the two
+differs, and the ``"verified"`` method, built to find copies, misses most of them. This method
+finds them by their local structure (:mod:`hamkit.dedup.lesion_match`): SIFT keypoints of each
+contrast-equalised image, candidate partners by tf-idf visual words (in both mirror parities),
+and each candidate verified by keypoint matching and a RANSAC similarity transform (in the
+mirror parity, or both, that its visual words were found in). A pair's
+score is :func:`~hamkit.dedup.lesion_match.inlier_score` of the inliers: 0.5 at
+:data:`~hamkit.dedup.lesion_match.INLIER_HALF` inliers. Copies are pairs too (they share every
+keypoint), and identical pixels always pair.
+
+Its settings live on the method (``Deduplicator(LesionMethod(candidates=20))``, ``hamkit dedup
+--method lesion --candidates 20``); the Deduplicator's ``threshold`` is the minimum score. No
+weights ship with it and nothing is learnt from lesion ids: its vocabulary is fitted on the
+images searched.
+
+Examples:
+    >>> from hamkit.dedup.methods import LesionMethod
+    >>> LesionMethod().check_threshold(None), LesionMethod().metric
+    (0.5, 'aligned')
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hamkit._cpu import available_cpus
+from hamkit.dedup.inputs import DecodeJob, decode_all
+from hamkit.dedup.lesion_match import LesionFeatures, inlier_score, match_pairs, visual_word_candidates
+from hamkit.dedup.methods.base import DedupMethod, Shared, Signatures, Threshold, register_method
+from hamkit.dedup.pairs import Pairs, equal_value_pairs
+from hamkit.dedup.scenes import VerifiedCandidates
+from hamkit.errors import HamkitError
+
+__all__ = ["LesionMethod", "lesion_candidates"]
+
+
+def lesion_candidates(
+    features: Sequence[LesionFeatures],
+    *,
+    candidates: int = 10,
+    words: int = 16384,
+    seed: int = 0,
+    workers: int = 1,
+    cross: int | None = None,
+    progress: bool = False,
+) -> VerifiedCandidates:
+    """Candidates by visual words, each verified by keypoint matching; identical pixels always pair.
+
+    Args:
+        features: One :class:`~hamkit.dedup.lesion_match.LesionFeatures` per image.
+        candidates: Candidate partners per image.
+        words: Visual words in the vocabulary.
+        seed: Seed of the vocabulary's k-means.
+        workers: Verification threads.
+        cross: For a search across two sets, the number of images in the first set: only pairs
+            with one image on each side (``j`` indexed from the second set's start).
+        progress: Show a progress bar while verifying.
+
+    Returns:
+        Every candidate with its score (:func:`~hamkit.dedup.lesion_match.inlier_score`; 1.0
+        for identical pixels), its inliers (-1 for identical pixels) and its visual-word
+        similarity, sorted by ``(i, j)``.
+    """
+    from tqdm.auto import tqdm
+
+    n = len(features)
+    i, j, similarity, mirrored = visual_word_candidates(features, k=candidates, words=words, seed=seed, cross=cross)
+    digests = np.array([f.digest for f in features], dtype=object)
+    same = equal_value_pairs(digests, digests, self_search=True)
+    if len(same):
+        i, j = np.concatenate([i, same.i]), np.concatenate([j, same.j])
+        similarity = np.concatenate([similarity, np.ones(len(same), np.float32)])
+        mirrored = np.concatenate([mirrored, np.zeros(len(same), np.int8)])
+        _, first = np.unique(i * max(n, 1) + j, return_index=True)
+        i, j, similarity, mirrored = i[first], j[first], similarity[first], mirrored[first]
+    if cross is not None:
+        keep = (i < cross) & (j >= cross)
+        i, j, similarity, mirrored = i[keep], j[keep], similarity[keep], mirrored[keep]
+    identical = digests[i] == digests[j] if len(i) else np.zeros(0, bool)
+    inliers = np.full(len(i), -1, np.int64)
+    todo = np.flatnonzero(~identical)
+    with tqdm(total=len(todo), desc="verify", unit="pair", disable=not progress) as bar:
+        inliers[todo] = match_pairs(
+            features, i[todo], j[todo], mirrored=mirrored[todo], workers=workers, progress=bar.update
+        )
+    score = np.where(identical, np.float32(1.0), inlier_score(inliers))
+    order = np.lexsort((j, i))
+    i, j = i[order], j[order]
+    if cross is not None:
+        j = j - cross
+    return VerifiedCandidates(
+        i, j, score[order].astype(np.float32), inliers[order].astype(np.int32), similarity[order].astype(np.float32)
+    )
+
+
+@register_method
+class LesionMethod(DedupMethod):
+    """``"lesion"``: one lesion photographed again, by local features (see the module docstring).
+
+    Args:
+        candidates: Candidate partners per image (more finds more pairs, and costs
+            verification time).
+        words: Visual words of the candidate search.
+        seed: Seed of the vocabulary's k-means (the result is deterministic for a seed).
+
+    Examples:
+        >>> LesionMethod(candidates=30)
+        LesionMethod(candidates=30)
+        >>> LesionMethod().check_threshold(1.5)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        hamkit.errors.HamkitError: threshold for method 'lesion' is a keypoint-match score in (0, 1) ..., got 1.5
+    """
+
+    name = "lesion"
+    metric = "aligned"
+    higher_is_better = True
+    default_threshold = 0.5
+    threshold_meaning = "min keypoint-match score, (0, 1)"
+    summary = (
+        "the same lesion photographed again, copies included: SIFT keypoints, candidates by visual words in both "
+        "mirror parities, each confirmed by RANSAC inliers (offline)"
+    )
+    needs = ("faiss", "opencv")
+    memory_cache = "keypoints, by path, size and modification time"
+
+    def __init__(self, *, candidates: int = 10, words: int = 16384, seed: int = 0) -> None:
+        self.candidates = candidates
+        self.words = words
+        self.seed = seed
+
+    def check(self) -> None:
+        """Check ``candidates`` (at least 1) and ``words`` (at least 16).
+
+        Raises:
+            HamkitError: Out of range or not an integer.
+        """
+        for name, low in (("candidates", 1), ("words", 16)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise HamkitError(f"{name} of method 'lesion' must be an integer of at least {low}, got {value!r}")
+
+    def check_threshold(self, threshold: Threshold) -> Threshold:
+        """The threshold as a float in ``(0, 1)`` (the default, 0.5, is 10 RANSAC inliers).
+
+        Raises:
+            HamkitError: Outside ``(0, 1)`` (or a bool, or not a number).
+        """
+        value = self.default_threshold if threshold is None else threshold
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if isinstance(value, bool) or not 0 < number < 1:
+            raise HamkitError(
+                f"threshold for method 'lesion' is a keypoint-match score in (0, 1) (n / (n + 10) of n RANSAC "
+                f"inliers: 0.5 is 10 inliers, 0.6 is 15), got {value}"
+            )
+        return number
+
+    def calibration_thresholds(self, threshold: Threshold) -> list[float] | None:
+        """0.1 to 0.95 in steps of 0.05."""
+        return [float(t) for t in np.round(np.arange(0.1, 0.9501, 0.05), 2).tolist()]
+
+    def signatures(self, dedup: Shared, paths: Sequence[Path]) -> Signatures:
+        """:class:`~hamkit.dedup.lesion_match.LesionFeatures` per readable image (``None`` for
+        the others), kept in memory for the life of the method (``features_``)."""
+        memo: dict[tuple[str, int, int], Any] = self.__dict__.setdefault("features_", {})
+        features = np.empty(len(paths), dtype=object)
+        keys: list[tuple[str, int, int] | None] = []
+        for path in paths:
+            try:
+                info = os.stat(path)
+                keys.append((str(path), info.st_size, info.st_mtime_ns))
+            except OSError:
+                keys.append(None)
+        todo = [k for k, key in enumerate(keys) if key is None or key not in memo]
+        for k, key in enumerate(keys):
+            if key is not None and key in memo:
+                features[k] = memo[key]
+        skipped: dict[int, str] = {}
+        if todo:
+            for indices, values, bad in decode_all(
+                DecodeJob([paths[k] for k in todo], "lesion"),
+                batch_size=32,
+                num_workers=self.workers(dedup),
+                progress=dedup.progress,
+                desc="keypoints",
+            ):
+                skipped.update({todo[k]: reason for k, reason in bad.items()})
+                for index, value in zip(indices, values, strict=True):
+                    features[todo[index]] = value
+                    if keys[todo[index]] is not None:
+                        memo[keys[todo[index]]] = value
+        return features, skipped
+
+    def _search(self, dedup: Shared, features: list[Any], cross: int | None = None) -> VerifiedCandidates:
+        self.check()
+        return lesion_candidates(
+            features,
+            candidates=self.candidates,
+            words=self.words,
+            seed=self.seed,
+            workers=max(1, min(8, available_cpus())),
+            cross=cross,
+            progress=dedup.progress,
+        )
+
+    def self_pairs(
+        self, dedup: Shared, signatures: np.ndarray, threshold: Threshold
+    ) -> tuple[Pairs, VerifiedCandidates | None]:
+        """The candidates whose score passes the threshold, and every candidate."""
+        found = self._search(dedup, list(signatures))
+        keep = self.passes(found.score, threshold)
+        return Pairs(found.i[keep], found.j[keep], found.score[keep], "aligned", True), found
+
+    def cross_pairs(self, dedup: Shared, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
+        """The candidates across the two sets whose score passes the threshold."""
+        found = self._search(dedup, list(a) + list(b), cross=len(a))
+        keep = self.passes(found.score, threshold)
+        return Pairs(found.i[keep], found.j[keep], found.score[keep], "aligned", True)
