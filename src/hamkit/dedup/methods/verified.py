@@ -69,6 +69,11 @@ class VerifiedMethod(DedupMethod):
         candidates: Candidate partners proposed per image before verification (more finds more
             heavily altered copies, and costs verification time).
         min_inliers: RANSAC inliers an alignment needs before its content is compared.
+        backend: ``"local"`` (this process and its decoding workers) or ``"ray"``: the stages
+            of :mod:`hamkit.dedup.shards` as Ray tasks, one shard per CPU of the cluster that
+            ``ray.init`` finds (a local one when there is none; ``pip install 'hamkit[ray]'``).
+            The result is the same. On a cluster, set ``HAMKIT_SHARDS_DIR`` to a folder every
+            node can reach. Only :meth:`~hamkit.Deduplicator.find` runs on Ray.
 
     Attributes:
         scenes_: The decoded scenes, by path, size and modification time.
@@ -78,7 +83,7 @@ class VerifiedMethod(DedupMethod):
 
     Examples:
         >>> VerifiedMethod(candidates=20).get_params()
-        {'candidates': 20, 'min_inliers': 15}
+        {'backend': 'local', 'candidates': 20, 'min_inliers': 15}
         >>> VerifiedMethod().check_threshold(0)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -98,20 +103,29 @@ class VerifiedMethod(DedupMethod):
     memory_cache = "decoded scenes, by path, size and modification time; verifications, by the images' digests"
     run_threshold = "verified_threshold"
 
-    def __init__(self, *, candidates: int = 10, min_inliers: int = 15) -> None:
+    def __init__(self, *, candidates: int = 10, min_inliers: int = 15, backend: str = "local") -> None:
         self.candidates = candidates
         self.min_inliers = min_inliers
+        self.backend = backend
 
     def check(self) -> None:
-        """Check ``candidates`` and ``min_inliers``.
+        """Check ``candidates``, ``min_inliers`` and ``backend``.
 
         Raises:
-            HamkitError: ``candidates`` below 1 or ``min_inliers`` below 4 (or not integers).
+            HamkitError: ``candidates`` below 1 or ``min_inliers`` below 4 (or not integers), an
+                unknown ``backend``, or ``"ray"`` without Ray installed.
         """
         if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) or self.candidates < 1:
             raise HamkitError(f"candidates must be a positive integer, got {self.candidates!r}")
         if isinstance(self.min_inliers, bool) or not isinstance(self.min_inliers, int) or self.min_inliers < 4:
             raise HamkitError(f"min_inliers must be an integer of at least 4, got {self.min_inliers!r}")
+        if self.backend not in ("local", "ray"):
+            raise HamkitError(f"backend must be 'local' or 'ray', got {self.backend!r}")
+        if self.backend == "ray":
+            import importlib.util
+
+            if importlib.util.find_spec("ray") is None:
+                raise HamkitError("backend 'ray' needs Ray, which is not installed: pip install 'hamkit[ray]'")
 
     def check_threshold(self, threshold: Threshold) -> Threshold:
         """The threshold as a float in ``(0, 1]`` (the default when ``None``).
