@@ -62,7 +62,10 @@ def test_a_shard_killed_mid_run_is_rerun_alone(planted, single, tmp_path) -> Non
     command = [sys.executable, "-m", "hamkit", "dedup", str(planted), "--out", str(run), "--quiet"]
     first = subprocess.Popen([*command, "--shard", "0/2"])
     second = subprocess.Popen([*command, "--shard", "1/2"])
-    time.sleep(4)  # shard 1 is somewhere in its stages (or done): kill it there
+    marker = shard_folder(run, 1, 2) / "signatures.done"
+    deadline = time.monotonic() + 240
+    while not marker.exists() and time.monotonic() < deadline:  # kill shard 1 after its first stage
+        time.sleep(0.05)
     second.kill()
     second.wait()
     with pytest.raises((DataError, HamkitError)):
@@ -72,8 +75,21 @@ def test_a_shard_killed_mid_run_is_rerun_alone(planted, single, tmp_path) -> Non
             raise DataError("finished before the kill")
     subprocess.run([*command, "--shard", "1/2"], check=True, timeout=300)
     assert first.wait(timeout=300) == 0
-    subprocess.run([sys.executable, "-m", "hamkit", "dedup", "--merge", str(run), "--out", str(tmp_path / "m"),
-                    "--quiet", "--no-review"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hamkit",
+            "dedup",
+            "--merge",
+            str(run),
+            "--out",
+            str(tmp_path / "m"),
+            "--quiet",
+            "--no-review",
+        ],
+        check=True,
+    )
     assert _files(tmp_path / "m") == single
 
 

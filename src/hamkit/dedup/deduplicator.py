@@ -187,7 +187,7 @@ class Deduplicator(BaseEstimator):
         method = self._checked()
         if getattr(method, "backend", "local") != "local":
             raise HamkitError(
-                f"{what} runs in this process only; backend={method.backend!r} runs find: "  # type: ignore[attr-defined]
+                f"{what} runs in this process only; backend={method.backend!r} runs find: "
                 "set the method's backend='local' for it"
             )
         return method
@@ -300,7 +300,9 @@ class Deduplicator(BaseEstimator):
     def _verified(self, what: str) -> VerifiedMethod:
         method = self._checked()
         if not isinstance(method, VerifiedMethod):
-            raise HamkitError(f"{what} runs the 'verified' method only, not {method.name!r}: use Deduplicator('verified')")
+            raise HamkitError(
+                f"{what} runs the 'verified' method only, not {method.name!r}: use Deduplicator('verified')"
+            )
         return method
 
     def find_shard(
@@ -390,7 +392,9 @@ class Deduplicator(BaseEstimator):
         self, method: DedupMethod, paths: list[Path], skipped: dict[int, str], found: VerifiedCandidates, started: float
     ) -> DedupResult:
         if len(paths) == len(skipped):
-            raise DataError(f"none of the {len(paths)} image(s) could be read; first reason: {next(iter(skipped.values()), '?')}")
+            raise DataError(
+                f"none of the {len(paths)} image(s) could be read; first reason: {next(iter(skipped.values()), '?')}"
+            )
         keep = method.passes(found.score, self.threshold_)
         pairs = Pairs(found.i[keep], found.j[keep], found.score[keep], "aligned", True)
         return self._result(method, paths, skipped, pairs, found, started)

@@ -34,7 +34,15 @@ from hamkit.dedup.candidates import THUMB, Candidates, candidate_pairs
 from hamkit.dedup.pairs import equal_value_pairs
 from hamkit.dedup.verify import _COARSE_MIN, WORK_SIDE, SceneFeatures, scene_features, verify_pairs
 
-__all__ = ["REVERSE_REUSE_BELOW", "Scene", "VerifiedCandidates", "VerifyKey", "VerifyMemo", "verified_pairs", "with_identical"]
+__all__ = [
+    "REVERSE_REUSE_BELOW",
+    "Scene",
+    "VerifiedCandidates",
+    "VerifyKey",
+    "VerifyMemo",
+    "verified_pairs",
+    "with_identical",
+]
 
 VerifyKey = tuple[str, str, bool, bool, int]
 """A verification's key: the two images' digests in the order verified (the second is aligned

@@ -132,6 +132,20 @@ def _paths_digest(paths: Sequence[Path]) -> str:
     return digest.hexdigest()
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)
+
+
+def _done(path: Path, started: float, **extra: Any) -> None:
+    """Write a stage's completion marker: its wall time and the process's peak memory so far."""
+    _write_json(path, {"seconds": round(time.perf_counter() - started, 3), "peak_rss_mib": _peak_rss_mib(), **extra})
+
+
 def _write_json(path: Path, value: Any) -> None:
     from hamkit._io import atomic_write_text
 
@@ -142,7 +156,7 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     from hamkit._io import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
+        np.savez(handle, **arrays)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------- scene store
@@ -310,6 +324,7 @@ def stage_signatures(
     Returns:
         The shard's folder.
     """
+    started = time.perf_counter()
     run = _run_of(paths, candidates, min_inliers)
     folder = shard_folder(root, index, count)
     if (folder / "signatures.done").exists():
@@ -329,7 +344,7 @@ def stage_signatures(
             os.replace(item, folder / item.name)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    _write_json(folder / "signatures.done", {"seconds_at": time.time()})
+    _done(folder / "signatures.done", started, images=stop - start)
     return folder
 
 
@@ -380,7 +395,7 @@ class _Valid:
         return out
 
     def digests(self) -> np.ndarray:
-        return np.array([self.stores[o].digests[l] for o, l in zip(self.owner, self.local, strict=True)], dtype=object)
+        return np.array([self.stores[o].digests[x] for o, x in zip(self.owner, self.local, strict=True)], dtype=object)
 
 
 def _search_chunks(valid: int, index: int, count: int) -> list[int]:
@@ -402,6 +417,7 @@ def stage_search(
     Raises:
         ShardNotReady: Some shard has no signatures yet.
     """
+    started = time.perf_counter()
     run, root = _run_of(paths, candidates, min_inliers), Path(root)
     folder = shard_folder(root, index, count)
     if (folder / "search.done").exists():
@@ -420,7 +436,7 @@ def stage_search(
         partners = query_partners(hits, k=candidates, first_row=chunks[0] * SEARCH_CHUNK)
     names = ("query", "partner", "similarity", "mirrored", "other")
     _save_npz(folder / "partners.npz", **dict(zip(names, partners, strict=True)))
-    _write_json(folder / "search.done", {"chunks": chunks})
+    _done(folder / "search.done", started, chunks=chunks)
     return folder
 
 
@@ -461,6 +477,7 @@ def stage_verify(
     Raises:
         ShardNotReady: Some shard has not finished its search yet.
     """
+    started = time.perf_counter()
     run, root = _run_of(paths, candidates, min_inliers), Path(root)
     folder = shard_folder(root, index, count)
     if (folder / "verify.done").exists():
@@ -504,7 +521,7 @@ def stage_verify(
         _save_npz(target, score=score, inliers=inliers)
         if after_batch is not None:
             after_batch(number)
-    _write_json(folder / "verify.done", {"pairs": int(stop - start)})
+    _done(folder / "verify.done", started, pairs=int(stop - start))
     return folder
 
 
@@ -535,15 +552,23 @@ def run_shard(
     stage_signatures(
         paths, root, index, count, candidates=candidates, min_inliers=min_inliers, workers=workers, progress=progress
     )
-    settings = {"candidates": candidates, "min_inliers": min_inliers}
     for step in (stage_search, stage_verify):
         waited = 0.0
         while True:
             try:
                 if step is stage_verify:
-                    stage_verify(paths, root, index, count, workers=threads, progress=progress, **settings)
+                    stage_verify(
+                        paths,
+                        root,
+                        index,
+                        count,
+                        candidates=candidates,
+                        min_inliers=min_inliers,
+                        workers=threads,
+                        progress=progress,
+                    )
                 else:
-                    stage_search(paths, root, index, count, **settings)
+                    stage_search(paths, root, index, count, candidates=candidates, min_inliers=min_inliers)
                 break
             except ShardNotReady as err:
                 if wait is not None and waited >= wait:
@@ -555,7 +580,9 @@ def run_shard(
     return shard_folder(root, index, count)
 
 
-def merge_shards(folders: Sequence[str | os.PathLike[str]]) -> tuple[dict[str, Any], list[Path], dict[int, str], VerifiedCandidates]:
+def merge_shards(
+    folders: Sequence[str | os.PathLike[str]],
+) -> tuple[dict[str, Any], list[Path], dict[int, str], VerifiedCandidates]:
     """Join the shards of one run.
 
     Args:
@@ -580,9 +607,13 @@ def merge_shards(folders: Sequence[str | os.PathLike[str]]) -> tuple[dict[str, A
             found[int(manifest["shard"])] = folder
             counts.add(int(manifest["of"]))
     if not found:
-        raise DataError(f"{', '.join(map(str, folders))}: no shard folders (shard-I-of-N) there: give the --out folder of the shards")
+        raise DataError(
+            f"{', '.join(map(str, folders))}: no shard folders (shard-I-of-N) there: give the shards' --out folder"
+        )
     if len(counts) != 1:
-        raise DataError(f"{', '.join(map(str, folders))}: shards of runs with different N ({sorted(counts)}); merge one run")
+        raise DataError(
+            f"{', '.join(map(str, folders))}: shards of runs with different N ({sorted(counts)}); merge one run"
+        )
     count = counts.pop()
     missing = [i for i in range(count) if i not in found or not (found[i] / "verify.done").exists()]
     if missing:
@@ -600,7 +631,9 @@ def merge_shards(folders: Sequence[str | os.PathLike[str]]) -> tuple[dict[str, A
     # the shards' folders may sit in different places: read each one's partners there
     root = found[0].parent
     if any(found[i] != shard_folder(root, i, count) for i in range(count)):
-        raise DataError(f"the shards of one run must share a folder; found {', '.join(str(found[i]) for i in range(count))}")
+        raise DataError(
+            f"the shards of one run must share a folder; found {', '.join(str(found[i]) for i in range(count))}"
+        )
     candidates = _candidates(root, count, valid)
     scores, inliers = [], []
     for i in range(count):
