@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _shared import provenance  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dedup_scale.json"
+EXTRA = RESULTS.with_name("dedup_scale_extra.json")  # --search-memory and --decode-ratio
 SIZE = (120, 90)
 COPY_EVERY = 50
 
@@ -213,6 +214,58 @@ def decode_ratio(shared: Path) -> dict | None:
     }
 
 
+def search_memory(n: int, work: Path, shards: int = 2) -> dict:
+    """Peak memory and time of the search stage (the one stage that holds something of every
+    image: the window index) at ``n`` images, without decoding any: shard stores whose
+    thumbnails are random, written directly. Run in a fresh process (``--search-memory N``)."""
+    from hamkit.dedup import shards as module
+
+    root = work / f"search-{n}"
+    shutil.rmtree(root, ignore_errors=True)
+    paths = [Path(f"/none/img{i:07d}.jpg") for i in range(n)]
+    run = module._run_of(paths, 10, 15)
+    rng = np.random.default_rng(0)
+    for index in range(shards):
+        folder = module.shard_folder(root, index, shards)
+        folder.mkdir(parents=True)
+        start, stop = module.shard_range(n, index, shards)
+        thumbs = np.lib.format.open_memmap(
+            folder / "thumbs.npy", mode="w+", dtype=np.uint8, shape=(stop - start, 64, 64)
+        )
+        for first in range(0, stop - start, 4096):
+            count = min(4096, stop - start - first)
+            thumbs[first : first + count] = rng.integers(0, 256, (count, 64, 64), dtype=np.uint8)
+        thumbs.flush()
+        del thumbs
+        np.save(folder / "offsets.npy", np.zeros((stop - start, 12), np.int64))
+        (folder / "digests.txt").write_text("".join(f"{i:064x}\n" for i in range(start, stop)))
+        (folder / "skipped.json").write_text("{}")
+        (folder / "paths.txt").write_text("".join(f"{p}\n" for p in paths[start:stop]))
+        for name in module._FLATS:
+            (folder / f"{name}.bin").write_bytes(b"")
+        manifest = {"format": 1, "shard": index, "of": shards, "start": start, "stop": stop, **run.__dict__}
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        (folder / "signatures.done").write_text("{}")
+    code = (
+        "import json, sys; from pathlib import Path; from hamkit.dedup import shards as m\n"
+        f"paths = [Path(f'/none/img{{i:07d}}.jpg') for i in range({n})]\n"
+        f"m.stage_search(paths, {str(root)!r}, 0, {shards})\n"
+        f"print((Path({str(root)!r}) / 'shard-0-of-{shards}' / 'search.done').read_text())\n"
+    )
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    marker = json.loads(done.stdout[done.stdout.index("{") :])
+    shutil.rmtree(root, ignore_errors=True)
+    return {
+        "images": n,
+        "shards": shards,
+        "seconds": round(time.perf_counter() - started, 1),
+        "stage_seconds": marker["seconds"],
+        "peak_rss_mib": _child_peak_mib(),
+        "load_average": round(os.getloadavg()[0], 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000])
@@ -226,17 +279,34 @@ def main() -> None:
         help="only measure the decoding time of 600 x 450 originals against 200 x 150 copies (the folder "
         "holding ham10000-sample and ham10000-200px)",
     )
+    parser.add_argument(
+        "--search-memory",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="only measure the search stage's time and peak memory at these sizes (random thumbnails, no decoding)",
+    )
     args = parser.parse_args()
+    if args.search_memory:
+        for n in args.search_memory:
+            row = {**search_memory(n, args.work), **provenance()}
+            print(json.dumps(row), flush=True)
+            saved = json.loads(EXTRA.read_text()) if EXTRA.exists() else {"benchmark": "dedup_scale"}
+            saved["search_memory"] = [r for r in saved.get("search_memory", []) if r["images"] != n] + [row]
+            EXTRA.parent.mkdir(parents=True, exist_ok=True)
+            EXTRA.write_text(json.dumps(saved, indent=1) + "\n")
+        return
     if args.worker:
         worker(args.worker[0], int(args.worker[1]), args.work)
         return
-    saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"benchmark": "dedup_scale", "rows": []}
     if args.decode_ratio:
-        saved["decode_ratio"] = {**(decode_ratio(args.decode_ratio) or {}), **provenance()}
-        print(json.dumps(saved["decode_ratio"]))
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(saved, indent=1) + "\n")
+        extra = json.loads(EXTRA.read_text()) if EXTRA.exists() else {"benchmark": "dedup_scale"}
+        extra["decode_ratio"] = {**(decode_ratio(args.decode_ratio) or {}), **provenance()}
+        print(json.dumps(extra["decode_ratio"]))
+        EXTRA.parent.mkdir(parents=True, exist_ok=True)
+        EXTRA.write_text(json.dumps(extra, indent=1) + "\n")
         return
+    saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"benchmark": "dedup_scale", "rows": []}
     rows = saved["rows"]
     for n in args.sizes:
         started = time.perf_counter()

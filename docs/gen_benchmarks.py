@@ -159,6 +159,8 @@ CLUSTER_NODES, CLUSTER_CORES = 16, 16
 def dedup_scale() -> str:
     """``benchmarks/dedup_scale.py``: one process, shards and local Ray per size; 1M estimated; a cluster projected."""
     data = json.loads((RESULTS / "dedup_scale.json").read_text())
+    extra_file = RESULTS / "dedup_scale_extra.json"
+    extra = json.loads(extra_file.read_text()) if extra_file.exists() else {}
     rows = sorted(data["rows"], key=lambda r: (r["images"], ["single", "shards", "ray"].index(r["mode"])))
     lines = [
         "| images | mode | wall s | decode s | search s | verify s | merge s | peak MiB (largest process) "
@@ -188,7 +190,7 @@ def dedup_scale() -> str:
             f"search {per_stage['search']:,.0f} s, verify {per_stage['verify']:,.0f} s, about "
             f"{total / 3600:.1f} h on these 2 cores."
         )
-        ratio = (data.get("decode_ratio") or {}).get("ratio")
+        ratio = (extra.get("decode_ratio") or {}).get("ratio")
         if ratio:
             cores = CLUSTER_NODES * CLUSTER_CORES
             decode = per_stage["signatures"] * ratio * 2 / cores
@@ -196,13 +198,32 @@ def dedup_scale() -> str:
             notes.append(
                 f"**Projected: one million 600 x 450 originals on {CLUSTER_NODES} nodes of {CLUSTER_CORES} cores** "
                 f"({cores} shards): decoding an original into a scene took {ratio:g}x a 200 x 150 copy "
-                f"({data['decode_ratio']['original_ms']} against {data['decode_ratio']['small_ms']} ms, "
-                f"{data['decode_ratio']['images']} HAM10000 images); verification works at 200 px either way. "
+                f"({extra['decode_ratio']['original_ms']} against {extra['decode_ratio']['small_ms']} ms, "
+                f"{extra['decode_ratio']['images']} HAM10000 images); verification works at 200 px either way. "
                 f"Decode about {decode / 60:,.0f} min, search and verify about {rest / 60:,.0f} min: about "
                 f"{(decode + rest) / 60:,.0f} min of wall time, if the {cores} shards scale linearly (each shard "
                 "also builds the window index over all images, about 4.6 KB per image, so the search stage "
                 "scales less than linearly) and the shared file system keeps up."
             )
+    searched = sorted(extra.get("search_memory", []), key=lambda r: r["images"])
+    if searched:
+        table = ["| images | search stage s | peak MiB |", "|---|---|---|"]
+        table += [f"| {r['images']:,} | {r['stage_seconds']:.1f} | {_mib(r['peak_rss_mib'])} |" for r in searched]
+        text = (
+            "**The search stage alone** (the one stage that holds something of every image: the window index, "
+            "about 4.6 KB per image), shard 0 of 2 on random thumbnails with no decoding "
+            "(`python benchmarks/dedup_scale.py --search-memory N`, `benchmarks/results/dedup_scale_extra.json`):"
+            "\n\n" + "\n".join(table)
+        )
+        if len(searched) >= 2:
+            small, large = searched[-2], searched[-1]
+            slope = (large["peak_rss_mib"] - small["peak_rss_mib"]) / (large["images"] - small["images"])
+            text += (
+                f"\n\nFrom the last two sizes, {slope * 1024:.1f} KiB per image: about "
+                f"{(large['peak_rss_mib'] + slope * (MILLION - large['images'])) / 1024:.1f} GiB at 1,000,000 images "
+                "(estimated, linear: the index grows with the collection)."
+            )
+        notes.append(text)
     dates = sorted({r["date"][:10] for r in rows})
     notes.append(
         f"Rows from `benchmarks/results/dedup_scale.json` ({', '.join(dates)}; command "

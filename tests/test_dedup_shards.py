@@ -156,3 +156,20 @@ def test_ray_backend_equals_the_single_process(planted, single, tmp_path) -> Non
 def test_unknown_backend_is_refused() -> None:
     with pytest.raises(HamkitError, match="backend"):
         Deduplicator(VerifiedMethod(backend="spark")).find([])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["imgs", "--shard", "0/2", "--keep", "largest"], "--keep applies to the merged results"),
+        (["imgs", "--shard", "0/2", "--method", "phash"], "--shard runs --method verified only"),
+        (["--merge", "run", "--backend", "ray"], "--backend ray runs the whole search itself"),
+        (["--merge", "run", "--method", "cnn"], "--merge joins shards of --method verified only"),
+        (["imgs", "--shard", "2/2"], "0 <= I < N"),
+    ],
+)
+def test_cli_refuses_what_a_shard_or_merge_cannot_honour(argv, message, tmp_path, capsys) -> None:
+    from hamkit.cli.main import main
+
+    status = main(["dedup", *argv, "--out", str(tmp_path / "out")])
+    assert status != 0 and message in capsys.readouterr().err

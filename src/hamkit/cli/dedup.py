@@ -93,13 +93,6 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
         metavar="K",
         help="verified: candidate partners checked per image (default 10)",
     )
-    parser.add_argument(
-        "--backend",
-        default=None,
-        choices=("local", "ray"),
-        help="verified: local (default: this process and its decoding workers) or ray (the stages as Ray tasks on "
-        "the cluster that ray.init finds, a local one when there is none; needs pip install 'hamkit[ray]')",
-    )
     parser.add_argument("--backbone", default=None, help="cnn: CNN backbone (default: mobilenet_v2)")
     parser.add_argument("--image-size", type=positive_int, default=None, help="cnn: input size (default 224)")
     parser.add_argument(
@@ -178,6 +171,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="verified: run shard I of N (I = 0 .. N-1) into --out, a folder every shard reaches: decode its block "
         "of the images, then search and verify its share once every shard has decoded; rerun a shard that died "
         "and it goes on from its last finished stage; then hamkit dedup --merge OUT",
+    )
+    parser.add_argument(
+        "--backend",
+        default=None,
+        choices=("local", "ray"),
+        help="verified: local (default: this process and its decoding workers) or ray (the stages as Ray tasks on "
+        "the cluster that ray.init finds, a local one when there is none; needs pip install 'hamkit[ray]')",
     )
     _method_options(parser)
     parser.add_argument(
@@ -416,7 +416,7 @@ def run(args: argparse.Namespace) -> int:
 def _sharding_conflicts(args: argparse.Namespace) -> str | None:
     """The usage error for flags that a sharded run (``--shard``, ``--merge``) cannot honour, or ``None``."""
     merge, shard = getattr(args, "merge", None), getattr(args, "shard", None)
-    if args.backend == "ray" and (args.against or shard or merge):
+    if getattr(args, "backend", None) == "ray" and (args.against or shard or merge):
         other = "--against" if args.against else "--shard" if shard else "--merge"
         return f"--backend ray runs the whole search itself and cannot be used with {other}; drop one of them"
     if merge and shard:
@@ -428,10 +428,9 @@ def _sharding_conflicts(args: argparse.Namespace) -> str | None:
         given += [flag for flag in ("--keep",) if flag in getattr(args, "given_flags", ())]
         given += [flag for flag, on in (("--strict-groups", args.strict_groups), ("--no-review", args.no_review)) if on]
         if given:
+            verb, pronoun = ("applies", "it") if len(given) == 1 else ("apply", "them")
             return (
-                f"{', '.join(given)} shape the merged results, not a shard: give "
-                + ("it" if len(given) == 1 else "them")
-                + " to hamkit dedup --merge"
+                f"{', '.join(given)} {verb} to the merged results, not a shard: give {pronoun} to hamkit dedup --merge"
             )
         if args.method != "verified":
             return f"--shard runs --method verified only, not {args.method}"
