@@ -8,6 +8,7 @@ each size. Per size and mode it runs, each in a fresh process so that its peak m
 * ``shards``: ``hamkit dedup IMAGES --shard I/2 --out RUN`` for both shards at once (two processes,
   as two machines would run them), then ``hamkit dedup --merge RUN --out OUT``; the stages' times
   and peak memory come from the shards' completion markers;
+* ``disk``: ``--backend disk``, the stages one after the other in one process, scenes on disk;
 * ``ray``: the same stages as Ray tasks on a local Ray of 2 CPUs (``--backend ray``).
 
 Each mode's pairs.csv is compared with the single process's, and the planted copies' recall is
@@ -150,6 +151,14 @@ def run_shards(images: Path, work: Path, shards: int = 2) -> dict:
     }
 
 
+def run_disk(images: Path, work: Path) -> dict:
+    out = work / "disk"
+    shutil.rmtree(out, ignore_errors=True)
+    started = time.perf_counter()
+    subprocess.run(_hamkit(str(images), "--out", str(out), "--no-review", "--backend", "disk"), check=True)
+    return {"seconds": round(time.perf_counter() - started, 1), "out": str(out)}
+
+
 def run_ray(images: Path, work: Path) -> dict:
     out = work / "ray"
     shutil.rmtree(out, ignore_errors=True)
@@ -171,7 +180,7 @@ def worker(mode: str, n: int, work: Path) -> None:
     planted = make_collection(images, n)
     folder = work / f"{mode}-{n}"
     folder.mkdir(parents=True, exist_ok=True)
-    row = {"single": run_single, "shards": run_shards, "ray": run_ray}[mode](images, folder)
+    row = {"single": run_single, "disk": run_disk, "shards": run_shards, "ray": run_ray}[mode](images, folder)
     out = Path(row.pop("out"))
     pairs = (out / "pairs.csv").read_bytes()
     reference = work / f"single-{n}" / "single" / "pairs.csv"
@@ -269,7 +278,9 @@ def search_memory(n: int, work: Path, shards: int = 2) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000])
-    parser.add_argument("--modes", nargs="+", default=["single", "shards", "ray"], choices=("single", "shards", "ray"))
+    parser.add_argument(
+        "--modes", nargs="+", default=["single", "shards", "ray"], choices=("single", "disk", "shards", "ray")
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/hamkit-dedup-scale"))
     parser.add_argument("--worker", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
     parser.add_argument(

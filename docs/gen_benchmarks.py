@@ -161,7 +161,7 @@ def dedup_scale() -> str:
     data = json.loads((RESULTS / "dedup_scale.json").read_text())
     extra_file = RESULTS / "dedup_scale_extra.json"
     extra = json.loads(extra_file.read_text()) if extra_file.exists() else {}
-    rows = sorted(data["rows"], key=lambda r: (r["images"], ["single", "shards", "ray"].index(r["mode"])))
+    rows = sorted(data["rows"], key=lambda r: (r["images"], ["single", "disk", "shards", "ray"].index(r["mode"])))
     lines = [
         "| images | mode | wall s | decode s | search s | verify s | merge s | peak MiB (largest process) "
         "| pairs | planted recall | pairs.csv = one process |",

@@ -153,6 +153,15 @@ def test_ray_backend_equals_the_single_process(planted, single, tmp_path) -> Non
         ray.shutdown()
 
 
+def test_disk_backend_equals_the_single_process(planted, single, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HAMKIT_SHARDS_DIR", str(tmp_path))
+    dedup = Deduplicator(VerifiedMethod(backend="disk"), progress=False, cache_dir=False, num_workers=0)
+    assert _files(dedup.find(planted).save(tmp_path / "disk")) == single
+    assert [p.name for p in tmp_path.iterdir()] == ["disk"]  # the scenes' folder is gone
+    with pytest.raises(HamkitError, match="audit runs in this process only"):
+        dedup.audit(tmp_path / "split.csv", planted)
+
+
 def test_unknown_backend_is_refused() -> None:
     with pytest.raises(HamkitError, match="backend"):
         Deduplicator(VerifiedMethod(backend="spark")).find([])

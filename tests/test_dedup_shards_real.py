@@ -42,7 +42,7 @@ def test_shards_equal_the_single_process_on_real_images(real, tmp_path, shards) 
     from hamkit.dedup.inputs import resolve_images
     from hamkit.dedup.shards import run_local
 
-    run_local(resolve_images(folder), tmp_path / "run", shards, workers=2)
+    run_local(resolve_images(folder), tmp_path / "run", shards, workers=2, threads=2)
     assert _files(dedup.merge(tmp_path / "run").save(tmp_path / "merged")) == single
 
 

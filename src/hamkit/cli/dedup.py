@@ -175,9 +175,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--backend",
         default=None,
-        choices=("local", "ray"),
-        help="verified: local (default: this process and its decoding workers) or ray (the stages as Ray tasks on "
-        "the cluster that ray.init finds, a local one when there is none; needs pip install 'hamkit[ray]')",
+        choices=("local", "disk", "ray"),
+        help="verified: local (default: this process, every scene in memory), disk (the stages of --shard in this "
+        "process, scenes on disk: memory bounded for large collections; same results) or ray (those stages as Ray "
+        "tasks on the cluster that ray.init finds, a local one when there is none; needs pip install 'hamkit[ray]')",
     )
     _method_options(parser)
     parser.add_argument(
@@ -416,9 +417,10 @@ def run(args: argparse.Namespace) -> int:
 def _sharding_conflicts(args: argparse.Namespace) -> str | None:
     """The usage error for flags that a sharded run (``--shard``, ``--merge``) cannot honour, or ``None``."""
     merge, shard = getattr(args, "merge", None), getattr(args, "shard", None)
-    if getattr(args, "backend", None) == "ray" and (args.against or shard or merge):
+    backend = getattr(args, "backend", None)
+    if backend in ("disk", "ray") and (args.against or shard or merge):
         other = "--against" if args.against else "--shard" if shard else "--merge"
-        return f"--backend ray runs the whole search itself and cannot be used with {other}; drop one of them"
+        return f"--backend {backend} runs the whole search itself and cannot be used with {other}; drop one of them"
     if merge and shard:
         return "--shard runs one shard and --merge joins finished ones: give one of them"
     if merge and args.against:

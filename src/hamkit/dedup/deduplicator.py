@@ -255,8 +255,8 @@ class Deduplicator(BaseEstimator):
         method = self._checked()
         started = time.perf_counter()
         paths = resolve_images(images)
-        if getattr(method, "backend", "local") == "ray":
-            return self._on_ray(method, paths, started)
+        if getattr(method, "backend", "local") != "local":
+            return self._staged(method, paths, started)
         signatures, skipped = method.signatures(self, paths)
         if int(os.environ.get("RANK", "0")) != 0:
             return None
@@ -399,19 +399,30 @@ class Deduplicator(BaseEstimator):
         pairs = Pairs(found.i[keep], found.j[keep], found.score[keep], "aligned", True)
         return self._result(method, paths, skipped, pairs, found, started)
 
-    def _on_ray(self, method: DedupMethod, paths: list[Path], started: float) -> DedupResult:
-        """:meth:`find` with the shards as Ray tasks (``VerifiedMethod(backend="ray")``)."""
+    def _staged(self, method: DedupMethod, paths: list[Path], started: float) -> DedupResult:
+        """:meth:`find` through the stages of :mod:`hamkit.dedup.shards`, with the scenes on disk:
+        in this process (``VerifiedMethod(backend="disk")``) or as Ray tasks (``backend="ray"``)."""
         import shutil
         import tempfile
 
-        from hamkit.dedup.shards import run_on_ray
+        from hamkit._cpu import available_cpus
+        from hamkit.dedup.shards import run_local, run_on_ray
 
         assert isinstance(method, VerifiedMethod)
         root = tempfile.mkdtemp(prefix="hamkit-shards-", dir=os.environ.get("HAMKIT_SHARDS_DIR"))
+        settings = {"candidates": method.candidates, "min_inliers": method.min_inliers}
         try:
-            _, paths, skipped, found = run_on_ray(
-                paths, root, candidates=method.candidates, min_inliers=method.min_inliers
-            )
+            if method.backend == "ray":
+                _, paths, skipped, found = run_on_ray(paths, root, **settings)
+            else:
+                _, paths, skipped, found = run_local(
+                    paths,
+                    root,
+                    workers=self._workers(),
+                    threads=max(1, min(8, available_cpus())),
+                    progress=self.progress,
+                    **settings,
+                )
         finally:
             shutil.rmtree(root, ignore_errors=True)
         return self._verified_result(method, paths, skipped, found, started)

@@ -333,8 +333,9 @@ def stage_signatures(
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     start, stop = shard_range(len(paths), index, count)
+    for left in folder.glob(".signatures-*"):  # what a killed run of this shard had begun
+        shutil.rmtree(left, ignore_errors=True)
     stage = folder / f".signatures-{os.getpid()}"
-    shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir()
     try:
         _write_store(stage, paths[start:stop], start, workers, progress)
@@ -654,14 +655,36 @@ def merge_shards(
 
 
 def run_local(
-    paths: Sequence[Path], root: str | os.PathLike[str], count: int, **settings: Any
+    paths: Sequence[Path],
+    root: str | os.PathLike[str],
+    count: int = 1,
+    *,
+    candidates: int = 10,
+    min_inliers: int = 15,
+    workers: int = 0,
+    threads: int = 1,
+    progress: bool = False,
 ) -> tuple[dict[str, Any], list[Path], dict[int, str], VerifiedCandidates]:
-    """Every shard in this process, stage by stage, then :func:`merge_shards`."""
+    """Every shard in this process, stage by stage, then :func:`merge_shards`: with one shard, the
+    single-process run with its scenes on disk (memory bounded by a batch, not the collection).
+
+    Args:
+        paths: The images.
+        root: The run's folder.
+        count: Shards.
+        candidates: See :class:`~hamkit.dedup.methods.VerifiedMethod`.
+        min_inliers: See :class:`~hamkit.dedup.methods.VerifiedMethod`.
+        workers: Decoding processes.
+        threads: Verification threads.
+        progress: Show progress bars.
+    """
+    settings = {"candidates": candidates, "min_inliers": min_inliers}
     for index in range(count):
-        stage_signatures(paths, root, index, count, **settings)
-    for step in (stage_search, stage_verify):
-        for index in range(count):
-            step(paths, root, index, count, **{k: v for k, v in settings.items() if k in ("candidates", "min_inliers")})
+        stage_signatures(paths, root, index, count, workers=workers, progress=progress, **settings)
+    for index in range(count):
+        stage_search(paths, root, index, count, **settings)
+    for index in range(count):
+        stage_verify(paths, root, index, count, workers=threads, progress=progress, **settings)
     return merge_shards([root])
 
 

@@ -69,11 +69,14 @@ class VerifiedMethod(DedupMethod):
         candidates: Candidate partners proposed per image before verification (more finds more
             heavily altered copies, and costs verification time).
         min_inliers: RANSAC inliers an alignment needs before its content is compared.
-        backend: ``"local"`` (this process and its decoding workers) or ``"ray"``: the stages
-            of :mod:`hamkit.dedup.shards` as Ray tasks, one shard per CPU of the cluster that
-            ``ray.init`` finds (a local one when there is none; ``pip install 'hamkit[ray]'``).
-            The result is the same. On a cluster, set ``HAMKIT_SHARDS_DIR`` to a folder every
-            node can reach. Only :meth:`~hamkit.Deduplicator.find` runs on Ray.
+        backend: ``"local"`` (this process and its decoding workers, every scene in memory:
+            tens of KB per image), ``"disk"`` (the stages of :mod:`hamkit.dedup.shards` in this
+            process, with the scenes on disk and loaded per batch of candidate pairs: memory no
+            longer grows with the scenes) or ``"ray"`` (those stages as Ray tasks, one shard per
+            CPU of the cluster that ``ray.init`` finds, a local one when there is none;
+            ``pip install 'hamkit[ray]'``). The result is the same. The scenes go to a
+            temporary folder (``HAMKIT_SHARDS_DIR`` when set: on a Ray cluster, a folder every
+            node reaches). Only :meth:`~hamkit.Deduplicator.find` runs on ``"disk"`` or ``"ray"``.
 
     Attributes:
         scenes_: The decoded scenes, by path, size and modification time.
@@ -119,8 +122,8 @@ class VerifiedMethod(DedupMethod):
             raise HamkitError(f"candidates must be a positive integer, got {self.candidates!r}")
         if isinstance(self.min_inliers, bool) or not isinstance(self.min_inliers, int) or self.min_inliers < 4:
             raise HamkitError(f"min_inliers must be an integer of at least 4, got {self.min_inliers!r}")
-        if self.backend not in ("local", "ray"):
-            raise HamkitError(f"backend must be 'local' or 'ray', got {self.backend!r}")
+        if self.backend not in ("local", "disk", "ray"):
+            raise HamkitError(f"backend must be 'local', 'disk' or 'ray', got {self.backend!r}")
         if self.backend == "ray":
             import importlib.util
 
