@@ -32,7 +32,7 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,7 @@ __all__ = [
     "candidates_from_hits",
     "hits_per_query",
     "index_windows",
+    "iter_window_hits",
     "pairs_from_partners",
     "query_partners",
     "query_windows",
@@ -250,24 +251,40 @@ def window_hits(
     Returns:
         The :class:`WindowHits` (of the images of ``query_chunks``, in order, when given).
     """
+    parts = list(iter_window_hits(thumbs, per_query=per_query, nprobe=nprobe, chunk=chunk, query_chunks=query_chunks))
+    if not parts:
+        empty = np.zeros((0, 8, max(1, min(len(thumbs) * len(_INDEX_WINDOWS), per_query))), dtype=np.int32)
+        return WindowHits(empty, empty.astype(np.float32))
+    return WindowHits(np.concatenate([p.owner for _, p in parts]), np.concatenate([p.similarity for _, p in parts]))
+
+
+def iter_window_hits(
+    thumbs: Any, *, per_query: int, nprobe: int = 24, chunk: int = 2048, query_chunks: Sequence[int] | None = None
+) -> Iterator[tuple[int, WindowHits]]:
+    """:func:`window_hits` one query chunk at a time: ``(first image, its chunk's hits)``, so
+    that only one chunk's hits are in memory (the index is built once, before the first)."""
     n = len(thumbs)
     windows_per_image = len(_INDEX_WINDOWS)
-    base = np.concatenate([index_windows(thumbs[s : s + chunk]).reshape(-1, CELLS * CELLS) for s in range(0, n, chunk)])
+    base = np.empty((n * windows_per_image, CELLS * CELLS), dtype=np.float32)
+    for s in range(0, n, chunk):
+        rows = index_windows(thumbs[s : s + chunk]).reshape(-1, CELLS * CELLS)
+        base[s * windows_per_image : s * windows_per_image + len(rows)] = rows
     index = _index(base, nprobe)
     per_query = max(1, min(len(base), per_query))
-    owners, similarities = [], []
+    del base  # the index holds its own copy
     starts = range(0, n, chunk) if query_chunks is None else [c * chunk for c in query_chunks]
-    if not starts:
-        empty = np.zeros((0, 8, per_query), dtype=np.int32)
-        return WindowHits(empty, empty.astype(np.float32))
     for start in starts:
         queries = query_windows(thumbs[start : start + chunk])
         count, orientations = queries.shape[0], queries.shape[1]
         sims, hits = index.search(np.ascontiguousarray(queries.reshape(-1, CELLS * CELLS)), per_query)
         owner = np.where(hits >= 0, hits // windows_per_image, -1).astype(np.int32)
-        owners.append(owner.reshape(count, orientations, per_query))
-        similarities.append(sims.astype(np.float32).reshape(count, orientations, per_query))
-    return WindowHits(np.concatenate(owners), np.concatenate(similarities))
+        yield (
+            start,
+            WindowHits(
+                owner.reshape(count, orientations, per_query),
+                sims.astype(np.float32).reshape(count, orientations, per_query),
+            ),
+        )
 
 
 def candidates_from_hits(hits: WindowHits, *, k: int = 10, members: np.ndarray | None = None) -> Candidates:

@@ -45,9 +45,9 @@ from hamkit.dedup.candidates import (
     THUMB,
     Candidates,
     hits_per_query,
+    iter_window_hits,
     pairs_from_partners,
     query_partners,
-    window_hits,
 )
 from hamkit.dedup.scenes import VerifiedCandidates, with_identical
 from hamkit.dedup.verify import SceneFeatures, verify_pairs
@@ -428,13 +428,16 @@ def stage_search(
     empty = (np.zeros(0, np.int64),) * 2 + (np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, np.float32))
     partners: tuple[np.ndarray, ...] = empty
     if len(valid) >= 2 and chunks:
-        hits = window_hits(
-            valid,
-            per_query=SEARCH_HITS * hits_per_query(candidates),
-            chunk=SEARCH_CHUNK,
-            query_chunks=chunks,
-        )
-        partners = query_partners(hits, k=candidates, first_row=chunks[0] * SEARCH_CHUNK)
+        parts = [
+            query_partners(hits, k=candidates, first_row=first)
+            for first, hits in iter_window_hits(
+                valid,
+                per_query=SEARCH_HITS * hits_per_query(candidates),
+                chunk=SEARCH_CHUNK,
+                query_chunks=chunks,
+            )
+        ]  # one chunk's hits at a time: each query image's partners depend on its own hits only
+        partners = tuple(np.concatenate([part[c] for part in parts]) for c in range(5))
     names = ("query", "partner", "similarity", "mirrored", "other")
     _save_npz(folder / "partners.npz", **dict(zip(names, partners, strict=True)))
     _done(folder / "search.done", started, chunks=chunks)
@@ -678,13 +681,13 @@ def run_local(
         threads: Verification threads.
         progress: Show progress bars.
     """
-    settings = {"candidates": candidates, "min_inliers": min_inliers}
+    k, m = candidates, min_inliers
     for index in range(count):
-        stage_signatures(paths, root, index, count, workers=workers, progress=progress, **settings)
+        stage_signatures(paths, root, index, count, candidates=k, min_inliers=m, workers=workers, progress=progress)
     for index in range(count):
-        stage_search(paths, root, index, count, **settings)
+        stage_search(paths, root, index, count, candidates=k, min_inliers=m)
     for index in range(count):
-        stage_verify(paths, root, index, count, workers=threads, progress=progress, **settings)
+        stage_verify(paths, root, index, count, candidates=k, min_inliers=m, workers=threads, progress=progress)
     return merge_shards([root])
 
 
