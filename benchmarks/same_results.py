@@ -58,7 +58,7 @@ def fingerprint(data: Path, n: int) -> dict[str, Any]:
     records = sorted(read_metadata(data / "HAM10000_metadata.csv"), key=lambda r: r.image_id)
     records = [r for r in records if r.image_id in found][:n]
     paths = [found[r.image_id] for r in records]
-    groups: dict[str, list[str]] = {}
+    groups: dict[str, list[str | None]] = {}
     for method in METHODS:
         started = time.perf_counter()
         result = Deduplicator(method, progress=False, cache_dir=False).find(paths)
@@ -67,7 +67,7 @@ def fingerprint(data: Path, n: int) -> dict[str, Any]:
             for i, j, s in zip(result.pairs.i, result.pairs.j, result.pairs.score, strict=True)
         )
         out[f"pairs_{method}"] = {"count": len(rows), "sha256": _digest(rows), "seconds": time.perf_counter() - started}
-        groups[method] = [str(label) for label in result.group_labels()]
+        groups[method] = [None if label is None else str(label) for label in result.group_labels()]
     split = split_dataset(records, seed=0, extra_groups=[groups["verified"]])
     out["split_real"] = _digest(sorted(split.as_dict().items()))
     with tempfile.TemporaryDirectory() as folder:

@@ -46,9 +46,6 @@ command) and prints a short summary. `python -m hamkit` is the same command.
   summary as one JSON object on stdout. A command's natural subject may also be positional:
   `hamkit dedup IMAGES` (or `--data`), `hamkit audit SPLIT_CSV` (or `--split-csv`), `hamkit split
   LABELS`, `hamkit predict MODEL IMAGES...`.
-* **Old spellings**: flags renamed to this vocabulary (`--root`, `--cache`, `--split CSV`,
-  `--subset`) still work until the next release and print a one-line warning naming the new
-  flag; each command lists its own below.
 * **Environment**: `HAMKIT_CACHE` (embedding cache, default `~/.cache/hamkit`),
   `HAMKIT_DISABLE_PLUGINS=1` (ignore installed backbone plugins), `TORCH_HOME` and `HF_HOME`
   (where upstream libraries cache pretrained weights).
@@ -230,10 +227,6 @@ def section(name: str, parser: argparse.ArgumentParser, summary: str) -> list[st
         rows.append(f"| {shown}{required} | {default_text(action)} | {escape(help_text(action, parser.prog))} |")
     if rows:
         lines += ["| argument | default | description |", "|---|---|---|", *rows, ""]
-    old = [(o, a.option_strings[0]) for a in arguments(parser) for o in getattr(a, "old_spellings", ())]
-    if old:
-        pairs = ", ".join(f"`{o}` (now `{new}`)" for o, new in old)
-        lines += [f"Old spellings, still accepted with a warning until the next release: {pairs}.", ""]
     nested = [full for full, _, _ in subcommands(parser, name)]
     if nested:
         lines += ["Subcommands: " + ", ".join(f"`hamkit {n}`" for n in nested) + ".", ""]

@@ -11,14 +11,17 @@ import pytest
 @pytest.mark.parametrize(
     ("arguments", "flag"),
     [
-        (["train", "classifier", "--data", "d", "--split", "s.csv", "--out", "o", "--epochs", "0"], "--epochs"),
+        (["train", "classifier", "--data", "d", "--split-csv", "s.csv", "--out", "o", "--epochs", "0"], "--epochs"),
         (
-            ["train", "classifier", "--data", "d", "--split", "s.csv", "--out", "o", "--early-stopping", "-1"],
+            ["train", "classifier", "--data", "d", "--split-csv", "s.csv", "--out", "o", "--early-stopping", "-1"],
             "--early-stopping",
         ),
-        (["train", "segmenter", "--data", "d", "--split", "s.csv", "--out", "o", "--image-size", "0"], "--image-size"),
-        (["train", "classifier", "--data", "d", "--split", "s.csv", "--out", "o", "--workers", "-2"], "--workers"),
-        (["train", "classifier", "--data", "d", "--split", "s.csv", "--out", "o", "--lr", "nan"], "--lr"),
+        (
+            ["train", "segmenter", "--data", "d", "--split-csv", "s.csv", "--out", "o", "--image-size", "0"],
+            "--image-size",
+        ),
+        (["train", "classifier", "--data", "d", "--split-csv", "s.csv", "--out", "o", "--workers", "-2"], "--workers"),
+        (["train", "classifier", "--data", "d", "--split-csv", "s.csv", "--out", "o", "--lr", "nan"], "--lr"),
         (["dedup", "folder", "--out", "o", "--candidates", "0"], "--candidates"),
         (["dedup", "folder", "--out", "o", "--batch-size", "two"], "--batch-size"),
     ],

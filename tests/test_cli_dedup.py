@@ -26,7 +26,7 @@ def test_dedup_then_split_with_groups_then_clean_audit(synthetic, tmp_path, caps
             [
                 "audit",
                 str(split),
-                "--root",
+                "--data",
                 str(synthetic.root),
                 "--method",
                 "exact",
@@ -50,7 +50,7 @@ def test_audit_exit_status_flags_leakage(synthetic, tmp_path, capsys):
             [
                 "audit",
                 str(tmp_path / "s.csv"),
-                "--root",
+                "--data",
                 str(synthetic.root),
                 "--method",
                 "exact",
@@ -124,7 +124,7 @@ def test_warnings_are_printed_as_one_line(tiny_folder, tmp_path, capsys):
             "--workers",
             "0",
             "--quiet",
-            "--cache",
+            "--embedding-cache",
             str(tmp_path / "cache"),
         ]
     )

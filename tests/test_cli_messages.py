@@ -59,7 +59,7 @@ def test_train_classifier_missing_images_advises_the_flag(tmp_path, capsys):
             "classifier",
             "--data",
             str(tmp_path),
-            "--split",
+            "--split-csv",
             str(split),
             "--out",
             str(tmp_path / "run"),

@@ -12,9 +12,9 @@ from hamkit.cli.main import main
 
 FOLDER_COMMANDS = [
     ["dedup", "IMAGES", "--out", "OUT"],
-    ["train", "classifier", "--data", "IMAGES", "--split", "split.csv", "--out", "OUT"],
+    ["train", "classifier", "--data", "IMAGES", "--split-csv", "split.csv", "--out", "OUT"],
     ["run", "--out", "OUT"],
-    ["audit", "split.csv", "--root", "IMAGES", "--out", "OUT"],
+    ["audit", "split.csv", "--data", "IMAGES", "--out", "OUT"],
 ]
 FILE_COMMANDS = [
     ["split", "meta.csv", "--out", "OUT"],

@@ -44,7 +44,7 @@ def test_train_predict_evaluate(synthetic, tmp_path, capsys):
         "classifier",
         "--data",
         str(synthetic.root),
-        "--split",
+        "--split-csv",
         str(synthetic.root / "split.csv"),
         "--out",
         str(run),
@@ -83,7 +83,7 @@ def test_train_predict_evaluate(synthetic, tmp_path, capsys):
                 str(run / "model"),
                 "--data",
                 str(synthetic.root),
-                "--split",
+                "--split-csv",
                 str(synthetic.root / "split.csv"),
                 "--out",
                 str(tmp_path / "eval"),
@@ -101,7 +101,7 @@ def test_train_predict_evaluate(synthetic, tmp_path, capsys):
 
 
 def test_evaluate_refuses_a_non_model(tmp_path, capsys):
-    assert main(["evaluate", str(tmp_path), "--data", str(tmp_path), "--split", "x.csv"]) == 1
+    assert main(["evaluate", str(tmp_path), "--data", str(tmp_path), "--split-csv", "x.csv"]) == 1
     assert "not a saved hamkit model" in capsys.readouterr().err
 
 

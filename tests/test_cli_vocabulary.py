@@ -1,5 +1,5 @@
-"""One flag vocabulary (--data, --split-csv, --split, --quiet, --json), old spellings that still
-work with a one-line warning, K-fold splits on the command line, and --augment."""
+"""One flag vocabulary (--data, --split-csv, --split, --quiet, --json), K-fold splits on the
+command line, and --augment."""
 
 from __future__ import annotations
 
@@ -12,58 +12,29 @@ import pytest
 from hamkit.cli.main import build_parser, in_flags, main
 from hamkit.errors import HamkitError
 
-# (old argv, new argv, the deprecation lines the old one prints)
-RENAMED = [
-    (
-        ["audit", "s.csv", "--root", "imgs", "--cache", "c"],
-        ["audit", "--split-csv", "s.csv", "--data", "imgs", "--embedding-cache", "c"],
-        ["--root is deprecated; use --data", "--cache is deprecated; use --embedding-cache"],
-    ),
-    (
-        ["dedup", "imgs", "--out", "o", "--cache", "c"],
-        ["dedup", "--data", "imgs", "--out", "o", "--embedding-cache", "c"],
-        ["--cache is deprecated; use --embedding-cache"],
-    ),
-    (
-        ["train", "classifier", "--data", "d", "--split", "s.csv", "--out", "o", "--cache", "c"],
-        ["train", "classifier", "--data", "d", "--split-csv", "s.csv", "--out", "o", "--decode-cache", "c"],
-        ["--split is deprecated; use --split-csv", "--cache is deprecated; use --decode-cache"],
-    ),
-    (
-        ["train", "segmenter", "--data", "d", "--split", "s.csv", "--out", "o"],
-        ["train", "segmenter", "--data", "d", "--split-csv", "s.csv", "--out", "o"],
-        ["--split is deprecated; use --split-csv"],
-    ),
-    (
-        ["evaluate", "m", "--data", "d", "--split", "s.csv", "--subset", "val"],
-        ["evaluate", "m", "--data", "d", "--split-csv", "s.csv", "--split", "val"],
-        ["--split CSV is deprecated; use --split-csv CSV", "--subset is deprecated; use --split"],
-    ),
+OLD_SPELLINGS = [
+    (["audit", "s.csv", "--data", "imgs", "--root", "imgs"], "--root"),
+    (["audit", "s.csv", "--data", "imgs", "--cache", "c"], "--cache"),
+    (["dedup", "imgs", "--out", "o", "--cache", "c"], "--cache"),
+    (["train", "classifier", "--data", "d", "--split-csv", "s.csv", "--out", "o", "--cache", "c"], "--cache"),
+    (["evaluate", "m", "--data", "d", "--split-csv", "s.csv", "--subset", "val"], "--subset"),
 ]
 
 
-def _parsed(argv: list[str]) -> dict:
-    return {k: v for k, v in vars(build_parser().parse_args(argv)).items() if k != "_run"}
+@pytest.mark.parametrize(("argv", "old"), OLD_SPELLINGS, ids=lambda v: " ".join(v) if isinstance(v, list) else v)
+def test_the_old_spellings_are_gone(argv, old, capsys):
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args(argv)
+    assert stop.value.code == 2 and f"unrecognized arguments: {old}" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("old", "new", "notices"), RENAMED, ids=lambda v: v[0] if isinstance(v, list) else None)
-def test_old_spellings_still_work_and_say_the_new_flag(old, new, notices, capsys):
-    assert _parsed(old) == _parsed(new)
-    err = capsys.readouterr().err.strip().splitlines()
-    prog = "hamkit " + " ".join(new[:2] if new[0] == "train" else new[:1])
-    assert len(err) == len(notices)
-    for line, notice in zip(err, notices, strict=True):
-        assert line.startswith(f"{prog}: warning: {notice}") and "next release" in line
-    _parsed(new)
-    assert capsys.readouterr().err == ""  # the new spellings print nothing
+def test_a_csv_is_not_a_split_name(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["evaluate", "m", "--data", "d", "--split", "s.csv"])
+    assert "invalid choice: 's.csv'" in capsys.readouterr().err
 
 
-def test_old_spellings_are_not_in_the_help(capsys):
-    for command in (["audit"], ["dedup"], ["train", "classifier"], ["evaluate"]):
-        with pytest.raises(SystemExit):
-            main([*command, "--help"])
-        text = capsys.readouterr().out
-        assert "--root" not in text and "--cache" not in text and "--subset" not in text
+def test_the_new_spellings_are_in_the_help(capsys):
     with pytest.raises(SystemExit):
         main(["train", "classifier", "--help"])
     text = capsys.readouterr().out

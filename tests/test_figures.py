@@ -85,10 +85,3 @@ def test_panel_errors(tmp_path):
         segmentation_panels([np.zeros((4, 4, 3), np.uint8)], [np.zeros((3, 3))], [np.zeros((4, 4))], tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
     assert panels.__name__ == "hamkit.figures.panels"
-
-
-def test_the_old_report_names_still_work_with_a_warning() -> None:
-    import hamkit.report
-
-    with pytest.warns(FutureWarning, match="hamkit.figures.contour_overlay"):
-        assert hamkit.report.contour_overlay is contour_overlay

@@ -74,9 +74,50 @@ def test_every_subpackage_re_exports_its_public_names(statement: str) -> None:
     exec(statement, {})
 
 
-def test_the_old_package_names_still_work_with_a_warning() -> None:
-    import hamkit.datasets
-    import hamkit.synthetic
+def test_the_old_package_names_are_gone() -> None:
+    import importlib
 
-    with pytest.warns(FutureWarning, match="hamkit.synthetic.make_synthetic"):
-        assert hamkit.datasets.make_synthetic is hamkit.synthetic.make_synthetic
+    for name in ("hamkit.datasets", "hamkit.report"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(name)
+
+
+def _project_version() -> str:
+    import tomllib
+    from pathlib import Path
+
+    return tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["version"]
+
+
+def test_no_shim_outlives_the_release_that_removes_it() -> None:
+    """The deprecation policy (docs/architecture.md): a shim made by hamkit._deprecation.deprecate
+    fails this test once the project's version reaches its ``remove_in``."""
+    from hamkit._deprecation import SHIMS, overdue
+
+    version = _project_version()
+    late = overdue(version)
+    assert not late, "remove these shims (or move the version back): " + "; ".join(s.message() for s in late)
+    assert all(s.since and s.remove_in for s in SHIMS)
+
+
+def test_the_policy_check_catches_a_shim_past_its_release() -> None:
+    import warnings
+
+    from hamkit._deprecation import Deprecation, deprecate, overdue
+
+    shim = Deprecation("hamkit.old", "hamkit.new", since="0.2.0", remove_in="0.3.0")
+    assert overdue("0.2.9", [shim]) == [] and overdue("0.3.0", [shim]) == [shim] and overdue("1.0", [shim]) == [shim]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        shim.warn(stacklevel=1)
+    assert caught[0].category is FutureWarning and "hamkit.old goes in 0.3.0" in str(caught[0].message)
+    with pytest.raises(ValueError, match="must come after"):
+        deprecate("x", "y", since="0.4.0", remove_in="0.4.0")
+
+
+def test_the_version_is_0_3_0_in_the_project_and_the_changelog() -> None:
+    from pathlib import Path
+
+    assert _project_version() == "0.3.0"
+    changelog = (Path(__file__).resolve().parents[1] / "CHANGELOG.md").read_text()
+    assert "## Unreleased" in changelog and "0.3.0" in changelog.split("## Unreleased", 1)[1].split("\n## ", 1)[0]

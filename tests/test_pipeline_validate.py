@@ -82,7 +82,6 @@ def test_default_preset_follows_the_data():
     assert default_preset(None, {"data": {"root": "/data/ham"}}) == "cpu"
 
 
-def test_old_preset_name_still_works_with_a_warning():
-    with pytest.warns(FutureWarning, match="'seed' is now called 'report'"):
-        settings = load_config(preset="seed")
-    assert settings["classifier"]["lr"] == 5e-5
+def test_the_old_preset_name_is_gone():
+    with pytest.raises(HamkitError, match="unknown preset 'seed'; choose one of demo, cpu, report, gpu"):
+        load_config(preset="seed")

@@ -243,11 +243,8 @@ def test_save_load_round_trip_and_checkpoints(segmenter, multitask, tmp_path):
     assert np.array_equal(multi.predict_diagnosis_proba(paths), multitask.predict_diagnosis_proba(paths))
     with pytest.raises(HamkitError, match="no classification head"):
         loaded.predict_diagnosis_proba(paths)
-    with pytest.warns(FutureWarning, match="predict_mask_proba"):  # the old names, for one release
-        old_maps = loaded.predict_proba(paths)
-    assert all(np.array_equal(a, b) for a, b in zip(old_maps, loaded.predict_mask_proba(paths), strict=True))
-    with pytest.warns(FutureWarning, match="predict_diagnosis"):
-        assert np.array_equal(multi.predict_classes(paths), multi.predict_diagnosis(paths))
+    for old in ("predict_proba", "predict_class_proba", "predict_classes"):  # the names before 0.2.0 are gone
+        assert not hasattr(loaded, old)
     with pytest.raises(HamkitError, match="not 'deeplabv3_resnet50'"):
         LesionSegmenter.load(folder, backbone="deeplabv3_resnet50")
 

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from hamkit._version import __version__
 from hamkit.backbones.defaults import CLASSIFIER_BACKBONE, CLASSIFIER_IMAGE_SIZE
-from hamkit.classify.inference import ClassifierInference
+from hamkit.classify import inference
 from hamkit.classify.network import ClassifierNetwork
 from hamkit.classify.task import VALIDATION_METRICS, ClassificationTask
 from hamkit.data.dataset import SkinDataset
@@ -23,7 +23,7 @@ from hamkit.engine.fitting import fit_estimator
 from hamkit.engine.inputs import prepare_inputs, unpack_batch
 from hamkit.engine.recipe import TrainConfig
 from hamkit.errors import DataError, HamkitError
-from hamkit.export.mixin import OnnxExportable
+from hamkit.metrics import ClassificationReport, classification_report
 
 __all__ = ["LesionClassifier"]
 
@@ -38,7 +38,7 @@ def _is_label_vector(values: Any, n: int) -> bool:
     return array.ndim == 1 and array.shape[0] == n and np.issubdtype(array.dtype, np.integer)
 
 
-class LesionClassifier(ClassifierInference, OnnxExportable, Estimator):
+class LesionClassifier(Estimator):
     """Skin-lesion diagnosis by transfer learning (a scikit-learn estimator).
 
     Every argument after ``backbone`` is keyword-only; the constructor stores them unchanged
@@ -331,10 +331,10 @@ class LesionClassifier(ClassifierInference, OnnxExportable, Estimator):
             if name not in self.classes_:
                 raise HamkitError(f"unknown class {name!r} in protect / min_recall; the classes are {self.classes_}")
         dataset = self._as_dataset(data, split=split, split_csv=split_csv, augment=False, cache=None)
-        logits, labels = self._logits(
-            dataset, batch_size=batch_size, tta=False, num_workers=num_workers, with_labels=True
+        logits, labels = inference.logits(
+            self, dataset, batch_size=batch_size, tta=False, num_workers=num_workers, with_labels=True
         )
-        self._check_labels(labels)
+        inference.check_labels(labels, self.num_classes)
         found = fit_calibration(
             logits.numpy().astype(np.float64),
             labels,
@@ -351,6 +351,99 @@ class LesionClassifier(ClassifierInference, OnnxExportable, Estimator):
         return self
 
     # ------------------------------------------------------------------ persistence
+    # ------------------------------------------------------------------ inference
+    def predict_proba(
+        self,
+        images: Any,
+        *,
+        batch_size: int = 64,
+        tta: bool = False,
+        num_workers: int = 0,
+        progress: bool | str = False,
+    ) -> np.ndarray:
+        """Class probabilities ``(N, num_classes)``.
+
+        Args:
+            images: Paths, a folder, PIL images, uint8 arrays, a preprocessed float tensor, or a
+                dataset (see :mod:`hamkit.engine.inputs`).
+            batch_size: Inference batch size.
+            tta: Average over the image and its horizontal and vertical flips.
+            num_workers: DataLoader workers for decoding.
+            progress: A bar over the batches on a terminal (a string names it).
+
+        Returns:
+            Probabilities, rows summing to 1, in input order.
+        """
+        logits, _ = inference.logits(
+            self, images, batch_size=batch_size, tta=tta, num_workers=num_workers, progress=progress
+        )
+        return inference.probabilities(self, logits)
+
+    def predict(self, images: Any, **kwargs: Any) -> np.ndarray:
+        """Predicted class indices: :meth:`decide` on :meth:`predict_proba`.
+
+        Before :meth:`calibrate` this is the argmax of the probabilities; after it, the
+        decision rule chosen on validation data.
+        """
+        return self.decide(self.predict_proba(images, **kwargs))
+
+    def decide(self, proba: np.ndarray) -> np.ndarray:
+        """Class decisions from probabilities returned by :meth:`predict_proba`.
+
+        ``argmax(log(proba) + class_offsets_)``; without :meth:`calibrate` the offsets are 0 and
+        this is the plain argmax. It is the one decision path: :meth:`predict`, :meth:`evaluate`,
+        ``hamkit predict``, ``hamkit evaluate`` and ``hamkit run`` all decide through it, and the
+        ONNX export's preprocessing file writes the same formula down.
+
+        Args:
+            proba: ``(N, num_classes)`` probabilities.
+
+        Returns:
+            ``N`` class indices.
+        """
+        return inference.decide(proba, getattr(self, "class_offsets_", None))
+
+    def evaluate(
+        self,
+        data: Any,
+        *,
+        split_csv: str | os.PathLike[str] | None = None,
+        split: str = "test",
+        batch_size: int = 64,
+        tta: bool = False,
+        num_workers: int = 0,
+        progress: bool | str = False,
+    ) -> ClassificationReport:
+        """Score the classifier on labelled data.
+
+        Args:
+            data: A labelled ``SkinDataset``, a data root with ``split_csv`` (``split`` rows are
+                used), or a torch ``Dataset`` yielding labels.
+            split_csv: Split CSV for a data root.
+            split: Which split of ``split_csv`` to use.
+            batch_size: Inference batch size.
+            tta: Flip test-time augmentation.
+            num_workers: DataLoader workers.
+            progress: A bar over the batches on a terminal (a string names it).
+
+        Returns:
+            The :class:`~hamkit.metrics.ClassificationReport`.
+        """
+        dataset = self._as_dataset(data, split=split, split_csv=split_csv, augment=False, cache=None)
+        logits, labels = inference.logits(
+            self, dataset, batch_size=batch_size, tta=tta, num_workers=num_workers, with_labels=True, progress=progress
+        )
+        inference.check_labels(labels, self.num_classes)
+        proba = inference.probabilities(self, logits)
+        return classification_report(labels, self.decide(proba), proba, classes=self.classes_)
+
+    def score(self, images: Any, labels: Any, **kwargs: Any) -> float:
+        """Balanced accuracy of :meth:`predict` on ``images`` against integer ``labels`` (the
+        ISIC 2018 Task 3 metric; scikit-learn's ``GridSearchCV`` and ``cross_validate`` use it)."""
+        from sklearn.metrics import balanced_accuracy_score
+
+        return float(balanced_accuracy_score(np.asarray(labels), self.predict(images, **kwargs)))
+
     @classmethod
     def load(
         cls,

@@ -1,12 +1,8 @@
-"""One flag vocabulary for every command, and the old spellings kept for one release.
+"""One flag vocabulary for every command.
 
 The vocabulary: ``--data DIR`` (the dataset folder), ``--split-csv CSV`` and ``--split NAME``
 (as the Python API's ``split_csv=`` and ``split=``), ``--out``, ``--quiet`` (no progress) and
-``--json`` (the summary as JSON on stdout). :func:`flag` adds an option that also answers to its
-old spellings: they still work, are left out of ``--help`` and ``docs/cli.md``, and print one line
-to stderr naming the new flag::
-
-    hamkit audit: warning: --root is deprecated; use --data (the old spelling goes in the next release)
+``--json`` (the summary as JSON on stdout).
 """
 
 from __future__ import annotations
@@ -14,87 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["add_json", "add_quiet", "deprecated", "flag", "old_spellings", "print_json", "usage_error"]
-
-_ANNOUNCING: dict[type, type] = {}
-
-
-def deprecated(prog: str, old: str, new: str) -> None:
-    """Print the one-line notice that ``old`` is the old spelling of ``new`` (to stderr).
-
-    Examples:
-        >>> import contextlib, io
-        >>> with contextlib.redirect_stderr(io.StringIO()) as err:
-        ...     deprecated("hamkit audit", "--root", "--data")
-        >>> print(err.getvalue().strip())
-        hamkit audit: warning: --root is deprecated; use --data (the old spelling goes in the next release)
-    """
-    print(
-        f"{prog}: warning: {old} is deprecated; use {new} (the old spelling goes in the next release)", file=sys.stderr
-    )
-
-
-def _announcing(cls: type) -> type:
-    """A subclass of the argparse action ``cls`` that announces its old spellings when used."""
-    if cls not in _ANNOUNCING:
-
-        def __call__(self: Any, parser: argparse.ArgumentParser, namespace: Any, values: Any, option_string=None):
-            if option_string in self.old_spellings:
-                deprecated(parser.prog, option_string, self.option_strings[0])
-            cls.__call__(self, parser, namespace, values, option_string)
-
-        _ANNOUNCING[cls] = type(f"Renamed{cls.__name__}", (cls,), {"__call__": __call__, "old_spellings": ()})
-    return _ANNOUNCING[cls]
-
-
-def flag(
-    parser: argparse.ArgumentParser | argparse._ArgumentGroup, *names: str, old: Sequence[str] = (), **kwargs: Any
-) -> argparse.Action:
-    """``parser.add_argument(*names, **kwargs)``, also answering to the hidden ``old`` spellings.
-
-    Args:
-        parser: The parser (or an argument group of it).
-        *names: The option strings, as for ``add_argument``.
-        old: Old spellings of the same option: they work as ``names[0]`` does, are not shown in
-            the help, and print a deprecation line (:func:`deprecated`) when used.
-        **kwargs: As for ``add_argument`` (``action`` may be a name such as ``"store_true"``).
-
-    Returns:
-        The new action.
-
-    Examples:
-        >>> parser = argparse.ArgumentParser(prog="hamkit audit")
-        >>> _ = flag(parser, "--data", old=("--root",), metavar="DIR")
-        >>> import contextlib, io
-        >>> with contextlib.redirect_stderr(io.StringIO()):
-        ...     parser.parse_args(["--root", "images"]).data
-        'images'
-    """
-    if old:
-        action_class = kwargs.pop("action", "store")
-        if isinstance(action_class, str):
-            action_class = parser._registry_get("action", action_class, action_class)
-        kwargs["action"] = _announcing(action_class)
-    action = parser.add_argument(*names, **kwargs)
-    if old:
-        action.old_spellings = tuple(old)  # type: ignore[attr-defined]
-        for spelling in old:
-            if spelling in parser._option_string_actions:
-                raise ValueError(f"{spelling} is already an option of {getattr(parser, 'prog', parser)}")
-            parser._option_string_actions[spelling] = action
-    return action
-
-
-def old_spellings(parser: argparse.ArgumentParser) -> dict[str, str]:
-    """``{old spelling: new flag}`` of one parser (for the CLI reference page)."""
-    return {
-        spelling: action.option_strings[0]
-        for action in parser._actions
-        for spelling in getattr(action, "old_spellings", ())
-    }
+__all__ = ["add_fold", "add_json", "add_quiet", "print_json", "usage_error"]
 
 
 def add_quiet(parser: argparse.ArgumentParser, what: str = "no progress bars") -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hamkit.cli._compat import add_fold, flag
+from hamkit.cli._compat import add_fold
 from hamkit.cli._types import output_folder
 from hamkit.cli.dedup import _method_options
 
@@ -27,10 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="split CSV (image_id,...,split), e.g. from `hamkit split`",
     )
     subject.add_argument("--split-csv", dest="split_csv", metavar="CSV", help="the same as SPLIT_CSV, as a flag")
-    flag(
-        parser,
+    parser.add_argument(
         "--data",
-        old=("--root",),
         required=True,
         metavar="DIR",
         help="folder with the images (searched recursively)",

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from hamkit.cli._compat import add_json, add_quiet, flag
+from hamkit.cli._compat import add_json, add_quiet
 from hamkit.cli._types import non_negative_int, output_folder, positive_int
 
 
@@ -104,10 +104,8 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="cnn: local backbone weights file instead of a download")
     parser.add_argument("--workers", type=non_negative_int, default=None, help="decoding workers (default: automatic)")
     parser.add_argument("--device", default=None, help="cnn: device (default: auto)")
-    flag(
-        parser,
+    parser.add_argument(
         "--embedding-cache",
-        old=("--cache",),
         default=None,
         metavar="DIR",
         help="cache folder for CNN embeddings and hashes (default: $HAMKIT_CACHE or ~/.cache/hamkit)",

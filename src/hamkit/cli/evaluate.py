@@ -9,30 +9,13 @@ that resample lesions (the ``lesion_id`` of the metadata), and with ``--out`` th
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
-from hamkit.cli._compat import add_fold, add_json, add_quiet, deprecated
+from hamkit.cli._compat import add_fold, add_json, add_quiet
 from hamkit.cli._types import output_file, output_folder
 
 _SPLITS = ("train", "val", "test")  # hamkit.data.splits.SPLIT_NAMES, without importing numpy here
-
-
-class SplitName(argparse.Action):
-    """``--split NAME``. A CSV given here (or to ``--subset``) is the old spelling and still works."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option_string=None) -> None:
-        """Store a split name, or (old spelling) a split CSV as ``split_csv``."""
-        if values in _SPLITS:
-            if option_string == "--subset":
-                deprecated(parser.prog, "--subset", "--split")
-            setattr(namespace, self.dest, values)
-        elif str(values).endswith(".csv") or os.sep in str(values) or os.path.exists(values):
-            deprecated(parser.prog, f"{option_string} CSV", "--split-csv CSV (and --split for the split name)")
-            namespace.split_csv = values
-        else:
-            parser.error(f"argument {option_string}: invalid choice: {values!r} (choose from {', '.join(_SPLITS)})")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -48,15 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--split-csv", metavar="CSV", default=None, help="split CSV written by `hamkit split` (required)"
     )
-    split = parser.add_argument(
-        "--split",
-        action=SplitName,
-        default="test",
-        metavar="{train,val,test}",
-        help="which split of --split-csv to score (default: test); a CSV here is the old spelling of --split-csv",
+    parser.add_argument(
+        "--split", choices=_SPLITS, default="test", help="which split of --split-csv to score (default: test)"
     )
-    parser._option_string_actions["--subset"] = split  # the old spelling, announced by SplitName
-    split.old_spellings = ("--subset",)  # type: ignore[attr-defined,unused-ignore]
     add_fold(parser)
     parser.add_argument(
         "--out",

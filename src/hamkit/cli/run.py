@@ -21,10 +21,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--config", help="TOML settings file (see --print-config)")
     parser.add_argument(
         "--preset",
-        choices=("demo", "cpu", "report", "gpu", "seed"),
+        choices=("demo", "cpu", "report", "gpu"),
         help="defaults: cpu (real data on a laptop CPU, under 30 min for HAM10000; the default with "
         "--data), demo (the synthetic data, minutes; the default without --data), report (the "
-        "original report's recipe; 'seed' is its old name), gpu (pretrained, larger, for a GPU)",
+        "original report's recipe), gpu (pretrained, larger, for a GPU)",
     )
     parser.add_argument("--out", type=output_folder, help="run folder (required unless --print-config)")
     parser.add_argument("--print-config", action="store_true", help="print the effective settings as TOML and exit")

@@ -11,7 +11,7 @@ from hamkit.backbones.defaults import (
     SEGMENTER_BACKBONE,
     SEGMENTER_IMAGE_SIZE,
 )
-from hamkit.cli._compat import add_fold, add_json, add_quiet, flag
+from hamkit.cli._compat import add_fold, add_json, add_quiet
 from hamkit.cli._types import (
     non_negative_float,
     non_negative_int,
@@ -29,10 +29,8 @@ def _common(
     parser.add_argument(
         "--data", required=True, metavar="DIR", help="data folder (HAM10000 layout: images, metadata CSV)"
     )
-    flag(
-        parser,
+    parser.add_argument(
         "--split-csv",
-        old=("--split",),
         required=True,
         metavar="CSV",
         help="split CSV written by `hamkit split` (its train rows train, its val rows choose the best epoch)",
@@ -76,7 +74,7 @@ def _common(
     )
     parser.add_argument("--weights", help="local backbone weights (.safetensors/.pt/.pth) instead of a download")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    flag(parser, "--decode-cache", old=("--cache",), metavar="DIR", help="decode-cache folder (default: OUT/cache)")
+    parser.add_argument("--decode-cache", metavar="DIR", help="decode-cache folder (default: OUT/cache)")
     parser.add_argument(
         "--augment",
         choices=AUGMENT_CHOICES,

@@ -43,7 +43,6 @@ __all__ = [
     "CalibrationRow",
     "calibrate_result",
     "calibrate_scores",
-    "label_conflicts",
 ]
 
 MAX_ACROSS_SHARE = 0.05
@@ -241,29 +240,3 @@ def _lesion_ids(labels: str | os.PathLike[str] | Mapping[str, str | None]) -> di
     from hamkit.data.metadata import read_metadata
 
     return {r.image_id: r.lesion_id for r in read_metadata(labels)}
-
-
-def label_conflicts(
-    paths: Sequence[Path], i: np.ndarray, j: np.ndarray, diagnoses: Mapping[str, str]
-) -> list[tuple[int, int, str, str]]:
-    """Duplicate pairs whose two images carry different diagnoses (one label is wrong).
-
-    Args:
-        paths: The images (``i``/``j`` index them); looked up by file stem.
-        i: First indices of the pairs.
-        j: Second indices.
-        diagnoses: ``{image_id: dx}``.
-
-    Returns:
-        ``(i, j, dx_i, dx_j)`` per conflicting pair.
-
-    Examples:
-        >>> label_conflicts([Path("a.jpg"), Path("b.jpg")], np.array([0]), np.array([1]), {"a": "nv", "b": "mel"})
-        [(0, 1, 'nv', 'mel')]
-    """
-    out = []
-    for a, b in zip(np.asarray(i).tolist(), np.asarray(j).tolist(), strict=True):
-        da, db = diagnoses.get(Path(paths[a]).stem), diagnoses.get(Path(paths[b]).stem)
-        if da is not None and db is not None and da != db:
-            out.append((a, b, da, db))
-    return out

@@ -121,9 +121,12 @@ class DedupResult:
         Returns:
             ``(i, j, dx_i, dx_j)`` per conflicting pair.
         """
-        from hamkit.dedup.calibration import label_conflicts
-
-        return label_conflicts(self.paths, self.pairs.i, self.pairs.j, diagnoses)
+        out = []
+        for a, b in zip(self.pairs.i.tolist(), self.pairs.j.tolist(), strict=True):
+            da, db = diagnoses.get(Path(self.paths[a]).stem), diagnoses.get(Path(self.paths[b]).stem)
+            if da is not None and db is not None and da != db:
+                out.append((a, b, da, db))
+        return out
 
     def save_conflicts(self, path: str | os.PathLike[str], diagnoses: Mapping[str, str]) -> Path:
         """Write :meth:`conflicts` as ``path_a,path_b,score,dx_a,dx_b`` atomically."""

@@ -10,7 +10,7 @@ Every setting has a default; a TOML file (read with :mod:`tomllib`) overrides an
   laptop CPU in under half an hour, fine-tuning the installed EfficientNet-Lite0 ImageNet
   weights, with the settings that budget allowed when measured (``benchmarks/cpu_preset.py``
   and ``benchmarks/pretrained_offline.py``; numbers in docs/benchmarks.md).
-* ``report`` (formerly ``seed``, still accepted for one release): the original student report's
+* ``report``: the original student report's
   settings (MobileNetV2 dedup at cosine 0.93; ResNet-50 classifier at
   384 px, Adam lr 5e-5, 3 epochs, batch 32; DeepLabV3-ResNet50 segmenter, lr 1e-4, 10 epochs,
   batch 4), with pretrained weights.
@@ -211,8 +211,7 @@ def load_config(
 
     Args:
         path: A TOML file, or ``None``.
-        preset: ``"demo"``, ``"cpu"``, ``"report"`` or ``"gpu"`` (``"seed"`` is the old name of
-            ``"report"``).
+        preset: ``"demo"``, ``"cpu"``, ``"report"`` or ``"gpu"``.
         overrides: More settings (same shape as the TOML), e.g. from the command line.
 
     Returns:
@@ -226,16 +225,6 @@ def load_config(
         >>> load_config(preset="report")["classifier"]["lr"]
         5e-05
     """
-    if preset == "seed":
-        import warnings
-
-        warnings.warn(
-            "the preset 'seed' is now called 'report' (the original report's recipe); "
-            "'seed' will stop working in the next release",
-            FutureWarning,
-            stacklevel=2,
-        )
-        preset = "report"
     if preset not in PRESETS:
         raise HamkitError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     config = Settings(copy.deepcopy(DEFAULTS))

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -18,10 +20,10 @@ from hamkit.engine.estimator import Estimator
 from hamkit.engine.fitting import fit_estimator
 from hamkit.engine.recipe import TrainConfig
 from hamkit.errors import DataError, HamkitError
-from hamkit.export.mixin import OnnxExportable
-from hamkit.segment.evaluation import SegmenterEvaluation
-from hamkit.segment.inference import SegmenterInference
+from hamkit.seg_metrics import SegmentationReport
+from hamkit.segment import evaluation, inference
 from hamkit.segment.network import SegmentationLoss, SegmentationNetwork
+from hamkit.segment.outputs import SegmentationPrediction
 from hamkit.segment.task import CLS_METRICS, SEG_METRICS, SegmentationTask
 
 __all__ = ["LesionSegmenter"]
@@ -29,7 +31,7 @@ __all__ = ["LesionSegmenter"]
 _KIND = "LesionSegmenter"
 
 
-class LesionSegmenter(SegmenterInference, SegmenterEvaluation, OnnxExportable, Estimator):
+class LesionSegmenter(Estimator):
     """Skin-lesion segmentation (binary masks), optionally multi-task with diagnosis.
 
     Args:
@@ -307,6 +309,283 @@ class LesionSegmenter(SegmenterInference, SegmenterEvaluation, OnnxExportable, E
         return self
 
     # ------------------------------------------------------------------ persistence
+    # ------------------------------------------------------------------ inference
+    def segment(
+        self,
+        images: Any,
+        *,
+        threshold: float = 0.5,
+        postprocess: str | None = None,
+        return_proba: bool = False,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        progress: bool | str = False,
+    ) -> SegmentationPrediction:
+        """Masks, optionally lesion probabilities, and class probabilities, from one forward pass.
+
+        Args:
+            images: Paths, a folder, PIL images, uint8 arrays, a preprocessed float tensor, or a
+                dataset (see :mod:`hamkit.engine.inputs`).
+            threshold: Lesion probability above which a pixel is lesion.
+            postprocess: ``None``, ``"largest"`` (largest connected component), ``"fill"`` (fill
+                holes) or ``"largest+fill"``; see :mod:`hamkit.postprocess`.
+            return_proba: Also return the lesion probability maps.
+            batch_size: Inference batch size.
+            num_workers: DataLoader workers for decoding.
+            progress: A bar over the batches on a terminal (a string names it).
+
+        Returns:
+            A :class:`SegmentationPrediction`; ``class_proba`` is set when ``classify=True``.
+
+        Raises:
+            DataError: No images, or unreadable ones.
+            HamkitError: Not fitted, or a bad ``threshold``/``postprocess``.
+        """
+        return inference.segment(
+            self,
+            images,
+            threshold=threshold,
+            postprocess=postprocess,
+            return_proba=return_proba,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            progress=progress,
+        )
+
+    def predict(
+        self,
+        images: Any,
+        *,
+        threshold: float = 0.5,
+        postprocess: str | None = None,
+        return_proba: bool = False,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        progress: bool | str = False,
+    ) -> list[np.ndarray] | tuple[list[np.ndarray], list[np.ndarray]]:
+        """Boolean lesion masks, each at its image's original size.
+
+        The lesion probabilities are resized bilinearly from the working size to each image's
+        ``(H, W)`` and then thresholded (``mask == probability > threshold`` exactly). Inputs
+        without a known original size (a generic ``Dataset``) give masks at the working size;
+        a preprocessed tensor gives masks at the tensor's size.
+
+        Args:
+            images: Paths, a folder, PIL images, uint8 arrays, a preprocessed float tensor, or a
+                dataset (see :mod:`hamkit.engine.inputs`).
+            threshold: Lesion probability above which a pixel is lesion.
+            postprocess: ``None``, ``"largest"``, ``"fill"`` or ``"largest+fill"``.
+            return_proba: Return ``(masks, probability_maps)``; the maps are float32 in 0..1, the
+                same sizes, before thresholding and post-processing.
+            batch_size: Inference batch size.
+            num_workers: DataLoader workers for decoding.
+            progress: A bar over the batches on a terminal (a string names it).
+
+        Returns:
+            A list of ``(H, W)`` boolean arrays in input order, or ``(masks, maps)``.
+
+        Raises:
+            DataError: No images, or unreadable ones.
+            HamkitError: Not fitted, or a bad ``threshold``/``postprocess``.
+        """
+        result = self.segment(
+            images,
+            threshold=threshold,
+            postprocess=postprocess,
+            return_proba=return_proba,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            progress=progress,
+        )
+        if return_proba:
+            assert result.probabilities is not None
+            return result.masks, result.probabilities
+        return result.masks
+
+    def predict_mask_proba(self, images: Any, *, batch_size: int = 16, num_workers: int = 0) -> list[np.ndarray]:
+        """Lesion probability maps (float32, 0..1), each at its image's original size."""
+        maps = self.segment(images, return_proba=True, batch_size=batch_size, num_workers=num_workers).probabilities
+        assert maps is not None
+        return maps
+
+    def predict_diagnosis_proba(self, images: Any, *, batch_size: int = 16, num_workers: int = 0) -> np.ndarray:
+        """Diagnosis probabilities ``(N, num_classes)`` of the head (``classify=True`` only).
+
+        Raises:
+            HamkitError: The model has no classification head.
+        """
+        if not self.classify:
+            raise HamkitError("this LesionSegmenter has no classification head; train it with classify=True")
+        proba = self.segment(images, batch_size=batch_size, num_workers=num_workers).class_proba
+        assert proba is not None
+        return proba
+
+    def predict_diagnosis(self, images: Any, **kwargs: Any) -> np.ndarray:
+        """Diagnosis class indices of the head (argmax of :meth:`predict_diagnosis_proba`)."""
+        return self.predict_diagnosis_proba(images, **kwargs).argmax(1)
+
+    def write_masks(
+        self,
+        images: Any,
+        out_dir: str | os.PathLike[str],
+        *,
+        threshold: float = 0.5,
+        postprocess: str | None = None,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        progress: bool | str = False,
+    ) -> list[Path]:
+        """Predict and write ``<image_id>_segmentation.png`` (0/255, original size) per image.
+
+        Masks are written batch by batch as they are predicted (memory stays flat), each file
+        atomically, in the HAM10000/ISIC naming that :func:`~hamkit.data.images.find_masks` reads.
+
+        Args:
+            images: As for :meth:`predict` (paths or a folder give the file stems as ids).
+            out_dir: The folder to write to (created).
+            threshold: Lesion probability threshold.
+            postprocess: As for :meth:`predict`.
+            batch_size: Inference batch size.
+            num_workers: DataLoader workers for decoding.
+            progress: A bar over the batches on a terminal (a string names it).
+
+        Returns:
+            The written files, in input order. An image whose mask name is longer than the file
+            system allows (``ENAMETOOLONG``) gets no mask: it is skipped, and one warning lists
+            every such image.
+
+        Raises:
+            DataError: No images, or two images with the same id (they would overwrite each other).
+                An image that cannot be read stops the run; the masks written so far stay, and
+                ``INCOMPLETE.txt`` in the folder says how many and why (a complete run removes it).
+        """
+        return inference.write_masks(
+            self,
+            images,
+            out_dir,
+            threshold=threshold,
+            postprocess=postprocess,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            progress=progress,
+        )
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(
+        self,
+        data: Any,
+        *,
+        masks: str | os.PathLike[str] | None = None,
+        split_csv: str | os.PathLike[str] | None = None,
+        split: str = "test",
+        on_missing: str = "error",
+        mask_threshold: int | None = None,
+        threshold: float = 0.5,
+        postprocess: str | None = None,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        progress: bool | str = False,
+    ) -> SegmentationReport:
+        """Score the segmenter (and its head) on data with masks.
+
+        Predictions are resized to each image's original size and compared with the original
+        mask files (read through their palette, size-checked), as ISIC 2018 Task 1 scores. A
+        generic torch ``Dataset`` yielding masks is scored at the working size instead
+        (``report.resolution == "working"``). Dice and IoU are per image, then averaged; an image
+        whose truth and prediction are both empty scores 1.0, one where only one of them is empty
+        scores 0.0 (see :mod:`hamkit.seg_metrics`).
+
+        Args:
+            data: A ``SkinDataset`` with masks, a data root with ``split_csv`` (``split`` rows),
+                or a torch ``Dataset`` yielding ``(image, label, mask)``.
+            masks: The masks folder of a data root (default: found under the root).
+            split_csv: Split CSV for a data root.
+            split: Which split of ``split_csv`` to use.
+            on_missing: ``"error"`` or ``"skip"`` images without a mask (listed in
+                ``report.skipped``).
+            mask_threshold: Grey level above which a pixel of a non-binary mask is lesion.
+            threshold: Lesion probability threshold.
+            postprocess: As for :meth:`predict`.
+            batch_size: Inference batch size.
+            num_workers: DataLoader workers (decoding and mask reading).
+            progress: A bar over the batches on a terminal (a string names it).
+
+        Returns:
+            The :class:`~hamkit.seg_metrics.SegmentationReport`; with ``classify=True`` it holds
+            the head's :class:`~hamkit.metrics.ClassificationReport` (over the images with a
+            known label) and the per-image class predictions.
+
+        Raises:
+            DataError: No masks, a mask of another size than its image, a non-binary mask
+                without ``mask_threshold``, or no images.
+        """
+        return evaluation.evaluate(
+            self,
+            data,
+            masks=masks,
+            split_csv=split_csv,
+            split=split,
+            on_missing=on_missing,
+            mask_threshold=mask_threshold,
+            threshold=threshold,
+            postprocess=postprocess,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            progress=progress,
+        )
+
+    def plot_examples(
+        self,
+        data: Any,
+        path: str | os.PathLike[str],
+        *,
+        n: int = 6,
+        masks: Any = None,
+        split_csv: Any = None,
+        split: str = "test",
+        threshold: float = 0.5,
+        postprocess: str | None = None,
+        image_ids: Sequence[str] | None = None,
+        title: str | None = None,
+    ) -> Path:
+        """Draw input / ground truth / prediction / contour-overlay panels, one row per image.
+
+        The rows are the first ``n`` images of the data, or the images named by ``image_ids``
+        (in that order), e.g. the lowest-Dice images of a :class:`SegmentationReport`.
+
+        Args:
+            data: A ``SkinDataset`` with masks, or a data root with ``split_csv``.
+            path: The PNG to write (atomically).
+            n: Number of images (rows).
+            masks: The masks folder of a data root.
+            split_csv: Split CSV for a data root.
+            split: Which split to draw from.
+            threshold: Lesion probability threshold.
+            postprocess: As for :meth:`predict`.
+            image_ids: Draw these images instead of the first ``n``.
+            title: Figure title.
+
+        Returns:
+            The written path.
+
+        Raises:
+            DataError: The data is not a SkinDataset (or root) with masks, or an id of
+                ``image_ids`` is not in it.
+        """
+        return evaluation.plot_examples(
+            self,
+            data,
+            path,
+            n=n,
+            masks=masks,
+            split_csv=split_csv,
+            split=split,
+            threshold=threshold,
+            postprocess=postprocess,
+            image_ids=image_ids,
+            title=title,
+        )
+
     @classmethod
     def load(
         cls, path: str | os.PathLike[str], *, device: str = "auto", backbone: str | None = None

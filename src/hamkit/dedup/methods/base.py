@@ -40,12 +40,13 @@ Examples:
 
 from __future__ import annotations
 
+import os
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -56,13 +57,13 @@ from hamkit.dedup.pairs import Metric, Pairs
 from hamkit.errors import HamkitError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hamkit.dedup.deduplicator import Deduplicator
     from hamkit.dedup.scenes import VerifiedCandidates
 
 __all__ = [
     "DedupMethod",
     "METHODS",
     "PLUGIN_GROUP",
+    "Shared",
     "Signatures",
     "Threshold",
     "default_cache_dir",
@@ -79,6 +80,16 @@ Threshold = float | int | None
 Signatures = tuple[np.ndarray, dict[int, str]]
 """What :meth:`DedupMethod.signatures` returns: one signature per image (a row, a hash, an
 object), and ``{index: reason}`` of the images that could not be read."""
+
+
+class Shared(Protocol):
+    """The settings every method shares, which the caller (the
+    :class:`~hamkit.dedup.deduplicator.Deduplicator`) passes to each call of a method."""
+
+    num_workers: int | None
+    cache_dir: str | os.PathLike[str] | bool | None
+    progress: bool
+
 
 METHODS: dict[str, type[DedupMethod]] = {}
 """The methods by name, in the order they were registered (the built-ins first)."""
@@ -333,12 +344,12 @@ class DedupMethod(BaseEstimator, ABC):
         up to 8 (decoding is all the work; this process only collects the results)."""
         return max(1, min(8, available_cpus()))
 
-    def workers(self, dedup: Deduplicator) -> int:
+    def workers(self, dedup: Shared) -> int:
         """Decoding processes for ``dedup``: its ``num_workers``, or :meth:`default_workers`."""
         return dedup.num_workers if dedup.num_workers is not None else self.default_workers()
 
     @staticmethod
-    def cache_folder(dedup: Deduplicator, kind: str) -> Path | None:
+    def cache_folder(dedup: Shared, kind: str) -> Path | None:
         """The cache folder of ``kind`` for ``dedup``'s ``cache_dir`` (``None``: no cache).
 
         Args:
@@ -354,7 +365,7 @@ class DedupMethod(BaseEstimator, ABC):
 
     # ------------------------------------------------------------------ work
     @abstractmethod
-    def signatures(self, dedup: Deduplicator, paths: Sequence[Path]) -> Signatures:
+    def signatures(self, dedup: Shared, paths: Sequence[Path]) -> Signatures:
         """Decode the images and compute one signature each.
 
         Args:
@@ -368,7 +379,7 @@ class DedupMethod(BaseEstimator, ABC):
 
     @abstractmethod
     def self_pairs(
-        self, dedup: Deduplicator, signatures: np.ndarray, threshold: Threshold
+        self, dedup: Shared, signatures: np.ndarray, threshold: Threshold
     ) -> tuple[Pairs, VerifiedCandidates | None]:
         """Every duplicate pair within one set of readable images.
 
@@ -383,7 +394,7 @@ class DedupMethod(BaseEstimator, ABC):
         """
 
     @abstractmethod
-    def cross_pairs(self, dedup: Deduplicator, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
+    def cross_pairs(self, dedup: Shared, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
         """Every duplicate pair with one image in each of two non-empty sets of readable images.
 
         Args:

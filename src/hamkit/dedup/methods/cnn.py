@@ -28,13 +28,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hamkit._cpu import loader_workers
-from hamkit.dedup.methods.base import DedupMethod, Signatures, Threshold, register_method
+from hamkit.dedup.methods.base import DedupMethod, Shared, Signatures, Threshold, register_method
 from hamkit.dedup.pairs import Pairs
 from hamkit.dedup.search import IvfConfig, cosine_cross_pairs, cosine_pairs
 from hamkit.errors import HamkitError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hamkit.dedup.deduplicator import Deduplicator
     from hamkit.dedup.scenes import VerifiedCandidates
 
 __all__ = ["CnnMethod"]
@@ -158,7 +157,7 @@ class CnnMethod(DedupMethod):
             self._network_key = key
         return self.network_, spec
 
-    def signatures(self, dedup: Deduplicator, paths: Sequence[Path]) -> Signatures:
+    def signatures(self, dedup: Shared, paths: Sequence[Path]) -> Signatures:
         """``(N, D)`` float32 L2-normalised embeddings (zero rows for unreadable images)."""
         from hamkit.dedup.embeddings import EmbeddingCache, embed_paths
 
@@ -191,7 +190,7 @@ class CnnMethod(DedupMethod):
         )
 
     def self_pairs(
-        self, dedup: Deduplicator, signatures: np.ndarray, threshold: Threshold
+        self, dedup: Shared, signatures: np.ndarray, threshold: Threshold
     ) -> tuple[Pairs, VerifiedCandidates | None]:
         """:func:`~hamkit.dedup.search.cosine_pairs` with the method's backend."""
         pairs = cosine_pairs(
@@ -203,7 +202,7 @@ class CnnMethod(DedupMethod):
         )
         return pairs, None
 
-    def cross_pairs(self, dedup: Deduplicator, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
+    def cross_pairs(self, dedup: Shared, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
         """:func:`~hamkit.dedup.search.cosine_cross_pairs` with the method's backend."""
         return cosine_cross_pairs(
             a,

@@ -22,12 +22,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hamkit.dedup.methods.base import DedupMethod, Signatures, Threshold, register_method
+from hamkit.dedup.methods.base import DedupMethod, Shared, Signatures, Threshold, register_method
 from hamkit.dedup.pairs import Pairs, equal_value_pairs
 from hamkit.errors import HamkitError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hamkit.dedup.deduplicator import Deduplicator
     from hamkit.dedup.scenes import VerifiedCandidates
 
 __all__ = ["ExactMethod"]
@@ -59,7 +58,7 @@ class ExactMethod(DedupMethod):
             raise HamkitError("method 'exact' takes no threshold (it matches identical pixels)")
         return None
 
-    def signatures(self, dedup: Deduplicator, paths: Sequence[Path]) -> Signatures:
+    def signatures(self, dedup: Shared, paths: Sequence[Path]) -> Signatures:
         """Pixel digests (strings; ``""`` for unreadable files); byte-identical files are decoded once."""
         from hamkit.dedup.inputs import DecodeJob, decode_all
 
@@ -95,11 +94,11 @@ class ExactMethod(DedupMethod):
         return digest, skipped
 
     def self_pairs(
-        self, dedup: Deduplicator, signatures: np.ndarray, threshold: Threshold
+        self, dedup: Shared, signatures: np.ndarray, threshold: Threshold
     ) -> tuple[Pairs, VerifiedCandidates | None]:
         """All pairs within each set of equal digests."""
         return equal_value_pairs(signatures, signatures, self_search=True), None
 
-    def cross_pairs(self, dedup: Deduplicator, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
+    def cross_pairs(self, dedup: Shared, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
         """All pairs of equal digests across the two sets."""
         return equal_value_pairs(a, b, self_search=False)

@@ -24,13 +24,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hamkit.dedup.hashing import HASH_SIZES, dhash, phash
-from hamkit.dedup.methods.base import DedupMethod, Signatures, Threshold, register_method
+from hamkit.dedup.methods.base import DedupMethod, Shared, Signatures, Threshold, register_method
 from hamkit.dedup.pairs import Pairs
 from hamkit.dedup.search import hamming_cross_pairs, hamming_pairs
 from hamkit.errors import HamkitError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hamkit.dedup.deduplicator import Deduplicator
     from hamkit.dedup.scenes import VerifiedCandidates
 
 __all__ = ["HashMethod", "PHashMethod", "DHashMethod", "HASH_CACHE_VERSION"]
@@ -89,7 +88,7 @@ class HashMethod(DedupMethod):
         """Every distance from 0 to the one in use."""
         return list(range(0, int(threshold or 0) + 1))
 
-    def signatures(self, dedup: Deduplicator, paths: Sequence[Path]) -> Signatures:
+    def signatures(self, dedup: Shared, paths: Sequence[Path]) -> Signatures:
         """``uint64`` hashes; those of unchanged files come from the disk cache."""
         from hamkit.dedup.embeddings import EmbeddingCache
         from hamkit.dedup.inputs import DecodeJob, decode_all
@@ -135,12 +134,12 @@ class HashMethod(DedupMethod):
         return out, skipped
 
     def self_pairs(
-        self, dedup: Deduplicator, signatures: np.ndarray, threshold: Threshold
+        self, dedup: Shared, signatures: np.ndarray, threshold: Threshold
     ) -> tuple[Pairs, VerifiedCandidates | None]:
         """:func:`~hamkit.dedup.search.hamming_pairs` at the threshold."""
         return hamming_pairs(signatures, int(threshold), progress=dedup.progress), None  # type: ignore[arg-type]
 
-    def cross_pairs(self, dedup: Deduplicator, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
+    def cross_pairs(self, dedup: Shared, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
         """:func:`~hamkit.dedup.search.hamming_cross_pairs` at the threshold."""
         return hamming_cross_pairs(a, b, int(threshold), progress=dedup.progress)  # type: ignore[arg-type]
 

@@ -29,19 +29,16 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from hamkit._cpu import available_cpus
 from hamkit.dedup.candidates import Candidates, WindowHits, candidates_from_hits, hits_per_query, window_hits
-from hamkit.dedup.methods.base import DedupMethod, Signatures, Threshold, register_method
+from hamkit.dedup.methods.base import DedupMethod, Shared, Signatures, Threshold, register_method
 from hamkit.dedup.pairs import Pairs
 from hamkit.dedup.scenes import VerifiedCandidates, VerifyMemo, verified_pairs
 from hamkit.errors import HamkitError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from hamkit.dedup.deduplicator import Deduplicator
 
 __all__ = ["AUDIT_HITS", "VerifiedMethod"]
 
@@ -156,7 +153,7 @@ class VerifiedMethod(DedupMethod):
         """0.1 to 1.0 in steps of 0.05."""
         return [float(t) for t in np.round(np.arange(0.1, 1.0001, 0.05), 2).tolist()]
 
-    def signatures(self, dedup: Deduplicator, paths: Sequence[Path]) -> Signatures:
+    def signatures(self, dedup: Shared, paths: Sequence[Path]) -> Signatures:
         """A :class:`~hamkit.dedup.scenes.Scene` per readable image (``None`` for the others).
 
         Scenes are kept in memory for the life of the method (``scenes_``), keyed by path, size
@@ -200,7 +197,7 @@ class VerifiedMethod(DedupMethod):
 
     def _search(
         self,
-        dedup: Deduplicator,
+        dedup: Shared,
         scenes: list[Any],
         cross: int | None = None,
         candidates: Candidates | None = None,
@@ -255,7 +252,7 @@ class VerifiedMethod(DedupMethod):
         return found
 
     def self_pairs(
-        self, dedup: Deduplicator, signatures: np.ndarray, threshold: Threshold
+        self, dedup: Shared, signatures: np.ndarray, threshold: Threshold
     ) -> tuple[Pairs, VerifiedCandidates | None]:
         """The candidates whose score passes the threshold, and every candidate.
 
@@ -272,7 +269,7 @@ class VerifiedMethod(DedupMethod):
         keep = self.passes(found.score, threshold)
         return Pairs(found.i[keep], found.j[keep], found.score[keep], "aligned", True), found
 
-    def cross_pairs(self, dedup: Deduplicator, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
+    def cross_pairs(self, dedup: Shared, a: np.ndarray, b: np.ndarray, threshold: Threshold) -> Pairs:
         """The candidates across the two sets whose score passes the threshold, and the pairs
         across them that this method verified before (e.g. in a :meth:`find` over all images)."""
         union = list(a) + list(b)
