@@ -158,6 +158,8 @@ CLUSTER_NODES, CLUSTER_CORES = 16, 16
 
 def dedup_scale() -> str:
     """``benchmarks/dedup_scale.py``: one process, shards and local Ray per size; 1M estimated; a cluster projected."""
+    if not (RESULTS / "dedup_scale.json").exists():
+        return "No results file yet: run `python benchmarks/dedup_scale.py`."
     data = json.loads((RESULTS / "dedup_scale.json").read_text())
     extra_file = RESULTS / "dedup_scale_extra.json"
     extra = json.loads(extra_file.read_text()) if extra_file.exists() else {}
