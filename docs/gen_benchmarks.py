@@ -173,6 +173,7 @@ def dedup_scale() -> str:
         stages = row.get("stages") or {}
         cell = {name: _num((stages.get(name) or {}).get("seconds"), 1) for name in ("signatures", "search", "verify")}
         same = {True: "yes", False: "**no**", None: "(reference)"}[row.get("same_pairs_csv_as_single")]
+        same = "(reference)" if row["mode"] == "single" else same
         lines.append(
             f"| {row['images']:,} | {row['mode']} | {row['seconds']:.1f} | {cell['signatures']} | {cell['search']} | "
             f"{cell['verify']} | {_num(row.get('merge_seconds'), 1)} | {_mib(row.get('peak_rss_mib'))} | "
@@ -180,6 +181,15 @@ def dedup_scale() -> str:
         )
     shards = [r for r in rows if r["mode"] == "shards" and r.get("stages")]
     notes = []
+    by = {(r["images"], r["mode"]): r for r in rows}
+    for (n, mode), row in sorted(by.items()):
+        if mode != "single" and (n, "single") in by:
+            ratio = row["seconds"] / by[(n, "single")]["seconds"]
+            notes.append(f"{mode} / one process at {n:,} images: {ratio:.2f}x the wall time.")
+    notes.append(
+        "Peak memory is that of the largest single process (for ray, of the processes the driver waited for; the "
+        "shards' own peaks per stage are in their completion markers)."
+    )
     if shards:
         largest = shards[-1]
         n, stages = largest["images"], largest["stages"]
