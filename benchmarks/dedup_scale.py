@@ -270,7 +270,7 @@ def search_memory(n: int, work: Path, shards: int = 2) -> dict:
         "shards": shards,
         "seconds": round(time.perf_counter() - started, 1),
         "stage_seconds": marker["seconds"],
-        "peak_rss_mib": _child_peak_mib(),
+        "peak_rss_mib": marker["peak_rss_mib"],  # the search process's own peak
         "load_average": round(os.getloadavg()[0], 2),
     }
 

@@ -9,7 +9,7 @@ first stage without a marker:
 1. **signatures** (``signatures.done``): shard ``I`` decodes its contiguous block of the images
    (sorted as :func:`~hamkit.dedup.inputs.resolve_images` sorts them) into scenes on disk:
    thumbnails in a ``.npy`` file and the greyscale images and ORB keypoints in flat files with an
-   offset table, read memory-mapped later, so no stage holds every scene in memory.
+   offset table, read back per image later, so no stage holds every scene in memory.
 2. **search** (``search.done``): once every shard's signatures are there, shard ``I`` indexes the
    window thumbnails of *all* images (every shard sees the same index as the single process) and
    queries with its share of the query chunks, exactly the chunks the single-process search
@@ -180,11 +180,23 @@ class _Flat:
         self.handle.close()
 
 
-def _read_flat(path: Path, width: int, dtype: Any) -> np.ndarray:
-    dtype = np.dtype(dtype)
-    if path.stat().st_size == 0:
-        return np.zeros((0, width), dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r").reshape(-1, width)
+class _Reader:
+    """Rows of a flat file read on demand (``os.pread``: no pages of the file stay mapped into
+    this process, so reading every scene once does not grow its memory)."""
+
+    def __init__(self, path: Path, width: int, dtype: Any) -> None:
+        self.path, self.width, self.dtype = path, width, np.dtype(dtype)
+        self.row_bytes = width * self.dtype.itemsize
+
+    def rows(self, start: int, count: int) -> np.ndarray:
+        if count == 0:
+            return np.zeros((0, self.width), dtype=self.dtype)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            data = os.pread(fd, count * self.row_bytes, start * self.row_bytes)
+        finally:
+            os.close(fd)
+        return np.frombuffer(data, dtype=self.dtype).reshape(count, self.width).copy()
 
 
 _FLATS = {  # name: (width, dtype)
@@ -197,7 +209,7 @@ _FLATS = {  # name: (width, dtype)
 
 
 class SceneStore:
-    """The scenes of one shard, on disk, read memory-mapped.
+    """The scenes of one shard, on disk: thumbnails memory-mapped, the rest read per image.
 
     Attributes:
         folder: The shard's folder.
@@ -217,12 +229,12 @@ class SceneStore:
         self.digests = (folder / "digests.txt").read_text().split("\n")[: len(self.paths)]
         self.skipped = {int(k): v for k, v in json.loads((folder / "skipped.json").read_text()).items()}
         self._offsets = np.load(folder / "offsets.npy")  # (n, 2 * len(_FLATS) + 2): starts, counts, height, width
-        self._flats = {name: _read_flat(folder / f"{name}.bin", *spec) for name, spec in _FLATS.items()}
+        self._flats = {name: _Reader(folder / f"{name}.bin", *spec) for name, spec in _FLATS.items()}
 
     def _rows(self, name: str, local: int) -> np.ndarray:
         column = list(_FLATS).index(name)
         start, count = self._offsets[local, 2 * column], self._offsets[local, 2 * column + 1]
-        return np.asarray(self._flats[name][start : start + count])
+        return self._flats[name].rows(int(start), int(count))
 
     def gray(self, local: int) -> np.ndarray:
         """The greyscale image of the shard's image ``local``."""
