@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from hamkit.registry import create_backbone
+from hamkit.backbones.registry import create_backbone
 
 DEFAULT_MODELS = ["mobilenet_v3_small@128", "mobilenet_v3_large@64", "resnet18@64", "resnet18@112"]
 

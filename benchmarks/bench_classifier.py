@@ -78,7 +78,7 @@ def main() -> None:
             epochs=1,
             batch_size=args.batch_size,
             lr=1e-4,
-            class_balance=None,
+            class_balance="none",
             num_workers=0,
             progress=False,
             scheduler="none",

@@ -48,8 +48,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from hamkit.backbones.registry import get_backbone
 from hamkit.data.dataset import SkinDataset
-from hamkit.registry import get_backbone
 from hamkit.segment import LesionSegmenter, SegmentationNetwork
 from hamkit.synthetic import make_synthetic
 

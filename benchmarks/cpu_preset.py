@@ -86,7 +86,7 @@ def main() -> None:
         cache=args.cache,
     )
     parts = {name: base.subset(split.indices(name)) for name in ("train", "val", "test")}
-    balance = None if args.class_balance == "none" else args.class_balance
+    balance = args.class_balance
     fit = dict(
         epochs=args.epochs,
         batch_size=args.batch_size,

@@ -95,7 +95,7 @@ def main() -> None:
     start = time.perf_counter()
     report_clf = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=False)
     # plain CE, no balancing, no validation-based selection: the last epoch is kept
-    report_clf.fit(base.subset(report_train), None, class_balance=None, **fit)
+    report_clf.fit(base.subset(report_train), None, class_balance="none", **fit)
     rows.append(("report recipe, its own random val (leaky)", score(report_clf, base.subset(report_val))))
     rows.append(("report recipe, lesion-disjoint test", score(report_clf, test)))
     ours = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=False)
@@ -103,7 +103,7 @@ def main() -> None:
     rows.append(("hamkit defaults, lesion-disjoint test", score(ours, test)))
     balance_rows = []
     if not args.skip_balance_study:
-        for mode in ("sampler", "loss", None):
+        for mode in ("sampler", "loss", "none"):
             clf = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=False)
             clf.fit(base.subset(split.indices("train")), base.subset(split.indices("val")), class_balance=mode, **fit)
             balance_rows.append((f"class_balance={mode!r}", score(clf, test)))

@@ -10,12 +10,12 @@ from torch import nn
 from torchvision import models as tvm
 from torchvision.models._api import WeightsEnum
 
+from hamkit.backbones.registry import create_backbone, get_backbone
 from hamkit.backbones.smp_specs import smp_spec
 from hamkit.backbones.spec import IMAGENET_MEAN, IMAGENET_STD
 from hamkit.backbones.timm_specs import timm_spec
 from hamkit.backbones.torchvision_specs import BUILTIN_SPECS
 from hamkit.errors import BackboneNotFoundError, HamkitError
-from hamkit.registry import create_backbone, get_backbone
 
 CLASSIFIERS = sorted(n for n, s in BUILTIN_SPECS.items() if s.tasks == ("classification",))
 SEGMENTERS = sorted(n for n, s in BUILTIN_SPECS.items() if s.tasks == ("segmentation",))

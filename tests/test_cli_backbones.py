@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from hamkit import registry as reg
+from hamkit.backbones import registry as reg
 from hamkit.backbones.offline import offline_backbones
 from hamkit.backbones.torchvision_specs import BUILTIN_SPECS
 from hamkit.cli.backbones import format_table
@@ -12,12 +14,10 @@ from hamkit.cli.main import main
 
 
 @pytest.fixture
-def fresh(monkeypatch: pytest.MonkeyPatch) -> reg._Registry:
+def fresh() -> Iterator[None]:
     """A registry with the built-ins only and no plugin discovery."""
-    monkeypatch.setenv("HAMKIT_DISABLE_PLUGINS", "1")
-    registry = reg._Registry(BUILTIN_SPECS)
-    monkeypatch.setattr(reg, "_REGISTRY", registry)
-    return registry
+    with reg.isolated(plugins=False):
+        yield
 
 
 def _rows(text: str) -> list[list[str]]:
@@ -28,7 +28,7 @@ def test_format_table_aligns_columns() -> None:
     assert format_table(("A", "BB"), [(1, "x"), ("long", "y")]).splitlines() == ["A     BB", "1     x", "long  y"]
 
 
-def test_backbones_lists_all_builtins(fresh: reg._Registry, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backbones_lists_all_builtins(fresh: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backbones"]) == 0
     rows = _rows(capsys.readouterr().out)
     assert rows[0] == ["NAME", "TASKS", "FEATURE_DIM", "INPUT", "PRETRAINED", "OFFLINE", "SOURCE"]
@@ -47,18 +47,18 @@ def test_backbones_lists_all_builtins(fresh: reg._Registry, capsys: pytest.Captu
     assert table["deeplabv3_resnet101"][1:4] == ["segmentation", "2048", "256x256"]
 
 
-def test_backbones_pattern_and_task(fresh: reg._Registry, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backbones_pattern_and_task(fresh: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backbones", "*mobilenet*", "--task", "segmentation"]) == 0
     names = [row[0] for row in _rows(capsys.readouterr().out)[1:] if len(row) == 7]
     assert names == ["deeplabv3_mobilenet_v3_large"]
 
 
-def test_backbones_no_match(fresh: reg._Registry, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backbones_no_match(fresh: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backbones", "vgg*"]) == 1
     assert "no backbone matches 'vgg*'" in capsys.readouterr().out
 
 
-def test_backbones_describes_a_pass_through_name(fresh: reg._Registry, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backbones_describes_a_pass_through_name(fresh: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backbones", "smp:unet:resnet18"]) == 0
     rows = _rows(capsys.readouterr().out)
     assert rows[1] == [
@@ -73,9 +73,7 @@ def test_backbones_describes_a_pass_through_name(fresh: reg._Registry, capsys: p
     assert main(["backbones", "smp:unet:resnet18", "--task", "classification"]) == 1
 
 
-def test_backbones_unknown_pass_through_name_is_an_error(
-    fresh: reg._Registry, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_backbones_unknown_pass_through_name_is_an_error(fresh: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backbones", "timm:resnt18"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("hamkit backbones: error: unknown timm model 'resnt18'")
@@ -89,13 +87,13 @@ def test_backbones_rejects_unknown_task(capsys: pytest.CaptureFixture[str]) -> N
     assert "invalid choice: 'detection'" in capsys.readouterr().err
 
 
-def test_plugins_when_disabled(fresh: reg._Registry, capsys: pytest.CaptureFixture[str]) -> None:
+def test_plugins_when_disabled(fresh: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plugins", "--load"]) == 0
     assert "plugin discovery is off (HAMKIT_DISABLE_PLUGINS is set)" in capsys.readouterr().out
 
 
 def test_plugins_when_none_installed(
-    fresh: reg._Registry, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    fresh: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("HAMKIT_DISABLE_PLUGINS")
     monkeypatch.setattr(reg._plugins, "discover", lambda: [])
@@ -103,9 +101,7 @@ def test_plugins_when_none_installed(
     assert "no backbone plugins installed (entry point group 'hamkit.backbones')" in (capsys.readouterr().out)
 
 
-def test_backbones_marks_the_installed_offline_weights(
-    fresh: reg._Registry, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_backbones_marks_the_installed_offline_weights(fresh: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backbones", "lite0"]) == 0
     out = capsys.readouterr().out
     rows = {row[0]: row for row in _rows(out)[1:] if len(row) == 7}
@@ -113,3 +109,29 @@ def test_backbones_marks_the_installed_offline_weights(
     assert "Pretrained weights installed (no network needed): timm:tf_efficientnet_lite0" in out
     assert main(["backbones", "smp:Linknet:tu-tf_efficientnet_lite0"]) == 0
     assert _rows(capsys.readouterr().out)[1][4:6] == ["imagenet", "imagenet"]
+
+
+def test_backbones_browses_timm_and_smp_names(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("timm")
+    assert main(["backbones", "timm:*efficientnet_lite*"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "timm:tf_efficientnet_lite0" in lines and "timm:efficientnet_lite0" in lines
+    assert all(line.startswith("timm:") for line in lines if line and not line[0].isdigit())
+    assert reg.list_backbones("timm:tf_efficientnet_lite", task="segmentation") == []  # timm: classification
+    assert "timm:tf_efficientnet_lite2" in reg.list_backbones("timm:tf_efficientnet_lite")  # no wildcard: contains
+    pytest.importorskip("segmentation_models_pytorch")
+    found = reg.list_backbones("smp:unet:resnet3*", task="segmentation")
+    assert "smp:Unet:resnet34" in found and all(name.lower().startswith("smp:unet:resnet3") for name in found)
+    assert main(["backbones", "timm:*no_such_model_anywhere*"]) == 1
+    assert "no backbone matches" in capsys.readouterr().out
+
+
+def test_isolated_forgets_what_was_registered_in_it() -> None:
+    with reg.isolated(plugins=False):
+
+        @reg.register_backbone("tiny_isolated_net", feature_dim=3)
+        def tiny(pretrained: bool = False, **kwargs: object) -> None:  # pragma: no cover - never built
+            raise NotImplementedError
+
+        assert reg.list_backbones("tiny_isolated") == ["tiny_isolated_net"]
+    assert reg.list_backbones("tiny_isolated") == []

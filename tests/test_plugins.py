@@ -20,13 +20,15 @@ from typing import Any
 
 import pytest
 
+import hamkit
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "plugin_package"
 
 BROKEN_CODE = "raise ImportError(\"hamkit_broken needs the package 'not_installed_dependency'\")\n"
 CLASH_CODE = textwrap.dedent(
     """
-    from hamkit.registry import BackboneSpec
+    from hamkit.backbones.registry import BackboneSpec
 
     def _build(*, task, pretrained, **kwargs):
         import torch
@@ -117,7 +119,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _run(script: str, pythonpath: list[Path], **env: str) -> dict[str, Any]:
     environ = {k: v for k, v in os.environ.items() if k != "HAMKIT_DISABLE_PLUGINS"}
-    environ.update(env, PYTHONPATH=os.pathsep.join(str(p) for p in pythonpath))
+    checkout = Path(hamkit.__file__).resolve().parents[1]  # the hamkit under test, not another install
+    environ.update(env, PYTHONPATH=os.pathsep.join(str(p) for p in [*pythonpath, checkout]))
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)],
         capture_output=True,
@@ -136,7 +139,7 @@ warnings.simplefilter("always")
 out = {}
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    import hamkit.registry as r
+    import hamkit.backbones.registry as r
     from hamkit.errors import PluginError
     out["names"] = r.list_backbones()
     out["torch_after_list"] = "torch" in sys.modules
@@ -253,7 +256,7 @@ def test_disable_env_hides_all_plugins(installed: dict[str, Path]) -> None:
     result = _run(
         """
         import json, sys
-        import hamkit.registry as r
+        import hamkit.backbones.registry as r
         from hamkit.errors import BackboneNotFoundError
         try:
             r.get_backbone("tinynet")
@@ -278,7 +281,7 @@ def test_importing_the_plugin_module_directly(installed: dict[str, Path]) -> Non
         caught = warnings.catch_warnings(record=True).__enter__()
         warnings.simplefilter("always")
         import hamkit_tinynet  # the decorator runs outside the registry's loader
-        import hamkit.registry as r
+        import hamkit.backbones.registry as r
         from hamkit.errors import HamkitError
         spec = r.get_backbone("tinynet")
         try:

@@ -1,4 +1,4 @@
-"""Tests of hamkit.registry: specs, names, wildcards, user registration, laziness."""
+"""Tests of hamkit.backbones.registry: specs, names, wildcards, user registration, laziness."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 
 import pytest
 import torch
 from torch import nn
 
 import hamkit
-from hamkit import registry as reg
+from hamkit.backbones import registry as reg
 from hamkit.backbones.spec import IMAGENET_MEAN, BackboneSpec, PluginInfo
 from hamkit.backbones.torchvision_specs import BUILTIN_SPECS
 from hamkit.errors import BackboneNotFoundError, HamkitError, WeightsError
@@ -22,12 +23,10 @@ BUILTINS = sorted(BUILTIN_SPECS)
 
 
 @pytest.fixture
-def fresh(monkeypatch: pytest.MonkeyPatch) -> reg._Registry:
+def fresh() -> Iterator[None]:
     """A registry with only the built-ins (no plugins), so registrations do not leak."""
-    monkeypatch.setenv("HAMKIT_DISABLE_PLUGINS", "1")
-    registry = reg._Registry(BUILTIN_SPECS)
-    monkeypatch.setattr(reg, "_REGISTRY", registry)
-    return registry
+    with reg.isolated(plugins=False):
+        yield
 
 
 def _pool(*, task: str, pretrained: bool | str, **kwargs: object) -> nn.Module:
@@ -37,7 +36,7 @@ def _pool(*, task: str, pretrained: bool | str, **kwargs: object) -> nn.Module:
 # --- listing and lookup -------------------------------------------------------------------
 
 
-def test_list_backbones_all_builtins_sorted(fresh: reg._Registry) -> None:
+def test_list_backbones_all_builtins_sorted(fresh: None) -> None:
     assert reg.list_backbones() == BUILTINS
     assert len(BUILTINS) == 10
 
@@ -54,11 +53,11 @@ def test_list_backbones_all_builtins_sorted(fresh: reg._Registry) -> None:
         ("nothing*", []),
     ],
 )
-def test_list_backbones_wildcards(fresh: reg._Registry, pattern: str, expected: list[str]) -> None:
+def test_list_backbones_wildcards(fresh: None, pattern: str, expected: list[str]) -> None:
     assert reg.list_backbones(pattern) == expected
 
 
-def test_list_backbones_task_filter(fresh: reg._Registry) -> None:
+def test_list_backbones_task_filter(fresh: None) -> None:
     seg = reg.list_backbones(task="segmentation")
     assert seg == ["deeplabv3_mobilenet_v3_large", "deeplabv3_resnet101", "deeplabv3_resnet50"]
     cls = reg.list_backbones("*net*", task="classification")
@@ -72,7 +71,7 @@ def test_list_backbones_task_filter(fresh: reg._Registry) -> None:
         reg.list_backbones(task="detection")
 
 
-def test_unknown_name_suggests_close_matches(fresh: reg._Registry) -> None:
+def test_unknown_name_suggests_close_matches(fresh: None) -> None:
     with pytest.raises(BackboneNotFoundError) as info:
         reg.get_backbone("resnet19")
     message = str(info.value)
@@ -83,7 +82,7 @@ def test_unknown_name_suggests_close_matches(fresh: reg._Registry) -> None:
         reg.get_backbone("MobileNet_V2")  # case differs: suggested, not silently accepted
 
 
-def test_get_backbone_builtin_spec(fresh: reg._Registry) -> None:
+def test_get_backbone_builtin_spec(fresh: None) -> None:
     spec = reg.get_backbone("deeplabv3_resnet50")
     assert spec.tasks == ("segmentation",) and spec.feature_dim == 2048
     assert spec.source == "hamkit" and spec.mean == IMAGENET_MEAN
@@ -153,7 +152,7 @@ def test_plugin_info_fields() -> None:
 # --- user registration --------------------------------------------------------------------
 
 
-def test_register_decorator_and_create(fresh: reg._Registry) -> None:
+def test_register_decorator_and_create(fresh: None) -> None:
     @reg.register_backbone("meancolour", feature_dim=3)
     def meancolour(*, task: str, pretrained: bool | str, **kwargs: object) -> nn.Module:
         """Mean colour of the image.
@@ -173,7 +172,7 @@ def test_register_decorator_and_create(fresh: reg._Registry) -> None:
     assert model.feature_dim == 3  # set from the spec: the builder's module had none
 
 
-def test_register_existing_name_needs_override(fresh: reg._Registry) -> None:
+def test_register_existing_name_needs_override(fresh: None) -> None:
     reg.register_backbone(BackboneSpec("mine", ("classification",), _pool, 3))
     with pytest.raises(HamkitError, match="already registered.*override=True"):
         reg.register_backbone("mine", feature_dim=5)(_pool)
@@ -182,7 +181,7 @@ def test_register_existing_name_needs_override(fresh: reg._Registry) -> None:
     assert reg.get_backbone("mine").feature_dim == 5
 
 
-def test_register_builtin_name_needs_override(fresh: reg._Registry) -> None:
+def test_register_builtin_name_needs_override(fresh: None) -> None:
     with pytest.raises(HamkitError, match="'resnet18' is already registered.*'hamkit'"):
         reg.register_backbone("resnet18", feature_dim=3)(_pool)
     assert reg.get_backbone("resnet18").feature_dim == 512
@@ -191,17 +190,17 @@ def test_register_builtin_name_needs_override(fresh: reg._Registry) -> None:
 
 
 @pytest.mark.parametrize("name", ["timm:mine", "smp:Unet:mine"])
-def test_reserved_prefixes_cannot_be_registered(fresh: reg._Registry, name: str) -> None:
+def test_reserved_prefixes_cannot_be_registered(fresh: None, name: str) -> None:
     with pytest.raises(HamkitError, match="reserved"):
         reg.register_backbone(name, feature_dim=3, override=True)(_pool)
 
 
-def test_register_requires_feature_dim(fresh: reg._Registry) -> None:
+def test_register_requires_feature_dim(fresh: None) -> None:
     with pytest.raises(HamkitError, match="feature_dim is required"):
         reg.register_backbone("nodim")
 
 
-def test_task_none_picks_first_and_unserved_task_is_refused(fresh: reg._Registry) -> None:
+def test_task_none_picks_first_and_unserved_task_is_refused(fresh: None) -> None:
     seen: list[str] = []
 
     @reg.register_backbone("dual", tasks=("segmentation", "classification"), feature_dim=3)
@@ -216,13 +215,13 @@ def test_task_none_picks_first_and_unserved_task_is_refused(fresh: reg._Registry
         reg.create_backbone("resnet18", task="segmentation")
 
 
-def test_builder_must_return_a_module(fresh: reg._Registry) -> None:
+def test_builder_must_return_a_module(fresh: None) -> None:
     reg.register_backbone("broken", feature_dim=3)(lambda **kwargs: "not a model")
     with pytest.raises(HamkitError, match="returned a str, not a torch.nn.Module"):
         reg.create_backbone("broken")
 
 
-def test_pretrained_choices_are_checked(fresh: reg._Registry) -> None:
+def test_pretrained_choices_are_checked(fresh: None) -> None:
     reg.register_backbone("random_only", feature_dim=3)(_pool)
     with pytest.raises(WeightsError, match="has no pretrained weights; pass pretrained=False"):
         reg.create_backbone("random_only", pretrained=True)
@@ -244,7 +243,7 @@ _LAZY_SCRIPT = textwrap.dedent(
     md.entry_points = counting
     heavy = ("torch", "torchvision", "timm", "segmentation_models_pytorch")
     import hamkit
-    import hamkit.registry as r
+    import hamkit.backbones.registry as r
     state = {
         "heavy_after_import": [m for m in heavy if m in sys.modules],
         "discovered_at_import": r._REGISTRY._plugins is not None or bool(calls),

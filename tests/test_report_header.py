@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from hamkit.backbones.registry import describe_initial_weights
 from hamkit.pipeline.config import load_config
 from hamkit.pipeline.report import _header_html
-from hamkit.registry import describe_initial_weights
 
 
 def _ctx(run: dict) -> SimpleNamespace:
@@ -34,7 +34,7 @@ def test_no_banner_when_every_network_is_pretrained() -> None:
 
 
 def test_every_preset_starts_from_weights_that_need_no_download_except_report() -> None:
-    from hamkit.registry import get_backbone
+    from hamkit.backbones.registry import get_backbone
 
     for preset in ("demo", "cpu", "gpu"):
         config = load_config(preset=preset)

@@ -13,9 +13,9 @@ import torch
 from safetensors.torch import save_file
 from torchvision import models as tvm
 
+from hamkit.backbones.registry import create_backbone
 from hamkit.backbones.weights import download_guard, is_download_failure, read_state_dict
 from hamkit.errors import WeightsError
-from hamkit.registry import create_backbone
 
 SMALL = "mobilenet_v3_small"
 

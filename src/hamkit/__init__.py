@@ -27,13 +27,13 @@ from hamkit.errors import (
 
 # public name -> module that defines it (imported on first attribute access)
 _LAZY: dict[str, str] = {
-    "BackboneSpec": "hamkit.registry",
-    "PluginInfo": "hamkit.registry",
-    "register_backbone": "hamkit.registry",
-    "create_backbone": "hamkit.registry",
-    "get_backbone": "hamkit.registry",
-    "list_backbones": "hamkit.registry",
-    "list_plugins": "hamkit.registry",
+    "BackboneSpec": "hamkit.backbones.registry",
+    "PluginInfo": "hamkit.backbones.registry",
+    "register_backbone": "hamkit.backbones.registry",
+    "create_backbone": "hamkit.backbones.registry",
+    "get_backbone": "hamkit.backbones.registry",
+    "list_backbones": "hamkit.backbones.registry",
+    "list_plugins": "hamkit.backbones.registry",
     "ImageRecord": "hamkit.data.metadata",
     "read_metadata": "hamkit.data.metadata",
     "read_isic_groundtruth": "hamkit.data.metadata",
@@ -81,6 +81,15 @@ __getattr__, __dir__ = lazy_attributes("hamkit", globals(), _LAZY)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from hamkit.backbones.registry import (
+        BackboneSpec,
+        PluginInfo,
+        create_backbone,
+        get_backbone,
+        list_backbones,
+        list_plugins,
+        register_backbone,
+    )
     from hamkit.classify import LesionClassifier
     from hamkit.crossval import CrossValidationResult, cross_validate_folds
     from hamkit.data.cache import DecodeCache
@@ -94,15 +103,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hamkit.ham10000.download import download_ham10000
     from hamkit.metrics import ClassificationReport, classification_report
     from hamkit.pipeline.run import PipelineResult, run_pipeline
-    from hamkit.registry import (
-        BackboneSpec,
-        PluginInfo,
-        create_backbone,
-        get_backbone,
-        list_backbones,
-        list_plugins,
-        register_backbone,
-    )
     from hamkit.seg_metrics import SegmentationReport, segmentation_report
     from hamkit.segment import LesionSegmenter, SegmentationPrediction
     from hamkit.synthetic.generator import SyntheticDataset, make_synthetic

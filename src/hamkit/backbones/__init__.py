@@ -1,7 +1,9 @@
-"""Backbone implementations behind :mod:`hamkit.registry`.
+"""Backbones: the registry and what it is built from.
 
 Modules:
 
+* :mod:`~hamkit.backbones.registry`: the public face (``create_backbone``, ``get_backbone``,
+  ``list_backbones``, ``register_backbone``, ``list_plugins``, ``isolated``).
 * :mod:`~hamkit.backbones.spec`: :class:`BackboneSpec` and :class:`PluginInfo` (no torch).
 * :mod:`~hamkit.backbones.table`: the registration table: names, lookups, clash rules (no torch).
 * :mod:`~hamkit.backbones.factory`: building a model from its spec, pretrained and local weights.

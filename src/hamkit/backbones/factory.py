@@ -1,4 +1,4 @@
-"""Building a backbone from its spec: the work behind :func:`hamkit.registry.create_backbone`.
+"""Building a backbone from its spec: the work behind :func:`hamkit.backbones.registry.create_backbone`.
 
 :func:`build_backbone` checks the task and the pretrained choice against the spec, calls the
 spec's builder (under :func:`~hamkit.backbones.weights.download_guard` when upstream weights
@@ -65,7 +65,7 @@ def build_backbone(
     weights: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> nn.Module:
-    """Build the model a spec describes (the arguments are :func:`hamkit.registry.create_backbone`'s).
+    """Build the model a spec describes (the arguments are :func:`hamkit.backbones.registry.create_backbone`'s).
 
     Args:
         spec: The backbone's spec.

@@ -8,7 +8,7 @@ A plugin is any installed distribution that declares, in its ``pyproject.toml``:
 The entry point NAME is the backbone name. The object it points to is one of
 
 * a :class:`~hamkit.backbones.spec.BackboneSpec`;
-* a function decorated with :func:`hamkit.registry.register_backbone` (the decorator attaches
+* a function decorated with :func:`hamkit.backbones.registry.register_backbone` (the decorator attaches
   the spec to the function as ``backbone_spec``);
 * a zero-argument callable returning a :class:`~hamkit.backbones.spec.BackboneSpec`.
 
@@ -71,7 +71,7 @@ def plugins_disabled() -> bool:
 def loading_package() -> str | None:
     """Return the distribution whose plugin is being imported right now, else ``None``.
 
-    :func:`hamkit.registry.register_backbone` uses it to attach (not register) the spec of a
+    :func:`hamkit.backbones.registry.register_backbone` uses it to attach (not register) the spec of a
     function decorated inside a plugin module; the registry registers it under the entry
     point's name and package.
 

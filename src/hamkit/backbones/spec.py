@@ -6,7 +6,7 @@ listing and describing backbones never imports torch.
 The builder protocol:
     ``spec.builder(task=task, pretrained=pretrained, **kwargs)`` is called with keyword arguments
     only and returns a ``torch.nn.Module`` that honours the contract of
-    :func:`hamkit.registry.create_backbone`. ``task`` is one of ``spec.tasks``; ``pretrained`` is
+    :func:`hamkit.backbones.registry.create_backbone`. ``task`` is one of ``spec.tasks``; ``pretrained`` is
     ``False``, ``True`` (the default upstream weights) or one of ``spec.pretrained_weights``;
     segmentation builders take ``out_channels`` (default 1) among ``kwargs``.
 """
@@ -89,7 +89,7 @@ class BackboneSpec:
         HamkitError: A field is invalid (unknown task, non-positive feature dimension, ...).
 
     Examples:
-        >>> from hamkit.registry import get_backbone
+        >>> from hamkit.backbones.registry import get_backbone
         >>> spec = get_backbone("resnet18")
         >>> spec.tasks, spec.feature_dim, spec.source
         (('classification',), 512, 'hamkit')

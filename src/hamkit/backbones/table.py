@@ -1,8 +1,8 @@
-"""The registration table behind :mod:`hamkit.registry`: which name belongs to which spec.
+"""The registration table behind :mod:`hamkit.backbones.registry`: which name belongs to which spec.
 
 A :class:`BackboneTable` holds three kinds of names and looks them up in this order:
 
-1. **Registered in code** with :func:`hamkit.registry.register_backbone` (``override=True``
+1. **Registered in code** with :func:`hamkit.backbones.registry.register_backbone` (``override=True``
    replaces a built-in or a plugin of the same name).
 2. **Built-ins**, the table's starting contents (:data:`hamkit.backbones.torchvision_specs.BUILTIN_SPECS`).
 3. **Plugins**: entry points found by :func:`hamkit.backbones.plugins.discover` on the first query
@@ -141,7 +141,7 @@ class BackboneTable:
         return set(self._builtins) | set(self._user) | usable
 
     def get(self, name: str) -> BackboneSpec:
-        """Return the spec of ``name`` (see :func:`hamkit.registry.get_backbone`).
+        """Return the spec of ``name`` (see :func:`hamkit.backbones.registry.get_backbone`).
 
         Raises:
             BackboneNotFoundError: Unknown name; the message suggests close matches.
@@ -167,7 +167,7 @@ class BackboneTable:
         return f"unknown backbone {name!r}{hint} ({_PASS_THROUGH_HINT})"
 
     def list_names(self, pattern: str, task: str | None) -> list[str]:
-        """The sorted names matching ``pattern`` (see :func:`hamkit.registry.list_backbones`).
+        """The sorted names matching ``pattern`` (see :func:`hamkit.backbones.registry.list_backbones`).
 
         Raises:
             HamkitError: ``task`` is not a known task.
@@ -208,7 +208,7 @@ class BackboneTable:
         return [r.info() for r in sorted(records, key=lambda r: (r.name, r.package))]
 
     def register(self, spec: BackboneSpec, *, override: bool, module: str | None = None) -> None:
-        """Add ``spec`` under its name (see :func:`hamkit.registry.register_backbone`).
+        """Add ``spec`` under its name (see :func:`hamkit.backbones.registry.register_backbone`).
 
         Args:
             spec: The spec.

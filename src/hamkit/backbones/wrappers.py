@@ -1,6 +1,6 @@
 """``nn.Module`` wrappers that give upstream segmentation models hamkit's contract.
 
-The contract (see :func:`hamkit.registry.create_backbone`): ``forward(x, return_features=False)``
+The contract (see :func:`hamkit.backbones.registry.create_backbone`): ``forward(x, return_features=False)``
 returns mask logits ``(N, out_channels, H, W)`` at the input resolution; with
 ``return_features=True`` it returns ``(logits, features)``, where ``features`` is the deepest
 encoder feature map ``(N, feature_dim, h, w)`` of the same forward pass. Each wrapper has an int

@@ -16,6 +16,6 @@ from __future__ import annotations
 from hamkit.classify.estimator import LesionClassifier
 from hamkit.classify.network import ClassifierNetwork
 from hamkit.engine.fitting import balance_weights, dataset_labels
-from hamkit.engine.recipe import CLASS_BALANCE_MODES
+from hamkit.engine.settings import CLASS_BALANCE_MODES
 
 __all__ = ["LesionClassifier", "ClassifierNetwork", "CLASS_BALANCE_MODES", "dataset_labels", "balance_weights"]

@@ -136,7 +136,7 @@ class LesionClassifier(Estimator):
         return config
 
     def _build(self, *, pretrained: bool | str, weights: Any) -> ClassifierNetwork:
-        from hamkit.registry import create_backbone
+        from hamkit.backbones.registry import create_backbone
 
         if self.num_classes < 2:
             raise HamkitError(f"num_classes must be at least 2, got {self.num_classes}")
@@ -224,7 +224,7 @@ class LesionClassifier(Estimator):
                 ``weight_decay``, ``scheduler``, ``monitor`` (``balanced_accuracy``,
                 ``accuracy``, ``macro_f1``, ``loss``, ``melanoma_sensitivity``),
                 ``early_stopping``, ``grad_clip``, ``class_balance`` (``"sampler"``,
-                ``"loss"`` or ``None``), ``augment``, ``seed``, ``amp``, ``channels_last``,
+                ``"loss"`` or ``"none"``), ``augment``, ``seed``, ``amp``, ``channels_last``,
                 ``num_workers``, ``progress``, ``out_dir`` (checkpoints ``best/``, ``last/``
                 and history), ``resume``.
 

@@ -109,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
         HamkitError: A pass-through name is unknown (printed by ``hamkit`` without traceback).
     """
     from hamkit.backbones.offline import offline_backbones
+    from hamkit.backbones.registry import RESERVED_PREFIXES, get_backbone, list_backbones
     from hamkit.errors import PluginError
-    from hamkit.registry import RESERVED_PREFIXES, get_backbone, list_backbones
 
     pattern: str = args.pattern
     if pattern.startswith(tuple(RESERVED_PREFIXES)) and not any(c in pattern for c in "*?["):
@@ -119,6 +119,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         specs = []
         names = list_backbones(pattern, task=args.task)
+        if pattern.startswith(tuple(RESERVED_PREFIXES)):  # browsing timm's or smp's names: no spec each
+            if not names:
+                print(f"no backbone matches {pattern!r}" + (f" for task {args.task}" if args.task else ""))
+                return 1
+            print("\n".join(names))
+            print(f"\n{len(names)} name(s); `hamkit backbones NAME` describes one")
+            return 0
         if args.task in (None, "classification"):  # the timm models whose weights are installed
             names += [n for n in offline_backbones() if _matches(n, pattern) and n not in names]
         for name in names:

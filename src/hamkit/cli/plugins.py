@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     import warnings
 
     from hamkit.backbones.plugins import DISABLE_ENV, PLUGIN_GROUP, plugins_disabled
+    from hamkit.backbones.registry import list_plugins
     from hamkit.cli.backbones import format_table
-    from hamkit.registry import list_plugins
 
     if plugins_disabled():
         print(f"plugin discovery is off ({DISABLE_ENV} is set)")

@@ -27,6 +27,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "original report's recipe), gpu (pretrained, larger, for a GPU)",
     )
     parser.add_argument("--out", type=output_folder, help="run folder (required unless --print-config)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one setting without a TOML file, e.g. --set classifier.epochs=3 (repeatable; the value is "
+        'read as TOML: 3, 1e-4, true, "resnet50" or a bare word)',
+    )
     parser.add_argument("--print-config", action="store_true", help="print the effective settings as TOML and exit")
     add_quiet(parser)
     add_json(parser)
@@ -36,10 +44,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     """Run ``hamkit run``."""
     from hamkit.errors import HamkitError
-    from hamkit.pipeline.config import default_preset, load_config, to_toml
+    from hamkit.pipeline.config import default_preset, load_config, parse_set, to_toml
 
+    overrides = parse_set(args.set)
     preset = args.preset or default_preset(args.data, load_config(args.config) if args.config else None)
-    settings = load_config(args.config, preset)
+    settings = load_config(args.config, preset, overrides)
     if args.print_config:
         print(to_toml(settings), end="")
         return 0

@@ -19,8 +19,7 @@ from hamkit.cli._types import (
     positive_float,
     positive_int,
 )
-
-AUGMENT_CHOICES = ("none", "flips", "light", "strong")
+from hamkit.engine.settings import AUGMENTS, CLASS_BALANCE_MODES, OPTIMIZERS
 
 
 def _common(
@@ -51,11 +50,11 @@ def _common(
         "--batch-size", type=positive_int, default=batch_size, help=f"batch size (default: {batch_size})"
     )
     parser.add_argument("--lr", type=positive_float, default=lr, help=f"learning rate (default: {lr:g})")
-    parser.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
+    parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
     parser.add_argument(
         "--class-balance",
         default="sampler",
-        choices=("sampler", "loss", "none"),
+        choices=CLASS_BALANCE_MODES,
         help="class balancing (default: sampler)",
     )
     parser.add_argument(
@@ -77,7 +76,7 @@ def _common(
     parser.add_argument("--decode-cache", metavar="DIR", help="decode-cache folder (default: OUT/cache)")
     parser.add_argument(
         "--augment",
-        choices=AUGMENT_CHOICES,
+        choices=AUGMENTS,
         default=None,
         help="training augmentation: none, flips (random flips and 90-degree turns; the default), light or strong "
         "(flips plus affine and colour jitter; see hamkit.data.augment)",
@@ -181,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         optimizer=args.optimizer,
-        class_balance=None if args.class_balance == "none" else args.class_balance,
+        class_balance=args.class_balance,
         early_stopping=args.early_stopping,
         warmup_epochs=args.warmup_epochs,
         num_workers=args.workers,

@@ -229,7 +229,7 @@ class SkinDataset(Dataset):
             records = [r for r in records if r.image_id in match.masks]
             mask_paths = match.masks
         if backbone is not None:
-            from hamkit.registry import get_backbone
+            from hamkit.backbones.registry import get_backbone
 
             spec = get_backbone(backbone)
             kwargs.setdefault("mean", spec.mean)

@@ -62,7 +62,7 @@ class Estimator(BaseEstimator):
 
     def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """The input normalisation ``(mean, std)`` of the backbone (from its registry spec)."""
-        from hamkit.registry import get_backbone
+        from hamkit.backbones.registry import get_backbone
 
         spec = get_backbone(self.backbone)
         return tuple(spec.mean), tuple(spec.std)

@@ -17,12 +17,12 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from hamkit.backbones.registry import describe_initial_weights
 from hamkit.engine.device import resolve_device
 from hamkit.engine.inputs import unpack_batch
 from hamkit.engine.recipe import TrainConfig
 from hamkit.engine.trainer import Trainer, TrainingTask, TrainResult
 from hamkit.errors import DataError
-from hamkit.registry import describe_initial_weights
 
 __all__ = ["dataset_labels", "balance_weights", "check_labels", "fit_estimator", "warn_one_class"]
 

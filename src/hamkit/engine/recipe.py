@@ -5,13 +5,13 @@ keyword arguments override), what the :class:`~hamkit.engine.trainer.Trainer` ru
 saved model's ``config.json`` records under ``"recipe"``. It follows scikit-learn's parameter
 protocol, so a grid search reaches into it: ``{"recipe__lr": [1e-3, 1e-4]}``.
 
-This module imports neither torch nor any model library.
+The names and allowed values of its settings, and the rules that check them, live in
+:mod:`hamkit.engine.settings`. This module imports neither torch nor any model library.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,23 +19,11 @@ from typing import Any
 
 from sklearn.base import BaseEstimator
 
+from hamkit.engine.settings import CHECKED, check
 from hamkit.errors import HamkitError
 
-__all__ = [
-    "TrainConfig",
-    "OPTIMIZER_NAMES",
-    "SCHEDULERS",
-    "CLASS_BALANCE_MODES",
-    "AUGMENT_CHOICES",
-    "RUN_OPTIONS",
-    "recipe_with",
-]
+__all__ = ["TrainConfig", "RUN_OPTIONS", "recipe_with"]
 
-OPTIMIZER_NAMES = ("adam", "adamw", "sgd")
-SCHEDULERS = ("cosine", "step", "none")
-CLASS_BALANCE_MODES = ("sampler", "loss", None)
-#: Named training augmentations (see :mod:`hamkit.data.augment`); ``True`` is the default one.
-AUGMENT_CHOICES = ("none", "flips", "light", "strong")
 #: Fields that say how a run is carried out rather than what is learnt; not recorded in
 #: ``config.json`` and not part of the recipe a model was trained with.
 RUN_OPTIONS = ("num_workers", "progress", "out_dir", "resume", "device")
@@ -63,7 +51,7 @@ class TrainConfig(BaseEstimator):
             validation data the last epoch is kept.
         early_stopping: Stop after this many epochs without improvement, or ``None``.
         class_balance: ``"sampler"`` (every class drawn equally often, with replacement),
-            ``"loss"`` (class-weighted cross-entropy) or ``None``. The segmenter balances only
+            ``"loss"`` (class-weighted cross-entropy) or ``"none"``. The segmenter balances only
             when it has a diagnosis head.
         augment: Training augmentation: ``"none"``, ``"flips"`` (flips and 90-degree turns),
             ``"light"``, ``"strong"``, ``True`` (the default choice), ``False`` (none) or a
@@ -99,7 +87,7 @@ class TrainConfig(BaseEstimator):
     grad_clip: float | None = None
     monitor: str | None = None
     early_stopping: int | None = None
-    class_balance: str | None = "sampler"
+    class_balance: str = "sampler"
     augment: bool | str | Callable[..., Any] = True
     seed: int = 0
     amp: bool | str = "auto"
@@ -114,33 +102,12 @@ class TrainConfig(BaseEstimator):
     __hash__ = None  # type: ignore[assignment]
 
     def validate(self) -> None:
-        """Check the settings, raising :class:`~hamkit.errors.HamkitError` with the fix."""
-        if self.epochs < 1:
-            raise HamkitError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise HamkitError(f"batch_size must be at least 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise HamkitError(f"lr must be positive, got {self.lr}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise HamkitError(f"weight_decay must be 0 or positive, got {self.weight_decay}")
-        if not (math.isfinite(self.warmup_epochs) and 0 <= self.warmup_epochs <= self.epochs):
-            raise HamkitError(f"warmup_epochs must be between 0 and epochs ({self.epochs}), got {self.warmup_epochs}")
-        if self.early_stopping is not None and self.early_stopping < 1:
-            raise HamkitError(
-                f"early_stopping must be None or a patience of at least 1 epoch, got {self.early_stopping}"
-            )
-        if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
-            raise HamkitError(f"grad_clip must be None or positive, got {self.grad_clip}")
-        if self.num_workers is not None and self.num_workers < 0:
-            raise HamkitError(f"num_workers must be None (automatic) or 0 or more, got {self.num_workers}")
-        if self.optimizer not in OPTIMIZER_NAMES:
-            raise HamkitError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZER_NAMES)}")
-        if self.scheduler not in SCHEDULERS:
-            raise HamkitError(f"unknown scheduler {self.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
-        if self.class_balance not in CLASS_BALANCE_MODES:
-            raise HamkitError(f"class_balance must be 'sampler', 'loss' or None, got {self.class_balance!r}")
-        if isinstance(self.augment, str) and self.augment not in AUGMENT_CHOICES:
-            raise HamkitError(f"unknown augment {self.augment!r}; choose one of {', '.join(AUGMENT_CHOICES)}")
+        """Check the settings (:func:`hamkit.engine.settings.check`, the rules ``hamkit run`` checks
+        too), raising :class:`~hamkit.errors.HamkitError` with the fix."""
+        for name in CHECKED:
+            problem = check(name, getattr(self, name), epochs=self.epochs)
+            if problem:
+                raise HamkitError(problem)
         if self.resume and self.out_dir is None:
             raise HamkitError("resume=True needs out_dir= (the folder of the interrupted run)")
 

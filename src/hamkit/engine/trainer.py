@@ -36,7 +36,7 @@ from hamkit.errors import DataError, HamkitError, TrainingError
 
 __all__ = ["TrainConfig", "TrainingTask", "TrainResult", "Trainer", "seed_everything", "default_num_workers"]
 
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {  # one per recipe.OPTIMIZER_NAMES
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {  # one per settings.OPTIMIZERS
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "sgd": lambda params, lr, weight_decay: torch.optim.SGD(

@@ -31,7 +31,7 @@ from typing import Any
 
 from hamkit.errors import HamkitError
 
-__all__ = ["DEFAULTS", "PRESETS", "Settings", "default_preset", "load_config", "to_toml"]
+__all__ = ["DEFAULTS", "PRESETS", "Settings", "default_preset", "load_config", "parse_set", "to_toml"]
 
 
 class Settings(dict[str, Any]):
@@ -77,7 +77,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "weight_decay": 0.0,
         "warmup_epochs": 0.0,
         "augment": "flips",
-        "class_balance": "sampler",
+        "class_balance": "sampler",  # sampler, loss or none
         "pretrained": True,
     },
     "segmenter": {
@@ -177,16 +177,23 @@ def _merge(
     source: str,
     sources: dict[tuple[str, str], str] | None = None,
 ) -> None:
+    unknown: list[str] = []  # every typo at once, not one per run
+    hints: dict[str, str] = {}
     for section, values in override.items():
         if section not in base:
-            raise HamkitError(f"{source}: unknown section [{section}]; sections are {', '.join(base)}")
-        if not isinstance(values, dict):
+            unknown.append(f"section [{section}]")
+            hints["sections"] = f"sections are {', '.join(base)}"
+        elif not isinstance(values, dict):
             raise HamkitError(f"{source}: [{section}] must be a table of settings")
+        else:
+            for key in values:
+                if key not in base[section]:
+                    unknown.append(f"setting {section}.{key}")
+                    hints[section] = f"[{section}] has {', '.join(base[section])}"
+    if unknown:
+        raise HamkitError(f"{source}: unknown {', '.join(unknown)}; {'; '.join(hints.values())}")
+    for section, values in override.items():
         for key, value in values.items():
-            if key not in base[section]:
-                raise HamkitError(
-                    f"{source}: unknown setting {section}.{key}; [{section}] has {', '.join(base[section])}"
-                )
             expected = type(base[section][key])
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
@@ -195,6 +202,33 @@ def _merge(
             base[section][key] = value
             if sources is not None:
                 sources[(section, key)] = source
+
+
+def parse_set(assignments: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``["section.key=value", ...]`` (``hamkit run --set``) as overrides for :func:`load_config`.
+
+    Each value is read as a TOML value (``3``, ``1e-4``, ``true``, ``"text"``, ``[0.8, 0.1, 0.1]``);
+    one that is not TOML is taken as a string, so ``--set classifier.optimizer=adamw`` works unquoted.
+
+    Raises:
+        HamkitError: An assignment without ``=`` or without a ``section.`` before the key.
+
+    Examples:
+        >>> parse_set(["classifier.epochs=3", "classifier.optimizer=adamw", "dedup.methods=['exact']"])
+        {'classifier': {'epochs': 3, 'optimizer': 'adamw'}, 'dedup': {'methods': ['exact']}}
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for assignment in assignments:
+        name, equals, text = assignment.partition("=")
+        section, dot, key = name.strip().partition(".")
+        if not equals or not dot or not section or not key:
+            raise HamkitError(f"--set {assignment}: write SECTION.KEY=VALUE, e.g. --set classifier.epochs=3")
+        try:
+            value = tomllib.loads(f"value = {text.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        out.setdefault(section, {})[key] = value
+    return out
 
 
 def default_preset(data: str | os.PathLike[str] | None, config: dict[str, Any] | None = None) -> str:

@@ -191,9 +191,9 @@ def _command_line() -> str:
 def _run_info(settings: dict[str, Any], preset: str | None) -> dict[str, Any]:
     import torch
 
+    from hamkit.backbones.registry import describe_initial_weights
     from hamkit.engine.device import resolve_device
     from hamkit.pipeline.report import versions
-    from hamkit.registry import describe_initial_weights
 
     device = resolve_device(settings["run"]["device"])
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()

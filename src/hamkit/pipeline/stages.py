@@ -299,7 +299,7 @@ def classifier_stage(ctx: RunContext) -> None:
             section["backbone"],
             image_size=section["image_size"],
             pretrained=section["pretrained"],
-            recipe=_recipe(ctx, section, class_balance=section["class_balance"] or None),
+            recipe=_recipe(ctx, section, class_balance=section["class_balance"]),
             device=ctx.settings["run"]["device"],
         )
         model.fit(ctx.root, split_csv=ctx.split_csv, cache=ctx.decode_cache, out_dir=folder, resume=resume)

@@ -16,9 +16,7 @@ from typing import Any
 
 from hamkit.errors import HamkitError
 
-__all__ = ["CLASS_BALANCE_SETTINGS", "check_masks", "check_settings"]
-
-CLASS_BALANCE_SETTINGS = ("sampler", "loss", "")
+__all__ = ["check_masks", "check_settings"]
 
 
 def _where(settings: Any, section: str, key: str) -> str:
@@ -49,31 +47,20 @@ def _check_model(problems: _Problems, section: str, task: str) -> None:
     settings = problems.settings[section]
     if not settings.get("enabled", True):
         return
-    problems.positive_int(section, "image_size", 16)
-    problems.positive_int(section, "epochs")
-    problems.positive_int(section, "batch_size", 2)
-    lr = settings["lr"]
-    if not (math.isfinite(lr) and lr > 0):
-        problems.add(section, "lr", "must be a positive number")
-    if settings["optimizer"] not in ("adam", "adamw", "sgd"):
-        problems.add(section, "optimizer", "must be 'adam', 'adamw' or 'sgd'")
-    decay = settings["weight_decay"]
-    if not (math.isfinite(decay) and decay >= 0):
-        problems.add(section, "weight_decay", "must be 0 or a positive number")
-    from hamkit.engine.recipe import AUGMENT_CHOICES
+    from hamkit.engine.settings import check
 
-    if settings["augment"] not in AUGMENT_CHOICES:
-        problems.add(section, "augment", f"must be one of {', '.join(repr(c) for c in AUGMENT_CHOICES)}")
-    warmup = settings["warmup_epochs"]
-    if not (math.isfinite(warmup) and 0 <= warmup <= settings["epochs"]):
-        problems.add(section, "warmup_epochs", f"must be between 0 and epochs ({settings['epochs']})")
-    if section == "classifier" and settings["class_balance"] not in CLASS_BALANCE_SETTINGS:
-        problems.add(section, "class_balance", "must be 'sampler', 'loss' or '' (no balancing)")
+    problems.positive_int(section, "image_size", 16)
+    for key, value in settings.items():  # the training settings: the rules TrainConfig checks
+        problem = check(key, value, epochs=settings.get("epochs"))
+        if problem:
+            problems.add(section, key, problem)
+    if settings["batch_size"] == 1:
+        problems.add(section, "batch_size", "must be at least 2 (batch normalisation needs two images)")
 
 
 def _check_backbone(problems: _Problems, section: str, key: str, task: str) -> None:
+    from hamkit.backbones.registry import get_backbone
     from hamkit.errors import BackboneNotFoundError, PluginError
-    from hamkit.registry import get_backbone
 
     name = problems.settings[section][key]
     try:

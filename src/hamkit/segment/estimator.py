@@ -133,7 +133,7 @@ class LesionSegmenter(Estimator):
         }
 
     def _build(self, *, pretrained: bool | str, weights: Any) -> SegmentationNetwork:
-        from hamkit.registry import create_backbone
+        from hamkit.backbones.registry import create_backbone
 
         if self.classify:
             if self.num_classes < 2:

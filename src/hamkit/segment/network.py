@@ -27,7 +27,7 @@ class SegmentationNetwork(nn.Module):
         dropout: Dropout before the head's linear layer.
 
     Examples:
-        >>> from hamkit.registry import create_backbone
+        >>> from hamkit.backbones.registry import create_backbone
         >>> body = create_backbone("smp:Unet:resnet18", encoder_depth=3, decoder_channels=(16, 8, 8))
         >>> net = SegmentationNetwork(body, num_classes=7).eval()
         >>> masks, classes = net(torch.zeros(2, 3, 32, 32))

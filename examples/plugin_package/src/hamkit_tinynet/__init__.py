@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hamkit.registry import register_backbone
+from hamkit.backbones.registry import register_backbone
 
 __all__ = ["TinyNet", "tinynet"]
 

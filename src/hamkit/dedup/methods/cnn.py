@@ -134,7 +134,7 @@ class CnnMethod(DedupMethod):
         Warns (``UserWarning``) when the network has random weights: unrelated images then look
         alike and no threshold separates them.
         """
-        from hamkit.registry import create_backbone, get_backbone
+        from hamkit.backbones.registry import create_backbone, get_backbone
 
         spec = get_backbone(self.backbone)
         key = (self.backbone, self.pretrained, self.weights)

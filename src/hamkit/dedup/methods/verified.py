@@ -66,6 +66,7 @@ class VerifiedMethod(DedupMethod):
         candidates: Candidate partners proposed per image before verification (more finds more
             heavily altered copies, and costs verification time).
         min_inliers: RANSAC inliers an alignment needs before its content is compared.
+        batch_size: Images per decoding batch (the scenes do not depend on it).
         backend: ``"local"`` (this process and its decoding workers, every scene in memory:
             tens of KB per image), ``"disk"`` (the stages of :mod:`hamkit.dedup.shards` in this
             process, with the scenes on disk and loaded per batch of candidate pairs: memory no
@@ -83,7 +84,7 @@ class VerifiedMethod(DedupMethod):
 
     Examples:
         >>> VerifiedMethod(candidates=20).get_params()
-        {'backend': 'local', 'candidates': 20, 'min_inliers': 15}
+        {'backend': 'local', 'batch_size': 32, 'candidates': 20, 'min_inliers': 15}
         >>> VerifiedMethod().check_threshold(0)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -103,22 +104,27 @@ class VerifiedMethod(DedupMethod):
     memory_cache = "decoded scenes, by path, size and modification time; verifications, by the images' digests"
     run_threshold = "verified_threshold"
 
-    def __init__(self, *, candidates: int = 10, min_inliers: int = 15, backend: str = "local") -> None:
+    def __init__(
+        self, *, candidates: int = 10, min_inliers: int = 15, batch_size: int = 32, backend: str = "local"
+    ) -> None:
         self.candidates = candidates
         self.min_inliers = min_inliers
+        self.batch_size = batch_size
         self.backend = backend
 
     def check(self) -> None:
-        """Check ``candidates``, ``min_inliers`` and ``backend``.
+        """Check ``candidates``, ``min_inliers``, ``batch_size`` and ``backend``.
 
         Raises:
-            HamkitError: ``candidates`` below 1 or ``min_inliers`` below 4 (or not integers), an
-                unknown ``backend``, or ``"ray"`` without Ray installed.
+            HamkitError: ``candidates`` or ``batch_size`` below 1 or ``min_inliers`` below 4 (or not
+                integers), an unknown ``backend``, or ``"ray"`` without Ray installed.
         """
         if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) or self.candidates < 1:
             raise HamkitError(f"candidates must be a positive integer, got {self.candidates!r}")
         if isinstance(self.min_inliers, bool) or not isinstance(self.min_inliers, int) or self.min_inliers < 4:
             raise HamkitError(f"min_inliers must be an integer of at least 4, got {self.min_inliers!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise HamkitError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if self.backend not in ("local", "disk", "ray"):
             raise HamkitError(f"backend must be 'local', 'disk' or 'ray', got {self.backend!r}")
         if self.backend == "ray":
@@ -178,7 +184,7 @@ class VerifiedMethod(DedupMethod):
         if todo:
             for indices, values, bad in decode_all(
                 DecodeJob([paths[i] for i in todo], "scene"),
-                batch_size=32,
+                batch_size=self.batch_size,
                 num_workers=self.workers(dedup),
                 progress=dedup.progress,
                 desc="decode",

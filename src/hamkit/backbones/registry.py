@@ -26,7 +26,9 @@ describing the built-ins.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from hamkit.backbones import plugins as _plugins
@@ -37,8 +39,6 @@ from hamkit.backbones.torchvision_specs import BUILTIN_SPECS
 from hamkit.errors import HamkitError
 
 if TYPE_CHECKING:  # pragma: no cover
-    import os
-
     from torch import nn
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "register_backbone",
     "create_backbone",
     "get_backbone",
+    "isolated",
     "list_backbones",
     "list_plugins",
     "describe_initial_weights",
@@ -58,8 +59,43 @@ __all__ = [
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-_Registry = BackboneTable  # the name the tests and older code use for the table's class
 _REGISTRY = BackboneTable(BUILTIN_SPECS)
+
+
+@contextmanager
+def isolated(*, plugins: bool = True) -> Iterator[None]:
+    """A registry of its own for the length of a ``with`` block: the built-ins, and the backbones
+    registered inside the block, which are forgotten after it (for tests, and plugins' tests).
+
+    Args:
+        plugins: Discover installed plugins in it (``False``: as with ``HAMKIT_DISABLE_PLUGINS=1``).
+
+    Examples:
+        >>> with isolated(plugins=False):
+        ...     @register_backbone("tiny_test_net", feature_dim=3)
+        ...     def tiny_test_net(pretrained=False, **kwargs):
+        ...         raise NotImplementedError
+        ...     "tiny_test_net" in list_backbones("tiny")
+        True
+        >>> list_backbones("tiny_test_net")
+        []
+    """
+    global _REGISTRY
+    saved, saved_env = _REGISTRY, os.environ.get(_plugins.DISABLE_ENV)
+    _REGISTRY = BackboneTable(BUILTIN_SPECS)
+    if not plugins:
+        os.environ[_plugins.DISABLE_ENV] = "1"
+    try:
+        yield
+    finally:
+        _REGISTRY = saved
+        if not plugins:
+            if saved_env is None:
+                os.environ.pop(_plugins.DISABLE_ENV, None)
+            else:
+                os.environ[_plugins.DISABLE_ENV] = saved_env
+
+
 """The process-wide table every function of this module reads (tests swap it for a fresh one)."""
 
 
@@ -87,8 +123,11 @@ def get_backbone(name: str) -> BackboneSpec:
 def list_backbones(filter: str = "", task: str | None = None) -> list[str]:  # noqa: A002
     """List registered backbone names (built-ins, plugins and your own), sorted.
 
-    Pass-through names (``timm:...``, ``smp:...``) are not listed: any timm model or smp
-    architecture/encoder pair works.
+    A filter that starts with ``timm:`` or ``smp:`` browses the names those libraries know
+    instead (it imports them): ``"timm:*lite*"`` lists ``timm:tf_efficientnet_lite0`` and the
+    other timm models matching ``*lite*``, ``"smp:unet:*resnet*"`` the smp architecture and
+    encoder pairs (smp's own encoders; any ``tu-<timm model>`` works too). Otherwise the
+    pass-through names are not listed: any timm model or smp architecture/encoder pair works.
 
     Args:
         filter: Shell-style wildcard pattern (``fnmatch``; case-insensitive), e.g.
@@ -109,7 +148,37 @@ def list_backbones(filter: str = "", task: str | None = None) -> list[str]:  # n
         >>> list_backbones("deeplab*mobilenet*", task="segmentation")
         ['deeplabv3_mobilenet_v3_large']
     """
+    if filter.strip().lower().startswith(tuple(RESERVED_PREFIXES)):
+        return _upstream_names(filter.strip(), task)
     return _REGISTRY.list_names(filter, task)
+
+
+def _upstream_names(pattern: str, task: str | None) -> list[str]:
+    """The ``timm:`` or ``smp:`` names matching ``pattern`` (the rule of :func:`list_backbones`)."""
+    import fnmatch
+
+    if task is not None and task not in TASKS:
+        raise HamkitError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    lowered = pattern.lower()
+    if not any(c in lowered for c in "*?["):
+        prefix, _, rest = lowered.partition(":")
+        lowered = f"{prefix}:*{rest}*"
+    if lowered.startswith("timm:"):
+        if task == "segmentation":
+            return []
+        import timm
+
+        names = [f"timm:{name}" for name in timm.list_models()]
+    else:
+        if task == "classification":
+            return []
+        from segmentation_models_pytorch.encoders import get_encoder_names
+
+        from hamkit.backbones.smp_specs import architectures
+
+        archs = sorted(cls.__name__ for cls in architectures().values())
+        names = [f"smp:{arch}:{encoder}" for arch in archs for encoder in get_encoder_names()]
+    return sorted(name for name in names if fnmatch.fnmatchcase(name.lower(), lowered))
 
 
 def list_plugins(load: bool = False) -> list[PluginInfo]:

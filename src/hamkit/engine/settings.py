@@ -1,0 +1,93 @@
+"""The names and allowed values of the training settings, in one place (no torch, no scikit-learn).
+
+:class:`~hamkit.engine.recipe.TrainConfig` validates itself with :func:`check`; the checks of
+``hamkit run`` (:mod:`hamkit.pipeline.validate`) run the same :func:`check` on the
+``[classifier]`` and ``[segmenter]`` sections; the choices of ``hamkit train``'s flags are the
+tuples below. "Off" has one spelling, :data:`OFF` (``"none"``): ``scheduler="none"``,
+``class_balance="none"``, ``augment="none"``.
+
+This module imports nothing heavy, so the command line can read it while it builds its parser.
+
+Examples:
+    >>> check("optimizer", "adagrad")
+    "unknown optimizer 'adagrad'; choose one of adam, adamw, sgd"
+    >>> check("warmup_epochs", 3.0, epochs=2)
+    'warmup_epochs must be between 0 and epochs (2), got 3.0'
+    >>> check("class_balance", "none") is None
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["AUGMENTS", "CLASS_BALANCE_MODES", "CHECKED", "OFF", "OPTIMIZERS", "SCHEDULERS", "check"]
+
+OFF = "none"
+"""The one spelling of "off" for the settings that can be turned off."""
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("cosine", "step", OFF)
+CLASS_BALANCE_MODES = ("sampler", "loss", OFF)
+AUGMENTS = (OFF, "flips", "light", "strong")
+"""Named training augmentations (see :mod:`hamkit.data.augment`)."""
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check(name: str, value: Any, *, epochs: Any = None) -> str | None:
+    """What is wrong with ``value`` for the training setting ``name``, or ``None`` when it is fine.
+
+    Args:
+        name: A field of :class:`~hamkit.engine.recipe.TrainConfig` (fields without a rule pass).
+        value: Its value.
+        epochs: The run's epochs (for ``warmup_epochs``).
+
+    Returns:
+        A one-line message that names the setting and the allowed values, or ``None``.
+    """
+    if name == "epochs" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return f"epochs must be at least 1, got {value}"
+    if name == "batch_size" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return f"batch_size must be at least 1, got {value}"
+    if name == "lr" and not (_number(value) and value > 0):
+        return f"lr must be positive, got {value}"
+    if name == "weight_decay" and not (_number(value) and value >= 0):
+        return f"weight_decay must be 0 or positive, got {value}"
+    if name == "warmup_epochs" and not (_number(value) and 0 <= value <= (epochs if _number(epochs) else math.inf)):
+        return f"warmup_epochs must be between 0 and epochs ({epochs}), got {value}"
+    if name == "early_stopping" and value is not None and not (isinstance(value, int) and value >= 1):
+        return f"early_stopping must be None or a patience of at least 1 epoch, got {value}"
+    if name == "grad_clip" and value is not None and not (_number(value) and value > 0):
+        return f"grad_clip must be None or positive, got {value}"
+    if name == "num_workers" and value is not None and not (isinstance(value, int) and value >= 0):
+        return f"num_workers must be None (automatic) or 0 or more, got {value}"
+    if name == "optimizer" and value not in OPTIMIZERS:
+        return f"unknown optimizer {value!r}; choose one of {', '.join(OPTIMIZERS)}"
+    if name == "scheduler" and value not in SCHEDULERS:
+        return f"unknown scheduler {value!r}; choose one of {', '.join(SCHEDULERS)}"
+    if name == "class_balance" and value not in CLASS_BALANCE_MODES:
+        return f"class_balance must be one of {', '.join(repr(m) for m in CLASS_BALANCE_MODES)}, got {value!r}"
+    if name == "augment" and isinstance(value, str) and value not in AUGMENTS:
+        return f"unknown augment {value!r}; choose one of {', '.join(AUGMENTS)}"
+    return None
+
+
+CHECKED = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_epochs",
+    "early_stopping",
+    "grad_clip",
+    "num_workers",
+    "optimizer",
+    "scheduler",
+    "class_balance",
+    "augment",
+)
+"""The settings :func:`check` has a rule for."""
