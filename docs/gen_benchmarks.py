@@ -7,6 +7,8 @@ docs/benchmarks.md (or another page of :data:`PAGES`) and is rendered from ``ben
   10,015 HAM10000 images with the ``cpu`` preset);
 * ``cpu_preset_sizing``: ``cpu_preset_sizing.jsonl`` (``benchmarks/cpu_preset.py`` rows);
 * ``pretrained_offline``: ``pretrained_offline.json`` (``benchmarks/pretrained_offline.py``);
+* ``evaluation_real``: ``evaluation_real.json`` (``benchmarks/evaluation_real.py``: operating
+  points and subgroups of the full run's classifier on its test split);
 * ``dedup_scale`` (in docs/benchmarks_dedup.md): ``dedup_scale.json`` (``benchmarks/dedup_scale.py``).
 
     python docs/gen_benchmarks.py           # rewrite the blocks
@@ -148,6 +150,104 @@ def pretrained_offline() -> str:
     return table(data["rows"]) + "\n\n" + _provenance(data["rows"][-1])
 
 
+_POINTS = (
+    ("auc", "AUC"),
+    ("partial_auc", "partial AUC above 80 % sensitivity (max 0.2)"),
+    ("sensitivity_at_specificity_0.80", "sensitivity at specificity 0.80"),
+    ("sensitivity_at_specificity_0.90", "sensitivity at specificity 0.90"),
+    ("specificity_at_sensitivity_0.90", "specificity at sensitivity 0.90"),
+)
+_NAMES = {
+    "mel": "Melanoma",
+    "nv": "Melanocytic nevus",
+    "bcc": "Basal cell carcinoma",
+    "akiec": "Actinic keratosis / intraepithelial carcinoma",
+    "bkl": "Benign keratosis-like lesion",
+    "df": "Dermatofibroma",
+    "vasc": "Vascular lesion",
+}
+
+
+def evaluation_real() -> str:
+    """At a glance, operating points and subgroups of the full run's classifier on its test split."""
+    row = json.loads((RESULTS / "evaluation_real.json").read_text())
+    saved, target = row["saved"], row["at_target"]
+    lines = [
+        _provenance(row),
+        f"Operating point: `{row['operating_point_command']}`.",
+        "",
+        f"Test split: {saved['n_samples']} images of {saved['test_lesions']} lesions; 95 % intervals resample "
+        "lesions (1,000 resamples).",
+        "",
+        "| decision | balanced accuracy | melanoma sensitivity | melanoma specificity |",
+        "|---|---|---|---|",
+    ]
+    for label, found in (
+        ("the saved model's (rule chosen on val, no operating point set)", saved),
+        ("melanoma sensitivity 0.90 set on val (`--operating-point mel:sensitivity=0.90`)", target),
+    ):
+        glance = found["at_a_glance"]
+        ci = glance["intervals"]
+        cells = " | ".join(
+            _ci(glance[k], ci.get(k)) for k in ("balanced_accuracy", "melanoma_sensitivity", "melanoma_specificity")
+        )
+        lines.append(f"| {label} | {cells} |")
+    lines += [
+        "",
+        "| class (one against the rest) | test images | " + " | ".join(label for _, label in _POINTS) + " |",
+        "|---|---|" + "---|" * len(_POINTS),
+    ]
+    for code, entry in saved["operating_points"].items():
+        values, ci = entry["values"], entry["intervals"]
+        cells = " | ".join(_ci(values.get(k), ci.get(k)) for k, _ in _POINTS)
+        lines.append(f"| {_NAMES.get(code, code)} ({code}) | {entry['n_positive']} | {cells} |")
+    subgroups = saved["subgroups"]
+    lines += [
+        "",
+        f"Subgroups (the saved decision). *Italics*: fewer than {subgroups['min_lesions']} lesions in the cell, "
+        "too few to read (shown, not hidden); a melanoma sensitivity marked † rests on fewer than "
+        f"{subgroups['min_lesions']} melanoma lesions. Age in bands; `unknown`: the metadata leaves it empty.",
+    ]
+    for column, table in subgroups["tables"].items():
+        lines += [
+            "",
+            f"| {column} | images | lesions | melanoma lesions | balanced accuracy | melanoma sensitivity | "
+            "melanoma specificity |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for cell in table["rows"]:
+            values, ci = cell["values"], cell["intervals"]
+            mel = _ci(values.get("melanoma_sensitivity"), ci.get("melanoma_sensitivity"))
+            mel += " †" if "melanoma_sensitivity" in cell["small_metrics"] else ""
+            name = f"*{cell['value']}*" if cell["small"] else cell["value"]
+            lines.append(
+                f"| {name} | {cell['n']} | {cell['lesions']} | {cell['melanoma_lesions']} | "
+                f"{_ci(values.get('balanced_accuracy'), ci.get('balanced_accuracy'))} | {mel} | "
+                f"{_ci(values.get('melanoma_specificity'), ci.get('melanoma_specificity'))} |"
+            )
+    lines.append("")
+    for metric, gap in subgroups["largest_gap"].items():
+        lines.append(
+            f"- Largest gap in {metric.replace('_', ' ')}: by {gap['column']}, {_num(gap['low']['score'])} "
+            f"({gap['low']['value']}, {gap['low']['lesions']} lesions) against {_num(gap['high']['score'])} "
+            f"({gap['high']['value']}, {gap['high']['lesions']} lesions)."
+        )
+    data = row["card_licence"]["data"]
+    if data.startswith("unknown"):
+        data += (
+            " (this model was saved before hamkit recorded the data a model was trained on; a model saved now "
+            "records it, CC BY-NC-SA 4.0 for HAM10000)"
+        )
+    lines += [
+        "",
+        f"`hamkit evaluate` took {row['evaluate_seconds']:.0f} s on the CPU ({row['timing_note']}). "
+        f"The model card's licences: training data: {data}; starting weights: {row['card_licence']['weights']}.",
+    ]
+    if row.get("note"):
+        lines += ["", row["note"]]
+    return "\n".join(lines)
+
+
 def _mib(value: Any) -> str:
     return "n/a" if value is None else f"{value:,.0f}"
 
@@ -261,6 +361,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "full_run_cpu": full_run_cpu,
     "cpu_preset_sizing": cpu_preset_sizing,
     "pretrained_offline": pretrained_offline,
+    "evaluation_real": evaluation_real,
     "dedup_scale": dedup_scale,
 }
 

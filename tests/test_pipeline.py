@@ -17,7 +17,7 @@ from hamkit.pipeline.run import run_pipeline
 
 TINY = {
     "data": {"synthetic_lesions": 40, "synthetic_image_size": [128, 96]},
-    "classifier": {"image_size": 32, "epochs": 1, "batch_size": 16},
+    "classifier": {"image_size": 32, "epochs": 1, "batch_size": 16, "operating_point": "mel:sensitivity=0.9"},
     "segmenter": {"image_size": 32, "epochs": 1, "batch_size": 8},
     "run": {"num_workers": 0, "progress": False, "device": "cpu"},
 }
@@ -238,3 +238,57 @@ def test_pair_groups_join_connected_images():
 
     labels = _pair_groups(["a", "b", "c", "d", "e"], [["a", "b"], ["c", "b"], ["d", "x"]])
     assert labels[0] == labels[1] == labels[2] and labels[3] not in (None, labels[0]) and labels[4] is None
+
+
+def test_the_report_reads_top_down_and_the_models_carry_their_cards(demo_run):
+    out, _ = demo_run
+    page = (out / "report.html").read_text()
+    assert page.index("Classifier at a glance") < page.index("<h2>Dataset</h2>")  # the summary first
+    for text in (
+        "Melanoma sensitivity",
+        "specificity",
+        "partial AUC above 80",
+        "<h3>Operating points</h3>",
+        "<h3>Subgroups</h3>",
+        "Melanoma (mel)",
+        "costliest test mistakes",
+        "Largest subgroup gap",
+    ):
+        assert text in page, text
+    clf = json.loads((out / "summary.json").read_text())["summary"]["classifier"]
+    glance = clf["at_a_glance"]
+    assert (
+        glance["melanoma_sensitivity_at_specificity_0.80"]
+        == clf["operating_points"]["mel"]["values"]["sensitivity_at_specificity_0.80"]
+    )
+    assert set(clf["subgroups"]["tables"]) == {"sex", "age", "localization", "dx_type"}
+    assert (out / "classifier" / "mistakes.png").is_file()
+    for name in ("classifier", "segmenter"):
+        card = json.loads((out / name / "model" / "model_card.json").read_text())
+        assert "synthetic" in card["licence"]["data"] and card["evaluation"]["subgroups"]["tables"], name
+        assert (out / name / "model" / "MODEL_CARD.md").is_file()
+    seg = json.loads((out / "summary.json").read_text())["summary"]["segmenter"]
+    assert seg["subgroups"]["metrics"] == ["mean_dice", "thresholded_jaccard"]
+
+
+def test_the_runs_operating_point_is_chosen_on_val_and_saved_with_the_model(demo_run):
+    out, _ = demo_run
+    report = json.loads((out / "classifier" / "test_report.json").read_text())
+    assert "operating point sensitivity 0.90 on val" in report["decision"]["rule"]
+    saved = json.loads((out / "classifier" / "model" / "config.json").read_text())
+    point = saved["calibration"]["operating_point"]
+    assert (point["class"], point["measure"], point["target"]) == ("mel", "sensitivity", 0.9)
+    assert point["val_sensitivity"] >= 0.9
+
+
+def test_an_operating_point_for_a_class_the_data_lacks_is_not_applied_and_says_so():
+    from types import SimpleNamespace
+
+    from hamkit.pipeline.evaluation import _operating_point
+
+    ctx = SimpleNamespace(settings={"classifier": {"operating_point": "mel:sensitivity=0.9"}})
+    assert _operating_point(ctx, ["mel", "nv"]) == ({"mel": {"sensitivity": 0.9}}, [])
+    target, warnings = _operating_point(ctx, ["melanoma", "other"])
+    assert target is None and "no operating point was applied" in warnings[0]
+    ctx.settings["classifier"]["operating_point"] = "none"
+    assert _operating_point(ctx, ["mel", "nv"]) == (None, [])

@@ -29,6 +29,8 @@ from hamkit.pipeline.validate import check_masks, check_settings
         ({"classifier": {"backbone": "resnet19"}}, "classifier.backbone"),
         ({"segmenter": {"backbone": "resnet18"}}, "segmenter.backbone"),
         ({"data": {"labels": "/nonexistent/meta.csv"}}, "data.labels"),
+        ({"classifier": {"operating_point": "mel:recall=0.9"}}, "classifier.operating_point"),
+        ({"classifier": {"operating_point": "mel:sensitivity=1.5"}}, "classifier.operating_point"),
     ],
 )
 def test_each_bad_setting_is_named(override, expected):

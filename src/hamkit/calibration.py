@@ -29,6 +29,7 @@ import numpy as np
 
 from hamkit.classes import CLASS_CODES
 from hamkit.errors import DataError, HamkitError
+from hamkit.operating_points import OperatingPoint, fit_operating_point
 
 __all__ = [
     "CalibrationFit",
@@ -436,6 +437,8 @@ class CalibrationFit:
         missing_classes: Classes without a sample in the data.
         notes: One line for each thing a reader of the decision rule should know (the rule's
             notes, a missing prior).
+        operating_point: The stated operating point of one class (``target=`` of
+            :func:`fit_calibration`), applied on top of the rule; ``None`` without a target.
     """
 
     temperature: TemperatureChoice
@@ -444,6 +447,12 @@ class CalibrationFit:
     n_samples: int
     missing_classes: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    operating_point: OperatingPoint | None = None
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """The class offsets ``predict`` adds: the rule's, with the operating point's shift when one was asked for."""
+        return self.rule.offsets if self.operating_point is None else self.operating_point.offsets
 
     @property
     def temperature_note(self) -> str | None:
@@ -478,6 +487,7 @@ class CalibrationFit:
                 "recall_rule": dict(self.rule.recall_rule),
                 "missing_classes": list(self.missing_classes),
                 "notes": list(self.notes),
+                "operating_point": None if self.operating_point is None else self.operating_point.as_dict(),
             }
         )
 
@@ -491,6 +501,7 @@ def fit_calibration(
     decision: str = "tuned",
     protect: Sequence[str | int] | None = None,
     min_recall: Mapping[str, float] | Mapping[int, float] | None = None,
+    target: Mapping[str, Mapping[str, float]] | None = None,
 ) -> CalibrationFit:
     """Temperature scaling (:func:`choose_temperature`) and the decision rule
     (:func:`fit_prior_offsets`, on the scaled log-probabilities) on labelled held-out data: what
@@ -506,6 +517,10 @@ def fit_calibration(
         protect: Classes whose recall the rule may not lower below the plain argmax's (default
             ``mel`` when present).
         min_recall: Target recall per class (``decision="tuned"`` only).
+        target: One class's operating point, ``{"mel": {"sensitivity": 0.9}}`` or
+            ``{"mel": {"specificity": 0.8}}``: after the rule, that class's offset is moved until
+            its decisions reach the value on this data
+            (:func:`~hamkit.operating_points.fit_operating_point`).
 
     Returns:
         The :class:`CalibrationFit`.
@@ -561,4 +576,12 @@ def fit_calibration(
     notes = list(rule.notes)
     if decision == "tuned" and prior is None:
         notes.append("no training class frequencies: the plain argmax is kept")
-    return CalibrationFit(temperature, rule, decision, int(y.size), missing, tuple(notes))
+    point = None
+    if target:
+        point = fit_operating_point(log_proba, y, rule.offsets, target, classes=names)
+        notes.append(
+            f"operating point: {point.cls} {point.measure} {point.target:.2f} asked for; its offset moved by "
+            f"{point.shift:+.3f}, giving sensitivity {point.sensitivity:.3f} and specificity {point.specificity:.3f} "
+            f"on these {int(y.size)} images"
+        )
+    return CalibrationFit(temperature, rule, decision, int(y.size), missing, tuple(notes), point)

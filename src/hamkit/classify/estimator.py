@@ -203,6 +203,7 @@ class LesionClassifier(Estimator):
         split_csv: str | os.PathLike[str] | None = None,
         cache: Any = None,
         on_missing: str = "error",
+        data_licence: str | None = None,
         **recipe: Any,
     ) -> LesionClassifier:
         """Train the classifier; on return it holds the weights of the best validation epoch.
@@ -219,6 +220,8 @@ class LesionClassifier(Estimator):
             cache: A decode cache (or folder) for ``SkinDataset`` inputs.
             on_missing: For a data root: ``"error"`` (default) when an image of the split has no
                 file, ``"skip"`` to leave it out (listed in ``skipped_``).
+            data_licence: The licence of the training data, for the model card (default: the
+                licence of a recognised data set, e.g. CC BY-NC-SA 4.0 for HAM10000).
             **recipe: Fields of :class:`~hamkit.engine.recipe.TrainConfig` that override
                 ``recipe`` for this fit: ``epochs``, ``batch_size``, ``lr``, ``optimizer``,
                 ``weight_decay``, ``scheduler``, ``monitor`` (``balanced_accuracy``,
@@ -263,6 +266,7 @@ class LesionClassifier(Estimator):
             return ClassificationTask(nn.CrossEntropyLoss(weight=class_weights), self.classes_, self._config())
 
         fit_estimator(self, settings, train_data, val_data, make_task, balance=True)
+        self._record_training_data(train_data, val_data, split_csv, data_licence)
         return self
 
     def calibrate(
@@ -274,6 +278,7 @@ class LesionClassifier(Estimator):
         decision: str = "tuned",
         protect: Sequence[str] | None = None,
         min_recall: Mapping[str, float] | None = None,
+        target: Mapping[str, Mapping[str, float]] | None = None,
         batch_size: int = 64,
         num_workers: int = 0,
     ) -> LesionClassifier:
@@ -302,6 +307,11 @@ class LesionClassifier(Estimator):
             min_recall: Target recall per class name, e.g. ``{"mel": 0.9}``: the rule reaches
                 it when any candidate ``alpha`` does on this data, else it takes the highest
                 recall of that class it can (``calibration_["notes"]`` says so).
+            target: An operating point of one class, e.g. ``{"mel": {"sensitivity": 0.9}}`` (or
+                ``{"mel": {"specificity": 0.8}}``): after the rule, that class's offset is moved
+                until its decisions on this data reach it
+                (:func:`~hamkit.operating_points.fit_operating_point`); saved with the model
+                (``calibration_["operating_point"]``), so ``predict`` decides at it.
             batch_size: Inference batch size.
             num_workers: DataLoader workers.
 
@@ -327,6 +337,10 @@ class LesionClassifier(Estimator):
 
         if decision not in ("tuned", "argmax"):
             raise HamkitError(f"decision must be 'tuned' or 'argmax', got {decision!r}")
+        if target:
+            from hamkit.operating_points import parse_target
+
+            parse_target(target, self.classes_)  # before the pass over the data
         for name in [*(protect or ()), *(min_recall or {})]:  # before the pass over the data
             if name not in self.classes_:
                 raise HamkitError(f"unknown class {name!r} in protect / min_recall; the classes are {self.classes_}")
@@ -343,11 +357,13 @@ class LesionClassifier(Estimator):
             decision=decision,
             protect=protect,
             min_recall=min_recall,
+            target=target,
         )
         self.temperature_ = found.temperature.temperature
         self.prior_alpha_ = found.rule.alpha
-        self.class_offsets_ = np.asarray(found.rule.offsets, dtype=np.float64)
+        self.class_offsets_ = np.asarray(found.offsets, dtype=np.float64)
         self.calibration_ = found.as_dict()
+        self.__dict__.pop("evaluation_", None)  # test numbers of the old decisions do not describe the new ones
         return self
 
     # ------------------------------------------------------------------ persistence

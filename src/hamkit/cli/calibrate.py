@@ -14,6 +14,7 @@ from typing import Any
 
 from hamkit.cli._compat import add_fold, add_json, add_quiet
 from hamkit.cli._types import output_folder, positive_int
+from hamkit.errors import HamkitError
 
 
 def class_recall(text: str) -> tuple[str, float]:
@@ -31,6 +32,25 @@ def class_recall(text: str) -> tuple[str, float]:
     if not sep or not name.strip() or not 0 < recall <= 1:
         raise argparse.ArgumentTypeError(f"expected CLASS=RECALL with a recall in (0, 1], e.g. mel=0.9; got {text!r}")
     return name.strip(), recall
+
+
+def operating_point(text: str) -> dict[str, dict[str, float]]:
+    """``--operating-point CLASS:sensitivity=VALUE`` (or ``specificity``) as ``calibrate``'s ``target``
+    (:func:`hamkit.operating_points.parse_operating_point`).
+
+    Examples:
+        >>> operating_point("mel:sensitivity=0.9")
+        {'mel': {'sensitivity': 0.9}}
+    """
+    from hamkit.operating_points import parse_operating_point
+
+    try:
+        found = parse_operating_point(text)
+    except HamkitError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if found is None:
+        raise argparse.ArgumentTypeError("leave --operating-point out for no operating point")
+    return found
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -71,6 +91,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="CLASS=RECALL",
         help="a target recall, e.g. mel=0.9 (repeatable): met when any alpha meets it on this split, else the "
         "highest recall of that class is taken (the notes say so)",
+    )
+    parser.add_argument(
+        "--operating-point",
+        type=operating_point,
+        default=None,
+        metavar="CLASS:MEASURE=VALUE",
+        help="after the rule, move one class's offset until its decisions on this split reach a sensitivity or "
+        "specificity, e.g. mel:sensitivity=0.9; saved with the model, so predict decides at it",
     )
     parser.add_argument(
         "--decision",
@@ -117,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
             decision=args.decision,
             protect=None if args.protect is None else tuple(args.protect),
             min_recall=dict(args.min_recall) if args.min_recall else None,
+            target=args.operating_point,
             batch_size=args.batch_size,
         )
     out = model.save(args.out)

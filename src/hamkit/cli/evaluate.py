@@ -1,9 +1,13 @@
 """``hamkit evaluate MODEL``: score a saved model on one split of a data folder.
 
-For a classifier it shows what ``hamkit run``'s report shows (:func:`hamkit.metrics.score_decisions`):
-the report of the saved decision rule, the raw argmax of the network beside it, 95 % intervals
-that resample lesions (the ``lesion_id`` of the metadata), and with ``--out`` the ROC curves;
-``--predictions`` writes one row per image.
+For a classifier it shows what ``hamkit run``'s report shows (:func:`hamkit.metrics.score_decisions`
+and :func:`hamkit.clinical.clinical_summary`): the saved decision at a glance (balanced accuracy,
+melanoma sensitivity and specificity, the operating point it was set to), the report of the
+saved decision rule, the raw argmax of the network beside it, the operating points of every
+class, the subgroup tables (sex, age band, body site, ``dx_type`` and each ``--by`` column), all
+with 95 % intervals that resample lesions (the ``lesion_id`` of the metadata); with ``--out`` the
+ROC curves with the operating points marked, the gallery of the costliest mistakes and a model
+card with these numbers; ``--predictions`` writes one row per image.
 """
 
 from __future__ import annotations
@@ -47,6 +51,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="classifier: write image_id,lesion_id,true,predicted,p_<class>... for every image (as hamkit run's "
         "test_predictions.csv)",
     )
+    parser.add_argument(
+        "--by",
+        action="append",
+        default=None,
+        metavar="COLUMN",
+        help="classifier: also break the metrics down by this metadata column (repeatable; sex, age band, "
+        "localization and dx_type always are)",
+    )
     parser.add_argument("--tta", action="store_true", help="flip test-time augmentation (classifier)")
     parser.add_argument("--masks", help="masks folder (segmenter; default: found under --data)")
     parser.add_argument(
@@ -80,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     if args.split_csv is None:
         return usage_error(args, "the following arguments are required: --split-csv")
     kind = model_kind(args.model)
+    if args.by and kind != "LesionClassifier":
+        return usage_error(args, "--by applies to a classifier")
     if args.predictions and kind != "LesionClassifier":
         return usage_error(
             args, "--predictions applies to a classifier; a segmenter's per-image scores go to OUT/per_image.csv"
@@ -112,10 +126,13 @@ def _data(args: argparse.Namespace, *, masks: bool) -> Any:
 
 
 def _evaluate(args: argparse.Namespace, kind: str) -> int:
+    import json
     from pathlib import Path
 
+    from hamkit._io import atomic_write_text
     from hamkit.cli._compat import print_json
     from hamkit.errors import HamkitError
+    from hamkit.subgroups import format_subgroups
 
     out = Path(args.out) if args.out else None
     where = {"split_csv": args.split_csv, "split": args.split}
@@ -127,22 +144,57 @@ def _evaluate(args: argparse.Namespace, kind: str) -> int:
         model = LesionSegmenter.load(args.model, device=args.device)
         data = _data(args, masks=True)
         seg_report = model.evaluate(data, masks=args.masks, progress=False if args.quiet else "evaluate", **where)
+        payload = json.loads(seg_report.to_json())
+        subgroups = _segmentation_subgroups(args, data, seg_report)
+        if subgroups is not None:
+            payload["subgroups"] = _json_ready(subgroups)
         if out:
-            seg_report.save(out / "report.json")
+            atomic_write_text(out / "report.json", json.dumps(payload, indent=2) + "\n")
             seg_report.save_csv(out / "per_image.csv")
             if seg_report.classification is not None:
                 seg_report.classification.plot_confusion_matrix(out / "confusion_matrix.png")
             model.plot_examples(data, out / "examples.png", masks=args.masks, **where)
         if args.json:
-            import json
-
-            print_json(json.loads(seg_report.to_json()))
+            print_json(payload)
             return 0
         print(seg_report.format_table())
+        if subgroups is not None:
+            print()
+            for line in format_subgroups(subgroups):
+                print(line)
         if out:
             print(f"wrote {out / 'report.json'}, per_image.csv and the figures")
         return 0
     raise HamkitError(f"{args.model}: cannot evaluate a model of kind {kind!r}")
+
+
+def _segmentation_subgroups(args: argparse.Namespace, data: Any, seg_report: Any) -> dict[str, Any] | None:
+    """Mean Dice and thresholded Jaccard by sex, age band, body site and dx_type (``None`` without metadata)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from hamkit.data.dataset import find_label_file
+    from hamkit.errors import DataError
+    from hamkit.seg_metrics import ISIC_JACCARD_THRESHOLD
+    from hamkit.subgroups import DEFAULT_COLUMNS, metadata_columns, subgroup_means
+
+    label_file = getattr(data, "label_file", None) or find_label_file(Path(args.data))
+    if label_file is None:
+        return None
+    ids = list(seg_report.image_ids)
+    try:
+        found = metadata_columns(label_file, ids, [*DEFAULT_COLUMNS, "lesion_id"])
+    except DataError:  # no lesion_id (an ISIC ground-truth CSV): each image is its own lesion
+        found = metadata_columns(label_file, ids)
+    lesions = found.pop("lesion_id", None) or ids
+    groups = [lesion if lesion != "unknown" else image for lesion, image in zip(lesions, ids, strict=True)]
+    iou = np.asarray(seg_report.iou, dtype=np.float64)
+    scores = {
+        "dice": np.asarray(seg_report.dice),
+        "thresholded_jaccard": np.where(iou >= ISIC_JACCARD_THRESHOLD, iou, 0.0),
+    }
+    return subgroup_means(found, scores, groups)
 
 
 def _evaluate_classifier(args: argparse.Namespace, out: Any) -> int:
@@ -152,9 +204,11 @@ def _evaluate_classifier(args: argparse.Namespace, out: Any) -> int:
     from hamkit._io import atomic_write_text
     from hamkit.classify import LesionClassifier
     from hamkit.cli._compat import print_json
+    from hamkit.clinical import clinical_summary, glance_lines, operating_point_lines
     from hamkit.data.dataset import SkinDataset
     from hamkit.errors import DataError
     from hamkit.metrics import predictions_csv, score_decisions
+    from hamkit.subgroups import DEFAULT_COLUMNS, metadata_columns
 
     model = LesionClassifier.load(args.model, device=args.device)
     data = _data(args, masks=False)
@@ -171,32 +225,78 @@ def _evaluate_classifier(args: argparse.Namespace, out: Any) -> int:
     groups = [sample.group or sample.image_id for sample in dataset.samples]
     classes = list(model.classes_)
     report, _, summary = score_decisions(labels, proba, decided, groups, classes=classes)
+    calibration = getattr(model, "calibration_", None)
     summary["decision"] = {
         "alpha": float(getattr(model, "prior_alpha_", 0.0)),
         "temperature": float(getattr(model, "temperature_", 1.0)),
         "calibrated": hasattr(model, "class_offsets_"),
+        "operating_point": (calibration or {}).get("operating_point"),
     }
+    label_file = getattr(dataset, "label_file", None)
+    wanted = list(dict.fromkeys([*DEFAULT_COLUMNS, *(args.by or [])]))
+    if args.by and label_file is None:
+        raise DataError(f"{args.data}: no metadata file to read --by {args.by[0]} from")
+    columns = metadata_columns(label_file, dataset.image_ids, wanted) if label_file is not None else None
+    clinical = clinical_summary(
+        labels, proba, decided, groups, classes=classes, calibration=calibration, columns=columns
+    )
+    summary.update(clinical)
     written = []
     if out:
+        from hamkit.classify.explain import costliest_mistakes_figure
+        from hamkit.clinical import costliest_mistakes, roc_marks
         from hamkit.figures.classification import plot_roc_curves
+        from hamkit.model_card import card_evaluation, data_licence, write_model_card
 
-        atomic_write_text(out / "report.json", json.dumps(summary, indent=2) + "\n")
+        chosen = costliest_mistakes(labels, decided, proba, classes)
+        _, note = costliest_mistakes_figure(
+            model, dataset.paths, dataset.image_ids, chosen, labels, decided, proba, out / "mistakes.png"
+        )
+        summary["mistakes"] = {"image_ids": [dataset.image_ids[i] for i in chosen], "note": note}
+        atomic_write_text(out / "report.json", json.dumps(_json_ready(summary), indent=2) + "\n")
         report.plot_confusion_matrix(out / "confusion_matrix.png")
-        plot_roc_curves(labels, proba, classes, out / "roc_curves.png")
-        written += [out / "report.json", out / "confusion_matrix.png", out / "roc_curves.png"]
+        marks = roc_marks(clinical, labels, decided, classes)
+        plot_roc_curves(labels, proba, classes, out / "roc_curves.png", marks=marks)
+        known = data_licence(args.data, label_file)
+        tested = {
+            "folder": str(args.data),
+            "split": args.split,
+            "licence": known["licence"],
+            "licence_source": known["source"],
+        }
+        card, _ = write_model_card(out, model._config(), evaluation=card_evaluation(summary), evaluated_on=tested)
+        written += [out / "report.json", out / "confusion_matrix.png", out / "roc_curves.png", out / "mistakes.png"]
+        written.append(card)
     if args.predictions:
         atomic_write_text(args.predictions, predictions_csv(dataset.image_ids, groups, labels, decided, proba, classes))
         written.append(args.predictions)
     if args.json:
-        print_json(summary)
+        print_json(_json_ready(summary))
         return 0
+    for line in glance_lines(clinical):
+        print(line)
+    print()
     print(report.format_table())
     print()
     for line in decision_lines(summary):
         print(line)
+    print()
+    for line in operating_point_lines(clinical):
+        print(line)
     if written:
         print("wrote " + ", ".join(str(path) for path in written))
     return 0
+
+
+def _json_ready(value: Any) -> Any:
+    """``value`` with NaN and infinite floats as ``None`` (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return value
 
 
 def decision_lines(summary: dict[str, Any]) -> list[str]:

@@ -65,4 +65,5 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         print(result.summary())
+        print(result.licence_line())
     return 0

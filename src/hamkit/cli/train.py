@@ -72,6 +72,13 @@ def _common(
         "the EfficientNet-Lite backbones; downloaded for others)",
     )
     parser.add_argument("--weights", help="local backbone weights (.safetensors/.pt/.pth) instead of a download")
+    parser.add_argument(
+        "--data-licence",
+        metavar="TEXT",
+        default=None,
+        help="the licence of the training data, for the model card (default: a recognised data set's, e.g. "
+        "CC BY-NC-SA 4.0 for HAM10000)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     parser.add_argument("--decode-cache", metavar="DIR", help="decode-cache folder (default: OUT/cache)")
     parser.add_argument(
@@ -188,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         monitor=args.monitor,
         on_missing="skip" if args.skip_missing else "error",
+        data_licence=args.data_licence,
     )
     augment = augment_value(args.augment)
     if augment is not None:
@@ -200,7 +208,14 @@ def run(args: argparse.Namespace) -> int:
     split_csv = split_csv_for(args, out, needs_val=True)
     if args.kind == "segmenter":
         fit_args["masks"] = args.masks
-    model.fit(args.data, split_csv=split_csv, out_dir=out, resume=args.resume, progress=not args.quiet, **fit_args)
+    model.fit(
+        args.data,
+        split_csv=split_csv,
+        out_dir=out,
+        resume=args.resume,
+        progress=not args.quiet,
+        **fit_args,
+    )
     model.save(out / "model")
     skipped = dict(sorted(getattr(model, "skipped_", {}).items()))
     best = model.history_[model.best_epoch_ - 1] if model.history_ else {}

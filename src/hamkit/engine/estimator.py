@@ -49,7 +49,17 @@ class Estimator(BaseEstimator):
         recorded: dict[str, Any] = {"recipe": recipe.as_recorded()} if recipe is not None else {}
         if hasattr(self, "initial_weights_"):
             recorded["initial_weights"] = self.initial_weights_
+        for name in ("training_data", "evaluation"):  # what the model card says of its data and test numbers
+            if getattr(self, f"{name}_", None):
+                recorded[name] = getattr(self, f"{name}_")
         return recorded
+
+    def _record_training_data(self, train: Any, val: Any, split_csv: Any, licence: str | None) -> None:
+        """Remember what the model card says of the data of this fit (a new fit has no test numbers yet)."""
+        from hamkit.model_card import describe_training_data
+
+        self.training_data_ = describe_training_data(train, val, split_csv=split_csv, licence=licence)
+        self.__dict__.pop("evaluation_", None)
 
     @property
     def classes_(self) -> list[str]:
@@ -81,12 +91,18 @@ class Estimator(BaseEstimator):
         return network
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the fitted model as ``path/model.safetensors`` + ``path/config.json``.
+        """Write the fitted model as ``path/model.safetensors`` + ``path/config.json``, with its model
+        card (``MODEL_CARD.md`` and ``model_card.json``, :mod:`hamkit.model_card`).
 
         Returns:
             The folder.
         """
-        return save_model_files(path, self._check_fitted(), self._config())
+        from hamkit.model_card import write_model_card
+
+        config = self._config()
+        folder = save_model_files(path, self._check_fitted(), config)
+        write_model_card(folder, config)
+        return folder
 
     @classmethod
     def _read_checkpoint(cls, path: str | os.PathLike[str], **expected: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -123,6 +139,9 @@ class Estimator(BaseEstimator):
         self.history_: list[dict[str, float]] = []
         if isinstance(config.get("initial_weights"), str):
             self.initial_weights_ = config["initial_weights"]
+        for name in ("training_data", "evaluation"):
+            if isinstance(config.get(name), dict):
+                setattr(self, f"{name}_", dict(config[name]))
         return self
 
     @staticmethod

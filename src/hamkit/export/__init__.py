@@ -31,6 +31,7 @@ from torch import nn
 from hamkit._io import atomic_path, atomic_write_text
 from hamkit.errors import HamkitError
 from hamkit.export.preprocessing import INPUT_NAME, preprocessing, preprocessing_path
+from hamkit.model_card import write_model_card
 
 __all__ = ["ExportResult", "export_onnx", "preprocessing_path"]
 
@@ -56,6 +57,9 @@ class ExportResult:
             over all checked batches; empty when the check was skipped.
         checked_batch_sizes: The batch sizes that were compared.
         atol: The tolerance the differences were held to.
+        card_path: The model card beside it (``<stem>.MODEL_CARD.md``, with ``<stem>.model_card.json``).
+        licence: The terms the export inherits: the licence of the training data and of the
+            starting weights, as the model card gives them.
     """
 
     path: Path
@@ -68,11 +72,14 @@ class ExportResult:
     max_abs_diff: dict[str, float] = field(default_factory=dict)
     checked_batch_sizes: tuple[int, ...] = ()
     atol: float = 1e-4
+    card_path: Path | None = None
+    licence: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-ready values (paths as strings)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(path=str(self.path), preprocessing_path=str(self.preprocessing_path))
+        values.update(card_path=str(self.card_path) if self.card_path else None)
         values.update(outputs=list(self.outputs), checked_batch_sizes=list(self.checked_batch_sizes))
         return {**values, "seconds": round(self.seconds, 3), "max_abs_diff": dict(self.max_abs_diff)}
 
@@ -87,6 +94,11 @@ class ExportResult:
         sizes = " and ".join(str(size) for size in self.checked_batch_sizes)
         diffs = ", ".join(f"{name} {value:.1e}" for name, value in self.max_abs_diff.items())
         return f"{head}; max abs difference to PyTorch at batch {sizes}: {diffs} (atol {self.atol:g})"
+
+    def licence_line(self) -> str:
+        """One line: the licence the export inherits from its data and starting weights, and its model card."""
+        card = f" (model card: {self.card_path.name})" if self.card_path else ""
+        return f"inherited licence{card}: {self.licence or 'not recorded'}"
 
 
 def _require(*modules: str) -> None:
@@ -373,6 +385,13 @@ def export_onnx(
                 )
         info = preprocessing(model, names, target.name, actual)
         side = atomic_write_text(preprocessing_path(target), json.dumps(info, indent=2) + "\n")
+        card_path, card_json = write_model_card(
+            target.parent,
+            model._config(),
+            export={"file": target.name, "opset": actual, "exporter": exporter, "preprocessing": side.name},
+            prefix=f"{target.stem}.",
+        )
+    licences = json.loads(card_json.read_text())["licence"]
     return ExportResult(
         path=target,
         preprocessing_path=side,
@@ -384,4 +403,6 @@ def export_onnx(
         max_abs_diff=differences,
         checked_batch_sizes=batch_sizes if check else (),
         atol=atol,
+        card_path=card_path,
+        licence=f"data: {licences['data']}; starting weights: {licences['weights']}",
     )

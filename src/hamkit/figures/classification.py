@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from hamkit._mpl import pyplot, save_png
 from hamkit.calibration import reliability_bins
+from hamkit.classes import CLASS_CODES, CLASS_NAMES
+
+_MARKERS = {"saved decision": "o", "sensitivity at specificity 0.80": "^", "sensitivity at specificity 0.90": "v"}
 
 __all__ = ["plot_reliability", "plot_roc_curves"]
 
@@ -21,10 +24,22 @@ def plot_roc_curves(
     path: str | os.PathLike[str],
     *,
     title: str = "ROC curves (one class vs the rest)",
+    marks: Mapping[str, Sequence[tuple[float, float, str]]] | None = None,
 ) -> Path:
     """One-vs-rest ROC curve of every class with its AUC in the legend (scikit-learn's ``roc_curve``).
 
-    Classes with no positive or no negative test image are listed as "not defined".
+    Classes with no positive or no negative test image are listed as "not defined". The legend
+    gives the full diagnosis name beside each ``dx`` code.
+
+    Args:
+        labels: True class indices.
+        proba: ``(N, K)`` probabilities.
+        classes: Class names.
+        path: Output PNG.
+        title: Figure title.
+        marks: Operating points to mark, ``{class: [(fpr, tpr, label), ...]}`` (e.g.
+            :func:`hamkit.clinical.roc_marks`: the saved decision, melanoma's sensitivity at
+            specificity 0.80 and 0.90).
 
     Returns:
         The written PNG.
@@ -34,6 +49,7 @@ def plot_roc_curves(
     labels = np.asarray(labels)
     figure, axes = pyplot().subplots(figsize=(6, 5.5), dpi=100)
     colours = pyplot().get_cmap("tab10")
+    labelled: set[str] = set()
     for k, code in enumerate(classes):
         positive = labels == k
         if positive.all() or not positive.any():
@@ -41,14 +57,30 @@ def plot_roc_curves(
             continue
         fpr, tpr, _ = roc_curve(positive, proba[:, k])
         auc = roc_auc_score(positive, proba[:, k])
-        axes.plot(fpr, tpr, color=colours(k), linewidth=1.5, label=f"{code}: AUC {auc:.3f} (n={int(positive.sum())})")
+        name = f"{CLASS_NAMES[CLASS_CODES.index(code)]} ({code})" if code in CLASS_CODES else code
+        axes.plot(fpr, tpr, color=colours(k), linewidth=1.5, label=f"{name}: AUC {auc:.3f} (n={int(positive.sum())})")
+        for x, y, what in (marks or {}).get(code, []):
+            style = _MARKERS.get(what, "s")
+            shown = what not in labelled
+            labelled.add(what)
+            axes.plot(
+                [x],
+                [y],
+                linestyle="none",
+                marker=style,
+                markersize=7,
+                markeredgecolor="black",
+                color=colours(k),
+                label=what if shown else None,
+                zorder=3,
+            )
     axes.plot([0, 1], [0, 1], color="0.7", linestyle=":", linewidth=1)
     axes.set_xlabel("false positive rate (1 - specificity)")
     axes.set_ylabel("true positive rate (sensitivity)")
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1.01)
     axes.set_aspect("equal")
-    axes.legend(loc="lower right", fontsize=8)
+    axes.legend(loc="lower right", fontsize=7)
     axes.set_title(title)
     figure.tight_layout()
     return save_png(figure, path)

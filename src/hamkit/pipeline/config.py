@@ -79,6 +79,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "augment": "flips",
         "class_balance": "sampler",  # sampler, loss or none
         "pretrained": True,
+        # the saved decision's operating point, chosen on the validation split: "CLASS:sensitivity=V"
+        # or "CLASS:specificity=V" (hamkit calibrate --operating-point), or none
+        "operating_point": "none",
     },
     "segmenter": {
         "enabled": True,
@@ -110,6 +113,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "weight_decay": 0.05,
             "warmup_epochs": 1.0,
             "augment": "light",
+            # melanoma sensitivity first: measured with benchmarks/operating_points.py (docs/benchmarks.md)
+            "operating_point": "mel:sensitivity=0.85",
         },
         "segmenter": {
             "backbone": "smp:Linknet:tu-tf_efficientnet_lite0",
@@ -157,6 +162,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "weight_decay": 0.05,
             "warmup_epochs": 1.0,
             "augment": "light",
+            "operating_point": "mel:sensitivity=0.85",  # the cpu preset's; not measured on a GPU
         },
         "segmenter": {
             "backbone": "smp:DeepLabV3Plus:tu-tf_efficientnet_lite2",

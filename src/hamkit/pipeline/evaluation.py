@@ -13,6 +13,7 @@ ones.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,12 @@ def _rule_text(calibration: dict[str, Any]) -> str:
     targets = calibration.get("min_recall") or {}
     if targets:
         text += "; target recall " + ", ".join(f"{_named(c)} {t:.2f}" for c, t in targets.items())
+    point = calibration.get("operating_point")
+    if point:
+        text += (
+            f"; then {_named(point['class'])}'s offset moved to the operating point "
+            f"{point['measure']} {point['target']:.2f} on val"
+        )
     return text
 
 
@@ -95,8 +102,30 @@ def _warnings(raw: ClassificationReport, rule: ClassificationReport, calibration
     return lines
 
 
+def _operating_point(ctx: Any, classes: list[str]) -> tuple[dict[str, dict[str, float]] | None, list[str]]:
+    """The run's ``classifier.operating_point`` as ``calibrate``'s ``target``, and a warning when
+    its class is not among the model's classes (then no operating point is applied)."""
+    from hamkit.operating_points import parse_operating_point
+
+    text = ctx.settings["classifier"].get("operating_point", "none")
+    target = parse_operating_point(text)
+    if target is None or all(name in classes for name in target):
+        return target, []
+    line = (
+        f"classifier.operating_point = {text!r} names a class this data does not have "
+        f"(classes: {', '.join(classes)}); no operating point was applied"
+    )
+    print(f"warning: {line}", file=sys.stderr)
+    return None, [line]
+
+
 def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     """Calibrate ``model`` on the validation split and score it on the test split.
+
+    Also: ``at_a_glance``, ``operating_points``, ``subgroups`` (sex, age band, body site,
+    ``dx_type``; :func:`hamkit.clinical.clinical_summary`), ``mistakes`` (the gallery
+    ``mistakes.png`` of the costliest mistakes with Grad-CAM maps), and the model's
+    ``evaluation_`` for its card.
 
     Writes ``test_report.json`` (the calibrated model's report plus ``argmax`` (the raw
     argmax's headline numbers and per-class recall), ``decision`` (the rule in words, its alpha,
@@ -110,8 +139,12 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     """
     import json
 
+    from hamkit.classify.explain import costliest_mistakes_figure
+    from hamkit.clinical import clinical_summary, costliest_mistakes, roc_marks
     from hamkit.data.dataset import SkinDataset
     from hamkit.figures.classification import plot_reliability, plot_roc_curves
+    from hamkit.model_card import card_evaluation
+    from hamkit.subgroups import columns_from_records
 
     mean, std = model.normalisation()
     test, val = (
@@ -132,7 +165,8 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     groups = [lesion.get(i, i) for i in ids]
     classes = list(model.classes_)
     raw = model.predict_proba(test)
-    model.calibrate(val)
+    target, skipped = _operating_point(ctx, classes)
+    model.calibrate(val, target=target)
     calibration = dict(getattr(model, "calibration_", None) or {})
     # softmax(log softmax(z) / T) == softmax(z / T): the calibrated probabilities without a second pass
     proba = softmax(np.log(np.clip(raw, 1e-30, None)) / model.temperature_)
@@ -161,11 +195,20 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
         "ece_before": expected_calibration_error(raw, labels),
         "ece_after": expected_calibration_error(proba, labels),
     }
-    result["warnings"] = _warnings(raw_report, report, calibration)
+    result["warnings"] = _warnings(raw_report, report, calibration) + skipped
     result["small_classes"] = {c: int(n) for c, n in zip(classes, support, strict=True) if n < SMALL_CLASS}
+    columns = columns_from_records(ctx.records, ids)
+    clinical = clinical_summary(
+        labels, proba, pred, groups, classes=classes, calibration=calibration, columns=columns, n_resamples=N_RESAMPLES
+    )
+    result.update(clinical)
+    chosen = costliest_mistakes(labels, pred, proba, classes)
+    _, note = costliest_mistakes_figure(model, test.paths, ids, chosen, labels, pred, proba, folder / "mistakes.png")
+    result["mistakes"] = {"image_ids": [ids[i] for i in chosen], "note": note}
+    model.evaluation_ = card_evaluation(result)  # saved with the model, for its card
     atomic_write_text(folder / "test_predictions.csv", predictions_csv(ids, groups, labels, pred, proba, classes))
     report.plot_confusion_matrix(folder / "confusion_matrix.png")
-    plot_roc_curves(labels, proba, classes, folder / "roc_curves.png")
+    plot_roc_curves(labels, proba, classes, folder / "roc_curves.png", marks=roc_marks(clinical, labels, pred, classes))
     after = (
         f"after (T = {model.temperature_:.2f})"
         if result["calibration"]["temperature_applied"]
@@ -191,14 +234,18 @@ def evaluate_segmenter(
 ) -> dict[str, Any]:
     """Intervals of the segmenter's test metrics, and the worst and typical examples.
 
-    Writes ``worst_examples.png`` (the ``n_worst`` lowest-Dice test images) and
+    Sets the model's ``evaluation_`` (the test numbers its card gives). Writes
+    ``worst_examples.png`` (the ``n_worst`` lowest-Dice test images) and
     ``examples.png`` (``n_typical`` images nearest the median Dice) into ``folder``.
 
     Returns:
         ``{"intervals": {"mean_dice": [lo, hi], "thresholded_jaccard": [lo, hi]},
-        "worst": [[image_id, dice], ...]}``.
+        "worst": [[image_id, dice], ...], "subgroups": ...}`` (mean Dice and thresholded Jaccard by
+        sex, age band, body site and ``dx_type``: :func:`hamkit.subgroups.subgroup_means`).
     """
+    from hamkit.model_card import card_evaluation
     from hamkit.seg_metrics import ISIC_JACCARD_THRESHOLD
+    from hamkit.subgroups import columns_from_records, subgroup_means
 
     lesion = {r.image_id: str(r.group) for r in ctx.records}
     groups = [lesion.get(i, i) for i in report.image_ids]
@@ -206,6 +253,12 @@ def evaluate_segmenter(
     iou = np.asarray(report.iou, dtype=np.float64)
     thresholded = np.where(iou >= ISIC_JACCARD_THRESHOLD, iou, 0.0)
     found = mean_intervals({"mean_dice": dice, "thresholded_jaccard": thresholded}, groups, n_resamples=N_RESAMPLES)
+    subgroups = subgroup_means(
+        columns_from_records(ctx.records, report.image_ids),
+        {"mean_dice": dice, "thresholded_jaccard": thresholded},
+        groups,
+        n_resamples=N_RESAMPLES,
+    )
     order = np.argsort(dice, kind="stable")
     worst = [report.image_ids[i] for i in order[:n_worst]]
     middle = len(order) // 2
@@ -225,7 +278,18 @@ def evaluate_segmenter(
         title=f"Typical test images (Dice near the median, {float(np.median(dice)):.3f})",
         **common,
     )
-    return {
+    result = {
         "intervals": {k: [lo, hi] for k, (lo, hi) in found.items()},
         "worst": [[i, float(dice[report.image_ids.index(i)])] for i in worst],
+        "subgroups": _clean(subgroups),
     }
+    model.evaluation_ = card_evaluation(
+        {
+            "n_samples": len(report.image_ids),
+            "test_lesions": len(set(groups)),
+            "mean_dice": float(np.nanmean(dice)),
+            "thresholded_jaccard": float(np.mean(thresholded)),
+            **result,
+        }
+    )  # saved with the model, for its card
+    return result

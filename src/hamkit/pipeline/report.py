@@ -21,6 +21,7 @@ from typing import Any
 
 from hamkit._io import atomic_write_text
 from hamkit.classes import CLASS_CODES
+from hamkit.clinical import full_name
 from hamkit.pipeline.config import to_toml
 
 __all__ = ["versions", "write_report"]
@@ -35,6 +36,8 @@ img{max-width:100%;border:1px solid #eee;margin:.4em 0} pre{background:#f7f7f7;p
 .banner{background:#fff4d6;border:1px solid #e0b84c;padding:.6em 1em;margin:1em 0}
 .warn{background:#fdecea;border:1px solid #e6a3a3;padding:.4em .8em}
 .meta td{text-align:left}
+.glance{background:#eef5ff;border:1px solid #9bbbe6;padding:.6em 1em;margin:1em 0}
+tr.small td{color:#999;background:#f6f6f6} td.small{color:#999;background:#f6f6f6}
 """
 
 _SCRIPT = """
@@ -170,7 +173,7 @@ def _classification_html(report: dict[str, Any]) -> str:
     raw_recall = (report.get("argmax") or {}).get("recall")  # the raw argmax's, beside the saved rule's
     rows = [
         [
-            code,
+            full_name(code),
             report["precision"][k],
             report["recall"][k],
             *([raw_recall[k]] if raw_recall else []),
@@ -218,7 +221,7 @@ def _classification_html(report: dict[str, Any]) -> str:
         + _evaluation_html(report)
         + _table(
             [
-                "class",
+                "class (dx code)",
                 "precision",
                 "recall",
                 *(["recall (raw argmax)"] if raw_recall else []),
@@ -228,7 +231,111 @@ def _classification_html(report: dict[str, Any]) -> str:
             ],
             rows,
         )
+        + _operating_points_html(report)
+        + _subgroups_html(report)
     )
+
+
+def _ci_text(value: Any, interval: Any) -> str:
+    if not interval or interval[0] is None:
+        return _fmt(value)
+    return f"{_fmt(value)} [{_fmt(interval[0])}-{_fmt(interval[1])}]"
+
+
+def _glance_html(report: dict[str, Any], title: str) -> str:
+    """The at-a-glance block: the saved decision's balanced accuracy, melanoma sensitivity and
+    specificity with intervals, the operating point, melanoma's pAUC and sensitivity at fixed
+    specificity, and the largest subgroup gap."""
+    glance = report.get("at_a_glance")
+    if not glance:
+        return ""
+    ci = glance.get("intervals") or {}
+    items = [
+        f"Decision saved with the model: {html.escape(str(glance.get('decision', '')))}.",
+        f"Balanced accuracy <b>{_ci_text(glance['balanced_accuracy'], ci.get('balanced_accuracy'))}</b>.",
+    ]
+    if glance.get("melanoma_sensitivity") is not None:
+        items.append(
+            f"Melanoma sensitivity <b>{_ci_text(glance['melanoma_sensitivity'], ci.get('melanoma_sensitivity'))}</b>, "
+            f"specificity <b>{_ci_text(glance['melanoma_specificity'], ci.get('melanoma_specificity'))}</b>."
+        )
+    if glance.get("melanoma_partial_auc") is not None:
+        at80, at90 = "melanoma_sensitivity_at_specificity_0.80", "melanoma_sensitivity_at_specificity_0.90"
+        items.append(
+            "Melanoma score: sensitivity at specificity 0.80 "
+            f"{_ci_text(glance[at80], ci.get(at80))}, at specificity 0.90 {_ci_text(glance[at90], ci.get(at90))}"
+            f"; partial AUC above 80 % sensitivity (ISIC 2024, of 0.200) "
+            f"{_ci_text(glance['melanoma_partial_auc'], ci.get('melanoma_partial_auc'))}."
+        )
+    for metric, gap in (glance.get("largest_gap") or {}).items():
+        items.append(
+            f"Largest subgroup gap in {html.escape(metric.replace('_', ' '))}: by {html.escape(gap['column'])}, "
+            f"{_fmt(gap['low']['score'])} ({html.escape(gap['low']['value'])}, {gap['low']['lesions']} lesions) vs "
+            f"{_fmt(gap['high']['score'])} ({html.escape(gap['high']['value'])}, {gap['high']['lesions']} lesions)."
+        )
+    if "largest_gap" in glance and not glance["largest_gap"]:
+        items.append(
+            "Largest subgroup gap: none named, no column has two subgroups with enough lesions to compare "
+            "(see the subgroup tables)."
+        )
+    body = "".join(f"<li>{item}</li>" for item in items)
+    return (
+        f"<div class='glance'><b>{html.escape(title)} at a glance</b> ({glance['n_samples']} test images of "
+        f"{glance['lesions']} lesions; 95% intervals resample lesions)<ul>{body}</ul></div>"
+    )
+
+
+_POINT_KEYS = (
+    ("auc", "AUC"),
+    ("partial_auc", "partial AUC above 80% sensitivity (of 0.200)"),
+    ("sensitivity_at_specificity_0.80", "sensitivity at specificity 0.80"),
+    ("sensitivity_at_specificity_0.90", "sensitivity at specificity 0.90"),
+    ("specificity_at_sensitivity_0.90", "specificity at sensitivity 0.90"),
+)
+
+
+def _operating_points_html(report: dict[str, Any]) -> str:
+    points = report.get("operating_points")
+    if not points:
+        return ""
+    rows = []
+    for code, entry in points.items():
+        values, ci = entry.get("values") or {}, entry.get("intervals") or {}
+        rows.append(
+            [full_name(code), entry.get("n_positive"), *[_ci_text(values.get(k), ci.get(k)) for k, _ in _POINT_KEYS]]
+        )
+    return (
+        "<h3>Operating points</h3><p class='note'>One class against the rest, from its probability; 95% intervals "
+        "resample lesions. They are marked on the ROC curves with the saved decision.</p>"
+        + _table(["class (dx code)", "test images", *[label for _, label in _POINT_KEYS]], rows)
+    )
+
+
+def _subgroups_html(report: dict[str, Any]) -> str:
+    found = report.get("subgroups")
+    if not found:
+        return ""
+    metrics = found["metrics"]
+    parts = [
+        f"<h3>Subgroups</h3><p class='note'>The saved decision in every subgroup; 95% intervals resample lesions. "
+        f"Greyed: fewer than {found['min_lesions']} lesions (for melanoma sensitivity: melanoma lesions), too few "
+        "to read; they are shown, not hidden, and left out of the largest gap.</p>"
+    ]
+    for column, table in found["tables"].items():
+        head = "".join(
+            f"<th>{html.escape(h)}</th>" for h in [column, "images", "lesions", *[m.replace("_", " ") for m in metrics]]
+        )
+        body = []
+        for row in table["rows"]:
+            cells = [html.escape(row["value"]), str(row["n"]), str(row["lesions"])]
+            tds = "".join(f"<td>{c}</td>" for c in cells)
+            for metric in metrics:
+                css = " class='small'" if metric in row.get("small_metrics", []) else ""
+                tds += f"<td{css}>{_ci_text(row['values'].get(metric), (row.get('intervals') or {}).get(metric))}</td>"
+            grey = " class='small'" if row["small"] else ""
+            body.append(f"<tr{grey}>{tds}</tr>")
+        parts.append(f"<table><tr>{head}</tr>{''.join(body)}</table>")
+    return "".join(parts)
 
 
 def _header_html(ctx: Any) -> str:
@@ -388,6 +495,7 @@ def write_report(ctx: Any) -> Path:
                     f"<p class='note'>95% bootstrap intervals over lesions: mean Dice {_fmt(dice[0])}-"
                     f"{_fmt(dice[1])}, thresholded Jaccard {_fmt(jac[0])}-{_fmt(jac[1])}.</p>"
                 )
+            parts.append(_subgroups_html(report))
             if report.get("classification"):
                 parts.append("<h3>Classification head</h3>" + _classification_html(report["classification"]))
         else:
@@ -397,6 +505,7 @@ def write_report(ctx: Any) -> Path:
             ("confusion_matrix.png", "confusion matrix"),
             ("roc_curves.png", "ROC curves"),
             ("reliability.png", "reliability diagram"),
+            ("mistakes.png", "the costliest test mistakes, with where the network looked (Grad-CAM)"),
             ("worst_examples.png", "the lowest-Dice test images"),
             ("examples.png", "typical test images: input, ground truth and prediction"),
         ):
@@ -416,6 +525,7 @@ def write_report(ctx: Any) -> Path:
         f"<style>{_STYLE}</style><script>{_SCRIPT}</script></head><body>"
         f"<h1>hamkit report</h1><p class='note'>Run folder <code>{html.escape(str(out))}</code></p>"
         + _header_html(ctx)
+        + _glance_html(summary.get("classifier") or {}, "Classifier")
         + "\n".join(parts)
         + "</body></html>\n"
     )

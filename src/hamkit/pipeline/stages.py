@@ -367,11 +367,11 @@ def segmenter_stage(ctx: RunContext) -> None:
             out_dir=folder,
             resume=resume,
         )
-        model.save(folder / "model")
         report = model.evaluate(ctx.root, masks=ctx.masks, split_csv=ctx.split_csv, split="test")
         report.save(folder / "test_report.json")
         report.save_csv(folder / "per_image.csv")
         extra = evaluate_segmenter(ctx, model, folder, report)
+        model.save(folder / "model")  # with the test numbers of evaluate_segmenter in its model card
         atomic_write_text(folder / "test_evaluation.json", json.dumps(extra, indent=2) + "\n")
         plot_history(
             model.history_,

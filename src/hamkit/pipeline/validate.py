@@ -56,6 +56,13 @@ def _check_model(problems: _Problems, section: str, task: str) -> None:
             problems.add(section, key, problem)
     if settings["batch_size"] == 1:
         problems.add(section, "batch_size", "must be at least 2 (batch normalisation needs two images)")
+    if "operating_point" in settings:
+        from hamkit.operating_points import parse_operating_point
+
+        try:
+            parse_operating_point(settings["operating_point"])
+        except HamkitError as err:
+            problems.add(section, "operating_point", str(err))
 
 
 def _check_backbone(problems: _Problems, section: str, key: str, task: str) -> None:

@@ -236,6 +236,7 @@ class LesionSegmenter(Estimator):
         cache: Any = None,
         loss: str | None = None,
         cls_weight: float | None = None,
+        data_licence: str | None = None,
         **recipe: Any,
     ) -> LesionSegmenter:
         """Train the segmenter; on return it holds the weights of the best validation epoch.
@@ -255,6 +256,8 @@ class LesionSegmenter(Estimator):
             cache: A decode cache (or folder) for ``SkinDataset`` inputs.
             loss: For this fit, instead of the constructor's ``loss``.
             cls_weight: For this fit, instead of the constructor's ``cls_weight``.
+            data_licence: The licence of the training data, for the model card (default: the
+                licence of a recognised data set, e.g. CC BY-NC-SA 4.0 for HAM10000).
             **recipe: Fields of :class:`~hamkit.engine.recipe.TrainConfig` that override
                 ``recipe`` for this fit: ``epochs``, ``batch_size``, ``lr``, ``optimizer``,
                 ``weight_decay``, ``scheduler``, ``monitor``, ``early_stopping``,
@@ -306,6 +309,7 @@ class LesionSegmenter(Estimator):
             return SegmentationTask(criterion, self.classes_, self._config(), self.classify)
 
         fit_estimator(self, settings, train_data, val_data, make_task, balance=bool(self.classify))
+        self._record_training_data(train_data, val_data, split_csv, data_licence)
         return self
 
     # ------------------------------------------------------------------ persistence
