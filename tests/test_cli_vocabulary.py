@@ -44,7 +44,7 @@ def test_the_new_spellings_are_in_the_help(capsys):
 def test_the_subject_is_positional_or_a_flag_but_needed_once(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["dedup", "--out", "o"])
-    assert stop.value.code == 2 and "one of the arguments IMAGES --data is required" in capsys.readouterr().err
+    assert stop.value.code == 2 and "one of the arguments IMAGES --data --merge is required" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["dedup", "a", "--data", "b", "--out", "o"])
     assert "not allowed with" in capsys.readouterr().err

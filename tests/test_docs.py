@@ -354,6 +354,9 @@ def test_benchmark_tables_are_generated_from_the_results_files() -> None:
     assert blocks, "docs/benchmarks.md has no generated block"
     assert set(blocks) <= set(gen.BLOCKS)
     assert gen.render(page) == page, "docs/benchmarks.md is out of date: run `python docs/gen_benchmarks.py`"
+    for other in gen.PAGES:
+        text = other.read_text()
+        assert gen.render(text) == text, f"docs/{other.name} is out of date: run `python docs/gen_benchmarks.py`"
 
 
 def test_a_changed_results_number_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

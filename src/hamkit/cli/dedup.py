@@ -67,6 +67,7 @@ METHOD_FLAGS = {
     "device": "device",
     "search_backend": "search_backend",
     "ivf_nprobe": "ivf",
+    "backend": "backend",
 }
 
 
@@ -154,7 +155,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="a folder of images (searched recursively), or a text file with one image path per line",
     )
     subject.add_argument("--data", dest="images", metavar="DIR", help="the same as IMAGES, as a flag")
+    subject.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="DIR",
+        help="join the shards of a --shard run (its --out folder) into the results in --out; the same results as "
+        "one process",
+    )
     parser.add_argument("--out", type=output_folder, required=True, help="output folder")
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="verified: run shard I of N (I = 0 .. N-1) into --out, a folder every shard reaches: decode its block "
+        "of the images, then search and verify its share once every shard has decoded; rerun a shard that died "
+        "and it goes on from its last finished stage; then hamkit dedup --merge OUT",
+    )
+    parser.add_argument(
+        "--backend",
+        default=None,
+        choices=("local", "disk", "ray"),
+        help="verified: local (default: this process, every scene in memory), disk (the stages of --shard in this "
+        "process, scenes on disk: memory bounded for large collections; same results) or ray (those stages as Ray "
+        "tasks on the cluster that ray.init finds, a local one when there is none; needs pip install 'hamkit[ray]')",
+    )
     _method_options(parser)
     parser.add_argument(
         "--keep",
@@ -294,8 +317,23 @@ def run(args: argparse.Namespace) -> int:
             "two sets: no groups to keep from, no review, no label check); drop "
             + ("it" if len(refused) == 1 else "them"),
         )
+    wrong = _sharding_conflicts(args)
+    if wrong:
+        return usage_error(args, wrong)
     say = (lambda *_: None) if args.json else print
+    if getattr(args, "merge", None):
+        _merged_settings(args)
     dedup = dedup_from_args(args, keep=args.keep, group_mode="representative" if args.strict_groups else "connected")
+    if args.shard:
+        from hamkit.dedup.shards import parse_shard
+
+        index, count = parse_shard(args.shard)
+        folder = dedup.find_shard(args.images, args.out, index, count)
+        if args.json:
+            print_json({"shard": index, "of": count, "folder": str(folder), "out": str(args.out)})
+        say(f"shard {index}/{count} done: {folder}")
+        say(f"once every shard is done: hamkit dedup --merge {args.out} --out RESULTS")
+        return 0
     records = _read_labels(args.labels) if args.labels else None
     decisions = None
     if getattr(args, "decisions", None):
@@ -329,9 +367,12 @@ def run(args: argparse.Namespace) -> int:
     from hamkit.dedup.inputs import check_list_names, resolve_images
 
     dedup._checked()  # a bad setting first, then the images
-    images = resolve_images(args.images)
-    check_list_names(images, Path(args.out) / "kept.txt")  # before the scan, not after it
-    result = dedup.find(images, decisions=decisions)
+    if getattr(args, "merge", None):
+        result = dedup.merge(args.merge, decisions=decisions)
+    else:
+        images = resolve_images(args.images)
+        check_list_names(images, Path(args.out) / "kept.txt")  # before the scan, not after it
+        result = dedup.find(images, decisions=decisions)
     if result is None:  # a torchrun rank other than 0
         return 0
     out = Path(args.out)
@@ -400,6 +441,47 @@ def run(args: argparse.Namespace) -> int:
         print_json({**summary, "out": str(out)})
     say(f"results in {out}")
     return 0
+
+
+def _sharding_conflicts(args: argparse.Namespace) -> str | None:
+    """The usage error for flags that a sharded run (``--shard``, ``--merge``) cannot honour, or ``None``."""
+    merge, shard = getattr(args, "merge", None), getattr(args, "shard", None)
+    backend = getattr(args, "backend", None)
+    if backend in ("disk", "ray") and (args.against or shard or merge):
+        other = "--against" if args.against else "--shard" if shard else "--merge"
+        return f"--backend {backend} runs the whole search itself and cannot be used with {other}; drop one of them"
+    if merge and shard:
+        return "--shard runs one shard and --merge joins finished ones: give one of them"
+    if merge and args.against:
+        return "--against cannot be used with --merge; drop one of them"
+    if shard:
+        given = [flag for flag in ("--labels", "--against", "--decisions") if getattr(args, flag[2:], None)]
+        given += [flag for flag in ("--keep",) if flag in getattr(args, "given_flags", ())]
+        given += [flag for flag, on in (("--strict-groups", args.strict_groups), ("--no-review", args.no_review)) if on]
+        if given:
+            verb, pronoun = ("applies", "it") if len(given) == 1 else ("apply", "them")
+            return (
+                f"{', '.join(given)} {verb} to the merged results, not a shard: give {pronoun} to hamkit dedup --merge"
+            )
+        if args.method != "verified":
+            return f"--shard runs --method verified only, not {args.method}"
+    if merge and args.method != "verified":
+        return f"--merge joins shards of --method verified only, not {args.method}"
+    return None
+
+
+def _merged_settings(args: argparse.Namespace) -> None:
+    """``--candidates`` from the shards' manifest when not given (a given one must match it)."""
+    import json
+    from pathlib import Path
+
+    for folder in args.merge:
+        for manifest in sorted(Path(folder).glob("shard-*-of-*/manifest.json")) + [Path(folder) / "manifest.json"]:
+            if manifest.is_file():
+                recorded = json.loads(manifest.read_text())
+                if args.candidates is None:
+                    args.candidates = int(recorded["candidates"])
+                return
 
 
 def _read_labels(path: str):

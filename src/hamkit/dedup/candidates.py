@@ -32,6 +32,7 @@ Examples:
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,9 @@ __all__ = [
     "candidates_from_hits",
     "hits_per_query",
     "index_windows",
+    "iter_window_hits",
+    "pairs_from_partners",
+    "query_partners",
     "query_windows",
     "window_hits",
 ]
@@ -228,7 +232,9 @@ class WindowHits:
         return int(self.owner.shape[2])
 
 
-def window_hits(thumbs: np.ndarray, *, per_query: int, nprobe: int = 24, chunk: int = 2048) -> WindowHits:
+def window_hits(
+    thumbs: Any, *, per_query: int, nprobe: int = 24, chunk: int = 2048, query_chunks: Sequence[int] | None = None
+) -> WindowHits:
     """Search the indexed windows of all thumbnails with the query windows of each.
 
     Args:
@@ -238,24 +244,47 @@ def window_hits(thumbs: np.ndarray, *, per_query: int, nprobe: int = 24, chunk: 
             the candidates of subsets from them too.
         nprobe: Cells the IVF index visits per query (large collections only).
         chunk: Images whose windows are built and searched at a time (bounds the memory).
+        query_chunks: Only the query windows of these chunks (``0`` is images ``0 .. chunk - 1``,
+            and so on), each searched exactly as in a search of all of them: a shard of the
+            search (:mod:`hamkit.dedup.shards`). ``None``: every image queries.
 
     Returns:
-        The :class:`WindowHits`.
+        The :class:`WindowHits` (of the images of ``query_chunks``, in order, when given).
     """
+    parts = list(iter_window_hits(thumbs, per_query=per_query, nprobe=nprobe, chunk=chunk, query_chunks=query_chunks))
+    if not parts:
+        empty = np.zeros((0, 8, max(1, min(len(thumbs) * len(_INDEX_WINDOWS), per_query))), dtype=np.int32)
+        return WindowHits(empty, empty.astype(np.float32))
+    return WindowHits(np.concatenate([p.owner for _, p in parts]), np.concatenate([p.similarity for _, p in parts]))
+
+
+def iter_window_hits(
+    thumbs: Any, *, per_query: int, nprobe: int = 24, chunk: int = 2048, query_chunks: Sequence[int] | None = None
+) -> Iterator[tuple[int, WindowHits]]:
+    """:func:`window_hits` one query chunk at a time: ``(first image, its chunk's hits)``, so
+    that only one chunk's hits are in memory (the index is built once, before the first)."""
     n = len(thumbs)
     windows_per_image = len(_INDEX_WINDOWS)
-    base = np.concatenate([index_windows(thumbs[s : s + chunk]).reshape(-1, CELLS * CELLS) for s in range(0, n, chunk)])
+    base = np.empty((n * windows_per_image, CELLS * CELLS), dtype=np.float32)
+    for s in range(0, n, chunk):
+        rows = index_windows(thumbs[s : s + chunk]).reshape(-1, CELLS * CELLS)
+        base[s * windows_per_image : s * windows_per_image + len(rows)] = rows
     index = _index(base, nprobe)
     per_query = max(1, min(len(base), per_query))
-    owners, similarities = [], []
-    for start in range(0, n, chunk):
+    del base  # the index holds its own copy
+    starts = range(0, n, chunk) if query_chunks is None else [c * chunk for c in query_chunks]
+    for start in starts:
         queries = query_windows(thumbs[start : start + chunk])
         count, orientations = queries.shape[0], queries.shape[1]
         sims, hits = index.search(np.ascontiguousarray(queries.reshape(-1, CELLS * CELLS)), per_query)
         owner = np.where(hits >= 0, hits // windows_per_image, -1).astype(np.int32)
-        owners.append(owner.reshape(count, orientations, per_query))
-        similarities.append(sims.astype(np.float32).reshape(count, orientations, per_query))
-    return WindowHits(np.concatenate(owners), np.concatenate(similarities))
+        yield (
+            start,
+            WindowHits(
+                owner.reshape(count, orientations, per_query),
+                sims.astype(np.float32).reshape(count, orientations, per_query),
+            ),
+        )
 
 
 def candidates_from_hits(hits: WindowHits, *, k: int = 10, members: np.ndarray | None = None) -> Candidates:
@@ -284,9 +313,23 @@ def candidates_from_hits(hits: WindowHits, *, k: int = 10, members: np.ndarray |
         >>> bool(((pairs.i == 4) & (pairs.j == 9)).any())
         True
     """
+    return pairs_from_partners(*query_partners(hits, k=k, members=members))
+
+
+def query_partners(
+    hits: WindowHits, *, k: int = 10, members: np.ndarray | None = None, first_row: int = 0
+) -> tuple[np.ndarray, ...]:
+    """The first half of :func:`candidates_from_hits`: each query image's ``k`` best partners.
+
+    Each query image's partners depend on its own hits only, so the hits of consecutive images
+    (``first_row`` onwards, e.g. one shard's) give the same rows as the hits of all images.
+
+    Returns:
+        ``(query, partner, similarity, mirrored, other_parity)`` arrays, by query image.
+    """
     n = len(hits)
     owner, sims = hits.owner, hits.similarity
-    rows = np.arange(n, dtype=np.int32)
+    rows = np.arange(first_row, first_row + n, dtype=np.int32)
     if members is not None:  # only the members' own query windows count
         members = np.asarray(members, dtype=bool)
         rows = rows[members]
@@ -301,10 +344,22 @@ def candidates_from_hits(hits: WindowHits, *, k: int = 10, members: np.ndarray |
     query_image, owner, sims, mirrored = (a[take] for a in (query, owner, sims, mirrored))
     if len(query_image) == 0:
         empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, np.float32)
+    return _top_k(query_image.astype(np.int64), owner.astype(np.int64), sims, mirrored, k)
+
+
+def pairs_from_partners(
+    query_image: np.ndarray, owner: np.ndarray, sims: np.ndarray, mirrored: np.ndarray, other: np.ndarray
+) -> Candidates:
+    """The second half of :func:`candidates_from_hits`: the partners of all query images (in
+    query order, as :func:`query_partners` gives them) as pairs, a pair found from both ends once.
+
+    Returns:
+        The :class:`Candidates`, sorted by ``(i, j)``.
+    """
+    if len(query_image) == 0:
+        empty = np.zeros(0, dtype=np.int64)
         return Candidates(empty, empty, np.zeros(0, np.float32), np.zeros(0, bool))
-    query_image, owner, sims, mirrored, other = _top_k(
-        query_image.astype(np.int64), owner.astype(np.int64), sims, mirrored, k
-    )
     lo = np.minimum(query_image, owner)
     hi = np.maximum(query_image, owner)
     # a pair found from both ends: keep the end that matched best

@@ -56,7 +56,15 @@ from hamkit.dedup.decisions import Decisions, apply_decisions, read_decisions
 from hamkit.dedup.groups import choose_kept, duplicate_groups
 from hamkit.dedup.inputs import resolve_images
 from hamkit.dedup.keep import KEEP_POLICIES, keep_ranking
-from hamkit.dedup.methods import METHODS, CnnMethod, DedupMethod, default_cache_dir, get_method, make_method
+from hamkit.dedup.methods import (
+    METHODS,
+    CnnMethod,
+    DedupMethod,
+    VerifiedMethod,
+    default_cache_dir,
+    get_method,
+    make_method,
+)
 from hamkit.dedup.pairs import Pairs
 from hamkit.dedup.result import AuditResult, CrossResult, DedupResult, jsonable_settings
 from hamkit.dedup.scenes import VerifiedCandidates
@@ -180,6 +188,16 @@ class Deduplicator(BaseEstimator):
         self.threshold_ = method.check_threshold(self.threshold)
         return method
 
+    def _local_only(self, what: str) -> DedupMethod:
+        """:meth:`_checked`, refusing a method set to run on Ray (only :meth:`find` does)."""
+        method = self._checked()
+        if getattr(method, "backend", "local") != "local":
+            raise HamkitError(
+                f"{what} runs in this process only; backend={method.backend!r} runs find: "
+                "set the method's backend='local' for it"
+            )
+        return method
+
     def _settings(self) -> dict[str, Any]:
         """The parameters by name, the method as its name and its settings as
         ``method_settings``, as JSON values (recorded in the results)."""
@@ -248,6 +266,8 @@ class Deduplicator(BaseEstimator):
             decisions = read_decisions(decisions)
         started = time.perf_counter()
         paths = resolve_images(images)
+        if getattr(method, "backend", "local") != "local":
+            return self._staged(method, paths, started, decisions)
         signatures, skipped = method.signatures(self, paths)
         if int(os.environ.get("RANK", "0")) != 0:
             return None
@@ -257,6 +277,20 @@ class Deduplicator(BaseEstimator):
                 f"none of the {len(paths)} image(s) could be read; first reason: {paths[0]}: {skipped.get(0, '?')}"
             )
         pairs, candidates = self._self_pairs(method, signatures, valid)
+        return self._result(method, paths, skipped, pairs, candidates, started, decisions)
+
+    def _result(
+        self,
+        method: DedupMethod,
+        paths: list[Path],
+        skipped: dict[int, str],
+        pairs: Pairs,
+        candidates: VerifiedCandidates | None,
+        started: float,
+        decisions: Decisions | None = None,
+    ) -> DedupResult:
+        """Groups, kept and removed images of the pairs found (a person's ``decisions`` applied
+        first): one function for every way of finding them."""
         if decisions is not None:
             pairs = apply_decisions(decisions, paths, pairs)
         rank = keep_ranking(paths, pairs, self.keep, self.prefer)
@@ -276,6 +310,153 @@ class Deduplicator(BaseEstimator):
             seconds=time.perf_counter() - started,
             candidates=candidates,
         )
+
+    # ------------------------------------------------------------------ shards
+    def _verified(self, what: str) -> VerifiedMethod:
+        method = self._checked()
+        if not isinstance(method, VerifiedMethod):
+            raise HamkitError(
+                f"{what} runs the 'verified' method only, not {method.name!r}: use Deduplicator('verified')"
+            )
+        return method
+
+    def find_shard(
+        self,
+        images: Any,
+        out: str | os.PathLike[str],
+        shard: int,
+        shards: int,
+        *,
+        wait: float | None = None,
+    ) -> Path:
+        """Run shard ``shard`` of ``shards`` of :meth:`find` (``method="verified"``) into ``out``.
+
+        Every shard is given the same ``images`` and ``out`` (a folder all of them can reach):
+        shard ``I`` decodes its block of the images, then (once every shard has) searches its
+        share of the candidates among all images, then verifies its share of the candidate
+        pairs (:mod:`hamkit.dedup.shards`). Each stage leaves a completion marker: a shard that
+        died is run again alone and goes on from its last finished stage (and batch). Join the
+        shards with :meth:`merge`.
+
+        Args:
+            images: What :meth:`find` takes.
+            out: The run's folder, shared by its shards.
+            shard: This shard, ``0 <= shard < shards``.
+            shards: Number of shards.
+            wait: Seconds to wait for the other shards between stages (``None``: as long as it
+                takes; ``0``: raise :class:`~hamkit.dedup.shards.ShardNotReady` at once).
+
+        Returns:
+            The shard's folder.
+
+        Raises:
+            HamkitError: Not the verified method, a bad shard number, or shards of ``out`` run
+                with other images or settings.
+        """
+        from hamkit._cpu import available_cpus
+        from hamkit.dedup.shards import run_shard
+
+        method = self._verified("find_shard")
+        if not (isinstance(shard, int) and isinstance(shards, int) and 0 <= shard < shards):
+            raise HamkitError(f"shard must be in 0 .. shards - 1, got shard {shard} of {shards}")
+        return run_shard(
+            resolve_images(images),
+            out,
+            shard,
+            shards,
+            candidates=method.candidates,
+            min_inliers=method.min_inliers,
+            workers=self._workers(),
+            threads=max(1, min(8, available_cpus())),
+            progress=self.progress,
+            wait=wait,
+        )
+
+    def merge(
+        self,
+        folders: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        decisions: Decisions | str | os.PathLike[str] | None = None,
+    ) -> DedupResult:
+        """Join the shards of a :meth:`find_shard` run into the result :meth:`find` gives.
+
+        The candidates, their scores, the pairs, groups and kept/removed images are the single
+        process's; the threshold, ``keep`` and ``group_mode`` are this Deduplicator's (the shards
+        keep every candidate's score, so the threshold may differ from the shards').
+
+        Args:
+            folders: The run's folder (or its shard folders).
+            decisions: A person's decisions on pairs, as for :meth:`find`.
+
+        Returns:
+            The :class:`~hamkit.dedup.result.DedupResult`.
+
+        Raises:
+            HamkitError: Not the verified method, or other candidates / min_inliers than the shards'.
+            DataError: A shard missing or unfinished.
+        """
+        from hamkit.dedup.shards import merge_shards
+
+        method = self._verified("merge")
+        if decisions is not None and not isinstance(decisions, Decisions):
+            decisions = read_decisions(decisions)
+        started = time.perf_counter()
+        given = [folders] if isinstance(folders, (str, os.PathLike)) else list(folders)
+        manifest, paths, skipped, found = merge_shards(given)
+        for name in ("candidates", "min_inliers"):
+            if manifest[name] != getattr(method, name):
+                raise HamkitError(
+                    f"the shards were run with {name}={manifest[name]}, this Deduplicator has "
+                    f"{getattr(method, name)}: merge with the shards' settings"
+                )
+        return self._verified_result(method, paths, skipped, found, started, decisions)
+
+    def _verified_result(
+        self,
+        method: DedupMethod,
+        paths: list[Path],
+        skipped: dict[int, str],
+        found: VerifiedCandidates,
+        started: float,
+        decisions: Decisions | None = None,
+    ) -> DedupResult:
+        if len(paths) == len(skipped):
+            raise DataError(
+                f"none of the {len(paths)} image(s) could be read; first reason: {next(iter(skipped.values()), '?')}"
+            )
+        keep = method.passes(found.score, self.threshold_)
+        pairs = Pairs(found.i[keep], found.j[keep], found.score[keep], "aligned", True)
+        return self._result(method, paths, skipped, pairs, found, started, decisions)
+
+    def _staged(
+        self, method: DedupMethod, paths: list[Path], started: float, decisions: Decisions | None = None
+    ) -> DedupResult:
+        """:meth:`find` through the stages of :mod:`hamkit.dedup.shards`, with the scenes on disk:
+        in this process (``VerifiedMethod(backend="disk")``) or as Ray tasks (``backend="ray"``)."""
+        import shutil
+        import tempfile
+
+        from hamkit._cpu import available_cpus
+        from hamkit.dedup.shards import run_local, run_on_ray
+
+        assert isinstance(method, VerifiedMethod)
+        root = tempfile.mkdtemp(prefix="hamkit-shards-", dir=os.environ.get("HAMKIT_SHARDS_DIR"))
+        settings = {"candidates": method.candidates, "min_inliers": method.min_inliers}
+        try:
+            if method.backend == "ray":
+                _, paths, skipped, found = run_on_ray(paths, root, **settings)
+            else:
+                _, paths, skipped, found = run_local(
+                    paths,
+                    root,
+                    workers=self._workers(),
+                    threads=max(1, min(8, available_cpus())),
+                    progress=self.progress,
+                    **settings,
+                )
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        return self._verified_result(method, paths, skipped, found, started, decisions)
 
     def calibrate(
         self,
@@ -328,7 +509,7 @@ class Deduplicator(BaseEstimator):
                 holds it, say): those are left out of the second set, so that no file is
                 reported as its own duplicate.
         """
-        method = self._checked()
+        method = self._local_only("find_cross")
         paths_a, paths_b = resolve_images(a), resolve_images(b)
         real_a = {os.path.realpath(p) for p in paths_a}
         shared = [p for p in paths_b if os.path.realpath(p) in real_a]
@@ -399,7 +580,7 @@ class Deduplicator(BaseEstimator):
         """
         from hamkit.data.images import find_images
 
-        method = self._checked()
+        method = self._local_only("audit")
         names, assignment = read_audit_sets(split_csv)
         found = find_images(root)
         missing = sorted(i for i in assignment if i not in found)

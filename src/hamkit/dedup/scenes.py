@@ -34,7 +34,15 @@ from hamkit.dedup.candidates import THUMB, Candidates, candidate_pairs
 from hamkit.dedup.pairs import equal_value_pairs
 from hamkit.dedup.verify import _COARSE_MIN, WORK_SIDE, SceneFeatures, scene_features, verify_pairs
 
-__all__ = ["REVERSE_REUSE_BELOW", "Scene", "VerifiedCandidates", "VerifyKey", "VerifyMemo", "verified_pairs"]
+__all__ = [
+    "REVERSE_REUSE_BELOW",
+    "Scene",
+    "VerifiedCandidates",
+    "VerifyKey",
+    "VerifyMemo",
+    "verified_pairs",
+    "with_identical",
+]
 
 VerifyKey = tuple[str, str, bool, bool, int]
 """A verification's key: the two images' digests in the order verified (the second is aligned
@@ -154,6 +162,33 @@ class VerifiedCandidates:
         return len(self.i)
 
 
+def with_identical(candidates: Candidates, digests: np.ndarray) -> Candidates:
+    """The candidates plus every pair of images with identical pixels (equal ``digests``), which
+    pair whatever the window search proposed.
+
+    Args:
+        candidates: The window candidates.
+        digests: :attr:`Scene.digest` per image (an object array).
+
+    Returns:
+        The :class:`~hamkit.dedup.candidates.Candidates`, each pair once (sorted by ``(i, j)``
+        when identical pairs were added).
+    """
+    n = len(digests)
+    i, j, similarity, mirrored = candidates.i, candidates.j, candidates.similarity, candidates.mirrored
+    ambiguous = candidates.ambiguous if candidates.ambiguous is not None else np.zeros(len(candidates), dtype=bool)
+    identical_pairs = equal_value_pairs(digests, digests, self_search=True)
+    if len(identical_pairs):
+        i = np.concatenate([i, identical_pairs.i])
+        j = np.concatenate([j, identical_pairs.j])
+        similarity = np.concatenate([similarity, identical_pairs.score])
+        mirrored = np.concatenate([mirrored, np.zeros(len(identical_pairs), bool)])
+        ambiguous = np.concatenate([ambiguous, np.zeros(len(identical_pairs), bool)])
+        _, first = np.unique(i * n + j, return_index=True)  # an identical pair may also be a candidate
+        i, j, similarity, mirrored, ambiguous = i[first], j[first], similarity[first], mirrored[first], ambiguous[first]
+    return Candidates(i, j, similarity, mirrored, ambiguous)
+
+
 def verified_pairs(
     scenes: Sequence[Scene],
     *,
@@ -202,20 +237,10 @@ def verified_pairs(
     if candidates is None:
         thumbs = np.stack([s.thumb for s in scenes]) if n else np.zeros((0, THUMB, THUMB), np.uint8)
         candidates = candidate_pairs(thumbs, k=k)
-    found = candidates
+    digests = np.array([s.digest for s in scenes], dtype=object)
+    found = with_identical(candidates, digests)
     i, j, similarity, mirrored = found.i, found.j, found.similarity, found.mirrored
     ambiguous = found.ambiguous if found.ambiguous is not None else np.zeros(len(found), dtype=bool)
-    # identical pixels: every pair within a set of equal digests
-    digests = np.array([s.digest for s in scenes], dtype=object)
-    identical_pairs = equal_value_pairs(digests, digests, self_search=True)
-    if len(identical_pairs):
-        i = np.concatenate([i, identical_pairs.i])
-        j = np.concatenate([j, identical_pairs.j])
-        similarity = np.concatenate([similarity, identical_pairs.score])
-        mirrored = np.concatenate([mirrored, np.zeros(len(identical_pairs), bool)])
-        ambiguous = np.concatenate([ambiguous, np.zeros(len(identical_pairs), bool)])
-        _, first = np.unique(i * n + j, return_index=True)  # an identical pair may also be a candidate
-        i, j, similarity, mirrored, ambiguous = i[first], j[first], similarity[first], mirrored[first], ambiguous[first]
     if cross is not None:
         keep = (i < cross) & (j >= cross)
         i, j, similarity, mirrored, ambiguous = i[keep], j[keep], similarity[keep], mirrored[keep], ambiguous[keep]

@@ -67,6 +67,14 @@ class VerifiedMethod(DedupMethod):
             heavily altered copies, and costs verification time).
         min_inliers: RANSAC inliers an alignment needs before its content is compared.
         batch_size: Images per decoding batch (the scenes do not depend on it).
+        backend: ``"local"`` (this process and its decoding workers, every scene in memory:
+            tens of KB per image), ``"disk"`` (the stages of :mod:`hamkit.dedup.shards` in this
+            process, with the scenes on disk and loaded per batch of candidate pairs: memory no
+            longer grows with the scenes) or ``"ray"`` (those stages as Ray tasks, one shard per
+            CPU of the cluster that ``ray.init`` finds, a local one when there is none;
+            ``pip install 'hamkit[ray]'``). The result is the same. The scenes go to a
+            temporary folder (``HAMKIT_SHARDS_DIR`` when set: on a Ray cluster, a folder every
+            node reaches). Only :meth:`~hamkit.Deduplicator.find` runs on ``"disk"`` or ``"ray"``.
 
     Attributes:
         scenes_: The decoded scenes, by path, size and modification time.
@@ -76,7 +84,7 @@ class VerifiedMethod(DedupMethod):
 
     Examples:
         >>> VerifiedMethod(candidates=20).get_params()
-        {'batch_size': 32, 'candidates': 20, 'min_inliers': 15}
+        {'backend': 'local', 'batch_size': 32, 'candidates': 20, 'min_inliers': 15}
         >>> VerifiedMethod().check_threshold(0)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -96,16 +104,20 @@ class VerifiedMethod(DedupMethod):
     memory_cache = "decoded scenes, by path, size and modification time; verifications, by the images' digests"
     run_threshold = "verified_threshold"
 
-    def __init__(self, *, candidates: int = 10, min_inliers: int = 15, batch_size: int = 32) -> None:
+    def __init__(
+        self, *, candidates: int = 10, min_inliers: int = 15, batch_size: int = 32, backend: str = "local"
+    ) -> None:
         self.candidates = candidates
         self.min_inliers = min_inliers
         self.batch_size = batch_size
+        self.backend = backend
 
     def check(self) -> None:
-        """Check ``candidates``, ``min_inliers`` and ``batch_size``.
+        """Check ``candidates``, ``min_inliers``, ``batch_size`` and ``backend``.
 
         Raises:
-            HamkitError: ``candidates`` or ``batch_size`` below 1 or ``min_inliers`` below 4 (or not integers).
+            HamkitError: ``candidates`` or ``batch_size`` below 1 or ``min_inliers`` below 4 (or not
+                integers), an unknown ``backend``, or ``"ray"`` without Ray installed.
         """
         if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) or self.candidates < 1:
             raise HamkitError(f"candidates must be a positive integer, got {self.candidates!r}")
@@ -113,6 +125,13 @@ class VerifiedMethod(DedupMethod):
             raise HamkitError(f"min_inliers must be an integer of at least 4, got {self.min_inliers!r}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise HamkitError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if self.backend not in ("local", "disk", "ray"):
+            raise HamkitError(f"backend must be 'local', 'disk' or 'ray', got {self.backend!r}")
+        if self.backend == "ray":
+            import importlib.util
+
+            if importlib.util.find_spec("ray") is None:
+                raise HamkitError("backend 'ray' needs Ray, which is not installed: pip install 'hamkit[ray]'")
 
     def check_threshold(self, threshold: Threshold) -> Threshold:
         """The threshold as a float in ``(0, 1]`` (the default when ``None``).

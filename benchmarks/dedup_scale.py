@@ -1,0 +1,340 @@
+"""Duplicate detection at scale: time and peak memory per stage, one process against shards and local Ray.
+
+A synthetic collection of small textured images (120 x 90 JPEG) with planted copies of known
+truth (every 50th image gets a shifted, brightened, mirrored or quarter-turned copy) is grown to
+each size. Per size and mode it runs, each in a fresh process so that its peak memory is its own:
+
+* ``single``: ``hamkit dedup IMAGES --out OUT --no-review`` (one process and its decoding workers);
+* ``shards``: ``hamkit dedup IMAGES --shard I/2 --out RUN`` for both shards at once (two processes,
+  as two machines would run them), then ``hamkit dedup --merge RUN --out OUT``; the stages' times
+  and peak memory come from the shards' completion markers;
+* ``disk``: ``--backend disk``, the stages one after the other in one process, scenes on disk;
+* ``ray``: the same stages as Ray tasks on a local Ray of 2 CPUs (``--backend ray``).
+
+Each mode's pairs.csv is compared with the single process's, and the planted copies' recall is
+counted. The results go to ``benchmarks/results/dedup_scale.json``; ``docs/gen_benchmarks.py``
+renders the table of ``docs/benchmarks_dedup.md`` from it, with the 1M row estimated from the
+largest size measured and the projection to a cluster.
+
+    python benchmarks/dedup_scale.py --sizes 10000 --modes single shards ray
+    python benchmarks/dedup_scale.py --sizes 100000 --modes shards   # appends to the results file
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _shared import provenance  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "dedup_scale.json"
+EXTRA = RESULTS.with_name("dedup_scale_extra.json")  # --search-memory and --decode-ratio
+SIZE = (120, 90)
+COPY_EVERY = 50
+
+
+def make_collection(folder: Path, n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """``n`` images in ``folder`` (``n // COPY_EVERY`` of them planted copies); the planted pairs."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    done = folder / "planted.json"
+    if done.exists():
+        return [tuple(p) for p in json.loads(done.read_text())]  # type: ignore[misc]
+    rng = np.random.default_rng(seed)
+    width, height = SIZE
+    planted: list[tuple[str, str]] = []
+    originals = n - n // COPY_EVERY
+    for index in range(originals):
+        noise = rng.random((height // 3, width // 3, 3)).astype(np.float32)
+        image = cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)
+        image = cv2.GaussianBlur(image, (0, 0), 1.0) * 160 + 40
+        blob = np.zeros((height, width), np.float32)
+        cv2.ellipse(
+            blob,
+            (int(rng.integers(30, 90)), int(rng.integers(25, 65))),
+            (int(rng.integers(10, 30)), int(rng.integers(8, 25))),
+            float(rng.uniform(0, 180)),
+            0,
+            360,
+            1.0,
+            -1,
+        )
+        image *= 1 - 0.5 * cv2.GaussianBlur(blob, (0, 0), 3)[..., None]
+        pixels = np.clip(image, 0, 255).astype(np.uint8)
+        name = f"img{index:07d}.jpg"
+        cv2.imwrite(str(folder / name), pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if index % (COPY_EVERY - 1) == 0 and len(planted) < n - originals:
+            kind = len(planted) % 4
+            if kind == 0:  # shifted crop, resized back
+                copy = cv2.resize(pixels[6:, 8:], (width, height))
+            elif kind == 1:  # brighter
+                copy = np.clip(pixels.astype(np.int16) + 25, 0, 255).astype(np.uint8)
+            elif kind == 2:  # mirrored
+                copy = np.ascontiguousarray(pixels[:, ::-1])
+            else:  # a quarter turn
+                copy = np.ascontiguousarray(np.rot90(pixels))
+            copy_name = f"copy{len(planted):07d}.jpg"
+            cv2.imwrite(str(folder / copy_name), copy, [cv2.IMWRITE_JPEG_QUALITY, 85])
+            planted.append((name, copy_name))
+    done.write_text(json.dumps(planted))
+    return planted
+
+
+def _child_peak_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+
+
+def _hamkit(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hamkit", "dedup", *args, "--quiet"]
+
+
+def _stages(run: Path) -> dict[str, dict[str, float]]:
+    """Per stage: the slowest shard's seconds and the largest peak memory (from the markers)."""
+    out: dict[str, dict[str, float]] = {}
+    for stage in ("signatures", "search", "verify"):
+        markers = [json.loads(p.read_text()) for p in sorted(run.glob(f"shard-*/{stage}.done"))]
+        if markers:
+            out[stage] = {
+                "seconds": max(m["seconds"] for m in markers),
+                "peak_rss_mib": max(m["peak_rss_mib"] for m in markers),
+            }
+    return out
+
+
+def _recall(out: Path, planted: list[tuple[str, str]]) -> float:
+    found = set()
+    for line in (out / "pairs.csv").read_text().splitlines()[1:]:
+        a, b = line.split(",")[:2]
+        found.add(frozenset((Path(a).name, Path(b).name)))
+    return sum(frozenset(p) in found for p in planted) / max(1, len(planted))
+
+
+def run_single(images: Path, work: Path) -> dict:
+    out = work / "single"
+    shutil.rmtree(out, ignore_errors=True)
+    started = time.perf_counter()
+    subprocess.run(_hamkit(str(images), "--out", str(out), "--no-review"), check=True)
+    return {"seconds": round(time.perf_counter() - started, 1), "out": str(out)}
+
+
+def run_shards(images: Path, work: Path, shards: int = 2) -> dict:
+    run, out = work / "run", work / "merged"
+    shutil.rmtree(run, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(_hamkit(str(images), "--shard", f"{i}/{shards}", "--out", str(run))) for i in range(shards)
+    ]
+    if any(p.wait() != 0 for p in procs):
+        raise SystemExit("a shard failed")
+    shards_s = time.perf_counter() - started
+    merge_started = time.perf_counter()
+    subprocess.run(_hamkit("--merge", str(run), "--out", str(out), "--no-review"), check=True)
+    merge_s = time.perf_counter() - merge_started
+    return {
+        "seconds": round(time.perf_counter() - started, 1),
+        "shards_seconds": round(shards_s, 1),
+        "merge_seconds": round(merge_s, 1),
+        "stages": _stages(run),
+        "out": str(out),
+    }
+
+
+def run_disk(images: Path, work: Path) -> dict:
+    out = work / "disk"
+    shutil.rmtree(out, ignore_errors=True)
+    started = time.perf_counter()
+    subprocess.run(_hamkit(str(images), "--out", str(out), "--no-review", "--backend", "disk"), check=True)
+    return {"seconds": round(time.perf_counter() - started, 1), "out": str(out)}
+
+
+def run_ray(images: Path, work: Path) -> dict:
+    out = work / "ray"
+    shutil.rmtree(out, ignore_errors=True)
+    code = (
+        "import ray, sys\n"
+        "ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)\n"
+        "from hamkit.cli.main import main\n"
+        f"sys.exit(main(['dedup', {str(images)!r}, '--out', {str(out)!r}, '--backend', 'ray', '--no-review', "
+        "'--quiet']))\n"
+    )
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return {"seconds": round(time.perf_counter() - started, 1), "out": str(out)}
+
+
+def worker(mode: str, n: int, work: Path) -> None:
+    """One mode at one size, in this (fresh) process: prints its row as a JSON line."""
+    images = work / f"images-{n}"
+    planted = make_collection(images, n)
+    folder = work / f"{mode}-{n}"
+    folder.mkdir(parents=True, exist_ok=True)
+    row = {"single": run_single, "disk": run_disk, "shards": run_shards, "ray": run_ray}[mode](images, folder)
+    out = Path(row.pop("out"))
+    pairs = (out / "pairs.csv").read_bytes()
+    reference = work / f"single-{n}" / "single" / "pairs.csv"
+    row.update(
+        {
+            "images": n,
+            "mode": mode,
+            "peak_rss_mib": _child_peak_mib(),
+            "pairs": pairs.count(b"\n") - 1,
+            "planted_recall": round(_recall(out, planted), 4),
+            "same_pairs_csv_as_single": pairs == reference.read_bytes() if reference.exists() else None,
+            "load_average": round(os.getloadavg()[0], 2),
+        }
+    )
+    print(json.dumps(row), flush=True)
+
+
+def decode_ratio(shared: Path) -> dict | None:
+    """Seconds to decode a 600 x 450 original into a scene over those of its 200 x 150 copy (the 75
+    sample originals and their copies in the 200 px folder), for the projection to originals."""
+    from hamkit.dedup.scenes import Scene
+
+    originals = sorted((shared / "ham10000-sample" / "images").glob("*.jpg"))
+    small = {p.name: p for p in (shared / "ham10000-200px").glob("HAM10000_images_part_*/*.jpg")}
+    pairs = [(o, small[o.name]) for o in originals if o.name in small]
+    if not pairs:
+        return None
+    times = {}
+    for label, column in (("original", 0), ("small", 1)):
+        started = time.perf_counter()
+        for _ in range(3):
+            for pair in pairs:
+                Scene.from_path(pair[column])
+        times[label] = (time.perf_counter() - started) / (3 * len(pairs))
+    return {
+        "images": len(pairs),
+        "original_ms": round(1000 * times["original"], 2),
+        "small_ms": round(1000 * times["small"], 2),
+        "ratio": round(times["original"] / times["small"], 2),
+    }
+
+
+def search_memory(n: int, work: Path, shards: int = 2) -> dict:
+    """Peak memory and time of the search stage (the one stage that holds something of every
+    image: the window index) at ``n`` images, without decoding any: shard stores whose
+    thumbnails are random, written directly. Run in a fresh process (``--search-memory N``)."""
+    from hamkit.dedup import shards as module
+
+    root = work / f"search-{n}"
+    shutil.rmtree(root, ignore_errors=True)
+    paths = [Path(f"/none/img{i:07d}.jpg") for i in range(n)]
+    run = module._run_of(paths, 10, 15)
+    rng = np.random.default_rng(0)
+    for index in range(shards):
+        folder = module.shard_folder(root, index, shards)
+        folder.mkdir(parents=True)
+        start, stop = module.shard_range(n, index, shards)
+        thumbs = np.lib.format.open_memmap(
+            folder / "thumbs.npy", mode="w+", dtype=np.uint8, shape=(stop - start, 64, 64)
+        )
+        for first in range(0, stop - start, 4096):
+            count = min(4096, stop - start - first)
+            thumbs[first : first + count] = rng.integers(0, 256, (count, 64, 64), dtype=np.uint8)
+        thumbs.flush()
+        del thumbs
+        np.save(folder / "offsets.npy", np.zeros((stop - start, 12), np.int64))
+        (folder / "digests.txt").write_text("".join(f"{i:064x}\n" for i in range(start, stop)))
+        (folder / "skipped.json").write_text("{}")
+        (folder / "paths.txt").write_text("".join(f"{p}\n" for p in paths[start:stop]))
+        for name in module._FLATS:
+            (folder / f"{name}.bin").write_bytes(b"")
+        manifest = {"format": 1, "shard": index, "of": shards, "start": start, "stop": stop, **run.__dict__}
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        (folder / "signatures.done").write_text("{}")
+    code = (
+        "import json, sys; from pathlib import Path; from hamkit.dedup import shards as m\n"
+        f"paths = [Path(f'/none/img{{i:07d}}.jpg') for i in range({n})]\n"
+        f"m.stage_search(paths, {str(root)!r}, 0, {shards})\n"
+        f"print((Path({str(root)!r}) / 'shard-0-of-{shards}' / 'search.done').read_text())\n"
+    )
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    marker = json.loads(done.stdout[done.stdout.index("{") :])
+    shutil.rmtree(root, ignore_errors=True)
+    return {
+        "images": n,
+        "shards": shards,
+        "seconds": round(time.perf_counter() - started, 1),
+        "stage_seconds": marker["seconds"],
+        "peak_rss_mib": marker["peak_rss_mib"],  # the search process's own peak
+        "load_average": round(os.getloadavg()[0], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000])
+    parser.add_argument(
+        "--modes", nargs="+", default=["single", "shards", "ray"], choices=("single", "disk", "shards", "ray")
+    )
+    parser.add_argument("--work", type=Path, default=Path("/tmp/hamkit-dedup-scale"))
+    parser.add_argument("--worker", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--decode-ratio",
+        type=Path,
+        metavar="SHARED_DATA",
+        help="only measure the decoding time of 600 x 450 originals against 200 x 150 copies (the folder "
+        "holding ham10000-sample and ham10000-200px)",
+    )
+    parser.add_argument(
+        "--search-memory",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="only measure the search stage's time and peak memory at these sizes (random thumbnails, no decoding)",
+    )
+    args = parser.parse_args()
+    if args.search_memory:
+        for n in args.search_memory:
+            row = {**search_memory(n, args.work), **provenance()}
+            print(json.dumps(row), flush=True)
+            saved = json.loads(EXTRA.read_text()) if EXTRA.exists() else {"benchmark": "dedup_scale"}
+            saved["search_memory"] = [r for r in saved.get("search_memory", []) if r["images"] != n] + [row]
+            EXTRA.parent.mkdir(parents=True, exist_ok=True)
+            EXTRA.write_text(json.dumps(saved, indent=1) + "\n")
+        return
+    if args.worker:
+        worker(args.worker[0], int(args.worker[1]), args.work)
+        return
+    if args.decode_ratio:
+        extra = json.loads(EXTRA.read_text()) if EXTRA.exists() else {"benchmark": "dedup_scale"}
+        extra["decode_ratio"] = {**(decode_ratio(args.decode_ratio) or {}), **provenance()}
+        print(json.dumps(extra["decode_ratio"]))
+        EXTRA.parent.mkdir(parents=True, exist_ok=True)
+        EXTRA.write_text(json.dumps(extra, indent=1) + "\n")
+        return
+    saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"benchmark": "dedup_scale", "rows": []}
+    rows = saved["rows"]
+    for n in args.sizes:
+        started = time.perf_counter()
+        make_collection(args.work / f"images-{n}", n)
+        print(f"{n} images ready in {time.perf_counter() - started:.0f} s", flush=True)
+        for mode in args.modes:
+            command = [sys.executable, os.path.abspath(__file__), "--worker", mode, str(n), "--work", str(args.work)]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            row = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
+            row.update(provenance())
+            print(json.dumps(row), flush=True)
+            rows = [r for r in rows if (r["images"], r["mode"]) != (n, mode)] + [row]
+            saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"benchmark": "dedup_scale"}
+            saved["rows"] = rows
+            RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            RESULTS.write_text(json.dumps(saved, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
