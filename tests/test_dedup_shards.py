@@ -57,6 +57,26 @@ def test_merged_shards_equal_the_single_process(planted, single, tmp_path, shard
     assert _files(merged.save(tmp_path / "merged")) == single
 
 
+def test_merge_applies_a_persons_decisions_as_find_does(planted, tmp_path) -> None:
+    from hamkit.dedup.decisions import Decisions
+
+    dedup = Deduplicator(progress=False, cache_dir=False, num_workers=0)
+    found = dedup.find(planted)
+    assert found is not None
+    a, b = found.paths[found.pairs.i[0]].stem, found.paths[found.pairs.j[0]].stem
+    decided = Decisions({(a, b): False})
+    for stage in range(3):
+        for index in range(2):
+            try:
+                dedup.find_shard(planted, tmp_path / "run", index, 2, wait=0)
+            except ShardNotReady:
+                assert stage < 2
+    merged = dedup.merge(tmp_path / "run", decisions=decided)
+    expected = dedup.find(planted, decisions=decided)
+    assert expected is not None and len(merged.pairs) == len(found.pairs) - 1
+    assert _files(merged.save(tmp_path / "merged")) == _files(expected.save(tmp_path / "single"))
+
+
 def test_a_shard_killed_mid_run_is_rerun_alone(planted, single, tmp_path) -> None:
     run = tmp_path / "run"
     command = [sys.executable, "-m", "hamkit", "dedup", str(planted), "--out", str(run), "--quiet"]
@@ -172,6 +192,7 @@ def test_unknown_backend_is_refused() -> None:
     [
         (["imgs", "--shard", "0/2", "--keep", "largest"], "--keep applies to the merged results"),
         (["imgs", "--shard", "0/2", "--method", "phash"], "--shard runs --method verified only"),
+        (["imgs", "--shard", "0/2", "--decisions", "d.csv"], "--decisions applies to the merged results"),
         (["--merge", "run", "--backend", "ray"], "--backend ray runs the whole search itself"),
         (["--merge", "run", "--method", "cnn"], "--merge joins shards of --method verified only"),
         (["imgs", "--shard", "2/2"], "0 <= I < N"),
