@@ -100,6 +100,8 @@ def _headline(summary: dict[str, Any]) -> dict[str, Any]:
         found["macro_roc_auc"] = clf.get("macro_roc_auc")
         found["test_images"] = clf.get("n_samples")
         found["test_lesions"] = clf.get("test_lesions")
+        found["classifier_at_a_glance"] = clf.get("at_a_glance")
+        found["classifier_melanoma_operating_points"] = (clf.get("operating_points") or {}).get("mel")
     if seg:
         numbers = seg.get("summary", {})
         found["segmenter"] = {
