@@ -163,6 +163,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the result here")
     parser.add_argument("--keep", help="build the folder here and keep it (default: a temporary folder)")
+    parser.add_argument(
+        "--note",
+        default="machine shared with other jobs; wall times are upper bounds",
+        help="how the machine was used while it ran (recorded with the results)",
+    )
     args = parser.parse_args()
 
     from hamkit._cpu import available_cpus
@@ -197,7 +202,7 @@ def main() -> int:
         "cpus": available_cpus(),
         "load_before": load,
         "load_after": load_after,
-        "note": "machine shared with other jobs; wall times are upper bounds",
+        "note": args.note,
         **provenance(),
     }
     print(audit.format_table())
