@@ -344,6 +344,47 @@ class DedupMethod(BaseEstimator, ABC):
         up to 8 (decoding is all the work; this process only collects the results)."""
         return max(1, min(8, available_cpus()))
 
+    def _decode_memoised(
+        self, memo_name: str, dedup: Shared, paths: Sequence[Path], kind: str, *, batch_size: int, desc: str
+    ) -> Signatures:
+        """Decode ``paths`` as ``kind`` (see :class:`~hamkit.dedup.inputs.DecodeJob`), keeping every
+        result in this method's ``memo_name`` attribute for its life, keyed by path, size and
+        modification time, so that a repeated search decodes nothing again.
+
+        Returns:
+            One value per path (``None`` where unreadable) and ``{index: reason}`` of the skipped ones.
+        """
+        from hamkit.dedup.inputs import DecodeJob, decode_all
+
+        memo: dict[tuple[str, int, int], object] = self.__dict__.setdefault(memo_name, {})
+        values = np.empty(len(paths), dtype=object)
+        keys: list[tuple[str, int, int] | None] = []
+        for path in paths:
+            try:
+                info = os.stat(path)
+                keys.append((str(path), info.st_size, info.st_mtime_ns))
+            except OSError:
+                keys.append(None)
+        todo = [i for i, key in enumerate(keys) if key is None or key not in memo]
+        for i, key in enumerate(keys):
+            if key is not None and key in memo:
+                values[i] = memo[key]
+        skipped: dict[int, str] = {}
+        if todo:
+            for indices, decoded, bad in decode_all(
+                DecodeJob([paths[i] for i in todo], kind),
+                batch_size=batch_size,
+                num_workers=self.workers(dedup),
+                progress=dedup.progress,
+                desc=desc,
+            ):
+                skipped.update({todo[i]: reason for i, reason in bad.items()})
+                for index, value in zip(indices, decoded, strict=True):
+                    values[todo[index]] = value
+                    if keys[todo[index]] is not None:
+                        memo[keys[todo[index]]] = value
+        return values, skipped
+
     def workers(self, dedup: Shared) -> int:
         """Decoding processes for ``dedup``: its ``num_workers``, or :meth:`default_workers`."""
         return dedup.num_workers if dedup.num_workers is not None else self.default_workers()

@@ -25,7 +25,6 @@ Examples:
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ from typing import Any
 import numpy as np
 
 from hamkit._cpu import available_cpus
-from hamkit.dedup.inputs import DecodeJob, decode_all
 from hamkit.dedup.lesion_match import LesionFeatures, inlier_score, match_pairs, visual_word_candidates
 from hamkit.dedup.methods.base import DedupMethod, Shared, Signatures, Threshold, register_method
 from hamkit.dedup.pairs import Pairs, equal_value_pairs
@@ -174,34 +172,7 @@ class LesionMethod(DedupMethod):
     def signatures(self, dedup: Shared, paths: Sequence[Path]) -> Signatures:
         """:class:`~hamkit.dedup.lesion_match.LesionFeatures` per readable image (``None`` for
         the others), kept in memory for the life of the method (``features_``)."""
-        memo: dict[tuple[str, int, int], Any] = self.__dict__.setdefault("features_", {})
-        features = np.empty(len(paths), dtype=object)
-        keys: list[tuple[str, int, int] | None] = []
-        for path in paths:
-            try:
-                info = os.stat(path)
-                keys.append((str(path), info.st_size, info.st_mtime_ns))
-            except OSError:
-                keys.append(None)
-        todo = [k for k, key in enumerate(keys) if key is None or key not in memo]
-        for k, key in enumerate(keys):
-            if key is not None and key in memo:
-                features[k] = memo[key]
-        skipped: dict[int, str] = {}
-        if todo:
-            for indices, values, bad in decode_all(
-                DecodeJob([paths[k] for k in todo], "lesion"),
-                batch_size=32,
-                num_workers=self.workers(dedup),
-                progress=dedup.progress,
-                desc="keypoints",
-            ):
-                skipped.update({todo[k]: reason for k, reason in bad.items()})
-                for index, value in zip(indices, values, strict=True):
-                    features[todo[index]] = value
-                    if keys[todo[index]] is not None:
-                        memo[keys[todo[index]]] = value
-        return features, skipped
+        return self._decode_memoised("features_", dedup, paths, "lesion", batch_size=32, desc="keypoints")
 
     def _search(self, dedup: Shared, features: list[Any], cross: int | None = None) -> VerifiedCandidates:
         self.check()

@@ -25,7 +25,6 @@ Examples:
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,36 +164,7 @@ class VerifiedMethod(DedupMethod):
         Scenes are kept in memory for the life of the method (``scenes_``), keyed by path, size
         and modification time, so that an ``audit`` repeated after a re-split decodes nothing again.
         """
-        from hamkit.dedup.inputs import DecodeJob, decode_all
-
-        memo: dict[tuple[str, int, int], Any] = self.__dict__.setdefault("scenes_", {})
-        scenes = np.empty(len(paths), dtype=object)
-        keys: list[tuple[str, int, int] | None] = []
-        for path in paths:
-            try:
-                info = os.stat(path)
-                keys.append((str(path), info.st_size, info.st_mtime_ns))
-            except OSError:
-                keys.append(None)
-        todo = [i for i, key in enumerate(keys) if key is None or key not in memo]
-        for i, key in enumerate(keys):
-            if key is not None and key in memo:
-                scenes[i] = memo[key]
-        skipped: dict[int, str] = {}
-        if todo:
-            for indices, values, bad in decode_all(
-                DecodeJob([paths[i] for i in todo], "scene"),
-                batch_size=self.batch_size,
-                num_workers=self.workers(dedup),
-                progress=dedup.progress,
-                desc="decode",
-            ):
-                skipped.update({todo[i]: reason for i, reason in bad.items()})
-                for index, scene in zip(indices, values, strict=True):
-                    scenes[todo[index]] = scene
-                    if keys[todo[index]] is not None:
-                        memo[keys[todo[index]]] = scene
-        return scenes, skipped
+        return self._decode_memoised("scenes_", dedup, paths, "scene", batch_size=self.batch_size, desc="decode")
 
     def _memo(self) -> VerifyMemo:
         """The verifications made so far (kept for the method's life, like its scenes)."""
