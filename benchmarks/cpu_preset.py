@@ -26,11 +26,11 @@ import numpy as np
 from _shared import provenance
 
 from hamkit import LesionClassifier, LesionSegmenter, SkinDataset
-from hamkit.calibration import expected_calibration_error
 from hamkit.data.dataset import find_label_file, find_mask_dir
 from hamkit.data.images import find_images
 from hamkit.data.metadata import read_labels
 from hamkit.data.splits import split_dataset
+from hamkit.metrics.calibration import expected_calibration_error
 
 
 def headline(report: object) -> dict[str, float]:

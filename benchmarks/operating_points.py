@@ -3,7 +3,7 @@
 Loads the saved classifier of a ``hamkit run`` folder and computes its scores on the run's
 validation and test splits once. For each target it then does what
 ``hamkit calibrate --operating-point mel:sensitivity=TARGET`` (and ``hamkit run``'s
-``classifier.operating_point``) does, on those scores: :func:`hamkit.calibration.fit_calibration`
+``classifier.operating_point``) does, on those scores: :func:`hamkit.metrics.calibration.fit_calibration`
 on validation (temperature, the melanoma-protecting prior rule, then melanoma's offset moved to
 the target), and scores the decisions on test, with 95 % lesion-bootstrap intervals. The network
 is the same for every row; only the operating point moves. Writes
@@ -24,9 +24,9 @@ import numpy as np
 from _shared import provenance
 
 from hamkit import LesionClassifier, SkinDataset
-from hamkit.bootstrap import classification_intervals, metrics_from_confusion
-from hamkit.calibration import fit_calibration, softmax
 from hamkit.classify.inference import decide
+from hamkit.metrics.bootstrap import classification_intervals, metrics_from_confusion
+from hamkit.metrics.calibration import fit_calibration, softmax
 
 HERE = Path(__file__).resolve().parent
 TARGETS = (None, 0.75, 0.8, 0.85, 0.9)

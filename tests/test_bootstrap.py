@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-from hamkit.bootstrap import (
+from hamkit.metrics.bootstrap import (
     bootstrap_groups,
     classification_intervals,
     mean_intervals,

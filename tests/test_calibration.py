@@ -11,7 +11,8 @@ import torch
 from torch.utils.data import TensorDataset
 
 from hamkit import LesionClassifier
-from hamkit.calibration import (
+from hamkit.errors import DataError
+from hamkit.metrics.calibration import (
     choose_temperature,
     expected_calibration_error,
     fit_calibration,
@@ -20,7 +21,6 @@ from hamkit.calibration import (
     reliability_bins,
     softmax,
 )
-from hamkit.errors import DataError
 
 
 def _logits(n=2000, k=4, seed=0):
@@ -122,8 +122,8 @@ def _balanced_model(n=3000, seed=0):
 
 
 def _brute_force(z, y, prior, candidates):
-    """Per candidate alpha: (old objective, recall per class), by the definitions of hamkit.bootstrap."""
-    from hamkit.bootstrap import metrics_from_confusion
+    """Per candidate alpha: (old objective, recall per class), by the definitions of hamkit.metrics.bootstrap."""
+    from hamkit.metrics.bootstrap import metrics_from_confusion
 
     log_prior = np.log(prior / prior.sum())
     found = {}
@@ -218,7 +218,7 @@ def test_calibrate_keeps_t_1_when_the_fitted_one_worsens_ece(fitted, monkeypatch
     record = clf.calibration_
     assert record["temperature_applied"] == (record["ece_after"] <= record["ece_before"])
     assert clf.temperature_ == (record["temperature_fitted"] if record["temperature_applied"] else 1.0)
-    monkeypatch.setattr("hamkit.calibration.fit_temperature", lambda logits, labels: 0.05)  # over-confident
+    monkeypatch.setattr("hamkit.metrics.calibration.fit_temperature", lambda logits, labels: 0.05)  # over-confident
     clf.calibrate(data)
     record = clf.calibration_
     assert clf.temperature_ == 1.0 and record["temperature_fitted"] == 0.05 and not record["temperature_applied"]
@@ -279,8 +279,8 @@ def test_the_operating_point_is_saved_and_loaded(fitted, tmp_path):
 
 def test_evaluation_warns_about_the_recall_the_rule_costs_and_the_report_shows_it():
     from hamkit.metrics import classification_report
-    from hamkit.pipeline.evaluation import _rule_text, _warnings
     from hamkit.pipeline.report import _evaluation_html
+    from hamkit.pipeline.scoring import _rule_text, _warnings
 
     classes = ["mel", "nv", "bcc"]
     y = np.array([0] * 10 + [1] * 10 + [2] * 20)

@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 
 from hamkit import Deduplicator
-from hamkit.dedup.calibration import calibrate_scores
 from hamkit.dedup.candidates import THUMB, candidate_pairs
 from hamkit.dedup.methods import VerifiedMethod
 from hamkit.dedup.scenes import Scene
+from hamkit.dedup.thresholds import calibrate_scores
 from hamkit.dedup.verify import aligned_similarity, verify_pair
 from hamkit.errors import HamkitError
 from hamkit.synthetic.planting import KIND_FAMILY, PLANT_KINDS, alter_image, plant_copies, recall_by_family

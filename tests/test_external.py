@@ -13,7 +13,7 @@ from PIL import Image
 from hamkit.cli.main import main
 from hamkit.data.images import find_images
 from hamkit.data.metadata import read_metadata
-from hamkit.external import external_metrics, format_external_table
+from hamkit.metrics.external import external_metrics, format_external_table
 
 
 def test_rows_are_restricted_to_the_classes_of_the_set():

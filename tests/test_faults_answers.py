@@ -88,7 +88,7 @@ def test_export_refuses_an_opset_newer_than_the_exporter_before_exporting(tmp_pa
 def test_no_threshold_is_suggested_from_zero_pairs_across_lesions() -> None:
     import numpy as np
 
-    from hamkit.dedup.calibration import calibrate_scores
+    from hamkit.dedup.thresholds import calibrate_scores
 
     table = calibrate_scores(np.array([0.9, 0.6, 0.3]), np.array([True, True, True]), thresholds=[0.1, 0.5, 0.8])
     assert table.suggested is None and "none of the 3 candidate pair(s) is across lesions" in table.reason

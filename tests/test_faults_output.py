@@ -164,7 +164,7 @@ def test_an_empty_list_file_is_named(tmp_path: Path) -> None:
 def test_the_segmentation_table_is_spreadsheet_safe() -> None:
     import numpy as np
 
-    from hamkit.seg_metrics import segmentation_report
+    from hamkit.metrics import segmentation_report
 
     mask = np.zeros((4, 4), dtype=bool)
     mask[1:3, 1:3] = True

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from hamkit.errors import DataError, HamkitError
-from hamkit.operating_points import (
+from hamkit.metrics.operating_points import (
     decision_point,
     fit_operating_point,
     operating_points,
@@ -60,7 +60,7 @@ def test_partial_auc_agrees_with_two_independent_computations(ties, min_tpr):
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_the_bootstrap_numbers_equal_scikit_learn_and_the_scorer(seed):
-    from hamkit.operating_points import _point_values
+    from hamkit.metrics.operating_points import _point_values
 
     y, s = _example(seed, n=150, ties=seed % 2 == 1)
     values = _point_values(y == 1, s)

@@ -287,7 +287,7 @@ def test_the_runs_operating_point_is_chosen_on_val_and_saved_with_the_model(demo
 def test_an_operating_point_for_a_class_the_data_lacks_is_not_applied_and_says_so():
     from types import SimpleNamespace
 
-    from hamkit.pipeline.evaluation import _operating_point
+    from hamkit.pipeline.scoring import _operating_point
 
     ctx = SimpleNamespace(settings={"classifier": {"operating_point": "mel:sensitivity=0.9"}})
     assert _operating_point(ctx, ["mel", "nv"]) == ({"mel": {"sensitivity": 0.9}}, [])

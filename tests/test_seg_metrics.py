@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hamkit.errors import DataError
-from hamkit.seg_metrics import (
+from hamkit.metrics import (
     SegmentationReport,
     confusion_counts,
     dice_score,

@@ -24,7 +24,7 @@ from hamkit.data.images import find_masks, image_size_of, read_mask
 from hamkit.data.metadata import read_labels
 from hamkit.data.splits import split_dataset
 from hamkit.errors import DataError, HamkitError
-from hamkit.seg_metrics import segmentation_report
+from hamkit.metrics import segmentation_report
 from hamkit.segment import LesionSegmenter, SegmentationLoss, SegmentationNetwork
 from hamkit.synthetic import make_synthetic
 

@@ -8,10 +8,16 @@ import json
 import numpy as np
 import pytest
 
-from hamkit.clinical import at_a_glance, clinical_summary, costliest_mistakes, glance_lines, operating_point_lines
 from hamkit.errors import DataError
+from hamkit.metrics.clinical import (
+    at_a_glance,
+    clinical_summary,
+    costliest_mistakes,
+    glance_lines,
+    operating_point_lines,
+)
+from hamkit.metrics.subgroups import age_band, metadata_columns, subgroup_means, subgroup_tables
 from hamkit.model_card import HAM10000_LICENCE, build_card, card_markdown, data_licence, describe_split, weights_licence
-from hamkit.subgroups import age_band, metadata_columns, subgroup_means, subgroup_tables
 
 
 def _decisions(seed: int = 0, n: int = 240):

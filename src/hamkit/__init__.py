@@ -52,8 +52,8 @@ _LAZY: dict[str, str] = {
     "LesionClassifier": "hamkit.classify",
     "LesionSegmenter": "hamkit.segment",
     "SegmentationPrediction": "hamkit.segment",
-    "SegmentationReport": "hamkit.seg_metrics",
-    "segmentation_report": "hamkit.seg_metrics",
+    "SegmentationReport": "hamkit.metrics",
+    "segmentation_report": "hamkit.metrics",
     "Deduplicator": "hamkit.dedup.deduplicator",
     "DedupResult": "hamkit.dedup.result",
     "ClassificationReport": "hamkit.metrics",
@@ -101,8 +101,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hamkit.engine.recipe import TrainConfig
     from hamkit.export import export_onnx
     from hamkit.ham10000.download import download_ham10000
-    from hamkit.metrics import ClassificationReport, classification_report
+    from hamkit.metrics import ClassificationReport, SegmentationReport, classification_report, segmentation_report
     from hamkit.pipeline.run import PipelineResult, run_pipeline
-    from hamkit.seg_metrics import SegmentationReport, segmentation_report
     from hamkit.segment import LesionSegmenter, SegmentationPrediction
     from hamkit.synthetic.generator import SyntheticDataset, make_synthetic

@@ -333,7 +333,7 @@ class LesionClassifier(Estimator):
         mean of balanced accuracy and macro F1 on this data, among the alphas that keep the
         recall of every ``protect`` class (melanoma by default) at least at the plain argmax's
         and reach the ``min_recall`` targets (see
-        :func:`~hamkit.calibration.fit_prior_offsets`): a balanced sampler lifts the recall of
+        :func:`~hamkit.metrics.calibration.fit_prior_offsets`): a balanced sampler lifts the recall of
         rare classes and pays in their precision, and ``alpha`` buys some of it back, never with
         melanoma recall. ``decision="argmax"`` keeps the plain argmax.
 
@@ -353,7 +353,7 @@ class LesionClassifier(Estimator):
             target: An operating point of one class, e.g. ``{"mel": {"sensitivity": 0.9}}`` (or
                 ``{"mel": {"specificity": 0.8}}``): after the rule, that class's offset is moved
                 until its decisions on this data reach it
-                (:func:`~hamkit.operating_points.fit_operating_point`); saved with the model
+                (:func:`~hamkit.metrics.operating_points.fit_operating_point`); saved with the model
                 (``calibration_["operating_point"]``), so ``predict`` decides at it.
             batch_size: Inference batch size.
             num_workers: DataLoader workers.
@@ -361,7 +361,7 @@ class LesionClassifier(Estimator):
         Returns:
             ``self``, with ``temperature_``, ``prior_alpha_``, ``class_offsets_`` and
             ``calibration_`` (what was fitted and why, as
-            :meth:`~hamkit.calibration.CalibrationFit.as_dict`: ``temperature_fitted``,
+            :meth:`~hamkit.metrics.calibration.CalibrationFit.as_dict`: ``temperature_fitted``,
             ``temperature_applied``, ``ece_before``, ``ece_after``, ``temperature_note``,
             ``protected``, ``min_recall``, ``targets_met``, ``recall_raw`` and ``recall_rule``
             per class on this data, ``notes``...) set;
@@ -376,12 +376,12 @@ class LesionClassifier(Estimator):
         Warns:
             UserWarning: Some classes have no images in the data (their recall is not checked).
         """
-        from hamkit.calibration import fit_calibration
+        from hamkit.metrics.calibration import fit_calibration
 
         if decision not in ("tuned", "argmax"):
             raise HamkitError(f"decision must be 'tuned' or 'argmax', got {decision!r}")
         if target:
-            from hamkit.operating_points import parse_target
+            from hamkit.metrics.operating_points import parse_target
 
             parse_target(target, self.classes_)  # before the pass over the data
         for name in [*(protect or ()), *(min_recall or {})]:  # before the pass over the data

@@ -77,14 +77,14 @@ def costliest_mistakes_figure(
     proba: np.ndarray,
     path: str | os.PathLike[str],
 ) -> tuple[Path, str | None]:
-    """The gallery of the mistakes ``chosen`` (indices, e.g. :func:`hamkit.clinical.costliest_mistakes`).
+    """The gallery of the mistakes ``chosen`` (indices, e.g. :func:`hamkit.metrics.clinical.costliest_mistakes`).
 
     Returns:
         ``(png, note)``: ``note`` says why there are no maps (captum missing), else ``None``.
     """
-    from hamkit.clinical import full_name
     from hamkit.engine.inputs import prepare_inputs, unpack_batch
     from hamkit.figures.mistakes import plot_mistake_gallery
+    from hamkit.metrics.clinical import full_name
 
     classes = list(model.classes_)
     mean, std = model.normalisation()

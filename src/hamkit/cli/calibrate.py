@@ -36,13 +36,13 @@ def class_recall(text: str) -> tuple[str, float]:
 
 def operating_point(text: str) -> dict[str, dict[str, float]]:
     """``--operating-point CLASS:sensitivity=VALUE`` (or ``specificity``) as ``calibrate``'s ``target``
-    (:func:`hamkit.operating_points.parse_operating_point`).
+    (:func:`hamkit.metrics.operating_points.parse_operating_point`).
 
     Examples:
         >>> operating_point("mel:sensitivity=0.9")
         {'mel': {'sensitivity': 0.9}}
     """
-    from hamkit.operating_points import parse_operating_point
+    from hamkit.metrics.operating_points import parse_operating_point
 
     try:
         found = parse_operating_point(text)

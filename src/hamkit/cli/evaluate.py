@@ -1,9 +1,9 @@
 """``hamkit evaluate MODEL``: score a saved model on one split of a data folder, or on whole data
 sets (external validation: ``--data A --data B`` without ``--split-csv``, one row per set,
-:func:`hamkit.external.external_metrics`).
+:func:`hamkit.metrics.external.external_metrics`).
 
 For a classifier it shows what ``hamkit run``'s report shows (:func:`hamkit.metrics.score_decisions`
-and :func:`hamkit.clinical.clinical_summary`): the saved decision at a glance (balanced accuracy,
+and :func:`hamkit.metrics.clinical.clinical_summary`): the saved decision at a glance (balanced accuracy,
 melanoma sensitivity and specificity, the operating point it was set to), the report of the
 saved decision rule, the raw argmax of the network beside it, the operating points of every
 class, the subgroup tables (sex, age band, body site, ``dx_type`` and each ``--by`` column), all
@@ -160,7 +160,7 @@ def _evaluate(args: argparse.Namespace, kind: str) -> int:
     from hamkit._io import atomic_write_text
     from hamkit.cli._compat import print_json
     from hamkit.errors import HamkitError
-    from hamkit.subgroups import format_subgroups
+    from hamkit.metrics.subgroups import format_subgroups
 
     out = Path(args.out) if args.out else None
     where = {"split_csv": args.split_csv, "split": args.split}
@@ -204,8 +204,8 @@ def _segmentation_subgroups(args: argparse.Namespace, data: Any, seg_report: Any
 
     from hamkit.data.dataset import find_label_file
     from hamkit.errors import DataError
-    from hamkit.seg_metrics import ISIC_JACCARD_THRESHOLD
-    from hamkit.subgroups import DEFAULT_COLUMNS, metadata_columns, subgroup_means
+    from hamkit.metrics import ISIC_JACCARD_THRESHOLD
+    from hamkit.metrics.subgroups import DEFAULT_COLUMNS, metadata_columns, subgroup_means
 
     label_file = getattr(data, "label_file", None) or find_label_file(Path(args.data))
     if label_file is None:
@@ -232,11 +232,11 @@ def _evaluate_classifier(args: argparse.Namespace, out: Any) -> int:
     from hamkit._io import atomic_write_text
     from hamkit.classify import LesionClassifier
     from hamkit.cli._compat import print_json
-    from hamkit.clinical import clinical_summary, glance_lines, operating_point_lines
     from hamkit.data.dataset import SkinDataset
     from hamkit.errors import DataError
     from hamkit.metrics import predictions_csv, score_decisions
-    from hamkit.subgroups import DEFAULT_COLUMNS, metadata_columns
+    from hamkit.metrics.clinical import clinical_summary, glance_lines, operating_point_lines
+    from hamkit.metrics.subgroups import DEFAULT_COLUMNS, metadata_columns
 
     model = LesionClassifier.load(args.model, device=args.device)
     data = _data(args, masks=False, classes=model.classes_)
@@ -272,8 +272,8 @@ def _evaluate_classifier(args: argparse.Namespace, out: Any) -> int:
     written = []
     if out:
         from hamkit.classify.explain import costliest_mistakes_figure
-        from hamkit.clinical import costliest_mistakes, roc_marks
         from hamkit.figures.classification import plot_roc_curves
+        from hamkit.metrics.clinical import costliest_mistakes, roc_marks
         from hamkit.model_card import card_evaluation, data_licence, write_model_card
 
         chosen = costliest_mistakes(labels, decided, proba, classes)
@@ -391,7 +391,7 @@ def _external(args: argparse.Namespace) -> int:
     from hamkit.data.dataset import SkinDataset
     from hamkit.data.readers import read_dataset
     from hamkit.errors import DataError
-    from hamkit.external import external_metrics, format_external_table
+    from hamkit.metrics.external import external_metrics, format_external_table
 
     sets = data_sets(args.data)
     own_labels = args.labels is not None or args.label_column is not None or args.image_column is not None
@@ -443,7 +443,7 @@ def _external(args: argparse.Namespace) -> int:
 
 def _markdown(rows: dict[str, dict]) -> str:
     """The rows as a Markdown table (for a report or a paper)."""
-    from hamkit.external import EXTERNAL_METRICS
+    from hamkit.metrics.external import EXTERNAL_METRICS
 
     lines = [
         "| data set | images | classes | balanced accuracy | macro F1 | melanoma sensitivity | macro AUC |",

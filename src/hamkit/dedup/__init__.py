@@ -5,7 +5,7 @@ stays light:
 
 * :class:`Deduplicator` (:mod:`hamkit.dedup.deduplicator`) and its results :class:`DedupResult`,
   :class:`CrossResult`, :class:`AuditResult` (:mod:`hamkit.dedup.result`) and
-  :class:`Calibration` (:mod:`hamkit.dedup.calibration`).
+  :class:`Calibration` (:mod:`hamkit.dedup.thresholds`).
 * The methods (:mod:`hamkit.dedup.methods`): the :class:`DedupMethod` interface, one class per
   method (:class:`VerifiedMethod`, :class:`CnnMethod`, :class:`PHashMethod`,
   :class:`DHashMethod`, :class:`ExactMethod`), the registry :data:`METHODS`,
@@ -34,7 +34,7 @@ _LAZY: dict[str, str] = {
     "DedupResult": "hamkit.dedup.result",
     "CrossResult": "hamkit.dedup.result",
     "AuditResult": "hamkit.dedup.result",
-    "Calibration": "hamkit.dedup.calibration",
+    "Calibration": "hamkit.dedup.thresholds",
     "DedupMethod": "hamkit.dedup.methods",
     "METHODS": "hamkit.dedup.methods",
     "register_method": "hamkit.dedup.methods",
@@ -84,7 +84,6 @@ __all__ = [
 __getattr__, __dir__ = lazy_attributes("hamkit.dedup", globals(), _LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from hamkit.dedup.calibration import Calibration
     from hamkit.dedup.deduplicator import Deduplicator
     from hamkit.dedup.faiss_search import HnswConfig, IvfConfig
     from hamkit.dedup.methods import (
@@ -102,3 +101,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hamkit.dedup.result import AuditResult, CrossResult, DedupResult
     from hamkit.dedup.review import contact_sheet, review_html
     from hamkit.dedup.search import cosine_cross_pairs, cosine_pairs, hamming_cross_pairs, hamming_pairs
+    from hamkit.dedup.thresholds import Calibration

@@ -51,7 +51,6 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from hamkit.data.splits import read_audit_sets
-from hamkit.dedup.calibration import Calibration, calibrate_result
 from hamkit.dedup.decisions import Decisions, apply_decisions, read_decisions
 from hamkit.dedup.groups import choose_kept, duplicate_groups
 from hamkit.dedup.inputs import resolve_images
@@ -68,6 +67,7 @@ from hamkit.dedup.methods import (
 from hamkit.dedup.pairs import Pairs
 from hamkit.dedup.result import AuditResult, CrossResult, DedupResult, jsonable_settings
 from hamkit.dedup.scenes import VerifiedCandidates
+from hamkit.dedup.thresholds import Calibration, calibrate_result
 from hamkit.errors import DataError, HamkitError
 
 __all__ = ["Deduplicator", "METHODS", "DEFAULT_THRESHOLDS", "default_cache_dir"]
@@ -476,7 +476,7 @@ class Deduplicator(BaseEstimator):
                 :meth:`~hamkit.dedup.methods.DedupMethod.calibration_thresholds`).
 
         Returns:
-            The :class:`~hamkit.dedup.calibration.Calibration`: ``summary()``, ``plot(path)``,
+            The :class:`~hamkit.dedup.thresholds.Calibration`: ``summary()``, ``plot(path)``,
             ``to_csv(path)``.
 
         Raises:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from hamkit._mpl import pyplot, save_png
-from hamkit.calibration import reliability_bins
 from hamkit.classes import CLASS_CODES, CLASS_NAMES
+from hamkit.metrics.calibration import reliability_bins
 
 _MARKERS = {"saved decision": "o", "sensitivity at specificity 0.80": "^", "sensitivity at specificity 0.90": "v"}
 
@@ -38,7 +38,7 @@ def plot_roc_curves(
         path: Output PNG.
         title: Figure title.
         marks: Operating points to mark, ``{class: [(fpr, tpr, label), ...]}`` (e.g.
-            :func:`hamkit.clinical.roc_marks`: the saved decision, melanoma's sensitivity at
+            :func:`hamkit.metrics.clinical.roc_marks`: the saved decision, melanoma's sensitivity at
             specificity 0.80 and 0.90).
 
     Returns:

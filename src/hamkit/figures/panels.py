@@ -192,7 +192,7 @@ def segmentation_panels(
         DataError: No images, lists of different lengths, or a mask of another size than its image.
     """
     from hamkit._mpl import pyplot, save_png
-    from hamkit.seg_metrics import dice_score
+    from hamkit.metrics import dice_score
 
     n = len(images)
     if n == 0:

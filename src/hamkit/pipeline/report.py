@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from hamkit._io import atomic_write_text
-from hamkit.clinical import full_name
 from hamkit.data.metadata import classes_of
+from hamkit.metrics.clinical import full_name
 from hamkit.pipeline.config import to_toml
 
 __all__ = ["versions", "write_report"]

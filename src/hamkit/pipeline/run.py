@@ -29,8 +29,8 @@ from hamkit.data.metadata import read_labels
 from hamkit.errors import DataError
 from hamkit.ham10000.layout import METADATA_CSV
 from hamkit.pipeline.config import default_preset, load_config, to_toml
+from hamkit.pipeline.fingerprints import StepState, files_fingerprint, fingerprint
 from hamkit.pipeline.stages import STAGES, RunContext
-from hamkit.pipeline.steps import StepState, files_fingerprint, fingerprint
 from hamkit.pipeline.validate import check_masks, check_settings
 
 __all__ = ["PipelineResult", "run_pipeline"]

@@ -14,7 +14,7 @@ from hamkit._cache import cache_root
 from hamkit._io import atomic_write_text
 from hamkit.data.metadata import ImageRecord
 from hamkit.errors import HamkitError
-from hamkit.pipeline.steps import StepState, files_fingerprint, fingerprint
+from hamkit.pipeline.fingerprints import StepState, files_fingerprint, fingerprint
 
 if TYPE_CHECKING:
     from hamkit.engine.recipe import TrainConfig
@@ -307,7 +307,7 @@ def classifier_stage(ctx: RunContext) -> None:
     """Train the classifier (resuming an interrupted run) and evaluate it on the test split."""
     from hamkit.classify import LesionClassifier
     from hamkit.figures.curves import plot_history
-    from hamkit.pipeline.evaluation import evaluate_classifier
+    from hamkit.pipeline.scoring import evaluate_classifier
 
     section = ctx.settings["classifier"]
     if not section["enabled"]:
@@ -369,7 +369,7 @@ def _recipe(ctx: RunContext, section: dict[str, Any], **extra: Any) -> TrainConf
 def segmenter_stage(ctx: RunContext) -> None:
     """Train the segmenter (multi-task when configured) and evaluate it on the test split."""
     from hamkit.figures.curves import plot_history
-    from hamkit.pipeline.evaluation import evaluate_segmenter
+    from hamkit.pipeline.scoring import evaluate_segmenter
     from hamkit.segment import LesionSegmenter
 
     section = ctx.settings["segmenter"]

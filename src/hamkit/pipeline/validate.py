@@ -57,7 +57,7 @@ def _check_model(problems: _Problems, section: str, task: str) -> None:
     if settings["batch_size"] == 1:
         problems.add(section, "batch_size", "must be at least 2 (batch normalisation needs two images)")
     if "operating_point" in settings:
-        from hamkit.operating_points import parse_operating_point
+        from hamkit.metrics.operating_points import parse_operating_point
 
         try:
             parse_operating_point(settings["operating_point"])

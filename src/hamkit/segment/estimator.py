@@ -20,7 +20,7 @@ from hamkit.engine.estimator import Estimator
 from hamkit.engine.fitting import fit_estimator
 from hamkit.engine.recipe import TrainConfig
 from hamkit.errors import DataError, HamkitError
-from hamkit.seg_metrics import SegmentationReport
+from hamkit.metrics import SegmentationReport
 from hamkit.segment import evaluation, inference
 from hamkit.segment.network import SegmentationLoss, SegmentationNetwork
 from hamkit.segment.outputs import SegmentationPrediction
@@ -515,7 +515,7 @@ class LesionSegmenter(Estimator):
         generic torch ``Dataset`` yielding masks is scored at the working size instead
         (``report.resolution == "working"``). Dice and IoU are per image, then averaged; an image
         whose truth and prediction are both empty scores 1.0, one where only one of them is empty
-        scores 0.0 (see :mod:`hamkit.seg_metrics`).
+        scores 0.0 (see :mod:`hamkit.metrics`).
 
         Args:
             data: A ``SkinDataset`` with masks, a data root with ``split_csv`` (``split`` rows),
@@ -534,7 +534,7 @@ class LesionSegmenter(Estimator):
             progress: A bar over the batches on a terminal (a string names it).
 
         Returns:
-            The :class:`~hamkit.seg_metrics.SegmentationReport`; with ``classify=True`` it holds
+            The :class:`~hamkit.metrics.SegmentationReport`; with ``classify=True`` it holds
             the head's :class:`~hamkit.metrics.ClassificationReport` (over the images with a
             known label) and the per-image class predictions.
 

@@ -19,8 +19,8 @@ from hamkit.data.dataset import SkinDataset
 from hamkit.data.images import image_size_of, read_mask
 from hamkit.engine.device import resolve_device
 from hamkit.errors import DataError
+from hamkit.metrics import SegmentationReport, confusion_counts_list, report_from_counts
 from hamkit.postprocess import postprocess_masks
-from hamkit.seg_metrics import SegmentationReport, confusion_counts_list, report_from_counts
 from hamkit.segment.inference import check_options, forward
 from hamkit.segment.outputs import OriginalSizeMasks, resize_to_sizes
 

@@ -13,9 +13,9 @@ from torch.utils.data import DataLoader
 from hamkit.engine.device import autocast
 from hamkit.engine.inputs import unpack_batch
 from hamkit.errors import DataError
-from hamkit.metrics import classification_report
-from hamkit.seg_metrics import (
+from hamkit.metrics import (
     ISIC_JACCARD_THRESHOLD,
+    classification_report,
     scores_from_counts,
 )
 from hamkit.segment.network import SegmentationLoss

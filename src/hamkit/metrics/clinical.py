@@ -4,8 +4,8 @@
 ``hamkit evaluate`` output and the model card: the saved decision's balanced accuracy and
 melanoma sensitivity and specificity with lesion-bootstrap intervals and the operating point it
 was set to (:func:`at_a_glance`), the per-class operating points
-(:func:`hamkit.operating_points.operating_points`) and the subgroup tables
-(:func:`hamkit.subgroups.subgroup_tables`).
+(:func:`hamkit.metrics.operating_points.operating_points`) and the subgroup tables
+(:func:`hamkit.metrics.subgroups.subgroup_tables`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from hamkit.bootstrap import classification_intervals
 from hamkit.classes import CLASS_CODES, CLASS_NAMES
-from hamkit.metrics import classification_report
-from hamkit.operating_points import decision_point, operating_points
-from hamkit.subgroups import format_subgroups, subgroup_tables
+from hamkit.metrics.bootstrap import classification_intervals
+from hamkit.metrics.classification import classification_report
+from hamkit.metrics.operating_points import decision_point, operating_points
+from hamkit.metrics.subgroups import format_subgroups, subgroup_tables
 
 __all__ = [
     "at_a_glance",

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from hamkit.bootstrap import bootstrap_groups, percentile_interval
 from hamkit.classes import melanoma_index
 from hamkit.errors import DataError
+from hamkit.metrics.bootstrap import bootstrap_groups, percentile_interval
 
 __all__ = ["EXTERNAL_METRICS", "external_metrics", "format_external_table"]
 

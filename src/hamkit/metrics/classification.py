@@ -275,7 +275,7 @@ def score_decisions(
     What ``hamkit run``'s report and ``hamkit evaluate`` show: the report of the decisions
     ``y_pred`` (e.g. :meth:`~hamkit.classify.LesionClassifier.decide` of ``proba``), the report of
     the plain argmax of the probabilities, and 95 % intervals of the :data:`HEADLINE` numbers of
-    both, resampling lesions (:func:`~hamkit.bootstrap.classification_intervals`, seed 0).
+    both, resampling lesions (:func:`~hamkit.metrics.bootstrap.classification_intervals`, seed 0).
 
     Args:
         y_true: True class indices.
@@ -300,7 +300,7 @@ def score_decisions(
         >>> report.accuracy, raw.accuracy, summary["argmax"]["accuracy"], summary["test_lesions"]
         (1.0, 0.5, 0.5, 3)
     """
-    from hamkit.bootstrap import classification_intervals
+    from hamkit.metrics.bootstrap import classification_intervals
 
     truth = np.asarray(y_true, dtype=np.int64)
     decided = np.asarray(y_pred, dtype=np.int64)

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from hamkit._io import atomic_write_text
-from hamkit.bootstrap import mean_intervals
-from hamkit.calibration import expected_calibration_error, softmax
 from hamkit.classes import CLASS_CODES, CLASS_NAMES
 from hamkit.metrics import ClassificationReport, predictions_csv, score_decisions
+from hamkit.metrics.bootstrap import mean_intervals
+from hamkit.metrics.calibration import expected_calibration_error, softmax
 
 __all__ = ["N_RESAMPLES", "RECALL_DROP", "SMALL_CLASS", "evaluate_classifier", "evaluate_segmenter"]
 
@@ -105,7 +105,7 @@ def _warnings(raw: ClassificationReport, rule: ClassificationReport, calibration
 def _operating_point(ctx: Any, classes: list[str]) -> tuple[dict[str, dict[str, float]] | None, list[str]]:
     """The run's ``classifier.operating_point`` as ``calibrate``'s ``target``, and a warning when
     its class is not among the model's classes (then no operating point is applied)."""
-    from hamkit.operating_points import parse_operating_point
+    from hamkit.metrics.operating_points import parse_operating_point
 
     text = ctx.settings["classifier"].get("operating_point", "none")
     target = parse_operating_point(text)
@@ -123,7 +123,7 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     """Calibrate ``model`` on the validation split and score it on the test split.
 
     Also: ``at_a_glance``, ``operating_points``, ``subgroups`` (sex, age band, body site,
-    ``dx_type``; :func:`hamkit.clinical.clinical_summary`), ``mistakes`` (the gallery
+    ``dx_type``; :func:`hamkit.metrics.clinical.clinical_summary`), ``mistakes`` (the gallery
     ``mistakes.png`` of the costliest mistakes with Grad-CAM maps), and the model's
     ``evaluation_`` for its card.
 
@@ -140,11 +140,11 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     import json
 
     from hamkit.classify.explain import costliest_mistakes_figure
-    from hamkit.clinical import clinical_summary, costliest_mistakes, roc_marks
     from hamkit.data.dataset import SkinDataset
     from hamkit.figures.classification import plot_reliability, plot_roc_curves
+    from hamkit.metrics.clinical import clinical_summary, costliest_mistakes, roc_marks
+    from hamkit.metrics.subgroups import columns_from_records
     from hamkit.model_card import card_evaluation
-    from hamkit.subgroups import columns_from_records
 
     mean, std = model.normalisation()
     test, val = (
@@ -243,11 +243,11 @@ def evaluate_segmenter(
     Returns:
         ``{"intervals": {"mean_dice": [lo, hi], "thresholded_jaccard": [lo, hi]},
         "worst": [[image_id, dice], ...], "subgroups": ...}`` (mean Dice and thresholded Jaccard by
-        sex, age band, body site and ``dx_type``: :func:`hamkit.subgroups.subgroup_means`).
+        sex, age band, body site and ``dx_type``: :func:`hamkit.metrics.subgroups.subgroup_means`).
     """
+    from hamkit.metrics import ISIC_JACCARD_THRESHOLD
+    from hamkit.metrics.subgroups import columns_from_records, subgroup_means
     from hamkit.model_card import card_evaluation
-    from hamkit.seg_metrics import ISIC_JACCARD_THRESHOLD
-    from hamkit.subgroups import columns_from_records, subgroup_means
 
     lesion = {r.image_id: str(r.group) for r in ctx.records}
     groups = [lesion.get(i, i) for i in report.image_ids]

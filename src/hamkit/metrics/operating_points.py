@@ -7,7 +7,7 @@
 * :func:`sensitivity_at_specificity` and :func:`specificity_at_sensitivity`: the best one of the
   two that a threshold on the score reaches while keeping the other at least at its target.
 * :func:`operating_points`: all of them per class (one class against the rest), with 95 %
-  intervals that resample lesions (:func:`hamkit.bootstrap.bootstrap_groups`).
+  intervals that resample lesions (:func:`hamkit.metrics.bootstrap.bootstrap_groups`).
 * :func:`fit_operating_point`: moves one class's decision offset so that the decisions of the
   saved rule (``argmax(log p + offsets)``) reach a stated sensitivity or specificity of that class
   on held-out data; :meth:`LesionClassifier.calibrate(target=...)
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from hamkit.bootstrap import bootstrap_groups, percentile_interval
 from hamkit.errors import DataError, HamkitError
+from hamkit.metrics.bootstrap import bootstrap_groups, percentile_interval
 
 __all__ = [
     "MIN_TPR",
@@ -390,7 +390,7 @@ def fit_operating_point(
     Args:
         log_proba: ``(N, K)`` log-probabilities (after temperature scaling) on held-out data.
         labels: ``N`` true class indices.
-        offsets: The ``K`` offsets of the rule so far (e.g. :func:`~hamkit.calibration.fit_prior_offsets`').
+        offsets: The ``K`` offsets of the rule so far (e.g. :func:`~hamkit.metrics.calibration.fit_prior_offsets`').
         target: ``{class: {"sensitivity": value}}`` or ``{class: {"specificity": value}}``.
         classes: The ``K`` class names.
 

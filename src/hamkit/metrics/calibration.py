@@ -29,7 +29,7 @@ import numpy as np
 
 from hamkit.classes import CLASS_CODES, melanoma_index
 from hamkit.errors import DataError, HamkitError
-from hamkit.operating_points import OperatingPoint, fit_operating_point
+from hamkit.metrics.operating_points import OperatingPoint, fit_operating_point
 
 __all__ = [
     "CalibrationFit",
@@ -261,7 +261,7 @@ def _class_index(key: str | int, names: list[str], what: str) -> int:
 def _recall_and_objective(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-class recall ``(A, K)`` and the mean of balanced accuracy and macro F1 ``(A,)`` of a
     stack of confusion matrices (rows = true class; the definitions of
-    :func:`hamkit.bootstrap.metrics_from_confusion`)."""
+    :func:`hamkit.metrics.bootstrap.metrics_from_confusion`)."""
     true = conf.sum(axis=2)[0]
     predicted = conf.sum(axis=1)
     hits = np.diagonal(conf, axis1=1, axis2=2).astype(np.float64)
@@ -521,7 +521,7 @@ def fit_calibration(
         target: One class's operating point, ``{"mel": {"sensitivity": 0.9}}`` or
             ``{"mel": {"specificity": 0.8}}``: after the rule, that class's offset is moved until
             its decisions reach the value on this data
-            (:func:`~hamkit.operating_points.fit_operating_point`).
+            (:func:`~hamkit.metrics.operating_points.fit_operating_point`).
 
     Returns:
         The :class:`CalibrationFit`.

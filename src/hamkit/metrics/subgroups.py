@@ -5,7 +5,7 @@ diagnosis was confirmed: histopathology, follow-up, consensus, confocal). :func:
 scores a classifier's decisions in every value of each column (age in the bands of
 :data:`AGE_BANDS`), :func:`subgroup_means` a segmenter's per-image scores; each cell has its
 number of images and lesions and a 95 % interval that resamples lesions
-(:func:`hamkit.bootstrap.bootstrap_groups`). Cells with fewer than :data:`MIN_LESIONS` lesions
+(:func:`hamkit.metrics.bootstrap.bootstrap_groups`). Cells with fewer than :data:`MIN_LESIONS` lesions
 are marked ``small`` (shown greyed, never hidden, and left out of the largest gap); the largest
 gap between the cells of a column is named per metric.
 """
@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from hamkit.bootstrap import bootstrap_groups, metrics_from_confusion, percentile_interval
 from hamkit.errors import DataError
+from hamkit.metrics.bootstrap import bootstrap_groups, metrics_from_confusion, percentile_interval
 
 __all__ = [
     "AGE_BANDS",
