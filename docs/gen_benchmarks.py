@@ -20,7 +20,7 @@ docs/benchmarks.md (or another page of :data:`PAGES`) and is rendered from ``ben
     python docs/gen_benchmarks.py           # rewrite the blocks
     python docs/gen_benchmarks.py --check   # exit status 1 if a block is out of date
 
-tests/test_docs.py checks that the page is what this script writes.
+tests/docs/test_docs.py checks that the page is what this script writes.
 """
 
 from __future__ import annotations

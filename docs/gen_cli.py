@@ -6,7 +6,7 @@ Every subcommand, argument, default and help text on the page comes from
     python docs/gen_cli.py           # rewrite docs/cli.md
     python docs/gen_cli.py --check   # exit status 1 if docs/cli.md is out of date
 
-after changing a subcommand. ``tests/test_docs.py`` fails while the committed page differs from
+after changing a subcommand. ``tests/docs/test_docs.py`` fails while the committed page differs from
 what this script generates. The output does not depend on the terminal width or on argparse's
 help formatting (which changes between Python versions): it is built from the parser's actions.
 """

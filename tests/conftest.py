@@ -15,7 +15,10 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+"""The checkout's root (tests live one or two folders below it)."""
 SHARED_SAMPLE = REPO.parent / "shared" / "data" / "ham10000-sample"
+REAL_200PX = REPO.parent / "shared" / "data" / "ham10000-200px"
+"""All 10,015 HAM10000 images at 200x150, where the workplace has them (tests using it skip otherwise)."""
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -11,7 +11,7 @@ classifier is dropped): ``deeplabv3_resnet50`` (2048), ``deeplabv3_resnet101`` (
 feature map.
 
 The metadata (feature dimensions, weight names) is written here so that listing backbones imports
-no torch; ``tests/test_backbones.py`` checks it against the models torchvision builds. Any
+no torch; ``tests/backbones/test_backbones.py`` checks it against the models torchvision builds. Any
 keyword argument a builder does not use is passed on to ``torchvision.models.get_model``.
 """
 

@@ -22,6 +22,7 @@ from hamkit.engine.estimator import Estimator
 from hamkit.engine.fitting import fit_estimator
 from hamkit.engine.inputs import prepare_inputs, unpack_batch
 from hamkit.engine.recipe import TrainConfig
+from hamkit.engine.settings import ESTIMATOR_DEFAULTS
 from hamkit.errors import DataError, HamkitError
 from hamkit.metrics import ClassificationReport, classification_report
 
@@ -89,7 +90,7 @@ class LesionClassifier(Estimator):
     """
 
     _KIND = _KIND
-    _DEFAULT_RECIPE: ClassVar[TrainConfig] = TrainConfig(batch_size=32, lr=1e-4)
+    _DEFAULT_RECIPE: ClassVar[TrainConfig] = TrainConfig(**ESTIMATOR_DEFAULTS["classifier"])
 
     def __init__(
         self,

@@ -19,12 +19,14 @@ from hamkit.cli._types import (
     positive_float,
     positive_int,
 )
-from hamkit.engine.settings import AUGMENTS, CLASS_BALANCE_MODES, OPTIMIZERS
+from hamkit.engine.settings import AUGMENTS, CLASS_BALANCE_MODES, OPTIMIZERS, defaults_for
 
 
-def _common(
-    parser: argparse.ArgumentParser, *, backbone: str, image_size: int, epochs: int, batch_size: int, lr: float
-) -> None:
+def _common(parser: argparse.ArgumentParser, *, kind: str, backbone: str, image_size: int) -> None:
+    """The flags both estimators take; the training settings' defaults and choices come from
+    :mod:`hamkit.engine.settings` (the same as ``TrainConfig``'s and ``hamkit run``'s)."""
+    default = defaults_for(kind)
+    epochs, batch_size, lr = default["epochs"], default["batch_size"], default["lr"]
     parser.add_argument(
         "--data", required=True, metavar="DIR", help="data folder (HAM10000 layout: images, metadata CSV)"
     )
@@ -51,21 +53,33 @@ def _common(
         "--batch-size", type=positive_int, default=batch_size, help=f"batch size (default: {batch_size})"
     )
     parser.add_argument("--lr", type=positive_float, default=lr, help=f"learning rate (default: {lr:g})")
-    parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
+    parser.add_argument(
+        "--optimizer",
+        default=default["optimizer"],
+        choices=OPTIMIZERS,
+        help=f"optimizer (default: {default['optimizer']})",
+    )
     parser.add_argument(
         "--class-balance",
-        default="sampler",
+        default=default["class_balance"],
         choices=CLASS_BALANCE_MODES,
-        help="class balancing (default: sampler)",
+        help=f"class balancing (default: {default['class_balance']})",
     )
     parser.add_argument(
         "--warmup-epochs",
         type=non_negative_float,
-        default=0.0,
+        default=default["warmup_epochs"],
         metavar="EPOCHS",
-        help="linear learning-rate warm-up before the schedule, in epochs (a fraction is allowed; default: 0)",
+        help="linear learning-rate warm-up before the schedule, in epochs (a fraction is allowed; default: "
+        f"{default['warmup_epochs']:g})",
     )
-    parser.add_argument("--early-stopping", type=positive_int, default=None, metavar="EPOCHS", help="patience")
+    parser.add_argument(
+        "--early-stopping",
+        type=positive_int,
+        default=default["early_stopping"],
+        metavar="EPOCHS",
+        help="stop after this many epochs without a better validation score (default: never)",
+    )
     parser.add_argument(
         "--no-pretrained",
         action="store_true",
@@ -85,9 +99,9 @@ def _common(
     parser.add_argument(
         "--augment",
         choices=AUGMENTS,
-        default=None,
-        help="training augmentation: none, flips (random flips and 90-degree turns; the default), light or strong "
-        "(flips plus affine and colour jitter; see hamkit.data.augment)",
+        default=default["augment"],
+        help="training augmentation: none, flips (random flips and 90-degree turns), light or strong (flips plus "
+        f"affine and colour jitter; see hamkit.data.augment; default: {default['augment']})",
     )
     parser.add_argument(
         "--workers", type=non_negative_int, default=None, help="DataLoader workers (default: automatic)"
@@ -100,8 +114,10 @@ def _common(
         "training fold), and report every fold's metrics with their mean and spread (OUT/fold_K/, "
         "OUT/crossval.json)",
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default: auto)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--device", default=default["device"], help=f"auto, cpu, cuda, mps (default: {default['device']})"
+    )
+    parser.add_argument("--seed", type=int, default=default["seed"], help=f"(default: {default['seed']})")
     add_quiet(parser)
     add_json(parser)
 
@@ -116,14 +132,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
     clf = kinds.add_parser("classifier", help="diagnosis, with the classes of the labels (LesionClassifier)")
-    _common(clf, backbone=CLASSIFIER_BACKBONE, image_size=CLASSIFIER_IMAGE_SIZE, epochs=10, batch_size=32, lr=1e-4)
+    _common(clf, kind="classifier", backbone=CLASSIFIER_BACKBONE, image_size=CLASSIFIER_IMAGE_SIZE)
     clf.add_argument(
         "--monitor",
         default="balanced_accuracy",
         help="validation metric choosing the best epoch (default: balanced_accuracy)",
     )
     seg = kinds.add_parser("segmenter", help="lesion masks, optionally with a diagnosis head (LesionSegmenter)")
-    _common(seg, backbone=SEGMENTER_BACKBONE, image_size=SEGMENTER_IMAGE_SIZE, epochs=10, batch_size=8, lr=1e-4)
+    _common(seg, kind="segmenter", backbone=SEGMENTER_BACKBONE, image_size=SEGMENTER_IMAGE_SIZE)
     seg.add_argument("--masks", help="masks folder (default: the *_segmentation.png folder under --data)")
     seg.add_argument("--classify", action="store_true", help="add the classification head (multi-task)")
     seg.add_argument("--loss", default="bce+dice", choices=("bce+dice", "bce", "dice"))
@@ -144,27 +160,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--skip-missing", action="store_true", help="leave out split images without a file (listed) instead of stopping"
     )
     return parser
-
-
-def augment_value(choice: str | None) -> bool | str | None:
-    """``--augment`` as ``fit`` takes it: the name where hamkit knows it, else ``True``/``False``.
-
-    Raises:
-        HamkitError: ``light`` or ``strong`` with a hamkit whose ``fit`` knows only on and off.
-    """
-    from hamkit.errors import HamkitError
-
-    if choice is None:
-        return None
-    try:
-        from hamkit.data.augment import AUGMENTATIONS
-    except ImportError:  # an older hamkit: augment= is True (flips and turns) or False
-        AUGMENTATIONS = ()
-    if choice in AUGMENTATIONS:
-        return choice
-    if choice in ("none", "flips"):
-        return choice == "flips"
-    raise HamkitError(f"--augment {choice} needs a newer hamkit; this one knows only --augment none and flips")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -191,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
         class_balance=args.class_balance,
         early_stopping=args.early_stopping,
         warmup_epochs=args.warmup_epochs,
+        augment=args.augment,
         num_workers=args.workers,
         cache=args.decode_cache or out / "cache",
         seed=args.seed,
@@ -201,9 +197,6 @@ def run(args: argparse.Namespace) -> int:
     labels = labels_for(args)
     if labels is not None:
         fit_args["labels"] = labels
-    augment = augment_value(args.augment)
-    if augment is not None:
-        fit_args["augment"] = augment
     model = _estimator(args)
     if args.kind == "segmenter":
         fit_args.update(loss=args.loss, mask_threshold=args.mask_threshold)

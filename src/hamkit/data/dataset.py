@@ -360,14 +360,12 @@ class SkinDataset(Dataset):
         ]
         copy = self.with_options(classes=target)
         copy.samples = samples
-        copy.skipped, copy.unlabelled, copy.label_file = self.skipped, self.unlabelled, self.label_file
-        copy.root = self.root
         return copy
 
     def subset(self, indices: Sequence[int]) -> SkinDataset:
         """A new dataset of the items at ``indices`` with the same settings (shares the cache)."""
         chosen = [self.samples[i] for i in indices]
-        return type(self)(
+        part = type(self)(
             chosen,
             image_size=self.image_size,
             mean=self.mean,
@@ -378,6 +376,8 @@ class SkinDataset(Dataset):
             mask_threshold=self.mask_threshold,
             classes=self.classes,
         )
+        part.label_file, part.root = self.label_file, self.root  # where the data came from (model cards)
+        return part
 
     def with_options(self, **changes: Any) -> SkinDataset:
         """A copy with some constructor arguments changed, e.g. ``augment=True``."""
@@ -392,7 +392,10 @@ class SkinDataset(Dataset):
             classes=self.classes,
         )
         options.update(changes)
-        return type(self)(self.samples, **options)
+        copy = type(self)(self.samples, **options)
+        copy.skipped, copy.unlabelled = dict(self.skipped), list(self.unlabelled)
+        copy.label_file, copy.root = self.label_file, self.root
+        return copy
 
     # ------------------------------------------------------------------ torch protocol
     def __len__(self) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 from sklearn.base import BaseEstimator
 
-from hamkit.engine.settings import CHECKED, check
+from hamkit.engine.settings import CHECKED, DEFAULTS, check
 from hamkit.errors import HamkitError
 
 __all__ = ["TrainConfig", "RUN_OPTIONS", "recipe_with"]
@@ -31,7 +31,7 @@ RUN_OPTIONS = ("num_workers", "progress", "out_dir", "resume", "device")
 
 @dataclass
 class TrainConfig(BaseEstimator):
-    """The settings of one training run.
+    """The settings of one training run (the defaults are :data:`hamkit.engine.settings.DEFAULTS`).
 
     Attributes:
         epochs: Number of epochs.
@@ -54,7 +54,7 @@ class TrainConfig(BaseEstimator):
             ``"loss"`` (class-weighted cross-entropy) or ``"none"``. The segmenter balances only
             when it has a diagnosis head.
         augment: Training augmentation: ``"none"``, ``"flips"`` (flips and 90-degree turns),
-            ``"light"``, ``"strong"``, ``True`` (the default choice), ``False`` (none) or a
+            ``"light"``, ``"strong"``, ``True`` (the same as ``"flips"``), ``False`` (none) or a
             torchvision v2 transform; see :mod:`hamkit.data.augment`. Applies to
             ``SkinDataset`` inputs.
         seed: Seed of everything random (data order, augmentation, head initialisation).
@@ -77,26 +77,26 @@ class TrainConfig(BaseEstimator):
         ['amp', 'augment', 'batch_size']
     """
 
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-4
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    scheduler: str = "cosine"
-    warmup_epochs: float = 0.0
-    grad_clip: float | None = None
-    monitor: str | None = None
-    early_stopping: int | None = None
-    class_balance: str = "sampler"
-    augment: bool | str | Callable[..., Any] = True
-    seed: int = 0
-    amp: bool | str = "auto"
-    channels_last: bool | str = "auto"
-    num_workers: int | None = None
-    progress: bool | str = True
-    out_dir: str | os.PathLike[str] | None = None
-    resume: bool = False
-    device: str = "auto"
+    epochs: int = DEFAULTS["epochs"]
+    batch_size: int = DEFAULTS["batch_size"]
+    lr: float = DEFAULTS["lr"]
+    optimizer: str = DEFAULTS["optimizer"]
+    weight_decay: float = DEFAULTS["weight_decay"]
+    scheduler: str = DEFAULTS["scheduler"]
+    warmup_epochs: float = DEFAULTS["warmup_epochs"]
+    grad_clip: float | None = DEFAULTS["grad_clip"]
+    monitor: str | None = DEFAULTS["monitor"]
+    early_stopping: int | None = DEFAULTS["early_stopping"]
+    class_balance: str = DEFAULTS["class_balance"]
+    augment: bool | str | Callable[..., Any] = DEFAULTS["augment"]
+    seed: int = DEFAULTS["seed"]
+    amp: bool | str = DEFAULTS["amp"]
+    channels_last: bool | str = DEFAULTS["channels_last"]
+    num_workers: int | None = DEFAULTS["num_workers"]
+    progress: bool | str = DEFAULTS["progress"]
+    out_dir: str | os.PathLike[str] | None = DEFAULTS["out_dir"]
+    resume: bool = DEFAULTS["resume"]
+    device: str = DEFAULTS["device"]
 
     # dataclass equality and repr instead of BaseEstimator's
     __hash__ = None  # type: ignore[assignment]

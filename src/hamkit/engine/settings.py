@@ -22,7 +22,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["AUGMENTS", "CLASS_BALANCE_MODES", "CHECKED", "OFF", "OPTIMIZERS", "SCHEDULERS", "check"]
+__all__ = [
+    "AUGMENTS",
+    "CLASS_BALANCE_MODES",
+    "CHECKED",
+    "DEFAULTS",
+    "ESTIMATOR_DEFAULTS",
+    "OFF",
+    "OPTIMIZERS",
+    "RUN_SECTION_KEYS",
+    "SCHEDULERS",
+    "check",
+    "defaults_for",
+]
 
 OFF = "none"
 """The one spelling of "off" for the settings that can be turned off."""
@@ -32,6 +44,61 @@ SCHEDULERS = ("cosine", "step", OFF)
 CLASS_BALANCE_MODES = ("sampler", "loss", OFF)
 AUGMENTS = (OFF, "flips", "light", "strong")
 """Named training augmentations (see :mod:`hamkit.data.augment`)."""
+
+DEFAULTS: dict[str, Any] = {
+    "epochs": 10,
+    "batch_size": 32,
+    "lr": 1e-4,
+    "optimizer": "adam",
+    "weight_decay": 0.0,
+    "scheduler": "cosine",
+    "warmup_epochs": 0.0,
+    "grad_clip": None,
+    "monitor": None,
+    "early_stopping": None,
+    "class_balance": "sampler",
+    "augment": "flips",
+    "seed": 0,
+    "amp": "auto",
+    "channels_last": "auto",
+    "num_workers": None,
+    "progress": True,
+    "out_dir": None,
+    "resume": False,
+    "device": "auto",
+}
+"""The default of every training setting: :class:`~hamkit.engine.recipe.TrainConfig`'s fields take
+them, and so do ``hamkit train``'s flags and the ``[classifier]`` / ``[segmenter]`` sections of
+``hamkit run`` (whose presets then set their own recipes)."""
+
+ESTIMATOR_DEFAULTS: dict[str, dict[str, Any]] = {"classifier": {}, "segmenter": {"batch_size": 8}}
+"""What an estimator's default recipe changes of :data:`DEFAULTS` (the segmenter's larger inputs and
+masks take a smaller batch)."""
+
+RUN_SECTION_KEYS: dict[str, tuple[str, ...]] = {
+    "classifier": (
+        "epochs",
+        "batch_size",
+        "lr",
+        "optimizer",
+        "weight_decay",
+        "warmup_epochs",
+        "augment",
+        "class_balance",
+    ),
+    "segmenter": ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "warmup_epochs", "augment"),
+}
+"""The training settings that ``hamkit run``'s ``[classifier]`` and ``[segmenter]`` sections hold."""
+
+
+def defaults_for(estimator: str) -> dict[str, Any]:
+    """The default training settings of ``"classifier"`` or ``"segmenter"``.
+
+    Examples:
+        >>> defaults_for("segmenter")["batch_size"], defaults_for("classifier")["batch_size"]
+        (8, 32)
+    """
+    return {**DEFAULTS, **ESTIMATOR_DEFAULTS[estimator]}
 
 
 def _number(value: Any) -> bool:

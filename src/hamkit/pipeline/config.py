@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hamkit.engine.settings import RUN_SECTION_KEYS, defaults_for
 from hamkit.errors import HamkitError
 
 __all__ = ["DEFAULTS", "PRESETS", "Settings", "default_preset", "load_config", "parse_set", "to_toml"]
@@ -46,6 +47,13 @@ class Settings(dict[str, Any]):
     def source(self, section: str, key: str) -> str:
         """Where ``section.key`` was set."""
         return getattr(self, "sources", {}).get((section, key), "default")
+
+
+def _training(estimator: str) -> dict[str, Any]:
+    """The training settings of a ``[classifier]`` / ``[segmenter]`` section with their defaults,
+    from :mod:`hamkit.engine.settings`, the one owner of their names, defaults and checks."""
+    default = defaults_for(estimator)
+    return {key: default[key] for key in RUN_SECTION_KEYS[estimator]}
 
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -73,14 +81,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "enabled": True,
         "backbone": "timm:tf_efficientnet_lite0",
         "image_size": 64,
-        "epochs": 10,
-        "batch_size": 32,
-        "lr": 1e-3,
-        "optimizer": "adam",
-        "weight_decay": 0.0,
-        "warmup_epochs": 0.0,
-        "augment": "flips",
-        "class_balance": "sampler",  # sampler, loss or none
+        # the training settings, their defaults and checks: hamkit.engine.settings
+        **_training("classifier"),
         "pretrained": True,
         # the saved decision's operating point, chosen on the validation split: "CLASS:sensitivity=V"
         # or "CLASS:specificity=V" (hamkit calibrate --operating-point), or none
@@ -90,13 +92,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "enabled": True,
         "backbone": "smp:Linknet:tu-tf_efficientnet_lite0",
         "image_size": 64,
-        "epochs": 4,
-        "batch_size": 16,
-        "lr": 1e-3,
-        "optimizer": "adam",
-        "weight_decay": 0.0,
-        "warmup_epochs": 0.0,
-        "augment": "flips",
+        **_training("segmenter"),
         "classify": True,
         "pretrained": True,
     },
@@ -104,7 +100,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "demo": {},
+    "demo": {  # a few minutes on 2 cores with the synthetic data
+        "classifier": {"lr": 1e-3},
+        "segmenter": {"epochs": 4, "batch_size": 16, "lr": 1e-3},
+    },
     "cpu": {  # sized with benchmarks/cpu_preset.py on the 10,015 HAM10000 images (docs/benchmarks.md)
         "classifier": {
             "backbone": "timm:tf_efficientnet_lite0",

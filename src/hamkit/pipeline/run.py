@@ -274,8 +274,11 @@ def run_pipeline(
     records = [r for r in records_all if r.image_id in present]
     if not records:
         raise DataError(f"none of the {len(records_all)} images of {labels_csv} are under {root}")
-    if masks is not None and settings["segmenter"]["enabled"]:
+    mask_files = (
         check_masks(masks, [r.image_id for r in records])
+        if masks is not None and settings["segmenter"]["enabled"]
+        else {}
+    )
     data_key = fingerprint(
         files_fingerprint([present[r.image_id] for r in records]),
         files_fingerprint([labels_csv]),
@@ -307,6 +310,8 @@ def run_pipeline(
         present=present,
         data_key=data_key,
         result=result,
+        labels_file=labels_csv,
+        mask_files=mask_files,
     )
     for number, (name, stage) in enumerate(STAGES, start=2):
         label = f"[{number}/{total}] {name}"

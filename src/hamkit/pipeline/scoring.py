@@ -140,7 +140,6 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     import json
 
     from hamkit.classify.explain import costliest_mistakes_figure
-    from hamkit.data.dataset import SkinDataset
     from hamkit.figures.classification import plot_reliability, plot_roc_curves
     from hamkit.metrics.clinical import clinical_summary, costliest_mistakes, roc_marks
     from hamkit.metrics.subgroups import columns_from_records
@@ -148,17 +147,9 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
 
     mean, std = model.normalisation()
     test, val = (
-        SkinDataset.from_folder(
-            ctx.root,
-            labels=ctx.records,
-            classes=model.classes_,
-            split_csv=ctx.split_csv,
-            split=name,
-            image_size=model.image_size,
-            mean=mean,
-            std=std,
-            cache=ctx.decode_cache,
-        )
+        ctx.dataset(name)
+        .with_classes(model.classes_)
+        .with_options(image_size=model.image_size, mean=mean, std=std, cache=ctx.decode_cache)
         for name in ("test", "val")
     )
     labels = test.labels
@@ -265,20 +256,18 @@ def evaluate_segmenter(
     worst = [report.image_ids[i] for i in order[:n_worst]]
     middle = len(order) // 2
     typical = [report.image_ids[i] for i in order[max(0, middle - n_typical // 2) :][:n_typical]]
-    common = {"masks": ctx.masks, "split_csv": ctx.split_csv, "labels": ctx.records}
+    test = ctx.dataset("test", masks=True)
     model.plot_examples(
-        ctx.root,
+        test,
         folder / "worst_examples.png",
         image_ids=worst,
         title=f"The {len(worst)} lowest-Dice test images",
-        **common,
     )
     model.plot_examples(
-        ctx.root,
+        test,
         folder / "examples.png",
         image_ids=typical,
         title=f"Typical test images (Dice near the median, {float(np.median(dice)):.3f})",
-        **common,
     )
     result = {
         "intervals": {k: [lo, hi] for k, (lo, hi) in found.items()},

@@ -6,17 +6,19 @@ import json
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hamkit._cache import cache_root
 from hamkit._io import atomic_write_text
-from hamkit.data.metadata import ImageRecord
-from hamkit.errors import HamkitError
+from hamkit.data.cache import file_identity
+from hamkit.data.metadata import ImageRecord, classes_of
+from hamkit.errors import DataError, HamkitError
 from hamkit.pipeline.fingerprints import StepState, files_fingerprint, fingerprint
 
 if TYPE_CHECKING:
+    from hamkit.data.dataset import SkinDataset
     from hamkit.engine.recipe import TrainConfig
 
 __all__ = ["STAGES", "RunContext"]
@@ -24,7 +26,12 @@ __all__ = ["STAGES", "RunContext"]
 
 @dataclass
 class RunContext:
-    """What the stages share: settings, data, and what earlier stages produced."""
+    """What the stages share: settings, the data found once, and what earlier stages produced.
+
+    The data step finds the images, reads the labels and matches the masks once; every later step
+    takes its images from here (:meth:`dataset`), never from the folder again, so a labels file or
+    a masks folder outside the data folder reaches every step, and all steps see the same images.
+    """
 
     out: Path
     settings: dict[str, Any]
@@ -35,6 +42,54 @@ class RunContext:
     data_key: str
     result: Any  # PipelineResult
     label: str = ""  # the running step, e.g. "[5/7] classifier"
+    labels_file: Path | None = None
+    mask_files: dict[str, Path] = field(default_factory=dict)
+    _split: tuple[Any, dict[str, str]] | None = field(default=None, repr=False)
+
+    def split_of(self) -> dict[str, str]:
+        """``{image_id: split}`` of the run's ``split.csv``, read once per version of the file (the
+        audit step may write a new split)."""
+        from hamkit.data.splits import read_split_csv
+
+        identity = file_identity(self.split_csv)
+        if self._split is None or self._split[0] != identity:
+            self._split = (identity, read_split_csv(self.split_csv))
+        return self._split[1]
+
+    def dataset(self, split: str, *, masks: bool = False) -> SkinDataset:
+        """The run's images of one split as a :class:`~hamkit.data.dataset.SkinDataset` (in the
+        labels file's order), from the records, image files and masks the data step found.
+
+        The estimators set the image size and normalisation of their network on it (and the run's
+        :attr:`decode_cache`, given to them): a dataset made here decodes nothing by itself.
+
+        Raises:
+            DataError: The split has no images, or (``masks=True``) the run has no masks.
+        """
+        from hamkit.data.dataset import Sample, SkinDataset
+
+        if masks and not self.mask_files:
+            raise DataError("this run has no masks (data.masks) for the segmenter")
+        assignment = self.split_of()
+        classes = classes_of(self.records)
+        index = {name: i for i, name in enumerate(classes)}
+        samples = [
+            Sample(
+                r.image_id,
+                self.present[r.image_id],
+                index[r.dx],
+                r.group,
+                self.mask_files.get(r.image_id) if masks else None,
+            )
+            for r in self.records
+            if assignment.get(r.image_id) == split
+        ]
+        if not samples:
+            raise DataError(f"{self.split_csv}: no images in split {split!r}")
+        data = SkinDataset(samples, with_masks=masks, classes=classes)
+        data.root = self.root
+        data.label_file = self.labels_file
+        return data
 
     @property
     def split_csv(self) -> Path:
@@ -326,9 +381,9 @@ def classifier_stage(ctx: RunContext) -> None:
             device=ctx.settings["run"]["device"],
         )
         model.fit(
-            ctx.root,
+            ctx.dataset("train"),
+            ctx.dataset("val"),
             split_csv=ctx.split_csv,
-            labels=ctx.records,
             cache=ctx.decode_cache,
             out_dir=folder,
             resume=resume,
@@ -390,15 +445,14 @@ def segmenter_stage(ctx: RunContext) -> None:
             device=ctx.settings["run"]["device"],
         )
         model.fit(
-            ctx.root,
-            masks=ctx.masks,
+            ctx.dataset("train", masks=True),
+            ctx.dataset("val", masks=True),
             split_csv=ctx.split_csv,
-            labels=ctx.records,
             cache=ctx.decode_cache,
             out_dir=folder,
             resume=resume,
         )
-        report = model.evaluate(ctx.root, masks=ctx.masks, split_csv=ctx.split_csv, split="test", labels=ctx.records)
+        report = model.evaluate(ctx.dataset("test", masks=True))
         report.save(folder / "test_report.json")
         report.save_csv(folder / "per_image.csv")
         extra = evaluate_segmenter(ctx, model, folder, report)

@@ -193,8 +193,11 @@ def _message(found: list[str]) -> str:
     return f"{len(found)} bad settings:\n  " + "\n  ".join(found)
 
 
-def check_masks(mask_dir: Path, image_ids: Sequence[str]) -> None:
-    """Raise unless ``mask_dir`` holds ``<image_id>_segmentation.png`` for every image.
+def check_masks(mask_dir: Path, image_ids: Sequence[str]) -> dict[str, Path]:
+    """Check that ``mask_dir`` holds ``<image_id>_segmentation.png`` for every image, and return them.
+
+    Returns:
+        ``{image_id: mask file}`` for every image, found once for the whole run.
 
     Raises:
         HamkitError: Names how many images lack a mask, a few of them, and the fix.
@@ -203,9 +206,11 @@ def check_masks(mask_dir: Path, image_ids: Sequence[str]) -> None:
 
     if not mask_dir.is_dir():
         raise HamkitError(f"data.masks: {mask_dir} is not a folder")
-    lacking = find_masks(mask_dir, image_ids).missing
+    match = find_masks(mask_dir, image_ids)
+    lacking = match.missing
     if lacking:
         raise HamkitError(
             f"{mask_dir}: {len(lacking)} of {len(image_ids)} images have no mask <image_id>_segmentation.png "
             f"(e.g. {', '.join(lacking[:3])}); point data.masks at the right folder, or set segmenter.enabled = false"
         )
+    return dict(match.masks)

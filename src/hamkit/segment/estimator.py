@@ -19,6 +19,7 @@ from hamkit.engine.device import resolve_device
 from hamkit.engine.estimator import Estimator
 from hamkit.engine.fitting import fit_estimator
 from hamkit.engine.recipe import TrainConfig
+from hamkit.engine.settings import ESTIMATOR_DEFAULTS
 from hamkit.errors import DataError, HamkitError
 from hamkit.metrics import SegmentationReport
 from hamkit.segment import evaluation, inference
@@ -81,7 +82,7 @@ class LesionSegmenter(Estimator):
     """
 
     _KIND = _KIND
-    _DEFAULT_RECIPE: ClassVar[TrainConfig] = TrainConfig(batch_size=8, lr=1e-4, monitor=None)
+    _DEFAULT_RECIPE: ClassVar[TrainConfig] = TrainConfig(**ESTIMATOR_DEFAULTS["segmenter"])
 
     def __init__(
         self,

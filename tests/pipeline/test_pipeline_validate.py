@@ -137,3 +137,32 @@ def test_the_training_settings_have_one_owner():
             assert expected in str(run_err.value)
     TrainConfig(class_balance=OFF, scheduler=OFF, augment=OFF).validate()
     check_settings(load_config(overrides={"classifier": {"class_balance": OFF}}))
+
+
+def test_the_training_defaults_have_one_owner():
+    """TrainConfig, the estimators' default recipes, `hamkit train`'s flags and the run's TOML sections
+    take their training defaults from hamkit.engine.settings: change one there and all of them follow."""
+    import dataclasses
+
+    from hamkit import LesionClassifier, LesionSegmenter
+    from hamkit.cli.main import build_parser
+    from hamkit.engine.recipe import TrainConfig
+    from hamkit.engine.settings import DEFAULTS, RUN_SECTION_KEYS, defaults_for
+    from hamkit.pipeline.config import DEFAULTS as RUN_DEFAULTS
+
+    assert {f.name: f.default for f in dataclasses.fields(TrainConfig)} == DEFAULTS
+    train = build_parser()._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
+    flags = {"workers": "num_workers"}  # flag dest -> TrainConfig field, where the names differ
+    for kind, estimator in (("classifier", LesionClassifier), ("segmenter", LesionSegmenter)):
+        default = defaults_for(kind)
+        assert dataclasses.asdict(estimator()._recipe({})) == {**default, "device": "auto"}
+        parser = train._subparsers._group_actions[0].choices[kind]  # type: ignore[union-attr]
+        given = {flags.get(a.dest, a.dest): a.default for a in parser._actions}
+        shared = set(given) & set(DEFAULTS) - {"monitor", "resume", "out_dir", "progress"}
+        assert {"epochs", "batch_size", "lr", "optimizer", "warmup_epochs", "augment", "seed"} <= shared
+        assert {key: given[key] for key in shared} == {key: default[key] for key in shared}
+        section = RUN_DEFAULTS[kind]
+        assert {key: section[key] for key in RUN_SECTION_KEYS[kind]} == {
+            key: default[key] for key in RUN_SECTION_KEYS[kind]
+        }
+    assert defaults_for("segmenter")["batch_size"] != DEFAULTS["batch_size"]  # the one estimator-specific change

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
 from PIL import Image
 
 from hamkit import Deduplicator, HamkitError
@@ -28,7 +29,7 @@ from hamkit.dedup.pairs import Pairs, equal_value_pairs
 from hamkit.pipeline.config import load_config
 from hamkit.pipeline.validate import check_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 
 
 class MeanGrey(DedupMethod):

@@ -11,15 +11,15 @@ largest group drift past what was measured (``benchmarks/same_lesion.py`` measur
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import pytest
+from conftest import REAL_200PX
 
 from hamkit import Deduplicator
 from hamkit.data.metadata import read_metadata
 from hamkit.synthetic.planting import plant_copies, recall_by_family
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ham10000-200px"
+REAL = REAL_200PX
 SLICE = 600
 PER_KIND = 4
 MIN_SAME_LESION = 0.30  # measured 2026-12-06: see the module docstring

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_image
+from conftest import REPO, write_image
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -64,7 +64,7 @@ SCRIPT = textwrap.dedent(
 def test_sigterm_on_dedup_leaves_no_worker_alive(tmp_path: Path, method: str) -> None:
     for i in range(40):
         write_image(tmp_path / "images" / f"img{i:03d}.png", size=(40, 30), seed=i)
-    env = {**os.environ, "HAMKIT_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    env = {**os.environ, "HAMKIT_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(REPO / "src")}
     process = subprocess.Popen(
         [sys.executable, "-c", SCRIPT, "dedup", str(tmp_path / "images"), "--out", str(tmp_path / "out")]
         + ["--method", method, "--workers", "2", "--batch-size", "2", "--quiet", "--no-review"],

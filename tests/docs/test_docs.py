@@ -2,7 +2,7 @@
 
 * the ``python`` blocks of the guide pages run, in order, in a temporary folder (a block after
   ``<!-- no-test: reason -->`` is only compiled; a block that includes an example file with
-  ``--8<--`` is run by ``tests/test_examples.py``);
+  ``--8<--`` is run by ``tests/docs/test_examples.py``);
 * every docstring example of every hamkit module passes ``doctest``;
 * ``docs/cli.md`` is what ``docs/gen_cli.py`` generates from the argument parser;
 * the API reference documents every name of ``hamkit.__all__``;

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REAL_200PX
 
 from hamkit.classes import CLASS_CODES
 from hamkit.data.metadata import ImageRecord, read_metadata
@@ -101,7 +102,6 @@ def test_nan_fractions_are_a_data_error():
 
 def test_duplicates_from_a_dedup_result_keep_their_images_together():
     from dataclasses import dataclass
-    from pathlib import Path
 
     @dataclass
     class FakeResult:  # what split_dataset reads of a DedupResult
@@ -120,7 +120,7 @@ def test_duplicates_from_a_dedup_result_keep_their_images_together():
 
 
 # ---------------------------------------------------------------- K-fold cross-validation folds
-REAL_METADATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000-200px" / "HAM10000_metadata.csv"
+REAL_METADATA = REAL_200PX / "HAM10000_metadata.csv"
 
 
 def _fold_of_each_lesion(records, folds) -> dict:

@@ -13,12 +13,13 @@ import csv
 from pathlib import Path
 
 import pytest
+from conftest import REAL_200PX
 
 from hamkit import Deduplicator
 from hamkit.data.metadata import read_metadata
 from hamkit.synthetic.planting import plant_copies, recall_by_family
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ham10000-200px"
+REAL = REAL_200PX
 SLICE = 2000
 PER_KIND = 6
 MAX_ACROSS = 8  # the 40 of the full set scaled to the slice; 1 when measured (2026-12-01)

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 
 import pytest
 
 from hamkit.cli.main import build_parser, in_flags, main
-from hamkit.errors import HamkitError
 
 OLD_SPELLINGS = [
     (["audit", "s.csv", "--data", "imgs", "--root", "imgs"], "--root"),
@@ -141,17 +139,6 @@ def test_train_a_fold_then_evaluate_and_predict_with_the_new_flags(synthetic, tm
     assert main(["predict", model, *map(str, images), "--batch-size", "2", "--quiet"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 6 and lines[0].startswith("image_id,prediction")
-
-
-def test_augment_passes_the_name_where_fit_knows_it(monkeypatch):
-    from hamkit.cli.train import augment_value
-
-    assert augment_value(None) is None
-    assert augment_value("strong") == "strong" and augment_value("none") == "none"
-    monkeypatch.setitem(sys.modules, "hamkit.data.augment", None)  # an older hamkit: no named choices
-    assert augment_value("flips") is True and augment_value("none") is False
-    with pytest.raises(HamkitError, match="--augment light needs a newer hamkit"):
-        augment_value("light")
 
 
 def test_errors_speak_in_flags():

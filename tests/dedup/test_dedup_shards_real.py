@@ -7,12 +7,13 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from conftest import REAL_200PX
 
 from hamkit import Deduplicator
 from hamkit.dedup.methods import VerifiedMethod
 from hamkit.synthetic.planting import plant_copies
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ham10000-200px"
+REAL = REAL_200PX
 SLICE = 2000
 
 pytestmark = pytest.mark.skipif(

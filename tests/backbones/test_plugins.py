@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import REPO
 
 import hamkit
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 EXAMPLE = ROOT / "examples" / "plugin_package"
 
 BROKEN_CODE = "raise ImportError(\"hamkit_broken needs the package 'not_installed_dependency'\")\n"
