@@ -73,17 +73,14 @@ def main() -> None:
         network = clf._build(pretrained=False, weights=None)
         results["plain train"].append(plain_train(network, data, args.batch_size, 1e-4, device))
         start = time.perf_counter()
-        clf.fit(
-            data,
-            epochs=1,
-            batch_size=args.batch_size,
-            lr=1e-4,
-            class_balance="none",
-            num_workers=0,
-            progress=False,
-            scheduler="none",
-            amp=False,
-        )
+        clf.set_params(
+            recipe__epochs=1,
+            recipe__batch_size=args.batch_size,
+            recipe__lr=1e-4,
+            recipe__class_balance="none",
+            recipe__scheduler="none",
+            recipe__amp=False,
+        ).fit(data, num_workers=0, progress=False)
         results["hamkit fit"].append(args.images / (time.perf_counter() - start))
         results["plain predict"].append(plain_predict(clf.network_, images, args.batch_size * 2, device))
         start = time.perf_counter()

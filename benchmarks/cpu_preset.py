@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from _shared import provenance
 
-from hamkit import LesionClassifier, LesionSegmenter, SkinDataset
+from hamkit import LesionClassifier, LesionSegmenter, SkinDataset, TrainConfig
 from hamkit.data.dataset import find_label_file, find_mask_dir
 from hamkit.data.images import find_images
 from hamkit.data.metadata import read_labels
@@ -87,7 +87,7 @@ def main() -> None:
     )
     parts = {name: base.subset(split.indices(name)) for name in ("train", "val", "test")}
     balance = args.class_balance
-    fit = dict(
+    recipe = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -96,19 +96,22 @@ def main() -> None:
         class_balance=balance,
         augment=args.augment,
         warmup_epochs=args.warmup_epochs,
-        progress=False,
         seed=0,
-        **({"monitor": args.monitor} if args.monitor else {}),
+        monitor=args.monitor or None,
     )
     model: LesionClassifier | LesionSegmenter
     if args.task == "classifier":
-        model = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=args.pretrained)
+        model = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=args.pretrained, recipe=recipe)
     else:
         model = LesionSegmenter(
-            args.backbone, image_size=args.image_size, pretrained=args.pretrained, classify=not args.no_classify
+            args.backbone,
+            image_size=args.image_size,
+            pretrained=args.pretrained,
+            classify=not args.no_classify,
+            recipe=recipe,
         )
     start = time.perf_counter()
-    model.fit(parts["train"], parts["val"], **fit)
+    model.fit(parts["train"], parts["val"], progress=False)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     report = model.evaluate(parts["test"])

@@ -20,12 +20,13 @@ import argparse
 import platform
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from hamkit import LesionClassifier, SkinDataset
+from hamkit import LesionClassifier, SkinDataset, TrainConfig
 from hamkit.data.dataset import find_label_file
 from hamkit.data.images import find_images
 from hamkit.data.metadata import read_labels
@@ -82,30 +83,27 @@ def main() -> None:
     train_lesions = {records[i].group for i in report_train}
     leaked = sum(records[i].group in train_lesions for i in report_val)
 
-    fit = dict(
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        num_workers=0,
-        progress=False,
-        seed=args.seed,
-        augment=True,
-    )
+    recipe = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed, augment="flips")
+    fit = dict(num_workers=0, progress=False)
     rows = []
     start = time.perf_counter()
-    report_clf = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=False)
     # plain CE, no balancing, no validation-based selection: the last epoch is kept
-    report_clf.fit(base.subset(report_train), None, class_balance="none", **fit)
+    report_clf = LesionClassifier(
+        args.backbone, image_size=args.image_size, pretrained=False, recipe=replace(recipe, class_balance="none")
+    )
+    report_clf.fit(base.subset(report_train), None, **fit)
     rows.append(("report recipe, its own random val (leaky)", score(report_clf, base.subset(report_val))))
     rows.append(("report recipe, lesion-disjoint test", score(report_clf, test)))
-    ours = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=False)
+    ours = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=False, recipe=recipe)
     ours.fit(base.subset(split.indices("train")), base.subset(split.indices("val")), **fit)
     rows.append(("hamkit defaults, lesion-disjoint test", score(ours, test)))
     balance_rows = []
     if not args.skip_balance_study:
         for mode in ("sampler", "loss", "none"):
-            clf = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=False)
-            clf.fit(base.subset(split.indices("train")), base.subset(split.indices("val")), class_balance=mode, **fit)
+            clf = LesionClassifier(
+                args.backbone, image_size=args.image_size, pretrained=False, recipe=replace(recipe, class_balance=mode)
+            )
+            clf.fit(base.subset(split.indices("train")), base.subset(split.indices("val")), **fit)
             balance_rows.append((f"class_balance={mode!r}", score(clf, test)))
     elapsed = time.perf_counter() - start
     print(

@@ -82,15 +82,8 @@ def fingerprint(data: Path, n: int) -> dict[str, Any]:
         out["split_synthetic"] = _digest(sorted(synthetic_split.as_dict().items()))
         torch.set_num_threads(1)
         model = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
-        model.fit(
-            synthetic.root,
-            split_csv=Path(folder) / "split.csv",
-            epochs=2,
-            batch_size=16,
-            lr=2e-3,
-            num_workers=0,
-            progress=False,
-            seed=0,
+        model.set_params(recipe__epochs=2, recipe__batch_size=16, recipe__lr=2e-3, recipe__seed=0).fit(
+            synthetic.root, split_csv=Path(folder) / "split.csv", num_workers=0, progress=False
         )
         state = model.network_.state_dict()
         hasher = hashlib.sha256()

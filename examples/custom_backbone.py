@@ -24,6 +24,7 @@ from torch import nn
 
 from hamkit import (
     LesionClassifier,
+    TrainConfig,
     create_backbone,
     get_backbone,
     list_backbones,
@@ -86,8 +87,9 @@ def main(work: Path) -> None:
     # the estimators take the name like any built-in
     data = make_synthetic(work / "data", n_lesions=40, seed=0, image_size=(96, 72), overwrite=True)
     split_csv = split_dataset(read_metadata(data.metadata_csv), seed=0).save(work / "split.csv")
-    model = LesionClassifier("small_cnn", image_size=64, pretrained=False, device="cpu")
-    model.fit(data.root, split_csv=split_csv, epochs=3, batch_size=16, lr=3e-3, num_workers=0, progress=False)
+    recipe = TrainConfig(epochs=3, batch_size=16, lr=3e-3)
+    model = LesionClassifier("small_cnn", image_size=64, pretrained=False, recipe=recipe, device="cpu")
+    model.fit(data.root, split_csv=split_csv, num_workers=0, progress=False)
     report = model.evaluate(data.root, split_csv=split_csv, split="test")
     print(
         f"LesionClassifier('small_cnn'): test balanced accuracy {report.balanced_accuracy:.3f} "

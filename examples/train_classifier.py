@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hamkit import LesionClassifier, make_synthetic, read_metadata, split_dataset
+from hamkit import LesionClassifier, TrainConfig, make_synthetic, read_metadata, split_dataset
 
 
 def main(work: Path) -> None:
@@ -27,18 +27,14 @@ def main(work: Path) -> None:
     data = make_synthetic(work / "data", n_lesions=60, seed=0, image_size=(96, 72), overwrite=True)
     split_csv = split_dataset(read_metadata(data.metadata_csv), seed=0).save(work / "split.csv")
 
-    model = LesionClassifier("resnet18", image_size=64, pretrained=False, device="cpu")
+    recipe = TrainConfig(epochs=4, batch_size=16, lr=1e-3, class_balance="sampler", seed=0)
+    model = LesionClassifier("resnet18", image_size=64, pretrained=False, recipe=recipe, device="cpu")
     model.fit(
         data.root,
         split_csv=split_csv,  # trains on the "train" rows, picks the epoch on "val"
-        epochs=4,
-        batch_size=16,
-        lr=1e-3,
-        class_balance="sampler",
         out_dir=work / "run",
         num_workers=0,
         progress=False,
-        seed=0,
     )
     for row in model.history_:
         print(

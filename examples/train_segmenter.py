@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hamkit import LesionSegmenter, make_synthetic, read_metadata, split_dataset
+from hamkit import LesionSegmenter, TrainConfig, make_synthetic, read_metadata, split_dataset
 
 
 def main(work: Path) -> None:
@@ -33,6 +33,8 @@ def main(work: Path) -> None:
         image_size=64,
         pretrained=False,
         classify=True,
+        cls_weight=1.0,
+        recipe=TrainConfig(epochs=3, batch_size=8, lr=3e-3, seed=0),
         device="cpu",
         backbone_kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]},
     )
@@ -40,14 +42,9 @@ def main(work: Path) -> None:
         data.root,
         masks=data.masks_dir,
         split_csv=split_csv,
-        epochs=3,
-        batch_size=8,
-        lr=3e-3,
-        cls_weight=1.0,
         out_dir=work / "run",
         num_workers=0,
         progress=False,
-        seed=0,
     )
     for row in model.history_:
         print(

@@ -205,6 +205,12 @@ def _inner_split(
     return [i for i in range(len(train)) if i not in inner_val], chosen, what
 
 
+def _seed_of(estimator: Any) -> int:
+    """The seed of the estimator's recipe (0 for an estimator without one)."""
+    recipe = getattr(estimator, "recipe", None) or getattr(estimator, "_DEFAULT_RECIPE", None)
+    return int(getattr(recipe, "seed", 0) or 0)
+
+
 def cross_validate_folds(
     estimator: Any,
     data: str | os.PathLike[str],
@@ -242,8 +248,8 @@ def cross_validate_folds(
             before it is scored, as ``hamkit run`` calibrates on its validation split.
         labels: The data root's labels file or records (any format
             :func:`~hamkit.data.metadata.read_labels` reads; default: the HAM10000 metadata).
-        **fit: Keyword arguments of the estimator's ``fit`` (recipe fields such as ``epochs``;
-            ``seed`` also seeds the two-fold hold-out).
+        **fit: Other keyword arguments of the estimator's ``fit`` (``cache``, ``num_workers``...);
+            the recipe is the estimator's (its ``seed`` also seeds the two-fold hold-out).
 
     Returns:
         The :class:`CrossValidationResult`; its ``selection`` and ``inner_validation`` say how
@@ -293,7 +299,7 @@ def cross_validate_folds(
         held_out = SkinDataset.from_folder(
             data, labels=labels, split_csv=split_csv, split="val", fold=k, on_missing=on_missing, **mask_option
         )
-        inner_train, inner_val, what = _inner_split(outer, k, available, table, int(fit.get("seed") or 0))
+        inner_train, inner_val, what = _inner_split(outer, k, available, table, _seed_of(estimator))
         train, val = outer.subset(inner_train), outer.subset(inner_val)
         label = f"fold {k} ({number}/{len(chosen)})"
         if progress:

@@ -79,7 +79,9 @@ def test_api_split_fit_calibrate_evaluate_save_with_binary_labels(own, tmp_path)
     assert {row["dx"] for row in csv.DictReader((tmp_path / "split.csv").open())} == {"melanoma", "other"}
 
     clf = LesionClassifier("mobilenet_v3_small", image_size=32, pretrained=False, device="cpu")
-    clf.fit(own["root"], split_csv=tmp_path / "split.csv", labels=records, epochs=1, batch_size=16, progress=False)
+    clf.set_params(recipe__epochs=1, recipe__batch_size=16).fit(
+        own["root"], split_csv=tmp_path / "split.csv", labels=records, progress=False
+    )
     assert clf.classes_ == ["melanoma", "other"] and clf.network_.head.out_features == 2
     assert clf.get_params()["classes"] is None and clf.get_params()["num_classes"] is None  # parameters unchanged
     clf.calibrate(own["root"], split_csv=tmp_path / "split.csv", labels=records)
@@ -104,7 +106,9 @@ def test_labels_outside_the_models_classes_are_refused(own, tmp_path):
     split_dataset(records, seed=0).save(tmp_path / "split.csv")
     clf = LesionClassifier("mobilenet_v3_small", image_size=32, pretrained=False, device="cpu", num_classes=7)
     with pytest.raises(DataError, match=r"'melanoma', 'other' are not among the classes \['mel'"):
-        clf.fit(own["root"], split_csv=tmp_path / "split.csv", labels=records, epochs=1, progress=False)
+        clf.set_params(recipe__epochs=1).fit(
+            own["root"], split_csv=tmp_path / "split.csv", labels=records, progress=False
+        )
 
 
 def test_cli_split_train_calibrate_evaluate_with_binary_labels(own, tmp_path, capsys):

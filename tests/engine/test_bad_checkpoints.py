@@ -21,7 +21,9 @@ def _data(n=24):
 def run_folder(tmp_path_factory):
     out = tmp_path_factory.mktemp("ckpt") / "run"
     clf = LesionClassifier("mobilenet_v3_small", image_size=32, pretrained=False, device="cpu")
-    clf.fit(_data(), _data(), epochs=1, batch_size=8, lr=1e-3, num_workers=0, progress=False, out_dir=out)
+    clf.set_params(recipe__epochs=1, recipe__batch_size=8, recipe__lr=1e-3).fit(
+        _data(), _data(), num_workers=0, progress=False, out_dir=out
+    )
     clf.save(out / "model")
     return out
 
@@ -41,8 +43,8 @@ def test_config_missing_a_key(run_folder, tmp_path):
 def test_resume_with_another_backbone(run_folder):
     clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
     with pytest.raises(HamkitError, match="another backbone .*'mobilenet_v3_small', not 'resnet18'"):
-        clf.fit(
-            _data(), _data(), epochs=2, batch_size=8, num_workers=0, progress=False, out_dir=run_folder, resume=True
+        clf.set_params(recipe__epochs=2, recipe__batch_size=8).fit(
+            _data(), _data(), num_workers=0, progress=False, out_dir=run_folder, resume=True
         )
 
 
@@ -50,7 +52,9 @@ def test_resume_a_classifier_folder_as_a_segmenter(run_folder):
     data = TensorDataset(torch.randn(24, 3, 32, 32), torch.zeros(24, dtype=torch.long), torch.zeros(24, 1, 32, 32))
     seg = LesionSegmenter("smp:Unet:resnet18", image_size=32, pretrained=False, device="cpu")
     with pytest.raises(HamkitError, match="interrupted run of another model .*'LesionClassifier'"):
-        seg.fit(data, data, epochs=2, batch_size=8, num_workers=0, progress=False, out_dir=run_folder, resume=True)
+        seg.set_params(recipe__epochs=2, recipe__batch_size=8).fit(
+            data, data, num_workers=0, progress=False, out_dir=run_folder, resume=True
+        )
 
 
 def test_pickled_training_state_is_refused_in_one_line(run_folder, tmp_path):

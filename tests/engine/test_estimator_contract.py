@@ -70,7 +70,7 @@ def test_values_are_stored_unchanged_and_checked_in_fit() -> None:
     with pytest.raises(HamkitError, match="unknown training option"):
         _tiny().fit(images, labels, epoch=3)
     with pytest.raises(HamkitError, match="epochs must be at least 1"):
-        _tiny().fit(images, labels, epochs=0)
+        _tiny().set_params(recipe__epochs=0).fit(images, labels)
 
 
 def test_deep_params_reach_into_the_recipe() -> None:
@@ -81,6 +81,31 @@ def test_deep_params_reach_into_the_recipe() -> None:
     assert clf.recipe is not None and clf.recipe.lr == 1e-3
     copy = clone(clf)
     assert copy.recipe == clf.recipe and copy.recipe is not clf.recipe
+
+
+def test_the_recipe_has_one_door() -> None:
+    """fit takes the run options only; a recipe setting or an estimator parameter there is refused
+    with the fix, before any training."""
+    images, labels = _images()
+    with pytest.raises(HamkitError, match=r"epochs is a setting of the training recipe.*recipe=TrainConfig\(epochs="):
+        _tiny().fit(images, labels, epochs=3)
+    with pytest.raises(HamkitError, match=r"lr, seed are settings .*set_params\(recipe__lr=\.\.\.\)"):
+        _tiny().fit(images, labels, lr=1e-3, seed=1)
+    with pytest.raises(HamkitError, match=r"loss is a parameter of LesionSegmenter.*LesionSegmenter\(loss=\.\.\.\)"):
+        LesionSegmenter("smp:Unet:resnet18", pretrained=False).fit(images, loss="dice")
+
+
+def test_set_params_reaches_a_default_recipe_and_never_changes_a_shared_one() -> None:
+    fresh = LesionClassifier(pretrained=False)
+    assert fresh.recipe is None
+    fresh.set_params(recipe__epochs=3)
+    assert fresh.recipe == TrainConfig(epochs=3)  # the classifier's default recipe, one field changed
+    shared = TrainConfig(epochs=5, lr=1e-3)
+    first = LesionClassifier(pretrained=False, recipe=shared)
+    second = LesionClassifier(pretrained=False, recipe=shared)
+    first.set_params(recipe__lr=1e-2)
+    assert first.recipe.lr == 1e-2 and first.recipe.epochs == 5
+    assert shared.lr == 1e-3 and second.recipe is shared
 
 
 def test_fit_x_y_score_and_recorded_recipe(tmp_path) -> None:
@@ -98,11 +123,12 @@ def test_fit_x_y_score_and_recorded_recipe(tmp_path) -> None:
     np.testing.assert_allclose(loaded.predict_proba(images), clf.predict_proba(images), atol=1e-6)
 
 
-def test_fit_overrides_do_not_change_the_parameter() -> None:
+def test_run_options_of_fit_do_not_change_the_parameter(tmp_path) -> None:
     images, labels = _images(12)
     clf = _tiny()
-    clf.fit(images, labels, epochs=1)
-    assert clf.recipe is not None and clf.recipe.epochs == 2 and clf.recipe_.epochs == 1
+    clf.fit(images, labels, out_dir=tmp_path / "run")
+    assert clf.recipe is not None and clf.recipe.out_dir is None
+    assert clf.recipe_.out_dir == tmp_path / "run" and (tmp_path / "run" / "history.csv").is_file()
 
 
 def test_grid_search_and_cross_validate() -> None:
@@ -120,7 +146,7 @@ def test_both_estimators_export_onnx_through_the_one_function(tmp_path) -> None:
     from hamkit.export import export_onnx
 
     images, labels = _images(12)
-    clf = _tiny().fit(images, labels, epochs=1)
+    clf = _tiny().set_params(recipe__epochs=1).fit(images, labels)
     assert not hasattr(clf, "export_onnx")  # one door: hamkit.export_onnx, no method importing the exporter back
     result = export_onnx(clf, tmp_path / "clf.onnx")
     assert result.kind == "LesionClassifier" and result.max_abs_diff["logits"] < 1e-4

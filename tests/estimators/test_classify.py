@@ -7,17 +7,18 @@ import pytest
 import torch
 from PIL import Image
 
-from hamkit import BackboneNotFoundError, DataError, HamkitError, LesionClassifier, SkinDataset
+from hamkit import BackboneNotFoundError, DataError, HamkitError, LesionClassifier, SkinDataset, TrainConfig
 from hamkit.classify import balance_weights
 from hamkit.engine.checkpoint import save_model_files
 
-FIT = dict(epochs=5, batch_size=32, lr=2e-3, num_workers=0, progress=False, seed=0)
+RECIPE = TrainConfig(epochs=5, batch_size=32, lr=2e-3, seed=0)
+FIT = dict(num_workers=0, progress=False)
 
 
 @pytest.fixture(scope="module")
 def fitted(synthetic, tmp_path_factory):
     out = tmp_path_factory.mktemp("clf_run")
-    clf = LesionClassifier("resnet18", image_size=48, pretrained=False, device="cpu")
+    clf = LesionClassifier("resnet18", image_size=48, pretrained=False, recipe=RECIPE, device="cpu")
     clf.fit(synthetic.root, split_csv=synthetic.root / "split.csv", out_dir=out, cache=out / "cache", **FIT)
     return clf, out
 
@@ -83,8 +84,10 @@ def test_class_balance_modes_and_weights(synthetic):
     assert per_class.tolist() == [2.0, 4 / 6, 0.0]
     clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
     with pytest.raises(HamkitError, match="class_balance"):
-        clf.fit(synthetic.root, split_csv=synthetic.root / "split.csv", class_balance="oversample")
-    clf.fit(synthetic.root, split_csv=synthetic.root / "split.csv", class_balance="loss", **{**FIT, "epochs": 1})
+        clf.set_params(recipe__class_balance="oversample").fit(synthetic.root, split_csv=synthetic.root / "split.csv")
+    clf.set_params(recipe__class_balance="loss").fit(
+        synthetic.root, split_csv=synthetic.root / "split.csv", **{**FIT, "epochs": 1}
+    )
     assert len(clf.history_) == 1
 
 
@@ -97,7 +100,9 @@ def test_bad_input_is_refused(synthetic):
     with pytest.raises(HamkitError, match="not fitted"):
         clf.predict(np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(BackboneNotFoundError, match="resnet"):
-        LesionClassifier("resnet5", pretrained=False).fit(synthetic.root, split_csv=synthetic.root / "split.csv", **FIT)
+        LesionClassifier("resnet5", pretrained=False, recipe=RECIPE).fit(
+            synthetic.root, split_csv=synthetic.root / "split.csv", **FIT
+        )
 
 
 def test_corrupt_training_image_is_named_even_from_a_worker(synthetic, tmp_path):
@@ -110,7 +115,7 @@ def test_corrupt_training_image_is_named_even_from_a_worker(synthetic, tmp_path)
     first_train = next(i for i, name in read_split_csv(root / "split.csv").items() if name == "train")
     victim = next(root.rglob(f"{first_train}.jpg"))
     victim.write_bytes(b"\xff\xd8 truncated")
-    clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
+    clf = LesionClassifier("resnet18", image_size=32, pretrained=False, recipe=RECIPE, device="cpu")
     with pytest.raises(DataError) as info:
-        clf.fit(root, split_csv=root / "split.csv", **{**FIT, "epochs": 1, "num_workers": 2})
+        clf.set_params(recipe__epochs=1).fit(root, split_csv=root / "split.csv", **{**FIT, "num_workers": 2})
     assert victim.name in str(info.value) and "Traceback" not in str(info.value)

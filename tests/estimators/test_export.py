@@ -17,12 +17,13 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
 
-from hamkit import HamkitError, LesionClassifier  # noqa: E402
+from hamkit import HamkitError, LesionClassifier, TrainConfig  # noqa: E402
 from hamkit.cli.main import main  # noqa: E402
 from hamkit.export import ExportResult, export_onnx, preprocessing_path  # noqa: E402
 from hamkit.segment import LesionSegmenter  # noqa: E402
 
-FAST = {"epochs": 1, "batch_size": 8, "num_workers": 0, "progress": False, "seed": 0}
+RECIPE = TrainConfig(epochs=1, batch_size=8, seed=0)
+FAST = {"num_workers": 0, "progress": False}
 TINY_SEG = {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}
 
 
@@ -42,7 +43,7 @@ def images(n: int, size: int, seed: int = 0) -> torch.Tensor:
 def classifier() -> LesionClassifier:
     """A classifier fitted for one epoch, then calibrated: temperature and class offsets set."""
     data = torch.utils.data.TensorDataset(images(28, 32), torch.arange(28) % 7)
-    clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
+    clf = LesionClassifier("resnet18", image_size=32, pretrained=False, recipe=RECIPE, device="cpu")
     clf.fit(data, data, **FAST)
     return clf.calibrate(data)
 
@@ -54,7 +55,13 @@ def segmenter() -> LesionSegmenter:
     masks[:, :, 8:24, 8:24] = 1
     data = torch.utils.data.TensorDataset(images(14, 32, seed=1), torch.arange(14) % 7, masks)
     seg = LesionSegmenter(
-        "smp:Unet:resnet18", image_size=32, pretrained=False, classify=True, backbone_kwargs=TINY_SEG, device="cpu"
+        "smp:Unet:resnet18",
+        image_size=32,
+        pretrained=False,
+        classify=True,
+        backbone_kwargs=TINY_SEG,
+        recipe=RECIPE,
+        device="cpu",
     )
     return seg.fit(data, data, **FAST)
 

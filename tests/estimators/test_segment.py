@@ -23,6 +23,7 @@ from hamkit.data.dataset import Sample, SkinDataset
 from hamkit.data.images import find_masks, image_size_of, read_mask
 from hamkit.data.metadata import read_labels
 from hamkit.data.splits import split_dataset
+from hamkit.engine.recipe import TrainConfig
 from hamkit.errors import DataError, HamkitError
 from hamkit.metrics import segmentation_report
 from hamkit.segment import LesionSegmenter, SegmentationLoss, SegmentationNetwork
@@ -75,14 +76,22 @@ def segmenter(synthetic, tmp_path_factory) -> tuple[LesionSegmenter, Path]:
     """Segmentation only, trained from a data root + split CSV, checkpoints in out_dir."""
     root, split_csv = synthetic
     out_dir = tmp_path_factory.mktemp("run")
-    model = tiny().fit(root, split_csv=split_csv, epochs=5, batch_size=16, lr=3e-3, out_dir=out_dir, **FAST)
+    model = (
+        tiny()
+        .set_params(recipe__epochs=5, recipe__batch_size=16, recipe__lr=3e-3)
+        .fit(root, split_csv=split_csv, out_dir=out_dir, **FAST)
+    )
     return model, out_dir
 
 
 @pytest.fixture(scope="module")
 def multitask(synthetic) -> LesionSegmenter:
     root, split_csv = synthetic
-    return tiny(**MULTI).fit(root, split_csv=split_csv, epochs=8, batch_size=16, lr=3e-3, **FAST)
+    return (
+        tiny(**MULTI)
+        .set_params(recipe__epochs=8, recipe__batch_size=16, recipe__lr=3e-3)
+        .fit(root, split_csv=split_csv, **FAST)
+    )
 
 
 def held_out(root: Path, split_csv: Path, split: str = "test") -> SkinDataset:
@@ -140,24 +149,25 @@ def test_multitask_learns_masks_and_classes(multitask, synthetic):
 
 def test_class_balance_by_loss_and_monitor_choice(synthetic):
     root, split_csv = synthetic
-    model = tiny(classify=True).fit(
-        root,
-        split_csv=split_csv,
-        epochs=1,
-        batch_size=32,
-        class_balance="loss",
-        monitor="balanced_accuracy",
-        loss="dice",
-        cls_weight=0.5,
-        **FAST,
+    model = (
+        tiny(classify=True)
+        .set_params(
+            recipe__epochs=1,
+            recipe__batch_size=32,
+            recipe__class_balance="loss",
+            recipe__monitor="balanced_accuracy",
+            loss="dice",
+            cls_weight=0.5,
+        )
+        .fit(root, split_csv=split_csv, **FAST)
     )
     assert model.best_epoch_ == 1 and np.isfinite(model.history_[0]["val_loss"])
     with pytest.raises(HamkitError, match="monitor='balanced_accuracy' is not a validation metric"):
-        tiny().fit(root, split_csv=split_csv, monitor="balanced_accuracy", **FAST)
+        tiny().set_params(recipe__monitor="balanced_accuracy").fit(root, split_csv=split_csv, **FAST)
     with pytest.raises(HamkitError, match="class_balance"):
-        tiny(classify=True).fit(root, split_csv=split_csv, class_balance="oversample", **FAST)
+        tiny(classify=True).set_params(recipe__class_balance="oversample").fit(root, split_csv=split_csv, **FAST)
     with pytest.raises(HamkitError, match="unknown segmentation loss"):
-        tiny().fit(root, split_csv=split_csv, loss="focal", **FAST)
+        tiny().set_params(loss="focal").fit(root, split_csv=split_csv, **FAST)
 
 
 # ---------------------------------------------------------------------------- inference
@@ -259,12 +269,17 @@ def test_save_load_round_trip_and_checkpoints(segmenter, multitask, tmp_path):
 def test_loading_a_classifier_checkpoint_is_refused(tiny_folder, tmp_path):
     data = SkinDataset.from_folder(tiny_folder, image_size=32)
     clf = LesionClassifier("mobilenet_v3_small", image_size=32, pretrained=False, device="cpu")
-    folder = clf.fit(data, epochs=1, batch_size=14, **FAST).save(tmp_path / "clf")
+    folder = clf.set_params(recipe__epochs=1, recipe__batch_size=14).fit(data, **FAST).save(tmp_path / "clf")
     with pytest.raises(
         HamkitError, match="a LesionClassifier checkpoint, not a LesionSegmenter; load it with LesionClassifier.load"
     ):
         LesionSegmenter.load(folder)
-    seg_folder = tiny().fit(SkinDataset.from_folder(tiny_folder, masks=True), epochs=1, **FAST).save(tmp_path / "s")
+    seg_folder = (
+        tiny()
+        .set_params(recipe__epochs=1)
+        .fit(SkinDataset.from_folder(tiny_folder, masks=True), **FAST)
+        .save(tmp_path / "s")
+    )
     with pytest.raises(HamkitError, match="a LesionSegmenter checkpoint, not a LesionClassifier"):
         LesionClassifier.load(seg_folder)
 
@@ -291,7 +306,9 @@ def test_joint_loss_parts_and_float32_under_bfloat16():
 
 def test_training_with_cpu_autocast_stays_finite(tiny_folder):
     data = SkinDataset.from_folder(tiny_folder, masks=True)
-    model = tiny(classify=True).fit(data, data, epochs=1, batch_size=7, amp=True, **FAST)
+    model = (
+        tiny(classify=True).set_params(recipe__epochs=1, recipe__batch_size=7, recipe__amp=True).fit(data, data, **FAST)
+    )
     row = model.history_[0]
     assert all(np.isfinite(row[k]) for k in ("train_loss", "val_loss", "val_dice", "val_cls_loss"))
     net = model.network_
@@ -300,10 +317,11 @@ def test_training_with_cpu_autocast_stays_finite(tiny_folder):
 
 def test_interrupted_training_resumes_to_the_same_weights(tiny_folder, tmp_path):
     data = SkinDataset.from_folder(tiny_folder, masks=True)
-    settings = {"epochs": 2, "batch_size": 7, "scheduler": "none", "lr": 1e-2, **FAST}
-    straight = tiny(classify=True).fit(data, data, out_dir=tmp_path / "a", **settings)
-    tiny(classify=True).fit(data, data, out_dir=tmp_path / "b", **{**settings, "epochs": 1})  # "interrupted"
-    resumed = tiny(classify=True).fit(data, data, out_dir=tmp_path / "b", resume=True, **settings)
+    recipe = TrainConfig(epochs=2, batch_size=7, scheduler="none", lr=1e-2)
+    straight = tiny(classify=True, recipe=recipe).fit(data, data, out_dir=tmp_path / "a", **FAST)
+    interrupted = tiny(classify=True, recipe=recipe).set_params(recipe__epochs=1)
+    interrupted.fit(data, data, out_dir=tmp_path / "b", **FAST)  # stopped after one of the two epochs
+    resumed = tiny(classify=True, recipe=recipe).fit(data, data, out_dir=tmp_path / "b", resume=True, **FAST)
     assert [row["epoch"] for row in resumed.history_] == [1, 2]
     assert resumed.history_[1]["val_dice"] == straight.history_[1]["val_dice"]
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -336,8 +354,8 @@ def test_missing_masks_error_or_skip_with_a_report(tiny_folder, tmp_path):
     lacking = Sample(samples[0].image_id, samples[0].path, samples[0].label, samples[0].group, None)
     data = SkinDataset([lacking, *samples[1:]], with_masks=False, image_size=32)
     with pytest.raises(DataError, match=f"1 image\\(s\\) have no mask: {lacking.image_id}; pass on_missing='skip'"):
-        tiny().fit(data, epochs=1, **FAST)
-    model = tiny().fit(data, on_missing="skip", epochs=1, **FAST)
+        tiny().set_params(recipe__epochs=1).fit(data, **FAST)
+    model = tiny().set_params(recipe__epochs=1).fit(data, on_missing="skip", **FAST)
     assert model.skipped_ == {lacking.image_id: "mask not found"}
     report = model.evaluate(data, on_missing="skip")
     assert report.n_images == 13 and lacking.image_id not in report.image_ids
@@ -355,13 +373,15 @@ def test_missing_masks_error_or_skip_with_a_report(tiny_folder, tmp_path):
 
 
 def test_mask_of_another_size_is_an_error(tiny_folder):
-    model = tiny().fit(SkinDataset.from_folder(tiny_folder, masks=True), epochs=1, **FAST)
+    model = tiny().set_params(recipe__epochs=1).fit(SkinDataset.from_folder(tiny_folder, masks=True), **FAST)
     Image.fromarray(np.full((20, 30), 255, np.uint8)).save(tiny_folder / "masks" / "ISIC_0000004_segmentation.png")
     data = SkinDataset.from_folder(tiny_folder, masks=True, image_size=32)
     with pytest.raises(DataError, match="ISIC_0000004_segmentation.png: mask is 30x20 but its image is 60x45"):
         model.evaluate(data)
     with pytest.raises(DataError, match="mask is 30x20"):
-        tiny().fit(data, epochs=1, batch_size=7, **FAST)  # two full batches: every image is read
+        tiny().set_params(recipe__epochs=1, recipe__batch_size=7).fit(
+            data, **FAST
+        )  # two full batches: every image is read
 
 
 def test_non_binary_mask_needs_a_threshold(tiny_folder):
@@ -371,8 +391,10 @@ def test_non_binary_mask_needs_a_threshold(tiny_folder):
     Image.fromarray(grey).save(tiny_folder / "masks" / "ISIC_0000005_segmentation.png")
     data = SkinDataset.from_folder(tiny_folder, masks=True)
     with pytest.raises(DataError, match="ISIC_0000005_segmentation.png: mask is not binary .* pass a threshold"):
-        tiny().fit(data, epochs=1, batch_size=7, **FAST)  # two full batches: every image is read
-    model = tiny().fit(data, mask_threshold=127, epochs=1, **FAST)
+        tiny().set_params(recipe__epochs=1, recipe__batch_size=7).fit(
+            data, **FAST
+        )  # two full batches: every image is read
+    model = tiny().set_params(recipe__epochs=1).fit(data, mask_threshold=127, **FAST)
     with pytest.raises(DataError, match="not binary"):
         model.evaluate(data)
     report = model.evaluate(data, mask_threshold=127)
@@ -391,14 +413,14 @@ def test_other_bad_input_is_explained(tiny_folder, segmenter):
     with pytest.raises(HamkitError, match="unknown postprocess 'biggest'"):
         model.predict(torch.zeros(1, 3, 32, 32), postprocess="biggest")
     with pytest.raises(HamkitError, match="needs an image_size divisible by 32; got 36, use e.g. 64"):
-        tiny(backbone="smp:FPN:resnet18", backbone_kwargs=None, image_size=36).fit(
-            SkinDataset.from_folder(tiny_folder, masks=True), epochs=1, **FAST
+        tiny(backbone="smp:FPN:resnet18", backbone_kwargs=None, image_size=36).set_params(recipe__epochs=1).fit(
+            SkinDataset.from_folder(tiny_folder, masks=True), **FAST
         )
     unlabelled = SkinDataset.from_paths(
         [s.path for s in _samples(tiny_folder)], masks=[s.mask_path for s in _samples(tiny_folder)]
     )
     with pytest.raises(DataError, match="every image needs a class 0..6"):
-        tiny(classify=True).fit(unlabelled, epochs=1, **FAST)
+        tiny(classify=True).set_params(recipe__epochs=1).fit(unlabelled, **FAST)
     with pytest.raises(DataError, match="needs split_csv"):
         model.evaluate(tiny_folder)
     with pytest.raises(DataError, match="cannot use a dict"):
@@ -409,7 +431,7 @@ def test_other_bad_input_is_explained(tiny_folder, segmenter):
 def test_real_sample_trains_and_evaluates(shared_sample, tmp_path):
     data = SkinDataset.from_folder(shared_sample, masks=shared_sample / "masks", on_missing="skip", image_size=32)
     assert len(data) == 75
-    model = tiny(classify=True).fit(data, epochs=1, batch_size=16, **FAST)  # a few steps
+    model = tiny(classify=True).set_params(recipe__epochs=1, recipe__batch_size=16).fit(data, **FAST)  # a few steps
     assert np.isfinite(model.history_[0]["train_loss"])
     report = model.evaluate(data, on_missing="skip")
     assert report.n_images == 75 and report.resolution == "original"

@@ -163,4 +163,6 @@ def test_training_on_one_class_says_so_before_the_first_epoch(tiny_folder: Path,
     monkeypatch.setattr(fitting.Trainer, "fit", stop)
     clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
     with pytest.warns(UserWarning, match=r"one class only \(nv, 14 images\)"), pytest.raises(Stop):
-        clf.fit(SkinDataset.from_folder(tiny_folder, image_size=32), epochs=1, batch_size=4, progress=False)
+        clf.set_params(recipe__epochs=1, recipe__batch_size=4).fit(
+            SkinDataset.from_folder(tiny_folder, image_size=32), progress=False
+        )

@@ -78,7 +78,9 @@ def fitted():
     clf = LesionClassifier(
         "mobilenet_v3_small", num_classes=3, classes=["a", "b", "c"], image_size=32, pretrained=False, device="cpu"
     )
-    clf.fit(data, data, epochs=2, batch_size=16, lr=1e-3, num_workers=0, progress=False)
+    clf.set_params(recipe__epochs=2, recipe__batch_size=16, recipe__lr=1e-3).fit(
+        data, data, num_workers=0, progress=False
+    )
     return clf, data
 
 
@@ -273,7 +275,7 @@ def test_the_operating_point_is_saved_and_loaded(fitted, tmp_path):
     assert (loaded.predict(images) == clf.predict(images)).all()
     assert (loaded.predict(images) == loaded.decide(loaded.predict_proba(images))).all()
     # a new fit forgets the operating point
-    clf.fit(data, data, epochs=1, batch_size=16, num_workers=0, progress=False)
+    clf.set_params(recipe__epochs=1, recipe__batch_size=16).fit(data, data, num_workers=0, progress=False)
     assert not hasattr(clf, "calibration_") and not hasattr(clf, "class_offsets_")
 
 

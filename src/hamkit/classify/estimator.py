@@ -226,7 +226,7 @@ class LesionClassifier(Estimator):
         cache: Any = None,
         on_missing: str = "error",
         data_licence: str | None = None,
-        **recipe: Any,
+        **run_options: Any,
     ) -> LesionClassifier:
         """Train the classifier; on return it holds the weights of the best validation epoch.
 
@@ -248,14 +248,13 @@ class LesionClassifier(Estimator):
                 file, ``"skip"`` to leave it out (listed in ``skipped_``).
             data_licence: The licence of the training data, for the model card (default: the
                 licence of a recognised data set, e.g. CC BY-NC-SA 4.0 for HAM10000).
-            **recipe: Fields of :class:`~hamkit.engine.recipe.TrainConfig` that override
-                ``recipe`` for this fit: ``epochs``, ``batch_size``, ``lr``, ``optimizer``,
-                ``weight_decay``, ``scheduler``, ``monitor`` (``balanced_accuracy``,
-                ``accuracy``, ``macro_f1``, ``loss``, ``melanoma_sensitivity``),
-                ``early_stopping``, ``grad_clip``, ``class_balance`` (``"sampler"``,
-                ``"loss"`` or ``"none"``), ``augment``, ``seed``, ``amp``, ``channels_last``,
-                ``num_workers``, ``progress``, ``out_dir`` (checkpoints ``best/``, ``last/``
-                and history), ``resume``.
+            **run_options: How this fit runs (:data:`~hamkit.engine.recipe.RUN_OPTIONS`):
+                ``num_workers``, ``progress``, ``out_dir`` (checkpoints ``best/``, ``last/`` and
+                history), ``resume``. What is learnt (``epochs``, ``lr``, ``monitor``:
+                ``balanced_accuracy``, ``accuracy``, ``macro_f1``, ``loss``,
+                ``melanoma_sensitivity``; ...) is the estimator's ``recipe``:
+                ``LesionClassifier(recipe=TrainConfig(epochs=3))`` or
+                ``set_params(recipe__epochs=3)``; passing it here is refused with that fix.
 
         Returns:
             ``self``.
@@ -265,7 +264,7 @@ class LesionClassifier(Estimator):
             TrainingError: The loss became NaN/inf.
             HamkitError: Bad settings or an unknown backbone.
         """
-        settings = self._recipe(recipe)
+        settings = self._recipe(run_options)
         if settings.monitor is None:
             settings.monitor = "balanced_accuracy"
         if settings.monitor not in VALIDATION_METRICS:

@@ -178,19 +178,9 @@ def run(args: argparse.Namespace) -> int:
             "--resume cannot be used with --cross-validate (every fold trains from the start); drop --resume, "
             "or resume one fold with --fold K",
         )
-    fit_args = dict(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        optimizer=args.optimizer,
-        class_balance=args.class_balance,
-        early_stopping=args.early_stopping,
-        warmup_epochs=args.warmup_epochs,
-        augment=args.augment,
+    fit_args: dict[str, Any] = dict(
         num_workers=args.workers,
         cache=args.decode_cache or out / "cache",
-        seed=args.seed,
-        monitor=args.monitor,
         on_missing="skip" if args.skip_missing else "error",
         data_licence=args.data_licence,
     )
@@ -199,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         fit_args["labels"] = labels
     model = _estimator(args)
     if args.kind == "segmenter":
-        fit_args.update(loss=args.loss, mask_threshold=args.mask_threshold)
+        fit_args.update(mask_threshold=args.mask_threshold)
     if args.cross_validate:
         return _cross_validate(args, model, out, fit_args)
     split_csv = split_csv_for(args, out, needs_val=True)
@@ -247,7 +237,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _estimator(args: argparse.Namespace) -> Any:
-    """The unfitted estimator the flags describe."""
+    """The unfitted estimator the flags describe, its training recipe included."""
+    from hamkit.engine.recipe import TrainConfig
+
+    recipe = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        class_balance=args.class_balance,
+        early_stopping=args.early_stopping,
+        warmup_epochs=args.warmup_epochs,
+        augment=args.augment,
+        seed=args.seed,
+        monitor=args.monitor,
+    )
     if args.kind == "classifier":
         from hamkit.classify import LesionClassifier
 
@@ -256,6 +260,7 @@ def _estimator(args: argparse.Namespace) -> Any:
             image_size=args.image_size,
             pretrained=not args.no_pretrained,
             weights=args.weights,
+            recipe=recipe,
             device=args.device,
         )
     from hamkit.segment import LesionSegmenter
@@ -266,6 +271,8 @@ def _estimator(args: argparse.Namespace) -> Any:
         pretrained=not args.no_pretrained,
         weights=args.weights,
         classify=args.classify,
+        loss=args.loss,
+        recipe=recipe,
         device=args.device,
     )
 

@@ -3,6 +3,7 @@ names, the backbone's normalisation, the fitted check, and checkpoint saving and
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,10 +38,34 @@ class Estimator(BaseEstimator):
     recipe: TrainConfig | None
     device: str
 
+    def set_params(self, **params: Any) -> Estimator:
+        """Set parameters, as scikit-learn's ``set_params``; ``recipe__<field>`` reaches into the
+        recipe even while ``recipe`` is ``None`` (it starts from the estimator's default recipe),
+        and changes a copy, so estimators made with one ``TrainConfig`` never change each other's.
+
+        Examples:
+            >>> from hamkit import LesionClassifier
+            >>> model = LesionClassifier().set_params(recipe__epochs=3)
+            >>> model.recipe.epochs, model.recipe.batch_size
+            (3, 32)
+        """
+        if any(key.startswith("recipe__") for key in params) and "recipe" not in params:
+            base = self.recipe if isinstance(self.recipe, TrainConfig) else self._DEFAULT_RECIPE
+            self.recipe = dataclasses.replace(base)
+        return super().set_params(**params)
+
     def _recipe(self, overrides: dict[str, Any]) -> TrainConfig:
-        """The recipe of one ``fit``: ``recipe`` (or the estimator's default) with ``overrides``."""
+        """The recipe of one ``fit``: ``recipe`` (or the estimator's default) with the run options
+        ``overrides`` (a recipe setting there is refused with the fix)."""
         if self.recipe is not None and not isinstance(self.recipe, TrainConfig):
             raise HamkitError(f"recipe must be a hamkit.TrainConfig or None, got a {type(self.recipe).__name__}")
+        mine = sorted(set(overrides) & set(self.get_params(deep=False)))
+        if mine:
+            name = type(self).__name__
+            raise HamkitError(
+                f"{', '.join(mine)} {'is a parameter' if len(mine) == 1 else 'are parameters'} of {name}, not of "
+                f"one fit: {name}({mine[0]}=...) or set_params({mine[0]}=...) before fit"
+            )
         return recipe_with(self.recipe, {**overrides, "device": self.device}, defaults=self._DEFAULT_RECIPE)
 
     def _recorded_recipe(self) -> dict[str, Any]:

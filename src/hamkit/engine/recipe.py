@@ -1,9 +1,10 @@
 """The training recipe: every setting of one training run, in one public, clonable object.
 
-:class:`TrainConfig` is what both estimators take as ``recipe=`` (and what their ``fit``
-keyword arguments override), what the :class:`~hamkit.engine.trainer.Trainer` runs, and what a
-saved model's ``config.json`` records under ``"recipe"``. It follows scikit-learn's parameter
-protocol, so a grid search reaches into it: ``{"recipe__lr": [1e-3, 1e-4]}``.
+:class:`TrainConfig` is what both estimators take as ``recipe=`` (the one door for what is
+learnt: ``fit`` takes only the run options, :data:`RUN_OPTIONS`), what the
+:class:`~hamkit.engine.trainer.Trainer` runs, and what a saved model's ``config.json`` records
+under ``"recipe"``. It follows scikit-learn's parameter protocol, so a grid search reaches into
+it: ``{"recipe__lr": [1e-3, 1e-4]}``.
 
 The names and allowed values of its settings, and the rules that check them, live in
 :mod:`hamkit.engine.settings`. This module imports neither torch nor any model library.
@@ -131,20 +132,34 @@ class TrainConfig(BaseEstimator):
 
 
 def recipe_with(base: TrainConfig | None, overrides: Mapping[str, Any], *, defaults: TrainConfig) -> TrainConfig:
-    """``base`` (or ``defaults`` when ``None``) with some fields replaced.
+    """``base`` (or ``defaults`` when ``None``) with some run options (:data:`RUN_OPTIONS`) replaced.
+
+    A ``fit`` call may say how it runs (workers, progress, folders, resuming), never what is learnt:
+    the recipe has one door, the estimator's ``recipe`` parameter (``recipe=TrainConfig(...)`` or
+    ``set_params(recipe__lr=...)``), so ``clone``, a grid search and a saved model all see the
+    settings a model was trained with.
 
     Args:
         base: The estimator's ``recipe`` parameter.
-        overrides: Keyword arguments of one ``fit`` call.
+        overrides: Run options of one ``fit`` call.
         defaults: The estimator's default recipe.
 
     Raises:
-        HamkitError: An override that is not a :class:`TrainConfig` field.
+        HamkitError: An override that is a recipe setting (with the fix), or no field at all.
     """
     names = {item.name for item in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise HamkitError(
-            f"unknown training option(s) {', '.join(unknown)}; the options are {', '.join(sorted(names))}"
+            f"unknown training option(s) {', '.join(unknown)}; fit takes the run options "
+            f"{', '.join(RUN_OPTIONS)}, and the recipe's settings are {', '.join(sorted(names - set(RUN_OPTIONS)))}"
+        )
+    settings = sorted(set(overrides) - set(RUN_OPTIONS))
+    if settings:
+        example = settings[0]
+        raise HamkitError(
+            f"{', '.join(settings)} {'is a setting' if len(settings) == 1 else 'are settings'} of the training "
+            f"recipe, not of one fit: give the estimator recipe=TrainConfig({example}=...) or call "
+            f"set_params(recipe__{example}=...) before fit"
         )
     return dataclasses.replace(base if base is not None else defaults, **overrides)

@@ -244,10 +244,8 @@ class LesionSegmenter(Estimator):
         on_missing: str = "error",
         mask_threshold: int | None = None,
         cache: Any = None,
-        loss: str | None = None,
-        cls_weight: float | None = None,
         data_licence: str | None = None,
-        **recipe: Any,
+        **run_options: Any,
     ) -> LesionSegmenter:
         """Train the segmenter; on return it holds the weights of the best validation epoch.
 
@@ -266,22 +264,20 @@ class LesionSegmenter(Estimator):
             mask_threshold: Grey level above which a pixel of a non-binary mask is lesion; a
                 non-binary mask without it is an error.
             cache: A decode cache (or folder) for ``SkinDataset`` inputs.
-            loss: For this fit, instead of the constructor's ``loss``.
-            cls_weight: For this fit, instead of the constructor's ``cls_weight``.
             data_licence: The licence of the training data, for the model card (default: the
                 licence of a recognised data set, e.g. CC BY-NC-SA 4.0 for HAM10000).
-            **recipe: Fields of :class:`~hamkit.engine.recipe.TrainConfig` that override
-                ``recipe`` for this fit: ``epochs``, ``batch_size``, ``lr``, ``optimizer``,
-                ``weight_decay``, ``scheduler``, ``monitor``, ``early_stopping``,
-                ``grad_clip``, ``class_balance`` (of the head, ``classify=True`` only; without
-                the head images are drawn uniformly), ``augment`` (the same transform for
-                image and mask), ``seed``, ``amp``, ``channels_last``, ``num_workers``,
-                ``progress``, ``out_dir``, ``resume``. ``monitor`` defaults to ``"dice"``
-                (mean per-image Dice at the working resolution); with ``classify=True`` to
-                ``"joint_score"``, the mean of Dice and the head's balanced accuracy. Also
-                ``iou``, ``jaccard_isic``, ``pixel_accuracy``, ``loss``, ``seg_loss`` and,
-                with the head, ``balanced_accuracy``, ``accuracy``, ``macro_f1``,
-                ``melanoma_sensitivity``, ``cls_loss``.
+            **run_options: How this fit runs (:data:`~hamkit.engine.recipe.RUN_OPTIONS`):
+                ``num_workers``, ``progress``, ``out_dir``, ``resume``. What is learnt is the
+                estimator's ``recipe`` (``LesionSegmenter(recipe=TrainConfig(epochs=3))`` or
+                ``set_params(recipe__epochs=3)``) and its ``loss`` and ``cls_weight``; passing
+                them here is refused with that fix. The recipe's ``monitor`` defaults to
+                ``"dice"`` (mean per-image Dice at the working resolution); with
+                ``classify=True`` to ``"joint_score"``, the mean of Dice and the head's balanced
+                accuracy. Also ``iou``, ``jaccard_isic``, ``pixel_accuracy``, ``loss``,
+                ``seg_loss`` and, with the head, ``balanced_accuracy``, ``accuracy``,
+                ``macro_f1``, ``melanoma_sensitivity``, ``cls_loss``. ``class_balance`` applies to
+                the head only (without it images are drawn uniformly); ``augment`` applies the
+                same transform to image and mask.
 
         Returns:
             ``self``.
@@ -292,7 +288,7 @@ class LesionSegmenter(Estimator):
             TrainingError: The loss became NaN/inf.
             HamkitError: Bad settings or an unknown backbone.
         """
-        settings = self._recipe(recipe)
+        settings = self._recipe(run_options)
         if settings.monitor is None:
             settings.monitor = "joint_score" if self.classify else "dice"
         known = SEG_METRICS + (CLS_METRICS if self.classify else ())
@@ -319,8 +315,7 @@ class LesionSegmenter(Estimator):
         if val is None and isinstance(train, (str, os.PathLike)) and split_csv is not None:
             val = train
         val_data = self._as_dataset(val, split="val", augment=False, **common) if val is not None else None
-        seg_loss = self.loss if loss is None else loss
-        weight = self.cls_weight if cls_weight is None else cls_weight
+        seg_loss, weight = self.loss, self.cls_weight
 
         def make_task(class_weights: torch.Tensor | None) -> SegmentationTask:
             criterion = SegmentationLoss(seg_loss, weight, class_weights).to(resolve_device(self.device))
