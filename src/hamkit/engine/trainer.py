@@ -130,6 +130,28 @@ def _history_csv(history: Sequence[dict[str, float]]) -> str:
     return buffer.getvalue()
 
 
+@dataclass
+class _Run:
+    """What the steps of one :meth:`Trainer.fit` share: the model and its optimisation, where it
+    runs, and the state the epochs update."""
+
+    model: torch.nn.Module
+    network: torch.nn.Module  # the model, or its DistributedDataParallel wrapper under torchrun
+    task: TrainingTask
+    ctx: DistributedContext
+    device: torch.device
+    dtype: torch.dtype | None
+    channels_last: bool
+    optimizer: torch.optim.Optimizer
+    schedule: Any
+    scaler: torch.amp.GradScaler
+    out_dir: Path | None
+    result: TrainResult
+    best_state: dict[str, torch.Tensor] | None = None
+    start_epoch: int = 0
+    bad_epochs: int = 0
+
+
 class Trainer:
     """Runs the epochs of a :class:`TrainingTask` on a model.
 
@@ -190,145 +212,40 @@ class Trainer:
         cfg = self.config
         if len(train) == 0:  # type: ignore[arg-type]
             raise TrainingError("the training data is empty")
-        device = resolve_device(cfg.device)
-        ctx = DistributedContext.from_env(device)
+        ctx = DistributedContext.from_env(resolve_device(cfg.device))
         try:
-            device = ctx.device_for(device)
-            dtype = amp_dtype(device, cfg.amp)
-            channels_last = use_channels_last(model, device) if cfg.channels_last == "auto" else bool(cfg.channels_last)
-            seed_everything(cfg.seed)
-            model.to(device)
-            if channels_last:
-                model.to(memory_format=torch.channels_last)
-            optimizer = self._optimizer(model)
-            per_rank = math.ceil(len(train) / ctx.world_size)  # type: ignore[arg-type]  # ShardedSampler's length
-            schedule = make_schedule(optimizer, cfg, per_rank // cfg.batch_size if per_rank > cfg.batch_size else 1)
-            scheduler = schedule.scheduler
-            scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-            out_dir = Path(cfg.out_dir) if cfg.out_dir is not None else None
-            result = TrainResult(out_dir=out_dir)
-            best_state: dict[str, torch.Tensor] | None = None
-            start_epoch, bad_epochs = 0, 0
-
-            if cfg.resume and out_dir is not None and (out_dir / "last" / STATE_NAME).is_file():
-                weights, saved, state = load_training_state(out_dir / "last")
-                check_resumable(out_dir, saved, task.checkpoint_config())
-                try:
-                    model.load_state_dict(weights)
-                    optimizer.load_state_dict(state["optimizer"])
-                except (RuntimeError, ValueError, KeyError) as err:
-                    raise HamkitError(
-                        f"{out_dir / 'last'}: the saved training state does not fit this model "
-                        f"({str(err).splitlines()[0][:160]}); use another output folder, or drop "
-                        "--resume to start over"
-                    ) from err
-                if scheduler is not None and state.get("scheduler"):
-                    scheduler.load_state_dict(state["scheduler"])
-                scaler.load_state_dict(state.get("scaler") or scaler.state_dict())
-                start_epoch = int(state["epoch"])
-                bad_epochs = int(state.get("bad_epochs", 0))
-                result.history = list(state["history"])
-                result.best_epoch = int(state["best_epoch"])
-                result.best_score = float(state["best_score"])
-                if (out_dir / "best").is_dir():
-                    from hamkit.engine.checkpoint import load_model_files
-
-                    best_state = load_model_files(out_dir / "best")[0]
-                if start_epoch >= cfg.epochs or (cfg.early_stopping and bad_epochs >= cfg.early_stopping):
-                    start_epoch = cfg.epochs  # the interrupted run had finished: nothing to do
-
-            network = model
-            if ctx.enabled:
-                # static_graph: every step runs the same layers, so DDP learns once which
-                # parameters never get a gradient (e.g. the deeper stages of an smp encoder
-                # built with a reduced encoder_depth) instead of failing on them
-                network = torch.nn.parallel.DistributedDataParallel(
-                    model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True
-                )
-            workers = default_num_workers(train) if cfg.num_workers is None else cfg.num_workers
-            sampler = ShardedSampler(
-                len(train),  # type: ignore[arg-type]  # map-style datasets have a length
-                None if sample_weights is None else torch.as_tensor(np.asarray(sample_weights), dtype=torch.float64),
-                seed=cfg.seed,
-                rank=ctx.rank,
-                world_size=ctx.world_size,
-            )
-            # a last batch of one image breaks BatchNorm in training: drop the incomplete last batch
-            # (the next epoch draws another order, so no image is always left out)
-            loader = DataLoader(
-                train,
-                batch_size=cfg.batch_size,
-                sampler=sampler,
-                num_workers=workers,
-                pin_memory=device.type == "cuda",
-                persistent_workers=workers > 0,
-                drop_last=len(sampler) > cfg.batch_size,
-            )
-            val_loader = None
-            if val is not None and ctx.is_main:
-                val_loader = DataLoader(
-                    val,
-                    batch_size=cfg.batch_size,
-                    shuffle=False,
-                    num_workers=workers,
-                    pin_memory=device.type == "cuda",
-                    persistent_workers=workers > 0,
-                )
-
+            run = self._start(model, task, train, ctx)
+            if cfg.resume and run.out_dir is not None and (run.out_dir / "last" / STATE_NAME).is_file():
+                self._resume(run)
+            sampler, loader, val_loader = self._loaders(run, train, val, sample_weights)
             show = bool(cfg.progress) and ctx.is_main
             label = cfg.progress if isinstance(cfg.progress, str) else "training"
             bars = show and sys.stderr.isatty()
             epochs_bar = tqdm(
-                range(start_epoch, cfg.epochs),
+                range(run.start_epoch, cfg.epochs),
                 desc=f"{label}: epochs",
                 unit="epoch",
                 disable=not bars,
-                initial=start_epoch,
+                initial=run.start_epoch,
                 total=cfg.epochs,
             )
             for epoch in epochs_bar:
                 started = time.perf_counter()
                 sampler.set_epoch(epoch)
                 seed_everything(cfg.seed * 1_000_003 + epoch)  # augmentation etc.: same on resume
-                model.train()
-                total = torch.zeros((), dtype=torch.float64, device=device)
-                seen = 0
                 bar = tqdm(
                     loader, desc=f"{label}: epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False, disable=not bars
                 )
-                for step, batch in enumerate(_readable_errors(bar)):
-                    with autocast(device, dtype):
-                        loss, size = task.loss(network, batch, device)
-                    value = float(loss.detach())
-                    if not math.isfinite(value):
-                        where = f" The last good checkpoint is {out_dir / 'last'}." if out_dir and epoch else ""
-                        raise TrainingError(
-                            f"the training loss became {value} at epoch {epoch + 1}, batch {step + 1}."
-                            f"{where} Lower the learning rate (now {cfg.lr:g}) or set grad_clip."
-                        )
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    if cfg.grad_clip is not None:
-                        scaler.unscale_(optimizer)
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    scaler.step(optimizer)
-                    scaler.update()
-                    schedule.after_batch()
-                    total += loss.detach().double() * size
-                    seen += size
-                    bar.set_postfix(loss=f"{value:.4f}")
-                lr = optimizer.param_groups[0]["lr"]
-                schedule.after_epoch()
-                row: dict[str, float] = {"epoch": epoch + 1, "train_loss": ctx.mean(float(total) / max(seen, 1))}
+                row = self._train_epoch(run, bar, epoch)
                 metrics: dict[str, float] = {}
                 if val_loader is not None:
-                    model.eval()
-                    metrics = task.validate(model, val_loader, device, dtype)
+                    run.model.eval()
+                    metrics = task.validate(run.model, val_loader, run.device, run.dtype)
                 metrics = ctx.broadcast(metrics)
                 row.update({f"val_{k}": float(v) for k, v in metrics.items()})
-                row["lr"] = lr
+                row["lr"] = row.pop("lr")
                 row["time"] = time.perf_counter() - started
-                result.history.append(row)
+                run.result.history.append(row)
                 if show and not bars:
                     shown = "  ".join(f"{k[4:]} {v:.3f}" for k, v in row.items() if k.startswith("val_"))
                     print(
@@ -337,55 +254,203 @@ class Trainer:
                         file=sys.stderr,
                         flush=True,
                     )
-
-                score = float(metrics.get(cfg.monitor or "", math.nan)) if val is not None else math.nan
-                if val is not None and cfg.monitor not in metrics:
-                    raise HamkitError(
-                        f"monitor={cfg.monitor!r} is not a validation metric; "
-                        f"choose one of {', '.join(sorted(metrics))}"
-                    )
-                improved = val is None or self._is_better(score, result.best_score)
-                if improved:
-                    result.best_epoch, result.best_score, bad_epochs = epoch + 1, score, 0
-                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-                else:
-                    bad_epochs += 1
-                stop = cfg.early_stopping is not None and bad_epochs >= cfg.early_stopping
-                if out_dir is not None and ctx.is_main:
-                    config = task.checkpoint_config()
-                    if improved:
-                        save_model_files(out_dir / "best", best_state, config)  # type: ignore[arg-type]
-                    save_training_state(
-                        out_dir / "last",
-                        model,
-                        config,
-                        {
-                            "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict() if scheduler is not None else {},
-                            "scaler": scaler.state_dict(),
-                            "epoch": epoch + 1,
-                            "bad_epochs": bad_epochs,
-                            "history": result.history,
-                            "best_epoch": result.best_epoch,
-                            "best_score": result.best_score,
-                        },
-                    )
-                    self.write_history(out_dir, result.history)
+                improved = self._keep_if_better(run, metrics, epoch, validated=val is not None)
+                stop = cfg.early_stopping is not None and run.bad_epochs >= cfg.early_stopping
+                if run.out_dir is not None and ctx.is_main:
+                    self._save(run, epoch, improved)
                 ctx.barrier()
                 epochs_bar.set_postfix(
                     {k: f"{v:.3f}" for k, v in row.items() if k.startswith("val_")}
                     or {"loss": f"{row['train_loss']:.4f}"}
                 )
                 if stop:
-                    result.stopped_early = True
+                    run.result.stopped_early = True
                     break
-            if best_state is not None:
-                model.load_state_dict(best_state)
-            if channels_last and device.type == "cpu":  # predict as a loaded model does, bit for bit
+            if run.best_state is not None:
+                model.load_state_dict(run.best_state)
+            if run.channels_last and run.device.type == "cpu":  # predict as a loaded model does, bit for bit
                 model.to(memory_format=torch.contiguous_format)
-            return result
+            return run.result
         finally:
             ctx.close()
+
+    # -------------------------------------------------------------- the loop's steps
+    def _start(self, model: torch.nn.Module, task: TrainingTask, train: Dataset, ctx: DistributedContext) -> _Run:
+        """Seed, place the model, and make the optimizer, schedule and gradient scaler."""
+        cfg = self.config
+        device = ctx.device_for(resolve_device(cfg.device))
+        dtype = amp_dtype(device, cfg.amp)
+        channels_last = use_channels_last(model, device) if cfg.channels_last == "auto" else bool(cfg.channels_last)
+        seed_everything(cfg.seed)
+        model.to(device)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        optimizer = self._optimizer(model)
+        per_rank = math.ceil(len(train) / ctx.world_size)  # type: ignore[arg-type]  # ShardedSampler's length
+        schedule = make_schedule(optimizer, cfg, per_rank // cfg.batch_size if per_rank > cfg.batch_size else 1)
+        out_dir = Path(cfg.out_dir) if cfg.out_dir is not None else None
+        network = model
+        if ctx.enabled:
+            # static_graph: every step runs the same layers, so DDP learns once which
+            # parameters never get a gradient (e.g. the deeper stages of an smp encoder
+            # built with a reduced encoder_depth) instead of failing on them
+            network = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True
+            )
+        return _Run(
+            model=model,
+            network=network,
+            task=task,
+            ctx=ctx,
+            device=device,
+            dtype=dtype,
+            channels_last=channels_last,
+            optimizer=optimizer,
+            schedule=schedule,
+            scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
+            out_dir=out_dir,
+            result=TrainResult(out_dir=out_dir),
+        )
+
+    def _resume(self, run: _Run) -> None:
+        """Continue from ``out_dir/last``: weights, optimizer, schedule, scaler, history and best epoch."""
+        assert run.out_dir is not None
+        weights, saved, state = load_training_state(run.out_dir / "last")
+        check_resumable(run.out_dir, saved, run.task.checkpoint_config())
+        try:
+            run.model.load_state_dict(weights)
+            run.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise HamkitError(
+                f"{run.out_dir / 'last'}: the saved training state does not fit this model "
+                f"({str(err).splitlines()[0][:160]}); use another output folder, or drop "
+                "--resume to start over"
+            ) from err
+        scheduler = run.schedule.scheduler
+        if scheduler is not None and state.get("scheduler"):
+            scheduler.load_state_dict(state["scheduler"])
+        run.scaler.load_state_dict(state.get("scaler") or run.scaler.state_dict())
+        run.start_epoch = int(state["epoch"])
+        run.bad_epochs = int(state.get("bad_epochs", 0))
+        run.result.history = list(state["history"])
+        run.result.best_epoch = int(state["best_epoch"])
+        run.result.best_score = float(state["best_score"])
+        if (run.out_dir / "best").is_dir():
+            from hamkit.engine.checkpoint import load_model_files
+
+            run.best_state = load_model_files(run.out_dir / "best")[0]
+        stopped = self.config.early_stopping and run.bad_epochs >= self.config.early_stopping
+        if run.start_epoch >= self.config.epochs or stopped:
+            run.start_epoch = self.config.epochs  # the interrupted run had finished: nothing to do
+
+    def _loaders(
+        self, run: _Run, train: Dataset, val: Dataset | None, sample_weights: Sequence[float] | np.ndarray | None
+    ) -> tuple[ShardedSampler, DataLoader, DataLoader | None]:
+        """The epoch-seeded (optionally weighted, sharded) sampler and the training and validation loaders."""
+        cfg = self.config
+        workers = default_num_workers(train) if cfg.num_workers is None else cfg.num_workers
+        sampler = ShardedSampler(
+            len(train),  # type: ignore[arg-type]  # map-style datasets have a length
+            None if sample_weights is None else torch.as_tensor(np.asarray(sample_weights), dtype=torch.float64),
+            seed=cfg.seed,
+            rank=run.ctx.rank,
+            world_size=run.ctx.world_size,
+        )
+        pin = run.device.type == "cuda"
+        # a last batch of one image breaks BatchNorm in training: drop the incomplete last batch
+        # (the next epoch draws another order, so no image is always left out)
+        loader = DataLoader(
+            train,
+            batch_size=cfg.batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            pin_memory=pin,
+            persistent_workers=workers > 0,
+            drop_last=len(sampler) > cfg.batch_size,
+        )
+        val_loader = None
+        if val is not None and run.ctx.is_main:
+            val_loader = DataLoader(
+                val,
+                batch_size=cfg.batch_size,
+                shuffle=False,
+                num_workers=workers,
+                pin_memory=pin,
+                persistent_workers=workers > 0,
+            )
+        return sampler, loader, val_loader
+
+    def _train_epoch(self, run: _Run, batches: Any, epoch: int) -> dict[str, float]:
+        """One pass over the training batches: ``{"epoch", "train_loss", "lr"}`` (the rate the epoch used)."""
+        cfg = self.config
+        run.model.train()
+        total = torch.zeros((), dtype=torch.float64, device=run.device)
+        seen = 0
+        for step, batch in enumerate(_readable_errors(batches)):
+            with autocast(run.device, run.dtype):
+                loss, size = run.task.loss(run.network, batch, run.device)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                where = f" The last good checkpoint is {run.out_dir / 'last'}." if run.out_dir and epoch else ""
+                raise TrainingError(
+                    f"the training loss became {value} at epoch {epoch + 1}, batch {step + 1}."
+                    f"{where} Lower the learning rate (now {cfg.lr:g}) or set grad_clip."
+                )
+            run.optimizer.zero_grad(set_to_none=True)
+            run.scaler.scale(loss).backward()
+            if cfg.grad_clip is not None:
+                run.scaler.unscale_(run.optimizer)
+                torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+            run.scaler.step(run.optimizer)
+            run.scaler.update()
+            run.schedule.after_batch()
+            total += loss.detach().double() * size
+            seen += size
+            batches.set_postfix(loss=f"{value:.4f}")
+        lr = run.optimizer.param_groups[0]["lr"]
+        run.schedule.after_epoch()
+        return {"epoch": epoch + 1, "train_loss": run.ctx.mean(float(total) / max(seen, 1)), "lr": lr}
+
+    def _keep_if_better(self, run: _Run, metrics: dict[str, float], epoch: int, *, validated: bool) -> bool:
+        """Remember the epoch's weights when its monitored score is the best so far (every epoch
+        without validation); count the epochs without improvement. Returns whether it improved."""
+        cfg = self.config
+        score = float(metrics.get(cfg.monitor or "", math.nan)) if validated else math.nan
+        if validated and cfg.monitor not in metrics:
+            raise HamkitError(
+                f"monitor={cfg.monitor!r} is not a validation metric; choose one of {', '.join(sorted(metrics))}"
+            )
+        improved = not validated or self._is_better(score, run.result.best_score)
+        if improved:
+            run.result.best_epoch, run.result.best_score, run.bad_epochs = epoch + 1, score, 0
+            run.best_state = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
+        else:
+            run.bad_epochs += 1
+        return improved
+
+    def _save(self, run: _Run, epoch: int, improved: bool) -> None:
+        """Write ``best/`` (when the epoch improved), ``last/`` with everything a resume needs, and the history."""
+        assert run.out_dir is not None
+        config = run.task.checkpoint_config()
+        if improved:
+            save_model_files(run.out_dir / "best", run.best_state, config)  # type: ignore[arg-type]
+        scheduler = run.schedule.scheduler
+        save_training_state(
+            run.out_dir / "last",
+            run.model,
+            config,
+            {
+                "optimizer": run.optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                "scaler": run.scaler.state_dict(),
+                "epoch": epoch + 1,
+                "bad_epochs": run.bad_epochs,
+                "history": run.result.history,
+                "best_epoch": run.result.best_epoch,
+                "best_score": run.result.best_score,
+            },
+        )
+        self.write_history(run.out_dir, run.result.history)
 
     @staticmethod
     def write_history(out_dir: Path, history: Sequence[dict[str, float]]) -> None:
