@@ -50,7 +50,7 @@ def fingerprint(data: Path, n: int) -> dict[str, Any]:
     import torch
 
     import hamkit
-    from hamkit import Deduplicator, LesionClassifier, make_synthetic, read_metadata, split_dataset
+    from hamkit import Deduplicator, LesionClassifier, TrainConfig, make_synthetic, read_metadata, split_dataset
     from hamkit.data.images import find_images
 
     out: dict[str, Any] = {"hamkit": hamkit.__file__}
@@ -81,10 +81,9 @@ def fingerprint(data: Path, n: int) -> dict[str, Any]:
         synthetic_split.save(Path(folder) / "split.csv")
         out["split_synthetic"] = _digest(sorted(synthetic_split.as_dict().items()))
         torch.set_num_threads(1)
-        model = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
-        model.set_params(recipe__epochs=2, recipe__batch_size=16, recipe__lr=2e-3, recipe__seed=0).fit(
-            synthetic.root, split_csv=Path(folder) / "split.csv", num_workers=0, progress=False
-        )
+        recipe = TrainConfig(epochs=2, batch_size=16, lr=2e-3, seed=0)  # recipe= is how every version takes it
+        model = LesionClassifier("resnet18", image_size=32, pretrained=False, recipe=recipe, device="cpu")
+        model.fit(synthetic.root, split_csv=Path(folder) / "split.csv", num_workers=0, progress=False)
         state = model.network_.state_dict()
         hasher = hashlib.sha256()
         for key in sorted(state):
