@@ -106,6 +106,8 @@ def test_set_params_reaches_a_default_recipe_and_never_changes_a_shared_one() ->
     first.set_params(recipe__lr=1e-2)
     assert first.recipe.lr == 1e-2 and first.recipe.epochs == 5
     assert shared.lr == 1e-3 and second.recipe is shared
+    second.set_params(recipe=shared, recipe__epochs=1)  # a recipe given together with one of its fields
+    assert second.recipe.epochs == 1 and shared.epochs == 5
 
 
 def test_fit_x_y_score_and_recorded_recipe(tmp_path) -> None:

@@ -85,8 +85,8 @@ def test_class_balance_modes_and_weights(synthetic):
     clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
     with pytest.raises(HamkitError, match="class_balance"):
         clf.set_params(recipe__class_balance="oversample").fit(synthetic.root, split_csv=synthetic.root / "split.csv")
-    clf.set_params(recipe__class_balance="loss").fit(
-        synthetic.root, split_csv=synthetic.root / "split.csv", **{**FIT, "epochs": 1}
+    clf.set_params(recipe=RECIPE, recipe__class_balance="loss", recipe__epochs=1).fit(
+        synthetic.root, split_csv=synthetic.root / "split.csv", **FIT
     )
     assert len(clf.history_) == 1
 

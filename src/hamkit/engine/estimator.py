@@ -49,9 +49,12 @@ class Estimator(BaseEstimator):
             >>> model.recipe.epochs, model.recipe.batch_size
             (3, 32)
         """
-        if any(key.startswith("recipe__") for key in params) and "recipe" not in params:
-            base = self.recipe if isinstance(self.recipe, TrainConfig) else self._DEFAULT_RECIPE
-            self.recipe = dataclasses.replace(base)
+        if any(key.startswith("recipe__") for key in params):
+            base = params.get("recipe", self.recipe)
+            params = {
+                **params,
+                "recipe": dataclasses.replace(base if isinstance(base, TrainConfig) else self._DEFAULT_RECIPE),
+            }
         return super().set_params(**params)
 
     def _recipe(self, overrides: dict[str, Any]) -> TrainConfig:
