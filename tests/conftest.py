@@ -105,3 +105,32 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory):
     data = make_synthetic(tmp_path_factory.mktemp("synthetic") / "data", n_lesions=100, seed=0, image_size=(128, 96))
     split_dataset(read_metadata(data.metadata_csv), seed=0).save(data.root / "split.csv")
     return data
+
+
+@pytest.fixture
+def isolated_registry():
+    """A backbone registry with the built-ins only and no plugin discovery, so registrations made by
+    a test do not leak into others (:func:`hamkit.backbones.registry.isolated`)."""
+    from hamkit.backbones import registry
+
+    with registry.isolated(plugins=False):
+        yield
+
+
+@pytest.fixture
+def torch_seed() -> None:
+    """Seed torch's generator, so random weights and inputs are the same in every run."""
+    import torch
+
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """One torch thread for a module: bit-identical numbers, and no oversubscription next to xdist."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -17,13 +17,10 @@ from hamkit.backbones.timm_specs import timm_spec
 from hamkit.backbones.torchvision_specs import BUILTIN_SPECS
 from hamkit.errors import BackboneNotFoundError, HamkitError
 
+pytestmark = pytest.mark.usefixtures("torch_seed")
+
 CLASSIFIERS = sorted(n for n, s in BUILTIN_SPECS.items() if s.tasks == ("classification",))
 SEGMENTERS = sorted(n for n, s in BUILTIN_SPECS.items() if s.tasks == ("segmentation",))
-
-
-@pytest.fixture(autouse=True)
-def _seed() -> None:
-    torch.manual_seed(0)
 
 
 def _image(n: int = 1, size: int = 64) -> torch.Tensor:

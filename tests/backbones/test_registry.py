@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -22,13 +21,6 @@ from hamkit.errors import BackboneNotFoundError, HamkitError, WeightsError
 BUILTINS = sorted(BUILTIN_SPECS)
 
 
-@pytest.fixture
-def fresh() -> Iterator[None]:
-    """A registry with only the built-ins (no plugins), so registrations do not leak."""
-    with reg.isolated(plugins=False):
-        yield
-
-
 def _pool(*, task: str, pretrained: bool | str, **kwargs: object) -> nn.Module:
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
@@ -36,7 +28,7 @@ def _pool(*, task: str, pretrained: bool | str, **kwargs: object) -> nn.Module:
 # --- listing and lookup -------------------------------------------------------------------
 
 
-def test_list_backbones_all_builtins_sorted(fresh: None) -> None:
+def test_list_backbones_all_builtins_sorted(isolated_registry: None) -> None:
     assert reg.list_backbones() == BUILTINS
     assert len(BUILTINS) == 10
 
@@ -53,11 +45,11 @@ def test_list_backbones_all_builtins_sorted(fresh: None) -> None:
         ("nothing*", []),
     ],
 )
-def test_list_backbones_wildcards(fresh: None, pattern: str, expected: list[str]) -> None:
+def test_list_backbones_wildcards(isolated_registry: None, pattern: str, expected: list[str]) -> None:
     assert reg.list_backbones(pattern) == expected
 
 
-def test_list_backbones_task_filter(fresh: None) -> None:
+def test_list_backbones_task_filter(isolated_registry: None) -> None:
     seg = reg.list_backbones(task="segmentation")
     assert seg == ["deeplabv3_mobilenet_v3_large", "deeplabv3_resnet101", "deeplabv3_resnet50"]
     cls = reg.list_backbones("*net*", task="classification")
@@ -71,7 +63,7 @@ def test_list_backbones_task_filter(fresh: None) -> None:
         reg.list_backbones(task="detection")
 
 
-def test_unknown_name_suggests_close_matches(fresh: None) -> None:
+def test_unknown_name_suggests_close_matches(isolated_registry: None) -> None:
     with pytest.raises(BackboneNotFoundError) as info:
         reg.get_backbone("resnet19")
     message = str(info.value)
@@ -82,7 +74,7 @@ def test_unknown_name_suggests_close_matches(fresh: None) -> None:
         reg.get_backbone("MobileNet_V2")  # case differs: suggested, not silently accepted
 
 
-def test_get_backbone_builtin_spec(fresh: None) -> None:
+def test_get_backbone_builtin_spec(isolated_registry: None) -> None:
     spec = reg.get_backbone("deeplabv3_resnet50")
     assert spec.tasks == ("segmentation",) and spec.feature_dim == 2048
     assert spec.source == "hamkit" and spec.mean == IMAGENET_MEAN
@@ -152,7 +144,7 @@ def test_plugin_info_fields() -> None:
 # --- user registration --------------------------------------------------------------------
 
 
-def test_register_decorator_and_create(fresh: None) -> None:
+def test_register_decorator_and_create(isolated_registry: None) -> None:
     @reg.register_backbone("meancolour", feature_dim=3)
     def meancolour(*, task: str, pretrained: bool | str, **kwargs: object) -> nn.Module:
         """Mean colour of the image.
@@ -172,7 +164,7 @@ def test_register_decorator_and_create(fresh: None) -> None:
     assert model.feature_dim == 3  # set from the spec: the builder's module had none
 
 
-def test_register_existing_name_needs_override(fresh: None) -> None:
+def test_register_existing_name_needs_override(isolated_registry: None) -> None:
     reg.register_backbone(BackboneSpec("mine", ("classification",), _pool, 3))
     with pytest.raises(HamkitError, match="already registered.*override=True"):
         reg.register_backbone("mine", feature_dim=5)(_pool)
@@ -181,7 +173,7 @@ def test_register_existing_name_needs_override(fresh: None) -> None:
     assert reg.get_backbone("mine").feature_dim == 5
 
 
-def test_register_builtin_name_needs_override(fresh: None) -> None:
+def test_register_builtin_name_needs_override(isolated_registry: None) -> None:
     with pytest.raises(HamkitError, match="'resnet18' is already registered.*'hamkit'"):
         reg.register_backbone("resnet18", feature_dim=3)(_pool)
     assert reg.get_backbone("resnet18").feature_dim == 512
@@ -190,17 +182,17 @@ def test_register_builtin_name_needs_override(fresh: None) -> None:
 
 
 @pytest.mark.parametrize("name", ["timm:mine", "smp:Unet:mine"])
-def test_reserved_prefixes_cannot_be_registered(fresh: None, name: str) -> None:
+def test_reserved_prefixes_cannot_be_registered(isolated_registry: None, name: str) -> None:
     with pytest.raises(HamkitError, match="reserved"):
         reg.register_backbone(name, feature_dim=3, override=True)(_pool)
 
 
-def test_register_requires_feature_dim(fresh: None) -> None:
+def test_register_requires_feature_dim(isolated_registry: None) -> None:
     with pytest.raises(HamkitError, match="feature_dim is required"):
         reg.register_backbone("nodim")
 
 
-def test_task_none_picks_first_and_unserved_task_is_refused(fresh: None) -> None:
+def test_task_none_picks_first_and_unserved_task_is_refused(isolated_registry: None) -> None:
     seen: list[str] = []
 
     @reg.register_backbone("dual", tasks=("segmentation", "classification"), feature_dim=3)
@@ -215,13 +207,13 @@ def test_task_none_picks_first_and_unserved_task_is_refused(fresh: None) -> None
         reg.create_backbone("resnet18", task="segmentation")
 
 
-def test_builder_must_return_a_module(fresh: None) -> None:
+def test_builder_must_return_a_module(isolated_registry: None) -> None:
     reg.register_backbone("broken", feature_dim=3)(lambda **kwargs: "not a model")
     with pytest.raises(HamkitError, match="returned a str, not a torch.nn.Module"):
         reg.create_backbone("broken")
 
 
-def test_pretrained_choices_are_checked(fresh: None) -> None:
+def test_pretrained_choices_are_checked(isolated_registry: None) -> None:
     reg.register_backbone("random_only", feature_dim=3)(_pool)
     with pytest.raises(WeightsError, match="has no pretrained weights; pass pretrained=False"):
         reg.create_backbone("random_only", pretrained=True)

@@ -17,12 +17,9 @@ from hamkit.backbones.registry import create_backbone
 from hamkit.backbones.weights import download_guard, is_download_failure, read_state_dict
 from hamkit.errors import WeightsError
 
+pytestmark = pytest.mark.usefixtures("torch_seed")
+
 SMALL = "mobilenet_v3_small"
-
-
-@pytest.fixture(autouse=True)
-def _seed() -> None:
-    torch.manual_seed(0)
 
 
 def _block_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, hub_offline: bool) -> None:

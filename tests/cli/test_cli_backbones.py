@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from hamkit.backbones import registry as reg
@@ -11,13 +9,6 @@ from hamkit.backbones.offline import offline_backbones
 from hamkit.backbones.torchvision_specs import BUILTIN_SPECS
 from hamkit.cli.backbones import format_table
 from hamkit.cli.main import main
-
-
-@pytest.fixture
-def fresh() -> Iterator[None]:
-    """A registry with the built-ins only and no plugin discovery."""
-    with reg.isolated(plugins=False):
-        yield
 
 
 def _rows(text: str) -> list[list[str]]:
@@ -28,7 +19,7 @@ def test_format_table_aligns_columns() -> None:
     assert format_table(("A", "BB"), [(1, "x"), ("long", "y")]).splitlines() == ["A     BB", "1     x", "long  y"]
 
 
-def test_backbones_lists_all_builtins(fresh: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backbones_lists_all_builtins(isolated_registry: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backbones"]) == 0
     rows = _rows(capsys.readouterr().out)
     assert rows[0] == ["NAME", "TASKS", "FEATURE_DIM", "INPUT", "PRETRAINED", "OFFLINE", "SOURCE"]
@@ -47,18 +38,18 @@ def test_backbones_lists_all_builtins(fresh: None, capsys: pytest.CaptureFixture
     assert table["deeplabv3_resnet101"][1:4] == ["segmentation", "2048", "256x256"]
 
 
-def test_backbones_pattern_and_task(fresh: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backbones_pattern_and_task(isolated_registry: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backbones", "*mobilenet*", "--task", "segmentation"]) == 0
     names = [row[0] for row in _rows(capsys.readouterr().out)[1:] if len(row) == 7]
     assert names == ["deeplabv3_mobilenet_v3_large"]
 
 
-def test_backbones_no_match(fresh: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backbones_no_match(isolated_registry: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backbones", "vgg*"]) == 1
     assert "no backbone matches 'vgg*'" in capsys.readouterr().out
 
 
-def test_backbones_describes_a_pass_through_name(fresh: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backbones_describes_a_pass_through_name(isolated_registry: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backbones", "smp:unet:resnet18"]) == 0
     rows = _rows(capsys.readouterr().out)
     assert rows[1] == [
@@ -73,7 +64,9 @@ def test_backbones_describes_a_pass_through_name(fresh: None, capsys: pytest.Cap
     assert main(["backbones", "smp:unet:resnet18", "--task", "classification"]) == 1
 
 
-def test_backbones_unknown_pass_through_name_is_an_error(fresh: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backbones_unknown_pass_through_name_is_an_error(
+    isolated_registry: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["backbones", "timm:resnt18"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("hamkit backbones: error: unknown timm model 'resnt18'")
@@ -87,13 +80,13 @@ def test_backbones_rejects_unknown_task(capsys: pytest.CaptureFixture[str]) -> N
     assert "invalid choice: 'detection'" in capsys.readouterr().err
 
 
-def test_plugins_when_disabled(fresh: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_plugins_when_disabled(isolated_registry: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plugins", "--load"]) == 0
     assert "plugin discovery is off (HAMKIT_DISABLE_PLUGINS is set)" in capsys.readouterr().out
 
 
 def test_plugins_when_none_installed(
-    fresh: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    isolated_registry: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("HAMKIT_DISABLE_PLUGINS")
     monkeypatch.setattr(reg._plugins, "discover", lambda: [])
@@ -101,7 +94,9 @@ def test_plugins_when_none_installed(
     assert "no backbone plugins installed (entry point group 'hamkit.backbones')" in (capsys.readouterr().out)
 
 
-def test_backbones_marks_the_installed_offline_weights(fresh: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backbones_marks_the_installed_offline_weights(
+    isolated_registry: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["backbones", "lite0"]) == 0
     out = capsys.readouterr().out
     rows = {row[0]: row for row in _rows(out)[1:] if len(row) == 7}

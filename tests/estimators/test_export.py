@@ -22,17 +22,11 @@ from hamkit.cli.main import main  # noqa: E402
 from hamkit.export import ExportResult, export_onnx, preprocessing_path  # noqa: E402
 from hamkit.segment import LesionSegmenter  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 RECIPE = TrainConfig(epochs=1, batch_size=8, seed=0)
 FAST = {"num_workers": 0, "progress": False}
 TINY_SEG = {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def images(n: int, size: int, seed: int = 0) -> torch.Tensor:

@@ -29,6 +29,8 @@ from hamkit.metrics import segmentation_report
 from hamkit.segment import LesionSegmenter, SegmentationLoss, SegmentationNetwork
 from hamkit.synthetic import make_synthetic
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 TINY = {
     "backbone": "smp:Unet:tu-mobilenetv3_small_050",
     "image_size": 32,
@@ -38,14 +40,6 @@ TINY = {
 }
 MULTI = {"backbone": "smp:Unet:resnet18", "classify": True}
 FAST = {"num_workers": 0, "progress": False}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny(**changes) -> LesionSegmenter:
