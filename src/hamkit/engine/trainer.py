@@ -356,28 +356,16 @@ class Trainer:
             rank=run.ctx.rank,
             world_size=run.ctx.world_size,
         )
-        pin = run.device.type == "cuda"
+        common: dict[str, Any] = {
+            "batch_size": cfg.batch_size,
+            "num_workers": workers,
+            "pin_memory": run.device.type == "cuda",
+            "persistent_workers": workers > 0,
+        }
         # a last batch of one image breaks BatchNorm in training: drop the incomplete last batch
         # (the next epoch draws another order, so no image is always left out)
-        loader = DataLoader(
-            train,
-            batch_size=cfg.batch_size,
-            sampler=sampler,
-            num_workers=workers,
-            pin_memory=pin,
-            persistent_workers=workers > 0,
-            drop_last=len(sampler) > cfg.batch_size,
-        )
-        val_loader = None
-        if val is not None and run.ctx.is_main:
-            val_loader = DataLoader(
-                val,
-                batch_size=cfg.batch_size,
-                shuffle=False,
-                num_workers=workers,
-                pin_memory=pin,
-                persistent_workers=workers > 0,
-            )
+        loader = DataLoader(train, sampler=sampler, drop_last=len(sampler) > cfg.batch_size, **common)
+        val_loader = DataLoader(val, shuffle=False, **common) if val is not None and run.ctx.is_main else None
         return sampler, loader, val_loader
 
     def _train_epoch(self, run: _Run, batches: Any, epoch: int) -> dict[str, float]:
