@@ -118,7 +118,7 @@ def test_dedup_against_the_same_images_is_refused(images: Path, tmp_path: Path, 
     argv = ["dedup", str(images), "--against", str(images), "--out", str(tmp_path / "out"), "--method", "exact"]
     assert main([*argv, "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "every file of the second set (6, e.g." in err
+    assert err.count("\n") == 1 and "every file of --against (6, e.g." in err and "also in IMAGES" in err
     assert not (tmp_path / "out" / "pairs.csv").exists()
 
 

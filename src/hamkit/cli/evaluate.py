@@ -102,16 +102,31 @@ def run(args: argparse.Namespace) -> int:
     """Run ``hamkit evaluate``."""
     import tempfile
 
-    from hamkit.cli._compat import usage_error
+    from hamkit.cli._compat import unused_flags, usage_error
 
     kind = model_kind(args.model)
     if args.by and kind != "LesionClassifier":
         return usage_error(args, "--by applies to a classifier")
+    wrong = (
+        unused_flags(args, ("--tta",), "a segmenter", "it scores masks without test-time flips")
+        if kind == "LesionSegmenter"
+        else unused_flags(args, ("--masks",), "a classifier", "it scores diagnoses, not masks")
+    )
+    if wrong:
+        return usage_error(args, wrong)
     if args.split_csv is None:
         if kind != "LesionClassifier":
             return usage_error(args, "scoring whole data sets is for a classifier; give a segmenter --split-csv")
         if args.fold is not None:
             return usage_error(args, "--fold reads a folds CSV; give --split-csv")
+        wrong = unused_flags(
+            args,
+            ("--split", "--predictions", "--by", "--group-by"),
+            "no --split-csv",
+            "each --data set is scored whole, to OUT/external_validation.json",
+        )
+        if wrong:
+            return usage_error(args, wrong)
         return _external(args)
     if len(args.data) > 1:
         return usage_error(args, "a split CSV is scored on one --data folder; give --data once (or drop --split-csv)")
@@ -312,7 +327,9 @@ def _evaluate_classifier(args: argparse.Namespace, out: Any) -> int:
     for line in operating_point_lines(clinical):
         print(line)
     if written:
-        print("wrote " + ", ".join(str(path) for path in written))
+        from hamkit._io import written_as
+
+        print("wrote " + ", ".join(written_as(path) for path in written))
     return 0
 
 

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from hamkit._cpu import loader_workers
 from hamkit._io import atomic_write_text
+from hamkit._proc import WorkerInit
 from hamkit.engine.checkpoint import (
     STATE_NAME,
     check_resumable,
@@ -263,6 +264,7 @@ class Trainer:
                 pin_memory=device.type == "cuda",
                 persistent_workers=workers > 0,
                 drop_last=len(sampler) > cfg.batch_size,
+                worker_init_fn=WorkerInit(),  # the workers die with this process, however it ends
             )
             val_loader = None
             if val is not None and ctx.is_main:
@@ -273,6 +275,7 @@ class Trainer:
                     num_workers=workers,
                     pin_memory=device.type == "cuda",
                     persistent_workers=workers > 0,
+                    worker_init_fn=WorkerInit(),
                 )
 
             show = bool(cfg.progress) and ctx.is_main

@@ -327,8 +327,8 @@ def export_onnx(
         The :class:`ExportResult`, with the max abs difference per output.
 
     Raises:
-        HamkitError: onnx / onnxruntime / onnxscript are not installed, the model is not fitted or
-            the folder is not a saved model, the export fails, or ONNX Runtime differs from
+        HamkitError: ``path`` is a folder, onnx / onnxruntime / onnxscript are not installed, the
+            model is not fitted or the folder is not a saved model, the export fails, or ONNX Runtime differs from
             PyTorch by more than ``atol`` (nothing is written then).
 
     Examples:
@@ -351,11 +351,13 @@ def export_onnx(
             f"opset {opset} is newer than the installed exporter and onnx can write (up to {newest}); "
             f"pick opset {newest} or lower"
         )
+    target = Path(path)
+    if target.is_dir():  # found now, not by the rename after the whole export
+        raise HamkitError(f"{target} is a folder; give the ONNX file to write, e.g. {target / 'model.onnx'}")
     model = _load_model(model_or_dir)
     _require("onnx", "onnxscript", *(("onnxruntime",) if check else ()))
     import onnx
 
-    target = Path(path)
     size = int(model.image_size)
     # a CPU float32 copy in eval mode and the default memory format: the caller's model is left as it was
     network = copy.deepcopy(model._check_fitted()).to("cpu", torch.float32, memory_format=torch.contiguous_format)
