@@ -200,3 +200,110 @@ def test_segment_skips_and_lists_an_image_whose_mask_name_is_too_long(tmp_path: 
         written = seg.write_masks(images, tmp_path / "masks", batch_size=2)
     assert [p.name for p in written] == ["a0_segmentation.png", "a1_segmentation.png"]
     assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == ["a0_segmentation.png", "a1_segmentation.png"]
+
+
+def test_export_refuses_a_folder_as_out_before_any_work(tmp_path: Path, capsys) -> None:
+    from hamkit.cli.main import main
+    from hamkit.export import export_onnx
+
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    with pytest.raises(HamkitError, match="exported is a folder; give the ONNX file to write, e.g. .*model.onnx"):
+        export_onnx(tmp_path / "no-model-needed", folder)  # refused before the model is read
+    for out in (str(folder), str(tmp_path / "new") + "/"):
+        with pytest.raises(SystemExit) as caught:
+            main(["export", str(tmp_path / "model"), "--out", out])
+        err = capsys.readouterr().err.splitlines()[-1]
+        assert caught.value.code == 2 and "is a folder; give a file name, e.g." in err and "model.onnx" in err
+    assert not (tmp_path / "new").exists() and not any(folder.iterdir())
+
+
+def test_predict_into_a_symbolic_link_names_the_file_it_replaced(tiny_folder: Path, tmp_path: Path, capsys) -> None:
+    from hamkit import LesionClassifier, SkinDataset
+    from hamkit.cli.main import main
+
+    clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
+    clf.fit(SkinDataset.from_folder(tiny_folder, image_size=32), epochs=1, batch_size=4, progress=False)
+    model = clf.save(tmp_path / "model")
+    elsewhere = tmp_path / "elsewhere" / "predictions.csv"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("old\n")
+    link = tmp_path / "p.csv"
+    link.symlink_to(elsewhere)
+    assert main(["predict", str(model), str(tiny_folder), "--out", str(link), "--quiet", "--device", "cpu"]) == 0
+    said = capsys.readouterr().out
+    assert f"wrote 14 predictions to {link} (a symbolic link: wrote the file it points to, {elsewhere})" in said
+    assert link.is_symlink() and elsewhere.read_text().startswith("image_id,prediction,")
+
+
+_HOLD_A_STAGE = """
+import sys, time
+from hamkit._io import atomic_write_text, staged_folder
+
+with staged_folder(sys.argv[1]) as stage:
+    atomic_write_text(stage / "kept.txt", "half of a result set\\n")
+    print("writing", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_result_set_killed_mid_write_is_cleaned_by_the_next_run(tmp_path: Path, capsys) -> None:
+    import subprocess
+    import sys
+
+    from conftest import write_image
+
+    from hamkit.cli.main import main
+
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    writer = subprocess.Popen([sys.executable, "-c", _HOLD_A_STAGE, str(out)], env=env, stdout=subprocess.PIPE)
+    assert writer.stdout is not None and writer.stdout.readline() == b"writing\n"
+    writer.kill()  # kill -9: no handler runs, the staging folder stays
+    writer.wait(timeout=30)
+    (left,) = [p for p in out.iterdir() if p.name.startswith(".hamkit-staging-")]
+    assert left.name.startswith(f".hamkit-staging-{writer.pid}@") and (left / "kept.txt").is_file()
+    for i in range(3):
+        write_image(tmp_path / "images" / f"img{i}.png", seed=i)
+    assert main(["dedup", str(tmp_path / "images"), "--out", str(out), "--method", "exact", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err == (
+        f"hamkit dedup: warning: {out}: removed 1 unfinished result set(s) that an ended hamkit process left there "
+        f"({left.name})\n"
+    )
+    assert not left.exists() and (out / "kept.txt").read_text().count("\n") == 3
+
+
+def test_only_stale_staging_folders_of_hamkit_on_this_machine_are_removed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import warnings
+
+    from hamkit._io import _host, stale_stages
+
+    out = tmp_path / "out"
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True)
+    dead = int(ended.stdout)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        names = {
+            "stale": f".hamkit-staging-{dead}@{_host()}-abc_12",
+            "live": f".hamkit-staging-{alive.pid}@{_host()}-def34",
+            "other machine": f".hamkit-staging-{dead}@another.host-gh56",
+            "older format": ".hamkit-staging-x1y2z3",
+            "not hamkit's": f".staging-{dead}@{_host()}-abc",
+        }
+        for name in names.values():
+            (out / name).mkdir(parents=True)
+        assert stale_stages(out) == [out / names["stale"]]
+        with pytest.warns(UserWarning, match=f"removed 1 unfinished result set.*{names['stale']}"):
+            with staged_folder(out) as stage:
+                atomic_write_text(stage / "a.txt", "a\n")
+        assert sorted(p.name for p in out.iterdir()) == sorted([*names.values(), "a.txt"][1:])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # nothing stale any more: not a word
+            with staged_folder(out) as stage:
+                atomic_write_text(stage / "b.txt", "b\n")
+    finally:
+        alive.kill()
+        alive.wait()
