@@ -218,22 +218,89 @@ def test_export_refuses_a_folder_as_out_before_any_work(tmp_path: Path, capsys) 
     assert not (tmp_path / "new").exists() and not any(folder.iterdir())
 
 
-def test_predict_into_a_symbolic_link_names_the_file_it_replaced(tiny_folder: Path, tmp_path: Path, capsys) -> None:
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``(data folder, saved classifier)``: 14 small images of 7 classes and a one-epoch model."""
+    from conftest import write_image, write_metadata
+
     from hamkit import LesionClassifier, SkinDataset
+
+    root = tmp_path_factory.mktemp("tiny") / "data"
+    codes = ["mel", "nv", "bcc", "akiec", "bkl", "df", "vasc"]
+    for i in range(14):
+        write_image(root / "HAM10000_images_part_1" / f"ISIC_{i:07d}.jpg", seed=i)
+    write_metadata(root / "HAM10000_metadata.csv", [(f"L{i // 2}", f"ISIC_{i:07d}", codes[i % 7]) for i in range(14)])
+    (root / "split.csv").write_text("image_id,split\n" + "".join(f"ISIC_{i:07d},test\n" for i in range(14)))
+    clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
+    clf.fit(SkinDataset.from_folder(root, image_size=32), epochs=1, batch_size=4, progress=False)
+    return root, clf.save(root.parent / "model")
+
+
+def test_predict_into_a_symbolic_link_names_the_file_it_replaced(tiny_model, tmp_path: Path, capsys) -> None:
     from hamkit.cli.main import main
 
-    clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
-    clf.fit(SkinDataset.from_folder(tiny_folder, image_size=32), epochs=1, batch_size=4, progress=False)
-    model = clf.save(tmp_path / "model")
+    data, model = tiny_model
     elsewhere = tmp_path / "elsewhere" / "predictions.csv"
     elsewhere.parent.mkdir()
     elsewhere.write_text("old\n")
     link = tmp_path / "p.csv"
     link.symlink_to(elsewhere)
-    assert main(["predict", str(model), str(tiny_folder), "--out", str(link), "--quiet", "--device", "cpu"]) == 0
+    assert main(["predict", str(model), str(data), "--out", str(link), "--quiet", "--device", "cpu"]) == 0
     said = capsys.readouterr().out
     assert f"wrote 14 predictions to {link} (a symbolic link: wrote the file it points to, {elsewhere})" in said
     assert link.is_symlink() and elsewhere.read_text().startswith("image_id,prediction,")
+
+
+def test_evaluate_writes_its_report_all_or_nothing(tiny_model, tmp_path: Path, monkeypatch, capsys) -> None:
+    from hamkit.cli.main import main
+    from hamkit.figures import classification
+
+    data, model = tiny_model
+    out = tmp_path / "report"
+
+    def full(*args, **kwargs):  # the disk fills at the ROC figure, after report.json and two more
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(classification, "plot_roc_curves", full)
+    argv = ["evaluate", str(model), "--data", str(data), "--split-csv", str(data / "split.csv"), "--out", str(out)]
+    assert main([*argv, "--quiet", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("hamkit evaluate: error: ") and "no space left" in err and err.count("\n") == 1
+    assert ".hamkit-staging" not in err and str(out) in err
+    assert list(out.iterdir()) == []  # not report.json and two figures without the rest
+
+
+def test_a_full_disk_in_a_result_set_names_the_file_in_the_output_folder(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(DiskFullError) as caught, staged_folder(out) as stage:
+        raise OSError(errno.ENOSPC, "No space left on device", str(stage / "kept.txt"))
+    assert ".hamkit-staging" not in str(caught.value) and caught.value.errno == errno.ENOSPC
+    with pytest.raises(DiskFullError) as caught, staged_folder(out) as stage:
+        atomic_write_text(stage / "a.txt", "a\n")
+        with staged_folder(stage) as inner:  # a result set saved inside a command's own
+            atomic_path_error = OSError(errno.ENOSPC, "No space left on device")
+            raise DiskFullError(f"{inner / 'kept.txt'}: cannot be written") from atomic_path_error
+    assert str(caught.value).startswith(f"{out / 'kept.txt'}: cannot be written")
+    assert list(out.iterdir()) == []
+
+
+def test_a_full_disk_while_exporting_is_not_called_a_failed_trace(tmp_path: Path, monkeypatch) -> None:
+    import warnings
+
+    import torch
+
+    from hamkit import export
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export, "_export_dynamo", full)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "torch.export could not trace the network" line
+        with pytest.raises(DiskFullError, match="model.onnx"):
+            export._export(
+                torch.nn.Identity(), torch.zeros(2, 3), tmp_path / "tmp", ["logits"], None, tmp_path / "model.onnx"
+            )
 
 
 _HOLD_A_STAGE = """

@@ -358,8 +358,10 @@ def staged_folder(out: str | os.PathLike[str]) -> Iterator[Path]:
                 os.replace(item, destination)
     except BaseException as err:
         full = disk_full(err, out) if isinstance(err, Exception) else None
-        if full is not None and full is not err:
-            raise full from err
+        if full is not None:  # name the file in out, not in the staging folder the user never sees
+            named = DiskFullError(str(full).replace(os.fspath(stage), os.fspath(out)))
+            named.errno = full.errno
+            raise named from err
         raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)

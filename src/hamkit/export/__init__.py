@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hamkit._io import atomic_path, atomic_write_text
+from hamkit._io import atomic_path, atomic_write_text, disk_full
 from hamkit.errors import HamkitError
 from hamkit.export.preprocessing import INPUT_NAME, preprocessing, preprocessing_path
 from hamkit.model_card import write_model_card
@@ -224,6 +224,9 @@ def _export(
                 _export_dynamo(module, example, tmp, names, opset)
                 return "dynamo"
             except Exception as err:  # noqa: BLE001 - torch.export fails in many ways on unusual code
+                full = disk_full(err, target)
+                if full is not None:  # not a network torch.export cannot trace: say what it is
+                    raise full from err
                 dynamo_error = _first_line(err)
             warnings.warn(
                 f"torch.export could not trace the network ({dynamo_error}); exported it with the TorchScript "
@@ -233,6 +236,9 @@ def _export(
         try:
             _export_torchscript(module, example, tmp, names, opset)
         except Exception as err:  # noqa: BLE001 - report any exporter failure in one line
+            full = disk_full(err, target)
+            if full is not None:
+                raise full from err
             raise HamkitError(f"{target}: ONNX export failed ({_first_line(err)})") from err
     return "torchscript"
 
