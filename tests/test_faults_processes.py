@@ -224,3 +224,69 @@ def test_workers_of_train_and_predict_die_with_a_killed_parent(
     process.wait(timeout=30)
     survivors = _survivors(workers)
     assert not survivors, f"worker processes alive 5 s after their parent was killed: {survivors}"
+
+
+AUDIT_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from hamkit.dedup import crossdata
+
+    original = crossdata._digests
+
+    def slow(path):
+        time.sleep(0.5)
+        return original(path)
+
+    crossdata._digests = slow  # the hashing processes are forked: they see it too
+    from hamkit.cli.main import main
+
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+def test_sigterm_on_a_cross_data_set_audit_ends_its_hashing_processes(tmp_path: Path) -> None:
+    for i in range(210):  # more than 200 images: hashed by a pool of processes
+        write_image(tmp_path / ("a" if i % 2 else "b") / f"img{i:03d}.png", size=(16, 12), seed=i)
+    env = {**os.environ, "HAMKIT_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    argv = ["audit", "--data", str(tmp_path / "a"), "--data", str(tmp_path / "b"), "--workers", "2", "--quiet"]
+    process = subprocess.Popen(
+        [sys.executable, "-c", AUDIT_SCRIPT, *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        workers: set[int] = set()
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+            workers = _children(process.pid)
+        assert len(workers) >= 2, "the hashing processes never started"
+        time.sleep(1.0)  # they are busy hashing: about 200 images, 0.5 s each, are left
+        process.send_signal(signal.SIGTERM)
+        survivors = _survivors(workers | {process.pid})
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not survivors, f"hamkit processes alive 5 s after SIGTERM: {survivors}"
+    assert process.wait(timeout=30) == 143
+
+
+def test_every_pool_of_processes_hamkit_makes_dies_with_its_parent() -> None:
+    """Every DataLoader in hamkit's code gets a worker_init_fn (WorkerInit), and process pools come
+    from hamkit._proc.process_pool, so a new pool cannot forget it."""
+    import ast
+
+    source = Path(__file__).parents[1] / "src" / "hamkit"
+    loaders, pools = [], []
+    for path in sorted(source.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            where = f"{path.relative_to(source)}:{node.lineno}"
+            if name == "DataLoader":
+                loaders.append(where)
+                assert any(k.arg == "worker_init_fn" for k in node.keywords), f"{where}: DataLoader without WorkerInit"
+            if name in ("ProcessPoolExecutor", "Pool", "Process") and path.name != "_proc.py":
+                pools.append(where)
+    assert len(loaders) >= 8  # the scan found them: decoding, caching, training, inference, segmentation
+    assert pools == [], f"make pools with hamkit._proc.process_pool: {pools}"

@@ -153,7 +153,9 @@ def _datasets(args: argparse.Namespace) -> int:
             continue  # no known label file: compared by content only
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        result = audit_datasets(sets, test=args.test, records=records, deduplicator=dedup_from_args(args))
+        result = audit_datasets(
+            sets, test=args.test, records=records, deduplicator=dedup_from_args(args), num_workers=args.workers
+        )
     if args.out:
         result.save(args.out)
     if args.json:
