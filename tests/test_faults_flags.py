@@ -76,6 +76,8 @@ MODES = [
     ("dedup IMAGES --out OUT --embedding-cache CACHE", ["--embedding-cache"], "--method verified"),
     ("dedup IMAGES --out OUT --method exact --embedding-cache CACHE", ["--embedding-cache"], "--method exact"),
     ("dedup IMAGES --out OUT --method phash --backbone resnet18", ["--backbone"], "--method phash"),
+    ("dedup IMAGES --out OUT --method cnn --search-backend numpy --ivf-nprobe 4", ["--ivf-nprobe"], "numpy"),
+    ("audit SPLIT --data A --method cnn --search-backend faiss-hnsw --ivf-nprobe 4", ["--ivf-nprobe"], "hnsw"),
     ("dedup IMAGES --against OLD --out OUT --keep first", ["--keep"], "--against"),
     ("dedup IMAGES --shard 0/2 --out OUT --no-review", ["--no-review"], "hamkit dedup --merge"),
     ("audit --data A --data B --fold 1", ["--fold"], "several --data sets"),

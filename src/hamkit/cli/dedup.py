@@ -253,6 +253,9 @@ def flags_not_for_method(args: argparse.Namespace) -> str | None:
     if method.disk_cache is None and "--embedding-cache" in getattr(args, "given_flags", ()):
         refused.append("--embedding-cache")  # the method keeps nothing on disk
     if not refused:
+        backend = getattr(args, "search_backend", None)
+        if backend in ("numpy", "faiss", "faiss-hnsw") and getattr(args, "ivf_nprobe", None) is not None:
+            return f"--ivf-nprobe does nothing with --search-backend {backend} (it sets the faiss IVF search); drop it"
         return None
     verb, pronoun = ("does", "it") if len(refused) == 1 else ("do", "them")
     return f"{', '.join(refused)} {verb} not apply to --method {args.method}; drop {pronoun}"
