@@ -87,7 +87,6 @@ MODES = [
     ("evaluate CLASSIFIER --data D --split-csv S --masks M", ["--masks"], "a classifier"),
     ("evaluate CLASSIFIER --data D --split val", ["--split"], "no --split-csv"),
     ("evaluate CLASSIFIER --data D --predictions p.csv --by sex", ["--predictions", "--by"], "no --split-csv"),
-    ("evaluate CLASSIFIER --data D --group-by patient_id", ["--group-by"], "no --split-csv"),
     ("calibrate CLASSIFIER --data D --split-csv S --out OUT --decision argmax --protect mel", ["--protect"], "argmax"),
     (
         "calibrate CLASSIFIER --data D --split-csv S --out OUT --decision argmax --min-recall mel=0.9",

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             return usage_error(args, "--fold reads a folds CSV; give --split-csv")
         wrong = unused_flags(
             args,
-            ("--split", "--predictions", "--by", "--group-by"),
+            ("--split", "--predictions", "--by"),
             "no --split-csv",
             "each --data set is scored whole, to OUT/external_validation.json",
         )

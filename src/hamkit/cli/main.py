@@ -150,6 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args._run(args) or 0)
     except Terminated:  # `kill PID`: unwound like Ctrl-C, so worker processes were shut down
         print(f"hamkit {args.command}: terminated", file=sys.stderr)
+        # asked to stop: skip the interpreter's last sweep over every object (torch's millions of
+        # them take seconds on a busy machine); nothing of hamkit's waits on it
+        import gc
+
+        gc.freeze()
         return 143
     except HamkitError as err:
         print(f"hamkit {args.command}: error: {in_flags(args.command, str(err))}", file=sys.stderr)
