@@ -32,8 +32,12 @@ command) and prints a short summary. `python -m hamkit` is the same command.
 
 * **Exit status**: 0 on success; 1 for an input error, printed as one line that names the file,
   row or backbone at fault and says how to fix it (no traceback); 2 for a usage error; 130 when
-  interrupted. `hamkit audit` exits with 3 when it finds leakage, and
+  interrupted (Ctrl-C), 143 when stopped with `kill` (`SIGTERM`; worker processes end with the
+  command). `hamkit audit` exits with 3 when it finds leakage, and
   `hamkit plugins --load` with 1 when a plugin fails to load.
+* **Flags**: spelled out in full (`--split` is not `--split-csv`), each given once (or twice with
+  the same value); a flag that the chosen mode cannot use (`hamkit dedup --merge --workers 4`) is
+  refused with a usage error, never ignored.
 * **Offline**: apart from `hamkit download`, commands download only pretrained weights, which
   `hamkit train`, `hamkit dedup` and `hamkit audit` with `--method cnn` (their default method,
   `verified`, needs none) and `hamkit run --preset report|gpu` use. On a machine without

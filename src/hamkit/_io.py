@@ -9,7 +9,8 @@ rules live:
   torch, Pillow) becomes one :class:`~hamkit.errors.DiskFullError` line naming the file;
 * a target that is a symbolic link is written through (the file it points to is replaced, the
   link stays);
-* :func:`staged_folder` writes a result set (several files) all or nothing;
+* :func:`staged_folder` writes a result set (several files) all or nothing, and removes the
+  staging folders that an ended process (``kill -9``, a power cut) left in the output folder;
 * :func:`path_lines` writes one-path-per-line lists, refusing names that would read as two lines;
 * :func:`csv_text` writes CSVs whose text cells cannot start a spreadsheet formula.
 """
@@ -21,8 +22,11 @@ import csv
 import errno
 import io
 import os
+import re
 import shutil
+import socket
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +43,9 @@ __all__ = [
     "disk_full",
     "path_lines",
     "spreadsheet_safe",
+    "stale_stages",
     "staged_folder",
+    "written_as",
 ]
 
 _FULL_TEXTS: dict[int, tuple[str, ...]] = {
@@ -153,6 +159,20 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+def written_as(target: str | os.PathLike[str]) -> str:
+    """How to name ``target`` in a "wrote ..." line: the path, and where it is a symbolic link,
+    the file the write replaced through it (a link to a file elsewhere is never replaced silently).
+
+    Examples:
+        >>> written_as("predictions.csv")
+        'predictions.csv'
+    """
+    path = Path(target)
+    if not path.is_symlink():
+        return os.fspath(target)
+    return f"{os.fspath(target)} (a symbolic link: wrote the file it points to, {os.path.realpath(path)})"
+
+
 def atomic_write_text(target: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``target`` atomically and return the target path.
 
@@ -241,6 +261,66 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return buffer.getvalue()
 
 
+_STAGING = ".hamkit-staging-"
+_STAGE_NAME = re.compile(re.escape(_STAGING) + r"(?P<pid>\d+)@(?P<host>[A-Za-z0-9._]+)-[a-z0-9_]+")
+
+
+def _host() -> str:
+    """This machine's name as a staging folder's name holds it (letters, digits, ``.``, ``_``)."""
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process (alive), or not a pid at all
+        return True
+    return True
+
+
+def stale_stages(out: str | os.PathLike[str]) -> list[Path]:
+    """The staging folders in ``out`` that a :func:`staged_folder` of a process that has ended
+    left behind (killed with ``kill -9``, or the machine stopped, mid-write).
+
+    Only hamkit's own are named: ``.hamkit-staging-<pid>@<host>-<random>`` whose ``host`` is this
+    machine and whose process ``pid`` is not running. A folder of a live process, of another
+    machine (an output folder on a shared disk) or of another name is never named.
+
+    Examples:
+        >>> stale_stages("a/folder/that/does/not/exist")
+        []
+    """
+    folder = Path(out)
+    try:
+        entries = list(folder.iterdir()) if folder.is_dir() else []
+    except OSError:
+        return []
+    host, found = _host(), []
+    for entry in entries:
+        match = _STAGE_NAME.fullmatch(entry.name)
+        if match is None or match["host"] != host or not entry.is_dir() or entry.is_symlink():
+            continue
+        if int(match["pid"]) != os.getpid() and not _process_alive(int(match["pid"])):
+            found.append(entry)
+    return sorted(found)
+
+
+def _remove_stale_stages(out: Path) -> None:
+    """Remove :func:`stale_stages` of ``out``, with one warning line saying so."""
+    stale = stale_stages(out)
+    for stage in stale:
+        shutil.rmtree(stage, ignore_errors=True)
+    if stale:
+        warnings.warn(
+            f"{out}: removed {len(stale)} unfinished result set(s) that an ended hamkit process left there "
+            f"({', '.join(s.name for s in stale)})",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
 @contextlib.contextmanager
 def staged_folder(out: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a staging folder inside ``out``; move what was written there into ``out`` on success.
@@ -249,6 +329,10 @@ def staged_folder(out: str | os.PathLike[str]) -> Iterator[Path]:
     step that can fail: a full disk, an interrupt, a bad name) ``out`` holds none of the new
     files, and the moves after it are renames, which need no space. On an exception the staging
     folder is removed and ``out`` keeps what it held before.
+
+    The staging folder is ``.hamkit-staging-<pid>@<host>-<random>``: a process killed with
+    ``kill -9`` cannot remove it, so the next result set written into ``out`` removes those of
+    processes of this machine that have ended (:func:`stale_stages`), with one warning line.
 
     Args:
         out: The output folder (created; it may exist and hold other files, or be a link).
@@ -259,7 +343,8 @@ def staged_folder(out: str | os.PathLike[str]) -> Iterator[Path]:
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=".hamkit-staging-", dir=out))
+        _remove_stale_stages(out)
+        stage = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}@{_host()}-", dir=out))
     except OSError as err:
         raise (disk_full(err, out) or err) from err
     try:
@@ -273,8 +358,10 @@ def staged_folder(out: str | os.PathLike[str]) -> Iterator[Path]:
                 os.replace(item, destination)
     except BaseException as err:
         full = disk_full(err, out) if isinstance(err, Exception) else None
-        if full is not None and full is not err:
-            raise full from err
+        if full is not None:  # name the file in out, not in the staging folder the user never sees
+            named = DiskFullError(str(full).replace(os.fspath(stage), os.fspath(out)))
+            named.errno = full.errno
+            raise named from err
         raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)

@@ -8,9 +8,10 @@ init and live on, holding memory. Two mechanisms prevent that:
 * :func:`sigterm_as_interrupt` (the command line installs it) turns ``SIGTERM`` into
   :class:`Terminated`, a :class:`KeyboardInterrupt`: the stack unwinds as it does on Ctrl-C,
   DataLoaders shut their workers down, temporary files are removed;
-* :class:`WorkerInit` (the ``worker_init_fn`` of hamkit's decoding DataLoaders) asks Linux to
+* :class:`WorkerInit` (the ``worker_init_fn`` of every DataLoader hamkit makes) asks Linux to
   kill the worker when its parent dies however it dies (``prctl(PR_SET_PDEATHSIG)``), ``kill
-  -9`` included.
+  -9`` included; :func:`process_pool` does the same for a pool of processes, and ends them at
+  once when the block is interrupted (instead of finishing the queued work first).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from types import FrameType
 
-__all__ = ["Terminated", "WorkerInit", "die_with_parent", "sigterm_as_interrupt"]
+__all__ = ["Terminated", "WorkerInit", "die_with_parent", "process_pool", "sigterm_as_interrupt"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -78,6 +80,33 @@ class WorkerInit:
         die_with_parent(self.parent)
         if self.then is not None:
             self.then(worker_id)
+
+
+@contextlib.contextmanager
+def process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A :class:`~concurrent.futures.ProcessPoolExecutor` of ``workers`` processes that die with
+    this one (:func:`die_with_parent`).
+
+    On an exception in the block (Ctrl-C, ``SIGTERM`` as :class:`Terminated`, an error) the
+    queued work is cancelled and the processes are killed at once: a plain ``with`` would first
+    finish every task already submitted, which for ``pool.map`` over many files can be minutes.
+
+    Examples:
+        >>> with process_pool(2) as pool:
+        ...     list(pool.map(abs, [-1, -2]))
+        [1, 2]
+    """
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))
+    try:
+        yield pool
+    except BaseException:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            with contextlib.suppress(Exception):
+                process.kill()
+        raise
+    pool.shutdown(wait=True)
 
 
 @contextlib.contextmanager

@@ -88,8 +88,8 @@ def test_find_honours_decisions(tmp_path) -> None:
 
 def test_cli_labels_write_suspects_and_split_takes_decisions(synthetic, tmp_path, capsys) -> None:
     out = tmp_path / "dedup"
-    args = ["dedup", str(synthetic.root), "--out", str(out), "--method", "exact", "--quiet", "--workers", "0"]
-    assert main([*args, "--labels", str(synthetic.metadata_csv)]) == 0
+    args = ["dedup", str(synthetic.root), "--method", "exact", "--quiet", "--workers", "0"]
+    assert main([*args, "--out", str(out), "--labels", str(synthetic.metadata_csv)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert (out / "suspect_lesion_ids.csv").is_file() and "suspect_lesion_ids" in summary
     assert "lesion_id" in (out / "review.html").read_text()

@@ -118,8 +118,67 @@ def test_dedup_against_the_same_images_is_refused(images: Path, tmp_path: Path, 
     argv = ["dedup", str(images), "--against", str(images), "--out", str(tmp_path / "out"), "--method", "exact"]
     assert main([*argv, "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "every file of the second set (6, e.g." in err
+    assert err.count("\n") == 1 and "every file of --against (6, e.g." in err and "also in IMAGES" in err
     assert not (tmp_path / "out" / "pairs.csv").exists()
+
+
+def test_dedup_against_skips_and_lists_an_unreadable_file(images: Path, tmp_path: Path, capsys) -> None:
+    old = tmp_path / "old"
+    write_image(old / "a0-copy.png", seed=7)  # the same picture as images/a0.png and a1.png
+    write_image(old / "other.png", seed=99)
+    (old / "broken.png").write_bytes(b"not an image at all")
+    out = tmp_path / "out"
+    argv = ["dedup", str(images), "--against", str(old), "--out", str(out), "--method", "exact"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "2 duplicate pair(s)" in text and "1 unreadable, skipped, listed in skipped.txt" in text
+    assert f"skipped {old / 'broken.png'}: " in text
+    assert (out / "skipped.txt").read_text().startswith(f"{old / 'broken.png'}\t")
+    assert len((out / "pairs.csv").read_text().splitlines()) == 3  # header + a0 and a1 with the copy
+    assert sorted(p.name for p in out.iterdir()) == ["pairs.csv", "skipped.txt"]
+
+
+def test_dedup_against_a_set_that_cannot_be_read_is_refused(images: Path, tmp_path: Path, capsys) -> None:
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "broken.png").write_bytes(b"not an image")
+    (old / "empty.jpg").write_bytes(b"")
+    out = tmp_path / "out"
+    assert main(["dedup", str(images), "--against", str(old), "--out", str(out), "--method", "exact", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("hamkit dedup: error: none of the 2 image(s) of --against could be read") and "e.g." in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()  # no "0 pairs" answer from nothing compared
+    with pytest.raises(HamkitError, match="none of the 2 image"):
+        Deduplicator("exact").find_cross(images, old)
+
+
+@pytest.mark.parametrize(
+    ("argv", "advice"),
+    [
+        (["--folds", "5"], "use --folds 4 or fewer, or more data"),  # mel has 4 lesions
+        (["--folds", "3", "--test", "0.5"], "use --folds 2 or fewer, or a smaller held-out test split, e.g. --test "),
+        # every class keeps a lesion in the test split: no smaller share leaves mel 4 lesions
+        (["--folds", "4", "--test", "0.3"], "use --folds 3 or fewer, or a smaller held-out test split, or more data"),
+    ],
+)
+def test_the_folds_advice_is_advice_that_works(tmp_path: Path, capsys, argv: list[str], advice: str) -> None:
+    from conftest import write_metadata
+
+    # lesions per class: mel 4, nv 8, the others 5; two images per lesion
+    per_class = {"mel": 4, "nv": 8, "bcc": 5, "akiec": 5, "bkl": 5, "df": 5, "vasc": 5}
+    rows = [(f"{dx}{k}", f"{dx}{k}_{j}", dx) for dx, n in per_class.items() for k in range(n) for j in range(2)]
+    labels = write_metadata(tmp_path / "meta.csv", rows)
+    out = tmp_path / "folds.csv"
+    assert main(["split", str(labels), "--out", str(out), *argv]) == 1
+    err = capsys.readouterr().err
+    assert advice in err and err.count("\n") == 1, err
+    assert "--folds 1 " not in err and "folds=" not in err and "test=" not in err
+    if "e.g. --test " in err:  # the share it suggests does make the folds
+        share = err.split("e.g. --test ")[1].split(",")[0]
+        assert float(share) < float(argv[3])
+        assert main(["split", str(labels), "--out", str(out), *argv[:2], "--test", share]) == 0
+        assert out.is_file()
 
 
 def test_find_cross_leaves_shared_files_out_of_the_second_set(images: Path) -> None:

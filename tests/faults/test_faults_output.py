@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from hamkit._io import atomic_path, atomic_write_text, csv_text, path_lines, spreadsheet_safe, staged_folder
 from hamkit.errors import DataError, DiskFullError, HamkitError
@@ -200,3 +201,179 @@ def test_segment_skips_and_lists_an_image_whose_mask_name_is_too_long(tmp_path: 
         written = seg.write_masks(images, tmp_path / "masks", batch_size=2)
     assert [p.name for p in written] == ["a0_segmentation.png", "a1_segmentation.png"]
     assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == ["a0_segmentation.png", "a1_segmentation.png"]
+
+
+def test_export_refuses_a_folder_as_out_before_any_work(tmp_path: Path, capsys) -> None:
+    from hamkit.cli.main import main
+    from hamkit.export import export_onnx
+
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    with pytest.raises(HamkitError, match="exported is a folder; give the ONNX file to write, e.g. .*model.onnx"):
+        export_onnx(tmp_path / "no-model-needed", folder)  # refused before the model is read
+    for out in (str(folder), str(tmp_path / "new") + "/"):
+        with pytest.raises(SystemExit) as caught:
+            main(["export", str(tmp_path / "model"), "--out", out])
+        err = capsys.readouterr().err.splitlines()[-1]
+        assert caught.value.code == 2 and "is a folder; give a file name, e.g." in err and "model.onnx" in err
+    assert not (tmp_path / "new").exists() and not any(folder.iterdir())
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``(data folder, saved classifier)``: 14 small images of 7 classes and a one-epoch model."""
+    from conftest import write_image, write_metadata
+
+    from hamkit import LesionClassifier, SkinDataset
+
+    root = tmp_path_factory.mktemp("tiny") / "data"
+    codes = ["mel", "nv", "bcc", "akiec", "bkl", "df", "vasc"]
+    for i in range(14):
+        write_image(root / "HAM10000_images_part_1" / f"ISIC_{i:07d}.jpg", seed=i)
+    write_metadata(root / "HAM10000_metadata.csv", [(f"L{i // 2}", f"ISIC_{i:07d}", codes[i % 7]) for i in range(14)])
+    (root / "split.csv").write_text("image_id,split\n" + "".join(f"ISIC_{i:07d},test\n" for i in range(14)))
+    clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
+    clf.set_params(recipe__epochs=1, recipe__batch_size=4).fit(
+        SkinDataset.from_folder(root, image_size=32), progress=False
+    )
+    return root, clf.save(root.parent / "model")
+
+
+def test_predict_into_a_symbolic_link_names_the_file_it_replaced(tiny_model, tmp_path: Path, capsys) -> None:
+    from hamkit.cli.main import main
+
+    data, model = tiny_model
+    elsewhere = tmp_path / "elsewhere" / "predictions.csv"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("old\n")
+    link = tmp_path / "p.csv"
+    link.symlink_to(elsewhere)
+    assert main(["predict", str(model), str(data), "--out", str(link), "--quiet", "--device", "cpu"]) == 0
+    said = capsys.readouterr().out
+    assert f"wrote 14 predictions to {link} (a symbolic link: wrote the file it points to, {elsewhere})" in said
+    assert link.is_symlink() and elsewhere.read_text().startswith("image_id,prediction,")
+
+
+def test_evaluate_writes_its_report_all_or_nothing(tiny_model, tmp_path: Path, monkeypatch, capsys) -> None:
+    from hamkit.cli.main import main
+    from hamkit.figures import classification
+
+    data, model = tiny_model
+    out = tmp_path / "report"
+
+    def full(*args, **kwargs):  # the disk fills at the ROC figure, after report.json and two more
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(classification, "plot_roc_curves", full)
+    argv = ["evaluate", str(model), "--data", str(data), "--split-csv", str(data / "split.csv"), "--out", str(out)]
+    assert main([*argv, "--quiet", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("hamkit evaluate: error: ") and "no space left" in err and err.count("\n") == 1
+    assert ".hamkit-staging" not in err and str(out) in err
+    assert list(out.iterdir()) == []  # not report.json and two figures without the rest
+
+
+def test_a_full_disk_in_a_result_set_names_the_file_in_the_output_folder(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(DiskFullError) as caught, staged_folder(out) as stage:
+        raise OSError(errno.ENOSPC, "No space left on device", str(stage / "kept.txt"))
+    assert ".hamkit-staging" not in str(caught.value) and caught.value.errno == errno.ENOSPC
+    with pytest.raises(DiskFullError) as caught, staged_folder(out) as stage:
+        atomic_write_text(stage / "a.txt", "a\n")
+        with staged_folder(stage) as inner:  # a result set saved inside a command's own
+            atomic_path_error = OSError(errno.ENOSPC, "No space left on device")
+            raise DiskFullError(f"{inner / 'kept.txt'}: cannot be written") from atomic_path_error
+    assert str(caught.value).startswith(f"{out / 'kept.txt'}: cannot be written")
+    assert list(out.iterdir()) == []
+
+
+def test_a_full_disk_while_exporting_is_not_called_a_failed_trace(tmp_path: Path, monkeypatch) -> None:
+    import warnings
+
+    import torch
+
+    from hamkit import export
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export, "_export_dynamo", full)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "torch.export could not trace the network" line
+        with pytest.raises(DiskFullError, match="model.onnx"):
+            export._export(
+                torch.nn.Identity(), torch.zeros(2, 3), tmp_path / "tmp", ["logits"], None, tmp_path / "model.onnx"
+            )
+
+
+_HOLD_A_STAGE = """
+import sys, time
+from hamkit._io import atomic_write_text, staged_folder
+
+with staged_folder(sys.argv[1]) as stage:
+    atomic_write_text(stage / "kept.txt", "half of a result set\\n")
+    print("writing", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_result_set_killed_mid_write_is_cleaned_by_the_next_run(tmp_path: Path, capsys) -> None:
+    import subprocess
+    import sys
+
+    from conftest import write_image
+
+    from hamkit.cli.main import main
+
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    writer = subprocess.Popen([sys.executable, "-c", _HOLD_A_STAGE, str(out)], env=env, stdout=subprocess.PIPE)
+    assert writer.stdout is not None and writer.stdout.readline() == b"writing\n"
+    writer.kill()  # kill -9: no handler runs, the staging folder stays
+    writer.wait(timeout=30)
+    (left,) = [p for p in out.iterdir() if p.name.startswith(".hamkit-staging-")]
+    assert left.name.startswith(f".hamkit-staging-{writer.pid}@") and (left / "kept.txt").is_file()
+    for i in range(3):
+        write_image(tmp_path / "images" / f"img{i}.png", seed=i)
+    assert main(["dedup", str(tmp_path / "images"), "--out", str(out), "--method", "exact", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err == (
+        f"hamkit dedup: warning: {out}: removed 1 unfinished result set(s) that an ended hamkit process left there "
+        f"({left.name})\n"
+    )
+    assert not left.exists() and (out / "kept.txt").read_text().count("\n") == 3
+
+
+def test_only_stale_staging_folders_of_hamkit_on_this_machine_are_removed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import warnings
+
+    from hamkit._io import _host, stale_stages
+
+    out = tmp_path / "out"
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True)
+    dead = int(ended.stdout)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        names = {
+            "stale": f".hamkit-staging-{dead}@{_host()}-abc_12",
+            "live": f".hamkit-staging-{alive.pid}@{_host()}-def34",
+            "other machine": f".hamkit-staging-{dead}@another.host-gh56",
+            "older format": ".hamkit-staging-x1y2z3",
+            "not hamkit's": f".staging-{dead}@{_host()}-abc",
+        }
+        for name in names.values():
+            (out / name).mkdir(parents=True)
+        assert stale_stages(out) == [out / names["stale"]]
+        with pytest.warns(UserWarning, match=f"removed 1 unfinished result set.*{names['stale']}"):
+            with staged_folder(out) as stage:
+                atomic_write_text(stage / "a.txt", "a\n")
+        assert sorted(p.name for p in out.iterdir()) == sorted([*names.values(), "a.txt"][1:])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # nothing stale any more: not a word
+            with staged_folder(out) as stage:
+                atomic_write_text(stage / "b.txt", "b\n")
+    finally:
+        alive.kill()
+        alive.wait()

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from hamkit._proc import WorkerInit
 from hamkit.classify.task import collect_logits
 from hamkit.engine.device import amp_dtype, resolve_device
 from hamkit.engine.inputs import prepare_inputs
@@ -86,6 +87,7 @@ def logits(
             shuffle=False,
             num_workers=num_workers,
             pin_memory=device.type == "cuda",
+            worker_init_fn=WorkerInit(),  # the workers die with this process, however it ends
         )
     batches = batch_progress(loader, progress=progress, total=len(loader))
     return collect_logits(network, batches, device, amp_dtype(device), with_labels=with_labels, tta=tta)

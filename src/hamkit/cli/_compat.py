@@ -21,6 +21,7 @@ __all__ = [
     "group_columns",
     "labels_for",
     "print_json",
+    "unused_flags",
     "usage_error",
 ]
 
@@ -133,6 +134,27 @@ def usage_error(args: argparse.Namespace, message: str) -> int:
     command = " ".join(str(p) for p in (getattr(args, "command", None), getattr(args, "kind", None)) if p)
     print(f"hamkit {command}: error: {message}", file=sys.stderr)
     return 2
+
+
+def unused_flags(args: argparse.Namespace, flags: Any, where: str, why: str = "") -> str | None:
+    """The usage error for ``flags`` given where they do nothing, or ``None`` when none was given.
+
+    Args:
+        args: Parsed arguments (``args.given_flags``: the flags typed, see :mod:`hamkit.cli._parser`).
+        flags: The flags this mode does not use, e.g. ``("--workers", "--batch-size")``.
+        where: The mode, e.g. ``"--merge"`` or ``"--method verified"``.
+        why: Why, e.g. ``"it decodes no images"`` (optional).
+
+    Examples:
+        >>> args = argparse.Namespace(given_flags=("--out", "--workers"))
+        >>> unused_flags(args, ("--workers", "--batch-size"), "--merge", "it decodes no images")
+        '--workers does nothing with --merge (it decodes no images); drop it'
+    """
+    given = [flag for flag in flags if flag in getattr(args, "given_flags", ())]
+    if not given:
+        return None
+    verb, pronoun = ("does", "it") if len(given) == 1 else ("do", "them")
+    return f"{', '.join(given)} {verb} nothing with {where}" + (f" ({why})" if why else "") + f"; drop {pronoun}"
 
 
 def split_csv_for(args: argparse.Namespace, folder: Any, *, needs_val: bool) -> str:

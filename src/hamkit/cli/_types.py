@@ -139,16 +139,20 @@ def output_folder(text: str) -> str:
     return text
 
 
-def output_file(text: str) -> str:
-    """An output file: not an existing folder, in a writable place.
+def output_file(text: str, example: str = "out.csv") -> str:
+    """An output file: not an existing folder (nor a name ending in ``/``), in a writable place.
+
+    Args:
+        text: The value given.
+        example: A file name for the message's example (``out.csv``).
 
     Examples:
         >>> output_file("split.csv")
         'split.csv'
     """
     path = Path(text)
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name, e.g. {path / 'out.csv'}")
+    if path.is_dir() or text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name, e.g. {path / example}")
     if path.exists() and not os.access(path, os.W_OK):
         raise argparse.ArgumentTypeError(f"cannot overwrite {text} (permission denied)")
     _writable_ancestor(path)

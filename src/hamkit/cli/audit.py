@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``hamkit audit``."""
     import tempfile
 
-    from hamkit.cli._compat import print_json, split_csv_for, usage_error
+    from hamkit.cli._compat import print_json, split_csv_for, unused_flags, usage_error
     from hamkit.cli.dedup import dedup_from_args, flags_not_for_method
     from hamkit.cli.main import in_flags
 
@@ -70,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(args, wrong)
     split_given = getattr(args, "split_csv", None) is not None
     if len(args.data) > 1 and not split_given:
+        wrong = unused_flags(args, ("--fold",), "several --data sets", "it picks a fold of a folds CSV")
+        if wrong:
+            return usage_error(args, wrong)
         return _datasets(args)
     if not split_given:
         return usage_error(args, "give a split CSV (SPLIT_CSV or --split-csv), or two or more --data sets to compare")
@@ -150,7 +153,9 @@ def _datasets(args: argparse.Namespace) -> int:
             continue  # no known label file: compared by content only
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        result = audit_datasets(sets, test=args.test, records=records, deduplicator=dedup_from_args(args))
+        result = audit_datasets(
+            sets, test=args.test, records=records, deduplicator=dedup_from_args(args), num_workers=args.workers
+        )
     if args.out:
         result.save(args.out)
     if args.json:

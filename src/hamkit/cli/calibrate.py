@@ -120,10 +120,14 @@ def run(args: argparse.Namespace) -> int:
     """Run ``hamkit calibrate``."""
     import tempfile
 
-    from hamkit.cli._compat import labels_for, split_csv_for, usage_error
+    from hamkit.cli._compat import labels_for, split_csv_for, unused_flags, usage_error
     from hamkit.cli.evaluate import model_kind
     from hamkit.errors import HamkitError
 
+    if args.decision == "argmax":
+        wrong = unused_flags(args, ("--protect", "--min-recall"), "--decision argmax", "the plain argmax has no rule")
+        if wrong:
+            return usage_error(args, wrong)
     if args.split == "test":
         return usage_error(
             args,

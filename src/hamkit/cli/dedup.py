@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hamkit.cli._compat import add_json, add_quiet
+from hamkit.cli._parser import StoreOnce
 from hamkit.cli._types import non_negative_int, output_folder, positive_int
 
 
@@ -29,7 +30,7 @@ class _MethodNames(Sequence[str]):
         return value in self._names()
 
 
-class _LateHelp(argparse._StoreAction):
+class _LateHelp(StoreOnce):
     """A stored option whose help text is made when a help page is (from the method registry)."""
 
     @property
@@ -128,16 +129,6 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
     add_json(parser)
 
 
-class _Given(argparse._StoreAction):
-    """Store the value and remember that the flag was given (``args.given_flags``), so that a
-    flag given with its default value can still be refused where it does not apply."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option_string=None) -> None:
-        """Store ``values`` and add this flag to ``namespace.given_flags``."""
-        super().__call__(parser, namespace, values, option_string)
-        namespace.given_flags = (*getattr(namespace, "given_flags", ()), self.option_strings[0])
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``dedup`` subcommand."""
     parser = subparsers.add_parser(
@@ -183,7 +174,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--keep",
         default="first",
         choices=("first", "largest"),
-        action=_Given,
         help="which image of a group to keep: first by path (default) or largest",
     )
     parser.add_argument(
@@ -210,7 +200,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--against",
         metavar="OLD",
         help="only pairs between IMAGES and this folder or list (e.g. new data against a "
-        "training set): writes pairs.csv; --labels, --keep, --strict-groups and --no-review do not apply",
+        "training set): writes pairs.csv and skipped.txt (unreadable images of either set); OLD may not be IMAGES "
+        "itself; --labels, --keep, --strict-groups and --no-review do not apply",
     )
     return parser
 
@@ -256,9 +247,15 @@ def flags_not_for_method(args: argparse.Namespace) -> str | None:
     """
     from hamkit.dedup.methods import get_method
 
-    own = get_method(args.method).get_params(deep=False)
+    method = get_method(args.method)
+    own = method.get_params(deep=False)
     refused = ["--" + dest.replace("_", "-") for dest in _given_method_flags(args) if METHOD_FLAGS[dest] not in own]
+    if method.disk_cache is None and "--embedding-cache" in getattr(args, "given_flags", ()):
+        refused.append("--embedding-cache")  # the method keeps nothing on disk
     if not refused:
+        backend = getattr(args, "search_backend", None)
+        if backend in ("numpy", "faiss", "faiss-hnsw") and getattr(args, "ivf_nprobe", None) is not None:
+            return f"--ivf-nprobe does nothing with --search-backend {backend} (it sets the faiss IVF search); drop it"
         return None
     verb, pronoun = ("does", "it") if len(refused) == 1 else ("do", "them")
     return f"{', '.join(refused)} {verb} not apply to --method {args.method}; drop {pronoun}"
@@ -344,9 +341,12 @@ def run(args: argparse.Namespace) -> int:
         cross = dedup.find_cross(args.images, args.against)
         if cross is None:  # a torchrun rank other than 0
             return 0
+        from hamkit._io import staged_folder
+
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        cross.save(out / "pairs.csv")
+        with staged_folder(out) as stage:  # pairs.csv and skipped.txt, both or neither
+            cross.save(stage / "pairs.csv")
+            cross.save_skipped(stage / "skipped.txt")
         if args.json:
             print_json(
                 {
@@ -354,13 +354,19 @@ def run(args: argparse.Namespace) -> int:
                     "against": len(cross.paths_b),
                     "pairs": len(cross.pairs),
                     "skipped": len(cross.skipped),
+                    "skipped_files": [str(path) for path in cross.skipped],
                     "out": str(out),
                 }
             )
         say(
             f"{len(cross.paths_a)} image(s) against {len(cross.paths_b)}: {len(cross.pairs)} duplicate pair(s) "
-            f"across the two sets ({len(cross.skipped)} unreadable, skipped)"
+            f"across the two sets ({len(cross.skipped)} unreadable, skipped"
+            + (", listed in skipped.txt)" if cross.skipped else ")")
         )
+        for path, reason in list(cross.skipped.items())[:5]:
+            say(f"skipped {path}: {' '.join(reason.split())}")
+        if len(cross.skipped) > 5:
+            say(f"... and {len(cross.skipped) - 5} more in {out / 'skipped.txt'}")
         say(f"results in {out}")
         return 0
     from hamkit._io import atomic_write_text, staged_folder
@@ -445,8 +451,26 @@ def run(args: argparse.Namespace) -> int:
 
 def _sharding_conflicts(args: argparse.Namespace) -> str | None:
     """The usage error for flags that a sharded run (``--shard``, ``--merge``) cannot honour, or ``None``."""
+    from hamkit.cli._compat import unused_flags
+
     merge, shard = getattr(args, "merge", None), getattr(args, "shard", None)
     backend = getattr(args, "backend", None)
+    if merge:
+        wrong = unused_flags(
+            args, ("--workers", "--batch-size"), "--merge", "it joins finished shards: no image decoded"
+        )
+        if wrong:
+            return wrong
+    if shard:
+        wrong = unused_flags(
+            args, ("--threshold",), "--shard", "a shard keeps every candidate's score: give it to hamkit dedup --merge"
+        )
+        if wrong:
+            return wrong
+    if backend == "ray":
+        wrong = unused_flags(args, ("--workers",), "--backend ray", "Ray decodes in one task per CPU")
+        if wrong:
+            return wrong
     if backend in ("disk", "ray") and (args.against or shard or merge):
         other = "--against" if args.against else "--shard" if shard else "--merge"
         return f"--backend {backend} runs the whole search itself and cannot be used with {other}; drop one of them"

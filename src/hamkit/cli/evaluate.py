@@ -102,16 +102,31 @@ def run(args: argparse.Namespace) -> int:
     """Run ``hamkit evaluate``."""
     import tempfile
 
-    from hamkit.cli._compat import usage_error
+    from hamkit.cli._compat import unused_flags, usage_error
 
     kind = model_kind(args.model)
     if args.by and kind != "LesionClassifier":
         return usage_error(args, "--by applies to a classifier")
+    wrong = (
+        unused_flags(args, ("--tta",), "a segmenter", "it scores masks without test-time flips")
+        if kind == "LesionSegmenter"
+        else unused_flags(args, ("--masks",), "a classifier", "it scores diagnoses, not masks")
+    )
+    if wrong:
+        return usage_error(args, wrong)
     if args.split_csv is None:
         if kind != "LesionClassifier":
             return usage_error(args, "scoring whole data sets is for a classifier; give a segmenter --split-csv")
         if args.fold is not None:
             return usage_error(args, "--fold reads a folds CSV; give --split-csv")
+        wrong = unused_flags(
+            args,
+            ("--split", "--predictions", "--by"),
+            "no --split-csv",
+            "each --data set is scored whole, to OUT/external_validation.json",
+        )
+        if wrong:
+            return usage_error(args, wrong)
         return _external(args)
     if len(args.data) > 1:
         return usage_error(args, "a split CSV is scored on one --data folder; give --data once (or drop --split-csv)")
@@ -177,11 +192,14 @@ def _evaluate(args: argparse.Namespace, kind: str) -> int:
         if subgroups is not None:
             payload["subgroups"] = _json_ready(subgroups)
         if out:
-            atomic_write_text(out / "report.json", json.dumps(payload, indent=2) + "\n")
-            seg_report.save_csv(out / "per_image.csv")
-            if seg_report.classification is not None:
-                seg_report.classification.plot_confusion_matrix(out / "confusion_matrix.png")
-            model.plot_examples(data, out / "examples.png", masks=args.masks, **where)
+            from hamkit._io import staged_folder
+
+            with staged_folder(out) as stage:  # the report and its figures, all or nothing
+                atomic_write_text(stage / "report.json", json.dumps(payload, indent=2) + "\n")
+                seg_report.save_csv(stage / "per_image.csv")
+                if seg_report.classification is not None:
+                    seg_report.classification.plot_confusion_matrix(stage / "confusion_matrix.png")
+                model.plot_examples(data, stage / "examples.png", masks=args.masks, **where)
         if args.json:
             print_json(payload)
             return 0
@@ -271,30 +289,34 @@ def _evaluate_classifier(args: argparse.Namespace, out: Any) -> int:
     summary.update(clinical)
     written = []
     if out:
+        from pathlib import Path
+
+        from hamkit._io import staged_folder
         from hamkit.classify.explain import costliest_mistakes_figure
         from hamkit.figures.classification import plot_roc_curves
         from hamkit.metrics.clinical import costliest_mistakes, roc_marks
         from hamkit.model_card import card_evaluation, data_licence, write_model_card
 
-        chosen = costliest_mistakes(labels, decided, proba, classes)
-        _, note = costliest_mistakes_figure(
-            model, dataset.paths, dataset.image_ids, chosen, labels, decided, proba, out / "mistakes.png"
-        )
-        summary["mistakes"] = {"image_ids": [dataset.image_ids[i] for i in chosen], "note": note}
-        atomic_write_text(out / "report.json", json.dumps(_json_ready(summary), indent=2) + "\n")
-        report.plot_confusion_matrix(out / "confusion_matrix.png")
-        marks = roc_marks(clinical, labels, decided, classes)
-        plot_roc_curves(labels, proba, classes, out / "roc_curves.png", marks=marks)
-        known = data_licence(args.data, label_file)
-        tested = {
-            "folder": str(args.data),
-            "split": args.split,
-            "licence": known["licence"],
-            "licence_source": known["source"],
-        }
-        card, _ = write_model_card(out, model._config(), evaluation=card_evaluation(summary), evaluated_on=tested)
+        with staged_folder(out) as stage:  # the report, its figures and the card, all or nothing
+            chosen = costliest_mistakes(labels, decided, proba, classes)
+            _, note = costliest_mistakes_figure(
+                model, dataset.paths, dataset.image_ids, chosen, labels, decided, proba, stage / "mistakes.png"
+            )
+            summary["mistakes"] = {"image_ids": [dataset.image_ids[i] for i in chosen], "note": note}
+            atomic_write_text(stage / "report.json", json.dumps(_json_ready(summary), indent=2) + "\n")
+            report.plot_confusion_matrix(stage / "confusion_matrix.png")
+            marks = roc_marks(clinical, labels, decided, classes)
+            plot_roc_curves(labels, proba, classes, stage / "roc_curves.png", marks=marks)
+            known = data_licence(args.data, label_file)
+            tested = {
+                "folder": str(args.data),
+                "split": args.split,
+                "licence": known["licence"],
+                "licence_source": known["source"],
+            }
+            card, _ = write_model_card(stage, model._config(), evaluation=card_evaluation(summary), evaluated_on=tested)
         written += [out / "report.json", out / "confusion_matrix.png", out / "roc_curves.png", out / "mistakes.png"]
-        written.append(card)
+        written.append(out / Path(card).name)
     if args.predictions:
         atomic_write_text(args.predictions, predictions_csv(dataset.image_ids, groups, labels, decided, proba, classes))
         written.append(args.predictions)
@@ -312,7 +334,9 @@ def _evaluate_classifier(args: argparse.Namespace, out: Any) -> int:
     for line in operating_point_lines(clinical):
         print(line)
     if written:
-        print("wrote " + ", ".join(str(path) for path in written))
+        from hamkit._io import written_as
+
+        print("wrote " + ", ".join(written_as(path) for path in written))
     return 0
 
 
@@ -425,9 +449,11 @@ def _external(args: argparse.Namespace) -> int:
         rows[name] = row
     table = format_external_table(rows)
     if args.out:
-        out = Path(args.out)
-        atomic_write_text(out / "external_validation.json", json.dumps(rows, indent=1, default=str) + "\n")
-        atomic_write_text(out / "external_validation.md", _markdown(rows) + "\n")
+        from hamkit._io import staged_folder
+
+        with staged_folder(args.out) as stage:  # both files or neither
+            atomic_write_text(stage / "external_validation.json", json.dumps(rows, indent=1, default=str) + "\n")
+            atomic_write_text(stage / "external_validation.md", _markdown(rows) + "\n")
     if args.json:
         print_json({"model": args.model, "classes": classes, "data_sets": rows})
         return 0

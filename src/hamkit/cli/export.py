@@ -17,6 +17,12 @@ def _opset(text: str) -> int:
     return value
 
 
+def _onnx_file(text: str) -> str:
+    """``--out``: the ONNX file to write; an existing folder is refused (the message shows
+    ``FOLDER/model.onnx``), as is a name ending in ``/``."""
+    return output_file(text, "model.onnx")
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``export`` subcommand."""
     parser = subparsers.add_parser(
@@ -30,7 +36,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("model", metavar="MODEL_DIR", help="a folder written by save() (e.g. RUN_DIR/model)")
     parser.add_argument("--format", choices=("onnx",), default="onnx", help="export format (default: onnx)")
-    parser.add_argument("--out", type=output_file, required=True, help="the file to write, e.g. model.onnx")
+    parser.add_argument(
+        "--out",
+        type=_onnx_file,
+        required=True,
+        metavar="FILE",
+        help="the ONNX file to write, e.g. model.onnx (replaced if it exists; a folder is refused: give "
+        "FOLDER/model.onnx); <stem>.preprocessing.json is written beside it",
+    )
     parser.add_argument(
         "--opset",
         type=_opset,
@@ -53,9 +66,13 @@ def run(args: argparse.Namespace) -> int:
     """Run ``hamkit export``."""
     import json
 
+    from hamkit.cli._compat import unused_flags, usage_error
     from hamkit.errors import HamkitError
     from hamkit.export import export_onnx
 
+    wrong = unused_flags(args, ("--atol",), "--no-check", "no comparison with PyTorch is made")
+    if wrong:
+        return usage_error(args, wrong)
     try:
         result = export_onnx(args.model, args.out, opset=args.opset, check=not args.no_check, atol=args.atol)
     except HamkitError as err:  # the library's advice, as this command's flags

@@ -38,7 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     Returns:
         The ``hamkit`` parser with one subparser per command.
     """
-    parser = argparse.ArgumentParser(
+    from hamkit.cli._parser import HamkitParser
+
+    # every subparser is built with its parent's class: no prefix matching, no option given twice
+    parser = HamkitParser(
         prog="hamkit",
         description=(
             "Leakage-free deduplication, classification and segmentation of dermoscopic "
@@ -83,7 +86,11 @@ _DEDUP_WEIGHTS = (
 )
 _FLAG_ADVICE: dict[str, dict[str, str]] = {
     "*": _DEVICE_ADVICE,  # every command
-    "split": {"use folds=": "use --folds "},
+    "split": {
+        "use folds=": "use --folds ",
+        "e.g. test=": "e.g. --test ",
+        "(hold_out_source=)": "(--hold-out-source)",
+    },
     "train": {
         "pass on_missing='skip' to leave them out": "add --skip-missing to leave them out",
         _WEIGHTS_ADVICE: (
@@ -97,7 +104,15 @@ _FLAG_ADVICE: dict[str, dict[str, str]] = {
         "pass masks=PATH": "pass --masks PATH",
         "or pass labels=PATH": "or put the metadata CSV there",
     },
-    "dedup": {_WEIGHTS_ADVICE: _DEDUP_WEIGHTS, **_SEARCH_ADVICE},
+    "dedup": {
+        _WEIGHTS_ADVICE: _DEDUP_WEIGHTS,
+        **_SEARCH_ADVICE,
+        "image(s) of the first set": "image(s) of IMAGES",
+        "image(s) of the second set": "image(s) of --against",
+        "every file of the second set": "every file of --against",
+        "is also in the first, and": "is also in IMAGES, and",
+        "leave out the second)": "leave out --against)",
+    },
     "audit": {_WEIGHTS_ADVICE: _DEDUP_WEIGHTS, **_SEARCH_ADVICE},
     "run": {
         _WEIGHTS_ADVICE: ("set pretrained = false in the [classifier], [segmenter] or [dedup] section of --config"),
@@ -135,6 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args._run(args) or 0)
     except Terminated:  # `kill PID`: unwound like Ctrl-C, so worker processes were shut down
         print(f"hamkit {args.command}: terminated", file=sys.stderr)
+        # asked to stop: skip the interpreter's last sweep over every object (torch's millions of
+        # them take seconds on a busy machine); nothing of hamkit's waits on it
+        import gc
+
+        gc.freeze()
         return 143
     except HamkitError as err:
         print(f"hamkit {args.command}: error: {in_flags(args.command, str(err))}", file=sys.stderr)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from hamkit.cli._compat import add_quiet
-from hamkit.cli._types import output_file, positive_int
+from hamkit.cli._types import non_negative_int, output_file, positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -24,9 +24,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("model", help="a folder written by LesionClassifier.save (e.g. RUN_DIR/model)")
     parser.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
-    parser.add_argument("--out", type=output_file, help="CSV file to write (default: print to the terminal)")
+    parser.add_argument(
+        "--out",
+        type=output_file,
+        help="CSV file to write (default: print to the terminal); replaced if it exists, and where it is a symbolic "
+        "link the file it points to is replaced (the message names it)",
+    )
     parser.add_argument("--tta", action="store_true", help="flip test-time augmentation")
     parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument(
+        "--workers",
+        type=non_negative_int,
+        default=0,
+        help="processes decoding the images (default: 0, decoded in this process)",
+    )
     parser.add_argument("--device", default="auto")
     add_quiet(parser, "no progress bar")
     return parser
@@ -34,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hamkit predict``."""
-    from hamkit._io import atomic_write_text, csv_text
+    from hamkit._io import atomic_write_text, csv_text, written_as
     from hamkit.classify import LesionClassifier
     from hamkit.engine.inputs import prepare_inputs
 
@@ -42,7 +53,11 @@ def run(args: argparse.Namespace) -> int:
     mean, std = model.normalisation()
     inputs = prepare_inputs(args.images, image_size=model.image_size, mean=mean, std=std)
     proba = model.predict_proba(
-        inputs.dataset, batch_size=args.batch_size, tta=args.tta, progress=False if args.quiet else "predict"
+        inputs.dataset,
+        batch_size=args.batch_size,
+        tta=args.tta,
+        num_workers=args.workers,
+        progress=False if args.quiet else "predict",
     )
     decisions = model.decide(proba)  # the saved decision rule: one decision path for every caller
     text = csv_text(  # an image id cannot start a spreadsheet formula
@@ -54,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.out:
         atomic_write_text(args.out, text)
-        print(f"wrote {len(inputs.image_ids)} predictions to {args.out}")
+        print(f"wrote {len(inputs.image_ids)} predictions to {written_as(args.out)}")
     else:
         print(text, end="")
     return 0

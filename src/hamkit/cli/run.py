@@ -57,8 +57,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hamkit run``."""
-    from hamkit.cli._compat import group_columns
+    from hamkit.cli._compat import group_columns, unused_flags, usage_error
     from hamkit.errors import HamkitError
+
+    if args.print_config:
+        wrong = unused_flags(
+            args, ("--out", "--quiet", "--json"), "--print-config", "it prints the settings and runs nothing"
+        )
+        if wrong:
+            return usage_error(args, wrong)
     from hamkit.pipeline.config import default_preset, load_config, parse_set, to_toml
 
     overrides = parse_set(args.set)

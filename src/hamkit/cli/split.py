@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     import csv
     from pathlib import Path
 
+    from hamkit._io import written_as
     from hamkit.cli._compat import labels_for, print_json, usage_error
     from hamkit.data.splits import DEFAULT_FRACTIONS, split_dataset
     from hamkit.errors import DataError
@@ -143,12 +144,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(split.format_table())
     if args.folds is None:
-        print(f"wrote {args.out}: {len(records)} images, no lesion in two splits (seed {args.seed})")
+        print(f"wrote {written_as(args.out)}: {len(records)} images, no lesion in two splits (seed {args.seed})")
     else:
         held_out = int((split.assignment == "test").sum())
         test = f" plus {held_out} held-out test images" if held_out else ""
         print(
-            f"wrote {args.out}: {len(records)} images in {args.folds} folds{test}, no lesion in two (seed {args.seed})"
+            f"wrote {written_as(args.out)}: {len(records)} images in {args.folds} folds{test}, no lesion in two "
+            f"(seed {args.seed})"
         )
     if args.pie:
         print(f"wrote {args.pie}")

@@ -53,6 +53,7 @@ def check_fold_count(
     *,
     where: str = "",
     classes: Sequence[str] = CLASS_CODES,
+    remedy: str | None = None,
 ) -> None:
     """Fail unless ``n_folds`` folds can be made with every class in every fold.
 
@@ -60,12 +61,21 @@ def check_fold_count(
         n_folds: The requested number of folds.
         labels: Class index per item.
         groups: Group index per item (``0`` .. ``G-1``).
-        where: Text naming the items, e.g. ``" (after the held-out test split)"``.
+        where: Text naming the items, e.g. ``" after the held-out test split"``.
         classes: The class names (for the message).
+        remedy: Another way out for the message, e.g. ``"a smaller test= share"``.
 
     Raises:
         DataError: ``n_folds`` is below 2, or a class present in the data has fewer groups
-            (lesions) than ``n_folds``; the message says how many folds would work.
+            (lesions) than ``n_folds``; the message says how many folds would work (where 2 or
+            more would), and ``remedy``.
+
+    Examples:
+        >>> labels, groups = np.array([0, 0, 1, 1]), np.array([0, 1, 2, 2])
+        >>> check_fold_count(2, labels, groups, classes=["a", "b"])
+        Traceback (most recent call last):
+        ...
+        hamkit.errors.DataError: 2 folds need at least 2 lesions per class, but class b has only 1; more data is needed
     """
     if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
         raise DataError(f"folds must be a whole number of at least 2, got {n_folds!r}")
@@ -73,9 +83,12 @@ def check_fold_count(
     present = np.flatnonzero(per_class)
     fewest = int(present[np.argmin(per_class[present])])
     if per_class[fewest] < n_folds:
+        ways = [f"folds={per_class[fewest]} or fewer"] if per_class[fewest] >= 2 else []  # never "folds=1"
+        ways += [remedy] if remedy else []
+        advice = "use " + ", or ".join([*ways, "more data"]) if ways else "more data is needed"
         raise DataError(
             f"{n_folds} folds need at least {n_folds} lesions per class, but class {_name(classes, fewest)} has only "
-            f"{per_class[fewest]}{where}; use folds={per_class[fewest]} or fewer (or more data)"
+            f"{per_class[fewest]}{where}; {advice}"
         )
 
 
@@ -245,10 +258,27 @@ def fold_assignment(
         assignment = np.full(labels.size, "train")
     rest = assignment == "train"
     where = " after the held-out test split" if share > 0 else ""
-    check_fold_count(n_folds, labels[rest], groups[rest], where=where, classes=classes)
+    remedy: str | None = None
+    if held_out is not None:
+        remedy = "another held-out source (hold_out_source=)"
+    elif share > 0:
+        remedy = "a smaller held-out test split" + _smaller_test(labels, groups, n_folds, share, seed)
+    check_fold_count(n_folds, labels[rest], groups[rest], where=where, classes=classes, remedy=remedy)
     folds = np.full(labels.size, NO_FOLD, dtype=np.int64)
     folds[rest] = assign_folds(labels[rest], groups[rest], n_folds, seed=seed, classes=classes)
     return assignment, folds, (1.0 - share, 0.0, share)
+
+
+def _smaller_test(labels: np.ndarray, groups: np.ndarray, n_folds: int, share: float, seed: int) -> str:
+    """``", e.g. test=0.1"``: the largest test share below ``share`` (in steps of 0.025) that leaves
+    ``n_folds`` lesions of every class for the folds, or ``""`` when none does."""
+    for step in range(int(np.ceil(share / 0.025)) - 1, 0, -1):
+        smaller = round(step * 0.025, 3)
+        rest = three_way_assignment(labels, groups, (1.0 - smaller, 0.0, smaller), seed) == "train"
+        per_class = _groups_per_class(labels[rest], groups[rest])
+        if per_class[np.flatnonzero(_groups_per_class(labels, groups))].min() >= n_folds:
+            return f", e.g. test={smaller:g}"
+    return ""
 
 
 def fold_summary(

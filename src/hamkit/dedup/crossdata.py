@@ -27,7 +27,6 @@ import json
 import os
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 
 from hamkit._cpu import available_cpus
 from hamkit._io import atomic_write_text
+from hamkit._proc import process_pool
 from hamkit.data.images import find_images, open_image
 from hamkit.data.metadata import ImageRecord
 from hamkit.errors import DataError, HamkitError
@@ -243,7 +243,7 @@ def audit_datasets(
     everything = [str(p) for images in found.values() for p in images.values()]
     workers = max(1, num_workers if num_workers is not None else available_cpus())
     if workers > 1 and len(everything) > 200:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with process_pool(workers) as pool:  # they die with this process, and at once on an interrupt
             digests = list(pool.map(_digests, everything, chunksize=64))
     else:
         digests = [_digests(p) for p in everything]

@@ -370,6 +370,7 @@ class Deduplicator(BaseEstimator):
             threads=max(1, min(8, available_cpus())),
             progress=self.progress,
             wait=wait,
+            batch_size=method.batch_size,
         )
 
     def merge(
@@ -441,7 +442,7 @@ class Deduplicator(BaseEstimator):
 
         assert isinstance(method, VerifiedMethod)
         root = tempfile.mkdtemp(prefix="hamkit-shards-", dir=os.environ.get("HAMKIT_SHARDS_DIR"))
-        settings = {"candidates": method.candidates, "min_inliers": method.min_inliers}
+        settings = {"candidates": method.candidates, "min_inliers": method.min_inliers, "batch_size": method.batch_size}
         try:
             if method.backend == "ray":
                 _, paths, skipped, found = run_on_ray(paths, root, **settings)
@@ -502,7 +503,9 @@ class Deduplicator(BaseEstimator):
         Raises:
             HamkitError: An unknown method, keep policy, or a threshold out of range.
             DataError: Every file of the second set is also in the first (the same folder twice,
-                say): each would only pair with itself.
+                say): each would only pair with itself; or no image of one set could be read
+                (nothing would be compared). Unreadable images of a set otherwise readable are
+                skipped and listed in the result's ``skipped``.
 
         Warns:
             UserWarning: The sets share some files (one image checked against the folder that
@@ -531,6 +534,13 @@ class Deduplicator(BaseEstimator):
         if int(os.environ.get("RANK", "0")) != 0:
             return None
         n_a = len(paths_a)
+        for which, start, paths in (("first", 0, paths_a), ("second", n_a, paths_b)):
+            if paths and all(start + i in skipped for i in range(len(paths))):
+                reason = " ".join(skipped[start].split())
+                raise DataError(
+                    f"none of the {len(paths)} image(s) of the {which} set could be read (e.g. {paths[0]}: {reason}), "
+                    "so nothing was compared; check the files and run again"
+                )
         return self._cross(method, paths_a, paths_b, signatures[:n_a], signatures[n_a:], skipped)
 
     def _cross(

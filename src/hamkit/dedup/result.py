@@ -273,10 +273,7 @@ class DedupResult:
             for g in self.groups
         ]
         atomic_write_text(out / "groups.json", json.dumps(groups, indent=1) + "\n")
-        skipped = sorted(self.skipped.items())
-        names = path_lines([self.paths[i] for i, _ in skipped], out / "skipped.txt").splitlines()
-        reasons = [" ".join(reason.split()) for _, reason in skipped]  # one line each
-        atomic_write_text(out / "skipped.txt", "".join(f"{n}\t{r}\n" for n, r in zip(names, reasons, strict=True)))
+        _write_skipped({self.paths[i]: reason for i, reason in sorted(self.skipped.items())}, out / "skipped.txt")
         buffer = io.StringIO()  # image ids as they are: hamkit split --group-csv reads them back
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["image_id", "group"])
@@ -294,6 +291,13 @@ class DedupResult:
             "text": self.summary(),
         }
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
+
+
+def _write_skipped(skipped: dict[Path, str], target: Path) -> Path:
+    """Write ``skipped.txt``: ``path<TAB>reason`` per unreadable image, one line each."""
+    names = path_lines(list(skipped), target).splitlines()
+    reasons = [" ".join(reason.split()) for reason in skipped.values()]  # one line each
+    return atomic_write_text(target, "".join(f"{n}\t{r}\n" for n, r in zip(names, reasons, strict=True)))
 
 
 @dataclass
@@ -322,6 +326,15 @@ class CrossResult:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the pairs as a CSV (``path_a,path_b,score``) atomically."""
         return atomic_write_text(path, _pairs_csv(self.rows()))
+
+    def save_skipped(self, path: str | os.PathLike[str]) -> Path:
+        """Write the unreadable images of both sets, ``path<TAB>reason`` per line (as
+        ``skipped.txt`` of :meth:`DedupResult.save`), atomically.
+
+        Raises:
+            DataError: A file name with a line break (nothing is written).
+        """
+        return _write_skipped(dict(sorted(self.skipped.items(), key=lambda item: str(item[0]))), Path(path))
 
 
 @dataclass

@@ -247,7 +247,9 @@ class SceneStore:
         return SceneFeatures(self._rows(prefix + "points", local), self._rows(prefix + "descriptors", local))
 
 
-def _write_store(stage: Path, paths: Sequence[Path], start: int, workers: int, progress: bool) -> None:
+def _write_store(
+    stage: Path, paths: Sequence[Path], start: int, workers: int, progress: bool, batch_size: int = 32
+) -> None:
     """Decode ``paths`` into a scene store in ``stage`` (streamed: one decoded batch in memory)."""
     from hamkit.dedup.inputs import DecodeJob, decode_all
 
@@ -260,7 +262,11 @@ def _write_store(stage: Path, paths: Sequence[Path], start: int, workers: int, p
     try:
         if n:
             for indices, values, bad in decode_all(
-                DecodeJob(list(paths), "scene"), batch_size=32, num_workers=workers, progress=progress, desc="decode"
+                DecodeJob(list(paths), "scene"),
+                batch_size=batch_size,
+                num_workers=workers,
+                progress=progress,
+                desc="decode",
             ):
                 skipped.update({str(start + i): reason for i, reason in bad.items()})
                 for index, scene in zip(indices, values, strict=True):
@@ -330,6 +336,7 @@ def stage_signatures(
     min_inliers: int = 15,
     workers: int = 0,
     progress: bool = False,
+    batch_size: int = 32,
 ) -> Path:
     """Stage 1: decode shard ``index``'s block of ``paths`` into its scene store (skipped when done).
 
@@ -350,7 +357,7 @@ def stage_signatures(
     stage = folder / f".signatures-{os.getpid()}"
     stage.mkdir()
     try:
-        _write_store(stage, paths[start:stop], start, workers, progress)
+        _write_store(stage, paths[start:stop], start, workers, progress, batch_size)
         manifest = {"format": FORMAT, "shard": index, "of": count, "start": start, "stop": stop, **run.__dict__}
         (stage / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         for item in stage.iterdir():
@@ -554,6 +561,7 @@ def run_shard(
     progress: bool = False,
     wait: float | None = None,
     poll: float = 5.0,
+    batch_size: int = 32,
 ) -> Path:
     """All three stages of shard ``index``, waiting for the other shards between them.
 
@@ -566,7 +574,15 @@ def run_shard(
         The shard's folder.
     """
     stage_signatures(
-        paths, root, index, count, candidates=candidates, min_inliers=min_inliers, workers=workers, progress=progress
+        paths,
+        root,
+        index,
+        count,
+        candidates=candidates,
+        min_inliers=min_inliers,
+        workers=workers,
+        progress=progress,
+        batch_size=batch_size,
     )
     for step in (stage_search, stage_verify):
         waited = 0.0
@@ -679,6 +695,7 @@ def run_local(
     workers: int = 0,
     threads: int = 1,
     progress: bool = False,
+    batch_size: int = 32,
 ) -> tuple[dict[str, Any], list[Path], dict[int, str], VerifiedCandidates]:
     """Every shard in this process, stage by stage, then :func:`merge_shards`: with one shard, the
     single-process run with its scenes on disk (memory bounded by a batch, not the collection).
@@ -692,10 +709,21 @@ def run_local(
         workers: Decoding processes.
         threads: Verification threads.
         progress: Show progress bars.
+        batch_size: Images per decoding batch (the scenes do not depend on it).
     """
     k, m = candidates, min_inliers
     for index in range(count):
-        stage_signatures(paths, root, index, count, candidates=k, min_inliers=m, workers=workers, progress=progress)
+        stage_signatures(
+            paths,
+            root,
+            index,
+            count,
+            candidates=k,
+            min_inliers=m,
+            workers=workers,
+            progress=progress,
+            batch_size=batch_size,
+        )
     for index in range(count):
         stage_search(paths, root, index, count, candidates=k, min_inliers=m)
     for index in range(count):
@@ -727,11 +755,12 @@ def run_on_ray(
         count = max(1, int(ray.cluster_resources().get("CPU", 1)))
     keys = ("candidates", "min_inliers")
     shared = {k: v for k, v in settings.items() if k in keys}
+    decoding = {k: v for k, v in settings.items() if k == "batch_size"}
     paths_ref = ray.put(list(paths))
 
     @ray.remote(num_cpus=1)
     def signatures(paths: list[Path], index: int) -> str:
-        return str(stage_signatures(paths, root, index, count, **shared))
+        return str(stage_signatures(paths, root, index, count, **shared, **decoding))
 
     @ray.remote(num_cpus=1)
     def search(paths: list[Path], index: int) -> str:

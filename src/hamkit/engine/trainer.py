@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from hamkit._cpu import loader_workers
 from hamkit._io import atomic_write_text
+from hamkit._proc import WorkerInit
 from hamkit.engine.checkpoint import (
     STATE_NAME,
     check_resumable,
@@ -364,8 +365,15 @@ class Trainer:
         }
         # a last batch of one image breaks BatchNorm in training: drop the incomplete last batch
         # (the next epoch draws another order, so no image is always left out)
-        loader = DataLoader(train, sampler=sampler, drop_last=len(sampler) > cfg.batch_size, **common)
-        val_loader = DataLoader(val, shuffle=False, **common) if val is not None and run.ctx.is_main else None
+        # worker_init_fn: the workers die with this process, however it ends
+        loader = DataLoader(
+            train, sampler=sampler, drop_last=len(sampler) > cfg.batch_size, worker_init_fn=WorkerInit(), **common
+        )
+        val_loader = (
+            DataLoader(val, shuffle=False, worker_init_fn=WorkerInit(), **common)
+            if val is not None and run.ctx.is_main
+            else None
+        )
         return sampler, loader, val_loader
 
     def _train_epoch(self, run: _Run, batches: Any, epoch: int) -> dict[str, float]:

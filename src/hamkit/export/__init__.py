@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hamkit._io import atomic_path, atomic_write_text
+from hamkit._io import atomic_path, atomic_write_text, disk_full
 from hamkit.errors import HamkitError
 from hamkit.export.preprocessing import INPUT_NAME, preprocessing, preprocessing_path
 from hamkit.model_card import write_model_card
@@ -224,6 +224,9 @@ def _export(
                 _export_dynamo(module, example, tmp, names, opset)
                 return "dynamo"
             except Exception as err:  # noqa: BLE001 - torch.export fails in many ways on unusual code
+                full = disk_full(err, target)
+                if full is not None:  # not a network torch.export cannot trace: say what it is
+                    raise full from err
                 dynamo_error = _first_line(err)
             warnings.warn(
                 f"torch.export could not trace the network ({dynamo_error}); exported it with the TorchScript "
@@ -233,6 +236,9 @@ def _export(
         try:
             _export_torchscript(module, example, tmp, names, opset)
         except Exception as err:  # noqa: BLE001 - report any exporter failure in one line
+            full = disk_full(err, target)
+            if full is not None:
+                raise full from err
             raise HamkitError(f"{target}: ONNX export failed ({_first_line(err)})") from err
     return "torchscript"
 
@@ -327,8 +333,8 @@ def export_onnx(
         The :class:`ExportResult`, with the max abs difference per output.
 
     Raises:
-        HamkitError: onnx / onnxruntime / onnxscript are not installed, the model is not fitted or
-            the folder is not a saved model, the export fails, or ONNX Runtime differs from
+        HamkitError: ``path`` is a folder, onnx / onnxruntime / onnxscript are not installed, the
+            model is not fitted or the folder is not a saved model, the export fails, or ONNX Runtime differs from
             PyTorch by more than ``atol`` (nothing is written then).
 
     Examples:
@@ -351,11 +357,13 @@ def export_onnx(
             f"opset {opset} is newer than the installed exporter and onnx can write (up to {newest}); "
             f"pick opset {newest} or lower"
         )
+    target = Path(path)
+    if target.is_dir():  # found now, not by the rename after the whole export
+        raise HamkitError(f"{target} is a folder; give the ONNX file to write, e.g. {target / 'model.onnx'}")
     model = _load_model(model_or_dir)
     _require("onnx", "onnxscript", *(("onnxruntime",) if check else ()))
     import onnx
 
-    target = Path(path)
     size = int(model.image_size)
     # a CPU float32 copy in eval mode and the default memory format: the caller's model is left as it was
     network = copy.deepcopy(model._check_fitted()).to("cpu", torch.float32, memory_format=torch.contiguous_format)

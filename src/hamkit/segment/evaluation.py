@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from hamkit._proc import WorkerInit
 from hamkit.data.dataset import SkinDataset
 from hamkit.data.images import image_size_of, read_mask
 from hamkit.engine.device import resolve_device
@@ -71,9 +72,17 @@ def evaluate(
             num_workers=num_workers,
             collate_fn=OriginalSizeMasks.collate,
             pin_memory=pin,
+            worker_init_fn=WorkerInit(),  # the workers die with this process, however it ends
         )
     else:
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin)
+        loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=num_workers,
+            pin_memory=pin,
+            worker_init_fn=WorkerInit(),
+        )
     ids: list[str] = []
     counts: list[np.ndarray] = []
     label_batches: list[torch.Tensor] = []

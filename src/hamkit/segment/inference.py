@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from hamkit._io import atomic_write_text
+from hamkit._proc import WorkerInit
 from hamkit.engine.device import amp_dtype, autocast, resolve_device
 from hamkit.engine.inputs import prepare_inputs, unpack_batch
 from hamkit.engine.progress import batch_progress
@@ -70,6 +71,7 @@ def batches(
         shuffle=False,
         num_workers=num_workers,
         pin_memory=resolve_device(model.device).type == "cuda",
+        worker_init_fn=WorkerInit(),  # the workers die with this process, however it ends
     )
     start = 0
     for _, probabilities, class_logits in forward(model, loader, progress):
