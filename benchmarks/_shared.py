@@ -48,6 +48,9 @@ def random_torchvision_mobilenet() -> Iterator[None]:
         torchvision.models.mobilenet_v3_small = original
 
 
+CODE = ("src", "benchmarks", ":(exclude)benchmarks/results")  # what a change of marks a run "+changes"
+
+
 def provenance() -> dict[str, Any]:
     """Where a result came from: the hamkit commit, the command, the date and the machine.
 
@@ -67,7 +70,8 @@ def provenance() -> dict[str, Any]:
         ).stdout.strip()
         dirty = bool(
             subprocess.run(
-                ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                # the code that runs: the library and the scripts (not docs, tests or results files)
+                ["git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--", *CODE],
                 capture_output=True,
                 text=True,
                 check=True,
