@@ -458,8 +458,12 @@ def _verbatim(name: str, *, fence: bool = True) -> str:
     body = re.sub(r"\S*/(ham10000-200px|ham10000-sample)\b", r"\1", row["output"])  # the data by its name
     if fence:
         text = f"```text\n$ {command}\n{body}\n```"
-    else:
-        text = f"`$ {command}`\n\n{body}"
+    else:  # Markdown: its comment lines as code, its headings one level below the page's section
+        lines = [
+            f"`{line[2:]}`" if line.startswith("# ") else "#" + line if line.startswith("#") else line
+            for line in body.splitlines()
+        ]
+        text = f"`$ {command}`\n\n" + "\n".join(lines)
     return f"{text}\n\n{_provenance(row)}{_load_average(row)}"
 
 

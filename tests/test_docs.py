@@ -432,3 +432,14 @@ def test_a_changed_results_file_changes_its_block(name: str, tmp_path: Path, mon
             path.write_text(json.dumps(_changed(json.loads(path.read_text()))))
     monkeypatch.setattr(gen, "RESULTS", tmp_path / "results")
     assert gen.BLOCKS[name]() != before
+
+
+def test_the_threshold_recommendations_quote_the_quality_results() -> None:
+    """The figures the dedup page's recommendations quote are in the quality results file's output."""
+    page = (DOCS / "benchmarks_dedup.md").read_text()
+    section = page.split("## Recommended default thresholds", 1)[1].split("\n## ", 1)[0]
+    output = json.loads((REPO / "benchmarks" / "results" / "dedup_quality.json").read_text())["output"]
+    quoted = re.findall(r"\b\d+\.\d+%|\b0\.9\d{2,3}\b", section)
+    assert len(quoted) > 10, quoted
+    missing = [number for number in quoted if number not in output]
+    assert not missing, f"docs/benchmarks_dedup.md quotes {missing}, which benchmarks/results/dedup_quality.json lacks"
