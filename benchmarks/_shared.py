@@ -48,6 +48,9 @@ def random_torchvision_mobilenet() -> Iterator[None]:
         torchvision.models.mobilenet_v3_small = original
 
 
+CODE = ("src", "benchmarks", ":(exclude)benchmarks/results")  # what a change of marks a run "+changes"
+
+
 def provenance() -> dict[str, Any]:
     """Where a result came from: the hamkit commit, the command, the date and the machine.
 
@@ -67,7 +70,8 @@ def provenance() -> dict[str, Any]:
         ).stdout.strip()
         dirty = bool(
             subprocess.run(
-                ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                # the code that runs: the library and the scripts (not docs, tests or results files)
+                ["git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--", *CODE],
                 capture_output=True,
                 text=True,
                 check=True,
@@ -83,3 +87,83 @@ def provenance() -> dict[str, Any]:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
+
+
+SHARED_MACHINE_NOTE = (
+    "the machine may have been shared with other jobs (see the load averages): wall-clock times and rates are "
+    "upper bounds on the time (lower bounds on the rate) an otherwise idle machine gives"
+)
+
+
+class _Tee:
+    """Writes to the terminal and keeps a copy."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.copy: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.copy.append(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def write_results(path: str, record: dict[str, Any]) -> None:
+    """Write ``record`` as indented JSON to ``path``, through a temporary file (never half written)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    temporary = f"{path}.partial"
+    with open(temporary, "w") as handle:
+        handle.write(json.dumps(record, indent=1) + "\n")
+    os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def recorded() -> Iterator[dict[str, Any]]:
+    """Run a benchmark's ``main()`` and, with ``--results FILE`` on its command line, save what it printed.
+
+    ``--results FILE`` is taken off ``sys.argv`` before the script reads its own options. The file
+    (JSON) holds :func:`provenance` (commit, command, date, machine), the 1-minute load average
+    before and after, a note that timings on a shared machine are upper bounds, the printed output
+    verbatim (``output``) and whatever the script put in the yielded dict (``rows``...). Nothing is
+    written when the script fails. ``docs/gen_benchmarks.py`` renders the docs from these files.
+    """
+    extra: dict[str, Any] = {}
+    argv = list(sys.argv)
+    path = None
+    if "--results" in sys.argv:
+        at = sys.argv.index("--results")
+        if at + 1 >= len(sys.argv):
+            raise SystemExit("--results needs a file name, e.g. --results benchmarks/results/NAME.json")
+        path = sys.argv[at + 1]
+        del sys.argv[at : at + 2]
+    load_before = os.getloadavg()[0]
+    tee = _Tee(sys.stdout)
+    sys.stdout = tee  # type: ignore[assignment]
+    try:
+        yield extra
+    finally:
+        sys.stdout = tee.stream
+    if path is None:
+        return
+    saved = sys.argv
+    sys.argv = argv
+    try:
+        record = provenance()
+    finally:
+        sys.argv = saved
+    record.update(
+        {
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            "note": SHARED_MACHINE_NOTE,
+            "output": "".join(tee.copy).rstrip("\n"),
+            **extra,
+        }
+    )
+    write_results(path, record)
+    print(f"wrote {path}")

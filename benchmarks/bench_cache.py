@@ -4,7 +4,7 @@ Reference: the same SkinDataset and DataLoader decoding every 600x450 JPEG each 
 draft mode, and once more without it, as a plain PIL open+resize would). Everything runs in
 this one process, one after the other, on the same files.
 
-    python benchmarks/bench_cache.py [--images 400] [--size 224] [--workers 2] [--data DIR]
+    python benchmarks/bench_cache.py [--images 400] [--size 224] [--workers 2] [--data DIR] [--results FILE]
 
 With ``--data`` the JPEGs under DIR are used (e.g. ../shared/data/ham10000-sample/images,
 repeated to reach --images); otherwise 600x450 JPEGs are generated in a temporary folder.
@@ -54,7 +54,7 @@ def epoch_rate(dataset: SkinDataset, workers: int, batch_size: int = 32) -> floa
     return seen / (time.perf_counter() - start)
 
 
-def main() -> None:
+def main() -> list[dict[str, object]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--size", type=int, default=224)
@@ -98,7 +98,11 @@ def main() -> None:
     print(f"{'mode':<40}{'images/s':>10}{'vs decode (draft)':>20}")
     for name, rate in rows:
         print(f"{name:<40}{rate:>10.0f}{rate / reference:>19.2f}x")
+    return [{"mode": name, "images_per_s": rate, "vs_decode": rate / reference} for name, rate in rows]
 
 
 if __name__ == "__main__":
-    main()
+    from _shared import recorded
+
+    with recorded() as record:  # --results FILE: also save the output, with its provenance, as JSON
+        record["rows"] = main()

@@ -100,4 +100,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _shared import recorded
+
+    with recorded():  # --results FILE: also save the output, with its provenance, as JSON
+        main()

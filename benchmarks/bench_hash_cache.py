@@ -23,7 +23,7 @@ from pathlib import Path
 from bench_dedup_encode import SAMPLE, prepare_folder
 
 
-def main() -> None:
+def main() -> list[dict[str, object]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=3000, help="images (the sample copied cyclically)")
     parser.add_argument("--rounds", type=int, default=3)
@@ -61,7 +61,11 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for name, seconds in best.items():
         print(f"| {name} | {seconds:.2f} | {args.n / seconds:.0f} | {reference / seconds:.2f}x |")
+    return [{"call": name, "seconds": seconds, "images": args.n} for name, seconds in best.items()]
 
 
 if __name__ == "__main__":
-    main()
+    from _shared import recorded
+
+    with recorded() as record:  # --results FILE: also save the output, with its provenance, as JSON
+        record["rows"] = main()

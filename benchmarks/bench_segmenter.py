@@ -136,7 +136,7 @@ def race(
     }
 
 
-def main() -> None:
+def main() -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="deeplabv3_mobilenet_v3_large")
     parser.add_argument("--size", type=int, default=256)
@@ -224,7 +224,11 @@ def main() -> None:
         plain_ms, hamkit_ms = 1000 / float(row["plain_cpu"]), 1000 / float(row["hamkit_cpu"])
         share = 100 * (hamkit_ms - plain_ms) / (1000 / float(full["plain_cpu"]))
         print(f"| {row['name']} | {plain_ms:.2f} | {hamkit_ms:.2f} | {hamkit_ms - plain_ms:+.2f} | {share:+.2f}% |")
+    return {"with_network": rows, "without_network": bare}
 
 
 if __name__ == "__main__":
-    main()
+    from _shared import recorded
+
+    with recorded() as record:  # --results FILE: also save the output, with its provenance, as JSON
+        record["rows"] = main()

@@ -26,7 +26,7 @@ import numpy as np
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ham10000-200px"
 
 
-def main() -> None:
+def main() -> dict[str, float]:
     """Time both verifiers on the same candidate pairs and print the ratio."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -97,7 +97,19 @@ def main() -> None:
         f"{full[kept].mean() * 1e3 if kept.any() else float('nan'):.2f} |"
     )
     print(f"ratio (reference / hamkit, all pairs): {full.mean() / two.mean():.2f}x")
+    return {
+        "images": len(paths),
+        "candidates": len(found),
+        "timed": len(pairs),
+        "two_stage_ms": float(two.mean() * 1e3),
+        "two_stage_rejected_ms": float(two[~kept].mean() * 1e3),
+        "two_stage_verified_ms": float(two[kept].mean() * 1e3) if kept.any() else None,
+        "full_match_ms": float(full.mean() * 1e3),
+    }
 
 
 if __name__ == "__main__":
-    main()
+    from _shared import recorded
+
+    with recorded() as record:  # --results FILE: also save the output, with its provenance, as JSON
+        record["rows"] = main()

@@ -121,9 +121,11 @@ def evaluate(names: list[str], pairs: list[tuple[str, str]], planted: list[dict]
     group = _groups(names, pairs)
     sizes = np.bincount(np.array(list(group.values())))
     found: dict[str, list[bool]] = {}
+    by_kind: dict[str, list[bool]] = {}
     for row in planted:
-        family = KIND_FAMILY[row["kind"]]
-        found.setdefault(family, []).append(group[row["copy"]] == group[row["source"]])
+        hit = group[row["copy"]] == group[row["source"]]
+        found.setdefault(KIND_FAMILY[row["kind"]], []).append(hit)
+        by_kind.setdefault(row["kind"], []).append(hit)
     originals = [(a, b) for a, b in pairs if not a.startswith("COPY_") and not b.startswith("COPY_")]
 
     def stem(name: str) -> str:
@@ -132,6 +134,7 @@ def evaluate(names: list[str], pairs: list[tuple[str, str]], planted: list[dict]
     across = sum(1 for a, b in originals if lesion.get(stem(a)) != lesion.get(stem(b)))
     return {
         "recall": {f: float(np.mean(v)) for f, v in found.items()},
+        "found_by_kind": {k: [int(sum(v)), len(v)] for k, v in by_kind.items()},
         "across": across,
         "within": len(originals) - across,
         "largest": int(sizes.max()) if len(sizes) else 0,
@@ -159,6 +162,7 @@ def main() -> None:
 
     images = sorted(find_images(args.data).values())
     lesion = {r.image_id: r.lesion_id for r in read_metadata(args.data / "HAM10000_metadata.csv")}
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
         plant_copies(images, folder, per_kind=args.per_kind, seed=args.seed)
@@ -203,7 +207,18 @@ def main() -> None:
                 )
                 _print_row(results[-1])
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
+        from _shared import provenance
+
+        record = {
+            **provenance(),
+            "load_average": [load_before, os.getloadavg()[0]],  # 1-minute, before and after
+            "images": len(images),
+            "planted": len(planted),
+            "per_kind": args.per_kind,
+            "note": "seconds were measured on a machine shared with other jobs: upper bounds",
+            "rows": results,
+        }
+        args.json.write_text(json.dumps(record, indent=1) + "\n")
 
 
 def _print_row(row: dict) -> None:

@@ -35,7 +35,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "benchmarks.md"
-PAGES = (PAGE, ROOT / "docs" / "benchmarks_dedup.md")
+PAGES = (
+    PAGE,
+    ROOT / "docs" / "benchmarks_dedup.md",
+    ROOT / "docs" / "benchmarks_dedup_search.md",
+    ROOT / "docs" / "benchmarks_segmenter.md",
+)
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -433,7 +438,193 @@ def dedup_scale() -> str:
     return "\n".join(lines) + "\n\n" + "\n\n".join(notes)
 
 
+def _load_average(row: dict[str, Any]) -> str:
+    """The load the run saw, and what it means for its times."""
+    load = row.get("load_average")
+    if not load:
+        return ""
+    cores = re.search(r"(\d+) cores", row["machine"])
+    n = int(cores.group(1)) if cores else 0
+    text = f" 1-minute load average {load[0]:.1f} before, {load[-1]:.1f} after, on {n} cores"
+    if max(load) > 0.75 * n:  # other jobs ran beside it
+        return text + ": the machine was shared, so times are upper bounds and rates lower bounds."
+    return text + "."
+
+
+def _verbatim(name: str, *, fence: bool = True) -> str:
+    """A script's printed output as saved by ``benchmarks/_shared.recorded`` (``--results FILE``)."""
+    row = json.loads((RESULTS / f"{name}.json").read_text())
+    command = _command(row["command"])
+    body = re.sub(r"\S*/(ham10000-200px|ham10000-sample)\b", r"\1", row["output"])  # the data by its name
+    if fence:
+        text = f"```text\n$ {command}\n{body}\n```"
+    else:  # Markdown: its comment lines as code, its headings one level below the page's section
+        lines = [
+            f"`{line[2:]}`" if line.startswith("# ") else "#" + line if line.startswith("#") else line
+            for line in body.splitlines()
+        ]
+        text = f"`$ {command}`\n\n" + "\n".join(lines)
+    return f"{text}\n\n{_provenance(row)}{_load_average(row)}"
+
+
+def _rows(name: str) -> Any:
+    return json.loads((RESULTS / f"{name}.json").read_text())["rows"]
+
+
+def channels_last() -> str:
+    """``benchmarks/bench_channels_last.py``: training step img/s, NCHW against channels-last."""
+    return _verbatim("channels_last")
+
+
+def decode_cache() -> str:
+    """``benchmarks/bench_cache.py``: images/s of an epoch with and without the decode cache."""
+    rows = {r["mode"]: r for r in _rows("decode_cache")}
+    draft = rows["decode every epoch (JPEG draft)"]["images_per_s"]
+    plain = rows["decode every epoch (no draft)"]["images_per_s"]
+    zero = next(r for name, r in rows.items() if name.startswith("cached epoch (0 workers"))
+    some = next(r for name, r in rows.items() if name.startswith("cached epoch (") and r is not zero)
+    faster = "faster" if zero["images_per_s"] > some["images_per_s"] else "slower"
+    record = json.loads((RESULTS / "decode_cache.json").read_text())
+    rough = (
+        " The rows ran one after the other while other jobs used the machine, so their ratios are rough: the "
+        "decoding rows, which need the CPU most, lose the most."
+        if max(record["load_average"]) > 1.5
+        else ""
+    )
+    return (
+        _verbatim("decode_cache")
+        + f"\n\nA cached epoch read {zero['vs_decode']:.1f}x the images/s of decoding every JPEG, and on these "
+        f"cores it was {faster} without worker processes ({zero['images_per_s']:.0f} against "
+        f"{some['images_per_s']:.0f} images/s; a memory-map read costs less than handing a batch over from a "
+        f"worker), so hamkit uses no workers for cached datasets by default. JPEG draft mode alone gave "
+        f"{draft / plain:.2f}x at this size." + rough
+    )
+
+
+def hash_cache() -> str:
+    """``benchmarks/bench_hash_cache.py``: a rescan with the hash cache against decoding again."""
+    rows = {r["call"]: r for r in _rows("hash_cache")}
+    none, empty, full = (rows[k]["seconds"] for k in ("no cache", "empty cache (first run)", "filled cache (next run)"))
+    return (
+        _verbatim("hash_cache", fence=False)
+        + f"\n\nIn this run the first call with the cache (which also writes it) took {empty:.1f} s against "
+        f"{none:.1f} s without it, and a rescan of the unchanged files {full:.2f} s."
+    )
+
+
+def segmenter_overhead() -> str:
+    """``benchmarks/bench_segmenter.py``: what ``LesionSegmenter.predict`` adds to a plain loop."""
+    rows = _rows("segmenter_overhead")
+    sentences = []
+    for bare, full in zip(rows["without_network"], rows["with_network"], strict=True):
+        added = 1000 / bare["hamkit_cpu"] - 1000 / bare["plain_cpu"]
+        share = 100 * added / (1000 / full["plain_cpu"])
+        sentences.append(
+            f"{bare['name']}: {added:+.2f} ms per image, {share:+.1f} % of the plain loop's "
+            f"{1000 / full['plain_cpu']:.0f} ms per image with the network (median CPU-time overhead with the "
+            f"network {full['overhead']:+.1f} %, rounds from {full['paired_min']:+.1f} % to "
+            f"{full['paired_max']:+.1f} %)"
+        )
+    return _verbatim("segmenter_overhead") + "\n\nWhat `predict` adds, from the table: " + "; ".join(sentences) + "."
+
+
+def verify_cost() -> str:
+    """``benchmarks/bench_verify.py``: the two-stage verification against a full keypoint match."""
+    row = _rows("verify")
+    per_image = row["two_stage_ms"] * row["candidates"] / row["images"]
+    return (
+        _verbatim("verify") + f"\n\nOne candidate pair costs {row['two_stage_ms']:.2f} ms on average "
+        f"({row['two_stage_rejected_ms']:.2f} ms "
+        f"for the pairs rejected, almost all: the quick match of the 200 strongest keypoints stops them), against "
+        f"{row['full_match_ms']:.2f} ms for a full cross-checked match of every keypoint: the two stages are "
+        f"{row['full_match_ms'] / row['two_stage_ms']:.1f}x faster. At the {row['candidates'] / row['images']:.1f} "
+        f"candidates per image of this slice that is {per_image:.0f} ms of one core per image, about "
+        f"{per_image * MILLION / 1000 / 3600 / 2:.1f} hours for a million images on 2 cores, on top of decoding "
+        "(estimated, linear)."
+    )
+
+
+def phash_ceiling() -> str:
+    """``benchmarks/phash_ceiling.py``: CPU ms per image of JPEG decoding and of both PHashes."""
+    return _verbatim("phash_ceiling")
+
+
+def dedup_quality() -> str:
+    """``benchmarks/dedup_quality.py``: precision and recall per method and threshold, printed as Markdown."""
+    return _verbatim("dedup_quality", fence=False)
+
+
+def engine_overhead() -> str:
+    """``benchmarks/bench_classifier.py``: ``LesionClassifier`` against a plain PyTorch loop."""
+    return _verbatim("engine_overhead")
+
+
+def report_recipe_synthetic() -> str:
+    """``benchmarks/report_recipe.py`` on the synthetic data."""
+    return _verbatim("report_recipe_synthetic")
+
+
+def report_recipe_sample() -> str:
+    """``benchmarks/report_recipe.py`` on the 75 sample images."""
+    return _verbatim("report_recipe_sample")
+
+
+_FAMILIES = ("exact", "photometric", "geometric")
+
+
+def dedup_real() -> str:
+    """``benchmarks/dedup_real.py``: every method on the 10,015 HAM10000 images with planted copies."""
+    data = json.loads((RESULTS / "dedup_real.json").read_text())
+    lines = [
+        f"{data['images']:,} images + {data['planted']} planted copies ({data['per_kind']} per kind).",
+        "",
+        "| setting | pairs across lesions | pairs within a lesion | copies found: exact / photometric / geometric "
+        "| largest group | removed | seconds | peak MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in data["rows"]:
+        name = row["setting"]
+        recall = " / ".join(f"{row['recall'].get(f, 0):.2f}" for f in _FAMILIES)
+        cells = f"{row['across']:,} | {row['within']:,} | {recall} | {row['largest']:,} | {row['removed']:,}"
+        if name == "verified @ 0.5":
+            name, cells = "**verified @ 0.5 (default)**", "**" + cells.replace(" | ", "** | **") + "**"
+        lines.append(f"| {name} | {cells} | {row['seconds']:.0f} | {row['peak_mib']:,.0f} |")
+    hashes = {r["setting"]: r for r in data["rows"] if r["setting"] in ("phash 8", "phash 2")}
+    if len(hashes) == 2:
+        loose, strict = hashes["phash 8"], hashes["phash 2"]
+        lines += [
+            "",
+            f"PHash at its default (8) pairs {loose['across']:,} images of different lesions, chained into a group of "
+            f"{loose['largest']:,} images, and misses {1 - loose['recall']['geometric']:.0%} of the geometric copies; "
+            f"at 2 it pairs {strict['across']:,} different lesions but finds "
+            f"{strict['recall']['geometric']:.0%} of the "
+            f"geometric copies and {strict['within']:,} within-lesion pairs (against {loose['within']:,} at 8).",
+        ]
+    default = next(r for r in data["rows"] if r["setting"] == "verified @ 0.5")
+    missed = {k: v for k, v in default["found_by_kind"].items() if v[0] < v[1]}
+    lines += [
+        "",
+        "At the default, copies missed by kind: "
+        + (", ".join(f"{k} {v[1] - v[0]} of {v[1]}" for k, v in missed.items()) or "none")
+        + ".",
+        "",
+        _provenance({**data, "torch": data.get("torch", "n/a")}) + _load_average(data),
+    ]
+    return "\n".join(lines)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
+    "channels_last": channels_last,
+    "decode_cache": decode_cache,
+    "hash_cache": hash_cache,
+    "segmenter_overhead": segmenter_overhead,
+    "verify_cost": verify_cost,
+    "phash_ceiling": phash_ceiling,
+    "dedup_quality": dedup_quality,
+    "dedup_real": dedup_real,
+    "engine_overhead": engine_overhead,
+    "report_recipe_synthetic": report_recipe_synthetic,
+    "report_recipe_sample": report_recipe_sample,
     "full_run_cpu": full_run_cpu,
     "same_lesion": same_lesion,
     "cpu_preset_sizing": cpu_preset_sizing,

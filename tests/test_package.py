@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -23,13 +22,11 @@ def test_import_and_help_do_not_import_heavy_libraries():
     assert json.loads(out.stdout) == []
 
 
-def test_help_is_fast_and_lists_the_commands():
-    start = time.perf_counter()
+def test_help_lists_the_commands():
+    # that --help stays fast is checked by what it imports (the test above), not by a clock
     out = subprocess.run([sys.executable, "-m", "hamkit", "--help"], capture_output=True, text=True, check=True)
-    elapsed = time.perf_counter() - start
     for command in ("synth", "split", "backbones", "plugins"):
         assert command in out.stdout
-    assert elapsed < 5  # measured ~0.1 s; generous bound against a loaded CI machine
 
 
 def test_version_and_no_command():

@@ -4,7 +4,13 @@ written."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
+import tempfile
+import traceback
+from pathlib import Path
 
 import pytest
 
@@ -60,14 +66,70 @@ def test_out_under_a_file(tmp_path, capsys):
     assert "is a file, so" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root may write anywhere")
-def test_out_in_a_folder_without_write_permission(tmp_path, capsys):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o555)
-    try:
-        with pytest.raises(SystemExit):
-            main(["dedup", str(tmp_path), "--out", str(locked / "out")])
-        assert "permission denied" in capsys.readouterr().err
-    finally:
-        locked.chmod(0o755)
+NOBODY = 65534  # the unprivileged user and group of Debian, Ubuntu and most Linux systems
+
+
+def _main_as_nobody(argv: list[str]) -> tuple[object, str]:
+    """``main(argv)`` in a forked child that dropped root for the unprivileged user ``nobody``.
+
+    Root may write in any folder, so a permission check says nothing when the tests run as root
+    (as CI does). The child is a fork of this process: the interpreter and hamkit's modules are
+    already loaded, so it needs no access to the virtual environment (CI keeps it in a folder
+    only root may enter). Returns main's exit status (or ``SystemExit`` code) and what it wrote
+    to stderr.
+    """
+    with contextlib.redirect_stdout(io.StringIO()), pytest.raises(SystemExit):
+        main([argv[0], "--help"])  # import what parsing and the usage line need while the files are readable
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        status = 70
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            assert os.geteuid() == NOBODY and not os.access("/root", os.W_OK)
+            errors = io.StringIO()
+            with contextlib.redirect_stderr(errors):
+                try:
+                    code: object = main(argv)
+                except SystemExit as stop:
+                    code = stop.code
+            os.write(write_end, json.dumps([code, errors.getvalue()]).encode())
+            status = 0
+        except BaseException:  # what went wrong, for the assert below
+            os.write(write_end, json.dumps([None, traceback.format_exc()]).encode())
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        answer = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    code, err = json.loads(answer or b'[null, "no answer"]')
+    assert os.waitstatus_to_exitcode(status) == 0, f"the child running as nobody failed: {err}"
+    return code, err
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permissions")
+def test_out_in_a_folder_without_write_permission():
+    # a folder every user may enter (pytest's tmp_path lies under a folder only its owner may enter)
+    with tempfile.TemporaryDirectory(prefix="hamkit-perm-") as tmp:
+        os.chmod(tmp, 0o755)
+        locked = Path(tmp) / "locked"
+        locked.mkdir()
+        locked.chmod(0o555)
+        argv = ["dedup", tmp, "--out", str(locked / "out")]
+        try:
+            if os.geteuid() == 0:  # root writes anywhere: check as the unprivileged user instead
+                code, err = _main_as_nobody(argv)
+            else:
+                errors = io.StringIO()
+                with contextlib.redirect_stderr(errors), pytest.raises(SystemExit) as stop:
+                    main(argv)
+                code, err = stop.value.code, errors.getvalue()
+        finally:
+            locked.chmod(0o755)
+        assert code == 2
+        assert f"cannot write in {locked} (permission denied)" in err
+        assert not (locked / "out").exists()

@@ -236,7 +236,7 @@ def test_classes_separable_by_colour_on_held_out_lesions(ds: SyntheticDataset) -
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced"))
     predicted = cross_val_predict(model, features, labels, groups=[r["lesion_id"] for r in rows], cv=GroupKFold(4))
     score = balanced_accuracy_score(labels, predicted)
-    assert score > 0.7, score  # chance is 1/7
+    assert score >= 0.95, score  # measured 0.972 (2026-12-06; deterministic); chance is 1/7
 
 
 # ----------------------------------------------------------------------------- duplicates
@@ -406,8 +406,9 @@ def test_import_does_not_pull_in_torch() -> None:
 
 
 def test_hamkit_readers_accept_it(ds: SyntheticDataset) -> None:
-    metadata = pytest.importorskip("hamkit.data.metadata")
-    images_mod = pytest.importorskip("hamkit.data.images")
+    from hamkit.data import images as images_mod
+    from hamkit.data import metadata
+
     records = metadata.read_metadata(ds.metadata_csv)
     assert len(records) == ds.n_images
     truth = metadata.read_isic_groundtruth(ds.groundtruth_csv)

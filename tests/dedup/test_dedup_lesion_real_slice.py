@@ -4,28 +4,34 @@ All images of the first lesions (by ``lesion_id``) up to :data:`SLICE` images, s
 holds many lesions photographed two or more times, plus 4 planted copies of every kind
 (:func:`hamkit.synthetic.planting.plant_copies`), with ``lesion_id`` as ground truth. It fails if
 the same-lesion pairs found, the planted copies found, the pairs across different lesions or the
-largest group drift past what was measured (``benchmarks/same_lesion.py`` measures the full
-10,015-image set). Skips where the real data is absent (a user's clone).
+largest group drift past what was measured on this slice (the bounds below state the value and
+the margin; ``benchmarks/same_lesion.py`` measures the full 10,015-image set). Skips where the
+real data is absent (a user's clone).
 """
 
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 
 import pytest
 from conftest import REAL_200PX
 
 from hamkit import Deduplicator
 from hamkit.data.metadata import read_metadata
-from hamkit.synthetic.planting import plant_copies, recall_by_family
+from hamkit.synthetic.planting import KIND_FAMILY, plant_copies, recall_by_family
 
 REAL = REAL_200PX
 SLICE = 600
 PER_KIND = 4
-MIN_SAME_LESION = 0.30  # measured 2026-12-06: see the module docstring
-MAX_ACROSS = 6
-MAX_GROUP = 8
-TARGET_RECALL = {"exact": 1.0, "photometric": 0.95, "geometric": 0.75}
+# measured on the slice (600 images + 44 copies; 2026-12-06, hamkit commit aeb0b65): 174 of the
+# 198 same-lesion pairs grouped (0.879); no pair across lesions; largest group 4; every planted
+# copy found. Margins: 6 same-lesion pairs (0.03), one pair across lesions, one more image in
+# the largest group, one copy missed per family (none for byte copies).
+MIN_SAME_LESION = 168 / 198
+MAX_ACROSS = 1
+MAX_GROUP = 5
+MAX_MISSED = {"exact": 0, "photometric": 1, "geometric": 1}
 
 pytestmark = pytest.mark.skipif(
     not (REAL / "HAM10000_metadata.csv").is_file(), reason="the real HAM10000 folder is absent"
@@ -57,7 +63,7 @@ def test_same_lesion_pairs_are_found(slice_result) -> None:
         by_lesion.setdefault(lesion_id, []).append(image_id)
     pairs = [pair for members in by_lesion.values() for pair in itertools.combinations(members, 2)]
     found = sum(1 for a, b in pairs if a in group and group.get(a) == group.get(b))
-    assert len(pairs) > 100
+    assert len(pairs) == 198  # the slice itself
     assert found / len(pairs) >= MIN_SAME_LESION, (found, len(pairs))
 
 
@@ -77,5 +83,8 @@ def test_planted_copies_are_found(slice_result) -> None:
     result, planted, _ = slice_result
     group = {result.paths[m].name: g for g, grp in enumerate(result.groups) for m in grp.members}
     recall = recall_by_family(planted, group)
-    for family, target in TARGET_RECALL.items():
-        assert recall[family] >= target, recall
+    planted_per_family = Counter(KIND_FAMILY[copy.kind] for copy in planted)
+    assert set(recall) == set(MAX_MISSED)
+    for family, most in MAX_MISSED.items():
+        missed = round((1 - recall[family]) * planted_per_family[family])
+        assert missed <= most, (family, missed, recall)

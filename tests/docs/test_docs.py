@@ -22,6 +22,7 @@ import os
 import pkgutil
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -372,3 +373,73 @@ def test_a_changed_results_number_is_caught(tmp_path: Path, monkeypatch: pytest.
     rows[0]["best_epoch"] = 99
     sizing.write_text("".join(json.dumps(row) + "\n" for row in rows))
     assert gen.render(page) != page
+
+
+def _changed(value: Any, key: str = "") -> Any:
+    """``value`` with every number moved by one and every saved output text changed."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return value + 1
+    if isinstance(value, str):
+        return value + "\nchanged" if key == "output" else value
+    if isinstance(value, list):
+        return [_changed(item) for item in value]
+    if isinstance(value, dict):
+        return {k: _changed(v, k) for k, v in value.items()}
+    return value
+
+
+def _results_read_by(gen: ModuleType, name: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[str]]:
+    """What block ``name`` renders, and the results files it reads to render it."""
+    read: list[str] = []
+    original = Path.read_text
+
+    def spy(self: Path, *args: Any, **kwargs: Any) -> str:
+        if self.parent == gen.RESULTS:
+            read.append(self.name)
+        return original(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "read_text", spy)
+        text = gen.BLOCKS[name]()
+    return text, read
+
+
+def test_every_generated_block_sits_on_a_page_once() -> None:
+    gen = load_doc_script("gen_benchmarks")
+    found = [name for page in gen.PAGES for name in re.findall(r"<!-- generated: (\w+) -->", page.read_text())]
+    assert sorted(found) == sorted(gen.BLOCKS), "each generator renders exactly one block of one page"
+    for page in gen.PAGES:
+        for body in re.findall(r"<!-- generated: \w+ -->\n(.*?)<!-- end: ", page.read_text(), flags=re.S):
+            assert body.strip(), f"docs/{page.name} has an empty generated block: run `python docs/gen_benchmarks.py`"
+
+
+@pytest.mark.parametrize("name", sorted(load_doc_script("gen_benchmarks").BLOCKS))
+def test_a_changed_results_file_changes_its_block(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every block is rendered from its results files: change every number in them and the block changes,
+    so a page that was not regenerated after a rerun fails the test above."""
+    gen = load_doc_script("gen_benchmarks")
+    before, read = _results_read_by(gen, name, monkeypatch)
+    assert read, f"block {name} reads no file under benchmarks/results/"
+    shutil.copytree(gen.RESULTS, tmp_path / "results")
+    for file in set(read):
+        path = tmp_path / "results" / file
+        if file.endswith(".jsonl"):
+            lines = [json.dumps(_changed(json.loads(line))) for line in path.read_text().splitlines() if line]
+            path.write_text("\n".join(lines) + "\n")
+        else:
+            path.write_text(json.dumps(_changed(json.loads(path.read_text()))))
+    monkeypatch.setattr(gen, "RESULTS", tmp_path / "results")
+    assert gen.BLOCKS[name]() != before
+
+
+def test_the_threshold_recommendations_quote_the_quality_results() -> None:
+    """The figures the dedup page's recommendations quote are in the quality results file's output."""
+    page = (DOCS / "benchmarks_dedup.md").read_text()
+    section = page.split("## Recommended default thresholds", 1)[1].split("\n## ", 1)[0]
+    output = json.loads((REPO / "benchmarks" / "results" / "dedup_quality.json").read_text())["output"]
+    quoted = re.findall(r"\b\d+\.\d+%|\b0\.9\d{2,3}\b", section)
+    assert len(quoted) > 10, quoted
+    missing = [number for number in quoted if number not in output]
+    assert not missing, f"docs/benchmarks_dedup.md quotes {missing}, which benchmarks/results/dedup_quality.json lacks"

@@ -96,10 +96,15 @@ def test_sampler_is_epoch_seeded_weighted_and_sharded():
 
 def test_training_learns_and_writes_history(tmp_path):
     net = model()
-    result = Trainer(config(out_dir=tmp_path)).fit(net, ToyTask(), toy_data(), toy_data(seed=1))
+    val = toy_data(seed=1)
+    with torch.no_grad():
+        untrained = (net.eval()(val.tensors[0]).argmax(1) == val.tensors[1]).float().mean().item()
+    result = Trainer(config(out_dir=tmp_path)).fit(net, ToyTask(), toy_data(), val)
     assert len(result.history) == 4
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
-    assert result.best_score == max(h["val_accuracy"] for h in result.history) > 0.8
+    assert result.best_score == max(h["val_accuracy"] for h in result.history)
+    # a linear boundary: measured 0.958 (92 of 96) at epoch 3 (2026-12-06); one more miss is allowed
+    assert result.best_score >= 91 / 96 > untrained + 0.2, (result.best_score, untrained)
     saved = json.loads((tmp_path / "history.json").read_text())
     assert [h["epoch"] for h in saved] == [1, 2, 3, 4]
     assert (tmp_path / "history.csv").read_text().splitlines()[0].startswith("epoch,train_loss,val_loss")

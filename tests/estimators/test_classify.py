@@ -26,8 +26,10 @@ def fitted(synthetic, tmp_path_factory):
 def test_learns_clearly_above_chance(fitted, synthetic):
     clf, out = fitted
     report = clf.evaluate(synthetic.root, split_csv=synthetic.root / "split.csv", split="test")
-    assert report.balanced_accuracy > 0.4  # chance is 1/7
-    assert report.accuracy > 0.6
+    # measured 0.667 and 0.652 (15 of 23 test images) on 2026-12-06; chance is 1/7. The margin allows
+    # about two test images of a rare class to change (another CPU's arithmetic)
+    assert report.balanced_accuracy >= 0.55, report.balanced_accuracy
+    assert report.accuracy >= 13 / 23, report.accuracy
     assert len(set(clf.predict(SkinDataset.from_folder(synthetic.root)).tolist())) >= 3  # not one class
     assert len(clf.history_) == 5 and (out / "best" / "model.safetensors").is_file()
     assert clf.best_epoch_ == max(range(5), key=lambda e: clf.history_[e]["val_balanced_accuracy"]) + 1

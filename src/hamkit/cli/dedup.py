@@ -100,7 +100,10 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
         "--batch-size", type=positive_int, default=None, help="images per batch (default: the method's; cnn 64)"
     )
     parser.add_argument(
-        "--no-pretrained", action="store_true", help="cnn: random CNN weights (finds near-exact copies only)"
+        "--no-pretrained",
+        action="store_true",
+        help="cnn: random CNN weights, to try the command only: they do not tell images apart (on 75 real "
+        "HAM10000 images nearly every pair scored above the default threshold)",
     )
     parser.add_argument("--weights", help="cnn: local backbone weights file instead of a download")
     parser.add_argument("--workers", type=non_negative_int, default=None, help="decoding workers (default: automatic)")

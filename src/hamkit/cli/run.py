@@ -38,7 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         choices=("demo", "cpu", "report", "gpu"),
         help="defaults: cpu (real data on a laptop CPU, under 30 min for HAM10000; the default with "
         "--data), demo (the synthetic data, minutes; the default without --data), report (the "
-        "original report's recipe), gpu (pretrained, larger, for a GPU)",
+        "original report's recipe), gpu (pretrained, larger, meant for a GPU; its time and scores are "
+        "unmeasured: no run on a GPU has been timed)",
     )
     parser.add_argument("--out", type=output_folder, help="run folder (required unless --print-config)")
     parser.add_argument(
