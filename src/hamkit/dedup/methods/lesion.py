@@ -24,6 +24,7 @@ Examples:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,30 +33,46 @@ from typing import Any
 import numpy as np
 
 from hamkit._cpu import available_cpus
-from hamkit.dedup.lesion_match import LesionFeatures, inlier_score, match_pairs, visual_word_candidates
+from hamkit.dedup.lesion_match import (
+    LesionFeatures,
+    embedding_candidates,
+    inlier_score,
+    lesion_embeddings,
+    match_pairs,
+    visual_word_candidates,
+)
 from hamkit.dedup.methods.base import DedupMethod, Shared, Signatures, Threshold, register_method
 from hamkit.dedup.pairs import Pairs, equal_value_pairs
 from hamkit.dedup.scenes import VerifiedCandidates
 from hamkit.errors import HamkitError
 
-__all__ = ["LesionMethod", "lesion_candidates"]
+__all__ = ["EMBED_BACKBONE", "LesionMethod", "lesion_candidates"]
+
+EMBED_BACKBONE = "timm:tf_efficientnet_lite0"
+"""The network whose embeddings of lesion crops propose candidates: its ImageNet weights are
+installed with hamkit, so nothing is downloaded (nothing in them was learnt from HAM10000)."""
 
 
 def lesion_candidates(
     features: Sequence[LesionFeatures],
     *,
     candidates: int = 10,
+    neighbours: int = 0,
     words: int = 16384,
     seed: int = 0,
     workers: int = 1,
     cross: int | None = None,
     progress: bool = False,
 ) -> VerifiedCandidates:
-    """Candidates by visual words, each verified by keypoint matching; identical pixels always pair.
+    """Candidates by visual words and by CNN embeddings, each verified by keypoint matching;
+    identical pixels always pair.
 
     Args:
         features: One :class:`~hamkit.dedup.lesion_match.LesionFeatures` per image.
-        candidates: Candidate partners per image.
+        candidates: Candidate partners per image by visual words.
+        neighbours: Candidate partners per image by the cosine similarity of the features'
+            ``embedding`` (:func:`~hamkit.dedup.lesion_match.embedding_candidates`; 0: none, and
+            none where an image has no embedding).
         words: Visual words in the vocabulary.
         seed: Seed of the vocabulary's k-means.
         workers: Verification threads.
@@ -72,6 +89,18 @@ def lesion_candidates(
 
     n = len(features)
     i, j, similarity, mirrored = visual_word_candidates(features, k=candidates, words=words, seed=seed, cross=cross)
+    if neighbours and n and all(f.embedding is not None for f in features):
+        near_i, near_j, _ = embedding_candidates(
+            np.stack([f.embedding for f in features]),
+            k=neighbours,
+            cross=cross,  # type: ignore[misc]
+        )
+        if len(near_i):  # found by the embedding, which sees both parities: match in both
+            i, j = np.concatenate([i, near_i]), np.concatenate([j, near_j])
+            similarity = np.concatenate([similarity, np.zeros(len(near_i), np.float32)])
+            mirrored = np.concatenate([mirrored, np.full(len(near_i), 2, np.int8)])
+            _, first = np.unique(i * max(n, 1) + j, return_index=True)
+            i, j, similarity, mirrored = i[first], j[first], similarity[first], mirrored[first]
     digests = np.array([f.digest for f in features], dtype=object)
     same = equal_value_pairs(digests, digests, self_search=True)
     if len(same):
@@ -131,21 +160,28 @@ class LesionMethod(DedupMethod):
     needs = ("faiss", "opencv")
     memory_cache = "keypoints, by path, size and modification time"
 
-    def __init__(self, *, candidates: int = 10, words: int = 16384, seed: int = 0) -> None:
+    def __init__(
+        self, *, candidates: int = 10, neighbours: int = 10, views: int = 8, words: int = 16384, seed: int = 0
+    ) -> None:
         self.candidates = candidates
+        self.neighbours = neighbours
+        self.views = views
         self.words = words
         self.seed = seed
 
     def check(self) -> None:
-        """Check ``candidates`` (at least 1) and ``words`` (at least 16).
+        """Check ``candidates`` (at least 1), ``neighbours`` (at least 0), ``views`` (1, 2, 4 or
+        8) and ``words`` (at least 16).
 
         Raises:
             HamkitError: Out of range or not an integer.
         """
-        for name, low in (("candidates", 1), ("words", 16)):
+        for name, low in (("candidates", 1), ("neighbours", 0), ("words", 16)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise HamkitError(f"{name} of method 'lesion' must be an integer of at least {low}, got {value!r}")
+        if isinstance(self.views, bool) or self.views not in (1, 2, 4, 8):
+            raise HamkitError(f"views of method 'lesion' must be 1, 2, 4 or 8, got {self.views!r}")
 
     def check_threshold(self, threshold: Threshold) -> Threshold:
         """The threshold as a float in ``(0, 1)`` (the default, 0.5, is 10 RANSAC inliers).
@@ -171,14 +207,59 @@ class LesionMethod(DedupMethod):
 
     def signatures(self, dedup: Shared, paths: Sequence[Path]) -> Signatures:
         """:class:`~hamkit.dedup.lesion_match.LesionFeatures` per readable image (``None`` for
-        the others), kept in memory for the life of the method (``features_``)."""
-        return self._decode_memoised("features_", dedup, paths, "lesion", batch_size=32, desc="keypoints")
+        the others), with their embeddings when ``neighbours`` > 0, kept in memory for the life
+        of the method (``features_``)."""
+        self.check()
+        kind = "lesion-crop" if self.neighbours else "lesion"
+        setting = (kind, self.views if self.neighbours else None)
+        if self.__dict__.get("_memo_setting", setting) != setting:
+            self.__dict__.pop("features_", None)  # kept for other settings: decode again
+        self._memo_setting = setting
+        values, skipped = self._decode_memoised("features_", dedup, paths, kind, batch_size=32, desc="keypoints")
+        if self.neighbours:
+            self._embed(values)
+        return values, skipped
+
+    def _embed(self, values: np.ndarray) -> None:
+        """Give every feature of ``values`` without one its embedding for this method's ``views``
+        and drop its crop (in place, and in the memo: a repeated search embeds nothing again)."""
+        from hamkit.backbones.registry import create_backbone, get_backbone
+
+        todo = [k for k, f in enumerate(values) if f is not None and f.embedding is None and f.crop is not None]
+        if not todo:
+            return
+        if self.__dict__.get("network_") is None:
+            import torch
+
+            with torch.random.fork_rng():
+                self.network_ = create_backbone(EMBED_BACKBONE, task="classification", pretrained=True)
+        spec = get_backbone(EMBED_BACKBONE)
+        embeddings = np.concatenate(
+            [
+                lesion_embeddings(
+                    np.stack([values[k].crop for k in todo[start : start + 1024]]),
+                    self.network_,
+                    mean=spec.mean,
+                    std=spec.std,
+                    views=self.views,
+                )
+                for start in range(0, len(todo), 1024)
+            ]
+        )
+        memo: dict = self.__dict__.setdefault("features_", {})
+        replaced = {}
+        for k, embedding in zip(todo, embeddings, strict=True):
+            replaced[id(values[k])] = values[k] = dataclasses.replace(values[k], embedding=embedding, crop=None)
+        for key, value in memo.items():
+            if id(value) in replaced:
+                memo[key] = replaced[id(value)]
 
     def _search(self, dedup: Shared, features: list[Any], cross: int | None = None) -> VerifiedCandidates:
         self.check()
         return lesion_candidates(
             features,
             candidates=self.candidates,
+            neighbours=self.neighbours,
             words=self.words,
             seed=self.seed,
             workers=max(1, min(8, available_cpus())),
