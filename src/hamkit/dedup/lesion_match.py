@@ -56,6 +56,7 @@ __all__ = [
     "match_pairs",
     "mirror_descriptors",
     "visual_word_candidates",
+    "whitened",
 ]
 
 WORK_SIDE = 300
@@ -80,11 +81,14 @@ RATIO = 0.85
 
 RANSAC_PX = 1.5 * WORK_SIDE / 100
 
-CROP_SIDE = 128
+CROP_SIDE = 96
 """Side (px) of the lesion-centred crop that the CNN embeds."""
 
 CROP_MARGIN = 0.25
 """Margin around the detected lesion, as a share of its longer side, on each side."""
+
+WHITEN_DIMS = 256
+"""Principal axes of the embeddings kept by :func:`whitened`."""
 """RANSAC reprojection threshold in working-image pixels (1.5 % of the longest side)."""
 
 _local = threading.local()
@@ -470,17 +474,47 @@ def lesion_embeddings(
                 turned.append(view)
                 if views > 1:
                     turned.append(torch.flip(view, (3,)))
-            features = model(torch.cat(turned)).float().flatten(1)
+            features = model(torch.cat(turned).contiguous(memory_format=torch.channels_last)).float().flatten(1)
             rows.append(features.reshape(len(turned), len(x), -1).mean(0).numpy())
     return np.concatenate(rows).astype(np.float32)
+
+
+def whitened(embeddings: np.ndarray, dims: int = WHITEN_DIMS) -> np.ndarray:
+    """Embeddings centred on their mean, projected on their ``dims`` principal axes, each axis
+    scaled to unit variance, and L2-normalised: what every dermoscopic image shares (skin, the
+    dermatoscope's disc) no longer dominates the similarity, and rarer, distinctive directions
+    count as much as common ones. Fitted on the embeddings given, without labels.
+
+    Args:
+        embeddings: ``(N, D)`` rows.
+        dims: Principal axes kept (fewer when ``N`` or ``D`` is smaller).
+
+    Returns:
+        ``(N, min(dims, N - 1, D))`` float32 rows of unit length (``(N, 0)`` for fewer than 2 rows).
+
+    Examples:
+        >>> rows = whitened(np.random.default_rng(0).normal(size=(50, 8)), dims=4)
+        >>> rows.shape, bool(np.allclose(np.linalg.norm(rows, axis=1), 1, atol=1e-5))
+        ((50, 4), True)
+    """
+    data = np.asarray(embeddings, dtype=np.float64)
+    count = min(dims, len(data) - 1, data.shape[1] if data.ndim == 2 else 0)
+    if count < 1:
+        return np.zeros((len(data), 0), np.float32)
+    data = data - data.mean(axis=0, keepdims=True)
+    values, vectors = np.linalg.eigh(data.T @ data / len(data))
+    top = np.argsort(values)[::-1][:count]
+    scale = 1.0 / np.sqrt(np.maximum(values[top], values[top[0]] * 1e-6) + 1e-12)
+    projected = (data @ vectors[:, top]) * scale
+    projected /= np.linalg.norm(projected, axis=1, keepdims=True) + 1e-12
+    return np.ascontiguousarray(projected, dtype=np.float32)
 
 
 def embedding_candidates(
     embeddings: np.ndarray, *, k: int = 10, cross: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each image's ``k`` nearest images by cosine similarity of :func:`lesion_embeddings` (faiss,
-    exact), once centred on the mean of the images searched (so that what every dermoscopic image
-    shares does not dominate the similarity) and L2-normalised.
+    exact), once :func:`whitened` on the images searched.
 
     Args:
         embeddings: ``(N, D)`` embeddings.
@@ -502,9 +536,7 @@ def embedding_candidates(
     empty = np.zeros(0, np.int64)
     if n < 2 or k < 1 or embeddings.shape[1] == 0:
         return empty, empty, np.zeros(0, np.float32)
-    data = np.asarray(embeddings, dtype=np.float32)
-    data = data - data.mean(axis=0, keepdims=True)
-    data = np.ascontiguousarray(data / (np.linalg.norm(data, axis=1, keepdims=True) + 1e-9), dtype=np.float32)
+    data = whitened(embeddings)
     if cross is None:
         index = faiss.IndexFlatIP(data.shape[1])
         index.add(data)

@@ -161,7 +161,7 @@ class LesionMethod(DedupMethod):
     memory_cache = "keypoints, by path, size and modification time"
 
     def __init__(
-        self, *, candidates: int = 10, neighbours: int = 10, views: int = 8, words: int = 16384, seed: int = 0
+        self, *, candidates: int = 10, neighbours: int = 10, views: int = 2, words: int = 16384, seed: int = 0
     ) -> None:
         self.candidates = candidates
         self.neighbours = neighbours
@@ -231,8 +231,12 @@ class LesionMethod(DedupMethod):
         if self.__dict__.get("network_") is None:
             import torch
 
+            from hamkit.dedup.embeddings import _fused
+
             with torch.random.fork_rng():
-                self.network_ = create_backbone(EMBED_BACKBONE, task="classification", pretrained=True)
+                network = create_backbone(EMBED_BACKBONE, task="classification", pretrained=True)
+            # batch norm folded into the convolutions, channels-last: about 1.5x faster on a CPU
+            self.network_ = _fused(network.eval()).to(memory_format=torch.channels_last)
         spec = get_backbone(EMBED_BACKBONE)
         embeddings = np.concatenate(
             [
