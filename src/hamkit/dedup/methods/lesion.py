@@ -4,17 +4,21 @@ A second photograph of one lesion, days or months later, has another framing, zo
 lighting, hair and bubbles: a global signature (hash, thumbnail, CNN embedding) of the two
 differs, and the ``"verified"`` method, built to find copies, misses most of them. This method
 finds them by their local structure (:mod:`hamkit.dedup.lesion_match`): SIFT keypoints of each
-contrast-equalised image, candidate partners by tf-idf visual words (in both mirror parities),
-and each candidate verified by keypoint matching and a RANSAC similarity transform (in the
-mirror parity, or both, that its visual words were found in). A pair's
+contrast-equalised image, candidate partners by tf-idf visual words (in both mirror parities)
+and by the nearest whitened CNN embeddings of a colour-normalised crop around the lesion
+(``neighbours``; the offline ImageNet weights of EfficientNet-Lite0, averaged over ``views``
+turns and mirror images), and each candidate verified by keypoint matching and a RANSAC
+similarity transform (in the mirror parity, or both, that its visual words were found in; both
+for a candidate found by its embedding). A pair's
 score is :func:`~hamkit.dedup.lesion_match.inlier_score` of the inliers: 0.5 at
 :data:`~hamkit.dedup.lesion_match.INLIER_HALF` inliers. Copies are pairs too (they share every
 keypoint), and identical pixels always pair.
 
 Its settings live on the method (``Deduplicator(LesionMethod(candidates=20))``, ``hamkit dedup
---method lesion --candidates 20``); the Deduplicator's ``threshold`` is the minimum score. No
-weights ship with it and nothing is learnt from lesion ids: its vocabulary is fitted on the
-images searched.
+--method lesion --candidates 20``); the Deduplicator's ``threshold`` is the minimum score.
+Nothing is learnt from lesion ids and nothing is downloaded: its vocabulary and the whitening
+of its embeddings are fitted on the images searched, and the network's weights are ImageNet's,
+installed with hamkit (``LesionMethod(neighbours=0)`` does without them).
 
 Examples:
     >>> from hamkit.dedup.methods import LesionMethod
@@ -89,12 +93,9 @@ def lesion_candidates(
 
     n = len(features)
     i, j, similarity, mirrored = visual_word_candidates(features, k=candidates, words=words, seed=seed, cross=cross)
-    if neighbours and n and all(f.embedding is not None for f in features):
-        near_i, near_j, _ = embedding_candidates(
-            np.stack([f.embedding for f in features]),
-            k=neighbours,
-            cross=cross,  # type: ignore[misc]
-        )
+    embeddings = [f.embedding for f in features]
+    if neighbours and n and all(e is not None for e in embeddings):
+        near_i, near_j, _ = embedding_candidates(np.stack(embeddings), k=neighbours, cross=cross)  # type: ignore[arg-type]
         if len(near_i):  # found by the embedding, which sees both parities: match in both
             i, j = np.concatenate([i, near_i]), np.concatenate([j, near_j])
             similarity = np.concatenate([similarity, np.zeros(len(near_i), np.float32)])
@@ -134,8 +135,12 @@ class LesionMethod(DedupMethod):
     """``"lesion"``: one lesion photographed again, by local features (see the module docstring).
 
     Args:
-        candidates: Candidate partners per image (more finds more pairs, and costs
-            verification time).
+        candidates: Candidate partners per image by visual words (more finds more pairs, and
+            costs verification time).
+        neighbours: Candidate partners per image by the CNN embedding of its lesion crop (0:
+            none, and no network).
+        views: Turns and mirror images of each crop its embedding is averaged over (1, 2, 4
+            or 8; each costs one forward pass of the network).
         words: Visual words of the candidate search.
         seed: Seed of the vocabulary's k-means (the result is deterministic for a seed).
 
@@ -155,10 +160,10 @@ class LesionMethod(DedupMethod):
     threshold_meaning = "min keypoint-match score, (0, 1)"
     summary = (
         "the same lesion photographed again, copies included: SIFT keypoints, candidates by visual words in both "
-        "mirror parities, each confirmed by RANSAC inliers (offline)"
+        "mirror parities and by CNN embeddings of the lesion crop, each confirmed by RANSAC inliers (offline)"
     )
-    needs = ("faiss", "opencv")
-    memory_cache = "keypoints, by path, size and modification time"
+    needs = ("faiss", "opencv", "torch", "weights")
+    memory_cache = "keypoints and embeddings, by path, size and modification time; the network (built on first use)"
 
     def __init__(
         self, *, candidates: int = 10, neighbours: int = 10, views: int = 2, words: int = 16384, seed: int = 0
