@@ -495,10 +495,11 @@ def whitened(embeddings: np.ndarray, dims: int = WHITEN_DIMS) -> np.ndarray:
 
     Args:
         embeddings: ``(N, D)`` rows.
-        dims: Principal axes kept (fewer when ``N`` or ``D`` is smaller).
+        dims: Principal axes kept (fewer when ``N / 2`` or ``D`` is smaller).
 
     Returns:
-        ``(N, min(dims, N - 1, D))`` float32 rows of unit length (``(N, 0)`` for fewer than 2 rows).
+        ``(N, min(dims, (N - 1) // 2, D))`` float32 rows of unit length (``(N, 0)`` for fewer than
+        3 rows).
 
     Examples:
         >>> rows = whitened(np.random.default_rng(0).normal(size=(50, 8)), dims=4)
@@ -506,7 +507,8 @@ def whitened(embeddings: np.ndarray, dims: int = WHITEN_DIMS) -> np.ndarray:
         ((50, 4), True)
     """
     data = np.asarray(embeddings, dtype=np.float64)
-    count = min(dims, len(data) - 1, data.shape[1] if data.ndim == 2 else 0)
+    # at most half as many axes as rows: N points whitened in N - 1 axes are all equally far apart
+    count = min(dims, (len(data) - 1) // 2, data.shape[1] if data.ndim == 2 else 0)
     if count < 1:
         return np.zeros((len(data), 0), np.float32)
     data = data - data.mean(axis=0, keepdims=True)
