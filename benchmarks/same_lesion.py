@@ -171,6 +171,8 @@ def main() -> None:
         if hashlib.sha256(lesion.get(Path(path).stem, "").encode()).digest()[1] < 256 * args.lesion_fraction
     )
     rows: list[dict] = []
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    source = provenance()  # the code the runs below use (a commit made while they run is not theirs)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
         plant_copies(images, folder, per_kind=args.per_kind, seed=args.seed)
@@ -225,7 +227,9 @@ def main() -> None:
         "planted": len(planted),
         "per_kind": args.per_kind,
         "rows": rows,
-        **provenance(),
+        **source,
+        "load_average_before": load_before,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "note": "machine shared with other jobs; wall times are upper bounds",
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

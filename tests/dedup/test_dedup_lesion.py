@@ -9,11 +9,16 @@ from sklearn.base import clone
 
 from hamkit import Deduplicator
 from hamkit.dedup.lesion_match import (
+    CROP_SIDE,
+    embedding_candidates,
     inlier_score,
+    lesion_box,
+    lesion_crop,
     lesion_features,
     match_pair,
     mirror_descriptors,
     visual_word_candidates,
+    whitened,
 )
 from hamkit.dedup.methods import METHODS, LesionMethod
 from hamkit.errors import HamkitError
@@ -78,7 +83,11 @@ def test_registered_with_its_settings_on_the_method() -> None:
         method.check_threshold(1.0)
     with pytest.raises(HamkitError, match="candidates of method 'lesion'"):
         LesionMethod(candidates=0).check()
-    assert clone(method).get_params() == {"candidates": 7, "words": 64, "seed": 3}
+    assert clone(method).get_params() == {"candidates": 7, "neighbours": 10, "views": 2, "words": 64, "seed": 3}
+    with pytest.raises(HamkitError, match="views of method 'lesion' must be 1, 2, 4 or 8"):
+        LesionMethod(views=3).check()
+    with pytest.raises(HamkitError, match="neighbours of method 'lesion'"):
+        LesionMethod(neighbours=-1).check()
     assert repr(Deduplicator("lesion").set_params(method__candidates=20).method) == "LesionMethod(candidates=20)"
 
 
@@ -112,3 +121,52 @@ def test_identical_pixels_always_pair_and_candidates_are_unique() -> None:
     i, j, sim, _ = visual_word_candidates(textured, k=2, words=32)
     assert (i < j).all() and len(set(zip(i.tolist(), j.tolist()))) == len(i)
     assert ((sim > 0) & (sim <= 1.0001)).all()
+
+
+def test_lesion_box_is_the_dark_region_not_a_dark_corner() -> None:
+    image = np.full((150, 200, 3), (210, 160, 140), np.uint8)
+    image[:30, :30] = 20  # vignette corner, darker than the lesion
+    image[70:110, 120:160] = (90, 50, 40)
+    x0, y0, x1, y1 = lesion_box(image, margin=0.25)
+    assert (x0, y0, x1, y1) == (110, 60, 170, 120)
+    assert lesion_box(np.full((150, 200, 3), 128, np.uint8)) == (0, 0, 200, 150)  # nothing: the whole image
+
+
+def test_colour_cast_is_removed_before_cropping() -> None:
+    scene = _lesion(1)
+    warm = np.clip(scene * np.array([1.15, 1.0, 0.8]), 0, 255).astype(np.uint8)
+    plain, cast = (lesion_crop(Image.fromarray(s)).astype(float) for s in (scene, warm))
+    assert plain.shape == (CROP_SIDE, CROP_SIDE, 3)
+    assert np.abs(plain.mean((0, 1)) - cast.mean((0, 1))).max() < 6  # the channel means agree again
+    assert np.abs(scene.mean((0, 1)) - warm.mean((0, 1))).max() > 20
+
+
+def test_embedding_candidates_whiten_and_search_across() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(6, 32)) + 50  # a large shared component, as every dermoscopic image has
+    rows = np.concatenate([base, base + rng.normal(scale=0.05, size=base.shape)])
+    i, j, sim = embedding_candidates(rows, k=1)
+    assert set(zip(i.tolist(), j.tolist())) == {(k, k + 6) for k in range(6)}
+    assert (sim > 0.9).all()
+    i, j, _ = embedding_candidates(rows, k=2, cross=6)
+    assert ((i < 6) & (j >= 6)).all() and {(k, k + 6) for k in range(6)} <= set(zip(i.tolist(), j.tolist()))
+    assert whitened(rows, dims=4).shape == (12, 4) and whitened(rows).shape == (12, 5)
+
+
+def test_embeddings_are_kept_and_neighbours_zero_builds_no_network(tmp_path) -> None:
+    folder = _folder(tmp_path)
+    method = LesionMethod()
+    dedup = Deduplicator(method, progress=False, cache_dir=False)
+    first = dedup.find(folder)
+    network = method.network_
+    features = list(method.features_.values())
+    assert all(f.embedding is not None and f.crop is None for f in features)  # crops dropped once embedded
+    second = dedup.find(folder)
+    assert method.network_ is network and all(a is b for a, b in zip(features, method.features_.values()))
+    assert (first.pairs.i.tolist(), first.pairs.j.tolist()) == (second.pairs.i.tolist(), second.pairs.j.tolist())
+    plain = LesionMethod(neighbours=0)
+    found = Deduplicator(plain, progress=False, cache_dir=False).find(folder)
+    assert "network_" not in plain.__dict__
+    assert all(f.embedding is None and f.crop is None for f in plain.features_.values())
+    names = {(found.paths[i].stem, found.paths[j].stem) for i, j in zip(found.pairs.i, found.pairs.j)}
+    assert names == {("a1", "a2"), ("b1", "b2")}

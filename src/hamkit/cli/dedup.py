@@ -92,7 +92,8 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=None,
         metavar="K",
-        help="verified and lesion: candidate partners checked per image (default 10)",
+        help="verified and lesion: candidate partners checked per image (default 10; lesion: by visual words, "
+        "with 10 more by CNN embedding of the lesion crop)",
     )
     parser.add_argument("--backbone", default=None, help="cnn: CNN backbone (default: mobilenet_v2)")
     parser.add_argument("--image-size", type=positive_int, default=None, help="cnn: input size (default 224)")

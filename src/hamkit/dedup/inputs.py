@@ -93,7 +93,8 @@ class DecodeJob(Dataset):
         mode: ``"rgb"`` (uint8 CHW tensor for a CNN, stacked per batch), ``"gray"`` (uint8 greyscale of
             ``size``), ``"scene"`` (a :class:`~hamkit.dedup.scenes.Scene`: what the ``"verified"``
             method needs of an image), ``"lesion"`` (its
-            :class:`~hamkit.dedup.lesion_match.LesionFeatures`, for the ``"lesion"`` method),
+            :class:`~hamkit.dedup.lesion_match.LesionFeatures`, for the ``"lesion"`` method;
+            ``"lesion-crop"``: with its lesion crop),
             ``"pixels"`` (SHA-256 of the decoded RGB pixels and shape) or ``"bytes"`` (SHA-256 of
             the file bytes).
         size: ``(height, width)`` to resize to (``rgb``, ``gray``).
@@ -122,10 +123,11 @@ class DecodeJob(Dataset):
                 from hamkit.dedup.scenes import Scene
 
                 return index, Scene.from_path(path), None
-            if self.mode == "lesion":
+            if self.mode in ("lesion", "lesion-crop"):
                 from hamkit.dedup.lesion_match import WORK_SIDE, lesion_features
 
-                return index, lesion_features(open_image(path, (WORK_SIDE, WORK_SIDE))), None
+                image = open_image(path, (WORK_SIDE, WORK_SIDE))
+                return index, lesion_features(image, crop=self.mode == "lesion-crop"), None
             height, width = self.size
             image = open_image(path, None if self.mode == "pixels" else (width, height))
             if self.mode == "pixels":
@@ -176,7 +178,7 @@ def decode_all(job: DecodeJob, *, batch_size: int, num_workers: int, progress: b
         collate_fn=_collate,
         persistent_workers=False,
         # workers die with this process, even when it is killed (no decoder outlives a `kill`)
-        worker_init_fn=WorkerInit(_single_threaded_opencv if job.mode in ("scene", "lesion") else None),
+        worker_init_fn=WorkerInit(_single_threaded_opencv if job.mode in ("scene", "lesion", "lesion-crop") else None),
     )
     with tqdm(total=len(job), desc=desc, unit="img", disable=not progress) as bar:
         for indices, values, skipped in loader:

@@ -12,6 +12,13 @@ these plain functions, which work offline on the CPU with OpenCV and faiss only:
    ``k`` most similar images (as landmark retrieval does). Mirror images are searched too: a
    mirrored image's descriptors are the original's with their cells and orientations permuted
    (:func:`mirror_descriptors`), so no second extraction is needed.
+   Candidates come from the CNN too: :func:`lesion_crop` cuts a colour-normalised
+   (:func:`colour_normalised`) square around the lesion (:func:`lesion_box`),
+   :func:`lesion_embeddings` embeds it with ImageNet weights, averaged over its turns and mirror
+   images, and :func:`embedding_candidates` gives each image its nearest images once the
+   embeddings are :func:`whitened`. Each source finds pairs the other misses: on the 10,015
+   HAM10000 images the 10 visual-word candidates per image hold 0.53 of the 3,207 same-lesion
+   pairs, the 10 embedding neighbours 0.62, both together 0.74.
 3. :func:`match_pairs`: every candidate pair is matched keypoint to keypoint (Lowe's ratio
    test) and a similarity transform is fitted with RANSAC, in both mirror parities; the score
    is :func:`inlier_score` of the inliers of a plausible transform (scale within
@@ -19,8 +26,9 @@ these plain functions, which work offline on the CPU with OpenCV and faiss only:
    distinctive local structure; two photographs of one lesion have, whatever the framing,
    zoom, rotation and lighting.
 
-Nothing is learnt from labels: the vocabulary is fitted on the images' own descriptors, without
-lesion ids, so it can be fitted on any data set (the threshold can be calibrated with labels).
+Nothing is learnt from labels: the vocabulary and the whitening are fitted on the images' own
+descriptors and embeddings, without lesion ids, so they can be fitted on any data set (the
+threshold can be calibrated with labels).
 
 Examples:
     >>> inlier_score(np.array([0, 10, 30])).round(2).tolist()
@@ -34,6 +42,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -42,13 +51,20 @@ __all__ = [
     "INLIER_HALF",
     "LesionFeatures",
     "MAX_SCALE",
+    "CROP_SIDE",
     "WORK_SIDE",
+    "colour_normalised",
+    "embedding_candidates",
     "inlier_score",
+    "lesion_box",
+    "lesion_crop",
+    "lesion_embeddings",
     "lesion_features",
     "match_pair",
     "match_pairs",
     "mirror_descriptors",
     "visual_word_candidates",
+    "whitened",
 ]
 
 WORK_SIDE = 300
@@ -72,6 +88,15 @@ RATIO = 0.85
 """Lowe's ratio test: a match is kept when its distance is below this times the second best."""
 
 RANSAC_PX = 1.5 * WORK_SIDE / 100
+
+CROP_SIDE = 96
+"""Side (px) of the lesion-centred crop that the CNN embeds."""
+
+CROP_MARGIN = 0.25
+"""Margin around the detected lesion, as a share of its longer side, on each side."""
+
+WHITEN_DIMS = 256
+"""Principal axes of the embeddings kept by :func:`whitened`."""
 """RANSAC reprojection threshold in working-image pixels (1.5 % of the longest side)."""
 
 _local = threading.local()
@@ -98,22 +123,28 @@ class LesionFeatures:
         width: Width of the working image (to mirror the points).
         digest: SHA-256 of the working greyscale image and its shape (identical pixels are a
             pair whatever the keypoints say).
+        crop: The colour-normalised, lesion-centred ``(CROP_SIDE, CROP_SIDE, 3)`` uint8 crop
+            (:func:`lesion_crop`) until it is embedded, then ``None``.
+        embedding: Its L2-normalised CNN embedding (:func:`lesion_embeddings`), once computed.
     """
 
     points: np.ndarray
     descriptors: np.ndarray
     width: int
     digest: str
+    crop: np.ndarray | None = None
+    embedding: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.points)
 
 
-def lesion_features(image: Image.Image) -> LesionFeatures:
+def lesion_features(image: Image.Image, *, crop: bool = False) -> LesionFeatures:
     """Keypoints and RootSIFT descriptors of an image (see the module docstring).
 
     Args:
         image: A decoded Pillow image (any mode).
+        crop: Keep the image's :func:`lesion_crop` too (for :func:`lesion_embeddings`).
 
     Returns:
         The :class:`LesionFeatures` (no keypoints on a flat image).
@@ -135,14 +166,103 @@ def lesion_features(image: Image.Image) -> LesionFeatures:
     else:
         gray_eq = gray
     keypoints, descriptors = sift.detectAndCompute(clahe.apply(np.ascontiguousarray(gray_eq)), None)
+    thumbnail = lesion_crop(image) if crop else None
     if descriptors is None or not keypoints:
-        return LesionFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.uint8), gray.shape[1], digest)
+        return LesionFeatures(
+            np.zeros((0, 2), np.float32), np.zeros((0, 128), np.uint8), gray.shape[1], digest, thumbnail
+        )
     order = np.argsort([-k.response for k in keypoints], kind="stable")[:MAX_KEYPOINTS]
     points = np.array([k.pt for k in keypoints], dtype=np.float32)[order]
     root = np.sqrt(descriptors[order] / (descriptors[order].sum(axis=1, keepdims=True) + 1e-7))  # RootSIFT
     return LesionFeatures(
-        np.ascontiguousarray(points), np.clip(root * 255 + 0.5, 0, 255).astype(np.uint8), gray.shape[1], digest
+        np.ascontiguousarray(points),
+        np.clip(root * 255 + 0.5, 0, 255).astype(np.uint8),
+        gray.shape[1],
+        digest,
+        thumbnail,
     )
+
+
+def colour_normalised(rgb: np.ndarray, power: int = 6) -> np.ndarray:
+    """Shades-of-grey colour constancy: each channel scaled so that its ``power``-mean is the
+    same, which removes most of a camera's or a lamp's colour cast (grey world is ``power=1``).
+
+    Args:
+        rgb: ``(H, W, 3)`` uint8 image.
+        power: Minkowski norm of the estimate.
+
+    Returns:
+        ``(H, W, 3)`` uint8.
+
+    Examples:
+        >>> cast = np.dstack([np.full((4, 4), v, np.uint8) for v in (200, 100, 50)])
+        >>> colour_normalised(cast)[0, 0].tolist()
+        [116, 116, 116]
+    """
+    pixels = rgb.astype(np.float32) + 1.0
+    norm = np.power(np.mean(np.power(pixels / 255.0, power), axis=(0, 1)), 1.0 / power) * 255.0
+    return np.clip(pixels * (norm.mean() / np.maximum(norm, 1e-3)) - 1.0, 0, 255).astype(np.uint8)
+
+
+def lesion_box(rgb: np.ndarray, *, margin: float = CROP_MARGIN) -> tuple[int, int, int, int]:
+    """The box ``(x0, y0, x1, y1)`` around the lesion: the largest dark region (Otsu's threshold
+    on the blurred greyscale) whose centre is not near the border (dark vignette corners are),
+    squared and widened by ``margin`` of its side on each side; the whole image when no region
+    covers 1 % of it.
+
+    Args:
+        rgb: ``(H, W, 3)`` uint8 image.
+        margin: Widening on each side, as a share of the region's longer side.
+
+    Returns:
+        Pixel bounds, clipped to the image.
+
+    Examples:
+        >>> image = np.full((100, 120, 3), 200, np.uint8)
+        >>> image[40:60, 50:70] = 60
+        >>> lesion_box(image)
+        (45, 35, 75, 65)
+    """
+    import cv2
+
+    height, width = rgb.shape[:2]
+    grey = cv2.GaussianBlur(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY), (5, 5), 0)
+    _, mask = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    count, _, stats, centres = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    best, area = 0, 0
+    for component in range(1, count):
+        cx, cy = centres[component]
+        central = 0.1 * width < cx < 0.9 * width and 0.1 * height < cy < 0.9 * height
+        if central and stats[component, cv2.CC_STAT_AREA] > area:
+            best, area = component, int(stats[component, cv2.CC_STAT_AREA])
+    if best == 0 or area < 0.01 * height * width:
+        return 0, 0, width, height
+    x, y, w, h = (int(v) for v in stats[best, :4])
+    side = max(w, h) * (1 + 2 * margin)
+    cx, cy = x + w / 2, y + h / 2
+    return (
+        max(0, int(cx - side / 2)),
+        max(0, int(cy - side / 2)),
+        min(width, int(cx + side / 2)),
+        min(height, int(cy + side / 2)),
+    )
+
+
+def lesion_crop(image: Image.Image, side: int = CROP_SIDE) -> np.ndarray:
+    """The colour-normalised image cropped to its :func:`lesion_box`, resized to ``side`` square.
+
+    Args:
+        image: A decoded Pillow image.
+        side: Output side (px).
+
+    Returns:
+        ``(side, side, 3)`` uint8 RGB.
+    """
+    import cv2
+
+    rgb = colour_normalised(np.asarray(image.convert("RGB")))
+    x0, y0, x1, y1 = lesion_box(rgb)
+    return cv2.resize(np.ascontiguousarray(rgb[y0:y1, x0:x1]), (side, side), interpolation=cv2.INTER_AREA)
 
 
 _MIRROR = np.arange(128).reshape(4, 4, 8)[::-1, :, (8 - np.arange(8)) % 8].reshape(128)
@@ -277,13 +397,16 @@ def visual_word_candidates(
     counts = np.array([len(f) for f in features], dtype=np.int64)
     if n < 2 or counts.sum() == 0:
         return empty, empty, np.zeros(0, np.float32), np.zeros(0, np.int8)
-    descriptors = np.concatenate([f.descriptors for f in features]).astype(np.float32)
+    descriptors = np.concatenate([f.descriptors for f in features])  # uint8: a quarter of float32's memory
     owner = np.repeat(np.arange(n), counts)
     fine = 64
     tree = _Vocabulary(descriptors, max(1, words // fine), fine, seed)
     vocabulary = tree.size
-    words_of = tree.words(descriptors)
-    mirrored_words = tree.words(mirror_descriptors(descriptors))
+    step = 1 << 17  # descriptors assigned per block (as float32, 64 MiB)
+    words_of = np.concatenate([tree.words(descriptors[s : s + step]) for s in range(0, len(descriptors), step)])
+    mirrored_words = np.concatenate(
+        [tree.words(mirror_descriptors(descriptors[s : s + step])) for s in range(0, len(descriptors), step)]
+    )
     plain, idf = _histograms(words_of, owner, n, vocabulary, None)
     mirror, _ = _histograms(mirrored_words, owner, n, vocabulary, idf)
     found: dict[tuple[int, int], tuple[float, int]] = {}  # (best similarity, parities: 1 plain, 2 mirror)
@@ -313,6 +436,147 @@ def visual_word_candidates(
     sim = np.array([found[key][0] for key in keys], dtype=np.float32)
     parity = np.array([found[key][1] - 1 for key in keys], dtype=np.int8)
     return i, j, sim, parity
+
+
+def lesion_embeddings(
+    crops: np.ndarray,
+    model: Any,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    views: int = 8,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """CNN embeddings of lesion crops, averaged over ``views`` turns and mirror images.
+
+    A second photograph of a lesion is turned and mirrored at random; the average of a crop's
+    embeddings over the eight turns and mirror images of a square (``views=8``; 2: the crop and
+    its mirror image; 1: the crop) does not depend on that.
+
+    Args:
+        crops: ``(N, S, S, 3)`` uint8 crops (:func:`lesion_crop`).
+        model: A classification backbone returning pooled features ``(N, D)``.
+        mean: Per-channel input mean (RGB in ``[0, 1]``).
+        std: Per-channel input standard deviation.
+        views: 1, 2, 4 or 8 views (turns by 90 degrees, each with its mirror image).
+        batch_size: Crops per forward pass.
+
+    Returns:
+        ``(N, D)`` float32 pooled features, averaged over the views (:func:`embedding_candidates`
+        centres and normalises them on the images searched).
+    """
+    import torch
+
+    if views not in (1, 2, 4, 8):
+        raise ValueError(f"views must be 1, 2, 4 or 8, got {views}")
+    if len(crops) == 0:
+        return np.zeros((0, 0), np.float32)
+    shift = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    scale = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    rows = []
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(crops), batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(crops[start : start + batch_size]))
+            x = (batch.permute(0, 3, 1, 2).float() / 255.0 - shift) / scale
+            turned = []
+            for turn in range(max(1, views // 2)):
+                view = torch.rot90(x, turn, (2, 3))
+                turned.append(view)
+                if views > 1:
+                    turned.append(torch.flip(view, (3,)))
+            features = model(torch.cat(turned).contiguous(memory_format=torch.channels_last)).float().flatten(1)
+            rows.append(features.reshape(len(turned), len(x), -1).mean(0).numpy())
+    return np.concatenate(rows).astype(np.float32)
+
+
+def whitened(embeddings: np.ndarray, dims: int = WHITEN_DIMS) -> np.ndarray:
+    """Embeddings centred on their mean, projected on their ``dims`` principal axes, each axis
+    scaled to unit variance, and L2-normalised: what every dermoscopic image shares (skin, the
+    dermatoscope's disc) no longer dominates the similarity, and rarer, distinctive directions
+    count as much as common ones. Fitted on the embeddings given, without labels.
+
+    Args:
+        embeddings: ``(N, D)`` rows.
+        dims: Principal axes kept (fewer when ``N / 2`` or ``D`` is smaller).
+
+    Returns:
+        ``(N, min(dims, (N - 1) // 2, D))`` float32 rows of unit length (``(N, 0)`` for fewer than
+        3 rows).
+
+    Examples:
+        >>> rows = whitened(np.random.default_rng(0).normal(size=(50, 8)), dims=4)
+        >>> rows.shape, bool(np.allclose(np.linalg.norm(rows, axis=1), 1, atol=1e-5))
+        ((50, 4), True)
+    """
+    data = np.asarray(embeddings, dtype=np.float64)
+    # at most half as many axes as rows: N points whitened in N - 1 axes are all equally far apart
+    count = min(dims, (len(data) - 1) // 2, data.shape[1] if data.ndim == 2 else 0)
+    if count < 1:
+        return np.zeros((len(data), 0), np.float32)
+    data = data - data.mean(axis=0, keepdims=True)
+    values, vectors = np.linalg.eigh(data.T @ data / len(data))
+    top = np.argsort(values)[::-1][:count]
+    scale = 1.0 / np.sqrt(np.maximum(values[top], values[top[0]] * 1e-6) + 1e-12)
+    projected = (data @ vectors[:, top]) * scale
+    projected /= np.linalg.norm(projected, axis=1, keepdims=True) + 1e-12
+    return np.ascontiguousarray(projected, dtype=np.float32)
+
+
+def embedding_candidates(
+    embeddings: np.ndarray, *, k: int = 10, cross: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each image's ``k`` nearest images by cosine similarity of :func:`lesion_embeddings` (faiss,
+    exact), once :func:`whitened` on the images searched.
+
+    Args:
+        embeddings: ``(N, D)`` embeddings.
+        k: Neighbours per image.
+        cross: With ``cross=c``, only pairs of one image below ``c`` and one from ``c`` on.
+
+    Returns:
+        ``(i, j, similarity)``: unique pairs ``i < j`` and their cosine similarity.
+
+    Examples:
+        >>> e = np.eye(4, dtype=np.float32)[[0, 0, 1, 1]]
+        >>> i, j, similarity = embedding_candidates(e, k=1)
+        >>> i.tolist(), j.tolist(), similarity.round(3).tolist()
+        ([0, 2], [1, 3], [1.0, 1.0])
+    """
+    import faiss
+
+    n = len(embeddings)
+    empty = np.zeros(0, np.int64)
+    if n < 2 or k < 1 or embeddings.shape[1] == 0:
+        return empty, empty, np.zeros(0, np.float32)
+    data = whitened(embeddings)
+    if cross is None:
+        index = faiss.IndexFlatIP(data.shape[1])
+        index.add(data)
+        sims, neighbours = index.search(data, min(n, k + 1))
+        queries = np.repeat(np.arange(n), neighbours.shape[1])
+        found = [(queries, neighbours.ravel(), sims.ravel())]
+    else:
+        found = []
+        for queries_at, base_at in ((slice(0, cross), slice(cross, n)), (slice(cross, n), slice(0, cross))):
+            query, base = data[queries_at], data[base_at]
+            if not len(query) or not len(base):
+                continue
+            index = faiss.IndexFlatIP(data.shape[1])
+            index.add(base)
+            sims, neighbours = index.search(query, min(len(base), k))
+            queries = np.repeat(np.arange(len(query)) + (queries_at.start or 0), neighbours.shape[1])
+            found.append((queries, neighbours.ravel() + (base_at.start or 0), sims.ravel()))
+    a = np.concatenate([f[0] for f in found])
+    b = np.concatenate([f[1] for f in found])
+    sim = np.concatenate([f[2] for f in found]).astype(np.float32)
+    keep = (b >= 0) & (a != b)
+    i, j, sim = np.minimum(a, b)[keep], np.maximum(a, b)[keep], sim[keep]
+    order = np.lexsort((-sim, j, i))
+    i, j, sim = i[order], j[order], sim[order]
+    first = np.ones(len(i), bool)
+    first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
+    return i[first].astype(np.int64), j[first].astype(np.int64), sim[first]
 
 
 # ---------------------------------------------------------------------------------- verification

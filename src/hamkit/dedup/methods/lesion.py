@@ -4,17 +4,21 @@ A second photograph of one lesion, days or months later, has another framing, zo
 lighting, hair and bubbles: a global signature (hash, thumbnail, CNN embedding) of the two
 differs, and the ``"verified"`` method, built to find copies, misses most of them. This method
 finds them by their local structure (:mod:`hamkit.dedup.lesion_match`): SIFT keypoints of each
-contrast-equalised image, candidate partners by tf-idf visual words (in both mirror parities),
-and each candidate verified by keypoint matching and a RANSAC similarity transform (in the
-mirror parity, or both, that its visual words were found in). A pair's
+contrast-equalised image, candidate partners by tf-idf visual words (in both mirror parities)
+and by the nearest whitened CNN embeddings of a colour-normalised crop around the lesion
+(``neighbours``; the offline ImageNet weights of EfficientNet-Lite0, averaged over ``views``
+turns and mirror images), and each candidate verified by keypoint matching and a RANSAC
+similarity transform (in the mirror parity, or both, that its visual words were found in; both
+for a candidate found by its embedding). A pair's
 score is :func:`~hamkit.dedup.lesion_match.inlier_score` of the inliers: 0.5 at
 :data:`~hamkit.dedup.lesion_match.INLIER_HALF` inliers. Copies are pairs too (they share every
 keypoint), and identical pixels always pair.
 
 Its settings live on the method (``Deduplicator(LesionMethod(candidates=20))``, ``hamkit dedup
---method lesion --candidates 20``); the Deduplicator's ``threshold`` is the minimum score. No
-weights ship with it and nothing is learnt from lesion ids: its vocabulary is fitted on the
-images searched.
+--method lesion --candidates 20``); the Deduplicator's ``threshold`` is the minimum score.
+Nothing is learnt from lesion ids and nothing is downloaded: its vocabulary and the whitening
+of its embeddings are fitted on the images searched, and the network's weights are ImageNet's,
+installed with hamkit (``LesionMethod(neighbours=0)`` does without them).
 
 Examples:
     >>> from hamkit.dedup.methods import LesionMethod
@@ -24,6 +28,7 @@ Examples:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,30 +37,46 @@ from typing import Any
 import numpy as np
 
 from hamkit._cpu import available_cpus
-from hamkit.dedup.lesion_match import LesionFeatures, inlier_score, match_pairs, visual_word_candidates
+from hamkit.dedup.lesion_match import (
+    LesionFeatures,
+    embedding_candidates,
+    inlier_score,
+    lesion_embeddings,
+    match_pairs,
+    visual_word_candidates,
+)
 from hamkit.dedup.methods.base import DedupMethod, Shared, Signatures, Threshold, register_method
 from hamkit.dedup.pairs import Pairs, equal_value_pairs
 from hamkit.dedup.scenes import VerifiedCandidates
 from hamkit.errors import HamkitError
 
-__all__ = ["LesionMethod", "lesion_candidates"]
+__all__ = ["EMBED_BACKBONE", "LesionMethod", "lesion_candidates"]
+
+EMBED_BACKBONE = "timm:tf_efficientnet_lite0"
+"""The network whose embeddings of lesion crops propose candidates: its ImageNet weights are
+installed with hamkit, so nothing is downloaded (nothing in them was learnt from HAM10000)."""
 
 
 def lesion_candidates(
     features: Sequence[LesionFeatures],
     *,
     candidates: int = 10,
+    neighbours: int = 0,
     words: int = 16384,
     seed: int = 0,
     workers: int = 1,
     cross: int | None = None,
     progress: bool = False,
 ) -> VerifiedCandidates:
-    """Candidates by visual words, each verified by keypoint matching; identical pixels always pair.
+    """Candidates by visual words and by CNN embeddings, each verified by keypoint matching;
+    identical pixels always pair.
 
     Args:
         features: One :class:`~hamkit.dedup.lesion_match.LesionFeatures` per image.
-        candidates: Candidate partners per image.
+        candidates: Candidate partners per image by visual words.
+        neighbours: Candidate partners per image by the cosine similarity of the features'
+            ``embedding`` (:func:`~hamkit.dedup.lesion_match.embedding_candidates`; 0: none, and
+            none where an image has no embedding).
         words: Visual words in the vocabulary.
         seed: Seed of the vocabulary's k-means.
         workers: Verification threads.
@@ -72,6 +93,15 @@ def lesion_candidates(
 
     n = len(features)
     i, j, similarity, mirrored = visual_word_candidates(features, k=candidates, words=words, seed=seed, cross=cross)
+    embeddings = [f.embedding for f in features]
+    if neighbours and n and all(e is not None for e in embeddings):
+        near_i, near_j, _ = embedding_candidates(np.stack(embeddings), k=neighbours, cross=cross)  # type: ignore[arg-type]
+        if len(near_i):  # found by the embedding, which sees both parities: match in both
+            i, j = np.concatenate([i, near_i]), np.concatenate([j, near_j])
+            similarity = np.concatenate([similarity, np.zeros(len(near_i), np.float32)])
+            mirrored = np.concatenate([mirrored, np.full(len(near_i), 2, np.int8)])
+            _, first = np.unique(i * max(n, 1) + j, return_index=True)
+            i, j, similarity, mirrored = i[first], j[first], similarity[first], mirrored[first]
     digests = np.array([f.digest for f in features], dtype=object)
     same = equal_value_pairs(digests, digests, self_search=True)
     if len(same):
@@ -105,8 +135,12 @@ class LesionMethod(DedupMethod):
     """``"lesion"``: one lesion photographed again, by local features (see the module docstring).
 
     Args:
-        candidates: Candidate partners per image (more finds more pairs, and costs
-            verification time).
+        candidates: Candidate partners per image by visual words (more finds more pairs, and
+            costs verification time).
+        neighbours: Candidate partners per image by the CNN embedding of its lesion crop (0:
+            none, and no network).
+        views: Turns and mirror images of each crop its embedding is averaged over (1, 2, 4
+            or 8; each costs one forward pass of the network).
         words: Visual words of the candidate search.
         seed: Seed of the vocabulary's k-means (the result is deterministic for a seed).
 
@@ -126,26 +160,33 @@ class LesionMethod(DedupMethod):
     threshold_meaning = "min keypoint-match score, (0, 1)"
     summary = (
         "the same lesion photographed again, copies included: SIFT keypoints, candidates by visual words in both "
-        "mirror parities, each confirmed by RANSAC inliers (offline)"
+        "mirror parities and by CNN embeddings of the lesion crop, each confirmed by RANSAC inliers (offline)"
     )
-    needs = ("faiss", "opencv")
-    memory_cache = "keypoints, by path, size and modification time"
+    needs = ("faiss", "opencv", "torch", "weights")
+    memory_cache = "keypoints and embeddings, by path, size and modification time; the network (built on first use)"
 
-    def __init__(self, *, candidates: int = 10, words: int = 16384, seed: int = 0) -> None:
+    def __init__(
+        self, *, candidates: int = 10, neighbours: int = 10, views: int = 2, words: int = 16384, seed: int = 0
+    ) -> None:
         self.candidates = candidates
+        self.neighbours = neighbours
+        self.views = views
         self.words = words
         self.seed = seed
 
     def check(self) -> None:
-        """Check ``candidates`` (at least 1) and ``words`` (at least 16).
+        """Check ``candidates`` (at least 1), ``neighbours`` (at least 0), ``views`` (1, 2, 4 or
+        8) and ``words`` (at least 16).
 
         Raises:
             HamkitError: Out of range or not an integer.
         """
-        for name, low in (("candidates", 1), ("words", 16)):
+        for name, low in (("candidates", 1), ("neighbours", 0), ("words", 16)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise HamkitError(f"{name} of method 'lesion' must be an integer of at least {low}, got {value!r}")
+        if isinstance(self.views, bool) or self.views not in (1, 2, 4, 8):
+            raise HamkitError(f"views of method 'lesion' must be 1, 2, 4 or 8, got {self.views!r}")
 
     def check_threshold(self, threshold: Threshold) -> Threshold:
         """The threshold as a float in ``(0, 1)`` (the default, 0.5, is 10 RANSAC inliers).
@@ -171,14 +212,63 @@ class LesionMethod(DedupMethod):
 
     def signatures(self, dedup: Shared, paths: Sequence[Path]) -> Signatures:
         """:class:`~hamkit.dedup.lesion_match.LesionFeatures` per readable image (``None`` for
-        the others), kept in memory for the life of the method (``features_``)."""
-        return self._decode_memoised("features_", dedup, paths, "lesion", batch_size=32, desc="keypoints")
+        the others), with their embeddings when ``neighbours`` > 0, kept in memory for the life
+        of the method (``features_``)."""
+        self.check()
+        kind = "lesion-crop" if self.neighbours else "lesion"
+        setting = (kind, self.views if self.neighbours else None)
+        if self.__dict__.get("_memo_setting", setting) != setting:
+            self.__dict__.pop("features_", None)  # kept for other settings: decode again
+        self._memo_setting = setting
+        values, skipped = self._decode_memoised("features_", dedup, paths, kind, batch_size=32, desc="keypoints")
+        if self.neighbours:
+            self._embed(values)
+        return values, skipped
+
+    def _embed(self, values: np.ndarray) -> None:
+        """Give every feature of ``values`` without one its embedding for this method's ``views``
+        and drop its crop (in place, and in the memo: a repeated search embeds nothing again)."""
+        from hamkit.backbones.registry import create_backbone, get_backbone
+
+        todo = [k for k, f in enumerate(values) if f is not None and f.embedding is None and f.crop is not None]
+        if not todo:
+            return
+        if self.__dict__.get("network_") is None:
+            import torch
+
+            from hamkit.dedup.embeddings import _fused
+
+            with torch.random.fork_rng():
+                network = create_backbone(EMBED_BACKBONE, task="classification", pretrained=True)
+            # batch norm folded into the convolutions, channels-last: about 1.5x faster on a CPU
+            self.network_ = _fused(network.eval()).to(memory_format=torch.channels_last)
+        spec = get_backbone(EMBED_BACKBONE)
+        embeddings = np.concatenate(
+            [
+                lesion_embeddings(
+                    np.stack([values[k].crop for k in todo[start : start + 1024]]),
+                    self.network_,
+                    mean=spec.mean,
+                    std=spec.std,
+                    views=self.views,
+                )
+                for start in range(0, len(todo), 1024)
+            ]
+        )
+        memo: dict = self.__dict__.setdefault("features_", {})
+        replaced = {}
+        for k, embedding in zip(todo, embeddings, strict=True):
+            replaced[id(values[k])] = values[k] = dataclasses.replace(values[k], embedding=embedding, crop=None)
+        for key, value in memo.items():
+            if id(value) in replaced:
+                memo[key] = replaced[id(value)]
 
     def _search(self, dedup: Shared, features: list[Any], cross: int | None = None) -> VerifiedCandidates:
         self.check()
         return lesion_candidates(
             features,
             candidates=self.candidates,
+            neighbours=self.neighbours,
             words=self.words,
             seed=self.seed,
             workers=max(1, min(8, available_cpus())),
