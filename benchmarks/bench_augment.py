@@ -31,20 +31,21 @@ def train_one(choice: str, parts: dict, args: argparse.Namespace) -> dict[str, o
     """Train and score the classifier with ``augment=choice``; one result row."""
     import torch
 
-    from hamkit import LesionClassifier
+    from hamkit import LesionClassifier, TrainConfig
 
-    model = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=False)
+    recipe = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer="adamw",
+        weight_decay=args.weight_decay,
+        class_balance="sampler",
+        augment=choice,
+        seed=args.seed,
+    )
+    model = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=False, recipe=recipe)
     start = time.perf_counter()
-    model.set_params(
-        recipe__epochs=args.epochs,
-        recipe__batch_size=args.batch_size,
-        recipe__lr=args.lr,
-        recipe__optimizer="adamw",
-        recipe__weight_decay=args.weight_decay,
-        recipe__class_balance="sampler",
-        recipe__augment=choice,
-        recipe__seed=args.seed,
-    ).fit(parts["train"], parts["val"], progress=False)
+    model.fit(parts["train"], parts["val"], progress=False)
     train_s = time.perf_counter() - start
     best = model.history_[model.best_epoch_ - 1]
     report = model.evaluate(parts["test"])

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from hamkit import LesionClassifier
+from hamkit import LesionClassifier, TrainConfig
 
 
 def plain_train(network: nn.Module, data: TensorDataset, batch_size: int, lr: float, device: torch.device) -> float:
@@ -61,7 +61,10 @@ def main() -> None:
     images = torch.randn(args.images, 3, args.size, args.size, generator=generator)
     labels = torch.randint(0, 7, (args.images,), generator=generator)
     data = TensorDataset(images, labels)
-    clf = LesionClassifier(args.backbone, image_size=args.size, pretrained=False, device=args.device)
+    recipe = TrainConfig(
+        epochs=1, batch_size=args.batch_size, lr=1e-4, class_balance="none", scheduler="none", amp=False
+    )
+    clf = LesionClassifier(args.backbone, image_size=args.size, pretrained=False, recipe=recipe, device=args.device)
     device = torch.device(
         "cuda"
         if args.device == "auto" and torch.cuda.is_available()
@@ -73,14 +76,7 @@ def main() -> None:
         network = clf._build(pretrained=False, weights=None)
         results["plain train"].append(plain_train(network, data, args.batch_size, 1e-4, device))
         start = time.perf_counter()
-        clf.set_params(
-            recipe__epochs=1,
-            recipe__batch_size=args.batch_size,
-            recipe__lr=1e-4,
-            recipe__class_balance="none",
-            recipe__scheduler="none",
-            recipe__amp=False,
-        ).fit(data, num_workers=0, progress=False)
+        clf.fit(data, num_workers=0, progress=False)
         results["hamkit fit"].append(args.images / (time.perf_counter() - start))
         results["plain predict"].append(plain_predict(clf.network_, images, args.batch_size * 2, device))
         start = time.perf_counter()

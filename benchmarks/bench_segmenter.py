@@ -50,6 +50,7 @@ from PIL import Image
 
 from hamkit.backbones.registry import get_backbone
 from hamkit.data.dataset import SkinDataset
+from hamkit.engine.recipe import TrainConfig
 from hamkit.segment import LesionSegmenter, SegmentationNetwork
 from hamkit.synthetic import make_synthetic
 
@@ -151,10 +152,9 @@ def main() -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         synthetic = make_synthetic(Path(tmp) / "synth", n_lesions=7, image_size=(96, 72), seed=0)
         data = SkinDataset.from_folder(synthetic.root, masks=True)
-        segmenter = LesionSegmenter(args.backbone, image_size=args.size, pretrained=False, device="cpu")
-        segmenter.set_params(recipe__epochs=1, recipe__batch_size=4, recipe__augment=False).fit(
-            data.subset(range(4)), num_workers=0, progress=False
-        )
+        recipe = TrainConfig(epochs=1, batch_size=4, augment="none")
+        segmenter = LesionSegmenter(args.backbone, image_size=args.size, pretrained=False, recipe=recipe, device="cpu")
+        segmenter.fit(data.subset(range(4)), num_workers=0, progress=False)
     network = segmenter.network_.eval()
     spec = get_backbone(args.backbone)
     mean, std = torch.tensor(spec.mean).view(1, 3, 1, 1), torch.tensor(spec.std).view(1, 3, 1, 1)
