@@ -32,6 +32,17 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _wait_for_children(process: subprocess.Popen, count: int, timeout: float = 60) -> set[int]:
+    """The processes below ``process`` once there are ``count`` of them (or what there is after
+    ``timeout`` seconds, or when it ended)."""
+    workers: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while len(workers) < count and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)
+        workers = _children(process.pid)
+    return workers
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -73,11 +84,7 @@ def test_sigterm_on_dedup_leaves_no_worker_alive(tmp_path: Path, method: str) ->
         stderr=subprocess.PIPE,
     )
     try:
-        workers: set[int] = set()
-        deadline = time.monotonic() + 60
-        while len(workers) < 2 and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.1)
-            workers = _children(process.pid)
+        workers = _wait_for_children(process, 2)
         assert len(workers) >= 2, "the decoding workers never started"
         time.sleep(0.5)  # the workers are busy decoding
         process.send_signal(signal.SIGTERM)
@@ -256,11 +263,7 @@ def test_sigterm_on_a_cross_data_set_audit_ends_its_hashing_processes(tmp_path: 
         [sys.executable, "-c", AUDIT_SCRIPT, *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        workers: set[int] = set()
-        deadline = time.monotonic() + 60
-        while len(workers) < 2 and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.1)
-            workers = _children(process.pid)
+        workers = _wait_for_children(process, 2)
         assert len(workers) >= 2, "the hashing processes never started"
         time.sleep(1.0)  # they are busy hashing: about 200 images, 0.5 s each, are left
         process.send_signal(signal.SIGTERM)
