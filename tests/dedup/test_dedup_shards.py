@@ -182,6 +182,18 @@ def test_disk_backend_equals_the_single_process(planted, single, tmp_path, monke
         dedup.audit(tmp_path / "split.csv", planted)
 
 
+def test_an_ivf_index_on_disk_keeps_the_disk_backend_equal_to_single(planted, tmp_path, monkeypatch) -> None:
+    from hamkit.dedup import candidates
+
+    monkeypatch.setattr(candidates, "IVF_MIN_WINDOWS", 500)  # IVF in both runs: on disk in the shard's
+    monkeypatch.setattr(candidates, "ADD_BLOCK", 40)
+    monkeypatch.setenv("HAMKIT_SHARDS_DIR", str(tmp_path))
+    single = Deduplicator(progress=False, cache_dir=False, num_workers=0).find(planted)
+    disk = Deduplicator(VerifiedMethod(backend="disk"), progress=False, cache_dir=False, num_workers=0).find(planted)
+    assert _files(disk.save(tmp_path / "disk")) == _files(single.save(tmp_path / "single"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disk", "single"]  # the index's file went with the scenes
+
+
 def test_unknown_backend_is_refused() -> None:
     with pytest.raises(HamkitError, match="backend"):
         Deduplicator(VerifiedMethod(backend="spark")).find([])

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from hamkit import Deduplicator
-from hamkit.dedup.candidates import THUMB, candidate_pairs
+from hamkit.dedup.candidates import THUMB, candidate_pairs, iter_window_hits
 from hamkit.dedup.methods import VerifiedMethod
 from hamkit.dedup.scenes import Scene
 from hamkit.dedup.thresholds import calibrate_scores
@@ -69,6 +69,24 @@ def test_candidates_find_turned_and_mirrored_thumbnails() -> None:
     assert np.all(found.i < found.j)
     assert bool(found.mirrored[(found.i == 3) & (found.j == 11)][0])
     assert len(pairs) <= 50 * 3  # about k per image, never all pairs
+
+
+def test_an_ivf_index_on_disk_gives_the_same_hits_as_in_memory(tmp_path: Path, monkeypatch) -> None:
+    from hamkit.dedup import candidates
+
+    monkeypatch.setattr(candidates, "IVF_MIN_WINDOWS", 1000)  # an IVF index from 56 images on
+    monkeypatch.setattr(candidates, "ADD_BLOCK", 100)  # several blocks, the last one larger
+    rng = np.random.default_rng(3)
+    thumbs = rng.integers(0, 256, (700, THUMB, THUMB), dtype=np.uint8)
+    thumbs[650] = np.rot90(thumbs[20])
+    settings = {"per_query": 16, "chunk": 128, "query_chunks": [0, 2, 5]}
+    in_memory = list(iter_window_hits(thumbs, **settings))
+    on_disk = list(iter_window_hits(thumbs, **settings, folder=tmp_path))
+    assert [first for first, _ in on_disk] == [first for first, _ in in_memory] == [0, 256, 640]
+    for (_, a), (_, b) in zip(in_memory, on_disk, strict=True):
+        assert np.array_equal(a.owner, b.owner) and np.array_equal(a.similarity, b.similarity)
+    assert (on_disk[2][1].owner[650 - 640, :, 0] == 20).any()  # the turned copy, found through the file
+    assert [p.name for p in tmp_path.iterdir()] == ["windows.ivfdata"]  # the blocks are joined into it
 
 
 def test_verification_accepts_altered_copies_and_refuses_other_lesions() -> None:

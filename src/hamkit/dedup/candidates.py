@@ -32,13 +32,18 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "ADD_BLOCK",
     "IVF_MIN_WINDOWS",
     "PARITY_MARGIN",
     "THUMB",
@@ -259,19 +264,40 @@ def window_hits(
 
 
 def iter_window_hits(
-    thumbs: Any, *, per_query: int, nprobe: int = 24, chunk: int = 2048, query_chunks: Sequence[int] | None = None
+    thumbs: Any,
+    *,
+    per_query: int,
+    nprobe: int = 24,
+    chunk: int = 2048,
+    query_chunks: Sequence[int] | None = None,
+    folder: str | os.PathLike[str] | None = None,
 ) -> Iterator[tuple[int, WindowHits]]:
     """:func:`window_hits` one query chunk at a time: ``(first image, its chunk's hits)``, so
-    that only one chunk's hits are in memory (the index is built once, before the first)."""
+    that only one chunk's hits are in memory (the index is built once, before the first).
+
+    Args:
+        folder: An empty folder for the index (``None``: in memory). With a folder, an IVF index
+            (:data:`IVF_MIN_WINDOWS` rows and more) keeps its vectors in a memory-mapped file
+            there (faiss ``OnDiskInvertedLists``), and the windows are built a chunk at a time,
+            so that the process's own (anonymous) memory holds the training sample (sixty-four
+            windows per IVF cell: it grows with the square root of the collection) and one
+            block of :data:`ADD_BLOCK` images, not the collection. The hits are the same as in
+            memory. The caller removes the folder.
+    """
     n = len(thumbs)
     windows_per_image = len(_INDEX_WINDOWS)
-    base = np.empty((n * windows_per_image, CELLS * CELLS), dtype=np.float32)
-    for s in range(0, n, chunk):
-        rows = index_windows(thumbs[s : s + chunk]).reshape(-1, CELLS * CELLS)
-        base[s * windows_per_image : s * windows_per_image + len(rows)] = rows
-    index = _index(base, nprobe)
-    per_query = max(1, min(len(base), per_query))
-    del base  # the index holds its own copy
+    rows_total = n * windows_per_image
+    per_query = max(1, min(rows_total, per_query))
+    index: Any
+    if folder is not None and rows_total >= IVF_MIN_WINDOWS:
+        index = _index_on_disk(thumbs, nprobe, chunk, Path(folder))
+    else:
+        base = np.empty((rows_total, CELLS * CELLS), dtype=np.float32)
+        for s in range(0, n, chunk):
+            rows = index_windows(thumbs[s : s + chunk]).reshape(-1, CELLS * CELLS)
+            base[s * windows_per_image : s * windows_per_image + len(rows)] = rows
+        index = _index(base, nprobe)
+        del base  # the index holds its own copy
     starts = range(0, n, chunk) if query_chunks is None else [c * chunk for c in query_chunks]
     for start in starts:
         queries = query_windows(thumbs[start : start + chunk])
@@ -285,6 +311,95 @@ def iter_window_hits(
                 sims.astype(np.float32).reshape(count, orientations, per_query),
             ),
         )
+
+
+ADD_BLOCK = 8192
+"""Images whose windows an on-disk index adds at a time (:func:`iter_window_hits` with a
+folder): ``8192 * 18 = 147,456`` rows, a multiple of the 4,096 queries that faiss's coarse
+assignment computes together and above the size from which it uses BLAS, so that every vector
+goes to the same IVF cell as when all are added at once."""
+
+
+def _chunk_windows(thumbs: Any, chunk: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first row, rows)`` of the index windows, built ``chunk`` images at a time (as in memory)."""
+    for s in range(0, len(thumbs), chunk):
+        yield s * len(_INDEX_WINDOWS), index_windows(thumbs[s : s + chunk]).reshape(-1, CELLS * CELLS)
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Standard output (the file descriptor, where C code prints) to nowhere for a while."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as nowhere:
+            os.dup2(nowhere.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _index_on_disk(thumbs: Any, nprobe: int, chunk: int, folder: Path) -> Any:
+    """The IVF index of :func:`_index` over the windows of ``thumbs``, its inverted lists in a
+    memory-mapped file in ``folder``, built without holding every window in memory: the same
+    training sample (gathered in one pass over the chunks), the same vectors added in the same
+    order, in blocks the coarse assignment treats as it treats one call with all of them."""
+    import faiss
+
+    rows_total = len(thumbs) * len(_INDEX_WINDOWS)
+    dim = CELLS * CELLS
+    nlist = int(2 ** round(np.log2(4 * np.sqrt(rows_total))))
+    rng = np.random.default_rng(0)
+    picked = rng.choice(rows_total, min(rows_total, nlist * 64), replace=False)
+    order = np.argsort(picked, kind="stable")
+    sorted_rows = picked[order]
+    sample = np.empty((len(picked), dim), dtype=np.float32)
+    for first, rows in _chunk_windows(thumbs, chunk):
+        lo, hi = np.searchsorted(sorted_rows, [first, first + len(rows)])
+        sample[order[lo:hi]] = rows[sorted_rows[lo:hi] - first]
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = 0
+    index.train(sample)
+    del sample
+    index.nprobe = nprobe
+    # each block's vectors go to an IVF index of its own on disk, with their ids among all rows;
+    # the blocks' inverted lists are then joined, list by list in block order, into one file
+    block_rows = ADD_BLOCK * len(_INDEX_WINDOWS)
+    blocks: list[str] = []
+
+    def add(rows: np.ndarray, first: int) -> None:
+        block = faiss.clone_index(index)
+        block.add_with_ids(rows, np.arange(first, first + len(rows), dtype=np.int64))
+        blocks.append(str(folder / f"block-{len(blocks):05d}.index"))
+        faiss.write_index(block, blocks[-1])
+
+    added, pending = 0, np.zeros((0, dim), dtype=np.float32)
+    for _, rows in _chunk_windows(thumbs, chunk):
+        pending = np.concatenate([pending, rows])
+        # add whole blocks while more than a block would be left after each: the last add
+        # takes the rest (one block's rows or more, unless all rows are fewer)
+        while len(pending) >= block_rows and rows_total - added - block_rows >= block_rows:
+            add(np.ascontiguousarray(pending[:block_rows]), added)
+            added += block_rows
+            pending = pending[block_rows:]
+    if len(pending):
+        add(np.ascontiguousarray(pending), added)
+    del pending
+    parts = [faiss.read_index(name, faiss.IO_FLAG_MMAP) for name in blocks]
+    lists = faiss.InvertedListsPtrVector()
+    for part in parts:
+        lists.push_back(faiss.extract_index_ivf(part).invlists)
+    invlists = faiss.OnDiskInvertedLists(nlist, index.code_size, str(folder / "windows.ivfdata"))
+    with _quiet_stdout():  # faiss reports the file's resizing on standard output
+        ntotal = invlists.merge_from_multiple(lists.data(), lists.size(), False)
+    del parts, lists
+    for name in blocks:
+        os.remove(name)
+    index.ntotal = ntotal
+    index.replace_invlists(invlists, True)
+    invlists.this.disown()  # the index owns (and frees) them
+    return index
 
 
 def candidates_from_hits(hits: WindowHits, *, k: int = 10, members: np.ndarray | None = None) -> Candidates:

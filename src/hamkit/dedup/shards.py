@@ -14,7 +14,11 @@ first stage without a marker:
    window thumbnails of *all* images (every shard sees the same index as the single process) and
    queries with its share of the query chunks, exactly the chunks the single-process search
    queries with; it keeps each query image's best partners
-   (:func:`~hamkit.dedup.candidates.query_partners`).
+   (:func:`~hamkit.dedup.candidates.query_partners`). A large index (faiss IVF) keeps its
+   vectors in a memory-mapped file in the shard's folder while the stage runs (``.index-*``,
+   removed after it), built and searched a chunk of images at a time, so the stage's own memory
+   holds a chunk and the index's training sample, not the collection; the hits are the same as
+   with the index in memory.
 3. **verify** (``verify.done``): once every shard's partners are there, each shard forms the
    same candidate pairs as the single process (partners from both ends, plus identical pixels)
    and verifies its contiguous share of them, in batches of :data:`VERIFY_BATCH` pairs, loading
@@ -231,6 +235,21 @@ class SceneStore:
         self._offsets = np.load(folder / "offsets.npy")  # (n, 2 * len(_FLATS) + 2): starts, counts, height, width
         self._flats = {name: _Reader(folder / f"{name}.bin", *spec) for name, spec in _FLATS.items()}
 
+    def thumb_rows(self, local: np.ndarray) -> np.ndarray:
+        """The thumbnails of the shard's images ``local`` (ascending), read from the file rather
+        than through the memory map, so that no page of the file stays in this process's memory."""
+        local = np.asarray(local, dtype=np.int64)
+        if not len(local):
+            return np.zeros((0, THUMB, THUMB), dtype=np.uint8)
+        first, last = int(local[0]), int(local[-1])
+        size = THUMB * THUMB
+        fd = os.open(self.folder / "thumbs.npy", os.O_RDONLY)
+        try:
+            data = os.pread(fd, (last - first + 1) * size, int(self.thumbs.offset) + first * size)
+        finally:
+            os.close(fd)
+        return np.frombuffer(data, dtype=np.uint8).reshape(-1, THUMB, THUMB)[local - first].copy()
+
     def _rows(self, name: str, local: int) -> np.ndarray:
         column = list(_FLATS).index(name)
         start, count = self._offsets[local, 2 * column], self._offsets[local, 2 * column + 1]
@@ -411,7 +430,7 @@ class _Valid:
         owner, local = self.owner[rows.start : rows.stop], self.local[rows.start : rows.stop]
         for number in np.unique(owner).tolist():
             mine = owner == number
-            out[mine] = self.stores[number].thumbs[local[mine]]
+            out[mine] = self.stores[number].thumb_rows(local[mine])
         return out
 
     def digests(self) -> np.ndarray:
@@ -447,15 +466,23 @@ def stage_search(
     empty = (np.zeros(0, np.int64),) * 2 + (np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, np.float32))
     partners: tuple[np.ndarray, ...] = empty
     if len(valid) >= 2 and chunks:
-        parts = [
-            query_partners(hits, k=candidates, first_row=first)
-            for first, hits in iter_window_hits(
-                valid,
-                per_query=SEARCH_HITS * hits_per_query(candidates),
-                chunk=SEARCH_CHUNK,
-                query_chunks=chunks,
-            )
-        ]  # one chunk's hits at a time: each query image's partners depend on its own hits only
+        for left in folder.glob(".index-*"):  # what a killed run of this shard had begun
+            shutil.rmtree(left, ignore_errors=True)
+        scratch = folder / f".index-{os.getpid()}"
+        scratch.mkdir()
+        try:
+            parts = [
+                query_partners(hits, k=candidates, first_row=first)
+                for first, hits in iter_window_hits(
+                    valid,
+                    per_query=SEARCH_HITS * hits_per_query(candidates),
+                    chunk=SEARCH_CHUNK,
+                    query_chunks=chunks,
+                    folder=scratch,
+                )
+            ]  # one chunk's hits at a time: each query image's partners depend on its own hits only
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         partners = tuple(np.concatenate([part[c] for part in parts]) for c in range(5))
     names = ("query", "partner", "similarity", "mirrored", "other")
     _save_npz(folder / "partners.npz", **dict(zip(names, partners, strict=True)))
