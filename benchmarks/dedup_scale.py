@@ -223,10 +223,45 @@ def decode_ratio(shared: Path) -> dict | None:
     }
 
 
-def search_memory(n: int, work: Path, shards: int = 2) -> dict:
+class _Sampler:
+    """Polls a process's resident memory (``/proc/PID/status``) every ``every`` seconds, keeping
+    the largest anonymous (``RssAnon``: the process's own heap, what the kernel cannot drop) and
+    file-backed (``RssFile``: pages of memory-mapped files, page cache the kernel may reclaim)."""
+
+    def __init__(self, pid: int, every: float = 0.1) -> None:
+        import threading
+
+        self.pid, self.every = pid, every
+        self.peak = {"RssAnon": 0, "RssFile": 0, "VmRSS": 0}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                    key, _, value = line.partition(":")
+                    if key in self.peak:
+                        self.peak[key] = max(self.peak[key], int(value.split()[0]))
+            except (OSError, ValueError, IndexError):
+                pass
+            time.sleep(self.every)
+
+    def done(self) -> dict[str, float]:
+        self.stop.set()
+        self.thread.join()
+        return {key: round(kib / 1024, 1) for key, kib in self.peak.items()}
+
+
+def search_memory(n: int, work: Path, shards: int = 2, index: str = "disk") -> dict:
     """Peak memory and time of the search stage (the one stage that holds something of every
     image: the window index) at ``n`` images, without decoding any: shard stores whose
-    thumbnails are random, written directly. Run in a fresh process (``--search-memory N``)."""
+    thumbnails are random, written directly. Run in a fresh process (``--search-memory N``).
+
+    ``index="disk"``: the stage as it is (a large index in a memory-mapped file);
+    ``index="memory"``: the stage with the index in memory (as before), for the comparison; with
+    both, the two stages' partners are compared array for array."""
     from hamkit.dedup import shards as module
 
     root = work / f"search-{n}"
@@ -234,10 +269,10 @@ def search_memory(n: int, work: Path, shards: int = 2) -> dict:
     paths = [Path(f"/none/img{i:07d}.jpg") for i in range(n)]
     run = module._run_of(paths, 10, 15)
     rng = np.random.default_rng(0)
-    for index in range(shards):
-        folder = module.shard_folder(root, index, shards)
+    for number in range(shards):
+        folder = module.shard_folder(root, number, shards)
         folder.mkdir(parents=True)
-        start, stop = module.shard_range(n, index, shards)
+        start, stop = module.shard_range(n, number, shards)
         thumbs = np.lib.format.open_memmap(
             folder / "thumbs.npy", mode="w+", dtype=np.uint8, shape=(stop - start, 64, 64)
         )
@@ -252,27 +287,54 @@ def search_memory(n: int, work: Path, shards: int = 2) -> dict:
         (folder / "paths.txt").write_text("".join(f"{p}\n" for p in paths[start:stop]))
         for name in module._FLATS:
             (folder / f"{name}.bin").write_bytes(b"")
-        manifest = {"format": 1, "shard": index, "of": shards, "start": start, "stop": stop, **run.__dict__}
+        manifest = {"format": 1, "shard": number, "of": shards, "start": start, "stop": stop, **run.__dict__}
         (folder / "manifest.json").write_text(json.dumps(manifest))
         (folder / "signatures.done").write_text("{}")
-    code = (
-        "import json, sys; from pathlib import Path; from hamkit.dedup import shards as m\n"
-        f"paths = [Path(f'/none/img{{i:07d}}.jpg') for i in range({n})]\n"
-        f"m.stage_search(paths, {str(root)!r}, 0, {shards})\n"
-        f"print((Path({str(root)!r}) / 'shard-0-of-{shards}' / 'search.done').read_text())\n"
-    )
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    marker = json.loads(done.stdout[done.stdout.index("{") :])
+    row: dict = {"images": n, "shards": shards}
+    partners = {}
+    for kind in ("memory", "disk") if index == "both" else (index,):
+        shard = module.shard_folder(root, 0, shards)
+        for name in ("search.done", "partners.npz"):
+            (shard / name).unlink(missing_ok=True)
+        code = (
+            "import json, sys; from pathlib import Path; from hamkit.dedup import shards as m, candidates as c\n"
+            + (
+                "m.iter_window_hits = lambda *a, folder=None, **k: c.iter_window_hits(*a, **k)\n"
+                if kind == "memory"
+                else ""
+            )
+            + f"paths = [Path(f'/none/img{{i:07d}}.jpg') for i in range({n})]\n"
+            f"m.stage_search(paths, {str(root)!r}, 0, {shards})\n"
+            f"print((Path({str(root)!r}) / 'shard-0-of-{shards}' / 'search.done').read_text())\n"
+        )
+        started = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        sampler = _Sampler(child.pid)
+        out, _ = child.communicate()
+        peak = sampler.done()
+        if child.returncode:
+            raise SystemExit(f"the search stage failed ({kind})")
+        marker = json.loads(out[out.index("{") :])
+        with np.load(shard / "partners.npz") as data:
+            partners[kind] = {name: data[name] for name in data.files}
+        suffix = "_memory" if index == "both" and kind == "memory" else ""
+        row.update(
+            {
+                f"seconds{suffix}": round(time.perf_counter() - started, 1),
+                f"stage_seconds{suffix}": marker["seconds"],
+                f"peak_rss_mib{suffix}": marker["peak_rss_mib"],  # ru_maxrss: anonymous and file pages
+                f"peak_anon_mib{suffix}": peak["RssAnon"],  # sampled every 0.1 s
+                f"peak_file_mib{suffix}": peak["RssFile"],
+            }
+        )
+    row["index"] = "disk" if index == "both" else index
+    if index == "both":
+        row["same_partners_as_memory"] = all(
+            np.array_equal(partners["memory"][name], partners["disk"][name]) for name in partners["memory"]
+        )
     shutil.rmtree(root, ignore_errors=True)
-    return {
-        "images": n,
-        "shards": shards,
-        "seconds": round(time.perf_counter() - started, 1),
-        "stage_seconds": marker["seconds"],
-        "peak_rss_mib": marker["peak_rss_mib"],  # the search process's own peak
-        "load_average": round(os.getloadavg()[0], 2),
-    }
+    row["load_average"] = round(os.getloadavg()[0], 2)
+    return row
 
 
 def main() -> None:
@@ -297,13 +359,21 @@ def main() -> None:
         metavar="N",
         help="only measure the search stage's time and peak memory at these sizes (random thumbnails, no decoding)",
     )
+    parser.add_argument(
+        "--index",
+        choices=("disk", "memory", "both"),
+        default="disk",
+        help="with --search-memory: the window index on disk (the stage as it is), in memory (as before), or both "
+        "(the partners compared)",
+    )
     args = parser.parse_args()
     if args.search_memory:
         for n in args.search_memory:
-            row = {**search_memory(n, args.work), **provenance()}
+            row = {**search_memory(n, args.work, index=args.index), **provenance()}
             print(json.dumps(row), flush=True)
             saved = json.loads(EXTRA.read_text()) if EXTRA.exists() else {"benchmark": "dedup_scale"}
-            saved["search_memory"] = [r for r in saved.get("search_memory", []) if r["images"] != n] + [row]
+            key = "search_memory" if args.index == "memory" else "search_memory_disk"
+            saved[key] = [r for r in saved.get(key, []) if r["images"] != n] + [row]
             EXTRA.parent.mkdir(parents=True, exist_ok=True)
             EXTRA.write_text(json.dumps(saved, indent=1) + "\n")
         return
