@@ -18,6 +18,8 @@ largest size measured and the projection to a cluster.
 
     python benchmarks/dedup_scale.py --sizes 10000 --modes single shards ray
     python benchmarks/dedup_scale.py --sizes 100000 --modes shards   # appends to the results file
+    python benchmarks/dedup_scale.py --search-memory 20000 100000    # the search stage alone
+    python benchmarks/dedup_scale.py --real HAM10000_FOLDER          # one process against Ray, real images
 """
 
 from __future__ import annotations
@@ -198,6 +200,40 @@ def worker(mode: str, n: int, work: Path) -> None:
     print(json.dumps(row), flush=True)
 
 
+def real_worker(mode: str, images: Path, work: Path) -> None:
+    """``hamkit dedup`` on a real folder in one mode (``single`` or ``ray``), in this (fresh)
+    process: prints its row as a JSON line."""
+    folder = work / f"real-{mode}"
+    folder.mkdir(parents=True, exist_ok=True)
+    row = {"single": run_single, "ray": run_ray}[mode](images, folder)
+    pairs = (Path(row.pop("out")) / "pairs.csv").read_bytes()
+    row.update({"mode": mode, "peak_rss_mib": _child_peak_mib(), "pairs": pairs.count(b"\n") - 1})
+    print(json.dumps(row), flush=True)
+
+
+def real(images: Path, work: Path) -> dict:
+    """The one process against ``--backend ray`` on a local Ray of 2 CPUs on a real folder (each
+    in a fresh process, one after the other), and whether their pairs.csv are the same bytes."""
+    count = sum(1 for p in images.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    rows = {}
+    for mode in ("single", "ray"):
+        command = [sys.executable, os.path.abspath(__file__), "--real-worker", mode, str(images), "--work", str(work)]
+        load = os.getloadavg()[0]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        rows[mode] = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
+        rows[mode]["load_average"] = [round(load, 2), round(os.getloadavg()[0], 2)]
+        print(json.dumps(rows[mode]), flush=True)
+    same = (work / "real-single" / "single" / "pairs.csv").read_bytes() == (
+        work / "real-ray" / "ray" / "pairs.csv"
+    ).read_bytes()
+    return {
+        "images": count,
+        "rows": list(rows.values()),
+        "ray_over_single": round(rows["ray"]["seconds"] / rows["single"]["seconds"], 3),
+        "same_pairs_csv": same,
+    }
+
+
 def decode_ratio(shared: Path) -> dict | None:
     """Seconds to decode a 600 x 450 original into a scene over those of its 200 x 150 copy (the 75
     sample originals and their copies in the 200 px folder), for the projection to originals."""
@@ -345,6 +381,14 @@ def main() -> None:
     )
     parser.add_argument("--work", type=Path, default=Path("/tmp/hamkit-dedup-scale"))
     parser.add_argument("--worker", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--real-worker", nargs=2, metavar=("MODE", "FOLDER"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--real",
+        type=Path,
+        metavar="FOLDER",
+        help="only time hamkit dedup FOLDER in one process against --backend ray on a local Ray of 2 CPUs (each in "
+        "a fresh process), and compare their pairs.csv (the 10,015 HAM10000 images, for example)",
+    )
     parser.add_argument(
         "--decode-ratio",
         type=Path,
@@ -379,6 +423,16 @@ def main() -> None:
         return
     if args.worker:
         worker(args.worker[0], int(args.worker[1]), args.work)
+        return
+    if args.real_worker:
+        real_worker(args.real_worker[0], Path(args.real_worker[1]), args.work)
+        return
+    if args.real:
+        extra = json.loads(EXTRA.read_text()) if EXTRA.exists() else {"benchmark": "dedup_scale"}
+        extra["real"] = {**real(args.real, args.work), **provenance()}
+        print(json.dumps(extra["real"]))
+        EXTRA.parent.mkdir(parents=True, exist_ok=True)
+        EXTRA.write_text(json.dumps(extra, indent=1) + "\n")
         return
     if args.decode_ratio:
         extra = json.loads(EXTRA.read_text()) if EXTRA.exists() else {"benchmark": "dedup_scale"}
