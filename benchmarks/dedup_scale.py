@@ -290,17 +290,12 @@ class _Sampler:
         return {key: round(kib / 1024, 1) for key, kib in self.peak.items()}
 
 
-def search_memory(n: int, work: Path, shards: int = 2, index: str = "disk") -> dict:
-    """Peak memory and time of the search stage (the one stage that holds something of every
-    image: the window index) at ``n`` images, without decoding any: shard stores whose
-    thumbnails are random, written directly. Run in a fresh process (``--search-memory N``).
-
-    ``index="disk"``: the stage as it is (a large index in a memory-mapped file);
-    ``index="memory"``: the stage with the index in memory (as before), for the comparison; with
-    both, the two stages' partners are compared array for array."""
+def _fake_stores(root: Path, n: int, shards: int) -> None:
+    """The shard stores of ``n`` images whose thumbnails are random and whose scenes are empty
+    (no greyscale pixels, no keypoints: verification rejects each pair at once), written directly,
+    with every shard's signatures stage marked done."""
     from hamkit.dedup import shards as module
 
-    root = work / f"search-{n}"
     shutil.rmtree(root, ignore_errors=True)
     paths = [Path(f"/none/img{i:07d}.jpg") for i in range(n)]
     run = module._run_of(paths, 10, 15)
@@ -326,6 +321,74 @@ def search_memory(n: int, work: Path, shards: int = 2, index: str = "disk") -> d
         manifest = {"format": 1, "shard": number, "of": shards, "start": start, "stop": stop, **run.__dict__}
         (folder / "manifest.json").write_text(json.dumps(manifest))
         (folder / "signatures.done").write_text("{}")
+
+
+def _measured(command: list[str]) -> tuple[str, dict[str, float]]:
+    """Run ``command``; its standard output, wall seconds and peak memory: ``peak_rss_mib`` (the
+    kernel's ru_maxrss of the process: anonymous and file pages), ``peak_anon_mib`` and
+    ``peak_file_mib`` (sampled from /proc every 0.1 s)."""
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    sampler = _Sampler(child.pid)
+    assert child.stdout is not None
+    out = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    peak = sampler.done()
+    if child.returncode:
+        raise SystemExit(f"failed ({child.returncode}): {' '.join(command)}")
+    return out, {
+        "seconds": round(time.perf_counter() - started, 1),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "peak_anon_mib": peak["RssAnon"],
+        "peak_file_mib": peak["RssFile"],
+    }
+
+
+def stages(n: int, work: Path) -> dict:
+    """Time and peak memory of each stage after the decoding (search, verify, merge) of one
+    shard over ``n`` images, each stage in a fresh process, on :func:`_fake_stores`: what the
+    stages hold because of the collection's size (the index, the candidates, the paths and
+    digests), not the cost of verifying real scenes (a batch's scenes, bounded by the batch)."""
+    root, out = work / f"stages-{n}", work / f"stages-{n}-out"
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    _fake_stores(root, n, 1)
+    head = (
+        "import sys; from pathlib import Path; from hamkit.dedup import shards as m\n"
+        f"paths = [Path(f'/none/img{{i:07d}}.jpg') for i in range({n})]\n"
+    )
+    row: dict = {"images": n, "shards": 1}
+    for stage, command in (
+        ("search", [sys.executable, "-c", head + f"m.stage_search(paths, {str(root)!r}, 0, 1)\n"]),
+        ("verify", [sys.executable, "-c", head + f"m.stage_verify(paths, {str(root)!r}, 0, 1, workers=2)\n"]),
+        ("merge", _hamkit("--merge", str(root), "--out", str(out), "--no-review")),
+    ):
+        _, row[stage] = _measured(command)
+        print(stage, json.dumps(row[stage]), flush=True)
+    with np.load(root / "shard-0-of-1" / "partners.npz") as data:
+        row["partner_rows"] = int(len(data["query"]))
+    row["candidate_pairs"] = sum(
+        len(np.load(batch)["score"]) for batch in sorted((root / "shard-0-of-1").glob("verify-*.npz"))
+    )
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    row["load_average"] = round(os.getloadavg()[0], 2)
+    return row
+
+
+def search_memory(n: int, work: Path, shards: int = 2, index: str = "disk") -> dict:
+    """Peak memory and time of the search stage (the one stage that holds something of every
+    image: the window index) at ``n`` images, without decoding any: shard stores whose
+    thumbnails are random, written directly. Run in a fresh process (``--search-memory N``).
+
+    ``index="disk"``: the stage as it is (a large index in a memory-mapped file);
+    ``index="memory"``: the stage with the index in memory (as before), for the comparison; with
+    both, the two stages' partners are compared array for array."""
+    from hamkit.dedup import shards as module
+
+    root = work / f"search-{n}"
+    _fake_stores(root, n, shards)
     row: dict = {"images": n, "shards": shards}
     partners = {}
     for kind in ("memory", "disk") if index == "both" else (index,):
@@ -404,6 +467,14 @@ def main() -> None:
         help="only measure the search stage's time and peak memory at these sizes (random thumbnails, no decoding)",
     )
     parser.add_argument(
+        "--stages",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="only measure the stages after decoding (search, verify, merge; one shard, each stage in a fresh "
+        "process) at these sizes, on random thumbnails with empty scenes",
+    )
+    parser.add_argument(
         "--index",
         choices=("disk", "memory", "both"),
         default="disk",
@@ -419,6 +490,14 @@ def main() -> None:
             key = "search_memory" if args.index == "memory" else "search_memory_disk"
             saved[key] = [r for r in saved.get(key, []) if r["images"] != n] + [row]
             EXTRA.parent.mkdir(parents=True, exist_ok=True)
+            EXTRA.write_text(json.dumps(saved, indent=1) + "\n")
+        return
+    if args.stages:
+        for n in args.stages:
+            row = {**stages(n, args.work), **provenance()}
+            print(json.dumps(row), flush=True)
+            saved = json.loads(EXTRA.read_text()) if EXTRA.exists() else {"benchmark": "dedup_scale"}
+            saved["stages"] = [r for r in saved.get("stages", []) if r["images"] != n] + [row]
             EXTRA.write_text(json.dumps(saved, indent=1) + "\n")
         return
     if args.worker:
