@@ -15,7 +15,10 @@ docs/benchmarks.md (or another page of :data:`PAGES`) and is rendered from ``ben
   of an ISIC-2019-like folder built from the 10,015 HAM10000 images);
 * ``same_lesion``: ``same_lesion.json`` (``benchmarks/same_lesion.py``: same-lesion pairs,
   planted copies and pairs across lesions per dedup method on HAM10000 images);
-* ``dedup_scale`` (in docs/benchmarks_dedup.md): ``dedup_scale.json`` (``benchmarks/dedup_scale.py``).
+* ``dedup_scale`` (in docs/benchmarks_dedup.md): ``dedup_scale.json`` and ``dedup_scale_extra.json``
+  (``benchmarks/dedup_scale.py``);
+* ``dedup_scale_real`` (in docs/benchmarks_dedup.md): the ``real`` entry of ``dedup_scale_extra.json``
+  (``benchmarks/dedup_scale.py --real``: one process against ``--backend ray`` on real images).
 
     python docs/gen_benchmarks.py           # rewrite the blocks
     python docs/gen_benchmarks.py --check   # exit status 1 if a block is out of date
@@ -376,7 +379,9 @@ def dedup_scale() -> str:
         n, stages = largest["images"], largest["stages"]
         scale = MILLION / n
         per_stage = {name: stages[name]["seconds"] * scale for name in stages}
-        searched_rows = sorted(extra.get("search_memory", []), key=lambda r: r["images"])
+        searched_rows = sorted(
+            extra.get("search_memory_disk") or extra.get("search_memory", []), key=lambda r: r["images"]
+        )
         growth = "linearly"
         if len(searched_rows) >= 2:  # the search grows faster than linearly (the IVF index): its measured exponent
             import math
@@ -408,25 +413,7 @@ def dedup_scale() -> str:
                 "images (IVF training and adding every window), a part of the search that more shards do not "
                 "shorten."
             )
-    searched = sorted(extra.get("search_memory", []), key=lambda r: r["images"])
-    if searched:
-        table = ["| images | search stage s | peak MiB |", "|---|---|---|"]
-        table += [f"| {r['images']:,} | {r['stage_seconds']:.1f} | {_mib(r['peak_rss_mib'])} |" for r in searched]
-        text = (
-            "**The search stage alone** (the one stage that holds something of every image: the window index, "
-            "about 4.6 KB per image), shard 0 of 2 on random thumbnails with no decoding "
-            "(`python benchmarks/dedup_scale.py --search-memory N`, `benchmarks/results/dedup_scale_extra.json`):"
-            "\n\n" + "\n".join(table)
-        )
-        if len(searched) >= 2:
-            small, large = searched[-2], searched[-1]
-            slope = (large["peak_rss_mib"] - small["peak_rss_mib"]) / (large["images"] - small["images"])
-            text += (
-                f"\n\nFrom the last two sizes, {slope * 1024:.1f} KiB per image: about "
-                f"{(large['peak_rss_mib'] + slope * (MILLION - large['images'])) / 1024:.1f} GiB at 1,000,000 images "
-                "(estimated, linear: the index grows with the collection)."
-            )
-        notes.append(text)
+    notes += _search_memory_notes(extra)
     dates = sorted({r["date"][:10] for r in rows})
     notes.append(
         f"Rows from `benchmarks/results/dedup_scale.json` ({', '.join(dates)}; command "
@@ -613,6 +600,127 @@ def dedup_real() -> str:
     return "\n".join(lines)
 
 
+def _search_memory_notes(extra: dict[str, Any]) -> list[str]:
+    """The search stage's memory with the window index in memory (before) and on disk, and the
+    stages after decoding at each size measured (``dedup_scale.py --search-memory`` / ``--stages``)."""
+    notes = []
+    before = sorted(extra.get("search_memory", []), key=lambda r: r["images"])
+    after = sorted(extra.get("search_memory_disk", []), key=lambda r: r["images"])
+    if before or after:
+        table = [
+            "| images | window index | search stage s | peak anonymous MiB | peak file-backed MiB | peak RSS MiB "
+            "(ru_maxrss) | partners = index in memory |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in before:
+            table.append(
+                f"| {r['images']:,} | in memory (before) | {r['stage_seconds']:.1f} | n/a | n/a | "
+                f"{_mib(r['peak_rss_mib'])} | (reference) |"
+            )
+        for r in after:
+            if "stage_seconds_memory" in r:
+                table.append(
+                    f"| {r['images']:,} | in memory (same run) | {r['stage_seconds_memory']:.1f} | "
+                    f"{_mib(r.get('peak_anon_mib_memory'))} | {_mib(r.get('peak_file_mib_memory'))} | "
+                    f"{_mib(r['peak_rss_mib_memory'])} | (reference) |"
+                )
+            same = {True: "yes", False: "**no**", None: "not compared"}[r.get("same_partners_as_memory")]
+            table.append(
+                f"| {r['images']:,} | on disk | {r['stage_seconds']:.1f} | {_mib(r.get('peak_anon_mib'))} | "
+                f"{_mib(r.get('peak_file_mib'))} | {_mib(r['peak_rss_mib'])} | {same} |"
+            )
+        text = (
+            "**The search stage alone** (the one stage that holds something of every image: the window index, "
+            "18 windows of 64 floats, 4,608 bytes per image), shard 0 of 2 on random thumbnails with no decoding "
+            "(`python benchmarks/dedup_scale.py --search-memory N [--index memory|both]`, "
+            "`benchmarks/results/dedup_scale_extra.json`). *Anonymous* memory is the process's own heap "
+            "(`RssAnon`, what the kernel cannot drop); *file-backed* is the pages of memory-mapped files it has "
+            "touched (`RssFile`: the index file, and the code of the libraries it loaded), page cache that the "
+            "kernel reclaims when memory runs short; both are sampled from `/proc` every 0.1 s. *Peak RSS* is the "
+            "kernel's `ru_maxrss`, the largest sum of the two. With the index on disk (a faiss IVF index whose "
+            "inverted lists are a memory-mapped file in the shard's folder, built a block of 8,192 images at a "
+            "time) the partners are the same arrays as with the index in memory:\n\n" + "\n".join(table)
+        )
+        if len(after) >= 2:
+            small, large = after[0], after[-1]
+            slope = (large["peak_anon_mib"] - small["peak_anon_mib"]) / (large["images"] - small["images"])
+            at_million = large["peak_anon_mib"] + slope * (MILLION - large["images"])
+            grew = large["peak_anon_mib"] / small["peak_anon_mib"]
+            text += (
+                f"\n\nWith the index on disk, the anonymous peak grew {grew:.2f}x "
+                f"from {small['images']:,} to {large['images']:,} images ({large['images'] / small['images']:.0f}x the "
+                f"images), {slope * 1024:.2f} KiB per image: about {at_million / 1024:.2f} GiB at 1,000,000 images "
+                f"(estimated, not measured: that slope carried on from {large['images']:,}; it is the query chunks' "
+                "partners, the image list and the IVF training sample, which grows with the square root of the "
+                "collection). The index file itself is 4.5 KiB per image on disk (about 4.3 GiB at 1,000,000); the "
+                "search touches most of it, so its pages count in the RSS as page cache, not in the anonymous memory."
+            )
+            if before:
+                old = before[-1]
+                text += (
+                    f" Before, with the index in memory, the stage's peak RSS at {old['images']:,} images was "
+                    f"{_mib(old['peak_rss_mib'])} MiB."
+                )
+        notes.append(text)
+    staged = sorted(extra.get("stages", []), key=lambda r: r["images"])
+    if staged:
+        table = [
+            "| images | stage | s | peak anonymous MiB | peak file-backed MiB | peak RSS MiB (ru_maxrss) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in staged:
+            for stage in ("search", "verify", "merge"):
+                m = r[stage]
+                table.append(
+                    f"| {r['images']:,} | {stage} | {m['seconds']:.1f} | {_mib(m['peak_anon_mib'])} | "
+                    f"{_mib(m['peak_file_mib'])} | {_mib(m['peak_rss_mib'])} |"
+                )
+        largest = staged[-1]
+        worst = max(("search", "verify", "merge"), key=lambda stage: largest[stage]["peak_rss_mib"])
+        text = (
+            "**The stages after decoding at full size** (`python benchmarks/dedup_scale.py --stages N`): one shard "
+            "over all N images, each stage in a fresh process, on random thumbnails whose scenes are empty (no "
+            "pixels, no keypoints, so each candidate is rejected at once): what the stages hold because of the "
+            "collection's size (the window index, the candidate pairs, the image list and digests), not a batch's "
+            "real scenes (bounded by the batch: 4,096 candidate pairs). The merge is `hamkit dedup --merge`, the "
+            "command with its libraries loaded (torch: the file-backed pages are mostly their code):\n\n"
+            + "\n".join(table)
+            + f"\n\nAt {largest['images']:,} images ({largest['candidate_pairs']:,} candidate pairs) the largest "
+            f"stage peak is the {worst}'s, {_mib(largest[worst]['peak_rss_mib'])} MiB RSS "
+            f"({_mib(largest[worst]['peak_anon_mib'])} MiB anonymous). Decoding holds one batch of images per "
+            "worker and writes each scene to disk as it goes; it was not run at this size (the machine's time did "
+            "not allow decoding 100,000 images twice over)."
+        )
+        notes.append(text)
+    return notes
+
+
+def dedup_scale_real() -> str:
+    """``benchmarks/dedup_scale.py --real``: one process against ``--backend ray`` on real images."""
+    extra_file = RESULTS / "dedup_scale_extra.json"
+    real = (json.loads(extra_file.read_text()) if extra_file.exists() else {}).get("real")
+    if not real:
+        return "No results yet: run `python benchmarks/dedup_scale.py --real FOLDER`."
+    by = {r["mode"]: r for r in real["rows"]}
+    lines = [
+        "| mode | wall s | peak MiB | pairs | pairs.csv = one process |",
+        "|---|---|---|---|---|",
+        f"| one process | {by['single']['seconds']:.1f} | {_mib(by['single']['peak_rss_mib'])} | "
+        f"{by['single']['pairs']:,} | (reference) |",
+        f"| `--backend ray`, local Ray of 2 CPUs | {by['ray']['seconds']:.1f} | {_mib(by['ray']['peak_rss_mib'])} | "
+        f"{by['ray']['pairs']:,} | {'yes' if real['same_pairs_csv'] else '**no**'} |",
+    ]
+    loads = [x for r in real["rows"] for x in r["load_average"]]
+    return "\n".join(lines) + (
+        f"\n\n{real['images']:,} images; Ray took {real['ray_over_single']:.2f}x the one process's wall time. "
+        "Peak memory is the largest process the benchmark waited for (for ray, the driver: its workers are not "
+        f"counted). Measured {real['date'][:10]} with `{_command(real['command'])}`, hamkit commit "
+        f"`{real['commit'][:12]}`, {real['machine']}; 1-minute load average {min(loads):.1f}-{max(loads):.1f} on 2 "
+        "cores: the machine was shared with other jobs, so the wall times are upper bounds and their ratio is one "
+        "measurement."
+    )
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "channels_last": channels_last,
     "decode_cache": decode_cache,
@@ -633,6 +741,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "cross_audit": cross_audit,
     "operating_points": operating_points,
     "dedup_scale": dedup_scale,
+    "dedup_scale_real": dedup_scale_real,
 }
 
 
