@@ -387,7 +387,7 @@ def _index_on_disk(thumbs: Any, nprobe: int, chunk: int, folder: Path) -> Any:
         add(np.ascontiguousarray(pending), added)
     del pending
     parts = [faiss.read_index(name, faiss.IO_FLAG_MMAP) for name in blocks]
-    lists = faiss.InvertedListsPtrVector()
+    lists = faiss.InvertedListsPtrVector()  # type: ignore[attr-defined]
     for part in parts:
         lists.push_back(faiss.extract_index_ivf(part).invlists)
     invlists = faiss.OnDiskInvertedLists(nlist, index.code_size, str(folder / "windows.ivfdata"))
@@ -398,7 +398,7 @@ def _index_on_disk(thumbs: Any, nprobe: int, chunk: int, folder: Path) -> Any:
         os.remove(name)
     index.ntotal = ntotal
     index.replace_invlists(invlists, True)
-    invlists.this.disown()  # the index owns (and frees) them
+    invlists.this.disown()  # type: ignore[attr-defined]  # the index owns (and frees) them
     return index
 
 
