@@ -214,7 +214,9 @@ def real_worker(mode: str, images: Path, work: Path) -> None:
 def real(images: Path, work: Path) -> dict:
     """The one process against ``--backend ray`` on a local Ray of 2 CPUs on a real folder (each
     in a fresh process, one after the other), and whether their pairs.csv are the same bytes."""
-    count = sum(1 for p in images.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    from hamkit.dedup.inputs import resolve_images
+
+    count = len(resolve_images(images))
     rows = {}
     for mode in ("single", "ray"):
         command = [sys.executable, os.path.abspath(__file__), "--real-worker", mode, str(images), "--work", str(work)]
@@ -262,13 +264,15 @@ def decode_ratio(shared: Path) -> dict | None:
 class _Sampler:
     """Polls a process's resident memory (``/proc/PID/status``) every ``every`` seconds, keeping
     the largest anonymous (``RssAnon``: the process's own heap, what the kernel cannot drop) and
-    file-backed (``RssFile``: pages of memory-mapped files, page cache the kernel may reclaim)."""
+    file-backed (``RssFile``: pages of memory-mapped files, page cache the kernel may reclaim), and
+    its peak RSS (``VmHWM``: the peak of the process's own address space; a child's ``ru_maxrss``
+    would also count the parent's peak at the moment it started the child)."""
 
     def __init__(self, pid: int, every: float = 0.1) -> None:
         import threading
 
         self.pid, self.every = pid, every
-        self.peak = {"RssAnon": 0, "RssFile": 0, "VmRSS": 0}
+        self.peak = {"RssAnon": 0, "RssFile": 0, "VmHWM": 0}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -324,22 +328,21 @@ def _fake_stores(root: Path, n: int, shards: int) -> None:
 
 
 def _measured(command: list[str]) -> tuple[str, dict[str, float]]:
-    """Run ``command``; its standard output, wall seconds and peak memory: ``peak_rss_mib`` (the
-    kernel's ru_maxrss of the process: anonymous and file pages), ``peak_anon_mib`` and
-    ``peak_file_mib`` (sampled from /proc every 0.1 s)."""
+    """Run ``command``; its standard output, wall seconds and peak memory (:class:`_Sampler`):
+    ``peak_rss_mib`` (anonymous and file pages together), ``peak_anon_mib`` and ``peak_file_mib``."""
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     sampler = _Sampler(child.pid)
     assert child.stdout is not None
     out = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)
+    _, status = os.waitpid(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     peak = sampler.done()
     if child.returncode:
         raise SystemExit(f"failed ({child.returncode}): {' '.join(command)}")
     return out, {
         "seconds": round(time.perf_counter() - started, 1),
-        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mib": peak["VmHWM"],
         "peak_anon_mib": peak["RssAnon"],
         "peak_file_mib": peak["RssFile"],
     }
@@ -421,7 +424,7 @@ def search_memory(n: int, work: Path, shards: int = 2, index: str = "disk") -> d
             {
                 f"seconds{suffix}": round(time.perf_counter() - started, 1),
                 f"stage_seconds{suffix}": marker["seconds"],
-                f"peak_rss_mib{suffix}": marker["peak_rss_mib"],  # ru_maxrss: anonymous and file pages
+                f"peak_rss_mib{suffix}": peak["VmHWM"],  # anonymous and file pages together
                 f"peak_anon_mib{suffix}": peak["RssAnon"],  # sampled every 0.1 s
                 f"peak_file_mib{suffix}": peak["RssFile"],
             }
