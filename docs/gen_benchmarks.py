@@ -67,6 +67,7 @@ def _command(text: str) -> str:
         at = words.index("--note")
         text = shlex.join(words[:at] + words[at + 2 :])
     text = re.sub(r"--run \S+", "--run run", text)
+    text = re.sub(r"--work \S+", "--work work", text)
     return re.sub(r"--out \S+", "--out run", text)
 
 
@@ -609,7 +610,7 @@ def _search_memory_notes(extra: dict[str, Any]) -> list[str]:
     if before or after:
         table = [
             "| images | window index | search stage s | peak anonymous MiB | peak file-backed MiB | peak RSS MiB "
-            "(ru_maxrss) | partners = index in memory |",
+            "| partners = index in memory |",
             "|---|---|---|---|---|---|---|",
         ]
         for r in before:
@@ -637,7 +638,9 @@ def _search_memory_notes(extra: dict[str, Any]) -> list[str]:
             "(`RssAnon`, what the kernel cannot drop); *file-backed* is the pages of memory-mapped files it has "
             "touched (`RssFile`: the index file, and the code of the libraries it loaded), page cache that the "
             "kernel reclaims when memory runs short; both are sampled from `/proc` every 0.1 s. *Peak RSS* is the "
-            "kernel's `ru_maxrss`, the largest sum of the two. With the index on disk (a faiss IVF index whose "
+            "process's own peak of the two together (`VmHWM`); in the rows *before*, it is the `ru_maxrss` of the "
+            "stage's completion marker, which also counts the benchmark's own memory at the moment it started "
+            "the process (an upper bound). With the index on disk (a faiss IVF index whose "
             "inverted lists are a memory-mapped file in the shard's folder, built a block of 8,192 images at a "
             "time) the partners are the same arrays as with the index in memory:\n\n" + "\n".join(table)
         )
@@ -665,7 +668,7 @@ def _search_memory_notes(extra: dict[str, Any]) -> list[str]:
     staged = sorted(extra.get("stages", []), key=lambda r: r["images"])
     if staged:
         table = [
-            "| images | stage | s | peak anonymous MiB | peak file-backed MiB | peak RSS MiB (ru_maxrss) |",
+            "| images | stage | s | peak anonymous MiB | peak file-backed MiB | peak RSS MiB |",
             "|---|---|---|---|---|---|",
         ]
         for r in staged:
@@ -687,11 +690,42 @@ def _search_memory_notes(extra: dict[str, Any]) -> list[str]:
             + "\n".join(table)
             + f"\n\nAt {largest['images']:,} images ({largest['candidate_pairs']:,} candidate pairs) the largest "
             f"stage peak is the {worst}'s, {_mib(largest[worst]['peak_rss_mib'])} MiB RSS "
-            f"({_mib(largest[worst]['peak_anon_mib'])} MiB anonymous). Decoding holds one batch of images per "
-            "worker and writes each scene to disk as it goes; it was not run at this size (the machine's time did "
-            "not allow decoding 100,000 images twice over)."
+            f"({_mib(largest[worst]['peak_anon_mib'])} MiB anonymous). `hamkit dedup --backend disk` runs these "
+            "stages one after the other in one process, after the decoding, which holds one batch of images per "
+            "worker and writes each scene to disk as it goes; a whole `hamkit dedup` at this size was not run (the "
+            "machine's time did not allow decoding and verifying 100,000 images), so its peak is known per stage "
+            "only."
         )
+        if len(staged) >= 2:
+            small = staged[0]
+            grew = {
+                stage: (largest[stage]["peak_anon_mib"] - small[stage]["peak_anon_mib"])
+                / (largest["images"] - small["images"])
+                for stage in ("search", "verify", "merge")
+            }
+            top = max(grew, key=lambda stage: largest[stage]["peak_anon_mib"] + grew[stage] * MILLION)
+            at_million = largest[top]["peak_anon_mib"] + grew[top] * (MILLION - largest["images"])
+            text += (
+                f" From {small['images']:,} to {largest['images']:,} images the stages' anonymous peaks grew by "
+                + ", ".join(f"{stage} {grew[stage] * 1024:.2f} KiB" for stage in grew)
+                + f" per image; carried on to 1,000,000 images (estimated, not measured), the largest would be the "
+                f"{top}'s, about {at_million / 1024:.1f} GiB, "
+                f"{at_million / largest[top]['peak_anon_mib']:.1f}x its {largest['images']:,}-image peak for 10x the "
+                "images: less than linear growth, though not flat (the merge holds every candidate pair, about ten "
+                "per image, and the image list)."
+            )
         notes.append(text)
+    measured = before[-1:] + after + staged
+    if measured:
+        loads = [r["load_average"] for r in measured]
+        notes.append(
+            "Search-stage and stage rows: "
+            + "; ".join(
+                sorted({f"{r['date'][:10]}, commit `{r['commit'][:12]}`, `{_command(r['command'])}`" for r in measured})
+            )
+            + f". The machine was shared with other jobs (load average {min(loads):.0f}-{max(loads):.0f} on 2 "
+            "cores): times are upper bounds; memory does not depend on the load."
+        )
     return notes
 
 
