@@ -83,7 +83,7 @@ def test_registered_with_its_settings_on_the_method() -> None:
         method.check_threshold(1.0)
     with pytest.raises(HamkitError, match="candidates of method 'lesion'"):
         LesionMethod(candidates=0).check()
-    assert clone(method).get_params() == {"candidates": 7, "neighbours": 10, "views": 2, "words": 64, "seed": 3}
+    assert clone(method).get_params() == {"candidates": 7, "neighbours": 20, "views": 2, "words": 64, "seed": 3}
     with pytest.raises(HamkitError, match="views of method 'lesion' must be 1, 2, 4 or 8"):
         LesionMethod(views=3).check()
     with pytest.raises(HamkitError, match="neighbours of method 'lesion'"):
