@@ -23,10 +23,11 @@ these plain functions, which work offline on the CPU with OpenCV and faiss only:
    test; the partners of one image in one matrix product) and a similarity transform is
    fitted, in both mirror parities: each match proposes a transform from its keypoints' sizes
    and orientations, and the best proposals are refitted by least squares on the matches they
-   explain (:func:`_consensus`: exhaustive and deterministic, no random sampling). The score is :func:`inlier_score` of the inliers of a
-   plausible transform (scale within :data:`MAX_SCALE`). Two different naevi on smooth skin
-   have no geometric consensus of distinctive local structure; two photographs of one lesion
-   have, whatever the framing, zoom, rotation and lighting.
+   explain (:func:`_consensus`: exhaustive and deterministic, no random sampling). The score is
+   :func:`inlier_score` of the inliers of a plausible transform (scale within
+   :data:`MAX_SCALE`), weighted by how far they spread (:func:`spread_weight`). Two different
+   naevi on smooth skin have no geometric consensus of distinctive local structure; two
+   photographs of one lesion have, whatever the framing, zoom, rotation and lighting.
 
 Nothing is learnt from labels: the vocabulary and the whitening are fitted on the images' own
 descriptors and embeddings, without lesion ids, so they can be fitted on any data set (the
@@ -739,7 +740,7 @@ def _matches_of(
             pb[:, 0] = b.width - 1 - pb[:, 0]
             fb[:, 1] = 180.0 - fb[:, 1]
         pa = a.points[rows].astype(np.float64)
-        count, _, mask = _consensus(pa, a.frames[rows].astype(np.float64), pb, fb)  # type: ignore[index]
+        count, _, mask = _consensus(pa, a.frames[rows].astype(np.float64), pb, fb)
         if count:
             out[p] = (count, count * spread_weight(pa[mask]))
     return out
