@@ -703,9 +703,7 @@ def spread_weight(points: np.ndarray) -> float:
     return min(1.0, area / SPREAD**2)
 
 
-def _matches_of(
-    a: LesionFeatures, partners: Sequence[tuple[LesionFeatures, bool]]
-) -> list[tuple[int, float]]:
+def _matches_of(a: LesionFeatures, partners: Sequence[tuple[LesionFeatures, bool]]) -> list[tuple[int, float]]:
     """Inliers between ``a`` and each ``(b, mirrored)`` of ``partners``, and those inliers
     weighted by their :func:`spread_weight`: the descriptors of all partners are compared with
     ``a``'s in one matrix product, Lowe's ratio test per partner."""
