@@ -16,7 +16,9 @@ from hamkit.dedup.lesion_match import (
     lesion_crop,
     lesion_features,
     match_pair,
+    match_pairs,
     mirror_descriptors,
+    spread_weight,
     visual_word_candidates,
     whitened,
 )
@@ -83,7 +85,7 @@ def test_registered_with_its_settings_on_the_method() -> None:
         method.check_threshold(1.0)
     with pytest.raises(HamkitError, match="candidates of method 'lesion'"):
         LesionMethod(candidates=0).check()
-    assert clone(method).get_params() == {"candidates": 7, "neighbours": 10, "views": 2, "words": 64, "seed": 3}
+    assert clone(method).get_params() == {"candidates": 7, "neighbours": 20, "views": 2, "words": 64, "seed": 3}
     with pytest.raises(HamkitError, match="views of method 'lesion' must be 1, 2, 4 or 8"):
         LesionMethod(views=3).check()
     with pytest.raises(HamkitError, match="neighbours of method 'lesion'"):
@@ -111,6 +113,29 @@ def test_same_lesion_pairs_and_different_lesions_do_not(tmp_path) -> None:
     assert names == {("a1", "a2"), ("b1", "b2")}, names
     assert result.candidates is not None and len(result.candidates) > len(result.pairs)  # the rest scored too
     assert (result.pairs.score >= 0.5).all()
+
+
+def test_a_turned_zoomed_photograph_has_spread_inliers_and_another_lesion_none() -> None:
+    scene, other = _lesion(7), _lesion(8)
+    photos = [
+        _photograph(scene, angle=0, zoom=1.0, shift=(0, 0), gain=1.0),
+        _photograph(scene, angle=35, zoom=1.3, shift=(15, -10), gain=0.8),
+        _photograph(other, angle=0, zoom=1.0, shift=(0, 0), gain=1.0),
+    ]
+    features = [lesion_features(photo) for photo in photos]
+    inliers, weighted = match_pairs(features, np.array([0, 0]), np.array([1, 2]), workers=2)
+    assert inliers[0] >= 20 and weighted[0] >= 20  # turned by 35 degrees and zoomed: the similarity holds
+    assert inliers[1] < 10 and weighted[1] <= inliers[1]
+    assert match_pair(features[0], features[1]) == inliers[0]  # one pair alone: the same count
+
+
+def test_inliers_along_a_line_weigh_nothing() -> None:
+    ruler = np.stack([np.linspace(0, 280, 30), np.full(30, 200.0)], axis=1)
+    assert spread_weight(ruler) == 0.0
+    assert spread_weight(ruler[:2]) == 0.0
+    square = np.stack(np.meshgrid(np.linspace(0, 100, 6), np.linspace(0, 100, 6)), axis=-1).reshape(-1, 2)
+    assert spread_weight(square) == 1.0
+    assert 0 < spread_weight(square / 10) < 1  # a small patch: part weight
 
 
 def test_identical_pixels_always_pair_and_candidates_are_unique() -> None:

@@ -20,11 +20,14 @@ these plain functions, which work offline on the CPU with OpenCV and faiss only:
    HAM10000 images the 10 visual-word candidates per image hold 0.53 of the 3,207 same-lesion
    pairs, the 10 embedding neighbours 0.62, both together 0.74.
 3. :func:`match_pairs`: every candidate pair is matched keypoint to keypoint (Lowe's ratio
-   test) and a similarity transform is fitted with RANSAC, in both mirror parities; the score
-   is :func:`inlier_score` of the inliers of a plausible transform (scale within
-   :data:`MAX_SCALE`). Two different naevi on smooth skin have no geometric consensus of
-   distinctive local structure; two photographs of one lesion have, whatever the framing,
-   zoom, rotation and lighting.
+   test; the partners of one image in one matrix product) and a similarity transform is
+   fitted, in both mirror parities: each match proposes a transform from its keypoints' sizes
+   and orientations, and the best proposals are refitted by least squares on the matches they
+   explain (:func:`_consensus`: exhaustive and deterministic, no random sampling). The score is
+   :func:`inlier_score` of the inliers of a plausible transform (scale within
+   :data:`MAX_SCALE`), weighted by how far they spread (:func:`spread_weight`). Two different
+   naevi on smooth skin have no geometric consensus of distinctive local structure; two
+   photographs of one lesion have, whatever the framing, zoom, rotation and lighting.
 
 Nothing is learnt from labels: the vocabulary and the whitening are fitted on the images' own
 descriptors and embeddings, without lesion ids, so they can be fitted on any data set (the
@@ -63,6 +66,7 @@ __all__ = [
     "match_pair",
     "match_pairs",
     "mirror_descriptors",
+    "spread_weight",
     "visual_word_candidates",
     "whitened",
 ]
@@ -88,6 +92,20 @@ RATIO = 0.85
 """Lowe's ratio test: a match is kept when its distance is below this times the second best."""
 
 RANSAC_PX = 1.5 * WORK_SIDE / 100
+"""Inlier distance in working-image pixels (1.5 % of the longest side)."""
+
+LOOSE = 3.0
+"""A one-point hypothesis counts the matches within this many times :data:`RANSAC_PX`
+(a keypoint's orientation and size are rough; the least-squares refit is then exact)."""
+
+HYPOTHESES = 2
+"""One-point hypotheses refitted per pair (those with the most loose matches)."""
+
+SPREAD = 24.5
+"""Inliers count in full when they spread over an area: their weight is
+``min(1, sqrt(det(cov)) / SPREAD**2)`` of their positions' covariance in the first image
+(working pixels). Inliers along one line or in one small patch (a ruler's ticks, a hair, a
+bubble's rim) are what two different lesions share; a lesion's own structure is spread out."""
 
 CROP_SIDE = 96
 """Side (px) of the lesion-centred crop that the CNN embeds."""
@@ -97,20 +115,18 @@ CROP_MARGIN = 0.25
 
 WHITEN_DIMS = 256
 """Principal axes of the embeddings kept by :func:`whitened`."""
-"""RANSAC reprojection threshold in working-image pixels (1.5 % of the longest side)."""
 
 _local = threading.local()
 
 
 def _tools():
-    """Per-thread OpenCV objects (SIFT, CLAHE and matchers are not shared across threads)."""
+    """Per-thread OpenCV objects (SIFT and CLAHE are not shared across threads)."""
     import cv2
 
     if not hasattr(_local, "sift"):
         _local.sift = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS, contrastThreshold=CONTRAST)  # type: ignore[attr-defined]
         _local.clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4))
-        _local.matcher = cv2.BFMatcher(cv2.NORM_L2)
-    return cv2, _local.sift, _local.clahe, _local.matcher
+    return cv2, _local.sift, _local.clahe
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,9 @@ class LesionFeatures:
         crop: The colour-normalised, lesion-centred ``(CROP_SIDE, CROP_SIDE, 3)`` uint8 crop
             (:func:`lesion_crop`) until it is embedded, then ``None``.
         embedding: Its L2-normalised CNN embedding (:func:`lesion_embeddings`), once computed.
+        frames: ``(N, 2)`` float32 size (px) and orientation (degrees) of each keypoint.
+        box: The lesion's box ``(x0, y0, x1, y1)`` in the working image (:func:`lesion_box`
+            without its margin).
     """
 
     points: np.ndarray
@@ -134,6 +153,8 @@ class LesionFeatures:
     digest: str
     crop: np.ndarray | None = None
     embedding: np.ndarray | None = None
+    frames: np.ndarray | None = None
+    box: tuple[int, int, int, int] | None = None
 
     def __len__(self) -> int:
         return len(self.points)
@@ -154,7 +175,7 @@ def lesion_features(image: Image.Image, *, crop: bool = False) -> LesionFeatures
         >>> len(features), features.width
         (0, 300)
     """
-    cv2, sift, clahe, _ = _tools()
+    cv2, sift, clahe = _tools()
     gray_image = image.convert("L")
     scale = WORK_SIDE / max(gray_image.size)
     size = (max(1, round(gray_image.width * scale)), max(1, round(gray_image.height * scale)))
@@ -166,13 +187,24 @@ def lesion_features(image: Image.Image, *, crop: bool = False) -> LesionFeatures
     else:
         gray_eq = gray
     keypoints, descriptors = sift.detectAndCompute(clahe.apply(np.ascontiguousarray(gray_eq)), None)
-    thumbnail = lesion_crop(image) if crop else None
+    rgb = colour_normalised(np.asarray(image.convert("RGB")))
+    x0, y0, x1, y1 = lesion_box(rgb, margin=0.0)
+    box_scale = gray.shape[1] / max(1, rgb.shape[1])
+    box = (round(x0 * box_scale), round(y0 * box_scale), round(x1 * box_scale), round(y1 * box_scale))
+    thumbnail = _crop_of(rgb) if crop else None
     if descriptors is None or not keypoints:
         return LesionFeatures(
-            np.zeros((0, 2), np.float32), np.zeros((0, 128), np.uint8), gray.shape[1], digest, thumbnail
+            np.zeros((0, 2), np.float32),
+            np.zeros((0, 128), np.uint8),
+            gray.shape[1],
+            digest,
+            thumbnail,
+            frames=np.zeros((0, 2), np.float32),
+            box=box,
         )
     order = np.argsort([-k.response for k in keypoints], kind="stable")[:MAX_KEYPOINTS]
     points = np.array([k.pt for k in keypoints], dtype=np.float32)[order]
+    frames = np.array([(k.size, k.angle) for k in keypoints], dtype=np.float32)[order]
     root = np.sqrt(descriptors[order] / (descriptors[order].sum(axis=1, keepdims=True) + 1e-7))  # RootSIFT
     return LesionFeatures(
         np.ascontiguousarray(points),
@@ -180,6 +212,8 @@ def lesion_features(image: Image.Image, *, crop: bool = False) -> LesionFeatures
         gray.shape[1],
         digest,
         thumbnail,
+        frames=np.ascontiguousarray(frames),
+        box=box,
     )
 
 
@@ -258,9 +292,13 @@ def lesion_crop(image: Image.Image, side: int = CROP_SIDE) -> np.ndarray:
     Returns:
         ``(side, side, 3)`` uint8 RGB.
     """
+    return _crop_of(colour_normalised(np.asarray(image.convert("RGB"))), side)
+
+
+def _crop_of(rgb: np.ndarray, side: int = CROP_SIDE) -> np.ndarray:
+    """:func:`lesion_crop` of an image already colour-normalised."""
     import cv2
 
-    rgb = colour_normalised(np.asarray(image.convert("RGB")))
     x0, y0, x1, y1 = lesion_box(rgb)
     return cv2.resize(np.ascontiguousarray(rgb[y0:y1, x0:x1]), (side, side), interpolation=cv2.INTER_AREA)
 
@@ -580,34 +618,135 @@ def embedding_candidates(
 
 
 # ---------------------------------------------------------------------------------- verification
-def _inliers(a: LesionFeatures, b: LesionFeatures, mirrored: bool) -> int:
-    """RANSAC inliers of a plausible similarity transform from ``b`` (mirrored or not) to ``a``."""
-    cv2, _, _, matcher = _tools()
-    if len(a) < 3 or len(b) < 3:
-        return 0
-    des_b = mirror_descriptors(b.descriptors) if mirrored else b.descriptors
-    pts_b = b.points.copy()
-    if mirrored:
-        pts_b[:, 0] = b.width - 1 - pts_b[:, 0]
-    matches = matcher.knnMatch(a.descriptors.astype(np.float32), des_b.astype(np.float32), k=2)
-    good = [m[0] for m in matches if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
-    if len(good) < 3:
-        return 0
-    src = pts_b[[m.trainIdx for m in good]]
-    dst = a.points[[m.queryIdx for m in good]]
-    transform, inliers = cv2.estimateAffinePartial2D(
-        src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000, confidence=0.995
-    )
-    if transform is None or inliers is None:
-        return 0
-    scale = float(np.hypot(transform[0, 0], transform[1, 0]))
-    if not 1 / MAX_SCALE <= scale <= MAX_SCALE:
-        return 0
-    return int(inliers.sum())
+def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
+    """The least-squares similarity ``dst ~ s R src + t`` as a 2x3 matrix (``None``: degenerate)."""
+    count = len(src)
+    mean_src, mean_dst = src.sum(0) / count, dst.sum(0) / count
+    a, b = src - mean_src, dst - mean_dst
+    variance = float(np.einsum("ij,ij->", a, a))
+    if variance < 1e-9:
+        return None
+    za, zb = a[:, 0] + 1j * a[:, 1], b[:, 0] + 1j * b[:, 1]
+    c = complex((np.conj(za) * zb).sum() / variance)
+    transform = np.array([[c.real, -c.imag, 0.0], [c.imag, c.real, 0.0]])
+    transform[:, 2] = mean_dst - transform[:, :2] @ mean_src
+    return transform
+
+
+def _consensus(
+    pa: np.ndarray, fa: np.ndarray, pb: np.ndarray, fb: np.ndarray
+) -> tuple[int, np.ndarray | None, np.ndarray | None]:
+    """Inliers of the best plausible similarity transform from points ``pb`` to ``pa``.
+
+    Every match proposes a transform from its two keypoints' sizes and orientations (one-point
+    hypotheses, so the search is exhaustive and deterministic, not random); the
+    :data:`HYPOTHESES` with the most matches within ``LOOSE * RANSAC_PX`` are refitted by
+    least squares on those matches, then on their matches within :data:`RANSAC_PX`, and the
+    best count within ``RANSAC_PX`` of a transform whose scale is within :data:`MAX_SCALE` wins.
+
+    Returns:
+        ``(inliers, transform, inlier mask)``; ``(0, None, None)`` with fewer than 3 matches.
+    """
+    if len(pa) < 3:
+        return 0, None, None
+    scale = fa[:, 0] / np.maximum(fb[:, 0], 1e-3)
+    angle = np.deg2rad(fa[:, 1] - fb[:, 1])
+    c, d = scale * np.cos(angle), scale * np.sin(angle)
+    tx = pa[:, 0] - (c * pb[:, 0] - d * pb[:, 1])
+    ty = pa[:, 1] - (d * pb[:, 0] + c * pb[:, 1])
+    dx = c[:, None] * pb[None, :, 0] - d[:, None] * pb[None, :, 1] + tx[:, None] - pa[None, :, 0]
+    dy = d[:, None] * pb[None, :, 0] + c[:, None] * pb[None, :, 1] + ty[:, None] - pa[None, :, 1]
+    near = dx * dx + dy * dy < (LOOSE * RANSAC_PX) ** 2
+    counts = near.sum(1)
+    best, best_transform, best_mask = 0, None, None
+    for k in np.argsort(-counts, kind="stable")[:HYPOTHESES].tolist():
+        if counts[k] < 3:
+            break
+        mask = near[k]
+        transform = None
+        for _ in range(2):
+            transform = _similarity(pb[mask], pa[mask])
+            if transform is None:
+                break
+            residual = pb @ transform[:, :2].T + transform[:, 2] - pa
+            mask = (residual * residual).sum(1) < RANSAC_PX**2
+            if mask.sum() < 3:
+                break
+        if transform is None:
+            continue
+        if not 1 / MAX_SCALE <= float(np.hypot(transform[0, 0], transform[1, 0])) <= MAX_SCALE:
+            continue
+        if int(mask.sum()) > best:
+            best, best_transform, best_mask = int(mask.sum()), transform, mask
+    return best, best_transform, best_mask
+
+
+def spread_weight(points: np.ndarray) -> float:
+    """The weight of a set of inliers by how far they spread (see :data:`SPREAD`).
+
+    Args:
+        points: ``(N, 2)`` inlier positions.
+
+    Returns:
+        A weight in ``[0, 1]`` (0 for fewer than 3 points).
+
+    Examples:
+        >>> line = np.stack([np.arange(20.0), np.zeros(20)], axis=1)
+        >>> spread_weight(line), spread_weight(np.random.default_rng(0).uniform(0, 200, (20, 2)))
+        (0.0, 1.0)
+    """
+    if len(points) < 3:
+        return 0.0
+    centred = points - points.mean(axis=0)
+    covariance = centred.T @ centred / len(points)
+    area = float(np.sqrt(max(0.0, np.linalg.det(covariance))))
+    return min(1.0, area / SPREAD**2)
+
+
+def _matches_of(a: LesionFeatures, partners: Sequence[tuple[LesionFeatures, bool]]) -> list[tuple[int, float]]:
+    """Inliers between ``a`` and each ``(b, mirrored)`` of ``partners``, and those inliers
+    weighted by their :func:`spread_weight`: the descriptors of all partners are compared with
+    ``a``'s in one matrix product, Lowe's ratio test per partner."""
+    out = [(0, 0.0)] * len(partners)
+    valid_partners = [p for p, (b, _) in enumerate(partners) if len(b) >= 3 and b.frames is not None]
+    if len(a) < 3 or a.frames is None or not valid_partners:
+        return out
+    query = a.descriptors.astype(np.float32)
+    side = max(len(partners[p][0]) for p in valid_partners)
+    base = np.zeros((len(valid_partners), side, 128), np.float32)
+    valid = np.zeros((len(valid_partners), side), bool)
+    for row, p in enumerate(valid_partners):
+        b, mirrored = partners[p]
+        base[row, : len(b)] = mirror_descriptors(b.descriptors) if mirrored else b.descriptors
+        valid[row, : len(b)] = True
+    distance = (query * query).sum(1)[:, None] - 2 * (query @ base.reshape(-1, 128).T)
+    distance = distance.reshape(len(query), len(valid_partners), side) + (base * base).sum(2)[None]
+    distance[:, ~valid] = np.inf
+    nearest = distance.argmin(axis=2)
+    first = np.take_along_axis(distance, nearest[:, :, None], 2)[:, :, 0]
+    np.put_along_axis(distance, nearest[:, :, None], np.inf, 2)
+    good = np.maximum(first, 0) < RATIO**2 * np.maximum(distance.min(axis=2), 0)
+    for row, p in enumerate(valid_partners):
+        b, mirrored = partners[p]
+        rows = np.flatnonzero(good[:, row])
+        if len(rows) < 3:
+            continue
+        cols = nearest[rows, row]
+        pb = b.points[cols].astype(np.float64)
+        fb = b.frames[cols].astype(np.float64)  # type: ignore[index]
+        if mirrored:
+            pb[:, 0] = b.width - 1 - pb[:, 0]
+            fb[:, 1] = 180.0 - fb[:, 1]
+        pa = a.points[rows].astype(np.float64)
+        count, _, mask = _consensus(pa, a.frames[rows].astype(np.float64), pb, fb)
+        if count:
+            out[p] = (count, count * spread_weight(pa[mask]))
+    return out
 
 
 def match_pair(a: LesionFeatures, b: LesionFeatures, *, mirrored: bool | None = None) -> int:
-    """RANSAC inliers between two images' keypoints (identical pixels: a large count).
+    """Inliers of a similarity transform between two images' keypoints (identical pixels: a
+    large count), in the parity whose inliers weighted by :func:`spread_weight` are more.
 
     Args:
         a: Features of the first image.
@@ -620,9 +759,8 @@ def match_pair(a: LesionFeatures, b: LesionFeatures, *, mirrored: bool | None = 
     """
     if a.digest == b.digest:
         return max(len(a), 1000)
-    if mirrored is not None:
-        return _inliers(a, b, mirrored)
-    return max(_inliers(a, b, False), _inliers(a, b, True))
+    parities = (False, True) if mirrored is None else (mirrored,)
+    return max(_matches_of(a, [(b, parity) for parity in parities]), key=lambda found: found[1])[0]
 
 
 def match_pairs(
@@ -633,9 +771,10 @@ def match_pairs(
     mirrored: np.ndarray | None = None,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
-) -> np.ndarray:
-    """:func:`match_pair` of every pair ``(i[k], j[k])``, in ``workers`` threads (OpenCV
-    releases the GIL while it matches).
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`match_pair` of every pair ``(i[k], j[k])``: the pairs of one first image are
+    matched together (one matrix product), in ``workers`` threads (numpy releases the GIL
+    while it multiplies).
 
     Args:
         features: One :class:`LesionFeatures` per image.
@@ -647,25 +786,51 @@ def match_pairs(
         progress: Called with the number of pairs done after each chunk.
 
     Returns:
-        ``(len(i),)`` int64 inlier counts.
+        ``(len(i),)`` int64 inlier counts and ``(len(i),)`` float64 inliers weighted by their
+        :func:`spread_weight`, each of the parity whose weighted inliers are more (identical
+        pixels: a large count, weight 1).
     """
     out = np.zeros(len(i), dtype=np.int64)
-    chunks = [np.arange(s, min(len(i), s + 256)) for s in range(0, len(i), 256)]
+    weighted = np.zeros(len(i), dtype=np.float64)
+    if not len(i):
+        return out, weighted
+    order = np.argsort(np.asarray(i), kind="stable")
+    firsts = np.asarray(i)[order]
+    bounds = np.flatnonzero(np.r_[True, firsts[1:] != firsts[:-1], True])
+    groups = [order[bounds[g] : bounds[g + 1]] for g in range(len(bounds) - 1)]
+    chunks: list[list[np.ndarray]] = []
+    for group in groups:  # about 256 pairs per chunk
+        if not chunks or sum(len(g) for g in chunks[-1]) >= 256:
+            chunks.append([])
+        chunks[-1].append(group)
 
-    def work(chunk: np.ndarray) -> int:
-        for k in chunk.tolist():
-            parity = None if mirrored is None or mirrored[k] == 2 else bool(mirrored[k])
-            out[k] = match_pair(features[int(i[k])], features[int(j[k])], mirrored=parity)
-        return len(chunk)
+    def work(chunk: list[np.ndarray]) -> int:
+        for group in chunk:
+            a = features[int(i[group[0]])]
+            partners: list[tuple[LesionFeatures, bool]] = []
+            owners: list[int] = []
+            for k in group.tolist():
+                b = features[int(j[k])]
+                if a.digest == b.digest:
+                    out[k] = weighted[k] = max(len(a), 1000)
+                    continue
+                parity = 2 if mirrored is None else int(mirrored[k])
+                for flag in (False, True) if parity == 2 else (bool(parity),):
+                    partners.append((b, flag))
+                    owners.append(k)
+            for k, (count, value) in zip(owners, _matches_of(a, partners), strict=True):
+                if value > weighted[k] or (value == weighted[k] and count > out[k]):
+                    out[k], weighted[k] = count, value
+        return sum(len(g) for g in chunk)
 
     if workers <= 1 or len(chunks) <= 1:
         for chunk in chunks:
             done = work(chunk)
             if progress is not None:
                 progress(done)
-        return out
+        return out, weighted
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for done in pool.map(work, chunks):
             if progress is not None:
                 progress(done)
-    return out
+    return out, weighted

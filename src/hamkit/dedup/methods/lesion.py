@@ -10,8 +10,9 @@ and by the nearest whitened CNN embeddings of a colour-normalised crop around th
 turns and mirror images), and each candidate verified by keypoint matching and a RANSAC
 similarity transform (in the mirror parity, or both, that its visual words were found in; both
 for a candidate found by its embedding). A pair's
-score is :func:`~hamkit.dedup.lesion_match.inlier_score` of the inliers: 0.5 at
-:data:`~hamkit.dedup.lesion_match.INLIER_HALF` inliers. Copies are pairs too (they share every
+score is :func:`~hamkit.dedup.lesion_match.inlier_score` of the inliers weighted by how far they
+spread (:func:`~hamkit.dedup.lesion_match.spread_weight`: inliers along a ruler or a hair count
+less): 0.5 at :data:`~hamkit.dedup.lesion_match.INLIER_HALF` well-spread inliers. Copies are pairs too (they share every
 keypoint), and identical pixels always pair.
 
 Its settings live on the method (``Deduplicator(LesionMethod(candidates=20))``, ``hamkit dedup
@@ -85,7 +86,8 @@ def lesion_candidates(
         progress: Show a progress bar while verifying.
 
     Returns:
-        Every candidate with its score (:func:`~hamkit.dedup.lesion_match.inlier_score`; 1.0
+        Every candidate with its score (:func:`~hamkit.dedup.lesion_match.inlier_score` of the
+        inliers weighted by :func:`~hamkit.dedup.lesion_match.spread_weight`; 1.0
         for identical pixels), its inliers (-1 for identical pixels) and its visual-word
         similarity, sorted by ``(i, j)``.
     """
@@ -115,12 +117,13 @@ def lesion_candidates(
         i, j, similarity, mirrored = i[keep], j[keep], similarity[keep], mirrored[keep]
     identical = digests[i] == digests[j] if len(i) else np.zeros(0, bool)
     inliers = np.full(len(i), -1, np.int64)
+    weighted = np.zeros(len(i), np.float64)
     todo = np.flatnonzero(~identical)
     with tqdm(total=len(todo), desc="verify", unit="pair", disable=not progress) as bar:
-        inliers[todo] = match_pairs(
+        inliers[todo], weighted[todo] = match_pairs(
             features, i[todo], j[todo], mirrored=mirrored[todo], workers=workers, progress=bar.update
         )
-    score = np.where(identical, np.float32(1.0), inlier_score(inliers))
+    score = np.where(identical, np.float32(1.0), inlier_score(weighted))
     order = np.lexsort((j, i))
     i, j = i[order], j[order]
     if cross is not None:
@@ -166,7 +169,7 @@ class LesionMethod(DedupMethod):
     memory_cache = "keypoints and embeddings, by path, size and modification time; the network (built on first use)"
 
     def __init__(
-        self, *, candidates: int = 10, neighbours: int = 10, views: int = 2, words: int = 16384, seed: int = 0
+        self, *, candidates: int = 10, neighbours: int = 20, views: int = 2, words: int = 16384, seed: int = 0
     ) -> None:
         self.candidates = candidates
         self.neighbours = neighbours
