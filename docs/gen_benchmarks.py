@@ -136,11 +136,13 @@ def cpu_preset_sizing() -> str:
     """One line per sizing run of ``benchmarks/cpu_preset.py``."""
     rows = [json.loads(line) for line in (RESULTS / "cpu_preset_sizing.jsonl").read_text().splitlines() if line]
     lines = [
-        "| task | network | weights | size | epochs | lr | augment | warm-up | quiet s/epoch | best epoch | test |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| task | network | weights | size | epochs | lr | augment | balance | warm-up | quiet s/epoch | best epoch | test |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        quiet = min(h["time"] for h in row["history"])
+        # a row run beside other jobs on one thread says so in its note: its seconds are not a cost
+        quiet = "shared" if row.get("note") else f"{min(h['time'] for h in row['history']):.0f}"
+        balance = row.get("class_balance", "sampler") if row["task"] == "classifier" else "n/a"
         if row["task"] == "classifier":
             test = (
                 f"raw BA {_num(row['balanced_accuracy'])}, F1 {_num(row['macro_f1'])}, mel. sens. "
@@ -152,7 +154,7 @@ def cpu_preset_sizing() -> str:
         weights = "ImageNet (installed)" if row["pretrained"] else "random"
         lines.append(
             f"| {row['task']} | `{row['backbone']}` | {weights} | {row['image_size']} | {row['epochs']} | "
-            f"{row['lr']:g} | {row['augment']} | {row['warmup_epochs']:g} | {quiet:.0f} | {row['best_epoch']} "
+            f"{row['lr']:g} | {row['augment']} | {balance} | {row['warmup_epochs']:g} | {quiet} | {row['best_epoch']} "
             f"| {test} |"
         )
     dates = sorted({row["date"][:10] for row in rows})
