@@ -136,7 +136,8 @@ def cpu_preset_sizing() -> str:
     """One line per sizing run of ``benchmarks/cpu_preset.py``."""
     rows = [json.loads(line) for line in (RESULTS / "cpu_preset_sizing.jsonl").read_text().splitlines() if line]
     lines = [
-        "| task | network | weights | size | epochs | lr | augment | balance | warm-up | quiet s/epoch | best epoch | test |",
+        "| task | network | weights | size | epochs | lr | augment | balance | warm-up | quiet s/epoch "
+        "| best epoch | test |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
