@@ -166,13 +166,27 @@ def _index(base: np.ndarray, nprobe: int):
     if len(base) < IVF_MIN_WINDOWS:
         index = faiss.IndexFlatIP(dim)
     else:
-        nlist = int(2 ** round(np.log2(4 * np.sqrt(len(base)))))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        rng = np.random.default_rng(0)
-        index.cp.seed = 0
-        index.train(base[rng.choice(len(base), min(len(base), nlist * 64), replace=False)])
-        index.nprobe = nprobe
+        nlist, picked = _ivf_layout(len(base))
+        index = _untrained_ivf(dim, nlist, nprobe)
+        index.train(base[picked])
     index.add(base)
+    return index
+
+
+def _ivf_layout(rows: int) -> tuple[int, np.ndarray]:
+    """The IVF cells of an index over ``rows`` windows and the rows its quantizer trains on
+    (sixty-four per cell, drawn the same way every time)."""
+    nlist = int(2 ** round(np.log2(4 * np.sqrt(rows))))
+    return nlist, np.random.default_rng(0).choice(rows, min(rows, nlist * 64), replace=False)
+
+
+def _untrained_ivf(dim: int, nlist: int, nprobe: int) -> Any:
+    """An inner-product IVF index of ``nlist`` cells, its clustering fixed, not yet trained."""
+    import faiss
+
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = 0
+    index.nprobe = nprobe
     return index
 
 
@@ -293,9 +307,8 @@ def iter_window_hits(
         index = _index_on_disk(thumbs, nprobe, chunk, Path(folder))
     else:
         base = np.empty((rows_total, CELLS * CELLS), dtype=np.float32)
-        for s in range(0, n, chunk):
-            rows = index_windows(thumbs[s : s + chunk]).reshape(-1, CELLS * CELLS)
-            base[s * windows_per_image : s * windows_per_image + len(rows)] = rows
+        for first, rows in _chunk_windows(thumbs, chunk):
+            base[first : first + len(rows)] = rows
         index = _index(base, nprobe)
         del base  # the index holds its own copy
     starts = range(0, n, chunk) if query_chunks is None else [c * chunk for c in query_chunks]
@@ -349,20 +362,16 @@ def _index_on_disk(thumbs: Any, nprobe: int, chunk: int, folder: Path) -> Any:
 
     rows_total = len(thumbs) * len(_INDEX_WINDOWS)
     dim = CELLS * CELLS
-    nlist = int(2 ** round(np.log2(4 * np.sqrt(rows_total))))
-    rng = np.random.default_rng(0)
-    picked = rng.choice(rows_total, min(rows_total, nlist * 64), replace=False)
+    nlist, picked = _ivf_layout(rows_total)
     order = np.argsort(picked, kind="stable")
     sorted_rows = picked[order]
     sample = np.empty((len(picked), dim), dtype=np.float32)
     for first, rows in _chunk_windows(thumbs, chunk):
         lo, hi = np.searchsorted(sorted_rows, [first, first + len(rows)])
         sample[order[lo:hi]] = rows[sorted_rows[lo:hi] - first]
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    index.cp.seed = 0
+    index = _untrained_ivf(dim, nlist, nprobe)
     index.train(sample)
     del sample
-    index.nprobe = nprobe
     # each block's vectors go to an IVF index of its own on disk, with their ids among all rows;
     # the blocks' inverted lists are then joined, list by list in block order, into one file
     block_rows = ADD_BLOCK * len(_INDEX_WINDOWS)
