@@ -31,6 +31,7 @@ from hamkit.data.images import find_images
 from hamkit.data.metadata import read_labels
 from hamkit.data.splits import split_dataset
 from hamkit.metrics.calibration import expected_calibration_error
+from hamkit.metrics.operating_points import parse_operating_point
 
 
 def headline(report: object) -> dict[str, float]:
@@ -59,9 +60,15 @@ def main() -> None:
     parser.add_argument("--pretrained", action="store_true", help="start from the backbone's pretrained weights")
     parser.add_argument("--augment", default="flips", help="none, flips, light or strong")
     parser.add_argument("--warmup-epochs", type=float, default=0.0, help="linear learning-rate warm-up")
+    parser.add_argument("--ema-decay", type=float, default=0.0, help="moving average of the weights (0: off)")
     parser.add_argument("--tta", action="store_true", help="also score with flip test-time augmentation")
     parser.add_argument("--no-classify", action="store_true", help="segmenter without the diagnosis head")
     parser.add_argument("--monitor", default=None, help="validation metric that picks the best epoch")
+    parser.add_argument(
+        "--operating-point",
+        default="mel:sensitivity=0.85",
+        help="also score the decision hamkit run saves: calibrate on val with this target ('none': skip)",
+    )
     parser.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/hamkit-bench-cache"))
     parser.add_argument("--json", type=Path, help="append the result as one JSON line to this file")
@@ -96,6 +103,7 @@ def main() -> None:
         class_balance=balance,
         augment=args.augment,
         warmup_epochs=args.warmup_epochs,
+        ema_decay=args.ema_decay,
         seed=0,
         monitor=args.monitor or None,
     )
@@ -136,6 +144,10 @@ def main() -> None:
         model.calibrate(parts["val"])
         tuned = model.evaluate(parts["test"])
         row.update({f"tuned_{k}": v for k, v in headline(tuned).items()})
+        target = parse_operating_point(args.operating_point)
+        if target is not None:  # the rule hamkit run saves: the operating point on top of the tuned rule
+            model.calibrate(parts["val"], target=target)
+            row.update({f"rule_{k}": v for k, v in headline(model.evaluate(parts["test"])).items()})
         labels = np.asarray(parts["test"].labels)
         row.update(
             temperature=model.temperature_,

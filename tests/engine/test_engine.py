@@ -153,6 +153,57 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
     assert [h["train_loss"] for h in history] == [h["train_loss"] for h in result.history]
 
 
+class Recording(ToyTask):
+    """Keeps a copy of the weights after every batch (the loss of batch k sees the weights after k - 1 steps)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[dict[str, torch.Tensor]] = []
+
+    def loss(self, model, batch, device):
+        self.seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return super().loss(model, batch, device)
+
+
+def test_moving_average_of_the_weights_is_what_is_validated_and_returned(tmp_path):
+    data = toy_data()
+    task = Recording()
+    net = model()
+    decay = 0.9
+    Trainer(config(epochs=2, ema_decay=decay, out_dir=tmp_path)).fit(net, task, data)  # no val: the last epoch
+    final_raw, _, state = load_training_state(tmp_path / "last")
+    # the average by hand: the first step's weights, then lerp with min(decay, (1 + t) / (10 + t))
+    steps = [*task.seen[1:], final_raw]
+    expected = {k: v.clone() for k, v in steps[0].items()}
+    for t, weights in enumerate(steps[1:], start=1):
+        keep = min(decay, (1 + t) / (10 + t))
+        for k in expected:
+            expected[k] = expected[k] * keep + weights[k] * (1 - keep)
+    assert state["ema_updates"] == len(steps)
+    for key, value in net.state_dict().items():
+        torch.testing.assert_close(value, expected[key], rtol=1e-5, atol=1e-6)
+        assert not torch.equal(value, final_raw[key])  # the raw weights are not what is returned
+    best, _ = load_model_files(tmp_path / "best")
+    assert all(torch.equal(best[k], v) for k, v in net.state_dict().items())
+
+
+def test_resume_with_a_moving_average_gives_the_same_result(tmp_path):
+    data, val = toy_data(), toy_data(seed=1)
+    straight = model()
+    first = Trainer(config(out_dir=tmp_path / "a", ema_decay=0.8)).fit(straight, ToyTask(), data, val)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config(out_dir=tmp_path / "b", ema_decay=0.8)).fit(model(), Interrupt(at_call=15), data, val)
+    resumed = model(seed=99)
+    again = Trainer(config(out_dir=tmp_path / "b", ema_decay=0.8, resume=True)).fit(resumed, ToyTask(), data, val)
+    assert [h["val_accuracy"] for h in again.history] == [h["val_accuracy"] for h in first.history]
+    for key, value in straight.state_dict().items():
+        assert torch.equal(resumed.state_dict()[key], value), key
+    with pytest.raises(KeyboardInterrupt):  # interrupted without an average, resumed with one
+        Trainer(config(out_dir=tmp_path / "c")).fit(model(), Interrupt(at_call=15), data, val)
+    with pytest.raises(HamkitError, match="kept no moving average"):
+        Trainer(config(out_dir=tmp_path / "c", ema_decay=0.8, resume=True)).fit(model(), ToyTask(), data, val)
+
+
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path):
     with pytest.raises(TrainingError, match="loss became nan at epoch 2.*last good checkpoint"):
         Trainer(config(out_dir=tmp_path)).fit(model(), ToyTask(poison_at=8), toy_data(), toy_data(seed=1))
@@ -226,7 +277,15 @@ def test_ddp_on_two_cpu_processes(tmp_path):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("early_stopping", 0), ("early_stopping", -1), ("weight_decay", -0.1), ("grad_clip", 0.0), ("num_workers", -2)],
+    [
+        ("early_stopping", 0),
+        ("early_stopping", -1),
+        ("weight_decay", -0.1),
+        ("grad_clip", 0.0),
+        ("num_workers", -2),
+        ("ema_decay", 1.0),
+        ("ema_decay", -0.5),
+    ],
 )
 def test_train_config_rejects_values_that_would_misbehave_later(field, value):
     from hamkit.engine.trainer import TrainConfig

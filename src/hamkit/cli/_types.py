@@ -85,6 +85,16 @@ def proper_fraction(text: str) -> float:
     return _number(text, lambda v: 0 < v < 1, "a number above 0 and below 1")
 
 
+def decay(text: str) -> float:
+    """0 (off) or a decay below 1 (a moving average's).
+
+    Examples:
+        >>> decay("0.998")
+        0.998
+    """
+    return _number(text, lambda v: 0 <= v < 1, "0 (off) or a number below 1, e.g. 0.998")
+
+
 def positive_float(text: str) -> float:
     """A finite number above 0 (learning rates).
 

@@ -13,6 +13,7 @@ from hamkit.backbones.defaults import (
 )
 from hamkit.cli._compat import add_fold, add_json, add_labels, add_quiet
 from hamkit.cli._types import (
+    decay,
     non_negative_float,
     non_negative_int,
     output_folder,
@@ -72,6 +73,14 @@ def _common(parser: argparse.ArgumentParser, *, kind: str, backbone: str, image_
         metavar="EPOCHS",
         help="linear learning-rate warm-up before the schedule, in epochs (a fraction is allowed; default: "
         f"{default['warmup_epochs']:g})",
+    )
+    parser.add_argument(
+        "--ema-decay",
+        type=decay,
+        default=default["ema_decay"],
+        metavar="DECAY",
+        help="keep a moving average of the weights with this decay per batch (e.g. 0.998), validate and save it "
+        f"(default: {default['ema_decay']:g}, off)",
     )
     parser.add_argument(
         "--early-stopping",
@@ -248,6 +257,7 @@ def _estimator(args: argparse.Namespace) -> Any:
         class_balance=args.class_balance,
         early_stopping=args.early_stopping,
         warmup_epochs=args.warmup_epochs,
+        ema_decay=args.ema_decay,
         augment=args.augment,
         seed=args.seed,
         monitor=args.monitor,

@@ -45,6 +45,10 @@ class TrainConfig(BaseEstimator):
             schedule; ``0``: none. With a warm-up the rate changes after every batch (see
             :mod:`hamkit.engine.schedule`).
         grad_clip: Clip the gradient norm to this value, or ``None``.
+        ema_decay: Keep an exponential moving average of the weights (decay per batch, e.g.
+            ``0.998``; the first batches use a smaller decay, ``(1 + t) / (10 + t)``, so the
+            average forgets the starting weights), validate it, and return it as the model;
+            ``0``: off. Smooths the epoch-to-epoch noise of a short fine-tuning run.
         monitor: Validation metric that picks the best checkpoint (e.g. ``"balanced_accuracy"``,
             ``"dice"``, ``"loss"``); ``None``: the estimator's own default (balanced accuracy
             for the classifier, Dice or Dice with balanced accuracy for the segmenter; the
@@ -86,6 +90,7 @@ class TrainConfig(BaseEstimator):
     scheduler: str = DEFAULTS["scheduler"]
     warmup_epochs: float = DEFAULTS["warmup_epochs"]
     grad_clip: float | None = DEFAULTS["grad_clip"]
+    ema_decay: float = DEFAULTS["ema_decay"]
     monitor: str | None = DEFAULTS["monitor"]
     early_stopping: int | None = DEFAULTS["early_stopping"]
     class_balance: str = DEFAULTS["class_balance"]

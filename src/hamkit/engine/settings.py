@@ -54,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "scheduler": "cosine",
     "warmup_epochs": 0.0,
     "grad_clip": None,
+    "ema_decay": 0.0,
     "monitor": None,
     "early_stopping": None,
     "class_balance": "sampler",
@@ -83,10 +84,11 @@ RUN_SECTION_KEYS: dict[str, tuple[str, ...]] = {
         "optimizer",
         "weight_decay",
         "warmup_epochs",
+        "ema_decay",
         "augment",
         "class_balance",
     ),
-    "segmenter": ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "warmup_epochs", "augment"),
+    "segmenter": ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "warmup_epochs", "ema_decay", "augment"),
 }
 """The training settings that ``hamkit run``'s ``[classifier]`` and ``[segmenter]`` sections hold."""
 
@@ -130,6 +132,8 @@ def check(name: str, value: Any, *, epochs: Any = None) -> str | None:
         return f"early_stopping must be None or a patience of at least 1 epoch, got {value}"
     if name == "grad_clip" and value is not None and not (_number(value) and value > 0):
         return f"grad_clip must be None or positive, got {value}"
+    if name == "ema_decay" and not (_number(value) and 0 <= value < 1):
+        return f"ema_decay must be 0 (off) or a decay below 1 (e.g. 0.998), got {value}"
     if name == "num_workers" and value is not None and not (isinstance(value, int) and value >= 0):
         return f"num_workers must be None (automatic) or 0 or more, got {value}"
     if name == "optimizer" and value not in OPTIMIZERS:
@@ -151,6 +155,7 @@ CHECKED = (
     "warmup_epochs",
     "early_stopping",
     "grad_clip",
+    "ema_decay",
     "num_workers",
     "optimizer",
     "scheduler",

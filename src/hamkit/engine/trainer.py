@@ -46,6 +46,27 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {  # one per setti
 }
 
 
+_Tensors = tuple[torch.Tensor, ...] | list[torch.Tensor]
+
+
+def _ema_update(decay: float) -> Callable[[_Tensors, _Tensors, torch.Tensor | int], None]:
+    """The ``multi_avg_fn`` of :class:`torch.optim.swa_utils.AveragedModel` for an exponential
+    moving average whose decay starts small, ``min(decay, (1 + t) / (10 + t))`` after ``t``
+    updates, so the starting weights (a freshly initialised head) fade out within the run."""
+
+    @torch.no_grad()
+    def update(averaged: _Tensors, current: _Tensors, updates: torch.Tensor | int) -> None:
+        t = float(updates)
+        keep = min(decay, (1.0 + t) / (10.0 + t))
+        if averaged[0].is_floating_point():
+            torch._foreach_lerp_(averaged, current, 1.0 - keep)
+        else:  # integer buffers (BatchNorm's batch counter) follow the model
+            for mine, theirs in zip(averaged, current, strict=True):
+                mine.copy_(theirs)
+
+    return update
+
+
 def default_num_workers(dataset: Any = None) -> int:
     """DataLoader workers used when none are given.
 
@@ -149,8 +170,14 @@ class _Run:
     out_dir: Path | None
     result: TrainResult
     best_state: dict[str, torch.Tensor] | None = None
+    averaged: torch.optim.swa_utils.AveragedModel | None = None  # the moving average (ema_decay)
     start_epoch: int = 0
     bad_epochs: int = 0
+
+
+def _judged(run: _Run) -> torch.nn.Module:
+    """The weights that are validated and kept: the moving average when there is one."""
+    return run.model if run.averaged is None else run.averaged.module
 
 
 class Trainer:
@@ -159,7 +186,9 @@ class Trainer:
     Handles device placement, mixed precision (loss kept in float32), channels-last, the
     epoch-seeded (optionally class-weighted) sampler, progress bars, NaN/inf detection, the
     learning-rate schedule, gradient clipping, validation and the best checkpoint, early
-    stopping, history files, resuming, and torchrun (DDP; rank 0 validates and writes).
+    stopping, an exponential moving average of the weights (``ema_decay``: validated, kept and
+    returned instead of the raw weights), history files, resuming, and torchrun (DDP; rank 0
+    validates and writes).
 
     Args:
         config: The run's settings.
@@ -240,8 +269,9 @@ class Trainer:
                 row = self._train_epoch(run, bar, epoch)
                 metrics: dict[str, float] = {}
                 if val_loader is not None:
-                    run.model.eval()
-                    metrics = task.validate(run.model, val_loader, run.device, run.dtype)
+                    judged = _judged(run)
+                    judged.eval()
+                    metrics = task.validate(judged, val_loader, run.device, run.dtype)
                 metrics = ctx.broadcast(metrics)
                 row.update({f"val_{k}": float(v) for k, v in metrics.items()})
                 row["lr"] = row.pop("lr")
@@ -298,7 +328,13 @@ class Trainer:
             network = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True
             )
+        averaged = None
+        if cfg.ema_decay:
+            averaged = torch.optim.swa_utils.AveragedModel(
+                model, multi_avg_fn=_ema_update(float(cfg.ema_decay)), use_buffers=True
+            )
         return _Run(
+            averaged=averaged,
             model=model,
             network=network,
             task=task,
@@ -331,6 +367,14 @@ class Trainer:
         if scheduler is not None and state.get("scheduler"):
             scheduler.load_state_dict(state["scheduler"])
         run.scaler.load_state_dict(state.get("scaler") or run.scaler.state_dict())
+        if run.averaged is not None:
+            if "ema" not in state:
+                raise HamkitError(
+                    f"{run.out_dir / 'last'}: the interrupted run kept no moving average (ema_decay was off); "
+                    "resume with the same ema_decay, or use another output folder"
+                )
+            run.averaged.module.load_state_dict(state["ema"])
+            run.averaged.n_averaged.fill_(int(state["ema_updates"]))
         run.start_epoch = int(state["epoch"])
         run.bad_epochs = int(state.get("bad_epochs", 0))
         run.result.history = list(state["history"])
@@ -399,6 +443,8 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
             run.scaler.step(run.optimizer)
             run.scaler.update()
+            if run.averaged is not None:
+                run.averaged.update_parameters(run.model)
             run.schedule.after_batch()
             total += loss.detach().double() * size
             seen += size
@@ -419,7 +465,7 @@ class Trainer:
         improved = not validated or self._is_better(score, run.result.best_score)
         if improved:
             run.result.best_epoch, run.result.best_score, run.bad_epochs = epoch + 1, score, 0
-            run.best_state = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
+            run.best_state = {k: v.detach().to("cpu", copy=True) for k, v in _judged(run).state_dict().items()}
         else:
             run.bad_epochs += 1
         return improved
@@ -444,6 +490,14 @@ class Trainer:
                 "history": run.result.history,
                 "best_epoch": run.result.best_epoch,
                 "best_score": run.result.best_score,
+                **(
+                    {}
+                    if run.averaged is None
+                    else {
+                        "ema": {k: v.detach().to("cpu") for k, v in run.averaged.module.state_dict().items()},
+                        "ema_updates": int(run.averaged.n_averaged),
+                    }
+                ),
             },
         )
         self.write_history(run.out_dir, run.result.history)

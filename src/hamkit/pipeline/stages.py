@@ -414,6 +414,7 @@ def _recipe(ctx: RunContext, section: dict[str, Any], **extra: Any) -> TrainConf
         weight_decay=section["weight_decay"],
         augment=section["augment"],
         warmup_epochs=section["warmup_epochs"],
+        ema_decay=section["ema_decay"],
         monitor=None,
         num_workers=ctx.workers,
         progress=ctx.training_progress,
