@@ -182,7 +182,7 @@ def _fold_table(split_csv: str | os.PathLike[str]) -> dict[str, tuple[int, str]]
 
 
 def _inner_split(
-    train: SkinDataset, k: int, available: list[int], table: dict[str, tuple[int, str]], seed: int
+    train: SkinDataset, k: int, available: list[int], table: dict[str, tuple[int, str]], random_state: int
 ) -> tuple[list[int], list[int], str]:
     """Positions in ``train`` (the folds other than ``k``) of the inner training and validation
     sets, and what the validation set is: the next fold after ``k``, or with two folds a grouped,
@@ -195,7 +195,7 @@ def _inner_split(
         from sklearn.model_selection import StratifiedGroupKFold
 
         groups = [table[image_id][1] for image_id in train.image_ids]
-        parts = StratifiedGroupKFold(n_splits=INNER_HOLDOUT, shuffle=True, random_state=seed)
+        parts = StratifiedGroupKFold(n_splits=INNER_HOLDOUT, shuffle=True, random_state=random_state)
         with warnings.catch_warnings():  # a class with fewer lesions than parts lands in some parts only
             warnings.filterwarnings("ignore", message="The least populated class in y")
             _, held = next(parts.split(train.image_ids, train.labels, groups))
@@ -205,10 +205,10 @@ def _inner_split(
     return [i for i in range(len(train)) if i not in inner_val], chosen, what
 
 
-def _seed_of(estimator: Any) -> int:
-    """The seed of the estimator's recipe (0 for an estimator without one)."""
+def _random_state_of(estimator: Any) -> int:
+    """The random_state of the estimator's recipe (0 for an estimator without one)."""
     recipe = getattr(estimator, "recipe", None) or getattr(estimator, "_DEFAULT_RECIPE", None)
-    return int(getattr(recipe, "seed", 0) or 0)
+    return int(getattr(recipe, "random_state", 0) or 0)
 
 
 def cross_validate_folds(
@@ -249,7 +249,7 @@ def cross_validate_folds(
         labels: The data root's labels file or records (any format
             :func:`~hamkit.data.metadata.read_labels` reads; default: the HAM10000 metadata).
         **fit: Other keyword arguments of the estimator's ``fit`` (``cache``, ``num_workers``...);
-            the recipe is the estimator's (its ``seed`` also seeds the two-fold hold-out).
+            the recipe is the estimator's (its ``random_state`` also fixes the two-fold hold-out).
 
     Returns:
         The :class:`CrossValidationResult`; its ``selection`` and ``inner_validation`` say how
@@ -299,7 +299,7 @@ def cross_validate_folds(
         held_out = SkinDataset.from_folder(
             data, labels=labels, split_csv=split_csv, split="val", fold=k, on_missing=on_missing, **mask_option
         )
-        inner_train, inner_val, what = _inner_split(outer, k, available, table, _seed_of(estimator))
+        inner_train, inner_val, what = _inner_split(outer, k, available, table, _random_state_of(estimator))
         train, val = outer.subset(inner_train), outer.subset(inner_val)
         label = f"fold {k} ({number}/{len(chosen)})"
         if progress:

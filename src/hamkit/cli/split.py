@@ -57,7 +57,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="FRACTION",
         help="with --folds: first keep this share apart as a held-out test split, e.g. 0.125 (default: none)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument(
+        "--random-state", type=int, default=0, help="random state: the same value gives the same result (default: 0)"
+    )
     parser.add_argument(
         "--group-csv",
         action="append",
@@ -116,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     split = split_dataset(
         records,
         tuple(args.fractions),
-        seed=args.seed,
+        random_state=args.random_state,
         extra_groups=extra,
         folds=args.folds,
         test=args.test,
@@ -132,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
             {
                 "out": args.out,
                 "images": len(records),
-                "seed": args.seed,
+                "random_state": args.random_state,
                 "folds": args.folds,
                 "fractions": list(split.fractions),
                 "classes": list(split.classes),
@@ -144,13 +146,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(split.format_table())
     if args.folds is None:
-        print(f"wrote {written_as(args.out)}: {len(records)} images, no lesion in two splits (seed {args.seed})")
+        print(
+            f"wrote {written_as(args.out)}: {len(records)} images, no lesion in two splits "
+            f"(random state {args.random_state})"
+        )
     else:
         held_out = int((split.assignment == "test").sum())
         test = f" plus {held_out} held-out test images" if held_out else ""
         print(
             f"wrote {written_as(args.out)}: {len(records)} images in {args.folds} folds{test}, no lesion in two "
-            f"(seed {args.seed})"
+            f"(random state {args.random_state})"
         )
     if args.pie:
         print(f"wrote {args.pie}")

@@ -31,7 +31,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "HAM10000_images_part_1/ and _part_2/, lesion masks, HAM10000_metadata.csv, "
             "ISIC2018_Task3_Training_GroundTruth.csv, and duplicates_groundtruth.csv listing the "
             "planted near-duplicates. Classes differ in colour, shape and texture, so models "
-            "learn them quickly. The same seed gives byte-identical files."
+            "learn them quickly. The same random state gives byte-identical files."
         ),
     )
     parser.add_argument(
@@ -44,7 +44,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="N",
         help="number of lesions, at least 7 (default: 150)",
     )
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
+    parser.add_argument(
+        "--random-state",
+        type=int,
+        default=0,
+        metavar="S",
+        help="random state: the same value gives the same result (default: 0)",
+    )
     parser.add_argument(
         "--image-size",
         type=int,
@@ -93,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = make_synthetic(
         args.out,
         n_lesions=args.n_lesions,
-        seed=args.seed,
+        random_state=args.random_state,
         image_size=tuple(args.image_size),
         photos_per_lesion=tuple(args.photos_per_lesion),
         duplicate_fraction=args.duplicate_fraction,

@@ -126,7 +126,9 @@ def _common(parser: argparse.ArgumentParser, *, kind: str, backbone: str, image_
     parser.add_argument(
         "--device", default=default["device"], help=f"auto, cpu, cuda, mps (default: {default['device']})"
     )
-    parser.add_argument("--seed", type=int, default=default["seed"], help=f"(default: {default['seed']})")
+    parser.add_argument(
+        "--random-state", type=int, default=default["random_state"], help=f"(default: {default['random_state']})"
+    )
     add_quiet(parser)
     add_json(parser)
 
@@ -259,7 +261,7 @@ def _estimator(args: argparse.Namespace) -> Any:
         warmup_epochs=args.warmup_epochs,
         ema_decay=args.ema_decay,
         augment=args.augment,
-        seed=args.seed,
+        random_state=args.random_state,
         monitor=args.monitor,
     )
     if args.kind == "classifier":

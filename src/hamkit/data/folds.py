@@ -119,7 +119,7 @@ def _repair(folds: np.ndarray, labels: np.ndarray, groups: np.ndarray, n_folds: 
 
 
 def assign_folds(
-    labels: np.ndarray, groups: np.ndarray, n_folds: int, *, seed: int = 0, classes: Sequence[str] = CLASS_CODES
+    labels: np.ndarray, groups: np.ndarray, n_folds: int, *, random_state: int = 0, classes: Sequence[str] = CLASS_CODES
 ) -> np.ndarray:
     """Cut the items into ``n_folds`` lesion-grouped, class-stratified folds.
 
@@ -127,7 +127,7 @@ def assign_folds(
         labels: Class index per item.
         groups: Group index per item; every group lands in one fold.
         n_folds: Number of folds (at least 2, and at most the number of groups of any class).
-        seed: Seed of the shuffle.
+        random_state: Random state of the shuffle.
         classes: The class names (for messages).
 
     Returns:
@@ -148,7 +148,7 @@ def assign_folds(
     _, groups = np.unique(np.asarray(groups), return_inverse=True)  # renumber 0..G-1
     check_fold_count(n_folds, labels, groups, classes=classes)
     folds = np.empty(labels.size, dtype=np.int64)
-    splitter = StratifiedGroupKFold(n_splits=int(n_folds), shuffle=True, random_state=seed)
+    splitter = StratifiedGroupKFold(n_splits=int(n_folds), shuffle=True, random_state=random_state)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         for fold, (_, index) in enumerate(splitter.split(np.zeros(labels.size), labels, groups)):
@@ -200,7 +200,9 @@ def _repair_missing_classes(
             assignment[groups == moved] = target
 
 
-def three_way_assignment(labels: np.ndarray, groups: np.ndarray, values: Sequence[float], seed: int) -> np.ndarray:
+def three_way_assignment(
+    labels: np.ndarray, groups: np.ndarray, values: Sequence[float], random_state: int
+) -> np.ndarray:
     """The split name per item for ``values`` = (train, val, test) fractions (a :class:`str` array).
 
     ``k`` stratified group folds (the plan of :func:`_fold_plan`), whole folds per split, then a
@@ -212,7 +214,7 @@ def three_way_assignment(labels: np.ndarray, groups: np.ndarray, values: Sequenc
     k, counts = _fold_plan(values, n_groups)
     folds = np.empty(labels.size, dtype=np.int64)
     if np.bincount(labels).max() >= k:
-        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=random_state)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
             for fold, (_, test_index) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
@@ -221,7 +223,7 @@ def three_way_assignment(labels: np.ndarray, groups: np.ndarray, values: Sequenc
         sizes = np.bincount(groups)
         fold_sizes = np.zeros(k, dtype=np.int64)
         group_fold = np.empty(sizes.size, dtype=np.int64)
-        for group in np.random.default_rng(seed).permutation(sizes.size):
+        for group in np.random.default_rng(random_state).permutation(sizes.size):
             group_fold[group] = int(np.argmin(fold_sizes))
             fold_sizes[group_fold[group]] += sizes[group]
         folds = group_fold[groups]
@@ -238,7 +240,7 @@ def fold_assignment(
     groups: np.ndarray,
     n_folds: int,
     test: float | None,
-    seed: int,
+    random_state: int,
     *,
     classes: Sequence[str] = CLASS_CODES,
     held_out: np.ndarray | None = None,
@@ -253,7 +255,7 @@ def fold_assignment(
         share = float(held_out.mean())
     elif share > 0:
         check_fold_count(n_folds, labels, groups, classes=classes)
-        assignment = three_way_assignment(labels, groups, (1.0 - share, 0.0, share), seed)
+        assignment = three_way_assignment(labels, groups, (1.0 - share, 0.0, share), random_state)
     else:
         assignment = np.full(labels.size, "train")
     rest = assignment == "train"
@@ -262,19 +264,19 @@ def fold_assignment(
     if held_out is not None:
         remedy = "another held-out source (hold_out_source=)"
     elif share > 0:
-        remedy = "a smaller held-out test split" + _smaller_test(labels, groups, n_folds, share, seed)
+        remedy = "a smaller held-out test split" + _smaller_test(labels, groups, n_folds, share, random_state)
     check_fold_count(n_folds, labels[rest], groups[rest], where=where, classes=classes, remedy=remedy)
     folds = np.full(labels.size, NO_FOLD, dtype=np.int64)
-    folds[rest] = assign_folds(labels[rest], groups[rest], n_folds, seed=seed, classes=classes)
+    folds[rest] = assign_folds(labels[rest], groups[rest], n_folds, random_state=random_state, classes=classes)
     return assignment, folds, (1.0 - share, 0.0, share)
 
 
-def _smaller_test(labels: np.ndarray, groups: np.ndarray, n_folds: int, share: float, seed: int) -> str:
+def _smaller_test(labels: np.ndarray, groups: np.ndarray, n_folds: int, share: float, random_state: int) -> str:
     """``", e.g. test=0.1"``: the largest test share below ``share`` (in steps of 0.025) that leaves
     ``n_folds`` lesions of every class for the folds, or ``""`` when none does."""
     for step in range(int(np.ceil(share / 0.025)) - 1, 0, -1):
         smaller = round(step * 0.025, 3)
-        rest = three_way_assignment(labels, groups, (1.0 - smaller, 0.0, smaller), seed) == "train"
+        rest = three_way_assignment(labels, groups, (1.0 - smaller, 0.0, smaller), random_state) == "train"
         per_class = _groups_per_class(labels[rest], groups[rest])
         if per_class[np.flatnonzero(_groups_per_class(labels, groups))].min() >= n_folds:
             return f", e.g. test={smaller:g}"

@@ -277,7 +277,7 @@ def _group_columns(group_by: Sequence[str] | str, *, exclude: Sequence[str] = ()
 def read_isic_groundtruth(path: str | os.PathLike[str]) -> list[ImageRecord]:
     """Read an ISIC 2018 Task 3 ground-truth CSV (one-hot ``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC``).
 
-    The class of a row is the argmax of its one-hot columns, as in the seed report; a row must be
+    The class of a row is the argmax of its one-hot columns, as in the original report; a row must be
     exactly one-hot (one 1, six 0s). These files have no lesion ids, so ``lesion_id`` is ``None``
     and a split groups such images by ``image_id`` alone.
 

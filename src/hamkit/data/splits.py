@@ -2,7 +2,8 @@
 
 A split is GROUPED: every image of a lesion (and, with ``extra_groups``, every image of a
 duplicate group found by the Deduplicator) lands in the same split, so no lesion is seen in
-training and again in testing. It is also STRATIFIED by diagnosis and seeded.
+training and again in testing. It is also STRATIFIED by diagnosis and
+reproducible (the same random state gives the same split).
 
 How: the grouping keys are merged into connected components (two images that share any key are
 in one group), scikit-learn's :class:`~sklearn.model_selection.StratifiedGroupKFold` cuts the
@@ -120,7 +121,7 @@ class Split:
         labels: Class index per item.
         groups: Merged group index per item (lesions plus any extra grouping).
         assignment: Split name per item (``"train"``, ``"val"`` or ``"test"``).
-        seed: The seed used.
+        random_state: The random state used.
         fractions: The requested fractions (with folds: ``(1 - test, 0, test)``).
         folds: With ``split_dataset(..., folds=K)``: the fold number (``0`` .. ``K-1``) per item,
             ``-1`` for the held-out test items; ``None`` for a plain train / val / test split.
@@ -132,7 +133,7 @@ class Split:
     labels: np.ndarray
     groups: np.ndarray
     assignment: np.ndarray
-    seed: int
+    random_state: int
     fractions: tuple[float, float, float]
     folds: np.ndarray | None = None
     classes: tuple[str, ...] = CLASS_CODES
@@ -166,7 +167,7 @@ class Split:
             labels=self.labels,
             groups=self.groups,
             assignment=assignment,
-            seed=self.seed,
+            random_state=self.random_state,
             fractions=(train * (self.n_folds - 1) / self.n_folds, train / self.n_folds, test),
             classes=self.classes,
         )
@@ -292,7 +293,7 @@ def split_dataset(
     records: Sequence[ImageRecord],
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     *,
-    seed: int = 0,
+    random_state: int = 0,
     extra_groups: Sequence[Sequence[Hashable | None]] = (),
     duplicates: Any = None,
     folds: int | None = None,
@@ -309,7 +310,7 @@ def split_dataset(
     Args:
         records: The images (from :func:`~hamkit.data.metadata.read_metadata`).
         fractions: Train, val and test fractions (they must add up to 1).
-        seed: Seed of the shuffle; the same inputs and seed give the same split.
+        random_state: Random state of the shuffle; the same inputs and random state give the same split.
         extra_groups: More grouping keys, one sequence per key aligned with ``records``
             (``None`` = no group), e.g. the Deduplicator's duplicate-group ids: images that share
             a lesion OR any extra key always land in the same split.
@@ -335,7 +336,7 @@ def split_dataset(
 
     Examples:
         >>> recs = [ImageRecord(f"I{i}", "nv" if i % 3 else "mel", f"L{i // 2}") for i in range(80)]
-        >>> split = split_dataset(recs, seed=0)
+        >>> split = split_dataset(recs, random_state=0)
         >>> split.crossing_groups([r.lesion_id for r in recs])
         0
         >>> split_dataset(recs, folds=4, test=0.125).n_folds
@@ -361,22 +362,24 @@ def split_dataset(
         train, val, _ = values
         inner = (train / (train + val), val / (train + val), 0.0)
         _, regrouped = np.unique(groups[rest], return_inverse=True)
-        assignment[rest] = three_way_assignment(labels[rest], regrouped, inner, seed)
+        assignment[rest] = three_way_assignment(labels[rest], regrouped, inner, random_state)
         assignment = assignment.astype(str)
         values = (train * (1 - held.mean()) / (train + val), val * (1 - held.mean()) / (train + val), held.mean())
         _warn_missing_classes(labels, groups, assignment, values, classes)
     elif folds is None:
-        assignment = three_way_assignment(labels, groups, values, seed)
+        assignment = three_way_assignment(labels, groups, values, random_state)
         _warn_missing_classes(labels, groups, assignment, values, classes)
     else:
-        assignment, fold_of, values = fold_assignment(labels, groups, folds, test, seed, classes=classes, held_out=held)
+        assignment, fold_of, values = fold_assignment(
+            labels, groups, folds, test, random_state, classes=classes, held_out=held
+        )
     return Split(
         image_ids=[r.image_id for r in records],
         lesion_ids=[r.lesion_id for r in records],
         labels=labels,
         groups=groups,
         assignment=assignment,
-        seed=seed,
+        random_state=random_state,
         fractions=tuple(float(v) for v in values),  # type: ignore[arg-type]
         folds=fold_of,
         classes=classes,

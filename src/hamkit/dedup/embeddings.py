@@ -1,6 +1,6 @@
 """CNN embeddings for near-duplicate search, with a resumable disk cache.
 
-The seed's approach: a classification backbone without its head (MobileNetV2 by default)
+The original report's approach: a classification backbone without its head (MobileNetV2 by default)
 embeds every image; the features are averaged over the spatial axes and L2-normalised, so
 cosine similarity is a dot product. Batched, ``torch.inference_mode``, channels-last, batch norm
 folded into the convolutions on a CPU, mixed precision on a GPU; images decoded in DataLoader

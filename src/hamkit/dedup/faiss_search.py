@@ -102,7 +102,7 @@ class IvfConfig:
             default 16 found 99.7% of planted near duplicates from one end (and a self search
             queries both ends) on 1M random vectors; raise it for an audit that must not miss.
         train_size: Vectors k-means trains on; ``None`` = ``64 * nlist`` (at most N).
-        seed: Seed of the training sample and of k-means, for a reproducible index.
+        random_state: Random state of the training sample and of k-means, for a reproducible index.
 
     Examples:
         >>> IvfConfig(nprobe=32).nlist_for(100_000)
@@ -112,14 +112,18 @@ class IvfConfig:
     nlist: int | None = None
     nprobe: int = 16
     train_size: int | None = None
-    seed: int = 0
+    random_state: int = 0
 
     def __post_init__(self) -> None:
         _positive_int("IvfConfig", "nlist", self.nlist, allow_none=True)
         _positive_int("IvfConfig", "nprobe", self.nprobe, allow_none=False)
         _positive_int("IvfConfig", "train_size", self.train_size, allow_none=True)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise DataError(f"IvfConfig: seed must be a non-negative integer, got {self.seed!r}")
+        if (
+            isinstance(self.random_state, bool)
+            or not isinstance(self.random_state, (int, np.integer))
+            or self.random_state < 0
+        ):
+            raise DataError(f"IvfConfig: random_state must be a non-negative integer, got {self.random_state!r}")
 
     def nlist_for(self, n: int) -> int:
         """Number of cells for an index of ``n`` vectors.
@@ -249,9 +253,9 @@ def cosine_faiss_ivf(
     nlist = config.nlist_for(len(b))
     quantizer = faiss.IndexFlatIP(b.shape[1])
     index = faiss.IndexIVFFlat(quantizer, b.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
-    index.cp.seed = int(config.seed)
+    index.cp.seed = int(config.random_state)
     train_size = min(len(b), config.train_size or 64 * nlist)
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(config.random_state)
     sample = b if train_size >= len(b) else b[np.sort(rng.choice(len(b), train_size, replace=False))]
     index.train(sample)
     index.add(b)

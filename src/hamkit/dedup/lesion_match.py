@@ -345,15 +345,21 @@ class _Vocabulary:
     """A two-level vocabulary tree (k-means of k-means, faiss): ``coarse * fine`` visual words,
     each descriptor assigned with ``coarse + fine`` distance computations instead of one per word."""
 
-    def __init__(self, descriptors: np.ndarray, coarse: int, fine: int, seed: int) -> None:
+    def __init__(self, descriptors: np.ndarray, coarse: int, fine: int, random_state: int) -> None:
         import faiss
 
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(random_state)
         coarse = max(1, min(coarse, len(descriptors) // 40))
         sample = descriptors[rng.choice(len(descriptors), min(len(descriptors), coarse * fine * 4), replace=False)]
         sample = np.ascontiguousarray(sample, dtype=np.float32)
         top = faiss.Kmeans(
-            128, coarse, niter=10, seed=seed, verbose=False, max_points_per_centroid=256, min_points_per_centroid=1
+            128,
+            coarse,
+            niter=10,
+            seed=random_state,
+            verbose=False,
+            max_points_per_centroid=256,
+            min_points_per_centroid=1,
         )
         top.train(sample)
         self.coarse = top.index
@@ -365,7 +371,13 @@ class _Vocabulary:
             index = faiss.IndexFlatL2(128)
             if len(members) >= 2 * fine:
                 km = faiss.Kmeans(
-                    128, fine, niter=8, seed=seed, verbose=False, max_points_per_centroid=64, min_points_per_centroid=1
+                    128,
+                    fine,
+                    niter=8,
+                    seed=random_state,
+                    verbose=False,
+                    max_points_per_centroid=64,
+                    min_points_per_centroid=1,
                 )
                 km.train(np.ascontiguousarray(members))
                 index.add(np.ascontiguousarray(km.centroids, dtype=np.float32))
@@ -411,7 +423,7 @@ def visual_word_candidates(
     *,
     k: int = 20,
     words: int = 16384,
-    seed: int = 0,
+    random_state: int = 0,
     cross: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Each image's ``k`` most similar images by tf-idf visual words, mirror images included.
@@ -421,7 +433,7 @@ def visual_word_candidates(
         k: Candidates per image.
         words: Size of the vocabulary (a tree of ``words / 64`` cells of 64 words; fewer
             when there are few descriptors).
-        seed: Seed of the k-means.
+        random_state: Random state of the k-means.
         cross: With ``cross=c``, only pairs of one image below ``c`` and one from ``c`` on.
 
     Returns:
@@ -438,7 +450,7 @@ def visual_word_candidates(
     descriptors = np.concatenate([f.descriptors for f in features])  # uint8: a quarter of float32's memory
     owner = np.repeat(np.arange(n), counts)
     fine = 64
-    tree = _Vocabulary(descriptors, max(1, words // fine), fine, seed)
+    tree = _Vocabulary(descriptors, max(1, words // fine), fine, random_state)
     vocabulary = tree.size
     step = 1 << 17  # descriptors assigned per block (as float32, 64 MiB)
     words_of = np.concatenate([tree.words(descriptors[s : s + step]) for s in range(0, len(descriptors), step)])

@@ -1,5 +1,5 @@
 """Reviewing duplicates by eye: a PNG contact sheet and a self-contained HTML page of duplicate
-pairs side by side with their scores (like the seed report's figure 1).
+pairs side by side with their scores (like the original report's figure 1).
 
 With labels, the page shows each image's ``lesion_id`` and ``dx`` and puts first the pairs a
 person must look at (:func:`review_items`): every pair whose two images carry different

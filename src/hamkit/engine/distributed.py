@@ -100,10 +100,10 @@ class DistributedContext:
 
 
 class ShardedSampler(Sampler[int]):
-    """Epoch-seeded sampling, optionally weighted, sharded over ranks.
+    """Epoch-dependent sampling, optionally weighted, sharded over ranks.
 
-    Every epoch draws one order of ``num_samples`` indices from a generator seeded with
-    ``seed + epoch`` (so a resumed run sees the same order as an uninterrupted one); each rank
+    Every epoch draws one order of ``num_samples`` indices from a generator started from
+    ``random_state + epoch`` (so a resumed run sees the same order as an uninterrupted one); each rank
     takes every ``world_size``-th index. With ``weights`` indices are drawn with replacement in
     proportion to the weights (class balancing in constant memory: no image is copied); without,
     it is a plain shuffle.
@@ -111,7 +111,7 @@ class ShardedSampler(Sampler[int]):
     Args:
         n: Dataset size.
         weights: Per-sample weights, or ``None`` for a uniform shuffle.
-        seed: Base seed.
+        random_state: Base random state (the epoch is added to it).
         rank: This process's rank.
         world_size: Number of processes.
         shuffle: Shuffle at all (ignored with weights).
@@ -122,14 +122,14 @@ class ShardedSampler(Sampler[int]):
         n: int,
         weights: Sequence[float] | torch.Tensor | None = None,
         *,
-        seed: int = 0,
+        random_state: int = 0,
         rank: int = 0,
         world_size: int = 1,
         shuffle: bool = True,
     ) -> None:
         self.n = n
         self.weights = torch.as_tensor(weights, dtype=torch.float64) if weights is not None else None
-        self.seed = seed
+        self.random_state = random_state
         self.rank = rank
         self.world_size = world_size
         self.shuffle = shuffle
@@ -141,7 +141,7 @@ class ShardedSampler(Sampler[int]):
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        generator = torch.Generator().manual_seed(self.random_state + self.epoch)
         total = self.per_rank * self.world_size
         if self.weights is not None:
             order = torch.multinomial(self.weights, total, replacement=True, generator=generator)

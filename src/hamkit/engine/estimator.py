@@ -14,6 +14,7 @@ from torch import nn
 from hamkit.classes import CLASS_CODES
 from hamkit.engine.checkpoint import load_model_files, save_model_files
 from hamkit.engine.recipe import TrainConfig, recipe_with
+from hamkit.engine.settings import RENAMED
 from hamkit.errors import HamkitError
 
 __all__ = ["Estimator"]
@@ -219,6 +220,7 @@ class Estimator(BaseEstimator):
         recorded = config.get("recipe")
         if not isinstance(recorded, dict):
             return None
+        recorded = {RENAMED.get(k, k): v for k, v in recorded.items()}  # older versions' names
         known = {k: v for k, v in recorded.items() if k in TrainConfig().get_params()}
         if isinstance(known.get("augment"), str) and known["augment"].startswith("custom:"):
             known.pop("augment")  # a custom transform, recorded by its repr only

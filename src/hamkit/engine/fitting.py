@@ -1,8 +1,8 @@
 """The one fit skeleton of every hamkit estimator, and class balancing.
 
 An estimator's ``fit`` turns its inputs into datasets and then calls :func:`fit_estimator`
-with its training task; everything else (the recipe, label checks, class balancing, the seeded
-network, the :class:`~hamkit.engine.trainer.Trainer`, the fitted attributes) happens here, the
+with its training task; everything else (the recipe, label checks, class balancing, the network
+initialised from the random state, the :class:`~hamkit.engine.trainer.Trainer`, the fitted attributes) happens here, the
 same way for the classifier and the segmenter.
 """
 
@@ -169,7 +169,7 @@ def fit_estimator(
         elif recipe.class_balance == "loss":
             class_weights = torch.tensor(per_class, dtype=torch.float32, device=resolve_device(recipe.device))
         estimator.class_prior_ = np.bincount(labels, minlength=count) / labels.size  # type: ignore[attr-defined]
-    torch.manual_seed(recipe.seed)  # the head's initialisation is part of the seeded run
+    torch.manual_seed(recipe.random_state)  # the head's initialisation is fixed by the random state
     network = estimator._build(pretrained=estimator.pretrained, weights=estimator.weights)
     fitted.initial_weights_ = describe_initial_weights(
         fitted.backbone, pretrained=estimator.pretrained, weights=estimator.weights

@@ -62,7 +62,7 @@ class TrainConfig(BaseEstimator):
             ``"light"``, ``"strong"``, ``True`` (the same as ``"flips"``), ``False`` (none) or a
             torchvision v2 transform; see :mod:`hamkit.data.augment`. Applies to
             ``SkinDataset`` inputs.
-        seed: Seed of everything random (data order, augmentation, head initialisation).
+        random_state: Fixes everything random (data order, augmentation, head initialisation).
         amp: Mixed precision: ``"auto"`` (on CUDA only), ``True`` or ``False``.
         channels_last: Use the channels-last memory format (``"auto"``: on CUDA, and on CPU for
             networks with depthwise convolutions, where it trains faster).
@@ -95,7 +95,7 @@ class TrainConfig(BaseEstimator):
     early_stopping: int | None = DEFAULTS["early_stopping"]
     class_balance: str = DEFAULTS["class_balance"]
     augment: bool | str | Callable[..., Any] = DEFAULTS["augment"]
-    seed: int = DEFAULTS["seed"]
+    random_state: int = DEFAULTS["random_state"]
     amp: bool | str = DEFAULTS["amp"]
     channels_last: bool | str = DEFAULTS["channels_last"]
     num_workers: int | None = DEFAULTS["num_workers"]

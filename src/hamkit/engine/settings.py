@@ -30,6 +30,7 @@ __all__ = [
     "ESTIMATOR_DEFAULTS",
     "OFF",
     "OPTIMIZERS",
+    "RENAMED",
     "RUN_SECTION_KEYS",
     "SCHEDULERS",
     "check",
@@ -59,7 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "early_stopping": None,
     "class_balance": "sampler",
     "augment": "flips",
-    "seed": 0,
+    "random_state": 0,
     "amp": "auto",
     "channels_last": "auto",
     "num_workers": None,
@@ -91,6 +92,11 @@ RUN_SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "segmenter": ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "warmup_epochs", "ema_decay", "augment"),
 }
 """The training settings that ``hamkit run``'s ``[classifier]`` and ``[segmenter]`` sections hold."""
+
+RENAMED: dict[str, str] = {"seed": "random_state"}
+"""Old setting names and their new names: a recipe recorded by an older version (a saved model's
+``config.json``) is read with the new names, and a TOML file or ``--set`` that still says the old
+name is told the new one."""
 
 
 def defaults_for(estimator: str) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from hamkit.engine.recipe import TrainConfig
 from hamkit.engine.schedule import make_schedule
 from hamkit.errors import DataError, HamkitError, TrainingError
 
-__all__ = ["TrainConfig", "TrainingTask", "TrainResult", "Trainer", "seed_everything", "default_num_workers"]
+__all__ = ["TrainConfig", "TrainingTask", "TrainResult", "Trainer", "set_random_state", "default_num_workers"]
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {  # one per settings.OPTIMIZERS
     "adam": torch.optim.Adam,
@@ -79,11 +79,11 @@ def default_num_workers(dataset: Any = None) -> int:
     return loader_workers()
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's global generators."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+def set_random_state(random_state: int) -> None:
+    """Set the state of Python's, NumPy's and torch's global generators."""
+    random.seed(random_state)
+    np.random.seed(random_state % 2**32)
+    torch.manual_seed(random_state)
 
 
 class TrainingTask(Protocol):
@@ -184,7 +184,7 @@ class Trainer:
     """Runs the epochs of a :class:`TrainingTask` on a model.
 
     Handles device placement, mixed precision (loss kept in float32), channels-last, the
-    epoch-seeded (optionally class-weighted) sampler, progress bars, NaN/inf detection, the
+    epoch-dependent (optionally class-weighted) sampler, progress bars, NaN/inf detection, the
     learning-rate schedule, gradient clipping, validation and the best checkpoint, early
     stopping, an exponential moving average of the weights (``ema_decay``: validated, kept and
     returned instead of the raw weights), history files, resuming, and torchrun (DDP; rank 0
@@ -262,7 +262,7 @@ class Trainer:
             for epoch in epochs_bar:
                 started = time.perf_counter()
                 sampler.set_epoch(epoch)
-                seed_everything(cfg.seed * 1_000_003 + epoch)  # augmentation etc.: same on resume
+                set_random_state(cfg.random_state * 1_000_003 + epoch)  # augmentation etc.: same on resume
                 bar = tqdm(
                     loader, desc=f"{label}: epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False, disable=not bars
                 )
@@ -307,12 +307,12 @@ class Trainer:
 
     # -------------------------------------------------------------- the loop's steps
     def _start(self, model: torch.nn.Module, task: TrainingTask, train: Dataset, ctx: DistributedContext) -> _Run:
-        """Seed, place the model, and make the optimizer, schedule and gradient scaler."""
+        """Set the random state, place the model, and make the optimizer, schedule and gradient scaler."""
         cfg = self.config
         device = ctx.device_for(resolve_device(cfg.device))
         dtype = amp_dtype(device, cfg.amp)
         channels_last = use_channels_last(model, device) if cfg.channels_last == "auto" else bool(cfg.channels_last)
-        seed_everything(cfg.seed)
+        set_random_state(cfg.random_state)
         model.to(device)
         if channels_last:
             model.to(memory_format=torch.channels_last)
@@ -391,13 +391,13 @@ class Trainer:
     def _loaders(
         self, run: _Run, train: Dataset, val: Dataset | None, sample_weights: Sequence[float] | np.ndarray | None
     ) -> tuple[ShardedSampler, DataLoader, DataLoader | None]:
-        """The epoch-seeded (optionally weighted, sharded) sampler and the training and validation loaders."""
+        """The epoch-dependent (optionally weighted, sharded) sampler and the training and validation loaders."""
         cfg = self.config
         workers = default_num_workers(train) if cfg.num_workers is None else cfg.num_workers
         sampler = ShardedSampler(
             len(train),  # type: ignore[arg-type]  # map-style datasets have a length
             None if sample_weights is None else torch.as_tensor(np.asarray(sample_weights), dtype=torch.float64),
-            seed=cfg.seed,
+            random_state=cfg.random_state,
             rank=run.ctx.rank,
             world_size=run.ctx.world_size,
         )

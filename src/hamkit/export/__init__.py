@@ -244,7 +244,7 @@ def _export(
 
 
 def _parity(
-    module: nn.Module, onnx_file: Path, names: list[str], size: int, batch_sizes: tuple[int, ...], seed: int
+    module: nn.Module, onnx_file: Path, names: list[str], size: int, batch_sizes: tuple[int, ...], random_state: int
 ) -> dict[str, float]:
     """Max abs difference per output between ONNX Runtime and PyTorch on random normalised images."""
     import onnxruntime as ort
@@ -258,7 +258,7 @@ def _parity(
         session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
         raise HamkitError(f"ONNX Runtime cannot load the exported model ({_first_line(err)})") from err
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(random_state)
     worst = dict.fromkeys(names, 0.0)
     for batch in batch_sizes:
         images = torch.randn(batch, 3, size, size, generator=generator)
@@ -304,7 +304,7 @@ def export_onnx(
     check: bool = True,
     atol: float = 1e-4,
     batch_size: int = 2,
-    seed: int = 0,
+    random_state: int = 0,
 ) -> ExportResult:
     """Export a classifier's or segmenter's network to ONNX, with its preprocessing description.
 
@@ -327,7 +327,7 @@ def export_onnx(
         atol: Largest absolute difference allowed per output.
         batch_size: Batch size of the example input the network is traced with (at least 2, so
             that the batch dimension stays symbolic).
-        seed: Seed of the random inputs.
+        random_state: Random state of the random inputs.
 
     Returns:
         The :class:`ExportResult`, with the max abs difference per output.
@@ -368,7 +368,7 @@ def export_onnx(
     # a CPU float32 copy in eval mode and the default memory format: the caller's model is left as it was
     network = copy.deepcopy(model._check_fitted()).to("cpu", torch.float32, memory_format=torch.contiguous_format)
     module = _NamedOutputs(network.eval()).eval()
-    example = torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    example = torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(random_state))
     with torch.inference_mode():
         count = len(module(example))
     names = ["logits"] if type(model).__name__ == _CLASSIFIER else ["mask_logits", "class_logits"][:count]
@@ -383,7 +383,7 @@ def export_onnx(
             raise HamkitError(f"{target}: the exporter wrote opset {actual}, not {opset}; pick opset {actual}")
         differences: dict[str, float] = {}
         if check:
-            differences = _parity(module, tmp, names, size, batch_sizes, seed + 1)
+            differences = _parity(module, tmp, names, size, batch_sizes, random_state + 1)
             failing = {name: value for name, value in differences.items() if not value <= atol}
             if failing:
                 worst = ", ".join(f"{name} by {value:.2e}" for name, value in failing.items())

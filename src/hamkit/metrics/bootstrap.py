@@ -22,13 +22,13 @@ from hamkit.errors import DataError
 __all__ = ["bootstrap_groups", "classification_intervals", "mean_intervals", "percentile_interval"]
 
 
-def bootstrap_groups(groups: Sequence[Hashable], n_resamples: int = 1000, seed: int = 0) -> list[np.ndarray]:
+def bootstrap_groups(groups: Sequence[Hashable], n_resamples: int = 1000, random_state: int = 0) -> list[np.ndarray]:
     """Index arrays of ``n_resamples`` cluster-bootstrap resamples.
 
     Args:
         groups: The group (lesion) of every sample.
         n_resamples: Number of resamples.
-        seed: Seed of the random draws.
+        random_state: Random state of the random draws.
 
     Returns:
         One array of sample indices per resample (a group drawn twice appears twice).
@@ -40,7 +40,7 @@ def bootstrap_groups(groups: Sequence[Hashable], n_resamples: int = 1000, seed: 
     starts = np.searchsorted(codes[order], np.arange(codes.max() + 2))
     members = [order[starts[g] : starts[g + 1]] for g in range(codes.max() + 1)]
     sizes = np.array([m.size for m in members])
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     draws = rng.integers(0, len(members), size=(n_resamples, len(members)))
     flat = np.concatenate(members)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
@@ -96,7 +96,7 @@ def classification_intervals(
     mel: int | None = None,
     n_resamples: int = 1000,
     confidence: float = 0.95,
-    seed: int = 0,
+    random_state: int = 0,
 ) -> dict[str, tuple[float, float]]:
     """Bootstrap intervals of accuracy, balanced accuracy, macro F1 (and melanoma sensitivity).
 
@@ -108,7 +108,7 @@ def classification_intervals(
         mel: Index of the melanoma class, for its sensitivity; ``None`` leaves it out.
         n_resamples: Number of resamples.
         confidence: Coverage of the interval.
-        seed: Seed of the draws.
+        random_state: Random state of the draws.
 
     Returns:
         ``{metric: (low, high)}``.
@@ -119,7 +119,7 @@ def classification_intervals(
         raise DataError(f"{truth.size} labels, {pred.size} predictions and {len(groups)} groups do not align")
     cells = truth * n_classes + pred
     values: dict[str, list[float]] = {}
-    for index in bootstrap_groups(groups, n_resamples, seed):
+    for index in bootstrap_groups(groups, n_resamples, random_state):
         matrix = np.bincount(cells[index], minlength=n_classes * n_classes).reshape(n_classes, n_classes)
         for name, value in metrics_from_confusion(matrix, mel).items():
             values.setdefault(name, []).append(value)
@@ -132,7 +132,7 @@ def mean_intervals(
     *,
     n_resamples: int = 1000,
     confidence: float = 0.95,
-    seed: int = 0,
+    random_state: int = 0,
     statistic: Callable[[np.ndarray], float] = np.nanmean,
 ) -> dict[str, tuple[float, float]]:
     """Bootstrap intervals of the mean of per-sample scores (e.g. Dice, thresholded Jaccard).
@@ -142,13 +142,13 @@ def mean_intervals(
         groups: Lesion of every sample.
         n_resamples: Number of resamples.
         confidence: Coverage of the interval.
-        seed: Seed of the draws.
+        random_state: Random state of the draws.
         statistic: The summary of a resample (default: mean ignoring NaN).
 
     Returns:
         ``{metric: (low, high)}``.
     """
-    draws = bootstrap_groups(groups, n_resamples, seed)
+    draws = bootstrap_groups(groups, n_resamples, random_state)
     result = {}
     for name, scores in per_sample.items():
         array = np.asarray(scores, dtype=np.float64)

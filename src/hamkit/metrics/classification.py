@@ -275,7 +275,7 @@ def score_decisions(
     What ``hamkit run``'s report and ``hamkit evaluate`` show: the report of the decisions
     ``y_pred`` (e.g. :meth:`~hamkit.classify.LesionClassifier.decide` of ``proba``), the report of
     the plain argmax of the probabilities, and 95 % intervals of the :data:`HEADLINE` numbers of
-    both, resampling lesions (:func:`~hamkit.metrics.bootstrap.classification_intervals`, seed 0).
+    both, resampling lesions (:func:`~hamkit.metrics.bootstrap.classification_intervals`, ``random_state=0``).
 
     Args:
         y_true: True class indices.

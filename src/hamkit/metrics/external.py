@@ -73,7 +73,7 @@ def external_metrics(
     classes: Sequence[str],
     *,
     n_resamples: int = 1000,
-    seed: int = 0,
+    random_state: int = 0,
 ) -> dict[str, Any]:
     """One data set's row: balanced accuracy, macro F1, melanoma sensitivity and macro AUC over
     the classes the set has, with lesion-bootstrap 95 % intervals.
@@ -85,7 +85,7 @@ def external_metrics(
         groups: The lesion of every image (the resampling unit).
         classes: The model's class names.
         n_resamples: Bootstrap resamples.
-        seed: Seed of the draws.
+        random_state: Random state of the draws.
 
     Returns:
         ``{"images", "lesions", "classes" (the set's, in model order), <metric>: value,
@@ -121,7 +121,7 @@ def external_metrics(
         **_row(truth, pred, scores, present, mel),
     }
     values: dict[str, list[float]] = {name: [] for name in EXTERNAL_METRICS}
-    for index in bootstrap_groups(groups, n_resamples, seed):
+    for index in bootstrap_groups(groups, n_resamples, random_state):
         sample = _row(truth[index], pred[index], scores[index], present, mel)
         for name in EXTERNAL_METRICS:
             values[name].append(sample[name])

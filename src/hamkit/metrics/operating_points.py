@@ -212,7 +212,7 @@ def operating_points(
     classes: Sequence[str],
     n_resamples: int = 1000,
     confidence: float = 0.95,
-    seed: int = 0,
+    random_state: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """Per class (one against the rest): AUC, partial AUC above :data:`MIN_TPR` sensitivity,
     sensitivity at each of :data:`SPECIFICITIES`, specificity at each of :data:`SENSITIVITIES`,
@@ -225,7 +225,7 @@ def operating_points(
         classes: The ``K`` class names.
         n_resamples: Bootstrap resamples (0: no intervals).
         confidence: Coverage of the intervals.
-        seed: Seed of the draws.
+        random_state: Random state of the draws.
 
     Returns:
         ``{class: {"n_positive", "thresholds": {name: t}, "values": {name: v}, "intervals":
@@ -244,7 +244,7 @@ def operating_points(
     names = list(classes)
     if scores.shape != (truth.size, len(names)) or len(groups) != truth.size:
         raise DataError(f"{truth.size} labels, scores of shape {scores.shape} and {len(groups)} groups do not align")
-    draws = bootstrap_groups(groups, n_resamples, seed) if n_resamples > 0 else []
+    draws = bootstrap_groups(groups, n_resamples, random_state) if n_resamples > 0 else []
     order = sorted(range(len(names)), key=lambda k: names[k] != "mel")
     result: dict[str, dict[str, Any]] = {}
     for k in order:
@@ -281,7 +281,7 @@ def decision_point(
     *,
     n_resamples: int = 1000,
     confidence: float = 0.95,
-    seed: int = 0,
+    random_state: int = 0,
 ) -> dict[str, Any]:
     """Sensitivity and specificity of class ``k`` under the decisions ``y_pred``, with lesion-bootstrap intervals.
 
@@ -301,7 +301,7 @@ def decision_point(
     sens, spec = rates(np.arange(truth.size))
     found: dict[str, Any] = {"sensitivity": sens, "specificity": spec, "intervals": {}}
     if n_resamples > 0:
-        values = np.array([rates(i) for i in bootstrap_groups(groups, n_resamples, seed)])
+        values = np.array([rates(i) for i in bootstrap_groups(groups, n_resamples, random_state)])
         found["intervals"] = {
             "sensitivity": list(percentile_interval(values[:, 0], confidence)),
             "specificity": list(percentile_interval(values[:, 1], confidence)),

@@ -205,7 +205,7 @@ def subgroup_tables(
     n_resamples: int = 1000,
     min_lesions: int = MIN_LESIONS,
     confidence: float = 0.95,
-    seed: int = 0,
+    random_state: int = 0,
 ) -> dict[str, Any]:
     """A classifier's decisions scored in every subgroup of every column.
 
@@ -219,7 +219,7 @@ def subgroup_tables(
         min_lesions: Cells with fewer lesions are ``small``; the melanoma numbers of a cell with
             fewer melanoma lesions are listed in its ``small_metrics``.
         confidence: Coverage of the intervals.
-        seed: Seed of the draws.
+        random_state: Random state of the draws.
 
     Returns:
         ``{"metrics": [...], "min_lesions": m, "tables": {column: {"rows": [{"value", "n",
@@ -248,7 +248,7 @@ def subgroup_tables(
         mel_lesions = len(set(lesion[index][truth[index] == mel].tolist())) if mel is not None else 0
         intervals: dict[str, list[float]] = {}
         if n_resamples > 0:
-            draws = bootstrap_groups(lesion[index].tolist(), n_resamples, seed)
+            draws = bootstrap_groups(lesion[index].tolist(), n_resamples, random_state)
             samples = [_classification_values(truth[index][d], pred[index][d], len(names), mel) for d in draws]
             intervals = {
                 name: list(percentile_interval(np.array([s[name] for s in samples]), confidence)) for name in values
@@ -281,7 +281,7 @@ def subgroup_means(
     n_resamples: int = 1000,
     min_lesions: int = MIN_LESIONS,
     confidence: float = 0.95,
-    seed: int = 0,
+    random_state: int = 0,
 ) -> dict[str, Any]:
     """Per-image scores (a segmenter's Dice, thresholded Jaccard...) averaged in every subgroup,
     with the same cells, intervals, small cells and largest gap as :func:`subgroup_tables`.
@@ -299,7 +299,7 @@ def subgroup_means(
         values = {name: float(np.nanmean(s[index])) for name, s in scores.items()}
         intervals: dict[str, list[float]] = {}
         if n_resamples > 0:
-            draws = bootstrap_groups(lesion[index].tolist(), n_resamples, seed)
+            draws = bootstrap_groups(lesion[index].tolist(), n_resamples, random_state)
             intervals = {
                 name: list(percentile_interval(np.array([np.nanmean(s[index][d]) for d in draws]), confidence))
                 for name, s in scores.items()

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hamkit.engine.settings import RUN_SECTION_KEYS, defaults_for
+from hamkit.engine.settings import RENAMED, RUN_SECTION_KEYS, defaults_for
 from hamkit.errors import HamkitError
 
 __all__ = ["DEFAULTS", "PRESETS", "Settings", "default_preset", "load_config", "parse_set", "to_toml"]
@@ -66,7 +66,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "masks": "",  # empty: the folder of *_segmentation.png under root, if any
         "synthetic_lesions": 150,
         "synthetic_image_size": [256, 192],
-        "seed": 0,
+        "random_state": 0,
     },
     "dedup": {
         "methods": ["verified"],  # any of verified, exact, phash, dhash, cnn, lesion; their groups are merged
@@ -76,7 +76,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "hash_threshold": 6,
         "pretrained": True,
     },
-    "split": {"fractions": [0.75, 0.125, 0.125], "seed": 0, "hold_out_source": ""},  # a source: the test split
+    "split": {"fractions": [0.75, 0.125, 0.125], "random_state": 0, "hold_out_source": ""},  # a source: the test split
     "classifier": {
         "enabled": True,
         "backbone": "timm:tf_efficientnet_lite0",
@@ -189,6 +189,7 @@ def _merge(
     sources: dict[tuple[str, str], str] | None = None,
 ) -> None:
     unknown: list[str] = []  # every typo at once, not one per run
+    renamed: list[str] = []
     hints: dict[str, str] = {}
     for section, values in override.items():
         if section not in base:
@@ -198,9 +199,13 @@ def _merge(
             raise HamkitError(f"{source}: [{section}] must be a table of settings")
         else:
             for key in values:
-                if key not in base[section]:
+                if RENAMED.get(key) in base[section]:
+                    renamed.append(f"{section}.{key} was renamed to {section}.{RENAMED[key]}")
+                elif key not in base[section]:
                     unknown.append(f"setting {section}.{key}")
                     hints[section] = f"[{section}] has {', '.join(base[section])}"
+    if renamed:
+        raise HamkitError(f"{source}: {'; '.join(renamed)}; write the new name")
     if unknown:
         raise HamkitError(f"{source}: unknown {', '.join(unknown)}; {'; '.join(hints.values())}")
     for section, values in override.items():

@@ -81,7 +81,7 @@ def _data_step(
             make_synthetic(
                 root,
                 n_lesions=section["synthetic_lesions"],
-                seed=section["seed"],
+                random_state=section["random_state"],
                 image_size=(width, height),
                 overwrite=True,
             )
@@ -118,7 +118,7 @@ def _config_comments(preset: str | None, synthetic: bool) -> list[str]:
     if synthetic:
         lines.append(
             '[data] root = "": the synthetic data set, generated again from synthetic_lesions, '
-            "synthetic_image_size and seed"
+            "synthetic_image_size and random_state"
         )
     return lines
 

@@ -255,7 +255,7 @@ def _make_split(ctx: RunContext) -> Any:
     return split_dataset(
         ctx.records,
         section["fractions"],
-        seed=section["seed"],
+        random_state=section["random_state"],
         extra_groups=_dedup_labels(ctx),
         hold_out_source=section["hold_out_source"] or None,
     )

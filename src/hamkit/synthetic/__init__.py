@@ -9,7 +9,7 @@ Importing this package is cheap: the modules load on first use.
 
 Examples:
     >>> from hamkit.synthetic import make_synthetic  # doctest: +SKIP
-    >>> make_synthetic("synthetic-ham", n_lesions=150, seed=0).n_images  # doctest: +SKIP
+    >>> make_synthetic("synthetic-ham", n_lesions=150, random_state=0).n_images  # doctest: +SKIP
     236
 """
 

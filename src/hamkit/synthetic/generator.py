@@ -6,7 +6,7 @@ copies of some photos under new image and lesion ids (the leakage a deduplicator
 Everything every hamkit reader expects is there: the two image folders, the lesion masks (a few
 of them palette PNGs, like some official ones), the metadata CSV, the ISIC 2018 Task 3
 ground-truth CSV, and ``duplicates_groundtruth.csv`` listing the planted duplicates. Only numpy
-and Pillow are used; the same seed gives byte-identical files.
+and Pillow are used; the same random state gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class SyntheticDataset:
 
     Examples:
         >>> import tempfile
-        >>> ds = make_synthetic(tempfile.mkdtemp(), n_lesions=7, seed=0, image_size=(64, 48))
+        >>> ds = make_synthetic(tempfile.mkdtemp(), n_lesions=7, random_state=0, image_size=(64, 48))
         >>> ds.n_lesions, sum(ds.class_counts.values()) == ds.n_images
         (7, True)
     """
@@ -190,7 +190,7 @@ class _Image:
 def make_synthetic(
     root: str | os.PathLike[str],
     n_lesions: int = 150,
-    seed: int = 0,
+    random_state: int = 0,
     image_size: tuple[int, int] = (256, 192),
     photos_per_lesion: tuple[int, int] = (1, 3),
     duplicate_fraction: float = 0.08,
@@ -210,7 +210,7 @@ def make_synthetic(
     Args:
         root: Output folder; created if missing, and it must be empty unless ``overwrite``.
         n_lesions: Number of real lesions, at least 7.
-        seed: Random seed; the same seed and arguments give byte-identical files.
+        random_state: Random state; the same random state and arguments give byte-identical files.
         image_size: ``(width, height)`` of the photos, each at least 32.
         photos_per_lesion: ``(min, max)`` photos of each lesion.
         duplicate_fraction: Share of the photos that get a planted duplicate, 0..0.5.
@@ -226,7 +226,7 @@ def make_synthetic(
 
     Examples:
         >>> import tempfile
-        >>> ds = make_synthetic(tempfile.mkdtemp(), n_lesions=20, seed=1, image_size=(64, 48))
+        >>> ds = make_synthetic(tempfile.mkdtemp(), n_lesions=20, random_state=1, image_size=(64, 48))
         >>> ds.metadata_csv.read_text().splitlines()[0]
         'lesion_id,image_id,dx,dx_type,age,sex,localization'
     """
@@ -234,7 +234,7 @@ def make_synthetic(
     root = Path(root)
     _prepare_root(root, overwrite)
 
-    streams = np.random.SeedSequence(int(seed)).spawn(n_lesions + 2)
+    streams = np.random.SeedSequence(int(random_state)).spawn(n_lesions + 2)
     rng = np.random.default_rng(streams[0])
     dup_rng = np.random.default_rng(streams[1])
 

@@ -146,7 +146,7 @@ def plant_copies(
     *,
     per_kind: int = 24,
     kinds: Sequence[str] = PLANT_KINDS,
-    seed: int = 0,
+    random_state: int = 0,
     copy_originals: bool = True,
 ) -> list[PlantedCopy]:
     """Copy ``images`` into ``out_dir`` and add ``per_kind`` altered copies of each kind.
@@ -160,7 +160,7 @@ def plant_copies(
         out_dir: Folder to write (created).
         per_kind: Copies of each kind.
         kinds: The kinds to plant (see :data:`PLANT_KINDS`).
-        seed: Random seed of the choice of sources and of the alterations.
+        random_state: Random state of the choice of sources and of the alterations.
         copy_originals: Also copy the originals into ``out_dir`` (set False to plant into a
             separate folder).
 
@@ -181,7 +181,7 @@ def plant_copies(
     if copy_originals:
         for path in sources:
             shutil.copyfile(path, out / path.name)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     planted: list[PlantedCopy] = []
     for kind in kinds:
         for number, source_index in enumerate(rng.choice(len(sources), per_kind, replace=False).tolist()):

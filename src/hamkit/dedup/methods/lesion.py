@@ -64,7 +64,7 @@ def lesion_candidates(
     candidates: int = 10,
     neighbours: int = 0,
     words: int = 16384,
-    seed: int = 0,
+    random_state: int = 0,
     workers: int = 1,
     cross: int | None = None,
     progress: bool = False,
@@ -79,7 +79,7 @@ def lesion_candidates(
             ``embedding`` (:func:`~hamkit.dedup.lesion_match.embedding_candidates`; 0: none, and
             none where an image has no embedding).
         words: Visual words in the vocabulary.
-        seed: Seed of the vocabulary's k-means.
+        random_state: Random state of the vocabulary's k-means.
         workers: Verification threads.
         cross: For a search across two sets, the number of images in the first set: only pairs
             with one image on each side (``j`` indexed from the second set's start).
@@ -94,7 +94,9 @@ def lesion_candidates(
     from tqdm.auto import tqdm
 
     n = len(features)
-    i, j, similarity, mirrored = visual_word_candidates(features, k=candidates, words=words, seed=seed, cross=cross)
+    i, j, similarity, mirrored = visual_word_candidates(
+        features, k=candidates, words=words, random_state=random_state, cross=cross
+    )
     embeddings = [f.embedding for f in features]
     if neighbours and n and all(e is not None for e in embeddings):
         near_i, near_j, _ = embedding_candidates(np.stack(embeddings), k=neighbours, cross=cross)  # type: ignore[arg-type]
@@ -145,7 +147,7 @@ class LesionMethod(DedupMethod):
         views: Turns and mirror images of each crop its embedding is averaged over (1, 2, 4
             or 8; each costs one forward pass of the network).
         words: Visual words of the candidate search.
-        seed: Seed of the vocabulary's k-means (the result is deterministic for a seed).
+        random_state: Random state of the vocabulary's k-means (the same random state gives the same result).
 
     Examples:
         >>> LesionMethod(candidates=30)
@@ -169,13 +171,13 @@ class LesionMethod(DedupMethod):
     memory_cache = "keypoints and embeddings, by path, size and modification time; the network (built on first use)"
 
     def __init__(
-        self, *, candidates: int = 10, neighbours: int = 20, views: int = 2, words: int = 16384, seed: int = 0
+        self, *, candidates: int = 10, neighbours: int = 20, views: int = 2, words: int = 16384, random_state: int = 0
     ) -> None:
         self.candidates = candidates
         self.neighbours = neighbours
         self.views = views
         self.words = words
-        self.seed = seed
+        self.random_state = random_state
 
     def check(self) -> None:
         """Check ``candidates`` (at least 1), ``neighbours`` (at least 0), ``views`` (1, 2, 4 or
@@ -273,7 +275,7 @@ class LesionMethod(DedupMethod):
             candidates=self.candidates,
             neighbours=self.neighbours,
             words=self.words,
-            seed=self.seed,
+            random_state=self.random_state,
             workers=max(1, min(8, available_cpus())),
             cross=cross,
             progress=dedup.progress,
