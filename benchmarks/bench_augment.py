@@ -1,8 +1,8 @@
 """Training augmentation choices on the real images: the ``cpu`` preset's classifier trained once
-per choice (``none``, ``flips``, ``light``, ``strong``) with the same budget, split and seed.
+per choice (``none``, ``flips``, ``light``, ``strong``) with the same budget, split and random_state.
 
 The split is made as ``benchmarks/cpu_preset.py`` makes it (lesion-grouped, 0.75 / 0.125 / 0.125,
-seed 0, without the duplicate groups) and the images come through the same decode cache. Each
+random_state 0, without the duplicate groups) and the images come through the same decode cache. Each
 model is MobileNetV3-small at 128 px from random weights, AdamW 1e-3 with weight decay 0.05,
 batch 32, the class-balanced sampler; the best epoch is the one with the best validation
 balanced accuracy, and its weights are scored on the test split. Each choice prints one JSON line
@@ -41,7 +41,7 @@ def train_one(choice: str, parts: dict, args: argparse.Namespace) -> dict[str, o
         weight_decay=args.weight_decay,
         class_balance="sampler",
         augment=choice,
-        seed=args.seed,
+        random_state=args.random_state,
     )
     model = LesionClassifier(args.backbone, image_size=args.image_size, pretrained=False, recipe=recipe)
     start = time.perf_counter()
@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--weight-decay", type=float, default=0.05)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/hamkit-bench-cache"))
     parser.add_argument("--json", type=Path, help="append each result as one JSON line to this file")
@@ -135,7 +135,7 @@ def main() -> None:
     records = [r for r in read_labels(label_file) if r.image_id in present]
     if args.limit:
         records = records[: args.limit]
-    split = split_dataset(records, (0.75, 0.125, 0.125), seed=0)
+    split = split_dataset(records, (0.75, 0.125, 0.125), random_state=0)
     base = SkinDataset.from_paths(
         [present[r.image_id] for r in records],
         [r.label for r in records],

@@ -33,9 +33,9 @@ from _shared import run_child
 MAX_DISTANCE = 10
 
 
-def make_hashes(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def make_hashes(n: int, random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Random uint64 hashes with n // 100 planted near duplicates; returns (hashes, planted pairs)."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     hashes = rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, n, dtype=np.int64, endpoint=True).view(
         np.uint64
     )

@@ -47,9 +47,9 @@ THRESHOLD = 0.93
 QUERY_SUBSET = 2000
 
 
-def make_embeddings(n: int, dim: int = DIM, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def make_embeddings(n: int, dim: int = DIM, random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Unit random embeddings with n // 100 planted near duplicates; returns (emb, planted pairs)."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     emb = rng.standard_normal((n, dim), dtype=np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     k = max(1, n // 100)

@@ -150,7 +150,7 @@ def main() -> dict[str, object]:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        synthetic = make_synthetic(Path(tmp) / "synth", n_lesions=7, image_size=(96, 72), seed=0)
+        synthetic = make_synthetic(Path(tmp) / "synth", n_lesions=7, image_size=(96, 72), random_state=0)
         data = SkinDataset.from_folder(synthetic.root, masks=True)
         recipe = TrainConfig(epochs=1, batch_size=4, augment="none")
         segmenter = LesionSegmenter(args.backbone, image_size=args.size, pretrained=False, recipe=recipe, device="cpu")

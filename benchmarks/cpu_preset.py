@@ -4,7 +4,7 @@ its seconds per epoch and its lesion-disjoint test metrics.
 The preset must finish the whole of ``hamkit run`` on the 10,015 HAM10000 images in 30 minutes
 on 2 CPU cores, so each candidate setting (backbone, image size, epochs, batch, learning rate,
 optimizer) is trained here on a split made as the pipeline makes it (lesion-grouped, 0.75 / 0.125 /
-0.125, seed 0; without the duplicate groups), timed, and scored on the test split: raw argmax, then after
+0.125, random_state 0; without the duplicate groups), timed, and scored on the test split: raw argmax, then after
 ``LesionClassifier.calibrate`` on the validation split. Each run prints one JSON line (and
 appends it to ``--json``); docs/benchmarks.md tabulates them with each setting's seconds per
 epoch as a ratio of the reference named there (ResNet-18 at 112 px, the issue's baseline).
@@ -79,7 +79,7 @@ def main() -> None:
     records = [r for r in read_labels(find_label_file(args.data)) if r.image_id in present]
     if args.limit:
         records = records[: args.limit]
-    split = split_dataset(records, (0.75, 0.125, 0.125), seed=0)
+    split = split_dataset(records, (0.75, 0.125, 0.125), random_state=0)
     masks = None
     if args.task == "segmenter":
         mask_dir = find_mask_dir(args.data)
@@ -104,7 +104,7 @@ def main() -> None:
         augment=args.augment,
         warmup_epochs=args.warmup_epochs,
         ema_decay=args.ema_decay,
-        seed=0,
+        random_state=0,
         monitor=args.monitor or None,
     )
     model: LesionClassifier | LesionSegmenter

@@ -58,7 +58,7 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def build(ham: Path, out: Path, n_others: int, seed: int) -> dict:
+def build(ham: Path, out: Path, n_others: int, random_state: int) -> dict:
     """Write the ISIC-2019-like folder; return what was put where."""
     from hamkit.data.readers import read_dataset
     from hamkit.synthetic import make_synthetic
@@ -67,7 +67,7 @@ def build(ham: Path, out: Path, n_others: int, seed: int) -> dict:
     from hamkit.data.images import find_images
 
     files = find_images(ham)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     ways = rng.choice(len(WAYS), size=len(records), p=[share for _, share in WAYS])
     images = out / "ISIC_2019_Training_Input"
     images.mkdir(parents=True)
@@ -95,7 +95,7 @@ def build(ham: Path, out: Path, n_others: int, seed: int) -> dict:
     synthetic = make_synthetic(
         scratch / "data",
         n_lesions=n_others,
-        seed=seed,
+        random_state=random_state,
         image_size=(200, 150),
         photos_per_lesion=(1, 1),
         duplicate_fraction=0.0,
@@ -160,7 +160,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="the HAM10000 folder (e.g. ham10000-200px)")
     parser.add_argument("--others", type=int, default=500, help="images of other lesions in the new folder")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--json", help="write the result here")
     parser.add_argument("--keep", help="build the folder here and keep it (default: a temporary folder)")
     parser.add_argument(
@@ -177,7 +177,7 @@ def main() -> int:
     ham = Path(args.data)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="isic2019-like-"))
     clock = time.perf_counter()
-    truth = build(ham, work, args.others, args.seed)
+    truth = build(ham, work, args.others, args.random_state)
     build_s = time.perf_counter() - clock
     load = os.getloadavg()[0]
     clock = time.perf_counter()

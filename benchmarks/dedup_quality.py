@@ -35,7 +35,7 @@ threshold. imagededup runs ``PHash()/DHash()/CNN().find_duplicates(image_dir=...
 defaults (max distance 10; min similarity 0.9); its random-weight CNN is its own MobileNetV3-small
 wrapper built while ``torchvision.models.mobilenet_v3_small`` ignores ``weights=``.
 
-    python benchmarks/dedup_quality.py [--data FOLDER] [--copies 12] [--seed 0] [--pretrained]
+    python benchmarks/dedup_quality.py [--data FOLDER] [--copies 12] [--random-state 0] [--pretrained]
                                        [--synthetic-lesions 200] [--skip-imagededup] [--skip-cnn]
                                        [--backbones timm:tf_efficientnet_lite0 ...]
 """
@@ -157,14 +157,14 @@ def plant_copy(kind: str, original: Path, target: Path, rng: np.random.Generator
     raise ValueError(f"unknown kind {kind!r}")
 
 
-def real_test_set(images: Path, folder: Path, copies: int, seed: int, metadata: Path | None) -> TestSet:
+def real_test_set(images: Path, folder: Path, copies: int, random_state: int, metadata: Path | None) -> TestSet:
     """The real images plus ``copies`` planted copies per kind (see the module docstring).
 
     Args:
         images: Folder of the original images.
         folder: Empty folder to write the test set to.
         copies: Planted copies per kind (at most the number of originals).
-        seed: Random seed.
+        random_state: Random random_state.
         metadata: ``HAM10000_metadata.csv`` for lesion ids, or ``None`` (every image its own lesion).
 
     Returns:
@@ -175,7 +175,7 @@ def real_test_set(images: Path, folder: Path, copies: int, seed: int, metadata: 
     if metadata is not None and metadata.is_file():
         with metadata.open(newline="") as handle:
             lesion_of = {row["image_id"]: row["lesion_id"] for row in csv.DictReader(handle)}
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     paths, kind, source = [], [], []
     for original in originals:
         target = folder / original.name
@@ -197,14 +197,14 @@ def real_test_set(images: Path, folder: Path, copies: int, seed: int, metadata: 
     return TestSet("real", folder, paths, group, np.array(kind), source_arr, lesions)
 
 
-def synthetic_test_set(root: Path, folder: Path, n_lesions: int, seed: int) -> TestSet:
+def synthetic_test_set(root: Path, folder: Path, n_lesions: int, random_state: int) -> TestSet:
     """:func:`hamkit.synthetic.make_synthetic` at 600x450, its images copied flat into ``folder``.
 
     Args:
         root: Empty folder for the synthetic dataset.
         folder: Empty folder for the flat copy of its images.
         n_lesions: Lesions to draw.
-        seed: Random seed.
+        random_state: Random random_state.
 
     Returns:
         The test set (ground truth from ``duplicates_groundtruth.csv``, made transitive).
@@ -214,7 +214,9 @@ def synthetic_test_set(root: Path, folder: Path, n_lesions: int, seed: int) -> T
 
     from hamkit.synthetic import make_synthetic
 
-    ds = make_synthetic(root, n_lesions=n_lesions, seed=seed, image_size=(600, 450), duplicate_fraction=0.15)
+    ds = make_synthetic(
+        root, n_lesions=n_lesions, random_state=random_state, image_size=(600, 450), duplicate_fraction=0.15
+    )
     files = sorted((p for d in ds.image_dirs for p in d.glob("*.jpg")), key=lambda p: p.name)
     paths = []
     for file in files:
@@ -492,7 +494,7 @@ def main() -> None:
         help="HAM10000_metadata.csv for lesion ids (optional)",
     )
     parser.add_argument("--copies", type=int, default=12, help="planted copies per kind in the real set (default 12)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--synthetic-lesions", type=int, default=200)
     parser.add_argument("--skip-imagededup", action="store_true")
     parser.add_argument(
@@ -521,14 +523,14 @@ def main() -> None:
         tmp_path = Path(tmp)
         if args.data.is_dir():
             (tmp_path / "real").mkdir()
-            evaluate(real_test_set(args.data, tmp_path / "real", args.copies, args.seed, args.metadata), args)
+            evaluate(real_test_set(args.data, tmp_path / "real", args.copies, args.random_state, args.metadata), args)
         else:
             print(f"\n## real: skipped, {args.data} is absent (pass --data FOLDER)")
         if not args.skip_synthetic:
             (tmp_path / "synthetic").mkdir()
             evaluate(
                 synthetic_test_set(
-                    tmp_path / "synthetic_src", tmp_path / "synthetic", args.synthetic_lesions, args.seed
+                    tmp_path / "synthetic_src", tmp_path / "synthetic", args.synthetic_lesions, args.random_state
                 ),
                 args,
             )

@@ -147,7 +147,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--per-kind", type=int, default=24)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--only", nargs="*", default=None, help="settings to run (default: all)")
     parser.add_argument("--worker", nargs=2, metavar=("SETTING", "FOLDER"), help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -165,7 +165,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
-        plant_copies(images, folder, per_kind=args.per_kind, seed=args.seed)
+        plant_copies(images, folder, per_kind=args.per_kind, random_state=args.random_state)
         with open(folder / "planted.csv") as handle:
             planted = list(csv.DictReader(handle))
         (folder / "planted.csv").unlink()

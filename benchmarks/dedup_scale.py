@@ -45,7 +45,7 @@ SIZE = (120, 90)
 COPY_EVERY = 50
 
 
-def make_collection(folder: Path, n: int, seed: int = 0) -> list[tuple[str, str]]:
+def make_collection(folder: Path, n: int, random_state: int = 0) -> list[tuple[str, str]]:
     """``n`` images in ``folder`` (``n // COPY_EVERY`` of them planted copies); the planted pairs."""
     import cv2
 
@@ -53,7 +53,7 @@ def make_collection(folder: Path, n: int, seed: int = 0) -> list[tuple[str, str]
     done = folder / "planted.json"
     if done.exists():
         return [tuple(p) for p in json.loads(done.read_text())]  # type: ignore[misc]
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     width, height = SIZE
     planted: list[tuple[str, str]] = []
     originals = n - n // COPY_EVERY

@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--skip-balance-study", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -56,7 +56,9 @@ def main() -> None:
     if args.data is None:
         from hamkit.synthetic import make_synthetic
 
-        synthetic = make_synthetic(tmp / "data", n_lesions=args.n_lesions, seed=args.seed, image_size=(160, 120))
+        synthetic = make_synthetic(
+            tmp / "data", n_lesions=args.n_lesions, random_state=args.random_state, image_size=(160, 120)
+        )
         root, labels_csv = synthetic.root, synthetic.metadata_csv
         source = f"synthetic ({synthetic.n_images} images, {args.n_lesions} lesions)"
     else:
@@ -66,7 +68,7 @@ def main() -> None:
     present = find_images(root)
     records = [r for r in read_labels(labels_csv) if r.image_id in present]
     source += f", {len(records)} labelled images"
-    split = split_dataset(records, seed=args.seed)  # hamkit: grouped by lesion, stratified
+    split = split_dataset(records, random_state=args.random_state)  # hamkit: grouped by lesion, stratified
     base = SkinDataset.from_paths(
         [present[r.image_id] for r in records],
         [r.label for r in records],
@@ -76,14 +78,16 @@ def main() -> None:
     test = base.subset(split.indices("test"))
     pool = np.concatenate([split.indices("train"), split.indices("val")])
     # the report's random image-level split of the same non-test images (train 6/7, val 1/7)
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(args.random_state)
     shuffled = rng.permutation(pool)
     n_val = max(1, round(len(pool) / 7))
     report_val, report_train = shuffled[:n_val], shuffled[n_val:]
     train_lesions = {records[i].group for i in report_train}
     leaked = sum(records[i].group in train_lesions for i in report_val)
 
-    recipe = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed, augment="flips")
+    recipe = TrainConfig(
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, random_state=args.random_state, augment="flips"
+    )
     fit = dict(num_workers=0, progress=False)
     rows = []
     start = time.perf_counter()

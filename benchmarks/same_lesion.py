@@ -141,7 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--per-kind", type=int, default=24)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--only", nargs="*", default=None, help="settings to run (default: all)")
     parser.add_argument("--max-across-a", type=int, default=30, help="calibration: pairs across lesions in half A")
     parser.add_argument("--worker", nargs=2, metavar=("SETTING", "FOLDER"), help=argparse.SUPPRESS)
@@ -175,7 +175,7 @@ def main() -> None:
     source = provenance()  # the code the runs below use (a commit made while they run is not theirs)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
-        plant_copies(images, folder, per_kind=args.per_kind, seed=args.seed)
+        plant_copies(images, folder, per_kind=args.per_kind, random_state=args.random_state)
         with open(folder / "planted.csv") as handle:
             planted = list(csv.DictReader(handle))
         (folder / "planted.csv").unlink()

@@ -85,8 +85,8 @@ def main(work: Path) -> None:
     print("weights file loaded, same output:", torch.equal(loaded(probe), reference(probe)))
 
     # the estimators take the name like any built-in
-    data = make_synthetic(work / "data", n_lesions=40, seed=0, image_size=(96, 72), overwrite=True)
-    split_csv = split_dataset(read_metadata(data.metadata_csv), seed=0).save(work / "split.csv")
+    data = make_synthetic(work / "data", n_lesions=40, random_state=0, image_size=(96, 72), overwrite=True)
+    split_csv = split_dataset(read_metadata(data.metadata_csv), random_state=0).save(work / "split.csv")
     recipe = TrainConfig(epochs=3, batch_size=16, lr=3e-3)
     model = LesionClassifier("small_cnn", image_size=64, pretrained=False, recipe=recipe, device="cpu")
     model.fit(data.root, split_csv=split_csv, num_workers=0, progress=False)

@@ -46,7 +46,7 @@ def check(result: DedupResult, planted: list[tuple[str, str, str]], lesion_of: d
 def main(work: Path) -> None:
     """Write the dataset into ``work``, scan it with each method and threshold, print the checks."""
     work.mkdir(parents=True, exist_ok=True)
-    data = make_synthetic(work / "data", n_lesions=40, seed=0, image_size=(128, 96), overwrite=True)
+    data = make_synthetic(work / "data", n_lesions=40, random_state=0, image_size=(128, 96), overwrite=True)
     planted = planted_duplicates(data.duplicates_csv)
     # the lesion each image really shows: a planted copy poses as a new lesion in the metadata
     lesion_of = {r.image_id: str(r.lesion_id) for r in read_metadata(data.metadata_csv)}

@@ -28,9 +28,9 @@ from hamkit import Deduplicator, make_synthetic, read_metadata, split_dataset
 from hamkit.data.splits import SPLIT_NAMES
 
 
-def naive_split_csv(image_ids: list[str], path: Path, seed: int = 0) -> dict[str, str]:
+def naive_split_csv(image_ids: list[str], path: Path, random_state: int = 0) -> dict[str, str]:
     """A random 75/12.5/12.5 split by image, written as ``image_id,split`` (what not to do)."""
-    order = np.random.default_rng(seed).permutation(len(image_ids))
+    order = np.random.default_rng(random_state).permutation(len(image_ids))
     cuts = np.cumsum([int(0.75 * len(order)), int(0.125 * len(order))])
     names = np.empty(len(order), dtype=object)
     for name, part in zip(SPLIT_NAMES, np.split(order, cuts), strict=True):
@@ -53,7 +53,7 @@ def shared_lesions(lesion_ids: list[str], splits: list[str]) -> int:
 def main(work: Path) -> None:
     """Write the dataset into ``work``, compare a naive split with hamkit's, and audit both."""
     work.mkdir(parents=True, exist_ok=True)
-    data = make_synthetic(work / "data", n_lesions=60, seed=0, image_size=(128, 96), overwrite=True)
+    data = make_synthetic(work / "data", n_lesions=60, random_state=0, image_size=(128, 96), overwrite=True)
     records = read_metadata(data.metadata_csv)
     image_ids = [r.image_id for r in records]
     lesion_ids = [str(r.lesion_id) for r in records]
@@ -73,7 +73,7 @@ def main(work: Path) -> None:
     duplicate_groups = [group_of.get(image_id) for image_id in image_ids]
 
     # 2. grouped by lesion and duplicate group, stratified by diagnosis, seeded
-    split = split_dataset(records, (0.75, 0.125, 0.125), seed=0, extra_groups=[duplicate_groups])
+    split = split_dataset(records, (0.75, 0.125, 0.125), random_state=0, extra_groups=[duplicate_groups])
     split.save(work / "split.csv")
     print(split.format_table())
 

@@ -24,10 +24,10 @@ from hamkit import LesionClassifier, TrainConfig, make_synthetic, read_metadata,
 def main(work: Path) -> None:
     """Write the dataset and split into ``work``, then train, evaluate, save, reload and predict."""
     work.mkdir(parents=True, exist_ok=True)
-    data = make_synthetic(work / "data", n_lesions=60, seed=0, image_size=(96, 72), overwrite=True)
-    split_csv = split_dataset(read_metadata(data.metadata_csv), seed=0).save(work / "split.csv")
+    data = make_synthetic(work / "data", n_lesions=60, random_state=0, image_size=(96, 72), overwrite=True)
+    split_csv = split_dataset(read_metadata(data.metadata_csv), random_state=0).save(work / "split.csv")
 
-    recipe = TrainConfig(epochs=4, batch_size=16, lr=1e-3, class_balance="sampler", seed=0)
+    recipe = TrainConfig(epochs=4, batch_size=16, lr=1e-3, class_balance="sampler", random_state=0)
     model = LesionClassifier("resnet18", image_size=64, pretrained=False, recipe=recipe, device="cpu")
     model.fit(
         data.root,

@@ -25,8 +25,8 @@ from hamkit import LesionSegmenter, TrainConfig, make_synthetic, read_metadata, 
 def main(work: Path) -> None:
     """Write the dataset and split into ``work``, then train, evaluate, save, reload and write masks."""
     work.mkdir(parents=True, exist_ok=True)
-    data = make_synthetic(work / "data", n_lesions=50, seed=0, image_size=(96, 72), overwrite=True)
-    split_csv = split_dataset(read_metadata(data.metadata_csv), seed=0).save(work / "split.csv")
+    data = make_synthetic(work / "data", n_lesions=50, random_state=0, image_size=(96, 72), overwrite=True)
+    split_csv = split_dataset(read_metadata(data.metadata_csv), random_state=0).save(work / "split.csv")
 
     model = LesionSegmenter(
         "smp:Unet:resnet18",
@@ -34,7 +34,7 @@ def main(work: Path) -> None:
         pretrained=False,
         classify=True,
         cls_weight=1.0,
-        recipe=TrainConfig(epochs=3, batch_size=8, lr=3e-3, seed=0),
+        recipe=TrainConfig(epochs=3, batch_size=8, lr=3e-3, random_state=0),
         device="cpu",
         backbone_kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]},
     )

@@ -42,10 +42,10 @@ def shared_sample() -> Path:
 
 
 def write_image(
-    path: Path, size: tuple[int, int] = (60, 45), seed: int = 0, mode: str = "RGB", fmt: str | None = None
+    path: Path, size: tuple[int, int] = (60, 45), random_state: int = 0, mode: str = "RGB", fmt: str | None = None
 ) -> Path:
     """Write a random smooth image of ``size`` (width, height) in ``mode`` to ``path``."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     width, height = size
     base = rng.integers(0, 256, (height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
     image = Image.fromarray(base).resize((width, height), Image.Resampling.BILINEAR)
@@ -88,7 +88,7 @@ def tiny_folder(tmp_path: Path) -> Path:
     for i in range(14):
         image_id = f"ISIC_{i:07d}"
         part = 1 if i < 7 else 2
-        write_image(root / f"HAM10000_images_part_{part}" / f"{image_id}.jpg", seed=i)
+        write_image(root / f"HAM10000_images_part_{part}" / f"{image_id}.jpg", random_state=i)
         write_mask(root / "masks" / f"{image_id}_segmentation.png", palette_inverted=i in (3, 9))
         rows.append((f"HAM_{i // 2:07d}", image_id, codes[i % 7]))
     write_metadata(root / "HAM10000_metadata.csv", rows)
@@ -102,8 +102,10 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory):
     from hamkit.data.splits import split_dataset
     from hamkit.synthetic import make_synthetic
 
-    data = make_synthetic(tmp_path_factory.mktemp("synthetic") / "data", n_lesions=100, seed=0, image_size=(128, 96))
-    split_dataset(read_metadata(data.metadata_csv), seed=0).save(data.root / "split.csv")
+    data = make_synthetic(
+        tmp_path_factory.mktemp("synthetic") / "data", n_lesions=100, random_state=0, image_size=(128, 96)
+    )
+    split_dataset(read_metadata(data.metadata_csv), random_state=0).save(data.root / "split.csv")
     return data
 
 

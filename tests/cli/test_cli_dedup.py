@@ -44,8 +44,8 @@ def test_dedup_then_split_with_groups_then_clean_audit(synthetic, tmp_path, caps
 
 def test_audit_exit_status_flags_leakage(synthetic, tmp_path, capsys):
     records = read_metadata(synthetic.metadata_csv)
-    for seed in range(20):  # a lesion-only split that lets a planted exact copy cross
-        split_dataset(records, seed=seed).save(tmp_path / "s.csv")
+    for random_state in range(20):  # a lesion-only split that lets a planted exact copy cross
+        split_dataset(records, random_state=random_state).save(tmp_path / "s.csv")
         code = main(
             [
                 "audit",
@@ -63,7 +63,7 @@ def test_audit_exit_status_flags_leakage(synthetic, tmp_path, capsys):
             assert "(LEAKAGE)" in capsys.readouterr().out
             break
     else:
-        raise AssertionError("no seed let a planted duplicate cross; the audit could not be checked")
+        raise AssertionError("no random_state let a planted duplicate cross; the audit could not be checked")
 
 
 def test_dedup_errors(tmp_path, capsys):

@@ -21,7 +21,7 @@ def only_synth(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_synth_writes_dataset_and_prints_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "x"
-    assert main(["synth", str(out), "--n-lesions", "30", "--seed", "1"]) == 0
+    assert main(["synth", str(out), "--n-lesions", "30", "--random-state", "1"]) == 0
     printed = capsys.readouterr().out
     with (out / "HAM10000_metadata.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -64,7 +64,7 @@ def test_synth_options_and_refusal(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(args) == 1  # non-empty folder
     err = capsys.readouterr().err
     assert "hamkit synth: error:" in err and "--overwrite" in err and "Traceback" not in err
-    assert main([*args, "--overwrite", "--seed", "5"]) == 0
+    assert main([*args, "--overwrite", "--random-state", "5"]) == 0
     assert main(["synth", str(tmp_path / "z"), "--n-lesions", "3"]) == 1
     assert "at least 7" in capsys.readouterr().err
     assert not (tmp_path / "z").exists()
@@ -75,5 +75,5 @@ def test_synth_help_lists_options(capsys: pytest.CaptureFixture[str]) -> None:
         main(["synth", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--n-lesions", "--seed", "--image-size", "--overwrite", "OUT"):
+    for option in ("--n-lesions", "--random-state", "--image-size", "--overwrite", "OUT"):
         assert option in text

@@ -19,7 +19,7 @@ def test_split_command(synthetic, tmp_path, capsys):
                 str(synthetic.metadata_csv),
                 "--out",
                 str(out),
-                "--seed",
+                "--random-state",
                 "2",
                 "--group-csv",
                 str(groups),

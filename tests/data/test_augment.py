@@ -12,10 +12,10 @@ from hamkit.errors import HamkitError
 SIZE = 48
 
 
-def _marked_item(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def _marked_item(random_state: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """A uint8 image whose red channel is 255 exactly on an off-centre ellipse (the mask), with
     random green and blue, and that 0/1 mask."""
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(random_state)
     yy, xx = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
     lesion = ((xx - 16) / 9.0) ** 2 + ((yy - 30) / 7.0) ** 2 <= 1
     image = torch.randint(0, 256, (3, SIZE, SIZE), dtype=torch.uint8, generator=generator)

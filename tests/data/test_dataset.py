@@ -51,7 +51,7 @@ def test_augment_flips_image_and_mask_together(tiny_folder):
 
 def test_split_selection_and_subset(tiny_folder, tmp_path):
     records = read_metadata(tiny_folder / "HAM10000_metadata.csv")
-    split = split_dataset(records, (0.5, 0.25, 0.25), seed=0)
+    split = split_dataset(records, (0.5, 0.25, 0.25), random_state=0)
     split.save(tmp_path / "split.csv")
     parts = {
         name: SkinDataset.from_folder(tiny_folder, split_csv=tmp_path / "split.csv", split=name, image_size=16)

@@ -271,7 +271,7 @@ def payload(tmp_path_factory: pytest.TempPathFactory) -> Payload:
     """Zips in the shapes Dataverse serves: part 1 without a top folder, part 2 and the masks
     inside one (plus macOS clutter), the metadata as an ingested tabular file."""
     data = make_synthetic(
-        tmp_path_factory.mktemp("src") / "ham", n_lesions=7, seed=0, image_size=(32, 32), duplicate_fraction=0.0
+        tmp_path_factory.mktemp("src") / "ham", n_lesions=7, random_state=0, image_size=(32, 32), duplicate_fraction=0.0
     )
     part1 = {p.name: p.read_bytes() for p in sorted(data.image_dirs[0].iterdir())}
     part2 = {p.name: p.read_bytes() for p in sorted(data.image_dirs[1].iterdir())}

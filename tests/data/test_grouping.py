@@ -42,7 +42,7 @@ def test_lesion_and_patient_keys_are_merged():
         ImageRecord(f"I{i}", "mel" if i % 4 == 0 else "nv", f"L{i}", keys=(("patient_id", f"P{i // 3}"),))
         for i in range(120)
     ]
-    split = split_dataset(many, seed=1)
+    split = split_dataset(many, random_state=1)
     assert assert_disjoint(many, split.assignment, lambda r: r.group_keys["patient_id"]) == 40
     assert np.unique(split.groups).size == 40  # three lesions per patient: one group per patient
     assert records[0].group_keys == {"lesion_id": "L1", "patient_id": "P1"}
@@ -65,7 +65,7 @@ def test_hold_out_source_takes_whole_sources_and_their_groups():
     ]
     # one lesion photographed in both sets: it must go with the held-out set
     records[89] = dataclasses.replace(records[89], lesion_id="L45")
-    split = split_dataset(records, seed=0, hold_out_source="B")
+    split = split_dataset(records, random_state=0, hold_out_source="B")
     test = set(np.array(split.image_ids)[split.assignment == "test"].tolist())
     assert {r.image_id for r in records if r.source == "B"} <= test and "I89" in test
     assert set(split.assignment[:88].tolist()) == {"train", "val"}
@@ -95,15 +95,15 @@ def test_real_metadata_keeps_every_key_disjoint(shared_sample):
     }
     dup_of = dict(zip([r.image_id for r in records], duplicate, strict=True))
     for split in (
-        split_dataset(records, seed=0, extra_groups=[duplicate]),
-        split_dataset(records, seed=0, extra_groups=[duplicate], folds=5, test=0.1),
+        split_dataset(records, random_state=0, extra_groups=[duplicate]),
+        split_dataset(records, random_state=0, extra_groups=[duplicate], folds=5, test=0.1),
     ):
         sets = split.assignment if split.folds is None else np.where(split.folds < 0, "test", split.folds.astype(str))
         assert assert_disjoint(records, sets, keys["lesion"]) == 7470
         assert assert_disjoint(records, sets, keys["patient"]) == patients
         assert assert_disjoint(records, sets, lambda r: dup_of[r.image_id]) == 200
     sourced = [dataclasses.replace(r, source=r.dx_type) for r in records]
-    held = split_dataset(sourced, seed=0, hold_out_source="confocal")
+    held = split_dataset(sourced, random_state=0, hold_out_source="confocal")
     test = held.assignment == "test"
     assert all(name == "test" for r, name in zip(sourced, held.assignment, strict=True) if r.source == "confocal")
     assert 69 <= test.sum() < 1000 and set(held.assignment[~test].tolist()) == {"train", "val"}

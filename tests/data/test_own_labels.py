@@ -31,7 +31,9 @@ def own(tmp_path_factory):
     from hamkit.synthetic import make_synthetic
 
     tmp = tmp_path_factory.mktemp("own")
-    synthetic = make_synthetic(tmp / "source", n_lesions=40, seed=3, image_size=(64, 48), duplicate_fraction=0.0)
+    synthetic = make_synthetic(
+        tmp / "source", n_lesions=40, random_state=3, image_size=(64, 48), duplicate_fraction=0.0
+    )
     root = tmp / "clinic"
     (root / "images").mkdir(parents=True)
     for folder in synthetic.image_dirs:
@@ -70,7 +72,7 @@ def test_api_split_fit_calibrate_evaluate_save_with_binary_labels(own, tmp_path)
     from hamkit.data.splits import split_dataset
 
     records = read_labels(own["binary"], label_column="finding", group_by="patient")
-    split = split_dataset(records, seed=0)
+    split = split_dataset(records, random_state=0)
     patients = {}
     for r, name in zip(records, split.assignment, strict=True):
         assert patients.setdefault(r.group_keys["patient"], name) == name  # a patient never spans two splits
@@ -103,7 +105,7 @@ def test_labels_outside_the_models_classes_are_refused(own, tmp_path):
     records = read_labels(own["binary"], label_column="finding")
     from hamkit.data.splits import split_dataset
 
-    split_dataset(records, seed=0).save(tmp_path / "split.csv")
+    split_dataset(records, random_state=0).save(tmp_path / "split.csv")
     clf = LesionClassifier("mobilenet_v3_small", image_size=32, pretrained=False, device="cpu", num_classes=7)
     with pytest.raises(DataError, match=r"'melanoma', 'other' are not among the classes \['mel'"):
         clf.set_params(recipe__epochs=1).fit(

@@ -22,7 +22,7 @@ def write(path: Path, text: str) -> Path:
 
 def images(folder: Path, names: list[str], suffix: str = ".jpg") -> None:
     for i, name in enumerate(names):
-        write_image(folder / f"{name}{suffix}", size=(32, 24), seed=i)
+        write_image(folder / f"{name}{suffix}", size=(32, 24), random_state=i)
 
 
 def test_isic2019_ground_truth_and_metadata_lesions(tmp_path):

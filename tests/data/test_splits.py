@@ -12,8 +12,8 @@ from hamkit.data.splits import merge_groups, read_split_csv, split_dataset
 from hamkit.errors import DataError
 
 
-def small_records(n_lesions: int = 120, seed: int = 0) -> list[ImageRecord]:
-    rng = np.random.default_rng(seed)
+def small_records(n_lesions: int = 120, random_state: int = 0) -> list[ImageRecord]:
+    rng = np.random.default_rng(random_state)
     shares = np.array([1113, 6705, 514, 327, 1099, 115, 142], dtype=float)
     classes = rng.choice(7, size=n_lesions, p=shares / shares.sum())
     classes[:21] = np.repeat(np.arange(7), 3)  # every class has at least three lesions
@@ -34,26 +34,26 @@ def test_merge_groups_unions_keys_transitively():
 
 def test_split_is_grouped_stratified_and_reproducible():
     records = small_records()
-    split = split_dataset(records, seed=3)
+    split = split_dataset(records, random_state=3)
     assert split.crossing_groups([r.lesion_id for r in records]) == 0
     assert set(split.assignment) == {"train", "val", "test"}
     for name in ("train", "val", "test"):  # the repair step puts every class in every split
         assert set(split.labels[split.indices(name)]) == set(range(7))
-    again = split_dataset(records, seed=3)
+    again = split_dataset(records, random_state=3)
     assert np.array_equal(split.assignment, again.assignment)
-    other = split_dataset(records, seed=4)
+    other = split_dataset(records, random_state=4)
     assert not np.array_equal(split.assignment, other.assignment)
 
 
 def test_extra_groups_keep_duplicates_together():
-    records = small_records(seed=1)
+    records = small_records(random_state=1)
     rng = np.random.default_rng(0)
     dup = [None] * len(records)
     for k, (a, b) in enumerate(rng.choice(len(records), size=(15, 2), replace=False)):
         dup[a] = dup[b] = f"dup{k}"  # planted duplicates across different lesions
-    plain = split_dataset(records, seed=0)
+    plain = split_dataset(records, random_state=0)
     assert plain.crossing_groups(dup) > 0  # without the extra key some pairs would leak
-    split = split_dataset(records, seed=0, extra_groups=[dup])
+    split = split_dataset(records, random_state=0, extra_groups=[dup])
     assert split.crossing_groups(dup) == 0
     assert split.crossing_groups([r.lesion_id for r in records]) == 0
 
@@ -70,7 +70,7 @@ def test_bad_fractions_are_rejected():
 
 def test_csv_round_trip_and_read_errors(tmp_path):
     records = small_records()
-    split = split_dataset(records, (0.7, 0.15, 0.15), seed=0)
+    split = split_dataset(records, (0.7, 0.15, 0.15), random_state=0)
     path = split.save(tmp_path / "split.csv")
     assert path.read_text().splitlines()[0] == "image_id,lesion_id,dx,split,group"
     assert read_split_csv(path) == split.as_dict()
@@ -84,7 +84,7 @@ def test_csv_round_trip_and_read_errors(tmp_path):
 
 def test_real_metadata_split_meets_the_tolerances(shared_sample):
     records = read_metadata(shared_sample / "HAM10000_metadata.csv")
-    split = split_dataset(records, seed=0)
+    split = split_dataset(records, random_state=0)
     assert split.crossing_groups([r.lesion_id for r in records]) == 0
     overall = np.bincount(split.labels, minlength=7) / len(records)
     for name, fraction in zip(("train", "val", "test"), (0.75, 0.125, 0.125), strict=True):
@@ -112,8 +112,8 @@ def test_duplicates_from_a_dedup_result_keep_their_images_together():
 
     recs = [ImageRecord(f"I{i}", "nv" if i % 3 else "mel", f"L{i}") for i in range(80)]
     result = FakeResult([Path(f"x/I{i}.jpg") for i in range(80)])
-    for seed in range(5):
-        split = split_dataset(recs, seed=seed, duplicates=result)
+    for random_state in range(5):
+        split = split_dataset(recs, random_state=random_state, duplicates=result)
         assert split.as_dict()["I0"] == split.as_dict()["I79"]
     with pytest.raises(DataError, match="Deduplicator.find"):
         split_dataset(recs, duplicates=[1, 2])
@@ -132,19 +132,19 @@ def _fold_of_each_lesion(records, folds) -> dict:
 
 def test_folds_are_grouped_stratified_and_reproducible():
     records = small_records(n_lesions=200)
-    split = split_dataset(records, folds=4, seed=1)
+    split = split_dataset(records, folds=4, random_state=1)
     assert split.n_folds == 4 and sorted(set(split.folds.tolist())) == [0, 1, 2, 3]
     assert set(split.assignment) == {"train"}  # every image is in a fold, none held out
     assert all(len(f) == 1 for f in _fold_of_each_lesion(records, split.folds).values())
     for k in range(4):  # every class (each has >= 3 lesions, so the repair step can place it) in every fold
         assert set(split.labels[split.folds == k]) == set(range(7))
-    assert np.array_equal(split.folds, split_dataset(records, folds=4, seed=1).folds)
-    assert not np.array_equal(split.folds, split_dataset(records, folds=4, seed=2).folds)
+    assert np.array_equal(split.folds, split_dataset(records, folds=4, random_state=1).folds)
+    assert not np.array_equal(split.folds, split_dataset(records, folds=4, random_state=2).folds)
 
 
 def test_folds_after_a_held_out_test_split(tmp_path):
-    records = small_records(n_lesions=240, seed=2)
-    split = split_dataset(records, folds=3, test=0.125, seed=0)
+    records = small_records(n_lesions=240, random_state=2)
+    split = split_dataset(records, folds=3, test=0.125, random_state=0)
     test = split.assignment == "test"
     assert 0.09 < test.mean() < 0.16 and np.all(split.folds[test] == -1) and np.all(split.folds[~test] >= 0)
     assert all(len(f) == 1 for f in _fold_of_each_lesion(records, split.folds).values())
@@ -164,18 +164,18 @@ def test_folds_after_a_held_out_test_split(tmp_path):
         assert read_split_csv(path, fold=k) == split.fold(k).as_dict()
     with pytest.raises(DataError, match="no fold 3; the file has folds 0..2"):
         read_split_csv(path, fold=3)
-    plain = split_dataset(records, seed=0).save(tmp_path / "plain.csv")
+    plain = split_dataset(records, random_state=0).save(tmp_path / "plain.csv")
     with pytest.raises(DataError, match="no fold column"):
         read_split_csv(plain, fold=0)
 
 
 def test_folds_keep_duplicate_groups_together():
-    records = small_records(seed=3)
+    records = small_records(random_state=3)
     rng = np.random.default_rng(1)
     dup = [None] * len(records)
     for k, (a, b) in enumerate(rng.choice(len(records), size=(15, 2), replace=False)):
         dup[a] = dup[b] = f"dup{k}"
-    split = split_dataset(records, folds=3, extra_groups=[dup], seed=0)
+    split = split_dataset(records, folds=3, extra_groups=[dup], random_state=0)
     folds = {}
     for key, fold in zip(dup, split.folds.tolist(), strict=True):
         if key is not None:
@@ -226,7 +226,7 @@ def test_from_folder_reads_one_fold(tiny_folder):
 @pytest.mark.skipif(not REAL_METADATA.is_file(), reason="../shared/data/ham10000-200px is not present")
 def test_real_metadata_folds_are_grouped_and_balanced():
     records = read_metadata(REAL_METADATA)
-    split = split_dataset(records, folds=5, test=0.125, seed=0)
+    split = split_dataset(records, folds=5, test=0.125, random_state=0)
     assert len({r.lesion_id for r in records}) == 7470
     assert all(len(f) == 1 for f in _fold_of_each_lesion(records, split.folds).values())  # no lesion in two folds
     in_folds = split.folds >= 0

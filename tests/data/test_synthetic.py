@@ -27,9 +27,9 @@ TRUTH_HEADER = "image,MEL,NV,BCC,AKIEC,BKL,DF,VASC"
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[SyntheticDataset, float]:
-    """The default-size dataset (150 lesions, 256x192, seed 0) and the seconds it took."""
+    """The default-size dataset (150 lesions, 256x192, random_state 0) and the seconds it took."""
     start = time.perf_counter()
-    dataset = make_synthetic(tmp_path_factory.mktemp("synth") / "ham", seed=0)
+    dataset = make_synthetic(tmp_path_factory.mktemp("synth") / "ham", random_state=0)
     return dataset, time.perf_counter() - start
 
 
@@ -301,8 +301,8 @@ def test_make_duplicate_transforms_mask_with_image(kind: str) -> None:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
     jpeg, mask_png = buffer.getvalue(), encode_mask(mask, palette="official")
-    for seed in range(6):  # both branches of 'resized'
-        data, mask_data = make_duplicate(kind, jpeg, mask, mask_png, np.random.default_rng(seed))
+    for random_state in range(6):  # both branches of 'resized'
+        data, mask_data = make_duplicate(kind, jpeg, mask, mask_png, np.random.default_rng(random_state))
         image = np.asarray(Image.open(io.BytesIO(data)).convert("L"), np.float32)
         new_mask = np.asarray(Image.open(io.BytesIO(mask_data)).convert("L")) > 127
         assert new_mask.shape == image.shape
@@ -329,9 +329,9 @@ def test_encode_mask_styles() -> None:
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
     kwargs = dict(n_lesions=12, image_size=(64, 48), duplicate_fraction=0.3)
-    make_synthetic(tmp_path / "a", seed=3, **kwargs)
-    make_synthetic(tmp_path / "b", seed=3, **kwargs)
-    make_synthetic(tmp_path / "c", seed=4, **kwargs)
+    make_synthetic(tmp_path / "a", random_state=3, **kwargs)
+    make_synthetic(tmp_path / "b", random_state=3, **kwargs)
+    make_synthetic(tmp_path / "c", random_state=4, **kwargs)
     a, b, c = (_tree(tmp_path / name) for name in "abc")
     assert a == b
     assert a["HAM10000_metadata.csv"] != c["HAM10000_metadata.csv"]
@@ -344,7 +344,7 @@ def test_small_options(tmp_path: Path) -> None:
     ds = make_synthetic(
         tmp_path / "s",
         n_lesions=7,
-        seed=1,
+        random_state=1,
         image_size=(48, 64),
         photos_per_lesion=(2, 2),
         duplicate_fraction=0.0,

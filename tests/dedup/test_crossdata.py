@@ -22,8 +22,8 @@ def two_sets(tmp_path_factory):
     from hamkit.synthetic import make_synthetic
 
     tmp = tmp_path_factory.mktemp("cross")
-    ham = make_synthetic(tmp / "ham", n_lesions=30, seed=5, image_size=(128, 96), duplicate_fraction=0.0)
-    other = make_synthetic(tmp / "other", n_lesions=12, seed=77, image_size=(128, 96), duplicate_fraction=0.0)
+    ham = make_synthetic(tmp / "ham", n_lesions=30, random_state=5, image_size=(128, 96), duplicate_fraction=0.0)
+    other = make_synthetic(tmp / "other", n_lesions=12, random_state=77, image_size=(128, 96), duplicate_fraction=0.0)
     records = read_dataset(ham.root)
     files = find_images(ham.root)
     isic = tmp / "isic2019" / "ISIC_2019_Training_Input"
@@ -92,7 +92,9 @@ def test_unrelated_sets_share_nothing(two_sets, tmp_path):
     from hamkit.synthetic import make_synthetic
 
     ham, _, _ = two_sets
-    other = make_synthetic(tmp_path / "other", n_lesions=10, seed=123, image_size=(128, 96), duplicate_fraction=0.0)
+    other = make_synthetic(
+        tmp_path / "other", n_lesions=10, random_state=123, image_size=(128, 96), duplicate_fraction=0.0
+    )
     renamed = tmp_path / "b"
     renamed.mkdir()
     for k, path in enumerate(sorted(find_images(other.root).values())):

@@ -23,8 +23,8 @@ def ham_pairs(edges: list[tuple[int, int, int]]) -> Pairs:
     return Pairs(np.array(i), np.array(j), np.array(s), metric="hamming")
 
 
-def random_graph(n: int, edges: int, seed: int, metric: str = "cosine") -> Pairs:
-    rng = np.random.default_rng(seed)
+def random_graph(n: int, edges: int, random_state: int, metric: str = "cosine") -> Pairs:
+    rng = np.random.default_rng(random_state)
     i = rng.integers(0, n, edges)
     j = rng.integers(0, n, edges)
     keep = i != j
@@ -66,7 +66,7 @@ def connected_at(pairs: Pairs, n: int, members: np.ndarray, limit: float) -> boo
 @pytest.mark.parametrize("metric", ["cosine", "hamming"])
 def test_weakest_link_is_the_threshold_at_which_each_group_splits(metric: str) -> None:
     n = 60
-    pairs = random_graph(n, 70, seed=1, metric=metric)
+    pairs = random_graph(n, 70, random_state=1, metric=metric)
     groups = duplicate_groups(n, pairs)
     assert len(groups) >= 3
     for group in groups:
@@ -78,7 +78,7 @@ def test_weakest_link_is_the_threshold_at_which_each_group_splits(metric: str) -
 
 
 def test_pairs_in_any_order_and_repeated_give_the_same_groups() -> None:
-    pairs = random_graph(80, 90, seed=2)
+    pairs = random_graph(80, 90, random_state=2)
     reference = duplicate_groups(80, pairs)
     rng = np.random.default_rng(0)
     order = rng.permutation(len(pairs))
@@ -122,7 +122,7 @@ def test_representative_follows_priority() -> None:
 
 def test_representative_groups_match_their_representative_directly() -> None:
     n = 100
-    pairs = random_graph(n, 150, seed=3)
+    pairs = random_graph(n, 150, random_state=3)
     edges = set(zip(pairs.i.tolist(), pairs.j.tolist())) | set(zip(pairs.j.tolist(), pairs.i.tolist()))
     groups = duplicate_groups(n, pairs, mode="representative")
     seen: set[int] = set()

@@ -24,9 +24,9 @@ from hamkit.dedup.hashing import (
 from hamkit.errors import DataError
 
 
-def lesion_image(seed: int, size: int = 256) -> Image.Image:
+def lesion_image(random_state: int, size: int = 256) -> Image.Image:
     """A smooth coloured skin-like background with a dark textured elliptic 'lesion'."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     base = np.stack([gaussian_filter(rng.standard_normal((size, size)), 24) for _ in range(3)], -1)
     base = (base - base.min()) / np.ptp(base) * 120 + 100
     yy, xx = np.mgrid[:size, :size]
@@ -119,8 +119,8 @@ def test_phash_uint8_and_float_inputs_agree_and_empty_batch() -> None:
 def test_hashes_survive_jpeg_resize_and_brightness_but_separate_unrelated(kind: str) -> None:
     hash_fn = phash if kind == "phash" else dhash
     near, far = [], []
-    for seed in range(8):
-        image = lesion_image(seed)
+    for random_state in range(8):
+        image = lesion_image(random_state)
         original = hash_fn(to_gray(image, kind)[None])
         variants = [
             reencode_jpeg(image, 70),
@@ -128,7 +128,7 @@ def test_hashes_survive_jpeg_resize_and_brightness_but_separate_unrelated(kind: 
             Image.fromarray(np.clip(np.asarray(image).astype(int) + 25, 0, 255).astype(np.uint8)),
         ]
         near += hamming(original, hash_fn(np.stack([to_gray(v, kind) for v in variants]))).tolist()
-        other = hash_fn(to_gray(lesion_image(seed + 100), kind)[None])
+        other = hash_fn(to_gray(lesion_image(random_state + 100), kind)[None])
         far.append(int(hamming(original, other)[0]))
     assert max(near) <= 4, near
     assert min(far) >= 16, far

@@ -28,9 +28,9 @@ from hamkit.errors import HamkitError
 cv2 = pytest.importorskip("cv2")
 
 
-def _lesion(seed: int, size: int = 400) -> np.ndarray:
+def _lesion(random_state: int, size: int = 400) -> np.ndarray:
     """A textured dark blob on skin-coloured, gently textured background (RGB uint8)."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     noise = sum(
         cv2.GaussianBlur(rng.random((size, size)).astype(np.float32), (0, 0), sigma) * sigma for sigma in (1.5, 4.0)
     )
@@ -69,8 +69,8 @@ def _folder(tmp_path):
             Image.Transpose.FLIP_LEFT_RIGHT
         ),
     }
-    for seed in range(3, 7):  # other lesions
-        images[f"c{seed}"] = _photograph(_lesion(seed), angle=0, zoom=1.0, shift=(0, 0), gain=1.0)
+    for random_state in range(3, 7):  # other lesions
+        images[f"c{random_state}"] = _photograph(_lesion(random_state), angle=0, zoom=1.0, shift=(0, 0), gain=1.0)
     for name, image in images.items():
         image.save(tmp_path / f"{name}.png")
     return tmp_path
@@ -78,14 +78,14 @@ def _folder(tmp_path):
 
 def test_registered_with_its_settings_on_the_method() -> None:
     assert METHODS["lesion"] is LesionMethod
-    method = LesionMethod(candidates=7, words=64, seed=3)
-    assert (method.candidates, method.words, method.seed) == (7, 64, 3)
+    method = LesionMethod(candidates=7, words=64, random_state=3)
+    assert (method.candidates, method.words, method.random_state) == (7, 64, 3)
     assert method.check_threshold(None) == 0.5
     with pytest.raises(HamkitError, match="keypoint-match score in"):
         method.check_threshold(1.0)
     with pytest.raises(HamkitError, match="candidates of method 'lesion'"):
         LesionMethod(candidates=0).check()
-    assert clone(method).get_params() == {"candidates": 7, "neighbours": 20, "views": 2, "words": 64, "seed": 3}
+    assert clone(method).get_params() == {"candidates": 7, "neighbours": 20, "views": 2, "words": 64, "random_state": 3}
     with pytest.raises(HamkitError, match="views of method 'lesion' must be 1, 2, 4 or 8"):
         LesionMethod(views=3).check()
     with pytest.raises(HamkitError, match="neighbours of method 'lesion'"):

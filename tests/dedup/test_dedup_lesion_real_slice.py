@@ -47,7 +47,7 @@ def slice_result(tmp_path_factory):
     files = {p.stem: p for p in REAL.glob("HAM10000_images_part_*/*.jpg")}
     images = sorted(files[image_id] for image_id in lesion)
     folder = tmp_path_factory.mktemp("lesion_slice")
-    planted = plant_copies(images, folder, per_kind=PER_KIND, seed=0)
+    planted = plant_copies(images, folder, per_kind=PER_KIND, random_state=0)
     (folder / "planted.csv").unlink()
     result = Deduplicator("lesion", progress=False, cache_dir=False).find(folder)
     return result, planted, lesion

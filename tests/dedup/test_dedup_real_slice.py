@@ -42,7 +42,7 @@ pytestmark = pytest.mark.skipif(
 def slice_result(tmp_path_factory):
     images = sorted(REAL.glob("HAM10000_images_part_*/*.jpg"))[:SLICE]
     folder = tmp_path_factory.mktemp("real_slice")
-    planted = plant_copies(images, folder, per_kind=PER_KIND, seed=0)
+    planted = plant_copies(images, folder, per_kind=PER_KIND, random_state=0)
     (folder / "planted.csv").unlink()
     result = Deduplicator(progress=False, cache_dir=False).find(folder)
     lesion = {r.image_id: r.lesion_id for r in read_metadata(REAL / "HAM10000_metadata.csv")}

@@ -26,9 +26,9 @@ from hamkit.errors import DataError
 needs_faiss = pytest.mark.skipif(not faiss_available(), reason="faiss is not installed")
 
 
-def embeddings(n: int, d: int = 32, planted: int = 10, seed: int = 0, noise: float = 0.05) -> np.ndarray:
+def embeddings(n: int, d: int = 32, planted: int = 10, random_state: int = 0, noise: float = 0.05) -> np.ndarray:
     """Unit rows; rows n-planted.. are noisy copies of random earlier rows."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     emb = rng.standard_normal((n, d)).astype(np.float32)
     sources = rng.choice(n - planted, planted, replace=False)
     emb[n - planted :] = emb[sources] + noise * np.linalg.norm(emb[sources], axis=1, keepdims=True) * (
@@ -46,8 +46,8 @@ def brute_cosine(a: np.ndarray, b: np.ndarray, threshold: float, self_search: bo
     return i, j, sims[i, j]
 
 
-def hashes_with_near_duplicates(n: int, planted: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
+def hashes_with_near_duplicates(n: int, planted: int, random_state: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(random_state)
     hashes = rng.integers(-(2**63), 2**63 - 1, n, dtype=np.int64).view(np.uint64)
     for k in range(planted):  # copy a random hash and flip 0..6 random bits
         src = rng.integers(0, n - planted)
@@ -90,7 +90,7 @@ def test_cosine_pairs_agree_with_brute_force_across_block_sizes(block_size: int)
 
 
 def test_cosine_pairs_lower_threshold_many_pairs_and_sorted() -> None:
-    emb = embeddings(120, d=4, planted=0, seed=3)  # 4-d: many pairs above 0.5
+    emb = embeddings(120, d=4, planted=0, random_state=3)  # 4-d: many pairs above 0.5
     pairs = cosine_pairs(emb, 0.5, block_size=16)
     assert len(pairs) > 500
     assert_same(pairs, brute_cosine(emb, emb, 0.5, True))
@@ -109,7 +109,7 @@ def test_cosine_threshold_is_inclusive_in_float32() -> None:
 
 
 def test_cosine_cross_pairs_agree_with_brute_force() -> None:
-    both = embeddings(200, planted=20, seed=4)
+    both = embeddings(200, planted=20, random_state=4)
     a, b = both[:90], both[90:]
     for block_size in (1, 13, 2048):
         pairs = cosine_cross_pairs(a, b, 0.9, block_size=block_size)
@@ -119,7 +119,7 @@ def test_cosine_cross_pairs_agree_with_brute_force() -> None:
 
 
 def test_cosine_cross_pairs_finds_only_pairs_between_sets() -> None:
-    base = embeddings(40, planted=0, seed=5)
+    base = embeddings(40, planted=0, random_state=5)
     a = np.vstack([base[:20], base[:1]])  # a holds a duplicate of itself: row 20 == row 0
     pairs = cosine_cross_pairs(a, base[20:], 0.99)
     assert len(pairs) == 0
@@ -136,7 +136,7 @@ def test_cosine_empty_and_single_inputs() -> None:
 
 
 def test_cosine_normalize_option_and_unnormalised_error() -> None:
-    emb = embeddings(50, planted=5, seed=6)
+    emb = embeddings(50, planted=5, random_state=6)
     scaled = emb * np.linspace(0.5, 3, 50, dtype=np.float32)[:, None]
     with pytest.raises(DataError, match=r"row 0 has L2 norm 0\.5.*normalize=True"):
         cosine_pairs(scaled, 0.9)
@@ -171,7 +171,7 @@ def test_cosine_bad_options_and_dimension_mismatch() -> None:
 
 
 def test_max_pairs_stops_a_too_loose_search() -> None:
-    emb = embeddings(100, d=3, planted=0, seed=7)
+    emb = embeddings(100, d=3, planted=0, random_state=7)
     with pytest.raises(DataError, match="max_pairs=50"):
         cosine_pairs(emb, 0.1, max_pairs=50, block_size=8)
     assert len(cosine_pairs(emb, 0.1, max_pairs=None)) > 50
@@ -202,7 +202,7 @@ def test_hamming_limits_zero_and_all_bits() -> None:
 
 
 def test_hamming_cross_pairs_and_int64_input() -> None:
-    hashes = hashes_with_near_duplicates(300, planted=40, seed=2)
+    hashes = hashes_with_near_duplicates(300, planted=40, random_state=2)
     a, b = hashes[:150], hashes[150:]
     for block_size in (1, 33, 512):
         pairs = hamming_cross_pairs(a, b, 8, block_size=block_size, n_jobs=2)
@@ -249,7 +249,7 @@ def test_missing_faiss_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @needs_faiss
 def test_faiss_flat_agrees_with_numpy() -> None:
-    emb = embeddings(500, planted=25, seed=8)
+    emb = embeddings(500, planted=25, random_state=8)
     pairs = cosine_pairs(emb, 0.9, backend="faiss")
     assert pairs.exact
     assert_same(pairs, brute_cosine(emb, emb, 0.9, True))
@@ -263,7 +263,7 @@ def test_faiss_flat_agrees_with_numpy() -> None:
 def test_faiss_hnsw_finds_planted_duplicates_and_is_marked_approximate(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    emb = embeddings(800, d=16, planted=40, seed=9)
+    emb = embeddings(800, d=16, planted=40, random_state=9)
     expected = brute_cosine(emb, emb, 0.95, True)
     pairs = cosine_pairs(emb, 0.95, backend="faiss-hnsw", hnsw=HnswConfig(k=8, m=16))
     assert not pairs.exact
@@ -280,7 +280,7 @@ def test_faiss_hnsw_finds_planted_duplicates_and_is_marked_approximate(
 
 @needs_faiss
 def test_faiss_ivf_finds_planted_duplicates_from_either_end(monkeypatch: pytest.MonkeyPatch) -> None:
-    emb = embeddings(3000, d=16, planted=60, seed=10, noise=0.2)
+    emb = embeddings(3000, d=16, planted=60, random_state=10, noise=0.2)
     truth = set(zip(*brute_cosine(emb, emb, 0.95, True)[:2]))
     assert len(truth) >= 50
     full = cosine_pairs(emb, 0.95, backend="faiss-ivf", ivf=IvfConfig(nlist=32, nprobe=32))
@@ -315,7 +315,7 @@ def test_faiss_backends_stop_a_too_loose_search_early(monkeypatch: pytest.Monkey
     monkeypatch.setattr(
         PairCollector, "check", lambda self, count, copies=1: checked.append(count) or real(self, count, copies)
     )
-    emb = embeddings(100, d=3, planted=0, seed=7)
+    emb = embeddings(100, d=3, planted=0, random_state=7)
     with pytest.raises(DataError, match="max_pairs=50"):
         cosine_pairs(emb, 0.1, backend=backend, max_pairs=50)
     assert len(checked) < 10  # stopped after the first batches, not after all raw results
@@ -330,8 +330,8 @@ def test_ivf_config_default_cells_and_validation() -> None:
         IvfConfig(nprobe=0)
     with pytest.raises(DataError, match="nlist must be"):
         IvfConfig(nlist=True)
-    with pytest.raises(DataError, match="seed must be"):
-        IvfConfig(seed=-1)
+    with pytest.raises(DataError, match="random_state must be"):
+        IvfConfig(random_state=-1)
 
 
 def test_hnsw_config_validation() -> None:
@@ -356,7 +356,7 @@ def test_progress_bars_count_the_work(capsys: pytest.CaptureFixture[str], monkey
 
     monkeypatch.setattr(PairCollector, "start", start)
     monkeypatch.setattr(PairCollector, "advance", advance)
-    emb = embeddings(50, planted=5, seed=3)
+    emb = embeddings(50, planted=5, random_state=3)
     assert_same(cosine_pairs(emb, 0.9, block_size=8, progress=True), brute_cosine(emb, emb, 0.9, True))
     assert totals["cosine_pairs"] == (28, 28)  # 7 row blocks: 7 + 6 + ... + 1 tiles of the upper triangle
     cosine_cross_pairs(emb[:20], emb[20:], 0.9, block_size=8, progress=True)

@@ -24,10 +24,10 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from hamkit.synthetic.planting import plant_copies
 
     root = tmp_path_factory.mktemp("shards")
-    data = make_synthetic(root / "data", n_lesions=40, seed=0, image_size=(160, 120))
+    data = make_synthetic(root / "data", n_lesions=40, random_state=0, image_size=(160, 120))
     images = sorted(data.root.rglob("*.jpg"))
     folder = root / "images"
-    plant_copies(images, folder, per_kind=2, seed=0)
+    plant_copies(images, folder, per_kind=2, random_state=0)
     (folder / "planted.csv").unlink()
     (folder / "broken.jpg").write_bytes(b"not an image")
     return folder

@@ -29,7 +29,7 @@ def _files(out: Path) -> dict[str, bytes]:
 def real(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
     images = sorted(REAL.glob("HAM10000_images_part_*/*.jpg"))[:SLICE]
     folder = tmp_path_factory.mktemp("real_shards")
-    plant_copies(images, folder, per_kind=6, seed=0)
+    plant_copies(images, folder, per_kind=6, random_state=0)
     (folder / "planted.csv").unlink()
     result = Deduplicator(progress=False, cache_dir=False).find(folder)
     assert result is not None and len(result.pairs) >= 30

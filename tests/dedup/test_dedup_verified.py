@@ -22,9 +22,9 @@ from hamkit.errors import HamkitError
 from hamkit.synthetic.planting import KIND_FAMILY, PLANT_KINDS, alter_image, plant_copies, recall_by_family
 
 
-def lesion_photo(seed: int, size: tuple[int, int] = (200, 150)) -> np.ndarray:
+def lesion_photo(random_state: int, size: tuple[int, int] = (200, 150)) -> np.ndarray:
     """A dermoscopy-like RGB image: skin with fine texture, a textured dark lesion, a vignette."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     width, height = size
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     skin = rng.uniform(150, 210) + cv2.GaussianBlur(rng.normal(0, 30, (height, width)).astype(np.float32), (0, 0), 1.5)
@@ -51,7 +51,7 @@ def planted_folder(tmp_path_factory) -> tuple[Path, list]:
         Image.fromarray(lesion_photo(k)).save(path, quality=92)
         paths.append(path)
     folder = tmp_path_factory.mktemp("planted")
-    planted = plant_copies(paths, folder, per_kind=2, seed=1)
+    planted = plant_copies(paths, folder, per_kind=2, random_state=1)
     (folder / "planted.csv").unlink()
     return folder, planted
 
@@ -221,7 +221,7 @@ def test_plant_copies_writes_every_kind(tmp_path: Path) -> None:
     for k in range(3):
         sources.append(tmp_path / f"s{k}.jpg")
         Image.fromarray(lesion_photo(k)).save(sources[-1])
-    planted = plant_copies(sources, tmp_path / "out", per_kind=2, seed=0)
+    planted = plant_copies(sources, tmp_path / "out", per_kind=2, random_state=0)
     assert sorted({c.kind for c in planted}) == sorted(PLANT_KINDS) and len(planted) == 2 * len(PLANT_KINDS)
     assert set(KIND_FAMILY) == set(PLANT_KINDS)
     exact = next(c for c in planted if c.kind == "exact")

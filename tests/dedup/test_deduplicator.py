@@ -286,7 +286,7 @@ def test_interrupted_embedding_resumes(synthetic, tmp_path, monkeypatch):
 def test_bad_files_are_skipped_with_reasons(tmp_path):
     folder = tmp_path / "imgs"
     for i, mode in enumerate(["RGB", "L", "RGBA", "CMYK"]):
-        write_image(folder / f"ok_{mode}.{'jpg' if mode in ('RGB', 'L', 'CMYK') else 'png'}", seed=i, mode=mode)
+        write_image(folder / f"ok_{mode}.{'jpg' if mode in ('RGB', 'L', 'CMYK') else 'png'}", random_state=i, mode=mode)
     Image.fromarray(np.arange(60 * 45, dtype=np.uint16).reshape(45, 60) * 20).save(folder / "ok_16bit.png")
     rotated = Image.open(folder / "ok_RGB.jpg")
     exif = rotated.getexif()
@@ -309,7 +309,7 @@ def test_bad_files_are_skipped_with_reasons(tmp_path):
 
 
 def test_keep_policies_and_strict_groups(tmp_path):
-    base = write_image(tmp_path / "a" / "img_a.png", size=(120, 90), seed=3)
+    base = write_image(tmp_path / "a" / "img_a.png", size=(120, 90), random_state=3)
     big = Image.open(base).resize((240, 180))
     big.save(tmp_path / "a" / "img_b_big.png")
     shutil.copyfile(base, tmp_path / "a" / "img_c.png")
@@ -324,7 +324,7 @@ def test_keep_policies_and_strict_groups(tmp_path):
 def test_cross_search_audit_and_leak_free_split(synthetic, tmp_path):
     dedup = Deduplicator("exact", **FAST)
     records = read_metadata(synthetic.metadata_csv)
-    plain = split_dataset(records, seed=0)
+    plain = split_dataset(records, random_state=0)
     plain.save(tmp_path / "plain.csv")
     audit = dedup.audit(tmp_path / "plain.csv", synthetic.root)
     # the planted exact copies have their own lesion ids, so a lesion-only split may leak them
@@ -332,7 +332,7 @@ def test_cross_search_audit_and_leak_free_split(synthetic, tmp_path):
     by_id = dict(zip([p.stem for p in result.paths], result.group_labels(), strict=True))
     crossing = plain.crossing_groups([by_id[r.image_id] for r in records])
     assert audit.leaks == crossing
-    clean = split_dataset(records, seed=0, extra_groups=[[by_id[r.image_id] for r in records]])
+    clean = split_dataset(records, random_state=0, extra_groups=[[by_id[r.image_id] for r in records]])
     clean.save(tmp_path / "clean.csv")
     assert dedup.audit(tmp_path / "clean.csv", synthetic.root).leaks == 0
     audit.save(tmp_path / "audit")

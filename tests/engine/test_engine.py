@@ -52,15 +52,15 @@ class ToyTask:
         return {"kind": "toy"}
 
 
-def toy_data(n: int = 96, seed: int = 0) -> TensorDataset:
-    g = torch.Generator().manual_seed(seed)
+def toy_data(n: int = 96, random_state: int = 0) -> TensorDataset:
+    g = torch.Generator().manual_seed(random_state)
     x = torch.randn(n, 4, generator=g)
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
     return TensorDataset(x, y)
 
 
-def model(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
+def model(random_state: int = 0) -> nn.Module:
+    torch.manual_seed(random_state)
     return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.1), nn.Linear(8, 2))
 
 
@@ -78,25 +78,25 @@ def test_device_and_amp_choice():
 
 
 def test_sampler_is_epoch_seeded_weighted_and_sharded():
-    s = ShardedSampler(10, seed=3)
+    s = ShardedSampler(10, random_state=3)
     s.set_epoch(1)
     first = list(s)
     s.set_epoch(2)
     assert list(s) != first
     s.set_epoch(1)
     assert list(s) == first and sorted(first) == list(range(10))
-    ranks = [ShardedSampler(10, seed=3, rank=r, world_size=3) for r in range(3)]
+    ranks = [ShardedSampler(10, random_state=3, rank=r, world_size=3) for r in range(3)]
     shards = [list(r) for r in ranks]
     assert all(len(x) == 4 for x in shards) and set(sum(shards, [])) == set(range(10))
     labels = np.array([0] * 90 + [1] * 10)
     weights = 1.0 / np.bincount(labels)[labels]
-    drawn = labels[list(ShardedSampler(100, weights, seed=0))]
+    drawn = labels[list(ShardedSampler(100, weights, random_state=0))]
     assert 0.35 < drawn.mean() < 0.65  # the 10% class is drawn about half the time
 
 
 def test_training_learns_and_writes_history(tmp_path):
     net = model()
-    val = toy_data(seed=1)
+    val = toy_data(random_state=1)
     with torch.no_grad():
         untrained = (net.eval()(val.tensors[0]).argmax(1) == val.tensors[1]).float().mean().item()
     result = Trainer(config(out_dir=tmp_path)).fit(net, ToyTask(), toy_data(), val)
@@ -116,11 +116,11 @@ def test_training_learns_and_writes_history(tmp_path):
 
 def test_early_stopping_and_monitor_validation(tmp_path):
     result = Trainer(config(epochs=30, lr=1e-7, early_stopping=2, monitor="accuracy")).fit(
-        model(), ToyTask(), toy_data(), toy_data(seed=1)
+        model(), ToyTask(), toy_data(), toy_data(random_state=1)
     )
     assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 1
     with pytest.raises(HamkitError, match="monitor='f1' is not a validation metric"):
-        Trainer(config(monitor="f1")).fit(model(), ToyTask(), toy_data(), toy_data(seed=1))
+        Trainer(config(monitor="f1")).fit(model(), ToyTask(), toy_data(), toy_data(random_state=1))
 
 
 class Interrupt(ToyTask):
@@ -137,14 +137,14 @@ class Interrupt(ToyTask):
 
 
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
-    data, val = toy_data(), toy_data(seed=1)
+    data, val = toy_data(), toy_data(random_state=1)
     straight = model()
     Trainer(config(out_dir=tmp_path / "a")).fit(straight, ToyTask(), data, val)
     with pytest.raises(KeyboardInterrupt):  # 6 batches per epoch: stopped inside epoch 3
         Trainer(config(out_dir=tmp_path / "b")).fit(model(), Interrupt(at_call=15), data, val)
     _, _, state = load_training_state(tmp_path / "b" / "last")
     assert state["epoch"] == 2
-    resumed = model(seed=99)  # whatever the fresh weights, resume loads the checkpoint
+    resumed = model(random_state=99)  # whatever the fresh weights, resume loads the checkpoint
     result = Trainer(config(out_dir=tmp_path / "b", resume=True)).fit(resumed, ToyTask(), data, val)
     for key, value in straight.state_dict().items():
         assert torch.equal(resumed.state_dict()[key], value), key
@@ -188,12 +188,12 @@ def test_moving_average_of_the_weights_is_what_is_validated_and_returned(tmp_pat
 
 
 def test_resume_with_a_moving_average_gives_the_same_result(tmp_path):
-    data, val = toy_data(), toy_data(seed=1)
+    data, val = toy_data(), toy_data(random_state=1)
     straight = model()
     first = Trainer(config(out_dir=tmp_path / "a", ema_decay=0.8)).fit(straight, ToyTask(), data, val)
     with pytest.raises(KeyboardInterrupt):
         Trainer(config(out_dir=tmp_path / "b", ema_decay=0.8)).fit(model(), Interrupt(at_call=15), data, val)
-    resumed = model(seed=99)
+    resumed = model(random_state=99)
     again = Trainer(config(out_dir=tmp_path / "b", ema_decay=0.8, resume=True)).fit(resumed, ToyTask(), data, val)
     assert [h["val_accuracy"] for h in again.history] == [h["val_accuracy"] for h in first.history]
     for key, value in straight.state_dict().items():
@@ -206,7 +206,7 @@ def test_resume_with_a_moving_average_gives_the_same_result(tmp_path):
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path):
     with pytest.raises(TrainingError, match="loss became nan at epoch 2.*last good checkpoint"):
-        Trainer(config(out_dir=tmp_path)).fit(model(), ToyTask(poison_at=8), toy_data(), toy_data(seed=1))
+        Trainer(config(out_dir=tmp_path)).fit(model(), ToyTask(poison_at=8), toy_data(), toy_data(random_state=1))
     _, _, state = load_training_state(tmp_path / "last")
     assert state["epoch"] == 1 and all(math.isfinite(h["train_loss"]) for h in state["history"])
 
@@ -239,7 +239,7 @@ DDP_SCRIPT = textwrap.dedent("""
             return self.body(x)
 
     net = WithUnusedLayer()
-    result = Trainer(config(out_dir=sys.argv[1], epochs=3)).fit(net, ToyTask(), toy_data(), toy_data(seed=1))
+    result = Trainer(config(out_dir=sys.argv[1], epochs=3)).fit(net, ToyTask(), toy_data(), toy_data(random_state=1))
     flat = torch.cat([p.detach().flatten() for p in net.parameters()])
     with open(os.path.join(sys.argv[1], f"rank{os.environ['RANK']}.json"), "w") as f:
         json.dump({"params": flat.tolist(), "epochs": len(result.history)}, f)

@@ -89,8 +89,8 @@ def test_the_recipe_has_one_door() -> None:
     images, labels = _images()
     with pytest.raises(HamkitError, match=r"epochs is a setting of the training recipe.*recipe=TrainConfig\(epochs="):
         _tiny().fit(images, labels, epochs=3)
-    with pytest.raises(HamkitError, match=r"lr, seed are settings .*set_params\(recipe__lr=\.\.\.\)"):
-        _tiny().fit(images, labels, lr=1e-3, seed=1)
+    with pytest.raises(HamkitError, match=r"lr, random_state are settings .*set_params\(recipe__lr=\.\.\.\)"):
+        _tiny().fit(images, labels, lr=1e-3, random_state=1)
     with pytest.raises(HamkitError, match=r"loss is a parameter of LesionSegmenter.*LesionSegmenter\(loss=\.\.\.\)"):
         LesionSegmenter("smp:Unet:resnet18", pretrained=False).fit(images, loss="dice")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from hamkit import BackboneNotFoundError, DataError, HamkitError, LesionClassifi
 from hamkit.classify import balance_weights
 from hamkit.engine.checkpoint import save_model_files
 
-RECIPE = TrainConfig(epochs=5, batch_size=32, lr=2e-3, seed=0)
+RECIPE = TrainConfig(epochs=5, batch_size=32, lr=2e-3, random_state=0)
 FIT = dict(num_workers=0, progress=False)
 
 
@@ -43,6 +45,20 @@ def test_save_load_predicts_exactly_the_same(fitted, synthetic, tmp_path):
     loaded = LesionClassifier.load(tmp_path / "model", device="cpu")
     assert np.array_equal(loaded.predict_proba(paths), before)
     assert loaded.classes_ == clf.classes_ and loaded.image_size == 48
+
+
+def test_a_model_saved_before_the_random_state_rename_still_loads(fitted, tmp_path):
+    clf, _ = fitted
+    clf.save(tmp_path / "old")
+    config_file = tmp_path / "old" / "config.json"
+    config = json.loads(config_file.read_text())
+    recipe = config["recipe"]
+    assert recipe.pop("random_state") == 0
+    recipe["seed"] = 7  # how models saved by older versions record it
+    config_file.write_text(json.dumps(config))
+    loaded = LesionClassifier.load(tmp_path / "old", device="cpu")
+    assert loaded.recipe.random_state == 7 and loaded.recipe.epochs == RECIPE.epochs
+    assert "seed" not in loaded._config()["recipe"] and loaded._config()["recipe"]["random_state"] == 7
 
 
 def test_wrong_checkpoints_are_refused(fitted, tmp_path):

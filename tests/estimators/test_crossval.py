@@ -19,7 +19,7 @@ RECIPE = TrainConfig(epochs=1, batch_size=16, lr=1e-3, augment=False, num_worker
 
 @pytest.fixture(scope="module")
 def folds_csv(synthetic, tmp_path_factory):
-    split = split_dataset(read_metadata(synthetic.metadata_csv), folds=3, test=0.2, seed=0)
+    split = split_dataset(read_metadata(synthetic.metadata_csv), folds=3, test=0.2, random_state=0)
     return split.save(tmp_path_factory.mktemp("folds") / "folds.csv")
 
 
@@ -72,7 +72,7 @@ def test_every_fold_is_trained_apart_and_scored_on_itself(synthetic, folds_csv, 
 
 def test_with_two_folds_a_grouped_hold_out_of_the_training_fold_chooses(synthetic, tmp_path, monkeypatch) -> None:
     records = read_metadata(synthetic.metadata_csv)
-    two = split_dataset(records, folds=2, seed=0).save(tmp_path / "two.csv")
+    two = split_dataset(records, folds=2, random_state=0).save(tmp_path / "two.csv")
     seen = _spy_on(LesionClassifier, monkeypatch)
     calibrated = _spy_on_calibrate(monkeypatch)
     clf = LesionClassifier("mobilenet_v3_small", image_size=32, pretrained=False, recipe=RECIPE, device="cpu")

@@ -24,13 +24,13 @@ from hamkit.segment import LesionSegmenter  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-RECIPE = TrainConfig(epochs=1, batch_size=8, seed=0)
+RECIPE = TrainConfig(epochs=1, batch_size=8, random_state=0)
 FAST = {"num_workers": 0, "progress": False}
 TINY_SEG = {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}
 
 
-def images(n: int, size: int, seed: int = 0) -> torch.Tensor:
-    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+def images(n: int, size: int, random_state: int = 0) -> torch.Tensor:
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(random_state))
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def segmenter() -> LesionSegmenter:
     """A multi-task segmenter (mask and diagnosis head) fitted for one epoch."""
     masks = torch.zeros(14, 1, 32, 32)
     masks[:, :, 8:24, 8:24] = 1
-    data = torch.utils.data.TensorDataset(images(14, 32, seed=1), torch.arange(14) % 7, masks)
+    data = torch.utils.data.TensorDataset(images(14, 32, random_state=1), torch.arange(14) % 7, masks)
     seg = LesionSegmenter(
         "smp:Unet:resnet18",
         image_size=32,
@@ -82,7 +82,7 @@ def test_classifier_matches_pytorch_at_any_batch_size(classifier, classifier_exp
     assert [i.name for i in session.get_inputs()] == ["image"]
     assert [o.name for o in session.get_outputs()] == ["logits"]
     for n in (1, 5):
-        batch = images(n, 32, seed=10 + n)
+        batch = images(n, 32, random_state=10 + n)
         (logits,) = session.run(None, {"image": batch.numpy()})
         with torch.inference_mode():
             expected = classifier.network_(batch).numpy()
@@ -101,7 +101,7 @@ def test_preprocessing_file_reproduces_predict(classifier, classifier_export):
     post = info["postprocessing"]
     assert post["calibrated"] is True and post["temperature"] == pytest.approx(classifier.temperature_)
     assert post["class_offsets"] == pytest.approx(list(classifier.class_offsets_))
-    batch = images(6, 32, seed=3)
+    batch = images(6, 32, random_state=3)
     (logits,) = run_onnx(classifier_export.path, batch)
     scaled = logits / post["temperature"]
     proba = np.exp(scaled - scaled.max(1, keepdims=True))
@@ -133,7 +133,7 @@ def test_segmenter_with_head_has_both_outputs(segmenter, tmp_path):
     assert result.exporter == "dynamo" and result.opset >= 18
     assert max(result.max_abs_diff.values()) < 1e-4 and set(result.max_abs_diff) == set(result.outputs)
     for n in (1, 5):
-        batch = images(n, 32, seed=20 + n)
+        batch = images(n, 32, random_state=20 + n)
         mask_logits, class_logits = run_onnx(result.path, batch)
         with torch.inference_mode():
             expected_mask, expected_class = segmenter.network_(batch)

@@ -50,12 +50,15 @@ def tiny(**changes) -> LesionSegmenter:
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> tuple[Path, Path]:
     """Synthetic data and a lesion- and duplicate-grouped train/val/test split CSV."""
-    ds = make_synthetic(tmp_path_factory.mktemp("synth") / "data", n_lesions=150, image_size=(128, 96), seed=0)
+    ds = make_synthetic(tmp_path_factory.mktemp("synth") / "data", n_lesions=150, image_size=(128, 96), random_state=0)
     records = read_labels(ds.metadata_csv)
     with ds.duplicates_csv.open() as handle:
         copy_of = {row["image_id"]: row["duplicate_of"] for row in csv.DictReader(handle)}
     split = split_dataset(
-        records, (0.6, 0.15, 0.25), seed=0, extra_groups=[[copy_of.get(r.image_id, r.image_id) for r in records]]
+        records,
+        (0.6, 0.15, 0.25),
+        random_state=0,
+        extra_groups=[[copy_of.get(r.image_id, r.image_id) for r in records]],
     )
     split_csv = ds.root / "split.csv"
     with split_csv.open("w", newline="") as handle:

@@ -22,10 +22,10 @@ def _folds_csv(path: Path, rows: list[tuple[str, str, str]]) -> Path:
 def images(tmp_path: Path) -> Path:
     """Six images; a0 and a1 are the same picture."""
     folder = tmp_path / "images"
-    write_image(folder / "a0.png", seed=7)
-    write_image(folder / "a1.png", seed=7)
+    write_image(folder / "a0.png", random_state=7)
+    write_image(folder / "a1.png", random_state=7)
     for i in range(4):
-        write_image(folder / f"u{i}.png", seed=20 + i)
+        write_image(folder / f"u{i}.png", random_state=20 + i)
     return folder
 
 
@@ -124,8 +124,8 @@ def test_dedup_against_the_same_images_is_refused(images: Path, tmp_path: Path, 
 
 def test_dedup_against_skips_and_lists_an_unreadable_file(images: Path, tmp_path: Path, capsys) -> None:
     old = tmp_path / "old"
-    write_image(old / "a0-copy.png", seed=7)  # the same picture as images/a0.png and a1.png
-    write_image(old / "other.png", seed=99)
+    write_image(old / "a0-copy.png", random_state=7)  # the same picture as images/a0.png and a1.png
+    write_image(old / "other.png", random_state=99)
     (old / "broken.png").write_bytes(b"not an image at all")
     out = tmp_path / "out"
     argv = ["dedup", str(images), "--against", str(old), "--out", str(out), "--method", "exact"]
@@ -199,10 +199,10 @@ def test_a_split_says_which_class_a_split_lacks() -> None:
     records = [ImageRecord(f"I{i}", "nv" if i % 2 else "mel", f"L{i}") for i in range(80)]
     records.append(ImageRecord("D0", "df", "LD0"))  # one df lesion: two splits go without
     with pytest.warns(UserWarning, match=r"df \(1 lesion\(s\)\) has no image in (train|val|test) or"):
-        split_dataset(records, seed=0)
+        split_dataset(records, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        split_dataset(records[:80], seed=0)  # every class everywhere: no word
+        split_dataset(records[:80], random_state=0)  # every class everywhere: no word
 
 
 def test_training_on_one_class_says_so_before_the_first_epoch(tiny_folder: Path, tmp_path: Path, monkeypatch) -> None:

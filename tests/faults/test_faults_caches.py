@@ -76,7 +76,7 @@ def test_a_damaged_decode_cache_marker_is_rebuilt(tiny_folder: Path, tmp_path: P
 @pytest.mark.parametrize("damage", DAMAGE, ids=lambda f: f.__name__.strip("_"))
 def test_a_damaged_hash_cache_shard_is_rebuilt(tmp_path: Path, damage) -> None:
     for i in range(4):
-        write_image(tmp_path / "images" / f"img{i}.png", seed=i % 3)
+        write_image(tmp_path / "images" / f"img{i}.png", random_state=i % 3)
     dedup = Deduplicator("phash", cache_dir=tmp_path / "cache", num_workers=0, progress=False)
     first = dedup.find(tmp_path / "images")
     shards = sorted((tmp_path / "cache").rglob("shard-*.npz"))

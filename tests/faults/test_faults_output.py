@@ -62,7 +62,7 @@ def test_the_command_line_prints_one_line_on_a_full_disk(tmp_path: Path, monkeyp
     from hamkit.cli.main import main
 
     for i in range(3):
-        write_image(tmp_path / "images" / f"img{i}.png", seed=i)
+        write_image(tmp_path / "images" / f"img{i}.png", random_state=i)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("mine\n")
     real = Path.write_text
@@ -125,8 +125,8 @@ def test_dedup_refuses_a_name_with_a_line_break_before_the_scan(tmp_path: Path, 
 
     from hamkit.cli.main import main
 
-    write_image(tmp_path / "images" / "a.png", seed=1)
-    write_image(tmp_path / "images" / "evil\nb.png", seed=1)
+    write_image(tmp_path / "images" / "a.png", random_state=1)
+    write_image(tmp_path / "images" / "evil\nb.png", random_state=1)
     status = main(["dedup", str(tmp_path / "images"), "--out", str(tmp_path / "out"), "--method", "exact", "--quiet"])
     err = capsys.readouterr().err
     assert status == 1
@@ -139,9 +139,9 @@ def test_dedup_results_name_each_file_on_one_line_and_csvs_are_spreadsheet_safe(
 
     from hamkit.cli.main import main
 
-    write_image(tmp_path / "images" / "=HYPERLINK(x).png", seed=1)
-    write_image(tmp_path / "images" / "@copy.png", seed=1)
-    write_image(tmp_path / "images" / "other.png", seed=2)
+    write_image(tmp_path / "images" / "=HYPERLINK(x).png", random_state=1)
+    write_image(tmp_path / "images" / "@copy.png", random_state=1)
+    write_image(tmp_path / "images" / "other.png", random_state=2)
     out = tmp_path / "out"
     monkeypatch.chdir(tmp_path / "images")  # relative paths: the cells start with the names
     assert main(["dedup", ".", "--out", str(out), "--method", "exact", "--quiet"]) == 0
@@ -229,7 +229,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("tiny") / "data"
     codes = ["mel", "nv", "bcc", "akiec", "bkl", "df", "vasc"]
     for i in range(14):
-        write_image(root / "HAM10000_images_part_1" / f"ISIC_{i:07d}.jpg", seed=i)
+        write_image(root / "HAM10000_images_part_1" / f"ISIC_{i:07d}.jpg", random_state=i)
     write_metadata(root / "HAM10000_metadata.csv", [(f"L{i // 2}", f"ISIC_{i:07d}", codes[i % 7]) for i in range(14)])
     (root / "split.csv").write_text("image_id,split\n" + "".join(f"ISIC_{i:07d},test\n" for i in range(14)))
     clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
@@ -334,7 +334,7 @@ def test_a_result_set_killed_mid_write_is_cleaned_by_the_next_run(tmp_path: Path
     (left,) = [p for p in out.iterdir() if p.name.startswith(".hamkit-staging-")]
     assert left.name.startswith(f".hamkit-staging-{writer.pid}@") and (left / "kept.txt").is_file()
     for i in range(3):
-        write_image(tmp_path / "images" / f"img{i}.png", seed=i)
+        write_image(tmp_path / "images" / f"img{i}.png", random_state=i)
     assert main(["dedup", str(tmp_path / "images"), "--out", str(out), "--method", "exact", "--quiet"]) == 0
     err = capsys.readouterr().err
     assert err == (

@@ -74,7 +74,7 @@ SCRIPT = textwrap.dedent(
 @pytest.mark.parametrize("method", ["phash", "verified"])
 def test_sigterm_on_dedup_leaves_no_worker_alive(tmp_path: Path, method: str) -> None:
     for i in range(40):
-        write_image(tmp_path / "images" / f"img{i:03d}.png", size=(40, 30), seed=i)
+        write_image(tmp_path / "images" / f"img{i:03d}.png", size=(40, 30), random_state=i)
     env = {**os.environ, "HAMKIT_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(REPO / "src")}
     process = subprocess.Popen(
         [sys.executable, "-c", SCRIPT, "dedup", str(tmp_path / "images"), "--out", str(tmp_path / "out")]
@@ -138,7 +138,7 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny") / "data"
     codes = ["mel", "nv", "bcc", "akiec", "bkl", "df", "vasc"]
     for i in range(14):
-        write_image(root / "HAM10000_images_part_1" / f"ISIC_{i:07d}.jpg", seed=i)
+        write_image(root / "HAM10000_images_part_1" / f"ISIC_{i:07d}.jpg", random_state=i)
     write_metadata(root / "HAM10000_metadata.csv", [(f"L{i // 2}", f"ISIC_{i:07d}", codes[i % 7]) for i in range(14)])
     return root
 
@@ -256,7 +256,7 @@ AUDIT_SCRIPT = textwrap.dedent(
 
 def test_sigterm_on_a_cross_data_set_audit_ends_its_hashing_processes(tmp_path: Path) -> None:
     for i in range(210):  # more than 200 images: hashed by a pool of processes
-        write_image(tmp_path / ("a" if i % 2 else "b") / f"img{i:03d}.png", size=(16, 12), seed=i)
+        write_image(tmp_path / ("a" if i % 2 else "b") / f"img{i:03d}.png", size=(16, 12), random_state=i)
     env = {**os.environ, "HAMKIT_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(REPO / "src")}
     argv = ["audit", "--data", str(tmp_path / "a"), "--data", str(tmp_path / "b"), "--workers", "2", "--quiet"]
     process = subprocess.Popen(

@@ -16,7 +16,7 @@ from hamkit.metrics.bootstrap import (
 
 def test_resamples_take_whole_groups():
     groups = ["a", "a", "a", "b", "c", "c"]
-    for index in bootstrap_groups(groups, n_resamples=50, seed=3):
+    for index in bootstrap_groups(groups, n_resamples=50, random_state=3):
         drawn = [groups[i] for i in index]
         for g in set(drawn):
             assert drawn.count(g) % groups.count(g) == 0  # every image of a drawn lesion, each time
@@ -24,8 +24,8 @@ def test_resamples_take_whole_groups():
 
 
 def test_same_seed_same_resamples():
-    a = bootstrap_groups(list("aabbcd"), 20, seed=1)
-    b = bootstrap_groups(list("aabbcd"), 20, seed=1)
+    a = bootstrap_groups(list("aabbcd"), 20, random_state=1)
+    b = bootstrap_groups(list("aabbcd"), 20, random_state=1)
     assert all((x == y).all() for x, y in zip(a, b, strict=True))
 
 

@@ -23,8 +23,8 @@ from hamkit.metrics.calibration import (
 )
 
 
-def _logits(n=2000, k=4, seed=0):
-    rng = np.random.default_rng(seed)
+def _logits(n=2000, k=4, random_state=0):
+    rng = np.random.default_rng(random_state)
     labels = rng.integers(0, k, n)
     return np.eye(k)[labels] * 1.5 + rng.normal(size=(n, k)), labels
 
@@ -115,9 +115,9 @@ def test_calibrate_rejects_a_bad_decision(fitted):
 
 
 # ---------------------------------------------------------------------------- melanoma first
-def _balanced_model(n=3000, seed=0):
+def _balanced_model(n=3000, random_state=0):
     """Scores of a class-balanced model on data where mel is rare and nv common."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     prior = np.array([0.1, 0.8, 0.1])
     labels = rng.choice(3, size=n, p=prior)
     return np.eye(3)[labels] + rng.normal(size=(n, 3)), labels, prior

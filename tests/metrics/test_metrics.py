@@ -12,8 +12,8 @@ from hamkit.errors import DataError
 from hamkit.metrics import classification_report
 
 
-def predictions(seed: int = 0, n: int = 300):
-    rng = np.random.default_rng(seed)
+def predictions(random_state: int = 0, n: int = 300):
+    rng = np.random.default_rng(random_state)
     y = rng.integers(0, 7, n)
     proba = rng.dirichlet(np.ones(7), n)
     proba[np.arange(n), y] += rng.random(n)  # better than chance

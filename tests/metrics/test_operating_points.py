@@ -17,8 +17,8 @@ from hamkit.metrics.operating_points import (
 )
 
 
-def _example(seed: int = 0, n: int = 400, ties: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
+def _example(random_state: int = 0, n: int = 400, ties: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(random_state)
     y = (rng.random(n) < 0.2).astype(int)
     s = 1 / (1 + np.exp(-(1.5 * y + rng.normal(size=n))))
     return y, (np.round(s, 2) if ties else s)
@@ -58,11 +58,11 @@ def test_partial_auc_agrees_with_two_independent_computations(ties, min_tpr):
     assert found == pytest.approx(_pauc_by_mcclish(y, s, min_tpr), abs=1e-6)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_the_bootstrap_numbers_equal_scikit_learn_and_the_scorer(seed):
+@pytest.mark.parametrize("random_state", [0, 1, 2, 3])
+def test_the_bootstrap_numbers_equal_scikit_learn_and_the_scorer(random_state):
     from hamkit.metrics.operating_points import _point_values
 
-    y, s = _example(seed, n=150, ties=seed % 2 == 1)
+    y, s = _example(random_state, n=150, ties=random_state % 2 == 1)
     values = _point_values(y == 1, s)
     assert values["auc"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
     assert values["partial_auc"] == pytest.approx(partial_auc(y, s), abs=1e-12)
@@ -94,9 +94,9 @@ def _brute(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return sens, spec, thresholds
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_sensitivity_and_specificity_at_targets_against_brute_force(seed):
-    y, s = _example(seed, n=250, ties=seed == 2)
+@pytest.mark.parametrize("random_state", [0, 1, 2])
+def test_sensitivity_and_specificity_at_targets_against_brute_force(random_state):
+    y, s = _example(random_state, n=250, ties=random_state == 2)
     sens, spec, _ = _brute(y, s)
     for target in (0.8, 0.9, 0.95):
         found, threshold = sensitivity_at_specificity(y, s, target)

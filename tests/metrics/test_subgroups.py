@@ -20,8 +20,8 @@ from hamkit.metrics.subgroups import age_band, metadata_columns, subgroup_means,
 from hamkit.model_card import HAM10000_LICENCE, build_card, card_markdown, data_licence, describe_split, weights_licence
 
 
-def _decisions(seed: int = 0, n: int = 240):
-    rng = np.random.default_rng(seed)
+def _decisions(random_state: int = 0, n: int = 240):
+    rng = np.random.default_rng(random_state)
     y = rng.choice(3, size=n, p=[0.3, 0.5, 0.2])
     pred = np.where(rng.random(n) < 0.7, y, rng.integers(0, 3, n))
     groups = [f"L{i // 2}" for i in range(n)]  # two images per lesion

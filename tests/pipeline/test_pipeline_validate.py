@@ -102,6 +102,20 @@ def test_every_unknown_setting_of_a_file_is_named_at_once(tmp_path):
     assert "[classifier] has enabled, backbone" in text and "sections are data, dedup" in text
 
 
+def test_the_old_seed_settings_are_named_by_their_new_name(tmp_path, capsys):
+    toml = tmp_path / "old.toml"
+    toml.write_text("[data]\nseed = 1\n[split]\nseed = 2\n")
+    with pytest.raises(HamkitError) as err:
+        load_config(toml)
+    assert str(err.value) == (
+        f"{toml}: data.seed was renamed to data.random_state; split.seed was renamed to split.random_state; "
+        "write the new name"
+    )
+    assert main(["run", "--print-config", "--set", "split.seed=3"]) == 1
+    assert "command line: split.seed was renamed to split.random_state" in capsys.readouterr().err
+    assert load_config(overrides={"split": {"random_state": 3}})["split"]["random_state"] == 3
+
+
 def test_set_overrides_any_setting_without_a_file(tmp_path, capsys):
     argv = ["run", "--print-config", "--set", "classifier.epochs=3", "--set", "classifier.optimizer=adamw"]
     assert main([*argv, "--set", "dedup.methods=['exact', 'phash']", "--set", "split.fractions=[0.8, 0.1, 0.1]"]) == 0
@@ -160,7 +174,7 @@ def test_the_training_defaults_have_one_owner():
         parser = train._subparsers._group_actions[0].choices[kind]  # type: ignore[union-attr]
         given = {flags.get(a.dest, a.dest): a.default for a in parser._actions}
         shared = set(given) & set(DEFAULTS) - {"monitor", "resume", "out_dir", "progress"}
-        assert {"epochs", "batch_size", "lr", "optimizer", "warmup_epochs", "augment", "seed"} <= shared
+        assert {"epochs", "batch_size", "lr", "optimizer", "warmup_epochs", "augment", "random_state"} <= shared
         assert {key: given[key] for key in shared} == {key: default[key] for key in shared}
         section = RUN_DEFAULTS[kind]
         assert {key: section[key] for key in RUN_SECTION_KEYS[kind]} == {
