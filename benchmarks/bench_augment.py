@@ -1,8 +1,8 @@
 """Training augmentation choices on the real images: the ``cpu`` preset's classifier trained once
-per choice (``none``, ``flips``, ``light``, ``strong``) with the same budget, split and random_state.
+per choice (``none``, ``flips``, ``light``, ``strong``) with the same budget, split and random state.
 
 The split is made as ``benchmarks/cpu_preset.py`` makes it (lesion-grouped, 0.75 / 0.125 / 0.125,
-random_state 0, without the duplicate groups) and the images come through the same decode cache. Each
+random state 0, without the duplicate groups) and the images come through the same decode cache. Each
 model is MobileNetV3-small at 128 px from random weights, AdamW 1e-3 with weight decay 0.05,
 batch 32, the class-balanced sampler; the best epoch is the one with the best validation
 balanced accuracy, and its weights are scored on the test split. Each choice prints one JSON line

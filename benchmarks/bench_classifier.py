@@ -1,6 +1,6 @@
 """Engine overhead: LesionClassifier.fit / predict_proba against a plain PyTorch loop.
 
-Same network (the classifier's own ClassifierNetwork, re-initialised from the same random_state), same
+Same network (the classifier's own ClassifierNetwork, re-initialised from the same random state), same
 pre-decoded tensors (a TensorDataset, so image decoding is not part of either side), same batch
 size, optimiser and learning rate, no class balancing, no validation. Both sides alternate over
 several rounds in this one process and the best round of each is reported.

@@ -4,7 +4,7 @@ its seconds per epoch and its lesion-disjoint test metrics.
 The preset must finish the whole of ``hamkit run`` on the 10,015 HAM10000 images in 30 minutes
 on 2 CPU cores, so each candidate setting (backbone, image size, epochs, batch, learning rate,
 optimizer) is trained here on a split made as the pipeline makes it (lesion-grouped, 0.75 / 0.125 /
-0.125, random_state 0; without the duplicate groups), timed, and scored on the test split: raw argmax, then after
+0.125, random state 0; without the duplicate groups), timed, and scored on the test split: raw argmax, then after
 ``LesionClassifier.calibrate`` on the validation split. Each run prints one JSON line (and
 appends it to ``--json``); docs/benchmarks.md tabulates them with each setting's seconds per
 epoch as a ratio of the reference named there (ResNet-18 at 112 px, the issue's baseline).

@@ -3,7 +3,7 @@
 ISIC 2019's training set contains all of HAM10000. This script builds a folder in ISIC 2019's
 layout (``ISIC_2019_Training_Input/``, ``ISIC_2019_Training_GroundTruth.csv`` and
 ``ISIC_2019_Training_Metadata.csv`` with ``lesion_id`` for the images that keep their id) from the
-HAM10000 images, each copied in one of these ways (seeded):
+HAM10000 images, each copied in one of these ways (the same every run: a fixed random state):
 
 * 60 % byte for byte under the same id, 10 % byte for byte under a new id;
 * 3 % saved again as PNG (the same pixels, other bytes) under a new id;

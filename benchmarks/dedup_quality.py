@@ -164,7 +164,7 @@ def real_test_set(images: Path, folder: Path, copies: int, random_state: int, me
         images: Folder of the original images.
         folder: Empty folder to write the test set to.
         copies: Planted copies per kind (at most the number of originals).
-        random_state: Random random_state.
+        random_state: Random state.
         metadata: ``HAM10000_metadata.csv`` for lesion ids, or ``None`` (every image its own lesion).
 
     Returns:
@@ -204,7 +204,7 @@ def synthetic_test_set(root: Path, folder: Path, n_lesions: int, random_state: i
         root: Empty folder for the synthetic dataset.
         folder: Empty folder for the flat copy of its images.
         n_lesions: Lesions to draw.
-        random_state: Random random_state.
+        random_state: Random state.
 
     Returns:
         The test set (ground truth from ``duplicates_groundtruth.csv``, made transitive).

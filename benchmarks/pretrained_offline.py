@@ -1,4 +1,4 @@
-"""Random initialisation against the offline ImageNet weights: the same network, split, random_state and
+"""Random initialisation against the offline ImageNet weights: the same network, split, random state and
 epochs, side by side.
 
 Each arm runs ``benchmarks/cpu_preset.py`` in its own process (so its time and memory are its

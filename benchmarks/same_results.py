@@ -7,8 +7,8 @@ each in its own process, and compares them:
 * **pairs**: ``Deduplicator(method).find`` over the first ``--n`` real images (by image id) for
   ``verified``, ``phash`` and ``exact``, every pair with its score (rounded to 6 digits);
 * **splits**: ``split_dataset`` of those images, grouped by lesion and by the ``verified`` groups,
-  random_state 0, and the same on a generated synthetic data set with its ``exact`` groups;
-* **weights**: a small ``LesionClassifier`` trained for 2 epochs on the synthetic data (random_state 0,
+  random state 0, and the same on a generated synthetic data set with its ``exact`` groups;
+* **weights**: a small ``LesionClassifier`` trained for 2 epochs on the synthetic data (random state 0,
   CPU, random initialisation); a SHA-256 of every tensor of its state dict.
 
 Only names that both versions share are used (method names, ``threshold``), so the same code
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -42,6 +43,13 @@ METHODS = ("verified", "phash", "exact")
 
 def _digest(rows: Any) -> str:
     return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
+
+
+def _state(function: Any) -> dict[str, int]:
+    """Random state 0 as ``function`` takes it: ``random_state=0``, or under the name that versions before
+    the rename to ``random_state`` used (so an earlier commit's fingerprint still runs)."""
+    takes = inspect.signature(function).parameters
+    return {"random_state": 0} if "random_state" in takes else {"seed": 0}
 
 
 def fingerprint(data: Path, n: int) -> dict[str, Any]:
@@ -68,20 +76,21 @@ def fingerprint(data: Path, n: int) -> dict[str, Any]:
         )
         out[f"pairs_{method}"] = {"count": len(rows), "sha256": _digest(rows), "seconds": time.perf_counter() - started}
         groups[method] = [None if label is None else str(label) for label in result.group_labels()]
-    split = split_dataset(records, random_state=0, extra_groups=[groups["verified"]])
+    split = split_dataset(records, **_state(split_dataset), extra_groups=[groups["verified"]])
     out["split_real"] = _digest(sorted(split.as_dict().items()))
     with tempfile.TemporaryDirectory() as folder:
-        synthetic = make_synthetic(Path(folder) / "data", n_lesions=60, random_state=0, image_size=(96, 72))
+        synthetic = make_synthetic(Path(folder) / "data", n_lesions=60, **_state(make_synthetic), image_size=(96, 72))
         synthetic_records = read_metadata(synthetic.metadata_csv)
         exact = Deduplicator("exact", progress=False, cache_dir=False, num_workers=0).find(synthetic.root)
         by_stem = dict(zip([p.stem for p in exact.paths], exact.group_labels(), strict=True))
         synthetic_split = split_dataset(
-            synthetic_records, random_state=0, extra_groups=[[by_stem[r.image_id] for r in synthetic_records]]
+            synthetic_records, **_state(split_dataset), extra_groups=[[by_stem[r.image_id] for r in synthetic_records]]
         )
         synthetic_split.save(Path(folder) / "split.csv")
         out["split_synthetic"] = _digest(sorted(synthetic_split.as_dict().items()))
         torch.set_num_threads(1)
-        recipe = TrainConfig(epochs=2, batch_size=16, lr=2e-3, random_state=0)  # recipe= is how every version takes it
+        # recipe= is how every version takes it
+        recipe = TrainConfig(epochs=2, batch_size=16, lr=2e-3, **_state(TrainConfig))
         model = LesionClassifier("resnet18", image_size=32, pretrained=False, recipe=recipe, device="cpu")
         model.fit(synthetic.root, split_csv=Path(folder) / "split.csv", num_workers=0, progress=False)
         state = model.network_.state_dict()

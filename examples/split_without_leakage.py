@@ -72,7 +72,7 @@ def main(work: Path) -> None:
     group_of = {path.stem: group for path, group in zip(found.paths, found.group_labels(), strict=True)}
     duplicate_groups = [group_of.get(image_id) for image_id in image_ids]
 
-    # 2. grouped by lesion and duplicate group, stratified by diagnosis, seeded
+    # 2. grouped by lesion and duplicate group, stratified by diagnosis, the same split every time
     split = split_dataset(records, (0.75, 0.125, 0.125), random_state=0, extra_groups=[duplicate_groups])
     split.save(work / "split.csv")
     print(split.format_table())
