@@ -21,7 +21,7 @@ def trained(synthetic, tmp_path_factory) -> Path:
     """A tiny classifier fitted for one epoch and saved, not calibrated."""
     clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
     split_csv = synthetic.root / "split.csv"
-    clf.set_params(recipe__epochs=1, recipe__batch_size=32, recipe__seed=0).fit(
+    clf.set_params(recipe__epochs=1, recipe__batch_size=32, recipe__random_state=0).fit(
         synthetic.root, split_csv=split_csv, num_workers=0, progress=False
     )
     return clf.save(tmp_path_factory.mktemp("calibrate") / "model")

@@ -34,7 +34,7 @@ def saved(synthetic, tmp_path_factory) -> tuple[Path, SkinDataset, LesionClassif
     """A tiny classifier fitted for one epoch, calibrated, its offsets forced to move decisions, saved."""
     split_csv = synthetic.root / "split.csv"
     clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
-    clf.set_params(recipe__epochs=1, recipe__batch_size=32, recipe__seed=0).fit(
+    clf.set_params(recipe__epochs=1, recipe__batch_size=32, recipe__random_state=0).fit(
         synthetic.root, split_csv=split_csv, num_workers=0, progress=False
     )
     clf.calibrate(synthetic.root, split_csv=split_csv)

@@ -22,7 +22,7 @@ def calibrated(synthetic, tmp_path_factory) -> tuple[Path, LesionClassifier]:
     """A tiny classifier fitted for one epoch, calibrated to melanoma sensitivity 0.9 on val, saved."""
     split_csv = synthetic.root / "split.csv"
     clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
-    clf.set_params(recipe__epochs=1, recipe__batch_size=32, recipe__seed=0).fit(
+    clf.set_params(recipe__epochs=1, recipe__batch_size=32, recipe__random_state=0).fit(
         synthetic.root, split_csv=split_csv, num_workers=0, progress=False, data_licence=LICENCE
     )
     clf.calibrate(synthetic.root, split_csv=split_csv, target={"mel": {"sensitivity": 0.9}})
