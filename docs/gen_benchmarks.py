@@ -136,9 +136,9 @@ def cpu_preset_sizing() -> str:
     """One line per sizing run of ``benchmarks/cpu_preset.py``."""
     rows = [json.loads(line) for line in (RESULTS / "cpu_preset_sizing.jsonl").read_text().splitlines() if line]
     lines = [
-        "| task | network | weights | size | epochs | lr | augment | balance | warm-up | quiet s/epoch "
-        "| best epoch | test |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| task | network | weights | size | epochs | lr | augment | balance | warm-up | weight average | "
+        "quiet s/epoch | best epoch | test |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         # a row run beside other jobs on one thread says so in its note: its seconds are not a cost
@@ -150,13 +150,19 @@ def cpu_preset_sizing() -> str:
                 f"{_num(row['melanoma_sensitivity'])}, AUC {_num(row['macro_auc'])}; rule BA "
                 f"{_num(row['tuned_balanced_accuracy'])}, mel. sens. {_num(row['tuned_melanoma_sensitivity'])}"
             )
+            if "rule_balanced_accuracy" in row:  # the decision hamkit run saves: the rule and the operating point
+                test += (
+                    f"; saved decision BA {_num(row['rule_balanced_accuracy'])}, F1 {_num(row['rule_macro_f1'])}, "
+                    f"mel. sens. {_num(row['rule_melanoma_sensitivity'])}"
+                )
         else:
             test = f"Dice {_num(row['mean_dice'])}, thresholded Jaccard {_num(row['thresholded_jaccard'])}"
         weights = "ImageNet (installed)" if row["pretrained"] else "random"
+        average = f"EMA {row['ema_decay']:g}" if row.get("ema_decay") else "off"
         lines.append(
             f"| {row['task']} | `{row['backbone']}` | {weights} | {row['image_size']} | {row['epochs']} | "
-            f"{row['lr']:g} | {row['augment']} | {balance} | {row['warmup_epochs']:g} | {quiet} | {row['best_epoch']} "
-            f"| {test} |"
+            f"{row['lr']:g} | {row['augment']} | {balance} | {row['warmup_epochs']:g} | {average} | {quiet} | "
+            f"{row['best_epoch']} | {test} |"
         )
     dates = sorted({row["date"][:10] for row in rows})
     lines += [

@@ -109,6 +109,32 @@ def test_class_balance_modes_and_weights(synthetic):
     assert len(clf.history_) == 1
 
 
+def test_sqrt_balance_draws_classes_by_the_square_root_of_their_size(synthetic, monkeypatch):
+    from hamkit.engine.distributed import ShardedSampler
+    from hamkit.engine.fitting import dataset_labels
+    from hamkit.engine.trainer import Trainer
+
+    labels = np.array([0] * 90 + [1] * 10)
+    per_sample, _ = balance_weights(labels, 2, power=0.5)
+    drawn = labels[list(ShardedSampler(100, torch.as_tensor(per_sample), random_state=0))]
+    # sqrt(10) / (sqrt(90) + sqrt(10)) = 0.25 of the draws are the small class (0.10 unbalanced, 0.5 "sampler")
+    assert 0.15 < drawn.mean() < 0.35
+    seen = {}
+
+    def capture(self, model, task, train, val=None, sample_weights=None):
+        seen["weights"], seen["labels"] = np.asarray(sample_weights), np.asarray(dataset_labels(train))
+        raise KeyboardInterrupt  # the weights are all this test needs
+
+    monkeypatch.setattr(Trainer, "fit", capture)
+    clf = LesionClassifier("resnet18", image_size=32, pretrained=False, device="cpu")
+    with pytest.raises(KeyboardInterrupt):
+        clf.set_params(recipe=RECIPE, recipe__class_balance="sqrt").fit(
+            synthetic.root, split_csv=synthetic.root / "split.csv", **FIT
+        )
+    counts = np.bincount(seen["labels"])
+    assert len(counts) >= 3 and np.allclose(seen["weights"], 1 / np.sqrt(counts[seen["labels"]]))
+
+
 def test_bad_input_is_refused(synthetic):
     clf = LesionClassifier("resnet18", num_classes=3, image_size=32, pretrained=False, device="cpu")
     with pytest.raises(DataError, match=r"not among the classes \['class_0'"):

@@ -46,28 +46,34 @@ def dataset_labels(dataset: Dataset) -> np.ndarray:
     )
 
 
-def balance_weights(labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def balance_weights(labels: np.ndarray, num_classes: int, *, power: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Inverse-frequency weights for class balancing.
 
     Args:
         labels: Class index per training sample.
         num_classes: Number of classes.
+        power: The sampling weight of a sample is ``1 / count ** power`` of its class: ``1``
+            draws every class equally often, ``0.5`` each class in proportion to the square root
+            of its size (``class_balance="sqrt"``).
 
     Returns:
-        ``(per_sample, per_class)``: sampling weight per sample (``1 / count`` of its class, so
-        every class is drawn equally often) and loss weight per class (``n / (K * count)``,
-        mean 1 over the ``K`` classes present; 0 for absent classes).
+        ``(per_sample, per_class)``: sampling weight per sample (``1 / count ** power`` of its
+        class) and loss weight per class (``n / (K * count)``, mean 1 over the ``K`` classes
+        present; 0 for absent classes).
 
     Examples:
         >>> per_sample, per_class = balance_weights(np.array([0, 0, 0, 1]), 2)
         >>> per_sample.tolist(), per_class.tolist()
         ([0.3333333333333333, 0.3333333333333333, 0.3333333333333333, 1.0], [0.6666666666666666, 2.0])
+        >>> per_sample, _ = balance_weights(np.array([0, 0, 0, 0, 1]), 2, power=0.5)
+        >>> per_sample.tolist()  # class 0 drawn 4 x 0.5 = 2 times as often as class 1
+        [0.5, 0.5, 0.5, 0.5, 1.0]
     """
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     present = counts > 0
     per_class = np.zeros(num_classes)
     per_class[present] = labels.size / (present.sum() * counts[present])
-    per_sample = 1.0 / counts[labels]
+    per_sample = 1.0 / counts[labels] ** power
     return per_sample, per_class
 
 
@@ -163,8 +169,9 @@ def fit_estimator(
         warn_one_class(labels, getattr(estimator, "classes_", None))
         if val is not None:
             check_labels(dataset_labels(val), count, "validation")
-        per_sample, per_class = balance_weights(labels, count)
-        if recipe.class_balance == "sampler":
+        power = 0.5 if recipe.class_balance == "sqrt" else 1.0
+        per_sample, per_class = balance_weights(labels, count, power=power)
+        if recipe.class_balance in ("sampler", "sqrt"):
             sample_weights = per_sample
         elif recipe.class_balance == "loss":
             class_weights = torch.tensor(per_class, dtype=torch.float32, device=resolve_device(recipe.device))

@@ -56,7 +56,9 @@ class TrainConfig(BaseEstimator):
             validation data the last epoch is kept.
         early_stopping: Stop after this many epochs without improvement, or ``None``.
         class_balance: ``"sampler"`` (every class drawn equally often, with replacement),
-            ``"loss"`` (class-weighted cross-entropy) or ``"none"``. The segmenter balances only
+            ``"sqrt"`` (each class drawn in proportion to the square root of its size: rare
+            classes more often than their share, without repeating their few images as often as
+            ``"sampler"`` does), ``"loss"`` (class-weighted cross-entropy) or ``"none"``. The segmenter balances only
             when it has a diagnosis head.
         augment: Training augmentation: ``"none"``, ``"flips"`` (flips and 90-degree turns),
             ``"light"``, ``"strong"``, ``True`` (the same as ``"flips"``), ``False`` (none) or a

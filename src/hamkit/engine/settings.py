@@ -42,7 +42,7 @@ OFF = "none"
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine", "step", OFF)
-CLASS_BALANCE_MODES = ("sampler", "loss", OFF)
+CLASS_BALANCE_MODES = ("sampler", "sqrt", "loss", OFF)
 AUGMENTS = (OFF, "flips", "light", "strong")
 """Named training augmentations (see :mod:`hamkit.data.augment`)."""
 
