@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from threadpoolctl import threadpool_limits
 
 __all__ = [
     "INLIER_HALF",
@@ -841,7 +842,9 @@ def match_pairs(
             if progress is not None:
                 progress(done)
         return out, weighted
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    # the threads already fill the cores: a BLAS that also splits each product over its own threads
+    # only makes them wait for each other (benchmarks/lesion_verify_threads.py)
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=workers) as pool:
         for done in pool.map(work, chunks):
             if progress is not None:
                 progress(done)
