@@ -525,6 +525,11 @@ def segmenter_overhead() -> str:
     return _verbatim("segmenter_overhead") + "\n\nWhat `predict` adds, from the table: " + "; ".join(sentences) + "."
 
 
+def lesion_verify_threads() -> str:
+    """``benchmarks/lesion_verify_threads.py``: the lesion verification with the BLAS threads limited."""
+    return _verbatim("lesion_verify_threads")
+
+
 def verify_cost() -> str:
     """``benchmarks/bench_verify.py``: the two-stage verification against a full keypoint match."""
     row = _rows("verify")
@@ -778,6 +783,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "report_recipe_sample": report_recipe_sample,
     "full_run_cpu": full_run_cpu,
     "same_lesion": same_lesion,
+    "lesion_verify_threads": lesion_verify_threads,
     "cpu_preset_sizing": cpu_preset_sizing,
     "pretrained_offline": pretrained_offline,
     "evaluation_real": evaluation_real,
