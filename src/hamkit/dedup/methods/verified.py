@@ -77,16 +77,16 @@ class VerifiedMethod(DedupMethod):
         batch_size: Images per decoding batch (the scenes do not depend on it).
         backend: ``"auto"`` (the default: ``"disk"`` for more than :data:`AUTO_DISK_ABOVE`
             images, ``"local"`` otherwise, so that memory stays bounded whatever the collection's
-            size; the results record the choice as ``backend_used``), ``"local"`` (this process and
-            its decoding workers, every scene in memory: tens of KB per image), ``"disk"`` (the stages of :mod:`hamkit.dedup.shards` in this
-            process, with the scenes on disk and loaded per batch of candidate pairs: memory no
-            longer grows with the scenes) or ``"ray"`` (those stages as Ray tasks, one shard per
-            CPU of the cluster that ``ray.init`` finds, a local one when there is none;
-            ``pip install 'hamkit[ray]'``). The result is the same. The scenes go to a
-            temporary folder (``HAMKIT_SHARDS_DIR`` when set: on a Ray cluster, a folder every
-            node reaches). Only :meth:`~hamkit.Deduplicator.find` runs on ``"disk"`` or ``"ray"``;
-            what reads the scenes in this process (an audit, a cross search) runs ``"auto"`` as
-            ``"local"``.
+            size; the results record the choice as ``backend_used``), ``"local"`` (this process
+            and its decoding workers, every scene in memory: tens of KB per image), ``"disk"`` (the
+            stages of :mod:`hamkit.dedup.shards` in this process, with the scenes on disk and
+            loaded per batch of candidate pairs: memory no longer grows with the scenes) or
+            ``"ray"`` (those stages as Ray tasks, one shard per CPU of the cluster that
+            ``ray.init`` finds, a local one when there is none; ``pip install 'hamkit[ray]'``).
+            The result is the same. The scenes go to a temporary folder (``HAMKIT_SHARDS_DIR``
+            when set: on a Ray cluster, a folder every node reaches). Only
+            :meth:`~hamkit.Deduplicator.find` runs on ``"disk"`` or ``"ray"``; what reads the
+            scenes in this process (an audit, a cross search) runs ``"auto"`` as ``"local"``.
 
     Attributes:
         scenes_: The decoded scenes, by path, size and modification time.
