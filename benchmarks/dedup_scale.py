@@ -32,6 +32,7 @@ and the largest single process's own peak (``VmHWM``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -336,17 +337,41 @@ class _TreeSampler:
     shared page split among its sharers), the most processes at once, and the largest single
     process's peak (``VmHWM``, the kernel's own peak: exact for a process seen alive)."""
 
-    def __init__(self, pid: int, every: float = 0.2) -> None:
+    def __init__(self, pid: int, every: float = 0.2, pause: tuple[float, float] | None = None) -> None:
         import threading
 
-        self.pid, self.every = pid, every
+        self.pid, self.every, self.pause = pid, every, pause
         self.peak = {"rss": 0, "anon": 0, "pss": 0, "hwm": 0, "main_hwm": 0, "processes": 0}
+        self.paused = 0.0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
+    def _hold(self) -> None:
+        """Stop the whole tree (``SIGSTOP``: no CPU, its memory kept) from the pause's start to its
+        end (times since the epoch), for a machine that must be left quiet meanwhile."""
+        import signal
+
+        assert self.pause is not None
+        tree = _descendants(self.pid)
+        for pid in tree:  # the command first: it starts no worker once stopped
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGSTOP)
+        stopped = time.time()
+        until = time.strftime("%H:%M", time.gmtime(self.pause[1]))
+        print(f"paused {len(tree)} process(es) until {until} UTC", flush=True)
+        while time.time() < self.pause[1] and not self.stop.is_set():
+            time.sleep(1.0)
+        for pid in reversed(tree):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGCONT)
+        self.paused += time.time() - stopped
+        self.pause = None
+
     def _run(self) -> None:
         while not self.stop.is_set():
+            if self.pause is not None and time.time() >= self.pause[0]:
+                self._hold()
             rss = anon = pss = 0
             tree = _descendants(self.pid)
             for pid in tree:
@@ -373,24 +398,31 @@ class _TreeSampler:
         }
 
 
-def _tree_measured(command: list[str]) -> dict[str, float]:
+def _tree_measured(command: list[str], pause: tuple[float, float] | None = None) -> dict[str, float]:
     """Run ``command`` (its output as it comes); its wall seconds and :class:`_TreeSampler` peaks:
-    ``peak_rss_mib`` is the largest sum of the tree's resident memory."""
+    ``peak_rss_mib`` is the largest sum of the tree's resident memory. With ``pause`` (start and
+    end, seconds since the epoch) the command and its workers are stopped in between, and
+    ``seconds`` leaves that time out (``paused_seconds``)."""
     started = time.perf_counter()
     child = subprocess.Popen(command)
-    sampler = _TreeSampler(child.pid)
+    sampler = _TreeSampler(child.pid, pause=pause)
     child.wait()
     peak = sampler.done()
     if child.returncode:
         raise SystemExit(f"failed ({child.returncode}): {' '.join(command)}")
-    return {"seconds": round(time.perf_counter() - started, 1), **peak}
+    wall = time.perf_counter() - started
+    row: dict[str, float] = {"seconds": round(wall - sampler.paused, 1), **peak}
+    if sampler.paused:
+        row.update({"wall_seconds": round(wall, 1), "paused_seconds": round(sampler.paused, 1)})
+    return row
 
 
-def whole(n: int, work: Path) -> dict:
+def whole(n: int, work: Path, pause: tuple[float, float] | None = None) -> dict:
     """A whole ``hamkit dedup IMAGES --out OUT --no-review`` with the default settings (the
     backend ``auto`` chooses) on the synthetic collection of ``n`` images, in a fresh process:
     wall time, peak memory of the command and its workers (:class:`_TreeSampler`), the backend
-    chosen (``backend_used`` in summary.json), the pairs and the planted copies' recall."""
+    chosen (``backend_used`` in summary.json), the pairs and the planted copies' recall. ``pause``:
+    see :func:`_tree_measured`."""
     images = work / f"images-{n}"
     started = time.perf_counter()
     planted = make_collection(images, n)
@@ -398,7 +430,7 @@ def whole(n: int, work: Path) -> dict:
     out = work / f"whole-{n}"
     shutil.rmtree(out, ignore_errors=True)
     load = os.getloadavg()[0]
-    row: dict = {"images": n, **_tree_measured(_hamkit(str(images), "--out", str(out), "--no-review"))}
+    row: dict = {"images": n, **_tree_measured(_hamkit(str(images), "--out", str(out), "--no-review"), pause)}
     summary = json.loads((out / "summary.json").read_text())
     pairs = (out / "pairs.csv").read_bytes()
     row.update(
@@ -607,6 +639,13 @@ def main() -> None:
         "time, peak memory of the command and its workers, the backend auto chose",
     )
     parser.add_argument(
+        "--pause",
+        nargs=2,
+        metavar=("HH:MM", "HH:MM"),
+        help="with --whole: stop the command and its workers (SIGSTOP) from the first UTC time to the second, for a "
+        "machine that must be left quiet meanwhile; the wall time leaves the pause out (paused_seconds)",
+    )
+    parser.add_argument(
         "--index",
         choices=("disk", "memory", "both"),
         default="disk",
@@ -633,8 +672,17 @@ def main() -> None:
             EXTRA.write_text(json.dumps(saved, indent=1) + "\n")
         return
     if args.whole:
+        pause = None
+        if args.pause:
+            import datetime
+
+            today = datetime.datetime.now(datetime.UTC).date()
+            pause = tuple(  # type: ignore[assignment]
+                datetime.datetime.combine(today, datetime.time.fromisoformat(t), datetime.UTC).timestamp()
+                for t in args.pause
+            )
         for n in args.whole:
-            row = {**whole(n, args.work), **provenance()}
+            row = {**whole(n, args.work, pause), **provenance()}
             print(json.dumps(row), flush=True)
             saved = json.loads(EXTRA.read_text()) if EXTRA.exists() else {"benchmark": "dedup_scale"}
             saved["whole"] = [r for r in saved.get("whole", []) if r["images"] != n] + [row]
