@@ -788,6 +788,13 @@ def dedup_scale_whole() -> str:
             f"{largest['images']:,}-image peak for {MILLION / largest['images']:.0f}x the images: estimated, not "
             "measured)."
         )
+    for r in rows:
+        if r.get("paused_seconds"):
+            notes.append(
+                f"The {r['images']:,}-image run was stopped for {r['paused_seconds']:,.0f} s (`--pause`: the command "
+                "and its workers held by `SIGSTOP`, their memory kept, while the machine had to be left quiet for "
+                f"another measurement); its wall time leaves that out ({r['wall_seconds']:,.0f} s with it)."
+            )
     loads = [x for r in rows for x in r["load_average"]]
     runs = sorted({f"{r['date'][:10]}, commit `{r['commit'][:12]}`, `{_command(r['command'])}`" for r in rows})
     notes.append(
