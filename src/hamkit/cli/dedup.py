@@ -182,7 +182,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=None,
         choices=("auto", "local", "disk", "ray"),
         action=_LateHelp,
-        help=_backend_help,  # type: ignore[arg-type]
+        help=_backend_help,
     )
     _method_options(parser)
     parser.add_argument(
