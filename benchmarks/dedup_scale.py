@@ -20,13 +20,22 @@ largest size measured and the projection to a cluster.
     python benchmarks/dedup_scale.py --sizes 100000 --modes shards   # appends to the results file
     python benchmarks/dedup_scale.py --search-memory 20000 100000    # the search stage alone
     python benchmarks/dedup_scale.py --real HAM10000_FOLDER          # one process against Ray, real images
+    python benchmarks/dedup_scale.py --whole 20000 100000            # a whole hamkit dedup, default settings
+
+Peak memory of a whole command (``single``, ``disk`` and ``--whole``) is sampled from ``/proc``
+over the command's process and every process below it (its decoding workers): the largest sum
+of their resident memory (``RSS``: shared pages counted once per process, an upper bound) and of
+their proportional set size (``PSS``: a shared page split among the processes that share it),
+and the largest single process's own peak (``VmHWM``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -122,12 +131,13 @@ def _recall(out: Path, planted: list[tuple[str, str]]) -> float:
     return sum(frozenset(p) in found for p in planted) / max(1, len(planted))
 
 
-def run_single(images: Path, work: Path) -> dict:
-    out = work / "single"
+def run_single(images: Path, work: Path, *backend: str) -> dict:
+    """``hamkit dedup IMAGES --out OUT --no-review`` (and ``backend``'s flags): its wall time and
+    the peak memory of the command and its decoding workers (:class:`_TreeSampler`)."""
+    out = work / ("single" if not backend else backend[-1])
     shutil.rmtree(out, ignore_errors=True)
-    started = time.perf_counter()
-    subprocess.run(_hamkit(str(images), "--out", str(out), "--no-review"), check=True)
-    return {"seconds": round(time.perf_counter() - started, 1), "out": str(out)}
+    row = _tree_measured(_hamkit(str(images), "--out", str(out), "--no-review", *backend))
+    return {**row, "peak_of": "process tree", "out": str(out)}
 
 
 def run_shards(images: Path, work: Path, shards: int = 2) -> dict:
@@ -154,11 +164,7 @@ def run_shards(images: Path, work: Path, shards: int = 2) -> dict:
 
 
 def run_disk(images: Path, work: Path) -> dict:
-    out = work / "disk"
-    shutil.rmtree(out, ignore_errors=True)
-    started = time.perf_counter()
-    subprocess.run(_hamkit(str(images), "--out", str(out), "--no-review", "--backend", "disk"), check=True)
-    return {"seconds": round(time.perf_counter() - started, 1), "out": str(out)}
+    return run_single(images, work, "--backend", "disk")
 
 
 def run_ray(images: Path, work: Path) -> dict:
@@ -190,7 +196,7 @@ def worker(mode: str, n: int, work: Path) -> None:
         {
             "images": n,
             "mode": mode,
-            "peak_rss_mib": _child_peak_mib(),
+            "peak_rss_mib": row.get("peak_rss_mib", _child_peak_mib()),
             "pairs": pairs.count(b"\n") - 1,
             "planted_recall": round(_recall(out, planted), 4),
             "same_pairs_csv_as_single": pairs == reference.read_bytes() if reference.exists() else None,
@@ -207,7 +213,8 @@ def real_worker(mode: str, images: Path, work: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     row = {"single": run_single, "ray": run_ray}[mode](images, folder)
     pairs = (Path(row.pop("out")) / "pairs.csv").read_bytes()
-    row.update({"mode": mode, "peak_rss_mib": _child_peak_mib(), "pairs": pairs.count(b"\n") - 1})
+    peak = row.get("peak_rss_mib", _child_peak_mib())
+    row.update({"mode": mode, "peak_rss_mib": peak, "pairs": pairs.count(b"\n") - 1})
     print(json.dumps(row), flush=True)
 
 
@@ -292,6 +299,152 @@ class _Sampler:
         self.stop.set()
         self.thread.join()
         return {key: round(kib / 1024, 1) for key, kib in self.peak.items()}
+
+
+def _descendants(root: int) -> list[int]:
+    """``root`` and every live process below it (from the parent ids in ``/proc/PID/stat``)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, ()))
+    return tree
+
+
+def _kib(path: str, keys: tuple[str, ...]) -> dict[str, int]:
+    out = dict.fromkeys(keys, 0)
+    for line in Path(path).read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in out:
+            out[key] = int(value.split()[0])
+    return out
+
+
+class _TreeSampler:
+    """Polls a process and every process below it (its decoding workers) every ``every`` seconds
+    from ``/proc``: the largest sums over the tree of ``VmRSS`` (shared pages counted in every
+    process that maps them: an upper bound), ``RssAnon`` and ``Pss`` (``smaps_rollup``: each
+    shared page split among its sharers), the most processes at once, and the largest single
+    process's peak (``VmHWM``, the kernel's own peak: exact for a process seen alive)."""
+
+    def __init__(self, pid: int, every: float = 0.2, pause: tuple[float, float] | None = None) -> None:
+        import threading
+
+        self.pid, self.every, self.pause = pid, every, pause
+        self.peak = {"rss": 0, "anon": 0, "pss": 0, "hwm": 0, "main_hwm": 0, "processes": 0}
+        self.paused = 0.0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _hold(self) -> None:
+        """Stop the whole tree (``SIGSTOP``: no CPU, its memory kept) from the pause's start to its
+        end (times since the epoch), for a machine that must be left quiet meanwhile."""
+        import signal
+
+        assert self.pause is not None
+        tree = _descendants(self.pid)
+        for pid in tree:  # the command first: it starts no worker once stopped
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGSTOP)
+        stopped = time.time()
+        until = time.strftime("%H:%M", time.gmtime(self.pause[1]))
+        print(f"paused {len(tree)} process(es) until {until} UTC", flush=True)
+        while time.time() < self.pause[1] and not self.stop.is_set():
+            time.sleep(1.0)
+        for pid in reversed(tree):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGCONT)
+        self.paused += time.time() - stopped
+        self.pause = None
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            if self.pause is not None and time.time() >= self.pause[0]:
+                self._hold()
+            rss = anon = pss = 0
+            tree = _descendants(self.pid)
+            for pid in tree:
+                try:
+                    status = _kib(f"/proc/{pid}/status", ("VmRSS", "RssAnon", "VmHWM"))
+                    rollup = _kib(f"/proc/{pid}/smaps_rollup", ("Pss",))
+                except (OSError, ValueError, IndexError):
+                    continue
+                rss, anon, pss = rss + status["VmRSS"], anon + status["RssAnon"], pss + rollup["Pss"]
+                self.peak["hwm"] = max(self.peak["hwm"], status["VmHWM"])
+                if pid == self.pid:
+                    self.peak["main_hwm"] = max(self.peak["main_hwm"], status["VmHWM"])
+            for key, value in (("rss", rss), ("anon", anon), ("pss", pss), ("processes", len(tree))):
+                self.peak[key] = max(self.peak[key], value)
+            time.sleep(self.every)
+
+    def done(self) -> dict[str, float]:
+        self.stop.set()
+        self.thread.join()
+        processes = self.peak.pop("processes")
+        return {
+            **{f"peak_{key}_mib": round(kib / 1024, 1) for key, kib in self.peak.items()},
+            "max_processes": processes,
+        }
+
+
+def _tree_measured(command: list[str], pause: tuple[float, float] | None = None) -> dict[str, float]:
+    """Run ``command`` (its output as it comes); its wall seconds and :class:`_TreeSampler` peaks:
+    ``peak_rss_mib`` is the largest sum of the tree's resident memory. With ``pause`` (start and
+    end, seconds since the epoch) the command and its workers are stopped in between, and
+    ``seconds`` leaves that time out (``paused_seconds``)."""
+    started = time.perf_counter()
+    child = subprocess.Popen(command)
+    sampler = _TreeSampler(child.pid, pause=pause)
+    child.wait()
+    peak = sampler.done()
+    if child.returncode:
+        raise SystemExit(f"failed ({child.returncode}): {' '.join(command)}")
+    wall = time.perf_counter() - started
+    row: dict[str, float] = {"seconds": round(wall - sampler.paused, 1), **peak}
+    if sampler.paused:
+        row.update({"wall_seconds": round(wall, 1), "paused_seconds": round(sampler.paused, 1)})
+    return row
+
+
+def whole(n: int, work: Path, pause: tuple[float, float] | None = None) -> dict:
+    """A whole ``hamkit dedup IMAGES --out OUT --no-review`` with the default settings (the
+    backend ``auto`` chooses) on the synthetic collection of ``n`` images, in a fresh process:
+    wall time, peak memory of the command and its workers (:class:`_TreeSampler`), the backend
+    chosen (``backend_used`` in summary.json), the pairs and the planted copies' recall. ``pause``:
+    see :func:`_tree_measured`."""
+    images = work / f"images-{n}"
+    started = time.perf_counter()
+    planted = make_collection(images, n)
+    print(f"{n} images ready in {time.perf_counter() - started:.0f} s", flush=True)
+    out = work / f"whole-{n}"
+    shutil.rmtree(out, ignore_errors=True)
+    load = os.getloadavg()[0]
+    row: dict = {"images": n, **_tree_measured(_hamkit(str(images), "--out", str(out), "--no-review"), pause)}
+    summary = json.loads((out / "summary.json").read_text())
+    pairs = (out / "pairs.csv").read_bytes()
+    row.update(
+        {
+            "backend": summary["settings"]["method_settings"]["backend"],
+            "backend_used": summary["settings"].get("backend_used"),
+            "candidate_pairs": int(re.search(r"(\d+) candidate pair", summary["text"]).group(1)),  # type: ignore[union-attr]
+            "pairs": pairs.count(b"\n") - 1,
+            "planted_recall": round(_recall(out, planted), 4),
+            "load_average": [round(load, 2), round(os.getloadavg()[0], 2)],
+        }
+    )
+    shutil.rmtree(out, ignore_errors=True)
+    return row
 
 
 def _fake_stores(root: Path, n: int, shards: int) -> None:
@@ -478,6 +631,21 @@ def main() -> None:
         "process) at these sizes, on random thumbnails with empty scenes",
     )
     parser.add_argument(
+        "--whole",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="only run a whole hamkit dedup with the default settings on the synthetic collection of each size: wall "
+        "time, peak memory of the command and its workers, the backend auto chose",
+    )
+    parser.add_argument(
+        "--pause",
+        nargs=2,
+        metavar=("HH:MM", "HH:MM"),
+        help="with --whole: stop the command and its workers (SIGSTOP) from the first UTC time to the second, for a "
+        "machine that must be left quiet meanwhile; the wall time leaves the pause out (paused_seconds)",
+    )
+    parser.add_argument(
         "--index",
         choices=("disk", "memory", "both"),
         default="disk",
@@ -501,6 +669,23 @@ def main() -> None:
             print(json.dumps(row), flush=True)
             saved = json.loads(EXTRA.read_text()) if EXTRA.exists() else {"benchmark": "dedup_scale"}
             saved["stages"] = [r for r in saved.get("stages", []) if r["images"] != n] + [row]
+            EXTRA.write_text(json.dumps(saved, indent=1) + "\n")
+        return
+    if args.whole:
+        pause = None
+        if args.pause:
+            import datetime
+
+            today = datetime.datetime.now(datetime.UTC).date()
+            pause = tuple(  # type: ignore[assignment]
+                datetime.datetime.combine(today, datetime.time.fromisoformat(t), datetime.UTC).timestamp()
+                for t in args.pause
+            )
+        for n in args.whole:
+            row = {**whole(n, args.work, pause), **provenance()}
+            print(json.dumps(row), flush=True)
+            saved = json.loads(EXTRA.read_text()) if EXTRA.exists() else {"benchmark": "dedup_scale"}
+            saved["whole"] = [r for r in saved.get("whole", []) if r["images"] != n] + [row]
             EXTRA.write_text(json.dumps(saved, indent=1) + "\n")
         return
     if args.worker:

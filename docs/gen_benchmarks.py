@@ -18,7 +18,9 @@ docs/benchmarks.md (or another page of :data:`PAGES`) and is rendered from ``ben
 * ``dedup_scale`` (in docs/benchmarks_dedup.md): ``dedup_scale.json`` and ``dedup_scale_extra.json``
   (``benchmarks/dedup_scale.py``);
 * ``dedup_scale_real`` (in docs/benchmarks_dedup.md): the ``real`` entry of ``dedup_scale_extra.json``
-  (``benchmarks/dedup_scale.py --real``: one process against ``--backend ray`` on real images).
+  (``benchmarks/dedup_scale.py --real``: one process against ``--backend ray`` on real images);
+* ``dedup_scale_whole`` (in docs/benchmarks_dedup.md): the ``whole`` entry of ``dedup_scale_extra.json``
+  (``benchmarks/dedup_scale.py --whole``: a whole ``hamkit dedup`` with the default settings).
 
     python docs/gen_benchmarks.py           # rewrite the blocks
     python docs/gen_benchmarks.py --check   # exit status 1 if a block is out of date
@@ -706,9 +708,13 @@ def _search_memory_notes(extra: dict[str, Any]) -> list[str]:
             f"stage peak is the {worst}'s, {_mib(largest[worst]['peak_rss_mib'])} MiB RSS "
             f"({_mib(largest[worst]['peak_anon_mib'])} MiB anonymous). `hamkit dedup --backend disk` runs these "
             "stages one after the other in one process, after the decoding, which holds one batch of images per "
-            "worker and writes each scene to disk as it goes; a whole `hamkit dedup` at this size was not run (the "
-            "machine's time did not allow decoding and verifying 100,000 images), so its peak is known per stage "
-            "only."
+            "worker and writes each scene to disk as it goes"
+            + (
+                " (a whole `hamkit dedup`, decoding and verifying real scenes, is measured below)."
+                if any(r["images"] == largest["images"] for r in extra.get("whole", []))
+                else "; a whole `hamkit dedup` at this size was not run (the machine's time did not allow decoding "
+                "and verifying 100,000 images), so its peak is known per stage only."
+            )
         )
         if len(staged) >= 2:
             small = staged[0]
@@ -741,6 +747,72 @@ def _search_memory_notes(extra: dict[str, Any]) -> list[str]:
             "cores): times are upper bounds; memory does not depend on the load."
         )
     return notes
+
+
+def dedup_scale_whole() -> str:
+    """``benchmarks/dedup_scale.py --whole``: a whole ``hamkit dedup`` with the default settings."""
+    extra_file = RESULTS / "dedup_scale_extra.json"
+    rows = sorted((json.loads(extra_file.read_text()) if extra_file.exists() else {}).get("whole", []), key=_images)
+    if not rows:
+        return "No results yet: run `python benchmarks/dedup_scale.py --whole N`."
+    lines = [
+        "| images | backend chosen | wall s | peak PSS MiB (all processes) | peak RSS MiB (sum) | peak MiB (largest "
+        "process) | processes | candidate pairs | pairs | planted recall |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['images']:,} | {r['backend_used']} | {r['seconds']:.1f} | {_mib(r['peak_pss_mib'])} | "
+            f"{_mib(r['peak_rss_mib'])} | {_mib(r['peak_hwm_mib'])} | {r['max_processes']} | "
+            f"{r['candidate_pairs']:,} | {r['pairs']:,} | {r['planted_recall']:.3f} |"
+        )
+    notes = [
+        "`hamkit dedup IMAGES --out OUT --no-review`, nothing else given (so `--backend auto`), in a fresh process, "
+        "on the synthetic collection above. Its memory is sampled from `/proc` every 0.2 s over the command and "
+        "every process below it (its decoding workers): *PSS* adds up each process's proportional set size (a page "
+        "that several processes share, such as the libraries' code and what the workers inherited from the command, "
+        "split among them), *RSS (sum)* adds up their resident sizes (such a page counted once per process: an upper "
+        "bound), and the largest process's peak is its own `VmHWM`. Both include the pages of memory-mapped files "
+        "(the window index, the thumbnails), page cache the kernel reclaims when memory runs short."
+    ]
+    largest = rows[-1]
+    notes.append(
+        f"At {largest['images']:,} images the default ran on `{largest['backend_used']}` and peaked at "
+        f"{largest['peak_pss_mib'] / 1024:.2f} GiB PSS ({largest['peak_rss_mib'] / 1024:.2f} GiB RSS summed over "
+        f"its processes; {largest['peak_hwm_mib'] / 1024:.2f} GiB in its largest process)."
+    )
+    if len(rows) >= 2:
+        small = rows[0]
+        slope = (largest["peak_pss_mib"] - small["peak_pss_mib"]) / (largest["images"] - small["images"])
+        at_million = largest["peak_pss_mib"] + slope * (MILLION - largest["images"])
+        notes[-1] += (
+            f" From {small['images']:,} to {largest['images']:,} images ({largest['images'] / small['images']:.0f}x "
+            f"the images) the PSS peak grew {largest['peak_pss_mib'] / small['peak_pss_mib']:.2f}x, "
+            f"{slope * 1024:.2f} KiB per image; that slope carried on to 1,000,000 images gives about "
+            f"{at_million / 1024:.1f} GiB ({at_million / largest['peak_pss_mib']:.1f}x the "
+            f"{largest['images']:,}-image peak for {MILLION / largest['images']:.0f}x the images: estimated, not "
+            "measured)."
+        )
+    for r in rows:
+        if r.get("paused_seconds"):
+            notes.append(
+                f"The {r['images']:,}-image run was stopped for {r['paused_seconds']:,.0f} s (`--pause`: the command "
+                "and its workers held by `SIGSTOP`, their memory kept, while the machine had to be left quiet for "
+                f"another measurement); its wall time leaves that out ({r['wall_seconds']:,.0f} s with it)."
+            )
+    loads = [x for r in rows for x in r["load_average"]]
+    runs = sorted({f"{r['date'][:10]}, commit `{r['commit'][:12]}`, `{_command(r['command'])}`" for r in rows})
+    notes.append(
+        "Rows from `benchmarks/results/dedup_scale_extra.json` ("
+        + "; ".join(runs)
+        + f"). The machine was shared with other jobs (1-minute load average {min(loads):.1f}-{max(loads):.1f} on 2 "
+        "cores, before and after each run): wall times are upper bounds; memory does not depend on the load."
+    )
+    return "\n".join(lines) + "\n\n" + "\n\n".join(notes)
+
+
+def _images(row: dict[str, Any]) -> int:
+    return int(row["images"])
 
 
 def dedup_scale_real() -> str:
@@ -791,6 +863,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "operating_points": operating_points,
     "dedup_scale": dedup_scale,
     "dedup_scale_real": dedup_scale_real,
+    "dedup_scale_whole": dedup_scale_whole,
 }
 
 

@@ -89,7 +89,7 @@ def test_search_backend_option_reaches_the_deduplicator():
     default = dedup_from_args(parser.parse_args(["dedup", "imgs", "--out", "o", "--method", "cnn"]))
     assert default.method.search_backend == "auto" and default.method.ivf is None
     verified = dedup_from_args(parser.parse_args(["dedup", "imgs", "--out", "o", "--candidates", "20"]))
-    assert verified.method.get_params() == {"batch_size": 32, "candidates": 20, "min_inliers": 15, "backend": "local"}
+    assert verified.method.get_params() == {"batch_size": 32, "candidates": 20, "min_inliers": 15, "backend": "auto"}
 
 
 def test_method_options_the_method_does_not_have_are_refused(tmp_path, capsys):

@@ -4,12 +4,14 @@ result, byte for byte in pairs.csv; a shard that dies is rerun alone; Ray gives 
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from sklearn.base import clone
 
 from hamkit import Deduplicator
 from hamkit.dedup.methods import VerifiedMethod
@@ -192,6 +194,57 @@ def test_an_ivf_index_on_disk_keeps_the_disk_backend_equal_to_single(planted, tm
     disk = Deduplicator(VerifiedMethod(backend="disk"), progress=False, cache_dir=False, num_workers=0).find(planted)
     assert _files(disk.save(tmp_path / "disk")) == _files(single.save(tmp_path / "single"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["disk", "single"]  # the index's file went with the scenes
+
+
+def test_auto_backend_runs_the_disk_stages_above_its_limit_with_the_same_result(
+    planted, single, tmp_path, monkeypatch
+) -> None:
+    from hamkit.dedup import shards
+    from hamkit.dedup.methods import verified
+
+    staged = []
+    run_local = shards.run_local
+    monkeypatch.setattr(shards, "run_local", lambda *a, **k: staged.append(len(a[0])) or run_local(*a, **k))
+    monkeypatch.setenv("HAMKIT_SHARDS_DIR", str(tmp_path))
+    dedup = Deduplicator(progress=False, cache_dir=False, num_workers=0)  # backend="auto", the default
+    assert dedup.method == "verified" and VerifiedMethod().backend == "auto"
+    small = dedup.find(planted)
+    assert staged == [] and small.settings["backend_used"] == "local"
+    assert "Backend 'auto' chose 'local'" in small.summary()
+    count = len(small.paths)
+    monkeypatch.setattr(verified, "AUTO_DISK_ABOVE", count - 1)
+    large = Deduplicator(progress=False, cache_dir=False, num_workers=0).find(planted)
+    assert staged == [count] and large.settings["backend_used"] == "disk"
+    assert large.settings["method_settings"]["backend"] == "auto"
+    assert _files(large.save(tmp_path / "auto")) == single
+    assert [p.name for p in tmp_path.iterdir()] == ["auto"]  # the scenes' folder is gone
+    summary = json.loads((tmp_path / "auto" / "summary.json").read_text())
+    assert summary["settings"]["backend_used"] == "disk" and "chose 'disk'" in summary["text"]
+    monkeypatch.setattr(verified, "AUTO_DISK_ABOVE", count)  # the limit itself stays local
+    at_limit = Deduplicator(progress=False, cache_dir=False, num_workers=0).find(planted)
+    assert at_limit.settings["backend_used"] == "local" and staged == [count]
+
+
+def test_auto_backend_runs_an_audit_and_a_cross_search_in_this_process(planted, monkeypatch) -> None:
+    from hamkit.dedup.methods import verified
+
+    monkeypatch.setattr(verified, "AUTO_DISK_ABOVE", 1)  # find would run on disk; these read scenes here
+    dedup = Deduplicator(progress=False, cache_dir=False, num_workers=0)
+    images = sorted(planted.glob("*.jpg"))
+    cross = dedup.find_cross(images[::2], images[1::2])  # no "runs in this process only" refusal
+    assert cross is not None and len(cross.paths_a) + len(cross.paths_b) == len(images)
+    assert clone(dedup).get_params(deep=True)["method"] == "verified"
+    method = VerifiedMethod()
+    assert (
+        clone(method).get_params()
+        == method.get_params()
+        == {
+            "backend": "auto",
+            "batch_size": 32,
+            "candidates": 10,
+            "min_inliers": 15,
+        }
+    )
 
 
 def test_unknown_backend_is_refused() -> None:

@@ -129,7 +129,7 @@ def test_the_method_owns_its_settings_as_in_a_pipeline():
         "batch_size": 32,
         "candidates": 20,
         "min_inliers": 15,
-        "backend": "local",
+        "backend": "auto",
     }
     switched = Deduplicator("verified").set_params(method="cnn", method__image_size=64)
     assert isinstance(switched.method, CnnMethod) and switched.method.image_size == 64

@@ -56,6 +56,18 @@ def _threshold_help() -> str:
     return "; ".join(parts) + ". Not used by " + ", ".join(n for n, c in METHODS.items() if c.default_threshold is None)
 
 
+def _backend_help() -> str:
+    from hamkit.dedup.methods.verified import AUTO_DISK_ABOVE
+
+    return (
+        f"verified: auto (the default: disk above {AUTO_DISK_ABOVE:,} images, local otherwise; summary.json records "
+        "the choice as backend_used), local (this process, every scene in memory: about 70 KB per image), disk (the "
+        "stages of --shard in this process, scenes on disk: memory bounded for large collections; same results) or "
+        "ray (those stages as Ray tasks on the cluster that ray.init finds, a local one when there is none; needs "
+        "pip install 'hamkit[ray]')"
+    )
+
+
 #: ``{flag's dest: method parameter}``: the options that set a method's own settings. Each is
 #: passed to the method only when given, and refused when the chosen method has no such setting.
 METHOD_FLAGS = {
@@ -168,10 +180,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--backend",
         default=None,
-        choices=("local", "disk", "ray"),
-        help="verified: local (default: this process, every scene in memory), disk (the stages of --shard in this "
-        "process, scenes on disk: memory bounded for large collections; same results) or ray (those stages as Ray "
-        "tasks on the cluster that ray.init finds, a local one when there is none; needs pip install 'hamkit[ray]')",
+        choices=("auto", "local", "disk", "ray"),
+        action=_LateHelp,
+        help=_backend_help,
     )
     _method_options(parser)
     parser.add_argument(

@@ -189,22 +189,34 @@ class Deduplicator(BaseEstimator):
         return method
 
     def _local_only(self, what: str) -> DedupMethod:
-        """:meth:`_checked`, refusing a method set to run on Ray (only :meth:`find` does)."""
+        """:meth:`_checked`, refusing a method set to run on disk or Ray (only :meth:`find` does);
+        ``backend="auto"`` runs here as ``"local"``."""
         method = self._checked()
-        if getattr(method, "backend", "local") != "local":
+        if getattr(method, "backend", "local") not in ("local", "auto"):
             raise HamkitError(
                 f"{what} runs in this process only; backend={method.backend!r} runs find: "
                 "set the method's backend='local' for it"
             )
         return method
 
-    def _settings(self) -> dict[str, Any]:
+    def _settings(self, backend: str | None = None) -> dict[str, Any]:
         """The parameters by name, the method as its name and its settings as
-        ``method_settings``, as JSON values (recorded in the results)."""
+        ``method_settings``, as JSON values (recorded in the results), with ``backend_used``:
+        the backend the search ran on (``backend``: what ``backend="auto"`` chose) for a method
+        that has one."""
         method = self._method()
         settings = jsonable_settings({**self.get_params(deep=False), "method": method.name})
         settings["method_settings"] = jsonable_settings(method.get_params(deep=False))
+        if backend is not None:
+            settings["backend_used"] = backend
         return settings
+
+    @staticmethod
+    def _backend(method: DedupMethod, images: int) -> str | None:
+        """The backend ``method`` runs :meth:`find` on for ``images`` images (what
+        ``backend="auto"`` chooses: :meth:`VerifiedMethod.backend_for`), ``None`` for a method
+        without one."""
+        return method.backend_for(images) if isinstance(method, VerifiedMethod) else None
 
     def _workers(self) -> int:
         """Decoding processes: ``num_workers``, or the method's default."""
@@ -253,6 +265,11 @@ class Deduplicator(BaseEstimator):
                 or a decisions CSV, ``image_a,image_b,decision``): a pair decided ``different``
                 never groups, one decided ``same`` always does (images matched by file stem).
 
+        With the ``"verified"`` method's ``backend="auto"`` (the default), a collection of more
+        than :data:`~hamkit.dedup.methods.verified.AUTO_DISK_ABOVE` images runs on the disk stages
+        (the scenes on disk: memory bounded), a smaller one in memory; the result is the same, and
+        its ``settings["backend_used"]`` says which ran.
+
         Returns:
             The :class:`~hamkit.dedup.result.DedupResult` (``None`` on ranks other than 0 under
             torchrun, which only help with the embeddings).
@@ -266,8 +283,9 @@ class Deduplicator(BaseEstimator):
             decisions = read_decisions(decisions)
         started = time.perf_counter()
         paths = resolve_images(images)
-        if getattr(method, "backend", "local") != "local":
-            return self._staged(method, paths, started, decisions)
+        backend = self._backend(method, len(paths))
+        if backend not in (None, "local"):
+            return self._staged(method, paths, started, decisions, backend=backend)
         signatures, skipped = method.signatures(self, paths)
         if int(os.environ.get("RANK", "0")) != 0:
             return None
@@ -277,7 +295,7 @@ class Deduplicator(BaseEstimator):
                 f"none of the {len(paths)} image(s) could be read; first reason: {paths[0]}: {skipped.get(0, '?')}"
             )
         pairs, candidates = self._self_pairs(method, signatures, valid)
-        return self._result(method, paths, skipped, pairs, candidates, started, decisions)
+        return self._result(method, paths, skipped, pairs, candidates, started, decisions, backend=backend)
 
     def _result(
         self,
@@ -288,9 +306,12 @@ class Deduplicator(BaseEstimator):
         candidates: VerifiedCandidates | None,
         started: float,
         decisions: Decisions | None = None,
+        *,
+        backend: str | None = None,
     ) -> DedupResult:
         """Groups, kept and removed images of the pairs found (a person's ``decisions`` applied
-        first): one function for every way of finding them."""
+        first): one function for every way of finding them (``backend``: the one the search ran
+        on, recorded in the settings)."""
         if decisions is not None:
             pairs = apply_decisions(decisions, paths, pairs)
         rank = keep_ranking(paths, pairs, self.keep, self.prefer)
@@ -306,7 +327,7 @@ class Deduplicator(BaseEstimator):
             skipped=skipped,
             method=method.name,
             threshold=self.threshold_,
-            settings=self._settings(),
+            settings=self._settings(backend),
             seconds=time.perf_counter() - started,
             candidates=candidates,
         )
@@ -420,6 +441,8 @@ class Deduplicator(BaseEstimator):
         found: VerifiedCandidates,
         started: float,
         decisions: Decisions | None = None,
+        *,
+        backend: str | None = None,
     ) -> DedupResult:
         if len(paths) == len(skipped):
             raise DataError(
@@ -427,13 +450,20 @@ class Deduplicator(BaseEstimator):
             )
         keep = method.passes(found.score, self.threshold_)
         pairs = Pairs(found.i[keep], found.j[keep], found.score[keep], "aligned", True)
-        return self._result(method, paths, skipped, pairs, found, started, decisions)
+        return self._result(method, paths, skipped, pairs, found, started, decisions, backend=backend)
 
     def _staged(
-        self, method: DedupMethod, paths: list[Path], started: float, decisions: Decisions | None = None
+        self,
+        method: DedupMethod,
+        paths: list[Path],
+        started: float,
+        decisions: Decisions | None = None,
+        *,
+        backend: str,
     ) -> DedupResult:
         """:meth:`find` through the stages of :mod:`hamkit.dedup.shards`, with the scenes on disk:
-        in this process (``VerifiedMethod(backend="disk")``) or as Ray tasks (``backend="ray"``)."""
+        in this process (``backend="disk"``, or ``"auto"`` on a large collection) or as Ray tasks
+        (``backend="ray"``)."""
         import shutil
         import tempfile
 
@@ -444,7 +474,7 @@ class Deduplicator(BaseEstimator):
         root = tempfile.mkdtemp(prefix="hamkit-shards-", dir=os.environ.get("HAMKIT_SHARDS_DIR"))
         settings = {"candidates": method.candidates, "min_inliers": method.min_inliers, "batch_size": method.batch_size}
         try:
-            if method.backend == "ray":
+            if backend == "ray":
                 _, paths, skipped, found = run_on_ray(paths, root, **settings)
             else:
                 _, paths, skipped, found = run_local(
@@ -457,7 +487,7 @@ class Deduplicator(BaseEstimator):
                 )
         finally:
             shutil.rmtree(root, ignore_errors=True)
-        return self._verified_result(method, paths, skipped, found, started, decisions)
+        return self._verified_result(method, paths, skipped, found, started, decisions, backend=backend)
 
     def calibrate(
         self,

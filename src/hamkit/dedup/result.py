@@ -218,6 +218,10 @@ class DedupResult:
                 f" {len(self.candidates)} candidate pair(s) were checked by aligning the two images; "
                 f"{len(self.pairs)} reached the threshold."
             )
+        used = self.settings.get("backend_used")
+        if used is not None and self.settings.get("method_settings", {}).get("backend") == "auto":
+            where = "every scene in memory" if used == "local" else "the scenes on disk, loaded per batch"
+            text += f" Backend 'auto' chose {used!r} for {c['images']} images ({where})."
         if not self.pairs.exact:
             text += (
                 " The search was approximate (a faiss IVF/HNSW index): it may have missed pairs; "
