@@ -51,8 +51,9 @@ AUTO_DISK_ABOVE = 15_000
 many images, ``"local"`` up to it. Where memory passes about 2 GiB: a local ``hamkit dedup`` of
 the 10,015 HAM10000 images at 200 x 150 peaked at about 1.7 GiB (and of 10,000 synthetic images
 at about 1.7 GiB), and every further image adds its scene (about 70 KB), so a local run passes
-2 GiB at about 15,000 images and 7 GB at 100,000; the disk stages hold a batch of scenes and
-about 1.2 GiB (the window index's pages) at 100,000 images. Below it, local keeps the scenes for
+2 GiB at about 15,000 images and 7 GB at 100,000; a whole ``hamkit dedup`` on the disk stages
+peaked at about 0.9 GiB at 20,000 images and 1.6 GiB at 100,000 (PSS of the command and its
+decoding workers, the pages of the memory-mapped window index included). Below it, local keeps the scenes for
 an audit or calibration that follows, at no cost in memory that matters."""
 
 
