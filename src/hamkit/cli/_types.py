@@ -95,6 +95,16 @@ def decay(text: str) -> float:
     return _number(text, lambda v: 0 <= v < 1, "0 (off) or a number below 1, e.g. 0.998")
 
 
+def share(text: str) -> float:
+    """A share from 0 up to, not including, 1 (the layers ``--freeze`` keeps fixed).
+
+    Examples:
+        >>> share("0.3")
+        0.3
+    """
+    return _number(text, lambda v: 0 <= v < 1, "0 or a share below 1, e.g. 0.3")
+
+
 def positive_float(text: str) -> float:
     """A finite number above 0 (learning rates).
 

@@ -19,6 +19,7 @@ from hamkit.cli._types import (
     output_folder,
     positive_float,
     positive_int,
+    share,
 )
 from hamkit.engine.settings import AUGMENTS, CLASS_BALANCE_MODES, OPTIMIZERS, defaults_for
 
@@ -61,6 +62,13 @@ def _common(parser: argparse.ArgumentParser, *, kind: str, backbone: str, image_
         help=f"optimizer (default: {default['optimizer']})",
     )
     parser.add_argument(
+        "--weight-decay",
+        type=non_negative_float,
+        default=default["weight_decay"],
+        metavar="DECAY",
+        help=f"weight decay (default: {default['weight_decay']:g})",
+    )
+    parser.add_argument(
         "--class-balance",
         default=default["class_balance"],
         choices=CLASS_BALANCE_MODES,
@@ -81,6 +89,14 @@ def _common(parser: argparse.ArgumentParser, *, kind: str, backbone: str, image_
         metavar="DECAY",
         help="keep a moving average of the weights with this decay per batch (e.g. 0.998), validate and save it "
         f"(default: {default['ema_decay']:g}, off)",
+    )
+    parser.add_argument(
+        "--freeze",
+        type=share,
+        default=default["freeze"],
+        metavar="SHARE",
+        help="keep this share of the network's layers, counted from the input, at their starting weights "
+        f"(e.g. 0.3 of a pretrained network; faster steps; default: {default['freeze']:g}, every layer trains)",
     )
     parser.add_argument(
         "--early-stopping",
@@ -260,6 +276,8 @@ def _estimator(args: argparse.Namespace) -> Any:
         early_stopping=args.early_stopping,
         warmup_epochs=args.warmup_epochs,
         ema_decay=args.ema_decay,
+        freeze=args.freeze,
+        weight_decay=args.weight_decay,
         augment=args.augment,
         random_state=args.random_state,
         monitor=args.monitor,

@@ -49,6 +49,13 @@ class TrainConfig(BaseEstimator):
             ``0.998``; the first batches use a smaller decay, ``(1 + t) / (10 + t)``, so the
             average forgets the starting weights), validate it, and return it as the model;
             ``0``: off. Smooths the epoch-to-epoch noise of a short fine-tuning run.
+        freeze: Share of the network's layers, counted from the input (each convolution,
+            normalisation and linear layer is one), that keep their starting weights: they get no
+            gradient, their batch-norm statistics stay as loaded, and the backward pass stops
+            before them, so a step costs less (on a CPU, ``0.3`` of EfficientNet-Lite0, its stem
+            and first three stages, cut a step at 128 px to about 0.6 of its time). Meant for
+            pretrained networks, whose first layers already see edges and colours; ``0``: every
+            layer trains.
         monitor: Validation metric that picks the best checkpoint (e.g. ``"balanced_accuracy"``,
             ``"dice"``, ``"loss"``); ``None``: the estimator's own default (balanced accuracy
             for the classifier, Dice or Dice with balanced accuracy for the segmenter; the
@@ -93,6 +100,7 @@ class TrainConfig(BaseEstimator):
     warmup_epochs: float = DEFAULTS["warmup_epochs"]
     grad_clip: float | None = DEFAULTS["grad_clip"]
     ema_decay: float = DEFAULTS["ema_decay"]
+    freeze: float = DEFAULTS["freeze"]
     monitor: str | None = DEFAULTS["monitor"]
     early_stopping: int | None = DEFAULTS["early_stopping"]
     class_balance: str = DEFAULTS["class_balance"]

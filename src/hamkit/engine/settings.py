@@ -56,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "warmup_epochs": 0.0,
     "grad_clip": None,
     "ema_decay": 0.0,
+    "freeze": 0.0,
     "monitor": None,
     "early_stopping": None,
     "class_balance": "sampler",
@@ -86,10 +87,21 @@ RUN_SECTION_KEYS: dict[str, tuple[str, ...]] = {
         "weight_decay",
         "warmup_epochs",
         "ema_decay",
+        "freeze",
         "augment",
         "class_balance",
     ),
-    "segmenter": ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "warmup_epochs", "ema_decay", "augment"),
+    "segmenter": (
+        "epochs",
+        "batch_size",
+        "lr",
+        "optimizer",
+        "weight_decay",
+        "warmup_epochs",
+        "ema_decay",
+        "freeze",
+        "augment",
+    ),
 }
 """The training settings that ``hamkit run``'s ``[classifier]`` and ``[segmenter]`` sections hold."""
 
@@ -140,6 +152,8 @@ def check(name: str, value: Any, *, epochs: Any = None) -> str | None:
         return f"grad_clip must be None or positive, got {value}"
     if name == "ema_decay" and not (_number(value) and 0 <= value < 1):
         return f"ema_decay must be 0 (off) or a decay below 1 (e.g. 0.998), got {value}"
+    if name == "freeze" and not (_number(value) and 0 <= value < 1):
+        return f"freeze must be 0 (train every layer) or a share of the layers below 1 (e.g. 0.3), got {value}"
     if name == "num_workers" and value is not None and not (isinstance(value, int) and value >= 0):
         return f"num_workers must be None (automatic) or 0 or more, got {value}"
     if name == "optimizer" and value not in OPTIMIZERS:
@@ -162,6 +176,7 @@ CHECKED = (
     "early_stopping",
     "grad_clip",
     "ema_decay",
+    "freeze",
     "num_workers",
     "optimizer",
     "scheduler",

@@ -35,7 +35,15 @@ from hamkit.engine.recipe import TrainConfig
 from hamkit.engine.schedule import make_schedule
 from hamkit.errors import DataError, HamkitError, TrainingError
 
-__all__ = ["TrainConfig", "TrainingTask", "TrainResult", "Trainer", "set_random_state", "default_num_workers"]
+__all__ = [
+    "TrainConfig",
+    "TrainingTask",
+    "TrainResult",
+    "Trainer",
+    "set_random_state",
+    "default_num_workers",
+    "freeze_layers",
+]
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {  # one per settings.OPTIMIZERS
     "adam": torch.optim.Adam,
@@ -65,6 +73,37 @@ def _ema_update(decay: float) -> Callable[[_Tensors, _Tensors, torch.Tensor | in
                 mine.copy_(theirs)
 
     return update
+
+
+def freeze_layers(model: torch.nn.Module, share: float) -> tuple[list[torch.nn.Module], list[torch.nn.Parameter]]:
+    """Stop the gradient of the first ``share`` of ``model``'s layers (the ``freeze`` setting).
+
+    A layer is a module that holds parameters of its own (a convolution, a normalisation, a
+    linear layer); they are counted in the order the model registers them, which for the
+    backbones of the registry (and segmentation-models-pytorch's encoders, registered before
+    their decoders) runs from the input towards the head.
+
+    Args:
+        model: The network.
+        share: The share of its layers to freeze, ``0 <= share < 1`` (rounded down to whole layers).
+
+    Returns:
+        The frozen layers (the trainer keeps them in eval mode, so their batch-norm statistics
+        stay as loaded) and the parameters whose ``requires_grad`` was turned off (to turn back
+        on after training).
+
+    Examples:
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 2, 1))
+        >>> layers, params = freeze_layers(net, 0.5)
+        >>> [type(m).__name__ for m in layers], [p.requires_grad for p in net.parameters()]
+        (['Conv2d'], [False, False, True, True, True, True])
+    """
+    layers = [m for m in model.modules() if next(m.parameters(recurse=False), None) is not None]
+    frozen = layers[: int(share * len(layers))]
+    params = [p for layer in frozen for p in layer.parameters(recurse=False) if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    return frozen, params
 
 
 def default_num_workers(dataset: Any = None) -> int:
@@ -171,6 +210,8 @@ class _Run:
     result: TrainResult
     best_state: dict[str, torch.Tensor] | None = None
     averaged: torch.optim.swa_utils.AveragedModel | None = None  # the moving average (ema_decay)
+    frozen: list[torch.nn.Module] = dataclasses.field(default_factory=list)  # layers held in eval mode (freeze)
+    unfreeze: list[torch.nn.Parameter] = dataclasses.field(default_factory=list)  # given back their gradient at the end
     start_epoch: int = 0
     bad_epochs: int = 0
 
@@ -243,6 +284,7 @@ class Trainer:
         if len(train) == 0:  # type: ignore[arg-type]
             raise TrainingError("the training data is empty")
         ctx = DistributedContext.from_env(resolve_device(cfg.device))
+        run: _Run | None = None
         try:
             run = self._start(model, task, train, ctx)
             if cfg.resume and run.out_dir is not None and (run.out_dir / "last" / STATE_NAME).is_file():
@@ -303,6 +345,9 @@ class Trainer:
                 model.to(memory_format=torch.contiguous_format)
             return run.result
         finally:
+            if run is not None:  # the model leaves as it came: every layer trainable again
+                for param in run.unfreeze:
+                    param.requires_grad_(True)
             ctx.close()
 
     # -------------------------------------------------------------- the loop's steps
@@ -316,6 +361,7 @@ class Trainer:
         model.to(device)
         if channels_last:
             model.to(memory_format=torch.channels_last)
+        frozen, unfreeze = freeze_layers(model, float(cfg.freeze)) if cfg.freeze else ([], [])
         optimizer = self._optimizer(model)
         per_rank = math.ceil(len(train) / ctx.world_size)  # type: ignore[arg-type]  # ShardedSampler's length
         schedule = make_schedule(optimizer, cfg, per_rank // cfg.batch_size if per_rank > cfg.batch_size else 1)
@@ -347,6 +393,8 @@ class Trainer:
             scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
             out_dir=out_dir,
             result=TrainResult(out_dir=out_dir),
+            frozen=frozen,
+            unfreeze=unfreeze,
         )
 
     def _resume(self, run: _Run) -> None:
@@ -424,6 +472,8 @@ class Trainer:
         """One pass over the training batches: ``{"epoch", "train_loss", "lr"}`` (the rate the epoch used)."""
         cfg = self.config
         run.model.train()
+        for layer in run.frozen:  # frozen batch norms keep their loaded statistics
+            layer.eval()
         total = torch.zeros((), dtype=torch.float64, device=run.device)
         seen = 0
         for step, batch in enumerate(_readable_errors(batches)):

@@ -415,6 +415,7 @@ def _recipe(ctx: RunContext, section: dict[str, Any], **extra: Any) -> TrainConf
         augment=section["augment"],
         warmup_epochs=section["warmup_epochs"],
         ema_decay=section["ema_decay"],
+        freeze=section["freeze"],
         monitor=None,
         num_workers=ctx.workers,
         progress=ctx.training_progress,
