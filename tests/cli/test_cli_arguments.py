@@ -22,6 +22,11 @@ import pytest
         ),
         (["train", "classifier", "--data", "d", "--split-csv", "s.csv", "--out", "o", "--workers", "-2"], "--workers"),
         (["train", "classifier", "--data", "d", "--split-csv", "s.csv", "--out", "o", "--lr", "nan"], "--lr"),
+        (["train", "classifier", "--data", "d", "--split-csv", "s.csv", "--out", "o", "--freeze", "1"], "--freeze"),
+        (
+            ["train", "classifier", "--data", "d", "--split-csv", "s.csv", "--out", "o", "--weight-decay", "-1"],
+            "--weight-decay",
+        ),
         (["dedup", "folder", "--out", "o", "--candidates", "0"], "--candidates"),
         (["dedup", "folder", "--out", "o", "--batch-size", "two"], "--batch-size"),
     ],

@@ -58,6 +58,10 @@ def test_train_predict_evaluate(synthetic, tmp_path, capsys):
         "32",
         "--lr",
         "2e-3",
+        "--weight-decay",
+        "0.01",
+        "--freeze",
+        "0.2",
         "--no-pretrained",
         "--workers",
         "0",
@@ -69,6 +73,8 @@ def test_train_predict_evaluate(synthetic, tmp_path, capsys):
     assert "best epoch" in capsys.readouterr().out
     assert (run / "model" / "config.json").is_file() and (run / "history.csv").is_file()
     assert len(json.loads((run / "history.json").read_text())) == 2
+    recorded = json.loads((run / "model" / "config.json").read_text())["recipe"]
+    assert (recorded["weight_decay"], recorded["freeze"]) == (0.01, 0.2)  # the flags reached the recipe
 
     images = sorted(synthetic.root.rglob("ISIC_*.jpg"))[:3]
     assert main(["predict", str(run / "model"), *map(str, images), "--out", str(tmp_path / "p.csv")]) == 0

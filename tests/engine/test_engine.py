@@ -204,6 +204,27 @@ def test_resume_with_a_moving_average_gives_the_same_result(tmp_path):
         Trainer(config(out_dir=tmp_path / "c", ema_decay=0.8, resume=True)).fit(model(), ToyTask(), data, val)
 
 
+def test_frozen_layers_keep_their_weights_and_statistics_and_train_again_afterwards():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    data, val = toy_data(), toy_data(random_state=1)
+    # 5 layers with parameters; 0.5 freezes the first 2: the first Linear and its BatchNorm
+    Trainer(config(freeze=0.5)).fit(net, ToyTask(), data, val)
+    after = net.state_dict()
+    for key in ("0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var"):
+        assert torch.equal(after[key], before[key]), key
+    for key in ("3.weight", "4.weight", "4.running_mean", "5.weight"):
+        assert not torch.equal(after[key], before[key]), key
+    assert all(p.requires_grad for p in net.parameters())  # the model leaves as it came
+    # without freeze the same first layers move
+    torch.manual_seed(0)
+    free = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    Trainer(config()).fit(free, ToyTask(), data, val)
+    assert not torch.equal(free.state_dict()["0.weight"], before["0.weight"])
+    assert not torch.equal(free.state_dict()["1.running_mean"], before["1.running_mean"])
+
+
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path):
     with pytest.raises(TrainingError, match="loss became nan at epoch 2.*last good checkpoint"):
         Trainer(config(out_dir=tmp_path)).fit(model(), ToyTask(poison_at=8), toy_data(), toy_data(random_state=1))
@@ -285,6 +306,8 @@ def test_ddp_on_two_cpu_processes(tmp_path):
         ("num_workers", -2),
         ("ema_decay", 1.0),
         ("ema_decay", -0.5),
+        ("freeze", 1.0),
+        ("freeze", -0.1),
     ],
 )
 def test_train_config_rejects_values_that_would_misbehave_later(field, value):
