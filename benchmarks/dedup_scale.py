@@ -21,18 +21,28 @@ largest size measured and the projection to a cluster.
     python benchmarks/dedup_scale.py --search-memory 20000 100000    # the search stage alone
     python benchmarks/dedup_scale.py --real HAM10000_FOLDER          # one process against Ray, real images
     python benchmarks/dedup_scale.py --whole 20000 100000            # a whole hamkit dedup, default settings
+    python benchmarks/dedup_scale.py --whole 100000 --memory-limit 1536  # the same, in a memory cgroup (root)
 
 Peak memory of a whole command (``single``, ``disk`` and ``--whole``) is sampled from ``/proc``
 over the command's process and every process below it (its decoding workers): the largest sum
 of their resident memory (``RSS``: shared pages counted once per process, an upper bound) and of
 their proportional set size (``PSS``: a shared page split among the processes that share it),
 and the largest single process's own peak (``VmHWM``).
+
+Much of a process's resident memory can be file pages (shared libraries, the JPEGs it read, the
+memory-mapped window index) that the kernel drops when memory runs short. ``--memory-limit MIB``
+runs ``--whole`` inside a Linux memory cgroup (v1 or v2; needs root) with that hard limit and no
+swap: the command must finish there with the same ``pairs.csv``; the cgroup's own peak (every page
+charged once, file pages included, at most the limit) and the peak of its anonymous memory (every
+page counted once, also those a decoding worker shares with the process it was forked from: the
+memory the kernel cannot drop) are recorded beside the samples.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -337,11 +347,19 @@ class _TreeSampler:
     shared page split among its sharers), the most processes at once, and the largest single
     process's peak (``VmHWM``, the kernel's own peak: exact for a process seen alive)."""
 
-    def __init__(self, pid: int, every: float = 0.2, pause: tuple[float, float] | None = None) -> None:
+    def __init__(
+        self,
+        pid: int,
+        every: float = 0.2,
+        pause: tuple[float, float] | None = None,
+        cgroup: _MemoryCgroup | None = None,
+    ) -> None:
         import threading
 
-        self.pid, self.every, self.pause = pid, every, pause
+        self.pid, self.every, self.pause, self.cgroup = pid, every, pause, cgroup
         self.peak = {"rss": 0, "anon": 0, "pss": 0, "hwm": 0, "main_hwm": 0, "processes": 0}
+        if cgroup is not None:
+            self.peak["cgroup_anon"] = 0
         self.paused = 0.0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -386,6 +404,8 @@ class _TreeSampler:
                     self.peak["main_hwm"] = max(self.peak["main_hwm"], status["VmHWM"])
             for key, value in (("rss", rss), ("anon", anon), ("pss", pss), ("processes", len(tree))):
                 self.peak[key] = max(self.peak[key], value)
+            if self.cgroup is not None:
+                self.peak["cgroup_anon"] = max(self.peak["cgroup_anon"], self.cgroup.anon_kib())
             time.sleep(self.every)
 
     def done(self) -> dict[str, float]:
@@ -398,18 +418,81 @@ class _TreeSampler:
         }
 
 
-def _tree_measured(command: list[str], pause: tuple[float, float] | None = None) -> dict[str, float]:
+class _MemoryCgroup:
+    """A fresh Linux memory cgroup (v2, or v1's ``memory`` controller) with a hard limit, for one
+    command and every process it starts (root only). ``join`` is the child's ``preexec_fn``;
+    ``facts`` reads the cgroup's peak and OOM kills; ``close`` removes it."""
+
+    def __init__(self, limit_mib: int) -> None:
+        name = f"hamkit-bench-{os.getpid()}"
+        v1 = Path("/sys/fs/cgroup/memory")
+        self.v2 = not v1.is_dir() and Path("/sys/fs/cgroup/cgroup.controllers").is_file()
+        self.path = (Path("/sys/fs/cgroup") if self.v2 else v1) / name
+        try:
+            self.path.mkdir()
+            limit = str(limit_mib * 1024 * 1024)
+            if self.v2:
+                (self.path / "memory.max").write_text(limit)
+                (self.path / "memory.swap.max").write_text("0")
+            else:
+                (self.path / "memory.limit_in_bytes").write_text(limit)
+                (self.path / "memory.swappiness").write_text("0")
+        except OSError as err:
+            raise SystemExit(f"--memory-limit needs a writable memory cgroup (run as root on Linux): {err}") from err
+        self.procs = str(self.path / "cgroup.procs")
+
+    def join(self) -> None:
+        with open(self.procs, "w") as handle:
+            handle.write(str(os.getpid()))
+
+    def facts(self) -> dict[str, float]:
+        if self.v2:
+            peak = int((self.path / "memory.peak").read_text())
+            events = (self.path / "memory.events").read_text()
+        else:
+            peak = int((self.path / "memory.max_usage_in_bytes").read_text())
+            events = (self.path / "memory.oom_control").read_text()
+        kills = re.search(r"oom_kill (\d+)", events)
+        return {"cgroup_peak_mib": round(peak / 2**20, 1), "oom_kills": int(kills.group(1)) if kills else 0}
+
+    def anon_kib(self) -> int:
+        """The cgroup's anonymous memory now, every page counted once (pages a worker shares with
+        the process it was forked from included once): what the kernel cannot drop without swap."""
+        stat = (self.path / "memory.stat").read_text()
+        found = re.search(r"^anon (\d+)$" if self.v2 else r"^rss (\d+)$", stat, re.MULTILINE)
+        return int(found.group(1)) // 1024 if found else 0
+
+    def close(self) -> None:
+        for _ in range(50):  # the last processes may take a moment to leave
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.1)
+
+
+def _tree_measured(
+    command: list[str], pause: tuple[float, float] | None = None, memory_limit: int | None = None
+) -> dict[str, float]:
     """Run ``command`` (its output as it comes); its wall seconds and :class:`_TreeSampler` peaks:
     ``peak_rss_mib`` is the largest sum of the tree's resident memory. With ``pause`` (start and
     end, seconds since the epoch) the command and its workers are stopped in between, and
-    ``seconds`` leaves that time out (``paused_seconds``)."""
+    ``seconds`` leaves that time out (``paused_seconds``). With ``memory_limit`` (MiB) it runs in a
+    :class:`_MemoryCgroup` with that limit, whose peak and OOM kills are added."""
     started = time.perf_counter()
-    child = subprocess.Popen(command)
-    sampler = _TreeSampler(child.pid, pause=pause)
-    child.wait()
-    peak = sampler.done()
+    cgroup = _MemoryCgroup(memory_limit) if memory_limit else None
+    try:
+        child = subprocess.Popen(command, preexec_fn=cgroup.join if cgroup else None)
+        sampler = _TreeSampler(child.pid, pause=pause, cgroup=cgroup)
+        child.wait()
+        peak = sampler.done()
+        if cgroup is not None:
+            peak.update({"memory_limit_mib": memory_limit, **cgroup.facts()})
+    finally:
+        if cgroup is not None:
+            cgroup.close()
     if child.returncode:
-        raise SystemExit(f"failed ({child.returncode}): {' '.join(command)}")
+        raise SystemExit(f"failed ({child.returncode}; {peak}): {' '.join(command)}")
     wall = time.perf_counter() - started
     row: dict[str, float] = {"seconds": round(wall - sampler.paused, 1), **peak}
     if sampler.paused:
@@ -417,12 +500,12 @@ def _tree_measured(command: list[str], pause: tuple[float, float] | None = None)
     return row
 
 
-def whole(n: int, work: Path, pause: tuple[float, float] | None = None) -> dict:
+def whole(n: int, work: Path, pause: tuple[float, float] | None = None, memory_limit: int | None = None) -> dict:
     """A whole ``hamkit dedup IMAGES --out OUT --no-review`` with the default settings (the
     backend ``auto`` chooses) on the synthetic collection of ``n`` images, in a fresh process:
     wall time, peak memory of the command and its workers (:class:`_TreeSampler`), the backend
-    chosen (``backend_used`` in summary.json), the pairs and the planted copies' recall. ``pause``:
-    see :func:`_tree_measured`."""
+    chosen (``backend_used`` in summary.json), the pairs (and their file's SHA-256) and the planted
+    copies' recall. ``pause`` and ``memory_limit``: see :func:`_tree_measured`."""
     images = work / f"images-{n}"
     started = time.perf_counter()
     planted = make_collection(images, n)
@@ -430,7 +513,8 @@ def whole(n: int, work: Path, pause: tuple[float, float] | None = None) -> dict:
     out = work / f"whole-{n}"
     shutil.rmtree(out, ignore_errors=True)
     load = os.getloadavg()[0]
-    row: dict = {"images": n, **_tree_measured(_hamkit(str(images), "--out", str(out), "--no-review"), pause)}
+    command = _hamkit(str(images), "--out", str(out), "--no-review")
+    row: dict = {"images": n, **_tree_measured(command, pause, memory_limit)}
     summary = json.loads((out / "summary.json").read_text())
     pairs = (out / "pairs.csv").read_bytes()
     row.update(
@@ -439,6 +523,7 @@ def whole(n: int, work: Path, pause: tuple[float, float] | None = None) -> dict:
             "backend_used": summary["settings"].get("backend_used"),
             "candidate_pairs": int(re.search(r"(\d+) candidate pair", summary["text"]).group(1)),  # type: ignore[union-attr]
             "pairs": pairs.count(b"\n") - 1,
+            "pairs_sha256": hashlib.sha256(pairs).hexdigest(),
             "planted_recall": round(_recall(out, planted), 4),
             "load_average": [round(load, 2), round(os.getloadavg()[0], 2)],
         }
@@ -646,6 +731,13 @@ def main() -> None:
         "machine that must be left quiet meanwhile; the wall time leaves the pause out (paused_seconds)",
     )
     parser.add_argument(
+        "--memory-limit",
+        type=int,
+        metavar="MIB",
+        help="with --whole: run the command in a memory cgroup with this hard limit and no swap (Linux, root); the "
+        "rows go to whole_limited",
+    )
+    parser.add_argument(
         "--index",
         choices=("disk", "memory", "both"),
         default="disk",
@@ -682,10 +774,11 @@ def main() -> None:
                 for t in args.pause
             )
         for n in args.whole:
-            row = {**whole(n, args.work, pause), **provenance()}
+            row = {**whole(n, args.work, pause, args.memory_limit), **provenance()}
             print(json.dumps(row), flush=True)
             saved = json.loads(EXTRA.read_text()) if EXTRA.exists() else {"benchmark": "dedup_scale"}
-            saved["whole"] = [r for r in saved.get("whole", []) if r["images"] != n] + [row]
+            key = "whole_limited" if args.memory_limit else "whole"
+            saved[key] = [r for r in saved.get(key, []) if r["images"] != n] + [row]
             EXTRA.write_text(json.dumps(saved, indent=1) + "\n")
         return
     if args.worker:
