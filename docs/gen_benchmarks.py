@@ -138,9 +138,9 @@ def cpu_preset_sizing() -> str:
     """One line per sizing run of ``benchmarks/cpu_preset.py``."""
     rows = [json.loads(line) for line in (RESULTS / "cpu_preset_sizing.jsonl").read_text().splitlines() if line]
     lines = [
-        "| task | network | weights | size | epochs | lr | augment | balance | warm-up | weight average | "
+        "| task | network | weights | size | epochs | lr | augment | balance | warm-up | weight average | frozen | "
         "quiet s/epoch | best epoch | test |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         # a row run beside other jobs on one thread says so in its note: its seconds are not a cost
@@ -161,9 +161,10 @@ def cpu_preset_sizing() -> str:
             test = f"Dice {_num(row['mean_dice'])}, thresholded Jaccard {_num(row['thresholded_jaccard'])}"
         weights = "ImageNet (installed)" if row["pretrained"] else "random"
         average = f"EMA {row['ema_decay']:g}" if row.get("ema_decay") else "off"
+        frozen = f"{row['freeze']:g} of the layers" if row.get("freeze") else "none"
         lines.append(
             f"| {row['task']} | `{row['backbone']}` | {weights} | {row['image_size']} | {row['epochs']} | "
-            f"{row['lr']:g} | {row['augment']} | {balance} | {row['warmup_epochs']:g} | {average} | {quiet} | "
+            f"{row['lr']:g} | {row['augment']} | {balance} | {row['warmup_epochs']:g} | {average} | {frozen} | {quiet} | "
             f"{row['best_epoch']} | {test} |"
         )
     dates = sorted({row["date"][:10] for row in rows})
