@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--warmup-epochs", type=float, default=0.0, help="linear learning-rate warm-up")
     parser.add_argument("--ema-decay", type=float, default=0.0, help="moving average of the weights (0: off)")
     parser.add_argument(
-        "--note", help="recorded with the row, e.g. that other jobs shared the machine (its seconds are then not a cost)"
+        "--note", help="recorded with the row, e.g. that other jobs shared the machine (its seconds are not a cost)"
     )
     parser.add_argument("--freeze", type=float, default=0.0, help="share of the layers kept at their starting weights")
     parser.add_argument("--tta", action="store_true", help="also score with flip test-time augmentation")

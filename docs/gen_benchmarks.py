@@ -164,8 +164,8 @@ def cpu_preset_sizing() -> str:
         frozen = f"{row['freeze']:g} of the layers" if row.get("freeze") else "none"
         lines.append(
             f"| {row['task']} | `{row['backbone']}` | {weights} | {row['image_size']} | {row['epochs']} | "
-            f"{row['lr']:g} | {row['augment']} | {balance} | {row['warmup_epochs']:g} | {average} | {frozen} | {quiet} | "
-            f"{row['best_epoch']} | {test} |"
+            f"{row['lr']:g} | {row['augment']} | {balance} | {row['warmup_epochs']:g} | {average} | {frozen} | "
+            f"{quiet} | {row['best_epoch']} | {test} |"
         )
     dates = sorted({row["date"][:10] for row in rows})
     lines += [
