@@ -204,9 +204,15 @@ def test_resume_with_a_moving_average_gives_the_same_result(tmp_path):
         Trainer(config(out_dir=tmp_path / "c", ema_decay=0.8, resume=True)).fit(model(), ToyTask(), data, val)
 
 
+def batch_normed(random_state: int = 0) -> nn.Module:
+    torch.manual_seed(random_state)
+    return nn.Sequential(
+        nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Linear(8, 2)
+    )
+
+
 def test_frozen_layers_keep_their_weights_and_statistics_and_train_again_afterwards():
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    net = batch_normed()
     before = {k: v.clone() for k, v in net.state_dict().items()}
     data, val = toy_data(), toy_data(random_state=1)
     # 5 layers with parameters; 0.5 freezes the first 2: the first Linear and its BatchNorm
@@ -218,8 +224,7 @@ def test_frozen_layers_keep_their_weights_and_statistics_and_train_again_afterwa
         assert not torch.equal(after[key], before[key]), key
     assert all(p.requires_grad for p in net.parameters())  # the model leaves as it came
     # without freeze the same first layers move
-    torch.manual_seed(0)
-    free = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    free = batch_normed()
     Trainer(config()).fit(free, ToyTask(), data, val)
     assert not torch.equal(free.state_dict()["0.weight"], before["0.weight"])
     assert not torch.equal(free.state_dict()["1.running_mean"], before["1.running_mean"])
