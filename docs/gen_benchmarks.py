@@ -848,7 +848,8 @@ def dedup_scale_limited() -> str:
     notes = [
         "The same command in a Linux memory cgroup with a hard limit and no swap (`--memory-limit MIB`): every page "
         "the command and its workers use is charged to it once, the page cache of the files they read and map "
-        "included, and the kernel must reclaim pages, or kill the command, to stay under the limit: a row is written only when the command finished. *Anonymous "
+        "included, and the kernel must reclaim pages, or kill the command, to stay under the limit: a row is "
+        "written only when the command finished. *Anonymous "
         "peak* is the cgroup's anonymous memory (`memory.stat`), sampled every 0.2 s: what the kernel cannot drop "
         "without swap, each page counted once, also the pages a decoding worker shares with the command it was "
         "forked from (the summed `RssAnon` beside it counts those once per process). *Same as without the limit* "
