@@ -803,15 +803,20 @@ def dedup_scale_whole() -> str:
                 "and its workers held by `SIGSTOP`, their memory kept, while the machine had to be left quiet for "
                 f"another measurement); its wall time leaves that out ({r['wall_seconds']:,.0f} s with it)."
             )
+    notes.append(_whole_rows_note(rows, "`benchmarks/results/dedup_scale_extra.json`"))
+    return "\n".join(lines) + "\n\n" + "\n\n".join(notes)
+
+
+def _whole_rows_note(rows: list[dict[str, Any]], where: str) -> str:
+    """Where the rows of whole ``hamkit dedup`` runs come from, and the machine's load around them."""
     loads = [x for r in rows for x in r["load_average"]]
     runs = sorted({f"{r['date'][:10]}, commit `{r['commit'][:12]}`, `{_command(r['command'])}`" for r in rows})
-    notes.append(
-        "Rows from `benchmarks/results/dedup_scale_extra.json` ("
+    return (
+        f"Rows from {where} ("
         + "; ".join(runs)
         + f"). The machine was shared with other jobs (1-minute load average {min(loads):.1f}-{max(loads):.1f} on 2 "
         "cores, before and after each run): wall times are upper bounds; memory does not depend on the load."
     )
-    return "\n".join(lines) + "\n\n" + "\n\n".join(notes)
 
 
 def _images(row: dict[str, Any]) -> int:
@@ -869,14 +874,7 @@ def dedup_scale_limited() -> str:
             "libraries' code) come on top while memory is free and are given back when it is not, as the limited "
             "runs show."
         )
-    loads = [x for r in rows for x in r["load_average"]]
-    runs = sorted({f"{r['date'][:10]}, commit `{r['commit'][:12]}`, `{_command(r['command'])}`" for r in rows})
-    notes.append(
-        "Rows from `benchmarks/results/dedup_scale_extra.json`, entry `whole_limited` ("
-        + "; ".join(runs)
-        + f"). Other jobs shared the machine (1-minute load average {min(loads):.1f}-{max(loads):.1f} on 2 cores, "
-        "before and after each run): wall times are upper bounds; memory does not depend on the load."
-    )
+    notes.append(_whole_rows_note(rows, "`benchmarks/results/dedup_scale_extra.json`, entry `whole_limited`"))
     return "\n".join(lines) + "\n\n" + "\n\n".join(notes)
 
 

@@ -78,30 +78,20 @@ ESTIMATOR_DEFAULTS: dict[str, dict[str, Any]] = {"classifier": {}, "segmenter": 
 """What an estimator's default recipe changes of :data:`DEFAULTS` (the segmenter's larger inputs and
 masks take a smaller batch)."""
 
+_SECTION_TRAINING = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "weight_decay",
+    "warmup_epochs",
+    "ema_decay",
+    "freeze",
+    "augment",
+)
 RUN_SECTION_KEYS: dict[str, tuple[str, ...]] = {
-    "classifier": (
-        "epochs",
-        "batch_size",
-        "lr",
-        "optimizer",
-        "weight_decay",
-        "warmup_epochs",
-        "ema_decay",
-        "freeze",
-        "augment",
-        "class_balance",
-    ),
-    "segmenter": (
-        "epochs",
-        "batch_size",
-        "lr",
-        "optimizer",
-        "weight_decay",
-        "warmup_epochs",
-        "ema_decay",
-        "freeze",
-        "augment",
-    ),
+    "classifier": (*_SECTION_TRAINING, "class_balance"),
+    "segmenter": _SECTION_TRAINING,
 }
 """The training settings that ``hamkit run``'s ``[classifier]`` and ``[segmenter]`` sections hold."""
 
