@@ -473,6 +473,11 @@ def _rows(name: str) -> Any:
     return json.loads((RESULTS / f"{name}.json").read_text())["rows"]
 
 
+def freeze_step() -> str:
+    """``benchmarks/bench_freeze.py``: a training step with the first layers frozen against all training."""
+    return _verbatim("freeze_step")
+
+
 def channels_last() -> str:
     """``benchmarks/bench_channels_last.py``: training step img/s, NCHW against channels-last."""
     return _verbatim("channels_last")
@@ -906,6 +911,7 @@ def dedup_scale_real() -> str:
 
 BLOCKS: dict[str, Callable[[], str]] = {
     "channels_last": channels_last,
+    "freeze_step": freeze_step,
     "decode_cache": decode_cache,
     "hash_cache": hash_cache,
     "segmenter_overhead": segmenter_overhead,

@@ -53,7 +53,7 @@ class TrainConfig(BaseEstimator):
             normalisation and linear layer is one), that keep their starting weights: they get no
             gradient, their batch-norm statistics stay as loaded, and the backward pass stops
             before them, so a step costs less (on a CPU, ``0.3`` of EfficientNet-Lite0, its stem
-            and first three stages, cut a step at 128 px to about 0.6 of its time). Meant for
+            and first three stages, cut a step at 128 px to 0.55 of its time; ``benchmarks/bench_freeze.py``). Meant for
             pretrained networks, whose first layers already see edges and colours; ``0``: every
             layer trains.
         monitor: Validation metric that picks the best checkpoint (e.g. ``"balanced_accuracy"``,
