@@ -27,6 +27,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -131,17 +132,109 @@ def _read_shard(shard: Path) -> tuple[list[str], np.ndarray]:
 
 
 def _fused(model: torch.nn.Module) -> torch.nn.Module:
-    """Fold batch norm into the convolutions for CPU inference (faster for MobileNets; see
-    docs/benchmarks_dedup.md);
-    the model unchanged where torch.fx cannot trace it."""
+    """Fold batch norm into the convolutions for CPU inference (faster for MobileNets and
+    EfficientNets; see docs/benchmarks_dedup.md): torch.fx's fusion where it can trace the model,
+    then :func:`fold_batch_norms` for what is left (timm's normalisation-and-activation layers,
+    the convolutions of TensorFlow's "same" padding). The model unchanged where neither applies."""
     try:
         from torch.fx.experimental.optimization import fuse
 
         fused = fuse(model)
         fused.feature_dim = getattr(model, "feature_dim", None)  # type: ignore[assignment]
-        return fused
-    except Exception:  # noqa: BLE001 - any tracing failure: keep the original, slower model
+    except Exception:  # noqa: BLE001 - any tracing failure: fold the layers one by one instead
+        fused = model
+    return fold_batch_norms(fused)
+
+
+class _AfterNorm(torch.nn.Module):
+    """What a normalisation layer does after normalising (timm's ``BatchNormAct2d``: dropout,
+    then the activation), once its statistics are folded into the convolution before it."""
+
+    def __init__(self, norm: torch.nn.Module) -> None:
+        super().__init__()
+        self.drop = getattr(norm, "drop", torch.nn.Identity())
+        self.act = getattr(norm, "act", torch.nn.Identity())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.drop(x))
+
+
+def fold_batch_norms(model: torch.nn.Module, probe_size: int = 64, tolerance: float = 1e-3) -> torch.nn.Module:
+    """A copy of an eval-mode ``model`` whose batch norms that directly follow a convolution are
+    folded into it (:func:`torch.nn.utils.fusion.fuse_conv_bn_eval`), or ``model`` itself when
+    there are none or the copy's output differs.
+
+    Which convolution feeds which normalisation is seen, not guessed: one forward pass of a random
+    probe records, for every ``BatchNorm2d`` (timm's ``BatchNormAct2d`` included, which then keeps
+    its activation), whether its input is the very tensor a ``Conv2d`` just returned. The folded
+    copy must give the original's output on the probe (largest difference at most ``tolerance``
+    of the output's scale), otherwise the original is returned.
+
+    Args:
+        model: A network in eval mode, ``(N, 3, H, W) -> tensor``.
+        probe_size: Side of the random probe image.
+        tolerance: Allowed largest difference, relative to the largest output value.
+
+    Returns:
+        The folded copy, or ``model``.
+
+    Examples:
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU()).eval()
+        >>> folded = fold_batch_norms(net)
+        >>> [type(m).__name__ for m in folded], folded is net
+        (['Conv2d', '_AfterNorm', 'ReLU'], False)
+    """
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    if model.training:
         return model
+    names = {module: name for name, module in model.named_modules()}
+    last: dict[str, Any] = {}
+    pairs: list[tuple[str, str]] = []
+
+    def seen(module: torch.nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+        if isinstance(module, torch.nn.BatchNorm2d):
+            conv = last.get("conv")
+            if (
+                conv is not None
+                and inputs
+                and inputs[0] is last.get("output")
+                and conv.out_channels == module.num_features
+                and module.track_running_stats
+                and (type(module) is torch.nn.BatchNorm2d or hasattr(module, "act"))
+            ):
+                pairs.append((names[conv], names[module]))
+            last.clear()
+        elif isinstance(module, torch.nn.Conv2d):
+            last.update(conv=module, output=output)
+
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d))]
+    hooks = [m.register_forward_hook(seen) for m in layers]
+    probe = torch.randn(2, 3, probe_size, probe_size, generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.inference_mode():
+            reference = model(probe)
+    except Exception:  # noqa: BLE001 - a model that cannot take the probe: leave it as it is
+        return model
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if not pairs or len({conv for conv, _ in pairs}) != len(pairs):  # none, or a convolution used twice
+        return model
+    folded = copy.deepcopy(model)
+    for conv_name, norm_name in pairs:
+        conv, norm = folded.get_submodule(conv_name), folded.get_submodule(norm_name)
+        for name, replacement in ((conv_name, fuse_conv_bn_eval(conv, norm)), (norm_name, _AfterNorm(norm))):
+            parent, _, child = name.rpartition(".")
+            setattr(folded.get_submodule(parent), child, replacement)
+    with torch.inference_mode():
+        output = folded(probe)
+    scale = float(reference.abs().max()) or 1.0
+    if output.shape != reference.shape or float((output - reference).abs().max()) > tolerance * scale:
+        return model
+    return folded
 
 
 def embed_paths(
