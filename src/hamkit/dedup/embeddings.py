@@ -226,6 +226,7 @@ def fold_batch_norms(model: torch.nn.Module, probe_size: int = 64, tolerance: fl
     folded = copy.deepcopy(model)
     for conv_name, norm_name in pairs:
         conv, norm = folded.get_submodule(conv_name), folded.get_submodule(norm_name)
+        assert isinstance(conv, torch.nn.Conv2d) and isinstance(norm, torch.nn.BatchNorm2d)
         for name, replacement in ((conv_name, fuse_conv_bn_eval(conv, norm)), (norm_name, _AfterNorm(norm))):
             parent, _, child = name.rpartition(".")
             setattr(folded.get_submodule(parent), child, replacement)
