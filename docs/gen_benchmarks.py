@@ -473,6 +473,11 @@ def _rows(name: str) -> Any:
     return json.loads((RESULTS / f"{name}.json").read_text())["rows"]
 
 
+def fold_batch_norms() -> str:
+    """``benchmarks/bench_fold.py``: CPU embeddings with batch norm folded against the network as it is."""
+    return _verbatim("fold_batch_norms")
+
+
 def freeze_step() -> str:
     """``benchmarks/bench_freeze.py``: a training step with the first layers frozen against all training."""
     return _verbatim("freeze_step")
@@ -912,6 +917,7 @@ def dedup_scale_real() -> str:
 BLOCKS: dict[str, Callable[[], str]] = {
     "channels_last": channels_last,
     "freeze_step": freeze_step,
+    "fold_batch_norms": fold_batch_norms,
     "decode_cache": decode_cache,
     "hash_cache": hash_cache,
     "segmenter_overhead": segmenter_overhead,
