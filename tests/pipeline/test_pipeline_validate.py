@@ -181,3 +181,30 @@ def test_the_training_defaults_have_one_owner():
             key: default[key] for key in RUN_SECTION_KEYS[kind]
         }
     assert defaults_for("segmenter")["batch_size"] != DEFAULTS["batch_size"]  # the one estimator-specific change
+
+
+def test_every_training_key_of_a_run_section_reaches_the_recipe() -> None:
+    from types import SimpleNamespace
+
+    from hamkit.engine.settings import RUN_SECTION_KEYS, defaults_for
+    from hamkit.pipeline.stages import _recipe
+
+    changed = {
+        "epochs": 3,
+        "batch_size": 5,
+        "lr": 0.002,
+        "optimizer": "adamw",
+        "weight_decay": 0.01,
+        "warmup_epochs": 0.5,
+        "ema_decay": 0.9,
+        "freeze": 0.25,
+        "augment": "light",
+        "class_balance": "sqrt",
+    }
+    ctx = SimpleNamespace(workers=0, training_progress=False)
+    for kind, keys in RUN_SECTION_KEYS.items():
+        assert set(keys) <= set(changed)  # a new section key needs a value here
+        section = {key: changed[key] for key in keys}
+        assert all(section[key] != defaults_for(kind)[key] for key in keys)
+        recipe = _recipe(ctx, kind, section)  # type: ignore[arg-type]
+        assert {key: getattr(recipe, key) for key in keys} == section

@@ -377,7 +377,7 @@ def classifier_stage(ctx: RunContext) -> None:
             section["backbone"],
             image_size=section["image_size"],
             pretrained=section["pretrained"],
-            recipe=_recipe(ctx, section, class_balance=section["class_balance"]),
+            recipe=_recipe(ctx, "classifier", section),
             device=ctx.settings["run"]["device"],
         )
         model.fit(
@@ -402,24 +402,17 @@ def classifier_stage(ctx: RunContext) -> None:
     ctx.result.summary["classifier"] = json.loads((folder / "test_report.json").read_text())
 
 
-def _recipe(ctx: RunContext, section: dict[str, Any], **extra: Any) -> TrainConfig:
-    """The training recipe of a ``[classifier]`` or ``[segmenter]`` section."""
+def _recipe(ctx: RunContext, kind: str, section: dict[str, Any]) -> TrainConfig:
+    """The training recipe of a ``[classifier]`` or ``[segmenter]`` section: every training key the
+    section holds (:data:`hamkit.engine.settings.RUN_SECTION_KEYS`), so none is left out."""
     from hamkit.engine.recipe import TrainConfig
+    from hamkit.engine.settings import RUN_SECTION_KEYS
 
     return TrainConfig(
-        epochs=section["epochs"],
-        batch_size=section["batch_size"],
-        lr=section["lr"],
-        optimizer=section["optimizer"],
-        weight_decay=section["weight_decay"],
-        augment=section["augment"],
-        warmup_epochs=section["warmup_epochs"],
-        ema_decay=section["ema_decay"],
-        freeze=section["freeze"],
+        **{key: section[key] for key in RUN_SECTION_KEYS[kind]},
         monitor=None,
         num_workers=ctx.workers,
         progress=ctx.training_progress,
-        **extra,
     )
 
 
@@ -443,7 +436,7 @@ def segmenter_stage(ctx: RunContext) -> None:
             image_size=section["image_size"],
             pretrained=section["pretrained"],
             classify=section["classify"],
-            recipe=_recipe(ctx, section),
+            recipe=_recipe(ctx, "segmenter", section),
             device=ctx.settings["run"]["device"],
         )
         model.fit(
