@@ -473,6 +473,11 @@ def _rows(name: str) -> Any:
     return json.loads((RESULTS / f"{name}.json").read_text())["rows"]
 
 
+def heap() -> str:
+    """``benchmarks/bench_heap.py``: keypoint decoding with the workers' freed heap kept against the heap as it was."""
+    return _verbatim("heap")
+
+
 def fold_batch_norms() -> str:
     """``benchmarks/bench_fold.py``: CPU embeddings with batch norm folded against the network as it is."""
     return _verbatim("fold_batch_norms")
@@ -918,6 +923,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "channels_last": channels_last,
     "freeze_step": freeze_step,
     "fold_batch_norms": fold_batch_norms,
+    "heap": heap,
     "decode_cache": decode_cache,
     "hash_cache": hash_cache,
     "segmenter_overhead": segmenter_overhead,

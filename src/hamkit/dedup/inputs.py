@@ -158,12 +158,17 @@ def _collate(batch: list[tuple[int, Any, str | None]]) -> tuple[list[int], Any, 
     return [i for i, _ in ok], values, skipped
 
 
-def _single_threaded_opencv(_worker: int) -> None:
-    """In a decoding worker, before any OpenCV call: no OpenCV thread pool. A pool that the
-    parent process had started does not survive ``fork``, and using it from the child hangs."""
+def _opencv_worker(_worker: int) -> None:
+    """In a decoding worker, before any OpenCV call: no OpenCV thread pool (a pool that the
+    parent process had started does not survive ``fork``, and using it from the child hangs),
+    and freed heap kept for the next image (:func:`~hamkit._heap.keep_freed_heap`: SIFT about
+    1.7x faster where the worker would otherwise return it to the system after every image)."""
     import cv2
 
+    from hamkit._heap import keep_freed_heap
+
     cv2.setNumThreads(0)
+    keep_freed_heap()
 
 
 def decode_all(job: DecodeJob, *, batch_size: int, num_workers: int, progress: bool, desc: str):
@@ -178,7 +183,7 @@ def decode_all(job: DecodeJob, *, batch_size: int, num_workers: int, progress: b
         collate_fn=_collate,
         persistent_workers=False,
         # workers die with this process, even when it is killed (no decoder outlives a `kill`)
-        worker_init_fn=WorkerInit(_single_threaded_opencv if job.mode in ("scene", "lesion", "lesion-crop") else None),
+        worker_init_fn=WorkerInit(_opencv_worker if job.mode in ("scene", "lesion", "lesion-crop") else None),
     )
     with tqdm(total=len(job), desc=desc, unit="img", disable=not progress) as bar:
         for indices, values, skipped in loader:
