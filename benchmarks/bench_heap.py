@@ -1,7 +1,8 @@
 """Keypoint decoding with the freed heap kept against the heap as glibc manages it.
 
-First in one fresh process per round (the lesion method's features of the same images, one
-thread), then in worker processes.
+First in one fresh process per round that imports ``cv2`` before ``torch`` (the lesion method's
+features of every third of the images, or fewer, about 400-500; one thread), then in worker
+processes.
 
 The reference is a decoding worker that only turns OpenCV's thread pool off (what hamkit's
 workers did before); the other also calls :func:`hamkit._heap.keep_freed_heap`. Both decode the

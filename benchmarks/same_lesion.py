@@ -246,16 +246,18 @@ def table(payload: dict) -> str:
     lines = [
         "| method @ threshold | same-lesion pairs grouped (of "
         f"{payload['rows'][0]['same_lesion_pairs']:,}) | held-out half | copies: exact / photometric / geometric | "
-        "pairs across lesion_id | largest group | seconds | peak MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "pairs across lesion_id | largest group | same-lesion pairs among the candidates (candidates) | seconds | "
+        "peak MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in payload["rows"]:
         copies = " / ".join(f"{row['copies'].get(f, 0):.2f}" for f in ("exact", "photometric", "geometric"))
         mark = " (calibrated on half A)" if row["calibrated"] and row["setting"] != "verified" else ""
+        among = f"{row['same_lesion_candidates']:.3f}" if "same_lesion_candidates" in row else "n/a"
         lines.append(
             f"| `{row['setting']}` @ {row['threshold']:g}{mark} | {row['same_lesion']:.3f} | "
             f"{row['same_lesion_half_b']:.3f} | {copies} | {row['across']} | {row['largest']} | "
-            f"{row['seconds']:.0f} | {row['peak_mib']:,} |"
+            f"{among} ({row['candidates']:,}) | {row['seconds']:.0f} | {row['peak_mib']:,} |"
         )
     return "\n".join(lines)
 
