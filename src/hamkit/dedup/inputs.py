@@ -161,8 +161,9 @@ def _collate(batch: list[tuple[int, Any, str | None]]) -> tuple[list[int], Any, 
 def _opencv_worker(_worker: int) -> None:
     """In a decoding worker, before any OpenCV call: no OpenCV thread pool (a pool that the
     parent process had started does not survive ``fork``, and using it from the child hangs),
-    and freed heap kept for the next image (:func:`~hamkit._heap.keep_freed_heap`: SIFT about
-    1.7x faster where the worker would otherwise return it to the system after every image)."""
+    and freed heap kept for the next image (:func:`~hamkit._heap.keep_freed_heap`: the lesion
+    method's features 1.6x faster where the worker would otherwise return it to the system
+    after every image)."""
     import cv2
 
     from hamkit._heap import keep_freed_heap
