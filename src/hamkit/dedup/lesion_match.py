@@ -108,8 +108,7 @@ SPREAD = 24.5
 bubble's rim) are what two different lesions share; a lesion's own structure is spread out."""
 
 CROP_SIDE = 80
-"""Side (px) of the lesion-centred crop that the CNN embeds (on HAM10000, larger crops put no more
-same-lesion pairs among each image's nearest, and cost more)."""
+"""Side (px) of the lesion-centred crop that the CNN embeds."""
 
 CROP_MARGIN = 0.25
 """Margin around the detected lesion, as a share of its longer side, on each side."""
