@@ -5,7 +5,8 @@ features of every third of the images, or fewer, about 400-500; one thread), the
 processes.
 
 The reference is a decoding worker that only turns OpenCV's thread pool off (what hamkit's
-workers did before); the other also calls :func:`hamkit._heap.keep_freed_heap`. Both decode the
+workers did before); the other is hamkit's own (``hamkit.dedup.inputs._opencv_worker``), which also
+calls :func:`hamkit._heap.keep_freed_heap`. Both decode the
 same images with the same :class:`~hamkit.dedup.inputs.DecodeJob` in ``--workers`` DataLoader
 processes started from this one, in alternating rounds; each worker starts after ``cv2`` and
 ``torch`` were imported here in that order (as a user's script may import them), which is when
@@ -29,9 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from hamkit._heap import keep_freed_heap
 from hamkit._proc import WorkerInit
-from hamkit.dedup.inputs import DecodeJob, _collate
+from hamkit.dedup.inputs import DecodeJob, _collate, _opencv_worker
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ham10000-200px"
 
@@ -41,19 +41,13 @@ def opencv_only(_worker: int) -> None:
     cv2.setNumThreads(0)
 
 
-def opencv_and_heap(_worker: int) -> None:
-    """hamkit's worker: OpenCV's thread pool off, freed heap kept."""
-    cv2.setNumThreads(0)
-    keep_freed_heap()
-
-
 CHILD = """
 import sys, time
 import cv2, torch  # this order: see the docstring
 import numpy as np
 from PIL import Image
 from hamkit._heap import keep_freed_heap
-from hamkit.dedup.lesion_match import WORK_SIDE, lesion_features
+from hamkit.dedup.lesion_match import lesion_features
 cv2.setNumThreads(0)
 if sys.argv[1] == "kept":
     keep_freed_heap()
@@ -132,7 +126,7 @@ def main() -> None:
         seconds: dict[str, list[float]] = {"plain": [], "kept": []}
         outputs: dict[str, list] = {}
         for _ in range(args.rounds):
-            for key, init in (("plain", opencv_only), ("kept", opencv_and_heap)):
+            for key, init in (("plain", opencv_only), ("kept", _opencv_worker)):
                 elapsed, values = decode(paths, mode, init, args.workers)
                 seconds[key].append(elapsed)
                 outputs[key] = values
