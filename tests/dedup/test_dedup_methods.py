@@ -145,3 +145,53 @@ def test_the_run_settings_of_a_method_reach_it(tmp_path):
     assert [d.method.name for d in made] == ["exact", "cnn"]
     cnn = made[1]
     assert cnn.threshold == 0.93 and cnn.method.backbone == "mobilenet_v2" and cnn.method.pretrained is True
+
+
+def test_the_cnn_method_defaults_to_installed_weights_and_their_measured_threshold(tmp_path, monkeypatch):
+    """``Deduplicator("cnn")`` needs no network: its default network's ImageNet weights are installed
+    with hamkit, and its default threshold is the one measured for that network."""
+    import socket
+
+    from matplotlib import cbook
+
+    from hamkit.backbones import offline
+    from hamkit.backbones.defaults import EMBEDDING_BACKBONE, EMBEDDING_THRESHOLD
+    from hamkit.backbones.registry import get_backbone
+    from hamkit.dedup.methods import CnnMethod
+
+    if not get_backbone(EMBEDDING_BACKBONE).pretrained_offline or not offline.installed("tf_efficientnet_lite0"):
+        pytest.skip("the EfficientNet-Lite0 weights package is not installed")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("network used")
+
+    local_connect = socket.socket.connect
+
+    def connect(sock: socket.socket, address: object) -> None:  # the decoding workers' local pipes pass
+        if sock.family != socket.AF_UNIX:
+            refuse()
+        local_connect(sock, address)
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setenv("HAMKIT_CACHE", str(tmp_path / "cache"))
+    photo = Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    photo.save(folder / "hopper.jpg", quality=95)
+    photo.save(folder / "hopper_reencoded.jpg", quality=70)
+    photo.transpose(Image.Transpose.ROTATE_90).resize((160, 120)).save(folder / "other.png")
+    Image.open(cbook.get_sample_data("logo2.png", asfileobj=False)).convert("RGB").save(folder / "logo.png")
+
+    dedup = Deduplicator("cnn", progress=False, cache_dir=False)
+    result = dedup.find(folder)
+    assert isinstance(dedup.method_, CnnMethod) and dedup.method_.backbone == EMBEDDING_BACKBONE
+    assert dedup.method_.pretrained is True and CnnMethod.default_threshold == EMBEDDING_THRESHOLD
+    assert result.threshold == EMBEDDING_THRESHOLD
+    pairs = {frozenset((result.paths[i].name, result.paths[j].name)) for i, j in zip(result.pairs.i, result.pairs.j)}
+    assert frozenset(("hopper.jpg", "hopper_reencoded.jpg")) in pairs
+    assert not any("logo.png" in pair for pair in pairs)
+    # hamkit run's [dedup] cnn settings are the method's own defaults
+    section = load_config()["dedup"]
+    assert (section["cnn_backbone"], section["cnn_threshold"]) == (EMBEDDING_BACKBONE, EMBEDDING_THRESHOLD)

@@ -12,6 +12,8 @@ from __future__ import annotations
 __all__ = [
     "CLASSIFIER_BACKBONE",
     "CLASSIFIER_IMAGE_SIZE",
+    "EMBEDDING_BACKBONE",
+    "EMBEDDING_THRESHOLD",
     "SEGMENTER_BACKBONE",
     "SEGMENTER_IMAGE_SIZE",
 ]
@@ -21,6 +23,15 @@ CLASSIFIER_BACKBONE = "timm:tf_efficientnet_lite0"
 
 CLASSIFIER_IMAGE_SIZE = 224
 """The classifier's default input size: the size the ImageNet weights were trained at."""
+
+EMBEDDING_BACKBONE = "timm:tf_efficientnet_lite0"
+"""The network whose pooled features the duplicate methods compare (``cnn``; the lesion crops of
+``lesion``): ImageNet weights installed with hamkit, nothing learnt from HAM10000."""
+
+EMBEDDING_THRESHOLD = 0.95
+"""The ``cnn`` duplicate method's default: the cosine similarity of :data:`EMBEDDING_BACKBONE`'s
+features above which two images pair, measured on the 10,015 HAM10000 images with planted copies
+(``benchmarks/dedup_real.py``; another network needs its own)."""
 
 SEGMENTER_BACKBONE = "smp:Linknet:tu-tf_efficientnet_lite0"
 """The segmenter's default network: LinkNet on the EfficientNet-Lite0 encoder (ImageNet weights

@@ -10,8 +10,10 @@ method          signature                                   threshold (valid ran
                 keypoints + RANSAC and a tile-wise
                 comparison of the aligned images (the
                 default: offline, and right on real data)
-``"cnn"``       L2-normalised pooled CNN features (the      min cosine similarity,     0.93
-                report's approach; any registry backbone)   ``(0, 1]``
+``"cnn"``       L2-normalised pooled CNN features (the      min cosine similarity,     0.95
+                report's approach; EfficientNet-Lite0 with  ``(0, 1]``
+                installed weights, or any registry
+                backbone)
 ``"phash"``     64-bit DCT perceptual hash                  max Hamming distance,      8
                                                             ``0..64``
 ``"dhash"``     64-bit difference hash                      max Hamming distance,      4

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hamkit.backbones.defaults import EMBEDDING_BACKBONE, EMBEDDING_THRESHOLD
 from hamkit.engine.settings import RENAMED, RUN_SECTION_KEYS, defaults_for
 from hamkit.errors import HamkitError
 
@@ -71,8 +72,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "dedup": {
         "methods": ["verified"],  # any of verified, exact, phash, dhash, cnn, lesion; their groups are merged
         "verified_threshold": 0.5,
-        "cnn_backbone": "timm:tf_efficientnet_lite0",
-        "cnn_threshold": 0.93,
+        "cnn_backbone": EMBEDDING_BACKBONE,
+        "cnn_threshold": EMBEDDING_THRESHOLD,  # measured for that network: benchmarks/dedup_real.py
         "hash_threshold": 6,
         "pretrained": True,
     },

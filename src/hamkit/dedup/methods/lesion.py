@@ -46,6 +46,7 @@ from hamkit.dedup.lesion_match import (
     match_pairs,
     visual_word_candidates,
 )
+from hamkit.backbones.defaults import EMBEDDING_BACKBONE
 from hamkit.dedup.methods.base import DedupMethod, Shared, Signatures, Threshold, register_method
 from hamkit.dedup.pairs import Pairs, equal_value_pairs
 from hamkit.dedup.scenes import VerifiedCandidates
@@ -53,7 +54,7 @@ from hamkit.errors import HamkitError
 
 __all__ = ["EMBED_BACKBONE", "LesionMethod", "lesion_candidates"]
 
-EMBED_BACKBONE = "timm:tf_efficientnet_lite0"
+EMBED_BACKBONE = EMBEDDING_BACKBONE
 """The network whose embeddings of lesion crops propose candidates: its ImageNet weights are
 installed with hamkit, so nothing is downloaded (nothing in them was learnt from HAM10000)."""
 
