@@ -108,7 +108,9 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
         help="verified and lesion: candidate partners checked per image (default 10; lesion: by visual words, "
         "with 10 more by CNN embedding of the lesion crop)",
     )
-    parser.add_argument("--backbone", default=None, help=f"cnn: CNN backbone (default: {EMBEDDING_BACKBONE}, installed weights)")
+    parser.add_argument(
+        "--backbone", default=None, help=f"cnn: CNN backbone (default: {EMBEDDING_BACKBONE}, installed weights)"
+    )
     parser.add_argument("--image-size", type=positive_int, default=None, help="cnn: input size (default 224)")
     parser.add_argument(
         "--batch-size", type=positive_int, default=None, help="images per batch (default: the method's; cnn 64)"

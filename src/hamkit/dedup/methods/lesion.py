@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from hamkit._cpu import available_cpus
+from hamkit.backbones.defaults import EMBEDDING_BACKBONE
 from hamkit.dedup.lesion_match import (
     LesionFeatures,
     embedding_candidates,
@@ -46,7 +47,6 @@ from hamkit.dedup.lesion_match import (
     match_pairs,
     visual_word_candidates,
 )
-from hamkit.backbones.defaults import EMBEDDING_BACKBONE
 from hamkit.dedup.methods.base import DedupMethod, Shared, Signatures, Threshold, register_method
 from hamkit.dedup.pairs import Pairs, equal_value_pairs
 from hamkit.dedup.scenes import VerifiedCandidates
