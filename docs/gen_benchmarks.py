@@ -594,9 +594,8 @@ def report_recipe_sample() -> str:
 _FAMILIES = ("exact", "photometric", "geometric")
 
 
-def dedup_real() -> str:
-    """``benchmarks/dedup_real.py``: every method on the 10,015 HAM10000 images with planted copies."""
-    data = json.loads((RESULTS / "dedup_real.json").read_text())
+def _copies_table(data: dict[str, Any], default: str) -> list[str]:
+    """The rows of a ``benchmarks/dedup_real.py`` results file, the ``default`` setting in bold."""
     lines = [
         f"{data['images']:,} images + {data['planted']} planted copies ({data['per_kind']} per kind).",
         "",
@@ -608,9 +607,22 @@ def dedup_real() -> str:
         name = row["setting"]
         recall = " / ".join(f"{row['recall'].get(f, 0):.2f}" for f in _FAMILIES)
         cells = f"{row['across']:,} | {row['within']:,} | {recall} | {row['largest']:,} | {row['removed']:,}"
-        if name == "verified @ 0.5":
-            name, cells = "**verified @ 0.5 (default)**", "**" + cells.replace(" | ", "** | **") + "**"
+        if name == default:
+            name, cells = f"**{name} (default)**", "**" + cells.replace(" | ", "** | **") + "**"
         lines.append(f"| {name} | {cells} | {row['seconds']:.0f} | {row['peak_mib']:,.0f} |")
+    return lines
+
+
+def _missed_by_kind(data: dict[str, Any], setting: str) -> str:
+    row = next(r for r in data["rows"] if r["setting"] == setting)
+    missed = {k: v for k, v in row["found_by_kind"].items() if v[0] < v[1]}
+    return ", ".join(f"{k} {v[1] - v[0]} of {v[1]}" for k, v in missed.items()) or "none"
+
+
+def dedup_real() -> str:
+    """``benchmarks/dedup_real.py``: every method on the 10,015 HAM10000 images with planted copies."""
+    data = json.loads((RESULTS / "dedup_real.json").read_text())
+    lines = _copies_table(data, "verified @ 0.5")
     hashes = {r["setting"]: r for r in data["rows"] if r["setting"] in ("phash 8", "phash 2")}
     if len(hashes) == 2:
         loose, strict = hashes["phash 8"], hashes["phash 2"]
@@ -622,15 +634,27 @@ def dedup_real() -> str:
             f"{strict['recall']['geometric']:.0%} of the "
             f"geometric copies and {strict['within']:,} within-lesion pairs (against {loose['within']:,} at 8).",
         ]
-    default = next(r for r in data["rows"] if r["setting"] == "verified @ 0.5")
-    missed = {k: v for k, v in default["found_by_kind"].items() if v[0] < v[1]}
     lines += [
         "",
-        "At the default, copies missed by kind: "
-        + (", ".join(f"{k} {v[1] - v[0]} of {v[1]}" for k, v in missed.items()) or "none")
-        + ".",
+        f"At the default, copies missed by kind: {_missed_by_kind(data, 'verified @ 0.5')}.",
         "",
         _provenance({**data, "torch": data.get("torch", "n/a")}) + _load_average(data),
+    ]
+    return "\n".join(lines)
+
+
+def dedup_real_cnn() -> str:
+    """``benchmarks/dedup_real.py``: the ``cnn`` method with the installed Lite0 weights, swept."""
+    from hamkit.backbones.defaults import EMBEDDING_THRESHOLD
+
+    data = json.loads((RESULTS / "dedup_real_cnn.json").read_text())
+    default = f"cnn Lite0 (installed ImageNet weights) @ {EMBEDDING_THRESHOLD:g}"
+    lines = _copies_table(data, default)
+    lines += [
+        "",
+        f"At the default, copies missed by kind: {_missed_by_kind(data, default)}.",
+        "",
+        _provenance(data) + _load_average(data),
     ]
     return "\n".join(lines)
 
@@ -931,6 +955,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "phash_ceiling": phash_ceiling,
     "dedup_quality": dedup_quality,
     "dedup_real": dedup_real,
+    "dedup_real_cnn": dedup_real_cnn,
     "engine_overhead": engine_overhead,
     "report_recipe_synthetic": report_recipe_synthetic,
     "report_recipe_sample": report_recipe_sample,
