@@ -6,6 +6,7 @@ import csv
 import json
 
 from hamkit.cli.main import main
+from hamkit.data.cache import shared_decode_cache
 
 
 def test_split_command(synthetic, tmp_path, capsys):
@@ -72,6 +73,8 @@ def test_train_predict_evaluate(synthetic, tmp_path, capsys):
     assert main(argv) == 0
     assert "best epoch" in capsys.readouterr().out
     assert (run / "model" / "config.json").is_file() and (run / "history.csv").is_file()
+    # the decoded images went to the cache that every run and training shares, not into OUT
+    assert list(shared_decode_cache().glob("*.images.npy")) and not (run / "cache").exists()
     assert len(json.loads((run / "history.json").read_text())) == 2
     recorded = json.loads((run / "model" / "config.json").read_text())["recipe"]
     assert (recorded["weight_decay"], recorded["freeze"]) == (0.01, 0.2)  # the flags reached the recipe

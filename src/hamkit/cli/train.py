@@ -120,7 +120,11 @@ def _common(parser: argparse.ArgumentParser, *, kind: str, backbone: str, image_
         "CC BY-NC-SA 4.0 for HAM10000)",
     )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    parser.add_argument("--decode-cache", metavar="DIR", help="decode-cache folder (default: OUT/cache)")
+    parser.add_argument(
+        "--decode-cache",
+        metavar="DIR",
+        help="decode-cache folder (default: decoded/ in hamkit's cache folder, $HAMKIT_CACHE; shared with hamkit run)",
+    )
     parser.add_argument(
         "--augment",
         choices=AUGMENTS,
@@ -194,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hamkit.cli._compat import labels_for, print_json, split_csv_for, usage_error
+    from hamkit.data.cache import shared_decode_cache
     from hamkit.errors import HamkitError
 
     out = Path(args.out)
@@ -207,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
         )
     fit_args: dict[str, Any] = dict(
         num_workers=args.workers,
-        cache=args.decode_cache or out / "cache",
+        cache=args.decode_cache or shared_decode_cache(),
         on_missing="skip" if args.skip_missing else "error",
         data_licence=args.data_licence,
     )

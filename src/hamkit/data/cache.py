@@ -26,14 +26,25 @@ from typing import Any
 
 import numpy as np
 
+from hamkit._cache import cache_root
 from hamkit._io import atomic_path, atomic_write_text
 from hamkit._proc import WorkerInit
 from hamkit.data.images import load_image_array, read_mask
 from hamkit.errors import DataError
 
-__all__ = ["DecodeCache", "CacheEntry", "file_identity"]
+__all__ = ["DecodeCache", "CacheEntry", "file_identity", "shared_decode_cache"]
 
 _FORMAT_VERSION = 1
+
+
+def shared_decode_cache() -> Path:
+    """The decode-cache folder that ``hamkit run`` and ``hamkit train`` share: ``decoded/`` under
+    hamkit's cache folder (``$HAMKIT_CACHE``, see :func:`hamkit._cache.cache_root`).
+
+    Entries are keyed by image size and file identity, so runs over other folders or sizes never
+    share an entry, and a second run or training over the same images decodes nothing again.
+    """
+    return cache_root() / "decoded"
 
 
 def file_identity(path: str | os.PathLike[str]) -> tuple[str, int, int]:

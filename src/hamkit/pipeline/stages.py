@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hamkit._cache import cache_root
 from hamkit._io import atomic_write_text
-from hamkit.data.cache import file_identity
+from hamkit.data.cache import file_identity, shared_decode_cache
 from hamkit.data.metadata import ImageRecord, classes_of
 from hamkit.errors import DataError, HamkitError
 from hamkit.pipeline.fingerprints import StepState, files_fingerprint, fingerprint
@@ -103,7 +102,7 @@ class RunContext:
         over other folders or sizes never share an entry, a changed file gets a new one, and a run in
         a new folder over the same data decodes nothing again. Entries are written to temporary files
         and renamed, so two runs building one entry at once cannot leave it half-written."""
-        return cache_root() / "decoded"
+        return shared_decode_cache()
 
     @property
     def progress(self) -> bool:
