@@ -65,6 +65,9 @@ def main() -> None:
         "--note", help="recorded with the row, e.g. that other jobs shared the machine (its seconds are not a cost)"
     )
     parser.add_argument("--freeze", type=float, default=0.0, help="share of the layers kept at their starting weights")
+    parser.add_argument(
+        "--input-lr-scale", type=float, default=1.0, help="the first layer's learning rate as a share of --lr (1: one rate)"
+    )
     parser.add_argument("--tta", action="store_true", help="also score with flip test-time augmentation")
     parser.add_argument("--no-classify", action="store_true", help="segmenter without the diagnosis head")
     parser.add_argument("--monitor", default=None, help="validation metric that picks the best epoch")
@@ -109,6 +112,7 @@ def main() -> None:
         warmup_epochs=args.warmup_epochs,
         ema_decay=args.ema_decay,
         freeze=args.freeze,
+        input_lr_scale=args.input_lr_scale,
         random_state=0,
         monitor=args.monitor or None,
     )

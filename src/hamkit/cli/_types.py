@@ -19,6 +19,7 @@ __all__ = [
     "output_file",
     "output_folder",
     "positive_float",
+    "rate_share",
     "positive_int",
     "proper_fraction",
 ]
@@ -103,6 +104,16 @@ def share(text: str) -> float:
         0.3
     """
     return _number(text, lambda v: 0 <= v < 1, "0 or a share below 1, e.g. 0.3")
+
+
+def rate_share(text: str) -> float:
+    """A share above 0 and at most 1 (the input layer's learning rate, ``--input-lr-scale``).
+
+    Examples:
+        >>> rate_share("0.1")
+        0.1
+    """
+    return _number(text, lambda v: 0 < v <= 1, "a share above 0 and at most 1, e.g. 0.1")
 
 
 def positive_float(text: str) -> float:

@@ -19,6 +19,7 @@ from hamkit.cli._types import (
     output_folder,
     positive_float,
     positive_int,
+    rate_share,
     share,
 )
 from hamkit.engine.settings import AUGMENTS, CLASS_BALANCE_MODES, OPTIMIZERS, defaults_for
@@ -97,6 +98,14 @@ def _common(parser: argparse.ArgumentParser, *, kind: str, backbone: str, image_
         metavar="SHARE",
         help="keep this share of the network's layers, counted from the input, at their starting weights "
         f"(e.g. 0.3 of a pretrained network; faster steps; default: {default['freeze']:g}, every layer trains)",
+    )
+    parser.add_argument(
+        "--input-lr-scale",
+        type=rate_share,
+        default=default["input_lr_scale"],
+        metavar="SHARE",
+        help="learning rate of the layer nearest the input as a share of --lr, rising layer by layer to --lr at the "
+        f"head (e.g. 0.1 to fine-tune a pretrained network; default: {default['input_lr_scale']:g}, one rate)",
     )
     parser.add_argument(
         "--early-stopping",
@@ -282,6 +291,7 @@ def _estimator(args: argparse.Namespace) -> Any:
         warmup_epochs=args.warmup_epochs,
         ema_decay=args.ema_decay,
         freeze=args.freeze,
+        input_lr_scale=args.input_lr_scale,
         weight_decay=args.weight_decay,
         augment=args.augment,
         random_state=args.random_state,

@@ -56,6 +56,11 @@ class TrainConfig(BaseEstimator):
             and first three stages, cut a step at 128 px to 0.55 of its time; ``benchmarks/bench_freeze.py``). Meant for
             pretrained networks, whose first layers already see edges and colours; ``0``: every
             layer trains.
+        input_lr_scale: The learning rate of the layer nearest the input, as a share of ``lr``; the
+            rates of the layers after it (counted as for ``freeze``) rise geometrically to ``lr``
+            at the head (discriminative fine-tuning rates: the pretrained first layers move
+            little, the new head fast). The schedule scales every rate alike. ``1``: one rate
+            for every layer.
         monitor: Validation metric that picks the best checkpoint (e.g. ``"balanced_accuracy"``,
             ``"dice"``, ``"loss"``); ``None``: the estimator's own default (balanced accuracy
             for the classifier, Dice or Dice with balanced accuracy for the segmenter; the
@@ -101,6 +106,7 @@ class TrainConfig(BaseEstimator):
     grad_clip: float | None = DEFAULTS["grad_clip"]
     ema_decay: float = DEFAULTS["ema_decay"]
     freeze: float = DEFAULTS["freeze"]
+    input_lr_scale: float = DEFAULTS["input_lr_scale"]
     monitor: str | None = DEFAULTS["monitor"]
     early_stopping: int | None = DEFAULTS["early_stopping"]
     class_balance: str = DEFAULTS["class_balance"]

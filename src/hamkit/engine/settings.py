@@ -57,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "grad_clip": None,
     "ema_decay": 0.0,
     "freeze": 0.0,
+    "input_lr_scale": 1.0,
     "monitor": None,
     "early_stopping": None,
     "class_balance": "sampler",
@@ -87,6 +88,7 @@ _SECTION_TRAINING = (
     "warmup_epochs",
     "ema_decay",
     "freeze",
+    "input_lr_scale",
     "augment",
 )
 RUN_SECTION_KEYS: dict[str, tuple[str, ...]] = {
@@ -144,6 +146,8 @@ def check(name: str, value: Any, *, epochs: Any = None) -> str | None:
         return f"ema_decay must be 0 (off) or a decay below 1 (e.g. 0.998), got {value}"
     if name == "freeze" and not (_number(value) and 0 <= value < 1):
         return f"freeze must be 0 (train every layer) or a share of the layers below 1 (e.g. 0.3), got {value}"
+    if name == "input_lr_scale" and not (_number(value) and 0 < value <= 1):
+        return f"input_lr_scale must be above 0 and at most 1 (1: one rate for every layer; e.g. 0.1), got {value}"
     if name == "num_workers" and value is not None and not (isinstance(value, int) and value >= 0):
         return f"num_workers must be None (automatic) or 0 or more, got {value}"
     if name == "optimizer" and value not in OPTIMIZERS:
@@ -167,6 +171,7 @@ CHECKED = (
     "grad_clip",
     "ema_decay",
     "freeze",
+    "input_lr_scale",
     "num_workers",
     "optimizer",
     "scheduler",

@@ -43,6 +43,7 @@ __all__ = [
     "set_random_state",
     "default_num_workers",
     "freeze_layers",
+    "layer_rate_groups",
 ]
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {  # one per settings.OPTIMIZERS
@@ -104,6 +105,40 @@ def freeze_layers(model: torch.nn.Module, share: float) -> tuple[list[torch.nn.M
     for p in params:
         p.requires_grad_(False)
     return frozen, params
+
+
+def layer_rate_groups(model: torch.nn.Module, lr: float, input_scale: float = 1.0) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups for the ``input_lr_scale`` setting.
+
+    Layers are counted as :func:`freeze_layers` counts them (modules with parameters of their
+    own, input first); layer ``k`` of ``n`` trains at ``lr * input_scale ** (1 - k / (n - 1))``,
+    so the first at ``lr * input_scale`` and the last (the head) at ``lr``. Parameters that do
+    not require a gradient (frozen layers) are left out.
+
+    Args:
+        model: The network.
+        lr: The head's learning rate.
+        input_scale: The first layer's rate as a share of ``lr``, ``0 < input_scale <= 1``.
+
+    Returns:
+        One group (``{"params": [...], "lr": rate}``) per layer with trainable parameters, input
+        first; a single group at ``lr`` when ``input_scale`` is 1.
+
+    Examples:
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 2, 1))
+        >>> [round(g["lr"], 4) for g in layer_rate_groups(net, 0.01, 0.25)]
+        [0.0025, 0.005, 0.01]
+    """
+    if input_scale >= 1.0:
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
+    layers = [m for m in model.modules() if next(m.parameters(recurse=False), None) is not None]
+    last = max(1, len(layers) - 1)
+    groups = []
+    for k, layer in enumerate(layers):
+        params = [p for p in layer.parameters(recurse=False) if p.requires_grad]
+        if params:
+            groups.append({"params": params, "lr": lr * input_scale ** (1.0 - k / last)})
+    return groups
 
 
 def default_num_workers(dataset: Any = None) -> int:
@@ -243,8 +278,9 @@ class Trainer:
 
     # -------------------------------------------------------------- building blocks
     def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
-        params = [p for p in model.parameters() if p.requires_grad]
-        return OPTIMIZERS[self.config.optimizer](params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        config = self.config
+        groups = layer_rate_groups(model, config.lr, config.input_lr_scale)
+        return OPTIMIZERS[config.optimizer](groups, lr=config.lr, weight_decay=config.weight_decay)
 
     def _is_better(self, score: float, best: float) -> bool:
         if math.isnan(score):
@@ -499,7 +535,7 @@ class Trainer:
             total += loss.detach().double() * size
             seen += size
             batches.set_postfix(loss=f"{value:.4f}")
-        lr = run.optimizer.param_groups[0]["lr"]
+        lr = run.optimizer.param_groups[-1]["lr"]  # the head's rate (the last group; see input_lr_scale)
         run.schedule.after_epoch()
         return {"epoch": epoch + 1, "train_loss": run.ctx.mean(float(total) / max(seen, 1)), "lr": lr}
 
