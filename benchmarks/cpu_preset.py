@@ -66,7 +66,10 @@ def main() -> None:
     )
     parser.add_argument("--freeze", type=float, default=0.0, help="share of the layers kept at their starting weights")
     parser.add_argument(
-        "--input-lr-scale", type=float, default=1.0, help="the first layer's learning rate as a share of --lr (1: one rate)"
+        "--input-lr-scale",
+        type=float,
+        default=1.0,
+        help="the first layer's learning rate as a share of --lr (1: one rate)",
     )
     parser.add_argument("--tta", action="store_true", help="also score with flip test-time augmentation")
     parser.add_argument("--no-classify", action="store_true", help="segmenter without the diagnosis head")

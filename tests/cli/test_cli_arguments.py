@@ -24,6 +24,10 @@ import pytest
         (["train", "classifier", "--data", "d", "--split-csv", "s.csv", "--out", "o", "--lr", "nan"], "--lr"),
         (["train", "classifier", "--data", "d", "--split-csv", "s.csv", "--out", "o", "--freeze", "1"], "--freeze"),
         (
+            ["train", "classifier", "--data", "d", "--split-csv", "s.csv", "--out", "o", "--input-lr-scale", "0"],
+            "--input-lr-scale",
+        ),
+        (
             ["train", "classifier", "--data", "d", "--split-csv", "s.csv", "--out", "o", "--weight-decay", "-1"],
             "--weight-decay",
         ),

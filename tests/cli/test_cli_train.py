@@ -63,6 +63,8 @@ def test_train_predict_evaluate(synthetic, tmp_path, capsys):
         "0.01",
         "--freeze",
         "0.2",
+        "--input-lr-scale",
+        "0.5",
         "--no-pretrained",
         "--workers",
         "0",
@@ -77,7 +79,7 @@ def test_train_predict_evaluate(synthetic, tmp_path, capsys):
     assert list(shared_decode_cache().glob("*.images.npy")) and not (run / "cache").exists()
     assert len(json.loads((run / "history.json").read_text())) == 2
     recorded = json.loads((run / "model" / "config.json").read_text())["recipe"]
-    assert (recorded["weight_decay"], recorded["freeze"]) == (0.01, 0.2)  # the flags reached the recipe
+    assert (recorded["weight_decay"], recorded["freeze"], recorded["input_lr_scale"]) == (0.01, 0.2, 0.5)
 
     images = sorted(synthetic.root.rglob("ISIC_*.jpg"))[:3]
     assert main(["predict", str(run / "model"), *map(str, images), "--out", str(tmp_path / "p.csv")]) == 0

@@ -230,6 +230,32 @@ def test_frozen_layers_keep_their_weights_and_statistics_and_train_again_afterwa
     assert not torch.equal(free.state_dict()["1.running_mean"], before["1.running_mean"])
 
 
+def test_layer_rates_rise_from_the_input_to_the_head_and_the_schedule_scales_them_alike():
+    from hamkit.engine.trainer import layer_rate_groups
+
+    net = batch_normed()
+    groups = layer_rate_groups(net, 0.01, 0.1)
+    rates = [g["lr"] for g in groups]
+    assert len(groups) == 5 and rates[0] == pytest.approx(0.001) and rates[-1] == pytest.approx(0.01)
+    assert all(a < b for a, b in zip(rates, rates[1:], strict=False))  # geometric, input to head
+    assert rates[2] == pytest.approx(0.01 * 0.1**0.5)
+    assert [len(g["params"]) for g in groups] == [2, 2, 2, 2, 2]
+    assert layer_rate_groups(net, 0.01, 1.0) == [{"params": list(net.parameters()), "lr": 0.01}]
+    net[0].weight.requires_grad_(False)  # a frozen parameter is left out
+    assert len(layer_rate_groups(net, 0.01, 0.1)[0]["params"]) == 1
+
+    # in training: the first layer moves less than with one rate; the history logs the head's rate
+    data, val = toy_data(), toy_data(random_state=1)
+    moved = {}
+    for scale in (1.0, 0.01):
+        trained = batch_normed()
+        start = trained[0].weight.detach().clone()
+        result = Trainer(config(epochs=2, input_lr_scale=scale, scheduler="none")).fit(trained, ToyTask(), data, val)
+        moved[scale] = float((trained[0].weight - start).abs().sum())
+        assert result.history[0]["lr"] == pytest.approx(config().lr)
+    assert moved[0.01] < 0.1 * moved[1.0]
+
+
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path):
     with pytest.raises(TrainingError, match="loss became nan at epoch 2.*last good checkpoint"):
         Trainer(config(out_dir=tmp_path)).fit(model(), ToyTask(poison_at=8), toy_data(), toy_data(random_state=1))
@@ -313,6 +339,8 @@ def test_ddp_on_two_cpu_processes(tmp_path):
         ("ema_decay", -0.5),
         ("freeze", 1.0),
         ("freeze", -0.1),
+        ("input_lr_scale", 0.0),
+        ("input_lr_scale", 1.5),
     ],
 )
 def test_train_config_rejects_values_that_would_misbehave_later(field, value):

@@ -198,6 +198,7 @@ def test_every_training_key_of_a_run_section_reaches_the_recipe() -> None:
         "warmup_epochs": 0.5,
         "ema_decay": 0.9,
         "freeze": 0.25,
+        "input_lr_scale": 0.1,
         "augment": "light",
         "class_balance": "sqrt",
     }
