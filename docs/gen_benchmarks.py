@@ -136,6 +136,12 @@ def full_run_cpu() -> str:
     return "\n".join(lines)
 
 
+def _rate(row: dict[str, Any]) -> str:
+    """The learning rate, and the first layer's share of it where the rates rise by layer."""
+    scale = row.get("input_lr_scale", 1.0)
+    return f"{row['lr']:g}" if scale >= 1 else f"{row['lr']:g} at the head, {scale:g}x at the input"
+
+
 def cpu_preset_sizing() -> str:
     """One line per sizing run of ``benchmarks/cpu_preset.py``."""
     rows = [json.loads(line) for line in (RESULTS / "cpu_preset_sizing.jsonl").read_text().splitlines() if line]
@@ -166,7 +172,7 @@ def cpu_preset_sizing() -> str:
         frozen = f"{row['freeze']:g} of the layers" if row.get("freeze") else "none"
         lines.append(
             f"| {row['task']} | `{row['backbone']}` | {weights} | {row['image_size']} | {row['epochs']} | "
-            f"{row['lr']:g} | {row['augment']} | {balance} | {row['warmup_epochs']:g} | {average} | {frozen} | "
+            f"{_rate(row)} | {row['augment']} | {balance} | {row['warmup_epochs']:g} | {average} | {frozen} | "
             f"{quiet} | {row['best_epoch']} | {test} |"
         )
     dates = sorted({row["date"][:10] for row in rows})
