@@ -454,7 +454,8 @@ def _load_average(row: dict[str, Any]) -> str:
     cores = re.search(r"(\d+) cores", row["machine"])
     n = int(cores.group(1)) if cores else 0
     text = f" 1-minute load average {load[0]:.1f} before, {load[-1]:.1f} after, on {n} cores"
-    if max(load) > 0.75 * n:  # other jobs ran beside it
+    # other jobs ran beside it: a load before it started, or after it more than its own n busy cores make
+    if max(load[0], load[-1] - n) > 0.75 * n:
         return text + ": the machine was shared, so times are upper bounds and rates lower bounds."
     return text + "."
 
