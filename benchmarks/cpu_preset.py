@@ -71,6 +71,12 @@ def main() -> None:
         default=1.0,
         help="the first layer's learning rate as a share of --lr (1: one rate)",
     )
+    parser.add_argument(
+        "--random-state",
+        type=int,
+        default=0,
+        help="the training's random state (initial head, sampling, augmentation); the split keeps 0",
+    )
     parser.add_argument("--tta", action="store_true", help="also score with flip test-time augmentation")
     parser.add_argument("--no-classify", action="store_true", help="segmenter without the diagnosis head")
     parser.add_argument("--monitor", default=None, help="validation metric that picks the best epoch")
@@ -116,7 +122,7 @@ def main() -> None:
         ema_decay=args.ema_decay,
         freeze=args.freeze,
         input_lr_scale=args.input_lr_scale,
-        random_state=0,
+        random_state=args.random_state,
         monitor=args.monitor or None,
     )
     model: LesionClassifier | LesionSegmenter
