@@ -147,8 +147,8 @@ def cpu_preset_sizing() -> str:
     rows = [json.loads(line) for line in (RESULTS / "cpu_preset_sizing.jsonl").read_text().splitlines() if line]
     lines = [
         "| task | network | weights | size | epochs | lr | augment | balance | warm-up | weight average | frozen | "
-        "quiet s/epoch | best epoch | test |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "random state | quiet s/epoch | best epoch | test |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         # a row run beside other jobs on one thread says so in its note: its seconds are not a cost
@@ -173,7 +173,7 @@ def cpu_preset_sizing() -> str:
         lines.append(
             f"| {row['task']} | `{row['backbone']}` | {weights} | {row['image_size']} | {row['epochs']} | "
             f"{_rate(row)} | {row['augment']} | {balance} | {row['warmup_epochs']:g} | {average} | {frozen} | "
-            f"{quiet} | {row['best_epoch']} | {test} |"
+            f"{row.get('random_state', 0)} | {quiet} | {row['best_epoch']} | {test} |"
         )
     dates = sorted({row["date"][:10] for row in rows})
     lines += [
