@@ -44,6 +44,7 @@ __all__ = [
     "default_num_workers",
     "freeze_layers",
     "layer_rate_groups",
+    "parameter_layers",
 ]
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {  # one per settings.OPTIMIZERS
@@ -76,6 +77,13 @@ def _ema_update(decay: float) -> Callable[[_Tensors, _Tensors, torch.Tensor | in
     return update
 
 
+def parameter_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The modules of ``model`` that hold parameters of their own (a convolution, a normalisation,
+    a linear layer), in the order the model registers them: from the input towards the head for
+    the registry's backbones. ``freeze`` and ``input_lr_scale`` count layers this way."""
+    return [m for m in model.modules() if next(m.parameters(recurse=False), None) is not None]
+
+
 def freeze_layers(model: torch.nn.Module, share: float) -> tuple[list[torch.nn.Module], list[torch.nn.Parameter]]:
     """Stop the gradient of the first ``share`` of ``model``'s layers (the ``freeze`` setting).
 
@@ -99,7 +107,7 @@ def freeze_layers(model: torch.nn.Module, share: float) -> tuple[list[torch.nn.M
         >>> [type(m).__name__ for m in layers], [p.requires_grad for p in net.parameters()]
         (['Conv2d'], [False, False, True, True, True, True])
     """
-    layers = [m for m in model.modules() if next(m.parameters(recurse=False), None) is not None]
+    layers = parameter_layers(model)
     frozen = layers[: int(share * len(layers))]
     params = [p for layer in frozen for p in layer.parameters(recurse=False) if p.requires_grad]
     for p in params:
@@ -131,7 +139,7 @@ def layer_rate_groups(model: torch.nn.Module, lr: float, input_scale: float = 1.
     """
     if input_scale >= 1.0:
         return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
-    layers = [m for m in model.modules() if next(m.parameters(recurse=False), None) is not None]
+    layers = parameter_layers(model)
     last = max(1, len(layers) - 1)
     groups = []
     for k, layer in enumerate(layers):

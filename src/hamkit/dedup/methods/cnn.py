@@ -3,9 +3,9 @@
 The default network is EfficientNet-Lite0 with the ImageNet weights installed with hamkit
 (:data:`~hamkit.backbones.defaults.EMBEDDING_BACKBONE`): nothing is downloaded. Its default
 threshold, 0.95, was measured for that network on the 10,015 HAM10000 images with planted copies
-(``benchmarks/dedup_real.py``): at 0.93 it paired 544 images of different lesions into groups of
-up to 171 images, at 0.95 20 pairs and groups of at most 4. Another backbone has its own scale of
-similarities: choose its threshold with ``hamkit dedup --labels`` (the calibration) or a
+(``benchmarks/dedup_real.py``): at 0.93 it made 544 pairs of images of different lesions, in
+groups of up to 171 images; at 0.95 20 such pairs and groups of at most 4. Another backbone has
+its own scale of similarities: choose its threshold with ``hamkit dedup --labels`` (the calibration) or a
 benchmark; the original recipe's MobileNetV2 used 0.93 (the ``report`` preset of ``hamkit run``).
 A global embedding misses many altered copies (crops, shifts, turns); the ``verified`` method
 finds them.
