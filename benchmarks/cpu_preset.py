@@ -26,8 +26,9 @@ import numpy as np
 from _shared import provenance
 
 from hamkit import LesionClassifier, LesionSegmenter, SkinDataset, TrainConfig
+from hamkit.data.crops import DEFAULT_MARGIN, lesion_crops
 from hamkit.data.dataset import find_label_file, find_mask_dir
-from hamkit.data.images import find_images
+from hamkit.data.images import find_images, image_size_of
 from hamkit.data.metadata import read_labels
 from hamkit.data.splits import split_dataset
 from hamkit.metrics.calibration import expected_calibration_error
@@ -43,6 +44,25 @@ def headline(report: object) -> dict[str, float]:
         "melanoma_sensitivity": report.melanoma_sensitivity,  # type: ignore[attr-defined]
         "macro_auc": report.macro_roc_auc,  # type: ignore[attr-defined]
     }
+
+
+def crops_from(source: str, base: SkinDataset, records: list, data: Path, margin: float, cache: Path) -> np.ndarray:
+    """The lesion-centred crop of every image of ``base``: around the data's own masks
+    (``source == "truth"``) or around the masks a saved segmenter predicts."""
+    if source == "truth":
+        mask_dir = find_mask_dir(data)
+        assert mask_dir is not None, "no mask folder"
+        with_masks = SkinDataset.from_paths(
+            base.paths,
+            masks=[mask_dir / f"{r.image_id}_segmentation.png" for r in records],
+            image_size=base.image_size,
+            cache=cache,
+        )
+        masks = np.stack([with_masks[i]["mask"][0].numpy() for i in range(len(with_masks))])
+        aspects = [w / h for w, h in (image_size_of(p) for p in base.paths)]
+        return lesion_crops(masks, aspects, margin=margin)
+    segmenter = LesionSegmenter.load(source)
+    return lesion_crops(segmenter.predict(base, batch_size=64), margin=margin)
 
 
 def main() -> None:
@@ -85,6 +105,14 @@ def main() -> None:
         default="mel:sensitivity=0.85",
         help="also score the decision hamkit run saves: calibrate on val with this target ('none': skip)",
     )
+    parser.add_argument(
+        "--crop-masks",
+        help="train and score on lesion-centred crops around these masks: 'truth' (the data's own masks) "
+        "or a saved LesionSegmenter folder (its predicted masks)",
+    )
+    parser.add_argument(
+        "--crop-margin", type=float, default=DEFAULT_MARGIN, help="crop side / the lesion's longer side"
+    )
     parser.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/hamkit-bench-cache"))
     parser.add_argument("--json", type=Path, help="append the result as one JSON line to this file")
@@ -108,6 +136,11 @@ def main() -> None:
         image_size=args.image_size,
         cache=args.cache,
     )
+    crop_s = 0.0
+    if args.crop_masks:
+        start = time.perf_counter()
+        base = base.with_crops(crops_from(args.crop_masks, base, records, args.data, args.crop_margin, args.cache))
+        crop_s = time.perf_counter() - start
     parts = {name: base.subset(split.indices(name)) for name in ("train", "val", "test")}
     balance = args.class_balance
     recipe = TrainConfig(
@@ -151,6 +184,7 @@ def main() -> None:
         train_s=round(train_s, 1),
         s_per_epoch=round(train_s / args.epochs, 1),
         test_s=round(test_s, 1),
+        crop_s=round(crop_s, 1),
         best_epoch=model.best_epoch_,
         **provenance(),
     )

@@ -29,7 +29,7 @@ import numpy as np
 from hamkit._cache import cache_root
 from hamkit._io import atomic_path, atomic_write_text
 from hamkit._proc import WorkerInit
-from hamkit.data.images import load_image_array, read_mask
+from hamkit.data.images import Crop, load_image_array, read_mask, resize_mask
 from hamkit.errors import DataError
 
 __all__ = ["DecodeCache", "CacheEntry", "file_identity", "shared_decode_cache"]
@@ -86,30 +86,31 @@ class _DecodeJob:
     """Picklable decode of item ``i`` for the DataLoader workers of a cache build."""
 
     def __init__(
-        self, paths: Sequence[Path], masks: Sequence[Path] | None, size: int, mask_threshold: int | None
+        self,
+        paths: Sequence[Path],
+        masks: Sequence[Path] | None,
+        size: int,
+        mask_threshold: int | None,
+        crops: Sequence[Crop | None] | None = None,
     ) -> None:
         self.paths = list(paths)
         self.masks = list(masks) if masks is not None else None
         self.size = size
         self.mask_threshold = mask_threshold
+        self.crops = list(crops) if crops is not None else [None] * len(self.paths)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[int, np.ndarray, np.ndarray | None]:
-        from PIL import Image
-
         from hamkit.data.images import image_size_of
 
-        image = load_image_array(self.paths[index], self.size)
+        crop = self.crops[index]
+        image = load_image_array(self.paths[index], self.size, crop)
         mask = None
         if self.masks is not None:
             expected = image_size_of(self.paths[index])
-            binary = read_mask(self.masks[index], expected, self.mask_threshold)
-            resized = Image.fromarray(binary.astype(np.uint8) * 255).resize(
-                (self.size, self.size), Image.Resampling.NEAREST
-            )
-            mask = (np.asarray(resized) > 127).astype(np.uint8)
+            mask = resize_mask(read_mask(self.masks[index], expected, self.mask_threshold), self.size, crop)
         return index, image, mask
 
 
@@ -177,8 +178,9 @@ class DecodeCache:
         image_size: int,
         mask_paths: Sequence[str | os.PathLike[str]] | None = None,
         mask_threshold: int | None = None,
+        crops: Sequence[Crop | None] | None = None,
     ) -> str:
-        """The key of the entry for these files at this size (changes when any file changes)."""
+        """The key of the entry for these files at this size and crop (changes when any file changes)."""
         digest = hashlib.sha256()
         digest.update(json.dumps([_FORMAT_VERSION, image_size, mask_threshold]).encode())
         for path in paths:
@@ -186,6 +188,10 @@ class DecodeCache:
         digest.update(b"|masks|")
         for path in mask_paths or ():
             digest.update(repr(file_identity(path)).encode())
+        if crops is not None and any(c is not None for c in crops):  # whole images keep their old keys
+            digest.update(b"|crops|")
+            for crop in crops:
+                digest.update(repr(None if crop is None else tuple(round(float(v), 6) for v in crop)).encode())
         return digest.hexdigest()[:32]
 
     def entry(self, key: str, with_masks: bool) -> CacheEntry:
@@ -237,6 +243,7 @@ class DecodeCache:
         image_size: int,
         mask_paths: Sequence[str | os.PathLike[str]] | None = None,
         mask_threshold: int | None = None,
+        crops: Sequence[Crop | None] | None = None,
     ) -> CacheEntry:
         """Return the complete entry for these files, building it first when needed.
 
@@ -245,6 +252,8 @@ class DecodeCache:
             image_size: Side of the square working size.
             mask_paths: Mask files aligned with ``paths``, or ``None``.
             mask_threshold: Passed to :func:`~hamkit.data.images.read_mask`.
+            crops: The region of each image to keep (see :mod:`hamkit.data.crops`), aligned
+                with ``paths``; ``None`` (or a ``None`` item) keeps the whole image.
 
         Returns:
             The :class:`CacheEntry`; ``entry.open()`` memory-maps its arrays.
@@ -254,7 +263,9 @@ class DecodeCache:
         """
         if mask_paths is not None and len(mask_paths) != len(paths):
             raise DataError(f"{len(mask_paths)} mask paths for {len(paths)} images")
-        key = self.key(paths, image_size, mask_paths, mask_threshold)
+        if crops is not None and len(crops) != len(paths):
+            raise DataError(f"{len(crops)} crop regions for {len(paths)} images")
+        key = self.key(paths, image_size, mask_paths, mask_threshold, crops)
         entry = self.entry(key, mask_paths is not None)
         if not self._is_complete(entry, len(paths), image_size):
             self._build(
@@ -263,18 +274,25 @@ class DecodeCache:
                 [Path(p) for p in mask_paths] if mask_paths is not None else None,
                 image_size,
                 mask_threshold,
+                crops,
             )
         return entry
 
     def _build(
-        self, entry: CacheEntry, paths: list[Path], masks: list[Path] | None, size: int, mask_threshold: int | None
+        self,
+        entry: CacheEntry,
+        paths: list[Path],
+        masks: list[Path] | None,
+        size: int,
+        mask_threshold: int | None,
+        crops: Sequence[Crop | None] | None = None,
     ) -> None:
         import torch
         from tqdm.auto import tqdm
 
         self.directory.mkdir(parents=True, exist_ok=True)
         n = len(paths)
-        job = _DecodeJob(paths, masks, size, mask_threshold)
+        job = _DecodeJob(paths, masks, size, mask_threshold, crops)
         loader: Any = torch.utils.data.DataLoader(
             job,  # type: ignore[arg-type]  # a map-style dataset
             batch_size=16,

@@ -12,18 +12,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from hamkit.classes import CLASS_CODES
 from hamkit.data.cache import DecodeCache
-from hamkit.data.images import find_images, find_masks, image_size_of, load_image_array, read_mask, walk_files
+from hamkit.data.images import (
+    Crop,
+    check_crop,
+    find_images,
+    find_masks,
+    image_size_of,
+    load_image_array,
+    read_mask,
+    resize_mask,
+    walk_files,
+)
 from hamkit.data.metadata import ImageRecord, classes_of, read_labels
 from hamkit.errors import DataError
 from hamkit.ham10000.layout import LABEL_FILE_NAMES, MASK_SUFFIX
@@ -45,6 +54,8 @@ class Sample:
             (prediction-only data).
         group: The grouping key for splits (lesion id, or image id).
         mask_path: The lesion mask, or ``None``.
+        crop: The region of the image to use, ``(left, top, right, bottom)`` in fractions of
+            its width and height (see :mod:`hamkit.data.crops`), or ``None`` for all of it.
     """
 
     image_id: str
@@ -52,6 +63,7 @@ class Sample:
     label: int = -1
     group: str = ""
     mask_path: Path | None = None
+    crop: Crop | None = None
 
 
 def find_label_file(root: Path) -> Path | None:
@@ -150,6 +162,7 @@ class SkinDataset(Dataset):
                 self.image_size,
                 [s.mask_path for s in self.samples] if self.with_masks else None,  # type: ignore[misc]
                 mask_threshold,
+                self.crops if self.cropped else None,
             )
 
     # ------------------------------------------------------------------ construction
@@ -354,33 +367,51 @@ class SkinDataset(Dataset):
                 f"the data has class(es) {', '.join(missing)} that are not among {list(target)}; "
                 "use a model trained on these classes, or relabel the data"
             )
-        samples = [
-            Sample(s.image_id, s.path, index[self.classes[s.label]] if s.label >= 0 else -1, s.group, s.mask_path)
-            for s in self.samples
-        ]
+        samples = [replace(s, label=index[self.classes[s.label]] if s.label >= 0 else -1) for s in self.samples]
         copy = self.with_options(classes=target)
         copy.samples = samples
         return copy
 
     def subset(self, indices: Sequence[int]) -> SkinDataset:
         """A new dataset of the items at ``indices`` with the same settings (shares the cache)."""
-        chosen = [self.samples[i] for i in indices]
-        part = type(self)(
-            chosen,
-            image_size=self.image_size,
-            mean=self.mean,
-            std=self.std,
-            with_masks=self.with_masks,
-            augment=self.augment,
-            cache=self.cache,
-            mask_threshold=self.mask_threshold,
-            classes=self.classes,
-        )
-        part.label_file, part.root = self.label_file, self.root  # where the data came from (model cards)
+        part = self._rebuild([self.samples[i] for i in indices])
+        part.skipped, part.unlabelled = {}, []
         return part
 
     def with_options(self, **changes: Any) -> SkinDataset:
         """A copy with some constructor arguments changed, e.g. ``augment=True``."""
+        return self._rebuild(self.samples, **changes)
+
+    def with_crops(self, crops: Sequence[Crop | None] | np.ndarray | None) -> SkinDataset:
+        """A copy that decodes only a region of each image, e.g. the lesion-centred crops of
+        :func:`hamkit.data.crops.lesion_crops` (masks, when the dataset has them, are cropped alike).
+
+        Args:
+            crops: One region ``(left, top, right, bottom)`` per item, in fractions of the
+                image's width and height (``None`` keeps that whole image); ``None`` for all:
+                whole images again.
+
+        Raises:
+            DataError: Not one region per item, or a region outside its image.
+        """
+        if crops is None:
+            return self._rebuild([replace(s, crop=None) for s in self.samples])
+        if len(crops) != len(self.samples):
+            raise DataError(f"{len(crops)} crop regions for {len(self.samples)} images")
+        samples = [replace(s, crop=None if c is None else check_crop(c, s.path)) for s, c in zip(self.samples, crops)]
+        return self._rebuild(samples)
+
+    @property
+    def crops(self) -> list[Crop | None]:
+        """The region of each item's image that is used (``None``: the whole image)."""
+        return [s.crop for s in self.samples]
+
+    @property
+    def cropped(self) -> bool:
+        """Whether any item uses a region of its image instead of all of it."""
+        return any(s.crop is not None for s in self.samples)
+
+    def _rebuild(self, samples: Sequence[Sample], **changes: Any) -> SkinDataset:
         options: dict[str, Any] = dict(
             image_size=self.image_size,
             mean=self.mean,
@@ -392,9 +423,9 @@ class SkinDataset(Dataset):
             classes=self.classes,
         )
         options.update(changes)
-        copy = type(self)(self.samples, **options)
+        copy = type(self)(samples, **options)
         copy.skipped, copy.unlabelled = dict(self.skipped), list(self.unlabelled)
-        copy.label_file, copy.root = self.label_file, self.root
+        copy.label_file, copy.root = self.label_file, self.root  # where the data came from (model cards)
         return copy
 
     # ------------------------------------------------------------------ torch protocol
@@ -413,15 +444,12 @@ class SkinDataset(Dataset):
             images, masks = self._arrays
             return np.array(images[index]), (np.array(masks[index]) if masks is not None else None)
         sample = self.samples[index]
-        image = load_image_array(sample.path, self.image_size)
+        image = load_image_array(sample.path, self.image_size, sample.crop)
         mask = None
         if self.with_masks:
             assert sample.mask_path is not None
             binary = read_mask(sample.mask_path, image_size_of(sample.path), self.mask_threshold)
-            resized = Image.fromarray(binary.astype(np.uint8) * 255).resize(
-                (self.image_size, self.image_size), Image.Resampling.NEAREST
-            )
-            mask = (np.asarray(resized) > 127).astype(np.uint8)
+            mask = resize_mask(binary, self.image_size, sample.crop)
         return image, mask
 
     def __getitem__(self, index: int) -> dict[str, Any]:

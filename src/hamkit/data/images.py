@@ -14,9 +14,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from hamkit.errors import DataError
 from hamkit.ham10000.layout import MASK_SUFFIX
 
+Crop = tuple[float, float, float, float]
+"""A region ``(left, top, right, bottom)`` in fractions of an image's width and height."""
+
 __all__ = [
+    "Crop",
     "IMAGE_EXTENSIONS",
     "MASK_SUFFIX",
     "MaskMatch",
@@ -34,6 +39,8 @@ __all__ = [
     "find_masks",
     "open_image",
     "load_image_array",
+    "check_crop",
+    "resize_mask",
     "read_mask",
     "image_size_of",
 ]
@@ -262,21 +269,70 @@ def image_size_of(path: str | os.PathLike[str]) -> tuple[int, int]:
     return width, height
 
 
-def load_image_array(path: str | os.PathLike[str], image_size: int) -> np.ndarray:
-    """Decode an image and resize it to a square ``image_size`` x ``image_size`` RGB array.
+def load_image_array(
+    path: str | os.PathLike[str],
+    image_size: int,
+    crop: Crop | None = None,
+) -> np.ndarray:
+    """Decode an image and resize it (or a region of it) to a square ``image_size`` x ``image_size`` RGB array.
 
-    JPEGs are decoded at reduced scale first (see :func:`open_image`).
+    JPEGs are decoded at reduced scale first (see :func:`open_image`), never below what the
+    region needs.
+
+    Args:
+        path: The image file.
+        image_size: Side of the square result.
+        crop: A region ``(left, top, right, bottom)`` as fractions of the image's width and
+            height (see :func:`hamkit.data.crops.lesion_crops`), or ``None`` for the whole image.
 
     Returns:
         A ``uint8`` array of shape ``(image_size, image_size, 3)``.
 
     Raises:
-        DataError: As :func:`open_image`.
+        DataError: As :func:`open_image`, or a region outside the image.
     """
-    image = open_image(path, image_size)
-    if image.size != (image_size, image_size):
-        image = image.resize((image_size, image_size), Image.Resampling.BILINEAR, reducing_gap=None)
-    return np.array(image, dtype=np.uint8)  # writable, as torch.from_numpy expects
+    if crop is None:
+        image = open_image(path, image_size)
+        if image.size != (image_size, image_size):
+            image = image.resize((image_size, image_size), Image.Resampling.BILINEAR, reducing_gap=None)
+        return np.array(image, dtype=np.uint8)  # writable, as torch.from_numpy expects
+    left, top, right, bottom = check_crop(crop, path)
+    share = min(right - left, bottom - top)
+    image = open_image(path, math.ceil(image_size / share))
+    width, height = image.size
+    region = (left * width, top * height, right * width, bottom * height)
+    image = image.resize((image_size, image_size), Image.Resampling.BILINEAR, box=region, reducing_gap=None)
+    return np.array(image, dtype=np.uint8)
+
+
+def check_crop(crop: Sequence[float], path: str | os.PathLike[str] | None = None) -> Crop:
+    """A crop region ``(left, top, right, bottom)`` in fractions of the image, checked.
+
+    Raises:
+        DataError: Not four numbers with ``0 <= left < right <= 1`` and ``0 <= top < bottom <= 1``.
+    """
+    where = f"{path}: " if path is not None else ""
+    try:
+        left, top, right, bottom = (float(v) for v in crop)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}a crop region is four numbers (left, top, right, bottom), got {crop!r}") from None
+    if not (0.0 <= left < right <= 1.0 and 0.0 <= top < bottom <= 1.0):
+        raise DataError(
+            f"{where}crop region {crop!r} is not inside the image: "
+            "it needs 0 <= left < right <= 1 and 0 <= top < bottom <= 1 (fractions of width and height)"
+        )
+    return left, top, right, bottom
+
+
+def resize_mask(binary: np.ndarray, image_size: int, crop: Crop | None = None) -> np.ndarray:
+    """A boolean mask (or a region of it) resized by nearest neighbour to ``image_size`` square, as ``uint8`` 0/1."""
+    image = Image.fromarray(binary.astype(np.uint8) * 255)
+    box = None
+    if crop is not None:
+        height, width = binary.shape
+        box = (crop[0] * width, crop[1] * height, crop[2] * width, crop[3] * height)
+    resized = image.resize((image_size, image_size), Image.Resampling.NEAREST, box=box)
+    return (np.asarray(resized) > 127).astype(np.uint8)
 
 
 def read_mask(

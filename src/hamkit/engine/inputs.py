@@ -21,7 +21,7 @@ from PIL import Image
 from torch.utils.data import Dataset, TensorDataset
 
 from hamkit.data.dataset import SkinDataset
-from hamkit.data.images import find_images, image_size_of
+from hamkit.data.images import Crop, find_images, image_size_of
 from hamkit.errors import DataError
 
 __all__ = ["InferenceInputs", "prepare_inputs", "unpack_batch"]
@@ -34,7 +34,8 @@ class InferenceInputs:
     Attributes:
         dataset: Yields items whose image is a preprocessed tensor.
         image_ids: One id per item (file stem, or the position as text).
-        original_sizes: ``(width, height)`` of every original image, where known.
+        original_sizes: ``(width, height)`` of every original image (of its region, for a
+            cropped dataset item), where known.
     """
 
     dataset: Dataset
@@ -86,6 +87,14 @@ def _size_of(image: Image.Image | np.ndarray) -> tuple[int, int]:
     return int(array.shape[1]), int(array.shape[0])
 
 
+def _region_size(size: tuple[int, int], crop: Crop | None) -> tuple[int, int]:
+    """``(width, height)`` of the region of an image of ``size`` that a dataset item shows."""
+    if crop is None:
+        return size
+    width, height = size
+    return max(1, round((crop[2] - crop[0]) * width)), max(1, round((crop[3] - crop[1]) * height))
+
+
 def prepare_inputs(
     images: Any, *, image_size: int, mean: Sequence[float], std: Sequence[float], keep_masks: bool = False
 ) -> InferenceInputs:
@@ -108,7 +117,8 @@ def prepare_inputs(
         dataset = images.with_options(
             image_size=image_size, mean=mean, std=std, augment=False, with_masks=images.with_masks and keep_masks
         )
-        return InferenceInputs(dataset, dataset.image_ids, [image_size_of(p) for p in dataset.paths])
+        sizes = [_region_size(image_size_of(s.path), s.crop) for s in dataset.samples]
+        return InferenceInputs(dataset, dataset.image_ids, sizes)
     if isinstance(images, torch.Tensor):
         batch = images.unsqueeze(0) if images.dim() == 3 else images
         if batch.dim() != 4 or batch.shape[1] != 3 or not batch.is_floating_point():
