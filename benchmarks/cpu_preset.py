@@ -65,6 +65,21 @@ def crops_from(source: str, base: SkinDataset, records: list, data: Path, margin
     return lesion_crops(segmenter.predict(base, batch_size=64), margin=margin)
 
 
+def segmenter_of(source: str) -> dict[str, object] | None:
+    """What the row's crops came from, for the results file: the saved segmenter's network and recipe."""
+    if source == "truth":
+        return None
+    segmenter = LesionSegmenter.load(source)
+    recipe = segmenter.recipe or TrainConfig()
+    return {
+        "backbone": segmenter.backbone,
+        "image_size": segmenter.image_size,
+        "epochs": recipe.epochs,
+        "lr": recipe.lr,
+        "best_epoch": segmenter.best_epoch_,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="HAM10000 folder (official layout)")
@@ -185,6 +200,8 @@ def main() -> None:
         s_per_epoch=round(train_s / args.epochs, 1),
         test_s=round(test_s, 1),
         crop_s=round(crop_s, 1),
+        crop_masks=None if not args.crop_masks else "truth" if args.crop_masks == "truth" else "segmenter",
+        crop_segmenter=segmenter_of(args.crop_masks) if args.crop_masks else None,
         best_epoch=model.best_epoch_,
         **provenance(),
     )

@@ -70,6 +70,7 @@ def _command(text: str) -> str:
         words = shlex.split(text)
         at = words.index("--note")
         text = shlex.join(words[:at] + words[at + 2 :])
+    text = re.sub(r"--crop-masks (?!truth\b)\S+", "--crop-masks SEGMENTER", text)  # a saved segmenter's folder
     text = re.sub(r"--run \S+", "--run run", text)
     text = re.sub(r"--work \S+", "--work work", text)
     return re.sub(r"--out \S+", "--out run", text)
@@ -142,13 +143,22 @@ def _rate(row: dict[str, Any]) -> str:
     return f"{row['lr']:g}" if scale >= 1 else f"{row['lr']:g} at the head, {scale:g}x at the input"
 
 
+def _input(row: dict[str, Any]) -> str:
+    """What the network saw: whole images, or lesion-centred crops around which masks."""
+    source = row.get("crop_masks")
+    if not source:
+        return "whole image"
+    masks = "the true masks" if source == "truth" else "a segmenter's masks"
+    return f"lesion crop ({row['crop_margin']:g}x), {masks}"
+
+
 def cpu_preset_sizing() -> str:
     """One line per sizing run of ``benchmarks/cpu_preset.py``."""
     rows = [json.loads(line) for line in (RESULTS / "cpu_preset_sizing.jsonl").read_text().splitlines() if line]
     lines = [
-        "| task | network | weights | size | epochs | lr | augment | balance | warm-up | weight average | frozen | "
-        "random state | quiet s/epoch | best epoch | test |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| task | network | weights | input | size | epochs | lr | augment | balance | warm-up | weight average | "
+        "frozen | random state | quiet s/epoch | best epoch | test |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         # a row run beside other jobs on one thread says so in its note: its seconds are not a cost
@@ -171,8 +181,9 @@ def cpu_preset_sizing() -> str:
         average = f"EMA {row['ema_decay']:g}" if row.get("ema_decay") else "off"
         frozen = f"{row['freeze']:g} of the layers" if row.get("freeze") else "none"
         lines.append(
-            f"| {row['task']} | `{row['backbone']}` | {weights} | {row['image_size']} | {row['epochs']} | "
-            f"{_rate(row)} | {row['augment']} | {balance} | {row['warmup_epochs']:g} | {average} | {frozen} | "
+            f"| {row['task']} | `{row['backbone']}` | {weights} | {_input(row)} | {row['image_size']} | "
+            f"{row['epochs']} | {_rate(row)} | {row['augment']} | {balance} | {row['warmup_epochs']:g} | "
+            f"{average} | {frozen} | "
             f"{row.get('random_state', 0)} | {quiet} | {row['best_epoch']} | {test} |"
         )
     dates = sorted({row["date"][:10] for row in rows})
