@@ -17,6 +17,7 @@ from hamkit.backbones.defaults import CLASSIFIER_BACKBONE, CLASSIFIER_IMAGE_SIZE
 from hamkit.classify import inference
 from hamkit.classify.network import ClassifierNetwork
 from hamkit.classify.task import VALIDATION_METRICS, ClassificationTask
+from hamkit.data.crops import check_lesion_crop
 from hamkit.data.dataset import SkinDataset
 from hamkit.engine.estimator import Estimator
 from hamkit.engine.fitting import fit_estimator
@@ -62,6 +63,11 @@ class LesionClassifier(Estimator):
         classes: Class names in index order; ``None`` (default): taken from the training data
             (``SkinDataset.classes``) and recorded in the saved model, or the HAM10000 codes
             when the data has no names (``fit(X, y)``) or ``num_classes`` is 7.
+        lesion_crop: ``0`` (default): whole images. Otherwise the network sees the square crop
+            around each lesion, this many times the lesion's longer side (e.g. ``1.25``; see
+            :func:`hamkit.data.crops.lesion_crops`), in training and in every prediction: the
+            methods then take ``segmenter=`` (a fitted :class:`~hamkit.LesionSegmenter`, whose
+            masks place the crops) or a ``SkinDataset`` with crops. Saved with the model.
         recipe: The training recipe (:class:`~hamkit.engine.recipe.TrainConfig`); ``None``: the
             classifier's defaults (10 epochs, batch 32, Adam at lr 1e-4, cosine schedule,
             class-balanced sampler, flips, best epoch by validation balanced accuracy).
@@ -102,6 +108,7 @@ class LesionClassifier(Estimator):
         weights: str | os.PathLike[str] | None = None,
         dropout: float = 0.2,
         classes: Sequence[str] | None = None,
+        lesion_crop: float = 0.0,
         recipe: TrainConfig | None = None,
         device: str = "auto",
     ) -> None:
@@ -112,6 +119,7 @@ class LesionClassifier(Estimator):
         self.weights = weights
         self.dropout = dropout
         self.classes = classes
+        self.lesion_crop = lesion_crop
         self.recipe = recipe
         self.device = device
 
@@ -128,6 +136,7 @@ class LesionClassifier(Estimator):
             "mean": list(mean),
             "std": list(std),
             "dropout": self.dropout,
+            "lesion_crop": float(self.lesion_crop),
             **self._recorded_recipe(),
         }
         if hasattr(self, "class_prior_"):
@@ -226,6 +235,7 @@ class LesionClassifier(Estimator):
         cache: Any = None,
         on_missing: str = "error",
         data_licence: str | None = None,
+        segmenter: Any = None,
         **run_options: Any,
     ) -> LesionClassifier:
         """Train the classifier; on return it holds the weights of the best validation epoch.
@@ -248,6 +258,8 @@ class LesionClassifier(Estimator):
                 file, ``"skip"`` to leave it out (listed in ``skipped_``).
             data_licence: The licence of the training data, for the model card (default: the
                 licence of a recognised data set, e.g. CC BY-NC-SA 4.0 for HAM10000).
+            segmenter: With ``lesion_crop > 0``: a fitted segmenter whose masks place the crops
+                of the training and validation images (not needed for data with crops).
             **run_options: How this fit runs (:data:`~hamkit.engine.recipe.RUN_OPTIONS`):
                 ``num_workers``, ``progress``, ``out_dir`` (checkpoints ``best/``, ``last/`` and
                 history), ``resume``. What is learnt (``epochs``, ``lr``, ``monitor``:
@@ -273,10 +285,13 @@ class LesionClassifier(Estimator):
                 f"{', '.join(VALIDATION_METRICS)}"
             )
         settings.validate()
+        problem = check_lesion_crop(self.lesion_crop)
+        if problem:
+            raise HamkitError(problem)
         if _is_label_vector(val, len(train) if hasattr(train, "__len__") else -1) and not isinstance(
             train, (str, os.PathLike, Dataset)
         ):
-            train_data: Dataset = self._labelled(train, val)
+            train_data: Dataset = inference.crop_inputs(self, self._labelled(train, val), segmenter)
             val_data = None
             self._fit_classes(None)
         else:
@@ -288,14 +303,20 @@ class LesionClassifier(Estimator):
                 "labels": labels,
                 "classes": wanted,
             }
-            train_data = self._as_dataset(train, split="train", augment=settings.augment, **options)
+            train_data = inference.crop_inputs(
+                self, self._as_dataset(train, split="train", augment=settings.augment, **options), segmenter
+            )
             names = self._fit_classes(getattr(train_data, "classes", None))
             options["classes"] = names if isinstance(train, (str, os.PathLike, SkinDataset)) else None
             if isinstance(train_data, SkinDataset):
                 train_data = train_data.with_classes(names)
             if val is None and isinstance(train, (str, os.PathLike)) and split_csv is not None:
                 val = train
-            val_data = self._as_dataset(val, split="val", augment=False, **options) if val is not None else None
+            val_data = (
+                inference.crop_inputs(self, self._as_dataset(val, split="val", augment=False, **options), segmenter)
+                if val is not None
+                else None
+            )
             if isinstance(val_data, SkinDataset):
                 val_data = val_data.with_classes(names)
         for name in ("temperature_", "class_offsets_", "prior_alpha_", "calibration_"):  # a new fit is not calibrated
@@ -321,6 +342,7 @@ class LesionClassifier(Estimator):
         target: Mapping[str, Mapping[str, float]] | None = None,
         batch_size: int = 64,
         num_workers: int = 0,
+        segmenter: Any = None,
     ) -> LesionClassifier:
         """Fit temperature scaling and the decision rule on labelled held-out data (validation).
 
@@ -357,6 +379,8 @@ class LesionClassifier(Estimator):
                 (``calibration_["operating_point"]``), so ``predict`` decides at it.
             batch_size: Inference batch size.
             num_workers: DataLoader workers.
+            segmenter: For a model of lesion-centred crops (``lesion_crop > 0``): the fitted
+                segmenter whose masks place them.
 
         Returns:
             ``self``, with ``temperature_``, ``prior_alpha_``, ``class_offsets_`` and
@@ -391,7 +415,13 @@ class LesionClassifier(Estimator):
             data, split=split, split_csv=split_csv, augment=False, cache=None, labels=labels, classes=self.classes_
         )
         logits, labels = inference.logits(
-            self, dataset, batch_size=batch_size, tta=False, num_workers=num_workers, with_labels=True
+            self,
+            dataset,
+            batch_size=batch_size,
+            tta=False,
+            num_workers=num_workers,
+            with_labels=True,
+            segmenter=segmenter,
         )
         inference.check_labels(labels, self.n_classes_)
         found = fit_calibration(
@@ -421,6 +451,7 @@ class LesionClassifier(Estimator):
         tta: bool = False,
         num_workers: int = 0,
         progress: bool | str = False,
+        segmenter: Any = None,
     ) -> np.ndarray:
         """Class probabilities ``(N, num_classes)``.
 
@@ -431,12 +462,20 @@ class LesionClassifier(Estimator):
             tta: Average over the image and its horizontal and vertical flips.
             num_workers: DataLoader workers for decoding.
             progress: A bar over the batches on a terminal (a string names it).
+            segmenter: For a model of lesion-centred crops (``lesion_crop > 0``): the fitted
+                segmenter whose masks place them (image files or a ``SkinDataset`` only).
 
         Returns:
             Probabilities, rows summing to 1, in input order.
         """
         logits, _ = inference.logits(
-            self, images, batch_size=batch_size, tta=tta, num_workers=num_workers, progress=progress
+            self,
+            images,
+            batch_size=batch_size,
+            tta=tta,
+            num_workers=num_workers,
+            progress=progress,
+            segmenter=segmenter,
         )
         return inference.probabilities(self, logits)
 
@@ -475,6 +514,7 @@ class LesionClassifier(Estimator):
         tta: bool = False,
         num_workers: int = 0,
         progress: bool | str = False,
+        segmenter: Any = None,
     ) -> ClassificationReport:
         """Score the classifier on labelled data.
 
@@ -490,6 +530,8 @@ class LesionClassifier(Estimator):
             tta: Flip test-time augmentation.
             num_workers: DataLoader workers.
             progress: A bar over the batches on a terminal (a string names it).
+            segmenter: For a model of lesion-centred crops (``lesion_crop > 0``): the fitted
+                segmenter whose masks place them.
 
         Returns:
             The :class:`~hamkit.metrics.ClassificationReport`.
@@ -498,7 +540,14 @@ class LesionClassifier(Estimator):
             data, split=split, split_csv=split_csv, augment=False, cache=None, labels=labels, classes=self.classes_
         )
         logits, labels = inference.logits(
-            self, dataset, batch_size=batch_size, tta=tta, num_workers=num_workers, with_labels=True, progress=progress
+            self,
+            dataset,
+            batch_size=batch_size,
+            tta=tta,
+            num_workers=num_workers,
+            with_labels=True,
+            progress=progress,
+            segmenter=segmenter,
         )
         inference.check_labels(labels, self.n_classes_)
         proba = inference.probabilities(self, logits)
@@ -544,6 +593,7 @@ class LesionClassifier(Estimator):
             pretrained=False,
             dropout=config.get("dropout", 0.0),
             classes=config["classes"],
+            lesion_crop=float(config.get("lesion_crop", 0.0)),
             recipe=recipe,
             device=device,
         )

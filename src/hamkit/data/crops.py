@@ -23,10 +23,29 @@ import numpy as np
 
 from hamkit.errors import DataError
 
-__all__ = ["DEFAULT_MARGIN", "lesion_crops"]
+__all__ = ["DEFAULT_MARGIN", "check_lesion_crop", "lesion_crops"]
 
 DEFAULT_MARGIN = 1.25
 """Side of the crop as a multiple of the lesion's longer side (a quarter of skin around it)."""
+
+
+def check_lesion_crop(value: object) -> str | None:
+    """What is wrong with ``value`` as an estimator's ``lesion_crop`` setting, or ``None``.
+
+    ``0`` means whole images; otherwise the crop side as a multiple of the lesion's longer side,
+    at least 1.
+
+    Examples:
+        >>> check_lesion_crop(1.25) is None, check_lesion_crop(0) is None
+        (True, True)
+        >>> print(check_lesion_crop(0.5))
+        lesion_crop must be 0 (whole images) or at least 1 (the crop side / the lesion's longer side), got 0.5
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and (value == 0 or 1 <= value < float("inf")):
+        return None
+    return (
+        f"lesion_crop must be 0 (whole images) or at least 1 (the crop side / the lesion's longer side), got {value!r}"
+    )
 
 
 def lesion_crops(
