@@ -17,7 +17,13 @@ from hamkit.pipeline.run import run_pipeline
 
 TINY = {
     "data": {"synthetic_lesions": 40, "synthetic_image_size": [128, 96]},
-    "classifier": {"image_size": 32, "epochs": 1, "batch_size": 16, "operating_point": "mel:sensitivity=0.9"},
+    "classifier": {
+        "image_size": 32,
+        "epochs": 1,
+        "batch_size": 16,
+        "operating_point": "mel:sensitivity=0.9",
+        "lesion_crop": 1.25,  # the crops the run's segmenter places, as the cpu preset does
+    },
     "segmenter": {"image_size": 32, "epochs": 1, "batch_size": 8},
     "run": {"num_workers": 0, "progress": False, "device": "cpu"},
 }
@@ -65,6 +71,7 @@ def test_every_output_is_written(demo_run):
         "classifier/test_predictions.csv",
         "segmenter/worst_examples.png",
         "segmenter/test_evaluation.json",
+        "classifier/lesion_crops.csv",
     ):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
@@ -86,6 +93,12 @@ def test_every_output_is_written(demo_run):
         "lowest-Dice",
     ):
         assert text in page, text
+    assert "classifier input</td><td>the square crop around each lesion, 1.25 times its longer side" in page
+    crops = (out / "classifier" / "lesion_crops.csv").read_text().splitlines()
+    split = (out / "split.csv").read_text().splitlines()
+    assert crops[0] == "image_id,left,top,right,bottom" and len(crops) == len(split)
+    config = json.loads((out / "classifier" / "model" / "config.json").read_text())
+    assert config["lesion_crop"] == 1.25
     clf = summary["summary"]["classifier"]
     low, high = clf["intervals"]["balanced_accuracy"]
     assert low <= clf["balanced_accuracy"] <= high
@@ -231,7 +244,8 @@ def test_decode_cache_is_shared_by_runs_of_the_same_data(demo_run, tmp_path, mon
         raise AssertionError("the decode cache was built again")
 
     monkeypatch.setattr(DecodeCache, "_build", no_decoding)
-    config = load_config(overrides={**TINY, "segmenter": {"enabled": False}})
+    whole = {**TINY["classifier"], "lesion_crop": 0.0}  # without the segmenter, whole images
+    config = load_config(overrides={**TINY, "segmenter": {"enabled": False}, "classifier": whole})
     second = run_pipeline(tmp_path / "second", data=out / "data", config=config)
     assert second.steps["classifier"] == "ran" and not (tmp_path / "second" / "cache" / "decoded").exists()
 

@@ -209,3 +209,25 @@ def test_every_training_key_of_a_run_section_reaches_the_recipe() -> None:
         assert all(section[key] != defaults_for(kind)[key] for key in keys)
         recipe = _recipe(ctx, kind, section)  # type: ignore[arg-type]
         assert {key: getattr(recipe, key) for key in keys} == section
+
+
+def test_lesion_crops_without_masks_give_way_only_when_the_preset_asked(tmp_path, capsys):
+    from hamkit.pipeline.run import _whole_images_without_masks
+
+    preset = load_config(None, "cpu")
+    assert preset["classifier"]["lesion_crop"] == 1.25
+    _whole_images_without_masks(preset, None, tmp_path)  # a data set without masks: whole images, said once
+    assert preset["classifier"]["lesion_crop"] == 0.0
+    assert "classifier: whole images" in capsys.readouterr().err
+    asked = load_config(None, "cpu", overrides={"classifier": {"lesion_crop": 1.5}})
+    with pytest.raises(HamkitError, match=r"lesion_crop = 1.5 \(command line\).*data.masks.*lesion_crop=0"):
+        _whole_images_without_masks(asked, None, tmp_path)
+    with_masks = load_config(None, "cpu")
+    _whole_images_without_masks(with_masks, tmp_path, tmp_path)
+    assert with_masks["classifier"]["lesion_crop"] == 1.25
+
+
+def test_lesion_crop_is_checked_with_the_other_settings():
+    bad = load_config(None, "demo", overrides={"classifier": {"lesion_crop": 0.5}})
+    with pytest.raises(HamkitError, match="lesion_crop must be 0"):
+        check_settings(bad)

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from hamkit.data.images import Crop
+
 __all__ = ["CAPTUM_MISSING", "class_activation_maps", "costliest_mistakes_figure", "last_spatial_layer"]
 
 CAPTUM_MISSING = "no class activation maps: captum is not installed (pip install 'hamkit[explain]')"
@@ -76,8 +78,13 @@ def costliest_mistakes_figure(
     y_pred: Sequence[int] | np.ndarray,
     proba: np.ndarray,
     path: str | os.PathLike[str],
+    *,
+    crops: Sequence[Crop | None] | None = None,
 ) -> tuple[Path, str | None]:
     """The gallery of the mistakes ``chosen`` (indices, e.g. :func:`hamkit.metrics.clinical.costliest_mistakes`).
+
+    ``crops`` (aligned with ``paths``): the region of each image the classifier saw (a classifier
+    of lesion-centred crops); the gallery and its maps show that region.
 
     Returns:
         ``(png, note)``: ``note`` says why there are no maps (captum missing), else ``None``.
@@ -91,7 +98,12 @@ def costliest_mistakes_figure(
     picked = [str(paths[i]) for i in chosen]
     images, maps, note = [], None, None
     if picked:
-        inputs = prepare_inputs(picked, image_size=model.image_size, mean=mean, std=std)
+        source: Any = picked
+        if crops is not None:
+            from hamkit.data.dataset import SkinDataset
+
+            source = SkinDataset.from_paths(picked).with_crops([crops[i] for i in chosen])
+        inputs = prepare_inputs(source, image_size=model.image_size, mean=mean, std=std)
         batch = torch.stack([unpack_batch(inputs.dataset[i])["image"] for i in range(len(picked))])
         shown = batch * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1)
         images = [(np.clip(x.permute(1, 2, 0).numpy(), 0, 1) * 255).astype(np.uint8) for x in shown]

@@ -134,13 +134,14 @@ def _load_model(model_or_dir: Any) -> Any:
         kind = json.loads(config_path.read_text(encoding="utf-8")).get("kind")
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
         raise HamkitError(f"{config_path}: not a valid hamkit config ({err}); save the model again") from err
-    loaders = {_CLASSIFIER: LesionClassifier, _SEGMENTER: LesionSegmenter}
-    if kind not in loaders:
-        raise HamkitError(
-            f"{folder}: a {kind or 'unknown'} model, which cannot be exported; export a LesionClassifier or "
-            "LesionSegmenter folder"
-        )
-    return loaders[kind].load(folder, device="cpu")
+    if kind == _CLASSIFIER:
+        return LesionClassifier.load(folder, device="cpu")
+    if kind == _SEGMENTER:
+        return LesionSegmenter.load(folder, device="cpu")
+    raise HamkitError(
+        f"{folder}: a {kind or 'unknown'} model, which cannot be exported; export a LesionClassifier or "
+        "LesionSegmenter folder"
+    )
 
 
 class _NamedOutputs(nn.Module):

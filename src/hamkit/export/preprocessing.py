@@ -68,6 +68,14 @@ def preprocessing(model: Any, outputs: list[str], onnx_name: str, opset: int) ->
         "classes": classes,
         "outputs": {name: {"shape": shapes[name], "meaning": meaning[name]} for name in outputs},
     }
+    margin = float(getattr(model, "lesion_crop", 0.0) or 0.0)
+    if margin:  # a classifier of lesion-centred crops: the ONNX user must cut the same crop first
+        info["input"]["resize"] = (
+            f"the square crop around the lesion (hamkit.data.crops.lesion_crops with margin={margin:g}: the "
+            f"bounding box of the lesion mask of a segmenter, its longer side times {margin:g}, centred on it and "
+            "shifted inside the image), resized to image_size x image_size, bilinear"
+        )
+        info["input"]["lesion_crop"] = margin
     if kind == "LesionClassifier":
         offsets = getattr(model, "class_offsets_", None)
         info["postprocessing"] = {

@@ -85,6 +85,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # the training settings, their defaults and checks: hamkit.engine.settings
         **_training("classifier"),
         "pretrained": True,
+        # 0: whole images; else the square crop around each lesion, this many times its longer side,
+        # placed by the run's segmenter (hamkit.data.crops)
+        "lesion_crop": 0.0,
         # the saved decision's operating point, chosen on the validation split: "CLASS:sensitivity=V"
         # or "CLASS:specificity=V" (hamkit calibrate --operating-point), or none
         "operating_point": "none",
@@ -119,6 +122,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "weight_decay": 0.05,
             "warmup_epochs": 1.0,
             "augment": "light",
+            # the lesion, not the field of skin: benchmarks/cpu_preset.py --crop-masks (docs/benchmarks.md)
+            "lesion_crop": 1.25,
             # melanoma sensitivity first: measured with benchmarks/operating_points.py (docs/benchmarks.md)
             "operating_point": "mel:sensitivity=0.85",
         },

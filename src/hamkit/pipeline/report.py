@@ -371,6 +371,7 @@ def _header_html(ctx: Any) -> str:
         ["hamkit", info.get("versions", {}).get("hamkit", "")],
         ["torch", info.get("versions", {}).get("torch", "")],
         *[[f"{name} started from", text] for name, text in info.get("initial_weights", {}).items()],
+        *([["classifier input", info["classifier_input"]]] if info.get("classifier_input") else []),
         [
             "seconds per step (when it ran)",
             ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())

@@ -26,9 +26,9 @@ from hamkit._io import atomic_write_text
 from hamkit.data.dataset import find_label_file, find_mask_dir
 from hamkit.data.images import find_images, image_size_of
 from hamkit.data.metadata import read_labels
-from hamkit.errors import DataError
+from hamkit.errors import DataError, HamkitError
 from hamkit.ham10000.layout import METADATA_CSV
-from hamkit.pipeline.config import default_preset, load_config, to_toml
+from hamkit.pipeline.config import Settings, default_preset, load_config, to_toml
 from hamkit.pipeline.fingerprints import StepState, files_fingerprint, fingerprint
 from hamkit.pipeline.stages import STAGES, RunContext
 from hamkit.pipeline.validate import check_masks, check_settings
@@ -159,6 +159,25 @@ def _data_description(images: int, resolution: dict[str, Any], root: Path, synth
     return f"{images} images of {pixels}{f' ({read})' if read else ''} from {root}"
 
 
+def _whole_images_without_masks(settings: dict[str, Any], masks: Path | None, root: Path) -> None:
+    """A classifier of lesion crops needs the run's segmenter, and the segmenter needs masks. Without
+    masks, a crop that the preset chose gives way to whole images (said in one line, and recorded
+    in the run's config.toml); a crop the user asked for is an error that names the fix."""
+    section = settings["classifier"]
+    if masks is not None or not section["enabled"] or not section["lesion_crop"]:
+        return
+    source = settings.source("classifier", "lesion_crop") if isinstance(settings, Settings) else "your settings"
+    if source == "default" or source.startswith("preset"):
+        section["lesion_crop"] = 0.0
+        _say(settings, f"classifier: whole images ({root} has no lesion masks for the segmenter to place crops)")
+        return
+    raise HamkitError(
+        f"classifier.lesion_crop = {section['lesion_crop']!r} ({source}) needs the run's segmenter to place the "
+        f"crops, and {root} has no lesion masks to train it: set data.masks to the masks folder, or "
+        "classifier.lesion_crop = 0 (--set classifier.lesion_crop=0)"
+    )
+
+
 def _say(settings: dict[str, Any], text: str) -> None:
     if settings["run"]["progress"]:
         print(text, file=sys.stderr, flush=True)
@@ -263,6 +282,7 @@ def run_pipeline(
     _say(settings, f"[1/{total}] data")
     clock = time.perf_counter()
     root, labels_csv, masks = _data_step(out, settings, data, result)
+    _whole_images_without_masks(settings, masks, root)
     synthetic = result.steps["data"] != "given"
     _record_data(settings, root, labels_csv, masks, synthetic)
     atomic_write_text(out / "config.toml", to_toml(settings, comments=_config_comments(preset, synthetic)))

@@ -147,7 +147,7 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
 
     mean, std = model.normalisation()
     test, val = (
-        ctx.dataset(name)
+        ctx.classifier_dataset(name)
         .with_classes(model.classes_)
         .with_options(image_size=model.image_size, mean=mean, std=std, cache=ctx.decode_cache)
         for name in ("test", "val")
@@ -196,7 +196,9 @@ def evaluate_classifier(ctx: Any, model: Any, folder: Path) -> dict[str, Any]:
     )
     result.update(clinical)
     chosen = costliest_mistakes(labels, pred, proba, classes)
-    _, note = costliest_mistakes_figure(model, test.paths, ids, chosen, labels, pred, proba, folder / "mistakes.png")
+    _, note = costliest_mistakes_figure(
+        model, test.paths, ids, chosen, labels, pred, proba, folder / "mistakes.png", crops=test.crops
+    )
     result["mistakes"] = {"image_ids": [ids[i] for i in chosen], "note": note}
     model.evaluation_ = card_evaluation(result)  # saved with the model, for its card
     atomic_write_text(folder / "test_predictions.csv", predictions_csv(ids, groups, labels, pred, proba, classes))

@@ -90,6 +90,13 @@ class RunContext:
         data.label_file = self.labels_file
         return data
 
+    def classifier_dataset(self, split: str) -> SkinDataset:
+        """:meth:`dataset` as the classifier takes it: with ``classifier.lesion_crop``, each image's
+        lesion-centred crop (:func:`lesion_crops_of`); else the whole images."""
+        data = self.dataset(split)
+        crops = lesion_crops_of(self)
+        return data if crops is None else data.with_crops([crops[i] for i in data.image_ids])
+
     @property
     def split_csv(self) -> Path:
         return self.out / "split.csv"
@@ -342,9 +349,51 @@ def audit_stage(ctx: RunContext) -> None:
     ctx.result.summary["audit_added_pairs"] = info.get("added_pairs", 0)
 
 
-def _train_state(ctx: RunContext, name: str, section: dict[str, Any]) -> tuple[StepState, Path, bool]:
+def lesion_crops_of(ctx: RunContext) -> dict[str, tuple[float, float, float, float]] | None:
+    """With ``classifier.lesion_crop``: the crop of every image of the split, placed by the masks of
+    the run's segmenter (:func:`hamkit.data.crops.lesion_crops`), computed once per run and written
+    to ``classifier/lesion_crops.csv``; ``None`` for whole images."""
+    margin = ctx.settings["classifier"]["lesion_crop"]
+    if not margin:
+        return None
+    made: dict[str, tuple[float, float, float, float]] | None = ctx.__dict__.get("_lesion_crops")
+    if made is not None:
+        return made
+    from hamkit.data.crops import lesion_crops
+    from hamkit.segment import LesionSegmenter
+
+    model = _segmenter_model(ctx)
+    if model is None:
+        raise HamkitError(
+            f"classifier.lesion_crop = {margin!r} needs the run's segmenter, which has no model in "
+            f"{ctx.out / 'segmenter'}; set segmenter.enabled = true, or classifier.lesion_crop = 0"
+        )
+    segmenter = LesionSegmenter.load(model, device=ctx.settings["run"]["device"])
+    made = {}
+    for split in ("train", "val", "test"):
+        data = ctx.dataset(split).with_options(cache=ctx.decode_cache)
+        masks = segmenter.segment(data, batch_size=64, num_workers=ctx.workers or 0).masks
+        crops = lesion_crops(masks, margin=margin).tolist()
+        made.update({image_id: (c[0], c[1], c[2], c[3]) for image_id, c in zip(data.image_ids, crops, strict=True)})
+    lines = ["image_id,left,top,right,bottom"] + [
+        f"{image_id},{','.join(f'{v:.6f}' for v in crop)}" for image_id, crop in made.items()
+    ]
+    folder = ctx.out / "classifier"
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "lesion_crops.csv", "\n".join(lines) + "\n")
+    ctx.__dict__["_lesion_crops"] = made
+    return made
+
+
+def _segmenter_model(ctx: RunContext) -> Path | None:
+    """The run's saved segmenter (``segmenter/model``), if its step finished."""
+    model = ctx.out / "segmenter" / "model"
+    return model if (model / "model.safetensors").is_file() else None
+
+
+def _train_state(ctx: RunContext, name: str, section: dict[str, Any], *depends: Path) -> tuple[StepState, Path, bool]:
     folder = ctx.out / name
-    state = StepState(ctx.out, name, ctx.key(section, files_fingerprint([ctx.split_csv])))
+    state = StepState(ctx.out, name, ctx.key(section, files_fingerprint([ctx.split_csv, *depends])))
     resume = state.started_with_same_key() and (folder / "last").is_dir()
     if not resume and folder.exists() and not state.done(folder / "model"):
         shutil.rmtree(folder)  # a run with other settings: start over
@@ -367,7 +416,15 @@ def classifier_stage(ctx: RunContext) -> None:
     if not section["enabled"]:
         ctx.mark("classifier", "disabled")
         return
-    state, folder, resume = _train_state(ctx, "classifier", section)
+    segmenter = _segmenter_model(ctx) if section["lesion_crop"] else None
+    depends = [segmenter / "model.safetensors"] if segmenter is not None else []
+    state, folder, resume = _train_state(ctx, "classifier", section, *depends)
+    ctx.result.summary["run"]["classifier_input"] = (
+        f"the square crop around each lesion, {section['lesion_crop']:g} times its longer side, placed by the "
+        "run's segmenter (classifier/lesion_crops.csv)"
+        if section["lesion_crop"]
+        else "whole images"
+    )
     if state.done(folder / "model", folder / "test_report.json"):
         ctx.mark("classifier", "skipped")
     else:
@@ -377,11 +434,12 @@ def classifier_stage(ctx: RunContext) -> None:
             image_size=section["image_size"],
             pretrained=section["pretrained"],
             recipe=_recipe(ctx, "classifier", section),
+            lesion_crop=section["lesion_crop"],
             device=ctx.settings["run"]["device"],
         )
         model.fit(
-            ctx.dataset("train"),
-            ctx.dataset("val"),
+            ctx.classifier_dataset("train"),
+            ctx.classifier_dataset("val"),
             split_csv=ctx.split_csv,
             cache=ctx.decode_cache,
             out_dir=folder,
@@ -491,7 +549,7 @@ STAGES: list[tuple[str, Callable[[RunContext], None]]] = [
     ("dedup", dedup_stage),
     ("split", split_stage),
     ("audit", audit_stage),
+    ("segmenter", segmenter_stage),  # before the classifier: its masks place the classifier's lesion crops
     ("classifier", classifier_stage),
-    ("segmenter", segmenter_stage),
     ("report", report_stage),
 ]

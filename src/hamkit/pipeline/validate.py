@@ -65,6 +65,24 @@ def _check_model(problems: _Problems, section: str, task: str) -> None:
             problems.add(section, "operating_point", str(err))
 
 
+def _check_lesion_crop(problems: _Problems) -> None:
+    """``classifier.lesion_crop``: 0 or at least 1, and a crop needs the run's segmenter to place it."""
+    from hamkit.data.crops import check_lesion_crop
+
+    classifier = problems.settings["classifier"]
+    value = classifier["lesion_crop"]
+    problem = check_lesion_crop(value)
+    if problem:
+        problems.add("classifier", "lesion_crop", problem)
+    elif classifier["enabled"] and value > 0 and not problems.settings["segmenter"]["enabled"]:
+        problems.add(
+            "classifier",
+            "lesion_crop",
+            "needs the segmenter, whose masks place the crops (segmenter.enabled = true); "
+            "or set classifier.lesion_crop = 0 for whole images",
+        )
+
+
 def _check_backbone(problems: _Problems, section: str, key: str, task: str) -> None:
     from hamkit.backbones.registry import get_backbone
     from hamkit.errors import BackboneNotFoundError, PluginError
@@ -162,6 +180,7 @@ def check_settings(settings: Any, data: str | os.PathLike[str] | None = None) ->
         )
     _check_model(problems, "classifier", "classification")
     _check_model(problems, "segmenter", "segmentation")
+    _check_lesion_crop(problems)
     run = settings["run"]
     if run["num_workers"] < -1:
         problems.add("run", "num_workers", "must be -1 (automatic), 0 or more")
