@@ -31,6 +31,10 @@ import pytest
             ["train", "classifier", "--data", "d", "--split-csv", "s.csv", "--out", "o", "--weight-decay", "-1"],
             "--weight-decay",
         ),
+        (
+            ["train", "classifier", "--data", "d", "--split-csv", "s.csv", "--out", "o", "--lesion-crop", "0.5"],
+            "--lesion-crop",
+        ),
         (["dedup", "folder", "--out", "o", "--candidates", "0"], "--candidates"),
         (["dedup", "folder", "--out", "o", "--batch-size", "two"], "--batch-size"),
     ],

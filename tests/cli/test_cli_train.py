@@ -122,3 +122,14 @@ def test_cross_validate_refuses_resume(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("hamkit train classifier: error: --resume cannot be used with --cross-validate")
     assert err.count("\n") == 1
+
+
+def test_lesion_crops_need_their_segmenter_and_whole_images_refuse_one(synthetic, tmp_path, capsys):
+    from hamkit.cli.main import main
+
+    common = ["train", "classifier", "--data", str(synthetic.root), "--split-csv", str(synthetic.root / "split.csv")]
+    assert main([*common, "--out", str(tmp_path / "a"), "--lesion-crop", "1.25", "--quiet"]) == 1
+    assert "takes lesion-centred crops (lesion_crop=1.25): give --segmenter MODEL" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "b"), "--segmenter", str(tmp_path), "--quiet"]) == 1
+    assert "--segmenter: the classifier takes whole images" in capsys.readouterr().err
+    assert not (tmp_path / "a" / "model").exists() and not (tmp_path / "b" / "model").exists()

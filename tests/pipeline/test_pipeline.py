@@ -309,3 +309,21 @@ def test_an_operating_point_for_a_class_the_data_lacks_is_not_applied_and_says_s
     assert target is None and "no operating point was applied" in warnings[0]
     ctx.settings["classifier"]["operating_point"] = "none"
     assert _operating_point(ctx, ["mel", "nv"]) == (None, [])
+
+
+def test_the_cli_predicts_the_runs_crops_as_the_run_scored_them(demo_run, tmp_path, capsys):
+    """A run's classifier of lesion crops, used from the command line with the run's segmenter,
+    gives the probabilities and decisions of the run's own test predictions (one answer)."""
+    out, _ = demo_run
+    rows = [line.split(",") for line in (out / "classifier" / "test_predictions.csv").read_text().splitlines()[1:7]]
+    paths = [str(next((out / "data").rglob(f"{row[0]}.jpg"))) for row in rows]
+    model, segmenter = str(out / "classifier" / "model"), str(out / "segmenter" / "model")
+    written = tmp_path / "p.csv"
+    assert main(["predict", model, *paths, "--segmenter", segmenter, "--out", str(written), "--quiet"]) == 0
+    got = {cells[0]: cells for cells in (line.split(",") for line in written.read_text().splitlines()[1:])}
+    for row in rows:
+        assert got[row[0]][1] == row[3]  # the same decision
+        assert [float(x) for x in got[row[0]][2:]] == pytest.approx([float(x) for x in row[4:]], abs=1e-5)
+    capsys.readouterr()
+    assert main(["predict", model, paths[0], "--quiet"]) == 1
+    assert "lesion-centred crops (lesion_crop=1.25): give --segmenter MODEL" in capsys.readouterr().err

@@ -15,15 +15,50 @@ from typing import Any
 
 __all__ = [
     "add_fold",
+    "add_segmenter",
     "add_json",
     "add_labels",
     "add_quiet",
     "group_columns",
     "labels_for",
     "print_json",
+    "segmenter_for",
     "unused_flags",
     "usage_error",
 ]
+
+
+def add_segmenter(parser: argparse.ArgumentParser) -> None:
+    """Add ``--segmenter MODEL``: the segmenter that places a classifier's lesion-centred crops."""
+    parser.add_argument(
+        "--segmenter",
+        metavar="MODEL",
+        help="for a classifier of lesion-centred crops (lesion_crop > 0): a saved LesionSegmenter whose masks "
+        "place the crops (a run's RUN_DIR/segmenter/model)",
+    )
+
+
+def segmenter_for(args: argparse.Namespace, lesion_crop: float, model: str = "the classifier") -> Any:
+    """The segmenter ``--segmenter`` names, loaded, for a classifier with this ``lesion_crop``;
+    ``None`` for a classifier of whole images.
+
+    Raises:
+        HamkitError: The flag is missing for a classifier of crops, or given for one of whole images.
+    """
+    from hamkit.errors import HamkitError
+
+    if not lesion_crop:
+        if args.segmenter:
+            raise HamkitError(f"--segmenter: {model} takes whole images (lesion_crop=0); leave --segmenter out")
+        return None
+    if not args.segmenter:
+        raise HamkitError(
+            f"{model} takes lesion-centred crops (lesion_crop={lesion_crop:g}): give --segmenter MODEL, the saved "
+            "segmenter whose masks place them (a run's RUN_DIR/segmenter/model)"
+        )
+    from hamkit.segment import LesionSegmenter
+
+    return LesionSegmenter.load(args.segmenter, device=getattr(args, "device", "auto"))
 
 
 def add_quiet(parser: argparse.ArgumentParser, what: str = "no progress bars") -> None:

@@ -116,6 +116,16 @@ def rate_share(text: str) -> float:
     return _number(text, lambda v: 0 < v <= 1, "a share above 0 and at most 1, e.g. 0.1")
 
 
+def crop_margin(text: str) -> float:
+    """0 (whole images) or a number of at least 1 (``--lesion-crop``; :func:`hamkit.data.crops.check_lesion_crop`).
+
+    Examples:
+        >>> crop_margin("1.25")
+        1.25
+    """
+    return _number(text, lambda v: v == 0 or v >= 1, "0 (whole images) or at least 1, e.g. 1.25")
+
+
 def positive_float(text: str) -> float:
     """A finite number above 0 (learning rates).
 

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from hamkit.cli._compat import add_fold, add_json, add_labels, add_quiet
+from hamkit.cli._compat import add_fold, add_json, add_labels, add_quiet, add_segmenter
 from hamkit.cli._types import output_folder, positive_int
 from hamkit.errors import HamkitError
 
@@ -111,6 +111,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--out", type=output_folder, required=True, help="folder for the calibrated model")
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--device", default="auto")
+    add_segmenter(parser)
     add_quiet(parser, "no progress messages")
     add_json(parser)
     return parser
@@ -140,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
     from hamkit.classify import LesionClassifier
 
     model = LesionClassifier.load(args.model, device=args.device)
+    from hamkit.cli._compat import segmenter_for
+
+    segmenter = segmenter_for(args, model.lesion_crop, args.model)
     with tempfile.TemporaryDirectory(prefix="hamkit-calibrate-") as folder:
         split_csv = split_csv_for(args, folder, needs_val=args.split == "val")
         if not args.quiet:
@@ -154,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
             min_recall=dict(args.min_recall) if args.min_recall else None,
             target=args.operating_point,
             batch_size=args.batch_size,
+            segmenter=segmenter,
         )
     out = model.save(args.out)
     facts = dict(getattr(model, "calibration_", {}))

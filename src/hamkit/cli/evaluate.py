@@ -18,7 +18,7 @@ import argparse
 import sys
 from typing import Any
 
-from hamkit.cli._compat import add_fold, add_json, add_labels, add_quiet
+from hamkit.cli._compat import add_fold, add_json, add_labels, add_quiet, add_segmenter
 from hamkit.cli._types import output_file, output_folder
 
 _SPLITS = ("train", "val", "test")  # hamkit.data.splits.SPLIT_NAMES, without importing numpy here
@@ -80,6 +80,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--skip-missing", action="store_true", help="leave out split images without a file (listed) instead of stopping"
     )
     parser.add_argument("--device", default="auto")
+    add_segmenter(parser)
     add_quiet(parser, "no progress messages")
     add_json(parser)
     return parser
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if args.by and kind != "LesionClassifier":
         return usage_error(args, "--by applies to a classifier")
     wrong = (
-        unused_flags(args, ("--tta",), "a segmenter", "it scores masks without test-time flips")
+        unused_flags(args, ("--tta", "--segmenter"), "a segmenter", "it scores masks without test-time flips or crops")
         if kind == "LesionSegmenter"
         else unused_flags(args, ("--masks",), "a classifier", "it scores diagnoses, not masks")
     )
@@ -249,7 +250,7 @@ def _evaluate_classifier(args: argparse.Namespace, out: Any) -> int:
 
     from hamkit._io import atomic_write_text
     from hamkit.classify import LesionClassifier
-    from hamkit.cli._compat import print_json
+    from hamkit.cli._compat import print_json, segmenter_for
     from hamkit.data.dataset import SkinDataset
     from hamkit.errors import DataError
     from hamkit.metrics import predictions_csv, score_decisions
@@ -257,6 +258,7 @@ def _evaluate_classifier(args: argparse.Namespace, out: Any) -> int:
     from hamkit.metrics.subgroups import DEFAULT_COLUMNS, metadata_columns
 
     model = LesionClassifier.load(args.model, device=args.device)
+    segmenter = segmenter_for(args, model.lesion_crop, args.model)
     data = _data(args, masks=False, classes=model.classes_)
     dataset = (
         data
@@ -266,7 +268,9 @@ def _evaluate_classifier(args: argparse.Namespace, out: Any) -> int:
     labels = dataset.labels
     if (labels < 0).any():
         raise DataError(f"{(labels < 0).sum()} image(s) of the {args.split} split have no diagnosis to score against")
-    proba = model.predict_proba(dataset, tta=args.tta, progress=False if args.quiet else "evaluate")
+    proba = model.predict_proba(
+        dataset, tta=args.tta, progress=False if args.quiet else "evaluate", segmenter=segmenter
+    )
     decided = model.decide(proba)  # the saved decision rule, as LesionClassifier.evaluate and hamkit predict
     groups = [sample.group or sample.image_id for sample in dataset.samples]
     classes = list(model.classes_)
@@ -410,7 +414,7 @@ def _external(args: argparse.Namespace) -> int:
 
     from hamkit._io import atomic_write_text
     from hamkit.classify import LesionClassifier
-    from hamkit.cli._compat import labels_for, print_json, usage_error
+    from hamkit.cli._compat import labels_for, print_json, segmenter_for, usage_error
     from hamkit.cli.audit import data_sets
     from hamkit.data.dataset import SkinDataset
     from hamkit.data.readers import read_dataset
@@ -422,6 +426,7 @@ def _external(args: argparse.Namespace) -> int:
     if own_labels and len(sets) > 1:
         return usage_error(args, "--labels and --label-column describe one data set; give --data once with them")
     model = LesionClassifier.load(args.model, device=args.device)
+    segmenter = segmenter_for(args, model.lesion_crop, args.model)
     classes = list(model.classes_)
     rows: dict[str, dict] = {}
     for name, folder in sets.items():
@@ -440,7 +445,7 @@ def _external(args: argparse.Namespace) -> int:
         )
         if not args.quiet:
             print(f"hamkit evaluate: scoring {args.model} on {name} ({len(dataset)} images) ...", file=sys.stderr)
-        proba = model.predict_proba(dataset, tta=args.tta, progress=False if args.quiet else name)
+        proba = model.predict_proba(dataset, tta=args.tta, progress=False if args.quiet else name, segmenter=segmenter)
         groups = [s.group or s.image_id for s in dataset.samples]
         row = external_metrics(dataset.labels, proba, model.decide(proba), groups, classes)
         row["source"] = ", ".join(sorted({r.source for r in kept if r.source})) or name

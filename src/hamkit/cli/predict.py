@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from hamkit.cli._compat import add_quiet
+from hamkit.cli._compat import add_quiet, add_segmenter
 from hamkit.cli._types import non_negative_int, output_file, positive_int
 
 
@@ -39,6 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="processes decoding the images (default: 0, decoded in this process)",
     )
     parser.add_argument("--device", default="auto")
+    add_segmenter(parser)
     add_quiet(parser, "no progress bar")
     return parser
 
@@ -47,9 +48,11 @@ def run(args: argparse.Namespace) -> int:
     """Run ``hamkit predict``."""
     from hamkit._io import atomic_write_text, csv_text, written_as
     from hamkit.classify import LesionClassifier
+    from hamkit.cli._compat import segmenter_for
     from hamkit.engine.inputs import prepare_inputs
 
     model = LesionClassifier.load(args.model, device=args.device)
+    segmenter = segmenter_for(args, model.lesion_crop, args.model)
     mean, std = model.normalisation()
     inputs = prepare_inputs(args.images, image_size=model.image_size, mean=mean, std=std)
     proba = model.predict_proba(
@@ -58,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         tta=args.tta,
         num_workers=args.workers,
         progress=False if args.quiet else "predict",
+        segmenter=segmenter,
     )
     decisions = model.decide(proba)  # the saved decision rule: one decision path for every caller
     text = csv_text(  # an image id cannot start a spreadsheet formula

@@ -11,8 +11,9 @@ from hamkit.backbones.defaults import (
     SEGMENTER_BACKBONE,
     SEGMENTER_IMAGE_SIZE,
 )
-from hamkit.cli._compat import add_fold, add_json, add_labels, add_quiet
+from hamkit.cli._compat import add_fold, add_json, add_labels, add_quiet, add_segmenter
 from hamkit.cli._types import (
+    crop_margin,
     decay,
     non_negative_float,
     non_negative_int,
@@ -174,6 +175,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     clf = kinds.add_parser("classifier", help="diagnosis, with the classes of the labels (LesionClassifier)")
     _common(clf, kind="classifier", backbone=CLASSIFIER_BACKBONE, image_size=CLASSIFIER_IMAGE_SIZE)
     clf.add_argument(
+        "--lesion-crop",
+        type=crop_margin,
+        default=0.0,
+        metavar="M",
+        help="train on the square crop around each lesion, M times its longer side (e.g. 1.25), placed by the "
+        "masks of --segmenter; 0 (default): whole images",
+    )
+    add_segmenter(clf)
+    clf.add_argument(
         "--monitor",
         default="balanced_accuracy",
         help="validation metric choosing the best epoch (default: balanced_accuracy)",
@@ -231,6 +241,12 @@ def run(args: argparse.Namespace) -> int:
     model = _estimator(args)
     if args.kind == "segmenter":
         fit_args.update(mask_threshold=args.mask_threshold)
+    else:
+        from hamkit.cli._compat import segmenter_for
+
+        segmenter = segmenter_for(args, args.lesion_crop)
+        if segmenter is not None:
+            fit_args["segmenter"] = segmenter
     if args.cross_validate:
         return _cross_validate(args, model, out, fit_args)
     split_csv = split_csv_for(args, out, needs_val=True)
@@ -305,6 +321,7 @@ def _estimator(args: argparse.Namespace) -> Any:
             image_size=args.image_size,
             pretrained=not args.no_pretrained,
             weights=args.weights,
+            lesion_crop=args.lesion_crop,
             recipe=recipe,
             device=args.device,
         )
