@@ -269,6 +269,7 @@ def build_card(
             "hamkit_version": config.get("hamkit_version"),
             "classes": config.get("classes"),
             "image_size": config.get("image_size"),
+            **({"lesion_crop": config["lesion_crop"]} if config.get("lesion_crop") else {}),
             **({"export": dict(export)} if export else {}),
         },
         "data": {k: v for k, v in data.items() if k != "split"},
@@ -309,7 +310,13 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         f"# Model card: {model.get('kind')} ({card['weights']['backbone']})",
         "",
         f"Written by hamkit {model.get('hamkit_version')}. Classes: {', '.join(model.get('classes') or [])}; "
-        f"input {model.get('image_size')} px.",
+        f"input {model.get('image_size')} px"
+        + (
+            f": the square crop around the lesion, {model['lesion_crop']:g} times its longer side, placed by a "
+            "segmenter's mask."
+            if model.get("lesion_crop")
+            else "."
+        ),
         "",
         "## Licence",
         "",
