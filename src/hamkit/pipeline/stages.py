@@ -40,7 +40,7 @@ class RunContext:
     present: dict[str, Path]
     data_key: str
     result: Any  # PipelineResult
-    label: str = ""  # the running step, e.g. "[5/7] classifier"
+    label: str = ""  # the running step, e.g. "[6/7] classifier"
     labels_file: Path | None = None
     mask_files: dict[str, Path] = field(default_factory=dict)
     _split: tuple[Any, dict[str, str]] | None = field(default=None, repr=False)
