@@ -231,3 +231,16 @@ def test_lesion_crop_is_checked_with_the_other_settings():
     bad = load_config(None, "demo", overrides={"classifier": {"lesion_crop": 0.5}})
     with pytest.raises(HamkitError, match="lesion_crop must be 0"):
         check_settings(bad)
+
+
+def test_a_preset_crop_gives_way_when_the_segmenter_is_turned_off(tmp_path, capsys):
+    from hamkit.pipeline.run import _whole_images_without_masks
+
+    off = load_config(None, "cpu", overrides={"segmenter": {"enabled": False}})
+    check_settings(off)  # the preset's crop is not the user's mistake
+    _whole_images_without_masks(off, tmp_path, tmp_path)
+    assert off["classifier"]["lesion_crop"] == 0.0
+    assert "the segmenter is turned off" in capsys.readouterr().err
+    mine = load_config(None, "cpu", overrides={"segmenter": {"enabled": False}, "classifier": {"lesion_crop": 1.25}})
+    with pytest.raises(HamkitError, match="lesion_crop .*needs the segmenter"):
+        check_settings(mine)

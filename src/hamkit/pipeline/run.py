@@ -161,20 +161,22 @@ def _data_description(images: int, resolution: dict[str, Any], root: Path, synth
 
 def _whole_images_without_masks(settings: dict[str, Any], masks: Path | None, root: Path) -> None:
     """A classifier of lesion crops needs the run's segmenter, and the segmenter needs masks. Without
-    masks, a crop that the preset chose gives way to whole images (said in one line, and recorded
+    either, a crop that the preset chose gives way to whole images (said in one line, and recorded
     in the run's config.toml); a crop the user asked for is an error that names the fix."""
     section = settings["classifier"]
-    if masks is not None or not section["enabled"] or not section["lesion_crop"]:
+    segmenter = settings["segmenter"]["enabled"]
+    if (masks is not None and segmenter) or not section["enabled"] or not section["lesion_crop"]:
         return
     source = settings.source("classifier", "lesion_crop") if isinstance(settings, Settings) else "your settings"
+    why = f"{root} has no lesion masks for the segmenter" if segmenter else "the segmenter is turned off"
     if source == "default" or source.startswith("preset"):
         section["lesion_crop"] = 0.0
-        _say(settings, f"classifier: whole images ({root} has no lesion masks for the segmenter to place crops)")
+        _say(settings, f"classifier: whole images ({why}, whose masks would place lesion crops)")
         return
     raise HamkitError(
         f"classifier.lesion_crop = {section['lesion_crop']!r} ({source}) needs the run's segmenter to place the "
-        f"crops, and {root} has no lesion masks to train it: set data.masks to the masks folder, or "
-        "classifier.lesion_crop = 0 (--set classifier.lesion_crop=0)"
+        f"crops, and {why}: set data.masks to the masks folder, or classifier.lesion_crop = 0 "
+        "(--set classifier.lesion_crop=0)"
     )
 
 
