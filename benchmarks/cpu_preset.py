@@ -76,7 +76,7 @@ def segmenter_of(source: str) -> dict[str, object] | None:
         "image_size": segmenter.image_size,
         "epochs": recipe.epochs,
         "lr": recipe.lr,
-        "best_epoch": segmenter.best_epoch_,
+        "best_epoch": getattr(segmenter, "best_epoch_", None),
     }
 
 
