@@ -55,6 +55,9 @@ def main() -> None:
         shutil.copytree(args.run / "classifier" / "model", model)
         shutil.copyfile(args.run / "split.csv", split)
         common = ["--data", str(args.data), "--split-csv", str(split), "--device", args.device, "--quiet"]
+        config = json.loads((model / "config.json").read_text())
+        if config.get("lesion_crop"):  # a classifier of lesion crops takes the run's segmenter along
+            common += ["--segmenter", str(args.run / "segmenter" / "model")]
         seconds, _ = _hamkit("evaluate", str(model), *common, "--out", str(work / "saved"))
         saved = json.loads((work / "saved" / "report.json").read_text())
         print(f"hamkit evaluate of the saved model: {seconds:.0f} s")
@@ -66,9 +69,11 @@ def main() -> None:
         "benchmark": "evaluation_real",
         "run": "the cpu preset's full run (hamkit run --data ham10000-200px)",
         "hamkit_command": "hamkit evaluate run/classifier/model --data ham10000-200px --split-csv run/split.csv "
-        "--out OUT",
+        + ("--segmenter run/segmenter/model " if "--segmenter" in common else "")
+        + "--out OUT",
         "operating_point_command": f"hamkit calibrate run/classifier/model --data ham10000-200px --split-csv "
-        f"run/split.csv --operating-point {TARGET} --out MODEL2, then hamkit evaluate MODEL2",
+        f"run/split.csv {'--segmenter run/segmenter/model ' if '--segmenter' in common else ''}"
+        f"--operating-point {TARGET} --out MODEL2, then hamkit evaluate MODEL2",
         "evaluate_seconds": seconds,
         "evaluate_at_target_seconds": point_seconds,
         "timing_note": "machine shared with other jobs; wall times are upper bounds",

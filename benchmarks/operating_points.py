@@ -74,6 +74,15 @@ def row_for(
     }
 
 
+def run_crops(path: Path) -> dict[str, tuple[float, float, float, float]]:
+    """``classifier/lesion_crops.csv`` of a run: each image's crop."""
+    with path.open(newline="") as handle:
+        return {
+            row["image_id"]: (float(row["left"]), float(row["top"]), float(row["right"]), float(row["bottom"]))
+            for row in csv.DictReader(handle)
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True, help="a hamkit run folder (classifier/model, split.csv)")
@@ -91,6 +100,9 @@ def main() -> None:
         )
         for name in ("val", "test")
     }
+    if model.lesion_crop:  # a classifier of lesion crops: the crops the run's segmenter placed
+        crops = run_crops(args.run / "classifier" / "lesion_crops.csv")
+        sets = {name: data.with_crops([crops[i] for i in data.image_ids]) for name, data in sets.items()}
     z = {name: scores(model, data) for name, data in sets.items()}
     y = {name: np.asarray(data.labels, dtype=np.int64) for name, data in sets.items()}
     groups = lesions(split_csv, list(sets["test"].image_ids))
