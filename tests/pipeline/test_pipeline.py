@@ -22,7 +22,7 @@ TINY = {
         "epochs": 1,
         "batch_size": 16,
         "operating_point": "mel:sensitivity=0.9",
-        "lesion_crop": 1.25,  # the crops the run's segmenter places, as the cpu preset does
+        "lesion_crop": 1.25,  # on the crops the run's segmenter places
     },
     "segmenter": {"image_size": 32, "epochs": 1, "batch_size": 8},
     "run": {"num_workers": 0, "progress": False, "device": "cpu"},

@@ -211,36 +211,17 @@ def test_every_training_key_of_a_run_section_reaches_the_recipe() -> None:
         assert {key: getattr(recipe, key) for key in keys} == section
 
 
-def test_lesion_crops_without_masks_give_way_only_when_the_preset_asked(tmp_path, capsys):
-    from hamkit.pipeline.run import _whole_images_without_masks
+def test_lesion_crops_need_masks_and_the_segmenter(tmp_path):
+    from hamkit.pipeline.run import _crops_need_masks
 
-    preset = load_config(None, "cpu")
-    assert preset["classifier"]["lesion_crop"] == 1.25
-    _whole_images_without_masks(preset, None, tmp_path)  # a data set without masks: whole images, said once
-    assert preset["classifier"]["lesion_crop"] == 0.0
-    assert "classifier: whole images" in capsys.readouterr().err
+    assert load_config(None, "cpu")["classifier"]["lesion_crop"] == 0.0  # whole images by default
     asked = load_config(None, "cpu", overrides={"classifier": {"lesion_crop": 1.5}})
     with pytest.raises(HamkitError, match=r"lesion_crop = 1.5 \(command line\).*data.masks.*lesion_crop=0"):
-        _whole_images_without_masks(asked, None, tmp_path)
-    with_masks = load_config(None, "cpu")
-    _whole_images_without_masks(with_masks, tmp_path, tmp_path)
-    assert with_masks["classifier"]["lesion_crop"] == 1.25
-
-
-def test_lesion_crop_is_checked_with_the_other_settings():
+        _crops_need_masks(asked, None, tmp_path)
+    _crops_need_masks(asked, tmp_path, tmp_path)  # with masks: fine
+    off = load_config(None, "cpu", overrides={"segmenter": {"enabled": False}, "classifier": {"lesion_crop": 1.25}})
+    with pytest.raises(HamkitError, match="lesion_crop .*needs the segmenter"):
+        check_settings(off)
     bad = load_config(None, "demo", overrides={"classifier": {"lesion_crop": 0.5}})
     with pytest.raises(HamkitError, match="lesion_crop must be 0"):
         check_settings(bad)
-
-
-def test_a_preset_crop_gives_way_when_the_segmenter_is_turned_off(tmp_path, capsys):
-    from hamkit.pipeline.run import _whole_images_without_masks
-
-    off = load_config(None, "cpu", overrides={"segmenter": {"enabled": False}})
-    check_settings(off)  # the preset's crop is not the user's mistake
-    _whole_images_without_masks(off, tmp_path, tmp_path)
-    assert off["classifier"]["lesion_crop"] == 0.0
-    assert "the segmenter is turned off" in capsys.readouterr().err
-    mine = load_config(None, "cpu", overrides={"segmenter": {"enabled": False}, "classifier": {"lesion_crop": 1.25}})
-    with pytest.raises(HamkitError, match="lesion_crop .*needs the segmenter"):
-        check_settings(mine)

@@ -159,24 +159,17 @@ def _data_description(images: int, resolution: dict[str, Any], root: Path, synth
     return f"{images} images of {pixels}{f' ({read})' if read else ''} from {root}"
 
 
-def _whole_images_without_masks(settings: dict[str, Any], masks: Path | None, root: Path) -> None:
-    """A classifier of lesion crops needs the run's segmenter, and the segmenter needs masks. Without
-    either, a crop that the preset chose gives way to whole images (said in one line, and recorded
-    in the run's config.toml); a crop the user asked for is an error that names the fix."""
+def _crops_need_masks(settings: dict[str, Any], masks: Path | None, root: Path) -> None:
+    """A classifier of lesion crops needs the run's segmenter, and the segmenter needs masks: a crop
+    on data without masks is an error that names the fix, before the first step."""
     section = settings["classifier"]
-    segmenter = settings["segmenter"]["enabled"]
-    if (masks is not None and segmenter) or not section["enabled"] or not section["lesion_crop"]:
+    if masks is not None or not section["enabled"] or not section["lesion_crop"]:
         return
     source = settings.source("classifier", "lesion_crop") if isinstance(settings, Settings) else "your settings"
-    why = f"{root} has no lesion masks for the segmenter" if segmenter else "the segmenter is turned off"
-    if source == "default" or source.startswith("preset"):
-        section["lesion_crop"] = 0.0
-        _say(settings, f"classifier: whole images ({why}, whose masks would place lesion crops)")
-        return
     raise HamkitError(
         f"classifier.lesion_crop = {section['lesion_crop']!r} ({source}) needs the run's segmenter to place the "
-        f"crops, and {why}: set data.masks to the masks folder, or classifier.lesion_crop = 0 "
-        "(--set classifier.lesion_crop=0)"
+        f"crops, and {root} has no lesion masks to train it: set data.masks to the masks folder, or "
+        "classifier.lesion_crop = 0 (--set classifier.lesion_crop=0)"
     )
 
 
@@ -284,7 +277,7 @@ def run_pipeline(
     _say(settings, f"[1/{total}] data")
     clock = time.perf_counter()
     root, labels_csv, masks = _data_step(out, settings, data, result)
-    _whole_images_without_masks(settings, masks, root)
+    _crops_need_masks(settings, masks, root)
     synthetic = result.steps["data"] != "given"
     _record_data(settings, root, labels_csv, masks, synthetic)
     atomic_write_text(out / "config.toml", to_toml(settings, comments=_config_comments(preset, synthetic)))

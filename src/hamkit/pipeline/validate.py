@@ -66,20 +66,15 @@ def _check_model(problems: _Problems, section: str, task: str) -> None:
 
 
 def _check_lesion_crop(problems: _Problems) -> None:
-    """``classifier.lesion_crop``: 0 or at least 1; a crop the user set needs the run's segmenter to
-    place it (a preset's crop gives way to whole images instead: :func:`hamkit.pipeline.run`)."""
+    """``classifier.lesion_crop``: 0 or at least 1, and a crop needs the run's segmenter to place it."""
     from hamkit.data.crops import check_lesion_crop
 
-    settings = problems.settings
-    classifier = settings["classifier"]
+    classifier = problems.settings["classifier"]
     value = classifier["lesion_crop"]
     problem = check_lesion_crop(value)
     if problem:
         problems.add("classifier", "lesion_crop", problem)
-        return
-    source = settings.source("classifier", "lesion_crop") if hasattr(settings, "source") else "your settings"
-    from_preset = source == "default" or source.startswith("preset")
-    if classifier["enabled"] and value > 0 and not settings["segmenter"]["enabled"] and not from_preset:
+    elif classifier["enabled"] and value > 0 and not problems.settings["segmenter"]["enabled"]:
         problems.add(
             "classifier",
             "lesion_crop",
