@@ -123,7 +123,9 @@ def crop_margin(text: str) -> float:
         >>> crop_margin("1.25")
         1.25
     """
-    return _number(text, lambda v: v == 0 or v >= 1, "0 (whole images) or at least 1, e.g. 1.25")
+    from hamkit.data.crops import check_lesion_crop  # the setting's one rule
+
+    return _number(text, lambda v: check_lesion_crop(v) is None, "0 (whole images) or at least 1, e.g. 1.25")
 
 
 def positive_float(text: str) -> float:

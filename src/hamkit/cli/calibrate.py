@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``hamkit calibrate``."""
     import tempfile
 
-    from hamkit.cli._compat import labels_for, split_csv_for, unused_flags, usage_error
+    from hamkit.cli._compat import labels_for, segmenter_for, split_csv_for, unused_flags, usage_error
     from hamkit.cli.evaluate import model_kind
     from hamkit.errors import HamkitError
 
@@ -141,8 +141,6 @@ def run(args: argparse.Namespace) -> int:
     from hamkit.classify import LesionClassifier
 
     model = LesionClassifier.load(args.model, device=args.device)
-    from hamkit.cli._compat import segmenter_for
-
     segmenter = segmenter_for(args, model.lesion_crop, args.model)
     with tempfile.TemporaryDirectory(prefix="hamkit-calibrate-") as folder:
         split_csv = split_csv_for(args, folder, needs_val=args.split == "val")

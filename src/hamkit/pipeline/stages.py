@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hamkit._io import atomic_write_text
+from hamkit._io import atomic_write_text, csv_text
 from hamkit.data.cache import file_identity, shared_decode_cache
 from hamkit.data.metadata import ImageRecord, classes_of
 from hamkit.errors import DataError, HamkitError
@@ -375,12 +375,10 @@ def lesion_crops_of(ctx: RunContext) -> dict[str, tuple[float, float, float, flo
         masks = segmenter.segment(data, batch_size=64, num_workers=ctx.workers or 0).masks
         crops = lesion_crops(masks, margin=margin).tolist()
         made.update({image_id: (c[0], c[1], c[2], c[3]) for image_id, c in zip(data.image_ids, crops, strict=True)})
-    lines = ["image_id,left,top,right,bottom"] + [
-        f"{image_id},{','.join(f'{v:.6f}' for v in crop)}" for image_id, crop in made.items()
-    ]
+    rows = ([image_id, *(f"{v:.6f}" for v in crop)] for image_id, crop in made.items())
     folder = ctx.out / "classifier"
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / "lesion_crops.csv", "\n".join(lines) + "\n")
+    atomic_write_text(folder / "lesion_crops.csv", csv_text(["image_id", "left", "top", "right", "bottom"], rows))
     ctx.__dict__["_lesion_crops"] = made
     return made
 
