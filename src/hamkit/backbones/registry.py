@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from hamkit.backbones import plugins as _plugins
-from hamkit.backbones.factory import build_backbone
+from hamkit.backbones.factory import build_backbone, pretrained_choice
 from hamkit.backbones.spec import IMAGENET_MEAN, IMAGENET_STD, TASKS, BackboneSpec, PluginInfo, rgb_triple
 from hamkit.backbones.table import RESERVED_PREFIXES, BackboneTable
 from hamkit.backbones.torchvision_specs import BUILTIN_SPECS
@@ -55,6 +55,7 @@ __all__ = [
     "list_backbones",
     "list_plugins",
     "describe_initial_weights",
+    "missing_pretrained",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -384,3 +385,44 @@ def describe_initial_weights(name: str, *, pretrained: bool | str = False, weigh
     if tag in spec.offline_weights:
         return f"ImageNet weights installed with hamkit ({tag})"
     return f"pretrained weights {tag!r} (downloaded once, then cached)"
+
+
+def missing_pretrained(name: str, *, pretrained: bool | str = True) -> str | None:
+    """Get a backbone's pretrained weights ready on this machine, or say why they cannot be had.
+
+    Weights installed with hamkit are ready as they are. Others are taken from the local download
+    cache, or downloaded into it now (the model is built once and dropped), so that a later
+    ``create_backbone(name, pretrained=...)`` needs no network. ``hamkit run`` calls this before
+    its first step, to fall back on a backbone whose weights are installed (``offline_backbone``)
+    instead of failing hours later.
+
+    Args:
+        name: A registry name.
+        pretrained: As for :func:`create_backbone`; ``False`` needs no weights.
+
+    Returns:
+        ``None`` when the weights are ready; else the reason, one phrase (e.g. that the Hugging
+        Face Hub cannot be reached and the weights are not in its local cache).
+
+    Raises:
+        BackboneNotFoundError: Unknown name.
+        WeightsError: The backbone has no such pretrained weights (not a network problem).
+
+    Examples:
+        >>> missing_pretrained("timm:tf_efficientnet_lite0") is None  # installed with hamkit
+        True
+    """
+    spec = get_backbone(name)
+    choice = pretrained_choice(spec, pretrained)
+    if not choice or (spec.pretrained_offline if choice is True else choice in spec.offline_weights):
+        return None
+    from hamkit.backbones.weights import download_failure_reason, hub_offline_when_unreachable, is_download_failure
+
+    with hub_offline_when_unreachable() as offline:
+        try:
+            spec.builder(task=spec.default_task, pretrained=choice)
+        except Exception as err:
+            if not is_download_failure(err):
+                raise
+            return download_failure_reason(err, offline=offline)
+    return None

@@ -45,6 +45,7 @@ __all__ = [
     "WEIGHT_SUFFIXES",
     "is_download_failure",
     "download_guard",
+    "download_failure_reason",
     "hub_offline_when_unreachable",
     "read_state_dict",
     "load_weights",
@@ -112,6 +113,23 @@ def is_download_failure(err: BaseException) -> bool:
 def _reason(err: BaseException) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def download_failure_reason(err: BaseException, *, offline: bool = False) -> str:
+    """Say in one phrase why a download failed.
+
+    Args:
+        err: A download failure (:func:`is_download_failure`).
+        offline: Whether the block ran with the Hugging Face client switched to offline mode
+            (:func:`hub_offline_when_unreachable` yielded ``True``).
+
+    Returns:
+        E.g. ``"the Hugging Face Hub cannot be reached from this machine and the weights are not
+        in its local cache"``, or the error's own text (at most 200 characters).
+    """
+    if offline and _raised_in_hub(err, ("huggingface_hub",)):
+        return "the Hugging Face Hub cannot be reached from this machine and the weights are not in its local cache"
+    return _reason(err)
 
 
 @contextlib.contextmanager
@@ -182,12 +200,7 @@ def download_guard(name: str) -> Iterator[None]:
         except Exception as err:
             if not is_download_failure(err):
                 raise
-            from_hf = offline and _raised_in_hub(err, ("huggingface_hub",))
-            where = (
-                " (the Hugging Face Hub cannot be reached from this machine and the weights are not in its local cache)"
-                if from_hf
-                else f" ({_reason(err)})"
-            )
+            where = f" ({download_failure_reason(err, offline=offline)})"
             from hamkit.backbones.offline import offline_backbones
 
             local = offline_backbones()

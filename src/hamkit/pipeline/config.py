@@ -14,8 +14,10 @@ Every setting has a default; a TOML file (read with :mod:`tomllib`) overrides an
   settings (MobileNetV2 dedup at cosine 0.93; ResNet-50 classifier at
   384 px, Adam lr 5e-5, 3 epochs, batch 32; DeepLabV3-ResNet50 segmenter, lr 1e-4, 10 epochs,
   batch 4), with pretrained weights.
-* ``gpu``: a real run sized for a GPU: the installed EfficientNet-Lite2 ImageNet weights (no
-  download), larger images, more epochs. Not measured on a GPU yet.
+* ``gpu``: a run sized for a GPU: larger images, more epochs, and EfficientNet-B3 networks with
+  ImageNet weights from the Hugging Face Hub (downloaded once, then cached); where those cannot
+  be had (offline, nothing cached) the run says so in one line and uses the EfficientNet-Lite2
+  weights installed with hamkit instead (``offline_backbone``). Not measured on a GPU yet.
 
 ``hamkit run --print-config`` prints the effective settings as TOML.
 """
@@ -81,6 +83,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "classifier": {
         "enabled": True,
         "backbone": "timm:tf_efficientnet_lite0",
+        # used instead of backbone when backbone's pretrained weights can be had neither from hamkit's
+        # installed weights, nor the local download cache, nor the network; "": the run stops instead
+        "offline_backbone": "",
         "image_size": 64,
         # the training settings, their defaults and checks: hamkit.engine.settings
         **_training("classifier"),
@@ -95,6 +100,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "segmenter": {
         "enabled": True,
         "backbone": "smp:Linknet:tu-tf_efficientnet_lite0",
+        "offline_backbone": "",  # as classifier.offline_backbone
         "image_size": 64,
         **_training("segmenter"),
         "classify": True,
@@ -163,7 +169,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "gpu": {
         "dedup": {"methods": ["verified"]},
         "classifier": {
-            "backbone": "timm:tf_efficientnet_lite2",
+            # hub weights when they can be had (downloaded once, then cached), else the installed Lite2
+            "backbone": "timm:efficientnet_b3",
+            "offline_backbone": "timm:tf_efficientnet_lite2",
             "image_size": 256,
             "epochs": 20,
             "batch_size": 64,
@@ -175,7 +183,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "operating_point": "mel:sensitivity=0.85",  # the cpu preset's; not measured on a GPU
         },
         "segmenter": {
-            "backbone": "smp:DeepLabV3Plus:tu-tf_efficientnet_lite2",
+            "backbone": "smp:DeepLabV3Plus:tu-efficientnet_b3",
+            "offline_backbone": "smp:DeepLabV3Plus:tu-tf_efficientnet_lite2",
             "image_size": 384,
             "epochs": 20,
             "batch_size": 16,

@@ -108,13 +108,18 @@ def _record_data(settings: dict[str, Any], root: Path, labels: Path, masks: Path
     section["masks"] = str(masks.resolve()) if masks is not None else ""
 
 
-def _config_comments(preset: str | None, synthetic: bool) -> list[str]:
+def _config_comments(preset: str | None, synthetic: bool, replaced: dict[str, _Replaced] | None = None) -> list[str]:
     """The comment lines at the top of ``OUT/config.toml``: what wrote it and how to repeat the run."""
     lines = [
         f"written by `{_command_line() or 'run_pipeline'}` (preset {preset or 'custom'}); every setting is "
         "written out, so",
         "`hamkit run --config this-file.toml --out NEW_FOLDER` repeats the run, and stops if a data path is gone",
     ]
+    for name, what in (replaced or {}).items():
+        lines.append(
+            f"{name}.backbone: {what.backbone} was asked for, but its pretrained weights could not be had "
+            f"({what.reason}); this run used {name}.offline_backbone"
+        )
     if synthetic:
         lines.append(
             '[data] root = "": the synthetic data set, generated again from synthetic_lesions, '
@@ -173,6 +178,55 @@ def _crops_need_masks(settings: dict[str, Any], masks: Path | None, root: Path) 
     )
 
 
+@dataclass(frozen=True)
+class _Replaced:
+    """A network that starts from its ``offline_backbone``: the backbone asked for and why."""
+
+    backbone: str
+    reason: str
+
+
+TASKS = {"classifier": "classification", "segmenter": "segmentation"}
+"""The task of each network section of the settings."""
+
+
+def _settle_backbones(settings: dict[str, Any]) -> dict[str, _Replaced]:
+    """Make sure each network's pretrained weights can be had before the first step.
+
+    Weights installed with hamkit are ready; others are taken from the local download cache or
+    downloaded into it now (:func:`~hamkit.backbones.registry.missing_pretrained`). Where they
+    cannot be had, the section's ``offline_backbone`` (installed weights) takes the backbone's
+    place in ``settings``; without one, the run stops here, naming the fixes.
+
+    Returns:
+        ``{section: what it replaced}`` for the networks that start from their offline backbone.
+
+    Raises:
+        WeightsError: Weights that cannot be had, and no ``offline_backbone``.
+    """
+    from hamkit.backbones.registry import missing_pretrained
+    from hamkit.errors import WeightsError
+    from hamkit.pipeline.validate import installed_text, where_set
+
+    replaced: dict[str, _Replaced] = {}
+    for name in ("classifier", "segmenter"):
+        section = settings[name]
+        if not (section["enabled"] and section["pretrained"]):
+            continue
+        reason = missing_pretrained(section["backbone"], pretrained=section["pretrained"])
+        if reason is None:
+            continue
+        if not section["offline_backbone"]:
+            raise WeightsError(
+                f"{where_set(settings, name, 'backbone')} = {section['backbone']!r}: its pretrained weights cannot "
+                f"be had ({reason}); set {name}.offline_backbone to a backbone whose weights are installed "
+                f"({installed_text(TASKS[name])}) to use it instead, or {name}.pretrained = false"
+            )
+        replaced[name] = _Replaced(section["backbone"], reason)
+        section["backbone"] = section["offline_backbone"]
+    return replaced
+
+
 def _say(settings: dict[str, Any], text: str) -> None:
     if settings["run"]["progress"]:
         print(text, file=sys.stderr, flush=True)
@@ -202,7 +256,9 @@ def _command_line() -> str:
     return shlex.join([program, *sys.argv[1:]])
 
 
-def _run_info(settings: dict[str, Any], preset: str | None) -> dict[str, Any]:
+def _run_info(
+    settings: dict[str, Any], preset: str | None, replaced: dict[str, _Replaced] | None = None
+) -> dict[str, Any]:
     import torch
 
     from hamkit.backbones.registry import describe_initial_weights
@@ -225,10 +281,16 @@ def _run_info(settings: dict[str, Any], preset: str | None) -> dict[str, Any]:
         "initial_weights": {
             name: f"{settings[name]['backbone']}: "
             + describe_initial_weights(settings[name]["backbone"], pretrained=settings[name]["pretrained"])
+            + _instead(replaced, name)
             for name in ("classifier", "segmenter")
             if settings[name]["enabled"]
         },
     }
+
+
+def _instead(replaced: dict[str, _Replaced] | None, name: str) -> str:
+    what = (replaced or {}).get(name)
+    return f", instead of {what.backbone}, whose pretrained weights could not be had ({what.reason})" if what else ""
 
 
 def run_pipeline(
@@ -269,10 +331,13 @@ def run_pipeline(
         settings["run"]["progress"] = progress
     check_settings(settings, data)
     started = time.perf_counter()
+    replaced = _settle_backbones(settings)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = PipelineResult(out_dir=out, report=out / "report.html")
-    result.summary["run"] = _run_info(settings, preset)
+    result.summary["run"] = _run_info(settings, preset, replaced)
+    for name in replaced:
+        _say(settings, f"{name} starts from {result.summary['run']['initial_weights'][name]}")
     total = len(STAGES) + 1
     _say(settings, f"[1/{total}] data")
     clock = time.perf_counter()
@@ -280,7 +345,7 @@ def run_pipeline(
     _crops_need_masks(settings, masks, root)
     synthetic = result.steps["data"] != "given"
     _record_data(settings, root, labels_csv, masks, synthetic)
-    atomic_write_text(out / "config.toml", to_toml(settings, comments=_config_comments(preset, synthetic)))
+    atomic_write_text(out / "config.toml", to_toml(settings, comments=_config_comments(preset, synthetic, replaced)))
     result.seconds["data"] = time.perf_counter() - clock
 
     present = find_images(root)

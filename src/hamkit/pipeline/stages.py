@@ -391,7 +391,9 @@ def _segmenter_model(ctx: RunContext) -> Path | None:
 
 def _train_state(ctx: RunContext, name: str, section: dict[str, Any], *depends: Path) -> tuple[StepState, Path, bool]:
     folder = ctx.out / name
-    state = StepState(ctx.out, name, ctx.key(section, files_fingerprint([ctx.split_csv, *depends])))
+    # offline_backbone is not a setting of the network trained: backbone already names the one used
+    used = {key: value for key, value in section.items() if key != "offline_backbone"}
+    state = StepState(ctx.out, name, ctx.key(used, files_fingerprint([ctx.split_csv, *depends])))
     resume = state.started_with_same_key() and (folder / "last").is_dir()
     if not resume and folder.exists() and not state.done(folder / "model"):
         shutil.rmtree(folder)  # a run with other settings: start over

@@ -16,10 +16,11 @@ from typing import Any
 
 from hamkit.errors import HamkitError
 
-__all__ = ["check_masks", "check_settings"]
+__all__ = ["check_masks", "check_settings", "installed_text", "where_set"]
 
 
-def _where(settings: Any, section: str, key: str) -> str:
+def where_set(settings: Any, section: str, key: str) -> str:
+    """``"section.key (set in SOURCE)"`` for a message: where a setting's value came from."""
     source = settings.source(section, key) if hasattr(settings, "source") else "default"
     return f"{section}.{key} (set in {source})"
 
@@ -31,7 +32,7 @@ class _Problems:
 
     def add(self, section: str, key: str, message: str) -> None:
         value = self.settings[section][key]
-        self.found.append(f"{_where(self.settings, section, key)} = {value!r}: {message}")
+        self.found.append(f"{where_set(self.settings, section, key)} = {value!r}: {message}")
 
     def positive_int(self, section: str, key: str, minimum: int = 1) -> None:
         if self.settings[section][key] < minimum:
@@ -101,6 +102,39 @@ def _check_backbone(problems: _Problems, section: str, key: str, task: str) -> N
         )
 
 
+def _check_offline_backbone(problems: _Problems, section: str, task: str) -> None:
+    """``offline_backbone``: empty, or a backbone for the task whose pretrained weights are installed."""
+    name = problems.settings[section]["offline_backbone"]
+    if not name:
+        return
+    found = len(problems.found)
+    _check_backbone(problems, section, "offline_backbone", task)
+    if len(problems.found) > found:
+        return
+    from hamkit.backbones.registry import get_backbone
+
+    if not get_backbone(name).pretrained_offline:
+        problems.add(
+            section,
+            "offline_backbone",
+            f"must be a backbone whose pretrained weights are installed (no network needed): {installed_text(task)}"
+            '; or "" to stop when the weights of backbone cannot be had',
+        )
+
+
+def installed_text(task: str) -> str:
+    """The backbones for ``task`` whose pretrained weights are installed, in words for a message."""
+    from hamkit.backbones.offline import offline_backbones
+
+    names = offline_backbones()
+    if not names:
+        return "none"
+    if task == "segmentation":
+        encoders = ", ".join(f"tu-{name.removeprefix('timm:')}" for name in names)
+        return f"an smp model with encoder {encoders}, e.g. smp:Unet:tu-{names[0].removeprefix('timm:')}"
+    return ", ".join(names)
+
+
 def _check_dedup(problems: _Problems) -> list[Any]:
     """Check ``[dedup]`` against the method registry: the names, and each method's threshold
     setting with the method's own check. Returns the classes of the methods in use."""
@@ -137,13 +171,13 @@ def check_settings(settings: Any, data: str | os.PathLike[str] | None = None) ->
     data_section = settings["data"]
     root = Path(data) if data else (Path(data_section["root"]) if data_section["root"] else None)
     if root is not None and not root.is_dir():
-        what = "--data" if data else _where(settings, "data", "root")
+        what = "--data" if data else where_set(settings, "data", "root")
         problems.found.append(f"{what}: {root} is not a folder")
     elif data and data_section["root"] and Path(data).resolve() != Path(data_section["root"]).resolve():
         stale = [f"data.{key}" for key in ("labels", "masks") if data_section[key]]
         if stale:  # e.g. a run's own config.toml with another --data: its labels belong to its root
             problems.found.append(
-                f"--data {data} replaces {_where(settings, 'data', 'root')} = {data_section['root']!r}, but "
+                f"--data {data} replaces {where_set(settings, 'data', 'root')} = {data_section['root']!r}, but "
                 f"{' and '.join(stale)} still name that run's files; drop --data to repeat the run, or set "
                 f'{" and ".join(stale)} to "" to find them under --data'
             )
@@ -191,8 +225,10 @@ def check_settings(settings: Any, data: str | os.PathLike[str] | None = None) ->
         raise HamkitError(_message(problems.found))
     if settings["classifier"]["enabled"]:
         _check_backbone(problems, "classifier", "backbone", "classification")
+        _check_offline_backbone(problems, "classifier", "classification")
     if settings["segmenter"]["enabled"]:
         _check_backbone(problems, "segmenter", "backbone", "segmentation")
+        _check_offline_backbone(problems, "segmenter", "segmentation")
     for key in sorted({key for cls in methods for key, param in cls.run_settings.items() if param == "backbone"}):
         _check_backbone(problems, "dedup", key, "classification")
     if device != "auto":
