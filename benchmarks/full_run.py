@@ -6,8 +6,11 @@ descendants (the decoding workers) every second, and writes one results file wit
 time, the peak memory, the seconds of every step, the headline metrics of both models with their
 95 % lesion-bootstrap intervals, and the commit, command, date and machine:
 
-    python benchmarks/full_run.py --data ../shared/data/ham10000-200px --out /tmp/run \\
-        --results benchmarks/results/full_run_cpu.json
+    python benchmarks/full_run.py --data ham10000-200px --out /tmp/run \\
+        --results benchmarks/results/full_run_cpu.json --rerun
+
+With ``--rerun`` the same command runs again right after, and the results file records its wall
+time and what each step did (a run of the same settings should skip every step).
 
 Linux only (``/proc``). The run's own files stay in OUT (``summary.json``, ``report.html``).
 """
@@ -113,11 +116,24 @@ def _headline(summary: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+def _rerun(command: list[str]) -> dict[str, Any]:
+    """The same command again, at once: its wall time and each step's status (from ``--json``)."""
+    started = time.perf_counter()
+    again = subprocess.run([*command, "--json"], capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if again.returncode != 0:
+        raise SystemExit(f"the second hamkit run failed (rc {again.returncode}): {again.stderr[-2000:]}")
+    return {"wall_s": round(wall, 1), "steps": json.loads(again.stdout)["steps"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--results", type=Path, required=True, help="JSON file to write")
+    parser.add_argument(
+        "--rerun", action="store_true", help="then run the same command again and record what it skipped"
+    )
     parser.add_argument("extra", nargs="*", help="more hamkit run flags (after --)")
     args = parser.parse_args()
     command = [sys.executable, "-m", "hamkit", "run", "--data", str(args.data), "--out", str(args.out), *args.extra]
@@ -147,6 +163,8 @@ def main() -> None:
         **provenance(),
         "cpus": os.cpu_count(),
     }
+    if args.rerun:
+        result["rerun"] = _rerun(command)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(result, indent=1, default=str) + "\n")
     print(json.dumps({k: result[k] for k in ("wall_s", "peak_pss_gib", "step_seconds")}, default=str))

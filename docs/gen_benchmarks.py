@@ -136,6 +136,10 @@ def full_run_cpu(name: str = "full_run_cpu.json") -> str:
         + _ci(seg.get("thresholded_jaccard"), intervals.get("thresholded_jaccard"))
         + " |",
     ]
+    rerun = row.get("rerun")
+    if rerun:
+        statuses = ", ".join(f"{step} {status}" for step, status in rerun["steps"].items())
+        lines += ["", f"The same command again, right after: {rerun['wall_s']:.0f} s wall clock; steps: {statuses}."]
     return "\n".join(lines)
 
 
