@@ -85,6 +85,14 @@ def test_without_an_offline_backbone_the_run_stops_before_its_first_step(hub_net
     assert "\n" not in message
 
 
+def test_the_dedup_network_s_weights_are_checked_before_the_first_step_too(hub_net) -> None:
+    settings = load_config(overrides={"dedup": {"methods": ["verified", "cnn"], "cnn_backbone": HUB_NET}})
+    with pytest.raises(WeightsError, match=r"^dedup.cnn_backbone \(set in command line\) = 'hub_only_test_net': its"):
+        _settle_backbones(settings)
+    settings["dedup"]["pretrained"] = False
+    assert _settle_backbones(settings) == {}
+
+
 def test_random_weights_need_no_offline_backbone(hub_net) -> None:
     settings = load_config(
         overrides={"classifier": {"backbone": HUB_NET, "pretrained": False}, "segmenter": {"enabled": False}}

@@ -208,6 +208,7 @@ def _settle_backbones(settings: dict[str, Any]) -> dict[str, _Replaced]:
     from hamkit.errors import WeightsError
     from hamkit.pipeline.validate import installed_text, where_set
 
+    _dedup_weights(settings)
     replaced: dict[str, _Replaced] = {}
     for name in ("classifier", "segmenter"):
         section = settings[name]
@@ -225,6 +226,30 @@ def _settle_backbones(settings: dict[str, Any]) -> dict[str, _Replaced]:
         replaced[name] = _Replaced(section["backbone"], reason)
         section["backbone"] = section["offline_backbone"]
     return replaced
+
+
+def _dedup_weights(settings: dict[str, Any]) -> None:
+    """The pretrained weights of the dedup step's networks (the ``cnn`` method's backbone), ready
+    before the first step or a one-line error naming the settings that fix it."""
+    from hamkit.backbones.registry import missing_pretrained
+    from hamkit.dedup.methods import METHODS
+    from hamkit.errors import WeightsError
+    from hamkit.pipeline.validate import installed_text, where_set
+
+    section = settings["dedup"]
+    if not section["pretrained"]:
+        return
+    keys = {
+        key for name in section["methods"] for key, param in METHODS[name].run_settings.items() if param == "backbone"
+    }
+    for key in sorted(keys):
+        reason = missing_pretrained(section[key])
+        if reason is not None:
+            raise WeightsError(
+                f"{where_set(settings, 'dedup', key)} = {section[key]!r}: its pretrained weights cannot be had "
+                f"({reason}); set dedup.{key} to a backbone whose weights are installed "
+                f"({installed_text('classification')}), or dedup.pretrained = false"
+            )
 
 
 def _say(settings: dict[str, Any], text: str) -> None:
