@@ -14,9 +14,10 @@ import pytest
 import torch
 
 from hamkit.backbones.registry import isolated, missing_pretrained, register_backbone
+from hamkit.cli.main import main
 from hamkit.errors import HamkitError, WeightsError
-from hamkit.pipeline.config import load_config
-from hamkit.pipeline.run import _settle_backbones, run_pipeline
+from hamkit.pipeline.config import load_config, to_toml
+from hamkit.pipeline.run import _settle_backbones
 from hamkit.pipeline.validate import check_settings
 
 HUB_NET = "hub_only_test_net"
@@ -123,7 +124,7 @@ def test_the_gpu_preset_falls_back_on_installed_weights_for_both_networks() -> N
         assert settings[section]["offline_backbone"] != settings[section]["backbone"]
 
 
-def test_a_run_says_which_backbone_it_used_instead_and_a_rerun_skips(hub_net, tmp_path) -> None:
+def test_a_run_says_which_backbone_it_used_instead_and_a_rerun_skips(hub_net, tmp_path, capsys) -> None:
     config = load_config(
         overrides={
             "data": {"synthetic_lesions": 24, "synthetic_image_size": [96, 72]},
@@ -140,13 +141,19 @@ def test_a_run_says_which_backbone_it_used_instead_and_a_rerun_skips(hub_net, tm
         }
     )
     out = tmp_path / "run"
-    result = run_pipeline(out, config=config)
-    started = result.summary["run"]["initial_weights"]["classifier"]
+    settings_file = tmp_path / "settings.toml"
+    settings_file.write_text(to_toml(config))
+    assert main(["run", "--config", str(settings_file), "--out", str(out), "--quiet", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    started = result["summary"]["run"]["initial_weights"]["classifier"]
     assert started.startswith(f"{INSTALLED}: ImageNet weights installed with hamkit (in1k), instead of {HUB_NET}")
     assert "could not be had" in (out / "report.html").read_text()
     written = (out / "config.toml").read_text()
     assert f"# classifier.backbone: {HUB_NET} was asked for" in written
     assert tomllib.loads(written)["classifier"]["backbone"] == INSTALLED
     assert json.loads((out / "classifier" / "model" / "config.json").read_text())["backbone"] == INSTALLED
-    again = run_pipeline(out, config=config)
-    assert again.steps["classifier"] == "skipped"
+    assert result["summary"]["run"]["offline_backbone_used"] == ["classifier"]
+    assert main(["run", "--config", str(settings_file), "--out", str(out), "--quiet"]) == 0  # the same again
+    printed = capsys.readouterr().out
+    assert "classifier skipped" in " ".join(printed.split())
+    assert f"classifier started from {INSTALLED}: ImageNet weights installed with hamkit (in1k), instead of" in printed

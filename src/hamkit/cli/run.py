@@ -109,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
     data = result.summary.get("data", {})
     if data.get("description"):
         print(data["description"].upper() if data.get("synthetic") else f"measured on {data['description']}")
+    run = result.summary.get("run", {})
+    for name in run.get("offline_backbone_used", []):  # said at the start too, unless --quiet
+        print(f"{name} started from {run['initial_weights'][name]}")
     clf = result.summary.get("classifier")
     if clf:
         ci = clf.get("intervals", {})

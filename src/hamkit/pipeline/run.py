@@ -361,6 +361,7 @@ def run_pipeline(
     out.mkdir(parents=True, exist_ok=True)
     result = PipelineResult(out_dir=out, report=out / "report.html")
     result.summary["run"] = _run_info(settings, preset, replaced)
+    result.summary["run"]["offline_backbone_used"] = sorted(replaced)
     for name in replaced:
         _say(settings, f"{name} starts from {result.summary['run']['initial_weights'][name]}")
     total = len(STAGES) + 1
