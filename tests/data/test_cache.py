@@ -17,7 +17,38 @@ def test_cached_items_equal_uncached(tiny_folder, tmp_path):
         assert torch.equal(plain[i]["image"], cached[i]["image"])
         assert torch.equal(plain[i]["mask"], cached[i]["mask"])
     files = sorted(p.name.split(".", 1)[1] for p in (tmp_path / "cache").iterdir())
-    assert files == ["images.npy", "json", "masks.npy"]
+    assert files == ["images.npy", "json", "json", "masks.npy"]  # images and masks: one entry each
+
+
+def test_images_are_shared_by_datasets_with_and_without_masks(tiny_folder, tmp_path, monkeypatch):
+    """A classifier's dataset (images) and a segmenter's (images and masks) over the same files
+    keep one copy of the decoded images: the second decodes only what the first lacks."""
+    cache = DecodeCache(tmp_path / "cache")
+    paths = sorted(tiny_folder.rglob("*.jpg"))
+    masks = sorted(tiny_folder.rglob("*_segmentation.png"))
+    plain = cache.load(paths, 16)
+    stamp = plain.images.stat().st_mtime_ns
+    decoded: list[bool] = []
+    build = DecodeCache._build
+
+    def counting(self, entry, paths, mask_paths, *args, images=True, **kwargs):
+        decoded.append(images)
+        return build(self, entry, paths, mask_paths, *args, images=images, **kwargs)
+
+    monkeypatch.setattr(DecodeCache, "_build", counting)
+    with_masks = cache.load(paths, 16, mask_paths=masks)
+    assert decoded == [False]  # the masks only
+    assert with_masks.images == plain.images and with_masks.images.stat().st_mtime_ns == stamp
+    images, mask_array = with_masks.open()
+    assert images.shape == (14, 16, 16, 3) and mask_array is not None and set(np.unique(mask_array)) <= {0, 1}
+    assert cache.load(paths, 16, mask_paths=masks) == with_masks and decoded == [False]  # nothing more
+    assert len(list((tmp_path / "cache").glob("*.images.npy"))) == 1
+
+    other = DecodeCache(tmp_path / "other")  # masks first: the images come with them, in one pass
+    first = other.load(paths, 16, mask_paths=masks)
+    assert decoded == [False, True]
+    assert other.load(paths, 16).images == first.images and decoded == [False, True]
+    assert np.array_equal(first.open()[0], images) and np.array_equal(first.open()[1], mask_array)
 
 
 def test_cache_is_reused_and_invalidated(tiny_folder, tmp_path):

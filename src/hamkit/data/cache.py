@@ -1,6 +1,10 @@
 """The decode cache: images (and masks) decoded and resized once, kept on disk as ``uint8``
 memory-mapped ``.npy`` arrays and reused across epochs and runs.
 
+Images and masks are separate entries: the images' key does not depend on the masks, so a
+classifier (images only) and a segmenter (images and masks) over the same files at the same size
+share one copy of the decoded pixels, whichever is built first.
+
 Re-decoding 600x450 JPEGs every epoch is what limits training speed on a CPU; reading a
 ``(S, S, 3)`` row from a memory map is cheap. A cache entry is keyed by the working size and the
 identity (resolved path, size in bytes, modification time) of every source file, so changing,
@@ -68,12 +72,14 @@ class CacheEntry:
     Attributes:
         images: ``.npy`` file of shape ``(N, S, S, 3)``, ``uint8``.
         masks: ``.npy`` file of shape ``(N, S, S)``, ``uint8`` 0/1, or ``None``.
-        key: The entry's key.
+        key: The key of the images (:meth:`DecodeCache.key` without the masks).
+        masks_key: The key of the masks (with the mask files), or ``None``.
     """
 
     images: Path
     masks: Path | None
     key: str
+    masks_key: str | None = None
 
     def open(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Memory-map the arrays read-only."""
@@ -92,21 +98,23 @@ class _DecodeJob:
         size: int,
         mask_threshold: int | None,
         crops: Sequence[Crop | None] | None = None,
+        images: bool = True,
     ) -> None:
         self.paths = list(paths)
         self.masks = list(masks) if masks is not None else None
         self.size = size
         self.mask_threshold = mask_threshold
         self.crops = list(crops) if crops is not None else [None] * len(self.paths)
+        self.images = images
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[int, np.ndarray, np.ndarray | None]:
+    def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, np.ndarray | None]:
         from hamkit.data.images import image_size_of
 
         crop = self.crops[index]
-        image = load_image_array(self.paths[index], self.size, crop)
+        image = load_image_array(self.paths[index], self.size, crop) if self.images else None
         mask = None
         if self.masks is not None:
             expected = image_size_of(self.paths[index])
@@ -180,7 +188,8 @@ class DecodeCache:
         mask_threshold: int | None = None,
         crops: Sequence[Crop | None] | None = None,
     ) -> str:
-        """The key of the entry for these files at this size and crop (changes when any file changes)."""
+        """The key of the entry for these files at this size and crop (changes when any file changes);
+        with ``mask_paths``, the key of those masks, without them the key of the images."""
         digest = hashlib.sha256()
         digest.update(json.dumps([_FORMAT_VERSION, image_size, mask_threshold]).encode())
         for path in paths:
@@ -194,47 +203,37 @@ class DecodeCache:
                 digest.update(repr(None if crop is None else tuple(round(float(v), 6) for v in crop)).encode())
         return digest.hexdigest()[:32]
 
-    def entry(self, key: str, with_masks: bool) -> CacheEntry:
-        """The file names of entry ``key`` (whether or not it exists yet)."""
-        return CacheEntry(
-            images=self.directory / f"{key}.images.npy",
-            masks=self.directory / f"{key}.masks.npy" if with_masks else None,
-            key=key,
-        )
-
-    def _damage(self, entry: CacheEntry, count: int, size: int) -> str | None:
-        """Why the entry with a marker cannot be used (``None``: it can): its marker, and each
+    def _damage(self, key: str, arrays: Sequence[tuple[Path, tuple[int, ...]]], count: int, size: int) -> str | None:
+        """Why the entry ``key`` with a marker cannot be used (``None``: it can): its marker, and each
         array's header, shape, type and file length checked against the marker."""
-        marker = self.directory / f"{entry.key}.json"
+        marker = self.directory / f"{key}.json"
         try:
             record = json.loads(marker.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
             return f"unreadable marker {marker.name} ({err})"
         if not isinstance(record, dict) or record.get("count") != count or record.get("image_size") != size:
             return f"its marker {marker.name} does not describe {count} images at {size} px"
-        for path, shape in ((entry.images, (count, size, size, 3)), (entry.masks, (count, size, size))):
-            if path is not None:
-                problem = _array_damage(path, shape)
-                if problem:
-                    return problem
+        for path, shape in arrays:
+            problem = _array_damage(path, shape)
+            if problem:
+                return problem
         return None
 
-    def _is_complete(self, entry: CacheEntry, count: int, size: int) -> bool:
-        """The entry is there and sound; a damaged one is removed, with one warning line."""
-        marker = self.directory / f"{entry.key}.json"
+    def _is_complete(self, key: str, arrays: Sequence[tuple[Path, tuple[int, ...]]], count: int, size: int) -> bool:
+        """The entry ``key`` is there and sound; a damaged one is removed, with one warning line."""
+        marker = self.directory / f"{key}.json"
         if not marker.is_file():
             return False  # never finished (interrupted): built without a word, as before
-        problem = self._damage(entry, count, size)
+        problem = self._damage(key, arrays, count, size)
         if problem is None:
             return True
         warnings.warn(
-            f"decode cache entry {entry.key} in {self.directory} is damaged ({problem}); building it again",
+            f"decode cache entry {key} in {self.directory} is damaged ({problem}); building it again",
             stacklevel=3,
         )
-        for path in (marker, entry.images, entry.masks):
-            if path is not None:
-                with contextlib.suppress(OSError):
-                    path.unlink()
+        for path in (marker, *(path for path, _ in arrays)):
+            with contextlib.suppress(OSError):
+                path.unlink()
         return False
 
     def load(
@@ -245,7 +244,12 @@ class DecodeCache:
         mask_threshold: int | None = None,
         crops: Sequence[Crop | None] | None = None,
     ) -> CacheEntry:
-        """Return the complete entry for these files, building it first when needed.
+        """Return the complete entry for these files, building what is missing first.
+
+        The images and the masks are kept apart: the images of these files at this size (and
+        crop) are one entry whether or not masks are asked for, so a dataset with masks reuses the
+        images decoded for one without, and the other way round; only the part that is missing
+        (or damaged) is decoded.
 
         Args:
             paths: Image files, in dataset order.
@@ -265,16 +269,27 @@ class DecodeCache:
             raise DataError(f"{len(mask_paths)} mask paths for {len(paths)} images")
         if crops is not None and len(crops) != len(paths):
             raise DataError(f"{len(crops)} crop regions for {len(paths)} images")
-        key = self.key(paths, image_size, mask_paths, mask_threshold, crops)
-        entry = self.entry(key, mask_paths is not None)
-        if not self._is_complete(entry, len(paths), image_size):
+        n, size = len(paths), image_size
+        key = self.key(paths, image_size, None, None, crops)
+        entry = CacheEntry(images=self.directory / f"{key}.images.npy", masks=None, key=key)
+        if mask_paths is not None:
+            masks_key = self.key(paths, image_size, mask_paths, mask_threshold, crops)
+            entry = CacheEntry(entry.images, self.directory / f"{masks_key}.masks.npy", key, masks_key)
+        need_images = not self._is_complete(key, [(entry.images, (n, size, size, 3))], n, size)
+        need_masks = (
+            entry.masks is not None
+            and entry.masks_key is not None
+            and not self._is_complete(entry.masks_key, [(entry.masks, (n, size, size))], n, size)
+        )
+        if need_images or need_masks:
             self._build(
                 entry,
                 [Path(p) for p in paths],
-                [Path(p) for p in mask_paths] if mask_paths is not None else None,
+                [Path(p) for p in mask_paths] if mask_paths is not None and need_masks else None,
                 image_size,
                 mask_threshold,
                 crops,
+                images=need_images,
             )
         return entry
 
@@ -286,13 +301,17 @@ class DecodeCache:
         size: int,
         mask_threshold: int | None,
         crops: Sequence[Crop | None] | None = None,
+        *,
+        images: bool = True,
     ) -> None:
+        """Decode the entry's images (``images``) and masks (``masks`` given) in one pass over the
+        files, into temporary files renamed at the end, then write each part's marker."""
         import torch
         from tqdm.auto import tqdm
 
         self.directory.mkdir(parents=True, exist_ok=True)
         n = len(paths)
-        job = _DecodeJob(paths, masks, size, mask_threshold, crops)
+        job = _DecodeJob(paths, masks, size, mask_threshold, crops, images=images)
         loader: Any = torch.utils.data.DataLoader(
             job,  # type: ignore[arg-type]  # a map-style dataset
             batch_size=16,
@@ -301,34 +320,40 @@ class DecodeCache:
             worker_init_fn=WorkerInit(),  # workers die with this process, even when it is killed
         )
         with contextlib.ExitStack() as stack:
-            images_tmp = stack.enter_context(atomic_path(entry.images))
-            images = np.lib.format.open_memmap(images_tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
-            _reserve(images_tmp)
-            mask_array = None
-            if entry.masks is not None:
+            image_array = mask_array = None
+            if images:
+                images_tmp = stack.enter_context(atomic_path(entry.images))
+                image_array = np.lib.format.open_memmap(images_tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
+                _reserve(images_tmp)
+            if masks is not None and entry.masks is not None:
                 masks_tmp = stack.enter_context(atomic_path(entry.masks))
                 mask_array = np.lib.format.open_memmap(masks_tmp, mode="w+", dtype=np.uint8, shape=(n, size, size))
                 _reserve(masks_tmp)
             with tqdm(total=n, desc="decode cache", unit="img", disable=not self.progress) as bar:
                 for batch in loader:
                     for index, image, mask in batch:
-                        images[index] = image
+                        if image_array is not None:
+                            image_array[index] = image
                         if mask_array is not None:
                             mask_array[index] = mask
                     bar.update(len(batch))
-            for array in (images, mask_array):
+            for array in (image_array, mask_array):
                 if array is not None:
                     array.flush()
-            del images, mask_array
-        atomic_write_text(
-            self.directory / f"{entry.key}.json",
-            json.dumps(
-                {
-                    "version": _FORMAT_VERSION,
-                    "count": n,
-                    "image_size": size,
-                    "masks": masks is not None,
-                    "first": str(paths[0]) if paths else None,
-                }
-            ),
-        )
+            del image_array, mask_array
+        parts = [(entry.key, False)] if images else []
+        if masks is not None and entry.masks_key is not None:
+            parts.append((entry.masks_key, True))
+        for key, with_masks in parts:
+            atomic_write_text(
+                self.directory / f"{key}.json",
+                json.dumps(
+                    {
+                        "version": _FORMAT_VERSION,
+                        "count": n,
+                        "image_size": size,
+                        "masks": with_masks,
+                        "first": str(paths[0]) if paths else None,
+                    }
+                ),
+            )
