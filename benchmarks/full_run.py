@@ -10,7 +10,9 @@ time, the peak memory, the seconds of every step, the headline metrics of both m
         --results benchmarks/results/full_run_cpu.json --rerun
 
 With ``--rerun`` the same command runs again right after, and the results file records its wall
-time and what each step did (a run of the same settings should skip every step).
+time and what each step did (a run of the same settings should skip every step). The results
+also record how much the run added to hamkit's decode cache (``$HAMKIT_CACHE``; set it to a new
+folder to measure a first run).
 
 Linux only (``/proc``). The run's own files stay in OUT (``summary.json``, ``report.html``).
 """
@@ -116,6 +118,11 @@ def _headline(summary: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+def _folder_bytes(folder: Path) -> int:
+    """Bytes of the files under ``folder`` (0 when it does not exist)."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
+
+
 def _rerun(command: list[str]) -> dict[str, Any]:
     """The same command again, at once: its wall time and each step's status (from ``--json``)."""
     started = time.perf_counter()
@@ -137,6 +144,10 @@ def main() -> None:
     parser.add_argument("extra", nargs="*", help="more hamkit run flags (after --)")
     args = parser.parse_args()
     command = [sys.executable, "-m", "hamkit", "run", "--data", str(args.data), "--out", str(args.out), *args.extra]
+    from hamkit.data.cache import shared_decode_cache
+
+    decoded = shared_decode_cache()  # the run's decode cache (under $HAMKIT_CACHE, as the child sees it)
+    cache_before = _folder_bytes(decoded)
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     with PeakMemory(child.pid) as memory:
@@ -155,6 +166,7 @@ def main() -> None:
         "peak_pss_bytes": memory.peak,
         "peak_pss_gib": round(memory.peak / 2**30, 2),
         "memory_samples": memory.samples,
+        "decode_cache_bytes_added": _folder_bytes(decoded) - cache_before,
         "step_seconds": summary.get("seconds"),
         "steps": summary.get("steps"),
         "initial_weights": run.get("initial_weights"),

@@ -95,7 +95,14 @@ def full_run_cpu(name: str = "full_run_cpu.json") -> str:
     lines += [
         "",
         f"Peak memory (summed PSS of the process and its workers, sampled every second by the script, "
-        f"{row['memory_samples']} samples): **{row['peak_pss_gib']:.2f} GiB**. Starting weights: "
+        f"{row['memory_samples']} samples): **{row['peak_pss_gib']:.2f} GiB**. "
+        + (
+            "Decoded images and masks the run added to hamkit's cache: "
+            f"{row['decode_cache_bytes_added'] / 2**20:,.0f} MiB. "
+            if row.get("decode_cache_bytes_added")
+            else ""
+        )
+        + "Starting weights: "
         + "; ".join(f"{k}: {v}" for k, v in (row.get("initial_weights") or {}).items())
         + ".",
         "",
