@@ -163,3 +163,28 @@ def test_corrupt_training_image_is_named_even_from_a_worker(synthetic, tmp_path)
     with pytest.raises(DataError) as info:
         clf.set_params(recipe__epochs=1).fit(root, split_csv=root / "split.csv", **{**FIT, "num_workers": 2})
     assert victim.name in str(info.value) and "Traceback" not in str(info.value)
+
+
+@pytest.mark.parametrize("estimator", ["LesionClassifier", "LesionSegmenter"])
+def test_weights_that_cannot_be_had_stop_a_fit_before_any_image_is_decoded(estimator, synthetic, tmp_path) -> None:
+    from urllib.error import URLError
+
+    import hamkit
+    from hamkit.backbones.registry import isolated, register_backbone
+    from hamkit.errors import WeightsError
+
+    with isolated(plugins=False):
+
+        @register_backbone(
+            "hub_only_fit_net", tasks=("classification", "segmentation"), feature_dim=4, pretrained_weights=("hub",)
+        )
+        def hub_only_fit_net(*, task, pretrained, **kwargs):
+            if pretrained:
+                raise URLError("[Errno -3] Temporary failure in name resolution")
+            raise AssertionError("the network is built only after its weights were found")
+
+        model = getattr(hamkit, estimator)("hub_only_fit_net", pretrained=True)
+        expected = r"^could not download pretrained weights for hub_only_fit_net \(<urlopen"
+        with pytest.raises(WeightsError, match=expected):
+            model.fit(synthetic.root, split_csv=synthetic.root / "split.csv", cache=tmp_path / "cache", **FIT)
+    assert not (tmp_path / "cache").exists()  # no image was decoded first

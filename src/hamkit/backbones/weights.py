@@ -45,6 +45,7 @@ __all__ = [
     "WEIGHT_SUFFIXES",
     "is_download_failure",
     "download_guard",
+    "download_error",
     "download_failure_reason",
     "hub_offline_when_unreachable",
     "read_state_dict",
@@ -200,16 +201,28 @@ def download_guard(name: str) -> Iterator[None]:
         except Exception as err:
             if not is_download_failure(err):
                 raise
-            where = f" ({download_failure_reason(err, offline=offline)})"
-            from hamkit.backbones.offline import offline_backbones
+            raise download_error(name, download_failure_reason(err, offline=offline)) from err
 
-            local = offline_backbones()
-            installed = f"; backbones whose weights are installed: {', '.join(local)}" if local else ""
-            raise WeightsError(
-                f"could not download pretrained weights for {name}{where}{installed}; "
-                f'to use a local file pass weights="path/to/file.safetensors" (or .pt/.pth), '
-                "or pass pretrained=False"
-            ) from err
+
+def download_error(name: str, reason: str) -> WeightsError:
+    """The one-line error for pretrained weights of ``name`` that could not be downloaded.
+
+    Args:
+        name: The backbone.
+        reason: Why, in one phrase (:func:`download_failure_reason`).
+
+    Returns:
+        The :class:`~hamkit.errors.WeightsError`, naming the installed weights and the fixes.
+    """
+    from hamkit.backbones.offline import offline_backbones
+
+    local = offline_backbones()
+    installed = f"; backbones whose weights are installed: {', '.join(local)}" if local else ""
+    return WeightsError(
+        f"could not download pretrained weights for {name} ({reason}){installed}; "
+        f'to use a local file pass weights="path/to/file.safetensors" (or .pt/.pth), '
+        "or pass pretrained=False"
+    )
 
 
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:

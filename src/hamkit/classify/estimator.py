@@ -277,6 +277,7 @@ class LesionClassifier(Estimator):
             HamkitError: Bad settings or an unknown backbone.
         """
         settings = self._recipe(run_options)
+        self._check_pretrained()
         if settings.monitor is None:
             settings.monitor = "balanced_accuracy"
         if settings.monitor not in VALIDATION_METRICS:

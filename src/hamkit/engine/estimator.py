@@ -147,6 +147,19 @@ class Estimator(BaseEstimator):
         spec = get_backbone(self.backbone)
         return tuple(spec.mean), tuple(spec.std)
 
+    def _check_pretrained(self) -> None:
+        """Before a fit reads any data: the pretrained weights the network starts from can be had
+        (installed, cached, or downloaded now), or the one-line :class:`~hamkit.errors.WeightsError`
+        of a failed download, instead of after the decode cache is built."""
+        if not self.pretrained or self.weights is not None:
+            return
+        from hamkit.backbones.registry import missing_pretrained
+        from hamkit.backbones.weights import download_error
+
+        reason = missing_pretrained(self.backbone, pretrained=self.pretrained)
+        if reason is not None:
+            raise download_error(self.backbone, reason)
+
     def _config(self) -> dict[str, Any]:  # pragma: no cover - every subclass overrides it
         raise NotImplementedError
 

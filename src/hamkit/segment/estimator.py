@@ -289,6 +289,7 @@ class LesionSegmenter(Estimator):
             HamkitError: Bad settings or an unknown backbone.
         """
         settings = self._recipe(run_options)
+        self._check_pretrained()
         if settings.monitor is None:
             settings.monitor = "joint_score" if self.classify else "dice"
         known = SEG_METRICS + (CLS_METRICS if self.classify else ())
