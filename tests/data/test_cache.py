@@ -84,3 +84,14 @@ def test_cache_works_with_worker_processes(tiny_folder, tmp_path):
     assert sum(len(b["label"]) for b in batches) == 14
     direct = np.stack([ds[i]["image"].numpy() for i in range(7)])
     assert np.array_equal(batches[0]["image"].numpy(), direct)
+
+
+def test_images_kept_beside_masks_by_an_earlier_version_are_removed(tiny_folder, tmp_path):
+    cache = DecodeCache(tmp_path / "cache")
+    paths = sorted(tiny_folder.rglob("*.jpg"))
+    masks = sorted(tiny_folder.rglob("*_segmentation.png"))
+    entry = cache.load(paths, 16, mask_paths=masks)
+    old = tmp_path / "cache" / f"{entry.masks_key}.images.npy"  # where the images were kept before
+    old.write_bytes(entry.images.read_bytes())
+    again = cache.load(paths, 16, mask_paths=masks)
+    assert not old.exists() and again == entry and again.images.is_file()

@@ -281,6 +281,9 @@ class DecodeCache:
             and entry.masks_key is not None
             and not self._is_complete(entry.masks_key, [(entry.masks, (n, size, size))], n, size)
         )
+        if entry.masks_key not in (None, key):  # images that an earlier version kept beside these masks
+            with contextlib.suppress(OSError):
+                (self.directory / f"{entry.masks_key}.images.npy").unlink()
         if need_images or need_masks:
             self._build(
                 entry,
