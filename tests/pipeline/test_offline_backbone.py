@@ -157,3 +157,17 @@ def test_a_run_says_which_backbone_it_used_instead_and_a_rerun_skips(hub_net, tm
     printed = capsys.readouterr().out
     assert "classifier skipped" in " ".join(printed.split())
     assert f"classifier started from {INSTALLED}: ImageNet weights installed with hamkit (in1k), instead of" in printed
+
+
+def test_weights_made_ready_once_are_not_fetched_again_in_the_process() -> None:
+    calls: list[bool | str] = []
+    with isolated(plugins=False):
+
+        @register_backbone("cached_hub_test_net", feature_dim=4, pretrained_weights=("hub",))
+        def cached_hub_test_net(*, task, pretrained, **kwargs):
+            calls.append(pretrained)
+            return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+
+        assert missing_pretrained("cached_hub_test_net") is None
+        assert missing_pretrained("cached_hub_test_net") is None  # e.g. the run's check, then the fit's
+    assert calls == [True]

@@ -387,11 +387,15 @@ def describe_initial_weights(name: str, *, pretrained: bool | str = False, weigh
     return f"pretrained weights {tag!r} (downloaded once, then cached)"
 
 
+_READY: set[tuple[BackboneSpec, bool | str]] = set()
+"""Specs and weights :func:`missing_pretrained` made ready in this process (not built again)."""
+
+
 def missing_pretrained(name: str, *, pretrained: bool | str = True) -> str | None:
     """Get a backbone's pretrained weights ready on this machine, or say why they cannot be had.
 
     Weights installed with hamkit are ready as they are. Others are taken from the local download
-    cache, or downloaded into it now (the model is built once and dropped), so that a later
+    cache, or downloaded into it now (the model is built once per process and dropped), so that a later
     ``create_backbone(name, pretrained=...)`` needs no network. ``hamkit run`` calls this before
     its first step, to fall back on a backbone whose weights are installed (``offline_backbone``)
     instead of failing hours later.
@@ -416,6 +420,8 @@ def missing_pretrained(name: str, *, pretrained: bool | str = True) -> str | Non
     choice = pretrained_choice(spec, pretrained)
     if not choice or (spec.pretrained_offline if choice is True else choice in spec.offline_weights):
         return None
+    if (spec, choice) in _READY:  # e.g. hamkit run checked them, then the estimator's fit does
+        return None
     from hamkit.backbones.weights import download_failure_reason, hub_offline_when_unreachable, is_download_failure
 
     with hub_offline_when_unreachable() as offline:
@@ -425,4 +431,5 @@ def missing_pretrained(name: str, *, pretrained: bool | str = True) -> str | Non
             if not is_download_failure(err):
                 raise
             return download_failure_reason(err, offline=offline)
+    _READY.add((spec, choice))
     return None

@@ -186,7 +186,7 @@ class _Replaced:
     reason: str
 
 
-TASKS = {"classifier": "classification", "segmenter": "segmentation"}
+_TASKS = {"classifier": "classification", "segmenter": "segmentation"}
 """The task of each network section of the settings."""
 
 
@@ -205,8 +205,6 @@ def _settle_backbones(settings: dict[str, Any]) -> dict[str, _Replaced]:
         WeightsError: Weights that cannot be had, and no ``offline_backbone``.
     """
     from hamkit.backbones.registry import missing_pretrained
-    from hamkit.errors import WeightsError
-    from hamkit.pipeline.validate import installed_text, where_set
 
     _dedup_weights(settings)
     replaced: dict[str, _Replaced] = {}
@@ -218,11 +216,8 @@ def _settle_backbones(settings: dict[str, Any]) -> dict[str, _Replaced]:
         if reason is None:
             continue
         if not section["offline_backbone"]:
-            raise WeightsError(
-                f"{where_set(settings, name, 'backbone')} = {section['backbone']!r}: its pretrained weights cannot "
-                f"be had ({reason}); set {name}.offline_backbone to a backbone whose weights are installed "
-                f"({installed_text(TASKS[name])}) to use it instead, or {name}.pretrained = false"
-            )
+            fix, task = "offline_backbone", _TASKS[name]
+            raise _unavailable(settings, name, "backbone", reason, fix, task, " to use it instead")
         replaced[name] = _Replaced(section["backbone"], reason)
         section["backbone"] = section["offline_backbone"]
     return replaced
@@ -233,8 +228,6 @@ def _dedup_weights(settings: dict[str, Any]) -> None:
     before the first step or a one-line error naming the settings that fix it."""
     from hamkit.backbones.registry import missing_pretrained
     from hamkit.dedup.methods import METHODS
-    from hamkit.errors import WeightsError
-    from hamkit.pipeline.validate import installed_text, where_set
 
     section = settings["dedup"]
     if not section["pretrained"]:
@@ -245,11 +238,22 @@ def _dedup_weights(settings: dict[str, Any]) -> None:
     for key in sorted(keys):
         reason = missing_pretrained(section[key])
         if reason is not None:
-            raise WeightsError(
-                f"{where_set(settings, 'dedup', key)} = {section[key]!r}: its pretrained weights cannot be had "
-                f"({reason}); set dedup.{key} to a backbone whose weights are installed "
-                f"({installed_text('classification')}), or dedup.pretrained = false"
-            )
+            raise _unavailable(settings, "dedup", key, reason, key, "classification", "")
+
+
+def _unavailable(
+    settings: dict[str, Any], section: str, key: str, reason: str, fix: str, task: str, purpose: str
+) -> Exception:
+    """The one-line error for ``section.key``'s pretrained weights that cannot be had: why, and
+    the settings that fix it (``section.fix`` = a backbone with installed weights, or no weights)."""
+    from hamkit.errors import WeightsError
+    from hamkit.pipeline.validate import installed_text, where_set
+
+    return WeightsError(
+        f"{where_set(settings, section, key)} = {settings[section][key]!r}: its pretrained weights cannot be had "
+        f"({reason}); set {section}.{fix} to a backbone whose weights are installed ({installed_text(task)})"
+        f"{purpose}, or {section}.pretrained = false"
+    )
 
 
 def _say(settings: dict[str, Any], text: str) -> None:
