@@ -85,7 +85,14 @@ def test_registered_with_its_settings_on_the_method() -> None:
         method.check_threshold(1.0)
     with pytest.raises(HamkitError, match="candidates of method 'lesion'"):
         LesionMethod(candidates=0).check()
-    assert clone(method).get_params() == {"candidates": 7, "neighbours": 20, "views": 2, "words": 64, "random_state": 3}
+    assert clone(method).get_params() == {
+        "candidates": 7,
+        "neighbours": 20,
+        "combined": 30,
+        "views": 2,
+        "words": 64,
+        "random_state": 3,
+    }
     with pytest.raises(HamkitError, match="views of method 'lesion' must be 1, 2, 4 or 8"):
         LesionMethod(views=3).check()
     with pytest.raises(HamkitError, match="neighbours of method 'lesion'"):
@@ -189,7 +196,7 @@ def test_embeddings_are_kept_and_neighbours_zero_builds_no_network(tmp_path) -> 
     second = dedup.find(folder)
     assert method.network_ is network and all(a is b for a, b in zip(features, method.features_.values()))
     assert (first.pairs.i.tolist(), first.pairs.j.tolist()) == (second.pairs.i.tolist(), second.pairs.j.tolist())
-    plain = LesionMethod(neighbours=0)
+    plain = LesionMethod(neighbours=0, combined=0)
     found = Deduplicator(plain, progress=False, cache_dir=False).find(folder)
     assert "network_" not in plain.__dict__
     assert all(f.embedding is None and f.crop is None for f in plain.features_.values())

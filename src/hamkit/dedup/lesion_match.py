@@ -27,6 +27,9 @@ these plain functions, which work offline on the CPU with OpenCV and faiss only:
    :data:`MAX_SCALE`), weighted by how far they spread (:func:`spread_weight`). Two different
    naevi on smooth skin have no geometric consensus of distinctive local structure; two
    photographs of one lesion have, whatever the framing, zoom, rotation and lighting.
+   :func:`verify_candidates` does this in two stages: every candidate with the strongest
+   :data:`SCREEN_KEYPOINTS` keypoints of each image, then the few with inliers again with all
+   :data:`MAX_KEYPOINTS`.
 
 Nothing is learnt from labels: the vocabulary and the whitening are fitted on the images' own
 descriptors and embeddings, without lesion ids, so they can be fitted on any data set (the
@@ -56,7 +59,9 @@ __all__ = [
     "MAX_SCALE",
     "CROP_SIDE",
     "WORK_SIDE",
+    "WordHistograms",
     "colour_normalised",
+    "combined_candidates",
     "embedding_candidates",
     "inlier_score",
     "lesion_box",
@@ -66,17 +71,32 @@ __all__ = [
     "match_pair",
     "match_pairs",
     "mirror_descriptors",
+    "verify_candidates",
     "spread_weight",
     "visual_word_candidates",
     "whitened",
+    "word_histograms",
 ]
 
-WORK_SIDE = 300
-"""Longest side (px) of the image the keypoints are found on (200x150 images are enlarged:
-SIFT finds few keypoints on a small, smooth image)."""
+WORK_SIDE = 200
+"""Longest side (px) of the image the keypoints are found on (larger images are reduced; SIFT
+looks at twice this size itself). Measured on HAM10000's same-lesion pairs (see
+``benchmarks/same_lesion.py``), 200 px with 400 keypoints verifies more of them than 300 px
+with 200, at fewer pairs of different lesions and in less time."""
 
-MAX_KEYPOINTS = 200
-"""Keypoints kept per image (the strongest)."""
+MAX_KEYPOINTS = 400
+"""Keypoints kept per image (the strongest, strongest first)."""
+
+WORD_KEYPOINTS = 200
+"""The strongest keypoints of each image that the visual words describe (the weaker ones make
+the candidate search less precise, not more)."""
+
+SCREEN_KEYPOINTS = 100
+"""The strongest keypoints that :func:`verify_candidates` first matches every candidate with."""
+
+RECHECK = 1.0
+"""Weighted inliers of that first match from which a candidate is matched again with every
+keypoint (almost every pair of different lesions has none)."""
 
 INLIER_HALF = 10
 """RANSAC inliers at which :func:`inlier_score` is 0.5."""
@@ -101,7 +121,7 @@ LOOSE = 3.0
 HYPOTHESES = 2
 """One-point hypotheses refitted per pair (those with the most loose matches)."""
 
-SPREAD = 24.5
+SPREAD = 0.0817 * WORK_SIDE
 """Inliers count in full when they spread over an area: their weight is
 ``min(1, sqrt(det(cov)) / SPREAD**2)`` of their positions' covariance in the first image
 (working pixels). Inliers along one line or in one small patch (a ruler's ticks, a hair, a
@@ -173,7 +193,7 @@ def lesion_features(image: Image.Image, *, crop: bool = False) -> LesionFeatures
     Examples:
         >>> features = lesion_features(Image.new("RGB", (200, 150), "white"))
         >>> len(features), features.width
-        (0, 300)
+        (0, 200)
     """
     cv2, sift, clahe = _tools()
     gray_image = image.convert("L")
@@ -418,36 +438,39 @@ def _histograms(words: np.ndarray, owner: np.ndarray, n: int, vocabulary: int, i
     return sp.diags((1 / norms).astype(np.float32)) @ weighted, idf
 
 
-def visual_word_candidates(
-    features: Sequence[LesionFeatures],
-    *,
-    k: int = 20,
-    words: int = 16384,
-    random_state: int = 0,
-    cross: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Each image's ``k`` most similar images by tf-idf visual words, mirror images included.
+@dataclass(frozen=True)
+class WordHistograms:
+    """The tf-idf visual-word histograms of a set of images (:func:`word_histograms`).
+
+    Attributes:
+        plain: ``(N, V)`` sparse rows of unit length, one per image.
+        mirror: The same for each image's mirror image (the words of its mirrored descriptors,
+            weighted by the plain images' idf).
+    """
+
+    plain: Any
+    mirror: Any
+
+
+def word_histograms(features: Sequence[LesionFeatures], *, words: int = 16384, random_state: int = 0) -> WordHistograms:
+    """A vocabulary of visual words learnt on the images' :data:`WORD_KEYPOINTS` strongest
+    descriptors (a tree of ``words / 64`` k-means cells of 64 words), and each image's tf-idf
+    histogram, of the image and of its mirror image.
 
     Args:
         features: One :class:`LesionFeatures` per image.
-        k: Candidates per image.
-        words: Size of the vocabulary (a tree of ``words / 64`` cells of 64 words; fewer
-            when there are few descriptors).
+        words: Size of the vocabulary (fewer when there are few descriptors).
         random_state: Random state of the k-means.
-        cross: With ``cross=c``, only pairs of one image below ``c`` and one from ``c`` on.
 
     Returns:
-        ``(i, j, similarity, parity)``: unique pairs ``i < j``, the larger of the two
-        similarities, and how the pair was found: 0 by the image, 1 by its mirror image, 2 both.
+        The :class:`WordHistograms` (``None`` rows when no image has a keypoint).
     """
-    import scipy.sparse as sp
-
     n = len(features)
-    empty = np.zeros(0, np.int64)
-    counts = np.array([len(f) for f in features], dtype=np.int64)
-    if n < 2 or counts.sum() == 0:
-        return empty, empty, np.zeros(0, np.float32), np.zeros(0, np.int8)
-    descriptors = np.concatenate([f.descriptors for f in features])  # uint8: a quarter of float32's memory
+    counts = np.array([min(len(f), WORD_KEYPOINTS) for f in features], dtype=np.int64)
+    if counts.sum() == 0:
+        return WordHistograms(None, None)
+    # uint8: a quarter of float32's memory
+    descriptors = np.concatenate([f.descriptors[:WORD_KEYPOINTS] for f in features])
     owner = np.repeat(np.arange(n), counts)
     fine = 64
     tree = _Vocabulary(descriptors, max(1, words // fine), fine, random_state)
@@ -459,6 +482,44 @@ def visual_word_candidates(
     )
     plain, idf = _histograms(words_of, owner, n, vocabulary, None)
     mirror, _ = _histograms(mirrored_words, owner, n, vocabulary, idf)
+    return WordHistograms(plain, mirror)
+
+
+def visual_word_candidates(
+    features: Sequence[LesionFeatures],
+    *,
+    k: int = 20,
+    words: int = 16384,
+    random_state: int = 0,
+    cross: int | None = None,
+    histograms: WordHistograms | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each image's ``k`` most similar images by tf-idf visual words of its
+    :data:`WORD_KEYPOINTS` strongest keypoints, mirror images included.
+
+    Args:
+        features: One :class:`LesionFeatures` per image.
+        k: Candidates per image.
+        words: Size of the vocabulary (a tree of ``words / 64`` cells of 64 words; fewer
+            when there are few descriptors).
+        random_state: Random state of the k-means.
+        cross: With ``cross=c``, only pairs of one image below ``c`` and one from ``c`` on.
+        histograms: The images' :func:`word_histograms`, when already computed (``words`` and
+            ``random_state`` are then not used).
+
+    Returns:
+        ``(i, j, similarity, parity)``: unique pairs ``i < j``, the larger of the two
+        similarities, and how the pair was found: 0 by the image, 1 by its mirror image, 2 both.
+    """
+    import scipy.sparse as sp
+
+    n = len(features)
+    empty = np.zeros(0, np.int64)
+    if histograms is None and n >= 2:
+        histograms = word_histograms(features, words=words, random_state=random_state)
+    if n < 2 or histograms is None or histograms.plain is None:
+        return empty, empty, np.zeros(0, np.float32), np.zeros(0, np.int8)
+    plain, mirror = histograms.plain, histograms.mirror
     found: dict[tuple[int, int], tuple[float, int]] = {}  # (best similarity, parities: 1 plain, 2 mirror)
     rows_per_block = 1024
     for start in range(0, n, rows_per_block):
@@ -629,6 +690,79 @@ def embedding_candidates(
     return i[first].astype(np.int64), j[first].astype(np.int64), sim[first]
 
 
+def _standardised(values: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Each row's values less their mean over ``allowed``, divided by their standard deviation there."""
+    count = np.maximum(allowed.sum(axis=1, keepdims=True), 1)
+    mean = np.where(allowed, values, 0).sum(axis=1, keepdims=True) / count
+    centred = values - mean
+    spread = np.sqrt(np.where(allowed, centred * centred, 0).sum(axis=1, keepdims=True) / count)
+    return centred / (spread + 1e-9)
+
+
+def combined_candidates(
+    histograms: WordHistograms, embeddings: np.ndarray, *, k: int = 20, cross: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each image's ``k`` nearest images by its two similarities together: the visual words'
+    (the larger of the image's and its mirror image's) and the :func:`whitened` embeddings',
+    each standardised over the image's row (less its mean, over its standard deviation, among
+    the images it may pair with), then added. A second photograph of one lesion that neither
+    similarity ranks among the first few is often above most images by both.
+
+    Args:
+        histograms: The images' :func:`word_histograms`.
+        embeddings: ``(N, D)`` :func:`lesion_embeddings` of the same images.
+        k: Neighbours per image.
+        cross: With ``cross=c``, only pairs of one image below ``c`` and one from ``c`` on.
+
+    Returns:
+        ``(i, j, score)``: unique pairs ``i < j`` and the larger of their two summed scores.
+
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> features = [lesion_features(Image.fromarray(rng.integers(0, 255, (60, 80, 3), np.uint8)))
+        ...             for _ in range(3)]
+        >>> embeddings = rng.normal(size=(3, 8)).astype(np.float32)
+        >>> i, j, _ = combined_candidates(word_histograms(features, words=64), embeddings, k=1)
+        >>> bool(len(i)) and bool((i < j).all())
+        True
+    """
+    n = len(embeddings)
+    empty = np.zeros(0, np.int64)
+    if n < 2 or k < 1 or histograms.plain is None or embeddings.ndim != 2 or embeddings.shape[1] == 0:
+        return empty, empty, np.zeros(0, np.float32)
+    data = whitened(embeddings)
+    if data.shape[1] == 0:
+        return empty, empty, np.zeros(0, np.float32)
+    plain, mirror = histograms.plain, histograms.mirror
+    columns = np.arange(n)
+    found_i, found_j, found_score = [], [], []
+    rows_per_block = 512
+    for start in range(0, n, rows_per_block):
+        stop = min(n, start + rows_per_block)
+        queries = np.arange(start, stop)
+        allowed = columns[None, :] != queries[:, None]
+        if cross is not None:
+            allowed &= (columns[None, :] >= cross) == (queries[:, None] < cross)
+        words = np.maximum((plain[start:stop] @ plain.T).toarray(), (mirror[start:stop] @ plain.T).toarray())
+        score = _standardised(words, allowed) + _standardised(data[start:stop] @ data.T, allowed)
+        score[~allowed] = -np.inf
+        count = min(k, n - 1)
+        top = np.argpartition(-score, count - 1, axis=1)[:, :count]
+        values = np.take_along_axis(score, top, axis=1)
+        keep = np.isfinite(values)
+        found_i.append(np.broadcast_to(queries[:, None], top.shape)[keep])
+        found_j.append(top[keep])
+        found_score.append(values[keep])
+    a, b = np.concatenate(found_i), np.concatenate(found_j)
+    score = np.concatenate(found_score).astype(np.float32)
+    i, j = np.minimum(a, b), np.maximum(a, b)
+    order = np.lexsort((-score, j, i))
+    i, j, score = i[order], j[order], score[order]
+    first = np.ones(len(i), bool)
+    first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
+    return i[first].astype(np.int64), j[first].astype(np.int64), score[first]
+
+
 # ---------------------------------------------------------------------------------- verification
 def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
     """The least-squares similarity ``dst ~ s R src + t`` as a 2x3 matrix (``None``: degenerate)."""
@@ -715,29 +849,35 @@ def spread_weight(points: np.ndarray) -> float:
     return min(1.0, area / SPREAD**2)
 
 
-def _matches_of(a: LesionFeatures, partners: Sequence[tuple[LesionFeatures, bool]]) -> list[tuple[int, float]]:
+def _matches_of(
+    a: LesionFeatures, partners: Sequence[tuple[LesionFeatures, bool]], limit: int | None = None
+) -> list[tuple[int, float]]:
     """Inliers between ``a`` and each ``(b, mirrored)`` of ``partners``, and those inliers
     weighted by their :func:`spread_weight`: the descriptors of all partners are compared with
-    ``a``'s in one matrix product, Lowe's ratio test per partner."""
+    ``a``'s in one matrix product, Lowe's ratio test per partner. ``limit``: only the strongest
+    keypoints of each image (all: ``None``)."""
     out = [(0, 0.0)] * len(partners)
-    valid_partners = [p for p, (b, _) in enumerate(partners) if len(b) >= 3 and b.frames is not None]
-    if len(a) < 3 or a.frames is None or not valid_partners:
+    stop = limit if limit is not None else max([len(a)] + [len(b) for b, _ in partners])
+    valid_partners = [p for p, (b, _) in enumerate(partners) if min(len(b), stop) >= 3 and b.frames is not None]
+    if min(len(a), stop) < 3 or a.frames is None or not valid_partners:
         return out
-    query = a.descriptors.astype(np.float32)
-    side = max(len(partners[p][0]) for p in valid_partners)
+    query = a.descriptors[:stop].astype(np.float32)
+    sizes = [min(len(partners[p][0]), stop) for p in valid_partners]
+    side = max(sizes)
     base = np.zeros((len(valid_partners), side, 128), np.float32)
-    valid = np.zeros((len(valid_partners), side), bool)
-    for row, p in enumerate(valid_partners):
+    norms = np.full((len(valid_partners), side), np.inf, np.float32)  # no keypoint: never the nearest
+    for row, (p, size) in enumerate(zip(valid_partners, sizes, strict=True)):
         b, mirrored = partners[p]
-        base[row, : len(b)] = mirror_descriptors(b.descriptors) if mirrored else b.descriptors
-        valid[row, : len(b)] = True
-    distance = (query * query).sum(1)[:, None] - 2 * (query @ base.reshape(-1, 128).T)
-    distance = distance.reshape(len(query), len(valid_partners), side) + (base * base).sum(2)[None]
-    distance[:, ~valid] = np.inf
+        base[row, :size] = mirror_descriptors(b.descriptors[:size]) if mirrored else b.descriptors[:size]
+        norms[row, :size] = (base[row, :size] * base[row, :size]).sum(1)
+    # squared distances less the query's own norm (added back to the two nearest only)
+    distance = ((-2 * query) @ base.reshape(-1, 128).T).reshape(len(query), len(valid_partners), side)
+    distance += norms[None]
     nearest = distance.argmin(axis=2)
-    first = np.take_along_axis(distance, nearest[:, :, None], 2)[:, :, 0]
+    own = (query * query).sum(1)[:, None]
+    first = np.take_along_axis(distance, nearest[:, :, None], 2)[:, :, 0] + own
     np.put_along_axis(distance, nearest[:, :, None], np.inf, 2)
-    good = np.maximum(first, 0) < RATIO**2 * np.maximum(distance.min(axis=2), 0)
+    good = np.maximum(first, 0) < RATIO**2 * np.maximum(distance.min(axis=2) + own, 0)
     for row, p in enumerate(valid_partners):
         b, mirrored = partners[p]
         rows = np.flatnonzero(good[:, row])
@@ -781,6 +921,7 @@ def match_pairs(
     j: np.ndarray,
     *,
     mirrored: np.ndarray | None = None,
+    keypoints: int | None = None,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -794,6 +935,7 @@ def match_pairs(
         j: Second indices.
         mirrored: Per pair, the parity to match in: 0 the second image, 1 its mirror image, 2
             both (the better counts), as :func:`visual_word_candidates` found it; ``None``: both.
+        keypoints: Match only the strongest this many keypoints of each image (``None``: all).
         workers: Threads.
         progress: Called with the number of pairs done after each chunk.
 
@@ -830,7 +972,7 @@ def match_pairs(
                 for flag in (False, True) if parity == 2 else (bool(parity),):
                     partners.append((b, flag))
                     owners.append(k)
-            for k, (count, value) in zip(owners, _matches_of(a, partners), strict=True):
+            for k, (count, value) in zip(owners, _matches_of(a, partners, keypoints), strict=True):
                 if value > weighted[k] or (value == weighted[k] and count > out[k]):
                     out[k], weighted[k] = count, value
         return sum(len(g) for g in chunk)
@@ -848,3 +990,45 @@ def match_pairs(
             if progress is not None:
                 progress(done)
     return out, weighted
+
+
+def verify_candidates(
+    features: Sequence[LesionFeatures],
+    i: np.ndarray,
+    j: np.ndarray,
+    *,
+    mirrored: np.ndarray | None = None,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`match_pairs` in two stages: every pair with the :data:`SCREEN_KEYPOINTS` strongest
+    keypoints of each image, then the pairs with at least :data:`RECHECK` weighted inliers again
+    with all of them. Most candidates are two different lesions, and the first match, a quarter
+    of the descriptors' comparisons, stops them; a second photograph of one lesion shares fewer
+    strong keypoints than a copy does, and the second match finds the rest.
+
+    Args:
+        features: One :class:`LesionFeatures` per image.
+        i: First indices.
+        j: Second indices.
+        mirrored: Per pair, the parity to match in (as in :func:`match_pairs`).
+        workers: Threads.
+        progress: Called with the number of pairs done after each chunk of the first stage.
+
+    Returns:
+        As :func:`match_pairs`: inliers and weighted inliers per pair, of the second stage where
+        it ran.
+    """
+    inliers, weighted = match_pairs(
+        features, i, j, mirrored=mirrored, keypoints=SCREEN_KEYPOINTS, workers=workers, progress=progress
+    )
+    again = np.flatnonzero(weighted >= RECHECK)
+    if len(again):
+        inliers[again], weighted[again] = match_pairs(
+            features,
+            np.asarray(i)[again],
+            np.asarray(j)[again],
+            mirrored=None if mirrored is None else np.asarray(mirrored)[again],
+            workers=workers,
+        )
+    return inliers, weighted

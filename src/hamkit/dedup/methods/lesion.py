@@ -7,9 +7,10 @@ finds them by their local structure (:mod:`hamkit.dedup.lesion_match`): SIFT key
 contrast-equalised image, candidate partners by tf-idf visual words (in both mirror parities)
 and by the nearest whitened CNN embeddings of a colour-normalised crop around the lesion
 (``neighbours``; the offline ImageNet weights of EfficientNet-Lite0, averaged over ``views``
-turns and mirror images), and each candidate verified by keypoint matching and a RANSAC
-similarity transform (in the mirror parity, or both, that its visual words were found in; both
-for a candidate found by its embedding). A pair's
+turns and mirror images) and by both similarities together (``combined``), and each candidate
+verified by keypoint matching and a RANSAC similarity transform (in the mirror parity, or both,
+that its visual words were found in; both for a candidate found by its embedding), first with
+each image's strongest keypoints, then with all of them where the first match found any. A pair's
 score is :func:`~hamkit.dedup.lesion_match.inlier_score` of the inliers weighted by how far they
 spread (:func:`~hamkit.dedup.lesion_match.spread_weight`: inliers along a ruler or a hair count
 less): 0.5 at :data:`~hamkit.dedup.lesion_match.INLIER_HALF` well-spread inliers. Copies are pairs too (they share every
@@ -19,7 +20,7 @@ Its settings live on the method (``Deduplicator(LesionMethod(candidates=20))``, 
 --method lesion --candidates 20``); the Deduplicator's ``threshold`` is the minimum score.
 Nothing is learnt from lesion ids and nothing is downloaded: its vocabulary and the whitening
 of its embeddings are fitted on the images searched, and the network's weights are ImageNet's,
-installed with hamkit (``LesionMethod(neighbours=0)`` does without them).
+installed with hamkit (``LesionMethod(neighbours=0, combined=0)`` does without them).
 
 Examples:
     >>> from hamkit.dedup.methods import LesionMethod
@@ -41,11 +42,13 @@ from hamkit._cpu import available_cpus
 from hamkit.backbones.defaults import EMBEDDING_BACKBONE
 from hamkit.dedup.lesion_match import (
     LesionFeatures,
+    combined_candidates,
     embedding_candidates,
     inlier_score,
     lesion_embeddings,
-    match_pairs,
+    verify_candidates,
     visual_word_candidates,
+    word_histograms,
 )
 from hamkit.dedup.methods.base import DedupMethod, Shared, Signatures, Threshold, register_method
 from hamkit.dedup.pairs import Pairs, equal_value_pairs
@@ -64,6 +67,7 @@ def lesion_candidates(
     *,
     candidates: int = 10,
     neighbours: int = 0,
+    combined: int = 0,
     words: int = 16384,
     random_state: int = 0,
     workers: int = 1,
@@ -79,6 +83,9 @@ def lesion_candidates(
         neighbours: Candidate partners per image by the cosine similarity of the features'
             ``embedding`` (:func:`~hamkit.dedup.lesion_match.embedding_candidates`; 0: none, and
             none where an image has no embedding).
+        combined: Candidate partners per image by both similarities together
+            (:func:`~hamkit.dedup.lesion_match.combined_candidates`; 0: none, and none where an image
+            has no embedding).
         words: Visual words in the vocabulary.
         random_state: Random state of the vocabulary's k-means.
         workers: Verification threads.
@@ -95,16 +102,21 @@ def lesion_candidates(
     from tqdm.auto import tqdm
 
     n = len(features)
-    i, j, similarity, mirrored = visual_word_candidates(
-        features, k=candidates, words=words, random_state=random_state, cross=cross
-    )
+    histograms = word_histograms(features, words=words, random_state=random_state) if n >= 2 else None
+    i, j, similarity, mirrored = visual_word_candidates(features, k=candidates, cross=cross, histograms=histograms)
     embeddings = [f.embedding for f in features]
-    if neighbours and n and all(e is not None for e in embeddings):
-        near_i, near_j, _ = embedding_candidates(np.stack(embeddings), k=neighbours, cross=cross)  # type: ignore[arg-type]
-        if len(near_i):  # found by the embedding, which sees both parities: match in both
+    if n and all(e is not None for e in embeddings):
+        stacked = np.stack(embeddings)  # type: ignore[arg-type]
+        found = []
+        if neighbours:
+            found.append(embedding_candidates(stacked, k=neighbours, cross=cross)[:2])
+        if combined and histograms is not None:
+            found.append(combined_candidates(histograms, stacked, k=combined, cross=cross)[:2])
+        for near_i, near_j in found:  # found by the embedding, which sees both parities: match in both
             i, j = np.concatenate([i, near_i]), np.concatenate([j, near_j])
             similarity = np.concatenate([similarity, np.zeros(len(near_i), np.float32)])
             mirrored = np.concatenate([mirrored, np.full(len(near_i), 2, np.int8)])
+        if found:
             _, first = np.unique(i * max(n, 1) + j, return_index=True)
             i, j, similarity, mirrored = i[first], j[first], similarity[first], mirrored[first]
     digests = np.array([f.digest for f in features], dtype=object)
@@ -123,7 +135,7 @@ def lesion_candidates(
     weighted = np.zeros(len(i), np.float64)
     todo = np.flatnonzero(~identical)
     with tqdm(total=len(todo), desc="verify", unit="pair", disable=not progress) as bar:
-        inliers[todo], weighted[todo] = match_pairs(
+        inliers[todo], weighted[todo] = verify_candidates(
             features, i[todo], j[todo], mirrored=mirrored[todo], workers=workers, progress=bar.update
         )
     score = np.where(identical, np.float32(1.0), inlier_score(weighted))
@@ -144,7 +156,10 @@ class LesionMethod(DedupMethod):
         candidates: Candidate partners per image by visual words (more finds more pairs, and
             costs verification time).
         neighbours: Candidate partners per image by the CNN embedding of its lesion crop (0:
-            none, and no network).
+            none).
+        combined: Candidate partners per image by the visual words' and the embedding's
+            similarities together, each standardised per image (0: none; with ``neighbours``
+            0 too, no network).
         views: Turns and mirror images of each crop its embedding is averaged over (1, 2, 4
             or 8; each costs one forward pass of the network).
         words: Visual words of the candidate search.
@@ -172,22 +187,30 @@ class LesionMethod(DedupMethod):
     memory_cache = "keypoints and embeddings, by path, size and modification time; the network (built on first use)"
 
     def __init__(
-        self, *, candidates: int = 10, neighbours: int = 20, views: int = 2, words: int = 16384, random_state: int = 0
+        self,
+        *,
+        candidates: int = 10,
+        neighbours: int = 20,
+        combined: int = 30,
+        views: int = 2,
+        words: int = 16384,
+        random_state: int = 0,
     ) -> None:
         self.candidates = candidates
         self.neighbours = neighbours
+        self.combined = combined
         self.views = views
         self.words = words
         self.random_state = random_state
 
     def check(self) -> None:
-        """Check ``candidates`` (at least 1), ``neighbours`` (at least 0), ``views`` (1, 2, 4 or
-        8) and ``words`` (at least 16).
+        """Check ``candidates`` (at least 1), ``neighbours`` and ``combined`` (at least 0),
+        ``views`` (1, 2, 4 or 8) and ``words`` (at least 16).
 
         Raises:
             HamkitError: Out of range or not an integer.
         """
-        for name, low in (("candidates", 1), ("neighbours", 0), ("words", 16)):
+        for name, low in (("candidates", 1), ("neighbours", 0), ("combined", 0), ("words", 16)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise HamkitError(f"{name} of method 'lesion' must be an integer of at least {low}, got {value!r}")
@@ -218,16 +241,17 @@ class LesionMethod(DedupMethod):
 
     def signatures(self, dedup: Shared, paths: Sequence[Path]) -> Signatures:
         """:class:`~hamkit.dedup.lesion_match.LesionFeatures` per readable image (``None`` for
-        the others), with their embeddings when ``neighbours`` > 0, kept in memory for the life
+        the others), with their embeddings when ``neighbours`` or ``combined`` > 0, kept in memory for the life
         of the method (``features_``)."""
         self.check()
-        kind = "lesion-crop" if self.neighbours else "lesion"
-        setting = (kind, self.views if self.neighbours else None)
+        embedded = bool(self.neighbours or self.combined)
+        kind = "lesion-crop" if embedded else "lesion"
+        setting = (kind, self.views if embedded else None)
         if self.__dict__.get("_memo_setting", setting) != setting:
             self.__dict__.pop("features_", None)  # kept for other settings: decode again
         self._memo_setting = setting
         values, skipped = self._decode_memoised("features_", dedup, paths, kind, batch_size=32, desc="keypoints")
-        if self.neighbours:
+        if embedded:
             self._embed(values)
         return values, skipped
 
@@ -275,6 +299,7 @@ class LesionMethod(DedupMethod):
             features,
             candidates=self.candidates,
             neighbours=self.neighbours,
+            combined=self.combined,
             words=self.words,
             random_state=self.random_state,
             workers=max(1, min(8, available_cpus())),
