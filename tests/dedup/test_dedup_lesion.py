@@ -8,8 +8,10 @@ from PIL import Image, ImageEnhance
 from sklearn.base import clone
 
 from hamkit import Deduplicator
+from hamkit.dedup import lesion_match
 from hamkit.dedup.lesion_match import (
     CROP_SIDE,
+    combined_candidates,
     embedding_candidates,
     inlier_score,
     lesion_box,
@@ -19,8 +21,10 @@ from hamkit.dedup.lesion_match import (
     match_pairs,
     mirror_descriptors,
     spread_weight,
+    verify_candidates,
     visual_word_candidates,
     whitened,
+    word_histograms,
 )
 from hamkit.dedup.methods import METHODS, LesionMethod
 from hamkit.errors import HamkitError
@@ -87,7 +91,7 @@ def test_registered_with_its_settings_on_the_method() -> None:
         LesionMethod(candidates=0).check()
     assert clone(method).get_params() == {
         "candidates": 7,
-        "neighbours": 20,
+        "neighbours": 0,
         "combined": 30,
         "views": 2,
         "words": 64,
@@ -97,6 +101,8 @@ def test_registered_with_its_settings_on_the_method() -> None:
         LesionMethod(views=3).check()
     with pytest.raises(HamkitError, match="neighbours of method 'lesion'"):
         LesionMethod(neighbours=-1).check()
+    with pytest.raises(HamkitError, match="combined of method 'lesion'"):
+        LesionMethod(combined=1.5).check()  # type: ignore[arg-type]
     assert repr(Deduplicator("lesion").set_params(method__candidates=20).method) == "LesionMethod(candidates=20)"
 
 
@@ -202,3 +208,63 @@ def test_embeddings_are_kept_and_neighbours_zero_builds_no_network(tmp_path) -> 
     assert all(f.embedding is None and f.crop is None for f in plain.features_.values())
     names = {(found.paths[i].stem, found.paths[j].stem) for i, j in zip(found.pairs.i, found.pairs.j)}
     assert names == {("a1", "a2"), ("b1", "b2")}
+
+
+def _textured(count: int) -> list:
+    return [lesion_features(Image.fromarray(_lesion(s)).resize((200, 150))) for s in range(count)]
+
+
+def test_combined_candidates_add_the_two_standardised_similarities() -> None:
+    features = _textured(8)
+    histograms = word_histograms(features, words=64)
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(4, 16)) + 20
+    # images k and k + 4 have near-identical embeddings; their visual words are unrelated
+    embeddings = np.concatenate([base, base + rng.normal(scale=0.01, size=base.shape)]).astype(np.float32)
+    i, j, score = combined_candidates(histograms, embeddings, k=1)
+    assert {(k, k + 4) for k in range(4)} <= set(zip(i.tolist(), j.tolist()))
+    assert (i < j).all() and len(set(zip(i.tolist(), j.tolist()))) == len(i) and np.isfinite(score).all()
+    i, j, _ = combined_candidates(histograms, embeddings, k=2, cross=4)
+    assert ((i < 4) & (j >= 4)).all() and {(k, k + 4) for k in range(4)} <= set(zip(i.tolist(), j.tolist()))
+    empty = combined_candidates(histograms, embeddings[:, :0], k=2)
+    assert all(len(part) == 0 for part in empty)
+
+
+def test_visual_words_describe_only_the_strongest_keypoints(monkeypatch) -> None:
+    features = _textured(4)
+    assert all(len(f) > 20 for f in features)
+    monkeypatch.setattr(lesion_match, "WORD_KEYPOINTS", 20)
+    few = word_histograms(features, words=64)
+    cut = [
+        lesion_match.LesionFeatures(f.points[:20], f.descriptors[:20], f.width, f.digest, frames=f.frames[:20])
+        for f in features
+    ]
+    assert (abs(few.plain - word_histograms(cut, words=64).plain)).max() < 1e-6
+
+
+def test_two_stage_verification_rechecks_only_pairs_with_inliers(monkeypatch) -> None:
+    scene = _lesion(1)
+    images = [
+        _photograph(scene, angle=0, zoom=1.0, shift=(0, 0), gain=1.0),
+        _photograph(scene, angle=30, zoom=1.2, shift=(10, -10), gain=1.1),
+        _photograph(_lesion(2), angle=0, zoom=1.0, shift=(0, 0), gain=1.0),
+    ]
+    features = [lesion_features(image) for image in images]
+    i, j = np.array([0, 0]), np.array([1, 2])
+    full_inliers, full_weighted = match_pairs(features, i, j)
+    screened = match_pairs(features, i, j, keypoints=lesion_match.SCREEN_KEYPOINTS)
+    inliers, weighted = verify_candidates(features, i, j)
+    assert screened[1][0] >= lesion_match.RECHECK and inliers[0] == full_inliers[0] > screened[0][0]
+    assert weighted[0] == full_weighted[0] and inlier_score(weighted[0]) > 0.5
+    assert inlier_score(weighted[1]) < 0.3  # another lesion
+    calls = []
+    original = lesion_match.match_pairs
+
+    def counting(*args, **kwargs):
+        calls.append(len(args[1]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(lesion_match, "match_pairs", counting)
+    monkeypatch.setattr(lesion_match, "RECHECK", 1e9)  # nothing rechecked: the screening's counts stand
+    inliers, weighted = verify_candidates(features, i, j)
+    assert calls == [2] and inliers.tolist() == screened[0].tolist() and weighted.tolist() == screened[1].tolist()

@@ -106,7 +106,7 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="K",
         help="verified and lesion: candidate partners checked per image (default 10; lesion: by visual words, "
-        "with 20 more by CNN embedding of the lesion crop and 30 by both together)",
+        "with 30 more by visual words and CNN embedding of the lesion crop together)",
     )
     parser.add_argument(
         "--backbone", default=None, help=f"cnn: CNN backbone (default: {EMBEDDING_BACKBONE}, installed weights)"
