@@ -268,3 +268,13 @@ def test_two_stage_verification_rechecks_only_pairs_with_inliers(monkeypatch) ->
     monkeypatch.setattr(lesion_match, "RECHECK", 1e9)  # nothing rechecked: the screening's counts stand
     inliers, weighted = verify_candidates(features, i, j)
     assert calls == [2] and inliers.tolist() == screened[0].tolist() and weighted.tolist() == screened[1].tolist()
+
+
+def test_search_between_two_sets_pairs_only_across_them(tmp_path) -> None:
+    folder = _folder(tmp_path)
+    first = sorted(folder.glob("[ab]1.png")) + sorted(folder.glob("c[34].png"))
+    second = sorted(folder.glob("[ab]2.png")) + sorted(folder.glob("c[56].png"))
+    found = Deduplicator("lesion", progress=False, cache_dir=False).find_cross(first, second)
+    assert found is not None
+    names = {(found.paths_a[i].stem, found.paths_b[j].stem) for i, j in zip(found.pairs.i, found.pairs.j)}
+    assert names == {("a1", "a2"), ("b1", "b2")}
