@@ -121,7 +121,7 @@ LOOSE = 3.0
 HYPOTHESES = 2
 """One-point hypotheses refitted per pair (those with the most loose matches)."""
 
-SPREAD = 0.0817 * WORK_SIDE
+SPREAD = 0.0817 * WORK_SIDE  # 24.5 px when the keypoints were found at 300 px, scaled with the side
 """Inliers count in full when they spread over an area: their weight is
 ``min(1, sqrt(det(cov)) / SPREAD**2)`` of their positions' covariance in the first image
 (working pixels). Inliers along one line or in one small patch (a ruler's ticks, a hair, a
@@ -682,12 +682,18 @@ def embedding_candidates(
     b = np.concatenate([f[1] for f in found])
     sim = np.concatenate([f[2] for f in found]).astype(np.float32)
     keep = (b >= 0) & (a != b)
-    i, j, sim = np.minimum(a, b)[keep], np.maximum(a, b)[keep], sim[keep]
-    order = np.lexsort((-sim, j, i))
-    i, j, sim = i[order], j[order], sim[order]
+    return _best_per_pair(a[keep], b[keep], sim[keep])
+
+
+def _best_per_pair(a: np.ndarray, b: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs found from either side as unique ``(i, j, score)`` with ``i < j``, sorted, each with
+    its larger score."""
+    i, j = np.minimum(a, b), np.maximum(a, b)
+    order = np.lexsort((-score, j, i))
+    i, j, score = i[order], j[order], score[order]
     first = np.ones(len(i), bool)
     first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
-    return i[first].astype(np.int64), j[first].astype(np.int64), sim[first]
+    return i[first].astype(np.int64), j[first].astype(np.int64), score[first]
 
 
 def _standardised(values: np.ndarray, allowed: np.ndarray) -> np.ndarray:
@@ -753,14 +759,9 @@ def combined_candidates(
         found_i.append(np.broadcast_to(queries[:, None], top.shape)[keep])
         found_j.append(top[keep])
         found_score.append(values[keep])
-    a, b = np.concatenate(found_i), np.concatenate(found_j)
-    score = np.concatenate(found_score).astype(np.float32)
-    i, j = np.minimum(a, b), np.maximum(a, b)
-    order = np.lexsort((-score, j, i))
-    i, j, score = i[order], j[order], score[order]
-    first = np.ones(len(i), bool)
-    first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
-    return i[first].astype(np.int64), j[first].astype(np.int64), score[first]
+    return _best_per_pair(
+        np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_score).astype(np.float32)
+    )
 
 
 # ---------------------------------------------------------------------------------- verification
@@ -1003,9 +1004,10 @@ def verify_candidates(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`match_pairs` in two stages: every pair with the :data:`SCREEN_KEYPOINTS` strongest
     keypoints of each image, then the pairs with at least :data:`RECHECK` weighted inliers again
-    with all of them. Most candidates are two different lesions, and the first match, a quarter
-    of the descriptors' comparisons, stops them; a second photograph of one lesion shares fewer
-    strong keypoints than a copy does, and the second match finds the rest.
+    with all of them. Most candidates are two different lesions, and the first match, a sixteenth
+    of the descriptors' comparisons (100 x 100 against 400 x 400), stops them; a second
+    photograph of one lesion shares fewer strong keypoints than a copy does, and the second match
+    finds the rest.
 
     Args:
         features: One :class:`LesionFeatures` per image.
