@@ -1,4 +1,4 @@
-"""Same lesion, another photograph: local features, visual-word candidates and RANSAC verification.
+"""Same lesion, another photograph: local features, candidates by descriptor votes, RANSAC verification.
 
 The ``"lesion"`` method (:class:`~hamkit.dedup.methods.lesion.LesionMethod`) is built from
 these plain functions, which work offline on the CPU with OpenCV and faiss only:
@@ -7,17 +7,18 @@ these plain functions, which work offline on the CPU with OpenCV and faiss only:
    equalised (CLAHE), its strongest SIFT keypoints with RootSIFT descriptors. SIFT is free in
    OpenCV, invariant to rotation and scale and, once equalised, tolerant of another exposure and
    white balance: what a second photograph of the same lesion changes.
-2. :func:`visual_word_candidates`: a vocabulary of visual words learnt (k-means, faiss) on the
-   descriptors of the images searched, a tf-idf histogram per image, and for each image its
-   ``k`` most similar images (as landmark retrieval does). Mirror images are searched too: a
-   mirrored image's descriptors are the original's with their cells and orientations permuted
-   (:func:`mirror_descriptors`), so no second extraction is needed.
-   Candidates come from the CNN too: :func:`lesion_crop` cuts a colour-normalised
+2. :func:`vote_candidates`: each image's strongest descriptors, and its mirror image's
+   (:func:`mirror_descriptors`: a mirrored image's descriptors are the original's with their
+   cells and orientations permuted, so no second extraction is needed), look up their nearest
+   descriptors among every image's (a faiss index) and vote for the images they belong to; each
+   image's ``k`` partners with the most votes are its candidates (as landmark retrieval does,
+   without quantising descriptors into visual words).
+   Candidates can come from a CNN too: :func:`lesion_crop` cuts a colour-normalised
    (:func:`colour_normalised`) square around the lesion (:func:`lesion_box`),
    :func:`lesion_embeddings` embeds it with ImageNet weights, averaged over its turns and mirror
    images, and :func:`embedding_candidates` gives each image its nearest images once the
-   embeddings are :func:`whitened`. Each source finds pairs the other misses (the share of
-   HAM10000's same-lesion pairs among the candidates is in the benchmarks' same-lesion table).
+   embeddings are :func:`whitened` (the share of HAM10000's same-lesion pairs among the
+   candidates is in the benchmarks' same-lesion table).
 3. :func:`match_pairs`: every candidate pair is matched keypoint to keypoint (Lowe's ratio
    test; the partners of one image in one matrix product) and a similarity transform is
    fitted, in both mirror parities: each match proposes a transform from its keypoints' sizes
@@ -31,8 +32,8 @@ these plain functions, which work offline on the CPU with OpenCV and faiss only:
    :data:`SCREEN_KEYPOINTS` keypoints of each image, then the few with inliers again with all
    :data:`MAX_KEYPOINTS`.
 
-Nothing is learnt from labels: the vocabulary and the whitening are fitted on the images' own
-descriptors and embeddings, without lesion ids, so they can be fitted on any data set (the
+Nothing is learnt from labels: the descriptor index and the whitening are fitted on the images'
+own descriptors and embeddings, without lesion ids, so they can be fitted on any data set (the
 threshold can be calibrated with labels).
 
 Examples:
@@ -59,9 +60,7 @@ __all__ = [
     "MAX_SCALE",
     "CROP_SIDE",
     "WORK_SIDE",
-    "WordHistograms",
     "colour_normalised",
-    "combined_candidates",
     "embedding_candidates",
     "inlier_score",
     "lesion_box",
@@ -72,10 +71,9 @@ __all__ = [
     "match_pairs",
     "mirror_descriptors",
     "verify_candidates",
+    "vote_candidates",
     "spread_weight",
-    "visual_word_candidates",
     "whitened",
-    "word_histograms",
 ]
 
 WORK_SIDE = 200
@@ -87,9 +85,12 @@ with 200, at fewer pairs of different lesions and in less time."""
 MAX_KEYPOINTS = 400
 """Keypoints kept per image (the strongest, strongest first)."""
 
-WORD_KEYPOINTS = 200
-"""The strongest keypoints of each image that the visual words describe (the weaker ones make
-the candidate search less precise, not more)."""
+VOTE_KEYPOINTS = 100
+"""The strongest keypoints of each image whose descriptors vote for candidate partners
+(:func:`vote_candidates`)."""
+
+VOTE_NEIGHBOURS = 5
+"""Nearest descriptors of other images each descriptor votes for."""
 
 SCREEN_KEYPOINTS = 100
 """The strongest keypoints that :func:`verify_candidates` first matches every candidate with."""
@@ -361,192 +362,121 @@ def inlier_score(inliers: np.ndarray | int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------- candidates
-class _Vocabulary:
-    """A two-level vocabulary tree (k-means of k-means, faiss): ``coarse * fine`` visual words,
-    each descriptor assigned with ``coarse + fine`` distance computations instead of one per word."""
-
-    def __init__(self, descriptors: np.ndarray, coarse: int, fine: int, random_state: int) -> None:
-        import faiss
-
-        rng = np.random.default_rng(random_state)
-        coarse = max(1, min(coarse, len(descriptors) // 40))
-        sample = descriptors[rng.choice(len(descriptors), min(len(descriptors), coarse * fine * 4), replace=False)]
-        sample = np.ascontiguousarray(sample, dtype=np.float32)
-        top = faiss.Kmeans(
-            128,
-            coarse,
-            niter=10,
-            seed=random_state,
-            verbose=False,
-            max_points_per_centroid=256,
-            min_points_per_centroid=1,
-        )
-        top.train(sample)
-        self.coarse = top.index
-        self.fine = fine
-        cells = self.coarse.search(sample, 1)[1][:, 0]
-        self.leaves: list = []
-        for cell in range(coarse):
-            members = sample[cells == cell]
-            index = faiss.IndexFlatL2(128)
-            if len(members) >= 2 * fine:
-                km = faiss.Kmeans(
-                    128,
-                    fine,
-                    niter=8,
-                    seed=random_state,
-                    verbose=False,
-                    max_points_per_centroid=64,
-                    min_points_per_centroid=1,
-                )
-                km.train(np.ascontiguousarray(members))
-                index.add(np.ascontiguousarray(km.centroids, dtype=np.float32))
-            elif len(members):
-                index.add(np.ascontiguousarray(members[: max(1, len(members) // 2)]))
-            else:
-                index.add(np.zeros((1, 128), np.float32))
-            self.leaves.append(index)
-
-    @property
-    def size(self) -> int:
-        """Number of word ids (some may be unused)."""
-        return len(self.leaves) * self.fine
-
-    def words(self, descriptors: np.ndarray) -> np.ndarray:
-        """The word id of each descriptor."""
-        data = np.ascontiguousarray(descriptors, dtype=np.float32)
-        cells = self.coarse.search(data, 1)[1][:, 0]
-        out = np.zeros(len(data), dtype=np.int64)
-        for cell in np.unique(cells).tolist():
-            rows = np.flatnonzero(cells == cell)
-            out[rows] = cell * self.fine + self.leaves[cell].search(data[rows], 1)[1][:, 0]
-        return out
+def _index_lists(count: int) -> int:
+    """Inverted lists of the descriptor index for ``count`` descriptors: about twice its square
+    root (2,048 for HAM10000's million), at least 39 training descriptors each."""
+    return int(max(1, min(2 * round(np.sqrt(count)), count // 39)))
 
 
-def _histograms(words: np.ndarray, owner: np.ndarray, n: int, vocabulary: int, idf: np.ndarray | None):
-    """L2-normalised tf-idf rows (square-rooted counts, against bursts of one repeated word)."""
-    import scipy.sparse as sp
-
-    counts = sp.csr_matrix((np.ones(len(words), np.float32), (owner, words)), shape=(n, vocabulary))
-    counts.sum_duplicates()
-    counts.data = np.sqrt(counts.data)
-    if idf is None:
-        df = np.bincount(counts.indices, minlength=vocabulary)
-        idf = np.log((n + 1) / (df + 1)).astype(np.float32)
-    weighted = counts.multiply(idf[None, :]).tocsr()
-    norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel()) + 1e-9
-    return sp.diags((1 / norms).astype(np.float32)) @ weighted, idf
+def _top_per_row(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
+    """Which of the entries ``(rows, cols, values)`` are among the ``k`` largest of their row (ties by column)."""
+    order = np.lexsort((cols, -values, rows))
+    start = np.searchsorted(rows[order], rows[order], side="left")
+    keep = np.zeros(len(rows), bool)
+    keep[order[np.arange(len(order)) - start < k]] = True
+    return keep
 
 
-@dataclass(frozen=True)
-class WordHistograms:
-    """The tf-idf visual-word histograms of a set of images (:func:`word_histograms`).
-
-    Attributes:
-        plain: ``(N, V)`` sparse rows of unit length, one per image.
-        mirror: The same for each image's mirror image (the words of its mirrored descriptors,
-            weighted by the plain images' idf).
-    """
-
-    plain: Any
-    mirror: Any
-
-
-def word_histograms(features: Sequence[LesionFeatures], *, words: int = 16384, random_state: int = 0) -> WordHistograms:
-    """A vocabulary of visual words learnt on the images' :data:`WORD_KEYPOINTS` strongest
-    descriptors (a tree of ``words / 64`` k-means cells of 64 words), and each image's tf-idf
-    histogram, of the image and of its mirror image.
-
-    Args:
-        features: One :class:`LesionFeatures` per image.
-        words: Size of the vocabulary (fewer when there are few descriptors).
-        random_state: Random state of the k-means.
-
-    Returns:
-        The :class:`WordHistograms` (``None`` rows when no image has a keypoint).
-    """
-    n = len(features)
-    counts = np.array([min(len(f), WORD_KEYPOINTS) for f in features], dtype=np.int64)
-    if counts.sum() == 0:
-        return WordHistograms(None, None)
-    # uint8: a quarter of float32's memory
-    descriptors = np.concatenate([f.descriptors[:WORD_KEYPOINTS] for f in features])
-    owner = np.repeat(np.arange(n), counts)
-    fine = 64
-    tree = _Vocabulary(descriptors, max(1, words // fine), fine, random_state)
-    vocabulary = tree.size
-    step = 1 << 17  # descriptors assigned per block (as float32, 64 MiB)
-    words_of = np.concatenate([tree.words(descriptors[s : s + step]) for s in range(0, len(descriptors), step)])
-    mirrored_words = np.concatenate(
-        [tree.words(mirror_descriptors(descriptors[s : s + step])) for s in range(0, len(descriptors), step)]
-    )
-    plain, idf = _histograms(words_of, owner, n, vocabulary, None)
-    mirror, _ = _histograms(mirrored_words, owner, n, vocabulary, idf)
-    return WordHistograms(plain, mirror)
-
-
-def visual_word_candidates(
+def vote_candidates(
     features: Sequence[LesionFeatures],
     *,
-    k: int = 20,
-    words: int = 16384,
-    random_state: int = 0,
+    k: int = 10,
+    keypoints: int = VOTE_KEYPOINTS,
+    neighbours: int = VOTE_NEIGHBOURS,
     cross: int | None = None,
-    histograms: WordHistograms | None = None,
+    random_state: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Each image's ``k`` most similar images by tf-idf visual words of its
-    :data:`WORD_KEYPOINTS` strongest keypoints, mirror images included.
+    """Each image's ``k`` partners with the most descriptor votes: every one of its ``keypoints``
+    strongest descriptors, and of its mirror image's (:func:`mirror_descriptors`), looks up its
+    ``neighbours`` nearest descriptors among every image's (faiss: an inverted-file index of the
+    uint8 descriptors as they are, three lists searched per query) and votes for their images, as
+    much as the neighbour is more similar than the last one found (a soft form of Lowe's ratio
+    test: a descriptor shared by many images votes little). An image's votes for another, given
+    and received, add up, once for the image and once for its mirror image; the larger parity is
+    the pair's score.
+
+    Unlike a vocabulary of visual words, nothing is quantised away: a second photograph of one
+    lesion keeps the same nearest descriptors even where a word boundary would separate them.
 
     Args:
         features: One :class:`LesionFeatures` per image.
-        k: Candidates per image.
-        words: Size of the vocabulary (a tree of ``words / 64`` cells of 64 words; fewer
-            when there are few descriptors).
-        random_state: Random state of the k-means.
+        k: Partners per image (a pair is kept when it is among either image's ``k``).
+        keypoints: The strongest descriptors of each image that vote and are voted for.
+        neighbours: Nearest descriptors each one votes for.
         cross: With ``cross=c``, only pairs of one image below ``c`` and one from ``c`` on.
-        histograms: The images' :func:`word_histograms`, when already computed (``words`` and
-            ``random_state`` are then not used).
+        random_state: Random state of the index's k-means (and of the descriptors it is trained on).
 
     Returns:
-        ``(i, j, similarity, parity)``: unique pairs ``i < j``, the larger of the two
-        similarities, and how the pair was found: 0 by the image, 1 by its mirror image, 2 both.
+        ``(i, j, votes, parity)``: unique pairs ``i < j`` (sorted), their votes, and the parity
+        they were found in (0 as photographed, 1 one image mirrored).
+
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> base = Image.fromarray(rng.integers(0, 255, (60, 80, 3), np.uint8)).resize((160, 120))
+        >>> other = Image.fromarray(rng.integers(0, 255, (60, 80, 3), np.uint8)).resize((160, 120))
+        >>> images = [base, other, base.rotate(10), base.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+        >>> i, j, votes, parity = vote_candidates([lesion_features(im) for im in images], k=2)
+        >>> [(a, b, p) for a, b, p in zip(i.tolist(), j.tolist(), parity.tolist()) if a == 0]
+        [(0, 1, 1), (0, 2, 0), (0, 3, 1)]
+        >>> bool(votes[(i == 0) & (j == 1)][0] < votes[(i == 0) & (j == 2)][0] / 2)  # the other image
+        True
     """
+    import faiss
     import scipy.sparse as sp
 
     n = len(features)
+    counts = np.array([min(len(f), keypoints) for f in features], dtype=np.int64)
     empty = np.zeros(0, np.int64)
-    if histograms is None and n >= 2:
-        histograms = word_histograms(features, words=words, random_state=random_state)
-    if n < 2 or histograms is None or histograms.plain is None:
+    total = int(counts.sum())
+    if n < 2 or k < 1 or total < 2:
         return empty, empty, np.zeros(0, np.float32), np.zeros(0, np.int8)
-    plain, mirror = histograms.plain, histograms.mirror
-    found: dict[tuple[int, int], tuple[float, int]] = {}  # (best similarity, parities: 1 plain, 2 mirror)
-    rows_per_block = 1024
-    for start in range(0, n, rows_per_block):
-        stop = min(n, start + rows_per_block)
-        for is_mirror, queries in ((False, plain[start:stop]), (True, mirror[start:stop])):
-            block = sp.csr_matrix(queries @ plain.T)
-            for row in range(stop - start):
-                query = start + row
-                cols = block.indices[block.indptr[row] : block.indptr[row + 1]]
-                sims = block.data[block.indptr[row] : block.indptr[row + 1]]
-                keep = cols != query
-                if cross is not None:
-                    keep &= (cols >= cross) if query < cross else (cols < cross)
-                cols, sims = cols[keep], sims[keep]
-                if len(cols) > k:
-                    top = np.argpartition(-sims, k)[:k]
-                    cols, sims = cols[top], sims[top]
-                for col, sim in zip(cols.tolist(), sims.tolist(), strict=True):
-                    key = (min(query, col), max(query, col))
-                    best, parities = found.get(key, (sim, 0))
-                    found[key] = (max(best, sim), parities | (2 if is_mirror else 1))
-    keys = sorted(found)
-    i = np.array([a for a, _ in keys], dtype=np.int64)
-    j = np.array([b for _, b in keys], dtype=np.int64)
-    sim = np.array([found[key][0] for key in keys], dtype=np.float32)
-    parity = np.array([found[key][1] - 1 for key in keys], dtype=np.int8)
-    return i, j, sim, parity
+    descriptors = np.concatenate([f.descriptors[:keypoints] for f in features])  # uint8
+    owner = np.repeat(np.arange(n), counts)
+    lists = _index_lists(total)
+    rng = np.random.default_rng(random_state)
+    training = descriptors[np.sort(rng.choice(total, min(total, 50 * lists), replace=False))]
+    index = faiss.IndexIVFScalarQuantizer(
+        faiss.IndexFlatIP(128), 128, lists, faiss.ScalarQuantizer.QT_8bit_direct, faiss.METRIC_INNER_PRODUCT
+    )
+    index.cp.seed = random_state
+    index.train(np.ascontiguousarray(training, dtype=np.float32))
+    step = 1 << 17  # descriptors per block (as float32, 64 MiB)
+    for s in range(0, total, step):
+        index.add(np.ascontiguousarray(descriptors[s : s + step], dtype=np.float32))
+    index.nprobe = min(3, lists)
+    found = min(neighbours + 1, total)
+    side = None if cross is None else owner >= cross
+    scores = []
+    for mirror in (False, True):
+        rows_, cols_, votes_ = [], [], []
+        for s in range(0, total, step):
+            block = descriptors[s : s + step]
+            query = mirror_descriptors(block) if mirror else block
+            similarity, nearest = index.search(np.ascontiguousarray(query, dtype=np.float32), found)
+            them = owner[np.maximum(nearest, 0)]
+            me = owner[s : s + len(block), None]
+            valid = (nearest >= 0) & (them != me)
+            if side is not None:
+                valid &= side[np.maximum(nearest, 0)] != side[s : s + len(block), None]
+            # a query whose searched lists hold too few descriptors (a tiny set) has no last one to compare with
+            last = np.where(nearest[:, -1:] >= 0, similarity[:, -1:], 0)
+            vote = (similarity - last) / 65025.0  # descriptors are scaled by 255
+            valid &= vote > 0
+            rows_.append(np.broadcast_to(me, nearest.shape)[valid])
+            cols_.append(them[valid])
+            votes_.append(vote[valid].astype(np.float32))
+        given = sp.coo_matrix(
+            (np.concatenate(votes_), (np.concatenate(rows_), np.concatenate(cols_))), shape=(n, n)
+        ).tocsr()
+        scores.append((given + given.T).tocsr())
+    plain, mirrored = scores
+    best = plain.maximum(mirrored).tocoo()
+    rows, cols, votes = best.row.astype(np.int64), best.col.astype(np.int64), best.data.astype(np.float32)
+    keep = _top_per_row(rows, cols, votes, k) & (rows != cols)
+    rows, cols, votes = rows[keep], cols[keep], votes[keep]
+    i, j, votes = _best_per_pair(rows, cols, votes)
+    parity = (np.asarray(mirrored[i, j]).ravel() > np.asarray(plain[i, j]).ravel()).astype(np.int8)
+    return i, j, votes, parity
 
 
 def lesion_embeddings(
@@ -694,74 +624,6 @@ def _best_per_pair(a: np.ndarray, b: np.ndarray, score: np.ndarray) -> tuple[np.
     first = np.ones(len(i), bool)
     first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
     return i[first].astype(np.int64), j[first].astype(np.int64), score[first]
-
-
-def _standardised(values: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Each row's values less their mean over ``allowed``, divided by their standard deviation there."""
-    count = np.maximum(allowed.sum(axis=1, keepdims=True), 1)
-    mean = np.where(allowed, values, 0).sum(axis=1, keepdims=True) / count
-    centred = values - mean
-    spread = np.sqrt(np.where(allowed, centred * centred, 0).sum(axis=1, keepdims=True) / count)
-    return centred / (spread + 1e-9)
-
-
-def combined_candidates(
-    histograms: WordHistograms, embeddings: np.ndarray, *, k: int = 20, cross: int | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each image's ``k`` nearest images by its two similarities together: the visual words'
-    (the larger of the image's and its mirror image's) and the :func:`whitened` embeddings',
-    each standardised over the image's row (less its mean, over its standard deviation, among
-    the images it may pair with), then added. A second photograph of one lesion that neither
-    similarity ranks among the first few is often above most images by both.
-
-    Args:
-        histograms: The images' :func:`word_histograms`.
-        embeddings: ``(N, D)`` :func:`lesion_embeddings` of the same images.
-        k: Neighbours per image.
-        cross: With ``cross=c``, only pairs of one image below ``c`` and one from ``c`` on.
-
-    Returns:
-        ``(i, j, score)``: unique pairs ``i < j`` and the larger of their two summed scores.
-
-    Examples:
-        >>> rng = np.random.default_rng(0)
-        >>> features = [lesion_features(Image.fromarray(rng.integers(0, 255, (60, 80, 3), np.uint8)))
-        ...             for _ in range(3)]
-        >>> embeddings = rng.normal(size=(3, 8)).astype(np.float32)
-        >>> i, j, _ = combined_candidates(word_histograms(features, words=64), embeddings, k=1)
-        >>> bool(len(i)) and bool((i < j).all())
-        True
-    """
-    n = len(embeddings)
-    empty = np.zeros(0, np.int64)
-    if n < 2 or k < 1 or histograms.plain is None or embeddings.ndim != 2 or embeddings.shape[1] == 0:
-        return empty, empty, np.zeros(0, np.float32)
-    data = whitened(embeddings)
-    if data.shape[1] == 0:
-        return empty, empty, np.zeros(0, np.float32)
-    plain, mirror = histograms.plain, histograms.mirror
-    columns = np.arange(n)
-    found_i, found_j, found_score = [], [], []
-    rows_per_block = 512
-    for start in range(0, n, rows_per_block):
-        stop = min(n, start + rows_per_block)
-        queries = np.arange(start, stop)
-        allowed = columns[None, :] != queries[:, None]
-        if cross is not None:
-            allowed &= (columns[None, :] >= cross) == (queries[:, None] < cross)
-        words = np.maximum((plain[start:stop] @ plain.T).toarray(), (mirror[start:stop] @ plain.T).toarray())
-        score = _standardised(words, allowed) + _standardised(data[start:stop] @ data.T, allowed)
-        score[~allowed] = -np.inf
-        count = min(k, n - 1)
-        top = np.argpartition(-score, count - 1, axis=1)[:, :count]
-        values = np.take_along_axis(score, top, axis=1)
-        keep = np.isfinite(values)
-        found_i.append(np.broadcast_to(queries[:, None], top.shape)[keep])
-        found_j.append(top[keep])
-        found_score.append(values[keep])
-    return _best_per_pair(
-        np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_score).astype(np.float32)
-    )
 
 
 # ---------------------------------------------------------------------------------- verification
@@ -935,7 +797,7 @@ def match_pairs(
         i: First indices.
         j: Second indices.
         mirrored: Per pair, the parity to match in: 0 the second image, 1 its mirror image, 2
-            both (the better counts), as :func:`visual_word_candidates` found it; ``None``: both.
+            both (the better counts), as :func:`vote_candidates` found it; ``None``: both.
         keypoints: Match only the strongest this many keypoints of each image (``None``: all).
         workers: Threads.
         progress: Called with the number of pairs done after each chunk.

@@ -4,23 +4,23 @@ A second photograph of one lesion, days or months later, has another framing, zo
 lighting, hair and bubbles: a global signature (hash, thumbnail, CNN embedding) of the two
 differs, and the ``"verified"`` method, built to find copies, misses most of them. This method
 finds them by their local structure (:mod:`hamkit.dedup.lesion_match`): SIFT keypoints of each
-contrast-equalised image, candidate partners by tf-idf visual words (in both mirror parities)
-and by the nearest whitened CNN embeddings of a colour-normalised crop around the lesion
-(``neighbours``; the offline ImageNet weights of EfficientNet-Lite0, averaged over ``views``
-turns and mirror images) and by both similarities together (``combined``), and each candidate
-verified by keypoint matching and a RANSAC similarity transform (in the mirror parity, or both,
-that its visual words were found in; both for a candidate found by its embedding), first with
-each image's strongest keypoints, then with all of them where the first match found any. A pair's
-score is :func:`~hamkit.dedup.lesion_match.inlier_score` of the inliers weighted by how far they
-spread (:func:`~hamkit.dedup.lesion_match.spread_weight`: inliers along a ruler or a hair count
-less): 0.5 at :data:`~hamkit.dedup.lesion_match.INLIER_HALF` well-spread inliers. Copies are pairs too (they share every
-keypoint), and identical pixels always pair.
+contrast-equalised image, candidate partners by votes of each image's strongest descriptors (and
+of its mirror image's) for the images holding their nearest descriptors, optionally also by the
+nearest whitened CNN embeddings of a colour-normalised crop around the lesion (``neighbours``;
+the offline ImageNet weights of EfficientNet-Lite0, averaged over ``views`` turns and mirror
+images), and each candidate verified by keypoint matching and a RANSAC similarity transform (in
+the mirror parity its votes were found in; both for a candidate found by its embedding), first
+with each image's strongest keypoints, then with all of them where the first match found any. A
+pair's score is :func:`~hamkit.dedup.lesion_match.inlier_score` of the inliers weighted by how
+far they spread (:func:`~hamkit.dedup.lesion_match.spread_weight`: inliers along a ruler or a
+hair count less): 0.5 at :data:`~hamkit.dedup.lesion_match.INLIER_HALF` well-spread inliers.
+Copies are pairs too (they share every keypoint), and identical pixels always pair.
 
 Its settings live on the method (``Deduplicator(LesionMethod(candidates=20))``, ``hamkit dedup
 --method lesion --candidates 20``); the Deduplicator's ``threshold`` is the minimum score.
-Nothing is learnt from lesion ids and nothing is downloaded: its vocabulary and the whitening
-of its embeddings are fitted on the images searched, and the network's weights are ImageNet's,
-installed with hamkit (``LesionMethod(neighbours=0, combined=0)`` does without them).
+Nothing is learnt from lesion ids and nothing is downloaded: its descriptor index (and the
+whitening of the embeddings) is fitted on the images searched; by default no network runs
+(with ``neighbours``, the network's weights are ImageNet's, installed with hamkit).
 
 Examples:
     >>> from hamkit.dedup.methods import LesionMethod
@@ -42,13 +42,11 @@ from hamkit._cpu import available_cpus
 from hamkit.backbones.defaults import EMBEDDING_BACKBONE
 from hamkit.dedup.lesion_match import (
     LesionFeatures,
-    combined_candidates,
     embedding_candidates,
     inlier_score,
     lesion_embeddings,
     verify_candidates,
-    visual_word_candidates,
-    word_histograms,
+    vote_candidates,
 )
 from hamkit.dedup.methods.base import DedupMethod, Shared, Signatures, Threshold, register_method
 from hamkit.dedup.pairs import Pairs, equal_value_pairs
@@ -67,27 +65,22 @@ def lesion_candidates(
     *,
     candidates: int = 10,
     neighbours: int = 0,
-    combined: int = 0,
-    words: int = 16384,
     random_state: int = 0,
     workers: int = 1,
     cross: int | None = None,
     progress: bool = False,
 ) -> VerifiedCandidates:
-    """Candidates by visual words and by CNN embeddings, each verified by keypoint matching;
+    """Candidates by descriptor votes (and CNN embeddings), each verified by keypoint matching;
     identical pixels always pair.
 
     Args:
         features: One :class:`~hamkit.dedup.lesion_match.LesionFeatures` per image.
-        candidates: Candidate partners per image by visual words.
+        candidates: Candidate partners per image by descriptor votes
+            (:func:`~hamkit.dedup.lesion_match.vote_candidates`).
         neighbours: Candidate partners per image by the cosine similarity of the features'
             ``embedding`` (:func:`~hamkit.dedup.lesion_match.embedding_candidates`; 0: none, and
             none where an image has no embedding).
-        combined: Candidate partners per image by both similarities together
-            (:func:`~hamkit.dedup.lesion_match.combined_candidates`; 0: none, and none where an image
-            has no embedding).
-        words: Visual words in the vocabulary.
-        random_state: Random state of the vocabulary's k-means.
+        random_state: Random state of the descriptor index's k-means.
         workers: Verification threads.
         cross: For a search across two sets, the number of images in the first set: only pairs
             with one image on each side (``j`` indexed from the second set's start).
@@ -96,29 +89,22 @@ def lesion_candidates(
     Returns:
         Every candidate with its score (:func:`~hamkit.dedup.lesion_match.inlier_score` of the
         inliers weighted by :func:`~hamkit.dedup.lesion_match.spread_weight`; 1.0
-        for identical pixels), its inliers (-1 for identical pixels) and its visual-word
-        similarity, sorted by ``(i, j)``.
+        for identical pixels), its inliers (-1 for identical pixels) and its descriptor votes
+        (0 for a pair found only by its embedding), sorted by ``(i, j)``.
     """
     from tqdm.auto import tqdm
 
     n = len(features)
-    histograms = word_histograms(features, words=words, random_state=random_state) if n >= 2 else None
-    i, j, similarity, mirrored = visual_word_candidates(features, k=candidates, cross=cross, histograms=histograms)
+    i, j, similarity, mirrored = vote_candidates(features, k=candidates, cross=cross, random_state=random_state)
     embeddings = [f.embedding for f in features]
-    if n and all(e is not None for e in embeddings):
-        stacked = np.stack(embeddings)  # type: ignore[arg-type]
-        found = []
-        if neighbours:
-            found.append(embedding_candidates(stacked, k=neighbours, cross=cross)[:2])
-        if combined and histograms is not None:
-            found.append(combined_candidates(histograms, stacked, k=combined, cross=cross)[:2])
-        for near_i, near_j in found:  # found by the embedding, which sees both parities: match in both
-            i, j = np.concatenate([i, near_i]), np.concatenate([j, near_j])
-            similarity = np.concatenate([similarity, np.zeros(len(near_i), np.float32)])
-            mirrored = np.concatenate([mirrored, np.full(len(near_i), 2, np.int8)])
-        if found:
-            _, first = np.unique(i * max(n, 1) + j, return_index=True)
-            i, j, similarity, mirrored = i[first], j[first], similarity[first], mirrored[first]
+    if neighbours and n and all(e is not None for e in embeddings):
+        near_i, near_j = embedding_candidates(np.stack(embeddings), k=neighbours, cross=cross)[:2]  # type: ignore[arg-type]
+        # found by the embedding, which sees both parities: match in both
+        i, j = np.concatenate([i, near_i]), np.concatenate([j, near_j])
+        similarity = np.concatenate([similarity, np.zeros(len(near_i), np.float32)])
+        mirrored = np.concatenate([mirrored, np.full(len(near_i), 2, np.int8)])
+        _, first = np.unique(i * max(n, 1) + j, return_index=True)
+        i, j, similarity, mirrored = i[first], j[first], similarity[first], mirrored[first]
     digests = np.array([f.digest for f in features], dtype=object)
     same = equal_value_pairs(digests, digests, self_search=True)
     if len(same):
@@ -153,17 +139,15 @@ class LesionMethod(DedupMethod):
     """``"lesion"``: one lesion photographed again, by local features (see the module docstring).
 
     Args:
-        candidates: Candidate partners per image by visual words (more finds more pairs, and
-            costs verification time).
-        neighbours: Candidate partners per image by the CNN embedding of its lesion crop alone
-            (0: none; on HAM10000 the ``combined`` candidates hold nearly all it finds).
-        combined: Candidate partners per image by the visual words' and the embedding's
-            similarities together, each standardised per image (0: none; with ``neighbours``
-            0 too, no network).
+        candidates: Candidate partners per image by descriptor votes (more finds more pairs,
+            and costs verification time).
+        neighbours: Candidate partners per image by the CNN embedding of its lesion crop too
+            (0: none, and no network; on HAM10000 the votes hold nearly every pair it finds
+            that verification confirms).
         views: Turns and mirror images of each crop its embedding is averaged over (1, 2, 4
             or 8; each costs one forward pass of the network).
-        words: Visual words of the candidate search.
-        random_state: Random state of the vocabulary's k-means (the same random state gives the same result).
+        random_state: Random state of the descriptor index's k-means (the same random state
+            gives the same result).
 
     Examples:
         >>> LesionMethod(candidates=30)
@@ -180,7 +164,7 @@ class LesionMethod(DedupMethod):
     default_threshold = 0.5
     threshold_meaning = "min keypoint-match score, (0, 1)"
     summary = (
-        "the same lesion photographed again, copies included: SIFT keypoints, candidates by visual words in both "
+        "the same lesion photographed again, copies included: SIFT keypoints, candidates by descriptor votes in both "
         "mirror parities and by CNN embeddings of the lesion crop, each confirmed by RANSAC inliers (offline)"
     )
     needs = ("faiss", "opencv", "torch", "weights")
@@ -191,26 +175,22 @@ class LesionMethod(DedupMethod):
         *,
         candidates: int = 10,
         neighbours: int = 0,
-        combined: int = 30,
         views: int = 2,
-        words: int = 16384,
         random_state: int = 0,
     ) -> None:
         self.candidates = candidates
         self.neighbours = neighbours
-        self.combined = combined
         self.views = views
-        self.words = words
         self.random_state = random_state
 
     def check(self) -> None:
-        """Check ``candidates`` (at least 1), ``neighbours`` and ``combined`` (at least 0),
-        ``views`` (1, 2, 4 or 8) and ``words`` (at least 16).
+        """Check ``candidates`` (at least 1), ``neighbours`` (at least 0) and ``views`` (1, 2,
+        4 or 8).
 
         Raises:
             HamkitError: Out of range or not an integer.
         """
-        for name, low in (("candidates", 1), ("neighbours", 0), ("combined", 0), ("words", 16)):
+        for name, low in (("candidates", 1), ("neighbours", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise HamkitError(f"{name} of method 'lesion' must be an integer of at least {low}, got {value!r}")
@@ -241,10 +221,10 @@ class LesionMethod(DedupMethod):
 
     def signatures(self, dedup: Shared, paths: Sequence[Path]) -> Signatures:
         """:class:`~hamkit.dedup.lesion_match.LesionFeatures` per readable image (``None`` for
-        the others), with their embeddings when ``neighbours`` or ``combined`` > 0, kept in memory for the life
+        the others), with their embeddings when ``neighbours`` > 0, kept in memory for the life
         of the method (``features_``)."""
         self.check()
-        embedded = bool(self.neighbours or self.combined)
+        embedded = bool(self.neighbours)
         kind = "lesion-crop" if embedded else "lesion"
         setting = (kind, self.views if embedded else None)
         if self.__dict__.get("_memo_setting", setting) != setting:
@@ -299,8 +279,6 @@ class LesionMethod(DedupMethod):
             features,
             candidates=self.candidates,
             neighbours=self.neighbours,
-            combined=self.combined,
-            words=self.words,
             random_state=self.random_state,
             workers=max(1, min(8, available_cpus())),
             cross=cross,
