@@ -11,7 +11,6 @@ from hamkit import Deduplicator
 from hamkit.dedup import lesion_match
 from hamkit.dedup.lesion_match import (
     CROP_SIDE,
-    combined_candidates,
     embedding_candidates,
     inlier_score,
     lesion_box,
@@ -22,9 +21,8 @@ from hamkit.dedup.lesion_match import (
     mirror_descriptors,
     spread_weight,
     verify_candidates,
-    visual_word_candidates,
+    vote_candidates,
     whitened,
-    word_histograms,
 )
 from hamkit.dedup.methods import METHODS, LesionMethod
 from hamkit.errors import HamkitError
@@ -82,8 +80,8 @@ def _folder(tmp_path):
 
 def test_registered_with_its_settings_on_the_method() -> None:
     assert METHODS["lesion"] is LesionMethod
-    method = LesionMethod(candidates=7, words=64, random_state=3)
-    assert (method.candidates, method.words, method.random_state) == (7, 64, 3)
+    method = LesionMethod(candidates=7, random_state=3)
+    assert (method.candidates, method.random_state) == (7, 3)
     assert method.check_threshold(None) == 0.5
     with pytest.raises(HamkitError, match="keypoint-match score in"):
         method.check_threshold(1.0)
@@ -92,17 +90,15 @@ def test_registered_with_its_settings_on_the_method() -> None:
     assert clone(method).get_params() == {
         "candidates": 7,
         "neighbours": 0,
-        "combined": 30,
         "views": 2,
-        "words": 64,
         "random_state": 3,
     }
     with pytest.raises(HamkitError, match="views of method 'lesion' must be 1, 2, 4 or 8"):
         LesionMethod(views=3).check()
     with pytest.raises(HamkitError, match="neighbours of method 'lesion'"):
         LesionMethod(neighbours=-1).check()
-    with pytest.raises(HamkitError, match="combined of method 'lesion'"):
-        LesionMethod(combined=1.5).check()  # type: ignore[arg-type]
+    with pytest.raises(HamkitError, match="neighbours of method 'lesion'"):
+        LesionMethod(neighbours=1.5).check()  # type: ignore[arg-type]
     assert repr(Deduplicator("lesion").set_params(method__candidates=20).method) == "LesionMethod(candidates=20)"
 
 
@@ -156,9 +152,9 @@ def test_identical_pixels_always_pair_and_candidates_are_unique() -> None:
     features = [lesion_features(flat), lesion_features(flat.copy())]
     assert match_pair(features[0], features[1]) >= 1000
     textured = [lesion_features(Image.fromarray(_lesion(s)).resize((200, 150))) for s in range(5)]
-    i, j, sim, _ = visual_word_candidates(textured, k=2, words=32)
+    i, j, votes, _ = vote_candidates(textured, k=2)
     assert (i < j).all() and len(set(zip(i.tolist(), j.tolist()))) == len(i)
-    assert ((sim > 0) & (sim <= 1.0001)).all()
+    assert (votes > 0).all()
 
 
 def test_lesion_box_is_the_dark_region_not_a_dark_corner() -> None:
@@ -193,7 +189,7 @@ def test_embedding_candidates_whiten_and_search_across() -> None:
 
 def test_embeddings_are_kept_and_neighbours_zero_builds_no_network(tmp_path) -> None:
     folder = _folder(tmp_path)
-    method = LesionMethod()
+    method = LesionMethod(neighbours=3)
     dedup = Deduplicator(method, progress=False, cache_dir=False)
     first = dedup.find(folder)
     network = method.network_
@@ -202,7 +198,7 @@ def test_embeddings_are_kept_and_neighbours_zero_builds_no_network(tmp_path) -> 
     second = dedup.find(folder)
     assert method.network_ is network and all(a is b for a, b in zip(features, method.features_.values()))
     assert (first.pairs.i.tolist(), first.pairs.j.tolist()) == (second.pairs.i.tolist(), second.pairs.j.tolist())
-    plain = LesionMethod(neighbours=0, combined=0)
+    plain = LesionMethod()  # by default, no network
     found = Deduplicator(plain, progress=False, cache_dir=False).find(folder)
     assert "network_" not in plain.__dict__
     assert all(f.embedding is None and f.crop is None for f in plain.features_.values())
@@ -214,32 +210,39 @@ def _textured(count: int) -> list:
     return [lesion_features(Image.fromarray(_lesion(s)).resize((200, 150))) for s in range(count)]
 
 
-def test_combined_candidates_add_the_two_standardised_similarities() -> None:
-    features = _textured(8)
-    histograms = word_histograms(features, words=64)
-    rng = np.random.default_rng(0)
-    base = rng.normal(size=(4, 16)) + 20
-    # images k and k + 4 have near-identical embeddings; their visual words are unrelated
-    embeddings = np.concatenate([base, base + rng.normal(scale=0.01, size=base.shape)]).astype(np.float32)
-    i, j, score = combined_candidates(histograms, embeddings, k=1)
-    assert {(k, k + 4) for k in range(4)} <= set(zip(i.tolist(), j.tolist()))
-    assert (i < j).all() and len(set(zip(i.tolist(), j.tolist()))) == len(i) and np.isfinite(score).all()
-    i, j, _ = combined_candidates(histograms, embeddings, k=2, cross=4)
-    assert ((i < 4) & (j >= 4)).all() and {(k, k + 4) for k in range(4)} <= set(zip(i.tolist(), j.tolist()))
-    empty = combined_candidates(histograms, embeddings[:, :0], k=2)
-    assert all(len(part) == 0 for part in empty)
+def test_descriptor_votes_find_other_photographs_in_their_parity() -> None:
+    photos = []
+    for random_state in range(1, 5):
+        scene = _lesion(random_state)
+        photos.append(_photograph(scene, angle=0, zoom=1.0, shift=(0, 0), gain=1.0))
+        again = _photograph(scene, angle=25, zoom=1.2, shift=(10, -5), gain=0.9)
+        photos.append(again.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if random_state == 4 else again)
+    features = [lesion_features(photo) for photo in photos]
+    i, j, votes, parity = vote_candidates(features, k=1)
+    found = dict(zip(zip(i.tolist(), j.tolist()), parity.tolist()))
+    # each lesion's two photographs are each other's best partner; the mirrored one is found mirrored
+    assert found == {(0, 1): 0, (2, 3): 0, (4, 5): 0, (6, 7): 1}
+    assert (votes > 0).all()
+    again = vote_candidates(features, k=1)
+    assert all((a == b).all() for a, b in zip(again, (i, j, votes, parity)))  # deterministic
+    i, j, _, _ = vote_candidates(features, k=2, cross=4)  # first four against the last four
+    assert ((i < 4) & (j >= 4)).all() and len(i)
 
 
-def test_visual_words_describe_only_the_strongest_keypoints(monkeypatch) -> None:
-    features = _textured(4)
+def test_descriptor_votes_use_only_the_strongest_keypoints() -> None:
+    features = _textured(5)
     assert all(len(f) > 20 for f in features)
-    monkeypatch.setattr(lesion_match, "WORD_KEYPOINTS", 20)
-    few = word_histograms(features, words=64)
     cut = [
         lesion_match.LesionFeatures(f.points[:20], f.descriptors[:20], f.width, f.digest, frames=f.frames[:20])
         for f in features
     ]
-    assert (abs(few.plain - word_histograms(cut, words=64).plain)).max() < 1e-6
+    few, same = vote_candidates(features, k=3, keypoints=20), vote_candidates(cut, k=3, keypoints=20)
+    assert all(np.array_equal(a, b) for a, b in zip(few, same))
+    assert not all(
+        len(a) == len(b) and np.allclose(a, b) for a, b in zip(few, vote_candidates(features, k=3))
+    )  # more keypoints vote otherwise
+    empty = vote_candidates([lesion_features(Image.new("RGB", (200, 150), "white"))] * 3, k=2)
+    assert all(len(part) == 0 for part in empty)  # no keypoints: no candidates
 
 
 def test_two_stage_verification_rechecks_only_pairs_with_inliers(monkeypatch) -> None:

@@ -105,8 +105,8 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=None,
         metavar="K",
-        help="verified and lesion: candidate partners checked per image (default 10; lesion: by visual words, "
-        "with 30 more by visual words and CNN embedding of the lesion crop together)",
+        help="verified and lesion: candidate partners checked per image (default 10; lesion: the images its "
+        "strongest keypoints' descriptors vote for)",
     )
     parser.add_argument(
         "--backbone", default=None, help=f"cnn: CNN backbone (default: {EMBEDDING_BACKBONE}, installed weights)"

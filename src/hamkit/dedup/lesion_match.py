@@ -368,13 +368,18 @@ def _index_lists(count: int) -> int:
     return int(max(1, min(2 * round(np.sqrt(count)), count // 39)))
 
 
-def _top_per_row(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
-    """Which of the entries ``(rows, cols, values)`` are among the ``k`` largest of their row (ties by column)."""
-    order = np.lexsort((cols, -values, rows))
-    start = np.searchsorted(rows[order], rows[order], side="left")
-    keep = np.zeros(len(rows), bool)
-    keep[order[np.arange(len(order)) - start < k]] = True
-    return keep
+def _top_per_row(scores: Any, k: int, rows_per_block: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``k`` largest entries of each row of the sparse matrix ``scores`` (ties by column), as
+    ``(rows, cols, values)``; a block of rows at a time, to bound the memory."""
+    found = []
+    for start in range(0, scores.shape[0], rows_per_block):
+        block = scores[start : start + rows_per_block].tocsr()
+        rows = np.repeat(np.arange(block.shape[0], dtype=np.int64), np.diff(block.indptr))
+        order = np.lexsort((block.indices, -block.data, rows))
+        rank = np.arange(len(order)) - block.indptr[rows[order]]
+        keep = order[rank < k]
+        found.append((rows[keep] + start, block.indices[keep].astype(np.int64), block.data[keep]))
+    return tuple(np.concatenate(part) for part in zip(*found))  # type: ignore[return-value]
 
 
 def vote_candidates(
@@ -431,7 +436,7 @@ def vote_candidates(
     if n < 2 or k < 1 or total < 2:
         return empty, empty, np.zeros(0, np.float32), np.zeros(0, np.int8)
     descriptors = np.concatenate([f.descriptors[:keypoints] for f in features])  # uint8
-    owner = np.repeat(np.arange(n), counts)
+    owner = np.repeat(np.arange(n, dtype=np.int32), counts)
     lists = _index_lists(total)
     rng = np.random.default_rng(random_state)
     training = descriptors[np.sort(rng.choice(total, min(total, 50 * lists), replace=False))]
@@ -448,7 +453,7 @@ def vote_candidates(
     side = None if cross is None else owner >= cross
     scores = []
     for mirror in (False, True):
-        rows_, cols_, votes_ = [], [], []
+        given = sp.csr_matrix((n, n), dtype=np.float32)
         for s in range(0, total, step):
             block = descriptors[s : s + step]
             query = mirror_descriptors(block) if mirror else block
@@ -462,19 +467,13 @@ def vote_candidates(
             last = np.where(nearest[:, -1:] >= 0, similarity[:, -1:], 0)
             vote = (similarity - last) / 65025.0  # descriptors are scaled by 255
             valid &= vote > 0
-            rows_.append(np.broadcast_to(me, nearest.shape)[valid])
-            cols_.append(them[valid])
-            votes_.append(vote[valid].astype(np.float32))
-        given = sp.coo_matrix(
-            (np.concatenate(votes_), (np.concatenate(rows_), np.concatenate(cols_))), shape=(n, n)
-        ).tocsr()
+            rows = np.broadcast_to(me, nearest.shape)[valid]
+            given = given + sp.csr_matrix((vote[valid].astype(np.float32), (rows, them[valid])), shape=(n, n))
         scores.append((given + given.T).tocsr())
+        del given
     plain, mirrored = scores
-    best = plain.maximum(mirrored).tocoo()
-    rows, cols, votes = best.row.astype(np.int64), best.col.astype(np.int64), best.data.astype(np.float32)
-    keep = _top_per_row(rows, cols, votes, k) & (rows != cols)
-    rows, cols, votes = rows[keep], cols[keep], votes[keep]
-    i, j, votes = _best_per_pair(rows, cols, votes)
+    # no image votes for itself: the diagonal is empty
+    i, j, votes = _best_per_pair(*_top_per_row(plain.maximum(mirrored).tocsr(), k))
     parity = (np.asarray(mirrored[i, j]).ravel() > np.asarray(plain[i, j]).ravel()).astype(np.int8)
     return i, j, votes, parity
 

@@ -165,10 +165,12 @@ class LesionMethod(DedupMethod):
     threshold_meaning = "min keypoint-match score, (0, 1)"
     summary = (
         "the same lesion photographed again, copies included: SIFT keypoints, candidates by descriptor votes in both "
-        "mirror parities and by CNN embeddings of the lesion crop, each confirmed by RANSAC inliers (offline)"
+        "mirror parities, each confirmed by RANSAC inliers (offline)"
     )
-    needs = ("faiss", "opencv", "torch", "weights")
-    memory_cache = "keypoints and embeddings, by path, size and modification time; the network (built on first use)"
+    needs = ("faiss", "opencv")  # with neighbours > 0, torch and the installed weights too
+    memory_cache = (
+        "keypoints (and embeddings, with neighbours), by path, size and modification time; the network (built on first use)"
+    )
 
     def __init__(
         self,
