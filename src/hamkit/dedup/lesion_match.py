@@ -364,7 +364,7 @@ def inlier_score(inliers: np.ndarray | int) -> np.ndarray:
 # ---------------------------------------------------------------------------------- candidates
 def _index_lists(count: int) -> int:
     """Inverted lists of the descriptor index for ``count`` descriptors: about twice its square
-    root (2,048 for HAM10000's million), at least 39 training descriptors each."""
+    root (about 2,000 for HAM10000's million), at least 39 training descriptors each."""
     return int(max(1, min(2 * round(np.sqrt(count)), count // 39)))
 
 

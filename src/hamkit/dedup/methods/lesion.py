@@ -169,7 +169,8 @@ class LesionMethod(DedupMethod):
     )
     needs = ("faiss", "opencv")  # with neighbours > 0, torch and the installed weights too
     memory_cache = (
-        "keypoints (and embeddings, with neighbours), by path, size and modification time; the network (built on first use)"
+        "keypoints (and embeddings, with neighbours), by path, size and modification time; "
+        "the network (built on first use)"
     )
 
     def __init__(
