@@ -90,7 +90,8 @@ def lesion_candidates(
         Every candidate with its score (:func:`~hamkit.dedup.lesion_match.inlier_score` of the
         inliers weighted by :func:`~hamkit.dedup.lesion_match.spread_weight`; 1.0
         for identical pixels), its inliers (-1 for identical pixels) and its descriptor votes
-        (0 for a pair found only by its embedding), sorted by ``(i, j)``.
+        (0 for a pair found only by its embedding, 1 for identical pixels found only by their
+        digest), sorted by ``(i, j)``.
     """
     from tqdm.auto import tqdm
 
