@@ -256,7 +256,11 @@ def test_two_stage_verification_rechecks_only_pairs_with_inliers(monkeypatch) ->
     i, j = np.array([0, 0]), np.array([1, 2])
     full_inliers, full_weighted = match_pairs(features, i, j)
     screened = match_pairs(features, i, j, keypoints=lesion_match.SCREEN_KEYPOINTS)
-    inliers, weighted = verify_candidates(features, i, j)
+    done: list[int] = []
+    rechecked: list[int] = []
+    inliers, weighted = verify_candidates(features, i, j, progress=done.append, rechecking=rechecked.append)
+    assert rechecked == [int((screened[1] >= lesion_match.RECHECK).sum())] and rechecked[0] >= 1
+    assert sum(done) == 2 + rechecked[0]  # both stages report their pairs
     assert screened[1][0] >= lesion_match.RECHECK and inliers[0] == full_inliers[0] > screened[0][0]
     assert weighted[0] == full_weighted[0] and inlier_score(weighted[0]) > 0.5
     assert inlier_score(weighted[1]) < 0.3  # another lesion

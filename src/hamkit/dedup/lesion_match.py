@@ -862,6 +862,7 @@ def verify_candidates(
     mirrored: np.ndarray | None = None,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
+    rechecking: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`match_pairs` in two stages: every pair with the :data:`SCREEN_KEYPOINTS` strongest
     keypoints of each image, then the pairs with at least :data:`RECHECK` weighted inliers again
@@ -876,7 +877,9 @@ def verify_candidates(
         j: Second indices.
         mirrored: Per pair, the parity to match in (as in :func:`match_pairs`).
         workers: Threads.
-        progress: Called with the number of pairs done after each chunk of the first stage.
+        progress: Called with the number of pairs done after each chunk, in both stages.
+        rechecking: Called once with the number of pairs the second stage matches again, before
+            it starts (a progress bar's total grows by it).
 
     Returns:
         As :func:`match_pairs`: inliers and weighted inliers per pair, of the second stage where
@@ -887,11 +890,14 @@ def verify_candidates(
     )
     again = np.flatnonzero(weighted >= RECHECK)
     if len(again):
+        if rechecking is not None:
+            rechecking(len(again))
         inliers[again], weighted[again] = match_pairs(
             features,
             np.asarray(i)[again],
             np.asarray(j)[again],
             mirrored=None if mirrored is None else np.asarray(mirrored)[again],
             workers=workers,
+            progress=progress,
         )
     return inliers, weighted

@@ -122,8 +122,19 @@ def lesion_candidates(
     weighted = np.zeros(len(i), np.float64)
     todo = np.flatnonzero(~identical)
     with tqdm(total=len(todo), desc="verify", unit="pair", disable=not progress) as bar:
+
+        def rechecking(count: int) -> None:  # the second stage's pairs join the bar's total
+            bar.total += count
+            bar.refresh()
+
         inliers[todo], weighted[todo] = verify_candidates(
-            features, i[todo], j[todo], mirrored=mirrored[todo], workers=workers, progress=bar.update
+            features,
+            i[todo],
+            j[todo],
+            mirrored=mirrored[todo],
+            workers=workers,
+            progress=bar.update,
+            rechecking=rechecking,
         )
     score = np.where(identical, np.float32(1.0), inlier_score(weighted))
     order = np.lexsort((j, i))
