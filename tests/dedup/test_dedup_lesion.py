@@ -243,6 +243,14 @@ def test_descriptor_votes_use_only_the_strongest_keypoints() -> None:
     )  # more keypoints vote otherwise
     empty = vote_candidates([lesion_features(Image.new("RGB", (200, 150), "white"))] * 3, k=2)
     assert all(len(part) == 0 for part in empty)  # no keypoints: no candidates
+    for cross in (0, 5):  # one of the two sets empty: nothing across them
+        assert all(len(part) == 0 for part in vote_candidates(features, k=2, cross=cross))
+    few_each = [
+        lesion_match.LesionFeatures(f.points[:4], f.descriptors[:4], f.width, f.digest, frames=f.frames[:4])
+        for f in features
+    ]
+    i, j, _, _ = vote_candidates(few_each, k=4)  # too few descriptors for an inverted file: all searched
+    assert len(i) and (i < j).all()
 
 
 def test_two_stage_verification_rechecks_only_pairs_with_inliers(monkeypatch) -> None:

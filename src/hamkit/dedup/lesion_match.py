@@ -438,17 +438,19 @@ def vote_candidates(
     descriptors = np.concatenate([f.descriptors[:keypoints] for f in features])  # uint8
     owner = np.repeat(np.arange(n, dtype=np.int32), counts)
     lists = _index_lists(total)
-    rng = np.random.default_rng(random_state)
-    training = descriptors[np.sort(rng.choice(total, min(total, 50 * lists), replace=False))]
-    index = faiss.IndexIVFScalarQuantizer(
-        faiss.IndexFlatIP(128), 128, lists, faiss.ScalarQuantizer.QT_8bit_direct, faiss.METRIC_INNER_PRODUCT
-    )
-    index.cp.seed = random_state
-    index.train(np.ascontiguousarray(training, dtype=np.float32))
+    exact = faiss.ScalarQuantizer.QT_8bit_direct  # the uint8 descriptors as they are
+    if lists < 2:  # too few descriptors to cluster: search them all
+        index = faiss.IndexScalarQuantizer(128, exact, faiss.METRIC_INNER_PRODUCT)
+    else:
+        rng = np.random.default_rng(random_state)
+        training = descriptors[np.sort(rng.choice(total, min(total, 50 * lists), replace=False))]
+        index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(128), 128, lists, exact, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = random_state
+        index.train(np.ascontiguousarray(training, dtype=np.float32))
+        index.nprobe = min(3, lists)
     step = 1 << 17  # descriptors per block (as float32, 64 MiB)
     for s in range(0, total, step):
         index.add(np.ascontiguousarray(descriptors[s : s + step], dtype=np.float32))
-    index.nprobe = min(3, lists)
     found = min(neighbours + 1, total)
     side = None if cross is None else owner >= cross
     scores = []
@@ -474,6 +476,8 @@ def vote_candidates(
     plain, mirrored = scores
     # no image votes for itself: the diagonal is empty
     i, j, votes = _best_per_pair(*_top_per_row(plain.maximum(mirrored).tocsr(), k))
+    if not len(i):
+        return empty, empty, np.zeros(0, np.float32), np.zeros(0, np.int8)
     parity = (np.asarray(mirrored[i, j]).ravel() > np.asarray(plain[i, j]).ravel()).astype(np.int8)
     return i, j, votes, parity
 
