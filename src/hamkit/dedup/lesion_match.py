@@ -439,6 +439,7 @@ def vote_candidates(
     owner = np.repeat(np.arange(n, dtype=np.int32), counts)
     lists = _index_lists(total)
     exact = faiss.ScalarQuantizer.QT_8bit_direct  # the uint8 descriptors as they are
+    index: Any
     if lists < 2:  # too few descriptors to cluster: search them all
         index = faiss.IndexScalarQuantizer(128, exact, faiss.METRIC_INNER_PRODUCT)
     else:
