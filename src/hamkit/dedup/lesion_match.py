@@ -456,7 +456,7 @@ def vote_candidates(
     side = None if cross is None else owner >= cross
     scores = []
     for mirror in (False, True):
-        given = sp.csr_matrix((n, n), dtype=np.float32)
+        parts: list[Any] = []  # partial sums, each at least twice the size of the next (a binary counter)
         for s in range(0, total, step):
             block = descriptors[s : s + step]
             query = mirror_descriptors(block) if mirror else block
@@ -471,9 +471,13 @@ def vote_candidates(
             vote = (similarity - last) / 65025.0  # descriptors are scaled by 255
             valid &= vote > 0
             rows = np.broadcast_to(me, nearest.shape)[valid]
-            given = given + sp.csr_matrix((vote[valid].astype(np.float32), (rows, them[valid])), shape=(n, n))
+            parts.append(sp.csr_matrix((vote[valid].astype(np.float32), (rows, them[valid])), shape=(n, n)))
+            while len(parts) > 1 and parts[-1].nnz * 2 > parts[-2].nnz:  # each vote is added O(log blocks) times
+                last = parts.pop()
+                parts[-1] = parts[-1] + last
+        given = sum(parts[1:], parts[0]) if parts else sp.csr_matrix((n, n), dtype=np.float32)
         scores.append((given + given.T).tocsr())
-        del given
+        del given, parts
     plain, mirrored = scores
     # no image votes for itself: the diagonal is empty
     i, j, votes = _best_per_pair(*_top_per_row(plain.maximum(mirrored).tocsr(), k))
