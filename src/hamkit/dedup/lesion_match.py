@@ -382,6 +382,43 @@ def _top_per_row(scores: Any, k: int, rows_per_block: int = 1024) -> tuple[np.nd
     return tuple(np.concatenate(part) for part in zip(*found))  # type: ignore[return-value]
 
 
+def _votes(
+    index: Any,
+    n: int,
+    descriptors: np.ndarray,
+    owner: np.ndarray,
+    side: np.ndarray | None,
+    found: int,
+    mirror: bool,
+    step: int,
+) -> Any:
+    """The symmetric sparse ``(n, n)`` matrix of the votes that the ``n`` images give and receive
+    in one parity (see :func:`vote_candidates`), ``step`` query descriptors at a time."""
+    import scipy.sparse as sp
+
+    parts: list[Any] = []  # partial sums, each at least twice the size of the next (a binary counter)
+    for start in range(0, len(descriptors), step):
+        block = descriptors[start : start + step]
+        query = mirror_descriptors(block) if mirror else block
+        similarity, nearest = index.search(np.ascontiguousarray(query, dtype=np.float32), found)
+        them = owner[np.maximum(nearest, 0)]
+        me = owner[start : start + len(block), None]
+        valid = (nearest >= 0) & (them != me)
+        if side is not None:
+            valid &= side[np.maximum(nearest, 0)] != side[start : start + len(block), None]
+        # a query whose searched lists hold too few descriptors (a tiny set) has no last one to compare with
+        reference = np.where(nearest[:, -1:] >= 0, similarity[:, -1:], 0)
+        vote = (similarity - reference) / 65025.0  # descriptors are scaled by 255
+        valid &= vote > 0
+        rows = np.broadcast_to(me, nearest.shape)[valid]
+        parts.append(sp.csr_matrix((vote[valid].astype(np.float32), (rows, them[valid])), shape=(n, n)))
+        while len(parts) > 1 and parts[-1].nnz * 2 > parts[-2].nnz:  # each vote is added O(log blocks) times
+            newest = parts.pop()
+            parts[-1] = parts[-1] + newest
+    given = sum(parts[1:], parts[0]) if parts else sp.csr_matrix((n, n), dtype=np.float32)
+    return (given + given.T).tocsr()
+
+
 def vote_candidates(
     features: Sequence[LesionFeatures],
     *,
@@ -427,7 +464,6 @@ def vote_candidates(
         True
     """
     import faiss
-    import scipy.sparse as sp
 
     n = len(features)
     counts = np.array([min(len(f), keypoints) for f in features], dtype=np.int64)
@@ -454,31 +490,7 @@ def vote_candidates(
         index.add(np.ascontiguousarray(descriptors[s : s + step], dtype=np.float32))
     found = min(neighbours + 1, total)
     side = None if cross is None else owner >= cross
-    scores = []
-    for mirror in (False, True):
-        parts: list[Any] = []  # partial sums, each at least twice the size of the next (a binary counter)
-        for s in range(0, total, step):
-            block = descriptors[s : s + step]
-            query = mirror_descriptors(block) if mirror else block
-            similarity, nearest = index.search(np.ascontiguousarray(query, dtype=np.float32), found)
-            them = owner[np.maximum(nearest, 0)]
-            me = owner[s : s + len(block), None]
-            valid = (nearest >= 0) & (them != me)
-            if side is not None:
-                valid &= side[np.maximum(nearest, 0)] != side[s : s + len(block), None]
-            # a query whose searched lists hold too few descriptors (a tiny set) has no last one to compare with
-            last = np.where(nearest[:, -1:] >= 0, similarity[:, -1:], 0)
-            vote = (similarity - last) / 65025.0  # descriptors are scaled by 255
-            valid &= vote > 0
-            rows = np.broadcast_to(me, nearest.shape)[valid]
-            parts.append(sp.csr_matrix((vote[valid].astype(np.float32), (rows, them[valid])), shape=(n, n)))
-            while len(parts) > 1 and parts[-1].nnz * 2 > parts[-2].nnz:  # each vote is added O(log blocks) times
-                last = parts.pop()
-                parts[-1] = parts[-1] + last
-        given = sum(parts[1:], parts[0]) if parts else sp.csr_matrix((n, n), dtype=np.float32)
-        scores.append((given + given.T).tocsr())
-        del given, parts
-    plain, mirrored = scores
+    plain, mirrored = (_votes(index, n, descriptors, owner, side, found, mirror, step) for mirror in (False, True))
     # no image votes for itself: the diagonal is empty
     i, j, votes = _best_per_pair(*_top_per_row(plain.maximum(mirrored).tocsr(), k))
     if not len(i):

@@ -60,6 +60,23 @@ EMBED_BACKBONE = EMBEDDING_BACKBONE
 installed with hamkit, so nothing is downloaded (nothing in them was learnt from HAM10000)."""
 
 
+def _joined(
+    found: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    more_i: np.ndarray,
+    more_j: np.ndarray,
+    similarity: float,
+    parity: int,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The candidates ``found`` (``i, j, similarity, parity``) and the pairs ``(more_i, more_j)``
+    with the given similarity and parity, each pair once (the first found keeps its values)."""
+    i, j = np.concatenate([found[0], more_i]), np.concatenate([found[1], more_j])
+    sims = np.concatenate([found[2], np.full(len(more_i), similarity, np.float32)])
+    parities = np.concatenate([found[3], np.full(len(more_i), parity, np.int8)])
+    _, first = np.unique(i * max(n, 1) + j, return_index=True)
+    return i[first], j[first], sims[first], parities[first]
+
+
 def lesion_candidates(
     features: Sequence[LesionFeatures],
     *,
@@ -101,19 +118,11 @@ def lesion_candidates(
     if neighbours and n and all(e is not None for e in embeddings):
         near_i, near_j = embedding_candidates(np.stack(embeddings), k=neighbours, cross=cross)[:2]  # type: ignore[arg-type]
         # found by the embedding, which sees both parities: match in both
-        i, j = np.concatenate([i, near_i]), np.concatenate([j, near_j])
-        similarity = np.concatenate([similarity, np.zeros(len(near_i), np.float32)])
-        mirrored = np.concatenate([mirrored, np.full(len(near_i), 2, np.int8)])
-        _, first = np.unique(i * max(n, 1) + j, return_index=True)
-        i, j, similarity, mirrored = i[first], j[first], similarity[first], mirrored[first]
+        i, j, similarity, mirrored = _joined((i, j, similarity, mirrored), near_i, near_j, 0.0, 2, n)
     digests = np.array([f.digest for f in features], dtype=object)
     same = equal_value_pairs(digests, digests, self_search=True)
     if len(same):
-        i, j = np.concatenate([i, same.i]), np.concatenate([j, same.j])
-        similarity = np.concatenate([similarity, np.ones(len(same), np.float32)])
-        mirrored = np.concatenate([mirrored, np.zeros(len(same), np.int8)])
-        _, first = np.unique(i * max(n, 1) + j, return_index=True)
-        i, j, similarity, mirrored = i[first], j[first], similarity[first], mirrored[first]
+        i, j, similarity, mirrored = _joined((i, j, similarity, mirrored), same.i, same.j, 1.0, 0, n)
     if cross is not None:
         keep = (i < cross) & (j >= cross)
         i, j, similarity, mirrored = i[keep], j[keep], similarity[keep], mirrored[keep]
